@@ -1,0 +1,1 @@
+COMMENT ON SCHEMA coordinator IS NULL;

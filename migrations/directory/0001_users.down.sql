@@ -1,0 +1,2 @@
+DROP TABLE users;
+COMMENT ON SCHEMA directory IS NULL;

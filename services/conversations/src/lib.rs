@@ -1,0 +1,35 @@
+//! The conversations service: chat-bot state: threads, context cache, user states and message buffers (seed 004).
+//!
+//! It boots through the shared runtime with health, reflection, metrics and its own schema
+//! (`conversations`); its domain API arrives with the issue that builds the context.
+
+use include_dir::{Dir, include_dir};
+use phoenix_proto::conversations::v1::conversations_service_server::{
+    ConversationsService, ConversationsServiceServer,
+};
+use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
+
+static MIGRATIONS: Dir<'static> =
+    include_dir!("$CARGO_MANIFEST_DIR/../../migrations/conversations");
+
+/// The conversations service, for the runtime.
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        name: "conversations",
+        migrations: &MIGRATIONS,
+        build,
+    }
+}
+
+fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
+    let service = ConversationsServiceServer::new(ConversationsApi)
+        .max_decoding_message_size(context.max_message_bytes())
+        .max_encoding_message_size(context.max_message_bytes());
+    Ok(GrpcServices::new().add(service))
+}
+
+/// The gRPC face of the context; it has no RPCs yet.
+#[derive(Debug)]
+struct ConversationsApi;
+
+impl ConversationsService for ConversationsApi {}

@@ -1,0 +1,34 @@
+//! The coordinator service: cross-context sagas with compensation and the prioritized event bus (seed 001).
+//!
+//! It boots through the shared runtime with health, reflection, metrics and its own schema
+//! (`coordinator`); its domain API arrives with the issue that builds the context.
+
+use include_dir::{Dir, include_dir};
+use phoenix_proto::coordinator::v1::coordinator_service_server::{
+    CoordinatorService, CoordinatorServiceServer,
+};
+use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
+
+static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/coordinator");
+
+/// The coordinator service, for the runtime.
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        name: "coordinator",
+        migrations: &MIGRATIONS,
+        build,
+    }
+}
+
+fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
+    let service = CoordinatorServiceServer::new(CoordinatorApi)
+        .max_decoding_message_size(context.max_message_bytes())
+        .max_encoding_message_size(context.max_message_bytes());
+    Ok(GrpcServices::new().add(service))
+}
+
+/// The gRPC face of the context; it has no RPCs yet.
+#[derive(Debug)]
+struct CoordinatorApi;
+
+impl CoordinatorService for CoordinatorApi {}

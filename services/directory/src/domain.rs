@@ -1,0 +1,121 @@
+//! Users as the directory knows them, and the rules for registering one. No I/O here.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::DirectoryError;
+
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+/// Time zone of a user who did not name one.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+/// A registered user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    /// Lower-cased, so uniqueness is case-insensitive.
+    pub email: String,
+    pub display_name: String,
+    /// IANA name; checked against the database's time zone table when registering.
+    pub time_zone: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A registration that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub email: String,
+    pub display_name: String,
+    pub time_zone: String,
+}
+
+impl NewUser {
+    /// Validates every field at once, so the caller sees all problems in one answer.
+    pub fn parse(email: &str, display_name: &str, time_zone: &str) -> Result<Self, DirectoryError> {
+        let mut violations = phoenix_runtime::Violations::new();
+        let email = email.trim().to_lowercase();
+        violations.check(!email.is_empty(), "email", "is required");
+        violations.check(
+            email.is_empty() || is_plausible_email(&email),
+            "email",
+            "must look like name@example.com",
+        );
+        let display_name = display_name.trim().to_owned();
+        violations.check(!display_name.is_empty(), "display_name", "is required");
+        violations.check(
+            display_name.chars().count() <= MAX_DISPLAY_NAME_CHARS,
+            "display_name",
+            "must be at most 200 characters",
+        );
+        let time_zone = if time_zone.trim().is_empty() {
+            DEFAULT_TIME_ZONE.to_owned()
+        } else {
+            time_zone.trim().to_owned()
+        };
+        violations
+            .into_result(crate::error::DOMAIN)
+            .map_err(DirectoryError::Invalid)?;
+        Ok(Self {
+            email,
+            display_name,
+            time_zone,
+        })
+    }
+}
+
+/// One `@`, something on each side, a dot in the domain, no spaces: enough to catch typos
+/// without rejecting real addresses.
+fn is_plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(char::is_whitespace)
+        && email.len() <= 320
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_registration_is_normalized() {
+        let user = NewUser::parse("  Ada@Example.COM ", " Ada ", "").expect("valid");
+        assert_eq!(
+            user,
+            NewUser {
+                email: "ada@example.com".into(),
+                display_name: "Ada".into(),
+                time_zone: "UTC".into()
+            }
+        );
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported() {
+        let DirectoryError::Invalid(error) =
+            NewUser::parse("not-an-email", "", "").expect_err("invalid")
+        else {
+            panic!("expected a validation error");
+        };
+        let fields: Vec<_> = error
+            .violations()
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["email", "display_name"]);
+    }
+
+    #[test]
+    fn emails_need_a_domain_with_a_dot() {
+        for bad in ["a@b", "@b.com", "a@.com", "a b@c.com", "a@b@c.com"] {
+            assert!(!is_plausible_email(bad), "{bad} should be rejected");
+        }
+        assert!(is_plausible_email("a.b+c@d.example"));
+    }
+}

@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    phoenix_runtime::run_service_binary(phoenix_directory::spec())
+}

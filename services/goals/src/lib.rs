@@ -1,0 +1,32 @@
+//! The goals service: goals, tasks, code snapshots, the event log and pgvector embeddings (seed 002).
+//!
+//! It boots through the shared runtime with health, reflection, metrics and its own schema
+//! (`goals`); its domain API arrives with the issue that builds the context.
+
+use include_dir::{Dir, include_dir};
+use phoenix_proto::goals::v1::goals_service_server::{GoalsService, GoalsServiceServer};
+use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
+
+static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/goals");
+
+/// The goals service, for the runtime.
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        name: "goals",
+        migrations: &MIGRATIONS,
+        build,
+    }
+}
+
+fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
+    let service = GoalsServiceServer::new(GoalsApi)
+        .max_decoding_message_size(context.max_message_bytes())
+        .max_encoding_message_size(context.max_message_bytes());
+    Ok(GrpcServices::new().add(service))
+}
+
+/// The gRPC face of the context; it has no RPCs yet.
+#[derive(Debug)]
+struct GoalsApi;
+
+impl GoalsService for GoalsApi {}

@@ -1,0 +1,307 @@
+//! `phoenix`: run every service on one machine, run one as a pod would, or manage migrations.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use phoenix_runtime::migrate::{Direction, MigrationSet, Migrator, Step};
+use phoenix_runtime::{Database, RuntimeConfig, ServiceSpec};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "phoenix",
+    version,
+    about = "Phoenix: gRPC services on PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs all six services in this process, each on its own port, on the embedded PostgreSQL
+    /// unless DATABASE_URL is set.
+    Up {
+        /// Port of the first service; the others follow in the order printed.
+        #[arg(long, env = "PHOENIX_BASE_PORT", default_value_t = 50051)]
+        base_port: u16,
+        /// Address the services listen on.
+        #[arg(long, env = "PHOENIX_LISTEN_IP", default_value = "127.0.0.1")]
+        listen_ip: IpAddr,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+    /// Runs one service, as a Kubernetes pod does.
+    Serve {
+        /// directory, goals, missions, ledger, coordinator or conversations.
+        #[arg(value_parser = service_names())]
+        service: String,
+        /// Address of the gRPC listener.
+        #[arg(long, env = "PHOENIX_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+        grpc_addr: SocketAddr,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+    /// Manages a service's schema migrations (`all` for every service).
+    Migrate {
+        /// A service name, or `all`.
+        #[arg(value_parser = migrate_targets())]
+        service: String,
+        #[command(subcommand)]
+        action: MigrateAction,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateAction {
+    /// Applies pending migrations, to head or up to and including VERSION.
+    Up {
+        version: Option<i64>,
+        /// Print the SQL that would run, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Reverts the last STEPS applied migrations (default 1).
+    Down {
+        #[arg(default_value_t = 1)]
+        steps: usize,
+        /// Print the SQL that would run, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Current version, head, pending count, and applied migrations whose file changed.
+    Status,
+    /// Every migration, with when it was applied.
+    History,
+    /// Creates the up/down pair of a new migration under migrations/<service>/.
+    New {
+        name: String,
+        /// The project's migrations folder.
+        #[arg(long, default_value = "migrations")]
+        dir: PathBuf,
+    },
+    /// Drops the service's schema with all its data and migrates to head again.
+    Reset {
+        /// Must repeat the service name: there is no undo.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+}
+
+fn services() -> [ServiceSpec; 6] {
+    [
+        phoenix_directory::spec(),
+        phoenix_goals::spec(),
+        phoenix_missions::spec(),
+        phoenix_ledger::spec(),
+        phoenix_coordinator::spec(),
+        phoenix_conversations::spec(),
+    ]
+}
+
+fn service_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(services().map(|s| s.name))
+}
+
+fn migrate_targets() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(services().iter().map(|s| s.name).chain(["all"]))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up {
+            base_port,
+            listen_ip,
+            runtime: mut config,
+        } => {
+            let _telemetry = phoenix_runtime::telemetry::init(&config.telemetry, "phoenix")?;
+            let specs: Vec<(ServiceSpec, SocketAddr)> = services()
+                .into_iter()
+                .zip(base_port..)
+                .map(|(spec, port)| (spec, SocketAddr::new(listen_ip, port)))
+                .collect();
+            for (spec, addr) in &specs {
+                let host = if addr.ip().is_unspecified() {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                } else {
+                    addr.ip()
+                };
+                config.peers.set_url(
+                    spec.name,
+                    format!("http://{}", SocketAddr::new(host, addr.port())),
+                );
+            }
+            phoenix_runtime::run_services(&specs, config, print_addresses).await
+        }
+        Command::Serve {
+            service,
+            grpc_addr,
+            runtime: config,
+        } => {
+            let spec = find(&service)?;
+            let _telemetry =
+                phoenix_runtime::telemetry::init(&config.telemetry, &format!("phoenix-{service}"))?;
+            phoenix_runtime::run_services(&[(spec, grpc_addr)], config, |_| {}).await
+        }
+        Command::Migrate {
+            service,
+            action,
+            runtime: config,
+        } => migrate(&service, action, config).await,
+    }
+}
+
+fn find(name: &str) -> anyhow::Result<ServiceSpec> {
+    services()
+        .into_iter()
+        .find(|s| s.name == name)
+        .with_context(|| format!("no service named {name:?}"))
+}
+
+fn print_addresses(running: &[phoenix_runtime::RunningService]) {
+    println!("\nPhoenix is up. Ctrl-C stops everything.\n");
+    for service in running {
+        let port = service.addr.port();
+        println!(
+            "  {:<14} localhost:{port:<6} grpcurl -plaintext localhost:{port} list",
+            service.name
+        );
+    }
+    if let Some(first) = running.first() {
+        println!(
+            "\n  health:        grpcurl -plaintext localhost:{} grpc.health.v1.Health/Check",
+            first.addr.port()
+        );
+    }
+    println!();
+}
+
+async fn migrate(target: &str, action: MigrateAction, config: RuntimeConfig) -> anyhow::Result<()> {
+    let specs: Vec<ServiceSpec> = if target == "all" {
+        services().to_vec()
+    } else {
+        vec![find(target)?]
+    };
+    if let MigrateAction::New { name, dir } = &action {
+        anyhow::ensure!(
+            target != "all",
+            "`new` creates a migration for one service; name it"
+        );
+        let (up, down) = phoenix_runtime::migrate::new_migration(&dir.join(target), name)?;
+        println!("created {}\ncreated {}", up.display(), down.display());
+        return Ok(());
+    }
+    if let MigrateAction::Reset { confirm } = &action {
+        anyhow::ensure!(
+            confirm.as_deref() == Some(target) && target != "all",
+            "reset drops every table and row of {target}; to go ahead, run again with --confirm {target}"
+        );
+    }
+    // Migrations are the one command that logs to the terminal only on failure.
+    let database = Database::open(&config).await?;
+    let config = Arc::new(config);
+    let result = async {
+        for spec in &specs {
+            let set = spec.migration_set()?;
+            let pool =
+                phoenix_runtime::server::connect_pool(&database.url, spec.name, &config).await?;
+            let migrator = Migrator::new(&set, &pool);
+            run_action(spec.name, &set, &migrator, &action).await?;
+            pool.close().await;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    result
+}
+
+async fn run_action(
+    service: &str,
+    set: &MigrationSet,
+    migrator: &Migrator<'_>,
+    action: &MigrateAction,
+) -> anyhow::Result<()> {
+    match action {
+        MigrateAction::Up { version, dry_run } => {
+            print_steps(service, &migrator.up(*version, *dry_run).await?, *dry_run)
+        }
+        MigrateAction::Down { steps, dry_run } => {
+            print_steps(service, &migrator.down(*steps, *dry_run).await?, *dry_run)
+        }
+        MigrateAction::Status => {
+            let status = migrator.status().await?;
+            let show = |v: Option<i64>| v.map_or_else(|| "none".to_owned(), |v| format!("{v:04}"));
+            println!(
+                "{service}: current {} · head {} · {} pending{}",
+                show(status.current),
+                show(status.head),
+                status.pending,
+                if status.drifted.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · CHANGED AFTER APPLY: {:?}", status.drifted)
+                }
+            );
+        }
+        MigrateAction::History => {
+            println!("{service} ({} migrations)", set.migrations().len());
+            for entry in migrator.history().await? {
+                let applied = entry.applied_at.map_or_else(
+                    || "pending".to_owned(),
+                    |at| format!("applied {at} in {} ms", entry.execution_ms.unwrap_or(0)),
+                );
+                let drift = if entry.drifted {
+                    "  (file changed after apply)"
+                } else {
+                    ""
+                };
+                println!("  {:04} {:<32} {applied}{drift}", entry.version, entry.name);
+            }
+        }
+        MigrateAction::Reset { .. } => {
+            let steps = migrator.reset().await?;
+            println!(
+                "{service}: schema dropped and migrated to head ({} migrations)",
+                steps.len()
+            );
+        }
+        MigrateAction::New { .. } => unreachable!("handled before connecting"),
+    }
+    Ok(())
+}
+
+fn print_steps(service: &str, steps: &[Step], dry_run: bool) {
+    if steps.is_empty() {
+        println!("{service}: nothing to do");
+        return;
+    }
+    for step in steps {
+        let arrow = if step.direction == Direction::Up {
+            "up"
+        } else {
+            "down"
+        };
+        if dry_run {
+            println!(
+                "-- {service} {:04}_{} ({arrow}), not applied\n{}",
+                step.version,
+                step.name,
+                step.sql.trim_end()
+            );
+        } else {
+            println!("{service}: {arrow} {:04}_{}", step.version, step.name);
+        }
+    }
+}

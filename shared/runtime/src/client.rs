@@ -1,0 +1,214 @@
+//! Service-to-service calls. [`ClientBuilder`] makes a channel whose every call carries a deadline
+//! (the caller's remaining time or a default), the current W3C trace context and request id, and
+//! optionally a bearer token. [`call_idempotent`] retries a call marked idempotent, with
+//! exponential backoff and jitter, when the peer answers UNAVAILABLE.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Status};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// A channel to a peer service with the outgoing interceptor installed.
+pub type PeerChannel = InterceptedService<Channel, OutgoingCall>;
+
+/// Builds a [`PeerChannel`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    deadline: Duration,
+    connect_timeout: Duration,
+    tls: Option<ClientTlsConfig>,
+    bearer_token: Option<String>,
+}
+
+impl ClientBuilder {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            deadline: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            tls: None,
+            bearer_token: None,
+        }
+    }
+
+    /// Deadline of calls that do not set their own.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    pub fn tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Token sent as `authorization: Bearer <token>` on every call.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
+    /// A channel that connects on first use (and reconnects after failures), so a service can
+    /// start before its peers.
+    pub fn connect_lazy(self) -> anyhow::Result<PeerChannel> {
+        let mut endpoint = Endpoint::from_shared(self.url.clone())
+            .map_err(|e| anyhow::anyhow!("invalid peer URL {:?}: {e}", self.url))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true);
+        if let Some(tls) = self.tls {
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let authorization = self
+            .bearer_token
+            .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("the bearer token is not a valid header value"))?;
+        Ok(InterceptedService::new(
+            endpoint.connect_lazy(),
+            OutgoingCall {
+                deadline: self.deadline,
+                authorization,
+            },
+        ))
+    }
+}
+
+/// Stamps every outgoing call with deadline, trace context and credentials.
+#[derive(Debug, Clone)]
+pub struct OutgoingCall {
+    deadline: Duration,
+    authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Interceptor for OutgoingCall {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if !request.metadata().contains_key("grpc-timeout") {
+            request.set_timeout(self.deadline);
+        }
+        let mut headers = http::HeaderMap::new();
+        crate::telemetry::inject_context(&tracing::Span::current().context(), &mut headers);
+        for (name, value) in &headers {
+            if let (Ok(key), Ok(value)) = (
+                MetadataKey::from_bytes(name.as_str().as_bytes()),
+                value.to_str(),
+            ) {
+                if let Ok(value) = MetadataValue::try_from(value) {
+                    request.metadata_mut().insert(key, value);
+                }
+            }
+        }
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// How often and how patiently to retry an idempotent call.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Runs `call` and retries it on UNAVAILABLE only, since only an idempotent call may run twice.
+/// Backoff doubles each attempt, with full jitter, capped at `max_backoff`.
+pub async fn call_idempotent<T, F, Fut>(policy: RetryPolicy, mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let mut backoff = policy.initial_backoff;
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(status) if status.code() == Code::Unavailable && attempt < policy.max_attempts => {
+                let pause = backoff.mul_f64(rand::random::<f64>());
+                tracing::debug!(attempt, ?pause, error = %status.message(), "peer unavailable; retrying");
+                tokio::time::sleep(pause).await;
+                backoff = (backoff * 2).min(policy.max_backoff);
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn retries_unavailable_then_succeeds() {
+        let attempts = AtomicU32::new(0);
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+        };
+        let result = call_idempotent(policy, || async {
+            if attempts.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(Status::unavailable("down"))
+            } else {
+                Ok(7)
+            }
+        })
+        .await;
+        assert_eq!(result.expect("third attempt succeeds"), 7);
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let attempts = AtomicU32::new(0);
+        let result: Result<(), _> = call_idempotent(RetryPolicy::default(), || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err(Status::invalid_argument("bad"))
+        })
+        .await;
+        assert_eq!(result.expect_err("fails").code(), Code::InvalidArgument);
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_max_attempts() {
+        let attempts = AtomicU32::new(0);
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        };
+        let result: Result<(), _> = call_idempotent(policy, || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err(Status::unavailable("down"))
+        })
+        .await;
+        assert_eq!(result.expect_err("fails").code(), Code::Unavailable);
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    }
+}

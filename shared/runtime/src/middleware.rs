@@ -1,0 +1,454 @@
+//! The tower layer in front of every RPC. In order, it:
+//!
+//! 1. gives the call a request id (the caller's `x-request-id`, or a new UUID) and a span that
+//!    continues the caller's W3C trace, so every log line of the call carries both ids;
+//! 2. sets the deadline from `grpc-timeout`, capped by `PHOENIX_MAX_DEADLINE`, and answers
+//!    DEADLINE_EXCEEDED when it passes;
+//! 3. sheds load: past `PHOENIX_MAX_CONCURRENT_RPCS` calls in flight, RESOURCE_EXHAUSTED at once
+//!    instead of a queue that grows until everything times out;
+//! 4. authenticates the bearer token when authentication is on;
+//! 5. records the call's status code and latency in the metrics, and writes one log line.
+//!
+//! Health and reflection are exempt from 2–4: probes must work when the service is saturated,
+//! and `Watch` streams outlive any deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use opentelemetry::trace::TraceContextExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::body::Body;
+use tonic::{Code, Status};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::auth::Authenticator;
+use crate::error::{ApiError, FieldViolation, RUNTIME_DOMAIN};
+use crate::metrics::{self, MethodLabels, RpcLabels, ServiceLabels};
+use crate::telemetry;
+
+/// Header carrying the request id, read from the caller and echoed in the response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Our deadline fires this much before the caller's, so the caller gets DEADLINE_EXCEEDED from
+/// us rather than tonic's own `grpc-timeout` timer, which answers CANCELLED.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1);
+
+/// What a handler can learn about the call it serves (from `request.extensions()`).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub deadline: Instant,
+}
+
+impl RequestContext {
+    /// Time left before the call's deadline; what a downstream call may still spend.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// The request context of a tonic request.
+pub fn request_context<T>(request: &tonic::Request<T>) -> Option<&RequestContext> {
+    request.extensions().get::<RequestContext>()
+}
+
+/// Limits and checks applied to every RPC of one service.
+#[derive(Debug)]
+pub struct RpcPolicy {
+    pub service: &'static str,
+    pub max_deadline: Duration,
+    pub permits: Arc<Semaphore>,
+    pub authenticator: Option<Arc<Authenticator>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RpcLayer {
+    policy: Arc<RpcPolicy>,
+}
+
+impl RpcLayer {
+    pub fn new(policy: RpcPolicy) -> Self {
+        Self {
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcService {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RpcService<S> {
+    inner: S,
+    policy: Arc<RpcPolicy>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for RpcService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The clone that was polled ready is the one that must serve the call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let policy = self.policy.clone();
+        let started = Instant::now();
+
+        let (grpc_service, grpc_method) = split_path(request.uri().path());
+        let exempt = grpc_service.starts_with("grpc.health.")
+            || grpc_service.starts_with("grpc.reflection.");
+        let request_id = request_id(request.headers());
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %request.uri().path(),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %grpc_service,
+            rpc.method = %grpc_method,
+            request_id = %request_id,
+            trace_id = tracing::field::Empty,
+            caller = tracing::field::Empty,
+        );
+        // A malformed traceparent just starts a new trace.
+        let _ = span.set_parent(telemetry::extract_context(request.headers()));
+        let trace_context = span.context();
+        span.record(
+            "trace_id",
+            tracing::field::display(trace_context.span().span_context().trace_id()),
+        );
+
+        let mut record = RpcRecord::start(
+            &policy.service,
+            &grpc_service,
+            &grpc_method,
+            started,
+            span.clone(),
+        );
+        let future = async move {
+            let admitted = if exempt {
+                Ok((policy.max_deadline, None))
+            } else {
+                admit(&policy, &mut request)
+            };
+            let mut response = match admitted {
+                Err(error) => Status::from(error).into_http::<Body>(),
+                Ok((timeout, permit)) => {
+                    record.permit = permit;
+                    request.extensions_mut().insert(RequestContext {
+                        request_id: request_id.clone(),
+                        deadline: started + timeout,
+                    });
+                    if exempt {
+                        inner.call(request).await?
+                    } else {
+                        match tokio::time::timeout(timeout, inner.call(request)).await {
+                            Ok(response) => response?,
+                            Err(_) => deadline_exceeded(timeout),
+                        }
+                    }
+                }
+            };
+            if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            }
+            telemetry::inject_context(&trace_context, response.headers_mut());
+            record.code = response.headers().get("grpc-status").and_then(parse_code);
+            let (parts, body) = response.into_parts();
+            Ok(http::Response::from_parts(
+                parts,
+                Body::new(MeteredBody {
+                    inner: body,
+                    record,
+                }),
+            ))
+        };
+        Box::pin(future.instrument(span))
+    }
+}
+
+/// Deadline, load shedding and authentication, in that order.
+fn admit<B>(
+    policy: &RpcPolicy,
+    request: &mut http::Request<B>,
+) -> Result<(Duration, Option<OwnedSemaphorePermit>), ApiError> {
+    let timeout = match request.headers().get("grpc-timeout") {
+        None => policy.max_deadline,
+        Some(value) => parse_grpc_timeout(value.as_bytes())
+            .ok_or_else(|| {
+                ApiError::invalid_argument(
+                    RUNTIME_DOMAIN,
+                    vec![FieldViolation::new(
+                        "grpc-timeout",
+                        "must be 1 to 8 digits followed by a unit: H, M, S, m, u or n",
+                    )],
+                )
+            })?
+            .min(policy.max_deadline),
+    };
+    let Some(timeout) = timeout
+        .checked_sub(DEADLINE_MARGIN)
+        .filter(|t| !t.is_zero())
+    else {
+        return Err(deadline_error(timeout));
+    };
+    let permit = policy.permits.clone().try_acquire_owned().map_err(|_| {
+        metrics::global()
+            .rpcs_shed
+            .get_or_create(&ServiceLabels {
+                service: policy.service.to_owned(),
+            })
+            .inc();
+        ApiError::new(
+            Code::ResourceExhausted,
+            RUNTIME_DOMAIN,
+            "OVERLOADED",
+            "the service is at its concurrency limit; retry with backoff",
+        )
+    })?;
+    if let Some(authenticator) = &policy.authenticator {
+        let caller = authenticator.authenticate(request.headers())?;
+        tracing::Span::current().record("caller", tracing::field::display(&caller.subject));
+        request.extensions_mut().insert(caller);
+    }
+    Ok((timeout, Some(permit)))
+}
+
+fn deadline_error(timeout: Duration) -> ApiError {
+    ApiError::new(
+        Code::DeadlineExceeded,
+        RUNTIME_DOMAIN,
+        "DEADLINE_EXCEEDED",
+        format!("the call's deadline of {timeout:?} passed"),
+    )
+}
+
+fn deadline_exceeded(timeout: Duration) -> http::Response<Body> {
+    Status::from(deadline_error(timeout)).into_http::<Body>()
+}
+
+fn split_path(path: &str) -> (String, String) {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = parts.next().unwrap_or_default().to_owned();
+    let method = parts.next().unwrap_or_default().to_owned();
+    (service, method)
+}
+
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Parses a `grpc-timeout` value as the gRPC over HTTP/2 spec defines it.
+fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let amount: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b"H" => Duration::from_secs(amount * 3600),
+        b"M" => Duration::from_secs(amount * 60),
+        b"S" => Duration::from_secs(amount),
+        b"m" => Duration::from_millis(amount),
+        b"u" => Duration::from_micros(amount),
+        b"n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+fn parse_code(value: &http::HeaderValue) -> Option<Code> {
+    value.to_str().ok()?.parse::<i32>().ok().map(Code::from_i32)
+}
+
+/// Follows one call to its end (the last response byte, or the client going away): then it
+/// counts the call, observes its latency and writes the access log line.
+struct RpcRecord {
+    service: &'static str,
+    grpc_service: String,
+    grpc_method: String,
+    started: Instant,
+    span: tracing::Span,
+    code: Option<Code>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl RpcRecord {
+    fn start(
+        service: &'static str,
+        grpc_service: &str,
+        grpc_method: &str,
+        started: Instant,
+        span: tracing::Span,
+    ) -> Self {
+        metrics::global()
+            .rpcs_in_flight
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .inc();
+        Self {
+            service,
+            grpc_service: grpc_service.to_owned(),
+            grpc_method: grpc_method.to_owned(),
+            started,
+            span,
+            code: None,
+            permit: None,
+        }
+    }
+}
+
+impl Drop for RpcRecord {
+    fn drop(&mut self) {
+        // No status seen means the client went away before the end of the response.
+        let code = self.code.unwrap_or(Code::Cancelled);
+        let elapsed = self.started.elapsed();
+        let metrics = metrics::global();
+        metrics
+            .rpcs_in_flight
+            .get_or_create(&ServiceLabels {
+                service: self.service.to_owned(),
+            })
+            .dec();
+        metrics
+            .rpcs_handled
+            .get_or_create(&RpcLabels {
+                service: self.service.to_owned(),
+                grpc_service: self.grpc_service.clone(),
+                grpc_method: self.grpc_method.clone(),
+                grpc_code: format!("{code:?}"),
+            })
+            .inc();
+        metrics
+            .rpc_duration
+            .get_or_create(&MethodLabels {
+                service: self.service.to_owned(),
+                grpc_service: self.grpc_service.clone(),
+                grpc_method: self.grpc_method.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        let _entered = self.span.enter();
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+        match code {
+            Code::Ok
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::Aborted => {
+                tracing::info!(grpc.code = ?code, elapsed_ms, "rpc finished");
+            }
+            _ => tracing::warn!(grpc.code = ?code, elapsed_ms, "rpc finished"),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body, watched for the `grpc-status` trailer.
+    struct MeteredBody {
+        #[pin]
+        inner: Body,
+        record: RpcRecord,
+    }
+}
+
+impl http_body::Body for MeteredBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(code) = frame
+                .trailers_ref()
+                .and_then(|trailers| trailers.get("grpc-status"))
+                .and_then(parse_code)
+            {
+                this.record.code = Some(code);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_follows_the_spec() {
+        assert_eq!(parse_grpc_timeout(b"5S"), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_grpc_timeout(b"250m"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_grpc_timeout(b"1n"), Some(Duration::from_nanos(1)));
+        assert_eq!(parse_grpc_timeout(b"2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout(b"123456789S"), None, "at most 8 digits");
+        assert_eq!(parse_grpc_timeout(b"S"), None);
+        assert_eq!(parse_grpc_timeout(b"10x"), None);
+        assert_eq!(parse_grpc_timeout(b""), None);
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, http::HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&headers), "abc-123");
+        headers.insert(
+            REQUEST_ID_HEADER,
+            http::HeaderValue::from_static("has space"),
+        );
+        assert_ne!(request_id(&headers), "has space");
+    }
+
+    #[test]
+    fn paths_split_into_service_and_method() {
+        assert_eq!(
+            split_path("/phoenix.ledger.v1.LedgerService/Transfer"),
+            (
+                "phoenix.ledger.v1.LedgerService".to_owned(),
+                "Transfer".to_owned()
+            )
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! Running a service: the one pattern every Phoenix service follows.
+//!
+//! A service crate describes itself with a [`ServiceSpec`] (its name, which is also its schema,
+//! its embedded migrations, and a function that builds its tonic services). The runtime does the
+//! rest, identically for all six: pool, migrations, health, reflection, the RPC layer
+//! (deadline, load shedding, auth, metrics, tracing), TLS and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use include_dir::Dir;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::Authenticator;
+use crate::client::{ClientBuilder, PeerChannel};
+use crate::config::RuntimeConfig;
+use crate::middleware::{RpcLayer, RpcPolicy};
+use crate::migrate::{MigrationSet, Migrator};
+
+/// What a service crate hands the runtime.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// Service name: `directory`, `ledger`, … It is also the PostgreSQL schema the service owns.
+    pub name: &'static str,
+    /// The embedded `migrations/<name>` folder.
+    pub migrations: &'static Dir<'static>,
+    /// Builds the service's tonic services.
+    pub build: fn(&ServiceContext) -> anyhow::Result<GrpcServices>,
+}
+
+impl ServiceSpec {
+    pub fn migration_set(&self) -> anyhow::Result<MigrationSet> {
+        Ok(MigrationSet::from_embedded(self.name, self.migrations)?)
+    }
+}
+
+/// What a service's `build` function gets.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// Pool whose connections have `search_path` set to the service's schema.
+    pub pool: PgPool,
+    pub config: Arc<RuntimeConfig>,
+}
+
+impl ServiceContext {
+    /// A channel to another service, from its configured URL (`PHOENIX_<NAME>_URL`).
+    pub fn peer(&self, service: &str) -> anyhow::Result<PeerChannel> {
+        let url = self.config.peers.url(service).ok_or_else(|| {
+            anyhow::anyhow!(
+                "PHOENIX_{}_URL: the address of the {service} service is not configured",
+                service.to_uppercase()
+            )
+        })?;
+        ClientBuilder::new(url)
+            .deadline(self.config.max_deadline)
+            .connect_lazy()
+    }
+
+    /// Largest message a service accepts or sends; apply to each generated server.
+    pub fn max_message_bytes(&self) -> usize {
+        self.config.max_message_bytes as usize
+    }
+}
+
+/// The tonic services of one Phoenix service, with the names health reports on.
+#[derive(Debug, Default)]
+pub struct GrpcServices {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl GrpcServices {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+}
+
+/// Connects a pool to `url` with every connection's `search_path` set to `schema`.
+pub async fn connect_pool(
+    url: &str,
+    schema: &str,
+    config: &RuntimeConfig,
+) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: not a PostgreSQL URL: {e}"))?;
+    let options = options
+        .application_name(&format!("phoenix-{schema}"))
+        .options([("search_path", format!("{schema},public"))]);
+    PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(config.db_acquire_timeout)
+        .connect_with(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database for {schema}: {e}"))
+}
+
+/// A service that is serving. Cancel its token (or call [`RunningService::shutdown`]) to stop.
+#[derive(Debug)]
+pub struct RunningService {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningService {
+    /// Starts the shutdown sequence without waiting for it.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Health goes NOT_SERVING, then the listener closes and in-flight calls drain.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the service has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task
+            .await
+            .map_err(|e| anyhow::anyhow!("{} crashed: {e}", self.name))?
+    }
+}
+
+/// Migrates (unless turned off) and serves `spec` on `listener` until `shutdown` is cancelled.
+pub async fn start(
+    spec: &ServiceSpec,
+    config: Arc<RuntimeConfig>,
+    pool: PgPool,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningService> {
+    let set = spec.migration_set()?;
+    if config.migrate_on_start {
+        let steps = Migrator::new(&set, &pool).up(None, false).await?;
+        if !steps.is_empty() {
+            tracing::info!(
+                service = spec.name,
+                applied = steps.len(),
+                "migrated to head"
+            );
+        }
+    }
+    crate::metrics::global().watch_pool(spec.name, pool.clone());
+
+    let context = ServiceContext {
+        pool: pool.clone(),
+        config: config.clone(),
+    };
+    let services = (spec.build)(&context)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let mut names = services.names.clone();
+    names.push(""); // the whole server
+    set_health(&health, &names, ServingStatus::NotServing).await;
+
+    let reflection = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(phoenix_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        for name in &services.names {
+            builder = builder.with_service_name(*name);
+        }
+        builder
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let mut routes = services.routes;
+    routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let authenticator = Authenticator::from_config(&config.auth)?.map(Arc::new);
+    if authenticator.is_none() {
+        tracing::warn!(
+            service = spec.name,
+            "AUTHENTICATION IS OFF: every caller is trusted. Set PHOENIX_AUTH_HS256_SECRET or PHOENIX_AUTH_RS256_PUBLIC_KEY_FILE in production"
+        );
+    }
+    let layer = RpcLayer::new(RpcPolicy {
+        service: spec.name,
+        max_deadline: config.max_deadline,
+        permits: Arc::new(Semaphore::new(config.max_concurrent_rpcs as usize)),
+        authenticator,
+    });
+    let mut server = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
+    if let Some(tls) = tls_config(&config)? {
+        server = server.tls_config(tls)?;
+    }
+    let router = server.layer(layer).add_routes(routes.routes());
+
+    let addr = listener.local_addr()?;
+    let stop_accepting = CancellationToken::new();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let mut serving = tokio::spawn(
+        router.serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned()),
+    );
+
+    let health_task = tokio::spawn(watch_database(
+        pool.clone(),
+        health.clone(),
+        names.clone(),
+        config.health_interval,
+        shutdown.clone(),
+    ));
+    let name = spec.name;
+    let shutdown_signal = shutdown.clone();
+    let task = tokio::spawn(async move {
+        shutdown_signal.cancelled().await;
+        // Health first, so load balancers stop sending calls before the listener closes.
+        health_task.abort();
+        let _ = health_task.await;
+        set_health(&health, &names, ServingStatus::NotServing).await;
+        tracing::info!(service = name, grace = ?config.shutdown_grace, "shutting down: health is NOT_SERVING");
+        tokio::time::sleep(config.shutdown_grace).await;
+        stop_accepting.cancel();
+        match tokio::time::timeout(config.drain_timeout, &mut serving).await {
+            Ok(result) => result??,
+            Err(_) => {
+                serving.abort();
+                tracing::warn!(service = name, drain = ?config.drain_timeout, "in-flight calls did not finish in time; cut off");
+            }
+        }
+        pool.close().await;
+        tracing::info!(service = name, "stopped");
+        Ok(())
+    });
+    tracing::info!(service = spec.name, %addr, "serving");
+    Ok(RunningService {
+        name: spec.name,
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+async fn set_health(health: &HealthReporter, names: &[&str], status: ServingStatus) {
+    for name in names {
+        health.set_service_status(*name, status).await;
+    }
+}
+
+/// SERVING only while the database answers: a service without its database can do nothing
+/// useful, and a load balancer should route around it.
+async fn watch_database(
+    pool: PgPool,
+    health: HealthReporter,
+    names: Vec<&'static str>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut last = None;
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !shutdown.is_cancelled() {
+        ticker.tick().await;
+        let check = tokio::time::timeout(
+            every.max(Duration::from_secs(1)),
+            sqlx::query("SELECT 1").execute(&pool),
+        )
+        .await;
+        let status = match check {
+            Ok(Ok(_)) => ServingStatus::Serving,
+            Ok(Err(error)) => {
+                if last != Some(ServingStatus::NotServing) {
+                    tracing::warn!(%error, "database check failed: NOT_SERVING");
+                }
+                ServingStatus::NotServing
+            }
+            Err(_) => {
+                if last != Some(ServingStatus::NotServing) {
+                    tracing::warn!("database check timed out: NOT_SERVING");
+                }
+                ServingStatus::NotServing
+            }
+        };
+        if last != Some(status) && !shutdown.is_cancelled() {
+            set_health(&health, &names, status).await;
+            if status == ServingStatus::Serving {
+                tracing::info!("database answers: SERVING");
+            }
+            last = Some(status);
+        }
+    }
+}
+
+fn tls_config(config: &RuntimeConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&config.tls.tls_cert_file, &config.tls.tls_key_file) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, variable: &str| {
+        std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("{variable}: cannot read {}: {e}", path.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+        read(cert, "PHOENIX_TLS_CERT_FILE")?,
+        read(key, "PHOENIX_TLS_KEY_FILE")?,
+    ));
+    if let Some(ca) = &config.tls.tls_client_ca_file {
+        tls = tls.client_ca_root(Certificate::from_pem(read(
+            ca,
+            "PHOENIX_TLS_CLIENT_CA_FILE",
+        )?));
+    }
+    Ok(Some(tls))
+}

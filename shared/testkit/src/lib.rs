@@ -1,0 +1,233 @@
+//! The test kit: every integration test talks to a real PostgreSQL and a real server.
+//!
+//! - One PostgreSQL per test run (per test binary): the embedded server, found the same way as
+//!   `phoenix up` finds it, in a throwaway folder with fsync off; or the server at
+//!   `PHOENIX_TEST_DATABASE_URL` when set.
+//! - A fresh database per test, with the service's migrations applied.
+//! - [`spawn`] starts a service on port 0 and hands back its address and a connected channel.
+//!
+//! Logs are silent unless `PHOENIX_TEST_LOG` holds a filter, e.g. `PHOENIX_TEST_LOG=debug`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use phoenix_runtime::embedded::{Durability, EmbeddedPostgres};
+use phoenix_runtime::migrate::Migrator;
+use phoenix_runtime::{RunningService, RuntimeConfig, ServiceSpec};
+use sqlx::{Connection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+enum Server {
+    Embedded(EmbeddedPostgres),
+    External(String),
+}
+
+impl Server {
+    fn url(&self, database: &str) -> String {
+        match self {
+            Self::Embedded(server) => server.url(database),
+            Self::External(url) => {
+                let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+                format!("{base}/{database}")
+            }
+        }
+    }
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("PHOENIX_TEST_DATABASE_URL") {
+            return Server::External(url);
+        }
+        let root = std::env::temp_dir();
+        remove_stale_folders(&root);
+        let data_dir = root.join(format!("phoenix-test-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let config = RuntimeConfig::defaults().embedded;
+        match EmbeddedPostgres::start(&config, &data_dir, Durability::Ephemeral) {
+            Ok(server) => Server::Embedded(server),
+            Err(error) => panic!("the test kit could not start PostgreSQL: {error:#}"),
+        }
+    })
+}
+
+/// Folders of earlier runs whose process is gone (the server died with it).
+fn remove_stale_folders(root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("phoenix-test-pg-"))
+            .and_then(|p| p.split('.').next()?.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            let path = entry.path();
+            if path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// A database of its own for one test.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database on the test server.
+    pub async fn create() -> Self {
+        phoenix_runtime::telemetry::init_for_tests();
+        let server = tokio::task::spawn_blocking(server)
+            .await
+            .expect("starting the test server");
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&server.url("postgres"))
+            .await
+            .expect("connect to the test server");
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        Self {
+            url: server.url(&name),
+            name,
+        }
+    }
+
+    /// Drops the database with every connection to it: the database "goes away".
+    pub async fn drop_database(&self) {
+        let mut admin = sqlx::PgConnection::connect(&server().url("postgres"))
+            .await
+            .expect("connect to the test server");
+        sqlx::raw_sql(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&mut admin)
+            .await
+            .expect("drop the test database");
+        let _ = admin.close().await;
+    }
+
+    /// A pool on this database with `search_path` set to `schema`, as the service gets it.
+    pub async fn pool(&self, schema: &str) -> PgPool {
+        phoenix_runtime::server::connect_pool(&self.url, schema, &test_config())
+            .await
+            .expect("connect the pool")
+    }
+}
+
+/// A fresh database with `spec`'s migrations applied, and a pool on the service's schema.
+pub async fn migrated_database(spec: &ServiceSpec) -> (TestDatabase, PgPool) {
+    let database = TestDatabase::create().await;
+    let pool = database.pool(spec.name).await;
+    let set = spec
+        .migration_set()
+        .expect("the service's migrations are well-formed");
+    Migrator::new(&set, &pool)
+        .up(None, false)
+        .await
+        .expect("migrate the test database");
+    (database, pool)
+}
+
+/// The configuration services get in tests: production defaults, tightened for speed.
+pub fn test_config() -> RuntimeConfig {
+    let mut config = RuntimeConfig::defaults();
+    config.health_interval = Duration::from_millis(100);
+    config.shutdown_grace = Duration::from_millis(100);
+    config.drain_timeout = Duration::from_secs(5);
+    config.db_max_connections = 5;
+    config
+}
+
+/// A service running for one test.
+pub struct TestService {
+    pub addr: SocketAddr,
+    pub database: TestDatabase,
+    pub pool: PgPool,
+    pub channel: Channel,
+    running: Option<RunningService>,
+}
+
+impl TestService {
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts the shutdown sequence (health NOT_SERVING, grace, drain) without waiting.
+    pub fn begin_shutdown(&self) {
+        if let Some(running) = &self.running {
+            running.begin_shutdown();
+        }
+    }
+
+    /// Stops the service and waits until it has.
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.begin_shutdown();
+        }
+    }
+}
+
+/// Starts `spec` on port 0 over a fresh database with the test configuration.
+pub async fn spawn(spec: ServiceSpec) -> TestService {
+    spawn_with(spec, |_| {}).await
+}
+
+/// Like [`spawn`], after `configure` has adjusted the configuration.
+pub async fn spawn_with(
+    spec: ServiceSpec,
+    configure: impl FnOnce(&mut RuntimeConfig),
+) -> TestService {
+    let database = TestDatabase::create().await;
+    let mut config = test_config();
+    configure(&mut config);
+    let pool = database.pool(spec.name).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let running = phoenix_runtime::server::start(
+        &spec,
+        Arc::new(config),
+        pool.clone(),
+        listener,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("start the service");
+    let addr = running.addr;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("valid url")
+        .connect()
+        .await
+        .expect("connect to the service");
+    TestService {
+        addr,
+        database,
+        pool,
+        channel,
+        running: Some(running),
+    }
+}

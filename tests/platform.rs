@@ -1,0 +1,653 @@
+//! The platform, tested as a client sees it: every service booted through the shared runtime
+//! on a real PostgreSQL, probed over gRPC.
+
+use std::time::Duration;
+
+use phoenix_platform_tests::{all_services, health, wait_for_health};
+use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
+use phoenix_proto::directory::v1::{CreateUserRequest, GetUserRequest};
+use phoenix_runtime::migrate::Migrator;
+use phoenix_testkit::{TestDatabase, spawn, spawn_with};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_types::StatusExt;
+
+async fn list_services_v1(channel: tonic::transport::Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection v1 answers")
+        .into_inner();
+    match responses
+        .message()
+        .await
+        .expect("a response")
+        .and_then(|r| r.message_response)
+    {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("expected a service list, got {other:?}"),
+    }
+}
+
+async fn list_services_v1alpha(channel: tonic::transport::Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection v1alpha answers")
+        .into_inner();
+    match responses
+        .message()
+        .await
+        .expect("a response")
+        .and_then(|r| r.message_response)
+    {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("expected a service list, got {other:?}"),
+    }
+}
+
+/// The descriptor of the file that defines `symbol`, as grpcurl asks for it before a call.
+async fn file_containing_symbol(channel: tonic::transport::Channel, symbol: &str) -> usize {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.to_owned())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    match responses
+        .message()
+        .await
+        .expect("a response")
+        .and_then(|r| r.message_response)
+    {
+        Some(MessageResponse::FileDescriptorResponse(files)) => files.file_descriptor_proto.len(),
+        other => panic!("expected descriptors for {symbol}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_each_services_contract_on_v1_and_v1alpha() {
+    for (spec, grpc_service) in all_services() {
+        let service = spawn(spec).await;
+        for listed in [
+            list_services_v1(service.channel.clone()).await,
+            list_services_v1alpha(service.channel.clone()).await,
+        ] {
+            assert!(
+                listed.iter().any(|s| s == grpc_service),
+                "{}: {grpc_service} missing from {listed:?}",
+                spec.name
+            );
+            assert!(
+                listed.iter().any(|s| s == "grpc.health.v1.Health"),
+                "{}: health missing from {listed:?}",
+                spec.name
+            );
+            let others: Vec<_> = listed
+                .iter()
+                .filter(|s| s.starts_with("phoenix.") && *s != grpc_service)
+                .collect();
+            assert!(
+                others.is_empty(),
+                "{} advertises services it does not serve: {others:?}",
+                spec.name
+            );
+        }
+        assert!(
+            file_containing_symbol(service.channel.clone(), grpc_service).await > 0,
+            "{}: no descriptor for {grpc_service}",
+            spec.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_service_reports_serving_once_its_database_answers() {
+    for (spec, grpc_service) in all_services() {
+        let service = spawn(spec).await;
+        for name in ["", grpc_service] {
+            let status = wait_for_health(
+                &service.channel,
+                name,
+                ServingStatus::Serving,
+                Duration::from_secs(10),
+            )
+            .await;
+            assert_eq!(
+                status,
+                ServingStatus::Serving,
+                "{} health for {name:?}",
+                spec.name
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_turns_not_serving_when_the_database_goes_away() {
+    let service = spawn(phoenix_directory::spec()).await;
+    assert_eq!(
+        wait_for_health(
+            &service.channel,
+            "",
+            ServingStatus::Serving,
+            Duration::from_secs(10)
+        )
+        .await,
+        ServingStatus::Serving
+    );
+
+    service.database.drop_database().await;
+
+    let status = wait_for_health(
+        &service.channel,
+        "",
+        ServingStatus::NotServing,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(status, ServingStatus::NotServing);
+    let status = health(&service.channel, "phoenix.directory.v1.DirectoryService").await;
+    assert_eq!(status, ServingStatus::NotServing);
+}
+
+#[tokio::test]
+async fn health_turns_not_serving_as_soon_as_shutdown_begins() {
+    let service = spawn_with(phoenix_directory::spec(), |config| {
+        config.shutdown_grace = Duration::from_secs(3)
+    })
+    .await;
+    assert_eq!(
+        wait_for_health(
+            &service.channel,
+            "",
+            ServingStatus::Serving,
+            Duration::from_secs(10)
+        )
+        .await,
+        ServingStatus::Serving
+    );
+
+    service.begin_shutdown();
+
+    // Within the grace period the listener is still open and reports NOT_SERVING.
+    let status = wait_for_health(
+        &service.channel,
+        "",
+        ServingStatus::NotServing,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(status, ServingStatus::NotServing);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_the_listener_within_its_bound() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let addr = service.addr;
+    let started = std::time::Instant::now();
+    service.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener still accepts after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn a_call_whose_deadline_has_passed_gets_deadline_exceeded() {
+    let service = spawn(phoenix_directory::spec()).await;
+    // A plain HTTP/2 client: tonic's own channel would give up locally before asking the server.
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<tonic::body::Body>();
+    let mut client = DirectoryServiceClient::with_origin(http, service.url().parse().expect("uri"));
+    let mut request = tonic::Request::new(GetUserRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+    });
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", "1n".parse().expect("header"));
+
+    let status = client
+        .get_user(request)
+        .await
+        .expect_err("the deadline has passed");
+
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        status
+            .get_error_details()
+            .error_info()
+            .expect("error info")
+            .reason,
+        "DEADLINE_EXCEEDED"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_grpc_timeout_is_invalid_argument() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let mut request = tonic::Request::new(GetUserRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+    });
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", "soon".parse().expect("header"));
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<tonic::body::Body>();
+    let status = DirectoryServiceClient::with_origin(http, service.url().parse().expect("uri"))
+        .get_user(request)
+        .await
+        .expect_err("bad header");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violations = status
+        .get_error_details()
+        .bad_request()
+        .expect("field violations")
+        .field_violations
+        .clone();
+    assert_eq!(violations[0].field, "grpc-timeout");
+}
+
+#[tokio::test]
+async fn a_malformed_request_gets_invalid_argument_with_field_violations() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let mut client = DirectoryServiceClient::new(service.channel.clone());
+
+    let status = client
+        .create_user(CreateUserRequest {
+            email: "not-an-email".into(),
+            display_name: String::new(),
+            time_zone: String::new(),
+        })
+        .await
+        .expect_err("invalid");
+
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    let fields: Vec<_> = details
+        .bad_request()
+        .expect("BadRequest")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, ["email", "display_name"]);
+    let info = details.error_info().expect("ErrorInfo");
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("INVALID_ARGUMENT", "directory.phoenix")
+    );
+
+    let status = client
+        .get_user(GetUserRequest { id: "42".into() })
+        .await
+        .expect_err("not a uuid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status
+            .get_error_details()
+            .bad_request()
+            .expect("BadRequest")
+            .field_violations[0]
+            .field,
+        "id"
+    );
+
+    // Nothing was written by the rejected call.
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&service.pool)
+        .await
+        .expect("count");
+    assert_eq!(users, 0);
+}
+
+#[tokio::test]
+async fn a_trace_id_sent_by_the_client_is_continued_by_the_server() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let mut request = tonic::Request::new(CreateUserRequest {
+        email: "trace@example.com".into(),
+        display_name: "Trace".into(),
+        time_zone: String::new(),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{client_span}-01")
+            .parse()
+            .expect("header"),
+    );
+    request
+        .metadata_mut()
+        .insert("x-request-id", "req-trace-1".parse().expect("header"));
+
+    let response = DirectoryServiceClient::new(service.channel.clone())
+        .create_user(request)
+        .await
+        .expect("created");
+
+    let traceparent = response
+        .metadata()
+        .get("traceparent")
+        .expect("the server writes its trace context")
+        .to_str()
+        .expect("ascii");
+    let parts: Vec<_> = traceparent.split('-').collect();
+    assert_eq!(parts[1], trace_id, "same trace: {traceparent}");
+    assert_ne!(
+        parts[2], client_span,
+        "the server's own span: {traceparent}"
+    );
+    assert_eq!(
+        response
+            .metadata()
+            .get("x-request-id")
+            .expect("request id echoed"),
+        "req-trace-1"
+    );
+}
+
+#[tokio::test]
+async fn a_call_without_trace_context_starts_a_new_trace() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let status = DirectoryServiceClient::new(service.channel.clone())
+        .get_user(GetUserRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .expect_err("unknown user");
+    assert_eq!(status.code(), Code::NotFound);
+    let traceparent = status
+        .metadata()
+        .get("traceparent")
+        .expect("trace context on errors too")
+        .to_str()
+        .expect("ascii");
+    assert_ne!(
+        traceparent.split('-').nth(1),
+        Some("00000000000000000000000000000000")
+    );
+    assert!(
+        status.metadata().get("x-request-id").is_some(),
+        "a request id is assigned"
+    );
+}
+
+#[tokio::test]
+async fn migrations_round_trip_up_down_status_and_history_for_every_service() {
+    for (spec, _) in all_services() {
+        let database = TestDatabase::create().await;
+        let pool = database.pool(spec.name).await;
+        let set = spec.migration_set().expect("well-formed migrations");
+        let migrator = Migrator::new(&set, &pool);
+        let all = set.migrations().len();
+        assert!(all > 0, "{} has no migration", spec.name);
+
+        let status = migrator.status().await.expect("status");
+        assert_eq!(
+            (status.current, status.pending),
+            (None, all),
+            "{}: fresh database",
+            spec.name
+        );
+
+        let planned = migrator.up(None, true).await.expect("dry run");
+        assert_eq!(planned.len(), all);
+        assert_eq!(
+            migrator.status().await.expect("status").current,
+            None,
+            "{}: a dry run applies nothing",
+            spec.name
+        );
+
+        assert_eq!(migrator.up(None, false).await.expect("up").len(), all);
+        let status = migrator.status().await.expect("status");
+        assert_eq!(
+            (status.current, status.head, status.pending),
+            (set.head(), set.head(), 0),
+            "{}: at head",
+            spec.name
+        );
+        assert!(
+            migrator
+                .history()
+                .await
+                .expect("history")
+                .iter()
+                .all(|h| h.applied_at.is_some() && !h.drifted)
+        );
+        assert!(
+            migrator.up(None, false).await.expect("up again").is_empty(),
+            "{}: up is idempotent",
+            spec.name
+        );
+
+        assert_eq!(migrator.down(all, false).await.expect("down").len(), all);
+        let status = migrator.status().await.expect("status");
+        assert_eq!(
+            (status.current, status.pending),
+            (None, all),
+            "{}: all the way down",
+            spec.name
+        );
+        assert!(
+            migrator
+                .history()
+                .await
+                .expect("history")
+                .iter()
+                .all(|h| h.applied_at.is_none())
+        );
+
+        assert_eq!(migrator.up(Some(1), false).await.expect("up to 1").len(), 1);
+        assert_eq!(
+            migrator.status().await.expect("status").current,
+            Some(1),
+            "{}: up to a version",
+            spec.name
+        );
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn down_really_removes_what_up_created() {
+    let spec = phoenix_directory::spec();
+    let database = TestDatabase::create().await;
+    let pool = database.pool(spec.name).await;
+    let set = spec.migration_set().expect("migrations");
+    let migrator = Migrator::new(&set, &pool);
+    let users_table = "SELECT to_regclass('directory.users') IS NOT NULL";
+
+    migrator.up(None, false).await.expect("up");
+    assert!(
+        sqlx::query_scalar::<_, bool>(users_table)
+            .fetch_one(&pool)
+            .await
+            .expect("query")
+    );
+    migrator.down(1, false).await.expect("down");
+    assert!(
+        !sqlx::query_scalar::<_, bool>(users_table)
+            .fetch_one(&pool)
+            .await
+            .expect("query")
+    );
+}
+
+#[tokio::test]
+async fn a_migration_that_fails_leaves_nothing_half_applied() {
+    let dir = std::env::temp_dir().join(format!("phoenix-bad-migration-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("0001_ok.up.sql"), "CREATE TABLE kept (id int);").expect("write");
+    std::fs::write(dir.join("0001_ok.down.sql"), "DROP TABLE kept;").expect("write");
+    std::fs::write(
+        dir.join("0002_broken.up.sql"),
+        "CREATE TABLE half (id int); SELECT no_such_function();",
+    )
+    .expect("write");
+    std::fs::write(dir.join("0002_broken.down.sql"), "DROP TABLE half;").expect("write");
+    let set = phoenix_runtime::migrate::MigrationSet::from_path("scratch", &dir).expect("set");
+    let database = TestDatabase::create().await;
+    let pool = database.pool("scratch").await;
+    let migrator = Migrator::new(&set, &pool);
+
+    let error = migrator
+        .up(None, false)
+        .await
+        .expect_err("the second migration fails");
+
+    assert!(
+        error.to_string().contains("0002") || error.to_string().contains("migration 2"),
+        "{error}"
+    );
+    assert_eq!(migrator.status().await.expect("status").current, Some(1));
+    let half: bool = sqlx::query_scalar("SELECT to_regclass('scratch.half') IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .expect("query");
+    assert!(!half, "the failed migration's table must be rolled back");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[tokio::test]
+async fn with_authentication_on_calls_need_a_valid_bearer_token() {
+    let secret = "a-test-secret-that-is-long-enough-for-hs256";
+    let service = spawn_with(phoenix_directory::spec(), |config| {
+        config.auth.hs256_secret = Some(secret.to_owned())
+    })
+    .await;
+    let mut client = DirectoryServiceClient::new(service.channel.clone());
+    let get = || {
+        tonic::Request::new(GetUserRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+        })
+    };
+    let token = |key: &str| {
+        let claims = serde_json::json!({"sub": "svc-goals", "tenant": "t1", "roles": ["reader"], "exp": 4_102_444_800_u64});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+        )
+        .expect("token")
+    };
+
+    let missing = client.get_user(get()).await.expect_err("no token");
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    assert_eq!(
+        missing
+            .get_error_details()
+            .error_info()
+            .expect("info")
+            .reason,
+        "TOKEN_MISSING"
+    );
+
+    let mut forged = get();
+    forged.metadata_mut().insert(
+        "authorization",
+        format!(
+            "Bearer {}",
+            token("another-secret-that-is-also-long-enough")
+        )
+        .parse()
+        .expect("header"),
+    );
+    assert_eq!(
+        client
+            .get_user(forged)
+            .await
+            .expect_err("bad signature")
+            .code(),
+        Code::Unauthenticated
+    );
+
+    let mut valid = get();
+    valid.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", token(secret)).parse().expect("header"),
+    );
+    assert_eq!(
+        client
+            .get_user(valid)
+            .await
+            .expect_err("unknown user")
+            .code(),
+        Code::NotFound,
+        "authenticated calls reach the service"
+    );
+
+    assert_eq!(
+        health(&service.channel, "").await,
+        ServingStatus::Serving,
+        "health needs no token"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_calls_by_method_and_status_code() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let mut client = DirectoryServiceClient::new(service.channel.clone());
+    for _ in 0..3 {
+        let _ = client
+            .get_user(GetUserRequest {
+                id: "not-a-uuid".into(),
+            })
+            .await;
+    }
+    let text = phoenix_runtime::metrics::global().render();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("phoenix_grpc_server_handled_total")
+                && l.contains("grpc_method=\"GetUser\"")
+                && l.contains("InvalidArgument")
+        })
+        .unwrap_or_else(|| panic!("no counter for GetUser/InvalidArgument in:\n{text}"));
+    let count: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number");
+    assert!(count >= 3.0, "{line}");
+    assert!(
+        text.contains("phoenix_db_pool_max_connections{service=\"directory\"}"),
+        "pool stats are exported"
+    );
+}
