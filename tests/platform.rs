@@ -651,3 +651,179 @@ async fn metrics_count_calls_by_method_and_status_code() {
         "pool stats are exported"
     );
 }
+
+/// Holds an exclusive lock on `directory.users`, so every directory call touching it waits.
+async fn lock_users_table(
+    service: &phoenix_testkit::TestService,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = service.pool.begin().await.expect("begin");
+    sqlx::raw_sql("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    lock
+}
+
+fn plain_http2_client(
+    service: &phoenix_testkit::TestService,
+) -> DirectoryServiceClient<
+    hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        tonic::body::Body,
+    >,
+> {
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<tonic::body::Body>();
+    DirectoryServiceClient::with_origin(http, service.url().parse().expect("uri"))
+}
+
+#[tokio::test]
+async fn a_deadline_that_passes_while_the_call_runs_gets_deadline_exceeded() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let lock = lock_users_table(&service).await;
+    let mut request = tonic::Request::new(GetUserRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+    });
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", "300m".parse().expect("header"));
+
+    let started = std::time::Instant::now();
+    let status = plain_http2_client(&service)
+        .get_user(request)
+        .await
+        .expect_err("blocked past its deadline");
+
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered at the deadline, not when the lock went: {:?}",
+        started.elapsed()
+    );
+    lock.rollback().await.expect("unlock");
+}
+
+#[tokio::test]
+async fn the_server_caps_deadlines_at_its_maximum() {
+    let service = spawn_with(phoenix_directory::spec(), |config| {
+        config.max_deadline = Duration::from_millis(300)
+    })
+    .await;
+    let lock = lock_users_table(&service).await;
+    let mut request = tonic::Request::new(GetUserRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+    });
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", "60S".parse().expect("header"));
+
+    let status = plain_http2_client(&service)
+        .get_user(request)
+        .await
+        .expect_err("capped");
+
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    lock.rollback().await.expect("unlock");
+}
+
+#[tokio::test]
+async fn past_the_concurrency_limit_calls_are_shed_with_resource_exhausted() {
+    let service = spawn_with(phoenix_directory::spec(), |config| {
+        config.max_concurrent_rpcs = 1
+    })
+    .await;
+    let lock = lock_users_table(&service).await;
+    let mut client = DirectoryServiceClient::new(service.channel.clone());
+    let mut blocked_client = client.clone();
+    let blocked = tokio::spawn(async move {
+        blocked_client
+            .create_user(CreateUserRequest {
+                email: "first@example.com".into(),
+                display_name: "First".into(),
+                time_zone: String::new(),
+            })
+            .await
+    });
+    // Let the first call take the only slot.
+    let mut shed = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match client
+            .get_user(GetUserRequest {
+                id: uuid::Uuid::new_v4().to_string(),
+            })
+            .await
+        {
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                shed = Some(status);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let shed = shed.expect("a call past the limit is shed");
+    assert_eq!(
+        shed.get_error_details().error_info().expect("info").reason,
+        "OVERLOADED"
+    );
+    assert_eq!(
+        health(&service.channel, "").await,
+        ServingStatus::Serving,
+        "probes are never shed"
+    );
+
+    lock.rollback().await.expect("unlock");
+    blocked
+        .await
+        .expect("join")
+        .expect("the first call completes once the lock is gone");
+}
+
+#[tokio::test]
+async fn the_client_builder_carries_the_callers_trace_to_the_next_service() {
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let service = spawn(phoenix_directory::spec()).await;
+    let channel = phoenix_runtime::client::ClientBuilder::new(service.url())
+        .deadline(Duration::from_secs(2))
+        .connect_lazy()
+        .expect("channel");
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let mut incoming = tonic::metadata::MetadataMap::new();
+    incoming.insert(
+        "traceparent",
+        format!("00-{trace_id}-b7ad6b7169203331-01")
+            .parse()
+            .expect("header"),
+    );
+    let caller_span = tracing::info_span!("caller_handler");
+    let _ = caller_span.set_parent(phoenix_runtime::telemetry::extract_context(
+        &incoming.into_headers(),
+    ));
+
+    let status = async {
+        DirectoryServiceClient::new(channel)
+            .get_user(GetUserRequest {
+                id: uuid::Uuid::new_v4().to_string(),
+            })
+            .await
+    }
+    .instrument(caller_span)
+    .await
+    .expect_err("unknown user");
+
+    assert_eq!(status.code(), Code::NotFound);
+    let traceparent = status
+        .metadata()
+        .get("traceparent")
+        .expect("trace context")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(
+        traceparent.split('-').nth(1),
+        Some(trace_id),
+        "one trace across the hop: {traceparent}"
+    );
+}

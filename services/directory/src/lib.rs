@@ -25,5 +25,5 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let service = DirectoryServiceServer::new(api::DirectoryApi::new(context.pool.clone()))
         .max_decoding_message_size(context.max_message_bytes())
         .max_encoding_message_size(context.max_message_bytes());
-    Ok(GrpcServices::new().add(service))
+    Ok(GrpcServices::new().serve(service))
 }

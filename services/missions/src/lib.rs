@@ -24,7 +24,7 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let service = MissionsServiceServer::new(MissionsApi)
         .max_decoding_message_size(context.max_message_bytes())
         .max_encoding_message_size(context.max_message_bytes());
-    Ok(GrpcServices::new().add(service))
+    Ok(GrpcServices::new().serve(service))
 }
 
 /// The gRPC face of the context; it has no RPCs yet.

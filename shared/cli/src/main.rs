@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use phoenix_runtime::embedded::EmbeddedPostgres;
 use phoenix_runtime::migrate::{Direction, MigrationSet, Migrator, Step};
 use phoenix_runtime::{Database, RuntimeConfig, ServiceSpec};
 
@@ -42,6 +43,14 @@ enum Command {
         /// Address of the gRPC listener.
         #[arg(long, env = "PHOENIX_GRPC_ADDR", default_value = "0.0.0.0:50051")]
         grpc_addr: SocketAddr,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+    /// Runs every test of the workspace against one throwaway PostgreSQL.
+    Test {
+        /// Extra arguments for `cargo test`, after `--` (e.g. `-- -p phoenix-directory`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<String>,
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
@@ -113,7 +122,7 @@ fn migrate_targets() -> clap::builder::PossibleValuesParser {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = phoenix_runtime::config::parse_or_exit();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run(cli))
 }
@@ -159,7 +168,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action,
             runtime: config,
         } => migrate(&service, action, config).await,
+        Command::Test {
+            cargo_args,
+            runtime: config,
+        } => test(&cargo_args, &config),
     }
+}
+
+/// One server for the whole run, shared by every test binary through the test kit.
+fn test(cargo_args: &[String], config: &RuntimeConfig) -> anyhow::Result<()> {
+    let server = EmbeddedPostgres::start_throwaway(&config.embedded)?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["test", "--workspace"])
+        .args(cargo_args)
+        .env("PHOENIX_TEST_DATABASE_URL", server.url("postgres"))
+        .status()
+        .context("cannot run cargo test")?;
+    server.stop();
+    anyhow::ensure!(status.success(), "tests failed ({status})");
+    Ok(())
 }
 
 fn find(name: &str) -> anyhow::Result<ServiceSpec> {

@@ -186,3 +186,151 @@ impl Authenticator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn config(secret: Option<&str>) -> AuthConfig {
+        AuthConfig {
+            hs256_secret: secret.map(str::to_owned),
+            rs256_public_key_file: None,
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    fn bearer(claims: serde_json::Value, secret: &str) -> http::HeaderMap {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("token");
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        headers
+    }
+
+    #[test]
+    fn off_without_keys_and_short_secrets_are_refused() {
+        assert!(
+            Authenticator::from_config(&config(None))
+                .expect("valid")
+                .is_none()
+        );
+        let error = Authenticator::from_config(&config(Some("short"))).expect_err("too short");
+        assert!(
+            error.to_string().contains("PHOENIX_AUTH_HS256_SECRET"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_valid_token_yields_the_caller() {
+        let auth = Authenticator::from_config(&config(Some(SECRET)))
+            .expect("valid")
+            .expect("on");
+        let headers = bearer(
+            serde_json::json!({"sub": "svc", "tenant": "t1", "roles": ["admin"], "exp": 4_102_444_800_u64}),
+            SECRET,
+        );
+        let caller = auth.authenticate(&headers).expect("accepted");
+        assert_eq!(
+            caller,
+            Caller {
+                subject: "svc".into(),
+                tenant: Some("t1".into()),
+                roles: vec!["admin".into()]
+            }
+        );
+        assert!(caller.require_role("admin").is_ok());
+        assert!(caller.require_tenant("t1").is_ok());
+        assert_eq!(
+            caller
+                .require_role("auditor")
+                .expect_err("missing role")
+                .code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            caller
+                .require_tenant("t2")
+                .expect_err("other tenant")
+                .code(),
+            Code::PermissionDenied
+        );
+    }
+
+    #[test]
+    fn expired_malformed_and_missing_tokens_are_unauthenticated() {
+        let auth = Authenticator::from_config(&config(Some(SECRET)))
+            .expect("valid")
+            .expect("on");
+        let expired = bearer(
+            serde_json::json!({"sub": "svc", "exp": 1_000_000_000_u64}),
+            SECRET,
+        );
+        assert_eq!(
+            auth.authenticate(&expired).expect_err("expired").reason(),
+            "TOKEN_INVALID"
+        );
+        let mut garbage = http::HeaderMap::new();
+        garbage.insert(
+            http::header::AUTHORIZATION,
+            "Bearer nope".parse().expect("header"),
+        );
+        assert_eq!(
+            auth.authenticate(&garbage).expect_err("garbage").reason(),
+            "TOKEN_MALFORMED"
+        );
+        assert_eq!(
+            auth.authenticate(&http::HeaderMap::new())
+                .expect_err("missing")
+                .code(),
+            Code::Unauthenticated
+        );
+    }
+
+    #[test]
+    fn rs256_tokens_verify_against_the_public_key() {
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        let mut settings = config(None);
+        settings.rs256_public_key_file = Some(fixtures.join("rs256-test-public.pem"));
+        let auth = Authenticator::from_config(&settings)
+            .expect("valid")
+            .expect("on");
+        let private = std::fs::read(fixtures.join("rs256-test-private.pem")).expect("fixture");
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::RS256),
+            &serde_json::json!({"sub": "rsa-caller", "exp": 4_102_444_800_u64}),
+            &jsonwebtoken::EncodingKey::from_rsa_pem(&private).expect("private key"),
+        )
+        .expect("token");
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        assert_eq!(
+            auth.authenticate(&headers).expect("accepted").subject,
+            "rsa-caller"
+        );
+        let hs = bearer(
+            serde_json::json!({"sub": "svc", "exp": 4_102_444_800_u64}),
+            SECRET,
+        );
+        assert_eq!(
+            auth.authenticate(&hs)
+                .expect_err("HS256 not configured")
+                .reason(),
+            "TOKEN_ALGORITHM"
+        );
+    }
+}

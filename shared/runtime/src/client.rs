@@ -99,13 +99,10 @@ impl Interceptor for OutgoingCall {
         let mut headers = http::HeaderMap::new();
         crate::telemetry::inject_context(&tracing::Span::current().context(), &mut headers);
         for (name, value) in &headers {
-            if let (Ok(key), Ok(value)) = (
-                MetadataKey::from_bytes(name.as_str().as_bytes()),
-                value.to_str(),
-            ) {
-                if let Ok(value) = MetadataValue::try_from(value) {
-                    request.metadata_mut().insert(key, value);
-                }
+            if let Ok(key) = MetadataKey::from_bytes(name.as_str().as_bytes())
+                && let Ok(value) = MetadataValue::try_from(value.as_bytes())
+            {
+                request.metadata_mut().insert(key, value);
             }
         }
         if let Some(authorization) = &self.authorization {

@@ -107,7 +107,11 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryConfig {
     /// Log filter in `tracing` syntax, e.g. `info` or `info,phoenix_ledger=debug`.
-    #[arg(long = "log", env = "PHOENIX_LOG", default_value = "info")]
+    #[arg(
+        long = "log",
+        env = "PHOENIX_LOG",
+        default_value = "info,sqlx=warn,opentelemetry=warn,opentelemetry_sdk=warn"
+    )]
     pub log_filter: String,
 
     /// Log format.
@@ -226,4 +230,38 @@ impl PeerConfig {
         };
         slot.get_or_insert(url);
     }
+}
+
+/// Parses the command line and environment like `P::parse()`, but an invalid value is reported
+/// with the name of its environment variable, since that is where a pod's settings come from.
+pub fn parse_or_exit<P: clap::Parser>() -> P {
+    use clap::error::{ContextKind, ContextValue};
+    let error = match P::try_parse() {
+        Ok(parsed) => return parsed,
+        Err(error) => error,
+    };
+    if let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg)
+        && let Some(long) = arg.strip_prefix("--").and_then(|a| a.split(' ').next())
+        && let Some(variable) = env_of(&P::command(), long)
+    {
+        let value = match error.get(ContextKind::InvalidValue) {
+            Some(ContextValue::String(value)) => value.clone(),
+            _ => String::new(),
+        };
+        let reason = std::error::Error::source(&error)
+            .map(ToString::to_string)
+            .unwrap_or_else(|| error.kind().to_string());
+        eprintln!("error: {variable} (--{long}) has an invalid value {value:?}: {reason}");
+        std::process::exit(2);
+    }
+    error.exit()
+}
+
+fn env_of(command: &clap::Command, long: &str) -> Option<String> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .or_else(|| command.get_subcommands().find_map(|sub| env_of(sub, long)))
 }

@@ -49,6 +49,8 @@ pub struct EmbeddedPostgres {
     data_dir: PathBuf,
     /// Signalled when the server process has exited; `None` once it was awaited.
     exited: Mutex<Option<mpsc::Receiver<()>>>,
+    /// Throwaway servers delete their folder when they stop.
+    throwaway: bool,
 }
 
 impl EmbeddedPostgres {
@@ -171,6 +173,7 @@ impl EmbeddedPostgres {
             pid: i32::try_from(pid)?,
             data_dir: data_dir.clone(),
             exited: Mutex::new(None),
+            throwaway: false,
         };
 
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -203,6 +206,18 @@ impl EmbeddedPostgres {
             std::thread::sleep(Duration::from_millis(50));
         }
         tracing::info!(port, data_dir = %data_dir.display(), bin = %bin.display(), "embedded PostgreSQL is up");
+        Ok(server)
+    }
+
+    /// A server for one test run: a new folder under the temp dir, fsync off, deleted when the
+    /// server stops. Folders left by runs that died are deleted here.
+    pub fn start_throwaway(config: &EmbeddedConfig) -> anyhow::Result<Self> {
+        let root = std::env::temp_dir();
+        remove_dead_throwaways(&root);
+        let data_dir = root.join(format!("{THROWAWAY_PREFIX}{}", std::process::id()));
+        let _ = fs::remove_dir_all(&data_dir);
+        let mut server = Self::start(config, &data_dir, Durability::Ephemeral)?;
+        server.throwaway = true;
         Ok(server)
     }
 
@@ -265,6 +280,10 @@ impl EmbeddedPostgres {
             }
         }
         tracing::info!(data_dir = %self.data_dir.display(), "embedded PostgreSQL stopped");
+        if self.throwaway {
+            let _ = fs::remove_dir_all(&self.data_dir);
+            let _ = fs::remove_file(self.data_dir.with_extension("log"));
+        }
     }
 }
 
@@ -296,6 +315,33 @@ pub async fn prepare_database(server: &EmbeddedPostgres, database: &str) -> anyh
         .await?;
     conn.close().await?;
     Ok(url)
+}
+
+const THROWAWAY_PREFIX: &str = "phoenix-test-pg-";
+
+/// Throwaway folders (and their logs) whose process is gone: its server died with it.
+fn remove_dead_throwaways(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(THROWAWAY_PREFIX))
+            .and_then(|rest| rest.split('.').next()?.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -149,7 +149,7 @@ pub fn run_service_binary(spec: ServiceSpec) -> anyhow::Result<()> {
         #[command(flatten)]
         runtime: RuntimeConfig,
     }
-    let args = <Args as clap::Parser>::parse();
+    let args: Args = config::parse_or_exit();
     tokio::runtime::Runtime::new()?.block_on(async move {
         let _telemetry =
             telemetry::init(&args.runtime.telemetry, &format!("phoenix-{}", spec.name))?;

@@ -142,7 +142,7 @@ where
         );
 
         let mut record = RpcRecord::start(
-            &policy.service,
+            policy.service,
             &grpc_service,
             &grpc_method,
             started,
@@ -389,14 +389,13 @@ impl http_body::Body for MeteredBody {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(code) = frame
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(code) = frame
                 .trailers_ref()
                 .and_then(|trailers| trailers.get("grpc-status"))
                 .and_then(parse_code)
-            {
-                this.record.code = Some(code);
-            }
+        {
+            this.record.code = Some(code);
         }
         polled
     }

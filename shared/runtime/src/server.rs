@@ -85,7 +85,7 @@ impl GrpcServices {
         Self::default()
     }
 
-    pub fn add<S>(mut self, service: S) -> Self
+    pub fn serve<S>(mut self, service: S) -> Self
     where
         S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
             + NamedService

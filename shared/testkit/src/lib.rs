@@ -1,19 +1,18 @@
 //! The test kit: every integration test talks to a real PostgreSQL and a real server.
 //!
-//! - One PostgreSQL per test run (per test binary): the embedded server, found the same way as
-//!   `phoenix up` finds it, in a throwaway folder with fsync off; or the server at
-//!   `PHOENIX_TEST_DATABASE_URL` when set.
+//! - One PostgreSQL per test run: `phoenix test` starts a throwaway embedded server (found the
+//!   same way as `phoenix up` finds it, fsync off) and hands it to every test binary through
+//!   `PHOENIX_TEST_DATABASE_URL`. A test binary run on its own (`cargo test -p …`) starts its own.
 //! - A fresh database per test, with the service's migrations applied.
 //! - [`spawn`] starts a service on port 0 and hands back its address and a connected channel.
 //!
 //! Logs are silent unless `PHOENIX_TEST_LOG` holds a filter, e.g. `PHOENIX_TEST_LOG=debug`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use phoenix_runtime::embedded::{Durability, EmbeddedPostgres};
+use phoenix_runtime::embedded::EmbeddedPostgres;
 use phoenix_runtime::migrate::Migrator;
 use phoenix_runtime::{RunningService, RuntimeConfig, ServiceSpec};
 use sqlx::{Connection, PgPool};
@@ -43,41 +42,11 @@ fn server() -> &'static Server {
         if let Ok(url) = std::env::var("PHOENIX_TEST_DATABASE_URL") {
             return Server::External(url);
         }
-        let root = std::env::temp_dir();
-        remove_stale_folders(&root);
-        let data_dir = root.join(format!("phoenix-test-pg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data_dir);
-        let config = RuntimeConfig::defaults().embedded;
-        match EmbeddedPostgres::start(&config, &data_dir, Durability::Ephemeral) {
+        match EmbeddedPostgres::start_throwaway(&RuntimeConfig::defaults().embedded) {
             Ok(server) => Server::Embedded(server),
             Err(error) => panic!("the test kit could not start PostgreSQL: {error:#}"),
         }
     })
-}
-
-/// Folders of earlier runs whose process is gone (the server died with it).
-fn remove_stale_folders(root: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("phoenix-test-pg-"))
-            .and_then(|p| p.split('.').next()?.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            let path = entry.path();
-            if path.is_dir() {
-                let _ = std::fs::remove_dir_all(&path);
-            } else {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-    }
 }
 
 /// A database of its own for one test.
