@@ -745,13 +745,14 @@ async fn past_the_concurrency_limit_calls_are_shed_with_resource_exhausted() {
             })
             .await
     });
-    // Let the first call take the only slot.
+    // Let the first call take the only slot. The probe is answered before touching the
+    // database, so a probe admitted first frees the slot at once instead of blocking.
     let mut shed = None;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         match client
             .get_user(GetUserRequest {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: "rejected-before-the-database".into(),
             })
             .await
         {
@@ -781,7 +782,7 @@ async fn past_the_concurrency_limit_calls_are_shed_with_resource_exhausted() {
 }
 
 #[tokio::test]
-async fn the_client_builder_carries_the_callers_trace_to_the_next_service() {
+async fn the_client_builder_carries_the_callers_trace_and_request_id_to_the_next_service() {
     use tracing::Instrument;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let service = spawn(phoenix_directory::spec()).await;
@@ -802,18 +803,28 @@ async fn the_client_builder_carries_the_callers_trace_to_the_next_service() {
         &incoming.into_headers(),
     ));
 
-    let status = async {
+    // As if this ran inside a handler of another service serving request "upstream-42".
+    let upstream = phoenix_runtime::middleware::RequestContext {
+        request_id: "upstream-42".into(),
+        deadline: std::time::Instant::now() + Duration::from_secs(10),
+    };
+    let call = async {
         DirectoryServiceClient::new(channel)
             .get_user(GetUserRequest {
                 id: uuid::Uuid::new_v4().to_string(),
             })
             .await
-    }
-    .instrument(caller_span)
-    .await
-    .expect_err("unknown user");
+    };
+    let status = phoenix_runtime::middleware::CURRENT_CALL
+        .scope(upstream, call.instrument(caller_span))
+        .await
+        .expect_err("unknown user");
 
     assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(
+        status.metadata().get("x-request-id").expect("request id"),
+        "upstream-42"
+    );
     let traceparent = status
         .metadata()
         .get("traceparent")

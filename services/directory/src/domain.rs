@@ -7,6 +7,8 @@ use crate::error::DirectoryError;
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+/// Longest IANA zone name accepted (the longest real one has 32 characters).
+pub const MAX_TIME_ZONE_BYTES: usize = 64;
 /// Time zone of a user who did not name one.
 pub const DEFAULT_TIME_ZONE: &str = "UTC";
 
@@ -48,11 +50,22 @@ impl NewUser {
             "display_name",
             "must be at most 200 characters",
         );
+        violations.check(
+            !display_name.chars().any(char::is_control),
+            "display_name",
+            "must not contain control characters",
+        );
         let time_zone = if time_zone.trim().is_empty() {
             DEFAULT_TIME_ZONE.to_owned()
         } else {
             time_zone.trim().to_owned()
         };
+        violations.check(
+            time_zone.len() <= MAX_TIME_ZONE_BYTES
+                && time_zone.chars().all(|c| c.is_ascii_graphic()),
+            "time_zone",
+            "must be an IANA time zone name such as Europe/Madrid",
+        );
         violations
             .into_result(crate::error::DOMAIN)
             .map_err(DirectoryError::Invalid)?;
@@ -75,7 +88,7 @@ fn is_plausible_email(email: &str) -> bool {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.len() <= 320
 }
 
@@ -109,6 +122,21 @@ mod tests {
             .map(|v| v.field.as_str())
             .collect();
         assert_eq!(fields, ["email", "display_name"]);
+    }
+
+    #[test]
+    fn control_characters_are_refused_before_they_reach_the_database() {
+        let DirectoryError::Invalid(error) =
+            NewUser::parse("a\u{0}@b.com", "A\u{0}", "UTC\u{0}").expect_err("NULs")
+        else {
+            panic!("expected a validation error");
+        };
+        let fields: Vec<_> = error
+            .violations()
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["email", "display_name", "time_zone"]);
     }
 
     #[test]

@@ -1,3 +1,3 @@
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     phoenix_runtime::run_service_binary(phoenix_missions::spec())
 }

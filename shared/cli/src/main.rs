@@ -121,10 +121,12 @@ fn migrate_targets() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(services().iter().map(|s| s.name).chain(["all"]))
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli: Cli = phoenix_runtime::config::parse_or_exit();
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(run(cli))
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    phoenix_runtime::exit_code(result)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

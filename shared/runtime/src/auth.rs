@@ -163,7 +163,11 @@ impl Authenticator {
                 )
             })?;
         let mut validation = Validation::new(algorithm);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience must be present, not merely right when present.
+        let mut required = vec!["exp", "sub"];
+        required.extend(self.issuer.as_ref().map(|_| "iss"));
+        required.extend(self.audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
         }
@@ -295,6 +299,31 @@ mod tests {
                 .code(),
             Code::Unauthenticated
         );
+    }
+
+    #[test]
+    fn a_configured_issuer_and_audience_are_required() {
+        let mut settings = config(Some(SECRET));
+        settings.issuer = Some("phoenix-idp".into());
+        settings.audience = Some("phoenix".into());
+        let auth = Authenticator::from_config(&settings)
+            .expect("valid")
+            .expect("on");
+        let without = bearer(
+            serde_json::json!({"sub": "svc", "exp": 4_102_444_800_u64}),
+            SECRET,
+        );
+        assert_eq!(
+            auth.authenticate(&without)
+                .expect_err("no iss/aud")
+                .reason(),
+            "TOKEN_INVALID"
+        );
+        let with = bearer(
+            serde_json::json!({"sub": "svc", "iss": "phoenix-idp", "aud": "phoenix", "exp": 4_102_444_800_u64}),
+            SECRET,
+        );
+        assert!(auth.authenticate(&with).is_ok());
     }
 
     #[test]

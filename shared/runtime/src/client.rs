@@ -93,8 +93,20 @@ pub struct OutgoingCall {
 
 impl Interceptor for OutgoingCall {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        // Inside a call, the next hop gets no more than the time the caller has left.
+        let caller = crate::middleware::CURRENT_CALL.try_with(Clone::clone).ok();
         if !request.metadata().contains_key("grpc-timeout") {
-            request.set_timeout(self.deadline);
+            let remaining = caller
+                .as_ref()
+                .map_or(self.deadline, |call| call.remaining().min(self.deadline));
+            request.set_timeout(remaining);
+        }
+        if let Some(call) = &caller
+            && let Ok(value) = MetadataValue::try_from(call.request_id.as_str())
+        {
+            request
+                .metadata_mut()
+                .insert(crate::middleware::REQUEST_ID_HEADER, value);
         }
         let mut headers = http::HeaderMap::new();
         crate::telemetry::inject_context(&tracing::Span::current().context(), &mut headers);

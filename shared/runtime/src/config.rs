@@ -14,6 +14,17 @@ fn duration(value: &str) -> Result<Duration, String> {
         .map_err(|e| format!("expected a duration such as 500ms, 5s or 1m ({e})"))
 }
 
+/// A duration of at least a millisecond: zero would mean "never" or "always" where it is used.
+fn positive_duration(value: &str) -> Result<Duration, String> {
+    duration(value).and_then(|d| {
+        if d >= Duration::from_millis(1) {
+            Ok(d)
+        } else {
+            Err("must be at least 1ms".to_owned())
+        }
+    })
+}
+
 /// Settings of the service runtime.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeConfig {
@@ -26,7 +37,7 @@ pub struct RuntimeConfig {
     pub db_max_connections: u32,
 
     /// How long a request waits for a pooled connection before failing with UNAVAILABLE.
-    #[arg(long, env = "PHOENIX_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = duration)]
+    #[arg(long, env = "PHOENIX_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
     pub db_acquire_timeout: Duration,
 
     /// Apply pending migrations when a service starts. Set false when a Kubernetes Job runs them.
@@ -34,7 +45,7 @@ pub struct RuntimeConfig {
     pub migrate_on_start: bool,
 
     /// Upper bound on any call's deadline; also the deadline of calls that send none.
-    #[arg(long, env = "PHOENIX_MAX_DEADLINE", default_value = "30s", value_parser = duration)]
+    #[arg(long, env = "PHOENIX_MAX_DEADLINE", default_value = "30s", value_parser = positive_duration)]
     pub max_deadline: Duration,
 
     /// RPCs a service runs at once; further calls are shed with RESOURCE_EXHAUSTED.
@@ -46,7 +57,7 @@ pub struct RuntimeConfig {
     pub max_message_bytes: u32,
 
     /// How often each service checks its database to report health.
-    #[arg(long, env = "PHOENIX_HEALTH_INTERVAL", default_value = "2s", value_parser = duration)]
+    #[arg(long, env = "PHOENIX_HEALTH_INTERVAL", default_value = "2s", value_parser = positive_duration)]
     pub health_interval: Duration,
 
     /// On SIGTERM, how long health reports NOT_SERVING before the listener closes, so load
@@ -55,7 +66,7 @@ pub struct RuntimeConfig {
     pub shutdown_grace: Duration,
 
     /// On SIGTERM, how long in-flight calls may take to finish before they are cut off.
-    #[arg(long, env = "PHOENIX_DRAIN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(long, env = "PHOENIX_DRAIN_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub drain_timeout: Duration,
 
     /// Address of the Prometheus metrics endpoint (`/metrics`).

@@ -136,6 +136,9 @@ impl EmbeddedPostgres {
             ]);
         }
         run_as(&mut postgres, owner.as_ref());
+        // Its own process group: Ctrl-C on `phoenix up` must not reach the server directly, or it
+        // would stop while the services still drain their calls. Phoenix stops it last.
+        postgres.process_group(0);
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             postgres.pre_exec(|| {
@@ -184,7 +187,10 @@ impl EmbeddedPostgres {
                     log_tail(&log_path, log_start)
                 );
             }
+            // The port was free a moment ago, not reserved: make sure the server answering on it
+            // is the one we started on our data folder.
             if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+                && postmaster_is(&data_dir, server.pid, port)
                 && server.accepts_queries(&bin)
             {
                 *server
@@ -265,7 +271,12 @@ impl EmbeddedPostgres {
         else {
             return;
         };
-        // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+        // A server that already exited was reaped: its pid may belong to someone else now.
+        if exited.try_recv().is_ok() {
+            return;
+        }
+        // SAFETY: kill has no memory-safety preconditions; the pid is our child's, not yet reaped
+        // (the thread that reaps it signals `exited` first).
         unsafe {
             libc::kill(self.pid, libc::SIGINT);
         }
@@ -278,6 +289,7 @@ impl EmbeddedPostgres {
             unsafe {
                 libc::kill(self.pid, libc::SIGKILL);
             }
+            let _ = exited.recv_timeout(Duration::from_secs(10));
         }
         tracing::info!(data_dir = %self.data_dir.display(), "embedded PostgreSQL stopped");
         if self.throwaway {
@@ -315,6 +327,17 @@ pub async fn prepare_database(server: &EmbeddedPostgres, database: &str) -> anyh
         .await?;
     conn.close().await?;
     Ok(url)
+}
+
+/// Whether `postmaster.pid` in `data_dir` names this process and port (its first and fourth
+/// lines, as PostgreSQL writes them).
+fn postmaster_is(data_dir: &Path, pid: i32, port: u16) -> bool {
+    let Ok(text) = fs::read_to_string(data_dir.join("postmaster.pid")) else {
+        return false;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    lines.first().and_then(|l| l.trim().parse::<i32>().ok()) == Some(pid)
+        && lines.get(3).and_then(|l| l.trim().parse::<u16>().ok()) == Some(port)
 }
 
 const THROWAWAY_PREFIX: &str = "phoenix-test-pg-";

@@ -89,12 +89,23 @@ impl ApiError {
     /// Maps a database error: an unreachable or exhausted database is UNAVAILABLE (retryable),
     /// anything else is INTERNAL.
     pub fn database(domain: &'static str, error: sqlx::Error) -> Self {
-        match error {
+        let sqlstate = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
+        let transient = matches!(
+            error,
             sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => {
-                tracing::warn!(error = %error, "database unavailable");
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed
+        );
+        match sqlstate.as_str() {
+            // Connection failures, too many connections, admin shutdown, crash recovery.
+            s if transient || s.starts_with("08") || s == "53300" || s.starts_with("57P0") => {
+                tracing::warn!(%error, "database unavailable");
                 Self::new(
                     Code::Unavailable,
                     domain,
@@ -102,7 +113,24 @@ impl ApiError {
                     "the database is unavailable; retry with backoff",
                 )
             }
-            other => Self::internal(domain, other),
+            // Serialization failure or deadlock: the whole call may be retried.
+            "40001" | "40P01" => {
+                tracing::info!(%error, "transaction conflict");
+                Self::new(
+                    Code::Aborted,
+                    domain,
+                    "TRANSACTION_CONFLICT",
+                    "the call conflicted with a concurrent one; retry it",
+                )
+            }
+            // statement_timeout or lock_timeout: the call's deadline has passed.
+            "57014" | "55P03" => Self::new(
+                Code::DeadlineExceeded,
+                domain,
+                "DATABASE_TIMEOUT",
+                "the database did not answer within the deadline",
+            ),
+            _ => Self::internal(domain, error),
         }
     }
 

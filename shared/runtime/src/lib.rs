@@ -138,8 +138,23 @@ async fn start_all(
     Ok(running)
 }
 
+/// Prints a failed run's error chain (no backtrace: it is for operators) and picks the exit code.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// `main` of a service's own binary: one service, configured like `phoenix serve <name>`.
-pub fn run_service_binary(spec: ServiceSpec) -> anyhow::Result<()> {
+pub fn run_service_binary(spec: ServiceSpec) -> std::process::ExitCode {
+    exit_code(serve_one(spec))
+}
+
+fn serve_one(spec: ServiceSpec) -> anyhow::Result<()> {
     #[derive(clap::Parser)]
     #[command(about = "Runs one Phoenix service, as a Kubernetes pod does")]
     struct Args {

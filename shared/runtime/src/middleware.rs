@@ -19,7 +19,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use opentelemetry::trace::TraceContextExt;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::body::Body;
 use tonic::{Code, Status};
@@ -33,6 +35,18 @@ use crate::telemetry;
 
 /// Header carrying the request id, read from the caller and echoed in the response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Probes and tooling: never shed, never deadline-capped, never authenticated.
+pub const EXEMPT_SERVICES: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+tokio::task_local! {
+    /// The call being served, for the client interceptor's deadline and request id.
+    pub static CURRENT_CALL: RequestContext;
+}
 
 /// Our deadline fires this much before the caller's, so the caller gets DEADLINE_EXCEEDED from
 /// us rather than tonic's own `grpc-timeout` timer, which answers CANCELLED.
@@ -61,6 +75,9 @@ pub fn request_context<T>(request: &tonic::Request<T>) -> Option<&RequestContext
 #[derive(Debug)]
 pub struct RpcPolicy {
     pub service: &'static str,
+    /// `package.Service/Method` of every RPC the server routes. Other paths are counted under
+    /// `unknown`, so callers cannot grow the metrics without bound.
+    pub known_methods: std::collections::HashSet<String>,
     pub max_deadline: Duration,
     pub permits: Arc<Semaphore>,
     pub authenticator: Option<Arc<Authenticator>>,
@@ -119,8 +136,15 @@ where
         let started = Instant::now();
 
         let (grpc_service, grpc_method) = split_path(request.uri().path());
-        let exempt = grpc_service.starts_with("grpc.health.")
-            || grpc_service.starts_with("grpc.reflection.");
+        let known = policy
+            .known_methods
+            .contains(request.uri().path().trim_start_matches('/'));
+        let exempt = known && EXEMPT_SERVICES.contains(&grpc_service.as_str());
+        let (grpc_service, grpc_method) = if known {
+            (grpc_service, grpc_method)
+        } else {
+            ("unknown".to_owned(), "unknown".to_owned())
+        };
         let request_id = request_id(request.headers());
         let span = tracing::info_span!(
             "rpc",
@@ -158,17 +182,25 @@ where
                 Err(error) => Status::from(error).into_http::<Body>(),
                 Ok((timeout, permit)) => {
                     record.permit = permit;
-                    request.extensions_mut().insert(RequestContext {
+                    let context = RequestContext {
                         request_id: request_id.clone(),
                         deadline: started + timeout,
-                    });
-                    if exempt {
-                        inner.call(request).await?
+                    };
+                    request.extensions_mut().insert(context.clone());
+                    // A panicking handler must cost one call, not the connection and every call on it.
+                    let call = CURRENT_CALL.scope(
+                        context,
+                        AssertUnwindSafe(inner.call(request)).catch_unwind(),
+                    );
+                    let outcome = if exempt {
+                        Ok(call.await)
                     } else {
-                        match tokio::time::timeout(timeout, inner.call(request)).await {
-                            Ok(response) => response?,
-                            Err(_) => deadline_exceeded(timeout),
-                        }
+                        tokio::time::timeout_at((started + timeout).into(), call).await
+                    };
+                    match outcome {
+                        Ok(Ok(response)) => response?,
+                        Ok(Err(panic)) => handler_panicked(panic.as_ref()),
+                        Err(_) => deadline_exceeded(timeout),
                     }
                 }
             };
@@ -248,6 +280,19 @@ fn deadline_error(timeout: Duration) -> ApiError {
 
 fn deadline_exceeded(timeout: Duration) -> http::Response<Body> {
     Status::from(deadline_error(timeout)).into_http::<Body>()
+}
+
+fn handler_panicked(panic: &(dyn std::any::Any + Send)) -> http::Response<Body> {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    Status::from(ApiError::internal(
+        RUNTIME_DOMAIN,
+        format_args!("handler panicked: {message}"),
+    ))
+    .into_http::<Body>()
 }
 
 fn split_path(path: &str) -> (String, String) {
@@ -438,6 +483,50 @@ mod tests {
             http::HeaderValue::from_static("has space"),
         );
         assert_ne!(request_id(&headers), "has space");
+    }
+
+    fn policy() -> RpcPolicy {
+        RpcPolicy {
+            service: "test",
+            known_methods: ["phoenix.test.v1.TestService/Explode".to_owned()].into(),
+            max_deadline: Duration::from_secs(5),
+            permits: Arc::new(Semaphore::new(4)),
+            authenticator: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_internal_and_frees_its_slot() {
+        use tower::{Layer, ServiceExt};
+        let policy = policy();
+        let permits = policy.permits.clone();
+        let service = RpcLayer::new(policy).layer(tower::service_fn(explode));
+        let request = http::Request::builder()
+            .uri("/phoenix.test.v1.TestService/Explode")
+            .body(Body::empty())
+            .expect("request");
+
+        let response = service
+            .oneshot(request)
+            .await
+            .expect("a response, not a dropped connection");
+
+        assert_eq!(
+            response.headers().get("grpc-status").and_then(parse_code),
+            Some(Code::Internal)
+        );
+        drop(response);
+        assert_eq!(
+            permits.available_permits(),
+            4,
+            "the panicking call gave its slot back"
+        );
+    }
+
+    async fn explode(
+        _request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, std::convert::Infallible> {
+        panic!("boom")
     }
 
     #[test]

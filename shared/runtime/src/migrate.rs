@@ -32,6 +32,8 @@ pub enum MigrateError {
         "{schema} has applied migration {version}, which this build does not know; deploy a build that has it before migrating"
     )]
     AppliedUnknown { schema: String, version: i64 },
+    #[error("migration file {0:?} is not UTF-8")]
+    NotUtf8(String),
     #[error("migration name {0:?} must be lowercase letters, digits and underscores")]
     BadName(String),
     #[error("database: {0}")]
@@ -116,15 +118,19 @@ pub struct MigrationSet {
 impl MigrationSet {
     /// Reads an embedded `migrations/<service>` folder.
     pub fn from_embedded(schema: &str, dir: &Dir<'_>) -> Result<Self, MigrateError> {
-        let files = dir.files().map(|file| {
+        let mut files = Vec::new();
+        for file in dir.files() {
             let name = file
                 .path()
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_owned();
-            (name, file.contents_utf8().unwrap_or_default().to_owned())
-        });
+            let sql = file
+                .contents_utf8()
+                .ok_or_else(|| MigrateError::NotUtf8(name.clone()))?;
+            files.push((name, sql.to_owned()));
+        }
         Self::from_files(schema, files)
     }
 
@@ -156,6 +162,9 @@ impl MigrationSet {
                 (stem, Direction::Up)
             } else if let Some(stem) = file_name.strip_suffix(".down.sql") {
                 (stem, Direction::Down)
+            } else if file_name.to_ascii_lowercase().ends_with(".sql") {
+                // A misnamed script would otherwise be silently skipped.
+                return Err(MigrateError::BadFileName(file_name));
             } else {
                 continue;
             };
@@ -388,7 +397,8 @@ impl<'a> Migrator<'a> {
             source,
         };
         let mut tx = conn.begin().await?;
-        sqlx::raw_sql(&format!("SET LOCAL search_path TO {schema}, public"))
+        // Migrations may rewrite big tables: the request-sized statement timeout does not apply.
+        sqlx::raw_sql(&format!("SET LOCAL search_path TO {schema}, public; SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0"))
             .execute(&mut *tx)
             .await?;
         sqlx::raw_sql(&step.sql)
@@ -425,6 +435,9 @@ impl<'a> Migrator<'a> {
     /// A connection holding the schema's migration lock.
     async fn lock(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, MigrateError> {
         let mut conn = self.pool.acquire().await?;
+        // The lock is session-level: if this run is cancelled or cannot unlock, the session
+        // (and the lock with it) must end rather than go back to the pool still locked.
+        conn.close_on_drop();
         sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
             .bind(lock_key(&self.set.schema))
             .execute(&mut *conn)
@@ -550,6 +563,13 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_misnamed_script_is_refused_not_skipped() {
+        let error =
+            MigrationSet::from_files("s", files(&[("0001_a.UP.sql", "A")])).expect_err("misnamed");
+        assert!(matches!(error, MigrateError::BadFileName(_)), "{error}");
     }
 
     #[test]

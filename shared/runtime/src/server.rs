@@ -111,9 +111,16 @@ pub async fn connect_pool(
     let options: PgConnectOptions = url
         .parse()
         .map_err(|e| anyhow::anyhow!("DATABASE_URL: not a PostgreSQL URL: {e}"))?;
+    // No statement may outlive the longest deadline: a query abandoned by its call would
+    // otherwise keep its connection, and enough of them would drain the pool.
+    let statement_timeout = format!("{}ms", config.max_deadline.as_millis());
     let options = options
         .application_name(&format!("phoenix-{schema}"))
-        .options([("search_path", format!("{schema},public"))]);
+        .options([
+            ("search_path", format!("{schema},public")),
+            ("statement_timeout", statement_timeout.clone()),
+            ("lock_timeout", statement_timeout),
+        ]);
     PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.db_acquire_timeout)
@@ -212,6 +219,7 @@ pub async fn start(
     }
     let layer = RpcLayer::new(RpcPolicy {
         service: spec.name,
+        known_methods: known_methods(&services.names)?,
         max_deadline: config.max_deadline,
         permits: Arc::new(Semaphore::new(config.max_concurrent_rpcs as usize)),
         authenticator,
@@ -247,6 +255,12 @@ pub async fn start(
         tracing::info!(service = name, grace = ?config.shutdown_grace, "shutting down: health is NOT_SERVING");
         tokio::time::sleep(config.shutdown_grace).await;
         stop_accepting.cancel();
+        // Dropping the statuses ends open health `Watch` streams, which would otherwise hold
+        // their connections, and so the drain, open until the timeout.
+        let mut health = health;
+        for name in &names {
+            health.clear_service_status(name).await;
+        }
         match tokio::time::timeout(config.drain_timeout, &mut serving).await {
             Ok(result) => result??,
             Err(_) => {
@@ -254,7 +268,15 @@ pub async fn start(
                 tracing::warn!(service = name, drain = ?config.drain_timeout, "in-flight calls did not finish in time; cut off");
             }
         }
-        pool.close().await;
+        if tokio::time::timeout(Duration::from_secs(5), pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                service = name,
+                "database connections still busy after 5 s; leaving them"
+            );
+        }
         tracing::info!(service = name, "stopped");
         Ok(())
     });
@@ -265,6 +287,36 @@ pub async fn start(
         shutdown,
         task,
     })
+}
+
+/// `package.Service/Method` of every RPC of `served` and of health and reflection, read from the
+/// descriptors that reflection serves.
+fn known_methods(served: &[&str]) -> anyhow::Result<std::collections::HashSet<String>> {
+    use prost::Message;
+    let mut known: std::collections::HashSet<String> = [
+        "grpc.health.v1.Health/Check",
+        "grpc.health.v1.Health/Watch",
+        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let descriptors = prost_types::FileDescriptorSet::decode(phoenix_proto::FILE_DESCRIPTOR_SET)?;
+    for file in &descriptors.file {
+        for service in &file.service {
+            let name = format!("{}.{}", file.package(), service.name());
+            if served.contains(&name.as_str()) {
+                known.extend(
+                    service
+                        .method
+                        .iter()
+                        .map(|method| format!("{name}/{}", method.name())),
+                );
+            }
+        }
+    }
+    Ok(known)
 }
 
 async fn set_health(health: &HealthReporter, names: &[&str], status: ServingStatus) {
