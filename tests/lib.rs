@@ -58,3 +58,19 @@ pub async fn wait_for_health(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Waits (at most 10 s) for the whole server to report SERVING, and fails the test otherwise.
+pub async fn assert_serving(channel: &Channel) {
+    let status = wait_for_health(
+        channel,
+        "",
+        ServingStatus::Serving,
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        status,
+        ServingStatus::Serving,
+        "the service never reported SERVING"
+    );
+}

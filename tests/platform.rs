@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use phoenix_platform_tests::{all_services, health, wait_for_health};
+use phoenix_platform_tests::{all_services, assert_serving, health, wait_for_health};
 use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 use phoenix_proto::directory::v1::{CreateUserRequest, GetUserRequest};
 use phoenix_runtime::migrate::Migrator;
@@ -12,26 +12,32 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt;
 
+/// Sends one reflection request over reflection `v1` or `v1alpha` (the same messages in two
+/// packages) and returns its one answer.
+macro_rules! reflect {
+    ($version:ident, $channel:expr, $request:ident($argument:expr)) => {{
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::$request($argument)),
+        };
+        ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .expect("reflection answers")
+            .into_inner()
+            .message()
+            .await
+            .expect("a response")
+            .and_then(|response| response.message_response)
+    }};
+}
+
 async fn list_services_v1(channel: tonic::transport::Channel) -> Vec<String> {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::once(request))
-        .await
-        .expect("reflection v1 answers")
-        .into_inner();
-    match responses
-        .message()
-        .await
-        .expect("a response")
-        .and_then(|r| r.message_response)
-    {
+    match reflect!(v1, channel, ListServices(String::new())) {
         Some(MessageResponse::ListServicesResponse(list)) => {
             list.service.into_iter().map(|s| s.name).collect()
         }
@@ -40,25 +46,8 @@ async fn list_services_v1(channel: tonic::transport::Channel) -> Vec<String> {
 }
 
 async fn list_services_v1alpha(channel: tonic::transport::Channel) -> Vec<String> {
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::once(request))
-        .await
-        .expect("reflection v1alpha answers")
-        .into_inner();
-    match responses
-        .message()
-        .await
-        .expect("a response")
-        .and_then(|r| r.message_response)
-    {
+    match reflect!(v1alpha, channel, ListServices(String::new())) {
         Some(MessageResponse::ListServicesResponse(list)) => {
             list.service.into_iter().map(|s| s.name).collect()
         }
@@ -66,27 +55,10 @@ async fn list_services_v1alpha(channel: tonic::transport::Channel) -> Vec<String
     }
 }
 
-/// The descriptor of the file that defines `symbol`, as grpcurl asks for it before a call.
+/// How many descriptors the file defining `symbol` comes with, as grpcurl asks before a call.
 async fn file_containing_symbol(channel: tonic::transport::Channel, symbol: &str) -> usize {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::FileContainingSymbol(symbol.to_owned())),
-    };
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::once(request))
-        .await
-        .expect("reflection answers")
-        .into_inner();
-    match responses
-        .message()
-        .await
-        .expect("a response")
-        .and_then(|r| r.message_response)
-    {
+    match reflect!(v1, channel, FileContainingSymbol(symbol.to_owned())) {
         Some(MessageResponse::FileDescriptorResponse(files)) => files.file_descriptor_proto.len(),
         other => panic!("expected descriptors for {symbol}, got {other:?}"),
     }
@@ -153,16 +125,7 @@ async fn every_service_reports_serving_once_its_database_answers() {
 #[tokio::test]
 async fn health_turns_not_serving_when_the_database_goes_away() {
     let service = spawn(phoenix_directory::spec()).await;
-    assert_eq!(
-        wait_for_health(
-            &service.channel,
-            "",
-            ServingStatus::Serving,
-            Duration::from_secs(10)
-        )
-        .await,
-        ServingStatus::Serving
-    );
+    assert_serving(&service.channel).await;
 
     service.database.drop_database().await;
 
@@ -184,16 +147,7 @@ async fn health_turns_not_serving_as_soon_as_shutdown_begins() {
         config.shutdown_grace = Duration::from_secs(3)
     })
     .await;
-    assert_eq!(
-        wait_for_health(
-            &service.channel,
-            "",
-            ServingStatus::Serving,
-            Duration::from_secs(10)
-        )
-        .await,
-        ServingStatus::Serving
-    );
+    assert_serving(&service.channel).await;
 
     service.begin_shutdown();
 
@@ -837,4 +791,65 @@ async fn the_client_builder_carries_the_callers_trace_and_request_id_to_the_next
         Some(trace_id),
         "one trace across the hop: {traceparent}"
     );
+}
+
+#[tokio::test]
+async fn with_mutual_tls_only_clients_with_a_trusted_certificate_get_in() {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let read = |name: &str| std::fs::read(fixtures.join(name)).expect("fixture");
+    let service = spawn_with(phoenix_directory::spec(), |config| {
+        config.tls.tls_cert_file = Some(fixtures.join("tls-server.pem"));
+        config.tls.tls_key_file = Some(fixtures.join("tls-server-key.pem"));
+        config.tls.tls_client_ca_file = Some(fixtures.join("tls-ca.pem"));
+    })
+    .await;
+    let url = format!("https://localhost:{}", service.addr.port());
+    let trust = || {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read("tls-ca.pem")))
+            .domain_name("localhost")
+    };
+
+    let trusted = Channel::from_shared(url.clone())
+        .expect("url")
+        .tls_config(trust().identity(Identity::from_pem(
+            read("tls-client.pem"),
+            read("tls-client-key.pem"),
+        )))
+        .expect("tls config")
+        .connect()
+        .await
+        .expect("a client with a trusted certificate connects");
+    assert_serving(&trusted).await;
+
+    let anonymous = Channel::from_shared(url)
+        .expect("url")
+        .tls_config(trust())
+        .expect("tls config")
+        .connect()
+        .await;
+    let refused = match anonymous {
+        Err(_) => true,
+        Ok(channel) => tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a client without a certificate must not get in");
+    let plaintext = health_over_plaintext(&service).await;
+    assert!(plaintext.is_err(), "plaintext is refused on a TLS listener");
+}
+
+async fn health_over_plaintext(
+    service: &phoenix_testkit::TestService,
+) -> Result<(), tonic::Status> {
+    tonic_health::pb::health_client::HealthClient::new(service.channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(|_| ())
 }

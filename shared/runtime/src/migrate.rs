@@ -248,15 +248,12 @@ impl<'a> Migrator<'a> {
         if let Some(target) = target {
             self.find(target)?;
         }
-        let mut conn = self.lock().await?;
-        let result = async {
-            let applied = applied(&mut conn, &self.set.schema).await?;
-            self.check_known(&applied)?;
-            let steps: Vec<Step> = self
+        self.run(dry_run, |applied| {
+            Ok(self
                 .set
                 .migrations
                 .iter()
-                .filter(|m| !applied.iter().any(|a| a.0 == m.version))
+                .filter(|m| !applied.iter().any(|(version, _)| *version == m.version))
                 .filter(|m| target.is_none_or(|t| m.version <= t))
                 .map(|m| Step {
                     version: m.version,
@@ -264,35 +261,44 @@ impl<'a> Migrator<'a> {
                     direction: Direction::Up,
                     sql: m.up.clone(),
                 })
-                .collect();
-            if !dry_run {
-                for step in &steps {
-                    self.apply(&mut conn, step).await?;
-                }
-            }
-            Ok(steps)
-        }
-        .await;
-        unlock(&mut conn, &self.set.schema).await;
-        result
+                .collect())
+        })
+        .await
     }
 
     /// Reverts the last `count` applied migrations, newest first.
     pub async fn down(&self, count: usize, dry_run: bool) -> Result<Vec<Step>, MigrateError> {
+        self.run(dry_run, |applied| {
+            applied
+                .iter()
+                .rev()
+                .take(count)
+                .map(|(version, _)| {
+                    let migration = self.find(*version)?;
+                    Ok(Step {
+                        version: *version,
+                        name: migration.name.clone(),
+                        direction: Direction::Down,
+                        sql: migration.down.clone(),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Under the schema's lock: reads what is applied, plans the steps, applies them unless
+    /// `dry_run`, and releases the lock whatever happened.
+    async fn run(
+        &self,
+        dry_run: bool,
+        plan: impl FnOnce(&[(i64, String)]) -> Result<Vec<Step>, MigrateError>,
+    ) -> Result<Vec<Step>, MigrateError> {
         let mut conn = self.lock().await?;
         let result = async {
             let applied = applied(&mut conn, &self.set.schema).await?;
             self.check_known(&applied)?;
-            let mut steps = Vec::new();
-            for (version, _) in applied.iter().rev().take(count) {
-                let migration = self.find(*version)?;
-                steps.push(Step {
-                    version: *version,
-                    name: migration.name.clone(),
-                    direction: Direction::Down,
-                    sql: migration.down.clone(),
-                });
-            }
+            let steps = plan(&applied)?;
             if !dry_run {
                 for step in &steps {
                     self.apply(&mut conn, step).await?;

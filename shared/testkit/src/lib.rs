@@ -187,11 +187,10 @@ pub async fn spawn_with(
     .await
     .expect("start the service");
     let addr = running.addr;
+    // Lazy, so a test of a TLS-only service can still be handed a (plaintext) channel.
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("valid url")
-        .connect()
-        .await
-        .expect("connect to the service");
+        .connect_lazy();
     TestService {
         addr,
         database,
