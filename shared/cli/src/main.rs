@@ -48,7 +48,7 @@ enum Command {
     },
     /// Runs every test of the workspace against one throwaway PostgreSQL.
     Test {
-        /// Extra arguments for `cargo test`, after `--` (e.g. `-- -p phoenix-directory`).
+        /// Extra arguments for `cargo test`, e.g. `-p phoenix-directory` or `-- a_test_name`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
         #[command(flatten)]
@@ -181,8 +181,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn test(cargo_args: &[String], config: &RuntimeConfig) -> anyhow::Result<()> {
     let server = EmbeddedPostgres::start_throwaway(&config.embedded)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["test", "--workspace"])
+    // The whole workspace unless the caller picked packages.
+    let picked = cargo_args
+        .iter()
+        .any(|a| a == "-p" || a.starts_with("--package") || a.starts_with("-p"));
+    let mut command = std::process::Command::new(cargo);
+    command.arg("test");
+    if !picked {
+        command.arg("--workspace");
+    }
+    let status = command
         .args(cargo_args)
         .env("PHOENIX_TEST_DATABASE_URL", server.url("postgres"))
         .status()
