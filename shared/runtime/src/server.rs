@@ -54,7 +54,9 @@ pub struct ServiceContext {
 }
 
 impl ServiceContext {
-    /// A channel to another service, from its configured URL (`PHOENIX_<NAME>_URL`).
+    /// A channel to another service, from its configured URL (`PHOENIX_<NAME>_URL`), over
+    /// plaintext and without a token: a service that calls a peer behind TLS or authentication
+    /// builds its channel with [`ClientBuilder`] and those settings instead.
     pub fn peer(&self, service: &str) -> anyhow::Result<PeerChannel> {
         let url = self.config.peers.url(service).ok_or_else(|| {
             anyhow::anyhow!(
