@@ -180,25 +180,33 @@ async fn shutdown_closes_the_listener_within_its_bound() {
     );
 }
 
-#[tokio::test]
-async fn a_call_whose_deadline_has_passed_gets_deadline_exceeded() {
-    let service = spawn(phoenix_directory::spec()).await;
-    // A plain HTTP/2 client: tonic's own channel would give up locally before asking the server.
+/// GetUser of an unknown user with `grpc-timeout` set to `timeout`, sent by a plain HTTP/2
+/// client: tonic's own channel would enforce the deadline itself and give up before the server
+/// answers, and these tests are about the server's answer.
+async fn get_user_with_grpc_timeout(
+    service: &phoenix_testkit::TestService,
+    timeout: &'static str,
+) -> tonic::Status {
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<tonic::body::Body>();
-    let mut client = DirectoryServiceClient::with_origin(http, service.url().parse().expect("uri"));
     let mut request = tonic::Request::new(GetUserRequest {
         id: uuid::Uuid::new_v4().to_string(),
     });
     request
         .metadata_mut()
-        .insert("grpc-timeout", "1n".parse().expect("header"));
-
-    let status = client
+        .insert("grpc-timeout", timeout.parse().expect("header"));
+    DirectoryServiceClient::with_origin(http, service.url().parse().expect("uri"))
         .get_user(request)
         .await
-        .expect_err("the deadline has passed");
+        .expect_err("an unknown user is never found, so every outcome here is an error")
+}
+
+#[tokio::test]
+async fn a_call_whose_deadline_has_passed_gets_deadline_exceeded() {
+    let service = spawn(phoenix_directory::spec()).await;
+
+    let status = get_user_with_grpc_timeout(&service, "1n").await;
 
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert_eq!(
@@ -214,19 +222,7 @@ async fn a_call_whose_deadline_has_passed_gets_deadline_exceeded() {
 #[tokio::test]
 async fn a_malformed_grpc_timeout_is_invalid_argument() {
     let service = spawn(phoenix_directory::spec()).await;
-    let mut request = tonic::Request::new(GetUserRequest {
-        id: uuid::Uuid::new_v4().to_string(),
-    });
-    request
-        .metadata_mut()
-        .insert("grpc-timeout", "soon".parse().expect("header"));
-    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<tonic::body::Body>();
-    let status = DirectoryServiceClient::with_origin(http, service.url().parse().expect("uri"))
-        .get_user(request)
-        .await
-        .expect_err("bad header");
+    let status = get_user_with_grpc_timeout(&service, "soon").await;
     assert_eq!(status.code(), Code::InvalidArgument);
     let violations = status
         .get_error_details()
@@ -618,36 +614,12 @@ async fn lock_users_table(
     lock
 }
 
-fn plain_http2_client(
-    service: &phoenix_testkit::TestService,
-) -> DirectoryServiceClient<
-    hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        tonic::body::Body,
-    >,
-> {
-    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<tonic::body::Body>();
-    DirectoryServiceClient::with_origin(http, service.url().parse().expect("uri"))
-}
-
 #[tokio::test]
 async fn a_deadline_that_passes_while_the_call_runs_gets_deadline_exceeded() {
     let service = spawn(phoenix_directory::spec()).await;
     let lock = lock_users_table(&service).await;
-    let mut request = tonic::Request::new(GetUserRequest {
-        id: uuid::Uuid::new_v4().to_string(),
-    });
-    request
-        .metadata_mut()
-        .insert("grpc-timeout", "300m".parse().expect("header"));
-
     let started = std::time::Instant::now();
-    let status = plain_http2_client(&service)
-        .get_user(request)
-        .await
-        .expect_err("blocked past its deadline");
+    let status = get_user_with_grpc_timeout(&service, "300m").await;
 
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(
@@ -665,17 +637,7 @@ async fn the_server_caps_deadlines_at_its_maximum() {
     })
     .await;
     let lock = lock_users_table(&service).await;
-    let mut request = tonic::Request::new(GetUserRequest {
-        id: uuid::Uuid::new_v4().to_string(),
-    });
-    request
-        .metadata_mut()
-        .insert("grpc-timeout", "60S".parse().expect("header"));
-
-    let status = plain_http2_client(&service)
-        .get_user(request)
-        .await
-        .expect_err("capped");
+    let status = get_user_with_grpc_timeout(&service, "60S").await;
 
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     lock.rollback().await.expect("unlock");

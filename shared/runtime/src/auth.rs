@@ -213,6 +213,11 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
         )
         .expect("token");
+        authorization(&token)
+    }
+
+    /// Headers carrying `authorization: Bearer <token>`.
+    fn authorization(token: &str) -> http::HeaderMap {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::AUTHORIZATION,
@@ -284,11 +289,7 @@ mod tests {
             auth.authenticate(&expired).expect_err("expired").reason(),
             "TOKEN_INVALID"
         );
-        let mut garbage = http::HeaderMap::new();
-        garbage.insert(
-            http::header::AUTHORIZATION,
-            "Bearer nope".parse().expect("header"),
-        );
+        let garbage = authorization("nope");
         assert_eq!(
             auth.authenticate(&garbage).expect_err("garbage").reason(),
             "TOKEN_MALFORMED"
@@ -342,13 +343,10 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_rsa_pem(&private).expect("private key"),
         )
         .expect("token");
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            http::header::AUTHORIZATION,
-            format!("Bearer {token}").parse().expect("header"),
-        );
         assert_eq!(
-            auth.authenticate(&headers).expect("accepted").subject,
+            auth.authenticate(&authorization(&token))
+                .expect("accepted")
+                .subject,
             "rsa-caller"
         );
         let hs = bearer(
