@@ -23,6 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Ordered maps encode deterministically, so equal requests fingerprint equally
+        // (idempotency keys) and equal messages compare equal in tests.
+        .btree_map(".")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -1,10 +1,17 @@
-//! The ledger service: tenants, the double-entry ledger, stock, policies, idempotency keys and the event store (seed 003).
-//!
-//! It boots through the shared runtime with health, reflection, metrics and its own schema
-//! (`ledger`); its domain API arrives with the issue that builds the context.
+//! The ledger service (seed 003, RFC-PHOENIX-01, and the besitos and items of seed 001):
+//! tenants, an append-only double-entry ledger with two-phase transfers, policies as circuit
+//! breakers, idempotency keys, stock and holdings, an event store with snapshots, and the
+//! Firebase import.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod proto;
+pub mod store;
 
 use include_dir::{Dir, include_dir};
-use phoenix_proto::ledger::v1::ledger_service_server::{LedgerService, LedgerServiceServer};
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/ledger");
@@ -19,14 +26,12 @@ pub fn spec() -> ServiceSpec {
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
-    let service = LedgerServiceServer::new(LedgerApi)
-        .max_decoding_message_size(context.max_message_bytes())
-        .max_encoding_message_size(context.max_message_bytes());
-    Ok(GrpcServices::new().serve(service))
+    let ledger = api::Ledger {
+        pool: context.pool.clone(),
+        settings: config::LedgerSettings::from_env()?,
+    };
+    metrics::get();
+    let limit = context.max_message_bytes();
+    let _ = (ledger, limit);
+    Ok(GrpcServices::new())
 }
-
-/// The gRPC face of the context; it has no RPCs yet.
-#[derive(Debug)]
-struct LedgerApi;
-
-impl LedgerService for LedgerApi {}

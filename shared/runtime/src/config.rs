@@ -15,7 +15,7 @@ fn duration(value: &str) -> Result<Duration, String> {
 }
 
 /// A duration of at least a millisecond: zero would mean "never" or "always" where it is used.
-fn positive_duration(value: &str) -> Result<Duration, String> {
+pub fn positive_duration(value: &str) -> Result<Duration, String> {
     duration(value).and_then(|d| {
         if d >= Duration::from_millis(1) {
             Ok(d)

@@ -3,6 +3,7 @@
 //! google.rpc details: `BadRequest` field violations for bad input and an `ErrorInfo` whose
 //! `reason` is a stable string clients may match on.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use tonic::{Code, Status};
@@ -34,7 +35,7 @@ impl FieldViolation {
 pub struct ApiError {
     code: Code,
     domain: &'static str,
-    reason: &'static str,
+    reason: Cow<'static, str>,
     message: String,
     violations: Vec<FieldViolation>,
     metadata: Vec<(String, String)>,
@@ -44,13 +45,13 @@ impl ApiError {
     pub fn new(
         code: Code,
         domain: &'static str,
-        reason: &'static str,
+        reason: impl Into<Cow<'static, str>>,
         message: impl Into<String>,
     ) -> Self {
         Self {
             code,
             domain,
-            reason,
+            reason: reason.into(),
             message: message.into(),
             violations: Vec::new(),
             metadata: Vec::new(),
@@ -134,6 +135,12 @@ impl ApiError {
         }
     }
 
+    /// Adds a `BadRequest` field violation to an error of any code.
+    pub fn with_violation(mut self, violation: FieldViolation) -> Self {
+        self.violations.push(violation);
+        self
+    }
+
     /// Adds a key/value to the `ErrorInfo` metadata (e.g. the id that was not found).
     pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.push((key.into(), value.into()));
@@ -144,8 +151,12 @@ impl ApiError {
         self.code
     }
 
-    pub fn reason(&self) -> &'static str {
-        self.reason
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     pub fn violations(&self) -> &[FieldViolation] {
@@ -164,7 +175,7 @@ impl ApiError {
             }
         }
         details.set_error_info(
-            self.reason,
+            self.reason.into_owned(),
             self.domain,
             self.metadata
                 .into_iter()

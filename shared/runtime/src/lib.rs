@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod migrate;

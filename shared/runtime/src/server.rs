@@ -51,6 +51,8 @@ pub struct ServiceContext {
     /// Pool whose connections have `search_path` set to the service's schema.
     pub pool: PgPool,
     pub config: Arc<RuntimeConfig>,
+    /// Cancelled when the service begins to shut down; background work stops with it.
+    pub shutdown: CancellationToken,
 }
 
 impl ServiceContext {
@@ -67,6 +69,29 @@ impl ServiceContext {
         ClientBuilder::new(url)
             .deadline(self.config.max_deadline)
             .connect_lazy()
+    }
+
+    /// Runs `job` every `interval` until shutdown, in the background: the service's sweepers and
+    /// schedules. A failed run is logged and the next one still happens.
+    pub fn every<F, Fut>(&self, name: &'static str, interval: Duration, job: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+    {
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                if let Err(error) = job().await {
+                    tracing::warn!(job = name, error = %format!("{error:#}"), "background job failed");
+                }
+            }
+        });
     }
 
     /// Largest message a service accepts or sends; apply to each generated server.
@@ -184,6 +209,7 @@ pub async fn start(
     let context = ServiceContext {
         pool: pool.clone(),
         config: config.clone(),
+        shutdown: shutdown.clone(),
     };
     let services = (spec.build)(&context)?;
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -134,6 +134,22 @@ pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
     TraceContextPropagator::new().extract(&HeaderReader(headers))
 }
 
+/// The current span's W3C `traceparent` and `tracestate`, to store with what the call produces
+/// (events, outbox rows) so their consumers continue the trace. Empty strings without a trace.
+pub fn current_trace_headers() -> (String, String) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let mut headers = http::HeaderMap::new();
+    inject_context(&tracing::Span::current().context(), &mut headers);
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (value("traceparent"), value("tracestate"))
+}
+
 /// Writes W3C trace context into HTTP/2 headers (gRPC metadata).
 pub fn inject_context(context: &opentelemetry::Context, headers: &mut http::HeaderMap) {
     TraceContextPropagator::new().inject_context(context, &mut HeaderWriter(headers));

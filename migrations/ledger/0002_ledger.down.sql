@@ -1,0 +1,11 @@
+DROP TABLE snapshots;
+DROP TABLE events;
+DROP TABLE request_keys;
+DROP TABLE policies;
+DROP TABLE open_pendings;
+DROP TABLE entries;
+DROP TABLE transfers;
+DROP TABLE accounts;
+DROP TABLE assets;
+DROP TABLE tenants;
+DROP FUNCTION reject_change();

@@ -1,0 +1,29 @@
+//! The ledger's own settings, read from the environment next to the runtime's.
+
+use std::time::Duration;
+
+use clap::Parser;
+use phoenix_runtime::config::positive_duration;
+
+#[derive(Debug, Clone, Parser)]
+#[command(no_binary_name = true)]
+pub struct LedgerSettings {
+    /// How long an idempotency key is remembered; a retry after that is a new request.
+    #[arg(long, env = "PHOENIX_LEDGER_IDEMPOTENCY_TTL", default_value = "24h", value_parser = positive_duration)]
+    pub idempotency_ttl: Duration,
+    /// How often expired pending transfers, reservations and idempotency keys are swept.
+    #[arg(long, env = "PHOENIX_LEDGER_SWEEP_INTERVAL", default_value = "1s", value_parser = positive_duration)]
+    pub sweep_interval: Duration,
+    /// An account's state is snapshotted every this many events of its stream.
+    #[arg(long, env = "PHOENIX_LEDGER_SNAPSHOT_EVERY", default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
+    pub snapshot_every: i64,
+}
+
+impl LedgerSettings {
+    /// The settings from `PHOENIX_LEDGER_*`, defaults for the rest.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::try_parse_from(std::iter::empty::<String>())
+            .map_err(|e| anyhow::anyhow!("ledger settings: {e}"))
+    }
+}
+

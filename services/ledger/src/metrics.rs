@@ -1,0 +1,80 @@
+//! The ledger's own metrics, in the process-wide registry next to the RPC metrics.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+pub struct LedgerMetrics {
+    /// Transfers recorded, by kind.
+    pub transfers: Family<KindLabels, Counter>,
+    /// Operations refused by a rule, by reason.
+    pub refusals: Family<ReasonLabels, Counter>,
+    /// Mutating calls answered from their idempotency key.
+    pub idempotent_replays: Counter,
+    /// Pending transfers and reservations released by the sweeper, by kind.
+    pub expired: Family<KindLabels, Counter>,
+    /// Idempotency keys removed after their TTL.
+    pub keys_removed: Counter,
+}
+
+pub fn get() -> &'static LedgerMetrics {
+    static METRICS: OnceLock<LedgerMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let metrics = LedgerMetrics {
+            transfers: Family::default(),
+            refusals: Family::default(),
+            idempotent_replays: Counter::default(),
+            expired: Family::default(),
+            keys_removed: Counter::default(),
+        };
+        let registry = phoenix_runtime::metrics::global();
+        registry.register(
+            "ledger_transfers",
+            "Transfers recorded, by kind",
+            metrics.transfers.clone(),
+        );
+        registry.register(
+            "ledger_refusals",
+            "Ledger operations refused by a rule, by reason",
+            metrics.refusals.clone(),
+        );
+        registry.register(
+            "ledger_idempotent_replays",
+            "Mutating calls answered from their idempotency key",
+            metrics.idempotent_replays.clone(),
+        );
+        registry.register(
+            "ledger_expired",
+            "Pending transfers and stock reservations released after their timeout, by kind",
+            metrics.expired.clone(),
+        );
+        registry.register(
+            "ledger_idempotency_keys_removed",
+            "Idempotency keys removed after their TTL",
+            metrics.keys_removed.clone(),
+        );
+        metrics
+    })
+}
+
+/// Counts a refusal by its reason.
+pub fn refused(reason: &str) {
+    get()
+        .refusals
+        .get_or_create(&ReasonLabels {
+            reason: reason.to_owned(),
+        })
+        .inc();
+}

@@ -1,0 +1,121 @@
+//! Domain → protobuf conversions, shared by the API (responses) and the event store (payloads).
+
+use chrono::{DateTime, Utc};
+use phoenix_proto::ledger::v1 as pb;
+
+use crate::domain::ledger::{Account, BalanceLimit, Balances, PendingState, Transfer, TransferKind};
+use crate::domain::policy::{Policy, PolicyKind};
+use crate::domain::tenant::Tenant;
+
+pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn tenant(tenant: &Tenant) -> pb::Tenant {
+    pb::Tenant {
+        id: tenant.id.to_string(),
+        slug: tenant.slug.clone(),
+        name: tenant.name.clone(),
+        create_time: Some(timestamp(tenant.created_at)),
+    }
+}
+
+pub fn balance(balances: &Balances) -> pb::Balance {
+    pb::Balance {
+        debits_posted: balances.debits_posted,
+        credits_posted: balances.credits_posted,
+        debits_pending: balances.debits_pending,
+        credits_pending: balances.credits_pending,
+        posted: balances.posted(),
+        pending: balances.pending(),
+        available: balances.available(),
+    }
+}
+
+pub fn balance_limit(limit: BalanceLimit) -> pb::BalanceLimit {
+    match limit {
+        BalanceLimit::None => pb::BalanceLimit::None,
+        BalanceLimit::DebitsMustNotExceedCredits => pb::BalanceLimit::DebitsMustNotExceedCredits,
+        BalanceLimit::CreditsMustNotExceedDebits => pb::BalanceLimit::CreditsMustNotExceedDebits,
+    }
+}
+
+pub fn account(account: &Account) -> pb::Account {
+    pb::Account {
+        id: account.id.to_string(),
+        tenant_id: account.tenant_id.to_string(),
+        asset_code: account.asset_code.clone(),
+        asset_scale: u32::try_from(account.asset_scale).unwrap_or(0),
+        owner_ref: account.owner_ref.clone(),
+        kind: account.kind.clone(),
+        balance_limit: balance_limit(account.balance_limit).into(),
+        metadata: account.metadata.clone(),
+        balance: Some(balance(&account.balances)),
+        version: account.entry_version,
+        create_time: Some(timestamp(account.created_at)),
+    }
+}
+
+pub fn transfer_kind(kind: TransferKind) -> pb::TransferKind {
+    match kind {
+        TransferKind::Posted => pb::TransferKind::Posted,
+        TransferKind::Pending => pb::TransferKind::Pending,
+        TransferKind::PostPending => pb::TransferKind::PostPending,
+        TransferKind::VoidPending => pb::TransferKind::VoidPending,
+        TransferKind::ExpirePending => pb::TransferKind::ExpirePending,
+    }
+}
+
+fn pending_state(state: Option<PendingState>) -> pb::PendingState {
+    match state {
+        None => pb::PendingState::Unspecified,
+        Some(PendingState::Open) => pb::PendingState::Open,
+        Some(PendingState::Posted) => pb::PendingState::Posted,
+        Some(PendingState::Voided) => pb::PendingState::Voided,
+        Some(PendingState::Expired) => pb::PendingState::Expired,
+    }
+}
+
+pub fn transfer(transfer: &Transfer) -> pb::Transfer {
+    let id = |id: Option<uuid::Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+    pb::Transfer {
+        id: transfer.id.to_string(),
+        tenant_id: transfer.tenant_id.to_string(),
+        kind: transfer_kind(transfer.kind).into(),
+        debit_account_id: transfer.debit_account_id.to_string(),
+        credit_account_id: transfer.credit_account_id.to_string(),
+        amount: transfer.amount,
+        asset_code: transfer.asset_code.clone(),
+        pending_id: id(transfer.pending_id),
+        reversal_of: id(transfer.reversal_of),
+        expire_time: transfer.expires_at.map(timestamp),
+        pending_state: pending_state(transfer.pending_state).into(),
+        code: transfer.code.clone(),
+        metadata: transfer.metadata.clone(),
+        batch_id: transfer.batch_id.to_string(),
+        create_time: Some(timestamp(transfer.created_at)),
+    }
+}
+
+pub fn policy_kind(kind: PolicyKind) -> pb::PolicyKind {
+    match kind {
+        PolicyKind::MaxTransferAmount => pb::PolicyKind::MaxTransferAmount,
+        PolicyKind::MaxDailyDebits => pb::PolicyKind::MaxDailyDebits,
+        PolicyKind::KillSwitch => pb::PolicyKind::KillSwitch,
+    }
+}
+
+pub fn policy(policy: &Policy) -> pb::Policy {
+    pb::Policy {
+        id: policy.id.to_string(),
+        tenant_id: policy.tenant_id.to_string(),
+        kind: policy_kind(policy.kind).into(),
+        asset_code: policy.asset_code.clone(),
+        limit: policy.limit.unwrap_or(0),
+        effective_time: Some(timestamp(policy.effective_from)),
+        end_time: policy.effective_to.map(timestamp),
+    }
+}
