@@ -7,11 +7,15 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod jobs;
 pub mod metrics;
 pub mod proto;
 pub mod store;
 
 use include_dir::{Dir, include_dir};
+use phoenix_proto::ledger::v1::event_store_service_server::EventStoreServiceServer;
+use phoenix_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
+use phoenix_proto::ledger::v1::policy_service_server::PolicyServiceServer;
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/ledger");
@@ -29,9 +33,25 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let ledger = api::Ledger {
         pool: context.pool.clone(),
         settings: config::LedgerSettings::from_env()?,
+        shutdown: context.shutdown.clone(),
     };
     metrics::get();
     let limit = context.max_message_bytes();
-    let _ = (ledger, limit);
-    Ok(GrpcServices::new())
+    jobs::start(context, &ledger);
+    Ok(GrpcServices::new()
+        .serve(
+            LedgerServiceServer::new(ledger.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .serve(
+            PolicyServiceServer::new(ledger.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .serve(
+            EventStoreServiceServer::new(ledger)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        ))
 }

@@ -128,6 +128,8 @@ pub struct TestService {
     pub database: TestDatabase,
     pub pool: PgPool,
     pub channel: Channel,
+    spec: ServiceSpec,
+    config: Arc<RuntimeConfig>,
     running: Option<RunningService>,
 }
 
@@ -149,6 +151,16 @@ impl TestService {
         if let Some(running) = self.running.take() {
             running.shutdown().await.expect("clean shutdown");
         }
+    }
+
+    /// Stops the service and starts it again on the same database and configuration, as a
+    /// deploy or a crash followed by a restart would. The new instance has a new address.
+    pub async fn restart(mut self) -> TestService {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+        let pool = self.database.pool(self.spec.name).await;
+        start_on(self.spec, self.config.clone(), self.database.clone(), pool).await
     }
 }
 
@@ -174,12 +186,21 @@ pub async fn spawn_with(
     let mut config = test_config();
     configure(&mut config);
     let pool = database.pool(spec.name).await;
+    start_on(spec, Arc::new(config), database, pool).await
+}
+
+async fn start_on(
+    spec: ServiceSpec,
+    config: Arc<RuntimeConfig>,
+    database: TestDatabase,
+    pool: PgPool,
+) -> TestService {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
     let running = phoenix_runtime::server::start(
         &spec,
-        Arc::new(config),
+        config.clone(),
         pool.clone(),
         listener,
         CancellationToken::new(),
@@ -196,6 +217,8 @@ pub async fn spawn_with(
         database,
         pool,
         channel,
+        spec,
+        config,
         running: Some(running),
     }
 }

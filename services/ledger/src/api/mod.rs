@@ -1,6 +1,9 @@
 //! The gRPC face of the ledger: proto ⇄ domain and validation, nothing else. One module per
 //! tonic service; this one holds what they share (tenant scoping, keys, ids, pages).
 
+pub mod event_store;
+pub mod governance;
+pub mod ledger;
 
 use phoenix_runtime::idempotency::{self, RequestKey};
 use phoenix_runtime::{ApiError, FieldViolation, auth};
@@ -19,6 +22,8 @@ pub const ADMIN_ROLE: &str = "ledger-admin";
 pub struct Ledger {
     pub pool: sqlx::PgPool,
     pub settings: LedgerSettings,
+    /// Ends server streams (subscriptions) when the service shuts down.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The tenant a call acts on. With authentication off it is `tenant_id`. With it on, the
@@ -32,12 +37,12 @@ pub fn tenant_of<T>(request: &Request<T>, tenant_id: &str) -> Result<Uuid, Ledge
         tenant_id
     };
     let tenant = uuid_field("tenant_id", named)?;
-    if let Some(caller) = caller {
-        if !caller.roles.iter().any(|r| r == ADMIN_ROLE) {
-            caller
-                .require_tenant(&tenant.to_string())
-                .map_err(LedgerError::Denied)?;
-        }
+    if let Some(caller) = caller
+        && !caller.roles.iter().any(|r| r == ADMIN_ROLE)
+    {
+        caller
+            .require_tenant(&tenant.to_string())
+            .map_err(LedgerError::Denied)?;
     }
     Ok(tenant)
 }
@@ -75,8 +80,9 @@ pub fn request_key(
     method: &'static str,
     request: &impl prost::Message,
 ) -> Result<RequestKey, LedgerError> {
-    idempotency::check_key(key)
-        .map_err(|violation| LedgerError::Invalid(ApiError::invalid_argument(DOMAIN, vec![violation])))?;
+    idempotency::check_key(key).map_err(|violation| {
+        LedgerError::Invalid(ApiError::invalid_argument(DOMAIN, vec![violation]))
+    })?;
     Ok(RequestKey::new(scope.to_string(), key, method, request))
 }
 
@@ -140,9 +146,7 @@ pub fn time_field(
     value: Option<&prost_types::Timestamp>,
 ) -> Result<chrono::DateTime<chrono::Utc>, LedgerError> {
     value
-        .and_then(|t| {
-            chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
-        })
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
         .ok_or_else(|| {
             invalid(vec![Refusal::invalid(
                 field,
