@@ -4,6 +4,7 @@
 //! Firebase import.
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod error;
