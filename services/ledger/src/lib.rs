@@ -5,12 +5,14 @@
 
 pub mod api;
 pub mod audit;
+pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
 pub mod proto;
+pub mod seed;
 pub mod store;
 
 use include_dir::{Dir, include_dir};

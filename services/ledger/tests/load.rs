@@ -79,19 +79,19 @@ async fn a_storm_of_concurrent_operations_leaves_every_invariant_intact() {
                         };
                         if let Ok(response) = ledger.create_transfer(request.clone()).await {
                             let response = response.into_inner();
-                            answered.lock().await.posted.push(
-                                response.transfer.as_ref().expect("t").id.clone(),
-                            );
+                            answered
+                                .lock()
+                                .await
+                                .posted
+                                .push(response.transfer.as_ref().expect("t").id.clone());
                             answered.lock().await.transfers.push((request, response));
                         }
                     }
                     35..50 => {
-                        let timeout = rand::rng()
-                            .random_bool(0.5)
-                            .then(|| prost_types::Duration {
-                                seconds: 0,
-                                nanos: rand::rng().random_range(50..900) * 1_000_000,
-                            });
+                        let timeout = rand::rng().random_bool(0.5).then(|| prost_types::Duration {
+                            seconds: 0,
+                            nanos: rand::rng().random_range(50..900) * 1_000_000,
+                        });
                         let request = pb::CreateTransferRequest {
                             tenant_id: tenant.clone(),
                             transfer: Some(pb::TransferSpec {
@@ -107,7 +107,12 @@ async fn a_storm_of_concurrent_operations_leaves_every_invariant_intact() {
                         }
                     }
                     50..70 => {
-                        let pending = answered.lock().await.pendings.choose(&mut rand::rng()).cloned();
+                        let pending = answered
+                            .lock()
+                            .await
+                            .pendings
+                            .choose(&mut rand::rng())
+                            .cloned();
                         if let Some(pending_id) = pending {
                             let result = if roll < 60 {
                                 ledger
@@ -135,15 +140,32 @@ async fn a_storm_of_concurrent_operations_leaves_every_invariant_intact() {
                         }
                     }
                     70..82 => {
-                        let previous = answered.lock().await.transfers.choose(&mut rand::rng()).cloned();
+                        let previous = answered
+                            .lock()
+                            .await
+                            .transfers
+                            .choose(&mut rand::rng())
+                            .cloned();
                         if let Some((request, response)) = previous {
-                            let replay = ledger.create_transfer(request).await.expect("a replay is answered");
-                            assert_eq!(replay.into_inner(), response, "a replay returns the first answer");
+                            let replay = ledger
+                                .create_transfer(request)
+                                .await
+                                .expect("a replay is answered");
+                            assert_eq!(
+                                replay.into_inner(),
+                                response,
+                                "a replay returns the first answer"
+                            );
                             replays += 1;
                         }
                     }
                     82..88 => {
-                        let original = answered.lock().await.posted.choose(&mut rand::rng()).cloned();
+                        let original = answered
+                            .lock()
+                            .await
+                            .posted
+                            .choose(&mut rand::rng())
+                            .cloned();
                         if let Some(transfer_id) = original {
                             let result = ledger
                                 .reverse_transfer(pb::ReverseTransferRequest {
@@ -168,7 +190,8 @@ async fn a_storm_of_concurrent_operations_leaves_every_invariant_intact() {
                         let transfers = (0..10)
                             .map(|_| {
                                 let mut rng = rand::rng();
-                                let pair: Vec<&String> = wallets.choose_multiple(&mut rng, 2).collect();
+                                let pair: Vec<&String> =
+                                    wallets.choose_multiple(&mut rng, 2).collect();
                                 spec(pair[0], pair[1], rng.random_range(1..100))
                             })
                             .collect();
@@ -197,11 +220,19 @@ async fn a_storm_of_concurrent_operations_leaves_every_invariant_intact() {
     // Let the sweeper release the pendings whose timeout passed.
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
 
-    let report = phoenix_ledger::audit::run(&h.service.pool).await.expect("audit ran");
-    println!("{operations} operations, {replays} replays\n{}", report.render());
+    let report = phoenix_ledger::audit::run(&h.service.pool)
+        .await
+        .expect("audit ran");
+    println!(
+        "{operations} operations, {replays} replays\n{}",
+        report.render()
+    );
     assert_eq!(report.violations(), 0, "{}", report.render());
     let transfers = support::count(&h.service.pool, "transfers").await;
-    assert!(transfers > i64::try_from(operations / 4).unwrap_or(0), "the storm moved money: {transfers}");
+    assert!(
+        transfers > i64::try_from(operations / 4).unwrap_or(0),
+        "the storm moved money: {transfers}"
+    );
     let expired = support::count(&h.service.pool, "transfers WHERE kind = 'EXPIRE_PENDING'").await;
     assert!(expired > 0, "some pendings expired");
     // Sanity: the auditor does find a broken invariant.
@@ -210,6 +241,8 @@ async fn a_storm_of_concurrent_operations_leaves_every_invariant_intact() {
         .execute(&h.service.pool)
         .await
         .expect("corrupt");
-    let broken = phoenix_ledger::audit::run(&h.service.pool).await.expect("audit ran");
+    let broken = phoenix_ledger::audit::run(&h.service.pool)
+        .await
+        .expect("audit ran");
     assert!(broken.violations() >= 1, "{}", broken.render());
 }

@@ -54,6 +54,31 @@ enum Command {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// Benchmarks a service; ends with one machine-readable line.
+    Bench {
+        #[command(subcommand)]
+        service: BenchTarget,
+    },
+    /// Checks every invariant of a service against its database, prints each violation, and
+    /// exits non-zero when there is one (the nightly reconciliation).
+    Audit {
+        /// The service to audit.
+        #[arg(value_parser = ["ledger"])]
+        service: String,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+    /// Loads a service's demo data through its API; running it again changes nothing.
+    Seed {
+        /// The service to seed.
+        #[arg(value_parser = ["ledger"])]
+        service: String,
+        /// A running service to seed instead of one started here on the embedded database.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
     /// Manages a service's schema migrations (`all` for every service).
     Migrate {
         /// A service name, or `all`.
@@ -61,6 +86,17 @@ enum Command {
         service: String,
         #[command(subcommand)]
         action: MigrateAction,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchTarget {
+    /// Single transfers over gRPC vs the same write straight through SQL, and batches.
+    Ledger {
+        #[command(flatten)]
+        args: phoenix_ledger::bench::BenchArgs,
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
@@ -75,10 +111,13 @@ enum MigrateAction {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Reverts the last STEPS applied migrations (default 1).
+    /// Reverts the last STEPS applied migrations (default 1), or all of them with --all.
     Down {
         #[arg(default_value_t = 1)]
         steps: usize,
+        /// Revert every applied migration: the full rollback.
+        #[arg(long, conflicts_with = "steps")]
+        all: bool,
         /// Print the SQL that would run, and run nothing.
         #[arg(long)]
         dry_run: bool,
@@ -174,6 +213,138 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cargo_args,
             runtime: config,
         } => test(&cargo_args, &config),
+        Command::Bench {
+            service: BenchTarget::Ledger { args, runtime },
+        } => {
+            let reached = Reached::ledger(args.target.clone(), runtime).await?;
+            let result =
+                phoenix_ledger::bench::run(reached.channel.clone(), reached.pool.clone(), &args)
+                    .await;
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
+        Command::Audit {
+            service: _,
+            runtime: config,
+        } => {
+            let database = Database::open(&config).await?;
+            let result = async {
+                let pool =
+                    phoenix_runtime::server::connect_pool(&database.url, "ledger", &config).await?;
+                phoenix_ledger::audit::run(&pool).await
+            }
+            .await;
+            database.close().await;
+            let report = result?;
+            print!("{}", report.render());
+            anyhow::ensure!(
+                report.violations() == 0,
+                "{} violation(s) found",
+                report.violations()
+            );
+            println!("no violation");
+            Ok(())
+        }
+        Command::Seed {
+            service: _,
+            target,
+            runtime,
+        } => {
+            let reached = Reached::ledger(target, runtime).await?;
+            let result = phoenix_ledger::seed::run(reached.channel.clone()).await;
+            reached.close().await;
+            match result? {
+                phoenix_ledger::seed::Seeded::Created {
+                    tenant_id,
+                    accounts,
+                    transfers,
+                } => println!(
+                    "seeded tenant {:?} ({tenant_id}): {accounts} accounts, {transfers} transfers, a pending reservation and a policy",
+                    phoenix_ledger::seed::DEMO_TENANT
+                ),
+                phoenix_ledger::seed::Seeded::AlreadyThere { tenant_id } => println!(
+                    "tenant {:?} ({tenant_id}) is already seeded; nothing to do",
+                    phoenix_ledger::seed::DEMO_TENANT
+                ),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A service a command talks to: one already running (`--target`), or one started here, in
+/// this process, on the embedded database (or DATABASE_URL). Either way, a pool on the
+/// service's schema when a database is known, for what a command does below the API.
+struct Reached {
+    channel: tonic::transport::Channel,
+    pool: Option<sqlx::PgPool>,
+    local: Option<(phoenix_runtime::RunningService, Database)>,
+}
+
+impl Reached {
+    async fn ledger(target: Option<String>, config: RuntimeConfig) -> anyhow::Result<Self> {
+        let spec = phoenix_ledger::spec();
+        let config = Arc::new(config);
+        if let Some(url) = target {
+            let channel = tonic::transport::Channel::from_shared(url.clone())
+                .with_context(|| format!("--target {url:?} is not a URL"))?
+                .connect()
+                .await
+                .with_context(|| format!("cannot reach {url}"))?;
+            let pool = match &config.database_url {
+                Some(url) => {
+                    Some(phoenix_runtime::server::connect_pool(url, spec.name, &config).await?)
+                }
+                None => None,
+            };
+            return Ok(Self {
+                channel,
+                pool,
+                local: None,
+            });
+        }
+        let database = Database::open(&config).await?;
+        let started = async {
+            let pool =
+                phoenix_runtime::server::connect_pool(&database.url, spec.name, &config).await?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let running = phoenix_runtime::server::start(
+                &spec,
+                config.clone(),
+                pool.clone(),
+                listener,
+                tokio_util::sync::CancellationToken::new(),
+            )
+            .await?;
+            let channel =
+                tonic::transport::Channel::from_shared(format!("http://{}", running.addr))?
+                    .connect()
+                    .await?;
+            anyhow::Ok((channel, pool, running))
+        }
+        .await;
+        match started {
+            Ok((channel, pool, running)) => Ok(Self {
+                channel,
+                pool: Some(pool),
+                local: Some((running, database)),
+            }),
+            Err(error) => {
+                database.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Stops what was started here.
+    async fn close(self) {
+        if let Some((running, database)) = self.local {
+            if let Err(error) = running.shutdown().await {
+                eprintln!("warning: the local service stopped with an error: {error:#}");
+            }
+            database.close().await;
+        }
     }
 }
 
@@ -275,8 +446,13 @@ async fn run_action(
         MigrateAction::Up { version, dry_run } => {
             print_steps(service, &migrator.up(*version, *dry_run).await?, *dry_run)
         }
-        MigrateAction::Down { steps, dry_run } => {
-            print_steps(service, &migrator.down(*steps, *dry_run).await?, *dry_run)
+        MigrateAction::Down {
+            steps,
+            all,
+            dry_run,
+        } => {
+            let steps = if *all { usize::MAX } else { *steps };
+            print_steps(service, &migrator.down(steps, *dry_run).await?, *dry_run)
         }
         MigrateAction::Status => {
             let status = migrator.status().await?;

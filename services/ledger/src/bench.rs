@@ -1,0 +1,391 @@
+//! `phoenix bench ledger`: single transfers over gRPC from N concurrent clients, the same
+//! double-entry write straight through SQL (the floor: the same store function, no gRPC), and
+//! batches of linked transfers. Prints throughput and latency, then one machine-readable line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use phoenix_proto::ledger::v1 as pb;
+use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use phoenix_runtime::idempotency::RequestKey;
+use rand::Rng;
+use sqlx::PgPool;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::config::LedgerSettings;
+use crate::domain::ledger::{Linking, Operation, TransferSpec};
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Concurrent clients of the single-transfer phases.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Length of each measured phase.
+    #[arg(long, default_value = "15s", value_parser = phoenix_runtime::config::positive_duration)]
+    pub duration: Duration,
+    /// Transfers per batch call (at most 8,000).
+    #[arg(long, default_value_t = 8_000, value_parser = clap::value_parser!(u32).range(1..=8_000))]
+    pub batch_size: u32,
+    /// Concurrent clients of the batch phase.
+    #[arg(long, default_value_t = 2)]
+    pub batch_clients: usize,
+    /// Accounts the transfers move between (more accounts, fewer lock waits).
+    #[arg(long, default_value_t = 1_000)]
+    pub accounts: usize,
+    /// A running ledger service (e.g. http://127.0.0.1:50054) instead of one started here; the
+    /// SQL floor then needs DATABASE_URL.
+    #[arg(long)]
+    pub target: Option<String>,
+}
+
+/// What one phase measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phase {
+    pub transfers: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Phase {
+    pub fn tps(&self) -> f64 {
+        self.transfers as f64 / self.seconds.max(f64::EPSILON)
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Copy)]
+pub struct Results {
+    pub clients: usize,
+    pub grpc: Phase,
+    pub sql: Option<Phase>,
+    pub batch: Phase,
+}
+
+impl Results {
+    /// The line the issue asks for.
+    pub fn line(&self) -> String {
+        let sql_tps = self.sql.map_or(0.0, |p| p.tps());
+        let ratio = if sql_tps > 0.0 {
+            self.grpc.tps() / sql_tps
+        } else {
+            0.0
+        };
+        format!(
+            "ledger-bench clients={} grpc_tps={:.0} sql_tps={:.0} ratio={:.2} p50_ms={:.2} p99_ms={:.2} batch_tps={:.0} batch_ratio={:.1}",
+            self.clients,
+            self.grpc.tps(),
+            sql_tps,
+            ratio,
+            self.grpc.p50_ms,
+            self.grpc.p99_ms,
+            self.batch.tps(),
+            self.batch.tps() / self.grpc.tps().max(f64::EPSILON),
+        )
+    }
+}
+
+/// Runs the benchmark against `channel`, with the SQL floor on `pool` when there is one.
+pub async fn run(
+    channel: Channel,
+    pool: Option<PgPool>,
+    args: &BenchArgs,
+) -> anyhow::Result<Results> {
+    anyhow::ensure!(
+        args.clients > 0 && args.batch_clients > 0,
+        "clients must be at least 1"
+    );
+    anyhow::ensure!(args.accounts >= 2, "--accounts must be at least 2");
+    let client = LedgerServiceClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    let (tenant, accounts) = setup(client.clone(), args.accounts).await?;
+    let accounts = Arc::new(accounts);
+    eprintln!(
+        "bench: tenant {tenant}, {} accounts, {} clients, {:?} per phase",
+        accounts.len(),
+        args.clients,
+        args.duration
+    );
+
+    // Warm up connections, caches and the pool, unmeasured.
+    single_transfers_over_grpc(
+        &client,
+        &tenant,
+        &accounts,
+        args.clients,
+        Duration::from_secs(2),
+    )
+    .await?;
+    let grpc = single_transfers_over_grpc(&client, &tenant, &accounts, args.clients, args.duration)
+        .await?;
+    report("gRPC single transfers", &grpc);
+    let sql = match &pool {
+        Some(pool) => {
+            let phase = single_transfers_over_sql(
+                pool,
+                tenant.clone(),
+                &accounts,
+                args.clients,
+                args.duration,
+            )
+            .await?;
+            report("SQL floor, same write", &phase);
+            Some(phase)
+        }
+        None => {
+            eprintln!("bench: no database to measure the SQL floor on (set DATABASE_URL)");
+            None
+        }
+    };
+    let batch = batches_over_grpc(&client, &tenant, &accounts, args).await?;
+    report("gRPC batches", &batch);
+    Ok(Results {
+        clients: args.clients,
+        grpc,
+        sql,
+        batch,
+    })
+}
+
+fn report(name: &str, phase: &Phase) {
+    eprintln!(
+        "bench: {name:<24} {:>9.0} transfers/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} transfers, {} errors, {:.1} s)",
+        phase.tps(),
+        phase.p50_ms,
+        phase.p99_ms,
+        phase.transfers,
+        phase.errors,
+        phase.seconds
+    );
+}
+
+async fn setup(
+    mut client: LedgerServiceClient<Channel>,
+    accounts: usize,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let slug = format!("bench-{}", Uuid::now_v7().simple());
+    let tenant = client
+        .create_tenant(pb::CreateTenantRequest {
+            slug: slug.clone(),
+            name: "Benchmark".into(),
+            idempotency_key: Uuid::new_v4().to_string(),
+        })
+        .await?
+        .into_inner()
+        .tenant
+        .ok_or_else(|| anyhow::anyhow!("no tenant in the answer"))?
+        .id;
+    let mut ids = Vec::with_capacity(accounts);
+    for index in 0..accounts {
+        let account = client
+            .create_account(pb::CreateAccountRequest {
+                tenant_id: tenant.clone(),
+                asset_code: "BENCH".into(),
+                asset_scale: 0,
+                owner_ref: format!("bench-user-{index}"),
+                kind: "wallet".into(),
+                // No limit: the benchmark measures writes, not refusals.
+                balance_limit: pb::BalanceLimit::None.into(),
+                metadata: Default::default(),
+                idempotency_key: Uuid::new_v4().to_string(),
+            })
+            .await?
+            .into_inner()
+            .account
+            .ok_or_else(|| anyhow::anyhow!("no account in the answer"))?;
+        ids.push(account.id);
+    }
+    Ok((tenant, ids))
+}
+
+fn random_pair(accounts: &[String]) -> (String, String) {
+    let mut rng = rand::rng();
+    let debit = rng.random_range(0..accounts.len());
+    let mut credit = rng.random_range(0..accounts.len() - 1);
+    if credit >= debit {
+        credit += 1;
+    }
+    (accounts[debit].clone(), accounts[credit].clone())
+}
+
+fn transfer_request(tenant: &str, accounts: &[String]) -> pb::CreateTransferRequest {
+    let (debit, credit) = random_pair(accounts);
+    pb::CreateTransferRequest {
+        tenant_id: tenant.to_owned(),
+        transfer: Some(pb::TransferSpec {
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount: rand::rng().random_range(1..1_000),
+            code: "bench".into(),
+            ..Default::default()
+        }),
+        idempotency_key: Uuid::new_v4().to_string(),
+    }
+}
+
+/// Runs `clients` loops of `call` until `duration` has passed; each call returns how many
+/// transfers it made, or an error.
+async fn drive<F, Fut>(clients: usize, duration: Duration, call: F) -> anyhow::Result<Phase>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let (mut transfers, mut errors) = (0u64, 0u64);
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    match call().await {
+                        Ok(made) => {
+                            transfers += made;
+                            latencies.push(sent.elapsed());
+                        }
+                        Err(error) => {
+                            errors += 1;
+                            if errors <= 3 {
+                                eprintln!("bench: call failed: {error:#}");
+                            }
+                        }
+                    }
+                }
+                (transfers, errors, latencies)
+            })
+        })
+        .collect();
+    let mut phase = Phase::default();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (transfers, errors, mut own) = task.await?;
+        phase.transfers += transfers;
+        phase.errors += errors;
+        latencies.append(&mut own);
+    }
+    phase.seconds = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1_000.0)
+    };
+    phase.p50_ms = percentile(0.50);
+    phase.p99_ms = percentile(0.99);
+    Ok(phase)
+}
+
+async fn single_transfers_over_grpc(
+    client: &LedgerServiceClient<Channel>,
+    tenant: &str,
+    accounts: &Arc<Vec<String>>,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Phase> {
+    let (client, tenant, accounts) = (client.clone(), tenant.to_owned(), accounts.clone());
+    drive(clients, duration, move || {
+        let mut client = client.clone();
+        let request = transfer_request(&tenant, &accounts);
+        async move {
+            client.create_transfer(request).await?;
+            Ok(1)
+        }
+    })
+    .await
+}
+
+/// The floor: what CreateTransfer's handler does below gRPC — the same idempotency key, the
+/// same store function and transaction — called directly on a pool.
+async fn single_transfers_over_sql(
+    pool: &PgPool,
+    tenant: String,
+    accounts: &Arc<Vec<String>>,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Phase> {
+    let tenant_id: Uuid = tenant.parse()?;
+    let settings = LedgerSettings::from_env()?;
+    let (pool, accounts) = (pool.clone(), accounts.clone());
+    drive(clients, duration, move || {
+        let pool = pool.clone();
+        let request = transfer_request(&tenant, &accounts);
+        let ttl = settings.idempotency_ttl;
+        let snapshot_every = settings.snapshot_every;
+        async move {
+            let transfer = request.transfer.as_ref().expect("built above");
+            let spec = TransferSpec {
+                debit_account_id: transfer.debit_account_id.parse()?,
+                credit_account_id: transfer.credit_account_id.parse()?,
+                amount: transfer.amount,
+                pending: false,
+                timeout: None,
+                code: transfer.code.clone(),
+                metadata: transfer.metadata.clone(),
+            };
+            let key = RequestKey::new(
+                tenant_id.to_string(),
+                request.idempotency_key.clone(),
+                "LedgerService/CreateTransfer",
+                &request,
+            );
+            let key_text = key.key.clone();
+            crate::store::once(&pool, &key, ttl, move |connection| {
+                Box::pin(async move {
+                    let posting = crate::store::ledger::post(
+                        connection,
+                        tenant_id,
+                        Some(key_text),
+                        &[Operation::Transfer(spec)],
+                        Linking::Linked,
+                        snapshot_every,
+                    )
+                    .await?;
+                    Ok(crate::api::ledger::BatchOutcome {
+                        batch_id: posting.transfers[0].batch_id,
+                        results: posting.results,
+                    })
+                })
+            })
+            .await?;
+            Ok(1)
+        }
+    })
+    .await
+}
+
+async fn batches_over_grpc(
+    client: &LedgerServiceClient<Channel>,
+    tenant: &str,
+    accounts: &Arc<Vec<String>>,
+    args: &BenchArgs,
+) -> anyhow::Result<Phase> {
+    let (client, tenant, accounts) = (client.clone(), tenant.to_owned(), accounts.clone());
+    let size = args.batch_size as usize;
+    drive(args.batch_clients, args.duration, move || {
+        let mut client = client.clone();
+        let transfers = (0..size)
+            .map(|_| {
+                transfer_request(&tenant, &accounts)
+                    .transfer
+                    .expect("built")
+            })
+            .collect();
+        let request = pb::CreateTransfersRequest {
+            tenant_id: tenant.clone(),
+            transfers,
+            mode: pb::BatchMode::Linked.into(),
+            idempotency_key: Uuid::new_v4().to_string(),
+        };
+        async move {
+            let results = client.create_transfers(request).await?.into_inner().results;
+            Ok(results.len() as u64)
+        }
+    })
+    .await
+}
