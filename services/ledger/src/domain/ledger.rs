@@ -1015,11 +1015,7 @@ mod tests {
     }
 
     fn ids() -> impl FnMut() -> Uuid {
-        let mut next = 1000u128;
-        move || {
-            next += 1;
-            Uuid::from_u128(next)
-        }
+        Uuid::new_v4
     }
 
     #[test]
