@@ -15,6 +15,8 @@ use super::{Refusal, RefusalKind};
 
 /// How long a reservation holds its units when the caller does not say.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::minutes(15);
+/// The shortest a reservation may hold its units (times are stored to the microsecond).
+pub const MIN_RESERVATION_TTL: Duration = Duration::seconds(1);
 /// The longest a reservation may hold its units.
 pub const MAX_RESERVATION_TTL: Duration = Duration::days(30);
 /// Longest sku or item code, in characters.
@@ -253,11 +255,11 @@ impl ReservationRequest {
         refusals.extend(check_quantity(quantity).err());
         refusals.extend(check_expected_version(expected_version).err());
         let ttl = ttl.unwrap_or(DEFAULT_RESERVATION_TTL);
-        if ttl <= Duration::zero() || ttl > MAX_RESERVATION_TTL {
+        if !(MIN_RESERVATION_TTL..=MAX_RESERVATION_TTL).contains(&ttl) {
             refusals.push(Refusal::invalid(
                 "ttl",
                 "INVALID_TTL",
-                "must be positive and at most 30 days (default 15 minutes)",
+                "must be between 1 second and 30 days (default 15 minutes)",
             ));
         }
         let reference = reference.trim();
@@ -682,11 +684,10 @@ mod tests {
         let opened = request.open(Uuid::nil(), Uuid::nil(), at(0));
         assert_eq!(opened.expires_at, at(15 * 60));
         assert_eq!(opened.state, ReservationState::Open);
-        let too_long = ReservationRequest::parse("SKU-1", 1, None, Some(Duration::days(31)), "");
-        assert_eq!(
-            too_long.expect_err("too long")[0].field.as_deref(),
-            Some("ttl")
-        );
+        for bad in [Duration::days(31), Duration::milliseconds(999)] {
+            let refused = ReservationRequest::parse("SKU-1", 1, None, Some(bad), "");
+            assert_eq!(refused.expect_err("out of range")[0].field.as_deref(), Some("ttl"));
+        }
     }
 
     #[test]

@@ -230,7 +230,7 @@ type ReservationRow = (
 const RESERVATION_COLUMNS: &str =
     "id, tenant_id, sku, quantity, state, reference, expires_at, created_at, resolved_at";
 
-fn reservation(row: ReservationRow) -> Result<Reservation, LedgerError> {
+fn reservation_from(row: ReservationRow) -> Result<Reservation, LedgerError> {
     let state = ReservationState::parse(&row.4).ok_or_else(|| {
         sqlx::Error::Decode(format!("unknown reservation state {:?}", row.4).into())
     })?;
@@ -264,8 +264,9 @@ pub async fn reserve(
     let current = lock_item(connection, tenant_id, &request.sku).await?;
     current.check_version(request.expected_version)?;
     let levels = current.reserved_more(request.quantity)?;
-    let reservation = request.open(Uuid::now_v7(), tenant_id, now);
-    insert_reservation(connection, &reservation).await?;
+    let opened = request.open(Uuid::now_v7(), tenant_id, now);
+    // As stored: times to the microsecond.
+    let reservation = insert_reservation(connection, &opened).await?;
     let changed = update_item(connection, tenant_id, &request.sku, levels, now).await?;
     append_item_event(
         connection,
@@ -282,12 +283,13 @@ pub async fn reserve(
 async fn insert_reservation(
     connection: &mut PgConnection,
     reservation: &Reservation,
-) -> Result<(), LedgerError> {
-    sqlx::query(
+) -> Result<Reservation, LedgerError> {
+    let row: ReservationRow = sqlx::query_as(&format!(
         "INSERT INTO reservations
              (tenant_id, id, sku, quantity, state, reference, expires_at, created_at, resolved_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING {RESERVATION_COLUMNS}"
+    ))
     .bind(reservation.tenant_id)
     .bind(reservation.id)
     .bind(&reservation.sku)
@@ -297,9 +299,9 @@ async fn insert_reservation(
     .bind(reservation.expires_at)
     .bind(reservation.created_at)
     .bind(reservation.resolved_at)
-    .execute(connection)
+    .fetch_one(connection)
     .await?;
-    Ok(())
+    reservation_from(row)
 }
 
 pub async fn get_reservation(
@@ -314,7 +316,7 @@ pub async fn get_reservation(
     .bind(id)
     .fetch_optional(executor)
     .await?;
-    reservation(row.ok_or_else(|| reservation_not_found(id))?)
+    reservation_from(row.ok_or_else(|| reservation_not_found(id))?)
 }
 
 /// The reservation, locked until the transaction ends.
@@ -331,24 +333,25 @@ async fn lock_reservation(
     .bind(id)
     .fetch_optional(connection)
     .await?;
-    reservation(row.ok_or_else(|| reservation_not_found(id))?)
+    reservation_from(row.ok_or_else(|| reservation_not_found(id))?)
 }
 
 async fn update_reservation(
     connection: &mut PgConnection,
     reservation: &Reservation,
-) -> Result<(), LedgerError> {
-    sqlx::query(
+) -> Result<Reservation, LedgerError> {
+    let row: ReservationRow = sqlx::query_as(&format!(
         "UPDATE reservations SET state = $3, resolved_at = $4
-         WHERE tenant_id = $1 AND id = $2",
-    )
+         WHERE tenant_id = $1 AND id = $2
+         RETURNING {RESERVATION_COLUMNS}"
+    ))
     .bind(reservation.tenant_id)
     .bind(reservation.id)
     .bind(reservation.state.as_str())
     .bind(reservation.resolved_at)
-    .execute(connection)
+    .fetch_one(connection)
     .await?;
-    Ok(())
+    reservation_from(row)
 }
 
 /// Ends an open reservation: commit takes its units out of stock, release gives them back.
@@ -394,7 +397,7 @@ async fn apply_settlement(
     resolution: Resolution,
     now: DateTime<Utc>,
 ) -> Result<(Reservation, InventoryItem), LedgerError> {
-    update_reservation(connection, resolved).await?;
+    let resolved = update_reservation(connection, resolved).await?;
     let changed = update_item(connection, resolved.tenant_id, &resolved.sku, levels, now).await?;
     append_item_event(
         connection,
@@ -405,7 +408,7 @@ async fn apply_settlement(
         now,
     )
     .await?;
-    Ok((resolved.clone(), changed))
+    Ok((resolved, changed))
 }
 
 /// Open reservations of every tenant that are due at `now`, oldest first, locked; those a
@@ -425,7 +428,7 @@ async fn lock_due_reservations(
     .bind(limit)
     .fetch_all(connection)
     .await?;
-    rows.into_iter().map(reservation).collect()
+    rows.into_iter().map(reservation_from).collect()
 }
 
 /// Expires up to `limit` open reservations of every tenant whose `expires_at` is at or before
