@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use phoenix_proto::ledger::v1 as pb;
 
-use crate::domain::ledger::{Account, BalanceLimit, Balances, PendingState, Transfer, TransferKind};
+use crate::domain::ledger::{
+    Account, BalanceLimit, Balances, PendingState, Transfer, TransferKind,
+};
 use crate::domain::policy::{Policy, PolicyKind};
 use crate::domain::tenant::Tenant;
 

@@ -175,7 +175,12 @@ fn fields(status: &Status) -> Vec<String> {
     status
         .get_error_details()
         .bad_request()
-        .map(|bad| bad.field_violations.iter().map(|v| v.field.clone()).collect())
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -209,7 +214,10 @@ async fn items_are_created_fetched_and_listed_by_sku() {
 
     assert_eq!(created.sku, "SKU-B");
     assert_eq!(created.tenant_id, acme);
-    assert_eq!((created.on_hand, created.reserved, created.available), (5, 0, 5));
+    assert_eq!(
+        (created.on_hand, created.reserved, created.available),
+        (5, 0, 5)
+    );
     assert_eq!(created.version, 1);
     assert_eq!(item(&mut client, &acme, "SKU-B").await, created);
 
@@ -297,7 +305,10 @@ async fn adjustments_restock_and_shrink_under_optimistic_locking() {
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(reason(&status), "BELOW_RESERVED");
     let after = item(&mut client, &acme, "SKU-1").await;
-    assert_eq!((after.on_hand, after.reserved, after.available), (12, 10, 2));
+    assert_eq!(
+        (after.on_hand, after.reserved, after.available),
+        (12, 10, 2)
+    );
     client
         .adjust_inventory(adjust(-2, None))
         .await
@@ -321,10 +332,15 @@ async fn a_reservation_holds_units_until_committed_or_released() {
     assert_eq!(held.state(), ReservationState::Open);
     assert_eq!((held.sku.as_str(), held.quantity), ("SKU-1", 3));
     assert_eq!(held.reference, "order-1");
-    let ttl = held.expire_time.expect("expiry").seconds - held.create_time.expect("created").seconds;
+    let ttl =
+        held.expire_time.expect("expiry").seconds - held.create_time.expect("created").seconds;
     assert_eq!(ttl, 15 * 60, "the default ttl is 15 minutes");
     assert_eq!(
-        (after_reserve.on_hand, after_reserve.reserved, after_reserve.available),
+        (
+            after_reserve.on_hand,
+            after_reserve.reserved,
+            after_reserve.available
+        ),
         (10, 3, 7)
     );
     assert_eq!(reservation(&mut client, &acme, &held.id).await, held);
@@ -340,7 +356,11 @@ async fn a_reservation_holds_units_until_committed_or_released() {
     );
     let after_commit = committed.item.expect("item");
     assert_eq!(
-        (after_commit.on_hand, after_commit.reserved, after_commit.available),
+        (
+            after_commit.on_hand,
+            after_commit.reserved,
+            after_commit.available
+        ),
         (7, 0, 7),
         "committed units leave stock"
     );
@@ -357,7 +377,11 @@ async fn a_reservation_holds_units_until_committed_or_released() {
     );
     let after_release = released.item.expect("item");
     assert_eq!(
-        (after_release.on_hand, after_release.reserved, after_release.available),
+        (
+            after_release.on_hand,
+            after_release.reserved,
+            after_release.available
+        ),
         (7, 0, 7),
         "released units are available again"
     );
@@ -392,7 +416,10 @@ async fn a_reservation_holds_units_until_committed_or_released() {
         expected_version: Some(1),
         ..reserve_request(&acme, "SKU-1", 1)
     };
-    let status = client.reserve_stock(stale).await.expect_err("stale version");
+    let status = client
+        .reserve_stock(stale)
+        .await
+        .expect_err("stale version");
     assert_eq!(status.code(), Code::Aborted);
     assert_eq!(
         metadata(&status, "current_version"),
@@ -437,7 +464,10 @@ async fn concurrent_reservations_never_oversell() {
 
     assert_eq!((reserved, refused), (10, 20));
     let after = item(&mut client, &acme, "LAST-10").await;
-    assert_eq!((after.on_hand, after.reserved, after.available), (10, 10, 0));
+    assert_eq!(
+        (after.on_hand, after.reserved, after.available),
+        (10, 10, 0)
+    );
     assert_eq!(after.version, 11, "one change per reservation");
     let open: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE state = 'OPEN'")
         .fetch_one(&service.pool)
@@ -900,9 +930,9 @@ async fn the_audit_reports_a_broken_invariant() {
     let violations = store::stock::audit(&service.pool).await.expect("audit");
     assert_eq!(violations.len(), 2, "{violations:#?}");
     assert!(
-        violations
-            .iter()
-            .any(|v| v.contains("\"SKU-1\"") && v.contains("reserved is 3") && v.contains("hold 2")),
+        violations.iter().any(|v| v.contains("\"SKU-1\"")
+            && v.contains("reserved is 3")
+            && v.contains("hold 2")),
         "{violations:#?}"
     );
     assert!(

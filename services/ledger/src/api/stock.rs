@@ -116,7 +116,8 @@ async fn create_inventory_item(
 ) -> Result<pb::CreateInventoryItemResponse, LedgerError> {
     let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
     let request = request.into_inner();
-    let new = NewInventoryItem::parse(&request.sku, &request.name, request.on_hand).map_err(invalid)?;
+    let new =
+        NewInventoryItem::parse(&request.sku, &request.name, request.on_hand).map_err(invalid)?;
     let key = request_key(
         tenant,
         &request.idempotency_key,
@@ -124,9 +125,12 @@ async fn create_inventory_item(
         &request,
     )?;
     let now = Utc::now();
-    let item = store::once(&ledger.pool, &key, ledger.settings.idempotency_ttl, move |c| {
-        Box::pin(async move { store::stock::create_item(c, tenant, &new, now).await })
-    })
+    let item = store::once(
+        &ledger.pool,
+        &key,
+        ledger.settings.idempotency_ttl,
+        move |c| Box::pin(async move { store::stock::create_item(c, tenant, &new, now).await }),
+    )
     .await?;
     tracing::info!(%tenant, sku = %item.sku, "inventory item created");
     Ok(pb::CreateInventoryItemResponse {
@@ -165,7 +169,10 @@ async fn list_inventory_items(
     let mut items = store::stock::list_items(&ledger.pool, tenant, after, limit + 1).await?;
     let next_page_token = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
         items.truncate(items.len() - 1);
-        items.last().map(|item| item.sku.clone()).unwrap_or_default()
+        items
+            .last()
+            .map(|item| item.sku.clone())
+            .unwrap_or_default()
     } else {
         String::new()
     };
@@ -195,9 +202,12 @@ async fn adjust_inventory(
         &request,
     )?;
     let now = Utc::now();
-    let item = store::once(&ledger.pool, &key, ledger.settings.idempotency_ttl, move |c| {
-        Box::pin(async move { store::stock::adjust(c, tenant, &adjustment, now).await })
-    })
+    let item = store::once(
+        &ledger.pool,
+        &key,
+        ledger.settings.idempotency_ttl,
+        move |c| Box::pin(async move { store::stock::adjust(c, tenant, &adjustment, now).await }),
+    )
     .await?;
     Ok(pb::AdjustInventoryResponse {
         item: Some(proto::inventory_item(&item)),
@@ -226,11 +236,13 @@ async fn reserve_stock(
         &request,
     )?;
     let now = Utc::now();
-    let (reservation, item) =
-        store::once(&ledger.pool, &key, ledger.settings.idempotency_ttl, move |c| {
-            Box::pin(async move { store::stock::reserve(c, tenant, &reservation, now).await })
-        })
-        .await?;
+    let (reservation, item) = store::once(
+        &ledger.pool,
+        &key,
+        ledger.settings.idempotency_ttl,
+        move |c| Box::pin(async move { store::stock::reserve(c, tenant, &reservation, now).await }),
+    )
+    .await?;
     Ok(pb::ReserveStockResponse {
         reservation: Some(proto::reservation(&reservation)),
         item: Some(proto::inventory_item(&item)),
@@ -286,12 +298,19 @@ async fn resolve(
     resolution: Resolution,
 ) -> Result<(pb::Reservation, pb::InventoryItem), LedgerError> {
     let now = Utc::now();
-    let (reservation, item) =
-        store::once(&ledger.pool, &key, ledger.settings.idempotency_ttl, move |c| {
+    let (reservation, item) = store::once(
+        &ledger.pool,
+        &key,
+        ledger.settings.idempotency_ttl,
+        move |c| {
             Box::pin(async move { store::stock::resolve(c, tenant, id, resolution, now).await })
-        })
-        .await?;
-    Ok((proto::reservation(&reservation), proto::inventory_item(&item)))
+        },
+    )
+    .await?;
+    Ok((
+        proto::reservation(&reservation),
+        proto::inventory_item(&item),
+    ))
 }
 
 async fn get_reservation(
@@ -321,9 +340,12 @@ async fn add_holding(
         &request,
     )?;
     let now = Utc::now();
-    let holding = store::once(&ledger.pool, &key, ledger.settings.idempotency_ttl, move |c| {
-        Box::pin(async move { store::stock::add_holding(c, tenant, &change, now).await })
-    })
+    let holding = store::once(
+        &ledger.pool,
+        &key,
+        ledger.settings.idempotency_ttl,
+        move |c| Box::pin(async move { store::stock::add_holding(c, tenant, &change, now).await }),
+    )
     .await?;
     Ok(pb::AddHoldingResponse {
         holding: Some(proto::holding(&holding)),
@@ -345,9 +367,14 @@ async fn remove_holding(
         &request,
     )?;
     let now = Utc::now();
-    let holding = store::once(&ledger.pool, &key, ledger.settings.idempotency_ttl, move |c| {
-        Box::pin(async move { store::stock::remove_holding(c, tenant, &change, now).await })
-    })
+    let holding = store::once(
+        &ledger.pool,
+        &key,
+        ledger.settings.idempotency_ttl,
+        move |c| {
+            Box::pin(async move { store::stock::remove_holding(c, tenant, &change, now).await })
+        },
+    )
     .await?;
     Ok(pb::RemoveHoldingResponse {
         holding: Some(proto::holding(&holding)),

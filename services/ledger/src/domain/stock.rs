@@ -73,7 +73,10 @@ impl InventoryItem {
         let on_hand = self.on_hand.checked_add(delta).ok_or_else(|| {
             Refusal::precondition(
                 "QUANTITY_OVERFLOW",
-                format!("{} on hand plus {delta} does not fit in 64 bits", self.on_hand),
+                format!(
+                    "{} on hand plus {delta} does not fit in 64 bits",
+                    self.on_hand
+                ),
             )
             .at("delta")
             .with("on_hand", self.on_hand)
@@ -293,7 +296,9 @@ impl ReservationRequest {
             state: ReservationState::Open,
             reference: self.reference.clone(),
             // ttl is at most 30 days, so this only saturates at the end of time.
-            expires_at: now.checked_add_signed(self.ttl).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            expires_at: now
+                .checked_add_signed(self.ttl)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
             created_at: now,
             resolved_at: None,
         }
@@ -407,7 +412,10 @@ impl Reservation {
             Resolution::Expire if !due => {
                 return Err(Refusal::precondition(
                     "RESERVATION_NOT_DUE",
-                    format!("reservation {} is not due until {}", self.id, self.expires_at),
+                    format!(
+                        "reservation {} is not due until {}",
+                        self.id, self.expires_at
+                    ),
                 )
                 .with("reservation_id", self.id));
             }
@@ -465,7 +473,10 @@ impl Holding {
         self.quantity.checked_add(quantity).ok_or_else(|| {
             Refusal::precondition(
                 "QUANTITY_OVERFLOW",
-                format!("{} owned plus {quantity} does not fit in 64 bits", self.quantity),
+                format!(
+                    "{} owned plus {quantity} does not fit in 64 bits",
+                    self.quantity
+                ),
             )
             .at("quantity")
             .with("owned", self.quantity)
@@ -618,7 +629,9 @@ mod tests {
         let fields: Vec<_> = refusals.iter().filter_map(|r| r.field.as_deref()).collect();
         assert_eq!(fields, ["sku", "name", "on_hand"]);
         assert_eq!(
-            NewInventoryItem::parse("SKU-1", " Widget ", 0).expect("valid").name,
+            NewInventoryItem::parse("SKU-1", " Widget ", 0)
+                .expect("valid")
+                .name,
             "Widget"
         );
     }
@@ -627,7 +640,10 @@ mod tests {
     fn an_adjustment_never_takes_on_hand_below_reserved() {
         assert_eq!(
             item(10, 4).adjusted(-6).expect("leaves 4"),
-            StockLevels { on_hand: 4, reserved: 4 }
+            StockLevels {
+                on_hand: 4,
+                reserved: 4
+            }
         );
         let refusal = item(10, 4).adjusted(-7).expect_err("below reserved");
         assert_eq!(refusal.reason, "BELOW_RESERVED");
@@ -640,7 +656,10 @@ mod tests {
         let refusal = item(10, 0).adjusted(i64::MAX).expect_err("overflow");
         assert_eq!(refusal.reason, "QUANTITY_OVERFLOW");
         assert_eq!(refusal.field.as_deref(), Some("delta"));
-        assert_eq!(item(10, 0).adjusted(i64::MIN).expect_err("below").reason, "BELOW_RESERVED");
+        assert_eq!(
+            item(10, 0).adjusted(i64::MIN).expect_err("below").reason,
+            "BELOW_RESERVED"
+        );
     }
 
     #[test]
@@ -666,13 +685,19 @@ mod tests {
     fn a_reservation_takes_at_most_what_is_available() {
         assert_eq!(
             item(10, 7).reserved_more(3).expect("fits"),
-            StockLevels { on_hand: 10, reserved: 10 }
+            StockLevels {
+                on_hand: 10,
+                reserved: 10
+            }
         );
         let refusal = item(10, 7).reserved_more(4).expect_err("oversold");
         assert_eq!(refusal.reason, "INSUFFICIENT_STOCK");
         assert!(refusal.metadata.contains(&("available".into(), "3".into())));
         assert_eq!(
-            item(10, 0).reserved_more(i64::MAX).expect_err("huge").reason,
+            item(10, 0)
+                .reserved_more(i64::MAX)
+                .expect_err("huge")
+                .reason,
             "INSUFFICIENT_STOCK"
         );
     }
@@ -686,7 +711,10 @@ mod tests {
         assert_eq!(opened.state, ReservationState::Open);
         for bad in [Duration::days(31), Duration::milliseconds(999)] {
             let refused = ReservationRequest::parse("SKU-1", 1, None, Some(bad), "");
-            assert_eq!(refused.expect_err("out of range")[0].field.as_deref(), Some("ttl"));
+            assert_eq!(
+                refused.expect_err("out of range")[0].field.as_deref(),
+                Some("ttl")
+            );
         }
     }
 
@@ -695,16 +723,24 @@ mod tests {
         let item = item(10, 4);
         assert_eq!(
             item.settled(3, Resolution::Commit).expect("commit"),
-            StockLevels { on_hand: 7, reserved: 1 }
+            StockLevels {
+                on_hand: 7,
+                reserved: 1
+            }
         );
         for back in [Resolution::Release, Resolution::Expire] {
             assert_eq!(
                 item.settled(3, back).expect("back"),
-                StockLevels { on_hand: 10, reserved: 1 }
+                StockLevels {
+                    on_hand: 10,
+                    reserved: 1
+                }
             );
         }
         assert_eq!(
-            item.settled(5, Resolution::Release).expect_err("more than reserved").reason,
+            item.settled(5, Resolution::Release)
+                .expect_err("more than reserved")
+                .reason,
             "STOCK_INCONSISTENT"
         );
     }
@@ -712,7 +748,9 @@ mod tests {
     #[test]
     fn only_open_reservations_are_resolved() {
         let reservation = open(2, at(100));
-        let committed = reservation.resolved(Resolution::Commit, at(50)).expect("open");
+        let committed = reservation
+            .resolved(Resolution::Commit, at(50))
+            .expect("open");
         assert_eq!(committed.state, ReservationState::Committed);
         assert_eq!(committed.resolved_at, Some(at(50)));
         for again in [Resolution::Commit, Resolution::Release, Resolution::Expire] {
@@ -720,10 +758,15 @@ mod tests {
             assert_eq!(refusal.reason, "RESERVATION_NOT_OPEN");
             assert_eq!(refusal.kind, RefusalKind::Precondition);
         }
-        let released = reservation.resolved(Resolution::Release, at(50)).expect("open");
+        let released = reservation
+            .resolved(Resolution::Release, at(50))
+            .expect("open");
         assert_eq!(released.state, ReservationState::Released);
         assert_eq!(
-            released.resolved(Resolution::Commit, at(60)).expect_err("released").reason,
+            released
+                .resolved(Resolution::Commit, at(60))
+                .expect_err("released")
+                .reason,
             "RESERVATION_NOT_OPEN"
         );
     }
@@ -732,19 +775,31 @@ mod tests {
     fn a_due_reservation_can_expire_but_not_be_committed() {
         let reservation = open(2, at(100));
         assert_eq!(
-            reservation.resolved(Resolution::Expire, at(99)).expect_err("early").reason,
+            reservation
+                .resolved(Resolution::Expire, at(99))
+                .expect_err("early")
+                .reason,
             "RESERVATION_NOT_DUE"
         );
         assert_eq!(
-            reservation.resolved(Resolution::Commit, at(100)).expect_err("due").reason,
+            reservation
+                .resolved(Resolution::Commit, at(100))
+                .expect_err("due")
+                .reason,
             "RESERVATION_EXPIRED"
         );
         assert_eq!(
-            reservation.resolved(Resolution::Expire, at(100)).expect("due").state,
+            reservation
+                .resolved(Resolution::Expire, at(100))
+                .expect("due")
+                .state,
             ReservationState::Expired
         );
         assert_eq!(
-            reservation.resolved(Resolution::Release, at(150)).expect("release").state,
+            reservation
+                .resolved(Resolution::Release, at(150))
+                .expect("release")
+                .state,
             ReservationState::Released
         );
     }
@@ -756,7 +811,11 @@ mod tests {
         let refusal = item(1, 0).check_version(Some(2)).expect_err("stale");
         assert_eq!(refusal.kind, RefusalKind::Conflict);
         assert_eq!(refusal.reason, "VERSION_CONFLICT");
-        assert!(refusal.metadata.contains(&("current_version".into(), "3".into())));
+        assert!(
+            refusal
+                .metadata
+                .contains(&("current_version".into(), "3".into()))
+        );
     }
 
     #[test]
@@ -768,6 +827,9 @@ mod tests {
         let refusal = holding.removed(6).expect_err("more than owned");
         assert_eq!(refusal.reason, "INSUFFICIENT_HOLDING");
         assert!(refusal.metadata.contains(&("owned".into(), "5".into())));
-        assert_eq!(holding.added(i64::MAX).expect_err("overflow").reason, "QUANTITY_OVERFLOW");
+        assert_eq!(
+            holding.added(i64::MAX).expect_err("overflow").reason,
+            "QUANTITY_OVERFLOW"
+        );
     }
 }

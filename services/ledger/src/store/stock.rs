@@ -47,9 +47,12 @@ fn item(row: ItemRow) -> InventoryItem {
 
 /// NOT_FOUND for a sku the tenant does not have.
 pub fn item_not_found(sku: &str) -> Refusal {
-    Refusal::not_found("ITEM_NOT_FOUND", format!("no inventory item has sku {sku:?}"))
-        .at("sku")
-        .with("sku", sku)
+    Refusal::not_found(
+        "ITEM_NOT_FOUND",
+        format!("no inventory item has sku {sku:?}"),
+    )
+    .at("sku")
+    .with("sku", sku)
 }
 
 pub async fn create_item(
@@ -248,9 +251,12 @@ fn reservation_from(row: ReservationRow) -> Result<Reservation, LedgerError> {
 }
 
 fn reservation_not_found(id: Uuid) -> Refusal {
-    Refusal::not_found("RESERVATION_NOT_FOUND", format!("no reservation has id {id}"))
-        .at("reservation_id")
-        .with("reservation_id", id)
+    Refusal::not_found(
+        "RESERVATION_NOT_FOUND",
+        format!("no reservation has id {id}"),
+    )
+    .at("reservation_id")
+    .with("reservation_id", id)
 }
 
 /// Holds units of an item for a while: the item is locked, so the check of what is available
@@ -625,6 +631,9 @@ pub async fn list_holdings(
 
 // Audit.
 
+/// (tenant, aggregate type, aggregate id, row version, last stream version, events in stream).
+type StreamMismatch = (Uuid, String, String, Option<i64>, Option<i64>, Option<i64>);
+
 /// Checks the invariants of stock and holdings across every tenant, returning one line per
 /// violation (none when all hold):
 /// - an item's `reserved` is the sum of its OPEN reservations;
@@ -678,9 +687,8 @@ pub async fn audit(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
 
     // Streams compared with their rows: the last version, and the count (fewer events than the
     // last version means a gap). A row at version 0 (a holding never committed) has no stream.
-    let streams: Vec<(Uuid, String, String, Option<i64>, Option<i64>, Option<i64>)> =
-        sqlx::query_as(
-            "WITH rows AS (
+    let streams: Vec<StreamMismatch> = sqlx::query_as(
+        "WITH rows AS (
                  SELECT tenant_id, 'inventory_item' AS aggregate_type, sku AS aggregate_id, version
                  FROM inventory_items
                  UNION ALL
@@ -695,9 +703,9 @@ pub async fn audit(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
              FROM rows r FULL JOIN streams s USING (tenant_id, aggregate_type, aggregate_id)
              WHERE r.version IS DISTINCT FROM s.last OR s.events IS DISTINCT FROM s.last
              ORDER BY tenant_id, aggregate_type, aggregate_id",
-        )
-        .fetch_all(pool)
-        .await?;
+    )
+    .fetch_all(pool)
+    .await?;
     violations.extend(streams.into_iter().map(
         |(tenant, aggregate_type, id, version, last, events)| {
             let row = version.map_or("no row".to_owned(), |v| format!("row version {v}"));
