@@ -967,3 +967,94 @@ async fn the_database_refuses_oversold_stock_and_negative_holdings() {
     }
     assert_audit_clean(&service).await;
 }
+
+#[tokio::test]
+async fn the_stock_migration_goes_down_and_up_cleanly() {
+    let spec = phoenix_ledger::spec();
+    let (_database, pool) = phoenix_testkit::migrated_database(&spec).await;
+    let set = spec.migration_set().expect("migrations");
+    let migrator = phoenix_runtime::migrate::Migrator::new(&set, &pool);
+    let relations = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT relname::text FROM pg_class
+             WHERE relnamespace = 'ledger'::regnamespace ORDER BY relname",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("relations")
+    };
+    let migrated = relations().await;
+    assert!(migrated.iter().any(|r| r == "reservations_open_expiry"));
+
+    // Down to 0002, the ledger without stock.
+    let above_ledger = set.head().expect("head") - 2;
+    migrator
+        .down(usize::try_from(above_ledger).expect("count"), false)
+        .await
+        .expect("down");
+    let without_stock = relations().await;
+    for stock in ["inventory_items", "reservations", "holdings"] {
+        assert!(
+            !without_stock.iter().any(|r| r.starts_with(stock)),
+            "{stock} left behind: {without_stock:?}"
+        );
+    }
+    assert!(without_stock.iter().any(|r| r == "tenants"));
+
+    migrator.up(None, false).await.expect("up again");
+    assert_eq!(relations().await, migrated);
+}
+
+#[tokio::test]
+async fn a_sweep_racing_releases_gives_each_reservation_back_once() {
+    let (service, mut client) = start().await;
+    let acme = tenant(&service, "acme").await;
+    create(&mut client, &acme, "SKU-1", 20).await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(reserve(&mut client, &acme, "SKU-1", 1).await.id);
+    }
+
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let mut racers = tokio::task::JoinSet::new();
+    for id in &held {
+        let mut client = client.clone();
+        let request = release_request(&acme, id);
+        racers.spawn(async move { u64::from(client.release_reservation(request).await.is_ok()) });
+    }
+    for _ in 0..3 {
+        let pool = service.pool.clone();
+        racers.spawn(async move {
+            store::stock::expire_reservations(&pool, later, 5)
+                .await
+                .expect("sweep")
+        });
+    }
+    let mut ended = 0;
+    while let Some(count) = racers.join_next().await {
+        ended += count.expect("finished");
+    }
+    // What the racing sweeps left (a sweep skips rows a release holds).
+    ended += store::stock::expire_reservations(&service.pool, later, 100)
+        .await
+        .expect("last sweep");
+
+    assert_eq!(ended, 20, "each reservation ended exactly once");
+    let after = item(&mut client, &acme, "SKU-1").await;
+    assert_eq!(
+        (after.on_hand, after.reserved, after.available),
+        (20, 0, 20)
+    );
+    assert_eq!(after.version, 1 + 20 + 20);
+    for id in &held {
+        let state = reservation(&mut client, &acme, id).await.state();
+        assert!(
+            matches!(
+                state,
+                ReservationState::Released | ReservationState::Expired
+            ),
+            "{state:?}"
+        );
+    }
+    assert_audit_clean(&service).await;
+}
