@@ -192,6 +192,10 @@ pub async fn run(pool: &PgPool) -> anyhow::Result<Report> {
         checks.push(Check { name, violations });
     }
     checks.push(Check {
+        name: "stock: reservations, holdings and streams agree",
+        violations: crate::store::stock::audit(pool).await?,
+    });
+    checks.push(Check {
         name: "rehydration equals the balances",
         violations: rehydration(pool).await?,
     });

@@ -1,5 +1,5 @@
-//! Background work of the ledger: releasing expired pending transfers and forgetting expired
-//! idempotency keys. Each job runs on every replica; they are safe to run concurrently because
+//! Background work of the ledger: releasing expired pending transfers and stock reservations,
+//! and forgetting expired idempotency keys. Each job runs on every replica; they are safe to run concurrently because
 //! each change takes the same row locks as the RPCs do.
 
 use std::time::Duration;
@@ -25,6 +25,18 @@ pub fn start(context: &ServiceContext, ledger: &Ledger) {
         move || {
             let ledger = sweep.clone();
             async move { expire_pendings(&ledger).await.map(|_| ()) }
+        },
+    );
+    let pool = ledger.pool.clone();
+    context.every(
+        "expire-reservations",
+        ledger.settings.sweep_interval,
+        move || {
+            let pool = pool.clone();
+            async move {
+                store::stock::expire_reservations(&pool, Utc::now(), EXPIRY_BATCH).await?;
+                Ok(())
+            }
         },
     );
     let pool = ledger.pool.clone();

@@ -19,7 +19,17 @@ use include_dir::{Dir, include_dir};
 use phoenix_proto::ledger::v1::event_store_service_server::EventStoreServiceServer;
 use phoenix_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use phoenix_proto::ledger::v1::policy_service_server::PolicyServiceServer;
+use phoenix_proto::ledger::v1::stock_service_server::StockServiceServer;
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
+
+/// Applies the message size limit to a generated server.
+macro_rules! limited {
+    ($server:expr, $limit:expr) => {
+        $server
+            .max_decoding_message_size($limit)
+            .max_encoding_message_size($limit)
+    };
+}
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/ledger");
 
@@ -42,19 +52,8 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let limit = context.max_message_bytes();
     jobs::start(context, &ledger);
     Ok(GrpcServices::new()
-        .serve(
-            LedgerServiceServer::new(ledger.clone())
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .serve(
-            PolicyServiceServer::new(ledger.clone())
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .serve(
-            EventStoreServiceServer::new(ledger)
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        ))
+        .serve(limited!(LedgerServiceServer::new(ledger.clone()), limit))
+        .serve(limited!(PolicyServiceServer::new(ledger.clone()), limit))
+        .serve(limited!(StockServiceServer::new(ledger.clone()), limit))
+        .serve(limited!(EventStoreServiceServer::new(ledger), limit)))
 }

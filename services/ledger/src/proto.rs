@@ -121,3 +121,52 @@ pub fn policy(policy: &Policy) -> pb::Policy {
         end_time: policy.effective_to.map(timestamp),
     }
 }
+
+// Stock and holdings.
+
+pub fn inventory_item(item: &crate::domain::stock::InventoryItem) -> pb::InventoryItem {
+    pb::InventoryItem {
+        tenant_id: item.tenant_id.to_string(),
+        sku: item.sku.clone(),
+        name: item.name.clone(),
+        on_hand: item.on_hand,
+        reserved: item.reserved,
+        available: item.available(),
+        version: item.version,
+        update_time: Some(timestamp(item.updated_at)),
+    }
+}
+
+pub fn reservation_state(state: crate::domain::stock::ReservationState) -> pb::ReservationState {
+    use crate::domain::stock::ReservationState as State;
+    match state {
+        State::Open => pb::ReservationState::Open,
+        State::Committed => pb::ReservationState::Committed,
+        State::Released => pb::ReservationState::Released,
+        State::Expired => pb::ReservationState::Expired,
+    }
+}
+
+pub fn reservation(reservation: &crate::domain::stock::Reservation) -> pb::Reservation {
+    pb::Reservation {
+        id: reservation.id.to_string(),
+        tenant_id: reservation.tenant_id.to_string(),
+        sku: reservation.sku.clone(),
+        quantity: reservation.quantity,
+        state: reservation_state(reservation.state).into(),
+        reference: reservation.reference.clone(),
+        expire_time: Some(timestamp(reservation.expires_at)),
+        create_time: Some(timestamp(reservation.created_at)),
+    }
+}
+
+pub fn holding(holding: &crate::domain::stock::Holding) -> pb::Holding {
+    pb::Holding {
+        tenant_id: holding.tenant_id.to_string(),
+        owner_ref: holding.owner_ref.clone(),
+        item_code: holding.item_code.clone(),
+        quantity: holding.quantity,
+        version: holding.version,
+        update_time: Some(timestamp(holding.updated_at)),
+    }
+}

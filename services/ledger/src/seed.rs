@@ -1,11 +1,13 @@
 //! `phoenix seed ledger`: demo data (the seed's `008_seed_data.sql`) through the public API —
 //! a tenant, an issuer and user wallets in BESITOS and XP, grants and a purchase, a pending
-//! reservation and a policy, each of which appends its events. Running it again changes
+//! reservation, a policy, inventory with a reservation, and the items users own; each of which
+//! appends its events. Running it again changes
 //! nothing: the tenant's slug says it is already there.
 
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use phoenix_proto::ledger::v1::policy_service_client::PolicyServiceClient;
+use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
 use tonic::transport::Channel;
 
 /// Slug of the demo tenant.
@@ -134,6 +136,50 @@ pub async fn run(channel: Channel) -> anyhow::Result<Seeded> {
             idempotency_key: key("reservation"),
         })
         .await?;
+    let mut stock = StockServiceClient::new(channel.clone());
+    for (sku, name, on_hand) in [
+        ("ACME-WIDGET-001", "Widget", 100),
+        ("AMULET-FOCUS", "Amulet of focus", 25),
+        ("AURA-GOLD", "Golden aura", 10),
+    ] {
+        stock
+            .create_inventory_item(pb::CreateInventoryItemRequest {
+                tenant_id: tenant_id.clone(),
+                sku: sku.into(),
+                name: name.into(),
+                on_hand,
+                idempotency_key: key(&format!("item/{sku}")),
+            })
+            .await?;
+    }
+    stock
+        .reserve_stock(pb::ReserveStockRequest {
+            tenant_id: tenant_id.clone(),
+            sku: "ACME-WIDGET-001".into(),
+            quantity: 10,
+            expected_version: None,
+            ttl: Some(prost_types::Duration {
+                seconds: 24 * 3600,
+                nanos: 0,
+            }),
+            reference: "order-1".into(),
+            idempotency_key: key("reservation/order-1"),
+        })
+        .await?;
+    for (owner, item, quantity) in [
+        ("user-ana", "AMULET-FOCUS", 1),
+        ("user-ben", "AURA-GOLD", 2),
+    ] {
+        stock
+            .add_holding(pb::AddHoldingRequest {
+                tenant_id: tenant_id.clone(),
+                owner_ref: owner.into(),
+                item_code: item.into(),
+                quantity,
+                idempotency_key: key(&format!("holding/{owner}/{item}")),
+            })
+            .await?;
+    }
     PolicyServiceClient::new(channel)
         .set_policy(pb::SetPolicyRequest {
             tenant_id: tenant_id.clone(),

@@ -9,6 +9,7 @@ mod support;
 use std::sync::Arc;
 
 use phoenix_proto::ledger::v1 as pb;
+use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use support::{Harness, key, spec};
@@ -52,11 +53,29 @@ async fn a_storm_of_concurrent_operations_leaves_every_invariant_intact() {
         wallets.push(wallet);
     }
     let wallets = Arc::new(wallets);
+    let stock = StockServiceClient::new(h.service.channel.clone());
+    let skus: Vec<String> = (0..3).map(|i| format!("SKU-{i}")).collect();
+    for sku in &skus {
+        stock
+            .clone()
+            .create_inventory_item(pb::CreateInventoryItemRequest {
+                tenant_id: h.tenant.clone(),
+                sku: sku.clone(),
+                name: sku.clone(),
+                on_hand: 40,
+                idempotency_key: key(),
+            })
+            .await
+            .expect("item");
+    }
+    let skus = Arc::new(skus);
     let answered = Arc::new(Mutex::new(Answered::default()));
     let tenant = h.tenant.clone();
 
     let tasks = (0..workers).map(|_| {
         let mut ledger = h.ledger.clone();
+        let mut stock = stock.clone();
+        let skus = skus.clone();
         let wallets = wallets.clone();
         let answered = answered.clone();
         let tenant = tenant.clone();
@@ -159,7 +178,62 @@ async fn a_storm_of_concurrent_operations_leaves_every_invariant_intact() {
                             replays += 1;
                         }
                     }
-                    82..88 => {
+                    82..86 => {
+                        let sku = skus.choose(&mut rand::rng()).expect("skus").clone();
+                        let quantity = rand::rng().random_range(1..4);
+                        let reserved = stock
+                            .reserve_stock(pb::ReserveStockRequest {
+                                tenant_id: tenant.clone(),
+                                sku,
+                                quantity,
+                                expected_version: None,
+                                ttl: Some(prost_types::Duration {
+                                    seconds: 1,
+                                    nanos: 0,
+                                }),
+                                reference: String::new(),
+                                idempotency_key: key(),
+                            })
+                            .await;
+                        match reserved {
+                            Ok(response) => {
+                                let id = response.into_inner().reservation.expect("r").id;
+                                if roll == 82 {
+                                    continue; // left to expire
+                                }
+                                let resolved = if roll == 83 {
+                                    stock
+                                        .release_reservation(pb::ReleaseReservationRequest {
+                                            tenant_id: tenant.clone(),
+                                            reservation_id: id,
+                                            idempotency_key: key(),
+                                        })
+                                        .await
+                                        .map(|_| ())
+                                } else {
+                                    stock
+                                        .commit_reservation(pb::CommitReservationRequest {
+                                            tenant_id: tenant.clone(),
+                                            reservation_id: id,
+                                            idempotency_key: key(),
+                                        })
+                                        .await
+                                        .map(|_| ())
+                                };
+                                if let Err(status) = resolved {
+                                    assert_eq!(
+                                        status.code(),
+                                        Code::FailedPrecondition,
+                                        "{status:?}"
+                                    );
+                                }
+                            }
+                            Err(status) => {
+                                assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}")
+                            }
+                        }
+                    }
+                    86..88 => {
                         let original = answered
                             .lock()
                             .await

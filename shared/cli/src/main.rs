@@ -260,7 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     accounts,
                     transfers,
                 } => println!(
-                    "seeded tenant {:?} ({tenant_id}): {accounts} accounts, {transfers} transfers, a pending reservation and a policy",
+                    "seeded tenant {:?} ({tenant_id}): {accounts} accounts, {transfers} transfers, a pending transfer, a policy, 3 inventory items with a reservation, 2 holdings",
                     phoenix_ledger::seed::DEMO_TENANT
                 ),
                 phoenix_ledger::seed::Seeded::AlreadyThere { tenant_id } => println!(

@@ -4,6 +4,7 @@
 pub mod event_store;
 pub mod governance;
 pub mod ledger;
+pub mod stock;
 
 use phoenix_runtime::idempotency::{self, RequestKey};
 use phoenix_runtime::{ApiError, FieldViolation, auth};

@@ -2,6 +2,7 @@
 
 pub mod ledger;
 pub mod policy;
+pub mod stock;
 pub mod tenant;
 
 use serde::{Deserialize, Serialize};

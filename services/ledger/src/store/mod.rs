@@ -5,6 +5,7 @@
 pub mod events;
 pub mod ledger;
 pub mod policies;
+pub mod stock;
 pub mod tenants;
 
 use chrono::Utc;

@@ -1,0 +1,3 @@
+DROP TABLE holdings;
+DROP TABLE reservations;
+DROP TABLE inventory_items;
