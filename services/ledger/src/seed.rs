@@ -29,37 +29,30 @@ pub enum Seeded {
 pub async fn run(channel: Channel) -> anyhow::Result<Seeded> {
     let mut ledger = LedgerServiceClient::new(channel.clone());
     let key = |what: &str| format!("seed/{DEMO_TENANT}/{what}");
-    let created = ledger
+    let tenants = ledger
+        .list_tenants(pb::ListTenantsRequest {
+            page_size: 1000,
+            page_token: String::new(),
+        })
+        .await?
+        .into_inner()
+        .tenants;
+    if let Some(tenant) = tenants.into_iter().find(|t| t.slug == DEMO_TENANT) {
+        return Ok(Seeded::AlreadyThere {
+            tenant_id: tenant.id,
+        });
+    }
+    let tenant_id = ledger
         .create_tenant(pb::CreateTenantRequest {
             slug: DEMO_TENANT.into(),
             name: "Demo tenant".into(),
             idempotency_key: key("tenant"),
         })
-        .await;
-    let tenant_id = match created {
-        Ok(response) => response
-            .into_inner()
-            .tenant
-            .map(|t| t.id)
-            .unwrap_or_default(),
-        Err(status) if status.code() == tonic::Code::AlreadyExists => {
-            let tenants = ledger
-                .list_tenants(pb::ListTenantsRequest {
-                    page_size: 1000,
-                    page_token: String::new(),
-                })
-                .await?
-                .into_inner()
-                .tenants;
-            let tenant_id = tenants
-                .into_iter()
-                .find(|t| t.slug == DEMO_TENANT)
-                .map(|t| t.id)
-                .unwrap_or_default();
-            return Ok(Seeded::AlreadyThere { tenant_id });
-        }
-        Err(status) => return Err(status.into()),
-    };
+        .await?
+        .into_inner()
+        .tenant
+        .map(|t| t.id)
+        .unwrap_or_default();
 
     let open = |owner: &'static str, asset: &'static str, limit: pb::BalanceLimit| {
         let mut ledger = ledger.clone();
