@@ -7,11 +7,13 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod import_client;
 pub mod metrics;
 pub mod proto;
 pub mod store;
 
 use include_dir::{Dir, include_dir};
+use phoenix_proto::ledger::v1::firebase_import_service_server::FirebaseImportServiceServer;
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/ledger");
@@ -32,6 +34,9 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     };
     metrics::get();
     let limit = context.max_message_bytes();
-    let _ = (ledger, limit);
-    Ok(GrpcServices::new())
+    Ok(GrpcServices::new().serve(
+        FirebaseImportServiceServer::new(ledger.clone())
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
+    ))
 }

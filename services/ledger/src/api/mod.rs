@@ -1,6 +1,7 @@
 //! The gRPC face of the ledger: proto ⇄ domain and validation, nothing else. One module per
 //! tonic service; this one holds what they share (tenant scoping, keys, ids, pages).
 
+mod import;
 
 use phoenix_runtime::idempotency::{self, RequestKey};
 use phoenix_runtime::{ApiError, FieldViolation, auth};
