@@ -99,7 +99,10 @@ pub async fn run(channel: Channel, args: ImportArgs) -> anyhow::Result<ImportSum
     .await?
     .batch
     .context("StartImportBatch answered without a batch")?;
-    let batch_id: Uuid = batch.id.parse().context("StartImportBatch answered a bad batch id")?;
+    let batch_id: Uuid = batch
+        .id
+        .parse()
+        .context("StartImportBatch answered a bad batch id")?;
 
     let mut sender = Sender {
         client: client.clone(),
@@ -222,9 +225,8 @@ fn file_tag(path: &Path) -> String {
 }
 
 fn read_export(file: &SourceFile) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(&file.path).with_context(|| {
-        format!("{}: cannot read it as UTF-8 text", file.name)
-    })?;
+    let text = std::fs::read_to_string(&file.path)
+        .with_context(|| format!("{}: cannot read it as UTF-8 text", file.name))?;
     Ok(match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_owned(),
         None => text,
@@ -247,11 +249,11 @@ fn export_documents<'a>(name: &str, text: &'a str) -> anyhow::Result<Vec<ExportD
     let mut collections: Entries<'a> = serde_json::from_str(text).with_context(|| {
         format!("{name}: not a Firestore JSON export (an object of collections of documents)")
     })?;
-    if let [(key, value)] = collections.0.as_slice() {
-        if key == "__collections__" {
-            collections = serde_json::from_str(value.get())
-                .with_context(|| format!("{name}: __collections__ is not an object"))?;
-        }
+    if let [(key, value)] = collections.0.as_slice()
+        && key == "__collections__"
+    {
+        collections = serde_json::from_str(value.get())
+            .with_context(|| format!("{name}: __collections__ is not an object"))?;
     }
     let mut documents = Vec::new();
     for (collection, value) in collections.0 {
@@ -329,11 +331,13 @@ async fn send_export(sender: &mut Sender, file: &SourceFile) -> anyhow::Result<(
         let record = pb::ImportRecord {
             source_file: file.name.clone(),
             line_number: document.line,
-            content: Some(pb::import_record::Content::Document(pb::FirestoreDocument {
-                collection: document.collection,
-                document_id: document.id,
-                json: document.json.to_owned(),
-            })),
+            content: Some(pb::import_record::Content::Document(
+                pb::FirestoreDocument {
+                    collection: document.collection,
+                    document_id: document.id,
+                    json: document.json.to_owned(),
+                },
+            )),
         };
         sender.push(record, document.json.len()).await?;
     }
@@ -425,7 +429,10 @@ impl Sender {
         self.record_bytes = 0;
         let first = records.first().map_or(0, |r| r.line_number);
         let last = records.last().map_or(0, |r| r.line_number);
-        let file = records.first().map(|r| r.source_file.clone()).unwrap_or_default();
+        let file = records
+            .first()
+            .map(|r| r.source_file.clone())
+            .unwrap_or_default();
         let request = pb::ImportRecordsRequest {
             tenant_id: self.tenant_id.clone(),
             batch_id: self.batch_id.to_string(),
@@ -601,9 +608,15 @@ mod tests {
     #[test]
     fn a_broken_export_is_refused_with_its_place() {
         let error = export_documents("x.json", "{\"campaigns\": [1, 2]}").expect_err("array");
-        assert!(format!("{error:#}").contains("x.json:1: collection \"campaigns\""), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("x.json:1: collection \"campaigns\""),
+            "{error:#}"
+        );
         let error = export_documents("x.json", "{\"campaigns\": ").expect_err("cut");
-        assert!(format!("{error:#}").contains("not a Firestore JSON export"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("not a Firestore JSON export"),
+            "{error:#}"
+        );
     }
 
     #[test]
@@ -611,7 +624,10 @@ mod tests {
         let error = inspect(&[PathBuf::from("export.csv")])
             .err()
             .expect("unknown format");
-        assert!(error.to_string().contains("cannot tell the format"), "{error}");
+        assert!(
+            error.to_string().contains("cannot tell the format"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -649,8 +665,17 @@ mod tests {
             next_page_token: String::new(),
         };
         let text = render(&report);
-        assert!(text.contains("Import batch b1 (\"sample\"): COMPLETED"), "{text}");
-        assert!(text.contains("x.ndjson:4 WRONG_TYPE campaigns/c3"), "{text}");
-        assert!(text.contains("every document of the source is accounted for"), "{text}");
+        assert!(
+            text.contains("Import batch b1 (\"sample\"): COMPLETED"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x.ndjson:4 WRONG_TYPE campaigns/c3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("every document of the source is accounted for"),
+            "{text}"
+        );
     }
 }

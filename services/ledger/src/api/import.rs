@@ -29,9 +29,9 @@ impl FirebaseImportService for Ledger {
             req,
         )?;
         let batch = store::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
-            Box::pin(async move {
-                store::import::start(conn, tenant, &source_name, Utc::now()).await
-            })
+            Box::pin(
+                async move { store::import::start(conn, tenant, &source_name, Utc::now()).await },
+            )
         })
         .await?;
         tracing::info!(batch_id = %batch.id, source = %batch.source_name, "import batch started");
@@ -142,13 +142,17 @@ impl FirebaseImportService for Ledger {
         let size = page_size(req.page_size, 100, 1000)?;
         let after = match req.page_token.as_str() {
             "" => 0,
-            token => token.parse::<i64>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                invalid(vec![Refusal::invalid(
-                    "page_token",
-                    "INVALID_PAGE_TOKEN",
-                    "must be the next_page_token of a previous page",
-                )])
-            })?,
+            token => token
+                .parse::<i64>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    invalid(vec![Refusal::invalid(
+                        "page_token",
+                        "INVALID_PAGE_TOKEN",
+                        "must be the next_page_token of a previous page",
+                    )])
+                })?,
         };
         let report = store::import::report(&self.pool, tenant, batch_id, after, size).await?;
         Ok(Response::new(pb::GetImportReportResponse {

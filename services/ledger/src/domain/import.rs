@@ -69,7 +69,10 @@ impl FirebaseId {
 
     pub fn parse(id: &str) -> Result<Self, Rejection> {
         let problem = if id.is_empty() {
-            return Err(Rejection::new(RejectReason::MissingId, "the document has no id"));
+            return Err(Rejection::new(
+                RejectReason::MissingId,
+                "the document has no id",
+            ));
         } else if id.len() > Self::MAX_BYTES {
             "is longer than 1,500 bytes"
         } else if id.contains('/') {
@@ -346,7 +349,7 @@ pub struct Quarantined {
 }
 
 /// Reads one record: a document ready to import, or why it is quarantined.
-pub fn read_record(record: &IncomingRecord) -> Result<Document, Quarantined> {
+pub fn read_record(record: &IncomingRecord) -> Result<Document, Box<Quarantined>> {
     let (collection, id, data) = match &record.content {
         RecordContent::Document {
             collection,
@@ -385,15 +388,15 @@ fn quarantine(
     collection: String,
     firebase_id: Option<String>,
     rejection: Rejection,
-) -> Quarantined {
-    Quarantined {
+) -> Box<Quarantined> {
+    Box::new(Quarantined {
         origin: record.origin.clone(),
         collection,
         firebase_id,
         reason: rejection.reason,
         message: rejection.message,
         raw_text: record.raw_text().to_owned(),
-    }
+    })
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -525,7 +528,9 @@ fn document(
             signal_type: fields.text("type", 200)?,
             user_id: fields.optional_text("userId", 200)?,
             occurred_at: fields.time("occurredAt")?,
-            payload: fields.optional_object("payload")?.unwrap_or_else(|| Value::Object(Map::new())),
+            payload: fields
+                .optional_object("payload")?
+                .unwrap_or_else(|| Value::Object(Map::new())),
         }),
         Collection::Campaigns => {
             let status = fields.text("status", 40)?;
@@ -549,18 +554,20 @@ fn document(
             if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
                 return Err(Rejection::new(
                     RejectReason::InvalidValue,
-                    format!("field \"currency\" is {currency:?}; expected a 3-letter ISO 4217 code"),
+                    format!(
+                        "field \"currency\" is {currency:?}; expected a 3-letter ISO 4217 code"
+                    ),
                 ));
             }
             let starts_at = fields.optional_time("startAt")?;
             let ends_at = fields.optional_time("endAt")?;
-            if let (Some(start), Some(end)) = (starts_at, ends_at) {
-                if end < start {
-                    return Err(Rejection::new(
-                        RejectReason::InvalidValue,
-                        format!("field \"endAt\" ({end}) is before \"startAt\" ({start})"),
-                    ));
-                }
+            if let (Some(start), Some(end)) = (starts_at, ends_at)
+                && end < start
+            {
+                return Err(Rejection::new(
+                    RejectReason::InvalidValue,
+                    format!("field \"endAt\" ({end}) is before \"startAt\" ({start})"),
+                ));
             }
             Fields::Campaign(Campaign {
                 name: fields.text("name", 500)?,
@@ -668,7 +675,9 @@ impl FieldReader<'_> {
     }
 
     fn optional_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, Rejection> {
-        self.get(name).map(|value| timestamp(name, value)).transpose()
+        self.get(name)
+            .map(|value| timestamp(name, value))
+            .transpose()
     }
 }
 
@@ -835,7 +844,7 @@ pub fn plan(records: &[IncomingRecord]) -> ImportPlan {
                     }
                 }
             }
-            Err(quarantined) => plan.quarantined.push((index, quarantined)),
+            Err(quarantined) => plan.quarantined.push((index, *quarantined)),
         }
     }
     plan
@@ -975,7 +984,10 @@ pub fn check_sources(sources: &[SourceCollection]) -> Result<(), Vec<Refusal>> {
             Refusal::invalid(
                 "sources",
                 "TOO_MANY_SOURCES",
-                format!("declares {} collections; at most {MAX_SOURCES}", sources.len()),
+                format!(
+                    "declares {} collections; at most {MAX_SOURCES}",
+                    sources.len()
+                ),
             )
             .with("max_sources", MAX_SOURCES),
         ]);
@@ -1229,7 +1241,7 @@ mod tests {
     }
 
     fn rejected(record: &IncomingRecord) -> Quarantined {
-        read_record(record).expect_err("quarantined")
+        *read_record(record).expect_err("quarantined")
     }
 
     #[test]
@@ -1294,10 +1306,22 @@ mod tests {
         let float = with("budgetMinor", json!(1500.5));
         assert_eq!(float.reason, RejectReason::WrongType);
         assert!(float.message.contains("budgetMinor"), "{}", float.message);
-        assert_eq!(with("budgetMinor", json!("150000")).reason, RejectReason::WrongType);
-        assert_eq!(with("budgetMinor", json!(-1)).reason, RejectReason::InvalidValue);
-        assert_eq!(with("status", json!("live")).reason, RejectReason::InvalidValue);
-        assert_eq!(with("currency", json!("E1")).reason, RejectReason::InvalidValue);
+        assert_eq!(
+            with("budgetMinor", json!("150000")).reason,
+            RejectReason::WrongType
+        );
+        assert_eq!(
+            with("budgetMinor", json!(-1)).reason,
+            RejectReason::InvalidValue
+        );
+        assert_eq!(
+            with("status", json!("live")).reason,
+            RejectReason::InvalidValue
+        );
+        assert_eq!(
+            with("currency", json!("E1")).reason,
+            RejectReason::InvalidValue
+        );
         assert_eq!(
             with("endAt", json!("2025-01-01T00:00:00Z")).reason,
             RejectReason::InvalidValue
@@ -1309,11 +1333,29 @@ mod tests {
     fn an_audit_log_needs_actor_action_and_time() {
         let log = json!({"actor": "u1", "action": "campaign.pause", "target": "campaigns/c1", "at": "2025-12-01T10:00:00Z"});
         let document = read_record(&doc("audit_logs", "a1", &log)).expect("valid");
-        assert!(matches!(document.fields, Fields::AuditLog(AuditLog { target: Some(_), .. })));
-        let missing = rejected(&doc("audit_logs", "a1", &json!({"actor": "u1", "at": "2025-12-01T10:00:00Z"})));
+        assert!(matches!(
+            document.fields,
+            Fields::AuditLog(AuditLog {
+                target: Some(_),
+                ..
+            })
+        ));
+        let missing = rejected(&doc(
+            "audit_logs",
+            "a1",
+            &json!({"actor": "u1", "at": "2025-12-01T10:00:00Z"}),
+        ));
         assert_eq!(missing.reason, RejectReason::MissingField);
-        assert!(missing.message.contains("\"action\""), "{}", missing.message);
-        let wrong = rejected(&doc("audit_logs", "a1", &json!({"actor": 7, "action": "x", "at": "2025-12-01T10:00:00Z"})));
+        assert!(
+            missing.message.contains("\"action\""),
+            "{}",
+            missing.message
+        );
+        let wrong = rejected(&doc(
+            "audit_logs",
+            "a1",
+            &json!({"actor": 7, "action": "x", "at": "2025-12-01T10:00:00Z"}),
+        ));
         assert_eq!(wrong.reason, RejectReason::WrongType);
     }
 
@@ -1331,20 +1373,74 @@ mod tests {
     #[test]
     fn every_malformed_record_is_quarantined_with_a_reason_and_what_is_known() {
         let cases = [
-            (r#"{"collection": "raw_signals", "id": "s1", "data": {"#, RejectReason::MalformedJson, "", None),
-            (r#"["raw_signals", "s1"]"#, RejectReason::MalformedRecord, "", None),
-            (r#"{"id": "s1", "data": {}}"#, RejectReason::MalformedRecord, "", Some("s1")),
-            (r#"{"collection": "raw_signals", "id": "s1"}"#, RejectReason::MalformedRecord, "raw_signals", Some("s1")),
-            (r#"{"collection": "users", "id": "u1", "data": {}}"#, RejectReason::UnknownCollection, "users", Some("u1")),
-            (r#"{"collection": "campaigns", "data": {}}"#, RejectReason::MissingId, "campaigns", None),
-            (r#"{"collection": "campaigns", "id": 42, "data": {}}"#, RejectReason::InvalidId, "campaigns", None),
-            (r#"{"collection": "campaigns", "id": "a/b", "data": {}}"#, RejectReason::InvalidId, "campaigns", Some("a/b")),
-            (r#"{"collection": "campaigns", "id": "c1", "data": [1]}"#, RejectReason::NotAnObject, "campaigns", Some("c1")),
-            (r#"{"collection": "audit_logs", "id": "a1", "data": {"actor": "x\u0000", "action": "y", "at": "2025-01-01T00:00:00Z"}}"#, RejectReason::InvalidValue, "audit_logs", Some("a1")),
+            (
+                r#"{"collection": "raw_signals", "id": "s1", "data": {"#,
+                RejectReason::MalformedJson,
+                "",
+                None,
+            ),
+            (
+                r#"["raw_signals", "s1"]"#,
+                RejectReason::MalformedRecord,
+                "",
+                None,
+            ),
+            (
+                r#"{"id": "s1", "data": {}}"#,
+                RejectReason::MalformedRecord,
+                "",
+                Some("s1"),
+            ),
+            (
+                r#"{"collection": "raw_signals", "id": "s1"}"#,
+                RejectReason::MalformedRecord,
+                "raw_signals",
+                Some("s1"),
+            ),
+            (
+                r#"{"collection": "users", "id": "u1", "data": {}}"#,
+                RejectReason::UnknownCollection,
+                "users",
+                Some("u1"),
+            ),
+            (
+                r#"{"collection": "campaigns", "data": {}}"#,
+                RejectReason::MissingId,
+                "campaigns",
+                None,
+            ),
+            (
+                r#"{"collection": "campaigns", "id": 42, "data": {}}"#,
+                RejectReason::InvalidId,
+                "campaigns",
+                None,
+            ),
+            (
+                r#"{"collection": "campaigns", "id": "a/b", "data": {}}"#,
+                RejectReason::InvalidId,
+                "campaigns",
+                Some("a/b"),
+            ),
+            (
+                r#"{"collection": "campaigns", "id": "c1", "data": [1]}"#,
+                RejectReason::NotAnObject,
+                "campaigns",
+                Some("c1"),
+            ),
+            (
+                r#"{"collection": "audit_logs", "id": "a1", "data": {"actor": "x\u0000", "action": "y", "at": "2025-01-01T00:00:00Z"}}"#,
+                RejectReason::InvalidValue,
+                "audit_logs",
+                Some("a1"),
+            ),
         ];
         for (text, reason, collection, id) in cases {
             let quarantined = rejected(&line(7, text));
-            assert_eq!(quarantined.reason, reason, "{text}: {}", quarantined.message);
+            assert_eq!(
+                quarantined.reason, reason,
+                "{text}: {}",
+                quarantined.message
+            );
             assert_eq!(quarantined.collection, collection, "{text}");
             assert_eq!(quarantined.firebase_id.as_deref(), id, "{text}");
             assert_eq!(quarantined.origin.line_number, 7);
@@ -1380,7 +1476,11 @@ mod tests {
             doc("raw_signals", "s1", &signal()),
             doc("raw_signals", "s1", &signal()),
             doc("campaigns", "s1", &campaign()),
-            doc("raw_signals", "s1", &json!({"source": "ios", "type": "t", "occurredAt": "2025-01-01T00:00:00Z"})),
+            doc(
+                "raw_signals",
+                "s1",
+                &json!({"source": "ios", "type": "t", "occurredAt": "2025-01-01T00:00:00Z"}),
+            ),
             line(9, "not json"),
         ];
         let plan = plan(&records);
@@ -1410,7 +1510,9 @@ mod tests {
         assert!(check_call(&many[..MAX_RECORDS_PER_CALL]).is_ok());
         let negative = [line(-1, "{}")];
         assert_eq!(
-            check_call(&negative).expect_err("negative")[0].field.as_deref(),
+            check_call(&negative).expect_err("negative")[0]
+                .field
+                .as_deref(),
             Some("records[0].line_number")
         );
     }
@@ -1472,13 +1574,27 @@ mod tests {
             .collect();
         assert_eq!(
             summary,
-            [("campaigns", true), ("raw_signals", false), ("users", false)]
+            [
+                ("campaigns", true),
+                ("raw_signals", false),
+                ("users", false)
+            ]
         );
         let error = verdict(&reports).expect_err("mismatch");
-        assert!(error.contains("raw_signals: 1 documents on both sides, but the ids differ"), "{error}");
-        assert!(error.contains("users: the source has 0 documents, the database accounts for 1"), "{error}");
+        assert!(
+            error.contains("raw_signals: 1 documents on both sides, but the ids differ"),
+            "{error}"
+        );
+        assert!(
+            error.contains("users: the source has 0 documents, the database accounts for 1"),
+            "{error}"
+        );
 
-        assert!(reconcile(None, &database).iter().all(|r| !r.matches && r.source.is_none()));
+        assert!(
+            reconcile(None, &database)
+                .iter()
+                .all(|r| !r.matches && r.source.is_none())
+        );
         let good = reconcile(Some(&sources[..1]), &database[..1]);
         assert_eq!(verdict(&good), Ok(()));
     }

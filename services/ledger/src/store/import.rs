@@ -169,7 +169,15 @@ pub async fn import_records(
         if documents.is_empty() {
             continue;
         }
-        let new_ids = insert_documents(&mut *connection, tenant_id, batch_id, collection, &documents, now).await?;
+        let new_ids = insert_documents(
+            &mut *connection,
+            tenant_id,
+            batch_id,
+            collection,
+            &documents,
+            now,
+        )
+        .await?;
         let others: Vec<&Planned> = documents
             .iter()
             .copied()
@@ -189,8 +197,13 @@ pub async fn import_records(
         }
         inserted += i64::try_from(new_ids.len()).unwrap_or(i64::MAX);
         duplicates += i64::try_from(found.len()).unwrap_or(i64::MAX);
-        let mut read: Vec<(&str, &str)> = new_ids.iter().map(|id| (id.as_str(), "INSERTED")).collect();
-        read.extend(found.iter().map(|p| (p.document.id.as_str(), "ALREADY_PRESENT")));
+        let mut read: Vec<(&str, &str)> =
+            new_ids.iter().map(|id| (id.as_str(), "INSERTED")).collect();
+        read.extend(
+            found
+                .iter()
+                .map(|p| (p.document.id.as_str(), "ALREADY_PRESENT")),
+        );
         record_read(&mut *connection, tenant_id, batch_id, collection, &read).await?;
     }
     quarantined.sort_by_key(|(index, _)| *index);
@@ -277,9 +290,24 @@ async fn insert_documents(
             .bind(batch_id)
             .bind(now)
             .bind(&ids)
-            .bind(signals.iter().map(|s| s.source.as_str()).collect::<Vec<_>>())
-            .bind(signals.iter().map(|s| s.signal_type.as_str()).collect::<Vec<_>>())
-            .bind(signals.iter().map(|s| s.user_id.as_deref()).collect::<Vec<_>>())
+            .bind(
+                signals
+                    .iter()
+                    .map(|s| s.source.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                signals
+                    .iter()
+                    .map(|s| s.signal_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                signals
+                    .iter()
+                    .map(|s| s.user_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
             .bind(signals.iter().map(|s| s.occurred_at).collect::<Vec<_>>())
             .bind(signals.iter().map(|s| &s.payload).collect::<Vec<_>>())
             .bind(&originals)
@@ -450,7 +478,12 @@ async fn insert_quarantine(
             .collect::<Vec<_>>(),
     )
     .bind(text(|r| &r.origin.source_file))
-    .bind(records.iter().map(|r| r.origin.line_number).collect::<Vec<_>>())
+    .bind(
+        records
+            .iter()
+            .map(|r| r.origin.line_number)
+            .collect::<Vec<_>>(),
+    )
     .bind(records.iter().map(|r| r.reason.code()).collect::<Vec<_>>())
     .bind(text(|r| &r.message))
     .bind(text(|r| &r.raw_text))
@@ -550,11 +583,11 @@ pub async fn report(
     let sources = if batch.status == BatchStatus::Running {
         None
     } else {
-        Some(declared_sources(&mut *transaction, tenant_id, batch_id).await?)
+        Some(declared_sources(&mut transaction, tenant_id, batch_id).await?)
     };
-    let held = database_side(&mut *transaction, tenant_id, batch_id).await?;
+    let held = database_side(&mut transaction, tenant_id, batch_id).await?;
     let (rejected, next_after) =
-        rejected_records(&mut *transaction, tenant_id, batch_id, after, page_size).await?;
+        rejected_records(&mut transaction, tenant_id, batch_id, after, page_size).await?;
     transaction.commit().await?;
     Ok(ImportReport {
         rejected_count: batch.quarantined,
@@ -665,7 +698,16 @@ async fn database_side(
         .collect())
 }
 
-type RejectedRow = (i64, String, i64, String, Option<String>, String, String, String);
+type RejectedRow = (
+    i64,
+    String,
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+);
 
 /// Up to `limit` quarantined records after position `after`, in arrival order, and the
 /// position to continue after when there are more.
