@@ -17,6 +17,7 @@ use tonic_types::StatusExt;
 use uuid::Uuid;
 
 type Client = FirebaseImportServiceClient<Channel>;
+type Time = DateTime<Utc>;
 
 async fn ledger() -> (TestService, Client) {
     let service = spawn(phoenix_ledger::spec()).await;
@@ -234,14 +235,8 @@ async fn imported_documents_have_typed_columns_and_keep_the_original() {
     let acme = tenant(&service, "acme").await;
     import_sample(&service, acme).await;
 
-    let (name, status, budget, currency, starts, ends): (
-        String,
-        String,
-        i64,
-        String,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-    ) = sqlx::query_as(
+    type CampaignRow = (String, String, i64, String, Option<Time>, Option<Time>);
+    let (name, status, budget, currency, starts, ends): CampaignRow = sqlx::query_as(
         "SELECT name, status, budget_minor, currency, starts_at, ends_at FROM campaigns
              WHERE tenant_id = $1 AND firebase_id = 'cmp_blackfriday'",
     )
