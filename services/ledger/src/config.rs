@@ -26,4 +26,3 @@ impl LedgerSettings {
             .map_err(|e| anyhow::anyhow!("ledger settings: {e}"))
     }
 }
-

@@ -57,7 +57,10 @@ impl From<LedgerError> for ApiError {
             LedgerError::Refused(refusal) => refusal.into(),
             LedgerError::RefusedInBatch { index, refusal } => {
                 let refusal = refusal.within(&format!("transfers[{index}]"));
-                let message = format!("linked batch refused at transfers[{index}]: {}", refusal.message);
+                let message = format!(
+                    "linked batch refused at transfers[{index}]: {}",
+                    refusal.message
+                );
                 let mut api: ApiError = Refusal { message, ..refusal }.into();
                 api = api.with_metadata("index", index.to_string());
                 api

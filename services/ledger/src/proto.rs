@@ -6,7 +6,9 @@ use phoenix_proto::ledger::v1 as pb;
 use crate::domain::import::{
     BatchStatus, CollectionReport, ImportBatch, ImportReport, RejectedRecord,
 };
-use crate::domain::ledger::{Account, BalanceLimit, Balances, PendingState, Transfer, TransferKind};
+use crate::domain::ledger::{
+    Account, BalanceLimit, Balances, PendingState, Transfer, TransferKind,
+};
 use crate::domain::policy::{Policy, PolicyKind};
 use crate::domain::tenant::Tenant;
 

@@ -33,12 +33,12 @@ pub fn tenant_of<T>(request: &Request<T>, tenant_id: &str) -> Result<Uuid, Ledge
         tenant_id
     };
     let tenant = uuid_field("tenant_id", named)?;
-    if let Some(caller) = caller {
-        if !caller.roles.iter().any(|r| r == ADMIN_ROLE) {
-            caller
-                .require_tenant(&tenant.to_string())
-                .map_err(LedgerError::Denied)?;
-        }
+    if let Some(caller) = caller
+        && !caller.roles.iter().any(|r| r == ADMIN_ROLE)
+    {
+        caller
+            .require_tenant(&tenant.to_string())
+            .map_err(LedgerError::Denied)?;
     }
     Ok(tenant)
 }
@@ -76,8 +76,9 @@ pub fn request_key(
     method: &'static str,
     request: &impl prost::Message,
 ) -> Result<RequestKey, LedgerError> {
-    idempotency::check_key(key)
-        .map_err(|violation| LedgerError::Invalid(ApiError::invalid_argument(DOMAIN, vec![violation])))?;
+    idempotency::check_key(key).map_err(|violation| {
+        LedgerError::Invalid(ApiError::invalid_argument(DOMAIN, vec![violation]))
+    })?;
     Ok(RequestKey::new(scope.to_string(), key, method, request))
 }
 
@@ -141,9 +142,7 @@ pub fn time_field(
     value: Option<&prost_types::Timestamp>,
 ) -> Result<chrono::DateTime<chrono::Utc>, LedgerError> {
     value
-        .and_then(|t| {
-            chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
-        })
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
         .ok_or_else(|| {
             invalid(vec![Refusal::invalid(
                 field,

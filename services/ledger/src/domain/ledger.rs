@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::policy::{self, Policy};
 use super::Refusal;
+use super::policy::{self, Policy};
 
 /// Largest batch of transfers one call may carry.
 pub const MAX_BATCH: usize = 8_000;
@@ -573,7 +573,13 @@ fn apply(
     let asset = debit.asset_code.clone();
     if plan.new_debit {
         let today = view.debited_today.get(&plan.debit).copied().unwrap_or(0);
-        policy::check_debit(&view.policies, &asset, plan.amount, today, plan.counts_today)?;
+        policy::check_debit(
+            &view.policies,
+            &asset,
+            plan.amount,
+            today,
+            plan.counts_today,
+        )?;
     }
     let debit_after = debit
         .balances
@@ -678,10 +684,10 @@ fn apply(
             }
         }
         TransferKind::Posted => {
-            if let Some(original) = plan.reversal_of {
-                if let Some(original) = view.referenced.get_mut(&original) {
-                    original.reversed += plan.amount;
-                }
+            if let Some(original) = plan.reversal_of
+                && let Some(original) = view.referenced.get_mut(&original)
+            {
+                original.reversed += plan.amount;
             }
             view.referenced.insert(
                 id,
@@ -807,7 +813,11 @@ fn plan(view: &LedgerView, operation: &Operation, call: &CallContext) -> Result<
         }
         Operation::VoidPending { pending_id } => {
             let pending = open_pending(view, *pending_id, call.now, true)?;
-            Ok(resolution(pending, TransferKind::VoidPending, pending.amount))
+            Ok(resolution(
+                pending,
+                TransferKind::VoidPending,
+                pending.amount,
+            ))
         }
         Operation::ExpirePending { pending_id } => {
             let pending = open_pending(view, *pending_id, call.now, false)?;
@@ -817,7 +827,11 @@ fn plan(view: &LedgerView, operation: &Operation, call: &CallContext) -> Result<
                     format!("pending transfer {pending_id} has not expired"),
                 ));
             }
-            Ok(resolution(pending, TransferKind::ExpirePending, pending.amount))
+            Ok(resolution(
+                pending,
+                TransferKind::ExpirePending,
+                pending.amount,
+            ))
         }
     }
 }
@@ -1097,7 +1111,10 @@ mod tests {
         .expect("posted");
         assert_eq!(posted.resolved, [pending_id]);
         let payer = view.accounts[&Uuid::from_u128(1)].balances;
-        assert_eq!((payer.posted(), payer.debits_pending, payer.available()), (80, 0, 80));
+        assert_eq!(
+            (payer.posted(), payer.debits_pending, payer.available()),
+            (80, 0, 80)
+        );
         let again = post(
             &mut view,
             &[Operation::VoidPending { pending_id }],
@@ -1143,9 +1160,22 @@ mod tests {
             amount,
             code: String::new(),
         };
-        post(&mut view, &[reverse(Some(15))], Linking::Linked, &call(), ids()).expect("part");
-        let (_, too_much) = post(&mut view, &[reverse(Some(30))], Linking::Linked, &call(), ids())
-            .expect_err("only 25 left");
+        post(
+            &mut view,
+            &[reverse(Some(15))],
+            Linking::Linked,
+            &call(),
+            ids(),
+        )
+        .expect("part");
+        let (_, too_much) = post(
+            &mut view,
+            &[reverse(Some(30))],
+            Linking::Linked,
+            &call(),
+            ids(),
+        )
+        .expect_err("only 25 left");
         assert_eq!(too_much.reason, "INVALID_AMOUNT");
         post(&mut view, &[reverse(None)], Linking::Linked, &call(), ids()).expect("rest");
         assert_eq!(view.accounts[&Uuid::from_u128(1)].balances.posted(), 100);

@@ -27,9 +27,13 @@ impl PolicyKind {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::MaxTransferAmount, Self::MaxDailyDebits, Self::KillSwitch]
-            .into_iter()
-            .find(|kind| kind.as_str() == value)
+        [
+            Self::MaxTransferAmount,
+            Self::MaxDailyDebits,
+            Self::KillSwitch,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == value)
     }
 }
 
@@ -128,7 +132,9 @@ pub fn check_debit(
         };
         if refused {
             let message = match policy.kind {
-                PolicyKind::KillSwitch => "the kill switch is on: no debits are accepted".to_owned(),
+                PolicyKind::KillSwitch => {
+                    "the kill switch is on: no debits are accepted".to_owned()
+                }
                 PolicyKind::MaxTransferAmount => {
                     format!("the amount {amount} is above the per-transfer limit {limit}")
                 }
@@ -146,7 +152,9 @@ pub fn check_debit(
 
 /// Whether any of `policies` needs the day's debits of the accounts involved.
 pub fn needs_daily_debits(policies: &[Policy]) -> bool {
-    policies.iter().any(|p| p.kind == PolicyKind::MaxDailyDebits)
+    policies
+        .iter()
+        .any(|p| p.kind == PolicyKind::MaxDailyDebits)
 }
 
 #[cfg(test)]

@@ -104,14 +104,12 @@ pub async fn append(
     .await;
     match result {
         Ok(_) => Ok(()),
-        Err(error) if super::violates(&error, "events_stream_version") => {
-            Err(Refusal::new(
-                RefusalKind::Conflict,
-                "STREAM_VERSION_CONFLICT",
-                "the aggregate changed concurrently; read it again and retry",
-            )
-            .into())
-        }
+        Err(error) if super::violates(&error, "events_stream_version") => Err(Refusal::new(
+            RefusalKind::Conflict,
+            "STREAM_VERSION_CONFLICT",
+            "the aggregate changed concurrently; read it again and retry",
+        )
+        .into()),
         Err(error) => Err(error.into()),
     }
 }
@@ -230,7 +228,25 @@ pub async fn next_events(
     cursor: &mut Cursor,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, LedgerError> {
-    let rows: Vec<(i64, EventRow)> = sqlx::query_as::<_, (i64, i64, Uuid, Uuid, String, String, i64, String, Vec<u8>, DateTime<Utc>, i16, String, String, String)>(&format!(
+    let rows: Vec<(i64, EventRow)> = sqlx::query_as::<
+        _,
+        (
+            i64,
+            i64,
+            Uuid,
+            Uuid,
+            String,
+            String,
+            i64,
+            String,
+            Vec<u8>,
+            DateTime<Utc>,
+            i16,
+            String,
+            String,
+            String,
+        ),
+    >(&format!(
         "SELECT txid::text::bigint, {EVENT_COLUMNS} FROM events
          WHERE tenant_id = $1
            AND (txid::text::bigint, position) > ($2, $3)
@@ -244,7 +260,14 @@ pub async fn next_events(
     .fetch_all(pool)
     .await?
     .into_iter()
-    .map(|r| (r.0, (r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13)))
+    .map(|r| {
+        (
+            r.0,
+            (
+                r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13,
+            ),
+        )
+    })
     .collect();
     if let Some((txid, row)) = rows.last() {
         *cursor = Cursor {

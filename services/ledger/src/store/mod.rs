@@ -38,7 +38,9 @@ where
     }
     let outcome = effect(&mut transaction).await?;
     let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-    let expires_at = now.checked_add_signed(ttl).unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
+    let expires_at = now
+        .checked_add_signed(ttl)
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
     if idempotency::record(&mut transaction, key, &outcome, now, expires_at).await? {
         transaction.commit().await?;
         return Ok(outcome);
@@ -72,7 +74,7 @@ fn prior<T>(prior: Prior<T>, key: &RequestKey) -> Result<Option<T>, LedgerError>
 
 /// SQLSTATE of a unique violation on `constraint`.
 pub(crate) fn violates(error: &sqlx::Error, constraint: &str) -> bool {
-    error.as_database_error().is_some_and(|e| {
-        e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint)
-    })
+    error
+        .as_database_error()
+        .is_some_and(|e| e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint))
 }
