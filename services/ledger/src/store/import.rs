@@ -161,11 +161,14 @@ pub async fn import_records(
     let mut duplicates = plan.repeats;
     let mut quarantined = plan.quarantined;
     for collection in Collection::ALL {
-        let documents: Vec<&Planned> = plan
+        let mut documents: Vec<&Planned> = plan
             .documents
             .iter()
             .filter(|p| p.document.collection == collection)
             .collect();
+        // Rows are locked in id order, so concurrent imports of overlapping ids queue rather
+        // than deadlock.
+        documents.sort_by(|a, b| a.document.id.cmp(&b.document.id));
         if documents.is_empty() {
             continue;
         }
