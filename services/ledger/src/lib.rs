@@ -9,6 +9,7 @@ pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod import_client;
 pub mod jobs;
 pub mod metrics;
 pub mod proto;
@@ -17,6 +18,7 @@ pub mod store;
 
 use include_dir::{Dir, include_dir};
 use phoenix_proto::ledger::v1::event_store_service_server::EventStoreServiceServer;
+use phoenix_proto::ledger::v1::firebase_import_service_server::FirebaseImportServiceServer;
 use phoenix_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use phoenix_proto::ledger::v1::policy_service_server::PolicyServiceServer;
 use phoenix_proto::ledger::v1::stock_service_server::StockServiceServer;
@@ -55,5 +57,9 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         .serve(limited!(LedgerServiceServer::new(ledger.clone()), limit))
         .serve(limited!(PolicyServiceServer::new(ledger.clone()), limit))
         .serve(limited!(StockServiceServer::new(ledger.clone()), limit))
+        .serve(limited!(
+            FirebaseImportServiceServer::new(ledger.clone()),
+            limit
+        ))
         .serve(limited!(EventStoreServiceServer::new(ledger), limit)))
 }

@@ -3,6 +3,9 @@
 use chrono::{DateTime, Utc};
 use phoenix_proto::ledger::v1 as pb;
 
+use crate::domain::import::{
+    BatchStatus, CollectionReport, ImportBatch, ImportReport, RejectedRecord,
+};
 use crate::domain::ledger::{
     Account, BalanceLimit, Balances, PendingState, Transfer, TransferKind,
 };
@@ -168,5 +171,73 @@ pub fn holding(holding: &crate::domain::stock::Holding) -> pb::Holding {
         quantity: holding.quantity,
         version: holding.version,
         update_time: Some(timestamp(holding.updated_at)),
+    }
+}
+
+pub fn import_batch_status(status: BatchStatus) -> pb::ImportBatchStatus {
+    match status {
+        BatchStatus::Running => pb::ImportBatchStatus::Running,
+        BatchStatus::Completed => pb::ImportBatchStatus::Completed,
+        BatchStatus::Failed => pb::ImportBatchStatus::Failed,
+    }
+}
+
+pub fn import_batch(batch: &ImportBatch) -> pb::ImportBatch {
+    pb::ImportBatch {
+        id: batch.id.to_string(),
+        tenant_id: batch.tenant_id.to_string(),
+        source_name: batch.source_name.clone(),
+        status: import_batch_status(batch.status).into(),
+        records_read: batch.records_read,
+        inserted_count: batch.inserted,
+        duplicate_count: batch.duplicates,
+        quarantined_count: batch.quarantined,
+        start_time: Some(timestamp(batch.started_at)),
+        finish_time: batch.finished_at.map(timestamp),
+        error: batch.error.clone().unwrap_or_default(),
+    }
+}
+
+pub fn rejected_record(record: &RejectedRecord) -> pb::RejectedRecord {
+    pb::RejectedRecord {
+        source_file: record.origin.source_file.clone(),
+        line_number: record.origin.line_number,
+        collection: record.collection.clone(),
+        document_id: record.document_id.clone().unwrap_or_default(),
+        reason: record.reason.clone(),
+        message: record.message.clone(),
+        raw_excerpt: record.raw_excerpt.clone(),
+    }
+}
+
+pub fn collection_report(report: &CollectionReport) -> pb::CollectionReport {
+    pb::CollectionReport {
+        collection: report.collection.clone(),
+        source_count: report.source.as_ref().map_or(0, |s| s.document_count),
+        source_checksum: report
+            .source
+            .as_ref()
+            .map(|s| s.checksum.clone())
+            .unwrap_or_default(),
+        imported_count: report.database.imported_count,
+        imported_checksum: report.database.imported_checksum.clone(),
+        quarantined_count: report.database.quarantined_count,
+        accounted_count: report.database.accounted_count,
+        accounted_checksum: report.database.accounted_checksum.clone(),
+        matches: report.matches,
+    }
+}
+
+pub fn import_report(report: &ImportReport) -> pb::ImportReport {
+    pb::ImportReport {
+        batch: Some(import_batch(&report.batch)),
+        collections: report.collections.iter().map(collection_report).collect(),
+        matches: report.matches(),
+        rejected_count: report.rejected_count,
+        rejected: report.rejected.iter().map(rejected_record).collect(),
+        next_page_token: report
+            .next_after
+            .map(|after| after.to_string())
+            .unwrap_or_default(),
     }
 }

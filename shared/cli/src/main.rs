@@ -79,6 +79,11 @@ enum Command {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// Imports a legacy export into a service, idempotently, with a validation report.
+    Import {
+        #[command(subcommand)]
+        service: ImportTarget,
+    },
     /// Manages a service's schema migrations (`all` for every service).
     Migrate {
         /// A service name, or `all`.
@@ -97,6 +102,20 @@ enum BenchTarget {
     Ledger {
         #[command(flatten)]
         args: phoenix_ledger::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportTarget {
+    /// Firestore exports (JSON or NDJSON) of raw signals, campaigns and audit logs.
+    Ledger {
+        #[command(flatten)]
+        args: phoenix_ledger::import_client::ImportArgs,
+        /// A running ledger service instead of one started here on the embedded database.
+        #[arg(long)]
+        target: Option<String>,
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
@@ -222,6 +241,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .await;
             reached.close().await;
             println!("{}", result?.line());
+            Ok(())
+        }
+        Command::Import {
+            service:
+                ImportTarget::Ledger {
+                    args,
+                    target,
+                    runtime,
+                },
+        } => {
+            let reached = Reached::ledger(target, runtime).await?;
+            let result = phoenix_ledger::import_client::run(reached.channel.clone(), args).await;
+            reached.close().await;
+            let summary = result?;
+            anyhow::ensure!(
+                summary.matches,
+                "the validation report does not match the source: batch {} is {:?}",
+                summary.batch_id,
+                summary.status
+            );
             Ok(())
         }
         Command::Audit {

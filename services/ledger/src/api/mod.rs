@@ -3,6 +3,7 @@
 
 pub mod event_store;
 pub mod governance;
+mod import;
 pub mod ledger;
 pub mod stock;
 

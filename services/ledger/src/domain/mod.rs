@@ -1,5 +1,6 @@
 //! The ledger's rules as plain Rust: no SQL, no gRPC, no clock reads (time is passed in).
 
+pub mod import;
 pub mod ledger;
 pub mod policy;
 pub mod stock;

@@ -3,6 +3,7 @@
 //! transaction itself is opened by [`once`], which makes each mutating call idempotent.
 
 pub mod events;
+pub mod import;
 pub mod ledger;
 pub mod policies;
 pub mod stock;

@@ -1,0 +1,9 @@
+DROP TABLE import_quarantine;
+DROP TABLE import_batch_sources;
+DROP TABLE import_batch_documents;
+DROP TABLE audit_logs;
+DROP TABLE campaigns;
+DROP TABLE raw_signals;
+DROP TABLE import_batches;
+DROP FUNCTION import_batch_guard();
+DROP FUNCTION is_firebase_id(text);
