@@ -99,6 +99,9 @@ CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON transfers
 
 -- Posted movements, one per side of a transfer: amount > 0 credits, < 0 debits. balance is the
 -- account's posted balance (credits - debits) after the entry; versions count 1, 2, 3… per account.
+-- Entries are written only with their transfer, whose keys already tie both accounts to the
+-- tenant, so they carry no foreign keys of their own: a batch of 8,000 transfers would otherwise
+-- pay 32,000 more key checks. The auditor reconciles entries with accounts and transfers.
 CREATE TABLE entries (
     tenant_id   uuid        NOT NULL,
     account_id  uuid        NOT NULL,
@@ -108,9 +111,7 @@ CREATE TABLE entries (
     amount      bigint      NOT NULL CHECK (amount <> 0),
     balance     bigint      NOT NULL,
     created_at  timestamptz NOT NULL,
-    PRIMARY KEY (tenant_id, account_id, version),
-    FOREIGN KEY (tenant_id, account_id) REFERENCES accounts (tenant_id, id),
-    FOREIGN KEY (tenant_id, transfer_id) REFERENCES transfers (tenant_id, id)
+    PRIMARY KEY (tenant_id, account_id, version)
 );
 CREATE INDEX entries_by_time ON entries (tenant_id, account_id, created_at);
 CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries
@@ -169,7 +170,7 @@ CREATE INDEX request_keys_expires_at ON request_keys (expires_at);
 -- so a subscriber never skips an event that commits late.
 CREATE TABLE events (
     position          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    tenant_id         uuid        NOT NULL REFERENCES tenants (id),
+    tenant_id         uuid        NOT NULL,
     event_id          uuid        NOT NULL UNIQUE,
     aggregate_type    text        NOT NULL,
     aggregate_id      text        NOT NULL,

@@ -227,24 +227,24 @@ fn transfer_request(tenant: &str, accounts: &[String]) -> pb::CreateTransferRequ
     }
 }
 
-/// Runs `clients` loops of `call` until `duration` has passed; each call returns how many
-/// transfers it made, or an error.
+/// Runs `clients` loops of `call(client index)` until `duration` has passed; each call returns
+/// how many transfers it made, or an error.
 async fn drive<F, Fut>(clients: usize, duration: Duration, call: F) -> anyhow::Result<Phase>
 where
-    F: Fn() -> Fut + Clone + Send + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
 {
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..clients)
-        .map(|_| {
+        .map(|index| {
             let call = call.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let (mut transfers, mut errors) = (0u64, 0u64);
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    match call().await {
+                    match call(index).await {
                         Ok(made) => {
                             transfers += made;
                             latencies.push(sent.elapsed());
@@ -289,7 +289,7 @@ async fn single_transfers_over_grpc(
     duration: Duration,
 ) -> anyhow::Result<Phase> {
     let (client, tenant, accounts) = (client.clone(), tenant.to_owned(), accounts.clone());
-    drive(clients, duration, move || {
+    drive(clients, duration, move |_| {
         let mut client = client.clone();
         let request = transfer_request(&tenant, &accounts);
         async move {
@@ -312,7 +312,7 @@ async fn single_transfers_over_sql(
     let tenant_id: Uuid = tenant.parse()?;
     let settings = LedgerSettings::from_env()?;
     let (pool, accounts) = (pool.clone(), accounts.clone());
-    drive(clients, duration, move || {
+    drive(clients, duration, move |_| {
         let pool = pool.clone();
         let request = transfer_request(&tenant, &accounts);
         let ttl = settings.idempotency_ttl;
@@ -365,10 +365,18 @@ async fn batches_over_grpc(
     accounts: &Arc<Vec<String>>,
     args: &BenchArgs,
 ) -> anyhow::Result<Phase> {
-    let (client, tenant, accounts) = (client.clone(), tenant.to_owned(), accounts.clone());
+    // Each batch client moves money among its own share of the accounts, so concurrent batches
+    // do not wait on each other's row locks (as independent workloads would not).
+    let shares: Vec<Arc<Vec<String>>> = accounts
+        .chunks(accounts.len().div_ceil(args.batch_clients).max(2))
+        .filter(|share| share.len() >= 2)
+        .map(|share| Arc::new(share.to_vec()))
+        .collect();
+    let (client, tenant) = (client.clone(), tenant.to_owned());
     let size = args.batch_size as usize;
-    drive(args.batch_clients, args.duration, move || {
+    drive(shares.len(), args.duration, move |index| {
         let mut client = client.clone();
+        let accounts = shares[index].clone();
         let transfers = (0..size)
             .map(|_| {
                 transfer_request(&tenant, &accounts)

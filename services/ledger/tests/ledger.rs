@@ -732,11 +732,13 @@ async fn one_tenant_never_sees_or_touches_another() {
     let tenant: uuid::Uuid = h.tenant.parse().expect("uuid");
     let theirs_id: uuid::Uuid = theirs.parse().expect("uuid");
     let forged = sqlx::query(
-        "INSERT INTO entries (tenant_id, account_id, version, transfer_id, asset_code, amount, balance, created_at)
-         SELECT $1, $2, 1, id, 'BESITOS', 1, 1, now() FROM transfers WHERE tenant_id = $1 LIMIT 1",
+        "INSERT INTO transfers (tenant_id, id, batch_id, kind, debit_account_id, credit_account_id,
+                                asset_code, amount, created_at)
+         SELECT $1, gen_random_uuid(), gen_random_uuid(), 'POSTED', $2, $3, 'BESITOS', 1, now()",
     )
     .bind(tenant)
     .bind(theirs_id)
+    .bind(wallet.parse::<uuid::Uuid>().expect("uuid"))
     .execute(&h.service.pool)
     .await
     .expect_err("foreign key");
