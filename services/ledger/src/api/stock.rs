@@ -339,16 +339,9 @@ async fn add_holding(
         "StockService/AddHolding",
         &request,
     )?;
-    let now = Utc::now();
-    let holding = store::once(
-        &ledger.pool,
-        &key,
-        ledger.settings.idempotency_ttl,
-        move |c| Box::pin(async move { store::stock::add_holding(c, tenant, &change, now).await }),
-    )
-    .await?;
+    let holding = change_holding(ledger, tenant, change, &key, HoldingMove::Add).await?;
     Ok(pb::AddHoldingResponse {
-        holding: Some(proto::holding(&holding)),
+        holding: Some(holding),
     })
 }
 
@@ -366,19 +359,45 @@ async fn remove_holding(
         "StockService/RemoveHolding",
         &request,
     )?;
+    let holding = change_holding(ledger, tenant, change, &key, HoldingMove::Remove).await?;
+    Ok(pb::RemoveHoldingResponse {
+        holding: Some(holding),
+    })
+}
+
+/// Which way a holding call moves units.
+#[derive(Debug, Clone, Copy)]
+enum HoldingMove {
+    Add,
+    Remove,
+}
+
+/// Applies a validated holding change once per idempotency key.
+async fn change_holding(
+    ledger: &Ledger,
+    tenant: Uuid,
+    change: HoldingChange,
+    key: &RequestKey,
+    direction: HoldingMove,
+) -> Result<pb::Holding, LedgerError> {
     let now = Utc::now();
     let holding = store::once(
         &ledger.pool,
-        &key,
+        key,
         ledger.settings.idempotency_ttl,
         move |c| {
-            Box::pin(async move { store::stock::remove_holding(c, tenant, &change, now).await })
+            Box::pin(async move {
+                match direction {
+                    HoldingMove::Add => store::stock::add_holding(c, tenant, &change, now).await,
+                    HoldingMove::Remove => {
+                        store::stock::remove_holding(c, tenant, &change, now).await
+                    }
+                }
+            })
         },
     )
     .await?;
-    Ok(pb::RemoveHoldingResponse {
-        holding: Some(proto::holding(&holding)),
-    })
+    Ok(proto::holding(&holding))
 }
 
 async fn list_holdings(
