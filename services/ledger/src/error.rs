@@ -30,38 +30,18 @@ pub enum LedgerError {
     Database(#[from] sqlx::Error),
 }
 
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> Self {
-        let code = match refusal.kind {
-            RefusalKind::Invalid => Code::InvalidArgument,
-            RefusalKind::NotFound => Code::NotFound,
-            RefusalKind::AlreadyExists => Code::AlreadyExists,
-            RefusalKind::Precondition => Code::FailedPrecondition,
-            RefusalKind::Conflict => Code::Aborted,
-        };
-        let mut error = ApiError::new(code, DOMAIN, refusal.reason, refusal.message.clone());
-        if let Some(field) = refusal.field {
-            error = error.with_violation(FieldViolation::new(field, refusal.message));
-        }
-        for (key, value) in refusal.metadata {
-            error = error.with_metadata(key, value);
-        }
-        error
-    }
-}
-
 impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> Self {
         match error {
             LedgerError::Invalid(api) | LedgerError::Denied(api) => api,
-            LedgerError::Refused(refusal) => refusal.into(),
+            LedgerError::Refused(refusal) => refusal.into_api_error(DOMAIN),
             LedgerError::RefusedInBatch { index, refusal } => {
                 let refusal = refusal.within(&format!("transfers[{index}]"));
                 let message = format!(
                     "linked batch refused at transfers[{index}]: {}",
                     refusal.message
                 );
-                let mut api: ApiError = Refusal { message, ..refusal }.into();
+                let mut api = Refusal { message, ..refusal }.into_api_error(DOMAIN);
                 api = api.with_metadata("index", index.to_string());
                 api
             }

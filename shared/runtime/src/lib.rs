@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod migrate;
+pub mod refusal;
 pub mod server;
 pub mod telemetry;
 

@@ -1,0 +1,335 @@
+//! One user's board in one season: three slots, their runs, the boss run, effects, claims and
+//! communications.
+//!
+//! These types are also the legacy JSON store's format (camelCase, as the TypeScript service
+//! wrote it): the FILE repository keeps a [`Store`] in one file and the `missions_v2_state`
+//! snapshot holds one [`Board`] per row. Changing a field here changes both formats, so every
+//! field is mirrored by a column of the relational tables (see the migrations) and the weekly
+//! audit compares the two.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The three slots of every board, in board order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotKey {
+    Main,
+    Hunt,
+    Skill,
+}
+
+impl SlotKey {
+    pub const ALL: [SlotKey; 3] = [SlotKey::Main, SlotKey::Hunt, SlotKey::Skill];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotKey::Main => "main",
+            SlotKey::Hunt => "hunt",
+            SlotKey::Skill => "skill",
+        }
+    }
+}
+
+/// idle → active → succeeded | failed; succeeded → claimed; claimed | failed → cooldown → idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotState {
+    Idle,
+    Active,
+    Succeeded,
+    Failed,
+    Cooldown,
+    Claimed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Active,
+    Succeeded,
+    Failed,
+    Claimed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressUnit {
+    Tasks,
+    Sessions,
+    Minutes,
+    Points,
+}
+
+/// How a closed local day ended for a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayOutcome {
+    /// A heartbeat arrived that day.
+    Kept,
+    /// No heartbeat, but a protecting effect was consumed: petals unchanged.
+    Protected,
+    /// No heartbeat and no protection: one petal lost.
+    PetalLost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommunicationKind {
+    Daily,
+    Weekly,
+    System,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimSource {
+    Mission,
+    Boss,
+}
+
+/// The board of `user_id` in `season_id`; users are external ids (no users table here).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BoardKey {
+    pub user_id: Uuid,
+    pub season_id: String,
+}
+
+/// An item granted by a reward, e.g. `{"code": "potion", "quantity": 2}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewardItem {
+    pub code: String,
+    pub quantity: i32,
+}
+
+/// What a claim grants. Currency is in the ledger's minor units; the grant itself is the
+/// coordinator's business, this service records what was won exactly once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reward {
+    pub xp: i32,
+    pub currency: i32,
+    pub items: Vec<RewardItem>,
+    pub badge_id: Option<Uuid>,
+    /// An aura effect granted to the board on claim.
+    pub aura_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Board {
+    pub board_id: Uuid,
+    pub user_id: Uuid,
+    pub season_id: String,
+    /// The user's IANA time zone; it decides when each of the user's days starts and ends.
+    pub time_zone: Tz,
+    pub generated_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Always main, hunt, skill, in that order.
+    pub slots: Vec<Slot>,
+    /// Every run of the season, oldest first.
+    pub runs: Vec<Run>,
+    pub boss: Option<BossRun>,
+    pub effects: Vec<EffectInstance>,
+    /// Claims of mission runs and of the boss, oldest first.
+    pub claims: Vec<Claim>,
+    /// Oldest first.
+    pub communications: Vec<Communication>,
+    /// Last local week (its Monday) a weekly summary was written for.
+    pub last_weekly_summary: Option<NaiveDate>,
+}
+
+impl Board {
+    pub fn key(&self) -> BoardKey {
+        BoardKey {
+            user_id: self.user_id,
+            season_id: self.season_id.clone(),
+        }
+    }
+
+    pub fn slot(&self, key: SlotKey) -> &Slot {
+        self.slots
+            .iter()
+            .find(|s| s.slot_key == key)
+            .expect("a board always has its three slots")
+    }
+
+    pub fn slot_mut(&mut self, key: SlotKey) -> &mut Slot {
+        self.slots
+            .iter_mut()
+            .find(|s| s.slot_key == key)
+            .expect("a board always has its three slots")
+    }
+
+    pub fn run(&self, run_id: Uuid) -> Option<&Run> {
+        self.runs.iter().find(|r| r.run_id == run_id)
+    }
+
+    pub fn run_mut(&mut self, run_id: Uuid) -> Option<&mut Run> {
+        self.runs.iter_mut().find(|r| r.run_id == run_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Slot {
+    pub slot_id: Uuid,
+    pub slot_key: SlotKey,
+    pub state: SlotState,
+    /// The mission on offer (idle) or running (active and after).
+    pub mission_id: Uuid,
+    /// The run the slot is on (active, succeeded, failed, claimed, cooldown); None when idle.
+    pub run_id: Option<Uuid>,
+    pub petals_total: i16,
+    pub petals_remaining: i16,
+    pub cooldown_until: Option<DateTime<Utc>>,
+    pub reroll_remaining: i16,
+    pub reroll_used_at: Option<DateTime<Utc>>,
+    /// When the reroll budget comes back.
+    pub reroll_reset_at: Option<DateTime<Utc>>,
+    /// How many missions this slot has been offered so far; picks the next one deterministically.
+    pub offers: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub current: i32,
+    pub target: i32,
+    pub unit: ProgressUnit,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub run_id: Uuid,
+    pub slot_key: SlotKey,
+    pub mission_id: Uuid,
+    pub status: RunStatus,
+    pub selected_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// End of the mission's last local day; an active run past it fails.
+    pub expires_at: DateTime<Utc>,
+    pub cooldown_until: Option<DateTime<Utc>>,
+    pub completion_at: Option<DateTime<Utc>>,
+    pub failure_at: Option<DateTime<Utc>>,
+    pub claim_id: Option<Uuid>,
+    pub progress: Progress,
+    /// At most one per local date (also UNIQUE (run_id, heartbeat_date) in SQL).
+    pub heartbeats: Vec<Heartbeat>,
+    /// Every closed local day, in date order; each date at most once (UNIQUE in SQL).
+    pub days: Vec<DayClose>,
+}
+
+impl Run {
+    /// The last local date that was closed for this run.
+    pub fn last_closed_date(&self) -> Option<NaiveDate> {
+        self.days.last().map(|d| d.date)
+    }
+
+    pub fn heartbeat_on(&self, date: NaiveDate) -> Option<&Heartbeat> {
+        self.heartbeats.iter().find(|h| h.date == date)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    pub heartbeat_id: Uuid,
+    /// The user's local date when it arrived.
+    pub date: NaiveDate,
+    pub petals_before: i16,
+    pub petals_after: i16,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DayClose {
+    pub date: NaiveDate,
+    pub outcome: DayOutcome,
+    /// The protecting effect consumed, for a protected day.
+    pub effect_instance_id: Option<Uuid>,
+    pub petals_after: i16,
+    pub closed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BossRun {
+    pub boss_run_id: Uuid,
+    pub boss_id: Uuid,
+    /// 1: the shield is up; 2: the shield is down and a proof completes the boss.
+    pub phase: i16,
+    pub shield_current: i16,
+    pub shield_max: i16,
+    pub linked_task_id: Option<Uuid>,
+    pub linked_at: Option<DateTime<Utc>>,
+    pub phase2_ready: bool,
+    pub phase2_proof: Option<String>,
+    pub phase2_submitted_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub claim_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectInstance {
+    pub effect_instance_id: Uuid,
+    pub effect_id: Uuid,
+    pub active_from: DateTime<Utc>,
+    /// None: active until consumed.
+    pub active_until: Option<DateTime<Utc>>,
+    pub consumed_at: Option<DateTime<Utc>>,
+    /// Copied from the catalog when granted, so a later catalog edit does not change what the
+    /// user holds.
+    pub protects_day: bool,
+    pub payload_override: serde_json::Value,
+}
+
+impl EffectInstance {
+    pub fn is_active_at(&self, at: DateTime<Utc>) -> bool {
+        self.consumed_at.is_none()
+            && self.active_from <= at
+            && self.active_until.is_none_or(|until| at < until)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claim {
+    pub claim_id: Uuid,
+    /// The mission run or the boss run claimed (UNIQUE in SQL: one claim per run).
+    pub run_id: Uuid,
+    pub source: ClaimSource,
+    pub claimed_at: DateTime<Utc>,
+    pub reward: Reward,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Communication {
+    pub communication_id: Uuid,
+    pub kind: CommunicationKind,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The legacy JSON store (`missions_v2_store.json`): every board, as the FILE repository keeps
+/// them and as `export` writes them back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Store {
+    /// Format version; this code reads and writes 1.
+    pub version: u32,
+    pub boards: Vec<Board>,
+}
+
+impl Store {
+    pub const VERSION: u32 = 1;
+}

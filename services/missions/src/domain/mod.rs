@@ -1,0 +1,11 @@
+//! The missions board as plain Rust: no SQL, no gRPC, no clock reads (time is passed in).
+//!
+//! [`board`] is the state of one user's board in one season, and also the legacy JSON store's
+//! format (the FILE repository and the `missions_v2_state` snapshot serialize it as is).
+//! [`catalog`] is what boards are built from. [`rules`] is every change a board can go through.
+
+pub mod board;
+pub mod catalog;
+pub mod rules;
+
+pub use phoenix_runtime::refusal::{Refusal, RefusalKind};
