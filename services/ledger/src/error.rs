@@ -1,8 +1,8 @@
 //! The ledger's one error type and its one mapping to gRPC.
 
 use phoenix_runtime::idempotency::{self, RequestKey};
-use phoenix_runtime::{ApiError, FieldViolation};
-use tonic::{Code, Status};
+use phoenix_runtime::ApiError;
+use tonic::Status;
 
 use crate::domain::{Refusal, RefusalKind};
 

@@ -3,10 +3,11 @@
 //! It boots through the shared runtime with health, reflection, metrics and its own schema
 //! (`missions`); its domain API arrives with the issue that builds the context.
 
+pub mod domain;
+pub mod error;
+pub mod store;
+
 use include_dir::{Dir, include_dir};
-use phoenix_proto::missions::v1::missions_service_server::{
-    MissionsService, MissionsServiceServer,
-};
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/missions");
@@ -20,15 +21,7 @@ pub fn spec() -> ServiceSpec {
     }
 }
 
-fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
-    let service = MissionsServiceServer::new(MissionsApi)
-        .max_decoding_message_size(context.max_message_bytes())
-        .max_encoding_message_size(context.max_message_bytes());
-    Ok(GrpcServices::new().serve(service))
+fn build(_context: &ServiceContext) -> anyhow::Result<GrpcServices> {
+    // The API is being built (issue 4); see DESIGN.md.
+    Ok(GrpcServices::new())
 }
-
-/// The gRPC face of the context; it has no RPCs yet.
-#[derive(Debug)]
-struct MissionsApi;
-
-impl MissionsService for MissionsApi {}
