@@ -28,6 +28,12 @@ pub fn positive_duration(value: &str) -> Result<Duration, String> {
 /// Settings of the service runtime.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeConfig {
+    /// The service's own settings as `--name=value` arguments, which take precedence over the
+    /// service's environment variables: how tests and programs that embed a service choose
+    /// them (operators use the variables).
+    #[arg(skip)]
+    pub service_args: Vec<String>,
+
     /// PostgreSQL connection URL. Unset: Phoenix starts its own embedded PostgreSQL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod fields;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;

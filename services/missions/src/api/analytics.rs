@@ -1,0 +1,110 @@
+//! AnalyticsService: the weekly materialized views, read and refreshed.
+
+use chrono::NaiveDate;
+use phoenix_proto::missions::v1 as pb;
+use phoenix_proto::missions::v1::analytics_service_server::AnalyticsService;
+use phoenix_runtime::fields;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{Fields, Missions, require_admin};
+use crate::error::{DOMAIN, MissionsError};
+use crate::store::analytics::{self as store, WeekFilter};
+
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1_000;
+
+/// The filter of a list request: an optional user, an optional first week, a page.
+fn filter(
+    user_id: &str,
+    from_week: &str,
+    page_size: i32,
+    page_token: &str,
+) -> Result<WeekFilter, MissionsError> {
+    let mut fields = Fields::default();
+    let user_id = (!user_id.is_empty()).then(|| fields.uuid("user_id", user_id));
+    let from_week = (!from_week.is_empty()).then(|| {
+        NaiveDate::parse_from_str(from_week, "%Y-%m-%d").unwrap_or_else(|_| {
+            fields.add("from_week", "must be a date, YYYY-MM-DD");
+            NaiveDate::MIN
+        })
+    });
+    let after = (!page_token.is_empty()).then(|| {
+        store::PageToken::decode(page_token).unwrap_or_else(|| {
+            fields.add("page_token", "is not a token this service gave");
+            store::PageToken::default()
+        })
+    });
+    fields.done()?;
+    let limit =
+        fields::page_size(DOMAIN, page_size, DEFAULT_PAGE, MAX_PAGE).map_err(MissionsError::Invalid)?;
+    Ok(WeekFilter {
+        user_id,
+        from_week,
+        after,
+        limit,
+    })
+}
+
+fn user(id: Uuid) -> String {
+    id.to_string()
+}
+
+#[tonic::async_trait]
+impl AnalyticsService for Missions {
+    async fn list_weekly_adherence(
+        &self,
+        request: Request<pb::ListWeeklyAdherenceRequest>,
+    ) -> Result<Response<pb::ListWeeklyAdherenceResponse>, Status> {
+        let r = request.into_inner();
+        let filter = filter(&r.user_id, &r.from_week, r.page_size, &r.page_token)?;
+        let (rows, next) = store::adherence(&self.pool, &filter).await?;
+        Ok(Response::new(pb::ListWeeklyAdherenceResponse {
+            rows: rows
+                .into_iter()
+                .map(|row| pb::WeeklyAdherence {
+                    user_id: user(row.user_id),
+                    week: row.week.to_string(),
+                    heartbeat_days: row.heartbeat_days,
+                    protected_days: row.protected_days,
+                    petals_lost: row.petals_lost,
+                    runs_succeeded: row.runs_succeeded,
+                })
+                .collect(),
+            next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn list_weekly_rewards(
+        &self,
+        request: Request<pb::ListWeeklyRewardsRequest>,
+    ) -> Result<Response<pb::ListWeeklyRewardsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = filter(&r.user_id, &r.from_week, r.page_size, &r.page_token)?;
+        let (rows, next) = store::rewards(&self.pool, &filter).await?;
+        Ok(Response::new(pb::ListWeeklyRewardsResponse {
+            rows: rows
+                .into_iter()
+                .map(|row| pb::WeeklyRewards {
+                    user_id: user(row.user_id),
+                    week: row.week.to_string(),
+                    xp_total: row.xp_total,
+                    currency_total: row.currency_total,
+                    claims: row.claims,
+                })
+                .collect(),
+            next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn refresh_analytics(
+        &self,
+        request: Request<pb::RefreshAnalyticsRequest>,
+    ) -> Result<Response<pb::RefreshAnalyticsResponse>, Status> {
+        require_admin(&request)?;
+        let elapsed = store::refresh(&self.pool).await?;
+        Ok(Response::new(pb::RefreshAnalyticsResponse {
+            elapsed_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+        }))
+    }
+}

@@ -1,0 +1,479 @@
+//! MissionsService: the board and its rules.
+
+use phoenix_proto::missions::v1 as pb;
+use phoenix_proto::missions::v1::missions_service_server::MissionsService;
+use tonic::{Request, Response, Status};
+
+use super::{Fields, Missions, board_not_found, ids, require_admin};
+use crate::domain::Refusal;
+use crate::domain::board::{Board, DayOutcome, SlotKey};
+use crate::domain::rules::{self, ClosedDay};
+use crate::error::MissionsError;
+use crate::metrics;
+use crate::proto;
+use crate::store::Saved;
+
+/// Boards per transaction of CloseDueDays unless the request says otherwise.
+const DEFAULT_CLOSE_BATCH: i64 = 500;
+const MAX_CLOSE_BATCH: i64 = 5_000;
+const MAX_PROOF_CHARS: usize = 2_000;
+
+fn slot_field(fields: &mut Fields, value: i32) -> SlotKey {
+    proto::slot_key_from(value).unwrap_or_else(|| {
+        fields.add("slot_key", "must be SLOT_KEY_MAIN, SLOT_KEY_HUNT or SLOT_KEY_SKILL");
+        SlotKey::Main
+    })
+}
+
+/// Counts what day closes did, for the metrics and CloseDueDays.
+#[derive(Debug, Default)]
+pub(crate) struct CloseTally {
+    days: i64,
+    petals_lost: i64,
+    protected_days: i64,
+    runs_failed: i64,
+}
+
+impl CloseTally {
+    fn add(&mut self, closed: &[ClosedDay]) {
+        for day in closed {
+            self.days += 1;
+            match day.outcome {
+                DayOutcome::PetalLost => self.petals_lost += 1,
+                DayOutcome::Protected => self.protected_days += 1,
+                DayOutcome::Kept => {}
+            }
+            if day.run_failed {
+                self.runs_failed += 1;
+            }
+        }
+    }
+
+    fn record(&self) {
+        metrics::petals_lost(self.petals_lost as u64);
+        metrics::protected_days(self.protected_days as u64);
+    }
+}
+
+#[tonic::async_trait]
+impl MissionsService for Missions {
+    async fn create_board(
+        &self,
+        request: Request<pb::CreateBoardRequest>,
+    ) -> Result<Response<pb::CreateBoardResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let time_zone = fields.time_zone(&request.time_zone);
+        fields.done()?;
+        let catalog = self.catalog.get().await?;
+        let now = self.clock.now();
+        let settings = self.rules.clone();
+        let (board, created) = self
+            .repo
+            .update(&key, |current| {
+                Ok(match current {
+                    Some(board) => Saved::Keep((board, false)),
+                    None => {
+                        let board = rules::new_board(
+                            &key,
+                            time_zone,
+                            &catalog,
+                            &settings,
+                            &mut ids(),
+                            now,
+                        )?;
+                        Saved::Write(board.clone(), (board, true))
+                    }
+                })
+            })
+            .await?;
+        Ok(Response::new(pb::CreateBoardResponse {
+            board: Some(proto::board(&board, &catalog, &self.rules, now)),
+            created,
+        }))
+    }
+
+    async fn get_board(
+        &self,
+        request: Request<pb::GetBoardRequest>,
+    ) -> Result<Response<pb::GetBoardResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        fields.done()?;
+        let board = self
+            .repo
+            .load(&key)
+            .await?
+            .ok_or_else(|| board_not_found(&key))?;
+        let now = self.clock.now();
+        Ok(Response::new(pb::GetBoardResponse {
+            board: Some(proto::board(&board, &self.catalog.get().await?, &self.rules, now)),
+        }))
+    }
+
+    async fn set_time_zone(
+        &self,
+        request: Request<pb::SetTimeZoneRequest>,
+    ) -> Result<Response<pb::SetTimeZoneResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let user_id = fields.uuid("user_id", &request.user_id);
+        let time_zone = fields.time_zone(&request.time_zone);
+        fields.done()?;
+        let keys = self.repo.keys_of_user(user_id).await?;
+        if keys.is_empty() {
+            return Err(MissionsError::from(
+                Refusal::not_found("USER_NOT_FOUND", format!("user {user_id} has no board"))
+                    .with("user_id", user_id),
+            )
+            .into());
+        }
+        // Each board changes on its own (a retry finishes the rest); days that ended under the
+        // old zone are closed first, so the change never reopens or skips a closed date.
+        for key in &keys {
+            self.change(key, |board, catalog, settings, now| {
+                let closed = rules::tick(board, catalog, settings, &mut ids(), now);
+                let mut tally = CloseTally::default();
+                tally.add(&closed);
+                tally.record();
+                rules::set_time_zone(board, time_zone, now);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(Response::new(pb::SetTimeZoneResponse {
+            boards: i32::try_from(keys.len()).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn activate_slot(
+        &self,
+        request: Request<pb::ActivateSlotRequest>,
+    ) -> Result<Response<pb::ActivateSlotResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let slot = slot_field(&mut fields, request.slot_key);
+        fields.done()?;
+        let (board, _, now) = self
+            .change(&key, |board, catalog, settings, now| {
+                rules::activate(board, slot, catalog, settings, &mut ids(), now)
+            })
+            .await?;
+        let today = rules::local_date(board.time_zone, now);
+        Ok(Response::new(pb::ActivateSlotResponse {
+            slot: Some(proto::slot(
+                &board,
+                board.slot(slot),
+                &self.catalog.get().await?,
+                today,
+            )),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let run_id = fields.uuid("run_id", &request.run_id);
+        fields.done()?;
+        let (_, outcome, _) = self
+            .change(&key, |board, catalog, settings, now| {
+                rules::heartbeat(board, run_id, catalog, settings, &mut ids(), now)
+            })
+            .await?;
+        metrics::heartbeat(outcome.replayed);
+        Ok(Response::new(pb::HeartbeatResponse {
+            heartbeat: Some(proto::heartbeat(&outcome.heartbeat)),
+            replayed: outcome.replayed,
+        }))
+    }
+
+    async fn record_progress(
+        &self,
+        request: Request<pb::RecordProgressRequest>,
+    ) -> Result<Response<pb::RecordProgressResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let run_id = fields.uuid("run_id", &request.run_id);
+        fields.check(request.current >= 0, "current", "must not be negative");
+        fields.done()?;
+        let (board, succeeded, now) = self
+            .change(&key, |board, catalog, settings, now| {
+                rules::record_progress(
+                    board,
+                    run_id,
+                    request.current,
+                    catalog,
+                    settings,
+                    &mut ids(),
+                    now,
+                )
+            })
+            .await?;
+        let run = board
+            .run(run_id)
+            .map(|run| proto::run(run, rules::local_date(board.time_zone, now)));
+        Ok(Response::new(pb::RecordProgressResponse { run, succeeded }))
+    }
+
+    async fn reroll(
+        &self,
+        request: Request<pb::RerollRequest>,
+    ) -> Result<Response<pb::RerollResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let slot = slot_field(&mut fields, request.slot_key);
+        fields.done()?;
+        let (board, _, now) = self
+            .change(&key, |board, catalog, settings, now| {
+                rules::reroll(board, slot, catalog, settings, &mut ids(), now)
+            })
+            .await?;
+        let today = rules::local_date(board.time_zone, now);
+        Ok(Response::new(pb::RerollResponse {
+            slot: Some(proto::slot(
+                &board,
+                board.slot(slot),
+                &self.catalog.get().await?,
+                today,
+            )),
+        }))
+    }
+
+    async fn claim_run(
+        &self,
+        request: Request<pb::ClaimRunRequest>,
+    ) -> Result<Response<pb::ClaimRunResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let run_id = fields.uuid("run_id", &request.run_id);
+        fields.done()?;
+        let (_, outcome, _) = self
+            .change(&key, |board, catalog, settings, now| {
+                rules::claim(board, run_id, catalog, settings, &mut ids(), now)
+            })
+            .await?;
+        if outcome.replayed {
+            metrics::duplicate_claim();
+        }
+        Ok(Response::new(pb::ClaimRunResponse {
+            claim: Some(proto::claim(&outcome.claim)),
+            replayed: outcome.replayed,
+        }))
+    }
+
+    async fn link_boss_task(
+        &self,
+        request: Request<pb::LinkBossTaskRequest>,
+    ) -> Result<Response<pb::LinkBossTaskResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let task_id = fields.uuid("task_id", &request.task_id);
+        fields.done()?;
+        let (board, _, _) = self
+            .change(&key, |board, catalog, settings, now| {
+                rules::tick(board, catalog, settings, &mut ids(), now);
+                rules::link_boss_task(board, task_id, now)
+            })
+            .await?;
+        Ok(Response::new(pb::LinkBossTaskResponse {
+            boss: self.boss_of(&board).await?,
+        }))
+    }
+
+    async fn record_task_progress(
+        &self,
+        request: Request<pb::RecordTaskProgressRequest>,
+    ) -> Result<Response<pb::RecordTaskProgressResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let task_id = fields.uuid("task_id", &request.task_id);
+        fields.check(request.amount > 0, "amount", "must be positive");
+        fields.done()?;
+        let (board, _, _) = self
+            .change(&key, |board, catalog, settings, now| {
+                rules::tick(board, catalog, settings, &mut ids(), now);
+                rules::damage_boss(board, task_id, request.amount, &mut ids(), now)
+            })
+            .await?;
+        Ok(Response::new(pb::RecordTaskProgressResponse {
+            boss: self.boss_of(&board).await?,
+        }))
+    }
+
+    async fn submit_boss_proof(
+        &self,
+        request: Request<pb::SubmitBossProofRequest>,
+    ) -> Result<Response<pb::SubmitBossProofResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let proof = request.proof.trim();
+        fields.check(
+            !proof.is_empty() && proof.chars().count() <= MAX_PROOF_CHARS,
+            "proof",
+            "must be 1–2,000 characters",
+        );
+        fields.done()?;
+        let (board, _, _) = self
+            .change(&key, |board, catalog, settings, now| {
+                rules::tick(board, catalog, settings, &mut ids(), now);
+                rules::submit_boss_proof(board, proof, &mut ids(), now)
+            })
+            .await?;
+        Ok(Response::new(pb::SubmitBossProofResponse {
+            boss: self.boss_of(&board).await?,
+        }))
+    }
+
+    async fn claim_boss(
+        &self,
+        request: Request<pb::ClaimBossRequest>,
+    ) -> Result<Response<pb::ClaimBossResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        fields.done()?;
+        let (_, outcome, _) = self
+            .change(&key, |board, catalog, settings, now| {
+                rules::tick(board, catalog, settings, &mut ids(), now);
+                rules::claim_boss(board, catalog, &mut ids(), now)
+            })
+            .await?;
+        if outcome.replayed {
+            metrics::duplicate_claim();
+        }
+        Ok(Response::new(pb::ClaimBossResponse {
+            claim: Some(proto::claim(&outcome.claim)),
+            replayed: outcome.replayed,
+        }))
+    }
+
+    async fn grant_effect(
+        &self,
+        request: Request<pb::GrantEffectRequest>,
+    ) -> Result<Response<pb::GrantEffectResponse>, Status> {
+        require_admin(&request)?;
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        let effect_id = fields.uuid("effect_id", &request.effect_id);
+        fields.done()?;
+        let (_, effect, _) = self
+            .change(&key, |board, catalog, settings, now| {
+                let definition = catalog.effect(effect_id).ok_or_else(|| {
+                    Refusal::not_found(
+                        "EFFECT_NOT_FOUND",
+                        format!("the catalog has no effect {effect_id}"),
+                    )
+                    .at("effect_id")
+                })?;
+                rules::tick(board, catalog, settings, &mut ids(), now);
+                Ok(rules::grant_effect(board, definition, &mut ids(), now))
+            })
+            .await?;
+        Ok(Response::new(pb::GrantEffectResponse {
+            effect: Some(proto::effect(&effect, &self.catalog.get().await?)),
+        }))
+    }
+
+    async fn close_days(
+        &self,
+        request: Request<pb::CloseDaysRequest>,
+    ) -> Result<Response<pb::CloseDaysResponse>, Status> {
+        let request = request.into_inner();
+        let mut fields = Fields::default();
+        let key = fields.board_key(&request.user_id, &request.season_id);
+        fields.done()?;
+        let (board, closed, _) = self
+            .change(&key, |board, catalog, settings, now| {
+                Ok(rules::tick(board, catalog, settings, &mut ids(), now))
+            })
+            .await?;
+        let mut tally = CloseTally::default();
+        tally.add(&closed);
+        tally.record();
+        Ok(Response::new(pb::CloseDaysResponse {
+            closed: closed
+                .iter()
+                .filter_map(|day| {
+                    let run = board.run(day.run_id)?;
+                    let closed = run.days.iter().find(|d| d.date == day.date)?;
+                    Some(proto::closed_day(run.run_id, closed))
+                })
+                .collect(),
+        }))
+    }
+
+    async fn close_due_days(
+        &self,
+        request: Request<pb::CloseDueDaysRequest>,
+    ) -> Result<Response<pb::CloseDueDaysResponse>, Status> {
+        require_admin(&request)?;
+        let request = request.into_inner();
+        let size = i64::from(request.batch_size);
+        let mut fields = Fields::default();
+        fields.check(
+            (0..=MAX_CLOSE_BATCH).contains(&size),
+            "batch_size",
+            "must be between 0 (default 500) and 5,000",
+        );
+        fields.done()?;
+        let batch = if size == 0 { DEFAULT_CLOSE_BATCH } else { size };
+        let (boards, tally) = self.close_due(batch).await?;
+        Ok(Response::new(pb::CloseDueDaysResponse {
+            boards,
+            days: tally.days,
+            petals_lost: tally.petals_lost,
+            protected_days: tally.protected_days,
+            runs_failed: tally.runs_failed,
+        }))
+    }
+}
+
+impl Missions {
+    async fn boss_of(&self, board: &Board) -> Result<Option<pb::BossRun>, MissionsError> {
+        let catalog = self.catalog.get().await?;
+        Ok(board.boss.as_ref().map(|b| proto::boss_run(b, &catalog)))
+    }
+
+    /// Closes the ended days of every due board, `batch` boards per transaction, until none is
+    /// due. Shared by CloseDueDays and the scheduled job.
+    pub(crate) async fn close_due(&self, batch: i64) -> Result<(i64, CloseTally), MissionsError> {
+        let catalog = self.catalog.get().await?;
+        let now = self.clock.now();
+        let mut tally = CloseTally::default();
+        let mut boards = 0;
+        loop {
+            let changed = self
+                .repo
+                .update_due(now, batch, |board| {
+                    let closed = rules::tick(board, &catalog, &self.rules, &mut ids(), now);
+                    tally.add(&closed);
+                    // Marks the board as looked at now, so its next due time moves past `now`
+                    // even when nothing was left to close (a time-zone change can make a due
+                    // board's day one that was closed already).
+                    board.updated_at = now;
+                    true
+                })
+                .await?;
+            if changed == 0 {
+                break;
+            }
+            boards += changed as i64;
+        }
+        tally.record();
+        Ok((boards, tally))
+    }
+}

@@ -1,0 +1,41 @@
+//! The service's schedules: the batch day close, the analytics refresh and the catalog reload.
+//! Each replica runs them; the day close skips boards another replica holds (SKIP LOCKED) and
+//! a concurrent refresh waits for the other, so running them everywhere is safe.
+
+use std::time::Duration;
+
+use crate::api::Missions;
+use crate::config::MissionsSettings;
+
+/// How often the catalog is re-read, so upserts through another replica show up here.
+const CATALOG_RELOAD: Duration = Duration::from_secs(30);
+/// Boards per transaction of the scheduled day close.
+const DAY_CLOSE_BATCH: i64 = 500;
+
+pub fn start(context: &phoenix_runtime::ServiceContext, missions: &Missions, settings: &MissionsSettings) {
+    let day_close = missions.clone();
+    context.every("missions-day-close", settings.day_close_interval, move || {
+        let missions = day_close.clone();
+        async move {
+            let (boards, _) = missions.close_due(DAY_CLOSE_BATCH).await?;
+            if boards > 0 {
+                tracing::info!(boards, "closed the days of due boards");
+            }
+            Ok(())
+        }
+    });
+    let analytics = missions.pool.clone();
+    context.every(
+        "missions-analytics-refresh",
+        settings.analytics_refresh_interval,
+        move || {
+            let pool = analytics.clone();
+            async move { Ok(crate::store::analytics::refresh(&pool).await.map(|_| ())?) }
+        },
+    );
+    let catalog = missions.catalog.clone();
+    context.every("missions-catalog-reload", CATALOG_RELOAD, move || {
+        let catalog = catalog.clone();
+        async move { Ok(catalog.reload().await.map(|_| ())?) }
+    });
+}
