@@ -4,8 +4,13 @@
 //! Conventions:
 //! - A rule either changes the board and returns what happened, or returns a [`Refusal`] and
 //!   leaves the board exactly as it was (callers rely on this: nothing half-written).
-//! - Mutating rules first call [`tick`], so time-driven transitions (cooldown over, reroll
-//!   budget back, run expired, days to close) are applied before the request is judged.
+//! - Mutating rules that take the catalog and settings first call [`tick`], so time-driven
+//!   transitions (cooldown over, reroll budget back, run expired, days to close) are applied
+//!   before the request is judged. The boss rules, [`set_time_zone`] and [`grant_effect`] do
+//!   not depend on them; callers tick before them when they want the board current (before
+//!   a time-zone change, so days that ended in the old zone close by its clock).
+//! - A rule that changes the board sets `board.updated_at = now` (and a changed run's
+//!   `updated_at`); a replay or a no-op leaves both alone.
 //! - Ids of new records come from `Ids`, so tests and the NDJSON rebuild can make them stable.
 
 use chrono::{
@@ -130,14 +135,11 @@ pub fn next_day_close_at(board: &Board, now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The first local date of `run` that is not closed yet: the day after the last closed one, or
-/// the run's first day. Dates only move forward, which is what keeps a date from being closed
-/// twice when the time zone or the offset changes.
+/// the run's first local day. Closed dates only move forward, whatever the zone or its offset
+/// does, which is what keeps a date from being closed twice.
 fn first_open_date(tz: Tz, run: &Run) -> NaiveDate {
-    let first_day = local_date(tz, run.selected_at);
-    match run.last_closed_date() {
-        Some(closed) => first_day.max(next_date(closed)),
-        None => first_day,
-    }
+    run.last_closed_date()
+        .map_or_else(|| local_date(tz, run.selected_at), next_date)
 }
 
 /// A new board: three idle slots each offering a mission of the catalog, full petals, full
@@ -1138,3 +1140,6 @@ fn no_mission_for_slot(slot: SlotKey) -> Refusal {
     )
     .with("slot", slot.as_str())
 }
+
+#[cfg(test)]
+mod tests;
