@@ -45,6 +45,20 @@ pub enum SlotState {
     Claimed,
 }
 
+impl SlotState {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotState::Idle => "idle",
+            SlotState::Active => "active",
+            SlotState::Succeeded => "succeeded",
+            SlotState::Failed => "failed",
+            SlotState::Cooldown => "cooldown",
+            SlotState::Claimed => "claimed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
@@ -52,6 +66,18 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Claimed,
+}
+
+impl RunStatus {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Active => "active",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Claimed => "claimed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -191,7 +217,8 @@ pub struct Slot {
     pub reroll_used_at: Option<DateTime<Utc>>,
     /// When the reroll budget comes back.
     pub reroll_reset_at: Option<DateTime<Utc>>,
-    /// How many missions this slot has been offered so far; picks the next one deterministically.
+    /// Which offer the slot is on: 0 for a new board, +1 at each new offer (reroll, back to
+    /// idle); the offer is `offerable(slot)[offers % n]`, so the sequence is deterministic.
     pub offers: i32,
 }
 

@@ -4,16 +4,27 @@
 //! Conventions:
 //! - A rule either changes the board and returns what happened, or returns a [`Refusal`] and
 //!   leaves the board exactly as it was (callers rely on this: nothing half-written).
-//! - Mutating rules first call [`tick`], so time-driven transitions (cooldown over, reroll
-//!   budget back, run expired, days to close) are applied before the request is judged.
+//! - Mutating rules that take the catalog and settings first call [`tick`], so time-driven
+//!   transitions (cooldown over, reroll budget back, run expired, days to close) are applied
+//!   before the request is judged. The boss rules, [`set_time_zone`] and [`grant_effect`] do
+//!   not depend on them; callers tick before them when they want the board current (before
+//!   a time-zone change, so days that ended in the old zone close by its clock).
+//! - A rule that changes the board sets `board.updated_at = now` (and a changed run's
+//!   `updated_at`); a replay or a no-op leaves both alone.
 //! - Ids of new records come from `Ids`, so tests and the NDJSON rebuild can make them stable.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{
+    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
 use super::Refusal;
-use super::board::{Board, BoardKey, Claim, DayOutcome, EffectInstance, Heartbeat, SlotKey};
+use super::board::{
+    Board, BoardKey, BossRun, Claim, ClaimSource, Communication, CommunicationKind, DayClose,
+    DayOutcome, EffectInstance, Heartbeat, Progress, Reward, Run, RunStatus, Slot, SlotKey,
+    SlotState,
+};
 use super::catalog::{Catalog, EffectDefinition};
 
 /// Where new record ids come from.
@@ -56,18 +67,79 @@ impl Default for RuleSettings {
 
 /// The local date of `at` in `tz`.
 pub fn local_date(tz: Tz, at: DateTime<Utc>) -> NaiveDate {
-    todo!("rules: {tz} {at}")
+    at.with_timezone(&tz).date_naive()
 }
 
 /// The instant local `date` starts in `tz` (the first existing local instant when midnight is
 /// skipped by a DST change).
 pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
-    todo!("rules: {tz} {date}")
+    let midnight = date.and_time(NaiveTime::MIN);
+    match tz.from_local_datetime(&midnight) {
+        LocalResult::Single(start) => start.with_timezone(&Utc),
+        // Clocks went back across midnight: the day starts at the first of the two midnights.
+        LocalResult::Ambiguous(earliest, _) => earliest.with_timezone(&Utc),
+        LocalResult::None => end_of_gap(tz, midnight),
+    }
+}
+
+/// The first instant whose local time in `tz` is at or past `local`, for a `local` that falls in
+/// a gap (e.g. America/Santiago and Asia/Beirut move their clocks forward at midnight, and
+/// Pacific/Apia skipped 2011-12-30 altogether): that is the transition instant, which chrono
+/// does not expose, so it is found by bisection over whole seconds (transitions are on whole
+/// seconds). Local time grows with the instant around a forward jump, and offsets stay within a
+/// day, so the transition lies within a day either side of `local` read as UTC.
+fn end_of_gap(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    const DAY_SECONDS: i64 = 24 * 60 * 60;
+    let instant = |seconds: i64| {
+        DateTime::from_timestamp(seconds, 0).expect("instants near a calendar date are in range")
+    };
+    let reached = |seconds: i64| instant(seconds).with_timezone(&tz).naive_local() >= local;
+    let mut before = local.and_utc().timestamp() - DAY_SECONDS;
+    let mut reached_at = local.and_utc().timestamp() + DAY_SECONDS;
+    while reached_at - before > 1 {
+        let middle = before + (reached_at - before) / 2;
+        if reached(middle) {
+            reached_at = middle;
+        } else {
+            before = middle;
+        }
+    }
+    instant(reached_at)
+}
+
+/// The day after `date`.
+fn next_date(date: NaiveDate) -> NaiveDate {
+    date.succ_opt()
+        .expect("board dates are nowhere near the end of the calendar")
+}
+
+/// The instant local `date` ends in `tz`, i.e. the next day's start (23 or 25 hours after the
+/// start on DST days).
+fn end_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    start_of_day(tz, next_date(date))
+}
+
+/// The Monday of `date`'s week (weeks run Monday to Sunday).
+fn week_start(date: NaiveDate) -> NaiveDate {
+    date - Days::new(u64::from(date.weekday().num_days_from_monday()))
+}
+
+/// When the local week of `now` ends in `tz`: next Monday 00:00 local.
+fn next_week_start(tz: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    start_of_day(tz, week_start(local_date(tz, now)) + Days::new(7))
 }
 
 /// When the board's current local day ends, i.e. when the next day close is due.
 pub fn next_day_close_at(board: &Board, now: DateTime<Utc>) -> DateTime<Utc> {
-    todo!("rules: {} {now}", board.board_id)
+    end_of_day(board.time_zone, local_date(board.time_zone, now))
+}
+
+/// The first local date of `run` that is not closed yet: the day after the last closed one, or
+/// the run's first local day. Closed dates only move forward, whatever the zone or its offset
+/// does, which is what keeps a date from being closed twice.
+fn first_open_date(tz: Tz, run: &Run) -> NaiveDate {
+    run.last_closed_date()
+        .map_or_else(|| local_date(tz, run.selected_at), next_date)
 }
 
 /// A new board: three idle slots each offering a mission of the catalog, full petals, full
@@ -80,7 +152,67 @@ pub fn new_board(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<Board, Refusal> {
-    todo!("rules: {key:?} {time_zone} {} {settings:?} {now} {}", catalog.missions.len(), ids.next_id())
+    let mut offers = Vec::with_capacity(SlotKey::ALL.len());
+    for slot_key in SlotKey::ALL {
+        let mission = catalog
+            .offerable(slot_key)
+            .next()
+            .ok_or_else(|| no_mission_for_slot(slot_key))?;
+        offers.push((slot_key, mission.mission_id));
+    }
+    let board_id = ids.next_id();
+    let reroll_reset_at = next_week_start(time_zone, now);
+    let slots = offers
+        .into_iter()
+        .map(|(slot_key, mission_id)| Slot {
+            slot_id: ids.next_id(),
+            slot_key,
+            state: SlotState::Idle,
+            mission_id,
+            run_id: None,
+            petals_total: settings.petals_per_run,
+            petals_remaining: settings.petals_per_run,
+            cooldown_until: None,
+            reroll_remaining: settings.rerolls_per_week,
+            reroll_used_at: None,
+            reroll_reset_at: Some(reroll_reset_at),
+            offers: 0,
+        })
+        .collect();
+    let boss = catalog
+        .bosses
+        .iter()
+        .min_by(|a, b| a.code.cmp(&b.code))
+        .map(|boss| BossRun {
+            boss_run_id: ids.next_id(),
+            boss_id: boss.boss_id,
+            phase: 1,
+            shield_current: boss.shield_max,
+            shield_max: boss.shield_max,
+            linked_task_id: None,
+            linked_at: None,
+            phase2_ready: false,
+            phase2_proof: None,
+            phase2_submitted_at: None,
+            completed_at: None,
+            claim_id: None,
+        });
+    Ok(Board {
+        board_id,
+        user_id: key.user_id,
+        season_id: key.season_id.clone(),
+        time_zone,
+        generated_at: now,
+        updated_at: now,
+        slots,
+        runs: Vec::new(),
+        boss,
+        effects: Vec::new(),
+        claims: Vec::new(),
+        communications: Vec::new(),
+        // The week the board is born in has nothing to summarize.
+        last_weekly_summary: Some(week_start(local_date(time_zone, now))),
+    })
 }
 
 /// What a day close did to one run.
@@ -107,13 +239,337 @@ pub fn tick(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Vec<ClosedDay> {
-    todo!("rules: {} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    let mut closed = Vec::new();
+    let mut changed = false;
+    for index in 0..board.runs.len() {
+        if board.runs[index].status == RunStatus::Active {
+            changed |= close_run_days(board, index, settings, ids, now, &mut closed);
+        }
+    }
+    for slot_key in SlotKey::ALL {
+        changed |= advance_slot(board.slot_mut(slot_key), catalog, settings, now);
+    }
+    changed |= restore_rerolls(board, settings, now);
+    changed |= write_weekly_summary(board, ids, now);
+    if changed {
+        board.updated_at = now;
+    }
+    closed
+}
+
+/// Closes the ended local days of the active run at `index`, then fails it if its duration
+/// has passed. Returns whether anything changed.
+fn close_run_days(
+    board: &mut Board,
+    index: usize,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+    closed: &mut Vec<ClosedDay>,
+) -> bool {
+    let tz = board.time_zone;
+    let expires_at = board.runs[index].expires_at;
+    let closed_before = closed.len();
+    let mut date = first_open_date(tz, &board.runs[index]);
+    loop {
+        let end = end_of_day(tz, date);
+        // Days ending after the expiry are not the run's: the expiry below ends it instead.
+        if end > now || end > expires_at {
+            break;
+        }
+        let day = close_day(board, index, date, end, settings, ids, now);
+        let run_failed = day.run_failed;
+        closed.push(day);
+        if run_failed {
+            return true;
+        }
+        date = next_date(date);
+    }
+    if expires_at <= now {
+        fail_run(
+            board,
+            index,
+            expires_at,
+            RunFailure::DurationPassed,
+            settings,
+            ids,
+            now,
+        );
+        if let Some(last_day) = closed[closed_before..].last_mut() {
+            last_day.run_failed = true;
+        }
+        return true;
+    }
+    closed.len() > closed_before
+}
+
+/// Closes one ended local `date` of the run at `index`: kept with a heartbeat, else protected by
+/// an effect active at the day's `end`, else a petal lost (the last one fails the run).
+fn close_day(
+    board: &mut Board,
+    index: usize,
+    date: NaiveDate,
+    end: DateTime<Utc>,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+) -> ClosedDay {
+    let run = &board.runs[index];
+    let (run_id, slot_key) = (run.run_id, run.slot_key);
+    let kept = run.heartbeat_on(date).is_some();
+    let protection = if kept {
+        None
+    } else {
+        protecting_effect(&mut board.effects, end)
+    };
+    let outcome = match (kept, &protection) {
+        (true, _) => DayOutcome::Kept,
+        (false, Some(_)) => DayOutcome::Protected,
+        (false, None) => DayOutcome::PetalLost,
+    };
+    let slot = board.slot_mut(slot_key);
+    if outcome == DayOutcome::PetalLost {
+        slot.petals_remaining = (slot.petals_remaining - 1).max(0);
+    }
+    let (petals_after, petals_total) = (slot.petals_remaining, slot.petals_total);
+    let run = &mut board.runs[index];
+    run.days.push(DayClose {
+        date,
+        outcome,
+        effect_instance_id: protection,
+        petals_after,
+        closed_at: now,
+    });
+    run.updated_at = now;
+    let slot_name = slot_key.as_str();
+    match outcome {
+        DayOutcome::Kept => {}
+        DayOutcome::Protected => communicate(
+            board,
+            CommunicationKind::Daily,
+            format!(
+                "No heartbeat on {date} for your {slot_name} mission, but a protecting effect \
+                 was used instead of a petal ({petals_after}/{petals_total} petals)."
+            ),
+            ids,
+            now,
+        ),
+        DayOutcome::PetalLost => communicate(
+            board,
+            CommunicationKind::Daily,
+            format!(
+                "No heartbeat on {date} for your {slot_name} mission: one petal lost \
+                 ({petals_after}/{petals_total} petals left)."
+            ),
+            ids,
+            now,
+        ),
+    }
+    let run_failed = outcome == DayOutcome::PetalLost && petals_after == 0;
+    if run_failed {
+        fail_run(board, index, end, RunFailure::NoPetals, settings, ids, now);
+    }
+    ClosedDay {
+        run_id,
+        date,
+        outcome,
+        run_failed,
+    }
+}
+
+/// Consumes the protecting effect active at `at` that expires first (the one the user would
+/// lose soonest), marking it consumed at `at`; its id, or None when nothing protects.
+fn protecting_effect(effects: &mut [EffectInstance], at: DateTime<Utc>) -> Option<Uuid> {
+    let effect = effects
+        .iter_mut()
+        .filter(|effect| effect.protects_day && effect.is_active_at(at))
+        // None (until consumed) sorts after every instant: keep those for later.
+        .min_by_key(|effect| (effect.active_until.is_none(), effect.active_until))?;
+    effect.consumed_at = Some(at);
+    Some(effect.effect_instance_id)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RunFailure {
+    NoPetals,
+    DurationPassed,
+}
+
+/// Fails the run at `index` as of `at` (its last day's end or its expiry): the slot fails and
+/// cools down from `at`.
+fn fail_run(
+    board: &mut Board,
+    index: usize,
+    at: DateTime<Utc>,
+    failure: RunFailure,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+) {
+    let cooldown_until = at + settings.cooldown;
+    let run = &mut board.runs[index];
+    run.status = RunStatus::Failed;
+    run.failure_at = Some(at);
+    run.cooldown_until = Some(cooldown_until);
+    run.updated_at = now;
+    let (run_id, slot_key) = (run.run_id, run.slot_key);
+    let slot = board.slot_mut(slot_key);
+    if slot.run_id == Some(run_id) {
+        slot.state = SlotState::Failed;
+        slot.cooldown_until = Some(cooldown_until);
+    }
+    let why = match failure {
+        RunFailure::NoPetals => "no petals left",
+        RunFailure::DurationPassed => "its time ran out before the target was reached",
+    };
+    communicate(
+        board,
+        CommunicationKind::System,
+        format!(
+            "Your {} mission failed: {why}. A new mission is offered after the cooldown.",
+            slot_key.as_str()
+        ),
+        ids,
+        now,
+    );
+}
+
+/// Claimed and failed slots cool down; a slot whose cooldown is over goes back to idle with the
+/// next offer and full petals. Returns whether the slot changed.
+fn advance_slot(
+    slot: &mut Slot,
+    catalog: &Catalog,
+    settings: &RuleSettings,
+    now: DateTime<Utc>,
+) -> bool {
+    let mut changed = false;
+    if matches!(slot.state, SlotState::Claimed | SlotState::Failed) {
+        slot.state = SlotState::Cooldown;
+        changed = true;
+    }
+    if slot.state == SlotState::Cooldown && slot.cooldown_until.is_none_or(|until| until <= now) {
+        // With nothing offerable (every mission of the slot retired) the slot keeps its offer.
+        offer_next_mission(slot, catalog);
+        slot.state = SlotState::Idle;
+        slot.run_id = None;
+        slot.cooldown_until = None;
+        slot.petals_total = settings.petals_per_run;
+        slot.petals_remaining = settings.petals_per_run;
+        changed = true;
+    }
+    changed
+}
+
+/// Moves the slot to its next offer; the mission offered, or None when the catalog offers
+/// nothing for the slot.
+fn offer_next_mission(slot: &mut Slot, catalog: &Catalog) -> Option<Uuid> {
+    let offerable: Vec<_> = catalog.offerable(slot.slot_key).collect();
+    let count =
+        i32::try_from(offerable.len()).expect("a catalog holds far fewer than 2^31 missions");
+    if count == 0 {
+        return None;
+    }
+    let offers = slot.offers + 1;
+    let index = usize::try_from(offers.rem_euclid(count)).expect("a remainder is never negative");
+    slot.offers = offers;
+    slot.mission_id = offerable[index].mission_id;
+    Some(slot.mission_id)
+}
+
+/// Gives every slot whose reset time has passed its full weekly reroll budget back, until next
+/// local Monday. (A legacy board without a reset time gets it now.)
+fn restore_rerolls(board: &mut Board, settings: &RuleSettings, now: DateTime<Utc>) -> bool {
+    let next_reset = next_week_start(board.time_zone, now);
+    let mut changed = false;
+    for slot in &mut board.slots {
+        if slot.reroll_reset_at.is_none_or(|reset_at| reset_at <= now) {
+            slot.reroll_remaining = settings.rerolls_per_week;
+            slot.reroll_reset_at = Some(next_reset);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Once per local week, when a tick first sees a Monday not summarized yet: a summary of the
+/// week before (days kept, protected, petals lost, claims). A time-zone change that moves the
+/// local date back over a Monday finds the week already summarized.
+fn write_weekly_summary(board: &mut Board, ids: &mut dyn Ids, now: DateTime<Utc>) -> bool {
+    let tz = board.time_zone;
+    let this_week = week_start(local_date(tz, now));
+    if board
+        .last_weekly_summary
+        .is_some_and(|summarized| summarized >= this_week)
+    {
+        return false;
+    }
+    let last_week = this_week - Days::new(7);
+    let in_last_week = |date: NaiveDate| last_week <= date && date < this_week;
+    let days: Vec<DayOutcome> = board
+        .runs
+        .iter()
+        .flat_map(|run| &run.days)
+        .filter(|day| in_last_week(day.date))
+        .map(|day| day.outcome)
+        .collect();
+    let count = |outcome| days.iter().filter(|&&day| day == outcome).count();
+    let claims = board
+        .claims
+        .iter()
+        .filter(|claim| in_last_week(local_date(tz, claim.claimed_at)))
+        .count();
+    let message = format!(
+        "Week of {last_week}: {} days kept, {} days protected, {} petals lost, {claims} rewards \
+         claimed.",
+        count(DayOutcome::Kept),
+        count(DayOutcome::Protected),
+        count(DayOutcome::PetalLost),
+    );
+    communicate(board, CommunicationKind::Weekly, message, ids, now);
+    board.last_weekly_summary = Some(this_week);
+    true
+}
+
+fn communicate(
+    board: &mut Board,
+    kind: CommunicationKind,
+    message: String,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+) {
+    board.communications.push(Communication {
+        communication_id: ids.next_id(),
+        kind,
+        message,
+        created_at: now,
+    });
+}
+
+/// Runs `rule` on a ticked copy of the board and keeps the copy only when the rule agrees, so a
+/// refusal leaves the board exactly as it was (the tick included).
+fn after_tick<T>(
+    board: &mut Board,
+    catalog: &Catalog,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+    rule: impl FnOnce(&mut Board, &mut dyn Ids) -> Result<T, Refusal>,
+) -> Result<T, Refusal> {
+    let mut next = board.clone();
+    tick(&mut next, catalog, settings, ids, now);
+    let answer = rule(&mut next, ids)?;
+    *board = next;
+    Ok(answer)
 }
 
 /// Changes the user's time zone. Days already closed stay closed: a date is never closed twice,
-/// whichever way the zone moves.
+/// whichever way the zone moves. Call [`tick`] first, so days that ended in the old zone close
+/// by the old zone's clock.
 pub fn set_time_zone(board: &mut Board, time_zone: Tz, now: DateTime<Utc>) {
-    todo!("rules: {} {time_zone} {now}", board.board_id)
+    if board.time_zone != time_zone {
+        board.time_zone = time_zone;
+        board.updated_at = now;
+    }
 }
 
 /// Starts a run of the slot's offered mission: idle → active, petals reset to full.
@@ -125,7 +581,47 @@ pub fn activate(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<Uuid, Refusal> {
-    todo!("rules: {} {slot:?} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        let offered = board.slot(slot);
+        if offered.state != SlotState::Idle {
+            return Err(slot_not_idle(offered));
+        }
+        let mission = catalog
+            .mission(offered.mission_id)
+            .ok_or_else(|| mission_not_in_catalog(offered.mission_id))?;
+        let tz = board.time_zone;
+        let first_day = local_date(tz, now);
+        let days = u64::try_from(mission.duration_days).unwrap_or(0);
+        let run_id = ids.next_id();
+        board.runs.push(Run {
+            run_id,
+            slot_key: slot,
+            mission_id: mission.mission_id,
+            status: RunStatus::Active,
+            selected_at: now,
+            updated_at: now,
+            expires_at: start_of_day(tz, first_day + Days::new(days)),
+            cooldown_until: None,
+            completion_at: None,
+            failure_at: None,
+            claim_id: None,
+            progress: Progress {
+                current: 0,
+                target: mission.progress_target,
+                unit: mission.progress_unit,
+                updated_at: now,
+            },
+            heartbeats: Vec::new(),
+            days: Vec::new(),
+        });
+        let slot = board.slot_mut(slot);
+        slot.state = SlotState::Active;
+        slot.run_id = Some(run_id);
+        slot.petals_total = settings.petals_per_run;
+        slot.petals_remaining = settings.petals_per_run;
+        board.updated_at = now;
+        Ok(run_id)
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +641,37 @@ pub fn heartbeat(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<HeartbeatOutcome, Refusal> {
-    todo!("rules: {} {run_id} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        let today = local_date(board.time_zone, now);
+        let run = board.run(run_id).ok_or_else(|| run_not_found(run_id))?;
+        // Before the status check, so a retry answers the same even if the run succeeded since.
+        if let Some(first) = run.heartbeat_on(today) {
+            return Ok(HeartbeatOutcome {
+                heartbeat: first.clone(),
+                replayed: true,
+            });
+        }
+        if run.status != RunStatus::Active {
+            return Err(run_not_active(run));
+        }
+        // A heartbeat keeps the day; it never gives or takes petals.
+        let petals = board.slot(run.slot_key).petals_remaining;
+        let heartbeat = Heartbeat {
+            heartbeat_id: ids.next_id(),
+            date: today,
+            petals_before: petals,
+            petals_after: petals,
+            created_at: now,
+        };
+        let run = board.run_mut(run_id).expect("the run was found above");
+        run.heartbeats.push(heartbeat.clone());
+        run.updated_at = now;
+        board.updated_at = now;
+        Ok(HeartbeatOutcome {
+            heartbeat,
+            replayed: false,
+        })
+    })
 }
 
 /// Sets an active run's progress to `current` (in the mission's unit). Progress never goes
@@ -160,7 +686,38 @@ pub fn record_progress(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<bool, Refusal> {
-    todo!("rules: {} {run_id} {current} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    after_tick(board, catalog, settings, ids, now, |board, _| {
+        let run = board.run_mut(run_id).ok_or_else(|| run_not_found(run_id))?;
+        if run.status != RunStatus::Active {
+            return Err(run_not_active(run));
+        }
+        if current < run.progress.current {
+            return Err(Refusal::invalid(
+                "current",
+                "PROGRESS_BACKWARDS",
+                format!(
+                    "progress only goes forward: the run is at {}, not {current}",
+                    run.progress.current
+                ),
+            )
+            .with("current", run.progress.current));
+        }
+        if current == run.progress.current {
+            return Ok(false);
+        }
+        run.progress.current = current;
+        run.progress.updated_at = now;
+        run.updated_at = now;
+        let succeeded = current >= run.progress.target;
+        if succeeded {
+            run.status = RunStatus::Succeeded;
+            run.completion_at = Some(now);
+            let slot_key = run.slot_key;
+            board.slot_mut(slot_key).state = SlotState::Succeeded;
+        }
+        board.updated_at = now;
+        Ok(succeeded)
+    })
 }
 
 /// Replaces an idle slot's offered mission with the next one of the catalog; uses one reroll
@@ -173,7 +730,39 @@ pub fn reroll(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<Uuid, Refusal> {
-    todo!("rules: {} {slot:?} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    after_tick(board, catalog, settings, ids, now, |board, _| {
+        let rerolled = board.slot_mut(slot);
+        if rerolled.state != SlotState::Idle {
+            return Err(slot_not_idle(rerolled));
+        }
+        if rerolled.reroll_remaining <= 0 {
+            let mut refusal = Refusal::precondition(
+                "NO_REROLL_LEFT",
+                format!("no reroll left this week for the {} slot", slot.as_str()),
+            );
+            if let Some(reset_at) = rerolled.reroll_reset_at {
+                refusal = refusal.with("reroll_reset_at", reset_at.to_rfc3339());
+            }
+            return Err(refusal);
+        }
+        let offered_before = rerolled.mission_id;
+        let mission_id =
+            offer_next_mission(rerolled, catalog).ok_or_else(|| no_mission_for_slot(slot))?;
+        if mission_id == offered_before {
+            return Err(Refusal::precondition(
+                "NO_OTHER_MISSION",
+                format!(
+                    "the catalog has no other mission for the {} slot",
+                    slot.as_str()
+                ),
+            )
+            .with("slot", slot.as_str()));
+        }
+        rerolled.reroll_remaining -= 1;
+        rerolled.reroll_used_at = Some(now);
+        board.updated_at = now;
+        Ok(mission_id)
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,16 +782,126 @@ pub fn claim(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<ClaimOutcome, Refusal> {
-    todo!("rules: {} {run_id} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        let run = board.run(run_id).ok_or_else(|| run_not_found(run_id))?;
+        if let Some(original) = board.claims.iter().find(|claim| claim.run_id == run_id) {
+            return Ok(ClaimOutcome {
+                claim: original.clone(),
+                replayed: true,
+            });
+        }
+        if run.status != RunStatus::Succeeded {
+            return Err(Refusal::precondition(
+                "RUN_NOT_SUCCEEDED",
+                format!(
+                    "run {run_id} is {}: only a succeeded run can be claimed",
+                    run.status.as_str()
+                ),
+            )
+            .with("run_id", run_id)
+            .with("status", run.status.as_str()));
+        }
+        let mission = catalog
+            .mission(run.mission_id)
+            .ok_or_else(|| mission_not_in_catalog(run.mission_id))?;
+        let claim = grant_reward(
+            board,
+            run_id,
+            ClaimSource::Mission,
+            &mission.name,
+            &mission.reward,
+            catalog,
+            ids,
+            now,
+        )?;
+        let cooldown_until = now + settings.cooldown;
+        let run = board.run_mut(run_id).expect("the run was found above");
+        run.status = RunStatus::Claimed;
+        run.claim_id = Some(claim.claim_id);
+        run.cooldown_until = Some(cooldown_until);
+        run.updated_at = now;
+        let slot_key = run.slot_key;
+        let slot = board.slot_mut(slot_key);
+        if slot.run_id == Some(run_id) {
+            slot.state = SlotState::Claimed;
+            slot.cooldown_until = Some(cooldown_until);
+        }
+        Ok(ClaimOutcome {
+            claim,
+            replayed: false,
+        })
+    })
+}
+
+/// Records the claim of `reward` for `run_id` (a mission run or the boss run), grants its aura
+/// as an effect and tells the user. Refused, with nothing changed, when the aura is not in the
+/// catalog: a reward is granted whole or not at all.
+#[allow(clippy::too_many_arguments)]
+fn grant_reward(
+    board: &mut Board,
+    run_id: Uuid,
+    source: ClaimSource,
+    title: &str,
+    reward: &Reward,
+    catalog: &Catalog,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+) -> Result<Claim, Refusal> {
+    let aura = reward
+        .aura_id
+        .map(|aura_id| {
+            catalog.effect(aura_id).ok_or_else(|| {
+                Refusal::precondition(
+                    "EFFECT_NOT_IN_CATALOG",
+                    format!("the reward's aura {aura_id} is not in the effect catalog"),
+                )
+                .with("effect_id", aura_id)
+            })
+        })
+        .transpose()?;
+    let claim = Claim {
+        claim_id: ids.next_id(),
+        run_id,
+        source,
+        claimed_at: now,
+        reward: reward.clone(),
+    };
+    board.claims.push(claim.clone());
+    if let Some(aura) = aura {
+        grant_effect(board, aura, ids, now);
+    }
+    communicate(
+        board,
+        CommunicationKind::System,
+        format!(
+            "Reward claimed for {title}: {} XP, {} coins.",
+            reward.xp, reward.currency
+        ),
+        ids,
+        now,
+    );
+    board.updated_at = now;
+    Ok(claim)
 }
 
 /// Links the boss run to a goal task; progress on that task takes the shield down.
-pub fn link_boss_task(
-    board: &mut Board,
-    task_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<(), Refusal> {
-    todo!("rules: {} {task_id} {now}", board.board_id)
+pub fn link_boss_task(board: &mut Board, task_id: Uuid, now: DateTime<Utc>) -> Result<(), Refusal> {
+    let boss = board.boss.as_mut().ok_or_else(no_boss)?;
+    if boss.linked_task_id == Some(task_id) {
+        return Ok(());
+    }
+    // Once the shield is down the link has done its work; moving it would change nothing.
+    if boss.phase != 1 {
+        return Err(Refusal::precondition(
+            "BOSS_NOT_IN_PHASE_1",
+            "the boss's shield is already down: its task can no longer change",
+        )
+        .with("phase", boss.phase));
+    }
+    boss.linked_task_id = Some(task_id);
+    boss.linked_at = Some(now);
+    board.updated_at = now;
+    Ok(())
 }
 
 /// Progress on a task: `amount` off the shield when it is the boss's linked task and the boss is
@@ -214,7 +913,41 @@ pub fn damage_boss(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
-    todo!("rules: {} {task_id} {amount} {now} {}", board.board_id, ids.next_id())
+    if amount <= 0 {
+        return Err(Refusal::invalid(
+            "amount",
+            "AMOUNT_NOT_POSITIVE",
+            format!("the boss takes a positive amount of damage, not {amount}"),
+        ));
+    }
+    let boss = board.boss.as_mut().ok_or_else(no_boss)?;
+    if boss.linked_task_id != Some(task_id) {
+        return Err(Refusal::precondition(
+            "TASK_NOT_LINKED",
+            format!("task {task_id} is not the boss's linked task"),
+        )
+        .at("task_id")
+        .with("task_id", task_id));
+    }
+    // Progress keeps coming after the shield is down; it simply has nothing left to hit.
+    if boss.phase != 1 {
+        return Ok(());
+    }
+    let shield = (i32::from(boss.shield_current) - amount).max(0);
+    boss.shield_current = i16::try_from(shield).expect("between 0 and the previous shield");
+    if shield == 0 {
+        boss.phase = 2;
+        boss.phase2_ready = true;
+        communicate(
+            board,
+            CommunicationKind::System,
+            "The boss's shield is down: phase 2 begins. Submit your proof to defeat it.".to_owned(),
+            ids,
+            now,
+        );
+    }
+    board.updated_at = now;
+    Ok(())
 }
 
 /// Phase 2's proof completes the boss (phase 1: FAILED_PRECONDITION).
@@ -224,7 +957,45 @@ pub fn submit_boss_proof(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
-    todo!("rules: {} {proof} {now} {}", board.board_id, ids.next_id())
+    if proof.trim().is_empty() {
+        return Err(Refusal::invalid(
+            "proof",
+            "PROOF_MISSING",
+            "a proof is needed to defeat the boss",
+        ));
+    }
+    let boss = board.boss.as_mut().ok_or_else(no_boss)?;
+    if boss.completed_at.is_some() {
+        // The same proof again is a retry; another one would rewrite history.
+        return if boss.phase2_proof.as_deref() == Some(proof) {
+            Ok(())
+        } else {
+            Err(Refusal::precondition(
+                "BOSS_ALREADY_COMPLETED",
+                "the boss was already defeated with another proof",
+            ))
+        };
+    }
+    if boss.phase != 2 {
+        return Err(Refusal::precondition(
+            "BOSS_NOT_IN_PHASE_2",
+            "the boss's shield is still up: a proof is accepted in phase 2 only",
+        )
+        .with("phase", boss.phase)
+        .with("shield_current", boss.shield_current));
+    }
+    boss.phase2_proof = Some(proof.to_owned());
+    boss.phase2_submitted_at = Some(now);
+    boss.completed_at = Some(now);
+    communicate(
+        board,
+        CommunicationKind::System,
+        "Boss defeated! Claim its reward.".to_owned(),
+        ids,
+        now,
+    );
+    board.updated_at = now;
+    Ok(())
 }
 
 /// Claims the completed boss's reward exactly once (a second claim answers with the first).
@@ -234,7 +1005,51 @@ pub fn claim_boss(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<ClaimOutcome, Refusal> {
-    todo!("rules: {} {} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    let boss = board.boss.as_ref().ok_or_else(no_boss)?;
+    let boss_run_id = boss.boss_run_id;
+    if let Some(original) = board
+        .claims
+        .iter()
+        .find(|claim| claim.run_id == boss_run_id)
+    {
+        return Ok(ClaimOutcome {
+            claim: original.clone(),
+            replayed: true,
+        });
+    }
+    if boss.completed_at.is_none() {
+        return Err(Refusal::precondition(
+            "BOSS_NOT_COMPLETED",
+            "the boss is not defeated yet: nothing to claim",
+        )
+        .with("phase", boss.phase));
+    }
+    let definition = catalog.boss(boss.boss_id).ok_or_else(|| {
+        Refusal::precondition(
+            "BOSS_NOT_IN_CATALOG",
+            format!("boss {} is not in the catalog", boss.boss_id),
+        )
+        .with("boss_id", boss.boss_id)
+    })?;
+    let claim = grant_reward(
+        board,
+        boss_run_id,
+        ClaimSource::Boss,
+        &definition.name,
+        &definition.reward,
+        catalog,
+        ids,
+        now,
+    )?;
+    board
+        .boss
+        .as_mut()
+        .expect("the boss was found above")
+        .claim_id = Some(claim.claim_id);
+    Ok(ClaimOutcome {
+        claim,
+        replayed: false,
+    })
 }
 
 /// Grants an effect of the catalog, active from `now` for its duration.
@@ -244,12 +1059,87 @@ pub fn grant_effect(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> EffectInstance {
-    todo!("rules: {} {} {now} {}", board.board_id, effect.name, ids.next_id())
+    let instance = EffectInstance {
+        effect_instance_id: ids.next_id(),
+        effect_id: effect.effect_id,
+        active_from: now,
+        active_until: effect
+            .duration_days
+            .map(|days| now + chrono::Duration::days(i64::from(days))),
+        consumed_at: None,
+        protects_day: effect.protects_day(),
+        payload_override: serde_json::Value::Object(serde_json::Map::new()),
+    };
+    board.effects.push(instance.clone());
+    board.updated_at = now;
+    instance
 }
 
-/// When the board next needs a day close: the end of the current local day of its latest
-/// change (`updated_at`) when it has an active run; None when nothing runs (idle boards need no
-/// closing). The SQL store indexes it so the batch day close finds due boards without scanning.
-pub fn next_due(board: &Board) -> Option<DateTime<Utc>> {
-    todo!("rules: {}", board.board_id)
+fn run_not_found(run_id: Uuid) -> Refusal {
+    Refusal::not_found("RUN_NOT_FOUND", format!("this board has no run {run_id}"))
+        .at("run_id")
+        .with("run_id", run_id)
 }
+
+fn run_not_active(run: &Run) -> Refusal {
+    Refusal::precondition(
+        "RUN_NOT_ACTIVE",
+        format!("run {} is {}, not active", run.run_id, run.status.as_str()),
+    )
+    .with("run_id", run.run_id)
+    .with("status", run.status.as_str())
+}
+
+fn slot_not_idle(slot: &Slot) -> Refusal {
+    Refusal::precondition(
+        "SLOT_NOT_IDLE",
+        format!(
+            "the {} slot is {}, not idle",
+            slot.slot_key.as_str(),
+            slot.state.as_str()
+        ),
+    )
+    .with("slot", slot.slot_key.as_str())
+    .with("state", slot.state.as_str())
+}
+
+fn mission_not_in_catalog(mission_id: Uuid) -> Refusal {
+    Refusal::precondition(
+        "MISSION_NOT_IN_CATALOG",
+        format!("mission {mission_id} is not in the catalog"),
+    )
+    .with("mission_id", mission_id)
+}
+
+fn no_boss() -> Refusal {
+    Refusal::precondition("NO_BOSS", "this board has no boss (the catalog had none)")
+}
+
+/// When the board next needs a tick for its runs: the end of the first local day not yet
+/// closed of any active run (or the run's expiry, if sooner); None when nothing runs (idle boards
+/// need no closing). The SQL store indexes it so the batch day close finds due boards without
+/// scanning. After a tick at `now` it is always later than `now`, so a board is never due again
+/// for a day already closed (e.g. after a time-zone change west).
+pub fn next_due(board: &Board) -> Option<DateTime<Utc>> {
+    let tz = board.time_zone;
+    board
+        .runs
+        .iter()
+        .filter(|run| run.status == RunStatus::Active)
+        .map(|run| end_of_day(tz, first_open_date(tz, run)).min(run.expires_at))
+        .min()
+}
+
+fn no_mission_for_slot(slot: SlotKey) -> Refusal {
+    Refusal::precondition(
+        "NO_MISSION_FOR_SLOT",
+        format!(
+            "the catalog has no active mission for the {} slot",
+            slot.as_str()
+        ),
+    )
+    .with("slot", slot.as_str())
+}
+
+#[cfg(test)]
+mod tests;
