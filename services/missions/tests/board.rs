@@ -221,8 +221,11 @@ async fn across_the_spring_dst_change_each_missed_local_day_costs_exactly_one_pe
     );
     let slot = h.main_slot(user).await;
     assert_eq!(slot.petals_remaining, 0);
-    assert_eq!(slot.state(), pb::SlotState::Failed, "0 petals fail the run");
-    let days = slot.run.expect("run").days;
+    // 0 petals fail the run; the failed slot rests (cooldown) from the end of that day.
+    assert_eq!(slot.state(), pb::SlotState::Cooldown);
+    let run = slot.run.expect("the failed run");
+    assert_eq!(run.status(), pb::RunStatus::Failed);
+    let days = run.days;
     assert_eq!(days.len(), 7, "each local date closed once");
 }
 
