@@ -3,8 +3,11 @@
 //! It boots through the shared runtime with health, reflection, metrics and its own schema
 //! (`missions`); its domain API arrives with the issue that builds the context.
 
+pub mod config;
 pub mod domain;
 pub mod error;
+pub mod metrics;
+pub mod migration;
 pub mod store;
 
 use include_dir::{Dir, include_dir};

@@ -1,0 +1,50 @@
+//! The missions service's own settings, read from the environment next to the runtime's.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Where boards live (`MISSIONS_REPO`); see the module `store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RepositoryKind {
+    /// The legacy JSON store only.
+    File,
+    /// PostgreSQL only.
+    Sql,
+    /// Both, reading from the primary and recording every divergence.
+    Dual,
+}
+
+/// The store DUAL reads from and answers with (`PHOENIX_MISSIONS_DUAL_PRIMARY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DualPrimary {
+    File,
+    Sql,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(no_binary_name = true)]
+pub struct MissionsSettings {
+    /// Where boards live: FILE (the legacy JSON store), SQL, or DUAL (both, during the migration).
+    #[arg(long, env = "MISSIONS_REPO", value_enum, ignore_case = true, default_value_t = RepositoryKind::Sql)]
+    pub repository: RepositoryKind,
+    /// In DUAL, the store read and trusted. FILE until the SQL copy has been validated: the
+    /// legacy file stays the truth while both are written.
+    #[arg(long, env = "PHOENIX_MISSIONS_DUAL_PRIMARY", value_enum, ignore_case = true, default_value_t = DualPrimary::File)]
+    pub dual_primary: DualPrimary,
+    /// The legacy JSON store (FILE and DUAL).
+    #[arg(
+        long,
+        env = "PHOENIX_MISSIONS_STORE_PATH",
+        default_value = ".phoenix/missions_v2_store.json"
+    )]
+    pub store_path: PathBuf,
+}
+
+impl MissionsSettings {
+    /// The settings from `MISSIONS_REPO` and `PHOENIX_MISSIONS_*`, defaults for the rest.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::try_parse_from(std::iter::empty::<String>())
+            .map_err(|e| anyhow::anyhow!("missions settings: {e}"))
+    }
+}
