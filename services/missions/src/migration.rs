@@ -358,17 +358,11 @@ pub async fn compare(
 pub fn diff_boards(user_id: Uuid, file: Option<&Board>, sql: Option<&Board>) -> Vec<Difference> {
     let mut differences = Vec::new();
     diff_values(
+        user_id,
         String::new(),
         file.map(board_json).as_ref(),
         sql.map(board_json).as_ref(),
-        &mut |path, file_value, sql_value| {
-            differences.push(Difference {
-                user_id,
-                path,
-                file_value: file_value.cloned(),
-                sql_value: sql_value.cloned(),
-            })
-        },
+        &mut differences,
     );
     differences
 }
@@ -379,29 +373,32 @@ fn board_json(board: &Board) -> Value {
 }
 
 fn diff_values(
+    user_id: Uuid,
     path: String,
     file: Option<&Value>,
     sql: Option<&Value>,
-    found: &mut dyn FnMut(String, Option<&Value>, Option<&Value>),
+    differences: &mut Vec<Difference>,
 ) {
     match (file, sql) {
         (Some(Value::Object(file)), Some(Value::Object(sql))) => {
             let keys: BTreeSet<&String> = file.keys().chain(sql.keys()).collect();
             for key in keys {
-                diff_values(field_path(&path, key), file.get(key), sql.get(key), found);
+                let path = field_path(&path, key);
+                diff_values(user_id, path, file.get(key), sql.get(key), differences);
             }
         }
         (Some(Value::Array(file)), Some(Value::Array(sql))) => {
             for index in 0..file.len().max(sql.len()) {
-                diff_values(
-                    format!("{path}[{index}]"),
-                    file.get(index),
-                    sql.get(index),
-                    found,
-                );
+                let path = format!("{path}[{index}]");
+                diff_values(user_id, path, file.get(index), sql.get(index), differences);
             }
         }
-        (file, sql) if file != sql => found(path, file, sql),
+        (file, sql) if file != sql => differences.push(Difference {
+            user_id,
+            path,
+            file_value: file.cloned(),
+            sql_value: sql.cloned(),
+        }),
         _ => {}
     }
 }
@@ -597,11 +594,7 @@ fn replay(
     }
 }
 
-fn run_of_slot(
-    board: &Board,
-    run_id: Uuid,
-    slot: SlotKey,
-) -> Result<&Run, String> {
+fn run_of_slot(board: &Board, run_id: Uuid, slot: SlotKey) -> Result<&Run, String> {
     match board.run(run_id) {
         None => Err(format!("the board has no run {run_id}")),
         Some(run) if run.slot_key != slot => Err(format!(

@@ -330,9 +330,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path names no file")
-    })?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
     std::fs::create_dir_all(directory)?;
     // Same directory, so the rename stays on one file system and is atomic; a unique name, so
     // two writers (a service and an `export`) never share a temporary file.

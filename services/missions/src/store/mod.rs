@@ -31,6 +31,9 @@ use crate::domain::board::Board;
 
 /// What an update's change decided.
 #[derive(Debug)]
+// A `Saved` lives for one update call; boxing the board would cost an allocation per update for
+// no gain.
+#[allow(clippy::large_enum_variant)]
 pub enum Saved<T> {
     /// Save this board and answer `T`.
     Write(Board, T),

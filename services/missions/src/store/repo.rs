@@ -327,7 +327,11 @@ impl DualLocks {
 const DIVERGENCE_PATHS: usize = 20;
 
 /// Where the two stores' copies of one board differ, for the divergence row.
-fn divergence_detail(user_id: Uuid, file: Option<&Board>, sql: Option<&Board>) -> serde_json::Value {
+fn divergence_detail(
+    user_id: Uuid,
+    file: Option<&Board>,
+    sql: Option<&Board>,
+) -> serde_json::Value {
     let differences: Vec<Difference> = migration::diff_boards(user_id, file, sql);
     serde_json::json!({
         "differenceCount": differences.len(),
