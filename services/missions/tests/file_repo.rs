@@ -4,93 +4,23 @@
 // Store changes return `MissionsError`, whose size is the service's choice, not these tests'.
 #![allow(clippy::result_large_err)]
 
-use std::path::{Path, PathBuf};
+mod samples;
+
+use std::path::Path;
 use std::sync::Arc;
 
-use phoenix_missions::domain::board::{Board, BoardKey, SlotState, Store};
+use phoenix_missions::domain::board::{Board, BoardKey, SlotState};
 use phoenix_missions::domain::catalog::Catalog;
 use phoenix_missions::domain::rules::{RandomIds, RuleSettings};
 use phoenix_missions::error::MissionsError;
 use phoenix_missions::migration::{self, EventOutcome, LegacyEvent};
 use phoenix_missions::store::Saved;
 use phoenix_missions::store::file::FileBoards;
+use samples::{
+    BAD_SAMPLE, EVENTS, SAMPLE, Scratch, board_in, file_store_detail, raw_boards, sample,
+};
 use serde_json::Value;
 use uuid::Uuid;
-
-const SAMPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/missions_v2_store.json"
-);
-const BAD_SAMPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/missions_v2_store_bad.json"
-);
-const EVENTS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/missions_v2_events.ndjson"
-);
-
-/// A fresh directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("phoenix-missions-{}", Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// A copy of the sample store in this directory.
-    fn sample_store(&self) -> PathBuf {
-        let path = self.path("missions_v2_store.json");
-        std::fs::copy(SAMPLE, &path).unwrap();
-        path
-    }
-
-    fn file_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn sample() -> Store {
-    serde_json::from_slice(&std::fs::read(SAMPLE).unwrap()).unwrap()
-}
-
-fn raw_boards(path: &str) -> Vec<Value> {
-    let store: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    store["boards"].as_array().unwrap().clone()
-}
-
-fn board_in(store: &Store, time_zone: &str) -> Board {
-    store
-        .boards
-        .iter()
-        .find(|board| board.time_zone.name() == time_zone && board.season_id == "2025-s1")
-        .unwrap()
-        .clone()
-}
-
-fn file_store_detail(error: MissionsError) -> String {
-    match error {
-        MissionsError::FileStore { detail, .. } => detail,
-        other => panic!("expected a file store error, got {other:?}"),
-    }
-}
 
 #[test]
 fn the_sample_store_is_valid_and_covers_every_state() {
