@@ -48,3 +48,33 @@ impl MissionsSettings {
             .map_err(|e| anyhow::anyhow!("missions settings: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_are_read_in_any_case() {
+        let settings = MissionsSettings::try_parse_from([
+            "--repository",
+            "DUAL",
+            "--dual-primary",
+            "Sql",
+            "--store-path",
+            "/var/lib/missions/store.json",
+        ])
+        .unwrap();
+        assert_eq!(settings.repository, RepositoryKind::Dual);
+        assert_eq!(settings.dual_primary, DualPrimary::Sql);
+        assert_eq!(
+            settings.store_path,
+            PathBuf::from("/var/lib/missions/store.json")
+        );
+    }
+
+    #[test]
+    fn an_unknown_repository_is_refused() {
+        let error = MissionsSettings::try_parse_from(["--repository", "BOTH"]).unwrap_err();
+        assert!(error.to_string().contains("BOTH"), "{error}");
+    }
+}

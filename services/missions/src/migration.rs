@@ -274,7 +274,8 @@ fn first_repeated<T: Ord + Copy>(values: impl IntoIterator<Item = T>) -> Option<
 
 /// Rebuilds every board from SQL's relational tables and writes them as a store file at
 /// `store_path` (atomically, replacing any file there): the rollback to FILE. Returns how many
-/// boards it wrote.
+/// boards it wrote. Run it while no FILE or DUAL service has the file open: such a service
+/// keeps its boards in memory and its next save would overwrite the export.
 pub async fn export(sql: &SqlBoards, store_path: &Path) -> Result<u64, MissionsError> {
     let mut keys = sql.keys(None).await?;
     keys.sort();
