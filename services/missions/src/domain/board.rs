@@ -45,6 +45,20 @@ pub enum SlotState {
     Claimed,
 }
 
+impl SlotState {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotState::Idle => "idle",
+            SlotState::Active => "active",
+            SlotState::Succeeded => "succeeded",
+            SlotState::Failed => "failed",
+            SlotState::Cooldown => "cooldown",
+            SlotState::Claimed => "claimed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
@@ -54,6 +68,18 @@ pub enum RunStatus {
     Claimed,
 }
 
+impl RunStatus {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Active => "active",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Claimed => "claimed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProgressUnit {
@@ -61,6 +87,18 @@ pub enum ProgressUnit {
     Sessions,
     Minutes,
     Points,
+}
+
+impl ProgressUnit {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProgressUnit::Tasks => "tasks",
+            ProgressUnit::Sessions => "sessions",
+            ProgressUnit::Minutes => "minutes",
+            ProgressUnit::Points => "points",
+        }
+    }
 }
 
 /// How a closed local day ended for a run.
@@ -75,6 +113,17 @@ pub enum DayOutcome {
     PetalLost,
 }
 
+impl DayOutcome {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DayOutcome::Kept => "kept",
+            DayOutcome::Protected => "protected",
+            DayOutcome::PetalLost => "petal_lost",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CommunicationKind {
@@ -83,11 +132,32 @@ pub enum CommunicationKind {
     System,
 }
 
+impl CommunicationKind {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommunicationKind::Daily => "daily",
+            CommunicationKind::Weekly => "weekly",
+            CommunicationKind::System => "system",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClaimSource {
     Mission,
     Boss,
+}
+
+impl ClaimSource {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimSource::Mission => "mission",
+            ClaimSource::Boss => "boss",
+        }
+    }
 }
 
 /// The board of `user_id` in `season_id`; users are external ids (no users table here).
@@ -191,7 +261,8 @@ pub struct Slot {
     pub reroll_used_at: Option<DateTime<Utc>>,
     /// When the reroll budget comes back.
     pub reroll_reset_at: Option<DateTime<Utc>>,
-    /// How many missions this slot has been offered so far; picks the next one deterministically.
+    /// Which offer the slot is on: 0 for a new board, +1 at each new offer (reroll, back to
+    /// idle); the offer is `offerable(slot)[offers % n]`, so the sequence is deterministic.
     pub offers: i32,
 }
 

@@ -29,8 +29,9 @@ pub mod sql;
 
 use crate::domain::board::Board;
 
-/// What an update's change decided.
+/// What an update's change decided. It lives for one call, so the board is not boxed.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Saved<T> {
     /// Save this board and answer `T`.
     Write(Board, T),
