@@ -89,6 +89,18 @@ pub enum ProgressUnit {
     Points,
 }
 
+impl ProgressUnit {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProgressUnit::Tasks => "tasks",
+            ProgressUnit::Sessions => "sessions",
+            ProgressUnit::Minutes => "minutes",
+            ProgressUnit::Points => "points",
+        }
+    }
+}
+
 /// How a closed local day ended for a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,6 +113,17 @@ pub enum DayOutcome {
     PetalLost,
 }
 
+impl DayOutcome {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DayOutcome::Kept => "kept",
+            DayOutcome::Protected => "protected",
+            DayOutcome::PetalLost => "petal_lost",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CommunicationKind {
@@ -109,11 +132,32 @@ pub enum CommunicationKind {
     System,
 }
 
+impl CommunicationKind {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommunicationKind::Daily => "daily",
+            CommunicationKind::Weekly => "weekly",
+            CommunicationKind::System => "system",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClaimSource {
     Mission,
     Boss,
+}
+
+impl ClaimSource {
+    /// The name in the JSON store and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimSource::Mission => "mission",
+            ClaimSource::Boss => "boss",
+        }
+    }
 }
 
 /// The board of `user_id` in `season_id`; users are external ids (no users table here).

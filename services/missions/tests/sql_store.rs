@@ -1,0 +1,502 @@
+//! The SQL repository against a real PostgreSQL: the snapshot and the relational rows hold the
+//! same board, writes of one board are serialized, the database refuses what the rules forbid,
+//! the batch day close takes only due boards, and the audit, catalog and analytics work on it.
+
+// The update closures return the service's one error type, as the API's do; its size is the
+// service's business, not these tests'.
+#![allow(clippy::result_large_err)]
+
+#[path = "support/boards.rs"]
+mod boards;
+
+use std::sync::Arc;
+
+use boards::{active_run, at, board, date, idle_board};
+use chrono::Duration;
+use phoenix_missions::domain::board::{
+    Board, BoardKey, Communication, CommunicationKind, Heartbeat, RunStatus, SlotKey, SlotState,
+};
+use phoenix_missions::error::MissionsError;
+use phoenix_missions::store::Saved;
+use phoenix_missions::store::sql::SqlBoards;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+async fn database() -> (phoenix_testkit::TestDatabase, PgPool) {
+    phoenix_testkit::migrated_database(&phoenix_missions::spec()).await
+}
+
+async fn version(pool: &PgPool, key: &BoardKey) -> i64 {
+    sqlx::query_scalar(
+        "SELECT version FROM missions_v2_state WHERE user_id = $1 AND season_id = $2",
+    )
+    .bind(key.user_id)
+    .bind(&key.season_id)
+    .fetch_one(pool)
+    .await
+    .expect("the board's snapshot row")
+}
+
+/// The board as the snapshot and as the relational rows hold it; both must be `expected`.
+async fn assert_stored(boards: &SqlBoards, expected: &Board) {
+    let key = expected.key();
+    let snapshot = boards.load(&key).await.expect("load");
+    assert_eq!(snapshot.as_ref(), Some(expected), "the snapshot");
+    let relational = boards.load_relational(&key).await.expect("load_relational");
+    assert_eq!(
+        relational.as_ref(),
+        Some(expected),
+        "the relational rebuild"
+    );
+}
+
+#[tokio::test]
+async fn a_saved_board_reads_back_the_same_from_the_snapshot_and_from_the_rows() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let lived_in = board(Uuid::new_v4(), "2024-s1");
+
+    assert_eq!(boards.put(&lived_in).await.expect("put"), None);
+
+    assert_stored(&boards, &lived_in).await;
+    assert_eq!(version(&pool, &lived_in.key()).await, 1);
+    assert_eq!(
+        boards.keys_of_user(lived_in.user_id).await.expect("keys"),
+        vec![lived_in.key()]
+    );
+    assert_eq!(
+        boards
+            .load(&BoardKey {
+                user_id: Uuid::new_v4(),
+                season_id: "2024-s1".into()
+            })
+            .await
+            .expect("load"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn instants_are_kept_to_the_microsecond_in_both_forms() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool);
+    let mut nanos = board(Uuid::new_v4(), "2024-s1");
+    nanos.updated_at = at("2024-03-08T09:30:00.123456789Z");
+
+    boards.put(&nanos).await.expect("put");
+
+    let mut expected = nanos.clone();
+    expected.updated_at = at("2024-03-08T09:30:00.123456Z");
+    assert_stored(&boards, &expected).await;
+}
+
+#[tokio::test]
+async fn an_update_saves_only_what_changed_and_both_forms_follow() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let saved = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&saved).await.expect("put");
+
+    let answer = boards
+        .update(&saved.key(), |current| {
+            let mut board = current.expect("the board exists");
+            let now = at("2024-03-09T10:00:00Z");
+            let run = active_run(&mut board);
+            run.heartbeats.push(Heartbeat {
+                heartbeat_id: Uuid::new_v4(),
+                date: date("2024-03-09"),
+                petals_before: 2,
+                petals_after: 2,
+                created_at: now,
+            });
+            run.progress.current = 3;
+            run.updated_at = now;
+            board.slot_mut(SlotKey::Main).offers += 1;
+            board.communications.push(Communication {
+                communication_id: Uuid::new_v4(),
+                kind: CommunicationKind::Daily,
+                message: "Heartbeat kept.".into(),
+                created_at: now,
+            });
+            board.updated_at = now;
+            Ok(Saved::Write(board.clone(), board))
+        })
+        .await
+        .expect("update");
+
+    assert_stored(&boards, &answer).await;
+    assert_eq!(version(&pool, &saved.key()).await, 2);
+}
+
+#[tokio::test]
+async fn overwriting_a_board_removes_the_rows_it_no_longer_has() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let saved = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&saved).await.expect("put");
+
+    let mut smaller = saved.clone();
+    // The failed skill run goes (its progress with it), and so do one heartbeat, one day close,
+    // the claim, an effect, the boss and a communication; one heartbeat is rewritten in place.
+    smaller.runs.retain(|run| run.status != RunStatus::Failed);
+    smaller.slot_mut(SlotKey::Skill).run_id = None;
+    smaller.slot_mut(SlotKey::Skill).state = SlotState::Idle;
+    let run = active_run(&mut smaller);
+    run.heartbeats.remove(0);
+    run.heartbeats[0].petals_after = 1;
+    run.days.pop();
+    smaller.claims.clear();
+    smaller.effects.remove(1);
+    smaller.boss = None;
+    smaller.communications.remove(1);
+
+    let previous = boards.put(&smaller).await.expect("put");
+
+    assert_eq!(previous.as_ref(), Some(&saved));
+    assert_stored(&boards, &smaller).await;
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM missions_v2_mission_progress")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(runs, 2, "the removed run's progress went with it");
+}
+
+#[tokio::test]
+async fn a_new_board_for_a_key_replaces_the_old_one_entirely() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let old = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&old).await.expect("put");
+
+    let new = board(old.user_id, "2024-s1");
+    boards.put(&new).await.expect("put");
+
+    assert_stored(&boards, &new).await;
+    let leftovers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM missions_v2_boards WHERE board_id = $1")
+            .bind(old.board_id)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(leftovers, 0);
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_one_board_are_serialized() {
+    let (_database, pool) = database().await;
+    let boards = Arc::new(SqlBoards::new(pool.clone()));
+    let saved = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&saved).await.expect("put");
+    let offers_before = saved.slot(SlotKey::Hunt).offers;
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let boards = boards.clone();
+            let key = saved.key();
+            tokio::spawn(async move {
+                boards
+                    .update(&key, |current| {
+                        let mut board = current.expect("the board exists");
+                        board.slot_mut(SlotKey::Hunt).offers += 1;
+                        Ok(Saved::Write(board, ()))
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("update");
+    }
+
+    let stored = boards
+        .load(&saved.key())
+        .await
+        .expect("load")
+        .expect("board");
+    assert_eq!(stored.slot(SlotKey::Hunt).offers, offers_before + 20);
+    assert_stored(&boards, &stored).await;
+    assert_eq!(version(&pool, &saved.key()).await, 21);
+}
+
+#[tokio::test]
+async fn concurrent_creators_of_one_board_create_it_once() {
+    let (_database, pool) = database().await;
+    let boards = Arc::new(SqlBoards::new(pool));
+    let user_id = Uuid::new_v4();
+
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let boards = boards.clone();
+            tokio::spawn(async move { boards.insert_if_absent(&board(user_id, "2024-s1")).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        if task.await.expect("task").expect("insert_if_absent") {
+            created += 1;
+        }
+    }
+
+    assert_eq!(created, 1);
+    let key = BoardKey {
+        user_id,
+        season_id: "2024-s1".into(),
+    };
+    let stored = boards.load(&key).await.expect("load").expect("board");
+    assert_stored(&boards, &stored).await;
+}
+
+#[tokio::test]
+async fn a_change_that_fails_or_keeps_writes_nothing() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let saved = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&saved).await.expect("put");
+
+    let refused = boards
+        .update(&saved.key(), |_| -> Result<Saved<()>, MissionsError> {
+            Err(phoenix_missions::domain::Refusal::not_found("RUN_NOT_FOUND", "no such run").into())
+        })
+        .await;
+    let kept = boards
+        .update(&saved.key(), |current| Ok(Saved::Keep(current.is_some())))
+        .await
+        .expect("update");
+
+    assert!(matches!(refused, Err(MissionsError::Refused(_))));
+    assert!(kept);
+    assert_stored(&boards, &saved).await;
+    assert_eq!(version(&pool, &saved.key()).await, 1);
+}
+
+#[tokio::test]
+async fn the_database_refuses_a_second_heartbeat_of_a_run_on_one_local_day() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let saved = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&saved).await.expect("put");
+    let mut twice = saved.clone();
+    let run = active_run(&mut twice);
+    let mut again = run.heartbeats[1].clone();
+    again.heartbeat_id = Uuid::new_v4();
+    run.heartbeats.push(again);
+
+    let written = boards.put(&twice).await;
+
+    let Err(MissionsError::Database(error)) = written else {
+        panic!("a second heartbeat on one day must be refused, got {written:?}");
+    };
+    let database_error = error.as_database_error().expect("a database error");
+    assert_eq!(
+        database_error.constraint(),
+        Some("missions_v2_heartbeat_once_a_day")
+    );
+    assert_stored(&boards, &saved).await;
+}
+
+#[tokio::test]
+async fn the_database_refuses_a_second_claim_of_a_run_and_petals_out_of_range() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let saved = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&saved).await.expect("put");
+
+    let mut claimed_twice = saved.clone();
+    let mut second = claimed_twice.claims[0].clone();
+    second.claim_id = Uuid::new_v4();
+    claimed_twice.claims.push(second);
+    let mut too_many_petals = saved.clone();
+    too_many_petals.slot_mut(SlotKey::Main).petals_remaining = 4;
+
+    for (board, constraint) in [
+        (claimed_twice, "missions_v2_claims_once_per_run"),
+        (too_many_petals, "missions_v2_slots_petals_in_range"),
+    ] {
+        let written = boards.put(&board).await;
+        let Err(MissionsError::Database(error)) = written else {
+            panic!("{constraint} must refuse the write, got {written:?}");
+        };
+        assert_eq!(
+            error.as_database_error().and_then(|e| e.constraint()),
+            Some(constraint)
+        );
+    }
+    assert_stored(&boards, &saved).await;
+}
+
+#[tokio::test]
+async fn a_slot_runs_one_active_run_at_a_time() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool);
+    let saved = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&saved).await.expect("put");
+    let mut two_active = saved.clone();
+    let mut second = active_run(&mut two_active).clone();
+    second.run_id = Uuid::new_v4();
+    second.heartbeats.clear();
+    second.days.clear();
+    two_active.runs.push(second);
+
+    let written = boards.put(&two_active).await;
+
+    let Err(MissionsError::Database(error)) = written else {
+        panic!("a second active run on a slot must be refused, got {written:?}");
+    };
+    assert_eq!(
+        error.as_database_error().and_then(|e| e.constraint()),
+        Some("missions_v2_one_active_run_per_slot")
+    );
+}
+
+#[tokio::test]
+async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    // Due: an active run whose last change was on Friday (Madrid); the day ended at 23:00 UTC.
+    let due = board(Uuid::new_v4(), "2024-s1");
+    let locked = board(Uuid::new_v4(), "2024-s1");
+    let idle = idle_board(Uuid::new_v4(), "2024-s1");
+    let mut later = board(Uuid::new_v4(), "2024-s1");
+    later.updated_at = at("2024-03-09T09:00:00Z");
+    for board in [&due, &locked, &idle, &later] {
+        boards.put(board).await.expect("put");
+    }
+    let mut holder = pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM missions_v2_state WHERE user_id = $1 FOR UPDATE")
+        .bind(locked.user_id)
+        .execute(&mut *holder)
+        .await
+        .expect("lock");
+
+    let now = at("2024-03-09T00:30:00Z");
+    let mut seen = Vec::new();
+    let changed = boards
+        .update_due(now, 100, |board| {
+            seen.push(board.user_id);
+            board.updated_at = now;
+            true
+        })
+        .await
+        .expect("update_due");
+
+    assert_eq!(changed, 1);
+    assert_eq!(seen, vec![due.user_id]);
+    let mut closed = due.clone();
+    closed.updated_at = now;
+    assert_stored(&boards, &closed).await;
+    let due_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT due_at FROM missions_v2_state WHERE user_id = $1")
+            .bind(due.user_id)
+            .fetch_one(&pool)
+            .await
+            .expect("due_at");
+    assert_eq!(
+        due_at,
+        Some(at("2024-03-09T23:00:00Z")),
+        "due again at the end of Saturday"
+    );
+    holder.rollback().await.expect("rollback");
+
+    let mut seen = Vec::new();
+    let changed = boards
+        .update_due(now, 100, |board| {
+            seen.push(board.user_id);
+            false
+        })
+        .await
+        .expect("update_due");
+    assert_eq!(
+        (changed, seen),
+        (0, vec![locked.user_id]),
+        "the lock is gone: its turn"
+    );
+}
+
+#[tokio::test]
+async fn the_batch_day_close_takes_at_most_its_limit_oldest_due_first() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool);
+    let mut saved = Vec::new();
+    for day in 1..=5 {
+        let mut board = board(Uuid::new_v4(), "2024-s1");
+        board.updated_at = at(&format!("2024-03-0{day}T12:00:00Z"));
+        boards.put(&board).await.expect("put");
+        saved.push(board.user_id);
+    }
+
+    let mut seen = Vec::new();
+    let changed = boards
+        .update_due(at("2024-03-20T00:00:00Z"), 2, |board| {
+            seen.push(board.user_id);
+            board.updated_at += Duration::days(30);
+            true
+        })
+        .await
+        .expect("update_due");
+
+    assert_eq!(changed, 2);
+    assert_eq!(seen, saved[..2]);
+}
+
+#[tokio::test]
+async fn divergences_are_recorded() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let key = BoardKey {
+        user_id: Uuid::new_v4(),
+        season_id: "2024-s1".into(),
+    };
+
+    boards
+        .record_divergence(
+            &key,
+            "snapshot_differs",
+            &serde_json::json!({"fields": ["slots"]}),
+        )
+        .await
+        .expect("record");
+
+    let row: (Uuid, String, String, serde_json::Value) =
+        sqlx::query_as("SELECT user_id, season_id, kind, detail FROM missions_v2_divergences")
+            .fetch_one(&pool)
+            .await
+            .expect("the divergence");
+    assert_eq!(
+        row,
+        (
+            key.user_id,
+            key.season_id,
+            "snapshot_differs".into(),
+            serde_json::json!({"fields": ["slots"]})
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_board_migrations_go_down_and_up_again() {
+    let (_database, pool) = database().await;
+    let set = phoenix_missions::spec()
+        .migration_set()
+        .expect("migrations");
+    let migrator = phoenix_runtime::migrate::Migrator::new(&set, &pool);
+    let tables = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'missions' AND c.relname LIKE '%missions_v2%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count")
+    };
+    let at_head = tables().await;
+
+    migrator.down(2, false).await.expect("down");
+    assert_eq!(tables().await, 0);
+    migrator.up(None, false).await.expect("up");
+    assert_eq!(tables().await, at_head);
+
+    let boards = SqlBoards::new(pool.clone());
+    let saved = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&saved).await.expect("put");
+    assert_stored(&boards, &saved).await;
+}
