@@ -2,7 +2,12 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::{Parser, ValueEnum};
+use phoenix_runtime::config::positive_duration;
+
+use crate::domain::rules::RuleSettings;
 
 /// Where boards live (`MISSIONS_REPO`); see the module `store`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -13,6 +18,15 @@ pub enum RepositoryKind {
     Sql,
     /// Both, reading from the primary and recording every divergence.
     Dual,
+}
+
+/// The clock the rules judge by (`PHOENIX_MISSIONS_CLOCK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClockKind {
+    /// The system clock: production.
+    System,
+    /// A clock that only moves through the ClockService: tests, staging, support.
+    Manual,
 }
 
 /// The store DUAL reads from and answers with (`PHOENIX_MISSIONS_DUAL_PRIMARY`).
@@ -39,13 +53,34 @@ pub struct MissionsSettings {
         default_value = ".phoenix/missions_v2_store.json"
     )]
     pub store_path: PathBuf,
+    /// The clock the rules judge by; `manual` also serves the ClockService.
+    #[arg(long, env = "PHOENIX_MISSIONS_CLOCK", value_enum, ignore_case = true, default_value_t = ClockKind::System)]
+    pub clock: ClockKind,
+    /// How often the boards whose local day ended get their day closed.
+    #[arg(long, env = "PHOENIX_MISSIONS_DAY_CLOSE_INTERVAL", default_value = "60s", value_parser = positive_duration)]
+    pub day_close_interval: Duration,
+    /// How often the analytics views are refreshed (CONCURRENTLY).
+    #[arg(long, env = "PHOENIX_MISSIONS_ANALYTICS_REFRESH_INTERVAL", default_value = "1h", value_parser = positive_duration)]
+    pub analytics_refresh_interval: Duration,
+    /// How long a slot rests after a claim or a failure.
+    #[arg(long, env = "PHOENIX_MISSIONS_COOLDOWN", default_value = "24h", value_parser = positive_duration)]
+    pub cooldown: Duration,
 }
 
 impl MissionsSettings {
-    /// The settings from `MISSIONS_REPO` and `PHOENIX_MISSIONS_*`, defaults for the rest.
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::try_parse_from(std::iter::empty::<String>())
-            .map_err(|e| anyhow::anyhow!("missions settings: {e}"))
+    /// The settings from `args` (`--name=value`, what tests and embedding programs pass), then
+    /// `MISSIONS_REPO` and `PHOENIX_MISSIONS_*`, then the defaults.
+    pub fn parse(args: &[String]) -> anyhow::Result<Self> {
+        Self::try_parse_from(args).map_err(|e| anyhow::anyhow!("missions settings: {e}"))
+    }
+
+    /// The rules' tunables these settings set.
+    pub fn rules(&self) -> RuleSettings {
+        RuleSettings {
+            cooldown: chrono::Duration::from_std(self.cooldown)
+                .unwrap_or(chrono::Duration::hours(24)),
+            ..RuleSettings::default()
+        }
     }
 }
 

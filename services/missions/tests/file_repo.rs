@@ -118,20 +118,20 @@ fn validate_names_each_broken_invariant_of_the_bad_sample() {
 async fn a_missing_file_is_an_empty_store_created_on_the_first_save() {
     let scratch = Scratch::new();
     let path = scratch.path("nested/dir/store.json");
-    let boards = FileBoards::open(&path).await.unwrap();
+    let boards = FileBoards::open(&path).unwrap();
     assert!(boards.keys(None).await.unwrap().is_empty());
     assert!(!path.exists());
 
     let board = board_in(&sample(), "Asia/Tokyo");
     assert!(boards.insert_if_absent(&board).await.unwrap());
 
-    let reopened = FileBoards::open(&path).await.unwrap();
+    let reopened = FileBoards::open(&path).unwrap();
     assert_eq!(reopened.load(&board.key()).await.unwrap(), Some(board));
 }
 
 #[tokio::test]
 async fn the_sample_store_opens_as_written() {
-    let boards = FileBoards::open(SAMPLE).await.unwrap();
+    let boards = FileBoards::open(SAMPLE).unwrap();
     assert_eq!(boards.snapshot().await, sample());
 }
 
@@ -142,7 +142,7 @@ async fn an_update_survives_a_reopen_and_leaves_other_boards_alone() {
     let before = sample();
     let key = board_in(&before, "Europe/Madrid").key();
 
-    let boards = FileBoards::open(&path).await.unwrap();
+    let boards = FileBoards::open(&path).unwrap();
     let answer = boards
         .update(&key, |board| {
             let mut board = board.expect("the sample has this board");
@@ -159,7 +159,7 @@ async fn an_update_survives_a_reopen_and_leaves_other_boards_alone() {
     );
     drop(boards);
 
-    let reopened = FileBoards::open(&path).await.unwrap().snapshot().await;
+    let reopened = FileBoards::open(&path).unwrap().snapshot().await;
     let mut expected = before.clone();
     for board in &mut expected.boards {
         if board.key() == key {
@@ -177,7 +177,7 @@ async fn a_refused_or_read_only_change_writes_nothing() {
     let bytes = std::fs::read(&path).unwrap();
     let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
     let key = board_in(&sample(), "Europe/Madrid").key();
-    let boards = FileBoards::open(&path).await.unwrap();
+    let boards = FileBoards::open(&path).unwrap();
 
     let refused = boards
         .update(&key, |board| -> Result<Saved<()>, _> {
@@ -215,7 +215,7 @@ async fn a_failed_write_changes_neither_memory_nor_disk_and_leaves_no_temporary_
         board.user_id = Uuid::now_v7();
         board
     };
-    let boards = FileBoards::open(&path).await.unwrap();
+    let boards = FileBoards::open(&path).unwrap();
     // A directory where the store file was: the rename over it fails.
     std::fs::remove_file(&path).unwrap();
     std::fs::create_dir(&path).unwrap();
@@ -245,7 +245,7 @@ async fn concurrent_updates_of_one_board_are_serialized() {
     let path = scratch.sample_store();
     let key = board_in(&sample(), "UTC").key();
     let offers_before = board_in(&sample(), "UTC").slots[1].offers;
-    let boards = Arc::new(FileBoards::open(&path).await.unwrap());
+    let boards = Arc::new(FileBoards::open(&path).unwrap());
 
     let updates: Vec<_> = (0..24)
         .map(|_| {
@@ -266,7 +266,7 @@ async fn concurrent_updates_of_one_board_are_serialized() {
         update.await.unwrap().unwrap();
     }
 
-    let reopened = FileBoards::open(&path).await.unwrap();
+    let reopened = FileBoards::open(&path).unwrap();
     let board = reopened.load(&key).await.unwrap().unwrap();
     assert_eq!(board.slots[1].offers, offers_before + 24);
     assert_eq!(scratch.file_names(), ["missions_v2_store.json"]);
@@ -275,7 +275,7 @@ async fn concurrent_updates_of_one_board_are_serialized() {
 #[tokio::test]
 async fn put_insert_and_keys() {
     let scratch = Scratch::new();
-    let boards = FileBoards::open(scratch.sample_store()).await.unwrap();
+    let boards = FileBoards::open(scratch.sample_store()).unwrap();
     let store = sample();
     let lagos = store
         .boards
@@ -312,10 +312,10 @@ async fn put_insert_and_keys() {
 async fn replace_all_restores_a_store_and_refuses_duplicates() {
     let scratch = Scratch::new();
     let path = scratch.path("store.json");
-    let boards = FileBoards::open(&path).await.unwrap();
+    let boards = FileBoards::open(&path).unwrap();
     boards.replace_all(sample()).await.unwrap();
     assert_eq!(
-        FileBoards::open(&path).await.unwrap().snapshot().await,
+        FileBoards::open(&path).unwrap().snapshot().await,
         sample()
     );
 
@@ -355,7 +355,7 @@ async fn a_malformed_store_is_refused_with_the_problem_named() {
     for (name, bytes, fragment) in cases {
         let path = scratch.path(name);
         std::fs::write(&path, &bytes).unwrap();
-        let error = FileBoards::open(&path).await.err().unwrap();
+        let error = FileBoards::open(&path).err().unwrap();
         assert!(error.to_string().contains(name), "{error}");
         let detail = file_store_detail(error);
         assert!(detail.contains(fragment), "{name}: {detail}");

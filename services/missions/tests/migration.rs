@@ -66,7 +66,7 @@ async fn backfill_then_export_round_trips_the_sample_store() {
     let written: Store = serde_json::from_slice(&std::fs::read(&exported).unwrap()).unwrap();
     assert_eq!(written, expected);
     // And FILE reads what export wrote.
-    let file = FileBoards::open(&exported).await.unwrap();
+    let file = FileBoards::open(&exported).unwrap();
     assert_eq!(file.snapshot().await, expected);
 }
 
@@ -144,7 +144,7 @@ async fn backfill_of_a_file_that_is_not_a_store_writes_nothing() {
 async fn compare_finds_no_difference_after_a_backfill_and_names_each_one_after_a_change() {
     let (_db, pool) = database().await;
     let sql = backfilled(&pool).await;
-    let file = FileBoards::open(SAMPLE).await.unwrap();
+    let file = FileBoards::open(SAMPLE).unwrap();
     let report = migration::compare(&file, &sql, "2025-s1", &[])
         .await
         .unwrap();
@@ -219,7 +219,7 @@ async fn rebuild_applies_each_missing_event_once_and_quarantines_the_rest() {
 
 async fn dual(primary: DualPrimary, store: &std::path::Path, pool: &PgPool) -> Repository {
     Repository::Dual(Dual::new(
-        FileBoards::open(store).await.unwrap(),
+        FileBoards::open(store).unwrap(),
         SqlBoards::new(pool.clone()),
         primary,
     ))
@@ -245,7 +245,6 @@ async fn dual_writes_both_stores_and_records_no_divergence_when_they_agree() {
         .unwrap();
 
     let in_file = FileBoards::open(&store)
-        .await
         .unwrap()
         .load(&key)
         .await
@@ -369,7 +368,6 @@ async fn concurrent_dual_updates_leave_both_stores_equal() {
     let in_sql = sql.load(&key).await.unwrap().unwrap();
     assert_eq!(in_sql.slots[1].offers, offers + 16);
     let in_file = FileBoards::open(&store)
-        .await
         .unwrap()
         .load(&key)
         .await

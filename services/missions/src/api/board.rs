@@ -50,8 +50,7 @@ impl CloseTally {
     }
 
     fn record(&self) {
-        metrics::petals_lost(self.petals_lost as u64);
-        metrics::protected_days(self.protected_days as u64);
+        metrics::days_closed(self.petals_lost as u64, self.protected_days as u64);
     }
 }
 
@@ -109,7 +108,7 @@ impl MissionsService for Missions {
             .ok_or_else(|| board_not_found(&key))?;
         let now = self.clock.now();
         Ok(Response::new(pb::GetBoardResponse {
-            board: Some(proto::board(&board, &self.catalog.get().await?, &self.rules, now)),
+            board: Some(proto::board(&board, &*self.catalog.get().await?, &self.rules, now)),
         }))
     }
 
@@ -167,7 +166,7 @@ impl MissionsService for Missions {
             slot: Some(proto::slot(
                 &board,
                 board.slot(slot),
-                &self.catalog.get().await?,
+                &*self.catalog.get().await?,
                 today,
             )),
         }))
@@ -242,7 +241,7 @@ impl MissionsService for Missions {
             slot: Some(proto::slot(
                 &board,
                 board.slot(slot),
-                &self.catalog.get().await?,
+                &*self.catalog.get().await?,
                 today,
             )),
         }))
@@ -384,7 +383,7 @@ impl MissionsService for Missions {
             })
             .await?;
         Ok(Response::new(pb::GrantEffectResponse {
-            effect: Some(proto::effect(&effect, &self.catalog.get().await?)),
+            effect: Some(proto::effect(&effect, &*self.catalog.get().await?)),
         }))
     }
 

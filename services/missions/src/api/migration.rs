@@ -23,6 +23,11 @@ fn quarantined(items: Vec<migration::Quarantined>) -> Vec<pb::Quarantined> {
         .collect()
 }
 
+/// A compared value as JSON, or `(missing)` when that side has none.
+fn json_or_missing(value: Option<serde_json::Value>) -> String {
+    value.map_or_else(|| "(missing)".to_owned(), |v| v.to_string())
+}
+
 impl Missions {
     /// The store path of a request, or the configured one.
     fn store_path(&self, given: &str) -> PathBuf {
@@ -64,7 +69,9 @@ impl MigrationService for Missions {
         );
         fields.done()?;
         let path = PathBuf::from(&request.get_ref().log_path);
-        let report = migration::rebuild_from_events(&path, &self.sql).await?;
+        let catalog = self.catalog.get().await?;
+        let report =
+            migration::rebuild_from_events(&path, &self.sql, &catalog, &self.rules).await?;
         Ok(Response::new(pb::RebuildFromEventsResponse {
             read: report.read as i64,
             applied: report.applied as i64,
@@ -98,8 +105,8 @@ impl MigrationService for Missions {
                 .map(|d| pb::Difference {
                     user_id: d.user_id.to_string(),
                     path: d.path,
-                    file_value: d.file_value,
-                    sql_value: d.sql_value,
+                    file_value: json_or_missing(d.file_value),
+                    sql_value: json_or_missing(d.sql_value),
                 })
                 .collect(),
         }))

@@ -56,10 +56,11 @@ pub struct FileBoards {
 impl FileBoards {
     /// Reads the store at `path`. A missing file is an empty store (created on the first save);
     /// a file that is not a valid store is an error naming the problem, and nothing is written.
-    pub async fn open(path: impl Into<PathBuf>) -> Result<Self, MissionsError> {
+    /// Reads the store now (synchronously: it runs once, when the service starts, before any
+    /// request), so a malformed store stops the start instead of failing the first request.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, MissionsError> {
         let path = path.into();
-        let reading = path.clone();
-        let store = run_blocking(&path, move || read_store(&reading)).await??;
+        let store = read_store(&path)?;
         Ok(Self {
             path,
             store: Arc::new(Mutex::new(store.unwrap_or_else(empty_store))),

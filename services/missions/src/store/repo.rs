@@ -38,12 +38,12 @@ pub enum Repository {
 impl Repository {
     /// The repository the settings name; FILE and DUAL read the store file now, so a malformed
     /// store stops the service at start rather than at the first request.
-    pub async fn open(settings: &MissionsSettings, pool: PgPool) -> Result<Self, MissionsError> {
+    pub fn open(settings: &MissionsSettings, pool: PgPool) -> Result<Self, MissionsError> {
         Ok(match settings.repository {
-            RepositoryKind::File => Self::File(FileBoards::open(&settings.store_path).await?),
+            RepositoryKind::File => Self::File(FileBoards::open(&settings.store_path)?),
             RepositoryKind::Sql => Self::Sql(SqlBoards::new(pool)),
             RepositoryKind::Dual => Self::Dual(Dual::new(
-                FileBoards::open(&settings.store_path).await?,
+                FileBoards::open(&settings.store_path)?,
                 SqlBoards::new(pool),
                 settings.dual_primary,
             )),
@@ -77,6 +77,7 @@ impl Repository {
     pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, MissionsError>
     where
         F: FnOnce(Option<Board>) -> Result<Saved<T>, MissionsError> + Send,
+        T: Send,
     {
         match self {
             Self::File(file) => file.update(key, change).await,
@@ -178,6 +179,7 @@ impl Dual {
     pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, MissionsError>
     where
         F: FnOnce(Option<Board>) -> Result<Saved<T>, MissionsError> + Send,
+        T: Send,
     {
         let _batch = self.locks.batch.read().await;
         let _board = self.locks.board(key).lock().await;
@@ -302,7 +304,7 @@ impl Dual {
             "missions stores diverge"
         );
         metrics::divergence(kind);
-        if let Err(error) = self.sql.record_divergence(key, kind, detail).await {
+        if let Err(error) = self.sql.record_divergence(key, kind, &detail).await {
             // The log line and the metric above still tell the story.
             tracing::warn!(
                 user_id = %key.user_id,
