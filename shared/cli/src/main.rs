@@ -63,10 +63,15 @@ enum Command {
     /// exits non-zero when there is one (the nightly reconciliation).
     Audit {
         /// The service to audit.
-        #[arg(value_parser = ["ledger"])]
+        #[arg(value_parser = ["ledger", "missions"])]
         service: String,
         #[command(flatten)]
         runtime: RuntimeConfig,
+    },
+    /// The move off a legacy store: backfill, rebuild from events, compare, export (rollback).
+    Legacy {
+        #[command(subcommand)]
+        store: LegacyTarget,
     },
     /// Loads a service's demo data through its API; running it again changes nothing.
     Seed {
@@ -104,6 +109,64 @@ enum BenchTarget {
         args: phoenix_ledger::bench::BenchArgs,
         #[command(flatten)]
         runtime: RuntimeConfig,
+    },
+    /// Heartbeats over gRPC vs the same rows through SQL, GetBoard latency, and the day close
+    /// of every board.
+    Missions {
+        #[command(flatten)]
+        args: phoenix_missions::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LegacyTarget {
+    /// The missions v2 JSON store (`missions_v2_store.json`) and its event log.
+    Missions {
+        #[command(subcommand)]
+        action: LegacyAction,
+        /// A running missions service instead of one started here on the embedded database.
+        #[arg(long, global = true)]
+        target: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LegacyAction {
+    /// Copies every board of the JSON store into SQL, per board and idempotently; boards that
+    /// break an invariant are quarantined with their reason.
+    Backfill {
+        /// The JSON store (default: the service's PHOENIX_MISSIONS_STORE_PATH).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// Rebuilds heartbeats, progress and boss runs from an NDJSON log of past missions events.
+    Rebuild {
+        /// The NDJSON log.
+        #[arg(long)]
+        log: PathBuf,
+    },
+    /// Renders the boards of a season from the JSON store and from SQL and prints every
+    /// difference; exits non-zero when there is one.
+    Compare {
+        /// The season.
+        #[arg(long)]
+        season: String,
+        /// Users to compare (default: every board of the season in either store).
+        #[arg(long = "user", value_name = "UUID")]
+        users: Vec<String>,
+        /// The JSON store (default: the service's PHOENIX_MISSIONS_STORE_PATH).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// The rollback: writes every board in SQL to a JSON store that MISSIONS_REPO=FILE reads.
+    Export {
+        /// The JSON store to write (replaced atomically).
+        #[arg(long)]
+        store: PathBuf,
     },
 }
 
@@ -235,13 +298,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             service: BenchTarget::Ledger { args, runtime },
         } => {
-            let reached = Reached::ledger(args.target.clone(), runtime).await?;
+            let reached = Reached::start(phoenix_ledger::spec(), args.target.clone(), runtime).await?;
             let result =
                 phoenix_ledger::bench::run(reached.channel.clone(), reached.pool.clone(), &args)
                     .await;
             reached.close().await;
             println!("{}", result?.line());
             Ok(())
+        }
+        Command::Bench {
+            service: BenchTarget::Missions { args, mut runtime },
+        } => {
+            // The day close is measured by moving the service's clock on.
+            runtime.service_args.push("--clock=manual".to_owned());
+            let reached =
+                Reached::start(phoenix_missions::spec(), args.target.clone(), runtime).await?;
+            let result = match reached.pool.clone() {
+                Some(pool) => {
+                    phoenix_missions::bench::run(reached.channel.clone(), pool, &args).await
+                }
+                None => Err(anyhow::anyhow!(
+                    "loading the boards needs the database: set DATABASE_URL with --target"
+                )),
+            };
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
+        Command::Legacy {
+            store:
+                LegacyTarget::Missions {
+                    action,
+                    target,
+                    runtime,
+                },
+        } => {
+            let reached = Reached::start(phoenix_missions::spec(), target, runtime).await?;
+            let local = reached.local.is_some().then(|| reached.pool.clone()).flatten();
+            let result = legacy_missions(reached.channel.clone(), local, action).await;
+            reached.close().await;
+            result
         }
         Command::Import {
             service:
@@ -251,7 +347,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     runtime,
                 },
         } => {
-            let reached = Reached::ledger(target, runtime).await?;
+            let reached = Reached::start(phoenix_ledger::spec(), target, runtime).await?;
             let result = phoenix_ledger::import_client::run(reached.channel.clone(), args).await;
             reached.close().await;
             let summary = result?;
@@ -261,6 +357,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.batch_id,
                 summary.status
             );
+            Ok(())
+        }
+        Command::Audit {
+            service,
+            runtime: config,
+        } if service == "missions" => {
+            let database = Database::open(&config).await?;
+            let result = async {
+                let pool =
+                    phoenix_runtime::server::connect_pool(&database.url, "missions", &config)
+                        .await?;
+                Ok::<_, anyhow::Error>(phoenix_missions::audit::run(&pool).await?)
+            }
+            .await;
+            database.close().await;
+            let report = result?;
+            for violation in &report.violations {
+                println!("{violation}");
+            }
+            anyhow::ensure!(
+                report.violations.is_empty(),
+                "{} violation(s) found in {} boards",
+                report.violations.len(),
+                report.boards
+            );
+            println!("no violation ({} boards)", report.boards);
             Ok(())
         }
         Command::Audit {
@@ -290,7 +412,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             target,
             runtime,
         } => {
-            let reached = Reached::ledger(target, runtime).await?;
+            let reached = Reached::start(phoenix_ledger::spec(), target, runtime).await?;
             let result = phoenix_ledger::seed::run(reached.channel.clone()).await;
             reached.close().await;
             match result? {
@@ -322,8 +444,11 @@ struct Reached {
 }
 
 impl Reached {
-    async fn ledger(target: Option<String>, config: RuntimeConfig) -> anyhow::Result<Self> {
-        let spec = phoenix_ledger::spec();
+    async fn start(
+        spec: ServiceSpec,
+        target: Option<String>,
+        config: RuntimeConfig,
+    ) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         if let Some(url) = target {
             let channel = tonic::transport::Channel::from_shared(url.clone())
@@ -385,6 +510,158 @@ impl Reached {
             database.close().await;
         }
     }
+}
+
+/// The missions legacy-store tooling, through the MigrationService (so a running service, or
+/// the one started here, does the work with its own settings).
+async fn legacy_missions(
+    channel: tonic::transport::Channel,
+    local_pool: Option<sqlx::PgPool>,
+    action: LegacyAction,
+) -> anyhow::Result<()> {
+    use phoenix_proto::missions::v1 as pb;
+    let mut client =
+        pb::migration_service_client::MigrationServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
+    let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
+    let print_quarantined = |items: &[pb::Quarantined]| {
+        for q in items {
+            println!("quarantined {} user={} {}", q.location, q.user_id, q.reason);
+        }
+    };
+    match action {
+        // Here, the backfill runs in this process, with a progress bar over the boards.
+        LegacyAction::Backfill { store } if local_pool.is_some() => {
+            let pool = local_pool.expect("checked above");
+            let settings = phoenix_missions::config::MissionsSettings::parse(&[])?;
+            let store = store.unwrap_or(settings.store_path);
+            let bar = progress_bar();
+            let report = phoenix_missions::migration::backfill(
+                &store,
+                &phoenix_missions::store::sql::SqlBoards::new(pool),
+                &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                },
+            )
+            .await;
+            bar.finish_and_clear();
+            let report = report?;
+            for q in &report.quarantined {
+                println!(
+                    "quarantined {} user={} {}",
+                    q.location,
+                    q.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                    q.reason
+                );
+            }
+            println!(
+                "backfill: read={} inserted={} skipped={} quarantined={}",
+                report.read,
+                report.inserted,
+                report.skipped,
+                report.quarantined.len()
+            );
+        }
+        LegacyAction::Backfill { store } => {
+            let spinner = spinner("backfilling the JSON store into SQL");
+            let report = client
+                .backfill(pb::BackfillRequest {
+                    store_path: path(store),
+                })
+                .await?
+                .into_inner();
+            spinner.finish_and_clear();
+            print_quarantined(&report.quarantined);
+            println!(
+                "backfill: read={} inserted={} skipped={} quarantined={}",
+                report.read,
+                report.inserted,
+                report.skipped,
+                report.quarantined.len()
+            );
+        }
+        LegacyAction::Rebuild { log } => {
+            let spinner = spinner("replaying the event log");
+            let report = client
+                .rebuild_from_events(pb::RebuildFromEventsRequest {
+                    log_path: log.display().to_string(),
+                })
+                .await?
+                .into_inner();
+            spinner.finish_and_clear();
+            print_quarantined(&report.quarantined);
+            println!(
+                "rebuild: read={} applied={} already_applied={} quarantined={}",
+                report.read,
+                report.applied,
+                report.already_applied,
+                report.quarantined.len()
+            );
+        }
+        LegacyAction::Compare {
+            season,
+            users,
+            store,
+        } => {
+            let report = client
+                .compare(pb::CompareRequest {
+                    store_path: path(store),
+                    season_id: season,
+                    user_ids: users,
+                })
+                .await?
+                .into_inner();
+            for d in &report.differences {
+                println!(
+                    "user={} {}: file={} sql={}",
+                    d.user_id, d.path, d.file_value, d.sql_value
+                );
+            }
+            anyhow::ensure!(
+                report.differences.is_empty(),
+                "{} difference(s) in {} boards",
+                report.differences.len(),
+                report.compared
+            );
+            println!("compare: {} boards, no difference", report.compared);
+        }
+        LegacyAction::Export { store } => {
+            let report = client
+                .export(pb::ExportRequest {
+                    store_path: store.display().to_string(),
+                })
+                .await?
+                .into_inner();
+            println!("export: {} boards written to {}", report.boards, store.display());
+        }
+    }
+    Ok(())
+}
+
+/// A bar over the boards on a terminal (nothing otherwise).
+fn progress_bar() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} boards")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// A spinner on a terminal (nothing otherwise) while a long call runs.
+fn spinner(message: &'static str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(message);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner
 }
 
 /// One server for the whole run, shared by every test binary through the test kit.

@@ -4,6 +4,7 @@
 //! `phoenix` command do the rest. See the README's "Adding a service" for the pattern.
 
 pub mod auth;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod embedded;

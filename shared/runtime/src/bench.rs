@@ -1,0 +1,78 @@
+//! Load generation for the `phoenix bench` commands: N concurrent clients calling in a loop for
+//! a while, with throughput and latency percentiles. Benchmarks print their numbers; tests never
+//! assert on timings.
+
+use std::time::{Duration, Instant};
+
+/// What one measured phase did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phase {
+    /// Operations made (a call may make several, e.g. a batch).
+    pub operations: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Phase {
+    pub fn per_second(&self) -> f64 {
+        self.operations as f64 / self.seconds.max(f64::EPSILON)
+    }
+}
+
+/// Runs `clients` loops of `call(client index)` until `duration` has passed. Each call returns
+/// how many operations it made; a call that made none ends its client (the work ran out). A
+/// failed call is counted and reported (the first three), and the loop goes on.
+pub async fn drive<F, Fut>(clients: usize, duration: Duration, call: F) -> anyhow::Result<Phase>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|index| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let (mut operations, mut errors) = (0u64, 0u64);
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    match call(index).await {
+                        Ok(0) => break,
+                        Ok(made) => {
+                            operations += made;
+                            latencies.push(sent.elapsed());
+                        }
+                        Err(error) => {
+                            errors += 1;
+                            if errors <= 3 {
+                                eprintln!("bench: call failed: {error:#}");
+                            }
+                        }
+                    }
+                }
+                (operations, errors, latencies)
+            })
+        })
+        .collect();
+    let mut phase = Phase::default();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (operations, errors, mut own) = task.await?;
+        phase.operations += operations;
+        phase.errors += errors;
+        latencies.append(&mut own);
+    }
+    phase.seconds = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1_000.0)
+    };
+    phase.p50_ms = percentile(0.50);
+    phase.p99_ms = percentile(0.99);
+    Ok(phase)
+}
