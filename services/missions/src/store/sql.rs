@@ -172,6 +172,16 @@ impl SqlBoards {
         .await
     }
 
+    /// Writes new boards in one transaction, the way a bulk load does (the benchmark's 100,000
+    /// boards): one statement per table for all of them. A key that exists already fails the
+    /// whole batch (its primary key), so nothing is half-loaded.
+    pub async fn insert_many(&self, boards: Vec<Board>) -> Result<(), MissionsError> {
+        let mut transaction = self.pool.begin().await?;
+        save(&mut transaction, boards.into_iter().map(|b| (None, b)).collect()).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
     /// Records that two views of a board disagreed (`kind` names how; `detail` says where).
     pub async fn record_divergence(
         &self,
