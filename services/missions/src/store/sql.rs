@@ -172,9 +172,9 @@ impl SqlBoards {
         .await
     }
 
-    /// Writes new boards in one transaction, the way a bulk load does (the benchmark's 100,000
-    /// boards): one statement per table for all of them. A key that exists already fails the
-    /// whole batch (its primary key), so nothing is half-loaded.
+    /// Writes boards whose keys are new in one transaction, the way a bulk load does (the
+    /// benchmark's 100,000 boards): one statement per table for all of them, without reading
+    /// what is saved (use `insert_if_absent` when a key may exist).
     pub async fn insert_many(&self, boards: Vec<Board>) -> Result<(), MissionsError> {
         let mut transaction = self.pool.begin().await?;
         save(&mut transaction, boards.into_iter().map(|b| (None, b)).collect()).await?;
