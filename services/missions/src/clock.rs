@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 #[derive(Debug, Clone)]
 pub enum Clock {
@@ -18,11 +18,14 @@ impl Clock {
         Clock::Manual(Arc::new(Mutex::new(start)))
     }
 
+    /// Now, in microseconds: what PostgreSQL keeps, so an instant reads back from every store
+    /// (SQL, the JSON file, an answer) exactly as it was written.
     pub fn now(&self) -> DateTime<Utc> {
-        match self {
+        let now = match self {
             Clock::System => Utc::now(),
             Clock::Manual(now) => *now.lock().unwrap_or_else(|e| e.into_inner()),
-        }
+        };
+        now.trunc_subsecs(6)
     }
 
     /// Sets a manual clock; None for the system clock, which cannot be moved.

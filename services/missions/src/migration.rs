@@ -213,6 +213,12 @@ pub fn validate(board: &Board) -> Result<(), String> {
                 "runs[{index}] ({}): day {date} closed more than once",
                 run.run_id
             ));
+        } else if run.days.windows(2).any(|pair| pair[0].date > pair[1].date) {
+            // Days are closed in date order; a list out of order is a store written by hand.
+            problems.push(format!(
+                "runs[{index}] ({}): closed days are not in date order",
+                run.run_id
+            ));
         }
     }
 

@@ -101,14 +101,18 @@ impl MissionsService for Missions {
         let mut fields = Fields::default();
         let key = fields.board_key(&request.user_id, &request.season_id);
         fields.done()?;
-        let board = self
+        let mut board = self
             .repo
             .load(&key)
             .await?
             .ok_or_else(|| board_not_found(&key))?;
         let now = self.clock.now();
+        let catalog = self.catalog.get().await?;
+        // Shown as of now (days that ended closed, cooldowns over, budgets back) without
+        // writing: a read never takes the board's lock; the next write or day close saves it.
+        rules::tick(&mut board, &catalog, &self.rules, &mut ids(), now);
         Ok(Response::new(pb::GetBoardResponse {
-            board: Some(proto::board(&board, &*self.catalog.get().await?, &self.rules, now)),
+            board: Some(proto::board(&board, &catalog, &self.rules, now)),
         }))
     }
 
@@ -454,23 +458,31 @@ impl Missions {
         let now = self.clock.now();
         let mut tally = CloseTally::default();
         let mut boards = 0;
+        let mut stuck = Vec::new();
         loop {
             let changed = self
                 .repo
                 .update_due(now, batch, |board| {
                     let closed = rules::tick(board, &catalog, &self.rules, &mut ids(), now);
                     tally.add(&closed);
-                    // Marks the board as looked at now, so its next due time moves past `now`
-                    // even when nothing was left to close (a time-zone change can make a due
-                    // board's day one that was closed already).
-                    board.updated_at = now;
+                    // After a tick every ended day is closed, so the board is due later than
+                    // `now`; one that is not would be picked again and again: stop after this
+                    // pass and say so.
+                    if rules::next_due(board).is_some_and(|due| due <= now) {
+                        stuck.push(board.key());
+                    }
+                    // Saved even when nothing changed, which recomputes its due time.
                     true
                 })
                 .await?;
+            boards += changed as i64;
             if changed == 0 {
                 break;
             }
-            boards += changed as i64;
+            if !stuck.is_empty() {
+                tracing::error!(boards = ?stuck, "boards stay due after their day close");
+                break;
+            }
         }
         tally.record();
         Ok((boards, tally))

@@ -99,18 +99,21 @@ impl Missions {
             + Send,
     {
         let catalog = self.catalog.get().await?;
-        let now = self.clock.now();
+        let clock = self.clock.clone();
         let settings = self.rules.clone();
-        let (board, answer) = self
+        let (board, answer, now) = self
             .repo
             .update(key, move |current| {
+                // Read under the board's lock: a call that waited behind a day close judges at
+                // a time after it, never on a day that closed while it waited.
+                let now = clock.now();
                 let mut board = current.ok_or_else(|| board_not_found(key))?;
                 let before = board.clone();
                 let answer = rule(&mut board, &catalog, &settings, now)?;
                 Ok(if board == before {
-                    Saved::Keep((board, answer))
+                    Saved::Keep((board, answer, now))
                 } else {
-                    Saved::Write(board.clone(), (board, answer))
+                    Saved::Write(board.clone(), (board, answer, now))
                 })
             })
             .await?;

@@ -300,7 +300,8 @@ pub struct Run {
 impl Run {
     /// The last local date that was closed for this run.
     pub fn last_closed_date(&self) -> Option<NaiveDate> {
-        self.days.last().map(|d| d.date)
+        // The latest, not the last: a legacy store may list days out of order.
+        self.days.iter().map(|d| d.date).max()
     }
 
     pub fn heartbeat_on(&self, date: NaiveDate) -> Option<&Heartbeat> {

@@ -654,6 +654,15 @@ pub fn heartbeat(
         if run.status != RunStatus::Active {
             return Err(run_not_active(run));
         }
+        // A day that was closed already (the call waited behind the day close, or the zone
+        // moved west) cannot be kept after the fact: its outcome is history.
+        if run.last_closed_date().is_some_and(|closed| today <= closed) {
+            return Err(Refusal::precondition(
+                "DAY_ALREADY_CLOSED",
+                format!("the local day {today} of run {run_id} is closed already"),
+            )
+            .with("date", today));
+        }
         // A heartbeat keeps the day; it never gives or takes petals.
         let petals = board.slot(run.slot_key).petals_remaining;
         let heartbeat = Heartbeat {
@@ -688,6 +697,13 @@ pub fn record_progress(
 ) -> Result<bool, Refusal> {
     after_tick(board, catalog, settings, ids, now, |board, _| {
         let run = board.run_mut(run_id).ok_or_else(|| run_not_found(run_id))?;
+        // A retry of the call that succeeded the run (or an older value) changes nothing.
+        if run.status != RunStatus::Active
+            && run.completion_at.is_some()
+            && current <= run.progress.current
+        {
+            return Ok(false);
+        }
         if run.status != RunStatus::Active {
             return Err(run_not_active(run));
         }
