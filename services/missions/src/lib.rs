@@ -3,6 +3,7 @@
 //! It boots through the shared runtime with health, reflection, metrics and its own schema
 //! (`missions`); its domain API arrives with the issue that builds the context.
 
+pub mod audit;
 pub mod domain;
 pub mod error;
 pub mod store;
