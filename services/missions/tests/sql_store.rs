@@ -9,16 +9,21 @@
 #[path = "support/boards.rs"]
 mod boards;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use boards::{active_run, at, board, date, idle_board};
 use chrono::Duration;
+use phoenix_missions::audit::{self, AuditReport};
 use phoenix_missions::domain::board::{
     Board, BoardKey, Communication, CommunicationKind, Heartbeat, RunStatus, SlotKey, SlotState,
 };
+use phoenix_missions::domain::catalog::{Catalog, EffectKind, MissionTarget};
 use phoenix_missions::error::MissionsError;
-use phoenix_missions::store::Saved;
+use phoenix_missions::store::analytics::{self, AdherenceWeek, PageToken, RewardsWeek, WeekFilter};
 use phoenix_missions::store::sql::SqlBoards;
+use phoenix_missions::store::{Saved, catalog};
+use phoenix_runtime::ApiError;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -499,4 +504,384 @@ async fn the_board_migrations_go_down_and_up_again() {
     let saved = board(Uuid::new_v4(), "2024-s1");
     boards.put(&saved).await.expect("put");
     assert_stored(&boards, &saved).await;
+}
+
+// The catalog.
+
+fn default_catalog() -> Catalog {
+    serde_json::from_str(include_str!("../catalog/default.json")).expect("the default catalog")
+}
+
+#[tokio::test]
+async fn the_default_catalog_is_loaded_once_when_replicas_start_together() {
+    let (_database, pool) = database().await;
+
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { catalog::ensure_default(&pool).await })
+        })
+        .collect();
+    let mut loaded = 0;
+    for start in starts {
+        if start.await.expect("task").expect("ensure_default") {
+            loaded += 1;
+        }
+    }
+
+    assert_eq!(loaded, 1);
+    assert_eq!(catalog::load(&pool).await.expect("load"), default_catalog());
+    assert!(
+        !catalog::ensure_default(&pool)
+            .await
+            .expect("ensure_default")
+    );
+}
+
+#[test]
+fn the_default_catalog_offers_every_slot_a_choice_a_streak_freeze_an_aura_and_a_boss() {
+    let catalog = default_catalog();
+    for slot in SlotKey::ALL {
+        let missions: Vec<_> = catalog.offerable(slot).collect();
+        assert!(
+            missions.len() >= 3,
+            "{slot:?} has {} missions",
+            missions.len()
+        );
+        let difficulties: HashSet<_> = missions.iter().map(|m| m.difficulty).collect();
+        assert!(
+            difficulties.len() >= 2,
+            "{slot:?} missions vary in difficulty"
+        );
+    }
+    let units: HashSet<_> = catalog.missions.iter().map(|m| m.progress_unit).collect();
+    assert_eq!(units.len(), 4, "every progress unit is used");
+    assert!(
+        catalog
+            .effects
+            .iter()
+            .any(|e| e.kind == EffectKind::Amulet && e.protects_day())
+    );
+    assert!(catalog.effects.iter().any(|e| e.kind == EffectKind::Aura));
+    assert!(!catalog.bosses.is_empty());
+    for mission in &catalog.missions {
+        for id in mission.badge_ids.iter().chain(&mission.reward.badge_id) {
+            assert!(
+                catalog.badge(*id).is_some(),
+                "{} names a badge the catalog has",
+                mission.name
+            );
+        }
+        if let Some(aura) = mission.reward.aura_id {
+            assert!(
+                catalog.effect(aura).is_some(),
+                "{} names an aura the catalog has",
+                mission.name
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_upserted_mission_reads_back_as_written_and_replaces_its_targets() {
+    let (_database, pool) = database().await;
+    catalog::ensure_default(&pool)
+        .await
+        .expect("ensure_default");
+    let defaults = default_catalog();
+    let mut mission = defaults.missions[0].clone();
+    mission.mission_id = Uuid::now_v7();
+    // Targets keep the order given, not their sort order; badges too.
+    mission.targets = vec![
+        MissionTarget {
+            target_id: Uuid::new_v4(),
+            task_id: Uuid::new_v4(),
+            name: "Second".into(),
+            tag: "b".into(),
+            sort_order: 2,
+        },
+        MissionTarget {
+            target_id: Uuid::new_v4(),
+            task_id: Uuid::new_v4(),
+            name: "First".into(),
+            tag: "a".into(),
+            sort_order: 1,
+        },
+    ];
+    mission.badge_ids = defaults.badges.iter().rev().map(|b| b.badge_id).collect();
+
+    let stored = catalog::upsert_mission(&pool, &mission)
+        .await
+        .expect("upsert");
+    assert_eq!(stored, mission);
+
+    mission.targets.truncate(1);
+    mission.active = false;
+    mission.badge_ids.clear();
+    let stored = catalog::upsert_mission(&pool, &mission)
+        .await
+        .expect("upsert again");
+    assert_eq!(stored, mission);
+    let loaded = catalog::load(&pool).await.expect("load");
+    assert_eq!(loaded.mission(mission.mission_id), Some(&mission));
+    assert_eq!(loaded.missions.len(), defaults.missions.len() + 1);
+}
+
+#[tokio::test]
+async fn the_catalog_refuses_a_taken_code_and_an_unknown_badge_naming_the_field() {
+    let (_database, pool) = database().await;
+    catalog::ensure_default(&pool)
+        .await
+        .expect("ensure_default");
+    let defaults = default_catalog();
+    let mut twin = defaults.badges[0].clone();
+    twin.badge_id = Uuid::now_v7();
+    let mut mission = defaults.missions[0].clone();
+    mission.reward.badge_id = Some(Uuid::new_v4());
+
+    let taken = catalog::upsert_badge(&pool, &twin).await;
+    let unknown = catalog::upsert_mission(&pool, &mission).await;
+
+    let Err(MissionsError::Refused(taken)) = taken else {
+        panic!("a taken code must be refused, got {taken:?}");
+    };
+    let taken = ApiError::from(MissionsError::Refused(taken));
+    assert_eq!(
+        (taken.code(), taken.reason()),
+        (tonic::Code::AlreadyExists, "BADGE_CODE_TAKEN")
+    );
+    let Err(MissionsError::Refused(unknown)) = unknown else {
+        panic!("an unknown badge must be refused, got {unknown:?}");
+    };
+    let unknown = ApiError::from(MissionsError::Refused(unknown));
+    assert_eq!(
+        (unknown.code(), unknown.reason()),
+        (tonic::Code::InvalidArgument, "UNKNOWN_BADGE")
+    );
+    assert_eq!(unknown.violations()[0].field, "mission.reward.badge_id");
+    assert_eq!(
+        catalog::load(&pool).await.expect("load"),
+        defaults,
+        "nothing was written"
+    );
+}
+
+// Analytics.
+
+#[tokio::test]
+async fn the_weekly_views_refresh_concurrently_and_list_newest_week_first() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let (first, second) = (
+        board(Uuid::new_v4(), "2024-s1"),
+        board(Uuid::new_v4(), "2024-s1"),
+    );
+    boards.put(&first).await.expect("put");
+    analytics::refresh(&pool).await.expect("refresh");
+    let everyone = |limit| WeekFilter {
+        limit,
+        ..WeekFilter::default()
+    };
+    let only_first = WeekFilter {
+        user_id: Some(first.user_id),
+        ..everyone(10)
+    };
+
+    let (weeks, next) = analytics::adherence(&pool, &only_first)
+        .await
+        .expect("adherence");
+
+    // Madrid's week of Monday 4 March: heartbeats on the 6th and 8th, a petal lost on the 5th,
+    // a protected 7th, hunt's run succeeded on the 6th. The week before: the hunt run's
+    // heartbeat on the 2nd and its petal lost on the 1st.
+    let week = |day, heartbeat_days, protected_days, petals_lost, runs_succeeded| AdherenceWeek {
+        user_id: first.user_id,
+        week: date(day),
+        heartbeat_days,
+        protected_days,
+        petals_lost,
+        runs_succeeded,
+    };
+    assert_eq!(
+        weeks,
+        vec![
+            week("2024-03-04", 2, 1, 1, 1),
+            week("2024-02-26", 1, 0, 1, 0)
+        ]
+    );
+    assert_eq!(next, None);
+    let (rewards, _) = analytics::rewards(&pool, &only_first)
+        .await
+        .expect("rewards");
+    assert_eq!(
+        rewards,
+        vec![RewardsWeek {
+            user_id: first.user_id,
+            week: date("2024-03-04"),
+            xp_total: 120,
+            currency_total: 50,
+            claims: 1
+        }]
+    );
+
+    boards.put(&second).await.expect("put");
+    assert_eq!(
+        analytics::adherence(&pool, &everyone(10))
+            .await
+            .expect("list")
+            .0
+            .len(),
+        2,
+        "not refreshed yet"
+    );
+    analytics::refresh(&pool).await.expect("refresh again");
+    let (page, token) = analytics::adherence(&pool, &everyone(3))
+        .await
+        .expect("first page");
+    let rest = WeekFilter {
+        after: token,
+        ..everyone(3)
+    };
+    let (last, end) = analytics::adherence(&pool, &rest)
+        .await
+        .expect("second page");
+
+    let (high, low) = if first.user_id > second.user_id {
+        (first.user_id, second.user_id)
+    } else {
+        (second.user_id, first.user_id)
+    };
+    let keys: Vec<_> = page
+        .iter()
+        .chain(&last)
+        .map(|w| (w.week, w.user_id))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (date("2024-03-04"), high),
+            (date("2024-03-04"), low),
+            (date("2024-02-26"), high),
+            (date("2024-02-26"), low),
+        ]
+    );
+    assert_eq!((page.len(), last.len(), end), (3, 1, None));
+    let recent = WeekFilter {
+        from_week: Some(date("2024-03-04")),
+        ..everyone(10)
+    };
+    assert_eq!(
+        analytics::adherence(&pool, &recent)
+            .await
+            .expect("list")
+            .0
+            .len(),
+        2
+    );
+    let token = PageToken::decode(&token.expect("a next page").encode());
+    assert_eq!(token, rest.after, "a token survives its text form");
+}
+
+// The audit.
+
+#[tokio::test]
+async fn the_audit_finds_nothing_on_boards_the_store_wrote() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    for board in [
+        board(Uuid::new_v4(), "2024-s1"),
+        board(Uuid::new_v4(), "2024-s2"),
+        idle_board(Uuid::new_v4(), "2024-s1"),
+    ] {
+        boards.put(&board).await.expect("put");
+    }
+
+    let report = audit::run(&pool).await.expect("audit");
+
+    assert_eq!(
+        report,
+        AuditReport {
+            boards: 3,
+            violations: vec![]
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_audit_catches_tampered_snapshots_and_rows_and_broken_invariants() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let mut users = Vec::new();
+    for _ in 0..8 {
+        let board = board(Uuid::new_v4(), "2024-s1");
+        boards.put(&board).await.expect("put");
+        users.push(board.user_id);
+    }
+    // The fixture's slots are main, hunt, skill; its runs hunt, skill, main (active).
+    let tamper = |user: Uuid, sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(sql)
+                .bind(user)
+                .execute(&pool)
+                .await
+                .expect("tamper");
+        }
+    };
+    tamper(users[0], "UPDATE missions_v2_state SET state = jsonb_set(state, '{slots,0,petalsRemaining}', '7') WHERE user_id = $1").await;
+    tamper(users[1], "UPDATE missions_v2_state SET state = jsonb_set(state, '{runs,2,heartbeats}', (state #> '{runs,2,heartbeats}') || (state #> '{runs,2,heartbeats,0}')) WHERE user_id = $1").await;
+    tamper(users[2], "UPDATE missions_v2_state SET state = jsonb_set(state, '{claims}', (state -> 'claims') || (state -> 'claims')) WHERE user_id = $1").await;
+    tamper(users[3], "UPDATE missions_v2_state SET state = jsonb_set(state, '{slots,0,state}', '\"cooldown\"') WHERE user_id = $1").await;
+    tamper(users[4], "UPDATE missions_v2_state SET state = jsonb_set(state, '{runs,2,days}', (state #> '{runs,2,days}') || (state #> '{runs,2,days,0}')) WHERE user_id = $1").await;
+    tamper(users[5], "DELETE FROM missions_v2_heartbeat_log h USING missions_v2_slot_runs r, missions_v2_boards b WHERE h.run_id = r.run_id AND r.board_id = b.board_id AND b.user_id = $1 AND h.position = 0 AND r.status = 'active'").await;
+    tamper(
+        users[6],
+        "DELETE FROM missions_v2_boards WHERE user_id = $1",
+    )
+    .await;
+    tamper(users[7], "DELETE FROM missions_v2_state WHERE user_id = $1").await;
+
+    let report = audit::run(&pool).await.expect("audit");
+
+    let found: HashSet<(String, Uuid)> = report
+        .violations
+        .iter()
+        .map(|v| (v.check.clone(), v.user_id.expect("about one board")))
+        .collect();
+    let expected: HashSet<(String, Uuid)> = [
+        ("snapshot_matches_relational", users[0]),
+        ("petals_within_total", users[0]),
+        ("snapshot_matches_relational", users[1]),
+        ("one_heartbeat_per_run_and_day", users[1]),
+        ("snapshot_matches_relational", users[2]),
+        ("one_claim_per_run", users[2]),
+        ("snapshot_matches_relational", users[3]),
+        ("no_active_run_in_cooldown", users[3]),
+        ("snapshot_matches_relational", users[4]),
+        ("one_close_per_run_and_day", users[4]),
+        ("snapshot_matches_relational", users[5]),
+        ("snapshot_has_relational_board", users[6]),
+        ("relational_board_has_snapshot", users[7]),
+    ]
+    .into_iter()
+    .map(|(check, user)| (check.to_owned(), user))
+    .collect();
+    assert_eq!(found, expected);
+    assert_eq!(report.violations.len(), expected.len());
+    assert_eq!(report.boards, 7);
+    let petals = report
+        .violations
+        .iter()
+        .find(|v| v.check == "petals_within_total")
+        .expect("petals");
+    assert_eq!(petals.detail, "slot main has 7 petals of 3");
+    let differs = report
+        .violations
+        .iter()
+        .find(|v| v.check == "snapshot_matches_relational" && v.user_id == Some(users[5]))
+        .expect("the tampered rows");
+    assert_eq!(
+        differs.detail,
+        "the snapshot differs from the relational rows in: runs"
+    );
 }

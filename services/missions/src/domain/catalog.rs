@@ -16,6 +16,18 @@ pub enum Difficulty {
     Epic,
 }
 
+impl Difficulty {
+    /// The name in the catalog JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Difficulty::Low => "low",
+            Difficulty::Medium => "medium",
+            Difficulty::High => "high",
+            Difficulty::Epic => "epic",
+        }
+    }
+}
+
 /// One goal task a mission is about (a plain id of the goals context, never a foreign key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,6 +78,16 @@ pub struct Badge {
 pub enum EffectKind {
     Amulet,
     Aura,
+}
+
+impl EffectKind {
+    /// The name in the catalog JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EffectKind::Amulet => "amulet",
+            EffectKind::Aura => "aura",
+        }
+    }
 }
 
 /// An effect a board can hold for a while. An effect whose payload has `"protectsDay": true` is

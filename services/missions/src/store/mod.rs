@@ -22,6 +22,7 @@
 //! - `insert_if_absent(&Board) -> Result<bool>`: writes the board unless its key exists
 //!   (backfill; per board, idempotent).
 
+pub mod analytics;
 pub mod catalog;
 pub mod file;
 pub mod repo;

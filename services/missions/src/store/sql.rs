@@ -203,6 +203,18 @@ impl SqlBoards {
     }
 }
 
+/// A transaction for the jobs that read or rewrite every board (analytics refresh, audit): they
+/// take as long as the data does, not as long as a request may.
+pub(crate) async fn maintenance_transaction(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, Postgres>, MissionsError> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SET LOCAL statement_timeout = '15min'")
+        .execute(&mut *transaction)
+        .await?;
+    Ok(transaction)
+}
+
 fn board_key((user_id, season_id): (Uuid, String)) -> BoardKey {
     BoardKey { user_id, season_id }
 }

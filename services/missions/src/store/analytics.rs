@@ -1,0 +1,215 @@
+//! The weekly analytics views (migration 0003): read a page at a time, newest week first, and
+//! refreshed CONCURRENTLY so readers never wait for a refresh.
+
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use super::sql::maintenance_transaction;
+use crate::error::MissionsError;
+
+/// One user's local week of adherence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdherenceWeek {
+    pub user_id: Uuid,
+    /// Monday of the user's local week.
+    pub week: NaiveDate,
+    /// Local dates with at least one heartbeat.
+    pub heartbeat_days: i64,
+    /// Missed days a protecting effect covered.
+    pub protected_days: i64,
+    /// Missed days that cost a petal.
+    pub petals_lost: i64,
+    /// Runs that reached their target that week.
+    pub runs_succeeded: i64,
+}
+
+/// One user's UTC week of claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewardsWeek {
+    pub user_id: Uuid,
+    /// Monday of the UTC week.
+    pub week: NaiveDate,
+    pub xp_total: i64,
+    /// Minor units.
+    pub currency_total: i64,
+    pub claims: i64,
+}
+
+/// Where a page ends: rows come newest week first, then by user id descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageToken {
+    week: NaiveDate,
+    user_id: Uuid,
+}
+
+impl Default for PageToken {
+    /// Before every row: the first page.
+    fn default() -> Self {
+        Self {
+            week: NaiveDate::MAX,
+            user_id: Uuid::max(),
+        }
+    }
+}
+
+impl PageToken {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.week, self.user_id.simple())
+    }
+
+    /// None for text `encode` did not write.
+    pub fn decode(token: &str) -> Option<Self> {
+        let (week, user_id) = token.split_once('.')?;
+        Some(Self {
+            week: week.parse().ok()?,
+            user_id: Uuid::try_parse(user_id).ok()?,
+        })
+    }
+}
+
+/// Which rows a list call wants.
+#[derive(Debug, Clone, Default)]
+pub struct WeekFilter {
+    /// One user's weeks; None: every user.
+    pub user_id: Option<Uuid>,
+    /// Weeks from this Monday on; None: all.
+    pub from_week: Option<NaiveDate>,
+    /// The previous page's token.
+    pub after: Option<PageToken>,
+    pub limit: i64,
+}
+
+const ADHERENCE_COLUMNS: &str =
+    "user_id, week, heartbeat_days, protected_days, petals_lost, runs_succeeded";
+const REWARDS_COLUMNS: &str = "user_id, week, xp_total, currency_total, claims";
+
+/// A page of weekly adherence, and the token of the next one (None after the last).
+pub async fn adherence(
+    pool: &PgPool,
+    filter: &WeekFilter,
+) -> Result<(Vec<AdherenceWeek>, Option<PageToken>), MissionsError> {
+    let (rows, next) = page::<(Uuid, NaiveDate, i64, i64, i64, i64)>(
+        pool,
+        "mv_missions_v2_adherence",
+        ADHERENCE_COLUMNS,
+        filter,
+        |row| (row.1, row.0),
+    )
+    .await?;
+    let rows = rows
+        .into_iter()
+        .map(|row| AdherenceWeek {
+            user_id: row.0,
+            week: row.1,
+            heartbeat_days: row.2,
+            protected_days: row.3,
+            petals_lost: row.4,
+            runs_succeeded: row.5,
+        })
+        .collect();
+    Ok((rows, next))
+}
+
+/// A page of weekly rewards, and the token of the next one (None after the last).
+pub async fn rewards(
+    pool: &PgPool,
+    filter: &WeekFilter,
+) -> Result<(Vec<RewardsWeek>, Option<PageToken>), MissionsError> {
+    let (rows, next) = page::<(Uuid, NaiveDate, i64, i64, i64)>(
+        pool,
+        "mv_missions_v2_rewards",
+        REWARDS_COLUMNS,
+        filter,
+        |row| (row.1, row.0),
+    )
+    .await?;
+    let rows = rows
+        .into_iter()
+        .map(|row| RewardsWeek {
+            user_id: row.0,
+            week: row.1,
+            xp_total: row.2,
+            currency_total: row.3,
+            claims: row.4,
+        })
+        .collect();
+    Ok((rows, next))
+}
+
+/// Keyset paging over a view's (user_id, week) rows, each filter shaped so it bounds an index
+/// scan: one user's weeks on the unique (user_id, week) index, everyone's on (week, user_id).
+async fn page<R>(
+    pool: &PgPool,
+    view: &str,
+    columns: &str,
+    filter: &WeekFilter,
+    key: fn(&R) -> (NaiveDate, Uuid),
+) -> Result<(Vec<R>, Option<PageToken>), MissionsError>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let after = filter.after.unwrap_or_default();
+    // Weeks are Mondays of lived dates; none is before the first day of the common era.
+    let from_week = filter
+        .from_week
+        .unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).expect("0001-01-01 is a date"));
+    let mut rows: Vec<R> = match filter.user_id {
+        Some(user_id) => {
+            sqlx::query_as(&format!(
+                "SELECT {columns} FROM {view}
+                 WHERE user_id = $1 AND week >= $2 AND week < $3
+                 ORDER BY week DESC
+                 LIMIT $4"
+            ))
+            .bind(user_id)
+            .bind(from_week)
+            .bind(after.week)
+            .bind(filter.limit + 1)
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            sqlx::query_as(&format!(
+                "SELECT {columns} FROM {view}
+                 WHERE week >= $1 AND (week, user_id) < ($2, $3)
+                 ORDER BY week DESC, user_id DESC
+                 LIMIT $4"
+            ))
+            .bind(from_week)
+            .bind(after.week)
+            .bind(after.user_id)
+            .bind(filter.limit + 1)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let limit = usize::try_from(filter.limit).unwrap_or(0);
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last()
+            .map(key)
+            .map(|(week, user_id)| PageToken { week, user_id })
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// Refreshes both views (CONCURRENTLY: reads go on meanwhile; two refreshes take turns).
+/// Returns how long it took.
+pub async fn refresh(pool: &PgPool) -> Result<Duration, MissionsError> {
+    let started = Instant::now();
+    let mut transaction = maintenance_transaction(pool).await?;
+    sqlx::raw_sql(
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY mv_missions_v2_adherence;
+         REFRESH MATERIALIZED VIEW CONCURRENTLY mv_missions_v2_rewards;",
+    )
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(started.elapsed())
+}
