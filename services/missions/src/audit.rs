@@ -35,6 +35,19 @@ pub struct Violation {
     pub detail: String,
 }
 
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.check)?;
+        if let Some(user) = self.user_id {
+            write!(f, " user={user}")?;
+        }
+        if let Some(season) = &self.season_id {
+            write!(f, " season={season}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
 /// Every check, as rows of (check, user_id, season_id, detail).
 const CHECKS: &str = "
 SELECT 'snapshot_has_relational_board', s.user_id, s.season_id,

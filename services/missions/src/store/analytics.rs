@@ -204,12 +204,11 @@ where
 pub async fn refresh(pool: &PgPool) -> Result<Duration, MissionsError> {
     let started = Instant::now();
     let mut transaction = maintenance_transaction(pool).await?;
-    sqlx::raw_sql(
-        "REFRESH MATERIALIZED VIEW CONCURRENTLY mv_missions_v2_adherence;
-         REFRESH MATERIALIZED VIEW CONCURRENTLY mv_missions_v2_rewards;",
-    )
-    .execute(&mut *transaction)
-    .await?;
+    for view in ["mv_missions_v2_adherence", "mv_missions_v2_rewards"] {
+        sqlx::query(&format!("REFRESH MATERIALIZED VIEW CONCURRENTLY {view}"))
+            .execute(&mut *transaction)
+            .await?;
+    }
     transaction.commit().await?;
     Ok(started.elapsed())
 }
