@@ -187,8 +187,7 @@ async fn load(
                 season_id: season.to_owned(),
             };
             let zone = TIME_ZONES[index % TIME_ZONES.len()];
-            let mut board =
-                rules::new_board(&key, zone, &catalog, &settings, &mut RandomIds, now)?;
+            let mut board = rules::new_board(&key, zone, &catalog, &settings, &mut RandomIds, now)?;
             let run_id = rules::activate(
                 &mut board,
                 SlotKey::Main,
@@ -256,7 +255,12 @@ async fn heartbeats_over_sql(
     args: &BenchArgs,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Phase> {
-    let (pool, season, boards, next) = (pool.clone(), season.to_owned(), boards.clone(), next.clone());
+    let (pool, season, boards, next) = (
+        pool.clone(),
+        season.to_owned(),
+        boards.clone(),
+        next.clone(),
+    );
     drive(args.clients, args.duration, move |_| {
         let pool = pool.clone();
         let board = boards.get(next.fetch_add(1, Ordering::Relaxed)).cloned();

@@ -12,18 +12,26 @@ const CATALOG_RELOAD: Duration = Duration::from_secs(30);
 /// Boards per transaction of the scheduled day close.
 const DAY_CLOSE_BATCH: i64 = 500;
 
-pub fn start(context: &phoenix_runtime::ServiceContext, missions: &Missions, settings: &MissionsSettings) {
+pub fn start(
+    context: &phoenix_runtime::ServiceContext,
+    missions: &Missions,
+    settings: &MissionsSettings,
+) {
     let day_close = missions.clone();
-    context.every("missions-day-close", settings.day_close_interval, move || {
-        let missions = day_close.clone();
-        async move {
-            let (boards, _) = missions.close_due(DAY_CLOSE_BATCH).await?;
-            if boards > 0 {
-                tracing::info!(boards, "closed the days of due boards");
+    context.every(
+        "missions-day-close",
+        settings.day_close_interval,
+        move || {
+            let missions = day_close.clone();
+            async move {
+                let (boards, _) = missions.close_due(DAY_CLOSE_BATCH).await?;
+                if boards > 0 {
+                    tracing::info!(boards, "closed the days of due boards");
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    });
+        },
+    );
     let analytics = missions.pool.clone();
     context.every(
         "missions-analytics-refresh",

@@ -69,10 +69,19 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     jobs::start(context, &missions, &settings);
     let limit = context.max_message_bytes();
     let mut services = GrpcServices::new()
-        .serve(limited!(MissionsServiceServer::new(missions.clone()), limit))
+        .serve(limited!(
+            MissionsServiceServer::new(missions.clone()),
+            limit
+        ))
         .serve(limited!(CatalogServiceServer::new(missions.clone()), limit))
-        .serve(limited!(AnalyticsServiceServer::new(missions.clone()), limit))
-        .serve(limited!(MigrationServiceServer::new(missions.clone()), limit));
+        .serve(limited!(
+            AnalyticsServiceServer::new(missions.clone()),
+            limit
+        ))
+        .serve(limited!(
+            MigrationServiceServer::new(missions.clone()),
+            limit
+        ));
     if matches!(missions.clock, Clock::Manual(_)) {
         services = services.serve(limited!(ClockServiceServer::new(missions), limit));
     }

@@ -7,10 +7,13 @@ use support::{Harness, SEASON, error_of, main_mission};
 use tonic::Code;
 use uuid::Uuid;
 
+/// The closed days of the main slot's run, as the board shows them.
+async fn run_days(h: &mut Harness, user: Uuid) -> Vec<(String, pb::DayOutcome)> {
+    outcomes(&h.main_slot(user).await.run.expect("a run").days)
+}
+
 fn outcomes(days: &[pb::ClosedDay]) -> Vec<(String, pb::DayOutcome)> {
-    days.iter()
-        .map(|d| (d.date.clone(), d.outcome()))
-        .collect()
+    days.iter().map(|d| (d.date.clone(), d.outcome())).collect()
 }
 
 #[tokio::test]
@@ -21,7 +24,12 @@ async fn a_new_board_offers_three_missions_and_the_boss() {
     assert_eq!(board.slots.len(), 3);
     assert!(board.slots.iter().all(|s| s.state() == pb::SlotState::Idle));
     assert!(board.slots.iter().all(|s| !s.mission_name.is_empty()));
-    assert!(board.slots.iter().all(|s| s.petals_remaining == s.petals_total));
+    assert!(
+        board
+            .slots
+            .iter()
+            .all(|s| s.petals_remaining == s.petals_total)
+    );
     assert_eq!(board.local_date, "2026-05-04");
     // Next reset: the end of the local day (São Paulo is UTC−3).
     assert_eq!(
@@ -105,7 +113,10 @@ async fn bad_input_is_refused_with_details_and_writes_nothing() {
         run_id: run.clone(),
         current,
     };
-    h.missions.record_progress(progress(2)).await.expect("progress");
+    h.missions
+        .record_progress(progress(2))
+        .await
+        .expect("progress");
     let status = h
         .missions
         .record_progress(progress(1))
@@ -139,7 +150,10 @@ async fn bad_input_is_refused_with_details_and_writes_nothing() {
 
     // Nothing of the refused calls was written.
     let slot = h.main_slot(user).await;
-    assert_eq!(slot.run.expect("run").progress.expect("progress").current, 2);
+    assert_eq!(
+        slot.run.expect("run").progress.expect("progress").current,
+        2
+    );
 }
 
 #[tokio::test]
@@ -201,14 +215,19 @@ async fn across_the_spring_dst_change_each_missed_local_day_costs_exactly_one_pe
     assert!(!h.heartbeat(user, &run).await.replayed, "a new local day");
     // Tue 31 and Wed 1 are missed; close on Thu 2, from several callers.
     h.set_time("2026-04-02T09:00:00Z").await;
-    let mut closed = h.close_days(user).await;
-    closed.extend(h.close_days(user).await);
+    let closed = h.close_days(user).await;
+    assert_eq!(
+        closed.len(),
+        3,
+        "Mar 30, 31 and Apr 1 end now; the calls before closed the rest"
+    );
+    assert!(h.close_days(user).await.is_empty());
     h.missions
         .close_due_days(pb::CloseDueDaysRequest { batch_size: 0 })
         .await
         .expect("close due days");
     assert_eq!(
-        outcomes(&closed),
+        run_days(&mut h, user).await,
         vec![
             ("2026-03-26".into(), pb::DayOutcome::Kept),
             ("2026-03-27".into(), pb::DayOutcome::Kept),
@@ -241,15 +260,20 @@ async fn across_the_autumn_dst_change_and_a_time_zone_change_no_day_closes_twice
     // Sun Nov 1 (25 hours) is missed. 23:30 on Nov 1 is 04:30Z on Nov 2.
     h.set_time("2026-11-02T04:30:00Z").await;
     assert!(
-        h.close_days(user).await.iter().all(|d| d.date != "2026-11-01"),
+        h.close_days(user)
+            .await
+            .iter()
+            .all(|d| d.date != "2026-11-01"),
         "Nov 1 has not ended yet in New York"
     );
     h.set_time("2026-11-02T15:00:00Z").await; // Mon Nov 2, 10:00
-    h.heartbeat(user, &run).await;
-    let closed = h.close_days(user).await;
+    h.heartbeat(user, &run).await; // closes Nov 1 first
     assert_eq!(
-        outcomes(&closed),
-        vec![("2026-11-01".into(), pb::DayOutcome::PetalLost)]
+        run_days(&mut h, user).await,
+        vec![
+            ("2026-10-31".into(), pb::DayOutcome::Kept),
+            ("2026-11-01".into(), pb::DayOutcome::PetalLost)
+        ]
     );
 
     // The user flies to Tokyo: it is already Tue Nov 3 there, so Mon Nov 2 (heartbeat) ends.
@@ -359,7 +383,11 @@ async fn concurrent_claims_grant_the_reward_once() {
             run_id: run.clone(),
         };
         calls.push(tokio::spawn(async move {
-            missions.claim_run(request).await.expect("claim").into_inner()
+            missions
+                .claim_run(request)
+                .await
+                .expect("claim")
+                .into_inner()
         }));
     }
     let mut answers = Vec::new();
@@ -368,13 +396,29 @@ async fn concurrent_claims_grant_the_reward_once() {
     }
     assert_eq!(answers.iter().filter(|a| !a.replayed).count(), 1);
     let claim_id = &answers[0].claim.as_ref().unwrap().claim_id;
-    assert!(answers.iter().all(|a| &a.claim.as_ref().unwrap().claim_id == claim_id));
-    assert_eq!(answers[0].claim.as_ref().unwrap().reward.as_ref().unwrap().xp, 120);
+    assert!(
+        answers
+            .iter()
+            .all(|a| &a.claim.as_ref().unwrap().claim_id == claim_id)
+    );
+    assert_eq!(
+        answers[0]
+            .claim
+            .as_ref()
+            .unwrap()
+            .reward
+            .as_ref()
+            .unwrap()
+            .xp,
+        120
+    );
 
     let board = h.board(user).await;
     assert_eq!(board.claims.len(), 1);
     let slot = h.main_slot(user).await;
-    assert_eq!(slot.state(), pb::SlotState::Claimed);
+    // Claimed, then resting until the cooldown ends.
+    assert_eq!(slot.state(), pb::SlotState::Cooldown);
+    assert_eq!(slot.run.expect("run").status(), pb::RunStatus::Claimed);
 
     // After the cooldown the slot offers a mission again.
     h.advance_hours(49).await;
@@ -455,7 +499,11 @@ async fn a_reroll_replaces_the_offer_once_a_week() {
         .expect("slot");
     assert_ne!(slot.mission_id, before);
     assert_eq!(slot.reroll_remaining, 0);
-    let status = h.missions.reroll(reroll.clone()).await.expect_err("no budget");
+    let status = h
+        .missions
+        .reroll(reroll.clone())
+        .await
+        .expect_err("no budget");
     assert_eq!(error_of(&status).0, Code::FailedPrecondition);
     assert_eq!(error_of(&status).1, "NO_REROLL_LEFT");
     // The budget is back on Monday.
@@ -507,7 +555,11 @@ async fn the_boss_goes_through_both_phases_and_is_claimed_once() {
         user_id: user.to_string(),
         season_id: SEASON.into(),
     };
-    let status = h.missions.claim_boss(claim.clone()).await.expect_err("no proof yet");
+    let status = h
+        .missions
+        .claim_boss(claim.clone())
+        .await
+        .expect_err("no proof yet");
     assert_eq!(error_of(&status).0, Code::FailedPrecondition);
     h.missions
         .submit_boss_proof(pb::SubmitBossProofRequest {
@@ -517,8 +569,18 @@ async fn the_boss_goes_through_both_phases_and_is_claimed_once() {
         })
         .await
         .expect("proof");
-    let first = h.missions.claim_boss(claim.clone()).await.expect("claim").into_inner();
-    let second = h.missions.claim_boss(claim).await.expect("claim again").into_inner();
+    let first = h
+        .missions
+        .claim_boss(claim.clone())
+        .await
+        .expect("claim")
+        .into_inner();
+    let second = h
+        .missions
+        .claim_boss(claim)
+        .await
+        .expect("claim again")
+        .into_inner();
     assert!(!first.replayed && second.replayed);
     assert_eq!(first.claim, second.claim);
     let board = h.board(user).await;

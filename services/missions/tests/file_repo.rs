@@ -314,10 +314,7 @@ async fn replace_all_restores_a_store_and_refuses_duplicates() {
     let path = scratch.path("store.json");
     let boards = FileBoards::open(&path).unwrap();
     boards.replace_all(sample()).await.unwrap();
-    assert_eq!(
-        FileBoards::open(&path).unwrap().snapshot().await,
-        sample()
-    );
+    assert_eq!(FileBoards::open(&path).unwrap().snapshot().await, sample());
 
     let mut twice = sample();
     twice.boards.push(twice.boards[0].clone());

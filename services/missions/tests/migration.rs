@@ -244,11 +244,7 @@ async fn dual_writes_both_stores_and_records_no_divergence_when_they_agree() {
         .await
         .unwrap();
 
-    let in_file = FileBoards::open(&store)
-        .unwrap()
-        .load(&key)
-        .await
-        .unwrap();
+    let in_file = FileBoards::open(&store).unwrap().load(&key).await.unwrap();
     let in_sql = sql.load(&key).await.unwrap();
     assert_eq!(in_file.as_ref().unwrap().slots[1].offers, offers);
     assert_eq!(in_file, in_sql);
@@ -367,11 +363,7 @@ async fn concurrent_dual_updates_leave_both_stores_equal() {
 
     let in_sql = sql.load(&key).await.unwrap().unwrap();
     assert_eq!(in_sql.slots[1].offers, offers + 16);
-    let in_file = FileBoards::open(&store)
-        .unwrap()
-        .load(&key)
-        .await
-        .unwrap();
+    let in_file = FileBoards::open(&store).unwrap().load(&key).await.unwrap();
     assert_eq!(in_file, Some(in_sql));
     assert!(divergences(&pool, key.user_id).await.is_empty());
 }

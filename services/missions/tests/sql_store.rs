@@ -353,6 +353,19 @@ async fn a_slot_runs_one_active_run_at_a_time() {
     );
 }
 
+/// Closes Friday, Mar 8, on the fixture board's active run: it is due again when Saturday ends.
+fn close_friday(board: &mut phoenix_missions::domain::board::Board) {
+    let active = board
+        .runs
+        .iter_mut()
+        .find(|run| run.status == RunStatus::Active)
+        .expect("the fixture has an active run");
+    let mut friday = active.days.last().expect("closed days").clone();
+    assert!(friday.date < date("2024-03-08"));
+    friday.date = date("2024-03-08");
+    active.days.push(friday);
+}
+
 #[tokio::test]
 async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
     let (_database, pool) = database().await;
@@ -361,8 +374,9 @@ async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
     let due = board(Uuid::new_v4(), "2024-s1");
     let locked = board(Uuid::new_v4(), "2024-s1");
     let idle = idle_board(Uuid::new_v4(), "2024-s1");
+    // Not due yet: its active run's Friday (Mar 8) is closed, and Saturday ends at 23:00 UTC.
     let mut later = board(Uuid::new_v4(), "2024-s1");
-    later.updated_at = at("2024-03-09T09:00:00Z");
+    close_friday(&mut later);
     for board in [&due, &locked, &idle, &later] {
         boards.put(board).await.expect("put");
     }
@@ -378,6 +392,7 @@ async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
     let changed = boards
         .update_due(now, 100, |board| {
             seen.push(board.user_id);
+            close_friday(board);
             board.updated_at = now;
             true
         })
@@ -387,6 +402,7 @@ async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
     assert_eq!(changed, 1);
     assert_eq!(seen, vec![due.user_id]);
     let mut closed = due.clone();
+    close_friday(&mut closed);
     closed.updated_at = now;
     assert_stored(&boards, &closed).await;
     let due_at: Option<chrono::DateTime<chrono::Utc>> =

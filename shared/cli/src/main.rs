@@ -298,7 +298,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             service: BenchTarget::Ledger { args, runtime },
         } => {
-            let reached = Reached::start(phoenix_ledger::spec(), args.target.clone(), runtime).await?;
+            let reached =
+                Reached::start(phoenix_ledger::spec(), args.target.clone(), runtime).await?;
             let result =
                 phoenix_ledger::bench::run(reached.channel.clone(), reached.pool.clone(), &args)
                     .await;
@@ -334,7 +335,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             let reached = Reached::start(phoenix_missions::spec(), target, runtime).await?;
-            let local = reached.local.is_some().then(|| reached.pool.clone()).flatten();
+            let local = reached
+                .local
+                .is_some()
+                .then(|| reached.pool.clone())
+                .flatten();
             let result = legacy_missions(reached.channel.clone(), local, action).await;
             reached.close().await;
             result
@@ -520,8 +525,8 @@ async fn legacy_missions(
     action: LegacyAction,
 ) -> anyhow::Result<()> {
     use phoenix_proto::missions::v1 as pb;
-    let mut client =
-        pb::migration_service_client::MigrationServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
+    let mut client = pb::migration_service_client::MigrationServiceClient::new(channel)
+        .max_decoding_message_size(256 * 1024 * 1024);
     let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
     let print_quarantined = |items: &[pb::Quarantined]| {
         for q in items {
@@ -632,7 +637,11 @@ async fn legacy_missions(
                 })
                 .await?
                 .into_inner();
-            println!("export: {} boards written to {}", report.boards, store.display());
+            println!(
+                "export: {} boards written to {}",
+                report.boards,
+                store.display()
+            );
         }
     }
     Ok(())

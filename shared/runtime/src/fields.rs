@@ -15,7 +15,12 @@ pub fn uuid(domain: &'static str, field: &str, value: &str) -> Result<uuid::Uuid
 }
 
 /// A page size: 0 means `default`; negative or above `max` is INVALID_ARGUMENT.
-pub fn page_size(domain: &'static str, value: i32, default: i64, max: i64) -> Result<i64, ApiError> {
+pub fn page_size(
+    domain: &'static str,
+    value: i32,
+    default: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
     match i64::from(value) {
         0 => Ok(default),
         size if (1..=max).contains(&size) => Ok(size),

@@ -36,8 +36,8 @@ fn filter(
         })
     });
     fields.done()?;
-    let limit =
-        fields::page_size(DOMAIN, page_size, DEFAULT_PAGE, MAX_PAGE).map_err(MissionsError::Invalid)?;
+    let limit = fields::page_size(DOMAIN, page_size, DEFAULT_PAGE, MAX_PAGE)
+        .map_err(MissionsError::Invalid)?;
     Ok(WeekFilter {
         user_id,
         from_week,

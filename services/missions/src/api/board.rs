@@ -20,7 +20,10 @@ const MAX_PROOF_CHARS: usize = 2_000;
 
 fn slot_field(fields: &mut Fields, value: i32) -> SlotKey {
     proto::slot_key_from(value).unwrap_or_else(|| {
-        fields.add("slot_key", "must be SLOT_KEY_MAIN, SLOT_KEY_HUNT or SLOT_KEY_SKILL");
+        fields.add(
+            "slot_key",
+            "must be SLOT_KEY_MAIN, SLOT_KEY_HUNT or SLOT_KEY_SKILL",
+        );
         SlotKey::Main
     })
 }

@@ -6,9 +6,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{Fields, Missions, require_admin};
+use crate::domain::board::ProgressUnit;
 use crate::domain::board::{Reward, SlotKey};
 use crate::domain::catalog::{Badge, Boss, EffectDefinition, Mission, MissionTarget};
-use crate::domain::board::ProgressUnit;
 use crate::domain::catalog::{Difficulty, EffectKind};
 use crate::proto;
 use crate::store::catalog as store;
@@ -52,7 +52,11 @@ impl Fields {
         let Some(reward) = reward else {
             return Reward::default();
         };
-        self.check(reward.xp >= 0, &format!("{field}.xp"), "must not be negative");
+        self.check(
+            reward.xp >= 0,
+            &format!("{field}.xp"),
+            "must not be negative",
+        );
         self.check(
             reward.currency >= 0,
             &format!("{field}.currency"),
@@ -114,12 +118,18 @@ fn mission(fields: &mut Fields, mission: &pb::Mission) -> Mission {
         .iter()
         .enumerate()
         .map(|(i, target)| MissionTarget {
-            target_id: fields.optional_uuid(&format!("mission.targets[{i}].target_id"), &target.target_id),
+            target_id: fields.optional_uuid(
+                &format!("mission.targets[{i}].target_id"),
+                &target.target_id,
+            ),
             task_id: fields.uuid(&format!("mission.targets[{i}].task_id"), &target.task_id),
             name: fields.text(&format!("mission.targets[{i}].name"), &target.name, true),
             tag: fields.text(&format!("mission.targets[{i}].tag"), &target.tag, false),
             sort_order: i16::try_from(target.sort_order).unwrap_or_else(|_| {
-                fields.add(&format!("mission.targets[{i}].sort_order"), "must fit in 16 bits");
+                fields.add(
+                    &format!("mission.targets[{i}].sort_order"),
+                    "must fit in 16 bits",
+                );
                 0
             }),
         })
@@ -165,9 +175,15 @@ impl CatalogService for Missions {
         require_admin(&request)?;
         let mut fields = Fields::default();
         let given = request.get_ref().mission.clone().unwrap_or_default();
-        fields.check(request.get_ref().mission.is_some(), "mission", "is required");
+        fields.check(
+            request.get_ref().mission.is_some(),
+            "mission",
+            "is required",
+        );
         let mission = mission(&mut fields, &given);
         fields.done()?;
+        // An upsert into an empty database comes after the default catalog, not instead of it.
+        self.catalog.get().await?;
         let stored = store::upsert_mission(&self.pool, &mission).await?;
         self.catalog.reload().await?;
         Ok(Response::new(pb::UpsertMissionResponse {
@@ -192,6 +208,8 @@ impl CatalogService for Missions {
                 .then(|| fields.text("badge.artwork_url", &given.artwork_url, false)),
         };
         fields.done()?;
+        // An upsert into an empty database comes after the default catalog, not instead of it.
+        self.catalog.get().await?;
         let stored = store::upsert_badge(&self.pool, &badge).await?;
         self.catalog.reload().await?;
         Ok(Response::new(pb::UpsertBadgeResponse {
@@ -225,6 +243,8 @@ impl CatalogService for Missions {
             duration_days: (given.duration_days > 0).then_some(given.duration_days),
         };
         fields.done()?;
+        // An upsert into an empty database comes after the default catalog, not instead of it.
+        self.catalog.get().await?;
         let stored = store::upsert_effect(&self.pool, &effect).await?;
         self.catalog.reload().await?;
         Ok(Response::new(pb::UpsertEffectResponse {
@@ -255,6 +275,8 @@ impl CatalogService for Missions {
             metadata: fields.json_object("boss.metadata_json", &given.metadata_json),
         };
         fields.done()?;
+        // An upsert into an empty database comes after the default catalog, not instead of it.
+        self.catalog.get().await?;
         let stored = store::upsert_boss(&self.pool, &boss).await?;
         self.catalog.reload().await?;
         Ok(Response::new(pb::UpsertBossResponse {

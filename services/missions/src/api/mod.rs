@@ -59,6 +59,9 @@ impl std::fmt::Debug for Missions {
 pub struct CatalogCache {
     pool: sqlx::PgPool,
     current: Arc<RwLock<Option<Arc<Catalog>>>>,
+    /// Set once the default catalog has been loaded into an empty database (or found not
+    /// needed), before the first read of this process.
+    defaults: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl CatalogCache {
@@ -66,18 +69,29 @@ impl CatalogCache {
         Self {
             pool,
             current: Arc::default(),
+            defaults: Arc::default(),
         }
     }
 
     pub async fn get(&self) -> Result<Arc<Catalog>, MissionsError> {
-        if let Some(catalog) = self.current.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(catalog) = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Ok(catalog);
         }
-        crate::store::catalog::ensure_default(&self.pool).await?;
         self.reload().await
     }
 
     pub async fn reload(&self) -> Result<Arc<Catalog>, MissionsError> {
+        self.defaults
+            .get_or_try_init(|| async {
+                crate::store::catalog::ensure_default(&self.pool).await?;
+                Ok::<_, MissionsError>(())
+            })
+            .await?;
         let catalog = Arc::new(crate::store::catalog::load(&self.pool).await?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(catalog.clone());
         Ok(catalog)
@@ -95,8 +109,7 @@ impl Missions {
     ) -> Result<(Board, T, DateTime<Utc>), MissionsError>
     where
         T: Send,
-        R: FnOnce(&mut Board, &Catalog, &RuleSettings, DateTime<Utc>) -> Result<T, Refusal>
-            + Send,
+        R: FnOnce(&mut Board, &Catalog, &RuleSettings, DateTime<Utc>) -> Result<T, Refusal> + Send,
     {
         let catalog = self.catalog.get().await?;
         let clock = self.clock.clone();

@@ -177,7 +177,11 @@ impl SqlBoards {
     /// what is saved (use `insert_if_absent` when a key may exist).
     pub async fn insert_many(&self, boards: Vec<Board>) -> Result<(), MissionsError> {
         let mut transaction = self.pool.begin().await?;
-        save(&mut transaction, boards.into_iter().map(|b| (None, b)).collect()).await?;
+        save(
+            &mut transaction,
+            boards.into_iter().map(|b| (None, b)).collect(),
+        )
+        .await?;
         transaction.commit().await?;
         Ok(())
     }

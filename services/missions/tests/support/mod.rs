@@ -28,7 +28,8 @@ pub mod tempdir {
 
     impl Dir {
         pub fn new() -> Self {
-            let path = std::env::temp_dir().join(format!("phoenix-missions-{}", uuid::Uuid::new_v4()));
+            let path =
+                std::env::temp_dir().join(format!("phoenix-missions-{}", uuid::Uuid::new_v4()));
             std::fs::create_dir_all(&path).expect("create a temporary folder");
             Dir(path)
         }
@@ -237,7 +238,12 @@ pub fn error_of(status: &tonic::Status) -> (tonic::Code, String, Vec<String>) {
         .unwrap_or_default();
     let fields = details
         .bad_request()
-        .map(|bad| bad.field_violations.iter().map(|v| v.field.clone()).collect())
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
         .unwrap_or_default();
     (status.code(), reason, fields)
 }
