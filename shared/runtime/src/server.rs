@@ -71,8 +71,8 @@ impl ServiceContext {
             .connect_lazy()
     }
 
-    /// Runs `job` every `interval` until shutdown, in the background: the service's sweepers and
-    /// schedules. A failed run is logged and the next one still happens.
+    /// Runs `job` every `interval` (the first time one interval from now) until shutdown, in the
+    /// background: the service's sweepers and schedules. A failed run is logged and the next one still happens.
     pub fn every<F, Fut>(&self, name: &'static str, interval: Duration, job: F)
     where
         F: Fn() -> Fut + Send + 'static,
@@ -80,7 +80,10 @@ impl ServiceContext {
     {
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
+            // The first run is one interval after the start, not at it: a service that just
+            // started (or a test that just spawned one) is not raced by its own schedules.
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

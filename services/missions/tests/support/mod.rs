@@ -56,20 +56,27 @@ impl Harness {
             "--clock=manual".to_owned(),
             format!("--repository={repo}"),
             format!("--store-path={}", store.display()),
+            // Days close when a test says so, not when the schedule does.
+            "--day-close-interval=1h".to_owned(),
         ];
         let service = phoenix_testkit::spawn_with(phoenix_missions::spec(), move |config| {
             config.service_args = args;
         })
         .await;
-        let mut harness = Self {
+        let mut harness = Self::on(service, store_dir).await;
+        harness.set_time(now).await;
+        harness
+    }
+
+    /// Clients of a running service (e.g. after a restart).
+    pub async fn on(service: TestService, store_dir: tempdir::Dir) -> Self {
+        Self {
             missions: MissionsServiceClient::new(service.channel.clone()),
             catalog: CatalogServiceClient::new(service.channel.clone()),
             clock: ClockServiceClient::new(service.channel.clone()),
             service,
             store_dir,
-        };
-        harness.set_time(now).await;
-        harness
+        }
     }
 
     pub async fn set_time(&mut self, now: &str) {
