@@ -95,10 +95,17 @@ struct Loaded {
     run_id: Uuid,
 }
 
-pub async fn run(channel: Channel, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Results> {
+/// Runs the benchmark against the service at `url`, loading and measuring the SQL floor on
+/// `pool`. Each client has its own connection, as separate callers would.
+pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Results> {
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
     anyhow::ensure!(args.boards > 0, "--boards must be at least 1");
     let start: DateTime<Utc> = START.parse()?;
+    let mut channels = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        channels.push(Channel::from_shared(url.to_owned())?.connect().await?);
+    }
+    let channel = channels[0].clone();
     let mut clock = ClockServiceClient::new(channel.clone());
     clock
         .set_time(pb::SetTimeRequest {
@@ -107,7 +114,12 @@ pub async fn run(channel: Channel, pool: PgPool, args: &BenchArgs) -> anyhow::Re
         .await
         .map_err(|e| anyhow::anyhow!("the service must run on a manual clock: {e}"))?;
     let season = format!("bench-{}", &Uuid::now_v7().simple().to_string()[..12]);
-    let missions = MissionsServiceClient::new(channel.clone());
+    let missions: Arc<Vec<_>> = Arc::new(
+        channels
+            .into_iter()
+            .map(MissionsServiceClient::new)
+            .collect(),
+    );
 
     let started = Instant::now();
     let boards = Arc::new(load(&pool, &season, args.boards, start).await?);
@@ -134,7 +146,7 @@ pub async fn run(channel: Channel, pool: PgPool, args: &BenchArgs) -> anyhow::Re
         })
         .await?;
     let closing = Instant::now();
-    let closed = missions
+    let closed = missions[0]
         .clone()
         .close_due_days(pb::CloseDueDaysRequest { batch_size: 1_000 })
         .await?
@@ -211,7 +223,7 @@ async fn load(
 }
 
 async fn heartbeats_over_grpc(
-    missions: &MissionsServiceClient<Channel>,
+    missions: &Arc<Vec<MissionsServiceClient<Channel>>>,
     season: &str,
     boards: &Arc<Vec<Loaded>>,
     next: &Arc<AtomicUsize>,
@@ -223,8 +235,8 @@ async fn heartbeats_over_grpc(
         boards.clone(),
         next.clone(),
     );
-    drive(args.clients, args.duration, move |_| {
-        let mut missions = missions.clone();
+    drive(args.clients, args.duration, move |client| {
+        let mut missions = missions[client].clone();
         let board = boards.get(next.fetch_add(1, Ordering::Relaxed)).cloned();
         let season = season.clone();
         async move {
@@ -325,14 +337,14 @@ async fn heartbeats_over_sql(
 }
 
 async fn get_boards(
-    missions: &MissionsServiceClient<Channel>,
+    missions: &Arc<Vec<MissionsServiceClient<Channel>>>,
     season: &str,
     boards: &Arc<Vec<Loaded>>,
     args: &BenchArgs,
 ) -> anyhow::Result<Phase> {
     let (missions, season, boards) = (missions.clone(), season.to_owned(), boards.clone());
-    drive(args.clients, args.duration, move |_| {
-        let mut missions = missions.clone();
+    drive(args.clients, args.duration, move |client| {
+        let mut missions = missions[client].clone();
         let board = boards[rand::rng().random_range(0..boards.len())].clone();
         let season = season.clone();
         async move {

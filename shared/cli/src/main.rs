@@ -320,7 +320,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Reached::start(phoenix_missions::spec(), args.target.clone(), runtime).await?;
             let result = match reached.pool.clone() {
                 Some(pool) => {
-                    phoenix_missions::bench::run(reached.channel.clone(), pool, &args).await
+                    phoenix_missions::bench::run(&reached.url, pool, &args).await
                 }
                 None => Err(anyhow::anyhow!(
                     "loading the boards needs the database: set DATABASE_URL with --target"
@@ -447,6 +447,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// this process, on the embedded database (or DATABASE_URL). Either way, a pool on the
 /// service's schema when a database is known, for what a command does below the API.
 struct Reached {
+    /// Where the service listens.
+    url: String,
     channel: tonic::transport::Channel,
     pool: Option<sqlx::PgPool>,
     local: Option<(phoenix_runtime::RunningService, Database)>,
@@ -472,6 +474,7 @@ impl Reached {
                 None => None,
             };
             return Ok(Self {
+                url,
                 channel,
                 pool,
                 local: None,
@@ -490,15 +493,16 @@ impl Reached {
                 tokio_util::sync::CancellationToken::new(),
             )
             .await?;
-            let channel =
-                tonic::transport::Channel::from_shared(format!("http://{}", running.addr))?
-                    .connect()
-                    .await?;
-            anyhow::Ok((channel, pool, running))
+            let url = format!("http://{}", running.addr);
+            let channel = tonic::transport::Channel::from_shared(url.clone())?
+                .connect()
+                .await?;
+            anyhow::Ok((url, channel, pool, running))
         }
         .await;
         match started {
-            Ok((channel, pool, running)) => Ok(Self {
+            Ok((url, channel, pool, running)) => Ok(Self {
+                url,
                 channel,
                 pool: Some(pool),
                 local: Some((running, database)),
