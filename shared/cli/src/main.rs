@@ -319,9 +319,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let reached =
                 Reached::start(phoenix_missions::spec(), args.target.clone(), runtime).await?;
             let result = match reached.pool.clone() {
-                Some(pool) => {
-                    phoenix_missions::bench::run(&reached.url, pool, &args).await
-                }
+                Some(pool) => phoenix_missions::bench::run(&reached.url, pool, &args).await,
                 None => Err(anyhow::anyhow!(
                     "loading the boards needs the database: set DATABASE_URL with --target"
                 )),
