@@ -1,7 +1,7 @@
 //! The ledger's one error type and its one mapping to gRPC.
 
-use phoenix_runtime::idempotency::{self, RequestKey};
 use phoenix_runtime::ApiError;
+use phoenix_runtime::idempotency::{self, RequestKey};
 use tonic::Status;
 
 use crate::domain::{Refusal, RefusalKind};

@@ -80,7 +80,11 @@ pub fn new_board(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<Board, Refusal> {
-    todo!("rules: {key:?} {time_zone} {} {settings:?} {now} {}", catalog.missions.len(), ids.next_id())
+    todo!(
+        "rules: {key:?} {time_zone} {} {settings:?} {now} {}",
+        catalog.missions.len(),
+        ids.next_id()
+    )
 }
 
 /// What a day close did to one run.
@@ -107,7 +111,12 @@ pub fn tick(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Vec<ClosedDay> {
-    todo!("rules: {} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    todo!(
+        "rules: {} {} {settings:?} {now} {}",
+        board.board_id,
+        catalog.missions.len(),
+        ids.next_id()
+    )
 }
 
 /// Changes the user's time zone. Days already closed stay closed: a date is never closed twice,
@@ -125,7 +134,12 @@ pub fn activate(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<Uuid, Refusal> {
-    todo!("rules: {} {slot:?} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    todo!(
+        "rules: {} {slot:?} {} {settings:?} {now} {}",
+        board.board_id,
+        catalog.missions.len(),
+        ids.next_id()
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +159,12 @@ pub fn heartbeat(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<HeartbeatOutcome, Refusal> {
-    todo!("rules: {} {run_id} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    todo!(
+        "rules: {} {run_id} {} {settings:?} {now} {}",
+        board.board_id,
+        catalog.missions.len(),
+        ids.next_id()
+    )
 }
 
 /// Sets an active run's progress to `current` (in the mission's unit). Progress never goes
@@ -160,7 +179,12 @@ pub fn record_progress(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<bool, Refusal> {
-    todo!("rules: {} {run_id} {current} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    todo!(
+        "rules: {} {run_id} {current} {} {settings:?} {now} {}",
+        board.board_id,
+        catalog.missions.len(),
+        ids.next_id()
+    )
 }
 
 /// Replaces an idle slot's offered mission with the next one of the catalog; uses one reroll
@@ -173,7 +197,12 @@ pub fn reroll(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<Uuid, Refusal> {
-    todo!("rules: {} {slot:?} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    todo!(
+        "rules: {} {slot:?} {} {settings:?} {now} {}",
+        board.board_id,
+        catalog.missions.len(),
+        ids.next_id()
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,15 +222,16 @@ pub fn claim(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<ClaimOutcome, Refusal> {
-    todo!("rules: {} {run_id} {} {settings:?} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    todo!(
+        "rules: {} {run_id} {} {settings:?} {now} {}",
+        board.board_id,
+        catalog.missions.len(),
+        ids.next_id()
+    )
 }
 
 /// Links the boss run to a goal task; progress on that task takes the shield down.
-pub fn link_boss_task(
-    board: &mut Board,
-    task_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<(), Refusal> {
+pub fn link_boss_task(board: &mut Board, task_id: Uuid, now: DateTime<Utc>) -> Result<(), Refusal> {
     todo!("rules: {} {task_id} {now}", board.board_id)
 }
 
@@ -214,7 +244,11 @@ pub fn damage_boss(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
-    todo!("rules: {} {task_id} {amount} {now} {}", board.board_id, ids.next_id())
+    todo!(
+        "rules: {} {task_id} {amount} {now} {}",
+        board.board_id,
+        ids.next_id()
+    )
 }
 
 /// Phase 2's proof completes the boss (phase 1: FAILED_PRECONDITION).
@@ -234,7 +268,12 @@ pub fn claim_boss(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<ClaimOutcome, Refusal> {
-    todo!("rules: {} {} {now} {}", board.board_id, catalog.missions.len(), ids.next_id())
+    todo!(
+        "rules: {} {} {now} {}",
+        board.board_id,
+        catalog.missions.len(),
+        ids.next_id()
+    )
 }
 
 /// Grants an effect of the catalog, active from `now` for its duration.
@@ -244,7 +283,12 @@ pub fn grant_effect(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> EffectInstance {
-    todo!("rules: {} {} {now} {}", board.board_id, effect.name, ids.next_id())
+    todo!(
+        "rules: {} {} {now} {}",
+        board.board_id,
+        effect.name,
+        ids.next_id()
+    )
 }
 
 /// When the board next needs a day close: the end of the current local day of its latest
