@@ -27,7 +27,7 @@ pub struct BatchOutcome {
 
 /// What a posting call records under its idempotency key: the ids of the transfers it made
 /// (which are immutable, so a replay reads them back) and its refusals. An 8,000-transfer batch
-/// records about 300 kB instead of 3 MB of transfers.
+/// records 384 kB of JSON instead of 4.5 MB of transfers.
 #[derive(Debug, Serialize, Deserialize)]
 struct PostingRecord {
     batch_id: Uuid,
