@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+use crate::api::Ledger;
 use crate::config::LedgerSettings;
 use crate::domain::ledger::{Linking, Operation, TransferSpec};
 
@@ -300,8 +301,8 @@ async fn single_transfers_over_grpc(
     .await
 }
 
-/// The floor: what CreateTransfer's handler does below gRPC — the same idempotency key, the
-/// same store function and transaction — called directly on a pool.
+/// The floor: what CreateTransfer's handler does below gRPC — the same idempotency key and the
+/// same `post_once` it calls — called directly on a pool.
 async fn single_transfers_over_sql(
     pool: &PgPool,
     tenant: String,
@@ -310,13 +311,15 @@ async fn single_transfers_over_sql(
     duration: Duration,
 ) -> anyhow::Result<Phase> {
     let tenant_id: Uuid = tenant.parse()?;
-    let settings = LedgerSettings::from_env()?;
-    let (pool, accounts) = (pool.clone(), accounts.clone());
+    let ledger = Arc::new(Ledger {
+        pool: pool.clone(),
+        settings: LedgerSettings::from_env()?,
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    });
+    let accounts = accounts.clone();
     drive(clients, duration, move |_| {
-        let pool = pool.clone();
+        let ledger = ledger.clone();
         let request = transfer_request(&tenant, &accounts);
-        let ttl = settings.idempotency_ttl;
-        let snapshot_every = settings.snapshot_every;
         async move {
             let transfer = request.transfer.as_ref().expect("built above");
             let spec = TransferSpec {
@@ -334,25 +337,14 @@ async fn single_transfers_over_sql(
                 "LedgerService/CreateTransfer",
                 &request,
             );
-            let key_text = key.key.clone();
-            crate::store::once(&pool, &key, ttl, move |connection| {
-                Box::pin(async move {
-                    let posting = crate::store::ledger::post(
-                        connection,
-                        tenant_id,
-                        Some(key_text),
-                        &[Operation::Transfer(spec)],
-                        Linking::Linked,
-                        snapshot_every,
-                    )
-                    .await?;
-                    Ok(crate::api::ledger::BatchOutcome {
-                        batch_id: posting.transfers[0].batch_id,
-                        results: posting.results,
-                    })
-                })
-            })
-            .await?;
+            ledger
+                .post_once(
+                    &key,
+                    tenant_id,
+                    vec![Operation::Transfer(spec)],
+                    Linking::Linked,
+                )
+                .await?;
             Ok(1)
         }
     })

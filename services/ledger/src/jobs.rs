@@ -68,6 +68,7 @@ pub async fn expire_pendings(ledger: &Ledger) -> anyhow::Result<u64> {
         )
         .await?;
         transaction.commit().await?;
+        metrics::made(&posting.transfers);
         released += posting.transfers.len() as u64;
     }
     if released > 0 {

@@ -1,10 +1,13 @@
 //! The ledger's own metrics, in the process-wide registry next to the RPC metrics.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+
+use crate::domain::ledger::Transfer;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -67,6 +70,23 @@ pub fn get() -> &'static LedgerMetrics {
         );
         metrics
     })
+}
+
+/// Counts committed transfers by kind (after the commit: a replay's rolled-back effect and a
+/// failed transaction count nothing).
+pub fn made<'t>(transfers: impl IntoIterator<Item = &'t Transfer>) {
+    let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
+    for transfer in transfers {
+        *by_kind.entry(transfer.kind.as_str()).or_default() += 1;
+    }
+    for (kind, count) in by_kind {
+        get()
+            .transfers
+            .get_or_create(&KindLabels {
+                kind: kind.to_owned(),
+            })
+            .inc_by(count);
+    }
 }
 
 /// Counts a refusal by its reason.

@@ -661,6 +661,73 @@ async fn a_replayed_key_returns_the_first_answer_also_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_replay_answers_as_the_first_call_did_after_its_funds_were_spent() {
+    let mut h = Harness::start().await;
+    let (issuer, wallet) = h.funded_wallet("user-1", 10).await;
+    let mut pending = spec(&wallet, &issuer, 6);
+    pending.pending = true;
+    let batch = pb::CreateTransfersRequest {
+        tenant_id: h.tenant.clone(),
+        transfers: vec![pending, spec(&wallet, &issuer, 100)],
+        mode: pb::BatchMode::Independent.into(),
+        idempotency_key: "batch-1".into(),
+    };
+    let first = h
+        .ledger
+        .create_transfers(batch.clone())
+        .await
+        .expect("first")
+        .into_inner();
+    let Some(pb::transfer_result::Outcome::Transfer(opened)) = &first.results[0].outcome else {
+        panic!("the pending transfer was refused: {first:?}");
+    };
+    assert_eq!(opened.pending_state(), pb::PendingState::Open);
+
+    // The pending transfer is posted and the rest spent: running the calls again now would
+    // be refused, and a pending transfer read now is no longer open.
+    h.ledger
+        .post_pending_transfer(pb::PostPendingTransferRequest {
+            tenant_id: h.tenant.clone(),
+            pending_id: opened.id.clone(),
+            amount: 0,
+            idempotency_key: key(),
+        })
+        .await
+        .expect("posted");
+    let spend = pb::CreateTransferRequest {
+        tenant_id: h.tenant.clone(),
+        transfer: Some(spec(&wallet, &issuer, 4)),
+        idempotency_key: "spend-1".into(),
+    };
+    let spent = h
+        .ledger
+        .create_transfer(spend.clone())
+        .await
+        .expect("spent")
+        .into_inner();
+    assert_eq!(h.balance(&wallet).await.posted, 0);
+
+    let replayed = h
+        .ledger
+        .create_transfers(batch)
+        .await
+        .expect("batch replay")
+        .into_inner();
+    assert_eq!(
+        replayed, first,
+        "the batch answers as it did, pending still open"
+    );
+    let replayed = h
+        .ledger
+        .create_transfer(spend)
+        .await
+        .expect("a replay is not refused for the funds its first call spent")
+        .into_inner();
+    assert_eq!(replayed, spent);
+    assert_eq!(h.balance(&wallet).await.posted, 0, "one effect each");
+}
+
+#[tokio::test]
 async fn concurrent_duplicates_have_exactly_one_effect() {
     let mut h = Harness::start().await;
     let (issuer, wallet) = h.funded_wallet("user-1", 0).await;

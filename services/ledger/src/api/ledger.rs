@@ -1,5 +1,7 @@
 //! LedgerService: tenants, accounts, transfers, history.
 
+use std::collections::HashMap;
+
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::ledger_service_server::LedgerService;
 use serde::{Deserialize, Serialize};
@@ -16,11 +18,33 @@ use crate::error::{LedgerError, code_name};
 use crate::proto;
 use crate::store;
 
-/// What a batch call recorded, as replayed for its idempotency key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a posting call answers: its batch id and one result per operation.
+#[derive(Debug, Clone)]
 pub struct BatchOutcome {
     pub batch_id: Uuid,
     pub results: Vec<Result<Transfer, Refusal>>,
+}
+
+/// What a posting call records under its idempotency key: the ids of the transfers it made
+/// (which are immutable, so a replay reads them back) and its refusals. An 8,000-transfer batch
+/// records 384 kB of JSON instead of 4.5 MB of transfers.
+#[derive(Debug, Serialize, Deserialize)]
+struct PostingRecord {
+    batch_id: Uuid,
+    results: Vec<Result<Uuid, Refusal>>,
+}
+
+impl PostingRecord {
+    fn of(outcome: &BatchOutcome) -> Self {
+        Self {
+            batch_id: outcome.batch_id,
+            results: outcome
+                .results
+                .iter()
+                .map(|result| result.as_ref().map(|t| t.id).map_err(Clone::clone))
+                .collect(),
+        }
+    }
 }
 
 impl Ledger {
@@ -34,7 +58,7 @@ impl Ledger {
     ) -> Result<BatchOutcome, LedgerError> {
         let snapshot_every = self.settings.snapshot_every;
         let key_text = key.key.clone();
-        store::once(
+        let ran = store::once_recording(
             &self.pool,
             key,
             self.settings.idempotency_ttl,
@@ -49,17 +73,61 @@ impl Ledger {
                         snapshot_every,
                     )
                     .await?;
-                    Ok(BatchOutcome {
+                    let outcome = BatchOutcome {
                         batch_id: posting
                             .transfers
                             .first()
                             .map_or_else(Uuid::nil, |t| t.batch_id),
                         results: posting.results,
-                    })
+                    };
+                    let record = PostingRecord::of(&outcome);
+                    Ok((outcome, record))
                 })
             },
         )
-        .await
+        .await?;
+        match ran {
+            store::Ran::Fresh(outcome, _) => {
+                crate::metrics::made(outcome.results.iter().filter_map(|r| r.as_ref().ok()));
+                Ok(outcome)
+            }
+            store::Ran::Replayed(record) => self.replay(tenant_id, record).await,
+        }
+    }
+
+    /// The answer a posting call gave, rebuilt from its record: its transfers as they were made.
+    async fn replay(
+        &self,
+        tenant_id: Uuid,
+        record: PostingRecord,
+    ) -> Result<BatchOutcome, LedgerError> {
+        let ids: Vec<Uuid> = record
+            .results
+            .iter()
+            .filter_map(|result| result.as_ref().ok().copied())
+            .collect();
+        let mut made: HashMap<Uuid, Transfer> =
+            store::ledger::get_transfers(&self.pool, tenant_id, &ids)
+                .await?
+                .into_iter()
+                .map(|transfer| (transfer.id, transfer.as_made()))
+                .collect();
+        let results = record
+            .results
+            .into_iter()
+            .map(|result| match result {
+                Ok(id) => made.remove(&id).map(Ok).ok_or_else(|| {
+                    LedgerError::Database(sqlx::Error::Protocol(format!(
+                        "transfer {id} recorded under an idempotency key is missing"
+                    )))
+                }),
+                Err(refusal) => Ok(Err(refusal)),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(BatchOutcome {
+            batch_id: record.batch_id,
+            results,
+        })
     }
 
     /// A single-operation call: its one transfer, or its refusal with fields under `prefix`.

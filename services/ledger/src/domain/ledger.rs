@@ -299,6 +299,11 @@ pub enum PendingState {
 }
 
 impl PendingState {
+    /// The state a transfer of `kind` has when it is made: a pending one is open.
+    pub fn when_made(kind: TransferKind) -> Option<Self> {
+        (kind == TransferKind::Pending).then_some(Self::Open)
+    }
+
     /// The state a resolution of kind `kind` leaves.
     pub fn after(kind: TransferKind) -> Option<Self> {
         match kind {
@@ -330,6 +335,17 @@ pub struct Transfer {
     pub created_at: DateTime<Utc>,
     /// For a PENDING transfer: its state when this value was read or made.
     pub pending_state: Option<PendingState>,
+}
+
+impl Transfer {
+    /// The transfer as the call that made it answered, whatever happened to it since: a
+    /// replayed call answers the same, even if the pending transfer it opened was posted.
+    pub fn as_made(self) -> Self {
+        Self {
+            pending_state: PendingState::when_made(self.kind),
+            ..self
+        }
+    }
 }
 
 /// A transfer to make, as the caller described it.
@@ -624,7 +640,7 @@ fn apply(
         metadata: plan.metadata,
         idempotency_key: call.idempotency_key.clone(),
         created_at: call.now,
-        pending_state: (plan.kind == TransferKind::Pending).then_some(PendingState::Open),
+        pending_state: PendingState::when_made(plan.kind),
     };
     for (account_id, after, delta, signed) in [
         (plan.debit, debit_after, plan.debit_delta, -plan.amount),

@@ -69,48 +69,112 @@ pub async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let (traceparent, tracestate) = phoenix_runtime::telemetry::current_trace_headers();
-    let correlation_id = phoenix_runtime::middleware::CURRENT_CALL
-        .try_with(|call| call.request_id.clone())
-        .unwrap_or_default();
-    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.aggregate_type).collect();
-    let aggregate_ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
-    let versions: Vec<i64> = events.iter().map(|e| e.version).collect();
-    let event_types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
-    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
-    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-    let result = sqlx::query(
-        "INSERT INTO events (tenant_id, event_id, aggregate_type, aggregate_id, aggregate_version,
-                             event_type, payload, occurred_at, traceparent, tracestate, correlation_id)
-         SELECT $1, e.id, e.aggregate_type, e.aggregate_id, e.version, e.event_type, e.payload,
-                e.occurred_at, $9, $10, $11
-         FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bytea[],
-                     $8::timestamptz[])
-              AS e(id, aggregate_type, aggregate_id, version, event_type, payload, occurred_at)",
-    )
-    .bind(tenant_id)
-    .bind(&ids)
-    .bind(&types)
-    .bind(&aggregate_ids)
-    .bind(&versions)
-    .bind(&event_types)
-    .bind(&payloads)
-    .bind(&times)
-    .bind(&traceparent)
-    .bind(&tracestate)
-    .bind(&correlation_id)
-    .execute(connection)
-    .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(error) if super::violates(&error, "events_stream_version") => Err(Refusal::new(
+    let sql = EventRows::insert(1, 2);
+    let query = sqlx::query(&sql).bind(tenant_id);
+    EventRows::new(events)
+        .bind(query)
+        .execute(connection)
+        .await
+        .map_err(stream_conflict)?;
+    Ok(())
+}
+
+/// Events to append as one array per column, tagged with the current call's trace and request
+/// id: what [`append`] binds, and what a statement that writes events together with the change
+/// they record binds (one round trip instead of two).
+pub struct EventRows<'e> {
+    ids: Vec<Uuid>,
+    aggregate_types: Vec<&'e str>,
+    aggregate_ids: Vec<&'e str>,
+    versions: Vec<i64>,
+    event_types: Vec<&'e str>,
+    payloads: Vec<&'e [u8]>,
+    times: Vec<DateTime<Utc>>,
+    traceparent: String,
+    tracestate: String,
+    correlation_id: String,
+}
+
+impl<'e> EventRows<'e> {
+    pub fn new(events: &'e [NewEvent]) -> Self {
+        let (traceparent, tracestate) = phoenix_runtime::telemetry::current_trace_headers();
+        Self {
+            ids: events.iter().map(|_| Uuid::now_v7()).collect(),
+            aggregate_types: events.iter().map(|e| e.aggregate_type).collect(),
+            aggregate_ids: events.iter().map(|e| e.aggregate_id.as_str()).collect(),
+            versions: events.iter().map(|e| e.version).collect(),
+            event_types: events.iter().map(|e| e.event_type).collect(),
+            payloads: events.iter().map(|e| e.payload.as_slice()).collect(),
+            times: events.iter().map(|e| e.occurred_at).collect(),
+            traceparent,
+            tracestate,
+            correlation_id: phoenix_runtime::middleware::CURRENT_CALL
+                .try_with(|call| call.request_id.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The INSERT, with the tenant id in parameter `$tenant` and the [`EventRows::bind`]
+    /// parameters numbered from `$first` (ten of them).
+    pub fn insert(tenant: usize, first: usize) -> String {
+        let p = |offset: usize| format!("${}", first + offset);
+        format!(
+            "INSERT INTO events (tenant_id, event_id, aggregate_type, aggregate_id,
+                                 aggregate_version, event_type, payload, occurred_at,
+                                 traceparent, tracestate, correlation_id)
+             SELECT ${tenant}, e.id, e.aggregate_type, e.aggregate_id, e.version, e.event_type,
+                    e.payload, e.occurred_at, {}, {}, {}
+             FROM UNNEST({}::uuid[], {}::text[], {}::text[], {}::bigint[], {}::text[],
+                         {}::bytea[], {}::timestamptz[])
+                  AS e(id, aggregate_type, aggregate_id, version, event_type, payload,
+                       occurred_at)",
+            p(7),
+            p(8),
+            p(9),
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+        )
+    }
+
+    /// Binds the ten parameters of [`EventRows::insert`], in order, after those bound so far.
+    pub fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
+    where
+        'e: 'q,
+    {
+        query
+            .bind(self.ids)
+            .bind(self.aggregate_types)
+            .bind(self.aggregate_ids)
+            .bind(self.versions)
+            .bind(self.event_types)
+            .bind(self.payloads)
+            .bind(self.times)
+            .bind(self.traceparent)
+            .bind(self.tracestate)
+            .bind(self.correlation_id)
+    }
+}
+
+/// The error of a statement that appended events: a concurrent writer of the same stream
+/// version is a conflict the caller can retry.
+pub fn stream_conflict(error: sqlx::Error) -> LedgerError {
+    if super::violates(&error, "events_stream_version") {
+        Refusal::new(
             RefusalKind::Conflict,
             "STREAM_VERSION_CONFLICT",
             "the aggregate changed concurrently; read it again and retry",
         )
-        .into()),
-        Err(error) => Err(error.into()),
+        .into()
+    } else {
+        error.into()
     }
 }
 
@@ -283,14 +347,17 @@ pub async fn save_snapshots(
     .bind(now)
     .execute(&mut *connection)
     .await?;
+    // Per aggregate, the version of the third newest snapshot is found by a short backward
+    // index scan, and older ones go. (A window over all the aggregates' snapshots, planned on
+    // stale statistics, once turned this into a nested loop of seconds for a large batch.)
     sqlx::query(
         "DELETE FROM snapshots s USING (
-             SELECT aggregate_id, aggregate_version,
-                    row_number() OVER (PARTITION BY aggregate_id ORDER BY aggregate_version DESC) AS rank
-             FROM snapshots
-             WHERE tenant_id = $1 AND aggregate_type = $2 AND aggregate_id = ANY($3)) old
-         WHERE old.rank > 3 AND s.tenant_id = $1 AND s.aggregate_type = $2
-           AND s.aggregate_id = old.aggregate_id AND s.aggregate_version = old.aggregate_version",
+             SELECT u.id, (SELECT k.aggregate_version FROM snapshots k
+                           WHERE k.tenant_id = $1 AND k.aggregate_type = $2 AND k.aggregate_id = u.id
+                           ORDER BY k.aggregate_version DESC OFFSET 2 LIMIT 1) AS oldest_kept
+             FROM UNNEST($3::text[]) AS u(id)) kept
+         WHERE s.tenant_id = $1 AND s.aggregate_type = $2 AND s.aggregate_id = kept.id
+           AND s.aggregate_version < kept.oldest_kept",
     )
     .bind(tenant_id)
     .bind(aggregate_type)

@@ -1,6 +1,7 @@
 //! Accounts, the posting transaction, transfers and history.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use phoenix_proto::ledger::v1 as pb;
@@ -419,26 +420,36 @@ async fn load_referenced(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<TransferRow> = sqlx::query_as(&format!(
-        "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.tenant_id = $1 AND t.id = ANY($2)"
-    ))
-    .bind(tenant_id)
-    .bind(ids)
-    .fetch_all(&mut *connection)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            let transfer = transfer(row)?;
-            Ok((
+    Ok(get_transfers(connection, tenant_id, ids)
+        .await?
+        .into_iter()
+        .map(|transfer| {
+            (
                 transfer.id,
                 Referenced {
                     transfer,
                     open: false,
                     reversed: 0,
                 },
-            ))
+            )
         })
-        .collect()
+        .collect())
+}
+
+/// The transfers among `ids` that exist in the tenant, in no particular order.
+pub async fn get_transfers(
+    executor: impl sqlx::PgExecutor<'_>,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Transfer>, LedgerError> {
+    let rows: Vec<TransferRow> = sqlx::query_as(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.tenant_id = $1 AND t.id = ANY($2)"
+    ))
+    .bind(tenant_id)
+    .bind(ids)
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter().map(transfer).collect()
 }
 
 /// id, asset, limit, the four sums, entry version, event version.
@@ -530,6 +541,47 @@ async fn debited_today(
     Ok(rows.into_iter().collect())
 }
 
+/// The posting's one write: transfers, entries, balances, pendings opened and resolved, and
+/// the accounts' events, in a single statement (one round trip). Parameters: tenant, batch id,
+/// the transfers' columns ($3-$15), the entries' ($16-$22), the accounts' ($23-$29), pendings
+/// opened and resolved ($30, $31), then the events' ($32-$41).
+static POSTING_WRITE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH
+         t AS (INSERT INTO transfers (tenant_id, id, batch_id, kind, debit_account_id,
+                   credit_account_id, asset_code, amount, pending_id, reversal_of, expires_at,
+                   code, metadata, idempotency_key, created_at)
+               SELECT $1, u.id, $2, u.kind, u.debit, u.credit, u.asset, u.amount, u.pending_id,
+                      u.reversal_of, u.expires_at, u.code, u.metadata, u.key, u.created_at
+               FROM UNNEST($3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
+                           $8::bigint[], $9::uuid[], $10::uuid[], $11::timestamptz[],
+                           $12::text[], $13::jsonb[], $14::text[], $15::timestamptz[])
+                    AS u(id, kind, debit, credit, asset, amount, pending_id, reversal_of,
+                         expires_at, code, metadata, key, created_at)),
+         e AS (INSERT INTO entries (tenant_id, account_id, version, transfer_id, asset_code,
+                   amount, balance, created_at)
+               SELECT $1, u.* FROM UNNEST($16::uuid[], $17::bigint[], $18::uuid[], $19::text[],
+                                          $20::bigint[], $21::bigint[], $22::timestamptz[]) AS u),
+         a AS (UPDATE accounts AS a
+               SET debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dpe,
+                   credits_pending = u.cpe, entry_version = u.ev, event_version = u.vv
+               FROM UNNEST($23::uuid[], $24::bigint[], $25::bigint[], $26::bigint[],
+                           $27::bigint[], $28::bigint[], $29::bigint[])
+                    AS u(id, dp, cp, dpe, cpe, ev, vv)
+               WHERE a.tenant_id = $1 AND a.id = u.id),
+         o AS (INSERT INTO open_pendings (tenant_id, transfer_id, debit_account_id,
+                   credit_account_id, amount, expires_at)
+               SELECT $1, u.id, u.debit, u.credit, u.amount, u.expires_at
+               FROM UNNEST($3::uuid[], $5::uuid[], $6::uuid[], $8::bigint[], $11::timestamptz[])
+                    AS u(id, debit, credit, amount, expires_at)
+               WHERE u.id = ANY($30)),
+         d AS (DELETE FROM open_pendings WHERE tenant_id = $1 AND transfer_id = ANY($31)),
+         v AS ({events})
+         SELECT 1",
+        events = events::EventRows::insert(1, 32)
+    )
+});
+
 async fn write(
     connection: &mut PgConnection,
     tenant_id: Uuid,
@@ -581,72 +633,6 @@ async fn write(
         .collect();
     let opened_ids: Vec<Uuid> = opened.iter().map(|t| t.id).collect();
 
-    sqlx::query(
-        "WITH
-         t AS (INSERT INTO transfers (tenant_id, id, batch_id, kind, debit_account_id,
-                   credit_account_id, asset_code, amount, pending_id, reversal_of, expires_at,
-                   code, metadata, idempotency_key, created_at)
-               SELECT $1, u.id, $2, u.kind, u.debit, u.credit, u.asset, u.amount, u.pending_id,
-                      u.reversal_of, u.expires_at, u.code, u.metadata, u.key, u.created_at
-               FROM UNNEST($3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
-                           $8::bigint[], $9::uuid[], $10::uuid[], $11::timestamptz[],
-                           $12::text[], $13::jsonb[], $14::text[], $15::timestamptz[])
-                    AS u(id, kind, debit, credit, asset, amount, pending_id, reversal_of,
-                         expires_at, code, metadata, key, created_at)),
-         e AS (INSERT INTO entries (tenant_id, account_id, version, transfer_id, asset_code,
-                   amount, balance, created_at)
-               SELECT $1, u.* FROM UNNEST($16::uuid[], $17::bigint[], $18::uuid[], $19::text[],
-                                          $20::bigint[], $21::bigint[], $22::timestamptz[]) AS u),
-         a AS (UPDATE accounts AS a
-               SET debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dpe,
-                   credits_pending = u.cpe, entry_version = u.ev, event_version = u.vv
-               FROM UNNEST($23::uuid[], $24::bigint[], $25::bigint[], $26::bigint[],
-                           $27::bigint[], $28::bigint[], $29::bigint[])
-                    AS u(id, dp, cp, dpe, cpe, ev, vv)
-               WHERE a.tenant_id = $1 AND a.id = u.id),
-         o AS (INSERT INTO open_pendings (tenant_id, transfer_id, debit_account_id,
-                   credit_account_id, amount, expires_at)
-               SELECT $1, u.id, u.debit, u.credit, u.amount, u.expires_at
-               FROM UNNEST($3::uuid[], $5::uuid[], $6::uuid[], $8::bigint[], $11::timestamptz[])
-                    AS u(id, debit, credit, amount, expires_at)
-               WHERE u.id = ANY($30)),
-         d AS (DELETE FROM open_pendings WHERE tenant_id = $1 AND transfer_id = ANY($31))
-         SELECT 1",
-    )
-    .bind(tenant_id)
-    .bind(transfers[0].batch_id)
-    .bind(column(|t| t.id))
-    .bind(&kinds)
-    .bind(column(|t| t.debit_account_id))
-    .bind(column(|t| t.credit_account_id))
-    .bind(&assets)
-    .bind(&amounts)
-    .bind(&pending_ids)
-    .bind(&reversals)
-    .bind(&expiries)
-    .bind(&codes)
-    .bind(&metadata)
-    .bind(&keys)
-    .bind(&created)
-    .bind(&entry_accounts)
-    .bind(&entry_versions)
-    .bind(&entry_transfers)
-    .bind(&entry_assets)
-    .bind(&entry_amounts)
-    .bind(&entry_balances)
-    .bind(&entry_times)
-    .bind(&state_ids)
-    .bind(balance(|b| b.debits_posted))
-    .bind(balance(|b| b.credits_posted))
-    .bind(balance(|b| b.debits_pending))
-    .bind(balance(|b| b.credits_pending))
-    .bind(&entry_version)
-    .bind(&event_version)
-    .bind(&opened_ids)
-    .bind(&posting.resolved)
-    .execute(&mut *connection)
-    .await?;
-
     let events: Vec<NewEvent> = posting
         .changes
         .iter()
@@ -669,7 +655,43 @@ async fn write(
             )
         })
         .collect();
-    events::append(&mut *connection, tenant_id, &events).await?;
+    let query = sqlx::query(&POSTING_WRITE)
+        .bind(tenant_id)
+        .bind(transfers[0].batch_id)
+        .bind(column(|t| t.id))
+        .bind(&kinds)
+        .bind(column(|t| t.debit_account_id))
+        .bind(column(|t| t.credit_account_id))
+        .bind(&assets)
+        .bind(&amounts)
+        .bind(&pending_ids)
+        .bind(&reversals)
+        .bind(&expiries)
+        .bind(&codes)
+        .bind(&metadata)
+        .bind(&keys)
+        .bind(&created)
+        .bind(&entry_accounts)
+        .bind(&entry_versions)
+        .bind(&entry_transfers)
+        .bind(&entry_assets)
+        .bind(&entry_amounts)
+        .bind(&entry_balances)
+        .bind(&entry_times)
+        .bind(&state_ids)
+        .bind(balance(|b| b.debits_posted))
+        .bind(balance(|b| b.credits_posted))
+        .bind(balance(|b| b.debits_pending))
+        .bind(balance(|b| b.credits_pending))
+        .bind(&entry_version)
+        .bind(&event_version)
+        .bind(&opened_ids)
+        .bind(&posting.resolved);
+    events::EventRows::new(&events)
+        .bind(query)
+        .execute(&mut *connection)
+        .await
+        .map_err(events::stream_conflict)?;
 
     // A snapshot each time a stream passes a multiple of `snapshot_every`.
     let snapshots: Vec<(String, i64, serde_json::Value)> = posting
@@ -685,14 +707,6 @@ async fn write(
         })
         .collect();
     events::save_snapshots(connection, tenant_id, ACCOUNT_STREAM, &snapshots, now).await?;
-    for transfer in transfers {
-        crate::metrics::get()
-            .transfers
-            .get_or_create(&crate::metrics::KindLabels {
-                kind: transfer.kind.as_str().to_owned(),
-            })
-            .inc();
-    }
     Ok(())
 }
 
