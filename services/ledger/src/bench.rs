@@ -3,11 +3,12 @@
 //! batches of linked transfers. Prints throughput and latency, then one machine-readable line.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use phoenix_runtime::bench::{Phase, drive};
 use phoenix_runtime::idempotency::RequestKey;
 use rand::Rng;
 use sqlx::PgPool;
@@ -41,22 +42,6 @@ pub struct BenchArgs {
     pub target: Option<String>,
 }
 
-/// What one phase measured.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Phase {
-    pub transfers: u64,
-    pub errors: u64,
-    pub seconds: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-}
-
-impl Phase {
-    pub fn tps(&self) -> f64 {
-        self.transfers as f64 / self.seconds.max(f64::EPSILON)
-    }
-}
-
 /// The whole run.
 #[derive(Debug, Clone, Copy)]
 pub struct Results {
@@ -69,22 +54,22 @@ pub struct Results {
 impl Results {
     /// The line the issue asks for.
     pub fn line(&self) -> String {
-        let sql_tps = self.sql.map_or(0.0, |p| p.tps());
+        let sql_tps = self.sql.map_or(0.0, |p| p.per_second());
         let ratio = if sql_tps > 0.0 {
-            self.grpc.tps() / sql_tps
+            self.grpc.per_second() / sql_tps
         } else {
             0.0
         };
         format!(
             "ledger-bench clients={} grpc_tps={:.0} sql_tps={:.0} ratio={:.2} p50_ms={:.2} p99_ms={:.2} batch_tps={:.0} batch_ratio={:.1}",
             self.clients,
-            self.grpc.tps(),
+            self.grpc.per_second(),
             sql_tps,
             ratio,
             self.grpc.p50_ms,
             self.grpc.p99_ms,
-            self.batch.tps(),
-            self.batch.tps() / self.grpc.tps().max(f64::EPSILON),
+            self.batch.per_second(),
+            self.batch.per_second() / self.grpc.per_second().max(f64::EPSILON),
         )
     }
 }
@@ -155,10 +140,10 @@ pub async fn run(
 fn report(name: &str, phase: &Phase) {
     eprintln!(
         "bench: {name:<24} {:>9.0} transfers/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} transfers, {} errors, {:.1} s)",
-        phase.tps(),
+        phase.per_second(),
         phase.p50_ms,
         phase.p99_ms,
-        phase.transfers,
+        phase.operations,
         phase.errors,
         phase.seconds
     );
@@ -226,60 +211,6 @@ fn transfer_request(tenant: &str, accounts: &[String]) -> pb::CreateTransferRequ
         }),
         idempotency_key: Uuid::new_v4().to_string(),
     }
-}
-
-/// Runs `clients` loops of `call(client index)` until `duration` has passed; each call returns
-/// how many transfers it made, or an error.
-async fn drive<F, Fut>(clients: usize, duration: Duration, call: F) -> anyhow::Result<Phase>
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
-{
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..clients)
-        .map(|index| {
-            let call = call.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let (mut transfers, mut errors) = (0u64, 0u64);
-                while Instant::now() < deadline {
-                    let sent = Instant::now();
-                    match call(index).await {
-                        Ok(made) => {
-                            transfers += made;
-                            latencies.push(sent.elapsed());
-                        }
-                        Err(error) => {
-                            errors += 1;
-                            if errors <= 3 {
-                                eprintln!("bench: call failed: {error:#}");
-                            }
-                        }
-                    }
-                }
-                (transfers, errors, latencies)
-            })
-        })
-        .collect();
-    let mut phase = Phase::default();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        let (transfers, errors, mut own) = task.await?;
-        phase.transfers += transfers;
-        phase.errors += errors;
-        latencies.append(&mut own);
-    }
-    phase.seconds = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let percentile = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1_000.0)
-    };
-    phase.p50_ms = percentile(0.50);
-    phase.p99_ms = percentile(0.99);
-    Ok(phase)
 }
 
 async fn single_transfers_over_grpc(

@@ -8,7 +8,7 @@ pub mod ledger;
 pub mod stock;
 
 use phoenix_runtime::idempotency::{self, RequestKey};
-use phoenix_runtime::{ApiError, FieldViolation, auth};
+use phoenix_runtime::{ApiError, FieldViolation, auth, fields};
 use tonic::{Code, Request};
 use uuid::Uuid;
 
@@ -90,12 +90,7 @@ pub fn request_key(
 
 /// A required UUID field.
 pub fn uuid_field(field: &str, value: &str) -> Result<Uuid, LedgerError> {
-    phoenix_runtime::error::parse_uuid(value).map_err(|description| {
-        LedgerError::Invalid(ApiError::invalid_argument(
-            DOMAIN,
-            vec![FieldViolation::new(field, description)],
-        ))
-    })
+    fields::uuid(DOMAIN, field, value).map_err(LedgerError::Invalid)
 }
 
 /// Bad fields reported together as one INVALID_ARGUMENT.
@@ -111,35 +106,15 @@ pub fn invalid(refusals: Vec<Refusal>) -> LedgerError {
 
 /// A page size: 0 means `default`; negative or above `max` is INVALID_ARGUMENT.
 pub fn page_size(value: i32, default: i64, max: i64) -> Result<i64, LedgerError> {
-    match i64::from(value) {
-        0 => Ok(default),
-        size if (1..=max).contains(&size) => Ok(size),
-        _ => Err(invalid(vec![Refusal::invalid(
-            "page_size",
-            "INVALID_PAGE_SIZE",
-            format!("must be between 0 (default {default}) and {max}"),
-        )])),
-    }
+    fields::page_size(DOMAIN, value, default, max).map_err(LedgerError::Invalid)
 }
 
-/// A non-negative optional duration.
+/// An optional duration that, when given, must be positive.
 pub fn duration_field(
     field: &str,
     value: Option<&prost_types::Duration>,
 ) -> Result<Option<chrono::Duration>, LedgerError> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    let duration = chrono::Duration::try_seconds(value.seconds)
-        .and_then(|d| d.checked_add(&chrono::Duration::nanoseconds(i64::from(value.nanos))));
-    match duration {
-        Some(duration) if duration > chrono::Duration::zero() => Ok(Some(duration)),
-        _ => Err(invalid(vec![Refusal::invalid(
-            field,
-            "INVALID_DURATION",
-            "must be a positive duration",
-        )])),
-    }
+    fields::positive_duration(DOMAIN, field, value).map_err(LedgerError::Invalid)
 }
 
 /// A timestamp field as a UTC time.
@@ -147,13 +122,5 @@ pub fn time_field(
     field: &str,
     value: Option<&prost_types::Timestamp>,
 ) -> Result<chrono::DateTime<chrono::Utc>, LedgerError> {
-    value
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
-        .ok_or_else(|| {
-            invalid(vec![Refusal::invalid(
-                field,
-                "INVALID_TIME",
-                "is required: a valid timestamp",
-            )])
-        })
+    fields::time(DOMAIN, field, value).map_err(LedgerError::Invalid)
 }
