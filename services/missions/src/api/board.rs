@@ -1,5 +1,6 @@
 //! MissionsService: the board and its rules.
 
+use chrono::{DateTime, Utc};
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::missions_service_server::MissionsService;
 use tonic::{Request, Response, Status};
@@ -168,14 +169,8 @@ impl MissionsService for Missions {
                 rules::activate(board, slot, catalog, settings, &mut ids(), now)
             })
             .await?;
-        let today = rules::local_date(board.time_zone, now);
         Ok(Response::new(pb::ActivateSlotResponse {
-            slot: Some(proto::slot(
-                &board,
-                board.slot(slot),
-                &*self.catalog.get().await?,
-                today,
-            )),
+            slot: Some(self.slot_of(&board, slot, now).await?),
         }))
     }
 
@@ -243,14 +238,8 @@ impl MissionsService for Missions {
                 rules::reroll(board, slot, catalog, settings, &mut ids(), now)
             })
             .await?;
-        let today = rules::local_date(board.time_zone, now);
         Ok(Response::new(pb::RerollResponse {
-            slot: Some(proto::slot(
-                &board,
-                board.slot(slot),
-                &*self.catalog.get().await?,
-                today,
-            )),
+            slot: Some(self.slot_of(&board, slot, now).await?),
         }))
     }
 
@@ -449,6 +438,22 @@ impl MissionsService for Missions {
 }
 
 impl Missions {
+    /// One slot of `board` as its user sees it at `now`.
+    async fn slot_of(
+        &self,
+        board: &Board,
+        slot: SlotKey,
+        now: DateTime<Utc>,
+    ) -> Result<pb::Slot, MissionsError> {
+        let today = rules::local_date(board.time_zone, now);
+        Ok(proto::slot(
+            board,
+            board.slot(slot),
+            &*self.catalog.get().await?,
+            today,
+        ))
+    }
+
     async fn boss_of(&self, board: &Board) -> Result<Option<pb::BossRun>, MissionsError> {
         let catalog = self.catalog.get().await?;
         Ok(board.boss.as_ref().map(|b| proto::boss_run(b, &catalog)))

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use phoenix_runtime::{ApiError, FieldViolation, auth, fields};
+use phoenix_runtime::{Violations, auth};
 use tonic::Request;
 use uuid::Uuid;
 
@@ -162,19 +162,16 @@ pub fn require_admin<T>(request: &Request<T>) -> Result<(), MissionsError> {
     }
 }
 
-/// Collects the bad fields of one request into one INVALID_ARGUMENT.
+/// Collects the bad fields of one request into one INVALID_ARGUMENT: the runtime's
+/// [`Violations`] with the missions fields (ids, seasons, time zones) on top.
 #[derive(Debug, Default)]
-pub struct Fields(Vec<FieldViolation>);
+pub struct Fields(Violations);
 
 impl Fields {
     pub fn uuid(&mut self, field: &str, value: &str) -> Uuid {
-        match fields::uuid(DOMAIN, field, value) {
-            Ok(id) => id,
-            Err(error) => {
-                self.0.extend(error.violations().iter().cloned());
-                Uuid::nil()
-            }
-        }
+        self.0
+            .parse(field, value, phoenix_runtime::error::parse_uuid)
+            .unwrap_or_else(Uuid::nil)
     }
 
     pub fn season(&mut self, value: &str) -> String {
@@ -182,12 +179,11 @@ impl Fields {
             && value
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
-            self.add(
-                "season_id",
-                "must be 1–64 characters: letters, digits, '-', '_' or '.'",
-            );
-        }
+        self.check(
+            valid,
+            "season_id",
+            "must be 1–64 characters: letters, digits, '-', '_' or '.'",
+        );
         value.to_owned()
     }
 
@@ -209,23 +205,15 @@ impl Fields {
     }
 
     pub fn add(&mut self, field: &str, description: &str) {
-        self.0.push(FieldViolation::new(field, description));
+        self.0.add(field, description);
     }
 
     pub fn check(&mut self, valid: bool, field: &str, description: &str) {
-        if !valid {
-            self.add(field, description);
-        }
+        self.0.check(valid, field, description);
     }
 
     /// Ok when every field was valid.
     pub fn done(self) -> Result<(), MissionsError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(MissionsError::Invalid(ApiError::invalid_argument(
-                DOMAIN, self.0,
-            )))
-        }
+        self.0.into_result(DOMAIN).map_err(MissionsError::Invalid)
     }
 }
