@@ -63,6 +63,22 @@ const SQL_CHECKS: &[(&str, &str)] = &[
                 AND credits_posted + credits_pending > debits_posted)",
     ),
     (
+        "transfers and entries name accounts of their tenant and asset",
+        "SELECT format('transfer %s: %s account %s is no %s account of tenant %s',
+                       t.id, s.side, s.account_id, t.asset_code, t.tenant_id)
+         FROM transfers t
+         CROSS JOIN LATERAL (VALUES ('debit', t.debit_account_id),
+                                    ('credit', t.credit_account_id)) AS s(side, account_id)
+         WHERE NOT EXISTS (SELECT FROM accounts a WHERE a.tenant_id = t.tenant_id
+                           AND a.id = s.account_id AND a.asset_code = t.asset_code)
+         UNION ALL
+         SELECT format('entry %s/%s: account %s is no %s account of tenant %s',
+                       e.account_id, e.version, e.account_id, e.asset_code, e.tenant_id)
+         FROM entries e
+         WHERE NOT EXISTS (SELECT FROM accounts a WHERE a.tenant_id = e.tenant_id
+                           AND a.id = e.account_id AND a.asset_code = e.asset_code)",
+    ),
+    (
         "balances equal their entries",
         "SELECT format('account %s: debits %s credits %s version %s, entries say debits %s credits %s count %s last version %s last balance %s',
                        a.id, a.debits_posted, a.credits_posted, a.entry_version,

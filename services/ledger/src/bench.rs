@@ -244,7 +244,7 @@ async fn single_transfers_over_sql(
     let tenant_id: Uuid = tenant.parse()?;
     let ledger = Arc::new(Ledger {
         pool: pool.clone(),
-        settings: LedgerSettings::from_env()?,
+        settings: LedgerSettings::parse(&[])?,
         shutdown: tokio_util::sync::CancellationToken::new(),
     });
     let accounts = accounts.clone();

@@ -1,4 +1,4 @@
-//! The ledger's own settings, read from the environment next to the runtime's.
+//! The ledger's own settings, read from arguments and the environment next to the runtime's.
 
 use std::time::Duration;
 
@@ -20,9 +20,9 @@ pub struct LedgerSettings {
 }
 
 impl LedgerSettings {
-    /// The settings from `PHOENIX_LEDGER_*`, defaults for the rest.
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::try_parse_from(std::iter::empty::<String>())
-            .map_err(|e| anyhow::anyhow!("ledger settings: {e}"))
+    /// The settings from `args` (`--name=value`, what tests and embedding programs pass), then
+    /// `PHOENIX_LEDGER_*`, then the defaults.
+    pub fn parse(args: &[String]) -> anyhow::Result<Self> {
+        Self::try_parse_from(args).map_err(|e| anyhow::anyhow!("ledger settings: {e}"))
     }
 }

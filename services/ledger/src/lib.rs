@@ -47,7 +47,7 @@ pub fn spec() -> ServiceSpec {
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let ledger = api::Ledger {
         pool: context.pool.clone(),
-        settings: config::LedgerSettings::from_env()?,
+        settings: config::LedgerSettings::parse(&context.config.service_args)?,
         shutdown: context.shutdown.clone(),
     };
     metrics::get();

@@ -48,7 +48,12 @@ async fn every_change_appends_to_the_account_stream_in_order() {
     let payload =
         pb::AccountBalanceChanged::decode(last.payload.as_ref().expect("payload").value.as_slice())
             .expect("decodes");
-    assert_eq!(payload.debits_posted_delta, 30);
+    let effects: Vec<_> = payload
+        .transfers
+        .iter()
+        .map(|t| (t.debits_posted_delta, t.credits_posted_delta))
+        .collect();
+    assert_eq!(effects, [(30, 0)], "one transfer, debiting the wallet by 30");
     assert_eq!(last.tenant_id, h.tenant);
     assert!(
         !last.correlation_id.is_empty(),
@@ -150,10 +155,17 @@ async fn a_subscription_catches_up_then_follows_live() {
 
 #[tokio::test]
 async fn rehydrating_from_snapshots_and_events_gives_the_current_balance() {
-    let mut h = Harness::start().await;
+    let mut h = Harness::on(
+        phoenix_testkit::spawn_with(phoenix_ledger::spec(), |config| {
+            config.service_args = vec!["--snapshot-every=10".into()];
+        })
+        .await,
+    )
+    .await;
     let (issuer, wallet) = h.funded_wallet("user-1", 0).await;
-    // Five batches of 100 cross a snapshot boundary (every 100 events) each time.
-    for _ in 0..5 {
+    // A batch is one event per account, whatever its size; then single transfers carry the
+    // stream past several snapshots (every 10 events).
+    for _ in 0..2 {
         h.ledger
             .create_transfers(pb::CreateTransfersRequest {
                 tenant_id: h.tenant.clone(),
@@ -164,7 +176,12 @@ async fn rehydrating_from_snapshots_and_events_gives_the_current_balance() {
             .await
             .expect("batch");
     }
-    h.transfer(&wallet, &issuer, 7).await.expect("one more");
+    let after_batches = stream_version(&mut h, &wallet).await;
+    for _ in 0..45 {
+        h.transfer(&wallet, &issuer, 1).await.expect("one more");
+    }
+    let version = stream_version(&mut h, &wallet).await;
+    assert_eq!(version, after_batches + 45, "one event per call");
 
     let rebuilt = h
         .events
@@ -176,9 +193,10 @@ async fn rehydrating_from_snapshots_and_events_gives_the_current_balance() {
         .expect("rehydrated")
         .into_inner();
     assert_eq!(rebuilt.balance, Some(h.balance(&wallet).await));
-    assert_eq!(rebuilt.version, 502);
-    assert_eq!(rebuilt.snapshot_version, 501);
-    assert_eq!(rebuilt.events_replayed, 1);
+    assert_eq!(rebuilt.version, version);
+    let snapshot = version / 10 * 10;
+    assert_eq!(rebuilt.snapshot_version, snapshot);
+    assert_eq!(rebuilt.events_replayed, version - snapshot);
 
     let kept: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM snapshots WHERE aggregate_type = 'account' AND aggregate_id = $1",
@@ -188,4 +206,20 @@ async fn rehydrating_from_snapshots_and_events_gives_the_current_balance() {
     .await
     .expect("count");
     assert_eq!(kept, 3, "only the last three snapshots are kept");
+}
+
+/// The version of an account's event stream.
+async fn stream_version(h: &mut Harness, account_id: &str) -> i64 {
+    h.events
+        .read_stream(pb::ReadStreamRequest {
+            tenant_id: h.tenant.clone(),
+            aggregate_type: "account".into(),
+            aggregate_id: account_id.to_owned(),
+            from_version: 0,
+            max_count: 0,
+        })
+        .await
+        .expect("read")
+        .into_inner()
+        .stream_version
 }

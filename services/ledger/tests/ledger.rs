@@ -515,6 +515,8 @@ async fn corrections_are_reversing_transfers_and_entries_cannot_be_edited() {
         "DELETE FROM events",
         "TRUNCATE entries CASCADE",
         "TRUNCATE events",
+        "DELETE FROM accounts",
+        "TRUNCATE accounts CASCADE",
     ] {
         let error = sqlx::query(statement)
             .execute(&h.service.pool)
@@ -525,6 +527,38 @@ async fn corrections_are_reversing_transfers_and_entries_cannot_be_edited() {
             "{statement}: {error}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_auditor_finds_an_entry_of_no_account() {
+    let mut h = Harness::start().await;
+    let (issuer, wallet) = h.funded_wallet("user-1", 100).await;
+    h.transfer(&wallet, &issuer, 10).await.expect("posted");
+    let clean = phoenix_ledger::audit::run(&h.service.pool)
+        .await
+        .expect("audit ran");
+    assert_eq!(clean.violations(), 0, "{}", clean.render());
+
+    // Written around the service, which writes entries only with their transfer.
+    let stray = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO entries (tenant_id, account_id, version, transfer_id, asset_code, amount,
+                              balance, created_at)
+         VALUES ($1::uuid, $2, 1, $2, 'BESITOS', 1, 1, now())",
+    )
+    .bind(&h.tenant)
+    .bind(stray)
+    .execute(&h.service.pool)
+    .await
+    .expect("inserted");
+    let report = phoenix_ledger::audit::run(&h.service.pool)
+        .await
+        .expect("audit ran");
+    let rendered = report.render();
+    assert!(
+        rendered.contains(&format!("entry {stray}/1: account {stray} is no BESITOS account")),
+        "{rendered}"
+    );
 }
 
 #[tokio::test]
@@ -808,8 +842,16 @@ async fn one_tenant_never_sees_or_touches_another() {
     .bind(wallet.parse::<uuid::Uuid>().expect("uuid"))
     .execute(&h.service.pool)
     .await
-    .expect_err("foreign key");
-    assert!(forged.to_string().contains("foreign key"), "{forged}");
+    .expect_err("foreign account");
+    let code = forged
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("23503"), "foreign_key_violation: {forged}");
+    assert!(
+        forged.to_string().contains("is not a BESITOS account of tenant"),
+        "{forged}"
+    );
     assert_eq!(h.balance(&wallet).await.posted, 50);
 }
 

@@ -150,6 +150,10 @@ pub async fn connect_pool(
             ("search_path", format!("{schema},public")),
             ("statement_timeout", statement_timeout.clone()),
             ("lock_timeout", statement_timeout),
+            (
+                "plan_cache_mode",
+                config.db_plan_cache_mode.as_setting().to_owned(),
+            ),
         ]);
     PgPoolOptions::new()
         .max_connections(config.db_max_connections)

@@ -638,12 +638,18 @@ async fn write(
         .iter()
         .map(|change| {
             let payload = pb::AccountBalanceChanged {
-                transfer_id: change.transfer_id.to_string(),
-                kind: crate::proto::transfer_kind(change.kind).into(),
-                debits_posted_delta: change.delta.debits_posted,
-                credits_posted_delta: change.delta.credits_posted,
-                debits_pending_delta: change.delta.debits_pending,
-                credits_pending_delta: change.delta.credits_pending,
+                transfers: change
+                    .transfers
+                    .iter()
+                    .map(|effect| pb::AccountTransferEffect {
+                        transfer_id: effect.transfer_id.to_string(),
+                        kind: crate::proto::transfer_kind(effect.kind).into(),
+                        debits_posted_delta: effect.delta.debits_posted,
+                        credits_posted_delta: effect.delta.credits_posted,
+                        debits_pending_delta: effect.delta.debits_pending,
+                        credits_pending_delta: effect.delta.credits_pending,
+                    })
+                    .collect(),
             };
             NewEvent::new(
                 ACCOUNT_STREAM,
@@ -824,11 +830,13 @@ fn fold_event(balances: Balances, event_type: &str, payload: &[u8]) -> Option<Ba
         types::ACCOUNT_OPENED => Some(balances),
         types::ACCOUNT_BALANCE_CHANGED => {
             let change = pb::AccountBalanceChanged::decode(payload).ok()?;
-            balances.apply(&BalanceDelta {
-                debits_posted: change.debits_posted_delta,
-                credits_posted: change.credits_posted_delta,
-                debits_pending: change.debits_pending_delta,
-                credits_pending: change.credits_pending_delta,
+            change.transfers.iter().try_fold(balances, |balances, effect| {
+                balances.apply(&BalanceDelta {
+                    debits_posted: effect.debits_posted_delta,
+                    credits_posted: effect.credits_posted_delta,
+                    debits_pending: effect.debits_pending_delta,
+                    credits_pending: effect.credits_pending_delta,
+                })
             })
         }
         _ => None,
