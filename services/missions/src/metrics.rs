@@ -1,5 +1,6 @@
 //! The missions service's own metrics, in the process-wide registry next to the RPC metrics.
-//! Counters are exposed with the `_total` suffix (`missions_heartbeats_total`, ...).
+//! Counters are exposed with the registry's `phoenix_` prefix and the `_total` suffix
+//! (`phoenix_missions_heartbeats_total`, ...).
 
 use std::sync::OnceLock;
 

@@ -432,35 +432,12 @@ async fn concurrent_claims_grant_the_reward_once() {
 async fn a_protecting_effect_is_consumed_instead_of_a_petal() {
     let mut h = Harness::start("2026-06-01T12:00:00Z").await;
     h.only_mission(main_mission(20, 100)).await;
-    let freeze = h
-        .catalog
-        .upsert_effect(pb::UpsertEffectRequest {
-            effect: Some(pb::EffectDefinition {
-                kind: pb::EffectKind::Amulet.into(),
-                name: "Streak freeze".into(),
-                description: "Keeps a missed day".into(),
-                payload_json: r#"{"protectsDay": true}"#.into(),
-                duration_days: 7,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("upsert the effect")
-        .into_inner()
-        .effect
-        .expect("effect");
+    let freeze = h.streak_freeze().await;
     let user = Uuid::new_v4();
     h.create_board(user, "UTC").await;
     let run = h.activate_main(user).await;
     h.heartbeat(user, &run).await;
-    h.missions
-        .grant_effect(pb::GrantEffectRequest {
-            user_id: user.to_string(),
-            season_id: SEASON.into(),
-            effect_id: freeze.effect_id.clone(),
-        })
-        .await
-        .expect("grant");
+    h.grant_effect(user, &freeze).await;
     // June 2 and 3 missed: the freeze covers one, a petal the other.
     h.set_time("2026-06-04T12:00:00Z").await;
     let closed = h.close_days(user).await;

@@ -204,6 +204,38 @@ impl Harness {
             .closed
     }
 
+    /// Adds a seven-day amulet that keeps one missed day instead of a petal; returns its id.
+    pub async fn streak_freeze(&mut self) -> String {
+        self.catalog
+            .upsert_effect(pb::UpsertEffectRequest {
+                effect: Some(pb::EffectDefinition {
+                    kind: pb::EffectKind::Amulet.into(),
+                    name: "Streak freeze".into(),
+                    description: "Keeps a missed day".into(),
+                    payload_json: r#"{"protectsDay": true}"#.into(),
+                    duration_days: 7,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("upsert the effect")
+            .into_inner()
+            .effect
+            .expect("effect")
+            .effect_id
+    }
+
+    pub async fn grant_effect(&mut self, user: Uuid, effect_id: &str) {
+        self.missions
+            .grant_effect(pb::GrantEffectRequest {
+                user_id: user.to_string(),
+                season_id: SEASON.into(),
+                effect_id: effect_id.into(),
+            })
+            .await
+            .expect("grant the effect");
+    }
+
     pub async fn main_slot(&mut self, user: Uuid) -> pb::Slot {
         self.board(user)
             .await
