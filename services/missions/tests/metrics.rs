@@ -18,6 +18,7 @@ const DUPLICATE_HEARTBEATS: &str = "phoenix_missions_duplicate_heartbeats_total"
 const DUPLICATE_CLAIMS: &str = "phoenix_missions_duplicate_claims_total";
 const PETALS_LOST: &str = "phoenix_missions_petals_lost_total";
 const PROTECTED_DAYS: &str = "phoenix_missions_protected_days_total";
+const DAY_CLOSES_REFUSED: &str = "phoenix_missions_day_closes_refused_total";
 
 fn divergences(kind: &str) -> String {
     format!("phoenix_missions_divergences_total{{kind=\"{kind}\"}}")
@@ -154,6 +155,48 @@ async fn day_closes_count_lost_petals_and_protected_days_whoever_closes_them() {
     assert_eq!((batch.petals_lost, batch.protected_days), (3, 0));
     assert_eq!(after.since(&after_user, PETALS_LOST), 3);
     assert_eq!(after.since(&after_user, PROTECTED_DAYS), 0);
+}
+
+#[tokio::test]
+async fn a_day_close_the_database_refuses_counts_as_refused_and_costs_no_petal() {
+    let _alone = alone().await;
+    let mut h = Harness::start("2026-06-01T12:00:00Z").await;
+    h.only_mission(main_mission(20, 100)).await;
+    let (healthy, damaged) = (Uuid::new_v4(), Uuid::new_v4());
+    for user in [healthy, damaged] {
+        h.create_board(user, "UTC").await;
+        let run = h.activate_main(user).await;
+        if user == damaged {
+            h.stray_day_close(&run, "2026-06-01").await;
+        }
+    }
+    h.set_time("2026-06-02T12:00:00Z").await;
+    let close_due = pb::CloseDueDaysRequest { batch_size: 0 };
+    let before = Counters::read();
+
+    h.missions
+        .close_due_days(close_due)
+        .await
+        .expect("close due days");
+    let after_first = Counters::read();
+    h.missions
+        .close_due_days(close_due)
+        .await
+        .expect("close due days again");
+
+    let after = Counters::read();
+    assert_eq!(after_first.since(&before, DAY_CLOSES_REFUSED), 1);
+    assert_eq!(
+        after_first.since(&before, PETALS_LOST),
+        1,
+        "the healthy board's June 1 only"
+    );
+    assert_eq!(
+        after.since(&after_first, DAY_CLOSES_REFUSED),
+        1,
+        "tried again, refused again"
+    );
+    assert_eq!(after.since(&after_first, PETALS_LOST), 0);
 }
 
 #[tokio::test]
