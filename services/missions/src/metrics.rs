@@ -1,5 +1,6 @@
 //! The missions service's own metrics, in the process-wide registry next to the RPC metrics.
-//! Counters are exposed with the `_total` suffix (`missions_heartbeats_total`, ...).
+//! Counters are exposed with the registry's `phoenix_` prefix and the `_total` suffix
+//! (`phoenix_missions_heartbeats_total`, ...).
 
 use std::sync::OnceLock;
 
@@ -23,6 +24,8 @@ pub struct MissionsMetrics {
     pub petals_lost: Counter,
     /// Missed days a protecting effect covered instead of a petal.
     pub protected_days: Counter,
+    /// Boards whose batch day close the database refused (each stays due).
+    pub day_closes_refused: Counter,
     /// DUAL differences between the primary and the secondary store, by kind.
     pub divergences: Family<KindLabels, Counter>,
 }
@@ -36,6 +39,7 @@ pub fn get() -> &'static MissionsMetrics {
             duplicate_claims: Counter::default(),
             petals_lost: Counter::default(),
             protected_days: Counter::default(),
+            day_closes_refused: Counter::default(),
             divergences: Family::default(),
         };
         let registry = phoenix_runtime::metrics::global();
@@ -63,6 +67,11 @@ pub fn get() -> &'static MissionsMetrics {
             "missions_protected_days",
             "Missed days covered by a protecting effect instead of a petal",
             metrics.protected_days.clone(),
+        );
+        registry.register(
+            "missions_day_closes_refused",
+            "Boards whose batch day close the database refused; each stays due and is tried again",
+            metrics.day_closes_refused.clone(),
         );
         registry.register(
             "missions_divergences",
@@ -93,6 +102,11 @@ pub fn days_closed(petals_lost: u64, protected: u64) {
     let metrics = get();
     metrics.petals_lost.inc_by(petals_lost);
     metrics.protected_days.inc_by(protected);
+}
+
+/// A board whose batch day close the database refused.
+pub fn day_close_refused() {
+    get().day_closes_refused.inc();
 }
 
 /// A DUAL divergence of `kind` (see `store::repo`).

@@ -1,18 +1,15 @@
 //! The catalog, analytics, migration tooling and the FILE and DUAL repositories, through gRPC.
 
+mod samples;
 mod support;
 
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::analytics_service_client::AnalyticsServiceClient;
 use phoenix_proto::missions::v1::migration_service_client::MigrationServiceClient;
+use samples::{EVENTS, SAMPLE as SAMPLE_STORE, board_in, sample};
 use support::{Harness, SEASON, error_of, main_mission};
 use tonic::Code;
 use uuid::Uuid;
-
-const SAMPLE_STORE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/missions_v2_store.json"
-);
 
 #[tokio::test]
 async fn the_default_catalog_is_there_and_upserts_are_validated() {
@@ -239,6 +236,105 @@ async fn the_sample_store_backfills_compares_clean_audits_clean_and_exports_back
     if let Err(status) = status {
         assert_ne!(status.code(), Code::Internal, "{status:?}");
     }
+}
+
+/// The board of `user_id` in `season_id`, as GetBoard shows it.
+async fn board_of(h: &mut Harness, user_id: Uuid, season_id: &str) -> pb::Board {
+    h.missions
+        .get_board(pb::GetBoardRequest {
+            user_id: user_id.to_string(),
+            season_id: season_id.into(),
+        })
+        .await
+        .expect("get the board")
+        .into_inner()
+        .board
+        .expect("board")
+}
+
+#[tokio::test]
+async fn rebuild_from_events_applies_the_log_once_and_quarantines_bad_lines_by_number() {
+    // Shortly after the log's last event, so the boards read back as the users saw them then.
+    let mut h = Harness::start("2025-03-12T09:00:00Z").await;
+    let mut migration = MigrationServiceClient::new(h.service.channel.clone());
+    migration
+        .backfill(pb::BackfillRequest {
+            store_path: SAMPLE_STORE.into(),
+        })
+        .await
+        .expect("backfill");
+    let joao = board_in(&sample(), "America/Sao_Paulo").key();
+    let lucia = board_in(&sample(), "Europe/Madrid").key();
+    let main_run = |board: &pb::Board| board.slots[0].run.clone().expect("the main slot's run");
+    let before = main_run(&board_of(&mut h, joao.user_id, &joao.season_id).await);
+    assert!(!before.heartbeat_today, "the log has today's heartbeat");
+    assert!(before.progress.expect("progress").current < 300);
+    let rebuild = pb::RebuildFromEventsRequest {
+        log_path: EVENTS.into(),
+    };
+
+    let first = migration
+        .rebuild_from_events(rebuild.clone())
+        .await
+        .expect("rebuild")
+        .into_inner();
+    let second = migration
+        .rebuild_from_events(rebuild)
+        .await
+        .expect("rebuild again")
+        .into_inner();
+
+    assert_eq!(
+        (first.read, first.applied, first.already_applied),
+        (14, 4, 4),
+        "{first:?}"
+    );
+    assert_eq!(
+        (second.read, second.applied, second.already_applied),
+        (14, 0, 8),
+        "nothing new the second time: {second:?}"
+    );
+    let quarantined = |response: &pb::RebuildFromEventsResponse| -> Vec<(String, String)> {
+        response
+            .quarantined
+            .iter()
+            .map(|q| (q.location.clone(), q.user_id.clone()))
+            .collect()
+    };
+    let utc = board_in(&sample(), "UTC").user_id.to_string();
+    let no_board = "0195d3a0-0000-7000-8000-0000000000aa";
+    let joao_id = joao.user_id.to_string();
+    let expected: Vec<(String, String)> = [
+        ("line 10", utc.as_str()),
+        // Not JSON at all: no user to name.
+        ("line 11", ""),
+        ("line 12", utc.as_str()),
+        ("line 13", utc.as_str()),
+        ("line 14", no_board),
+        ("line 15", joao_id.as_str()),
+    ]
+    .into_iter()
+    .map(|(line, user)| (line.to_owned(), user.to_owned()))
+    .collect();
+    assert_eq!(quarantined(&first), expected);
+    assert_eq!(quarantined(&second), expected, "bad lines stay bad");
+    assert!(
+        first.quarantined[1].reason.contains("not a missions event"),
+        "{:?}",
+        first.quarantined[1]
+    );
+
+    let board = board_of(&mut h, joao.user_id, &joao.season_id).await;
+    let run = main_run(&board);
+    assert!(run.heartbeat_today);
+    assert!(run.heartbeats.iter().any(|beat| beat.date == "2025-03-12"));
+    assert_eq!(run.progress.expect("progress").current, 300);
+    assert!(
+        board.boss.expect("boss").complete_time.is_some(),
+        "the proof completed the boss"
+    );
+    let board = board_of(&mut h, lucia.user_id, &lucia.season_id).await;
+    assert_eq!(board.boss.expect("boss").shield_current, 4);
 }
 
 #[tokio::test]

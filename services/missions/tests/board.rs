@@ -355,6 +355,59 @@ async fn concurrent_day_closes_take_each_petal_once() {
 }
 
 #[tokio::test]
+async fn a_board_the_database_refuses_does_not_stop_the_day_close_of_the_others() {
+    let mut h = Harness::start("2026-06-01T12:00:00Z").await;
+    h.only_mission(main_mission(20, 100)).await;
+    let mut users: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    users.sort();
+    // The damaged board sorts between the others, so it is neither first nor last of the batch.
+    let (healthy, damaged) = (vec![users[0], users[2]], users[1]);
+    for user in &users {
+        h.create_board(*user, "UTC").await;
+        let run = h.activate_main(*user).await;
+        if *user == damaged {
+            h.stray_day_close(&run, "2026-06-01").await;
+        }
+    }
+    let close_due = |h: &mut Harness| {
+        let mut missions = h.missions.clone();
+        async move {
+            missions
+                .close_due_days(pb::CloseDueDaysRequest { batch_size: 0 })
+                .await
+                .expect("close due days")
+                .into_inner()
+        }
+    };
+    // June 1 was missed by everyone.
+    let now = "2026-06-02T12:00:00Z";
+    h.set_time(now).await;
+
+    let closed = close_due(&mut h).await;
+
+    assert_eq!(
+        (closed.boards, closed.days, closed.petals_lost),
+        (2, 2, 2),
+        "the healthy boards closed, the damaged one counts for nothing"
+    );
+    assert_eq!(h.due_users(now).await, vec![damaged], "it stays due");
+    for user in healthy {
+        let slot = h.main_slot(user).await;
+        assert_eq!(slot.petals_remaining, slot.petals_total - 1);
+    }
+    let again = close_due(&mut h).await;
+    assert_eq!((again.boards, again.days), (0, 0), "refused again");
+
+    sqlx::query("DELETE FROM missions_v2_day_closes WHERE local_date = '2026-06-01'")
+        .execute(&h.service.pool)
+        .await
+        .expect("remove the stray close");
+    let repaired = close_due(&mut h).await;
+    assert_eq!((repaired.boards, repaired.petals_lost), (1, 1));
+    assert!(h.due_users(now).await.is_empty());
+}
+
+#[tokio::test]
 async fn concurrent_claims_grant_the_reward_once() {
     let mut h = Harness::start("2026-06-01T12:00:00Z").await;
     h.only_mission(main_mission(7, 3)).await;
@@ -432,35 +485,12 @@ async fn concurrent_claims_grant_the_reward_once() {
 async fn a_protecting_effect_is_consumed_instead_of_a_petal() {
     let mut h = Harness::start("2026-06-01T12:00:00Z").await;
     h.only_mission(main_mission(20, 100)).await;
-    let freeze = h
-        .catalog
-        .upsert_effect(pb::UpsertEffectRequest {
-            effect: Some(pb::EffectDefinition {
-                kind: pb::EffectKind::Amulet.into(),
-                name: "Streak freeze".into(),
-                description: "Keeps a missed day".into(),
-                payload_json: r#"{"protectsDay": true}"#.into(),
-                duration_days: 7,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("upsert the effect")
-        .into_inner()
-        .effect
-        .expect("effect");
+    let freeze = h.streak_freeze().await;
     let user = Uuid::new_v4();
     h.create_board(user, "UTC").await;
     let run = h.activate_main(user).await;
     h.heartbeat(user, &run).await;
-    h.missions
-        .grant_effect(pb::GrantEffectRequest {
-            user_id: user.to_string(),
-            season_id: SEASON.into(),
-            effect_id: freeze.effect_id.clone(),
-        })
-        .await
-        .expect("grant");
+    h.grant_effect(user, &freeze).await;
     // June 2 and 3 missed: the freeze covers one, a petal the other.
     h.set_time("2026-06-04T12:00:00Z").await;
     let closed = h.close_days(user).await;

@@ -332,6 +332,51 @@ async fn a_failed_secondary_write_never_fails_the_call() {
     );
 }
 
+#[tokio::test]
+async fn a_day_close_the_primary_refuses_is_not_copied_to_the_secondary() {
+    let (_db, pool) = database().await;
+    let sql = backfilled(&pool).await;
+    let scratch = Scratch::new();
+    let store = scratch.sample_store();
+    let repository = dual(DualPrimary::Sql, &store, &pool).await;
+    let refused = board_in(&sample(), "America/Sao_Paulo");
+    let everything_due = chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+
+    let batch = repository
+        .update_due(everything_due, 100, &[], |board| {
+            board.slots[1].offers += 1;
+            if board.key() == refused.key() {
+                // More petals than the slot holds: the SQL primary refuses this board.
+                board.slots[0].petals_remaining = board.slots[0].petals_total + 1;
+            }
+            Some(board.key())
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(batch.refused, [refused.key()]);
+    assert!(!batch.saved.is_empty());
+    let file = FileBoards::open(&store).unwrap();
+    assert_eq!(
+        file.load(&refused.key()).await.unwrap(),
+        Some(refused.clone())
+    );
+    assert_eq!(sql.load(&refused.key()).await.unwrap(), Some(refused));
+    for key in &batch.saved {
+        let in_sql = sql.load(key).await.unwrap().unwrap();
+        let original = sample()
+            .boards
+            .into_iter()
+            .find(|b| b.key() == *key)
+            .unwrap();
+        assert_eq!(in_sql.slots[1].offers, original.slots[1].offers + 1);
+        assert_eq!(file.load(key).await.unwrap(), Some(in_sql));
+        assert!(divergences(&pool, key.user_id).await.is_empty());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_dual_updates_leave_both_stores_equal() {
     let (_db, pool) = database().await;

@@ -389,17 +389,17 @@ async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
 
     let now = at("2024-03-09T00:30:00Z");
     let mut seen = Vec::new();
-    let changed = boards
-        .update_due(now, 100, |board| {
+    let batch = boards
+        .update_due(now, 100, &[], |board| {
             seen.push(board.user_id);
             close_friday(board);
             board.updated_at = now;
-            true
+            Some(())
         })
         .await
         .expect("update_due");
 
-    assert_eq!(changed, 1);
+    assert_eq!((batch.saved.len(), batch.refused.len()), (1, 0));
     assert_eq!(seen, vec![due.user_id]);
     let mut closed = due.clone();
     close_friday(&mut closed);
@@ -419,15 +419,15 @@ async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
     holder.rollback().await.expect("rollback");
 
     let mut seen = Vec::new();
-    let changed = boards
-        .update_due(now, 100, |board| {
+    let batch = boards
+        .update_due(now, 100, &[], |board| {
             seen.push(board.user_id);
-            false
+            None::<()>
         })
         .await
         .expect("update_due");
     assert_eq!(
-        (changed, seen),
+        (batch.saved.len(), seen),
         (0, vec![locked.user_id]),
         "the lock is gone: its turn"
     );
@@ -446,17 +446,74 @@ async fn the_batch_day_close_takes_at_most_its_limit_oldest_due_first() {
     }
 
     let mut seen = Vec::new();
-    let changed = boards
-        .update_due(at("2024-03-20T00:00:00Z"), 2, |board| {
+    let batch = boards
+        .update_due(at("2024-03-20T00:00:00Z"), 2, &[], |board| {
             seen.push(board.user_id);
             board.updated_at += Duration::days(30);
-            true
+            Some(())
         })
         .await
         .expect("update_due");
 
-    assert_eq!(changed, 2);
+    assert_eq!(batch.saved.len(), 2);
     assert_eq!(seen, saved[..2]);
+}
+
+#[tokio::test]
+async fn the_batch_day_close_saves_the_other_boards_when_the_database_refuses_one() {
+    let (_database, pool) = database().await;
+    let boards = SqlBoards::new(pool.clone());
+    let due: Vec<Board> = (0..3).map(|_| board(Uuid::new_v4(), "2024-s1")).collect();
+    for board in &due {
+        boards.put(board).await.expect("put");
+    }
+    let refused = due[1].key();
+    let now = at("2024-03-09T00:30:00Z");
+    let close = |board: &mut Board| {
+        close_friday(board);
+        board.updated_at = now;
+        // A rule bug on one board: more petals than the slot holds, which the database refuses.
+        if board.key() == refused {
+            board.slot_mut(SlotKey::Main).petals_remaining = 4;
+        }
+        Some(board.user_id)
+    };
+
+    let batch = boards
+        .update_due(now, 100, &[], close)
+        .await
+        .expect("the batch goes through");
+
+    let saved: HashSet<Uuid> = batch.saved.into_iter().collect();
+    assert_eq!(saved, HashSet::from([due[0].user_id, due[2].user_id]));
+    assert_eq!(batch.refused, std::slice::from_ref(&refused));
+    for mut board in [due[0].clone(), due[2].clone()] {
+        close_friday(&mut board);
+        board.updated_at = now;
+        assert_stored(&boards, &board).await;
+        assert_eq!(version(&pool, &board.key()).await, 2);
+    }
+    assert_stored(&boards, &due[1]).await;
+    assert_eq!(version(&pool, &refused).await, 1, "left as it was");
+
+    // Still due: picked again, unless the caller leaves it out.
+    let mut seen = Vec::new();
+    let skipped = boards
+        .update_due(now, 100, std::slice::from_ref(&refused), |board| {
+            seen.push(board.key());
+            None::<()>
+        })
+        .await
+        .expect("update_due");
+    assert!(seen.is_empty() && skipped.saved.is_empty());
+    boards
+        .update_due(now, 100, &[], |board| {
+            seen.push(board.key());
+            None::<()>
+        })
+        .await
+        .expect("update_due");
+    assert_eq!(seen, [refused]);
 }
 
 #[tokio::test]

@@ -467,12 +467,13 @@ impl Missions {
         let mut tally = CloseTally::default();
         let mut boards = 0;
         let mut stuck = Vec::new();
+        // Boards the database refused to save: still due, so not picked again in this pass.
+        let mut refused = Vec::new();
         loop {
-            let changed = self
+            let due = self
                 .repo
-                .update_due(now, batch, |board| {
+                .update_due(now, batch, &refused, |board| {
                     let closed = rules::tick(board, &catalog, &self.rules, &mut ids(), now);
-                    tally.add(&closed);
                     // After a tick every ended day is closed, so the board is due later than
                     // `now`; one that is not would be picked again and again: stop after this
                     // pass and say so.
@@ -480,13 +481,18 @@ impl Missions {
                         stuck.push(board.key());
                     }
                     // Saved even when nothing changed, which recomputes its due time.
-                    true
+                    Some(closed)
                 })
                 .await?;
-            boards += changed as i64;
-            if changed == 0 {
+            // Only days that were saved count.
+            for closed in &due.saved {
+                tally.add(closed);
+            }
+            boards += due.saved.len() as i64;
+            if due.saved.is_empty() && due.refused.is_empty() {
                 break;
             }
+            refused.extend(due.refused);
             if !stuck.is_empty() {
                 tracing::error!(boards = ?stuck, "boards stay due after their day close");
                 break;

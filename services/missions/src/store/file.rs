@@ -41,7 +41,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
-use super::Saved;
+use super::{DueBoards, Saved};
 use crate::domain::board::{Board, BoardKey, Store};
 use crate::domain::rules;
 use crate::error::MissionsError;
@@ -105,36 +105,43 @@ impl FileBoards {
         }
     }
 
-    /// Changes up to `limit` boards whose next day close is due at `now`, saving them in one
-    /// write. Returns how many `change` changed.
-    pub async fn update_due<F>(
+    /// Changes up to `limit` boards whose next day close is due at `now` (leaving out `skip`),
+    /// saving those `change` answers `Some` for in one write. The file takes every board or
+    /// none, so no board fails on its own.
+    pub async fn update_due<T, F>(
         &self,
         now: DateTime<Utc>,
         limit: i64,
+        skip: &[BoardKey],
         mut change: F,
-    ) -> Result<usize, MissionsError>
+    ) -> Result<DueBoards<T>, MissionsError>
     where
-        F: FnMut(&mut Board) -> bool + Send,
+        F: FnMut(&mut Board) -> Option<T> + Send,
     {
         let store = self.store.clone().lock_owned().await;
         let limit = usize::try_from(limit).unwrap_or(0);
         let mut changed = Vec::new();
+        let mut saved = Vec::new();
         for board in store
             .boards
             .iter()
             .filter(|board| rules::next_due(board).is_some_and(|due| due <= now))
+            .filter(|board| !skip.contains(&board.key()))
             .take(limit)
         {
             let mut board = board.clone();
-            if change(&mut board) {
+            if let Some(answer) = change(&mut board) {
                 changed.push(board);
+                saved.push(answer);
             }
         }
-        let count = changed.len();
-        if count > 0 {
+        if !changed.is_empty() {
             self.save(store, changed).await?;
         }
-        Ok(count)
+        Ok(DueBoards {
+            saved,
+            refused: Vec::new(),
+        })
     }
 
     /// Overwrites the board, returning the one it replaced.

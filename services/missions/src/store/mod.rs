@@ -14,9 +14,11 @@
 //! - `update(&BoardKey, change)`: runs `change(current)` under the board's lock and, when it
 //!   returns [`Saved::Write`], saves the new board atomically; when `change` errs nothing is
 //!   written. Concurrent updates of one board are serialized.
-//! - `update_due(now, limit, change)`: the day close in batches: up to `limit` boards whose
-//!   `rules::next_due` is ≤ `now` (skipping boards locked by someone else), each changed by
-//!   `change` and all saved in one transaction. Returns how many boards it changed.
+//! - `update_due(now, limit, skip, change)`: the day close in batches: up to `limit` boards
+//!   whose `rules::next_due` is ≤ `now` (leaving out the keys in `skip` and boards locked by
+//!   someone else), each given to `change`; those it answers `Some` for are saved in one
+//!   transaction. A board the database refuses (SQL) is left as it was, still due, and the
+//!   others are saved anyway. Returns a [`DueBoards`].
 //! - `put(&Board) -> Result<Option<Board>>`: overwrites the board, returning the previous one
 //!   (DUAL's secondary write).
 //! - `insert_if_absent(&Board) -> Result<bool>`: writes the board unless its key exists
@@ -28,7 +30,7 @@ pub mod file;
 pub mod repo;
 pub mod sql;
 
-use crate::domain::board::Board;
+use crate::domain::board::{Board, BoardKey};
 
 /// What an update's change decided. It lives for one call, so the board is not boxed.
 #[derive(Debug)]
@@ -38,4 +40,15 @@ pub enum Saved<T> {
     Write(Board, T),
     /// Nothing changed (a replay, a read): write nothing and answer `T`.
     Keep(T),
+}
+
+/// What one batch of `update_due` did.
+#[derive(Debug)]
+pub struct DueBoards<T> {
+    /// The answers of `change` for the boards that were saved, in the order they were picked.
+    pub saved: Vec<T>,
+    /// Boards `change` changed but the database refused to save: left as they were, so still
+    /// due. A caller going through every due board passes them back in `skip`, so the next
+    /// batch does not pick them again.
+    pub refused: Vec<BoardKey>,
 }

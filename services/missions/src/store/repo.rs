@@ -20,9 +20,9 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, RwLock};
 use uuid::Uuid;
 
-use super::Saved;
 use super::file::FileBoards;
 use super::sql::SqlBoards;
+use super::{DueBoards, Saved};
 use crate::config::{DualPrimary, MissionsSettings, RepositoryKind};
 use crate::domain::board::{Board, BoardKey};
 use crate::error::MissionsError;
@@ -86,19 +86,21 @@ impl Repository {
         }
     }
 
-    pub async fn update_due<F>(
+    pub async fn update_due<T, F>(
         &self,
         now: DateTime<Utc>,
         limit: i64,
+        skip: &[BoardKey],
         change: F,
-    ) -> Result<usize, MissionsError>
+    ) -> Result<DueBoards<T>, MissionsError>
     where
-        F: FnMut(&mut Board) -> bool + Send,
+        F: FnMut(&mut Board) -> Option<T> + Send,
+        T: Send,
     {
         match self {
-            Self::File(file) => file.update_due(now, limit, change).await,
-            Self::Sql(sql) => sql.update_due(now, limit, change).await,
-            Self::Dual(dual) => dual.update_due(now, limit, change).await,
+            Self::File(file) => file.update_due(now, limit, skip, change).await,
+            Self::Sql(sql) => sql.update_due(now, limit, skip, change).await,
+            Self::Dual(dual) => dual.update_due(now, limit, skip, change).await,
         }
     }
 
@@ -202,33 +204,37 @@ impl Dual {
         Ok(answer)
     }
 
-    pub async fn update_due<F>(
+    /// Runs the batch on the primary, then copies each board the primary saved (and only
+    /// those) to the secondary.
+    pub async fn update_due<T, F>(
         &self,
         now: DateTime<Utc>,
         limit: i64,
+        skip: &[BoardKey],
         mut change: F,
-    ) -> Result<usize, MissionsError>
+    ) -> Result<DueBoards<T>, MissionsError>
     where
-        F: FnMut(&mut Board) -> bool + Send,
+        F: FnMut(&mut Board) -> Option<T> + Send,
+        T: Send,
     {
         let _batch = self.locks.batch.write().await;
-        let mut written = Vec::new();
         let tracked = |board: &mut Board| {
             let previous = board.clone();
-            let changed = change(board);
-            if changed {
-                written.push((previous, board.clone()));
-            }
-            changed
+            change(board).map(|answer| (answer, previous, board.clone()))
         };
-        let count = match self.primary {
-            DualPrimary::File => self.file.update_due(now, limit, tracked).await,
-            DualPrimary::Sql => self.sql.update_due(now, limit, tracked).await,
+        let due = match self.primary {
+            DualPrimary::File => self.file.update_due(now, limit, skip, tracked).await,
+            DualPrimary::Sql => self.sql.update_due(now, limit, skip, tracked).await,
         }?;
-        for (previous, board) in written {
+        let mut saved = Vec::with_capacity(due.saved.len());
+        for (answer, previous, board) in due.saved {
             self.mirror(Some(previous), &board).await;
+            saved.push(answer);
         }
-        Ok(count)
+        Ok(DueBoards {
+            saved,
+            refused: due.refused,
+        })
     }
 
     pub async fn put(&self, board: &Board) -> Result<Option<Board>, MissionsError> {

@@ -22,16 +22,17 @@ use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
-use super::Saved;
+use super::{DueBoards, Saved};
 use crate::domain::board::{
     Board, BoardKey, ClaimSource, CommunicationKind, DayOutcome, ProgressUnit, RewardItem,
     RunStatus, SlotKey, SlotState,
 };
 use crate::domain::rules;
 use crate::error::MissionsError;
+use crate::metrics;
 
 /// Boards in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -108,51 +109,79 @@ impl SqlBoards {
                 Ok(answer)
             }
             Saved::Write(board, answer) => {
-                save(&mut transaction, vec![(saved, board)]).await?;
+                save(&mut transaction, &mut [(saved, board)]).await?;
                 transaction.commit().await?;
                 Ok(answer)
             }
         }
     }
 
-    /// The batch day close: up to `limit` boards due at `now` (oldest due first, skipping
-    /// boards someone else holds), each given to `change`; those it changed are saved in one
-    /// transaction. Returns how many it changed. A board `change` leaves as it was keeps its
-    /// `due_at` (`rules::next_due` of an unchanged board is unchanged) and is picked again.
-    pub async fn update_due<F>(
+    /// The batch day close: up to `limit` boards due at `now` (oldest due first, leaving out
+    /// `skip` and boards someone else holds), each given to `change`; those it answers `Some`
+    /// for are saved in one transaction (see `save_each`). A board `change` leaves as it was
+    /// keeps its `due_at` (`rules::next_due` of an unchanged board is unchanged) and is picked
+    /// again; so is a board the database refused.
+    pub async fn update_due<T, F>(
         &self,
         now: DateTime<Utc>,
         limit: i64,
+        skip: &[BoardKey],
         mut change: F,
-    ) -> Result<usize, MissionsError>
+    ) -> Result<DueBoards<T>, MissionsError>
     where
-        F: FnMut(&mut Board) -> bool + Send,
+        F: FnMut(&mut Board) -> Option<T> + Send,
+        T: Send,
     {
         let mut transaction = self.pool.begin().await?;
         let due: Vec<Json<Board>> = sqlx::query_scalar(
             "SELECT state FROM missions_v2_state
              WHERE due_at <= $1
+               AND (user_id, season_id) NOT IN (SELECT * FROM UNNEST($3::uuid[], $4::text[]))
              ORDER BY due_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED",
         )
         .bind(now)
         .bind(limit)
+        .bind(column(skip, |key| key.user_id))
+        .bind(
+            skip.iter()
+                .map(|key| key.season_id.as_str())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *transaction)
         .await?;
         let mut changes = Vec::with_capacity(due.len());
+        let mut answers = Vec::with_capacity(due.len());
         for Json(saved) in due {
             let mut board = saved.clone();
-            if change(&mut board) {
+            if let Some(answer) = change(&mut board) {
                 changes.push((Some(saved), board));
+                answers.push(answer);
             }
         }
-        let changed = changes.len();
-        if changed > 0 {
-            save(&mut transaction, changes).await?;
+        let outcomes = save_each(&mut transaction, &mut changes).await?;
+        let mut result = DueBoards {
+            saved: Vec::with_capacity(changes.len()),
+            refused: Vec::new(),
+        };
+        for (((_, board), answer), outcome) in changes.iter().zip(answers).zip(outcomes) {
+            match outcome {
+                Ok(()) => result.saved.push(answer),
+                Err(error) => {
+                    tracing::error!(
+                        user_id = %board.user_id,
+                        season_id = %board.season_id,
+                        %error,
+                        "the database refused a board's day close; the board stays due"
+                    );
+                    metrics::day_close_refused();
+                    result.refused.push(board.key());
+                }
+            }
         }
         transaction.commit().await?;
-        Ok(changed)
+        Ok(result)
     }
 
     /// Overwrites the board (whatever its saved state), returning the saved one.
@@ -177,11 +206,8 @@ impl SqlBoards {
     /// what is saved (use `insert_if_absent` when a key may exist).
     pub async fn insert_many(&self, boards: Vec<Board>) -> Result<(), MissionsError> {
         let mut transaction = self.pool.begin().await?;
-        save(
-            &mut transaction,
-            boards.into_iter().map(|b| (None, b)).collect(),
-        )
-        .await?;
+        let mut changes: Vec<_> = boards.into_iter().map(|b| (None, b)).collect();
+        save(&mut transaction, &mut changes).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -257,18 +283,68 @@ async fn locked(
     Ok(board.map(|Json(board)| board))
 }
 
+/// Saves a batch's boards over their saved versions in one statement when the database takes
+/// them all, which is the rule. When it refuses the statement, some board broke a constraint (a
+/// damaged board, a rule bug) and the error does not say which, so the boards are saved again
+/// one by one, each in a savepoint of its own: a board refused is left as it was and the others
+/// are saved. Answers each board's outcome; an error that is not the database refusing a
+/// statement (the connection is gone) fails the whole batch.
+async fn save_each(
+    connection: &mut PgConnection,
+    changes: &mut [(Option<Board>, Board)],
+) -> Result<Vec<Result<(), MissionsError>>, MissionsError> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    match save_in_savepoint(connection, changes).await {
+        Ok(()) => return Ok(changes.iter().map(|_| Ok(())).collect()),
+        Err(error) if !is_refusal(&error) => return Err(error),
+        Err(_) => {}
+    }
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for change in changes.iter_mut() {
+        match save_in_savepoint(connection, std::slice::from_mut(change)).await {
+            Err(error) if !is_refusal(&error) => return Err(error),
+            outcome => outcomes.push(outcome),
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The database refused a statement (a constraint, a trigger, a timeout): the connection and a
+/// transaction rolled back to before it are still good.
+fn is_refusal(error: &MissionsError) -> bool {
+    matches!(error, MissionsError::Database(sqlx::Error::Database(_)))
+}
+
+/// `save` in a savepoint: when it fails, the transaction goes on as if nothing had been sent.
+async fn save_in_savepoint(
+    connection: &mut PgConnection,
+    changes: &mut [(Option<Board>, Board)],
+) -> Result<(), MissionsError> {
+    let mut savepoint = connection.begin().await?;
+    match save(&mut savepoint, changes).await {
+        Ok(()) => Ok(savepoint.commit().await?),
+        Err(error) => {
+            savepoint.rollback().await?;
+            Err(error)
+        }
+    }
+}
+
 /// Saves new boards over their saved versions (None: new boards): the rows that went away or
 /// were replaced first, then everything new or changed in one statement.
 async fn save(
     connection: &mut PgConnection,
-    mut changes: Vec<(Option<Board>, Board)>,
+    changes: &mut [(Option<Board>, Board)],
 ) -> Result<(), MissionsError> {
-    for (_, board) in &mut changes {
+    for (_, board) in changes.iter_mut() {
         to_database_precision(board);
     }
+    let changes: &[(Option<Board>, Board)] = changes;
     let mut writes = Writes::default();
     let mut removals = Removals::default();
-    for (saved, board) in &changes {
+    for (saved, board) in changes {
         writes.state.push(StateRow::of(board));
         let saved = match saved {
             // The key got a different board: the old one goes with all its rows.

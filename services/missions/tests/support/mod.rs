@@ -204,6 +204,64 @@ impl Harness {
             .closed
     }
 
+    /// Adds a seven-day amulet that keeps one missed day instead of a petal; returns its id.
+    pub async fn streak_freeze(&mut self) -> String {
+        self.catalog
+            .upsert_effect(pb::UpsertEffectRequest {
+                effect: Some(pb::EffectDefinition {
+                    kind: pb::EffectKind::Amulet.into(),
+                    name: "Streak freeze".into(),
+                    description: "Keeps a missed day".into(),
+                    payload_json: r#"{"protectsDay": true}"#.into(),
+                    duration_days: 7,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("upsert the effect")
+            .into_inner()
+            .effect
+            .expect("effect")
+            .effect_id
+    }
+
+    pub async fn grant_effect(&mut self, user: Uuid, effect_id: &str) {
+        self.missions
+            .grant_effect(pb::GrantEffectRequest {
+                user_id: user.to_string(),
+                season_id: SEASON.into(),
+                effect_id: effect_id.into(),
+            })
+            .await
+            .expect("grant the effect");
+    }
+
+    /// Writes a close of `run_id`'s local `date` into the relational rows only, as a bad restore
+    /// could leave it: the snapshot does not know the day is closed, so the board's own close
+    /// of that day breaks the database's once-a-day constraint.
+    pub async fn stray_day_close(&self, run_id: &str, date: &str) {
+        sqlx::query(
+            "INSERT INTO missions_v2_day_closes (run_id, local_date, outcome, petals_after, closed_at)
+             VALUES ($1::uuid, $2::date, 'kept', 1, now())",
+        )
+        .bind(run_id)
+        .bind(date)
+        .execute(&self.service.pool)
+        .await
+        .expect("write a stray day close");
+    }
+
+    /// The users whose boards have a day close due at `now` (RFC 3339), as saved.
+    pub async fn due_users(&self, now: &str) -> Vec<Uuid> {
+        sqlx::query_scalar(
+            "SELECT user_id FROM missions_v2_state WHERE due_at <= $1::timestamptz ORDER BY user_id",
+        )
+        .bind(now)
+        .fetch_all(&self.service.pool)
+        .await
+        .expect("the due boards")
+    }
+
     pub async fn main_slot(&mut self, user: Uuid) -> pb::Slot {
         self.board(user)
             .await
