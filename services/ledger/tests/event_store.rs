@@ -53,7 +53,11 @@ async fn every_change_appends_to_the_account_stream_in_order() {
         .iter()
         .map(|t| (t.debits_posted_delta, t.credits_posted_delta))
         .collect();
-    assert_eq!(effects, [(30, 0)], "one transfer, debiting the wallet by 30");
+    assert_eq!(
+        effects,
+        [(30, 0)],
+        "one transfer, debiting the wallet by 30"
+    );
     assert_eq!(last.tenant_id, h.tenant);
     assert!(
         !last.correlation_id.is_empty(),

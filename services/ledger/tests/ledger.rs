@@ -556,7 +556,9 @@ async fn the_auditor_finds_an_entry_of_no_account() {
         .expect("audit ran");
     let rendered = report.render();
     assert!(
-        rendered.contains(&format!("entry {stray}/1: account {stray} is no BESITOS account")),
+        rendered.contains(&format!(
+            "entry {stray}/1: account {stray} is no BESITOS account"
+        )),
         "{rendered}"
     );
 }
@@ -847,9 +849,15 @@ async fn one_tenant_never_sees_or_touches_another() {
         .as_database_error()
         .and_then(|e| e.code())
         .map(|c| c.into_owned());
-    assert_eq!(code.as_deref(), Some("23503"), "foreign_key_violation: {forged}");
+    assert_eq!(
+        code.as_deref(),
+        Some("23503"),
+        "foreign_key_violation: {forged}"
+    );
     assert!(
-        forged.to_string().contains("is not a BESITOS account of tenant"),
+        forged
+            .to_string()
+            .contains("is not a BESITOS account of tenant"),
         "{forged}"
     );
     assert_eq!(h.balance(&wallet).await.posted, 50);

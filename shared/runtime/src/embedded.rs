@@ -122,6 +122,12 @@ impl EmbeddedPostgres {
                 "-c",
                 "max_connections=300",
             ])
+            .args(
+                config
+                    .pg_settings
+                    .iter()
+                    .flat_map(|setting| ["-c", setting]),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

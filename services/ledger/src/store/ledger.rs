@@ -830,14 +830,17 @@ fn fold_event(balances: Balances, event_type: &str, payload: &[u8]) -> Option<Ba
         types::ACCOUNT_OPENED => Some(balances),
         types::ACCOUNT_BALANCE_CHANGED => {
             let change = pb::AccountBalanceChanged::decode(payload).ok()?;
-            change.transfers.iter().try_fold(balances, |balances, effect| {
-                balances.apply(&BalanceDelta {
-                    debits_posted: effect.debits_posted_delta,
-                    credits_posted: effect.credits_posted_delta,
-                    debits_pending: effect.debits_pending_delta,
-                    credits_pending: effect.credits_pending_delta,
+            change
+                .transfers
+                .iter()
+                .try_fold(balances, |balances, effect| {
+                    balances.apply(&BalanceDelta {
+                        debits_posted: effect.debits_posted_delta,
+                        credits_posted: effect.credits_posted_delta,
+                        debits_pending: effect.debits_pending_delta,
+                        credits_pending: effect.credits_pending_delta,
+                    })
                 })
-            })
         }
         _ => None,
     }
