@@ -277,8 +277,7 @@ impl MissionsService for Missions {
         fields.done()?;
         let (board, _, _) = self
             .change(&key, |board, catalog, settings, now| {
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                rules::link_boss_task(board, task_id, now)
+                rules::link_boss_task(board, task_id, catalog, settings, &mut ids(), now)
             })
             .await?;
         Ok(Response::new(pb::LinkBossTaskResponse {
@@ -298,8 +297,15 @@ impl MissionsService for Missions {
         fields.done()?;
         let (board, _, _) = self
             .change(&key, |board, catalog, settings, now| {
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                rules::damage_boss(board, task_id, request.amount, &mut ids(), now)
+                rules::damage_boss(
+                    board,
+                    task_id,
+                    request.amount,
+                    catalog,
+                    settings,
+                    &mut ids(),
+                    now,
+                )
             })
             .await?;
         Ok(Response::new(pb::RecordTaskProgressResponse {
@@ -323,8 +329,7 @@ impl MissionsService for Missions {
         fields.done()?;
         let (board, _, _) = self
             .change(&key, |board, catalog, settings, now| {
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                rules::submit_boss_proof(board, proof, &mut ids(), now)
+                rules::submit_boss_proof(board, proof, catalog, settings, &mut ids(), now)
             })
             .await?;
         Ok(Response::new(pb::SubmitBossProofResponse {
@@ -342,8 +347,7 @@ impl MissionsService for Missions {
         fields.done()?;
         let (_, outcome, _) = self
             .change(&key, |board, catalog, settings, now| {
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                rules::claim_boss(board, catalog, &mut ids(), now)
+                rules::claim_boss(board, catalog, settings, &mut ids(), now)
             })
             .await?;
         if outcome.replayed {
@@ -367,15 +371,7 @@ impl MissionsService for Missions {
         fields.done()?;
         let (_, effect, _) = self
             .change(&key, |board, catalog, settings, now| {
-                let definition = catalog.effect(effect_id).ok_or_else(|| {
-                    Refusal::not_found(
-                        "EFFECT_NOT_FOUND",
-                        format!("the catalog has no effect {effect_id}"),
-                    )
-                    .at("effect_id")
-                })?;
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                Ok(rules::grant_effect(board, definition, &mut ids(), now))
+                rules::grant_effect(board, effect_id, catalog, settings, &mut ids(), now)
             })
             .await?;
         Ok(Response::new(pb::GrantEffectResponse {

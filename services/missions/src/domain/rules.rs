@@ -4,11 +4,11 @@
 //! Conventions:
 //! - A rule either changes the board and returns what happened, or returns a [`Refusal`] and
 //!   leaves the board exactly as it was (callers rely on this: nothing half-written).
-//! - Mutating rules that take the catalog and settings first call [`tick`], so time-driven
-//!   transitions (cooldown over, reroll budget back, run expired, days to close) are applied
-//!   before the request is judged. The boss rules, [`set_time_zone`] and [`grant_effect`] do
-//!   not depend on them; callers tick before them when they want the board current (before
-//!   a time-zone change, so days that ended in the old zone close by its clock).
+//! - Every mutating rule but [`set_time_zone`] first calls [`tick`], so time-driven transitions
+//!   (cooldown over, reroll budget back, run expired, days to close) are applied before the
+//!   request is judged, and a board saved after any call is current. [`set_time_zone`] leaves
+//!   that to its caller, which ticks first so days that ended in the old zone close by its
+//!   clock, and counts what closed.
 //! - A rule that changes the board sets `board.updated_at = now` (and a changed run's
 //!   `updated_at`); a replay or a no-op leaves both alone.
 //! - Ids of new records come from `Ids`, so tests and the NDJSON rebuild can make them stable.
@@ -884,7 +884,7 @@ fn grant_reward(
     };
     board.claims.push(claim.clone());
     if let Some(aura) = aura {
-        grant_effect(board, aura, ids, now);
+        start_effect(board, aura, ids, now);
     }
     communicate(
         board,
@@ -901,23 +901,32 @@ fn grant_reward(
 }
 
 /// Links the boss run to a goal task; progress on that task takes the shield down.
-pub fn link_boss_task(board: &mut Board, task_id: Uuid, now: DateTime<Utc>) -> Result<(), Refusal> {
-    let boss = board.boss.as_mut().ok_or_else(no_boss)?;
-    if boss.linked_task_id == Some(task_id) {
-        return Ok(());
-    }
-    // Once the shield is down the link has done its work; moving it would change nothing.
-    if boss.phase != 1 {
-        return Err(Refusal::precondition(
-            "BOSS_NOT_IN_PHASE_1",
-            "the boss's shield is already down: its task can no longer change",
-        )
-        .with("phase", boss.phase));
-    }
-    boss.linked_task_id = Some(task_id);
-    boss.linked_at = Some(now);
-    board.updated_at = now;
-    Ok(())
+pub fn link_boss_task(
+    board: &mut Board,
+    task_id: Uuid,
+    catalog: &Catalog,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    after_tick(board, catalog, settings, ids, now, |board, _| {
+        let boss = board.boss.as_mut().ok_or_else(no_boss)?;
+        if boss.linked_task_id == Some(task_id) {
+            return Ok(());
+        }
+        // Once the shield is down the link has done its work; moving it would change nothing.
+        if boss.phase != 1 {
+            return Err(Refusal::precondition(
+                "BOSS_NOT_IN_PHASE_1",
+                "the boss's shield is already down: its task can no longer change",
+            )
+            .with("phase", boss.phase));
+        }
+        boss.linked_task_id = Some(task_id);
+        boss.linked_at = Some(now);
+        board.updated_at = now;
+        Ok(())
+    })
 }
 
 /// Progress on a task: `amount` off the shield when it is the boss's linked task and the boss is
@@ -926,6 +935,8 @@ pub fn damage_boss(
     board: &mut Board,
     task_id: Uuid,
     amount: i32,
+    catalog: &Catalog,
+    settings: &RuleSettings,
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
@@ -936,40 +947,45 @@ pub fn damage_boss(
             format!("the boss takes a positive amount of damage, not {amount}"),
         ));
     }
-    let boss = board.boss.as_mut().ok_or_else(no_boss)?;
-    if boss.linked_task_id != Some(task_id) {
-        return Err(Refusal::precondition(
-            "TASK_NOT_LINKED",
-            format!("task {task_id} is not the boss's linked task"),
-        )
-        .at("task_id")
-        .with("task_id", task_id));
-    }
-    // Progress keeps coming after the shield is down; it simply has nothing left to hit.
-    if boss.phase != 1 {
-        return Ok(());
-    }
-    let shield = (i32::from(boss.shield_current) - amount).max(0);
-    boss.shield_current = i16::try_from(shield).expect("between 0 and the previous shield");
-    if shield == 0 {
-        boss.phase = 2;
-        boss.phase2_ready = true;
-        communicate(
-            board,
-            CommunicationKind::System,
-            "The boss's shield is down: phase 2 begins. Submit your proof to defeat it.".to_owned(),
-            ids,
-            now,
-        );
-    }
-    board.updated_at = now;
-    Ok(())
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        let boss = board.boss.as_mut().ok_or_else(no_boss)?;
+        if boss.linked_task_id != Some(task_id) {
+            return Err(Refusal::precondition(
+                "TASK_NOT_LINKED",
+                format!("task {task_id} is not the boss's linked task"),
+            )
+            .at("task_id")
+            .with("task_id", task_id));
+        }
+        // Progress keeps coming after the shield is down; it simply has nothing left to hit.
+        if boss.phase != 1 {
+            return Ok(());
+        }
+        let shield = (i32::from(boss.shield_current) - amount).max(0);
+        boss.shield_current = i16::try_from(shield).expect("between 0 and the previous shield");
+        if shield == 0 {
+            boss.phase = 2;
+            boss.phase2_ready = true;
+            communicate(
+                board,
+                CommunicationKind::System,
+                "The boss's shield is down: phase 2 begins. Submit your proof to defeat it."
+                    .to_owned(),
+                ids,
+                now,
+            );
+        }
+        board.updated_at = now;
+        Ok(())
+    })
 }
 
 /// Phase 2's proof completes the boss (phase 1: FAILED_PRECONDITION).
 pub fn submit_boss_proof(
     board: &mut Board,
     proof: &str,
+    catalog: &Catalog,
+    settings: &RuleSettings,
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
@@ -980,96 +996,124 @@ pub fn submit_boss_proof(
             "a proof is needed to defeat the boss",
         ));
     }
-    let boss = board.boss.as_mut().ok_or_else(no_boss)?;
-    if boss.completed_at.is_some() {
-        // The same proof again is a retry; another one would rewrite history.
-        return if boss.phase2_proof.as_deref() == Some(proof) {
-            Ok(())
-        } else {
-            Err(Refusal::precondition(
-                "BOSS_ALREADY_COMPLETED",
-                "the boss was already defeated with another proof",
-            ))
-        };
-    }
-    if boss.phase != 2 {
-        return Err(Refusal::precondition(
-            "BOSS_NOT_IN_PHASE_2",
-            "the boss's shield is still up: a proof is accepted in phase 2 only",
-        )
-        .with("phase", boss.phase)
-        .with("shield_current", boss.shield_current));
-    }
-    boss.phase2_proof = Some(proof.to_owned());
-    boss.phase2_submitted_at = Some(now);
-    boss.completed_at = Some(now);
-    communicate(
-        board,
-        CommunicationKind::System,
-        "Boss defeated! Claim its reward.".to_owned(),
-        ids,
-        now,
-    );
-    board.updated_at = now;
-    Ok(())
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        let boss = board.boss.as_mut().ok_or_else(no_boss)?;
+        if boss.completed_at.is_some() {
+            // The same proof again is a retry; another one would rewrite history.
+            return if boss.phase2_proof.as_deref() == Some(proof) {
+                Ok(())
+            } else {
+                Err(Refusal::precondition(
+                    "BOSS_ALREADY_COMPLETED",
+                    "the boss was already defeated with another proof",
+                ))
+            };
+        }
+        if boss.phase != 2 {
+            return Err(Refusal::precondition(
+                "BOSS_NOT_IN_PHASE_2",
+                "the boss's shield is still up: a proof is accepted in phase 2 only",
+            )
+            .with("phase", boss.phase)
+            .with("shield_current", boss.shield_current));
+        }
+        boss.phase2_proof = Some(proof.to_owned());
+        boss.phase2_submitted_at = Some(now);
+        boss.completed_at = Some(now);
+        communicate(
+            board,
+            CommunicationKind::System,
+            "Boss defeated! Claim its reward.".to_owned(),
+            ids,
+            now,
+        );
+        board.updated_at = now;
+        Ok(())
+    })
 }
 
 /// Claims the completed boss's reward exactly once (a second claim answers with the first).
 pub fn claim_boss(
     board: &mut Board,
     catalog: &Catalog,
+    settings: &RuleSettings,
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<ClaimOutcome, Refusal> {
-    let boss = board.boss.as_ref().ok_or_else(no_boss)?;
-    let boss_run_id = boss.boss_run_id;
-    if let Some(original) = board
-        .claims
-        .iter()
-        .find(|claim| claim.run_id == boss_run_id)
-    {
-        return Ok(ClaimOutcome {
-            claim: original.clone(),
-            replayed: true,
-        });
-    }
-    if boss.completed_at.is_none() {
-        return Err(Refusal::precondition(
-            "BOSS_NOT_COMPLETED",
-            "the boss is not defeated yet: nothing to claim",
-        )
-        .with("phase", boss.phase));
-    }
-    let definition = catalog.boss(boss.boss_id).ok_or_else(|| {
-        Refusal::precondition(
-            "BOSS_NOT_IN_CATALOG",
-            format!("boss {} is not in the catalog", boss.boss_id),
-        )
-        .with("boss_id", boss.boss_id)
-    })?;
-    let claim = grant_reward(
-        board,
-        boss_run_id,
-        ClaimSource::Boss,
-        &definition.name,
-        &definition.reward,
-        catalog,
-        ids,
-        now,
-    )?;
-    board
-        .boss
-        .as_mut()
-        .expect("the boss was found above")
-        .claim_id = Some(claim.claim_id);
-    Ok(ClaimOutcome {
-        claim,
-        replayed: false,
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        let boss = board.boss.as_ref().ok_or_else(no_boss)?;
+        let boss_run_id = boss.boss_run_id;
+        if let Some(original) = board
+            .claims
+            .iter()
+            .find(|claim| claim.run_id == boss_run_id)
+        {
+            return Ok(ClaimOutcome {
+                claim: original.clone(),
+                replayed: true,
+            });
+        }
+        if boss.completed_at.is_none() {
+            return Err(Refusal::precondition(
+                "BOSS_NOT_COMPLETED",
+                "the boss is not defeated yet: nothing to claim",
+            )
+            .with("phase", boss.phase));
+        }
+        let definition = catalog.boss(boss.boss_id).ok_or_else(|| {
+            Refusal::precondition(
+                "BOSS_NOT_IN_CATALOG",
+                format!("boss {} is not in the catalog", boss.boss_id),
+            )
+            .with("boss_id", boss.boss_id)
+        })?;
+        let claim = grant_reward(
+            board,
+            boss_run_id,
+            ClaimSource::Boss,
+            &definition.name,
+            &definition.reward,
+            catalog,
+            ids,
+            now,
+        )?;
+        board
+            .boss
+            .as_mut()
+            .expect("the boss was found above")
+            .claim_id = Some(claim.claim_id);
+        Ok(ClaimOutcome {
+            claim,
+            replayed: false,
+        })
     })
 }
 
-/// Grants an effect of the catalog, active from `now` for its duration.
+/// Grants the catalog's effect `effect_id` to the board, active from `now` for its duration
+/// (NOT_FOUND when the catalog has no such effect).
 pub fn grant_effect(
+    board: &mut Board,
+    effect_id: Uuid,
+    catalog: &Catalog,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+) -> Result<EffectInstance, Refusal> {
+    let effect = catalog.effect(effect_id).ok_or_else(|| {
+        Refusal::not_found(
+            "EFFECT_NOT_FOUND",
+            format!("the catalog has no effect {effect_id}"),
+        )
+        .at("effect_id")
+        .with("effect_id", effect_id)
+    })?;
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        Ok(start_effect(board, effect, ids, now))
+    })
+}
+
+/// A new instance of `effect` on the board, active from `now` for the effect's duration.
+fn start_effect(
     board: &mut Board,
     effect: &EffectDefinition,
     ids: &mut dyn Ids,

@@ -212,9 +212,59 @@ impl Story {
         )
     }
 
-    fn grant(&mut self, effect: Uuid, now: DateTime<Utc>) -> EffectInstance {
-        let definition = self.catalog.effect(effect).unwrap().clone();
-        grant_effect(&mut self.board, &definition, &mut self.ids, now)
+    fn grant(&mut self, effect: Uuid, now: DateTime<Utc>) -> Result<EffectInstance, Refusal> {
+        grant_effect(
+            &mut self.board,
+            effect,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
+    }
+
+    fn link_boss(&mut self, task: Uuid, now: DateTime<Utc>) -> Result<(), Refusal> {
+        link_boss_task(
+            &mut self.board,
+            task,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
+    }
+
+    fn damage_boss(&mut self, task: Uuid, amount: i32, now: DateTime<Utc>) -> Result<(), Refusal> {
+        damage_boss(
+            &mut self.board,
+            task,
+            amount,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
+    }
+
+    fn prove_boss(&mut self, proof: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
+        submit_boss_proof(
+            &mut self.board,
+            proof,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
+    }
+
+    fn claim_boss(&mut self, now: DateTime<Utc>) -> Result<ClaimOutcome, Refusal> {
+        claim_boss(
+            &mut self.board,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
     }
 
     fn run(&self, run: Uuid) -> &Run {
@@ -525,9 +575,11 @@ fn a_missed_day_uses_a_protecting_effect_before_a_petal() {
         .activate(SlotKey::Main, local(tz, monday, 9, 0))
         .unwrap();
     story.heartbeat(run, local(tz, monday, 10, 0)).unwrap();
-    let freeze = story.grant(STREAK_FREEZE, local(tz, monday, 11, 0));
+    let freeze = story
+        .grant(STREAK_FREEZE, local(tz, monday, 11, 0))
+        .unwrap();
     assert!(freeze.protects_day);
-    story.grant(FOCUS_AURA, local(tz, monday, 11, 0));
+    story.grant(FOCUS_AURA, local(tz, monday, 11, 0)).unwrap();
 
     let closed = story.tick(local(tz, date(2025, 5, 8), 0, 0));
     assert_eq!(
@@ -576,8 +628,10 @@ fn an_effect_granted_after_a_day_ended_does_not_protect_it() {
     let run = story
         .activate(SlotKey::Main, local(tz, monday, 9, 0))
         .unwrap();
-    // Monday ended unseen; the freeze arrives Tuesday, before any tick closed Monday.
-    story.grant(STREAK_FREEZE, local(tz, date(2025, 5, 6), 9, 0));
+    // Monday ended unseen; granting the freeze on Tuesday closes Monday first, without it.
+    story
+        .grant(STREAK_FREEZE, local(tz, date(2025, 5, 6), 9, 0))
+        .unwrap();
     story.tick(local(tz, date(2025, 5, 6), 10, 0));
     assert_eq!(outcomes(story.run(run)), [(monday, DayOutcome::PetalLost)]);
 }
@@ -957,54 +1011,36 @@ fn the_boss_goes_phase_1_to_phase_2_to_completed_and_is_claimed_once() {
     let mut story = Story::new(tz, at(8));
     let other_task = Uuid::from_u128(0xD8);
 
-    story.assert_refused("TASK_NOT_LINKED", |s| {
-        damage_boss(&mut s.board, DRAGON_TASK, 3, &mut s.ids, at(9))
-    });
-    link_boss_task(&mut story.board, DRAGON_TASK, at(9)).unwrap();
-    story.assert_refused("TASK_NOT_LINKED", |s| {
-        damage_boss(&mut s.board, other_task, 3, &mut s.ids, at(9))
-    });
+    story.assert_refused("TASK_NOT_LINKED", |s| s.damage_boss(DRAGON_TASK, 3, at(9)));
+    story.link_boss(DRAGON_TASK, at(9)).unwrap();
+    story.assert_refused("TASK_NOT_LINKED", |s| s.damage_boss(other_task, 3, at(9)));
     story.assert_refused("AMOUNT_NOT_POSITIVE", |s| {
-        damage_boss(&mut s.board, DRAGON_TASK, 0, &mut s.ids, at(9))
+        s.damage_boss(DRAGON_TASK, 0, at(9))
     });
-    damage_boss(&mut story.board, DRAGON_TASK, 4, &mut story.ids, at(10)).unwrap();
+    story.damage_boss(DRAGON_TASK, 4, at(10)).unwrap();
     assert_eq!(story.board.boss.as_ref().unwrap().shield_current, 6);
-    story.assert_refused("BOSS_NOT_IN_PHASE_2", |s| {
-        submit_boss_proof(&mut s.board, "photo", &mut s.ids, at(10))
-    });
-    story.assert_refused("BOSS_NOT_COMPLETED", |s| {
-        claim_boss(&mut s.board, &s.catalog, &mut s.ids, at(10))
-    });
+    story.assert_refused("BOSS_NOT_IN_PHASE_2", |s| s.prove_boss("photo", at(10)));
+    story.assert_refused("BOSS_NOT_COMPLETED", |s| s.claim_boss(at(10)));
 
-    damage_boss(&mut story.board, DRAGON_TASK, 50, &mut story.ids, at(11)).unwrap();
+    story.damage_boss(DRAGON_TASK, 50, at(11)).unwrap();
     let boss = story.board.boss.as_ref().unwrap();
     assert_eq!(
         (boss.phase, boss.shield_current, boss.phase2_ready),
         (2, 0, true)
     );
     assert_eq!(story.communications(CommunicationKind::System), 1);
-    story.assert_refused("BOSS_NOT_IN_PHASE_1", |s| {
-        link_boss_task(&mut s.board, other_task, at(11))
-    });
-    story.assert_refused("BOSS_NOT_COMPLETED", |s| {
-        claim_boss(&mut s.board, &s.catalog, &mut s.ids, at(11))
-    });
+    story.assert_refused("BOSS_NOT_IN_PHASE_1", |s| s.link_boss(other_task, at(11)));
+    story.assert_refused("BOSS_NOT_COMPLETED", |s| s.claim_boss(at(11)));
 
-    submit_boss_proof(
-        &mut story.board,
-        "photo of the summit",
-        &mut story.ids,
-        at(12),
-    )
-    .unwrap();
+    story.prove_boss("photo of the summit", at(12)).unwrap();
     let boss = story.board.boss.as_ref().unwrap();
     assert_eq!(boss.completed_at, Some(at(12)));
     assert_eq!(boss.phase2_proof.as_deref(), Some("photo of the summit"));
     story.assert_refused("BOSS_ALREADY_COMPLETED", |s| {
-        submit_boss_proof(&mut s.board, "another", &mut s.ids, at(12))
+        s.prove_boss("another", at(12))
     });
 
-    let first = claim_boss(&mut story.board, &story.catalog, &mut story.ids, at(13)).unwrap();
+    let first = story.claim_boss(at(13)).unwrap();
     assert!(!first.replayed);
     assert_eq!(
         (first.claim.source, first.claim.reward.xp),
@@ -1016,7 +1052,7 @@ fn the_boss_goes_phase_1_to_phase_2_to_completed_and_is_claimed_once() {
     );
     assert_eq!(story.board.effects.len(), 1, "the boss's aura");
     let before = story.board.clone();
-    let second = claim_boss(&mut story.board, &story.catalog, &mut story.ids, at(14)).unwrap();
+    let second = story.claim_boss(at(14)).unwrap();
     assert!(second.replayed);
     assert_eq!(second.claim, first.claim);
     assert_eq!(story.board, before);
@@ -1028,18 +1064,54 @@ fn a_board_without_a_boss_refuses_boss_rules() {
     let now = local(tz, date(2025, 5, 5), 8, 0);
     let mut story = Story::new(tz, now);
     story.board.boss = None;
-    story.assert_refused("NO_BOSS", |s| {
-        link_boss_task(&mut s.board, DRAGON_TASK, now)
-    });
-    story.assert_refused("NO_BOSS", |s| {
-        damage_boss(&mut s.board, DRAGON_TASK, 1, &mut s.ids, now)
-    });
-    story.assert_refused("NO_BOSS", |s| {
-        submit_boss_proof(&mut s.board, "x", &mut s.ids, now)
-    });
-    story.assert_refused("NO_BOSS", |s| {
-        claim_boss(&mut s.board, &s.catalog, &mut s.ids, now)
-    });
+    story.assert_refused("NO_BOSS", |s| s.link_boss(DRAGON_TASK, now));
+    story.assert_refused("NO_BOSS", |s| s.damage_boss(DRAGON_TASK, 1, now));
+    story.assert_refused("NO_BOSS", |s| s.prove_boss("x", now));
+    story.assert_refused("NO_BOSS", |s| s.claim_boss(now));
+}
+
+#[test]
+fn boss_rules_and_granted_effects_close_the_ended_days_first() {
+    let tz = Europe::Madrid;
+    let monday = |hour| local(tz, date(2025, 5, 5), hour, 0);
+    let tuesday = local(tz, date(2025, 5, 6), 10, 0);
+    type Step = fn(&mut Story, DateTime<Utc>) -> Result<(), Refusal>;
+    let link: Step = |s, now| s.link_boss(DRAGON_TASK, now);
+    let damage: Step = |s, now| s.damage_boss(DRAGON_TASK, 10, now);
+    let prove: Step = |s, now| s.prove_boss("photo", now);
+    let claim: Step = |s, now| s.claim_boss(now).map(drop);
+    let grant: Step = |s, now| s.grant(STREAK_FREEZE, now).map(drop);
+    // Every step but the last happens on Monday; the last, on Tuesday, is the rule told.
+    let stories: [&[Step]; 5] = [
+        &[link],
+        &[link, damage],
+        &[link, damage, prove],
+        &[link, damage, prove, claim],
+        &[grant],
+    ];
+    for steps in stories {
+        let mut story = Story::new(tz, monday(8));
+        let run = story.activate(SlotKey::Main, monday(9)).unwrap();
+        let (told, before) = steps.split_last().unwrap();
+        for step in before {
+            step(&mut story, monday(10)).unwrap();
+        }
+        told(&mut story, tuesday).unwrap();
+        assert_eq!(
+            outcomes(story.run(run)),
+            [(date(2025, 5, 5), DayOutcome::PetalLost)],
+            "Monday closed before step {} was judged",
+            steps.len()
+        );
+        assert_eq!(story.slot(SlotKey::Main).petals_remaining, 2);
+        assert_eq!(story.board.updated_at, tuesday);
+    }
+
+    // A refusal leaves even the ended days as they were.
+    let mut story = Story::new(tz, monday(8));
+    story.activate(SlotKey::Main, monday(9)).unwrap();
+    story.assert_refused("BOSS_NOT_IN_PHASE_2", |s| s.prove_boss("photo", tuesday));
+    story.assert_refused("EFFECT_NOT_FOUND", |s| s.grant(DRAGON, tuesday));
 }
 
 // ---- refusals -----------------------------------------------------------------------------
