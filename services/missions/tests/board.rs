@@ -3,6 +3,7 @@
 mod support;
 
 use phoenix_proto::missions::v1 as pb;
+use phoenix_proto::missions::v1::migration_service_client::MigrationServiceClient;
 use support::{Harness, SEASON, error_of, main_mission};
 use tonic::Code;
 use uuid::Uuid;
@@ -426,6 +427,61 @@ async fn concurrent_claims_grant_the_reward_once() {
     let slot = h.main_slot(user).await;
     assert_eq!(slot.state(), pb::SlotState::Idle);
     assert!(slot.run.is_none());
+}
+
+#[tokio::test]
+async fn a_claim_grants_the_reward_the_run_started_with_after_a_catalog_edit() {
+    let mut h = Harness::start("2026-06-01T12:00:00Z").await;
+    let mut mission = main_mission(7, 3);
+    mission.mission_id = h.only_mission(mission.clone()).await;
+    let user = Uuid::new_v4();
+    h.create_board(user, "Europe/Madrid").await;
+    let run = h.activate_main(user).await;
+    h.missions
+        .record_progress(pb::RecordProgressRequest {
+            user_id: user.to_string(),
+            season_id: SEASON.into(),
+            run_id: run.clone(),
+            current: 3,
+        })
+        .await
+        .expect("progress");
+
+    // Before the user claims, an admin cuts the mission's reward.
+    mission.reward = Some(pb::Reward {
+        xp: 10,
+        ..Default::default()
+    });
+    h.catalog
+        .upsert_mission(pb::UpsertMissionRequest {
+            mission: Some(mission),
+        })
+        .await
+        .expect("edit the mission");
+    let shown = h.main_slot(user).await.run.expect("run").reward;
+    assert_eq!(shown.map(|r| (r.xp, r.currency)), Some((120, 50)));
+    let claim = h
+        .missions
+        .claim_run(pb::ClaimRunRequest {
+            user_id: user.to_string(),
+            season_id: SEASON.into(),
+            run_id: run,
+        })
+        .await
+        .expect("claim")
+        .into_inner()
+        .claim
+        .expect("claim");
+    let granted = claim.reward.expect("reward");
+    assert_eq!((granted.xp, granted.currency), (120, 50));
+
+    // The run's terms are in the relational rows as in the snapshot.
+    let audit = MigrationServiceClient::new(h.service.channel.clone())
+        .audit(pb::AuditRequest {})
+        .await
+        .expect("audit")
+        .into_inner();
+    assert!(audit.violations.is_empty(), "{:?}", audit.violations);
 }
 
 #[tokio::test]

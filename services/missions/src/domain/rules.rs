@@ -135,11 +135,16 @@ pub fn next_day_close_at(board: &Board, now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The first local date of `run` that is not closed yet: the day after the last closed one, or
-/// the run's first local day. Closed dates only move forward, whatever the zone or its offset
-/// does, which is what keeps a date from being closed twice.
+/// the run's start date. Closed dates only move forward, whatever the zone or its offset does,
+/// which is what keeps a date from being closed twice; the start date is the one of the zone the
+/// run started in, so a move west on the first day adds no earlier date.
 fn first_open_date(tz: Tz, run: &Run) -> NaiveDate {
-    run.last_closed_date()
-        .map_or_else(|| local_date(tz, run.selected_at), next_date)
+    match run.last_closed_date() {
+        Some(closed) => next_date(closed),
+        None => run
+            .start_date
+            .unwrap_or_else(|| local_date(tz, run.selected_at)),
+    }
 }
 
 /// A new board: three idle slots each offering a mission of the catalog, full petals, full
@@ -572,7 +577,8 @@ pub fn set_time_zone(board: &mut Board, time_zone: Tz, now: DateTime<Utc>) {
     }
 }
 
-/// Starts a run of the slot's offered mission: idle → active, petals reset to full.
+/// Starts a run of the slot's offered mission: idle → active, petals reset to full. The run's
+/// terms are fixed now: its start date (in the board's zone) and the mission's reward.
 pub fn activate(
     board: &mut Board,
     slot: SlotKey,
@@ -599,12 +605,14 @@ pub fn activate(
             mission_id: mission.mission_id,
             status: RunStatus::Active,
             selected_at: now,
+            start_date: Some(first_day),
             updated_at: now,
             expires_at: start_of_day(tz, first_day + Days::new(days)),
             cooldown_until: None,
             completion_at: None,
             failure_at: None,
             claim_id: None,
+            reward: Some(mission.reward.clone()),
             progress: Progress {
                 current: 0,
                 target: mission.progress_target,
@@ -789,7 +797,8 @@ pub struct ClaimOutcome {
 }
 
 /// Claims a succeeded run's reward exactly once: run → claimed, slot → claimed (cooldown
-/// starts), an aura reward is granted as an effect. A claimed run answers with its claim.
+/// starts), an aura reward is granted as an effect. A claimed run answers with its claim. The
+/// reward is the one the run started with (the catalog's, for a run from before runs kept it).
 pub fn claim(
     board: &mut Board,
     run_id: Uuid,
@@ -820,12 +829,13 @@ pub fn claim(
         let mission = catalog
             .mission(run.mission_id)
             .ok_or_else(|| mission_not_in_catalog(run.mission_id))?;
+        let reward = run.reward.clone().unwrap_or_else(|| mission.reward.clone());
         let claim = grant_reward(
             board,
             run_id,
             ClaimSource::Mission,
             &mission.name,
-            &mission.reward,
+            &reward,
             catalog,
             ids,
             now,

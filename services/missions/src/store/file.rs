@@ -20,7 +20,10 @@
 //!   kept, protected or petal_lost), `boss` (or null), `effects`, `claims` (one per run,
 //!   `source` mission or boss), `communications` (`kind` daily, weekly or system) and
 //!   `lastWeeklySummary` (a local date or null). Dates are `YYYY-MM-DD` in the board's time
-//!   zone; optional values are `null`, never left out.
+//!   zone; optional values are `null`, never left out — except two terms a run keeps from its
+//!   start, its `startDate` (its first local date) and its `reward` (what its claim grants),
+//!   which runs started before they were kept do not have: they are left out, and such a run
+//!   starts on `selectedAt`'s date in the board's zone and is granted the catalog's reward.
 //!
 //! `testdata/missions_v2_store.json` is a complete example.
 //!

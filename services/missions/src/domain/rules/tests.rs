@@ -816,6 +816,35 @@ fn moving_west_never_closes_a_date_twice_nor_costs_a_petal_to_a_faithful_user() 
 }
 
 #[test]
+fn moving_west_on_the_first_day_adds_no_earlier_date_to_close() {
+    let madrid = Europe::Madrid;
+    let monday = date(2025, 5, 5);
+    let mut story = Story::new(madrid, local(madrid, monday, 7, 0));
+    // 08:00 on Monday in Madrid is still Sunday 23:00 in Los Angeles.
+    let run = story
+        .activate(SlotKey::Main, local(madrid, monday, 8, 0))
+        .unwrap();
+    assert_eq!(story.run(run).start_date, Some(monday));
+    let moved_at = local(madrid, monday, 8, 30);
+    story.tick(moved_at);
+    set_time_zone(&mut story.board, America::Los_Angeles, moved_at);
+    // Sunday has ended in Los Angeles, but the run started on Monday.
+    let la_monday_morning = local(America::Los_Angeles, monday, 3, 0);
+    assert!(story.tick(la_monday_morning).is_empty());
+    assert_eq!(
+        next_due(&story.board),
+        Some(local(America::Los_Angeles, date(2025, 5, 6), 0, 0)),
+        "due when Monday ends where the user is"
+    );
+    story
+        .heartbeat(run, local(America::Los_Angeles, monday, 12, 0))
+        .unwrap();
+    story.tick(local(America::Los_Angeles, date(2025, 5, 6), 0, 0));
+    assert_eq!(outcomes(story.run(run)), [(monday, DayOutcome::Kept)]);
+    assert_eq!(story.slot(SlotKey::Main).petals_remaining, 3);
+}
+
+#[test]
 fn skipping_ahead_costs_at_most_one_petal_per_local_date() {
     let madrid = Europe::Madrid;
     let monday = date(2025, 5, 5);
@@ -999,6 +1028,54 @@ fn a_run_is_claimed_once_and_a_second_claim_answers_with_the_first() {
     assert_eq!(story.board.claims.len(), 1);
     assert_eq!(story.board.effects.len(), 1, "nothing granted twice");
     assert_eq!(story.board.communications, before.communications);
+}
+
+#[test]
+fn a_claim_grants_the_reward_the_run_started_with_whatever_the_catalog_says_since() {
+    let tz = Europe::Madrid;
+    let day = date(2025, 5, 5);
+    let mut story = Story::new(tz, local(tz, day, 8, 0));
+    let run = story.activate(SlotKey::Main, local(tz, day, 9, 0)).unwrap();
+    let started_with = story.catalog.mission(MAIN_READING).unwrap().reward.clone();
+    assert_eq!(story.run(run).reward.as_ref(), Some(&started_with));
+    story.progress(run, 5, local(tz, day, 10, 0)).unwrap();
+    // Between the success and the claim, an admin halves the mission's reward.
+    let edited = story
+        .catalog
+        .missions
+        .iter_mut()
+        .find(|m| m.mission_id == MAIN_READING)
+        .unwrap();
+    edited.reward.xp = 50;
+    edited.reward.aura_id = None;
+
+    let claimed = story.claim(run, local(tz, day, 11, 0)).unwrap();
+    assert_eq!(claimed.claim.reward, started_with);
+    assert!(
+        story
+            .board
+            .effects
+            .iter()
+            .any(|e| e.effect_id == FOCUS_AURA),
+        "the aura the run started with"
+    );
+}
+
+#[test]
+fn a_run_from_before_runs_kept_their_reward_is_granted_the_catalog_reward() {
+    let tz = Europe::Madrid;
+    let day = date(2025, 5, 5);
+    let mut story = Story::new(tz, local(tz, day, 8, 0));
+    let run = story.activate(SlotKey::Main, local(tz, day, 9, 0)).unwrap();
+    story.progress(run, 5, local(tz, day, 10, 0)).unwrap();
+    story.board.run_mut(run).unwrap().reward = None;
+    story.catalog.missions[0].reward.xp = 70;
+
+    let claimed = story.claim(run, local(tz, day, 11, 0)).unwrap();
+    assert_eq!(
+        (claimed.claim.reward.xp, claimed.claim.reward.currency),
+        (70, 50)
+    );
 }
 
 // ---- boss ---------------------------------------------------------------------------------
