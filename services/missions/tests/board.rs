@@ -2,10 +2,14 @@
 
 mod support;
 
+use phoenix_missions::domain::board::{BoardKey, CommunicationKind, SlotKey, SlotState};
+use phoenix_missions::store::sql::SqlBoards;
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::migration_service_client::MigrationServiceClient;
+use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
 use support::{Harness, SEASON, error_of, main_mission};
 use tonic::Code;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 /// The closed days of the main slot's run, as the board shows them.
@@ -482,6 +486,84 @@ async fn a_claim_grants_the_reward_the_run_started_with_after_a_catalog_edit() {
         .expect("audit")
         .into_inner();
     assert!(audit.violations.is_empty(), "{:?}", audit.violations);
+}
+
+#[tokio::test]
+async fn the_batch_day_close_saves_boards_with_nothing_running() {
+    let mut h = Harness::start("2026-06-03T12:00:00Z").await; // a Wednesday
+    h.only_mission(main_mission(7, 3)).await;
+    let (idle, resting) = (Uuid::new_v4(), Uuid::new_v4());
+    h.create_board(idle, "UTC").await;
+    h.create_board(resting, "UTC").await;
+    let run = h.activate_main(resting).await;
+    h.missions
+        .record_progress(pb::RecordProgressRequest {
+            user_id: resting.to_string(),
+            season_id: SEASON.into(),
+            run_id: run.clone(),
+            current: 3,
+        })
+        .await
+        .expect("progress");
+    h.missions
+        .claim_run(pb::ClaimRunRequest {
+            user_id: resting.to_string(),
+            season_id: SEASON.into(),
+            run_id: run,
+        })
+        .await
+        .expect("claim");
+    let sql = SqlBoards::new(h.service.pool.clone());
+    let saved = |user| {
+        let sql = sql.clone();
+        async move {
+            sql.load(&BoardKey {
+                user_id: user,
+                season_id: SEASON.into(),
+            })
+            .await
+            .expect("load")
+            .expect("the board")
+        }
+    };
+    let close_due = |mut missions: MissionsServiceClient<Channel>| async move {
+        missions
+            .close_due_days(pb::CloseDueDaysRequest { batch_size: 0 })
+            .await
+            .expect("close due days")
+            .into_inner()
+            .boards
+    };
+
+    // Thursday 13:00: the claimed slot's day of rest is over; nobody calls.
+    h.set_time("2026-06-04T13:00:00Z").await;
+    assert_eq!(close_due(h.missions.clone()).await, 1);
+    assert_eq!(
+        saved(resting).await.slot(SlotKey::Main).state,
+        SlotState::Idle
+    );
+
+    // Monday 00:30: a new week, summarized on both boards.
+    h.set_time("2026-06-08T00:30:00Z").await;
+    assert_eq!(close_due(h.missions.clone()).await, 2);
+    for user in [idle, resting] {
+        let board = saved(user).await;
+        assert_eq!(
+            board.last_weekly_summary,
+            Some("2026-06-08".parse().unwrap())
+        );
+        assert!(
+            board
+                .communications
+                .iter()
+                .any(|c| c.kind == CommunicationKind::Weekly)
+        );
+    }
+    assert_eq!(
+        close_due(h.missions.clone()).await,
+        0,
+        "nothing due any more"
+    );
 }
 
 #[tokio::test]

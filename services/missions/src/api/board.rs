@@ -469,10 +469,10 @@ impl Missions {
                 .update_due(now, batch, |board| {
                     let closed = rules::tick(board, &catalog, &self.rules, &mut ids(), now);
                     tally.add(&closed);
-                    // After a tick every ended day is closed, so the board is due later than
-                    // `now`; one that is not would be picked again and again: stop after this
-                    // pass and say so.
-                    if rules::next_due(board).is_some_and(|due| due <= now) {
+                    // After a tick every ended day is closed, every cooldown over and every
+                    // summary written, so the board is due later than `now`; one that is not
+                    // would be picked again and again: stop after this pass and say so.
+                    if rules::next_due(board) <= now {
                         stuck.push(board.key());
                     }
                     // Saved even when nothing changed, which recomputes its due time.

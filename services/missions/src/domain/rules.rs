@@ -1185,19 +1185,47 @@ fn no_boss() -> Refusal {
     Refusal::precondition("NO_BOSS", "this board has no boss (the catalog had none)")
 }
 
-/// When the board next needs a tick for its runs: the end of the first local day not yet
-/// closed of any active run (or the run's expiry, if sooner); None when nothing runs (idle boards
-/// need no closing). The SQL store indexes it so the batch day close finds due boards without
-/// scanning. After a tick at `now` it is always later than `now`, so a board is never due again
-/// for a day already closed (e.g. after a time-zone change west).
-pub fn next_due(board: &Board) -> Option<DateTime<Utc>> {
+/// When the board next needs a tick: the end of the first local day not yet closed of an active
+/// run (or the run's expiry, if sooner), the end of a slot's cooldown, the return of a reroll
+/// budget or the next weekly summary, whichever comes first. The SQL store indexes it so that
+/// the batch day close finds due boards without scanning, and saves what time did to a board
+/// nobody touches, even with nothing running (its weekly summary, a slot back from cooldown).
+/// After a tick at `now` it is always later than `now`, so a board is never due again for a day
+/// already closed (e.g. after a time-zone change west).
+pub fn next_due(board: &Board) -> DateTime<Utc> {
     let tz = board.time_zone;
-    board
+    let day_closes = board
         .runs
         .iter()
         .filter(|run| run.status == RunStatus::Active)
-        .map(|run| end_of_day(tz, first_open_date(tz, run)).min(run.expires_at))
-        .min()
+        .map(|run| end_of_day(tz, first_open_date(tz, run)).min(run.expires_at));
+    // Only a resting slot leaves its cooldown; a claimed or failed one starts resting at the next
+    // tick, until the same end. (An idle slot of a legacy board may hold a stale end.)
+    let cooldown_ends = board
+        .slots
+        .iter()
+        .filter(|slot| {
+            matches!(
+                slot.state,
+                SlotState::Claimed | SlotState::Failed | SlotState::Cooldown
+            )
+        })
+        .filter_map(|slot| slot.cooldown_until);
+    let reroll_returns = board.slots.iter().filter_map(|slot| slot.reroll_reset_at);
+    day_closes
+        .chain(cooldown_ends)
+        .chain(reroll_returns)
+        .fold(next_weekly_summary_at(board), DateTime::min)
+}
+
+/// When the next weekly summary is due: the start of the local Monday after the last week
+/// summarized, or at once (since the board's birth) for a legacy board that never had one.
+fn next_weekly_summary_at(board: &Board) -> DateTime<Utc> {
+    board
+        .last_weekly_summary
+        .map_or(board.generated_at, |summarized| {
+            start_of_day(board.time_zone, week_start(summarized) + Days::new(7))
+        })
 }
 
 fn no_mission_for_slot(slot: SlotKey) -> Refusal {

@@ -108,8 +108,8 @@ impl FileBoards {
         }
     }
 
-    /// Changes up to `limit` boards whose next day close is due at `now`, saving them in one
-    /// write. Returns how many `change` changed.
+    /// Changes up to `limit` boards whose next tick is due at `now` (`rules::next_due`), saving
+    /// them in one write. Returns how many `change` changed.
     pub async fn update_due<F>(
         &self,
         now: DateTime<Utc>,
@@ -125,7 +125,7 @@ impl FileBoards {
         for board in store
             .boards
             .iter()
-            .filter(|board| rules::next_due(board).is_some_and(|due| due <= now))
+            .filter(|board| rules::next_due(board) <= now)
             .take(limit)
         {
             let mut board = board.clone();

@@ -466,7 +466,7 @@ struct StateRow<'a> {
     season_id: &'a str,
     board_id: Uuid,
     state: Json<&'a Board>,
-    due_at: Option<DateTime<Utc>>,
+    due_at: DateTime<Utc>,
 }
 
 impl<'a> StateRow<'a> {

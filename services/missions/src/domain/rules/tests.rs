@@ -405,7 +405,11 @@ fn a_new_board_offers_a_mission_per_slot_with_full_petals_and_rerolls_and_a_boss
         (boss.boss_id, boss.phase, boss.shield_current),
         (DRAGON, 1, 10)
     );
-    assert_eq!(next_due(board), None, "an idle board needs no closing");
+    assert_eq!(
+        next_due(board),
+        local(tz, date(2025, 4, 7), 0, 0),
+        "an idle board is due for its next weekly summary and reroll budgets"
+    );
     assert_eq!(board.last_weekly_summary, Some(date(2025, 3, 31)));
 }
 
@@ -441,17 +445,18 @@ fn a_mission_goes_idle_active_succeeded_claimed_cooldown_idle() {
         local(tz, date(2025, 5, 12), 0, 0)
     );
     assert_eq!(story.run(run).progress.target, 5);
-    assert_eq!(
-        next_due(&story.board),
-        Some(local(tz, date(2025, 5, 6), 0, 0))
-    );
+    assert_eq!(next_due(&story.board), local(tz, date(2025, 5, 6), 0, 0));
 
     assert!(!story.progress(run, 3, local(tz, day, 10, 0)).unwrap());
     assert!(story.progress(run, 5, local(tz, day, 11, 0)).unwrap());
     assert_eq!(story.run(run).status, RunStatus::Succeeded);
     assert_eq!(story.run(run).completion_at, Some(local(tz, day, 11, 0)));
     assert_eq!(story.slot(SlotKey::Main).state, SlotState::Succeeded);
-    assert_eq!(next_due(&story.board), None);
+    assert_eq!(
+        next_due(&story.board),
+        local(tz, date(2025, 5, 12), 0, 0),
+        "nothing runs: next Monday's summary"
+    );
 
     let claimed_at = local(tz, day, 12, 0);
     story.claim(run, claimed_at).unwrap();
@@ -521,7 +526,7 @@ fn a_run_without_heartbeats_loses_a_petal_a_day_fails_cools_down_and_goes_idle()
     );
     assert_eq!(slot.cooldown_until, Some(third_end + Duration::hours(24)));
     assert_eq!(story.communications(CommunicationKind::System), 1);
-    assert_eq!(next_due(&story.board), None);
+    assert_eq!(next_due(&story.board), third_end + Duration::hours(24));
 
     story.tick(third_end + Duration::hours(24));
     let slot = story.slot(SlotKey::Hunt);
@@ -652,7 +657,7 @@ fn tick_is_idempotent_for_the_same_now() {
     let once = story.board.clone();
     assert!(story.tick(later).is_empty());
     assert_eq!(story.board, once);
-    assert!(next_due(&story.board).is_none_or(|due| due > later));
+    assert!(next_due(&story.board) > later);
 }
 
 /// Someone active Thursday to Friday across a DST change who heartbeats only on `kept` days
@@ -760,10 +765,7 @@ fn move_during_a_run(destination: Tz, moved_hour: u32) -> (Story, Uuid) {
             story.tick(now);
             set_time_zone(&mut story.board, destination, now);
             story.tick(now);
-            assert!(
-                next_due(&story.board).is_some_and(|due| due > now),
-                "never due for a closed day"
-            );
+            assert!(next_due(&story.board) > now, "never due for a closed day");
         }
         let wall = now.with_timezone(&story.board.time_zone);
         if wall.hour() == 12 && wall.minute() == 0 {
@@ -833,7 +835,7 @@ fn moving_west_on_the_first_day_adds_no_earlier_date_to_close() {
     assert!(story.tick(la_monday_morning).is_empty());
     assert_eq!(
         next_due(&story.board),
-        Some(local(America::Los_Angeles, date(2025, 5, 6), 0, 0)),
+        local(America::Los_Angeles, date(2025, 5, 6), 0, 0),
         "due when Monday ends where the user is"
     );
     story
@@ -862,6 +864,35 @@ fn skipping_ahead_costs_at_most_one_petal_per_local_date() {
     set_time_zone(&mut story.board, madrid, now);
     assert!(story.tick(now).is_empty());
     assert_eq!(story.run(run).days.len(), 1);
+}
+
+#[test]
+fn a_board_with_nothing_running_is_due_when_a_cooldown_ends_and_for_its_weekly_summary() {
+    let tz = Europe::Madrid;
+    let saturday = date(2025, 5, 10);
+    let mut story = Story::new(tz, local(tz, date(2025, 5, 7), 8, 0));
+    let next_monday = local(tz, date(2025, 5, 12), 0, 0);
+    assert_eq!(next_due(&story.board), next_monday);
+
+    // A run succeeds and is claimed on Saturday evening: its slot rests until Sunday evening.
+    let run = story
+        .activate(SlotKey::Main, local(tz, saturday, 20, 0))
+        .unwrap();
+    story.progress(run, 5, local(tz, saturday, 21, 0)).unwrap();
+    story.claim(run, local(tz, saturday, 22, 0)).unwrap();
+    let cooldown_end = local(tz, date(2025, 5, 11), 22, 0);
+    assert_eq!(next_due(&story.board), cooldown_end);
+    story.tick(cooldown_end);
+    assert_eq!(story.slot(SlotKey::Main).state, SlotState::Idle);
+
+    assert_eq!(next_due(&story.board), next_monday);
+    story.tick(next_monday);
+    assert_eq!(story.communications(CommunicationKind::Weekly), 1);
+    assert_eq!(next_due(&story.board), local(tz, date(2025, 5, 19), 0, 0));
+
+    // A legacy board that never had a summary is due for one at once.
+    story.board.last_weekly_summary = None;
+    assert_eq!(next_due(&story.board), story.board.generated_at);
 }
 
 // ---- progress and expiry ------------------------------------------------------------------
@@ -913,7 +944,7 @@ fn a_run_past_its_duration_fails_after_closing_its_days() {
         .unwrap();
     let expires_at = local(tz, date(2025, 5, 8), 0, 0);
     assert_eq!(story.run(run).expires_at, expires_at);
-    assert_eq!(next_due(&story.board), Some(expires_at));
+    assert_eq!(next_due(&story.board), expires_at);
 
     let closed = story.tick(expires_at + Duration::days(3));
     assert_eq!(closed.len(), 1, "only the run's own days close");
