@@ -10,6 +10,7 @@ use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
 use support::{Harness, SEASON, error_of, main_mission};
 use tonic::Code;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 use uuid::Uuid;
 
 /// The closed days of the main slot's run, as the board shows them.
@@ -50,13 +51,57 @@ async fn a_new_board_offers_three_missions_and_the_boss() {
         .create_board(pb::CreateBoardRequest {
             user_id: user.to_string(),
             season_id: SEASON.into(),
-            time_zone: "Europe/Madrid".into(),
+            time_zone: "America/Sao_Paulo".into(),
         })
         .await
         .expect("create again")
         .into_inner();
     assert!(!again.created, "the board existed");
-    assert_eq!(again.board.expect("board").time_zone, "America/Sao_Paulo");
+    assert_eq!(again.board.expect("board").board_id, board.board_id);
+}
+
+#[tokio::test]
+async fn creating_an_existing_board_in_another_time_zone_is_refused_with_the_zone_it_has() {
+    let mut h = Harness::start("2026-05-04T08:00:00Z").await;
+    let user = Uuid::new_v4();
+    h.create_board(user, "America/Sao_Paulo").await;
+    let create_in = |time_zone: &str| pb::CreateBoardRequest {
+        user_id: user.to_string(),
+        season_id: SEASON.into(),
+        time_zone: time_zone.into(),
+    };
+
+    let status = h
+        .missions
+        .create_board(create_in("Europe/Madrid"))
+        .await
+        .expect_err("another time zone");
+    assert_eq!(error_of(&status).0, Code::AlreadyExists);
+    let details = status.get_error_details();
+    let info = details.error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "BOARD_EXISTS");
+    assert_eq!(
+        info.metadata.get("time_zone").map(String::as_str),
+        Some("America/Sao_Paulo")
+    );
+    assert!(status.message().contains("SetTimeZone"), "{status:?}");
+    assert_eq!(h.board(user).await.time_zone, "America/Sao_Paulo");
+
+    // The way to move the board is SetTimeZone; creating it then is a retry again.
+    h.missions
+        .set_time_zone(pb::SetTimeZoneRequest {
+            user_id: user.to_string(),
+            time_zone: "Europe/Madrid".into(),
+        })
+        .await
+        .expect("set the time zone");
+    let again = h
+        .missions
+        .create_board(create_in("Europe/Madrid"))
+        .await
+        .expect("create in the board's zone")
+        .into_inner();
+    assert!(!again.created);
 }
 
 #[tokio::test]

@@ -76,7 +76,10 @@ impl MissionsService for Missions {
             .repo
             .update(&key, |current| {
                 Ok(match current {
-                    Some(board) => Saved::Keep((board, false)),
+                    Some(board) => {
+                        rules::replay_new_board(&board, time_zone)?;
+                        Saved::Keep((board, false))
+                    }
                     None => {
                         let board = rules::new_board(
                             &key,

@@ -19,13 +19,13 @@ use chrono::{
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::Refusal;
 use super::board::{
     Board, BoardKey, BossRun, Claim, ClaimSource, Communication, CommunicationKind, DayClose,
     DayOutcome, EffectInstance, Heartbeat, Progress, Reward, Run, RunStatus, Slot, SlotKey,
     SlotState,
 };
 use super::catalog::{Catalog, EffectDefinition};
+use super::{Refusal, RefusalKind};
 
 /// Where new record ids come from.
 pub trait Ids {
@@ -218,6 +218,30 @@ pub fn new_board(
         // The week the board is born in has nothing to summarize.
         last_weekly_summary: Some(week_start(local_date(time_zone, now))),
     })
+}
+
+/// [`new_board`] again for a key that has a board: with the board's own time zone it is a retry,
+/// answered with the board as it is; with another zone it is refused (ALREADY_EXISTS), because
+/// creating never changes a board: SetTimeZone does, closing the days that ended in the old
+/// zone first.
+pub fn replay_new_board(board: &Board, time_zone: Tz) -> Result<(), Refusal> {
+    if board.time_zone == time_zone {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        RefusalKind::AlreadyExists,
+        "BOARD_EXISTS",
+        format!(
+            "user {} already has a board in season {:?}, in time zone {}; change its time zone \
+             with SetTimeZone",
+            board.user_id,
+            board.season_id,
+            board.time_zone.name()
+        ),
+    )
+    .with("user_id", board.user_id)
+    .with("season_id", &board.season_id)
+    .with("time_zone", board.time_zone.name()))
 }
 
 /// What a day close did to one run.

@@ -430,6 +430,29 @@ fn a_catalog_without_a_mission_for_a_slot_cannot_make_a_board() {
     assert_eq!(refusal.kind, RefusalKind::Precondition);
 }
 
+#[test]
+fn creating_a_board_again_is_a_replay_in_its_time_zone_only() {
+    let story = Story::new(
+        Europe::Madrid,
+        local(Europe::Madrid, date(2025, 5, 5), 8, 0),
+    );
+    assert_eq!(replay_new_board(&story.board, Europe::Madrid), Ok(()));
+
+    let refusal = replay_new_board(&story.board, Asia::Tokyo).unwrap_err();
+    assert_eq!(refusal.kind, RefusalKind::AlreadyExists);
+    assert_eq!(refusal.reason, "BOARD_EXISTS");
+    assert!(
+        refusal.message.contains("SetTimeZone"),
+        "{}",
+        refusal.message
+    );
+    assert!(
+        refusal
+            .metadata
+            .contains(&("time_zone".to_owned(), "Europe/Madrid".to_owned()))
+    );
+}
+
 // ---- lifecycle ----------------------------------------------------------------------------
 
 #[test]
