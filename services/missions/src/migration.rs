@@ -581,7 +581,7 @@ fn replay(
                 return AlreadyApplied;
             }
             let damage = i32::from(boss.shield_current) - i32::from(*shield_after);
-            match rules::damage_boss(board, *task_id, damage, ids, *at) {
+            match rules::damage_boss(board, *task_id, damage, catalog, settings, ids, *at) {
                 Err(refusal) => refused(refusal),
                 Ok(()) => Applied,
             }
@@ -593,7 +593,7 @@ fn replay(
             if boss.phase2_submitted_at.is_some() {
                 return AlreadyApplied;
             }
-            match rules::submit_boss_proof(board, proof, ids, *at) {
+            match rules::submit_boss_proof(board, proof, catalog, settings, ids, *at) {
                 Err(refusal) => refused(refusal),
                 Ok(()) => Applied,
             }

@@ -179,6 +179,7 @@ pub fn run(run: &Run, today: NaiveDate) -> pb::Run {
             .iter()
             .map(|day| closed_day(run.run_id, day))
             .collect(),
+        reward: run.reward.as_ref().map(reward),
     }
 }
 

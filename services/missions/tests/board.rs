@@ -2,9 +2,15 @@
 
 mod support;
 
+use phoenix_missions::domain::board::{BoardKey, CommunicationKind, SlotKey, SlotState};
+use phoenix_missions::store::sql::SqlBoards;
 use phoenix_proto::missions::v1 as pb;
+use phoenix_proto::missions::v1::migration_service_client::MigrationServiceClient;
+use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
 use support::{Harness, SEASON, error_of, main_mission};
 use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
 use uuid::Uuid;
 
 /// The closed days of the main slot's run, as the board shows them.
@@ -45,13 +51,57 @@ async fn a_new_board_offers_three_missions_and_the_boss() {
         .create_board(pb::CreateBoardRequest {
             user_id: user.to_string(),
             season_id: SEASON.into(),
-            time_zone: "Europe/Madrid".into(),
+            time_zone: "America/Sao_Paulo".into(),
         })
         .await
         .expect("create again")
         .into_inner();
     assert!(!again.created, "the board existed");
-    assert_eq!(again.board.expect("board").time_zone, "America/Sao_Paulo");
+    assert_eq!(again.board.expect("board").board_id, board.board_id);
+}
+
+#[tokio::test]
+async fn creating_an_existing_board_in_another_time_zone_is_refused_with_the_zone_it_has() {
+    let mut h = Harness::start("2026-05-04T08:00:00Z").await;
+    let user = Uuid::new_v4();
+    h.create_board(user, "America/Sao_Paulo").await;
+    let create_in = |time_zone: &str| pb::CreateBoardRequest {
+        user_id: user.to_string(),
+        season_id: SEASON.into(),
+        time_zone: time_zone.into(),
+    };
+
+    let status = h
+        .missions
+        .create_board(create_in("Europe/Madrid"))
+        .await
+        .expect_err("another time zone");
+    assert_eq!(error_of(&status).0, Code::AlreadyExists);
+    let details = status.get_error_details();
+    let info = details.error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "BOARD_EXISTS");
+    assert_eq!(
+        info.metadata.get("time_zone").map(String::as_str),
+        Some("America/Sao_Paulo")
+    );
+    assert!(status.message().contains("SetTimeZone"), "{status:?}");
+    assert_eq!(h.board(user).await.time_zone, "America/Sao_Paulo");
+
+    // The way to move the board is SetTimeZone; creating it then is a retry again.
+    h.missions
+        .set_time_zone(pb::SetTimeZoneRequest {
+            user_id: user.to_string(),
+            time_zone: "Europe/Madrid".into(),
+        })
+        .await
+        .expect("set the time zone");
+    let again = h
+        .missions
+        .create_board(create_in("Europe/Madrid"))
+        .await
+        .expect("create in the board's zone")
+        .into_inner();
+    assert!(!again.created);
 }
 
 #[tokio::test]
@@ -479,6 +529,139 @@ async fn concurrent_claims_grant_the_reward_once() {
     let slot = h.main_slot(user).await;
     assert_eq!(slot.state(), pb::SlotState::Idle);
     assert!(slot.run.is_none());
+}
+
+#[tokio::test]
+async fn a_claim_grants_the_reward_the_run_started_with_after_a_catalog_edit() {
+    let mut h = Harness::start("2026-06-01T12:00:00Z").await;
+    let mut mission = main_mission(7, 3);
+    mission.mission_id = h.only_mission(mission.clone()).await;
+    let user = Uuid::new_v4();
+    h.create_board(user, "Europe/Madrid").await;
+    let run = h.activate_main(user).await;
+    h.missions
+        .record_progress(pb::RecordProgressRequest {
+            user_id: user.to_string(),
+            season_id: SEASON.into(),
+            run_id: run.clone(),
+            current: 3,
+        })
+        .await
+        .expect("progress");
+
+    // Before the user claims, an admin cuts the mission's reward.
+    mission.reward = Some(pb::Reward {
+        xp: 10,
+        ..Default::default()
+    });
+    h.catalog
+        .upsert_mission(pb::UpsertMissionRequest {
+            mission: Some(mission),
+        })
+        .await
+        .expect("edit the mission");
+    let shown = h.main_slot(user).await.run.expect("run").reward;
+    assert_eq!(shown.map(|r| (r.xp, r.currency)), Some((120, 50)));
+    let claim = h
+        .missions
+        .claim_run(pb::ClaimRunRequest {
+            user_id: user.to_string(),
+            season_id: SEASON.into(),
+            run_id: run,
+        })
+        .await
+        .expect("claim")
+        .into_inner()
+        .claim
+        .expect("claim");
+    let granted = claim.reward.expect("reward");
+    assert_eq!((granted.xp, granted.currency), (120, 50));
+
+    // The run's terms are in the relational rows as in the snapshot.
+    let audit = MigrationServiceClient::new(h.service.channel.clone())
+        .audit(pb::AuditRequest {})
+        .await
+        .expect("audit")
+        .into_inner();
+    assert!(audit.violations.is_empty(), "{:?}", audit.violations);
+}
+
+#[tokio::test]
+async fn the_batch_day_close_saves_boards_with_nothing_running() {
+    let mut h = Harness::start("2026-06-03T12:00:00Z").await; // a Wednesday
+    h.only_mission(main_mission(7, 3)).await;
+    let (idle, resting) = (Uuid::new_v4(), Uuid::new_v4());
+    h.create_board(idle, "UTC").await;
+    h.create_board(resting, "UTC").await;
+    let run = h.activate_main(resting).await;
+    h.missions
+        .record_progress(pb::RecordProgressRequest {
+            user_id: resting.to_string(),
+            season_id: SEASON.into(),
+            run_id: run.clone(),
+            current: 3,
+        })
+        .await
+        .expect("progress");
+    h.missions
+        .claim_run(pb::ClaimRunRequest {
+            user_id: resting.to_string(),
+            season_id: SEASON.into(),
+            run_id: run,
+        })
+        .await
+        .expect("claim");
+    let sql = SqlBoards::new(h.service.pool.clone());
+    let saved = |user| {
+        let sql = sql.clone();
+        async move {
+            sql.load(&BoardKey {
+                user_id: user,
+                season_id: SEASON.into(),
+            })
+            .await
+            .expect("load")
+            .expect("the board")
+        }
+    };
+    let close_due = |mut missions: MissionsServiceClient<Channel>| async move {
+        missions
+            .close_due_days(pb::CloseDueDaysRequest { batch_size: 0 })
+            .await
+            .expect("close due days")
+            .into_inner()
+            .boards
+    };
+
+    // Thursday 13:00: the claimed slot's day of rest is over; nobody calls.
+    h.set_time("2026-06-04T13:00:00Z").await;
+    assert_eq!(close_due(h.missions.clone()).await, 1);
+    assert_eq!(
+        saved(resting).await.slot(SlotKey::Main).state,
+        SlotState::Idle
+    );
+
+    // Monday 00:30: a new week, summarized on both boards.
+    h.set_time("2026-06-08T00:30:00Z").await;
+    assert_eq!(close_due(h.missions.clone()).await, 2);
+    for user in [idle, resting] {
+        let board = saved(user).await;
+        assert_eq!(
+            board.last_weekly_summary,
+            Some("2026-06-08".parse().unwrap())
+        );
+        assert!(
+            board
+                .communications
+                .iter()
+                .any(|c| c.kind == CommunicationKind::Weekly)
+        );
+    }
+    assert_eq!(
+        close_due(h.missions.clone()).await,
+        0,
+        "nothing due any more"
+    );
 }
 
 #[tokio::test]

@@ -353,7 +353,9 @@ async fn a_slot_runs_one_active_run_at_a_time() {
     );
 }
 
-/// Closes Friday, Mar 8, on the fixture board's active run: it is due again when Saturday ends.
+/// What a tick at the end of Friday, Mar 8, does to the fixture board: Friday closes on its
+/// active run and the skill slot's cooldown ends (both at 23:00 UTC). It is due again when the
+/// hunt slot's cooldown ends, on Saturday at 09:00 UTC.
 fn close_friday(board: &mut phoenix_missions::domain::board::Board) {
     let active = board
         .runs
@@ -364,6 +366,11 @@ fn close_friday(board: &mut phoenix_missions::domain::board::Board) {
     assert!(friday.date < date("2024-03-08"));
     friday.date = date("2024-03-08");
     active.days.push(friday);
+    let skill = board.slot_mut(SlotKey::Skill);
+    assert_eq!(skill.cooldown_until, Some(at("2024-03-08T23:00:00Z")));
+    skill.state = SlotState::Idle;
+    skill.run_id = None;
+    skill.cooldown_until = None;
 }
 
 #[tokio::test]
@@ -373,8 +380,9 @@ async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
     // Due: an active run whose last change was on Friday (Madrid); the day ended at 23:00 UTC.
     let due = board(Uuid::new_v4(), "2024-s1");
     let locked = board(Uuid::new_v4(), "2024-s1");
+    // Not due yet: due for its weekly summary on Monday.
     let idle = idle_board(Uuid::new_v4(), "2024-s1");
-    // Not due yet: its active run's Friday (Mar 8) is closed, and Saturday ends at 23:00 UTC.
+    // Not due yet: Friday (Mar 8) is closed, and the hunt slot rests until Saturday 09:00 UTC.
     let mut later = board(Uuid::new_v4(), "2024-s1");
     close_friday(&mut later);
     for board in [&due, &locked, &idle, &later] {
@@ -405,7 +413,7 @@ async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
     close_friday(&mut closed);
     closed.updated_at = now;
     assert_stored(&boards, &closed).await;
-    let due_at: Option<chrono::DateTime<chrono::Utc>> =
+    let due_at: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT due_at FROM missions_v2_state WHERE user_id = $1")
             .bind(due.user_id)
             .fetch_one(&pool)
@@ -413,8 +421,8 @@ async fn the_batch_day_close_takes_only_due_boards_and_skips_locked_ones() {
             .expect("due_at");
     assert_eq!(
         due_at,
-        Some(at("2024-03-09T23:00:00Z")),
-        "due again at the end of Saturday"
+        at("2024-03-09T09:00:00Z"),
+        "due again when the hunt slot's cooldown ends"
     );
     holder.rollback().await.expect("rollback");
 
@@ -568,7 +576,9 @@ async fn the_board_migrations_go_down_and_up_again() {
     };
     let at_head = tables().await;
 
-    migrator.down(2, false).await.expect("down");
+    // Every migration after 0001, which only creates the schema.
+    let board_migrations = set.migrations().len() - 1;
+    migrator.down(board_migrations, false).await.expect("down");
     assert_eq!(tables().await, 0);
     migrator.up(None, false).await.expect("up");
     assert_eq!(tables().await, at_head);
@@ -577,6 +587,43 @@ async fn the_board_migrations_go_down_and_up_again() {
     let saved = board(Uuid::new_v4(), "2024-s1");
     boards.put(&saved).await.expect("put");
     assert_stored(&boards, &saved).await;
+}
+
+#[tokio::test]
+async fn boards_saved_without_a_due_time_are_due_at_once_after_migration_0005() {
+    let (_database, pool) = database().await;
+    let set = phoenix_missions::spec()
+        .migration_set()
+        .expect("migrations");
+    let migrator = phoenix_runtime::migrate::Migrator::new(&set, &pool);
+    let boards = SqlBoards::new(pool.clone());
+    let idle = idle_board(Uuid::new_v4(), "2024-s1");
+    let running = board(Uuid::new_v4(), "2024-s1");
+    boards.put(&idle).await.expect("put");
+    boards.put(&running).await.expect("put");
+    let due_at = |user: Uuid| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+                "SELECT due_at FROM missions_v2_state WHERE user_id = $1",
+            )
+            .bind(user)
+            .fetch_one(&pool)
+            .await
+            .expect("due_at")
+        }
+    };
+    let running_due = due_at(running.user_id).await;
+
+    // Before 0005, only boards with an active run had a due time.
+    migrator.down(1, false).await.expect("down");
+    assert_eq!(due_at(idle.user_id).await, None);
+    assert_eq!(due_at(running.user_id).await, running_due);
+
+    migrator.up(None, false).await.expect("up");
+    let now = chrono::Utc::now();
+    assert!(due_at(idle.user_id).await.is_some_and(|due| due <= now));
+    assert_eq!(due_at(running.user_id).await, running_due);
 }
 
 // The catalog.

@@ -76,7 +76,10 @@ impl MissionsService for Missions {
             .repo
             .update(&key, |current| {
                 Ok(match current {
-                    Some(board) => Saved::Keep((board, false)),
+                    Some(board) => {
+                        rules::replay_new_board(&board, time_zone)?;
+                        Saved::Keep((board, false))
+                    }
                     None => {
                         let board = rules::new_board(
                             &key,
@@ -277,8 +280,7 @@ impl MissionsService for Missions {
         fields.done()?;
         let (board, _, _) = self
             .change(&key, |board, catalog, settings, now| {
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                rules::link_boss_task(board, task_id, now)
+                rules::link_boss_task(board, task_id, catalog, settings, &mut ids(), now)
             })
             .await?;
         Ok(Response::new(pb::LinkBossTaskResponse {
@@ -298,8 +300,15 @@ impl MissionsService for Missions {
         fields.done()?;
         let (board, _, _) = self
             .change(&key, |board, catalog, settings, now| {
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                rules::damage_boss(board, task_id, request.amount, &mut ids(), now)
+                rules::damage_boss(
+                    board,
+                    task_id,
+                    request.amount,
+                    catalog,
+                    settings,
+                    &mut ids(),
+                    now,
+                )
             })
             .await?;
         Ok(Response::new(pb::RecordTaskProgressResponse {
@@ -323,8 +332,7 @@ impl MissionsService for Missions {
         fields.done()?;
         let (board, _, _) = self
             .change(&key, |board, catalog, settings, now| {
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                rules::submit_boss_proof(board, proof, &mut ids(), now)
+                rules::submit_boss_proof(board, proof, catalog, settings, &mut ids(), now)
             })
             .await?;
         Ok(Response::new(pb::SubmitBossProofResponse {
@@ -342,8 +350,7 @@ impl MissionsService for Missions {
         fields.done()?;
         let (_, outcome, _) = self
             .change(&key, |board, catalog, settings, now| {
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                rules::claim_boss(board, catalog, &mut ids(), now)
+                rules::claim_boss(board, catalog, settings, &mut ids(), now)
             })
             .await?;
         if outcome.replayed {
@@ -367,15 +374,7 @@ impl MissionsService for Missions {
         fields.done()?;
         let (_, effect, _) = self
             .change(&key, |board, catalog, settings, now| {
-                let definition = catalog.effect(effect_id).ok_or_else(|| {
-                    Refusal::not_found(
-                        "EFFECT_NOT_FOUND",
-                        format!("the catalog has no effect {effect_id}"),
-                    )
-                    .at("effect_id")
-                })?;
-                rules::tick(board, catalog, settings, &mut ids(), now);
-                Ok(rules::grant_effect(board, definition, &mut ids(), now))
+                rules::grant_effect(board, effect_id, catalog, settings, &mut ids(), now)
             })
             .await?;
         Ok(Response::new(pb::GrantEffectResponse {
@@ -474,10 +473,10 @@ impl Missions {
                 .repo
                 .update_due(now, batch, &refused, |board| {
                     let closed = rules::tick(board, &catalog, &self.rules, &mut ids(), now);
-                    // After a tick every ended day is closed, so the board is due later than
-                    // `now`; one that is not would be picked again and again: stop after this
-                    // pass and say so.
-                    if rules::next_due(board).is_some_and(|due| due <= now) {
+                    // After a tick every ended day is closed, every cooldown over and every
+                    // summary written, so the board is due later than `now`; one that is not
+                    // would be picked again and again: stop after this pass and say so.
+                    if rules::next_due(board) <= now {
                         stuck.push(board.key());
                     }
                     // Saved even when nothing changed, which recomputes its due time.

@@ -283,6 +283,12 @@ pub struct Run {
     pub mission_id: Uuid,
     pub status: RunStatus,
     pub selected_at: DateTime<Utc>,
+    /// The user's local date when the run started, in the zone in force then: the first day
+    /// the run closes, wherever the user moves later. None for a run started before start
+    /// dates were kept (its first day is `selected_at`'s date in the board's zone); such runs
+    /// leave it out of the JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<NaiveDate>,
     pub updated_at: DateTime<Utc>,
     /// End of the mission's last local day; an active run past it fails.
     pub expires_at: DateTime<Utc>,
@@ -290,6 +296,11 @@ pub struct Run {
     pub completion_at: Option<DateTime<Utc>>,
     pub failure_at: Option<DateTime<Utc>>,
     pub claim_id: Option<Uuid>,
+    /// What claiming the run grants, copied from the mission when the run started: the terms
+    /// of a run do not change with the catalog. None for a run started before rewards were
+    /// kept on runs (its claim grants the catalog's reward); such runs leave it out of the JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<Reward>,
     pub progress: Progress,
     /// At most one per local date (also UNIQUE (run_id, heartbeat_date) in SQL).
     pub heartbeats: Vec<Heartbeat>,

@@ -4,11 +4,11 @@
 //! Conventions:
 //! - A rule either changes the board and returns what happened, or returns a [`Refusal`] and
 //!   leaves the board exactly as it was (callers rely on this: nothing half-written).
-//! - Mutating rules that take the catalog and settings first call [`tick`], so time-driven
-//!   transitions (cooldown over, reroll budget back, run expired, days to close) are applied
-//!   before the request is judged. The boss rules, [`set_time_zone`] and [`grant_effect`] do
-//!   not depend on them; callers tick before them when they want the board current (before
-//!   a time-zone change, so days that ended in the old zone close by its clock).
+//! - Every mutating rule but [`set_time_zone`] first calls [`tick`], so time-driven transitions
+//!   (cooldown over, reroll budget back, run expired, days to close) are applied before the
+//!   request is judged, and a board saved after any call is current. [`set_time_zone`] leaves
+//!   that to its caller, which ticks first so days that ended in the old zone close by its
+//!   clock, and counts what closed.
 //! - A rule that changes the board sets `board.updated_at = now` (and a changed run's
 //!   `updated_at`); a replay or a no-op leaves both alone.
 //! - Ids of new records come from `Ids`, so tests and the NDJSON rebuild can make them stable.
@@ -19,13 +19,13 @@ use chrono::{
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::Refusal;
 use super::board::{
     Board, BoardKey, BossRun, Claim, ClaimSource, Communication, CommunicationKind, DayClose,
     DayOutcome, EffectInstance, Heartbeat, Progress, Reward, Run, RunStatus, Slot, SlotKey,
     SlotState,
 };
 use super::catalog::{Catalog, EffectDefinition};
+use super::{Refusal, RefusalKind};
 
 /// Where new record ids come from.
 pub trait Ids {
@@ -135,11 +135,16 @@ pub fn next_day_close_at(board: &Board, now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The first local date of `run` that is not closed yet: the day after the last closed one, or
-/// the run's first local day. Closed dates only move forward, whatever the zone or its offset
-/// does, which is what keeps a date from being closed twice.
+/// the run's start date. Closed dates only move forward, whatever the zone or its offset does,
+/// which is what keeps a date from being closed twice; the start date is the one of the zone the
+/// run started in, so a move west on the first day adds no earlier date.
 fn first_open_date(tz: Tz, run: &Run) -> NaiveDate {
-    run.last_closed_date()
-        .map_or_else(|| local_date(tz, run.selected_at), next_date)
+    match run.last_closed_date() {
+        Some(closed) => next_date(closed),
+        None => run
+            .start_date
+            .unwrap_or_else(|| local_date(tz, run.selected_at)),
+    }
 }
 
 /// A new board: three idle slots each offering a mission of the catalog, full petals, full
@@ -213,6 +218,30 @@ pub fn new_board(
         // The week the board is born in has nothing to summarize.
         last_weekly_summary: Some(week_start(local_date(time_zone, now))),
     })
+}
+
+/// [`new_board`] again for a key that has a board: with the board's own time zone it is a retry,
+/// answered with the board as it is; with another zone it is refused (ALREADY_EXISTS), because
+/// creating never changes a board: SetTimeZone does, closing the days that ended in the old
+/// zone first.
+pub fn replay_new_board(board: &Board, time_zone: Tz) -> Result<(), Refusal> {
+    if board.time_zone == time_zone {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        RefusalKind::AlreadyExists,
+        "BOARD_EXISTS",
+        format!(
+            "user {} already has a board in season {:?}, in time zone {}; change its time zone \
+             with SetTimeZone",
+            board.user_id,
+            board.season_id,
+            board.time_zone.name()
+        ),
+    )
+    .with("user_id", board.user_id)
+    .with("season_id", &board.season_id)
+    .with("time_zone", board.time_zone.name()))
 }
 
 /// What a day close did to one run.
@@ -572,7 +601,8 @@ pub fn set_time_zone(board: &mut Board, time_zone: Tz, now: DateTime<Utc>) {
     }
 }
 
-/// Starts a run of the slot's offered mission: idle → active, petals reset to full.
+/// Starts a run of the slot's offered mission: idle → active, petals reset to full. The run's
+/// terms are fixed now: its start date (in the board's zone) and the mission's reward.
 pub fn activate(
     board: &mut Board,
     slot: SlotKey,
@@ -599,12 +629,14 @@ pub fn activate(
             mission_id: mission.mission_id,
             status: RunStatus::Active,
             selected_at: now,
+            start_date: Some(first_day),
             updated_at: now,
             expires_at: start_of_day(tz, first_day + Days::new(days)),
             cooldown_until: None,
             completion_at: None,
             failure_at: None,
             claim_id: None,
+            reward: Some(mission.reward.clone()),
             progress: Progress {
                 current: 0,
                 target: mission.progress_target,
@@ -789,7 +821,8 @@ pub struct ClaimOutcome {
 }
 
 /// Claims a succeeded run's reward exactly once: run → claimed, slot → claimed (cooldown
-/// starts), an aura reward is granted as an effect. A claimed run answers with its claim.
+/// starts), an aura reward is granted as an effect. A claimed run answers with its claim. The
+/// reward is the one the run started with (the catalog's, for a run from before runs kept it).
 pub fn claim(
     board: &mut Board,
     run_id: Uuid,
@@ -820,12 +853,13 @@ pub fn claim(
         let mission = catalog
             .mission(run.mission_id)
             .ok_or_else(|| mission_not_in_catalog(run.mission_id))?;
+        let reward = run.reward.clone().unwrap_or_else(|| mission.reward.clone());
         let claim = grant_reward(
             board,
             run_id,
             ClaimSource::Mission,
             &mission.name,
-            &mission.reward,
+            &reward,
             catalog,
             ids,
             now,
@@ -884,7 +918,7 @@ fn grant_reward(
     };
     board.claims.push(claim.clone());
     if let Some(aura) = aura {
-        grant_effect(board, aura, ids, now);
+        start_effect(board, aura, ids, now);
     }
     communicate(
         board,
@@ -901,23 +935,32 @@ fn grant_reward(
 }
 
 /// Links the boss run to a goal task; progress on that task takes the shield down.
-pub fn link_boss_task(board: &mut Board, task_id: Uuid, now: DateTime<Utc>) -> Result<(), Refusal> {
-    let boss = board.boss.as_mut().ok_or_else(no_boss)?;
-    if boss.linked_task_id == Some(task_id) {
-        return Ok(());
-    }
-    // Once the shield is down the link has done its work; moving it would change nothing.
-    if boss.phase != 1 {
-        return Err(Refusal::precondition(
-            "BOSS_NOT_IN_PHASE_1",
-            "the boss's shield is already down: its task can no longer change",
-        )
-        .with("phase", boss.phase));
-    }
-    boss.linked_task_id = Some(task_id);
-    boss.linked_at = Some(now);
-    board.updated_at = now;
-    Ok(())
+pub fn link_boss_task(
+    board: &mut Board,
+    task_id: Uuid,
+    catalog: &Catalog,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    after_tick(board, catalog, settings, ids, now, |board, _| {
+        let boss = board.boss.as_mut().ok_or_else(no_boss)?;
+        if boss.linked_task_id == Some(task_id) {
+            return Ok(());
+        }
+        // Once the shield is down the link has done its work; moving it would change nothing.
+        if boss.phase != 1 {
+            return Err(Refusal::precondition(
+                "BOSS_NOT_IN_PHASE_1",
+                "the boss's shield is already down: its task can no longer change",
+            )
+            .with("phase", boss.phase));
+        }
+        boss.linked_task_id = Some(task_id);
+        boss.linked_at = Some(now);
+        board.updated_at = now;
+        Ok(())
+    })
 }
 
 /// Progress on a task: `amount` off the shield when it is the boss's linked task and the boss is
@@ -926,6 +969,8 @@ pub fn damage_boss(
     board: &mut Board,
     task_id: Uuid,
     amount: i32,
+    catalog: &Catalog,
+    settings: &RuleSettings,
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
@@ -936,40 +981,45 @@ pub fn damage_boss(
             format!("the boss takes a positive amount of damage, not {amount}"),
         ));
     }
-    let boss = board.boss.as_mut().ok_or_else(no_boss)?;
-    if boss.linked_task_id != Some(task_id) {
-        return Err(Refusal::precondition(
-            "TASK_NOT_LINKED",
-            format!("task {task_id} is not the boss's linked task"),
-        )
-        .at("task_id")
-        .with("task_id", task_id));
-    }
-    // Progress keeps coming after the shield is down; it simply has nothing left to hit.
-    if boss.phase != 1 {
-        return Ok(());
-    }
-    let shield = (i32::from(boss.shield_current) - amount).max(0);
-    boss.shield_current = i16::try_from(shield).expect("between 0 and the previous shield");
-    if shield == 0 {
-        boss.phase = 2;
-        boss.phase2_ready = true;
-        communicate(
-            board,
-            CommunicationKind::System,
-            "The boss's shield is down: phase 2 begins. Submit your proof to defeat it.".to_owned(),
-            ids,
-            now,
-        );
-    }
-    board.updated_at = now;
-    Ok(())
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        let boss = board.boss.as_mut().ok_or_else(no_boss)?;
+        if boss.linked_task_id != Some(task_id) {
+            return Err(Refusal::precondition(
+                "TASK_NOT_LINKED",
+                format!("task {task_id} is not the boss's linked task"),
+            )
+            .at("task_id")
+            .with("task_id", task_id));
+        }
+        // Progress keeps coming after the shield is down; it simply has nothing left to hit.
+        if boss.phase != 1 {
+            return Ok(());
+        }
+        let shield = (i32::from(boss.shield_current) - amount).max(0);
+        boss.shield_current = i16::try_from(shield).expect("between 0 and the previous shield");
+        if shield == 0 {
+            boss.phase = 2;
+            boss.phase2_ready = true;
+            communicate(
+                board,
+                CommunicationKind::System,
+                "The boss's shield is down: phase 2 begins. Submit your proof to defeat it."
+                    .to_owned(),
+                ids,
+                now,
+            );
+        }
+        board.updated_at = now;
+        Ok(())
+    })
 }
 
 /// Phase 2's proof completes the boss (phase 1: FAILED_PRECONDITION).
 pub fn submit_boss_proof(
     board: &mut Board,
     proof: &str,
+    catalog: &Catalog,
+    settings: &RuleSettings,
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
@@ -980,96 +1030,124 @@ pub fn submit_boss_proof(
             "a proof is needed to defeat the boss",
         ));
     }
-    let boss = board.boss.as_mut().ok_or_else(no_boss)?;
-    if boss.completed_at.is_some() {
-        // The same proof again is a retry; another one would rewrite history.
-        return if boss.phase2_proof.as_deref() == Some(proof) {
-            Ok(())
-        } else {
-            Err(Refusal::precondition(
-                "BOSS_ALREADY_COMPLETED",
-                "the boss was already defeated with another proof",
-            ))
-        };
-    }
-    if boss.phase != 2 {
-        return Err(Refusal::precondition(
-            "BOSS_NOT_IN_PHASE_2",
-            "the boss's shield is still up: a proof is accepted in phase 2 only",
-        )
-        .with("phase", boss.phase)
-        .with("shield_current", boss.shield_current));
-    }
-    boss.phase2_proof = Some(proof.to_owned());
-    boss.phase2_submitted_at = Some(now);
-    boss.completed_at = Some(now);
-    communicate(
-        board,
-        CommunicationKind::System,
-        "Boss defeated! Claim its reward.".to_owned(),
-        ids,
-        now,
-    );
-    board.updated_at = now;
-    Ok(())
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        let boss = board.boss.as_mut().ok_or_else(no_boss)?;
+        if boss.completed_at.is_some() {
+            // The same proof again is a retry; another one would rewrite history.
+            return if boss.phase2_proof.as_deref() == Some(proof) {
+                Ok(())
+            } else {
+                Err(Refusal::precondition(
+                    "BOSS_ALREADY_COMPLETED",
+                    "the boss was already defeated with another proof",
+                ))
+            };
+        }
+        if boss.phase != 2 {
+            return Err(Refusal::precondition(
+                "BOSS_NOT_IN_PHASE_2",
+                "the boss's shield is still up: a proof is accepted in phase 2 only",
+            )
+            .with("phase", boss.phase)
+            .with("shield_current", boss.shield_current));
+        }
+        boss.phase2_proof = Some(proof.to_owned());
+        boss.phase2_submitted_at = Some(now);
+        boss.completed_at = Some(now);
+        communicate(
+            board,
+            CommunicationKind::System,
+            "Boss defeated! Claim its reward.".to_owned(),
+            ids,
+            now,
+        );
+        board.updated_at = now;
+        Ok(())
+    })
 }
 
 /// Claims the completed boss's reward exactly once (a second claim answers with the first).
 pub fn claim_boss(
     board: &mut Board,
     catalog: &Catalog,
+    settings: &RuleSettings,
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<ClaimOutcome, Refusal> {
-    let boss = board.boss.as_ref().ok_or_else(no_boss)?;
-    let boss_run_id = boss.boss_run_id;
-    if let Some(original) = board
-        .claims
-        .iter()
-        .find(|claim| claim.run_id == boss_run_id)
-    {
-        return Ok(ClaimOutcome {
-            claim: original.clone(),
-            replayed: true,
-        });
-    }
-    if boss.completed_at.is_none() {
-        return Err(Refusal::precondition(
-            "BOSS_NOT_COMPLETED",
-            "the boss is not defeated yet: nothing to claim",
-        )
-        .with("phase", boss.phase));
-    }
-    let definition = catalog.boss(boss.boss_id).ok_or_else(|| {
-        Refusal::precondition(
-            "BOSS_NOT_IN_CATALOG",
-            format!("boss {} is not in the catalog", boss.boss_id),
-        )
-        .with("boss_id", boss.boss_id)
-    })?;
-    let claim = grant_reward(
-        board,
-        boss_run_id,
-        ClaimSource::Boss,
-        &definition.name,
-        &definition.reward,
-        catalog,
-        ids,
-        now,
-    )?;
-    board
-        .boss
-        .as_mut()
-        .expect("the boss was found above")
-        .claim_id = Some(claim.claim_id);
-    Ok(ClaimOutcome {
-        claim,
-        replayed: false,
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        let boss = board.boss.as_ref().ok_or_else(no_boss)?;
+        let boss_run_id = boss.boss_run_id;
+        if let Some(original) = board
+            .claims
+            .iter()
+            .find(|claim| claim.run_id == boss_run_id)
+        {
+            return Ok(ClaimOutcome {
+                claim: original.clone(),
+                replayed: true,
+            });
+        }
+        if boss.completed_at.is_none() {
+            return Err(Refusal::precondition(
+                "BOSS_NOT_COMPLETED",
+                "the boss is not defeated yet: nothing to claim",
+            )
+            .with("phase", boss.phase));
+        }
+        let definition = catalog.boss(boss.boss_id).ok_or_else(|| {
+            Refusal::precondition(
+                "BOSS_NOT_IN_CATALOG",
+                format!("boss {} is not in the catalog", boss.boss_id),
+            )
+            .with("boss_id", boss.boss_id)
+        })?;
+        let claim = grant_reward(
+            board,
+            boss_run_id,
+            ClaimSource::Boss,
+            &definition.name,
+            &definition.reward,
+            catalog,
+            ids,
+            now,
+        )?;
+        board
+            .boss
+            .as_mut()
+            .expect("the boss was found above")
+            .claim_id = Some(claim.claim_id);
+        Ok(ClaimOutcome {
+            claim,
+            replayed: false,
+        })
     })
 }
 
-/// Grants an effect of the catalog, active from `now` for its duration.
+/// Grants the catalog's effect `effect_id` to the board, active from `now` for its duration
+/// (NOT_FOUND when the catalog has no such effect).
 pub fn grant_effect(
+    board: &mut Board,
+    effect_id: Uuid,
+    catalog: &Catalog,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+    now: DateTime<Utc>,
+) -> Result<EffectInstance, Refusal> {
+    let effect = catalog.effect(effect_id).ok_or_else(|| {
+        Refusal::not_found(
+            "EFFECT_NOT_FOUND",
+            format!("the catalog has no effect {effect_id}"),
+        )
+        .at("effect_id")
+        .with("effect_id", effect_id)
+    })?;
+    after_tick(board, catalog, settings, ids, now, |board, ids| {
+        Ok(start_effect(board, effect, ids, now))
+    })
+}
+
+/// A new instance of `effect` on the board, active from `now` for the effect's duration.
+fn start_effect(
     board: &mut Board,
     effect: &EffectDefinition,
     ids: &mut dyn Ids,
@@ -1131,19 +1209,47 @@ fn no_boss() -> Refusal {
     Refusal::precondition("NO_BOSS", "this board has no boss (the catalog had none)")
 }
 
-/// When the board next needs a tick for its runs: the end of the first local day not yet
-/// closed of any active run (or the run's expiry, if sooner); None when nothing runs (idle boards
-/// need no closing). The SQL store indexes it so the batch day close finds due boards without
-/// scanning. After a tick at `now` it is always later than `now`, so a board is never due again
-/// for a day already closed (e.g. after a time-zone change west).
-pub fn next_due(board: &Board) -> Option<DateTime<Utc>> {
+/// When the board next needs a tick: the end of the first local day not yet closed of an active
+/// run (or the run's expiry, if sooner), the end of a slot's cooldown, the return of a reroll
+/// budget or the next weekly summary, whichever comes first. The SQL store indexes it so that
+/// the batch day close finds due boards without scanning, and saves what time did to a board
+/// nobody touches, even with nothing running (its weekly summary, a slot back from cooldown).
+/// After a tick at `now` it is always later than `now`, so a board is never due again for a day
+/// already closed (e.g. after a time-zone change west).
+pub fn next_due(board: &Board) -> DateTime<Utc> {
     let tz = board.time_zone;
-    board
+    let day_closes = board
         .runs
         .iter()
         .filter(|run| run.status == RunStatus::Active)
-        .map(|run| end_of_day(tz, first_open_date(tz, run)).min(run.expires_at))
-        .min()
+        .map(|run| end_of_day(tz, first_open_date(tz, run)).min(run.expires_at));
+    // Only a resting slot leaves its cooldown; a claimed or failed one starts resting at the next
+    // tick, until the same end. (An idle slot of a legacy board may hold a stale end.)
+    let cooldown_ends = board
+        .slots
+        .iter()
+        .filter(|slot| {
+            matches!(
+                slot.state,
+                SlotState::Claimed | SlotState::Failed | SlotState::Cooldown
+            )
+        })
+        .filter_map(|slot| slot.cooldown_until);
+    let reroll_returns = board.slots.iter().filter_map(|slot| slot.reroll_reset_at);
+    day_closes
+        .chain(cooldown_ends)
+        .chain(reroll_returns)
+        .fold(next_weekly_summary_at(board), DateTime::min)
+}
+
+/// When the next weekly summary is due: the start of the local Monday after the last week
+/// summarized, or at once (since the board's birth) for a legacy board that never had one.
+fn next_weekly_summary_at(board: &Board) -> DateTime<Utc> {
+    board
+        .last_weekly_summary
+        .map_or(board.generated_at, |summarized| {
+            start_of_day(board.time_zone, week_start(summarized) + Days::new(7))
+        })
 }
 
 fn no_mission_for_slot(slot: SlotKey) -> Refusal {

@@ -20,7 +20,10 @@
 //!   kept, protected or petal_lost), `boss` (or null), `effects`, `claims` (one per run,
 //!   `source` mission or boss), `communications` (`kind` daily, weekly or system) and
 //!   `lastWeeklySummary` (a local date or null). Dates are `YYYY-MM-DD` in the board's time
-//!   zone; optional values are `null`, never left out.
+//!   zone; optional values are `null`, never left out — except two terms a run keeps from its
+//!   start, its `startDate` (its first local date) and its `reward` (what its claim grants),
+//!   which runs started before they were kept do not have: they are left out, and such a run
+//!   starts on `selectedAt`'s date in the board's zone and is granted the catalog's reward.
 //!
 //! `testdata/missions_v2_store.json` is a complete example.
 //!
@@ -105,9 +108,9 @@ impl FileBoards {
         }
     }
 
-    /// Changes up to `limit` boards whose next day close is due at `now` (leaving out `skip`),
-    /// saving those `change` answers `Some` for in one write. The file takes every board or
-    /// none, so no board fails on its own.
+    /// Changes up to `limit` boards whose next tick is due at `now` (`rules::next_due`, leaving
+    /// out `skip`), saving those `change` answers `Some` for in one write. The file takes every
+    /// board or none, so no board fails on its own.
     pub async fn update_due<T, F>(
         &self,
         now: DateTime<Utc>,
@@ -125,7 +128,7 @@ impl FileBoards {
         for board in store
             .boards
             .iter()
-            .filter(|board| rules::next_due(board).is_some_and(|due| due <= now))
+            .filter(|board| rules::next_due(board) <= now)
             .filter(|board| !skip.contains(&board.key()))
             .take(limit)
         {

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::{DueBoards, Saved};
 use crate::domain::board::{
-    Board, BoardKey, ClaimSource, CommunicationKind, DayOutcome, ProgressUnit, RewardItem,
+    Board, BoardKey, ClaimSource, CommunicationKind, DayOutcome, ProgressUnit, Reward, RewardItem,
     RunStatus, SlotKey, SlotState,
 };
 use crate::domain::rules;
@@ -542,7 +542,7 @@ struct StateRow<'a> {
     season_id: &'a str,
     board_id: Uuid,
     state: Json<&'a Board>,
-    due_at: Option<DateTime<Utc>>,
+    due_at: DateTime<Utc>,
 }
 
 impl<'a> StateRow<'a> {
@@ -586,7 +586,7 @@ struct SlotRow {
 }
 
 #[derive(Debug, PartialEq)]
-struct RunRow {
+struct RunRow<'a> {
     run_id: Uuid,
     board_id: Uuid,
     slot_key: SlotKey,
@@ -594,12 +594,14 @@ struct RunRow {
     mission_id: Uuid,
     status: RunStatus,
     selected_at: DateTime<Utc>,
+    start_date: Option<NaiveDate>,
     updated_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     cooldown_until: Option<DateTime<Utc>>,
     completion_at: Option<DateTime<Utc>>,
     failure_at: Option<DateTime<Utc>>,
     claim_id: Option<Uuid>,
+    reward: Option<&'a Reward>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -693,7 +695,7 @@ struct CommunicationRow<'a> {
 struct BoardRows<'a> {
     board: Vec<BoardRow<'a>>,
     slots: Vec<SlotRow>,
-    runs: Vec<RunRow>,
+    runs: Vec<RunRow<'a>>,
     progress: Vec<ProgressRow>,
     heartbeats: Vec<HeartbeatRow>,
     days: Vec<DayRow>,
@@ -751,12 +753,14 @@ impl<'a> BoardRows<'a> {
                 mission_id: run.mission_id,
                 status: run.status,
                 selected_at: run.selected_at,
+                start_date: run.start_date,
                 updated_at: run.updated_at,
                 expires_at: run.expires_at,
                 cooldown_until: run.cooldown_until,
                 completion_at: run.completion_at,
                 failure_at: run.failure_at,
                 claim_id: run.claim_id,
+                reward: run.reward.as_ref(),
             });
             rows.progress.push(ProgressRow {
                 run_id: run.run_id,
@@ -921,7 +925,7 @@ struct Writes<'a> {
     state: Vec<StateRow<'a>>,
     boards: Vec<BoardRow<'a>>,
     slots: Vec<SlotRow>,
-    runs: Vec<RunRow>,
+    runs: Vec<RunRow<'a>>,
     progress: Vec<ProgressRow>,
     heartbeats: Vec<HeartbeatRow>,
     days: Vec<DayRow>,
@@ -976,40 +980,47 @@ WITH state AS (
         offers = EXCLUDED.offers
 ), runs AS (
     INSERT INTO missions_v2_slot_runs (run_id, board_id, slot_key, position, mission_id, status,
-                                       selected_at, updated_at, expires_at, cooldown_until,
-                                       completion_at, failure_at, claim_id)
+                                       selected_at, start_date, updated_at, expires_at,
+                                       cooldown_until, completion_at, failure_at, claim_id,
+                                       reward_xp, reward_currency, reward_items, reward_badge_id,
+                                       reward_aura_id)
     SELECT * FROM UNNEST($26::uuid[], $27::uuid[], $28::text[], $29::int4[], $30::uuid[],
-                         $31::text[], $32::timestamptz[], $33::timestamptz[], $34::timestamptz[],
-                         $35::timestamptz[], $36::timestamptz[], $37::timestamptz[], $38::uuid[])
+                         $31::text[], $32::timestamptz[], $33::date[], $34::timestamptz[],
+                         $35::timestamptz[], $36::timestamptz[], $37::timestamptz[],
+                         $38::timestamptz[], $39::uuid[], $40::int4[], $41::int4[], $42::jsonb[],
+                         $43::uuid[], $44::uuid[])
     ON CONFLICT (run_id) DO UPDATE
     SET board_id = EXCLUDED.board_id, slot_key = EXCLUDED.slot_key,
         position = EXCLUDED.position, mission_id = EXCLUDED.mission_id,
         status = EXCLUDED.status, selected_at = EXCLUDED.selected_at,
-        updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at,
-        cooldown_until = EXCLUDED.cooldown_until, completion_at = EXCLUDED.completion_at,
-        failure_at = EXCLUDED.failure_at, claim_id = EXCLUDED.claim_id
+        start_date = EXCLUDED.start_date, updated_at = EXCLUDED.updated_at,
+        expires_at = EXCLUDED.expires_at, cooldown_until = EXCLUDED.cooldown_until,
+        completion_at = EXCLUDED.completion_at, failure_at = EXCLUDED.failure_at,
+        claim_id = EXCLUDED.claim_id, reward_xp = EXCLUDED.reward_xp,
+        reward_currency = EXCLUDED.reward_currency, reward_items = EXCLUDED.reward_items,
+        reward_badge_id = EXCLUDED.reward_badge_id, reward_aura_id = EXCLUDED.reward_aura_id
 ), progress AS (
     INSERT INTO missions_v2_mission_progress (run_id, current, target, unit, updated_at)
-    SELECT * FROM UNNEST($39::uuid[], $40::int4[], $41::int4[], $42::text[], $43::timestamptz[])
+    SELECT * FROM UNNEST($45::uuid[], $46::int4[], $47::int4[], $48::text[], $49::timestamptz[])
     ON CONFLICT (run_id) DO UPDATE
     SET current = EXCLUDED.current, target = EXCLUDED.target, unit = EXCLUDED.unit,
         updated_at = EXCLUDED.updated_at
 ), heartbeats AS (
     INSERT INTO missions_v2_heartbeat_log (heartbeat_id, run_id, position, heartbeat_date,
                                            petals_before, petals_after, created_at)
-    SELECT * FROM UNNEST($44::uuid[], $45::uuid[], $46::int4[], $47::date[], $48::int2[],
-                         $49::int2[], $50::timestamptz[])
+    SELECT * FROM UNNEST($50::uuid[], $51::uuid[], $52::int4[], $53::date[], $54::int2[],
+                         $55::int2[], $56::timestamptz[])
 ), days AS (
     INSERT INTO missions_v2_day_closes (run_id, local_date, outcome, effect_instance_id,
                                         petals_after, closed_at)
-    SELECT * FROM UNNEST($51::uuid[], $52::date[], $53::text[], $54::uuid[], $55::int2[],
-                         $56::timestamptz[])
+    SELECT * FROM UNNEST($57::uuid[], $58::date[], $59::text[], $60::uuid[], $61::int2[],
+                         $62::timestamptz[])
 ), effects AS (
     INSERT INTO missions_v2_effects (effect_instance_id, board_id, position, effect_id,
                                      active_from, active_until, consumed_at, protects_day,
                                      payload_override)
-    SELECT * FROM UNNEST($57::uuid[], $58::uuid[], $59::int4[], $60::uuid[], $61::timestamptz[],
-                         $62::timestamptz[], $63::timestamptz[], $64::bool[], $65::jsonb[])
+    SELECT * FROM UNNEST($63::uuid[], $64::uuid[], $65::int4[], $66::uuid[], $67::timestamptz[],
+                         $68::timestamptz[], $69::timestamptz[], $70::bool[], $71::jsonb[])
     ON CONFLICT (effect_instance_id) DO UPDATE
     SET board_id = EXCLUDED.board_id, position = EXCLUDED.position,
         effect_id = EXCLUDED.effect_id, active_from = EXCLUDED.active_from,
@@ -1019,9 +1030,9 @@ WITH state AS (
     INSERT INTO missions_v2_boss_runs (boss_run_id, board_id, boss_id, phase, shield_current,
                                        shield_max, linked_task_id, linked_at, phase2_ready,
                                        phase2_proof, phase2_submitted_at, completed_at, claim_id)
-    SELECT * FROM UNNEST($66::uuid[], $67::uuid[], $68::uuid[], $69::int2[], $70::int2[],
-                         $71::int2[], $72::uuid[], $73::timestamptz[], $74::bool[], $75::text[],
-                         $76::timestamptz[], $77::timestamptz[], $78::uuid[])
+    SELECT * FROM UNNEST($72::uuid[], $73::uuid[], $74::uuid[], $75::int2[], $76::int2[],
+                         $77::int2[], $78::uuid[], $79::timestamptz[], $80::bool[], $81::text[],
+                         $82::timestamptz[], $83::timestamptz[], $84::uuid[])
     ON CONFLICT (boss_run_id) DO UPDATE
     SET board_id = EXCLUDED.board_id, boss_id = EXCLUDED.boss_id, phase = EXCLUDED.phase,
         shield_current = EXCLUDED.shield_current, shield_max = EXCLUDED.shield_max,
@@ -1033,14 +1044,14 @@ WITH state AS (
     INSERT INTO missions_v2_claims (claim_id, board_id, user_id, run_id, position, source,
                                     claimed_at, reward_xp, reward_currency, reward_items,
                                     reward_badge_id, reward_aura_id)
-    SELECT * FROM UNNEST($79::uuid[], $80::uuid[], $81::uuid[], $82::uuid[], $83::int4[],
-                         $84::text[], $85::timestamptz[], $86::int4[], $87::int4[], $88::jsonb[],
-                         $89::uuid[], $90::uuid[])
+    SELECT * FROM UNNEST($85::uuid[], $86::uuid[], $87::uuid[], $88::uuid[], $89::int4[],
+                         $90::text[], $91::timestamptz[], $92::int4[], $93::int4[], $94::jsonb[],
+                         $95::uuid[], $96::uuid[])
 )
 INSERT INTO missions_v2_communications (communication_id, board_id, position, type, message,
                                         created_at)
-SELECT * FROM UNNEST($91::uuid[], $92::uuid[], $93::int4[], $94::text[], $95::text[],
-                     $96::timestamptz[])";
+SELECT * FROM UNNEST($97::uuid[], $98::uuid[], $99::int4[], $100::text[], $101::text[],
+                     $102::timestamptz[])";
 
 impl Writes<'_> {
     async fn execute(&self, connection: &mut PgConnection) -> Result<(), MissionsError> {
@@ -1098,7 +1109,7 @@ fn bind_slots<'q>(query: PgQuery<'q>, rows: &'q [SlotRow]) -> PgQuery<'q> {
         .bind(column(rows, |r| r.offers))
 }
 
-fn bind_runs<'q>(query: PgQuery<'q>, rows: &'q [RunRow]) -> PgQuery<'q> {
+fn bind_runs<'q>(query: PgQuery<'q>, rows: &'q [RunRow<'q>]) -> PgQuery<'q> {
     query
         .bind(column(rows, |r| r.run_id))
         .bind(column(rows, |r| r.board_id))
@@ -1107,12 +1118,20 @@ fn bind_runs<'q>(query: PgQuery<'q>, rows: &'q [RunRow]) -> PgQuery<'q> {
         .bind(column(rows, |r| r.mission_id))
         .bind(column(rows, |r| r.status.as_str()))
         .bind(column(rows, |r| r.selected_at))
+        .bind(column(rows, |r| r.start_date))
         .bind(column(rows, |r| r.updated_at))
         .bind(column(rows, |r| r.expires_at))
         .bind(column(rows, |r| r.cooldown_until))
         .bind(column(rows, |r| r.completion_at))
         .bind(column(rows, |r| r.failure_at))
         .bind(column(rows, |r| r.claim_id))
+        .bind(column(rows, |r| r.reward.map(|reward| reward.xp)))
+        .bind(column(rows, |r| r.reward.map(|reward| reward.currency)))
+        .bind(column(rows, |r| r.reward.map(|reward| Json(&reward.items))))
+        .bind(column(rows, |r| {
+            r.reward.and_then(|reward| reward.badge_id)
+        }))
+        .bind(column(rows, |r| r.reward.and_then(|reward| reward.aura_id)))
 }
 
 fn bind_progress<'q>(query: PgQuery<'q>, rows: &'q [ProgressRow]) -> PgQuery<'q> {

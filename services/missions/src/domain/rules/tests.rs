@@ -212,9 +212,59 @@ impl Story {
         )
     }
 
-    fn grant(&mut self, effect: Uuid, now: DateTime<Utc>) -> EffectInstance {
-        let definition = self.catalog.effect(effect).unwrap().clone();
-        grant_effect(&mut self.board, &definition, &mut self.ids, now)
+    fn grant(&mut self, effect: Uuid, now: DateTime<Utc>) -> Result<EffectInstance, Refusal> {
+        grant_effect(
+            &mut self.board,
+            effect,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
+    }
+
+    fn link_boss(&mut self, task: Uuid, now: DateTime<Utc>) -> Result<(), Refusal> {
+        link_boss_task(
+            &mut self.board,
+            task,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
+    }
+
+    fn damage_boss(&mut self, task: Uuid, amount: i32, now: DateTime<Utc>) -> Result<(), Refusal> {
+        damage_boss(
+            &mut self.board,
+            task,
+            amount,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
+    }
+
+    fn prove_boss(&mut self, proof: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
+        submit_boss_proof(
+            &mut self.board,
+            proof,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
+    }
+
+    fn claim_boss(&mut self, now: DateTime<Utc>) -> Result<ClaimOutcome, Refusal> {
+        claim_boss(
+            &mut self.board,
+            &self.catalog,
+            &self.settings,
+            &mut self.ids,
+            now,
+        )
     }
 
     fn run(&self, run: Uuid) -> &Run {
@@ -355,7 +405,11 @@ fn a_new_board_offers_a_mission_per_slot_with_full_petals_and_rerolls_and_a_boss
         (boss.boss_id, boss.phase, boss.shield_current),
         (DRAGON, 1, 10)
     );
-    assert_eq!(next_due(board), None, "an idle board needs no closing");
+    assert_eq!(
+        next_due(board),
+        local(tz, date(2025, 4, 7), 0, 0),
+        "an idle board is due for its next weekly summary and reroll budgets"
+    );
     assert_eq!(board.last_weekly_summary, Some(date(2025, 3, 31)));
 }
 
@@ -376,6 +430,29 @@ fn a_catalog_without_a_mission_for_a_slot_cannot_make_a_board() {
     assert_eq!(refusal.kind, RefusalKind::Precondition);
 }
 
+#[test]
+fn creating_a_board_again_is_a_replay_in_its_time_zone_only() {
+    let story = Story::new(
+        Europe::Madrid,
+        local(Europe::Madrid, date(2025, 5, 5), 8, 0),
+    );
+    assert_eq!(replay_new_board(&story.board, Europe::Madrid), Ok(()));
+
+    let refusal = replay_new_board(&story.board, Asia::Tokyo).unwrap_err();
+    assert_eq!(refusal.kind, RefusalKind::AlreadyExists);
+    assert_eq!(refusal.reason, "BOARD_EXISTS");
+    assert!(
+        refusal.message.contains("SetTimeZone"),
+        "{}",
+        refusal.message
+    );
+    assert!(
+        refusal
+            .metadata
+            .contains(&("time_zone".to_owned(), "Europe/Madrid".to_owned()))
+    );
+}
+
 // ---- lifecycle ----------------------------------------------------------------------------
 
 #[test]
@@ -391,17 +468,18 @@ fn a_mission_goes_idle_active_succeeded_claimed_cooldown_idle() {
         local(tz, date(2025, 5, 12), 0, 0)
     );
     assert_eq!(story.run(run).progress.target, 5);
-    assert_eq!(
-        next_due(&story.board),
-        Some(local(tz, date(2025, 5, 6), 0, 0))
-    );
+    assert_eq!(next_due(&story.board), local(tz, date(2025, 5, 6), 0, 0));
 
     assert!(!story.progress(run, 3, local(tz, day, 10, 0)).unwrap());
     assert!(story.progress(run, 5, local(tz, day, 11, 0)).unwrap());
     assert_eq!(story.run(run).status, RunStatus::Succeeded);
     assert_eq!(story.run(run).completion_at, Some(local(tz, day, 11, 0)));
     assert_eq!(story.slot(SlotKey::Main).state, SlotState::Succeeded);
-    assert_eq!(next_due(&story.board), None);
+    assert_eq!(
+        next_due(&story.board),
+        local(tz, date(2025, 5, 12), 0, 0),
+        "nothing runs: next Monday's summary"
+    );
 
     let claimed_at = local(tz, day, 12, 0);
     story.claim(run, claimed_at).unwrap();
@@ -471,7 +549,7 @@ fn a_run_without_heartbeats_loses_a_petal_a_day_fails_cools_down_and_goes_idle()
     );
     assert_eq!(slot.cooldown_until, Some(third_end + Duration::hours(24)));
     assert_eq!(story.communications(CommunicationKind::System), 1);
-    assert_eq!(next_due(&story.board), None);
+    assert_eq!(next_due(&story.board), third_end + Duration::hours(24));
 
     story.tick(third_end + Duration::hours(24));
     let slot = story.slot(SlotKey::Hunt);
@@ -525,9 +603,11 @@ fn a_missed_day_uses_a_protecting_effect_before_a_petal() {
         .activate(SlotKey::Main, local(tz, monday, 9, 0))
         .unwrap();
     story.heartbeat(run, local(tz, monday, 10, 0)).unwrap();
-    let freeze = story.grant(STREAK_FREEZE, local(tz, monday, 11, 0));
+    let freeze = story
+        .grant(STREAK_FREEZE, local(tz, monday, 11, 0))
+        .unwrap();
     assert!(freeze.protects_day);
-    story.grant(FOCUS_AURA, local(tz, monday, 11, 0));
+    story.grant(FOCUS_AURA, local(tz, monday, 11, 0)).unwrap();
 
     let closed = story.tick(local(tz, date(2025, 5, 8), 0, 0));
     assert_eq!(
@@ -576,8 +656,10 @@ fn an_effect_granted_after_a_day_ended_does_not_protect_it() {
     let run = story
         .activate(SlotKey::Main, local(tz, monday, 9, 0))
         .unwrap();
-    // Monday ended unseen; the freeze arrives Tuesday, before any tick closed Monday.
-    story.grant(STREAK_FREEZE, local(tz, date(2025, 5, 6), 9, 0));
+    // Monday ended unseen; granting the freeze on Tuesday closes Monday first, without it.
+    story
+        .grant(STREAK_FREEZE, local(tz, date(2025, 5, 6), 9, 0))
+        .unwrap();
     story.tick(local(tz, date(2025, 5, 6), 10, 0));
     assert_eq!(outcomes(story.run(run)), [(monday, DayOutcome::PetalLost)]);
 }
@@ -598,7 +680,7 @@ fn tick_is_idempotent_for_the_same_now() {
     let once = story.board.clone();
     assert!(story.tick(later).is_empty());
     assert_eq!(story.board, once);
-    assert!(next_due(&story.board).is_none_or(|due| due > later));
+    assert!(next_due(&story.board) > later);
 }
 
 /// Someone active Thursday to Friday across a DST change who heartbeats only on `kept` days
@@ -706,10 +788,7 @@ fn move_during_a_run(destination: Tz, moved_hour: u32) -> (Story, Uuid) {
             story.tick(now);
             set_time_zone(&mut story.board, destination, now);
             story.tick(now);
-            assert!(
-                next_due(&story.board).is_some_and(|due| due > now),
-                "never due for a closed day"
-            );
+            assert!(next_due(&story.board) > now, "never due for a closed day");
         }
         let wall = now.with_timezone(&story.board.time_zone);
         if wall.hour() == 12 && wall.minute() == 0 {
@@ -762,6 +841,35 @@ fn moving_west_never_closes_a_date_twice_nor_costs_a_petal_to_a_faithful_user() 
 }
 
 #[test]
+fn moving_west_on_the_first_day_adds_no_earlier_date_to_close() {
+    let madrid = Europe::Madrid;
+    let monday = date(2025, 5, 5);
+    let mut story = Story::new(madrid, local(madrid, monday, 7, 0));
+    // 08:00 on Monday in Madrid is still Sunday 23:00 in Los Angeles.
+    let run = story
+        .activate(SlotKey::Main, local(madrid, monday, 8, 0))
+        .unwrap();
+    assert_eq!(story.run(run).start_date, Some(monday));
+    let moved_at = local(madrid, monday, 8, 30);
+    story.tick(moved_at);
+    set_time_zone(&mut story.board, America::Los_Angeles, moved_at);
+    // Sunday has ended in Los Angeles, but the run started on Monday.
+    let la_monday_morning = local(America::Los_Angeles, monday, 3, 0);
+    assert!(story.tick(la_monday_morning).is_empty());
+    assert_eq!(
+        next_due(&story.board),
+        local(America::Los_Angeles, date(2025, 5, 6), 0, 0),
+        "due when Monday ends where the user is"
+    );
+    story
+        .heartbeat(run, local(America::Los_Angeles, monday, 12, 0))
+        .unwrap();
+    story.tick(local(America::Los_Angeles, date(2025, 5, 6), 0, 0));
+    assert_eq!(outcomes(story.run(run)), [(monday, DayOutcome::Kept)]);
+    assert_eq!(story.slot(SlotKey::Main).petals_remaining, 3);
+}
+
+#[test]
 fn skipping_ahead_costs_at_most_one_petal_per_local_date() {
     let madrid = Europe::Madrid;
     let monday = date(2025, 5, 5);
@@ -779,6 +887,35 @@ fn skipping_ahead_costs_at_most_one_petal_per_local_date() {
     set_time_zone(&mut story.board, madrid, now);
     assert!(story.tick(now).is_empty());
     assert_eq!(story.run(run).days.len(), 1);
+}
+
+#[test]
+fn a_board_with_nothing_running_is_due_when_a_cooldown_ends_and_for_its_weekly_summary() {
+    let tz = Europe::Madrid;
+    let saturday = date(2025, 5, 10);
+    let mut story = Story::new(tz, local(tz, date(2025, 5, 7), 8, 0));
+    let next_monday = local(tz, date(2025, 5, 12), 0, 0);
+    assert_eq!(next_due(&story.board), next_monday);
+
+    // A run succeeds and is claimed on Saturday evening: its slot rests until Sunday evening.
+    let run = story
+        .activate(SlotKey::Main, local(tz, saturday, 20, 0))
+        .unwrap();
+    story.progress(run, 5, local(tz, saturday, 21, 0)).unwrap();
+    story.claim(run, local(tz, saturday, 22, 0)).unwrap();
+    let cooldown_end = local(tz, date(2025, 5, 11), 22, 0);
+    assert_eq!(next_due(&story.board), cooldown_end);
+    story.tick(cooldown_end);
+    assert_eq!(story.slot(SlotKey::Main).state, SlotState::Idle);
+
+    assert_eq!(next_due(&story.board), next_monday);
+    story.tick(next_monday);
+    assert_eq!(story.communications(CommunicationKind::Weekly), 1);
+    assert_eq!(next_due(&story.board), local(tz, date(2025, 5, 19), 0, 0));
+
+    // A legacy board that never had a summary is due for one at once.
+    story.board.last_weekly_summary = None;
+    assert_eq!(next_due(&story.board), story.board.generated_at);
 }
 
 // ---- progress and expiry ------------------------------------------------------------------
@@ -830,7 +967,7 @@ fn a_run_past_its_duration_fails_after_closing_its_days() {
         .unwrap();
     let expires_at = local(tz, date(2025, 5, 8), 0, 0);
     assert_eq!(story.run(run).expires_at, expires_at);
-    assert_eq!(next_due(&story.board), Some(expires_at));
+    assert_eq!(next_due(&story.board), expires_at);
 
     let closed = story.tick(expires_at + Duration::days(3));
     assert_eq!(closed.len(), 1, "only the run's own days close");
@@ -947,6 +1084,54 @@ fn a_run_is_claimed_once_and_a_second_claim_answers_with_the_first() {
     assert_eq!(story.board.communications, before.communications);
 }
 
+#[test]
+fn a_claim_grants_the_reward_the_run_started_with_whatever_the_catalog_says_since() {
+    let tz = Europe::Madrid;
+    let day = date(2025, 5, 5);
+    let mut story = Story::new(tz, local(tz, day, 8, 0));
+    let run = story.activate(SlotKey::Main, local(tz, day, 9, 0)).unwrap();
+    let started_with = story.catalog.mission(MAIN_READING).unwrap().reward.clone();
+    assert_eq!(story.run(run).reward.as_ref(), Some(&started_with));
+    story.progress(run, 5, local(tz, day, 10, 0)).unwrap();
+    // Between the success and the claim, an admin halves the mission's reward.
+    let edited = story
+        .catalog
+        .missions
+        .iter_mut()
+        .find(|m| m.mission_id == MAIN_READING)
+        .unwrap();
+    edited.reward.xp = 50;
+    edited.reward.aura_id = None;
+
+    let claimed = story.claim(run, local(tz, day, 11, 0)).unwrap();
+    assert_eq!(claimed.claim.reward, started_with);
+    assert!(
+        story
+            .board
+            .effects
+            .iter()
+            .any(|e| e.effect_id == FOCUS_AURA),
+        "the aura the run started with"
+    );
+}
+
+#[test]
+fn a_run_from_before_runs_kept_their_reward_is_granted_the_catalog_reward() {
+    let tz = Europe::Madrid;
+    let day = date(2025, 5, 5);
+    let mut story = Story::new(tz, local(tz, day, 8, 0));
+    let run = story.activate(SlotKey::Main, local(tz, day, 9, 0)).unwrap();
+    story.progress(run, 5, local(tz, day, 10, 0)).unwrap();
+    story.board.run_mut(run).unwrap().reward = None;
+    story.catalog.missions[0].reward.xp = 70;
+
+    let claimed = story.claim(run, local(tz, day, 11, 0)).unwrap();
+    assert_eq!(
+        (claimed.claim.reward.xp, claimed.claim.reward.currency),
+        (70, 50)
+    );
+}
+
 // ---- boss ---------------------------------------------------------------------------------
 
 #[test]
@@ -957,54 +1142,36 @@ fn the_boss_goes_phase_1_to_phase_2_to_completed_and_is_claimed_once() {
     let mut story = Story::new(tz, at(8));
     let other_task = Uuid::from_u128(0xD8);
 
-    story.assert_refused("TASK_NOT_LINKED", |s| {
-        damage_boss(&mut s.board, DRAGON_TASK, 3, &mut s.ids, at(9))
-    });
-    link_boss_task(&mut story.board, DRAGON_TASK, at(9)).unwrap();
-    story.assert_refused("TASK_NOT_LINKED", |s| {
-        damage_boss(&mut s.board, other_task, 3, &mut s.ids, at(9))
-    });
+    story.assert_refused("TASK_NOT_LINKED", |s| s.damage_boss(DRAGON_TASK, 3, at(9)));
+    story.link_boss(DRAGON_TASK, at(9)).unwrap();
+    story.assert_refused("TASK_NOT_LINKED", |s| s.damage_boss(other_task, 3, at(9)));
     story.assert_refused("AMOUNT_NOT_POSITIVE", |s| {
-        damage_boss(&mut s.board, DRAGON_TASK, 0, &mut s.ids, at(9))
+        s.damage_boss(DRAGON_TASK, 0, at(9))
     });
-    damage_boss(&mut story.board, DRAGON_TASK, 4, &mut story.ids, at(10)).unwrap();
+    story.damage_boss(DRAGON_TASK, 4, at(10)).unwrap();
     assert_eq!(story.board.boss.as_ref().unwrap().shield_current, 6);
-    story.assert_refused("BOSS_NOT_IN_PHASE_2", |s| {
-        submit_boss_proof(&mut s.board, "photo", &mut s.ids, at(10))
-    });
-    story.assert_refused("BOSS_NOT_COMPLETED", |s| {
-        claim_boss(&mut s.board, &s.catalog, &mut s.ids, at(10))
-    });
+    story.assert_refused("BOSS_NOT_IN_PHASE_2", |s| s.prove_boss("photo", at(10)));
+    story.assert_refused("BOSS_NOT_COMPLETED", |s| s.claim_boss(at(10)));
 
-    damage_boss(&mut story.board, DRAGON_TASK, 50, &mut story.ids, at(11)).unwrap();
+    story.damage_boss(DRAGON_TASK, 50, at(11)).unwrap();
     let boss = story.board.boss.as_ref().unwrap();
     assert_eq!(
         (boss.phase, boss.shield_current, boss.phase2_ready),
         (2, 0, true)
     );
     assert_eq!(story.communications(CommunicationKind::System), 1);
-    story.assert_refused("BOSS_NOT_IN_PHASE_1", |s| {
-        link_boss_task(&mut s.board, other_task, at(11))
-    });
-    story.assert_refused("BOSS_NOT_COMPLETED", |s| {
-        claim_boss(&mut s.board, &s.catalog, &mut s.ids, at(11))
-    });
+    story.assert_refused("BOSS_NOT_IN_PHASE_1", |s| s.link_boss(other_task, at(11)));
+    story.assert_refused("BOSS_NOT_COMPLETED", |s| s.claim_boss(at(11)));
 
-    submit_boss_proof(
-        &mut story.board,
-        "photo of the summit",
-        &mut story.ids,
-        at(12),
-    )
-    .unwrap();
+    story.prove_boss("photo of the summit", at(12)).unwrap();
     let boss = story.board.boss.as_ref().unwrap();
     assert_eq!(boss.completed_at, Some(at(12)));
     assert_eq!(boss.phase2_proof.as_deref(), Some("photo of the summit"));
     story.assert_refused("BOSS_ALREADY_COMPLETED", |s| {
-        submit_boss_proof(&mut s.board, "another", &mut s.ids, at(12))
+        s.prove_boss("another", at(12))
     });
 
-    let first = claim_boss(&mut story.board, &story.catalog, &mut story.ids, at(13)).unwrap();
+    let first = story.claim_boss(at(13)).unwrap();
     assert!(!first.replayed);
     assert_eq!(
         (first.claim.source, first.claim.reward.xp),
@@ -1016,7 +1183,7 @@ fn the_boss_goes_phase_1_to_phase_2_to_completed_and_is_claimed_once() {
     );
     assert_eq!(story.board.effects.len(), 1, "the boss's aura");
     let before = story.board.clone();
-    let second = claim_boss(&mut story.board, &story.catalog, &mut story.ids, at(14)).unwrap();
+    let second = story.claim_boss(at(14)).unwrap();
     assert!(second.replayed);
     assert_eq!(second.claim, first.claim);
     assert_eq!(story.board, before);
@@ -1028,18 +1195,54 @@ fn a_board_without_a_boss_refuses_boss_rules() {
     let now = local(tz, date(2025, 5, 5), 8, 0);
     let mut story = Story::new(tz, now);
     story.board.boss = None;
-    story.assert_refused("NO_BOSS", |s| {
-        link_boss_task(&mut s.board, DRAGON_TASK, now)
-    });
-    story.assert_refused("NO_BOSS", |s| {
-        damage_boss(&mut s.board, DRAGON_TASK, 1, &mut s.ids, now)
-    });
-    story.assert_refused("NO_BOSS", |s| {
-        submit_boss_proof(&mut s.board, "x", &mut s.ids, now)
-    });
-    story.assert_refused("NO_BOSS", |s| {
-        claim_boss(&mut s.board, &s.catalog, &mut s.ids, now)
-    });
+    story.assert_refused("NO_BOSS", |s| s.link_boss(DRAGON_TASK, now));
+    story.assert_refused("NO_BOSS", |s| s.damage_boss(DRAGON_TASK, 1, now));
+    story.assert_refused("NO_BOSS", |s| s.prove_boss("x", now));
+    story.assert_refused("NO_BOSS", |s| s.claim_boss(now));
+}
+
+#[test]
+fn boss_rules_and_granted_effects_close_the_ended_days_first() {
+    let tz = Europe::Madrid;
+    let monday = |hour| local(tz, date(2025, 5, 5), hour, 0);
+    let tuesday = local(tz, date(2025, 5, 6), 10, 0);
+    type Step = fn(&mut Story, DateTime<Utc>) -> Result<(), Refusal>;
+    let link: Step = |s, now| s.link_boss(DRAGON_TASK, now);
+    let damage: Step = |s, now| s.damage_boss(DRAGON_TASK, 10, now);
+    let prove: Step = |s, now| s.prove_boss("photo", now);
+    let claim: Step = |s, now| s.claim_boss(now).map(drop);
+    let grant: Step = |s, now| s.grant(STREAK_FREEZE, now).map(drop);
+    // Every step but the last happens on Monday; the last, on Tuesday, is the rule told.
+    let stories: [&[Step]; 5] = [
+        &[link],
+        &[link, damage],
+        &[link, damage, prove],
+        &[link, damage, prove, claim],
+        &[grant],
+    ];
+    for steps in stories {
+        let mut story = Story::new(tz, monday(8));
+        let run = story.activate(SlotKey::Main, monday(9)).unwrap();
+        let (told, before) = steps.split_last().unwrap();
+        for step in before {
+            step(&mut story, monday(10)).unwrap();
+        }
+        told(&mut story, tuesday).unwrap();
+        assert_eq!(
+            outcomes(story.run(run)),
+            [(date(2025, 5, 5), DayOutcome::PetalLost)],
+            "Monday closed before step {} was judged",
+            steps.len()
+        );
+        assert_eq!(story.slot(SlotKey::Main).petals_remaining, 2);
+        assert_eq!(story.board.updated_at, tuesday);
+    }
+
+    // A refusal leaves even the ended days as they were.
+    let mut story = Story::new(tz, monday(8));
+    story.activate(SlotKey::Main, monday(9)).unwrap();
+    story.assert_refused("BOSS_NOT_IN_PHASE_2", |s| s.prove_boss("photo", tuesday));
+    story.assert_refused("EFFECT_NOT_FOUND", |s| s.grant(DRAGON, tuesday));
 }
 
 // ---- refusals -----------------------------------------------------------------------------
