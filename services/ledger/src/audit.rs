@@ -27,13 +27,14 @@ impl Report {
     /// One line per check, then one per violation.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for check in &self.checks {
             let status = if check.violations.is_empty() {
                 "ok".to_owned()
             } else {
                 format!("{} VIOLATION(S)", check.violations.len())
             };
-            out.push_str(&format!("{:<48} {status}\n", check.name));
+            out.push_str(&format!("{:<width$} {status}\n", check.name));
             for violation in &check.violations {
                 out.push_str(&format!("  - {violation}\n"));
             }

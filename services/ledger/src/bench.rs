@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// Length of each measured phase.
     #[arg(long, default_value = "15s", value_parser = phoenix_runtime::config::positive_duration)]
     pub duration: Duration,
+    /// Unmeasured single transfers first, so the measured phases find connections open,
+    /// statements prepared and caches warm.
+    #[arg(long, default_value = "5s", value_parser = phoenix_runtime::config::positive_duration)]
+    pub warmup: Duration,
     /// Transfers per batch call (at most 8,000).
     #[arg(long, default_value_t = 8_000, value_parser = clap::value_parser!(u32).range(1..=8_000))]
     pub batch_size: u32,
@@ -97,15 +101,7 @@ pub async fn run(
         args.duration
     );
 
-    // Warm up connections, caches and the pool, unmeasured.
-    single_transfers_over_grpc(
-        &client,
-        &tenant,
-        &accounts,
-        args.clients,
-        Duration::from_secs(2),
-    )
-    .await?;
+    single_transfers_over_grpc(&client, &tenant, &accounts, args.clients, args.warmup).await?;
     let grpc = single_transfers_over_grpc(&client, &tenant, &accounts, args.clients, args.duration)
         .await?;
     report("gRPC single transfers", &grpc);
