@@ -115,6 +115,13 @@ SELECT b.user_id, b.season_id, b.board_id, jsonb_build_object(
 ) AS document
 FROM missions_v2_boards b;
 
+-- The snapshots lose the two keys too, so they still match the relational rows (the audit).
+UPDATE missions_v2_state
+SET state = jsonb_set(state, '{runs}', (
+        SELECT coalesce(jsonb_agg(run - 'startDate' - 'reward' ORDER BY position), '[]')
+        FROM jsonb_array_elements(state -> 'runs') WITH ORDINALITY AS r (run, position)))
+WHERE state @? '$.runs[*] ? (exists(@.startDate) || exists(@.reward))';
+
 ALTER TABLE missions_v2_slot_runs
     DROP CONSTRAINT missions_v2_slot_runs_reward_whole,
     DROP COLUMN start_date,

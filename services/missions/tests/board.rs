@@ -410,7 +410,7 @@ async fn a_board_the_database_refuses_does_not_stop_the_day_close_of_the_others(
     h.only_mission(main_mission(20, 100)).await;
     let mut users: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     users.sort();
-    // The damaged board sorts between the others, so it is neither first nor last of the batch.
+    // All three are due at once and taken in one batch, in no set order.
     let (healthy, damaged) = (vec![users[0], users[2]], users[1]);
     for user in &users {
         h.create_board(*user, "UTC").await;
@@ -641,20 +641,22 @@ async fn the_batch_day_close_saves_boards_with_nothing_running() {
         SlotState::Idle
     );
 
-    // Monday 00:30: a new week, summarized on both boards.
+    // Monday 00:30: a new week, summarized on both boards; only the one with a claim in it has
+    // something to tell.
     h.set_time("2026-06-08T00:30:00Z").await;
     assert_eq!(close_due(h.missions.clone()).await, 2);
-    for user in [idle, resting] {
+    for (user, told) in [(idle, false), (resting, true)] {
         let board = saved(user).await;
         assert_eq!(
             board.last_weekly_summary,
             Some("2026-06-08".parse().unwrap())
         );
-        assert!(
+        assert_eq!(
             board
                 .communications
                 .iter()
-                .any(|c| c.kind == CommunicationKind::Weekly)
+                .any(|c| c.kind == CommunicationKind::Weekly),
+            told
         );
     }
     assert_eq!(

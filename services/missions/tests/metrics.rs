@@ -119,7 +119,8 @@ async fn day_closes_count_lost_petals_and_protected_days_whoever_closes_them() {
     let mut h = Harness::start("2026-06-01T12:00:00Z").await;
     h.only_mission(main_mission(20, 100)).await;
     let freeze = h.streak_freeze().await;
-    // Closed by the user's own calls: a freeze covers June 2, a petal goes for June 3.
+    // Closed by the user's own calls: the freeze covers the first missed day (June 1), petals
+    // go for June 2 and 3.
     let protected = Uuid::new_v4();
     h.create_board(protected, "UTC").await;
     h.activate_main(protected).await;

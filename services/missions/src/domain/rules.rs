@@ -521,7 +521,7 @@ fn restore_rerolls(board: &mut Board, settings: &RuleSettings, now: DateTime<Utc
 }
 
 /// Once per local week, when a tick first sees a Monday not summarized yet: a summary of the
-/// week before (days kept, protected, petals lost, claims). A time-zone change that moves the
+/// week before (days kept, protected, petals lost, claims), if anything happened in it. A time-zone change that moves the
 /// local date back over a Monday finds the week already summarized.
 fn write_weekly_summary(board: &mut Board, ids: &mut dyn Ids, now: DateTime<Utc>) -> bool {
     let tz = board.time_zone;
@@ -547,6 +547,12 @@ fn write_weekly_summary(board: &mut Board, ids: &mut dyn Ids, now: DateTime<Utc>
         .iter()
         .filter(|claim| in_last_week(local_date(tz, claim.claimed_at)))
         .count();
+    board.last_weekly_summary = Some(this_week);
+    // A week with nothing to tell is marked summarized without a message, so a board nobody
+    // plays any more does not collect a communication every Monday.
+    if days.is_empty() && claims == 0 {
+        return true;
+    }
     let message = format!(
         "Week of {last_week}: {} days kept, {} days protected, {} petals lost, {claims} rewards \
          claimed.",
@@ -555,7 +561,6 @@ fn write_weekly_summary(board: &mut Board, ids: &mut dyn Ids, now: DateTime<Utc>
         count(DayOutcome::PetalLost),
     );
     communicate(board, CommunicationKind::Weekly, message, ids, now);
-    board.last_weekly_summary = Some(this_week);
     true
 }
 
@@ -694,6 +699,16 @@ pub fn heartbeat(
                 format!("the local day {today} of run {run_id} is closed already"),
             )
             .with("date", today));
+        }
+        // After a move west on the run's first day the local date can be the day before the
+        // run started: no day of the run to keep yet.
+        if let Some(start) = run.start_date.filter(|start| today < *start) {
+            return Err(Refusal::precondition(
+                "RUN_NOT_STARTED",
+                format!("run {run_id} starts on {start}; the local date is {today}"),
+            )
+            .with("date", today)
+            .with("start_date", start));
         }
         // A heartbeat keeps the day; it never gives or takes petals.
         let petals = board.slot(run.slot_key).petals_remaining;

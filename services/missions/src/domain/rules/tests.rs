@@ -853,6 +853,10 @@ fn moving_west_on_the_first_day_adds_no_earlier_date_to_close() {
     let moved_at = local(madrid, monday, 8, 30);
     story.tick(moved_at);
     set_time_zone(&mut story.board, America::Los_Angeles, moved_at);
+    // It is Sunday again where the user is: the run has no day to keep yet.
+    let early = story.heartbeat(run, moved_at).unwrap_err();
+    assert_eq!(early.reason, "RUN_NOT_STARTED");
+    assert!(story.run(run).heartbeats.is_empty());
     // Sunday has ended in Los Angeles, but the run started on Monday.
     let la_monday_morning = local(America::Los_Angeles, monday, 3, 0);
     assert!(story.tick(la_monday_morning).is_empty());
@@ -1336,6 +1340,8 @@ fn a_weekly_summary_is_written_once_per_local_week() {
     story.tick(monday + Duration::hours(1));
     story.tick(monday + Duration::hours(8));
     assert_eq!(story.communications(CommunicationKind::Weekly), 1);
+    // The run failed in the first week: the second has nothing to tell, and says nothing.
     story.tick(local(America::New_York, date(2025, 5, 19), 0, 0));
-    assert_eq!(story.communications(CommunicationKind::Weekly), 2);
+    assert_eq!(story.communications(CommunicationKind::Weekly), 1);
+    assert_eq!(story.board.last_weekly_summary, Some(date(2025, 5, 19)));
 }
