@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use sqlx::error::BoxDynError;
 use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
 use sqlx::types::Json;
-use sqlx::{Connection, PgConnection, PgPool, Postgres};
+use sqlx::{Arguments, Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use super::{DueBoards, Saved};
@@ -935,8 +935,6 @@ struct Writes<'a> {
     communications: Vec<CommunicationRow<'a>>,
 }
 
-type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
-
 /// One column of `rows`, as an array parameter.
 fn column<R, T>(rows: &[R], field: impl Fn(&R) -> T) -> Vec<T> {
     rows.iter().map(field).collect()
@@ -1088,54 +1086,70 @@ communications AS (
 
 impl Writes<'_> {
     async fn execute(&self, connection: &mut PgConnection) -> Result<(), MissionsError> {
-        let statement = write_statement(&[
-            (WRITE_STATE, self.state.is_empty()),
-            (WRITE_BOARDS, self.boards.is_empty()),
-            (WRITE_SLOTS, self.slots.is_empty()),
-            (WRITE_RUNS, self.runs.is_empty()),
-            (WRITE_PROGRESS, self.progress.is_empty()),
-            (WRITE_HEARTBEATS, self.heartbeats.is_empty()),
-            (WRITE_DAYS, self.days.is_empty()),
-            (WRITE_EFFECTS, self.effects.is_empty()),
-            (WRITE_BOSS_RUNS, self.boss_runs.is_empty()),
-            (WRITE_CLAIMS, self.claims.is_empty()),
-            (WRITE_COMMUNICATIONS, self.communications.is_empty()),
-        ]);
-        let Some(statement) = statement else {
+        let mut write = WriteStatement::default();
+        write.part(WRITE_STATE, &self.state, bind_state)?;
+        write.part(WRITE_BOARDS, &self.boards, bind_boards)?;
+        write.part(WRITE_SLOTS, &self.slots, bind_slots)?;
+        write.part(WRITE_RUNS, &self.runs, bind_runs)?;
+        write.part(WRITE_PROGRESS, &self.progress, bind_progress)?;
+        write.part(WRITE_HEARTBEATS, &self.heartbeats, bind_heartbeats)?;
+        write.part(WRITE_DAYS, &self.days, bind_days)?;
+        write.part(WRITE_EFFECTS, &self.effects, bind_effects)?;
+        write.part(WRITE_BOSS_RUNS, &self.boss_runs, bind_boss_runs)?;
+        write.part(WRITE_CLAIMS, &self.claims, bind_claims)?;
+        write.part(
+            WRITE_COMMUNICATIONS,
+            &self.communications,
+            bind_communications,
+        )?;
+        if write.arguments.len() == 0 {
             return Ok(());
-        };
-        let query = sqlx::query(&statement);
-        let query = bind_some(query, &self.state, bind_state);
-        let query = bind_some(query, &self.boards, bind_boards);
-        let query = bind_some(query, &self.slots, bind_slots);
-        let query = bind_some(query, &self.runs, bind_runs);
-        let query = bind_some(query, &self.progress, bind_progress);
-        let query = bind_some(query, &self.heartbeats, bind_heartbeats);
-        let query = bind_some(query, &self.days, bind_days);
-        let query = bind_some(query, &self.effects, bind_effects);
-        let query = bind_some(query, &self.boss_runs, bind_boss_runs);
-        let query = bind_some(query, &self.claims, bind_claims);
-        let query = bind_some(query, &self.communications, bind_communications);
-        query.execute(connection).await?;
+        }
+        let statement = write.statement + "\nSELECT";
+        sqlx::query_with(&statement, write.arguments)
+            .execute(connection)
+            .await?;
         Ok(())
     }
 }
 
-/// The parts of the tables with rows to write (`(part, empty)`), as one statement; `None` when
-/// there is nothing to write. A table with nothing to write is left out rather than given empty
-/// arrays: PostgreSQL would still open its indexes and run its part on every call. A heartbeat
-/// writes four tables of eleven; leaving the other seven out took `phoenix bench missions` from
-/// 0.64–0.80 to 0.81–0.95 of the SQL floor.
-fn write_statement(parts: &[(&str, bool)]) -> Option<String> {
-    let mut statement = String::from("WITH ");
-    let mut bound = 0;
-    for (part, _) in parts.iter().filter(|(_, empty)| !empty) {
-        if bound > 0 {
-            statement.push_str(",\n");
+/// The write statement of the tables with rows to write, and its arguments. A table with nothing
+/// to write is left out rather than given empty arrays: PostgreSQL would still open its indexes
+/// and run its part on every call. A heartbeat writes four tables of eleven; leaving the other
+/// seven out took `phoenix bench missions` from 0.64–0.80 to 0.81–0.95 of the SQL floor.
+struct WriteStatement {
+    statement: String,
+    arguments: PgArguments,
+}
+
+impl Default for WriteStatement {
+    fn default() -> Self {
+        Self {
+            statement: String::from("WITH "),
+            arguments: PgArguments::default(),
         }
-        bound += renumber_after(part, bound, &mut statement);
     }
-    (bound > 0).then(|| statement + "\nSELECT")
+}
+
+/// Adds one table's columns, as array arguments, in the order of its part's parameters.
+type Bind<R> = fn(&mut PgArguments, &[R]) -> Result<(), BoxDynError>;
+
+impl WriteStatement {
+    /// Adds a table's part (its parameters numbered from $1) after those so far, with `rows`
+    /// bound by `bind`; nothing when there are no rows.
+    fn part<R>(&mut self, part: &str, rows: &[R], bind: Bind<R>) -> Result<(), MissionsError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let offset = self.arguments.len();
+        if offset > 0 {
+            self.statement.push_str(",\n");
+        }
+        let parameters = renumber_after(part, offset, &mut self.statement);
+        bind(&mut self.arguments, rows).map_err(sqlx::Error::Encode)?;
+        debug_assert_eq!(self.arguments.len(), offset + parameters, "{part}");
+        Ok(())
+    }
 }
 
 /// Appends `part` to `statement` with each `$n` as `$(n + offset)`; answers the part's number of
@@ -1159,163 +1173,153 @@ fn renumber_after(part: &str, offset: usize, statement: &mut String) -> usize {
     largest
 }
 
-/// Binds `rows` with `bind` when there are any (their part is in the statement), else nothing.
-fn bind_some<'q, R>(
-    query: PgQuery<'q>,
-    rows: &'q [R],
-    bind: fn(PgQuery<'q>, &'q [R]) -> PgQuery<'q>,
-) -> PgQuery<'q> {
-    if rows.is_empty() {
-        query
-    } else {
-        bind(query, rows)
-    }
+fn bind_state(arguments: &mut PgArguments, rows: &[StateRow<'_>]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.user_id))?;
+    arguments.add(column(rows, |r| r.season_id))?;
+    arguments.add(column(rows, |r| r.board_id))?;
+    arguments.add(column(rows, |r| r.state))?;
+    arguments.add(column(rows, |r| r.due_at))?;
+    Ok(())
 }
 
-fn bind_state<'q>(query: PgQuery<'q>, rows: &'q [StateRow<'q>]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.user_id))
-        .bind(column(rows, |r| r.season_id))
-        .bind(column(rows, |r| r.board_id))
-        .bind(column(rows, |r| r.state))
-        .bind(column(rows, |r| r.due_at))
+fn bind_boards(arguments: &mut PgArguments, rows: &[BoardRow<'_>]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.board_id))?;
+    arguments.add(column(rows, |r| r.user_id))?;
+    arguments.add(column(rows, |r| r.season_id))?;
+    arguments.add(column(rows, |r| r.time_zone))?;
+    arguments.add(column(rows, |r| r.generated_at))?;
+    arguments.add(column(rows, |r| r.updated_at))?;
+    arguments.add(column(rows, |r| r.last_weekly_summary))?;
+    Ok(())
 }
 
-fn bind_boards<'q>(query: PgQuery<'q>, rows: &'q [BoardRow<'q>]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.board_id))
-        .bind(column(rows, |r| r.user_id))
-        .bind(column(rows, |r| r.season_id))
-        .bind(column(rows, |r| r.time_zone))
-        .bind(column(rows, |r| r.generated_at))
-        .bind(column(rows, |r| r.updated_at))
-        .bind(column(rows, |r| r.last_weekly_summary))
+fn bind_slots(arguments: &mut PgArguments, rows: &[SlotRow]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.slot_id))?;
+    arguments.add(column(rows, |r| r.board_id))?;
+    arguments.add(column(rows, |r| r.slot_key.as_str()))?;
+    arguments.add(column(rows, |r| r.state.as_str()))?;
+    arguments.add(column(rows, |r| r.mission_id))?;
+    arguments.add(column(rows, |r| r.run_id))?;
+    arguments.add(column(rows, |r| r.petals_total))?;
+    arguments.add(column(rows, |r| r.petals_remaining))?;
+    arguments.add(column(rows, |r| r.cooldown_until))?;
+    arguments.add(column(rows, |r| r.reroll_remaining))?;
+    arguments.add(column(rows, |r| r.reroll_used_at))?;
+    arguments.add(column(rows, |r| r.reroll_reset_at))?;
+    arguments.add(column(rows, |r| r.offers))?;
+    Ok(())
 }
 
-fn bind_slots<'q>(query: PgQuery<'q>, rows: &'q [SlotRow]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.slot_id))
-        .bind(column(rows, |r| r.board_id))
-        .bind(column(rows, |r| r.slot_key.as_str()))
-        .bind(column(rows, |r| r.state.as_str()))
-        .bind(column(rows, |r| r.mission_id))
-        .bind(column(rows, |r| r.run_id))
-        .bind(column(rows, |r| r.petals_total))
-        .bind(column(rows, |r| r.petals_remaining))
-        .bind(column(rows, |r| r.cooldown_until))
-        .bind(column(rows, |r| r.reroll_remaining))
-        .bind(column(rows, |r| r.reroll_used_at))
-        .bind(column(rows, |r| r.reroll_reset_at))
-        .bind(column(rows, |r| r.offers))
+fn bind_runs(arguments: &mut PgArguments, rows: &[RunRow<'_>]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.run_id))?;
+    arguments.add(column(rows, |r| r.board_id))?;
+    arguments.add(column(rows, |r| r.slot_key.as_str()))?;
+    arguments.add(column(rows, |r| r.position))?;
+    arguments.add(column(rows, |r| r.mission_id))?;
+    arguments.add(column(rows, |r| r.status.as_str()))?;
+    arguments.add(column(rows, |r| r.selected_at))?;
+    arguments.add(column(rows, |r| r.start_date))?;
+    arguments.add(column(rows, |r| r.updated_at))?;
+    arguments.add(column(rows, |r| r.expires_at))?;
+    arguments.add(column(rows, |r| r.cooldown_until))?;
+    arguments.add(column(rows, |r| r.completion_at))?;
+    arguments.add(column(rows, |r| r.failure_at))?;
+    arguments.add(column(rows, |r| r.claim_id))?;
+    arguments.add(column(rows, |r| r.reward.map(|reward| reward.xp)))?;
+    arguments.add(column(rows, |r| r.reward.map(|reward| reward.currency)))?;
+    arguments.add(column(rows, |r| r.reward.map(|reward| Json(&reward.items))))?;
+    arguments.add(column(rows, |r| {
+        r.reward.and_then(|reward| reward.badge_id)
+    }))?;
+    arguments.add(column(rows, |r| r.reward.and_then(|reward| reward.aura_id)))?;
+    Ok(())
 }
 
-fn bind_runs<'q>(query: PgQuery<'q>, rows: &'q [RunRow<'q>]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.run_id))
-        .bind(column(rows, |r| r.board_id))
-        .bind(column(rows, |r| r.slot_key.as_str()))
-        .bind(column(rows, |r| r.position))
-        .bind(column(rows, |r| r.mission_id))
-        .bind(column(rows, |r| r.status.as_str()))
-        .bind(column(rows, |r| r.selected_at))
-        .bind(column(rows, |r| r.start_date))
-        .bind(column(rows, |r| r.updated_at))
-        .bind(column(rows, |r| r.expires_at))
-        .bind(column(rows, |r| r.cooldown_until))
-        .bind(column(rows, |r| r.completion_at))
-        .bind(column(rows, |r| r.failure_at))
-        .bind(column(rows, |r| r.claim_id))
-        .bind(column(rows, |r| r.reward.map(|reward| reward.xp)))
-        .bind(column(rows, |r| r.reward.map(|reward| reward.currency)))
-        .bind(column(rows, |r| r.reward.map(|reward| Json(&reward.items))))
-        .bind(column(rows, |r| {
-            r.reward.and_then(|reward| reward.badge_id)
-        }))
-        .bind(column(rows, |r| r.reward.and_then(|reward| reward.aura_id)))
+fn bind_progress(arguments: &mut PgArguments, rows: &[ProgressRow]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.run_id))?;
+    arguments.add(column(rows, |r| r.current))?;
+    arguments.add(column(rows, |r| r.target))?;
+    arguments.add(column(rows, |r| r.unit.as_str()))?;
+    arguments.add(column(rows, |r| r.updated_at))?;
+    Ok(())
 }
 
-fn bind_progress<'q>(query: PgQuery<'q>, rows: &'q [ProgressRow]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.run_id))
-        .bind(column(rows, |r| r.current))
-        .bind(column(rows, |r| r.target))
-        .bind(column(rows, |r| r.unit.as_str()))
-        .bind(column(rows, |r| r.updated_at))
+fn bind_heartbeats(arguments: &mut PgArguments, rows: &[HeartbeatRow]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.heartbeat_id))?;
+    arguments.add(column(rows, |r| r.run_id))?;
+    arguments.add(column(rows, |r| r.position))?;
+    arguments.add(column(rows, |r| r.date))?;
+    arguments.add(column(rows, |r| r.petals_before))?;
+    arguments.add(column(rows, |r| r.petals_after))?;
+    arguments.add(column(rows, |r| r.created_at))?;
+    Ok(())
 }
 
-fn bind_heartbeats<'q>(query: PgQuery<'q>, rows: &'q [HeartbeatRow]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.heartbeat_id))
-        .bind(column(rows, |r| r.run_id))
-        .bind(column(rows, |r| r.position))
-        .bind(column(rows, |r| r.date))
-        .bind(column(rows, |r| r.petals_before))
-        .bind(column(rows, |r| r.petals_after))
-        .bind(column(rows, |r| r.created_at))
+fn bind_days(arguments: &mut PgArguments, rows: &[DayRow]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.run_id))?;
+    arguments.add(column(rows, |r| r.local_date))?;
+    arguments.add(column(rows, |r| r.outcome.as_str()))?;
+    arguments.add(column(rows, |r| r.effect_instance_id))?;
+    arguments.add(column(rows, |r| r.petals_after))?;
+    arguments.add(column(rows, |r| r.closed_at))?;
+    Ok(())
 }
 
-fn bind_days<'q>(query: PgQuery<'q>, rows: &'q [DayRow]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.run_id))
-        .bind(column(rows, |r| r.local_date))
-        .bind(column(rows, |r| r.outcome.as_str()))
-        .bind(column(rows, |r| r.effect_instance_id))
-        .bind(column(rows, |r| r.petals_after))
-        .bind(column(rows, |r| r.closed_at))
+fn bind_effects(arguments: &mut PgArguments, rows: &[EffectRow<'_>]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.effect_instance_id))?;
+    arguments.add(column(rows, |r| r.board_id))?;
+    arguments.add(column(rows, |r| r.position))?;
+    arguments.add(column(rows, |r| r.effect_id))?;
+    arguments.add(column(rows, |r| r.active_from))?;
+    arguments.add(column(rows, |r| r.active_until))?;
+    arguments.add(column(rows, |r| r.consumed_at))?;
+    arguments.add(column(rows, |r| r.protects_day))?;
+    arguments.add(column(rows, |r| Json(r.payload_override)))?;
+    Ok(())
 }
 
-fn bind_effects<'q>(query: PgQuery<'q>, rows: &'q [EffectRow<'q>]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.effect_instance_id))
-        .bind(column(rows, |r| r.board_id))
-        .bind(column(rows, |r| r.position))
-        .bind(column(rows, |r| r.effect_id))
-        .bind(column(rows, |r| r.active_from))
-        .bind(column(rows, |r| r.active_until))
-        .bind(column(rows, |r| r.consumed_at))
-        .bind(column(rows, |r| r.protects_day))
-        .bind(column(rows, |r| Json(r.payload_override)))
+fn bind_boss_runs(arguments: &mut PgArguments, rows: &[BossRunRow<'_>]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.boss_run_id))?;
+    arguments.add(column(rows, |r| r.board_id))?;
+    arguments.add(column(rows, |r| r.boss_id))?;
+    arguments.add(column(rows, |r| r.phase))?;
+    arguments.add(column(rows, |r| r.shield_current))?;
+    arguments.add(column(rows, |r| r.shield_max))?;
+    arguments.add(column(rows, |r| r.linked_task_id))?;
+    arguments.add(column(rows, |r| r.linked_at))?;
+    arguments.add(column(rows, |r| r.phase2_ready))?;
+    arguments.add(column(rows, |r| r.phase2_proof))?;
+    arguments.add(column(rows, |r| r.phase2_submitted_at))?;
+    arguments.add(column(rows, |r| r.completed_at))?;
+    arguments.add(column(rows, |r| r.claim_id))?;
+    Ok(())
 }
 
-fn bind_boss_runs<'q>(query: PgQuery<'q>, rows: &'q [BossRunRow<'q>]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.boss_run_id))
-        .bind(column(rows, |r| r.board_id))
-        .bind(column(rows, |r| r.boss_id))
-        .bind(column(rows, |r| r.phase))
-        .bind(column(rows, |r| r.shield_current))
-        .bind(column(rows, |r| r.shield_max))
-        .bind(column(rows, |r| r.linked_task_id))
-        .bind(column(rows, |r| r.linked_at))
-        .bind(column(rows, |r| r.phase2_ready))
-        .bind(column(rows, |r| r.phase2_proof))
-        .bind(column(rows, |r| r.phase2_submitted_at))
-        .bind(column(rows, |r| r.completed_at))
-        .bind(column(rows, |r| r.claim_id))
+fn bind_claims(arguments: &mut PgArguments, rows: &[ClaimRow<'_>]) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.claim_id))?;
+    arguments.add(column(rows, |r| r.board_id))?;
+    arguments.add(column(rows, |r| r.user_id))?;
+    arguments.add(column(rows, |r| r.run_id))?;
+    arguments.add(column(rows, |r| r.position))?;
+    arguments.add(column(rows, |r| r.source.as_str()))?;
+    arguments.add(column(rows, |r| r.claimed_at))?;
+    arguments.add(column(rows, |r| r.reward_xp))?;
+    arguments.add(column(rows, |r| r.reward_currency))?;
+    arguments.add(column(rows, |r| Json(r.reward_items)))?;
+    arguments.add(column(rows, |r| r.reward_badge_id))?;
+    arguments.add(column(rows, |r| r.reward_aura_id))?;
+    Ok(())
 }
 
-fn bind_claims<'q>(query: PgQuery<'q>, rows: &'q [ClaimRow<'q>]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.claim_id))
-        .bind(column(rows, |r| r.board_id))
-        .bind(column(rows, |r| r.user_id))
-        .bind(column(rows, |r| r.run_id))
-        .bind(column(rows, |r| r.position))
-        .bind(column(rows, |r| r.source.as_str()))
-        .bind(column(rows, |r| r.claimed_at))
-        .bind(column(rows, |r| r.reward_xp))
-        .bind(column(rows, |r| r.reward_currency))
-        .bind(column(rows, |r| Json(r.reward_items)))
-        .bind(column(rows, |r| r.reward_badge_id))
-        .bind(column(rows, |r| r.reward_aura_id))
-}
-
-fn bind_communications<'q>(query: PgQuery<'q>, rows: &'q [CommunicationRow<'q>]) -> PgQuery<'q> {
-    query
-        .bind(column(rows, |r| r.communication_id))
-        .bind(column(rows, |r| r.board_id))
-        .bind(column(rows, |r| r.position))
-        .bind(column(rows, |r| r.kind.as_str()))
-        .bind(column(rows, |r| r.message))
-        .bind(column(rows, |r| r.created_at))
+fn bind_communications(
+    arguments: &mut PgArguments,
+    rows: &[CommunicationRow<'_>],
+) -> Result<(), BoxDynError> {
+    arguments.add(column(rows, |r| r.communication_id))?;
+    arguments.add(column(rows, |r| r.board_id))?;
+    arguments.add(column(rows, |r| r.position))?;
+    arguments.add(column(rows, |r| r.kind.as_str()))?;
+    arguments.add(column(rows, |r| r.message))?;
+    arguments.add(column(rows, |r| r.created_at))?;
+    Ok(())
 }
