@@ -521,8 +521,9 @@ fn restore_rerolls(board: &mut Board, settings: &RuleSettings, now: DateTime<Utc
 }
 
 /// Once per local week, when a tick first sees a Monday not summarized yet: a summary of the
-/// week before (days kept, protected, petals lost, claims), if anything happened in it. A time-zone change that moves the
-/// local date back over a Monday finds the week already summarized.
+/// week before (days kept, protected, petals lost, claims), if anything happened in it. A
+/// time-zone change that moves the local date back over a Monday finds the week already
+/// summarized.
 fn write_weekly_summary(board: &mut Board, ids: &mut dyn Ids, now: DateTime<Utc>) -> bool {
     let tz = board.time_zone;
     let this_week = week_start(local_date(tz, now));
