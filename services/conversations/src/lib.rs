@@ -18,6 +18,7 @@ pub fn spec() -> ServiceSpec {
         name: "conversations",
         migrations: &MIGRATIONS,
         build,
+        audit: None,
     }
 }
 

@@ -17,6 +17,7 @@ pub fn spec() -> ServiceSpec {
         name: "coordinator",
         migrations: &MIGRATIONS,
         build,
+        audit: None,
     }
 }
 

@@ -1,14 +1,13 @@
 //! Users as the directory knows them, and the rules for registering one. No I/O here.
 
 use chrono::{DateTime, Utc};
+use phoenix_runtime::{Refusal, Violations};
 use uuid::Uuid;
-
-use crate::error::DirectoryError;
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
-/// Longest IANA zone name accepted (the longest real one has 32 characters).
-pub const MAX_TIME_ZONE_BYTES: usize = 64;
+/// Longest email address (RFC 5321's limit).
+pub const MAX_EMAIL_BYTES: usize = 320;
 /// Time zone of a user who did not name one.
 pub const DEFAULT_TIME_ZONE: &str = "UTC";
 
@@ -19,7 +18,7 @@ pub struct User {
     /// Lower-cased, so uniqueness is case-insensitive.
     pub email: String,
     pub display_name: String,
-    /// IANA name; checked against the database's time zone table when registering.
+    /// IANA name, from the tz database every Phoenix service shares.
     pub time_zone: String,
     pub created_at: DateTime<Utc>,
 }
@@ -34,45 +33,30 @@ pub struct NewUser {
 
 impl NewUser {
     /// Validates every field at once, so the caller sees all problems in one answer.
-    pub fn parse(email: &str, display_name: &str, time_zone: &str) -> Result<Self, DirectoryError> {
-        let mut violations = phoenix_runtime::Violations::new();
+    pub fn parse(email: &str, display_name: &str, time_zone: &str) -> Result<Self, Refusal> {
+        let mut violations = Violations::new();
         let email = email.trim().to_lowercase();
-        violations.check(!email.is_empty(), "email", "is required");
-        violations.check(
-            email.is_empty() || is_plausible_email(&email),
-            "email",
-            "must look like name@example.com",
-        );
-        let display_name = display_name.trim().to_owned();
-        violations.check(!display_name.is_empty(), "display_name", "is required");
-        violations.check(
-            display_name.chars().count() <= MAX_DISPLAY_NAME_CHARS,
-            "display_name",
-            "must be at most 200 characters",
-        );
-        violations.check(
-            !display_name.chars().any(char::is_control),
-            "display_name",
-            "must not contain control characters",
-        );
-        let time_zone = if time_zone.trim().is_empty() {
-            DEFAULT_TIME_ZONE.to_owned()
+        if email.is_empty() {
+            violations.add("email", "REQUIRED", "is required");
         } else {
-            time_zone.trim().to_owned()
+            violations.check(
+                is_plausible_email(&email),
+                "email",
+                "INVALID_EMAIL",
+                "must look like name@example.com",
+            );
+        }
+        let display_name = violations.text("display_name", display_name, MAX_DISPLAY_NAME_CHARS);
+        let time_zone = match time_zone.trim() {
+            "" => DEFAULT_TIME_ZONE,
+            named => named,
         };
-        violations.check(
-            time_zone.len() <= MAX_TIME_ZONE_BYTES
-                && time_zone.chars().all(|c| c.is_ascii_graphic()),
-            "time_zone",
-            "must be an IANA time zone name such as Europe/Madrid",
-        );
-        violations
-            .into_result(crate::error::DOMAIN)
-            .map_err(DirectoryError::Invalid)?;
+        violations.time_zone("time_zone", time_zone);
+        violations.finish()?;
         Ok(Self {
             email,
             display_name,
-            time_zone,
+            time_zone: time_zone.to_owned(),
         })
     }
 }
@@ -89,7 +73,7 @@ fn is_plausible_email(email: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.len() <= 320
+        && email.len() <= MAX_EMAIL_BYTES
 }
 
 #[cfg(test)]
@@ -109,21 +93,32 @@ mod tests {
         );
     }
 
-    /// The fields a rejected registration names, in order.
-    fn invalid_fields(email: &str, display_name: &str, time_zone: &str) -> Vec<String> {
-        match NewUser::parse(email, display_name, time_zone) {
-            Err(DirectoryError::Invalid(error)) => {
-                error.violations().iter().map(|v| v.field.clone()).collect()
-            }
-            other => panic!("expected a validation error, got {other:?}"),
-        }
+    /// The fields a rejected registration names, in order, with their reasons.
+    fn invalid_fields(email: &str, display_name: &str, time_zone: &str) -> Vec<(String, String)> {
+        let refusal = NewUser::parse(email, display_name, time_zone).expect_err("invalid");
+        refusal
+            .violations
+            .into_iter()
+            .map(|v| (v.field, v.reason))
+            .collect()
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected
+            .iter()
+            .map(|(f, r)| ((*f).to_owned(), (*r).to_owned()))
+            .collect()
     }
 
     #[test]
     fn every_invalid_field_is_reported() {
         assert_eq!(
-            invalid_fields("not-an-email", "", ""),
-            ["email", "display_name"]
+            invalid_fields("not-an-email", "", "Mars/Olympus"),
+            pairs(&[
+                ("email", "INVALID_EMAIL"),
+                ("display_name", "REQUIRED"),
+                ("time_zone", "INVALID_TIME_ZONE")
+            ])
         );
     }
 
@@ -131,7 +126,11 @@ mod tests {
     fn control_characters_are_refused_before_they_reach_the_database() {
         assert_eq!(
             invalid_fields("a\u{0}@b.com", "A\u{0}", "UTC\u{0}"),
-            ["email", "display_name", "time_zone"]
+            pairs(&[
+                ("email", "INVALID_EMAIL"),
+                ("display_name", "CONTROL_CHARACTER"),
+                ("time_zone", "INVALID_TIME_ZONE")
+            ])
         );
     }
 

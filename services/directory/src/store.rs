@@ -1,10 +1,10 @@
 //! Every SQL statement of the directory. Connections have `search_path` set to `directory`.
 
+use phoenix_runtime::Error;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{NewUser, User};
-use crate::error::DirectoryError;
 
 type UserRow = (Uuid, String, String, String, chrono::DateTime<chrono::Utc>);
 
@@ -18,17 +18,8 @@ fn user(row: UserRow) -> User {
     }
 }
 
-/// PostgreSQL ships the IANA time zone database, so it is the authority on zone names.
-pub async fn is_time_zone(pool: &PgPool, name: &str) -> Result<bool, DirectoryError> {
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
-            .bind(name)
-            .fetch_one(pool)
-            .await?,
-    )
-}
-
-pub async fn insert_user(pool: &PgPool, id: Uuid, new: &NewUser) -> Result<User, DirectoryError> {
+/// Inserts the user unless the email is taken (`None`).
+pub async fn insert_user(pool: &PgPool, id: Uuid, new: &NewUser) -> Result<Option<User>, Error> {
     let row: Option<UserRow> = sqlx::query_as(
         "INSERT INTO users (id, email, display_name, time_zone) VALUES ($1, $2, $3, $4)
          ON CONFLICT (email) DO NOTHING
@@ -40,16 +31,15 @@ pub async fn insert_user(pool: &PgPool, id: Uuid, new: &NewUser) -> Result<User,
     .bind(&new.time_zone)
     .fetch_optional(pool)
     .await?;
-    row.map(user)
-        .ok_or_else(|| DirectoryError::EmailTaken(new.email.clone()))
+    Ok(row.map(user))
 }
 
-pub async fn get_user(pool: &PgPool, id: Uuid) -> Result<User, DirectoryError> {
+pub async fn get_user(pool: &PgPool, id: Uuid) -> Result<Option<User>, Error> {
     let row: Option<UserRow> = sqlx::query_as(
         "SELECT id, email, display_name, time_zone, created_at FROM users WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    row.map(user).ok_or(DirectoryError::UserNotFound(id))
+    Ok(row.map(user))
 }

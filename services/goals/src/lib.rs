@@ -15,6 +15,7 @@ pub fn spec() -> ServiceSpec {
         name: "goals",
         migrations: &MIGRATIONS,
         build,
+        audit: None,
     }
 }
 

@@ -1,20 +1,19 @@
 //! Bearer-token authentication. When a key is configured, every RPC except health and reflection
 //! needs `authorization: Bearer <JWT>` signed with HS256 (shared secret) or RS256 (RSA public
 //! key). Handlers see the verified [`Caller`]; a missing or bad token is UNAUTHENTICATED, and a
-//! caller without the needed tenant or role gets PERMISSION_DENIED from [`Caller::require_role`]
-//! or [`Caller::require_tenant`].
+//! caller without the needed tenant or role gets PERMISSION_DENIED from [`require_role`],
+//! [`Caller::require_tenant`] or, for a user's own records, [`require_owner`].
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tonic::Code;
 
 use crate::config::AuthConfig;
-use crate::error::{ApiError, RUNTIME_DOMAIN};
+use crate::error::{Refusal, RefusalKind};
 
 /// Who is calling, as proven by the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The `sub` claim.
+    /// The `sub` claim: for a person, their user id in the directory.
     pub subject: String,
     /// The `tenant` claim, if the token is scoped to one tenant.
     pub tenant: Option<String>,
@@ -23,33 +22,51 @@ pub struct Caller {
 }
 
 impl Caller {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
     /// PERMISSION_DENIED unless the caller has `role`.
-    pub fn require_role(&self, role: &str) -> Result<(), ApiError> {
-        if self.roles.iter().any(|r| r == role) {
+    pub fn require_role(&self, role: &str) -> Result<(), Refusal> {
+        if self.has_role(role) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                Code::PermissionDenied,
-                RUNTIME_DOMAIN,
+            Err(Refusal::permission_denied(
                 "ROLE_REQUIRED",
                 format!("this call needs the role {role:?}"),
             )
-            .with_metadata("role", role))
+            .with("role", role))
         }
     }
 
     /// PERMISSION_DENIED unless the caller's token is scoped to `tenant`.
-    pub fn require_tenant(&self, tenant: &str) -> Result<(), ApiError> {
+    pub fn require_tenant(&self, tenant: &str) -> Result<(), Refusal> {
         if self.tenant.as_deref() == Some(tenant) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                Code::PermissionDenied,
-                RUNTIME_DOMAIN,
+            Err(Refusal::permission_denied(
                 "WRONG_TENANT",
                 "the caller's token is not scoped to this tenant",
             )
-            .with_metadata("tenant", tenant))
+            .with("tenant", tenant))
+        }
+    }
+
+    /// PERMISSION_DENIED unless the caller is `owner` (its `sub` claim names that user) or
+    /// holds `admin_role`.
+    pub fn require_owner(&self, owner: &str, admin_role: &str) -> Result<(), Refusal> {
+        if self.subject.eq_ignore_ascii_case(owner) || self.has_role(admin_role) {
+            Ok(())
+        } else {
+            Err(Refusal::permission_denied(
+                "NOT_OWNER",
+                format!(
+                    "the caller may act only on its own records, not on those of user {owner}, \
+                     unless it holds the role {admin_role:?}"
+                ),
+            )
+            .with("owner", owner)
+            .with("role", admin_role))
         }
     }
 }
@@ -57,6 +74,22 @@ impl Caller {
 /// The caller of the current request: `None` when authentication is off.
 pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
     request.extensions().get::<Caller>()
+}
+
+/// With authentication on, PERMISSION_DENIED unless the caller has `role`; with it off, every
+/// caller is trusted.
+pub fn require_role<T>(request: &tonic::Request<T>, role: &str) -> Result<(), Refusal> {
+    caller(request).map_or(Ok(()), |caller| caller.require_role(role))
+}
+
+/// With authentication on, PERMISSION_DENIED unless the caller is the user `owner` or holds
+/// `admin_role`: a user acts on its own records only. With it off, every caller is trusted.
+pub fn require_owner<T>(
+    request: &tonic::Request<T>,
+    owner: &str,
+    admin_role: &str,
+) -> Result<(), Refusal> {
+    caller(request).map_or(Ok(()), |caller| caller.require_owner(owner, admin_role))
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,9 +157,9 @@ impl Authenticator {
     }
 
     /// Verifies the `authorization` header.
-    pub fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, ApiError> {
+    pub fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, Refusal> {
         let unauthenticated = |reason: &'static str, message: String| {
-            ApiError::new(Code::Unauthenticated, RUNTIME_DOMAIN, reason, message)
+            Refusal::new(RefusalKind::Unauthenticated, reason, message)
         };
         let header = headers.get(http::header::AUTHORIZATION).ok_or_else(|| {
             unauthenticated(
@@ -264,15 +297,29 @@ mod tests {
             caller
                 .require_role("auditor")
                 .expect_err("missing role")
-                .code(),
-            Code::PermissionDenied
+                .kind,
+            RefusalKind::PermissionDenied
         );
         assert_eq!(
-            caller
-                .require_tenant("t2")
-                .expect_err("other tenant")
-                .code(),
-            Code::PermissionDenied
+            caller.require_tenant("t2").expect_err("other tenant").kind,
+            RefusalKind::PermissionDenied
+        );
+        assert!(caller.require_owner("svc", "missions-admin").is_ok());
+        let other = caller
+            .require_owner("someone-else", "missions-admin")
+            .expect_err("not the owner");
+        assert_eq!(
+            (other.kind, other.reason.as_str()),
+            (RefusalKind::PermissionDenied, "NOT_OWNER")
+        );
+        let admin = Caller {
+            roles: vec!["missions-admin".into()],
+            ..caller
+        };
+        assert!(
+            admin
+                .require_owner("someone-else", "missions-admin")
+                .is_ok()
         );
     }
 
@@ -286,19 +333,19 @@ mod tests {
             SECRET,
         );
         assert_eq!(
-            auth.authenticate(&expired).expect_err("expired").reason(),
+            auth.authenticate(&expired).expect_err("expired").reason,
             "TOKEN_INVALID"
         );
         let garbage = authorization("nope");
         assert_eq!(
-            auth.authenticate(&garbage).expect_err("garbage").reason(),
+            auth.authenticate(&garbage).expect_err("garbage").reason,
             "TOKEN_MALFORMED"
         );
         assert_eq!(
             auth.authenticate(&http::HeaderMap::new())
                 .expect_err("missing")
-                .code(),
-            Code::Unauthenticated
+                .kind,
+            RefusalKind::Unauthenticated
         );
     }
 
@@ -315,9 +362,7 @@ mod tests {
             SECRET,
         );
         assert_eq!(
-            auth.authenticate(&without)
-                .expect_err("no iss/aud")
-                .reason(),
+            auth.authenticate(&without).expect_err("no iss/aud").reason,
             "TOKEN_INVALID"
         );
         let with = bearer(
@@ -356,7 +401,7 @@ mod tests {
         assert_eq!(
             auth.authenticate(&hs)
                 .expect_err("HS256 not configured")
-                .reason(),
+                .reason,
             "TOKEN_ALGORITHM"
         );
     }

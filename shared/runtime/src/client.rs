@@ -1,7 +1,8 @@
 //! Service-to-service calls. [`ClientBuilder`] makes a channel whose every call carries a deadline
 //! (the caller's remaining time or a default), the current W3C trace context and request id, and
 //! optionally a bearer token. [`call_idempotent`] retries a call marked idempotent, with
-//! exponential backoff and jitter, when the peer answers UNAVAILABLE.
+//! exponential backoff and jitter, when the peer answers UNAVAILABLE, waiting at least the
+//! delay of the peer's RetryInfo.
 
 use std::future::Future;
 use std::time::Duration;
@@ -145,7 +146,8 @@ impl Default for RetryPolicy {
 }
 
 /// Runs `call` and retries it on UNAVAILABLE only, since only an idempotent call may run twice.
-/// Backoff doubles each attempt, with full jitter, capped at `max_backoff`.
+/// Backoff doubles each attempt, with full jitter, capped at `max_backoff`; when the peer says
+/// how long to wait (RetryInfo), the pause is at least that.
 pub async fn call_idempotent<T, F, Fut>(policy: RetryPolicy, mut call: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
@@ -156,7 +158,13 @@ where
     loop {
         match call().await {
             Err(status) if status.code() == Code::Unavailable && attempt < policy.max_attempts => {
-                let pause = backoff.mul_f64(rand::random::<f64>());
+                let jittered = backoff.mul_f64(rand::random::<f64>());
+                let pause = match crate::error::RemoteError::from_status(&status).retry() {
+                    crate::error::Retry::After(delay) => {
+                        jittered.max(delay.min(policy.max_backoff))
+                    }
+                    _ => jittered,
+                };
                 tracing::debug!(attempt, ?pause, error = %status.message(), "peer unavailable; retrying");
                 tokio::time::sleep(pause).await;
                 backoff = (backoff * 2).min(policy.max_backoff);

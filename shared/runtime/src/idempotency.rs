@@ -26,16 +26,13 @@
 //! CREATE INDEX request_keys_expires_at ON request_keys (expires_at);
 //! ```
 
+use crate::error::{Error, FieldViolation, Refusal, RefusalKind};
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use tonic::Code;
-
-use crate::error::{ApiError, FieldViolation};
-
-/// Longest key accepted, in bytes.
-pub const MAX_KEY_BYTES: usize = 255;
+use sqlx::{PgConnection, PgPool};
 
 /// The key of one mutating request and the fingerprint of what it asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,20 +63,6 @@ impl RequestKey {
             fingerprint: hasher.finalize().into(),
         }
     }
-}
-
-/// Checks the shape of a key: required, printable ASCII, at most [`MAX_KEY_BYTES`].
-pub fn check_key(key: &str) -> Result<(), FieldViolation> {
-    let problem = if key.is_empty() {
-        "is required: send a unique key (a UUID works) and reuse it when retrying"
-    } else if key.len() > MAX_KEY_BYTES {
-        "must be at most 255 bytes"
-    } else if !key.chars().all(|c| c.is_ascii_graphic()) {
-        "must be printable ASCII without spaces"
-    } else {
-        return Ok(());
-    };
-    Err(FieldViolation::new("idempotency_key", problem))
 }
 
 /// What an earlier request with the same key left behind.
@@ -170,22 +153,121 @@ pub async fn remove_expired(
 }
 
 /// The answer to a key reused for a different request.
-pub fn mismatch_error(domain: &'static str, key: &RequestKey, first_method: &str) -> ApiError {
-    ApiError::new(
-        Code::InvalidArgument,
-        domain,
+pub fn mismatch_error(key: &RequestKey, first_method: &str) -> Refusal {
+    let mut refusal = Refusal::new(
+        RefusalKind::Invalid,
         "IDEMPOTENCY_KEY_REUSED",
         format!(
-            "idempotency key {:?} was already used for a different request ({first_method}); \
+            "idempotency key {} was already used for a different request ({first_method}); \
              use a new key for a new request",
-            key.key
+            crate::error::quote(&key.key)
         ),
     )
-    .with_violation(FieldViolation::new(
+    .with("idempotency_key", &key.key);
+    refusal.violations.push(FieldViolation::new(
         "idempotency_key",
+        "IDEMPOTENCY_KEY_REUSED",
         "was already used for a different request",
-    ))
-    .with_metadata("idempotency_key", key.key.clone())
+    ));
+    refusal
+}
+
+/// Runs `effect` in a transaction at most once per idempotency key: a replay of the same
+/// request returns the outcome recorded the first time, a different request with the same key
+/// is refused, and a concurrent duplicate waits for the first and then replays it. The outcome
+/// is recorded in the same transaction as the effect, so `effect` must only write through the
+/// connection: a replay runs it too, and rolls it back.
+pub async fn once<T, F>(
+    pool: &PgPool,
+    key: &RequestKey,
+    ttl: std::time::Duration,
+    effect: F,
+) -> Result<T, Error>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, Error>>,
+{
+    let ran = once_recording(pool, key, ttl, move |connection| {
+        let effect = effect(connection);
+        Box::pin(async move { Ok(((), effect.await?)) })
+    })
+    .await?;
+    Ok(match ran {
+        Ran::Fresh((), outcome) | Ran::Replayed(outcome) => outcome,
+    })
+}
+
+/// What [`once_recording`] did: ran the effect (its full answer, and the record it kept), or
+/// found the record of an earlier run.
+#[derive(Debug)]
+pub enum Ran<T, R> {
+    Fresh(T, R),
+    Replayed(R),
+}
+
+/// [`once`] for an effect whose answer is larger than what a replay needs: the effect returns
+/// its answer and a record, and only the record is stored under the key. The caller rebuilds
+/// the answer from a replayed record (e.g. reads back immutable rows by id), which keeps the
+/// key's row small when the answer is 8,000 transfers.
+pub async fn once_recording<T, R, F>(
+    pool: &PgPool,
+    key: &RequestKey,
+    ttl: std::time::Duration,
+    effect: F,
+) -> Result<Ran<T, R>, Error>
+where
+    R: Serialize + DeserializeOwned,
+    F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<(T, R), Error>>,
+{
+    let mut transaction = pool.begin().await?;
+    let now = Utc::now();
+    // The effect runs before the key is looked up, which saves a first request (the common
+    // case) a round trip. A replay's own effect is rolled back: its record conflicts with the
+    // first one below, or its effect is refused (the first one spent the funds) and the key
+    // is found here.
+    let (answer, kept) = match effect(&mut transaction).await {
+        Ok(ran) => ran,
+        Err(error) => {
+            drop(transaction);
+            return match find(pool, key, Utc::now()).await {
+                Ok(found) => match prior(found, key)? {
+                    Some(record) => Ok(Ran::Replayed(record)),
+                    None => Err(error),
+                },
+                // The effect's error says more than the lookup's.
+                Err(_) => Err(error),
+            };
+        }
+    };
+    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    let expires_at = now
+        .checked_add_signed(ttl)
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
+    if record(&mut transaction, key, &kept, now, expires_at).await? {
+        transaction.commit().await?;
+        return Ok(Ran::Fresh(answer, kept));
+    }
+    // A concurrent request with the same key committed first: drop our effect, answer with its.
+    transaction.rollback().await?;
+    let found = find(pool, key, Utc::now()).await?;
+    let record = prior(found, key)?.ok_or_else(|| {
+        Refusal::conflict(
+            "IDEMPOTENCY_KEY_BUSY",
+            "a concurrent request with this idempotency key did not finish; retry",
+        )
+    })?;
+    Ok(Ran::Replayed(record))
+}
+
+fn prior<T>(prior: Prior<T>, key: &RequestKey) -> Result<Option<T>, Refusal> {
+    match prior {
+        Prior::None => Ok(None),
+        Prior::Replay(outcome) => {
+            crate::metrics::global().count_replay();
+            Ok(Some(outcome))
+        }
+        Prior::Mismatch { method } => Err(mismatch_error(key, &method)),
+    }
 }
 
 #[cfg(test)]
@@ -201,13 +283,5 @@ mod tests {
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, c.fingerprint);
         assert_ne!(a.fingerprint, d.fingerprint);
-    }
-
-    #[test]
-    fn keys_must_be_short_printable_ascii() {
-        assert!(check_key("").is_err());
-        assert!(check_key("has space").is_err());
-        assert!(check_key(&"x".repeat(256)).is_err());
-        assert!(check_key("order-42/attempt").is_ok());
     }
 }

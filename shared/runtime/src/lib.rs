@@ -7,23 +7,25 @@ pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod convert;
 pub mod embedded;
 pub mod error;
-pub mod fields;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod migrate;
-pub mod refusal;
 pub mod server;
+pub mod stream;
 pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use config::RuntimeConfig;
-pub use error::{ApiError, FieldViolation, Violations};
-pub use server::{GrpcServices, RunningService, ServiceContext, ServiceSpec};
+pub use error::{
+    Error, FieldViolation, Refusal, RefusalKind, RemoteError, Retry, Violations, quote,
+};
+pub use server::{Audit, AuditReport, GrpcServices, RunningService, ServiceContext, ServiceSpec};
 use tokio_util::sync::CancellationToken;
 
 /// Name of the database the embedded server prepares for all services.

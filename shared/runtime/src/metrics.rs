@@ -42,6 +42,8 @@ pub struct Metrics {
     pub rpc_duration: Family<MethodLabels, Histogram>,
     pub rpcs_in_flight: Family<ServiceLabels, Gauge>,
     pub rpcs_shed: Family<ServiceLabels, Counter>,
+    pub idempotent_replays: Family<ServiceLabels, Counter>,
+    pub events_sequenced: Family<ServiceLabels, Counter>,
     pool_connections: Family<ServiceLabels, Gauge>,
     pool_idle: Family<ServiceLabels, Gauge>,
     pool_max: Family<ServiceLabels, Gauge>,
@@ -57,6 +59,8 @@ impl Metrics {
         });
         let rpcs_in_flight = Family::<ServiceLabels, Gauge>::default();
         let rpcs_shed = Family::<ServiceLabels, Counter>::default();
+        let idempotent_replays = Family::<ServiceLabels, Counter>::default();
+        let events_sequenced = Family::<ServiceLabels, Counter>::default();
         let pool_connections = Family::<ServiceLabels, Gauge>::default();
         let pool_idle = Family::<ServiceLabels, Gauge>::default();
         let pool_max = Family::<ServiceLabels, Gauge>::default();
@@ -81,6 +85,16 @@ impl Metrics {
             rpcs_shed.clone(),
         );
         registry.register(
+            "idempotent_replays",
+            "Mutating calls answered from their idempotency key's record",
+            idempotent_replays.clone(),
+        );
+        registry.register(
+            "events_sequenced",
+            "Events given their stream position by the sequencer",
+            events_sequenced.clone(),
+        );
+        registry.register(
             "db_pool_connections",
             "Open database connections",
             pool_connections.clone(),
@@ -102,6 +116,8 @@ impl Metrics {
             rpc_duration,
             rpcs_in_flight,
             rpcs_shed,
+            idempotent_replays,
+            events_sequenced,
             pool_connections,
             pool_idle,
             pool_max,
@@ -116,6 +132,27 @@ impl Metrics {
         metric: impl prometheus_client::registry::Metric,
     ) {
         lock(&self.registry).register(name, help, metric);
+    }
+
+    /// Counts a call answered from its idempotency key, for the service serving it.
+    pub fn count_replay(&self) {
+        let service = crate::middleware::CURRENT_CALL
+            .try_with(|call| call.service)
+            .unwrap_or("none");
+        self.idempotent_replays
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts events the sequencer gave a position.
+    pub fn count_sequenced(&self, service: &str, events: u64) {
+        self.events_sequenced
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .inc_by(events);
     }
 
     /// Reports a service's pool on every scrape.

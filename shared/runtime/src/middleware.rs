@@ -29,7 +29,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::auth::Authenticator;
-use crate::error::{ApiError, FieldViolation, RUNTIME_DOMAIN};
+use crate::error::{Error, RUNTIME_DOMAIN, Refusal, RefusalKind};
 use crate::metrics::{self, MethodLabels, RpcLabels, ServiceLabels};
 use crate::telemetry;
 
@@ -55,6 +55,8 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(1);
 /// What a handler can learn about the call it serves (from `request.extensions()`).
 #[derive(Debug, Clone)]
 pub struct RequestContext {
+    /// The serving service (`ledger`); its errors' ErrorInfo domain is `ledger.phoenix`.
+    pub service: &'static str,
     pub request_id: String,
     pub deadline: Instant,
 }
@@ -81,6 +83,37 @@ pub struct RpcPolicy {
     pub max_deadline: Duration,
     pub permits: Arc<Semaphore>,
     pub authenticator: Option<Arc<Authenticator>>,
+    /// What the health watcher last learned about the database: while it is known down, calls
+    /// answer UNAVAILABLE at once instead of waiting for a connection that will not come.
+    pub database: DatabaseState,
+}
+
+/// Whether the service's database answered its last health check.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseState {
+    down: Arc<std::sync::atomic::AtomicBool>,
+    /// How soon the next check may find it back: the RetryInfo delay callers get.
+    recheck: Arc<std::sync::Mutex<Duration>>,
+}
+
+impl DatabaseState {
+    pub fn set_down(&self, down: bool, recheck: Duration) {
+        *self.recheck.lock().unwrap_or_else(|e| e.into_inner()) = recheck;
+        self.down.store(down, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn unavailable(&self) -> Error {
+        let recheck = *self.recheck.lock().unwrap_or_else(|e| e.into_inner());
+        Error::unavailable(
+            "DATABASE_UNAVAILABLE",
+            "the service's database did not answer its last health check; retry with backoff",
+            Some(recheck),
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -179,10 +212,11 @@ where
                 admit(&policy, &mut request)
             };
             let mut response = match admitted {
-                Err(error) => Status::from(error).into_http::<Body>(),
+                Err(error) => error.into_status(RUNTIME_DOMAIN).into_http::<Body>(),
                 Ok((timeout, permit)) => {
                     record.permit = permit;
                     let context = RequestContext {
+                        service: policy.service,
                         request_id: request_id.clone(),
                         deadline: started + timeout,
                     };
@@ -222,21 +256,19 @@ where
     }
 }
 
-/// Deadline, load shedding and authentication, in that order.
+/// Deadline, load shedding, authentication and the database's known state, in that order.
 fn admit<B>(
     policy: &RpcPolicy,
     request: &mut http::Request<B>,
-) -> Result<(Duration, Option<OwnedSemaphorePermit>), ApiError> {
+) -> Result<(Duration, Option<OwnedSemaphorePermit>), Error> {
     let timeout = match request.headers().get("grpc-timeout") {
         None => policy.max_deadline,
         Some(value) => parse_grpc_timeout(value.as_bytes())
             .ok_or_else(|| {
-                ApiError::invalid_argument(
-                    RUNTIME_DOMAIN,
-                    vec![FieldViolation::new(
-                        "grpc-timeout",
-                        "must be 1 to 8 digits followed by a unit: H, M, S, m, u or n",
-                    )],
+                Refusal::invalid(
+                    "grpc-timeout",
+                    "INVALID_TIMEOUT",
+                    "must be 1 to 8 digits followed by a unit: H, M, S, m, u or n",
                 )
             })?
             .min(policy.max_deadline),
@@ -254,9 +286,8 @@ fn admit<B>(
                 service: policy.service.to_owned(),
             })
             .inc();
-        ApiError::new(
-            Code::ResourceExhausted,
-            RUNTIME_DOMAIN,
+        Refusal::new(
+            RefusalKind::Exhausted,
             "OVERLOADED",
             "the service is at its concurrency limit; retry with backoff",
         )
@@ -266,20 +297,23 @@ fn admit<B>(
         tracing::Span::current().record("caller", tracing::field::display(&caller.subject));
         request.extensions_mut().insert(caller);
     }
+    if policy.database.is_down() {
+        return Err(policy.database.unavailable());
+    }
     Ok((timeout, Some(permit)))
 }
 
-fn deadline_error(timeout: Duration) -> ApiError {
-    ApiError::new(
-        Code::DeadlineExceeded,
-        RUNTIME_DOMAIN,
-        "DEADLINE_EXCEEDED",
-        format!("the call's deadline of {timeout:?} passed"),
-    )
+fn deadline_error(timeout: Duration) -> Error {
+    Error::DeadlineExceeded {
+        reason: "DEADLINE_EXCEEDED".into(),
+        message: format!("the call's deadline of {timeout:?} passed"),
+    }
 }
 
 fn deadline_exceeded(timeout: Duration) -> http::Response<Body> {
-    Status::from(deadline_error(timeout)).into_http::<Body>()
+    deadline_error(timeout)
+        .into_status(RUNTIME_DOMAIN)
+        .into_http::<Body>()
 }
 
 fn handler_panicked(panic: &(dyn std::any::Any + Send)) -> http::Response<Body> {
@@ -288,11 +322,9 @@ fn handler_panicked(panic: &(dyn std::any::Any + Send)) -> http::Response<Body> 
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default();
-    Status::from(ApiError::internal(
-        RUNTIME_DOMAIN,
-        format_args!("handler panicked: {message}"),
-    ))
-    .into_http::<Body>()
+    Error::internal(format_args!("handler panicked: {message}"))
+        .into_status(RUNTIME_DOMAIN)
+        .into_http::<Body>()
 }
 
 fn split_path(path: &str) -> (String, String) {
@@ -492,6 +524,7 @@ mod tests {
             max_deadline: Duration::from_secs(5),
             permits: Arc::new(Semaphore::new(4)),
             authenticator: None,
+            database: DatabaseState::default(),
         }
     }
 

@@ -25,7 +25,7 @@ use tonic_health::server::HealthReporter;
 use crate::auth::Authenticator;
 use crate::client::{ClientBuilder, PeerChannel};
 use crate::config::RuntimeConfig;
-use crate::middleware::{RpcLayer, RpcPolicy};
+use crate::middleware::{DatabaseState, RpcLayer, RpcPolicy};
 use crate::migrate::{MigrationSet, Migrator};
 
 /// What a service crate hands the runtime.
@@ -37,6 +37,24 @@ pub struct ServiceSpec {
     pub migrations: &'static Dir<'static>,
     /// Builds the service's tonic services.
     pub build: fn(&ServiceContext) -> anyhow::Result<GrpcServices>,
+    /// Re-checks every invariant of the service against its database (`phoenix audit <name>`),
+    /// for services that have an auditor.
+    pub audit: Option<Audit>,
+}
+
+/// A service's auditor: reads the database on a pool on the service's schema.
+pub type Audit =
+    fn(PgPool) -> futures_util::future::BoxFuture<'static, anyhow::Result<AuditReport>>;
+
+/// What an auditor found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    /// What to print, one line each: the checks and the violations they found.
+    pub lines: Vec<String>,
+    /// How many violations were found.
+    pub violations: usize,
+    /// What was checked, e.g. `200000 boards`; printed after "no violation".
+    pub scope: Option<String>,
 }
 
 impl ServiceSpec {
@@ -97,10 +115,23 @@ impl ServiceContext {
         });
     }
 
-    /// Largest message a service accepts or sends; apply to each generated server.
+    /// Largest message a service accepts or sends; apply to each generated server with
+    /// [`limited!`](crate::limited).
     pub fn max_message_bytes(&self) -> usize {
         self.config.max_message_bytes as usize
     }
+}
+
+/// A generated tonic server with the configured message size limit, both ways:
+/// `limited!(context, LedgerServiceServer::new(api))`. (A macro, because the generated
+/// servers have the setters as inherent methods, not through a trait.)
+#[macro_export]
+macro_rules! limited {
+    ($context:expr, $server:expr) => {
+        $server
+            .max_decoding_message_size($context.max_message_bytes())
+            .max_encoding_message_size($context.max_message_bytes())
+    };
 }
 
 /// The tonic services of one Phoenix service, with the names health reports on.
@@ -228,6 +259,9 @@ pub async fn start(
         let mut builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(phoenix_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc.Status and the error details we send (ErrorInfo, BadRequest,
+            // RetryInfo…): grpcurl and buf curl resolve them here to print errors as JSON.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .with_service_name("grpc.health.v1.Health")
             .with_service_name("grpc.reflection.v1.ServerReflection")
             .with_service_name("grpc.reflection.v1alpha.ServerReflection");
@@ -252,12 +286,14 @@ pub async fn start(
             "AUTHENTICATION IS OFF: every caller is trusted. Set PHOENIX_AUTH_HS256_SECRET or PHOENIX_AUTH_RS256_PUBLIC_KEY_FILE in production"
         );
     }
+    let database = DatabaseState::default();
     let layer = RpcLayer::new(RpcPolicy {
         service: spec.name,
         known_methods: known_methods(&services.names)?,
         max_deadline: config.max_deadline,
         permits: Arc::new(Semaphore::new(config.max_concurrent_rpcs as usize)),
         authenticator,
+        database: database.clone(),
     });
     let mut server = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
     if let Some(tls) = tls_config(&config)? {
@@ -287,6 +323,7 @@ pub async fn start(
     let health_task = tokio::spawn(watch_database(
         pool.clone(),
         health.clone(),
+        database,
         names.clone(),
         config.health_interval,
         shutdown.clone(),
@@ -373,10 +410,12 @@ async fn set_health(health: &HealthReporter, names: &[&str], status: ServingStat
 }
 
 /// SERVING only while the database answers: a service without its database can do nothing
-/// useful, and a load balancer should route around it.
+/// useful, and a load balancer should route around it. While a check has failed, calls are
+/// refused at once (`database`), instead of each waiting out the pool's acquire timeout.
 async fn watch_database(
     pool: PgPool,
     health: HealthReporter,
+    database: DatabaseState,
     names: Vec<&'static str>,
     every: Duration,
     shutdown: CancellationToken,
@@ -406,6 +445,7 @@ async fn watch_database(
                 ServingStatus::NotServing
             }
         };
+        database.set_down(status == ServingStatus::NotServing, every);
         if last != Some(status) && !shutdown.is_cancelled() {
             set_health(&health, &names, status).await;
             if status == ServingStatus::Serving {

@@ -222,3 +222,49 @@ async fn start_on(
         running: Some(running),
     }
 }
+
+/// What a failed call said, read back as a client reads it: the code, ErrorInfo reason and
+/// domain, every BadRequest field with its reason, the metadata and RetryInfo.
+pub fn error_of(status: &tonic::Status) -> phoenix_runtime::RemoteError {
+    phoenix_runtime::RemoteError::from_status(status)
+}
+
+/// The ErrorInfo reason of a status ("" when it has none).
+pub fn reason(status: &tonic::Status) -> String {
+    error_of(status).reason
+}
+
+/// An ErrorInfo metadata value of a status.
+pub fn metadata(status: &tonic::Status, key: &str) -> Option<String> {
+    error_of(status).metadata.get(key).cloned()
+}
+
+/// The fields named by a status's BadRequest violations, in order.
+pub fn fields(status: &tonic::Status) -> Vec<String> {
+    error_of(status)
+        .violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
+/// Each BadRequest violation of a status as (field, reason), in order.
+pub fn field_reasons(status: &tonic::Status) -> Vec<(String, String)> {
+    error_of(status)
+        .violations
+        .into_iter()
+        .map(|v| (v.field, v.reason))
+        .collect()
+}
+
+/// Asserts the code and the ErrorInfo reason of a failed call, showing the whole status when
+/// either differs.
+#[track_caller]
+pub fn assert_refused(status: &tonic::Status, code: tonic::Code, reason: &str) {
+    let read = error_of(status);
+    assert_eq!(
+        (read.code, read.reason.as_str()),
+        (code, reason),
+        "unexpected error: {status:?}"
+    );
+}
