@@ -264,7 +264,8 @@ async fn a_malformed_request_gets_invalid_argument_with_field_violations() {
     let info = details.error_info().expect("ErrorInfo");
     assert_eq!(
         (info.reason.as_str(), info.domain.as_str()),
-        ("INVALID_ARGUMENT", "directory.phoenix")
+        ("INVALID_EMAIL", "directory.phoenix"),
+        "the first violation's own reason, not a generic one"
     );
 
     let status = client

@@ -1,0 +1,59 @@
+//! `phoenix bench <service>`: a service's benchmark, ending with one machine-readable line.
+
+use clap::Subcommand;
+use phoenix_runtime::RuntimeConfig;
+
+use crate::reached::Reached;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchTarget {
+    /// Single transfers over gRPC vs the same write straight through SQL, and batches.
+    Ledger {
+        #[command(flatten)]
+        args: phoenix_ledger::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+    /// Heartbeats over gRPC vs the same rows through SQL, GetBoard latency, and the day close
+    /// of every board.
+    Missions {
+        #[command(flatten)]
+        args: phoenix_missions::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+}
+
+pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
+    match target {
+        BenchTarget::Ledger { args, runtime } => {
+            let reached =
+                Reached::start(phoenix_ledger::spec(), args.target.clone(), runtime).await?;
+            let result =
+                phoenix_ledger::bench::run(reached.channel.clone(), reached.pool.clone(), &args)
+                    .await;
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
+        BenchTarget::Missions { args, mut runtime } => {
+            // The day close is measured by moving the service's clock on, and by the one call
+            // the benchmark times: the schedule is pushed out of the way.
+            runtime.service_args.extend([
+                "--clock=manual".to_owned(),
+                "--day-close-interval=24h".to_owned(),
+            ]);
+            let reached =
+                Reached::start(phoenix_missions::spec(), args.target.clone(), runtime).await?;
+            let result = match reached.pool.clone() {
+                Some(pool) => phoenix_missions::bench::run(&reached.url, pool, &args).await,
+                None => Err(anyhow::anyhow!(
+                    "loading the boards needs the database: set DATABASE_URL with --target"
+                )),
+            };
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
+    }
+}

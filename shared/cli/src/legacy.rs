@@ -1,0 +1,209 @@
+//! `phoenix legacy missions …`: the move off the legacy missions JSON store.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use phoenix_runtime::RuntimeConfig;
+
+use crate::progress;
+use crate::reached::Reached;
+
+#[derive(Debug, Subcommand)]
+pub enum LegacyTarget {
+    /// The missions v2 JSON store (`missions_v2_store.json`) and its event log.
+    Missions {
+        #[command(subcommand)]
+        action: LegacyAction,
+        /// A running missions service instead of one started here on the embedded database.
+        #[arg(long, global = true)]
+        target: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LegacyAction {
+    /// Copies every board of the JSON store into SQL, per board and idempotently; boards that
+    /// break an invariant are quarantined with their reason.
+    Backfill {
+        /// The JSON store (default: the service's PHOENIX_MISSIONS_STORE_PATH).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// Rebuilds heartbeats, progress and boss runs from an NDJSON log of past missions events.
+    Rebuild {
+        /// The NDJSON log.
+        #[arg(long)]
+        log: PathBuf,
+    },
+    /// Renders the boards of a season from the JSON store and from SQL and prints every
+    /// difference; exits non-zero when there is one.
+    Compare {
+        /// The season.
+        #[arg(long)]
+        season: String,
+        /// Users to compare (default: every board of the season in either store).
+        #[arg(long = "user", value_name = "UUID")]
+        users: Vec<String>,
+        /// The JSON store (default: the service's PHOENIX_MISSIONS_STORE_PATH).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// The rollback: writes every board in SQL to a JSON store that MISSIONS_REPO=FILE reads.
+    Export {
+        /// The JSON store to write (replaced atomically).
+        #[arg(long)]
+        store: PathBuf,
+    },
+}
+
+pub async fn run(store: LegacyTarget) -> anyhow::Result<()> {
+    let LegacyTarget::Missions {
+        action,
+        target,
+        runtime,
+    } = store;
+    let reached = Reached::start(phoenix_missions::spec(), target, runtime).await?;
+    let local = reached
+        .local
+        .is_some()
+        .then(|| reached.pool.clone())
+        .flatten();
+    let result = legacy_missions(reached.channel.clone(), local, action).await;
+    reached.close().await;
+    result
+}
+
+/// The missions legacy-store tooling, through the MigrationService (so a running service, or
+/// the one started here, does the work with its own settings).
+async fn legacy_missions(
+    channel: tonic::transport::Channel,
+    local_pool: Option<sqlx::PgPool>,
+    action: LegacyAction,
+) -> anyhow::Result<()> {
+    use phoenix_proto::missions::v1 as pb;
+    let mut client = pb::migration_service_client::MigrationServiceClient::new(channel)
+        .max_decoding_message_size(256 * 1024 * 1024);
+    let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
+    let print_quarantined = |items: &[pb::Quarantined]| {
+        for q in items {
+            println!("quarantined {} user={} {}", q.location, q.user_id, q.reason);
+        }
+    };
+    match (action, local_pool) {
+        // Here, the backfill runs in this process, with a progress bar over the boards.
+        (LegacyAction::Backfill { store }, Some(pool)) => {
+            let settings = phoenix_missions::config::MissionsSettings::parse(&[])?;
+            let store = store.unwrap_or(settings.store_path);
+            let bar = progress::progress_bar();
+            let report = phoenix_missions::migration::backfill(
+                &store,
+                &phoenix_missions::store::sql::SqlBoards::new(pool),
+                &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                },
+            )
+            .await;
+            bar.finish_and_clear();
+            let report = report?;
+            for q in &report.quarantined {
+                println!(
+                    "quarantined {} user={} {}",
+                    q.location,
+                    q.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                    q.reason
+                );
+            }
+            println!(
+                "backfill: read={} inserted={} skipped={} quarantined={}",
+                report.read,
+                report.inserted,
+                report.skipped,
+                report.quarantined.len()
+            );
+        }
+        (LegacyAction::Backfill { store }, None) => {
+            let spinner = progress::spinner("backfilling the JSON store into SQL");
+            let report = client
+                .backfill(pb::BackfillRequest {
+                    store_path: path(store),
+                })
+                .await?
+                .into_inner();
+            spinner.finish_and_clear();
+            print_quarantined(&report.quarantined);
+            println!(
+                "backfill: read={} inserted={} skipped={} quarantined={}",
+                report.read,
+                report.inserted,
+                report.skipped,
+                report.quarantined.len()
+            );
+        }
+        (LegacyAction::Rebuild { log }, _) => {
+            let spinner = progress::spinner("replaying the event log");
+            let report = client
+                .rebuild_from_events(pb::RebuildFromEventsRequest {
+                    log_path: log.display().to_string(),
+                })
+                .await?
+                .into_inner();
+            spinner.finish_and_clear();
+            print_quarantined(&report.quarantined);
+            println!(
+                "rebuild: read={} applied={} already_applied={} quarantined={}",
+                report.read,
+                report.applied,
+                report.already_applied,
+                report.quarantined.len()
+            );
+        }
+        (
+            LegacyAction::Compare {
+                season,
+                users,
+                store,
+            },
+            _,
+        ) => {
+            let report = client
+                .compare(pb::CompareRequest {
+                    store_path: path(store),
+                    season_id: season,
+                    user_ids: users,
+                })
+                .await?
+                .into_inner();
+            for d in &report.differences {
+                println!(
+                    "user={} {}: file={} sql={}",
+                    d.user_id, d.path, d.file_value, d.sql_value
+                );
+            }
+            anyhow::ensure!(
+                report.differences.is_empty(),
+                "{} difference(s) in {} boards",
+                report.differences.len(),
+                report.compared
+            );
+            println!("compare: {} boards, no difference", report.compared);
+        }
+        (LegacyAction::Export { store }, _) => {
+            let report = client
+                .export(pb::ExportRequest {
+                    store_path: store.display().to_string(),
+                })
+                .await?
+                .into_inner();
+            println!(
+                "export: {} boards written to {}",
+                report.boards,
+                store.display()
+            );
+        }
+    }
+    Ok(())
+}
+
