@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use phoenix_platform_tests::{
-    ERROR_DETAIL_TYPES, all_services, assert_serving, descriptors_from_reflection,
-    details_as_json, wait_for_health,
+    ERROR_DETAIL_TYPES, all_services, assert_serving, descriptors_from_reflection, details_as_json,
+    wait_for_health,
 };
 use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 use phoenix_proto::directory::v1::{CreateUserRequest, GetUserRequest};
@@ -107,7 +107,11 @@ async fn a_bad_ledger_request_lists_the_missing_slug_and_key_at_once() {
     assert_eq!(fields, ["slug", "idempotency_key"]);
     assert_eq!(found[1].1, "IDEMPOTENCY_KEY_REQUIRED");
     let info = detail(&details, "google.rpc.ErrorInfo");
-    assert_eq!(info["reason"], Value::from(found[0].1.clone()), "the first violation's reason");
+    assert_eq!(
+        info["reason"],
+        Value::from(found[0].1.clone()),
+        "the first violation's reason"
+    );
     assert_ne!(info["reason"], "INVALID_ARGUMENT");
     assert_eq!(info["domain"], "ledger.phoenix");
 }
@@ -147,7 +151,11 @@ fn assert_small(status: &tonic::Status, field: &str) {
         "{} bytes of details",
         status.details().len()
     );
-    assert!(status.message().len() <= 512, "{} bytes of message", status.message().len());
+    assert!(
+        status.message().len() <= 512,
+        "{} bytes of message",
+        status.message().len()
+    );
     let read = error_of(status);
     assert!(
         read.violations.iter().any(|v| v.field == field),
@@ -224,7 +232,10 @@ async fn while_the_database_is_known_down_calls_answer_unavailable_at_once() {
         (read.code, read.reason.as_str()),
         (Code::Unavailable, "DATABASE_UNAVAILABLE")
     );
-    assert!(read.retry_delay.is_some(), "RetryInfo says when to come back");
+    assert!(
+        read.retry_delay.is_some(),
+        "RetryInfo says when to come back"
+    );
     assert!(
         waited < Duration::from_secs(2),
         "answered after {waited:?}, not after the 5 s acquire timeout"

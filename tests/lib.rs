@@ -111,7 +111,11 @@ pub async fn descriptors_from_reflection(
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     let mut files = std::collections::BTreeMap::new();
     for symbol in symbols {
-        let response = reflect(channel, MessageRequest::FileContainingSymbol((*symbol).to_owned())).await;
+        let response = reflect(
+            channel,
+            MessageRequest::FileContainingSymbol((*symbol).to_owned()),
+        )
+        .await;
         for file in files_of(response, symbol) {
             files.insert(file.name().to_owned(), file);
         }
@@ -160,7 +164,10 @@ pub fn details_as_json(
                 .expect("the detail decodes");
             let mut json = serde_json::to_value(&message).expect("renders as JSON");
             if let Some(object) = json.as_object_mut() {
-                object.insert("@type".to_owned(), serde_json::Value::from(any.type_url.clone()));
+                object.insert(
+                    "@type".to_owned(),
+                    serde_json::Value::from(any.type_url.clone()),
+                );
             }
             json
         })

@@ -33,7 +33,10 @@ fn every_registered_service_has_its_deployment_service_and_peer_url() {
         ] {
             assert!(manifest.contains(&needle), "{name}.yaml lacks {needle:?}");
         }
-        let url = format!("PHOENIX_{}_URL: \"http://{name}:50051\"", name.to_uppercase());
+        let url = format!(
+            "PHOENIX_{}_URL: \"http://{name}:50051\"",
+            name.to_uppercase()
+        );
         assert!(config.contains(&url), "config.yaml lacks {url}");
     }
 }

@@ -7,7 +7,7 @@ use include_dir::{Dir, include_dir};
 use phoenix_proto::conversations::v1::conversations_service_server::{
     ConversationsService, ConversationsServiceServer,
 };
-use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
+use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
 static MIGRATIONS: Dir<'static> =
     include_dir!("$CARGO_MANIFEST_DIR/../../migrations/conversations");
@@ -23,10 +23,10 @@ pub fn spec() -> ServiceSpec {
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
-    let service = ConversationsServiceServer::new(ConversationsApi)
-        .max_decoding_message_size(context.max_message_bytes())
-        .max_encoding_message_size(context.max_message_bytes());
-    Ok(GrpcServices::new().serve(service))
+    Ok(GrpcServices::new().serve(limited!(
+        context,
+        ConversationsServiceServer::new(ConversationsApi)
+    )))
 }
 
 /// The gRPC face of the context; it has no RPCs yet.

@@ -7,7 +7,7 @@ use include_dir::{Dir, include_dir};
 use phoenix_proto::coordinator::v1::coordinator_service_server::{
     CoordinatorService, CoordinatorServiceServer,
 };
-use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
+use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/coordinator");
 
@@ -22,10 +22,10 @@ pub fn spec() -> ServiceSpec {
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
-    let service = CoordinatorServiceServer::new(CoordinatorApi)
-        .max_decoding_message_size(context.max_message_bytes())
-        .max_encoding_message_size(context.max_message_bytes());
-    Ok(GrpcServices::new().serve(service))
+    Ok(GrpcServices::new().serve(limited!(
+        context,
+        CoordinatorServiceServer::new(CoordinatorApi)
+    )))
 }
 
 /// The gRPC face of the context; it has no RPCs yet.

@@ -5,7 +5,7 @@
 
 use include_dir::{Dir, include_dir};
 use phoenix_proto::goals::v1::goals_service_server::{GoalsService, GoalsServiceServer};
-use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
+use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/goals");
 
@@ -20,10 +20,7 @@ pub fn spec() -> ServiceSpec {
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
-    let service = GoalsServiceServer::new(GoalsApi)
-        .max_decoding_message_size(context.max_message_bytes())
-        .max_encoding_message_size(context.max_message_bytes());
-    Ok(GrpcServices::new().serve(service))
+    Ok(GrpcServices::new().serve(limited!(context, GoalsServiceServer::new(GoalsApi))))
 }
 
 /// The gRPC face of the context; it has no RPCs yet.

@@ -206,4 +206,3 @@ async fn legacy_missions(
     }
     Ok(())
 }
-

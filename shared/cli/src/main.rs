@@ -96,9 +96,7 @@ mod tests {
     use super::*;
 
     fn refused(args: &[&str]) -> String {
-        Cli::try_parse_from(args)
-            .expect_err("refused")
-            .to_string()
+        Cli::try_parse_from(args).expect_err("refused").to_string()
     }
 
     #[test]

@@ -25,4 +25,3 @@ pub fn spinner(message: &'static str) -> indicatif::ProgressBar {
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     spinner
 }
-

@@ -36,4 +36,3 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "tests failed ({status})");
     Ok(())
 }
-

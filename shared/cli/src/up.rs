@@ -83,4 +83,3 @@ fn print_addresses(running: &[phoenix_runtime::RunningService]) {
     }
     println!();
 }
-
