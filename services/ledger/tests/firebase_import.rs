@@ -27,7 +27,9 @@ async fn ledger() -> (TestService, Client) {
 
 async fn tenant(service: &TestService, slug: &str) -> Uuid {
     let mut connection = service.pool.acquire().await.expect("a connection");
-    let new = NewTenant::parse(slug, "LeadBoost").expect("a valid tenant");
+    let mut violations = phoenix_runtime::Violations::new();
+    let new = NewTenant::parse(slug, "LeadBoost", &mut violations);
+    violations.finish().expect("a valid tenant");
     phoenix_ledger::store::tenants::create(&mut connection, &new, Utc::now())
         .await
         .expect("tenant created")

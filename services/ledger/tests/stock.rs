@@ -28,7 +28,9 @@ async fn start() -> (TestService, Client) {
 /// A tenant, created through the store (CreateTenant is another service's RPC).
 async fn tenant(service: &TestService, slug: &str) -> String {
     let mut connection = service.pool.acquire().await.expect("connection");
-    let new = NewTenant::parse(slug, slug).expect("valid tenant");
+    let mut violations = phoenix_runtime::Violations::new();
+    let new = NewTenant::parse(slug, slug, &mut violations);
+    violations.finish().expect("valid tenant");
     store::tenants::create(&mut connection, &new, Utc::now())
         .await
         .expect("tenant created")
