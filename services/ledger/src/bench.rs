@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::api::Ledger;
+use crate::api::ledger::Located;
 use crate::config::LedgerSettings;
 use crate::domain::ledger::{Linking, Operation, TransferSpec};
 
@@ -270,6 +271,7 @@ async fn single_transfers_over_sql(
                     tenant_id,
                     vec![Operation::Transfer(spec)],
                     Linking::Linked,
+                    Located::Single(Some("transfer")),
                 )
                 .await?;
             Ok(1)

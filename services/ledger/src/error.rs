@@ -1,71 +1,141 @@
-//! The ledger's one error type and its one mapping to gRPC.
+//! The ledger's own refusals, on top of the runtime's vocabulary ([`phoenix_runtime::Error`],
+//! [`phoenix_runtime::Refusal`]); the runtime maps them to gRPC, with ErrorInfo domain
+//! `ledger.phoenix`. The rules' refusals (INSUFFICIENT_FUNDS, PENDING_NOT_OPEN…) live with
+//! their rules in `domain`; these are the ones about what a call names.
 
-use phoenix_runtime::ApiError;
-use phoenix_runtime::idempotency::{self, RequestKey};
-use tonic::Status;
+use phoenix_runtime::{Error, Refusal, quote};
+use uuid::Uuid;
 
-use crate::domain::{Refusal, RefusalKind};
-
-/// ErrorInfo domain of this service's errors.
-pub const DOMAIN: &str = "ledger.phoenix";
-
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    /// Malformed request fields, all of them at once.
-    #[error("{0}")]
-    Invalid(ApiError),
-    /// The caller may not touch this tenant.
-    #[error("{0}")]
-    Denied(ApiError),
-    /// A rule said no.
-    #[error("{0}")]
-    Refused(#[from] Refusal),
-    /// A transfer of a linked batch was refused, so the whole batch was.
-    #[error("transfers[{index}]: {refusal}")]
-    RefusedInBatch { index: usize, refusal: Refusal },
-    /// The idempotency key was used for a different request.
-    #[error("idempotency key {:?} reused", key.key)]
-    KeyReused { key: RequestKey, method: String },
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+/// A value read from the database that the code does not know: a broken invariant (a CHECK
+/// holds every such column to the known values), never a database error.
+pub fn unknown_stored(column: &str, value: &str) -> Error {
+    Error::invariant(
+        "STORED_VALUE_KNOWN",
+        format!("unexpected {column} {} in the database", quote(value)),
+    )
 }
 
-impl From<LedgerError> for ApiError {
-    fn from(error: LedgerError) -> Self {
-        match error {
-            LedgerError::Invalid(api) | LedgerError::Denied(api) => api,
-            LedgerError::Refused(refusal) => refusal.into_api_error(DOMAIN),
-            LedgerError::RefusedInBatch { index, refusal } => {
-                let refusal = refusal.within(&format!("transfers[{index}]"));
-                let message = format!(
-                    "linked batch refused at transfers[{index}]: {}",
-                    refusal.message
-                );
-                let mut api = Refusal { message, ..refusal }.into_api_error(DOMAIN);
-                api = api.with_metadata("index", index.to_string());
-                api
-            }
-            LedgerError::KeyReused { key, method } => {
-                idempotency::mismatch_error(DOMAIN, &key, &method)
-            }
-            LedgerError::Database(error) => ApiError::database(DOMAIN, error),
-        }
+/// A JSON column that does not decode to what the code wrote into it.
+pub fn undecodable_stored(column: &str, error: impl std::fmt::Display) -> Error {
+    Error::invariant(
+        "STORED_JSON_DECODES",
+        format!("the {column} column does not decode: {error}"),
+    )
+}
+
+pub fn tenant_not_found(id: Uuid) -> Refusal {
+    Refusal::not_found("TENANT_NOT_FOUND", format!("no tenant has id {id}"))
+        .at("tenant_id")
+        .with("tenant_id", id)
+}
+
+pub fn tenant_exists(slug: &str) -> Refusal {
+    Refusal::already_exists(
+        "TENANT_EXISTS",
+        format!("a tenant with slug {} already exists", quote(slug)),
+    )
+    .at("slug")
+    .with("slug", slug)
+}
+
+/// With authentication on, a caller that is no ledger admin acts on its token's tenant.
+pub fn no_tenant_in_token() -> Refusal {
+    Refusal::permission_denied("NO_TENANT", "the caller's token names no tenant")
+}
+
+pub fn account_not_found(id: Uuid) -> Refusal {
+    Refusal::not_found(
+        "ACCOUNT_NOT_FOUND",
+        format!("no account {id} in this tenant"),
+    )
+    .with("account_id", id)
+}
+
+pub fn account_exists(owner_ref: &str, asset_code: &str, kind: &str) -> Refusal {
+    Refusal::already_exists(
+        "ACCOUNT_EXISTS",
+        format!(
+            "{} already has a {asset_code} account of kind {}",
+            quote(owner_ref),
+            quote(kind)
+        ),
+    )
+    .with("owner_ref", owner_ref)
+    .with("asset_code", asset_code)
+    .with("kind", kind)
+}
+
+pub fn asset_scale_mismatch(asset_code: &str, scale: i16, asked: i16) -> Refusal {
+    Refusal::precondition(
+        "ASSET_SCALE_MISMATCH",
+        format!("asset {asset_code} has scale {scale} in this tenant, not {asked}"),
+    )
+    .at("asset_scale")
+    .with("asset_scale", scale)
+}
+
+pub fn transfer_not_found(id: Uuid) -> Refusal {
+    Refusal::not_found(
+        "TRANSFER_NOT_FOUND",
+        format!("no transfer {id} in this tenant"),
+    )
+    .with("transfer_id", id)
+}
+
+/// A linked batch refused as a whole because of the transfer at `index`.
+pub fn refused_in_batch(index: usize, refusal: Refusal) -> Refusal {
+    let prefix = format!("transfers[{index}]");
+    let message = format!("linked batch refused at {prefix}: {}", refusal.message);
+    Refusal {
+        message,
+        ..refusal.within(&prefix).with("index", index)
     }
 }
 
-impl From<LedgerError> for Status {
-    fn from(error: LedgerError) -> Self {
-        ApiError::from(error).into_status()
-    }
+pub fn policy_not_found(id: Uuid) -> Refusal {
+    Refusal::not_found("POLICY_NOT_FOUND", format!("no policy {id} in this tenant")).at("policy_id")
 }
 
-/// The code a refusal would have on its own, as the batch results spell it.
-pub fn code_name(kind: RefusalKind) -> &'static str {
-    match kind {
-        RefusalKind::Invalid => "INVALID_ARGUMENT",
-        RefusalKind::NotFound => "NOT_FOUND",
-        RefusalKind::AlreadyExists => "ALREADY_EXISTS",
-        RefusalKind::Precondition => "FAILED_PRECONDITION",
-        RefusalKind::Conflict => "ABORTED",
-    }
+pub fn item_not_found(sku: &str) -> Refusal {
+    Refusal::not_found(
+        "ITEM_NOT_FOUND",
+        format!("no inventory item has sku {}", quote(sku)),
+    )
+    .at("sku")
+    .with("sku", sku)
+}
+
+pub fn item_exists(sku: &str) -> Refusal {
+    Refusal::already_exists(
+        "ITEM_EXISTS",
+        format!("an inventory item with sku {} already exists", quote(sku)),
+    )
+    .at("sku")
+    .with("sku", sku)
+}
+
+pub fn reservation_not_found(id: Uuid) -> Refusal {
+    Refusal::not_found(
+        "RESERVATION_NOT_FOUND",
+        format!("no reservation has id {id}"),
+    )
+    .at("reservation_id")
+    .with("reservation_id", id)
+}
+
+pub fn import_batch_not_found(id: Uuid) -> Refusal {
+    Refusal::not_found(
+        "IMPORT_BATCH_NOT_FOUND",
+        format!("the tenant has no import batch {id}"),
+    )
+    .at("batch_id")
+    .with("batch_id", id)
+}
+
+pub fn position_not_found(position: i64) -> Refusal {
+    Refusal::not_found(
+        "POSITION_NOT_FOUND",
+        format!("no event of this tenant has position {position}"),
+    )
+    .at("after_position")
 }

@@ -57,16 +57,19 @@ pub async fn expire_pendings(ledger: &Ledger) -> anyhow::Result<u64> {
     let mut released = 0;
     for (tenant_id, pending_id) in due {
         let mut transaction = ledger.pool.begin().await?;
-        // Independent: a pending posted or voided meanwhile is simply skipped.
-        let posting = store::ledger::post(
+        // A pending posted or voided meanwhile is refused (PENDING_NOT_OPEN): skipped.
+        let posted = store::ledger::post(
             &mut transaction,
             tenant_id,
             None,
             &[Operation::ExpirePending { pending_id }],
-            Linking::Independent,
+            Linking::Linked,
             ledger.settings.snapshot_every,
         )
         .await?;
+        let Ok(posting) = posted else {
+            continue;
+        };
         transaction.commit().await?;
         metrics::made(&posting.transfers);
         released += posting.transfers.len() as u64;

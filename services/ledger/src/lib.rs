@@ -22,16 +22,7 @@ use phoenix_proto::ledger::v1::firebase_import_service_server::FirebaseImportSer
 use phoenix_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use phoenix_proto::ledger::v1::policy_service_server::PolicyServiceServer;
 use phoenix_proto::ledger::v1::stock_service_server::StockServiceServer;
-use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
-
-/// Applies the message size limit to a generated server.
-macro_rules! limited {
-    ($server:expr, $limit:expr) => {
-        $server
-            .max_decoding_message_size($limit)
-            .max_encoding_message_size($limit)
-    };
-}
+use phoenix_runtime::{AuditReport, GrpcServices, ServiceContext, ServiceSpec, limited};
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/ledger");
 
@@ -41,7 +32,18 @@ pub fn spec() -> ServiceSpec {
         name: "ledger",
         migrations: &MIGRATIONS,
         build,
+        audit: Some(|pool| Box::pin(audit_report(pool))),
     }
+}
+
+/// What `phoenix audit ledger` prints: every check, then its violations.
+async fn audit_report(pool: sqlx::PgPool) -> anyhow::Result<AuditReport> {
+    let report = audit::run(&pool).await?;
+    Ok(AuditReport {
+        lines: report.render().lines().map(str::to_owned).collect(),
+        violations: report.violations(),
+        scope: None,
+    })
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
@@ -51,15 +53,14 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         shutdown: context.shutdown.clone(),
     };
     metrics::get();
-    let limit = context.max_message_bytes();
     jobs::start(context, &ledger);
     Ok(GrpcServices::new()
-        .serve(limited!(LedgerServiceServer::new(ledger.clone()), limit))
-        .serve(limited!(PolicyServiceServer::new(ledger.clone()), limit))
-        .serve(limited!(StockServiceServer::new(ledger.clone()), limit))
+        .serve(limited!(context, LedgerServiceServer::new(ledger.clone())))
+        .serve(limited!(context, PolicyServiceServer::new(ledger.clone())))
+        .serve(limited!(context, StockServiceServer::new(ledger.clone())))
         .serve(limited!(
-            FirebaseImportServiceServer::new(ledger.clone()),
-            limit
+            context,
+            FirebaseImportServiceServer::new(ledger.clone())
         ))
-        .serve(limited!(EventStoreServiceServer::new(ledger), limit)))
+        .serve(limited!(context, EventStoreServiceServer::new(ledger))))
 }

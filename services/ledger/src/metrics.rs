@@ -24,8 +24,6 @@ pub struct LedgerMetrics {
     pub transfers: Family<KindLabels, Counter>,
     /// Operations refused by a rule, by reason.
     pub refusals: Family<ReasonLabels, Counter>,
-    /// Mutating calls answered from their idempotency key.
-    pub idempotent_replays: Counter,
     /// Pending transfers and reservations released by the sweeper, by kind.
     pub expired: Family<KindLabels, Counter>,
     /// Idempotency keys removed after their TTL.
@@ -38,7 +36,6 @@ pub fn get() -> &'static LedgerMetrics {
         let metrics = LedgerMetrics {
             transfers: Family::default(),
             refusals: Family::default(),
-            idempotent_replays: Counter::default(),
             expired: Family::default(),
             keys_removed: Counter::default(),
         };
@@ -52,11 +49,6 @@ pub fn get() -> &'static LedgerMetrics {
             "ledger_refusals",
             "Ledger operations refused by a rule, by reason",
             metrics.refusals.clone(),
-        );
-        registry.register(
-            "ledger_idempotent_replays",
-            "Mutating calls answered from their idempotency key",
-            metrics.idempotent_replays.clone(),
         );
         registry.register(
             "ledger_expired",

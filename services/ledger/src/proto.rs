@@ -1,6 +1,5 @@
 //! Domain → protobuf conversions, shared by the API (responses) and the event store (payloads).
 
-use chrono::{DateTime, Utc};
 use phoenix_proto::ledger::v1 as pb;
 
 use crate::domain::import::{
@@ -12,12 +11,7 @@ use crate::domain::ledger::{
 use crate::domain::policy::{Policy, PolicyKind};
 use crate::domain::tenant::Tenant;
 
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub use phoenix_runtime::convert::timestamp;
 
 pub fn tenant(tenant: &Tenant) -> pb::Tenant {
     pb::Tenant {

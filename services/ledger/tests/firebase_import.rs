@@ -10,10 +10,9 @@ use phoenix_ledger::domain::tenant::NewTenant;
 use phoenix_ledger::import_client::{self, ImportArgs, ImportSummary};
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::firebase_import_service_client::FirebaseImportServiceClient;
-use phoenix_testkit::{TestService, spawn};
+use phoenix_testkit::{TestService, fields, metadata, reason, spawn};
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 use uuid::Uuid;
 
 type Client = FirebaseImportServiceClient<Channel>;
@@ -27,7 +26,9 @@ async fn ledger() -> (TestService, Client) {
 
 async fn tenant(service: &TestService, slug: &str) -> Uuid {
     let mut connection = service.pool.acquire().await.expect("a connection");
-    let new = NewTenant::parse(slug, "LeadBoost").expect("a valid tenant");
+    let mut violations = phoenix_runtime::Violations::new();
+    let new = NewTenant::parse(slug, "LeadBoost", &mut violations);
+    violations.finish().expect("a valid tenant");
     phoenix_ledger::store::tenants::create(&mut connection, &new, Utc::now())
         .await
         .expect("tenant created")
@@ -71,22 +72,6 @@ async fn table_counts(service: &TestService, tenant: Uuid) -> [i64; 4] {
         rows(service, "audit_logs", tenant).await,
         rows(service, "import_quarantine", tenant).await,
     ]
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
-
-fn fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
 }
 
 async fn start(client: &mut Client, tenant: Uuid, key: &str) -> pb::ImportBatch {
@@ -508,12 +493,7 @@ async fn bad_requests_are_refused_whole_with_details_and_write_nothing() {
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(reason(&status), "IMPORT_BATCH_NOT_FOUND");
     assert_eq!(fields(&status), ["batch_id"]);
-    let info = status
-        .get_error_details()
-        .error_info()
-        .cloned()
-        .expect("info");
-    assert_eq!(info.metadata.get("batch_id"), Some(&unknown));
+    assert_eq!(metadata(&status, "batch_id"), Some(unknown.clone()));
 
     let status = client
         .import_records(records_request(

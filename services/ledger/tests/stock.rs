@@ -13,9 +13,9 @@ use phoenix_proto::ledger::v1::{
     RemoveHoldingRequest, Reservation, ReservationState, ReserveStockRequest,
 };
 use phoenix_testkit::{TestService, spawn};
+use phoenix_testkit::{fields, metadata, reason};
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 type Client = StockServiceClient<Channel>;
 
@@ -28,7 +28,9 @@ async fn start() -> (TestService, Client) {
 /// A tenant, created through the store (CreateTenant is another service's RPC).
 async fn tenant(service: &TestService, slug: &str) -> String {
     let mut connection = service.pool.acquire().await.expect("connection");
-    let new = NewTenant::parse(slug, slug).expect("valid tenant");
+    let mut violations = phoenix_runtime::Violations::new();
+    let new = NewTenant::parse(slug, slug, &mut violations);
+    violations.finish().expect("valid tenant");
     store::tenants::create(&mut connection, &new, Utc::now())
         .await
         .expect("tenant created")
@@ -154,34 +156,6 @@ async fn holdings(client: &mut Client, tenant: &str, owner: &str) -> Vec<Holding
         .expect("listed")
         .into_inner()
         .holdings
-}
-
-fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
-
-fn metadata(status: &Status, key: &str) -> Option<String> {
-    status
-        .get_error_details()
-        .error_info()
-        .and_then(|info| info.metadata.get(key).cloned())
-}
-
-fn fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|v| v.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Rows and events the stock slice wrote, to show that a refused call wrote nothing.

@@ -10,8 +10,9 @@ use phoenix_proto::ledger::v1::event_store_service_server::EventStoreService;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{Ledger, invalid, page_size, tenant_of, uuid_field};
-use crate::domain::Refusal;
+use phoenix_runtime::Violations;
+
+use super::{Ledger, tenant_of};
 use crate::proto;
 use crate::store;
 use crate::store::events::StoredEvent;
@@ -60,30 +61,29 @@ impl EventStoreService for Ledger {
         &self,
         request: Request<pb::ReadStreamRequest>,
     ) -> Result<Response<pb::ReadStreamResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
-        let mut refusals = Vec::new();
-        if body.aggregate_type.is_empty() {
-            refusals.push(Refusal::invalid(
-                "aggregate_type",
-                "REQUIRED",
-                "is required, e.g. account",
-            ));
-        }
-        if body.aggregate_id.is_empty() {
-            refusals.push(Refusal::invalid("aggregate_id", "REQUIRED", "is required"));
-        }
-        if body.from_version < 0 {
-            refusals.push(Refusal::invalid(
-                "from_version",
-                "INVALID_VERSION",
-                "must be 0 or more",
-            ));
-        }
-        if !refusals.is_empty() {
-            return Err(invalid(refusals).into());
-        }
-        let limit = page_size(body.max_count, 100, 1000)?;
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        violations.check(
+            !body.aggregate_type.is_empty(),
+            "aggregate_type",
+            "REQUIRED",
+            "is required, e.g. account",
+        );
+        violations.check(
+            !body.aggregate_id.is_empty(),
+            "aggregate_id",
+            "REQUIRED",
+            "is required",
+        );
+        violations.check(
+            body.from_version >= 0,
+            "from_version",
+            "INVALID_VERSION",
+            "must be 0 or more",
+        );
+        let limit = violations.page_size(body.max_count, 100, 1000);
+        violations.finish()?;
         let (events, stream_version) = store::events::read_stream(
             &self.pool,
             tenant_id,
@@ -105,16 +105,16 @@ impl EventStoreService for Ledger {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
         let after = request.get_ref().after_position;
-        if after < 0 {
-            return Err(invalid(vec![Refusal::invalid(
-                "after_position",
-                "INVALID_POSITION",
-                "must be 0 (from the start) or the position of a delivered event",
-            )])
-            .into());
-        }
+        violations.check(
+            after >= 0,
+            "after_position",
+            "INVALID_POSITION",
+            "must be 0 (from the start) or the position of a delivered event",
+        );
+        violations.finish()?;
         store::tenants::get(&self.pool, tenant_id).await?;
         let mut cursor = store::events::cursor_after(&self.pool, tenant_id, after).await?;
         let (sender, receiver) = tokio::sync::mpsc::channel(CATCH_UP_PAGE as usize);
@@ -158,8 +158,10 @@ impl EventStoreService for Ledger {
         &self,
         request: Request<pb::RehydrateAccountRequest>,
     ) -> Result<Response<pb::RehydrateAccountResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
-        let account_id = uuid_field("account_id", &request.get_ref().account_id)?;
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
+        let account_id = violations.uuid("account_id", &request.get_ref().account_id);
+        violations.finish()?;
         let (balances, version, snapshot_version, events_replayed) =
             store::ledger::rehydrate(&self.pool, tenant_id, account_id).await?;
         Ok(Response::new(pb::RehydrateAccountResponse {

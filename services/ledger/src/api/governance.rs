@@ -2,13 +2,13 @@
 
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::policy_service_server::PolicyService;
+use phoenix_runtime::idempotency::{self, RequestKey};
+use phoenix_runtime::{Error, RefusalKind, Violations};
 use tonic::{Request, Response, Status};
 
-use super::{Ledger, invalid, request_key, tenant_of, uuid_field};
-use crate::domain::RefusalKind;
-use crate::domain::ledger::{Linking, Operation};
+use super::{Ledger, tenant_of};
+use crate::domain::ledger::{BatchRefusal, Linking, Operation};
 use crate::domain::policy::{Policy, PolicyKind, PolicySpec};
-use crate::error::{LedgerError, code_name};
 use crate::proto;
 use crate::store;
 
@@ -18,24 +18,21 @@ impl PolicyService for Ledger {
         &self,
         request: Request<pb::SetPolicyRequest>,
     ) -> Result<Response<pb::SetPolicyResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let kind = match pb::PolicyKind::try_from(body.kind) {
             Ok(pb::PolicyKind::MaxTransferAmount) => Some(PolicyKind::MaxTransferAmount),
             Ok(pb::PolicyKind::MaxDailyDebits) => Some(PolicyKind::MaxDailyDebits),
             Ok(pb::PolicyKind::KillSwitch) => Some(PolicyKind::KillSwitch),
             Ok(pb::PolicyKind::Unspecified) | Err(_) => None,
         };
-        let spec = PolicySpec::parse(kind, &body.asset_code, body.limit)
-            .map_err(|refusal| invalid(vec![refusal]))?;
-        let key = request_key(
-            tenant_id,
-            &body.idempotency_key,
-            "PolicyService/SetPolicy",
-            body,
-        )?;
+        let spec = PolicySpec::parse(kind, &body.asset_code, body.limit, &mut violations);
+        let key = violations.idempotency_key(&body.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(tenant_id.to_string(), key, "PolicyService/SetPolicy", body);
         let policy: Policy =
-            store::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
+            idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
                 Box::pin(async move { store::policies::set(c, tenant_id, &spec).await })
             })
             .await?;
@@ -49,17 +46,20 @@ impl PolicyService for Ledger {
         &self,
         request: Request<pb::DisablePolicyRequest>,
     ) -> Result<Response<pb::DisablePolicyResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
-        let id = uuid_field("policy_id", &body.policy_id)?;
-        let key = request_key(
-            tenant_id,
-            &body.idempotency_key,
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let id = violations.uuid("policy_id", &body.policy_id);
+        let key = violations.idempotency_key(&body.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant_id.to_string(),
+            key,
             "PolicyService/DisablePolicy",
             body,
-        )?;
+        );
         let policy: Policy =
-            store::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
+            idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
                 Box::pin(async move { store::policies::disable(c, tenant_id, id).await })
             })
             .await?;
@@ -72,7 +72,9 @@ impl PolicyService for Ledger {
         &self,
         request: Request<pb::ListActivePoliciesRequest>,
     ) -> Result<Response<pb::ListActivePoliciesResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
+        violations.finish()?;
         store::tenants::get(&self.pool, tenant_id).await?;
         let policies = store::policies::list_active(&self.pool, tenant_id).await?;
         Ok(Response::new(pb::ListActivePoliciesResponse {
@@ -84,10 +86,14 @@ impl PolicyService for Ledger {
         &self,
         request: Request<pb::ValidateTransferRequest>,
     ) -> Result<Response<pb::ValidateTransferResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
-        let spec = super::ledger::transfer_spec(request.get_ref().transfer.as_ref(), "transfer")?;
+        let body = request.get_ref();
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let spec =
+            super::ledger::transfer_spec(body.transfer.as_ref(), "transfer", &mut violations);
+        violations.finish()?;
         // The real posting path, rolled back: same locks, balances and policies, nothing kept.
-        let mut transaction = self.pool.begin().await.map_err(LedgerError::from)?;
+        let mut transaction = self.pool.begin().await.map_err(Error::from)?;
         let decided = store::ledger::decide(
             &mut transaction,
             tenant_id,
@@ -96,20 +102,17 @@ impl PolicyService for Ledger {
             Linking::Linked,
         )
         .await;
-        transaction.rollback().await.map_err(LedgerError::from)?;
-        let failure = match decided {
+        transaction.rollback().await.map_err(Error::from)?;
+        let failure = match decided? {
             Ok(_) => None,
-            Err(LedgerError::RefusedInBatch { refusal, .. })
-                if refusal.kind == RefusalKind::Invalid =>
-            {
-                return Err(LedgerError::Refused(refusal.within("transfer")).into());
+            Err(BatchRefusal { refusal, .. }) if refusal.kind == RefusalKind::Invalid => {
+                return Err(refusal.within("transfer").into());
             }
-            Err(LedgerError::RefusedInBatch { refusal, .. }) => Some(pb::TransferFailure {
-                reason: refusal.reason,
-                message: refusal.message,
-                code: code_name(refusal.kind).to_owned(),
+            Err(BatchRefusal { refusal, .. }) => Some(pb::TransferFailure {
+                code: refusal.kind.code_name().to_owned(),
+                reason: refusal.reason.clone(),
+                message: refusal.message.clone(),
             }),
-            Err(other) => return Err(other.into()),
         };
         Ok(Response::new(pb::ValidateTransferResponse {
             accepted: failure.is_none(),

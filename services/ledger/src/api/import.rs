@@ -3,10 +3,11 @@
 use chrono::Utc;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::firebase_import_service_server::FirebaseImportService;
+use phoenix_runtime::Violations;
+use phoenix_runtime::idempotency::{self, RequestKey};
 use tonic::{Request, Response, Status};
 
-use super::{Ledger, invalid, page_size, request_key, tenant_of, uuid_field};
-use crate::domain::Refusal;
+use super::{Ledger, tenant_of};
 use crate::domain::import::{self, IncomingRecord, Origin, RecordContent, SourceCollection};
 use crate::store;
 
@@ -20,15 +21,18 @@ impl FirebaseImportService for Ledger {
         request: Request<pb::StartImportBatchRequest>,
     ) -> Result<Response<pb::StartImportBatchResponse>, Status> {
         let req = request.get_ref();
-        let tenant = tenant_of(&request, &req.tenant_id)?;
-        let source_name = import::source_name(&req.source_name).map_err(|r| invalid(vec![r]))?;
-        let key = request_key(
-            tenant,
-            &req.idempotency_key,
+        let mut violations = Violations::new();
+        let tenant = tenant_of(&request, &req.tenant_id, &mut violations)?;
+        let source_name = import::source_name(&req.source_name, &mut violations);
+        let key = violations.idempotency_key(&req.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant.to_string(),
+            key,
             "FirebaseImportService/StartImportBatch",
             req,
-        )?;
-        let batch = store::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
+        );
+        let batch = idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
             Box::pin(
                 async move { store::import::start(conn, tenant, &source_name, Utc::now()).await },
             )
@@ -45,18 +49,24 @@ impl FirebaseImportService for Ledger {
         request: Request<pb::ImportRecordsRequest>,
     ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
         let req = request.get_ref();
-        let tenant = tenant_of(&request, &req.tenant_id)?;
-        let batch_id = uuid_field("batch_id", &req.batch_id)?;
-        let records = incoming(&req.records).map_err(invalid)?;
-        import::check_call(&records).map_err(invalid)?;
-        let key = request_key(
-            tenant,
-            &req.idempotency_key,
+        let mut violations = Violations::new();
+        let tenant = tenant_of(&request, &req.tenant_id, &mut violations)?;
+        let batch_id = violations.uuid("batch_id", &req.batch_id);
+        let records = incoming(&req.records, &mut violations);
+        // A call with a record without content is already refused; its shape says no more.
+        if records.len() == req.records.len() {
+            import::check_call(&records, &mut violations);
+        }
+        let key = violations.idempotency_key(&req.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant.to_string(),
+            key,
             "FirebaseImportService/ImportRecords",
             req,
-        )?;
+        );
         let plan = import::plan(&records);
-        let outcome = store::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
+        let outcome = idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
             Box::pin(async move {
                 store::import::import_records(conn, tenant, batch_id, plan, Utc::now()).await
             })
@@ -87,8 +97,9 @@ impl FirebaseImportService for Ledger {
         request: Request<pb::FinishImportBatchRequest>,
     ) -> Result<Response<pb::FinishImportBatchResponse>, Status> {
         let req = request.get_ref();
-        let tenant = tenant_of(&request, &req.tenant_id)?;
-        let batch_id = uuid_field("batch_id", &req.batch_id)?;
+        let mut violations = Violations::new();
+        let tenant = tenant_of(&request, &req.tenant_id, &mut violations)?;
+        let batch_id = violations.uuid("batch_id", &req.batch_id);
         let sources: Vec<SourceCollection> = req
             .sources
             .iter()
@@ -98,14 +109,16 @@ impl FirebaseImportService for Ledger {
                 checksum: s.checksum.clone(),
             })
             .collect();
-        import::check_sources(&sources).map_err(invalid)?;
-        let key = request_key(
-            tenant,
-            &req.idempotency_key,
+        import::check_sources(&sources, &mut violations);
+        let key = violations.idempotency_key(&req.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant.to_string(),
+            key,
             "FirebaseImportService/FinishImportBatch",
             req,
-        )?;
-        let report = store::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
+        );
+        let report = idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
             Box::pin(async move {
                 store::import::finish(
                     conn,
@@ -137,23 +150,16 @@ impl FirebaseImportService for Ledger {
         request: Request<pb::GetImportReportRequest>,
     ) -> Result<Response<pb::GetImportReportResponse>, Status> {
         let req = request.get_ref();
-        let tenant = tenant_of(&request, &req.tenant_id)?;
-        let batch_id = uuid_field("batch_id", &req.batch_id)?;
-        let size = page_size(req.page_size, 100, 1000)?;
-        let after = match req.page_token.as_str() {
-            "" => 0,
-            token => token
-                .parse::<i64>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| {
-                    invalid(vec![Refusal::invalid(
-                        "page_token",
-                        "INVALID_PAGE_TOKEN",
-                        "must be the next_page_token of a previous page",
-                    )])
-                })?,
-        };
+        let mut violations = Violations::new();
+        let tenant = tenant_of(&request, &req.tenant_id, &mut violations)?;
+        let batch_id = violations.uuid("batch_id", &req.batch_id);
+        let size = violations.page_size(req.page_size, 100, 1000);
+        let after = violations
+            .page_token(&req.page_token, |t| {
+                t.parse::<i64>().ok().filter(|p| *p > 0)
+            })
+            .unwrap_or(0);
+        violations.finish()?;
         let report = store::import::report(&self.pool, tenant, batch_id, after, size).await?;
         Ok(Response::new(pb::GetImportReportResponse {
             report: Some(crate::proto::import_report(&report)),
@@ -162,8 +168,7 @@ impl FirebaseImportService for Ledger {
 }
 
 /// The records of a call in domain terms; a record without content is a malformed request.
-fn incoming(records: &[pb::ImportRecord]) -> Result<Vec<IncomingRecord>, Vec<Refusal>> {
-    let mut refusals = Vec::new();
+fn incoming(records: &[pb::ImportRecord], violations: &mut Violations) -> Vec<IncomingRecord> {
     let mut incoming = Vec::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
         let content = match &record.content {
@@ -182,11 +187,11 @@ fn incoming(records: &[pb::ImportRecord]) -> Result<Vec<IncomingRecord>, Vec<Ref
                 }
             }
             None => {
-                refusals.push(Refusal::invalid(
-                    &format!("records[{index}].content"),
+                violations.add(
+                    format!("records[{index}].content"),
                     "NO_CONTENT",
                     "is required: a document or an NDJSON line",
-                ));
+                );
                 continue;
             }
         };
@@ -198,9 +203,5 @@ fn incoming(records: &[pb::ImportRecord]) -> Result<Vec<IncomingRecord>, Vec<Ref
             content,
         });
     }
-    if refusals.is_empty() {
-        Ok(incoming)
-    } else {
-        Err(refusals)
-    }
+    incoming
 }

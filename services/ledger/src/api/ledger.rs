@@ -4,19 +4,19 @@ use std::collections::HashMap;
 
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::ledger_service_server::LedgerService;
+use phoenix_runtime::idempotency::{self, Ran, RequestKey};
+use phoenix_runtime::{Error, Refusal, Violations};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Ledger, invalid, page_size, request_key, tenant_of, uuid_field};
-use crate::domain::Refusal;
+use super::{Ledger, tenant_of, version_token};
 use crate::domain::ledger::{
-    self, Account, BalanceLimit, Linking, NewAccount, Operation, Transfer, TransferSpec,
+    self, Account, BalanceLimit, BatchRefusal, Linking, NewAccount, Operation, Transfer,
+    TransferSpec,
 };
 use crate::domain::tenant::{NewTenant, Tenant};
-use crate::error::{LedgerError, code_name};
-use crate::proto;
-use crate::store;
+use crate::{error, proto, store};
 
 /// What a posting call answers: its batch id and one result per operation.
 #[derive(Debug, Clone)]
@@ -47,18 +47,40 @@ impl PostingRecord {
     }
 }
 
+/// Where the refusal of a linked call points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// A batch: under `transfers[i]`, with the index in the metadata.
+    Batch,
+    /// One operation whose fields sit under this prefix (`transfer`), or at the top.
+    Single(Option<&'static str>),
+}
+
+impl Located {
+    fn refusal(self, refused: BatchRefusal) -> Refusal {
+        match self {
+            Self::Batch => error::refused_in_batch(refused.index, *refused.refusal),
+            Self::Single(Some(prefix)) if refused.refusal.field().is_some() => {
+                refused.refusal.within(prefix)
+            }
+            Self::Single(_) => *refused.refusal,
+        }
+    }
+}
+
 impl Ledger {
     /// Runs `operations` as one posting call under the request's idempotency key.
     pub async fn post_once(
         &self,
-        key: &phoenix_runtime::idempotency::RequestKey,
+        key: &RequestKey,
         tenant_id: Uuid,
         operations: Vec<Operation>,
         linking: Linking,
-    ) -> Result<BatchOutcome, LedgerError> {
+        located: Located,
+    ) -> Result<BatchOutcome, Error> {
         let snapshot_every = self.settings.snapshot_every;
         let key_text = key.key.clone();
-        let ran = store::once_recording(
+        let ran = idempotency::once_recording(
             &self.pool,
             key,
             self.settings.idempotency_ttl,
@@ -72,7 +94,8 @@ impl Ledger {
                         linking,
                         snapshot_every,
                     )
-                    .await?;
+                    .await?
+                    .map_err(|refused| located.refusal(refused))?;
                     let outcome = BatchOutcome {
                         batch_id: posting
                             .transfers
@@ -87,20 +110,16 @@ impl Ledger {
         )
         .await?;
         match ran {
-            store::Ran::Fresh(outcome, _) => {
+            Ran::Fresh(outcome, _) => {
                 crate::metrics::made(outcome.results.iter().filter_map(|r| r.as_ref().ok()));
                 Ok(outcome)
             }
-            store::Ran::Replayed(record) => self.replay(tenant_id, record).await,
+            Ran::Replayed(record) => self.replay(tenant_id, record).await,
         }
     }
 
     /// The answer a posting call gave, rebuilt from its record: its transfers as they were made.
-    async fn replay(
-        &self,
-        tenant_id: Uuid,
-        record: PostingRecord,
-    ) -> Result<BatchOutcome, LedgerError> {
+    async fn replay(&self, tenant_id: Uuid, record: PostingRecord) -> Result<BatchOutcome, Error> {
         let ids: Vec<Uuid> = record
             .results
             .iter()
@@ -117,9 +136,10 @@ impl Ledger {
             .into_iter()
             .map(|result| match result {
                 Ok(id) => made.remove(&id).map(Ok).ok_or_else(|| {
-                    LedgerError::Database(sqlx::Error::Protocol(format!(
-                        "transfer {id} recorded under an idempotency key is missing"
-                    )))
+                    Error::invariant(
+                        "RECORDED_TRANSFER_EXISTS",
+                        format!("transfer {id} recorded under an idempotency key is missing"),
+                    )
                 }),
                 Err(refusal) => Ok(Err(refusal)),
             })
@@ -131,125 +151,81 @@ impl Ledger {
     }
 
     /// A single-operation call: its one transfer, or its refusal with fields under `prefix`.
-    async fn post_one(
+    async fn post_single(
         &self,
-        key: &phoenix_runtime::idempotency::RequestKey,
+        key: &RequestKey,
         tenant_id: Uuid,
         operation: Operation,
-        prefix: Option<&str>,
-    ) -> Result<pb::Transfer, Status> {
+        prefix: Option<&'static str>,
+    ) -> Result<pb::Transfer, Error> {
         let outcome = self
-            .post_once(key, tenant_id, vec![operation], Linking::Linked)
-            .await
-            .map_err(|error| match error {
-                LedgerError::RefusedInBatch { refusal, .. } => {
-                    let refusal = match prefix {
-                        Some(prefix) if refusal.field.is_some() => refusal.within(prefix),
-                        _ => refusal,
-                    };
-                    LedgerError::Refused(refusal)
-                }
-                other => other,
-            })?;
+            .post_once(
+                key,
+                tenant_id,
+                vec![operation],
+                Linking::Linked,
+                Located::Single(prefix),
+            )
+            .await?;
         match outcome.results.into_iter().next() {
             Some(Ok(transfer)) => Ok(proto::transfer(&transfer)),
-            Some(Err(refusal)) => Err(LedgerError::Refused(refusal).into()),
-            None => Err(LedgerError::Database(sqlx::Error::Protocol(
-                "a posting call returned no result".into(),
-            ))
-            .into()),
+            Some(Err(refusal)) => Err(refusal.into()),
+            None => Err(Error::invariant(
+                "ONE_RESULT_PER_OPERATION",
+                "a posting call of one operation returned no result",
+            )),
         }
     }
 }
 
-/// A transfer spec from the wire; UUID fields are checked here, the rules in the domain.
+/// A transfer spec from the wire, checked into `violations` with its fields under `field`;
+/// UUID fields are checked here, the rules in the domain.
 pub(super) fn transfer_spec(
     spec: Option<&pb::TransferSpec>,
     field: &str,
-) -> Result<TransferSpec, LedgerError> {
+    violations: &mut Violations,
+) -> TransferSpec {
     let Some(spec) = spec else {
-        return Err(invalid(vec![Refusal::invalid(
-            field,
-            "REQUIRED",
-            "is required",
-        )]));
+        violations.add(field, "REQUIRED", "is required");
+        return TransferSpec {
+            debit_account_id: Uuid::nil(),
+            credit_account_id: Uuid::nil(),
+            amount: 0,
+            pending: false,
+            timeout: None,
+            code: String::new(),
+            metadata: Default::default(),
+        };
     };
-    let mut refusals = Vec::new();
-    let mut id = |name: &str, value: &str| {
-        phoenix_runtime::error::parse_uuid(value)
-            .map_err(|description| {
-                refusals.push(Refusal::invalid(
-                    &format!("{field}.{name}"),
-                    "INVALID_ID",
-                    description,
-                ));
-            })
-            .ok()
-    };
-    let debit = id("debit_account_id", &spec.debit_account_id);
-    let credit = id("credit_account_id", &spec.credit_account_id);
-    let timeout = super::duration_field(&format!("{field}.timeout"), spec.timeout.as_ref());
-    if let Err(LedgerError::Invalid(error)) = &timeout {
-        for violation in error.violations() {
-            refusals.push(Refusal::invalid(
-                &violation.field,
-                "INVALID_DURATION",
-                violation.description.clone(),
-            ));
-        }
-    }
-    match (debit, credit, timeout) {
-        (Some(debit_account_id), Some(credit_account_id), Ok(timeout)) if refusals.is_empty() => {
-            Ok(TransferSpec {
-                debit_account_id,
-                credit_account_id,
-                amount: spec.amount,
-                pending: spec.pending,
-                timeout,
-                code: spec.code.clone(),
-                metadata: spec.metadata.clone(),
-            })
-        }
-        _ => Err(invalid(refusals)),
+    TransferSpec {
+        debit_account_id: violations
+            .uuid(&format!("{field}.debit_account_id"), &spec.debit_account_id),
+        credit_account_id: violations.uuid(
+            &format!("{field}.credit_account_id"),
+            &spec.credit_account_id,
+        ),
+        amount: spec.amount,
+        pending: spec.pending,
+        // The domain bounds a pending transfer's timeout (INVALID_TIMEOUT).
+        timeout: violations.positive_duration(
+            &format!("{field}.timeout"),
+            spec.timeout.as_ref(),
+            chrono::Duration::MAX,
+        ),
+        code: spec.code.clone(),
+        metadata: spec.metadata.clone(),
     }
 }
 
 /// Amount fields where 0 means "all of it".
-fn optional_amount(amount: i64) -> Result<Option<i64>, LedgerError> {
-    match amount {
-        0 => Ok(None),
-        amount if amount > 0 => Ok(Some(amount)),
-        _ => Err(invalid(vec![Refusal::invalid(
-            "amount",
-            "INVALID_AMOUNT",
-            "must be positive, or 0 for all of it",
-        )])),
-    }
-}
-
-fn page_token(token: &str) -> Result<Option<Uuid>, LedgerError> {
-    if token.is_empty() {
-        Ok(None)
-    } else {
-        uuid_field("page_token", token).map(Some)
-    }
-}
-
-fn version_token(token: &str) -> Result<i64, LedgerError> {
-    if token.is_empty() {
-        return Ok(0);
-    }
-    token
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v >= 0)
-        .ok_or_else(|| {
-            invalid(vec![Refusal::invalid(
-                "page_token",
-                "INVALID_PAGE_TOKEN",
-                "must be the next_page_token of the previous page",
-            )])
-        })
+fn optional_amount(violations: &mut Violations, amount: i64) -> Option<i64> {
+    violations.check(
+        amount >= 0,
+        "amount",
+        "INVALID_AMOUNT",
+        "must be positive, or 0 for all of it",
+    );
+    (amount > 0).then_some(amount)
 }
 
 #[tonic::async_trait]
@@ -260,15 +236,13 @@ impl LedgerService for Ledger {
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
         super::require_admin(&request)?;
         let body = request.get_ref();
-        let new = NewTenant::parse(&body.slug, &body.name).map_err(invalid)?;
-        let key = request_key(
-            "",
-            &body.idempotency_key,
-            "LedgerService/CreateTenant",
-            body,
-        )?;
+        let mut violations = Violations::new();
+        let new = NewTenant::parse(&body.slug, &body.name, &mut violations);
+        let key = violations.idempotency_key(&body.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new("", key, "LedgerService/CreateTenant", body);
         let tenant: Tenant =
-            store::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
+            idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
                 Box::pin(async move { store::tenants::create(c, &new, chrono::Utc::now()).await })
             })
             .await?;
@@ -282,7 +256,9 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
+        violations.finish()?;
         let tenant = store::tenants::get(&self.pool, tenant_id).await?;
         Ok(Response::new(pb::GetTenantResponse {
             tenant: Some(proto::tenant(&tenant)),
@@ -295,8 +271,10 @@ impl LedgerService for Ledger {
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
         let only = super::caller_tenant(&request)?;
         let body = request.get_ref();
-        let limit = page_size(body.page_size, 100, 1000)?;
-        let after = page_token(&body.page_token)?;
+        let mut violations = Violations::new();
+        let limit = violations.page_size(body.page_size, 100, 1000);
+        let after = violations.page_token(&body.page_token, |t| Uuid::try_parse(t).ok());
+        violations.finish()?;
         let tenants = store::tenants::list(&self.pool, after, only, limit).await?;
         let next_page_token = match tenants.last() {
             Some(last) if i64::try_from(tenants.len()).unwrap_or(0) == limit => last.id.to_string(),
@@ -312,8 +290,9 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::CreateAccountResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let limit = match pb::BalanceLimit::try_from(body.balance_limit) {
             Ok(pb::BalanceLimit::None) => Some(BalanceLimit::None),
             Ok(pb::BalanceLimit::DebitsMustNotExceedCredits) => {
@@ -331,16 +310,18 @@ impl LedgerService for Ledger {
             &body.kind,
             limit,
             body.metadata.clone(),
-        )
-        .map_err(invalid)?;
-        let key = request_key(
-            tenant_id,
-            &body.idempotency_key,
+            &mut violations,
+        );
+        let key = violations.idempotency_key(&body.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant_id.to_string(),
+            key,
             "LedgerService/CreateAccount",
             body,
-        )?;
+        );
         let account: Account =
-            store::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
+            idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
                 Box::pin(async move {
                     store::ledger::create_account(c, tenant_id, &new, chrono::Utc::now()).await
                 })
@@ -355,8 +336,11 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
-        let id = uuid_field("account_id", &request.get_ref().account_id)?;
+        let body = request.get_ref();
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let id = violations.uuid("account_id", &body.account_id);
+        violations.finish()?;
         let account = store::ledger::get_account(&self.pool, tenant_id, id).await?;
         Ok(Response::new(pb::GetAccountResponse {
             account: Some(proto::account(&account)),
@@ -367,16 +351,12 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
-        let owner = request.get_ref().owner_ref.trim();
-        if owner.is_empty() {
-            return Err(invalid(vec![Refusal::invalid(
-                "owner_ref",
-                "REQUIRED",
-                "is required",
-            )])
-            .into());
-        }
+        let body = request.get_ref();
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let owner = body.owner_ref.trim();
+        violations.check(!owner.is_empty(), "owner_ref", "REQUIRED", "is required");
+        violations.finish()?;
         let accounts = store::ledger::list_accounts(&self.pool, tenant_id, owner).await?;
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: accounts.iter().map(proto::account).collect(),
@@ -387,17 +367,20 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::CreateTransferRequest>,
     ) -> Result<Response<pb::CreateTransferResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
-        let spec = transfer_spec(body.transfer.as_ref(), "transfer")?;
-        let key = request_key(
-            tenant_id,
-            &body.idempotency_key,
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let spec = transfer_spec(body.transfer.as_ref(), "transfer", &mut violations);
+        let key = violations.idempotency_key(&body.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant_id.to_string(),
+            key,
             "LedgerService/CreateTransfer",
             body,
-        )?;
+        );
         let transfer = self
-            .post_one(&key, tenant_id, Operation::Transfer(spec), Some("transfer"))
+            .post_single(&key, tenant_id, Operation::Transfer(spec), Some("transfer"))
             .await?;
         Ok(Response::new(pb::CreateTransferResponse {
             transfer: Some(transfer),
@@ -408,47 +391,65 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::CreateTransfersRequest>,
     ) -> Result<Response<pb::CreateTransfersResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let linking = match pb::BatchMode::try_from(body.mode) {
-            Ok(pb::BatchMode::Linked) => Linking::Linked,
-            Ok(pb::BatchMode::Independent) => Linking::Independent,
+            Ok(pb::BatchMode::Linked) => Some(Linking::Linked),
+            Ok(pb::BatchMode::Independent) => Some(Linking::Independent),
             _ => {
-                return Err(invalid(vec![Refusal::invalid(
+                violations.add(
                     "mode",
                     "BATCH_MODE_REQUIRED",
                     "choose LINKED (all or none) or INDEPENDENT (each on its own)",
-                )])
-                .into());
+                );
+                None
             }
         };
-        if body.transfers.is_empty() || body.transfers.len() > ledger::MAX_BATCH {
-            return Err(invalid(vec![Refusal::invalid(
-                "transfers",
-                "INVALID_BATCH_SIZE",
-                format!(
-                    "must hold 1 to {} transfers, not {}",
-                    ledger::MAX_BATCH,
-                    body.transfers.len()
-                ),
-            )])
-            .into());
-        }
-        let operations = body
-            .transfers
-            .iter()
-            .enumerate()
-            .map(|(index, spec)| {
-                transfer_spec(Some(spec), &format!("transfers[{index}]")).map(Operation::Transfer)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let key = request_key(
-            tenant_id,
-            &body.idempotency_key,
+        let sized = !body.transfers.is_empty() && body.transfers.len() <= ledger::MAX_BATCH;
+        violations.check(
+            sized,
+            "transfers",
+            "INVALID_BATCH_SIZE",
+            &format!(
+                "must hold 1 to {} transfers, not {}",
+                ledger::MAX_BATCH,
+                body.transfers.len()
+            ),
+        );
+        // An oversized batch is refused before its transfers are read.
+        let operations: Vec<Operation> = if sized {
+            body.transfers
+                .iter()
+                .enumerate()
+                .map(|(index, spec)| {
+                    Operation::Transfer(transfer_spec(
+                        Some(spec),
+                        &format!("transfers[{index}]"),
+                        &mut violations,
+                    ))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let key = violations.idempotency_key(&body.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant_id.to_string(),
+            key,
             "LedgerService/CreateTransfers",
             body,
-        )?;
-        let outcome = self.post_once(&key, tenant_id, operations, linking).await?;
+        );
+        let outcome = self
+            .post_once(
+                &key,
+                tenant_id,
+                operations,
+                linking.unwrap_or(Linking::Linked),
+                Located::Batch,
+            )
+            .await?;
         let results = outcome
             .results
             .iter()
@@ -460,7 +461,7 @@ impl LedgerService for Ledger {
                     Err(refusal) => pb::transfer_result::Outcome::Failure(pb::TransferFailure {
                         reason: refusal.reason.clone(),
                         message: refusal.message.clone(),
-                        code: code_name(refusal.kind).to_owned(),
+                        code: refusal.kind.code_name().to_owned(),
                     }),
                 }),
             })
@@ -475,18 +476,21 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::PostPendingTransferRequest>,
     ) -> Result<Response<pb::PostPendingTransferResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
-        let pending_id = uuid_field("pending_id", &body.pending_id)?;
-        let amount = optional_amount(body.amount)?;
-        let key = request_key(
-            tenant_id,
-            &body.idempotency_key,
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let pending_id = violations.uuid("pending_id", &body.pending_id);
+        let amount = optional_amount(&mut violations, body.amount);
+        let key = violations.idempotency_key(&body.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant_id.to_string(),
+            key,
             "LedgerService/PostPendingTransfer",
             body,
-        )?;
+        );
         let transfer = self
-            .post_one(
+            .post_single(
                 &key,
                 tenant_id,
                 Operation::PostPending { pending_id, amount },
@@ -502,17 +506,20 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::VoidPendingTransferRequest>,
     ) -> Result<Response<pb::VoidPendingTransferResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
-        let pending_id = uuid_field("pending_id", &body.pending_id)?;
-        let key = request_key(
-            tenant_id,
-            &body.idempotency_key,
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let pending_id = violations.uuid("pending_id", &body.pending_id);
+        let key = violations.idempotency_key(&body.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant_id.to_string(),
+            key,
             "LedgerService/VoidPendingTransfer",
             body,
-        )?;
+        );
         let transfer = self
-            .post_one(&key, tenant_id, Operation::VoidPending { pending_id }, None)
+            .post_single(&key, tenant_id, Operation::VoidPending { pending_id }, None)
             .await?;
         Ok(Response::new(pb::VoidPendingTransferResponse {
             transfer: Some(transfer),
@@ -523,22 +530,25 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::ReverseTransferRequest>,
     ) -> Result<Response<pb::ReverseTransferResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
-        let transfer_id = uuid_field("transfer_id", &body.transfer_id)?;
-        let amount = optional_amount(body.amount)?;
-        let key = request_key(
-            tenant_id,
-            &body.idempotency_key,
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let transfer_id = violations.uuid("transfer_id", &body.transfer_id);
+        let amount = optional_amount(&mut violations, body.amount);
+        let key = violations.idempotency_key(&body.idempotency_key);
+        violations.finish()?;
+        let key = RequestKey::new(
+            tenant_id.to_string(),
+            key,
             "LedgerService/ReverseTransfer",
             body,
-        )?;
+        );
         let operation = Operation::Reverse {
             transfer_id,
             amount,
             code: body.code.clone(),
         };
-        let transfer = self.post_one(&key, tenant_id, operation, None).await?;
+        let transfer = self.post_single(&key, tenant_id, operation, None).await?;
         Ok(Response::new(pb::ReverseTransferResponse {
             transfer: Some(transfer),
         }))
@@ -548,8 +558,11 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::GetTransferRequest>,
     ) -> Result<Response<pb::GetTransferResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
-        let id = uuid_field("transfer_id", &request.get_ref().transfer_id)?;
+        let body = request.get_ref();
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let id = violations.uuid("transfer_id", &body.transfer_id);
+        violations.finish()?;
         let transfer = store::ledger::get_transfer(&self.pool, tenant_id, id).await?;
         Ok(Response::new(pb::GetTransferResponse {
             transfer: Some(proto::transfer(&transfer)),
@@ -560,11 +573,13 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::ListAccountEntriesRequest>,
     ) -> Result<Response<pb::ListAccountEntriesResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
-        let account_id = uuid_field("account_id", &body.account_id)?;
-        let limit = page_size(body.page_size, 100, 1000)?;
-        let after = version_token(&body.page_token)?;
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let account_id = violations.uuid("account_id", &body.account_id);
+        let limit = violations.page_size(body.page_size, 100, 1000);
+        let after = version_token(&mut violations, &body.page_token);
+        violations.finish()?;
         let entries =
             store::ledger::list_entries(&self.pool, tenant_id, account_id, after, limit).await?;
         let next_page_token = match entries.last() {
@@ -593,10 +608,13 @@ impl LedgerService for Ledger {
         &self,
         request: Request<pb::GetBalanceAtRequest>,
     ) -> Result<Response<pb::GetBalanceAtResponse>, Status> {
-        let tenant_id = tenant_of(&request, &request.get_ref().tenant_id)?;
         let body = request.get_ref();
-        let account_id = uuid_field("account_id", &body.account_id)?;
-        let at = super::time_field("time", body.time.as_ref())?;
+        let mut violations = Violations::new();
+        let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
+        let account_id = violations.uuid("account_id", &body.account_id);
+        let at = violations.timestamp("time", body.time.as_ref());
+        violations.finish()?;
+        let at = at.unwrap_or_default();
         let (posted, version) =
             store::ledger::balance_at(&self.pool, tenant_id, account_id, at).await?;
         Ok(Response::new(pb::GetBalanceAtResponse { posted, version }))

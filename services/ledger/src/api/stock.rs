@@ -3,16 +3,16 @@
 use chrono::Utc;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::stock_service_server::StockService;
-use phoenix_runtime::idempotency::RequestKey;
+use phoenix_runtime::idempotency::{self, RequestKey};
+use phoenix_runtime::{Error, RefusalKind, Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Ledger, duration_field, invalid, page_size, request_key, tenant_of, uuid_field};
+use super::{Ledger, tenant_of};
 use crate::domain::stock::{
     Adjustment, HoldingChange, NewInventoryItem, ReservationRequest, Resolution, check_code,
     check_owner_ref,
 };
-use crate::error::LedgerError;
 use crate::{metrics, proto, store};
 
 const DEFAULT_PAGE_SIZE: i64 = 100;
@@ -98,13 +98,15 @@ impl StockService for Ledger {
     }
 }
 
-/// The response, or the error as gRPC sees it; refusals are counted by reason.
-fn answer<T>(result: Result<T, LedgerError>) -> Result<Response<T>, Status> {
+/// The response, or the error as gRPC sees it; refusals of the rules are counted by reason.
+fn answer<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(status)
 }
 
-fn status(error: LedgerError) -> Status {
-    if let LedgerError::Refused(refusal) = &error {
+fn status(error: Error) -> Status {
+    if let Error::Refused(refusal) = &error
+        && refusal.kind != RefusalKind::Invalid
+    {
         metrics::refused(&refusal.reason);
     }
     error.into()
@@ -113,19 +115,26 @@ fn status(error: LedgerError) -> Status {
 async fn create_inventory_item(
     ledger: &Ledger,
     request: Request<pb::CreateInventoryItemRequest>,
-) -> Result<pb::CreateInventoryItemResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::CreateInventoryItemResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
-    let new =
-        NewInventoryItem::parse(&request.sku, &request.name, request.on_hand).map_err(invalid)?;
-    let key = request_key(
-        tenant,
-        &request.idempotency_key,
+    let new = NewInventoryItem::parse(
+        &request.sku,
+        &request.name,
+        request.on_hand,
+        &mut violations,
+    );
+    let key = violations.idempotency_key(&request.idempotency_key);
+    violations.finish()?;
+    let key = RequestKey::new(
+        tenant.to_string(),
+        key,
         "StockService/CreateInventoryItem",
         &request,
-    )?;
+    );
     let now = Utc::now();
-    let item = store::once(
+    let item = idempotency::once(
         &ledger.pool,
         &key,
         ledger.settings.idempotency_ttl,
@@ -141,10 +150,12 @@ async fn create_inventory_item(
 async fn get_inventory_item(
     ledger: &Ledger,
     request: Request<pb::GetInventoryItemRequest>,
-) -> Result<pb::GetInventoryItemResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::GetInventoryItemResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let sku = &request.get_ref().sku;
-    check_code("sku", sku).map_err(|r| invalid(vec![r]))?;
+    violations.take(check_code("sku", sku));
+    violations.finish()?;
     let item = store::stock::get_item(&ledger.pool, tenant, sku).await?;
     Ok(pb::GetInventoryItemResponse {
         item: Some(proto::inventory_item(&item)),
@@ -154,18 +165,20 @@ async fn get_inventory_item(
 async fn list_inventory_items(
     ledger: &Ledger,
     request: Request<pb::ListInventoryItemsRequest>,
-) -> Result<pb::ListInventoryItemsResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::ListInventoryItemsResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
-    let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+    let limit = violations.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     // The token is the last sku of the previous page.
     let after = match request.page_token.as_str() {
         "" => None,
         token => {
-            check_code("page_token", token).map_err(|r| invalid(vec![r]))?;
+            violations.take(check_code("page_token", token));
             Some(token)
         }
     };
+    violations.finish()?;
     let mut items = store::stock::list_items(&ledger.pool, tenant, after, limit + 1).await?;
     let next_page_token = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
         items.truncate(items.len() - 1);
@@ -185,24 +198,27 @@ async fn list_inventory_items(
 async fn adjust_inventory(
     ledger: &Ledger,
     request: Request<pb::AdjustInventoryRequest>,
-) -> Result<pb::AdjustInventoryResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::AdjustInventoryResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
     let adjustment = Adjustment::parse(
         &request.sku,
         request.delta,
         request.expected_version,
         &request.reason,
-    )
-    .map_err(invalid)?;
-    let key = request_key(
-        tenant,
-        &request.idempotency_key,
+        &mut violations,
+    );
+    let key = violations.idempotency_key(&request.idempotency_key);
+    violations.finish()?;
+    let key = RequestKey::new(
+        tenant.to_string(),
+        key,
         "StockService/AdjustInventory",
         &request,
-    )?;
+    );
     let now = Utc::now();
-    let item = store::once(
+    let item = idempotency::once(
         &ledger.pool,
         &key,
         ledger.settings.idempotency_ttl,
@@ -217,26 +233,30 @@ async fn adjust_inventory(
 async fn reserve_stock(
     ledger: &Ledger,
     request: Request<pb::ReserveStockRequest>,
-) -> Result<pb::ReserveStockResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::ReserveStockResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
-    let ttl = duration_field("ttl", request.ttl.as_ref())?;
+    // The domain bounds the time to live (INVALID_TTL).
+    let ttl = violations.positive_duration("ttl", request.ttl.as_ref(), chrono::Duration::MAX);
     let reservation = ReservationRequest::parse(
         &request.sku,
         request.quantity,
         request.expected_version,
         ttl,
         &request.reference,
-    )
-    .map_err(invalid)?;
-    let key = request_key(
-        tenant,
-        &request.idempotency_key,
+        &mut violations,
+    );
+    let key = violations.idempotency_key(&request.idempotency_key);
+    violations.finish()?;
+    let key = RequestKey::new(
+        tenant.to_string(),
+        key,
         "StockService/ReserveStock",
         &request,
-    )?;
+    );
     let now = Utc::now();
-    let (reservation, item) = store::once(
+    let (reservation, item) = idempotency::once(
         &ledger.pool,
         &key,
         ledger.settings.idempotency_ttl,
@@ -252,16 +272,19 @@ async fn reserve_stock(
 async fn release_reservation(
     ledger: &Ledger,
     request: Request<pb::ReleaseReservationRequest>,
-) -> Result<pb::ReleaseReservationResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::ReleaseReservationResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
-    let id = uuid_field("reservation_id", &request.reservation_id)?;
-    let key = request_key(
-        tenant,
-        &request.idempotency_key,
+    let id = violations.uuid("reservation_id", &request.reservation_id);
+    let key = violations.idempotency_key(&request.idempotency_key);
+    violations.finish()?;
+    let key = RequestKey::new(
+        tenant.to_string(),
+        key,
         "StockService/ReleaseReservation",
         &request,
-    )?;
+    );
     let (reservation, item) = resolve(ledger, tenant, id, key, Resolution::Release).await?;
     Ok(pb::ReleaseReservationResponse {
         reservation: Some(reservation),
@@ -272,16 +295,19 @@ async fn release_reservation(
 async fn commit_reservation(
     ledger: &Ledger,
     request: Request<pb::CommitReservationRequest>,
-) -> Result<pb::CommitReservationResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::CommitReservationResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
-    let id = uuid_field("reservation_id", &request.reservation_id)?;
-    let key = request_key(
-        tenant,
-        &request.idempotency_key,
+    let id = violations.uuid("reservation_id", &request.reservation_id);
+    let key = violations.idempotency_key(&request.idempotency_key);
+    violations.finish()?;
+    let key = RequestKey::new(
+        tenant.to_string(),
+        key,
         "StockService/CommitReservation",
         &request,
-    )?;
+    );
     let (reservation, item) = resolve(ledger, tenant, id, key, Resolution::Commit).await?;
     Ok(pb::CommitReservationResponse {
         reservation: Some(reservation),
@@ -296,9 +322,9 @@ async fn resolve(
     id: Uuid,
     key: RequestKey,
     resolution: Resolution,
-) -> Result<(pb::Reservation, pb::InventoryItem), LedgerError> {
+) -> Result<(pb::Reservation, pb::InventoryItem), Error> {
     let now = Utc::now();
-    let (reservation, item) = store::once(
+    let (reservation, item) = idempotency::once(
         &ledger.pool,
         &key,
         ledger.settings.idempotency_ttl,
@@ -316,9 +342,11 @@ async fn resolve(
 async fn get_reservation(
     ledger: &Ledger,
     request: Request<pb::GetReservationRequest>,
-) -> Result<pb::GetReservationResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
-    let id = uuid_field("reservation_id", &request.get_ref().reservation_id)?;
+) -> Result<pb::GetReservationResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
+    let id = violations.uuid("reservation_id", &request.get_ref().reservation_id);
+    violations.finish()?;
     let reservation = store::stock::get_reservation(&ledger.pool, tenant, id).await?;
     Ok(pb::GetReservationResponse {
         reservation: Some(proto::reservation(&reservation)),
@@ -328,17 +356,19 @@ async fn get_reservation(
 async fn add_holding(
     ledger: &Ledger,
     request: Request<pb::AddHoldingRequest>,
-) -> Result<pb::AddHoldingResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::AddHoldingResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
-    let change = HoldingChange::parse(&request.owner_ref, &request.item_code, request.quantity)
-        .map_err(invalid)?;
-    let key = request_key(
-        tenant,
-        &request.idempotency_key,
-        "StockService/AddHolding",
-        &request,
-    )?;
+    let change = HoldingChange::parse(
+        &request.owner_ref,
+        &request.item_code,
+        request.quantity,
+        &mut violations,
+    );
+    let key = violations.idempotency_key(&request.idempotency_key);
+    violations.finish()?;
+    let key = RequestKey::new(tenant.to_string(), key, "StockService/AddHolding", &request);
     let holding = change_holding(ledger, tenant, change, &key, HoldingMove::Add).await?;
     Ok(pb::AddHoldingResponse {
         holding: Some(holding),
@@ -348,17 +378,24 @@ async fn add_holding(
 async fn remove_holding(
     ledger: &Ledger,
     request: Request<pb::RemoveHoldingRequest>,
-) -> Result<pb::RemoveHoldingResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::RemoveHoldingResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
-    let change = HoldingChange::parse(&request.owner_ref, &request.item_code, request.quantity)
-        .map_err(invalid)?;
-    let key = request_key(
-        tenant,
-        &request.idempotency_key,
+    let change = HoldingChange::parse(
+        &request.owner_ref,
+        &request.item_code,
+        request.quantity,
+        &mut violations,
+    );
+    let key = violations.idempotency_key(&request.idempotency_key);
+    violations.finish()?;
+    let key = RequestKey::new(
+        tenant.to_string(),
+        key,
         "StockService/RemoveHolding",
         &request,
-    )?;
+    );
     let holding = change_holding(ledger, tenant, change, &key, HoldingMove::Remove).await?;
     Ok(pb::RemoveHoldingResponse {
         holding: Some(holding),
@@ -379,9 +416,9 @@ async fn change_holding(
     change: HoldingChange,
     key: &RequestKey,
     direction: HoldingMove,
-) -> Result<pb::Holding, LedgerError> {
+) -> Result<pb::Holding, Error> {
     let now = Utc::now();
-    let holding = store::once(
+    let holding = idempotency::once(
         &ledger.pool,
         key,
         ledger.settings.idempotency_ttl,
@@ -403,10 +440,12 @@ async fn change_holding(
 async fn list_holdings(
     ledger: &Ledger,
     request: Request<pb::ListHoldingsRequest>,
-) -> Result<pb::ListHoldingsResponse, LedgerError> {
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id)?;
+) -> Result<pb::ListHoldingsResponse, Error> {
+    let mut violations = Violations::new();
+    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let owner_ref = request.get_ref().owner_ref.trim();
-    check_owner_ref(owner_ref).map_err(|r| invalid(vec![r]))?;
+    violations.take(check_owner_ref(owner_ref));
+    violations.finish()?;
     let holdings = store::stock::list_holdings(&ledger.pool, tenant, owner_ref).await?;
     Ok(pb::ListHoldingsResponse {
         holdings: holdings.iter().map(proto::holding).collect(),

@@ -20,6 +20,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use phoenix_runtime::{Violations, quote};
+
 use super::Refusal;
 
 /// Most records one ImportRecords call may carry.
@@ -197,49 +199,36 @@ impl IncomingRecord {
 
 /// The shape of an ImportRecords call: 1 to [`MAX_RECORDS_PER_CALL`] records with sane origins.
 /// A bad call is refused whole; bad *content* is quarantined instead.
-pub fn check_call(records: &[IncomingRecord]) -> Result<(), Vec<Refusal>> {
+pub fn check_call(records: &[IncomingRecord], violations: &mut Violations) {
     if records.is_empty() {
-        return Err(vec![Refusal::invalid(
-            "records",
-            "NO_RECORDS",
-            "must hold at least one record",
-        )]);
+        violations.add("records", "NO_RECORDS", "must hold at least one record");
+        return;
     }
     if records.len() > MAX_RECORDS_PER_CALL {
-        return Err(vec![
-            Refusal::invalid(
-                "records",
-                "TOO_MANY_RECORDS",
-                format!(
-                    "holds {} records; at most {MAX_RECORDS_PER_CALL} per call",
-                    records.len()
-                ),
-            )
-            .with("max_records", MAX_RECORDS_PER_CALL),
-        ]);
+        violations.add(
+            "records",
+            "TOO_MANY_RECORDS",
+            format!(
+                "holds {} records; at most {MAX_RECORDS_PER_CALL} per call",
+                records.len()
+            ),
+        );
+        return;
     }
-    let mut refusals = Vec::new();
     for (index, record) in records.iter().enumerate() {
-        if record.origin.line_number < 0 {
-            refusals.push(Refusal::invalid(
-                &format!("records[{index}].line_number"),
-                "INVALID_LINE_NUMBER",
-                "must be 0 (unknown) or a 1-based line number",
-            ));
-        }
+        violations.check(
+            record.origin.line_number >= 0,
+            &format!("records[{index}].line_number"),
+            "INVALID_LINE_NUMBER",
+            "must be 0 (unknown) or a 1-based line number",
+        );
         let file = &record.origin.source_file;
-        if file.chars().count() > MAX_SOURCE_FILE_CHARS || file.chars().any(char::is_control) {
-            refusals.push(Refusal::invalid(
-                &format!("records[{index}].source_file"),
-                "INVALID_SOURCE_FILE",
-                "must be at most 1,000 characters without control characters",
-            ));
-        }
-    }
-    if refusals.is_empty() {
-        Ok(())
-    } else {
-        Err(refusals)
+        violations.check(
+            file.chars().count() <= MAX_SOURCE_FILE_CHARS && !file.chars().any(char::is_control),
+            &format!("records[{index}].source_file"),
+            "INVALID_SOURCE_FILE",
+            "must be at most 1,000 characters without control characters",
+        );
     }
 }
 
@@ -956,16 +945,15 @@ impl ImportBatch {
 }
 
 /// The name of a source: 1-200 characters without control characters, trimmed.
-pub fn source_name(name: &str) -> Result<String, Refusal> {
+pub fn source_name(name: &str, violations: &mut Violations) -> String {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(Refusal::invalid(
-            "source_name",
-            "INVALID_SOURCE_NAME",
-            "is required: 1-200 characters without control characters (e.g. firebase-prod-2025-12-01)",
-        ));
-    }
-    Ok(name.to_owned())
+    violations.check(
+        !(name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control)),
+        "source_name",
+        "INVALID_SOURCE_NAME",
+        "is required: 1-200 characters without control characters (e.g. firebase-prod-2025-12-01)",
+    );
+    name.to_owned()
 }
 
 /// What the client read of one collection.
@@ -978,64 +966,55 @@ pub struct SourceCollection {
 
 /// The client's declaration at the finish: names unique and sane, counts not negative,
 /// checksums 64 lower-case hex digits.
-pub fn check_sources(sources: &[SourceCollection]) -> Result<(), Vec<Refusal>> {
+pub fn check_sources(sources: &[SourceCollection], violations: &mut Violations) {
     if sources.len() > MAX_SOURCES {
-        return Err(vec![
-            Refusal::invalid(
-                "sources",
-                "TOO_MANY_SOURCES",
-                format!(
-                    "declares {} collections; at most {MAX_SOURCES}",
-                    sources.len()
-                ),
-            )
-            .with("max_sources", MAX_SOURCES),
-        ]);
+        violations.add(
+            "sources",
+            "TOO_MANY_SOURCES",
+            format!(
+                "declares {} collections; at most {MAX_SOURCES}",
+                sources.len()
+            ),
+        );
+        return;
     }
-    let mut refusals = Vec::new();
     let mut seen = BTreeSet::new();
     for (i, source) in sources.iter().enumerate() {
         let name = &source.collection;
+        let field = format!("sources[{i}].collection");
         if name.is_empty()
             || name.chars().count() > MAX_COLLECTION_CHARS
             || name.chars().any(char::is_control)
         {
-            refusals.push(Refusal::invalid(
-                &format!("sources[{i}].collection"),
+            violations.add(
+                field,
                 "INVALID_COLLECTION",
                 "is required: 1-200 characters without control characters",
-            ));
+            );
         } else if !seen.insert(name.as_str()) {
-            refusals.push(Refusal::invalid(
-                &format!("sources[{i}].collection"),
+            violations.add(
+                field,
                 "DUPLICATE_COLLECTION",
-                format!("{name:?} is declared twice"),
-            ));
+                format!("{} is declared twice", quote(name)),
+            );
         }
-        if source.document_count < 0 {
-            refusals.push(Refusal::invalid(
-                &format!("sources[{i}].document_count"),
-                "INVALID_COUNT",
-                "must not be negative",
-            ));
-        }
+        violations.check(
+            source.document_count >= 0,
+            &format!("sources[{i}].document_count"),
+            "INVALID_COUNT",
+            "must not be negative",
+        );
         let hex = source.checksum.len() == 64
             && source
                 .checksum
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !hex {
-            refusals.push(Refusal::invalid(
-                &format!("sources[{i}].checksum"),
-                "INVALID_CHECKSUM",
-                "must be a SHA-256 in 64 lower-case hex digits",
-            ));
-        }
-    }
-    if refusals.is_empty() {
-        Ok(())
-    } else {
-        Err(refusals)
+        violations.check(
+            hex,
+            &format!("sources[{i}].checksum"),
+            "INVALID_CHECKSUM",
+            "must be a SHA-256 in 64 lower-case hex digits",
+        );
     }
 }
 
@@ -1502,17 +1481,20 @@ mod tests {
 
     #[test]
     fn a_call_holds_one_to_a_thousand_records() {
-        assert_eq!(check_call(&[]).expect_err("empty")[0].reason, "NO_RECORDS");
+        let checked = |records: &[IncomingRecord]| {
+            let mut violations = Violations::new();
+            check_call(records, &mut violations);
+            violations.finish()
+        };
+        assert_eq!(checked(&[]).expect_err("empty").reason, "NO_RECORDS");
         let many = vec![line(1, "{}"); MAX_RECORDS_PER_CALL + 1];
-        let refusal = &check_call(&many).expect_err("too many")[0];
+        let refusal = checked(&many).expect_err("too many");
         assert_eq!(refusal.reason, "TOO_MANY_RECORDS");
-        assert_eq!(refusal.field.as_deref(), Some("records"));
-        assert!(check_call(&many[..MAX_RECORDS_PER_CALL]).is_ok());
+        assert_eq!(refusal.field(), Some("records"));
+        assert!(checked(&many[..MAX_RECORDS_PER_CALL]).is_ok());
         let negative = [line(-1, "{}")];
         assert_eq!(
-            check_call(&negative).expect_err("negative")[0]
-                .field
-                .as_deref(),
+            checked(&negative).expect_err("negative").field(),
             Some("records[0].line_number")
         );
     }
@@ -1601,8 +1583,13 @@ mod tests {
 
     #[test]
     fn declared_sources_are_checked() {
+        let checked = |sources: &[SourceCollection]| {
+            let mut violations = Violations::new();
+            check_sources(sources, &mut violations);
+            violations.finish()
+        };
         let good = declared("campaigns", &["c1"]);
-        assert!(check_sources(std::slice::from_ref(&good)).is_ok());
+        assert!(checked(std::slice::from_ref(&good)).is_ok());
         let bad = [
             good.clone(),
             good.clone(),
@@ -1612,10 +1599,11 @@ mod tests {
                 checksum: "ABC".into(),
             },
         ];
-        let fields: Vec<_> = check_sources(&bad)
+        let fields: Vec<_> = checked(&bad)
             .expect_err("bad")
+            .violations
             .into_iter()
-            .map(|r| r.field.unwrap_or_default())
+            .map(|v| v.field)
             .collect();
         assert_eq!(
             fields,
@@ -1652,8 +1640,13 @@ mod tests {
 
     #[test]
     fn source_names_are_trimmed_and_bounded() {
-        assert_eq!(source_name("  prod export "), Ok("prod export".to_owned()));
-        assert!(source_name(" ").is_err());
-        assert!(source_name(&"x".repeat(201)).is_err());
+        let named = |name: &str| {
+            let mut violations = Violations::new();
+            let name = source_name(name, &mut violations);
+            violations.finish().map(|()| name)
+        };
+        assert_eq!(named("  prod export "), Ok("prod export".to_owned()));
+        assert!(named(" ").is_err());
+        assert!(named(&"x".repeat(201)).is_err());
     }
 }

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use phoenix_runtime::Violations;
+
 use super::Refusal;
 use super::policy::{self, Policy};
 
@@ -147,7 +149,8 @@ pub struct NewAccount {
 }
 
 impl NewAccount {
-    /// Checks every field; `balance_limit` is `None` when the caller did not choose one.
+    /// Checks every field into `violations`; `balance_limit` is `None` when the caller did not
+    /// choose one. The value is only meaningful once the violations pass.
     pub fn parse(
         asset_code: &str,
         asset_scale: u32,
@@ -155,61 +158,52 @@ impl NewAccount {
         kind: &str,
         balance_limit: Option<BalanceLimit>,
         metadata: BTreeMap<String, String>,
-    ) -> Result<Self, Vec<Refusal>> {
-        let mut refusals = Vec::new();
-        if !is_asset_code(asset_code) {
-            refusals.push(Refusal::invalid(
-                "asset_code",
-                "INVALID_ASSET_CODE",
-                "must be 1-16 upper-case letters, digits or underscores, starting with a letter (e.g. BESITOS)",
-            ));
-        }
+        violations: &mut Violations,
+    ) -> Self {
+        violations.check(
+            is_asset_code(asset_code),
+            "asset_code",
+            "INVALID_ASSET_CODE",
+            "must be 1-16 upper-case letters, digits or underscores, starting with a letter (e.g. BESITOS)",
+        );
         let asset_scale = i16::try_from(asset_scale).unwrap_or(i16::MAX);
-        if asset_scale > 18 {
-            refusals.push(Refusal::invalid(
-                "asset_scale",
-                "INVALID_ASSET_SCALE",
-                "must be between 0 and 18",
-            ));
-        }
+        violations.check(
+            asset_scale <= 18,
+            "asset_scale",
+            "INVALID_ASSET_SCALE",
+            "must be between 0 and 18",
+        );
         let owner_ref = owner_ref.trim().to_owned();
-        if owner_ref.is_empty()
-            || owner_ref.chars().count() > 200
-            || owner_ref.chars().any(char::is_control)
-        {
-            refusals.push(Refusal::invalid(
-                "owner_ref",
-                "INVALID_OWNER_REF",
-                "is required: 1-200 characters without control characters",
-            ));
-        }
-        if !is_kind(kind) {
-            refusals.push(Refusal::invalid(
-                "kind",
-                "INVALID_KIND",
-                "must be 1-40 lower-case letters, digits or underscores, starting with a letter (e.g. wallet)",
-            ));
-        }
-        if balance_limit.is_none() {
-            refusals.push(Refusal::invalid(
-                "balance_limit",
-                "BALANCE_LIMIT_REQUIRED",
-                "choose NONE, DEBITS_MUST_NOT_EXCEED_CREDITS (no overdraft) or CREDITS_MUST_NOT_EXCEED_DEBITS",
-            ));
-        }
+        violations.check(
+            !(owner_ref.is_empty()
+                || owner_ref.chars().count() > 200
+                || owner_ref.chars().any(char::is_control)),
+            "owner_ref",
+            "INVALID_OWNER_REF",
+            "is required: 1-200 characters without control characters",
+        );
+        violations.check(
+            is_kind(kind),
+            "kind",
+            "INVALID_KIND",
+            "must be 1-40 lower-case letters, digits or underscores, starting with a letter (e.g. wallet)",
+        );
+        violations.check(
+            balance_limit.is_some(),
+            "balance_limit",
+            "BALANCE_LIMIT_REQUIRED",
+            "choose NONE, DEBITS_MUST_NOT_EXCEED_CREDITS (no overdraft) or CREDITS_MUST_NOT_EXCEED_DEBITS",
+        );
         if let Err(refusal) = check_metadata(&metadata) {
-            refusals.push(refusal);
+            violations.absorb(refusal);
         }
-        match balance_limit {
-            Some(balance_limit) if refusals.is_empty() => Ok(Self {
-                asset_code: asset_code.to_owned(),
-                asset_scale,
-                owner_ref,
-                kind: kind.to_owned(),
-                balance_limit,
-                metadata,
-            }),
-            _ => Err(refusals),
+        Self {
+            asset_code: asset_code.to_owned(),
+            asset_scale,
+            owner_ref,
+            kind: kind.to_owned(),
+            balance_limit: balance_limit.unwrap_or(BalanceLimit::None),
+            metadata,
         }
     }
 }
@@ -527,6 +521,14 @@ pub enum Linking {
     Independent,
 }
 
+/// A linked call refused as a whole: the operation at `index` was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRefusal {
+    pub index: usize,
+    /// Boxed: a posting's result stays small on the way out.
+    pub refusal: Box<Refusal>,
+}
+
 /// Identity and time of one posting call.
 #[derive(Debug, Clone)]
 pub struct CallContext {
@@ -545,14 +547,19 @@ pub fn post(
     linking: Linking,
     call: &CallContext,
     mut new_id: impl FnMut() -> Uuid,
-) -> Result<Posting, (usize, Refusal)> {
+) -> Result<Posting, BatchRefusal> {
     let mut posting = Posting::default();
     let mut effects: HashMap<Uuid, Vec<TransferEffect>> = HashMap::new();
     for (index, operation) in operations.iter().enumerate() {
         match apply(view, operation, call, new_id(), &mut posting, &mut effects) {
             Ok(transfer) => posting.results.push(Ok(transfer)),
             Err(refusal) if linking == Linking::Independent => posting.results.push(Err(refusal)),
-            Err(refusal) => return Err((index, refusal)),
+            Err(refusal) => {
+                return Err(BatchRefusal {
+                    index,
+                    refusal: Box::new(refusal),
+                });
+            }
         }
     }
     // One event per touched account for the whole call: a batch of 8,000 transfers among 500
@@ -726,14 +733,9 @@ fn apply(
 }
 
 fn account<'v>(view: &'v LedgerView, id: Uuid, field: &str) -> Result<&'v AccountState, Refusal> {
-    view.accounts.get(&id).ok_or_else(|| {
-        Refusal::not_found(
-            "ACCOUNT_NOT_FOUND",
-            format!("no account {id} in this tenant"),
-        )
-        .at(field)
-        .with("account_id", id)
-    })
+    view.accounts
+        .get(&id)
+        .ok_or_else(|| crate::error::account_not_found(id).at(field))
 }
 
 fn overflow(account: Uuid) -> Refusal {
@@ -943,14 +945,9 @@ fn resolution(pending: &Transfer, kind: TransferKind, posted: i64) -> Plan {
 }
 
 fn referenced<'v>(view: &'v LedgerView, id: Uuid, field: &str) -> Result<&'v Referenced, Refusal> {
-    view.referenced.get(&id).ok_or_else(|| {
-        Refusal::not_found(
-            "TRANSFER_NOT_FOUND",
-            format!("no transfer {id} in this tenant"),
-        )
-        .at(field)
-        .with("transfer_id", id)
-    })
+    view.referenced
+        .get(&id)
+        .ok_or_else(|| crate::error::transfer_not_found(id).at(field))
 }
 
 fn open_pending(
@@ -1141,7 +1138,7 @@ mod tests {
     #[test]
     fn a_linked_batch_fails_as_one_and_names_the_transfer() {
         let mut view = view(vec![wallet(1, 100), wallet(2, 0)]);
-        let (index, refusal) = post(
+        let BatchRefusal { index, refusal } = post(
             &mut view,
             &[transfer(1, 2, 60, false), transfer(1, 2, 60, false)],
             Linking::Linked,
@@ -1190,7 +1187,7 @@ mod tests {
             ids(),
         )
         .expect_err("already resolved");
-        assert_eq!(again.1.reason, "PENDING_NOT_OPEN");
+        assert_eq!(again.refusal.reason, "PENDING_NOT_OPEN");
     }
 
     #[test]
@@ -1199,7 +1196,7 @@ mod tests {
         issuer.balance_limit = BalanceLimit::None;
         issuer.balances.debits_posted = i64::MAX - 5;
         let mut view = view(vec![issuer, wallet(2, 0)]);
-        let (_, refusal) = post(
+        let BatchRefusal { refusal, .. } = post(
             &mut view,
             &[transfer(1, 2, 10, false)],
             Linking::Linked,
@@ -1235,7 +1232,9 @@ mod tests {
             ids(),
         )
         .expect("part");
-        let (_, too_much) = post(
+        let BatchRefusal {
+            refusal: too_much, ..
+        } = post(
             &mut view,
             &[reverse(Some(30))],
             Linking::Linked,
@@ -1246,8 +1245,9 @@ mod tests {
         assert_eq!(too_much.reason, "INVALID_AMOUNT");
         post(&mut view, &[reverse(None)], Linking::Linked, &call(), ids()).expect("rest");
         assert_eq!(view.accounts[&Uuid::from_u128(1)].balances.posted(), 100);
-        let (_, done) = post(&mut view, &[reverse(None)], Linking::Linked, &call(), ids())
-            .expect_err("nothing left");
+        let BatchRefusal { refusal: done, .. } =
+            post(&mut view, &[reverse(None)], Linking::Linked, &call(), ids())
+                .expect_err("nothing left");
         assert_eq!(done.reason, "ALREADY_REVERSED");
     }
 }

@@ -1,4 +1,6 @@
 //! The ledger's rules as plain Rust: no SQL, no gRPC, no clock reads (time is passed in).
+//! Refusals are the runtime's vocabulary ([`phoenix_runtime::Refusal`]); request fields are
+//! validated with its [`phoenix_runtime::Violations`] collector.
 
 pub mod import;
 pub mod ledger;
@@ -6,4 +8,4 @@ pub mod policy;
 pub mod stock;
 pub mod tenant;
 
-pub use phoenix_runtime::refusal::{Refusal, RefusalKind};
+pub use phoenix_runtime::{Refusal, RefusalKind};

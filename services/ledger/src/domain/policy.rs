@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use phoenix_runtime::Violations;
+
 use super::Refusal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,49 +68,57 @@ pub struct PolicySpec {
 }
 
 impl PolicySpec {
-    pub fn parse(kind: Option<PolicyKind>, asset_code: &str, limit: i64) -> Result<Self, Refusal> {
-        let Some(kind) = kind else {
-            return Err(Refusal::invalid(
-                "kind",
-                "POLICY_KIND_REQUIRED",
-                "choose MAX_TRANSFER_AMOUNT, MAX_DAILY_DEBITS or KILL_SWITCH",
-            ));
-        };
+    /// Checks every field into `violations`; `kind` is `None` when the caller chose none. The
+    /// value is only meaningful once the violations pass.
+    pub fn parse(
+        kind: Option<PolicyKind>,
+        asset_code: &str,
+        limit: i64,
+        violations: &mut Violations,
+    ) -> Self {
+        violations.check(
+            kind.is_some(),
+            "kind",
+            "POLICY_KIND_REQUIRED",
+            "choose MAX_TRANSFER_AMOUNT, MAX_DAILY_DEBITS or KILL_SWITCH",
+        );
         let asset_ok = asset_code.is_empty()
             || ((1..=16).contains(&asset_code.len())
                 && asset_code
                     .chars()
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
-        if !asset_ok {
-            return Err(Refusal::invalid(
-                "asset_code",
-                "INVALID_ASSET_CODE",
-                "must be empty (every asset) or an asset code such as BESITOS",
-            ));
-        }
+        violations.check(
+            asset_ok,
+            "asset_code",
+            "INVALID_ASSET_CODE",
+            "must be empty (every asset) or an asset code such as BESITOS",
+        );
+        // Without a kind, the limit cannot be judged.
         let limit = match (kind, limit) {
-            (PolicyKind::KillSwitch, 0) => None,
-            (PolicyKind::KillSwitch, _) => {
-                return Err(Refusal::invalid(
+            (None, _) | (Some(PolicyKind::KillSwitch), 0) => None,
+            (Some(PolicyKind::KillSwitch), _) => {
+                violations.add(
                     "limit",
                     "INVALID_LIMIT",
                     "a kill switch has no limit; send 0",
-                ));
+                );
+                None
             }
-            (_, limit) if limit > 0 => Some(limit),
-            _ => {
-                return Err(Refusal::invalid(
+            (_, limit) => {
+                violations.check(
+                    limit > 0,
                     "limit",
                     "INVALID_LIMIT",
                     "must be a positive amount in minor units",
-                ));
+                );
+                Some(limit)
             }
         };
-        Ok(Self {
-            kind,
+        Self {
+            kind: kind.unwrap_or(PolicyKind::KillSwitch),
             asset_code: asset_code.to_owned(),
             limit,
-        })
+        }
     }
 }
 
@@ -197,10 +207,15 @@ mod tests {
 
     #[test]
     fn a_kill_switch_takes_no_limit_and_limits_must_be_positive() {
-        assert!(PolicySpec::parse(Some(PolicyKind::KillSwitch), "", 5).is_err());
-        assert!(PolicySpec::parse(Some(PolicyKind::MaxDailyDebits), "", 0).is_err());
-        assert!(PolicySpec::parse(None, "", 5).is_err());
-        let spec = PolicySpec::parse(Some(PolicyKind::MaxDailyDebits), "USD", 5).expect("valid");
+        let parse = |kind, asset: &str, limit| {
+            let mut violations = Violations::new();
+            let spec = PolicySpec::parse(kind, asset, limit, &mut violations);
+            violations.finish().map(|()| spec)
+        };
+        assert!(parse(Some(PolicyKind::KillSwitch), "", 5).is_err());
+        assert!(parse(Some(PolicyKind::MaxDailyDebits), "", 0).is_err());
+        assert!(parse(None, "", 5).is_err());
+        let spec = parse(Some(PolicyKind::MaxDailyDebits), "USD", 5).expect("valid");
         assert_eq!(spec.limit, Some(5));
     }
 }

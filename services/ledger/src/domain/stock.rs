@@ -11,6 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use phoenix_runtime::Violations;
+
 use super::{Refusal, RefusalKind};
 
 /// How long a reservation holds its units when the caller does not say.
@@ -156,32 +158,26 @@ pub struct NewInventoryItem {
 }
 
 impl NewInventoryItem {
-    pub fn parse(sku: &str, name: &str, on_hand: i64) -> Result<Self, Vec<Refusal>> {
-        let mut refusals = Vec::new();
-        refusals.extend(check_code("sku", sku).err());
+    /// Checks every field into `violations`; the value is only meaningful once they pass.
+    pub fn parse(sku: &str, name: &str, on_hand: i64, violations: &mut Violations) -> Self {
+        violations.take(check_code("sku", sku));
         let name = name.trim();
-        if name.is_empty() || !is_text(name) {
-            refusals.push(Refusal::invalid(
-                "name",
-                "INVALID_NAME",
-                "is required: 1-200 characters without control characters",
-            ));
-        }
-        if on_hand < 0 {
-            refusals.push(Refusal::invalid(
-                "on_hand",
-                "INVALID_QUANTITY",
-                "must be zero or more units",
-            ));
-        }
-        if refusals.is_empty() {
-            Ok(Self {
-                sku: sku.to_owned(),
-                name: name.to_owned(),
-                on_hand,
-            })
-        } else {
-            Err(refusals)
+        violations.check(
+            !name.is_empty() && is_text(name),
+            "name",
+            "INVALID_NAME",
+            "is required: 1-200 characters without control characters",
+        );
+        violations.check(
+            on_hand >= 0,
+            "on_hand",
+            "INVALID_QUANTITY",
+            "must be zero or more units",
+        );
+        Self {
+            sku: sku.to_owned(),
+            name: name.to_owned(),
+            on_hand,
         }
     }
 }
@@ -196,39 +192,34 @@ pub struct Adjustment {
 }
 
 impl Adjustment {
+    /// Checks every field into `violations`; the value is only meaningful once they pass.
     pub fn parse(
         sku: &str,
         delta: i64,
         expected_version: Option<i64>,
         reason: &str,
-    ) -> Result<Self, Vec<Refusal>> {
-        let mut refusals = Vec::new();
-        refusals.extend(check_code("sku", sku).err());
-        if delta == 0 {
-            refusals.push(Refusal::invalid(
-                "delta",
-                "INVALID_QUANTITY",
-                "must not be zero: units to add (> 0) or remove (< 0)",
-            ));
-        }
-        refusals.extend(check_expected_version(expected_version).err());
+        violations: &mut Violations,
+    ) -> Self {
+        violations.take(check_code("sku", sku));
+        violations.check(
+            delta != 0,
+            "delta",
+            "INVALID_QUANTITY",
+            "must not be zero: units to add (> 0) or remove (< 0)",
+        );
+        violations.take(check_expected_version(expected_version));
         let reason = reason.trim();
-        if !is_text(reason) {
-            refusals.push(Refusal::invalid(
-                "reason",
-                "INVALID_REASON",
-                "must be at most 200 characters without control characters",
-            ));
-        }
-        if refusals.is_empty() {
-            Ok(Self {
-                sku: sku.to_owned(),
-                delta,
-                expected_version,
-                reason: reason.to_owned(),
-            })
-        } else {
-            Err(refusals)
+        violations.check(
+            is_text(reason),
+            "reason",
+            "INVALID_REASON",
+            "must be at most 200 characters without control characters",
+        );
+        Self {
+            sku: sku.to_owned(),
+            delta,
+            expected_version,
+            reason: reason.to_owned(),
         }
     }
 }
@@ -245,44 +236,39 @@ pub struct ReservationRequest {
 
 impl ReservationRequest {
     /// `ttl` is `None` when the caller did not send one (the default applies); the API has
-    /// already refused a non-positive one.
+    /// already refused a non-positive one. Checks every field into `violations`; the value is
+    /// only meaningful once they pass.
     pub fn parse(
         sku: &str,
         quantity: i64,
         expected_version: Option<i64>,
         ttl: Option<Duration>,
         reference: &str,
-    ) -> Result<Self, Vec<Refusal>> {
-        let mut refusals = Vec::new();
-        refusals.extend(check_code("sku", sku).err());
-        refusals.extend(check_quantity(quantity).err());
-        refusals.extend(check_expected_version(expected_version).err());
+        violations: &mut Violations,
+    ) -> Self {
+        violations.take(check_code("sku", sku));
+        violations.take(check_quantity(quantity));
+        violations.take(check_expected_version(expected_version));
         let ttl = ttl.unwrap_or(DEFAULT_RESERVATION_TTL);
-        if !(MIN_RESERVATION_TTL..=MAX_RESERVATION_TTL).contains(&ttl) {
-            refusals.push(Refusal::invalid(
-                "ttl",
-                "INVALID_TTL",
-                "must be between 1 second and 30 days (default 15 minutes)",
-            ));
-        }
+        violations.check(
+            (MIN_RESERVATION_TTL..=MAX_RESERVATION_TTL).contains(&ttl),
+            "ttl",
+            "INVALID_TTL",
+            "must be between 1 second and 30 days (default 15 minutes)",
+        );
         let reference = reference.trim();
-        if !is_text(reference) {
-            refusals.push(Refusal::invalid(
-                "reference",
-                "INVALID_REFERENCE",
-                "must be at most 200 characters without control characters",
-            ));
-        }
-        if refusals.is_empty() {
-            Ok(Self {
-                sku: sku.to_owned(),
-                quantity,
-                expected_version,
-                ttl,
-                reference: reference.to_owned(),
-            })
-        } else {
-            Err(refusals)
+        violations.check(
+            is_text(reference),
+            "reference",
+            "INVALID_REFERENCE",
+            "must be at most 200 characters without control characters",
+        );
+        Self {
+            sku: sku.to_owned(),
+            quantity,
+            expected_version,
+            ttl,
+            reference: reference.to_owned(),
         }
     }
 
@@ -509,20 +495,21 @@ pub struct HoldingChange {
 }
 
 impl HoldingChange {
-    pub fn parse(owner_ref: &str, item_code: &str, quantity: i64) -> Result<Self, Vec<Refusal>> {
-        let mut refusals = Vec::new();
+    /// Checks every field into `violations`; the value is only meaningful once they pass.
+    pub fn parse(
+        owner_ref: &str,
+        item_code: &str,
+        quantity: i64,
+        violations: &mut Violations,
+    ) -> Self {
         let owner_ref = owner_ref.trim();
-        refusals.extend(check_owner_ref(owner_ref).err());
-        refusals.extend(check_code("item_code", item_code).err());
-        refusals.extend(check_quantity(quantity).err());
-        if refusals.is_empty() {
-            Ok(Self {
-                owner_ref: owner_ref.to_owned(),
-                item_code: item_code.to_owned(),
-                quantity,
-            })
-        } else {
-            Err(refusals)
+        violations.take(check_owner_ref(owner_ref));
+        violations.take(check_code("item_code", item_code));
+        violations.take(check_quantity(quantity));
+        Self {
+            owner_ref: owner_ref.to_owned(),
+            item_code: item_code.to_owned(),
+            quantity,
         }
     }
 }
@@ -600,8 +587,20 @@ mod tests {
         }
     }
 
+    /// What a parser decided: the value, or the refusal listing every bad field.
+    fn parsed<T>(parse: impl FnOnce(&mut Violations) -> T) -> Result<T, Refusal> {
+        let mut violations = Violations::new();
+        let value = parse(&mut violations);
+        violations.finish().map(|()| value)
+    }
+
+    fn fields(refusal: Refusal) -> Vec<String> {
+        refusal.violations.into_iter().map(|v| v.field).collect()
+    }
+
     fn open(quantity: i64, expires_at: DateTime<Utc>) -> Reservation {
-        let request = ReservationRequest::parse("SKU-1", quantity, None, None, "").expect("valid");
+        let request = parsed(|v| ReservationRequest::parse("SKU-1", quantity, None, None, "", v))
+            .expect("valid");
         Reservation {
             expires_at,
             ..request.open(Uuid::nil(), Uuid::nil(), DateTime::<Utc>::UNIX_EPOCH)
@@ -619,17 +618,17 @@ mod tests {
         }
         for bad in ["", "has space", "a/b", "ñ", &"x".repeat(65)] {
             let refusal = check_code("sku", bad).expect_err(bad);
-            assert_eq!(refusal.field.as_deref(), Some("sku"));
+            assert_eq!(refusal.field(), Some("sku"));
         }
     }
 
     #[test]
     fn every_bad_field_of_a_new_item_is_reported() {
-        let refusals = NewInventoryItem::parse("bad sku", " ", -1).expect_err("all bad");
-        let fields: Vec<_> = refusals.iter().filter_map(|r| r.field.as_deref()).collect();
-        assert_eq!(fields, ["sku", "name", "on_hand"]);
+        let refusal =
+            parsed(|v| NewInventoryItem::parse("bad sku", " ", -1, v)).expect_err("all bad");
+        assert_eq!(fields(refusal), ["sku", "name", "on_hand"]);
         assert_eq!(
-            NewInventoryItem::parse("SKU-1", " Widget ", 0)
+            parsed(|v| NewInventoryItem::parse("SKU-1", " Widget ", 0, v))
                 .expect("valid")
                 .name,
             "Widget"
@@ -655,7 +654,7 @@ mod tests {
     fn an_overflowing_adjustment_is_refused_not_wrapped() {
         let refusal = item(10, 0).adjusted(i64::MAX).expect_err("overflow");
         assert_eq!(refusal.reason, "QUANTITY_OVERFLOW");
-        assert_eq!(refusal.field.as_deref(), Some("delta"));
+        assert_eq!(refusal.field(), Some("delta"));
         assert_eq!(
             item(10, 0).adjusted(i64::MIN).expect_err("below").reason,
             "BELOW_RESERVED"
@@ -664,19 +663,19 @@ mod tests {
 
     #[test]
     fn zero_deltas_and_quantities_are_invalid() {
-        let fields = |refusals: Vec<Refusal>| -> Vec<String> {
-            refusals.into_iter().filter_map(|r| r.field).collect()
-        };
         assert_eq!(
-            fields(Adjustment::parse("SKU-1", 0, Some(0), "").expect_err("bad")),
+            fields(parsed(|v| Adjustment::parse("SKU-1", 0, Some(0), "", v)).expect_err("bad")),
             ["delta", "expected_version"]
         );
         assert_eq!(
-            fields(ReservationRequest::parse("SKU-1", -1, None, None, "").expect_err("bad")),
+            fields(
+                parsed(|v| ReservationRequest::parse("SKU-1", -1, None, None, "", v))
+                    .expect_err("bad")
+            ),
             ["quantity"]
         );
         assert_eq!(
-            fields(HoldingChange::parse("", "gem", 0).expect_err("bad")),
+            fields(parsed(|v| HoldingChange::parse("", "gem", 0, v)).expect_err("bad")),
             ["owner_ref", "quantity"]
         );
     }
@@ -704,17 +703,15 @@ mod tests {
 
     #[test]
     fn reservation_ttls_default_to_fifteen_minutes_and_are_bounded() {
-        let request = ReservationRequest::parse("SKU-1", 1, None, None, "").expect("valid");
+        let request =
+            parsed(|v| ReservationRequest::parse("SKU-1", 1, None, None, "", v)).expect("valid");
         assert_eq!(request.ttl, Duration::minutes(15));
         let opened = request.open(Uuid::nil(), Uuid::nil(), at(0));
         assert_eq!(opened.expires_at, at(15 * 60));
         assert_eq!(opened.state, ReservationState::Open);
         for bad in [Duration::days(31), Duration::milliseconds(999)] {
-            let refused = ReservationRequest::parse("SKU-1", 1, None, Some(bad), "");
-            assert_eq!(
-                refused.expect_err("out of range")[0].field.as_deref(),
-                Some("ttl")
-            );
+            let refused = parsed(|v| ReservationRequest::parse("SKU-1", 1, None, Some(bad), "", v));
+            assert_eq!(refused.expect_err("out of range").field(), Some("ttl"));
         }
     }
 

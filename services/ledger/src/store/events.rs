@@ -5,8 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{Refusal, RefusalKind};
-use crate::error::LedgerError;
+use phoenix_runtime::Error;
 
 /// An event to append at a known stream version.
 #[derive(Debug, Clone)]
@@ -65,7 +64,7 @@ pub async fn append(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     events: &[NewEvent],
-) -> Result<(), LedgerError> {
+) -> Result<(), Error> {
     if events.is_empty() {
         return Ok(());
     }
@@ -165,17 +164,8 @@ impl<'e> EventRows<'e> {
 
 /// The error of a statement that appended events: a concurrent writer of the same stream
 /// version is a conflict the caller can retry.
-pub fn stream_conflict(error: sqlx::Error) -> LedgerError {
-    if super::violates(&error, "events_stream_version") {
-        Refusal::new(
-            RefusalKind::Conflict,
-            "STREAM_VERSION_CONFLICT",
-            "the aggregate changed concurrently; read it again and retry",
-        )
-        .into()
-    } else {
-        error.into()
-    }
+pub fn stream_conflict(error: sqlx::Error) -> Error {
+    phoenix_runtime::stream::version_conflict(error)
 }
 
 /// The event columns, then (when selected) the transaction id.
@@ -226,7 +216,7 @@ pub async fn read_stream(
     aggregate_id: &str,
     from_version: i64,
     limit: i64,
-) -> Result<(Vec<StoredEvent>, i64), LedgerError> {
+) -> Result<(Vec<StoredEvent>, i64), Error> {
     let rows: Vec<EventRow> = sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM events
          WHERE tenant_id = $1 AND aggregate_type = $2 AND aggregate_id = $3
@@ -265,7 +255,7 @@ pub async fn cursor_after(
     pool: &sqlx::PgPool,
     tenant_id: Uuid,
     position: i64,
-) -> Result<Cursor, LedgerError> {
+) -> Result<Cursor, Error> {
     if position == 0 {
         return Ok(Cursor::default());
     }
@@ -276,13 +266,7 @@ pub async fn cursor_after(
     .bind(tenant_id)
     .fetch_optional(pool)
     .await?;
-    let txid = txid.ok_or_else(|| {
-        Refusal::not_found(
-            "POSITION_NOT_FOUND",
-            format!("no event of this tenant has position {position}"),
-        )
-        .at("after_position")
-    })?;
+    let txid = txid.ok_or_else(|| crate::error::position_not_found(position))?;
     Ok(Cursor { txid, position })
 }
 
@@ -293,7 +277,7 @@ pub async fn next_events(
     tenant_id: Uuid,
     cursor: &mut Cursor,
     limit: i64,
-) -> Result<Vec<StoredEvent>, LedgerError> {
+) -> Result<Vec<StoredEvent>, Error> {
     let rows: Vec<(i64, EventRow)> = sqlx::query_as::<_, EventRow>(&format!(
         "SELECT {EVENT_COLUMNS} FROM events
          WHERE tenant_id = $1
@@ -326,7 +310,7 @@ pub async fn save_snapshots(
     aggregate_type: &str,
     snapshots: &[(String, i64, serde_json::Value)],
     now: DateTime<Utc>,
-) -> Result<(), LedgerError> {
+) -> Result<(), Error> {
     if snapshots.is_empty() {
         return Ok(());
     }
@@ -373,7 +357,7 @@ pub async fn latest_snapshot(
     tenant_id: Uuid,
     aggregate_type: &str,
     aggregate_id: &str,
-) -> Result<Option<(i64, serde_json::Value)>, LedgerError> {
+) -> Result<Option<(i64, serde_json::Value)>, Error> {
     Ok(sqlx::query_as(
         "SELECT aggregate_version, state FROM snapshots
          WHERE tenant_id = $1 AND aggregate_type = $2 AND aggregate_id = $3
@@ -393,7 +377,7 @@ pub async fn payloads_after(
     aggregate_type: &str,
     aggregate_id: &str,
     after_version: i64,
-) -> Result<Vec<(i64, String, Vec<u8>)>, LedgerError> {
+) -> Result<Vec<(i64, String, Vec<u8>)>, Error> {
     Ok(sqlx::query_as(
         "SELECT aggregate_version, event_type, payload FROM events
          WHERE tenant_id = $1 AND aggregate_type = $2 AND aggregate_id = $3

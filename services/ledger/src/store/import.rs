@@ -12,12 +12,13 @@ use uuid::Uuid;
 
 use super::events::{self, NewEvent, types};
 use super::tenants;
-use crate::domain::Refusal;
 use crate::domain::import::{
     self, BatchStatus, Collection, DatabaseCollection, Fields, ImportBatch, ImportOutcome,
     ImportPlan, ImportReport, Planned, Quarantined, RejectedRecord, SourceCollection,
 };
-use crate::error::LedgerError;
+use phoenix_runtime::{Error, quote};
+
+use crate::error::{self, import_batch_not_found as not_found};
 
 /// Aggregate type of a batch's event stream.
 pub const AGGREGATE: &str = "import_batch";
@@ -41,10 +42,9 @@ type BatchRow = (
 );
 
 /// A batch and the version of its event stream.
-fn batch(row: BatchRow) -> Result<(ImportBatch, i64), LedgerError> {
-    let status = BatchStatus::parse(&row.3).ok_or_else(|| {
-        sqlx::Error::Decode(format!("unknown import batch status {:?}", row.3).into())
-    })?;
+fn batch(row: BatchRow) -> Result<(ImportBatch, i64), Error> {
+    let status = BatchStatus::parse(&row.3)
+        .ok_or_else(|| error::unknown_stored("import batch status", &row.3))?;
     Ok((
         ImportBatch {
             id: row.0,
@@ -63,23 +63,13 @@ fn batch(row: BatchRow) -> Result<(ImportBatch, i64), LedgerError> {
     ))
 }
 
-/// NOT_FOUND for a batch the tenant does not have.
-fn not_found(id: Uuid) -> Refusal {
-    Refusal::not_found(
-        "IMPORT_BATCH_NOT_FOUND",
-        format!("the tenant has no import batch {id}"),
-    )
-    .at("batch_id")
-    .with("batch_id", id)
-}
-
 /// Opens a batch for a tenant that exists.
 pub async fn start(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     source_name: &str,
     now: DateTime<Utc>,
-) -> Result<ImportBatch, LedgerError> {
+) -> Result<ImportBatch, Error> {
     tenants::get(&mut *connection, tenant_id).await?;
     let row: BatchRow = sqlx::query_as(&format!(
         "INSERT INTO import_batches (tenant_id, id, source_name, status, started_at, event_version)
@@ -117,7 +107,7 @@ pub async fn get(
     executor: impl sqlx::PgExecutor<'_>,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<ImportBatch, LedgerError> {
+) -> Result<ImportBatch, Error> {
     let row: Option<BatchRow> = sqlx::query_as(&format!(
         "SELECT {BATCH_COLUMNS} FROM import_batches WHERE tenant_id = $1 AND id = $2"
     ))
@@ -134,7 +124,7 @@ async fn lock_running(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<ImportBatch, LedgerError> {
+) -> Result<ImportBatch, Error> {
     let row: Option<BatchRow> = sqlx::query_as(&format!(
         "SELECT {BATCH_COLUMNS} FROM import_batches WHERE tenant_id = $1 AND id = $2
          FOR NO KEY UPDATE"
@@ -155,7 +145,7 @@ pub async fn import_records(
     batch_id: Uuid,
     plan: ImportPlan,
     now: DateTime<Utc>,
-) -> Result<ImportOutcome, LedgerError> {
+) -> Result<ImportOutcome, Error> {
     lock_running(&mut *connection, tenant_id, batch_id).await?;
     let mut inserted = 0;
     let mut duplicates = plan.repeats;
@@ -195,7 +185,16 @@ pub async fn import_records(
                     quarantined.push((planned.index, import::conflicting(planned, *first_batch)));
                 }
                 // Every id not inserted conflicted with a row, and rows are never deleted.
-                None => return Err(sqlx::Error::RowNotFound.into()),
+                None => {
+                    return Err(Error::invariant(
+                        "IMPORTED_DOCUMENT_FOUND",
+                        format!(
+                            "{} {} was neither inserted nor found imported",
+                            collection.name(),
+                            quote(planned.document.id.as_str())
+                        ),
+                    ));
+                }
             }
         }
         inserted += i64::try_from(new_ids.len()).unwrap_or(i64::MAX);
@@ -266,7 +265,7 @@ async fn insert_documents(
     collection: Collection,
     documents: &[&Planned],
     now: DateTime<Utc>,
-) -> Result<HashSet<String>, LedgerError> {
+) -> Result<HashSet<String>, Error> {
     let ids: Vec<&str> = documents.iter().map(|p| p.document.id.as_str()).collect();
     let originals: Vec<&Value> = documents.iter().map(|p| &p.document.original).collect();
     let query = match collection {
@@ -391,7 +390,7 @@ async fn compare_existing(
     tenant_id: Uuid,
     collection: Collection,
     documents: &[&Planned],
-) -> Result<HashMap<String, (bool, Uuid)>, LedgerError> {
+) -> Result<HashMap<String, (bool, Uuid)>, Error> {
     if documents.is_empty() {
         return Ok(HashMap::new());
     }
@@ -422,7 +421,7 @@ async fn record_read(
     batch_id: Uuid,
     collection: Collection,
     read: &[(&str, &str)],
-) -> Result<(), LedgerError> {
+) -> Result<(), Error> {
     if read.is_empty() {
         return Ok(());
     }
@@ -449,7 +448,7 @@ async fn insert_quarantine(
     batch_id: Uuid,
     records: &[Quarantined],
     now: DateTime<Utc>,
-) -> Result<(), LedgerError> {
+) -> Result<(), Error> {
     if records.is_empty() {
         return Ok(());
     }
@@ -505,7 +504,7 @@ pub async fn finish(
     sources: &[SourceCollection],
     rejected_page: i64,
     now: DateTime<Utc>,
-) -> Result<ImportReport, LedgerError> {
+) -> Result<ImportReport, Error> {
     lock_running(&mut *connection, tenant_id, batch_id).await?;
     sqlx::query(
         "INSERT INTO import_batch_sources (tenant_id, batch_id, collection, document_count, checksum)
@@ -576,7 +575,7 @@ pub async fn report(
     batch_id: Uuid,
     after: i64,
     page_size: i64,
-) -> Result<ImportReport, LedgerError> {
+) -> Result<ImportReport, Error> {
     // One snapshot, so the counts, the report and the page agree.
     let mut transaction = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -605,7 +604,7 @@ async fn declared_sources(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     batch_id: Uuid,
-) -> Result<Vec<SourceCollection>, LedgerError> {
+) -> Result<Vec<SourceCollection>, Error> {
     let rows: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT collection, document_count, checksum FROM import_batch_sources
          WHERE tenant_id = $1 AND batch_id = $2 ORDER BY collection",
@@ -638,7 +637,7 @@ async fn database_side(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     batch_id: Uuid,
-) -> Result<Vec<DatabaseCollection>, LedgerError> {
+) -> Result<Vec<DatabaseCollection>, Error> {
     let empty = "encode(sha256(''::bytea), 'hex')";
     let rows: Vec<(String, i64, String, i64, i64, String)> = sqlx::query_as(&format!(
         "WITH imported AS (
@@ -720,7 +719,7 @@ async fn rejected_records(
     batch_id: Uuid,
     after: i64,
     limit: i64,
-) -> Result<(Vec<RejectedRecord>, Option<i64>), LedgerError> {
+) -> Result<(Vec<RejectedRecord>, Option<i64>), Error> {
     let mut rows: Vec<RejectedRow> = sqlx::query_as(&format!(
         "SELECT id, source_file, line_number, collection, firebase_id, reason, message,
                 left(raw_text, {excerpt})

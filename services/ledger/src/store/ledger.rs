@@ -11,13 +11,13 @@ use uuid::Uuid;
 
 use super::events::{self, NewEvent, types};
 use crate::domain::ledger::{
-    self, Account, AccountState, BalanceDelta, BalanceLimit, Balances, CallContext, Entry,
-    LedgerView, Linking, NewAccount, Operation, PendingState, Posting, Referenced, Transfer,
+    self, Account, AccountState, BalanceDelta, BalanceLimit, Balances, BatchRefusal, CallContext,
+    Entry, LedgerView, Linking, NewAccount, Operation, PendingState, Posting, Referenced, Transfer,
     TransferKind,
 };
 use crate::domain::policy::{self, Policy, PolicyKind};
-use crate::domain::{Refusal, RefusalKind};
-use crate::error::LedgerError;
+use crate::error;
+use phoenix_runtime::Error;
 
 /// Aggregate type of account streams.
 pub const ACCOUNT_STREAM: &str = "account";
@@ -47,7 +47,7 @@ const ACCOUNT_COLUMNS: &str = "a.id, a.tenant_id, a.asset_code, s.scale, a.owner
     a.balance_limit, a.metadata, a.debits_posted, a.credits_posted, a.debits_pending,
     a.credits_pending, a.entry_version, a.created_at";
 
-fn account(row: AccountRow) -> Result<Account, LedgerError> {
+fn account(row: AccountRow) -> Result<Account, Error> {
     Ok(Account {
         id: row.0,
         tenant_id: row.1,
@@ -56,7 +56,7 @@ fn account(row: AccountRow) -> Result<Account, LedgerError> {
         owner_ref: row.4,
         kind: row.5,
         balance_limit: BalanceLimit::parse(&row.6)
-            .ok_or_else(|| corrupt("balance_limit", &row.6))?,
+            .ok_or_else(|| error::unknown_stored("balance_limit", &row.6))?,
         metadata: labels(row.7)?,
         balances: Balances {
             debits_posted: row.8,
@@ -69,14 +69,8 @@ fn account(row: AccountRow) -> Result<Account, LedgerError> {
     })
 }
 
-fn labels(value: serde_json::Value) -> Result<BTreeMap<String, String>, LedgerError> {
-    serde_json::from_value(value).map_err(|e| LedgerError::Database(sqlx::Error::Decode(e.into())))
-}
-
-fn corrupt(column: &str, value: &str) -> LedgerError {
-    LedgerError::Database(sqlx::Error::Decode(
-        format!("unexpected {column} {value:?} in the database").into(),
-    ))
+fn labels(value: serde_json::Value) -> Result<BTreeMap<String, String>, Error> {
+    serde_json::from_value(value).map_err(|e| error::undecodable_stored("metadata", e))
 }
 
 /// Opens an account, fixing its asset's scale if it is the asset's first account.
@@ -85,7 +79,7 @@ pub async fn create_account(
     tenant_id: Uuid,
     new: &NewAccount,
     now: DateTime<Utc>,
-) -> Result<Account, LedgerError> {
+) -> Result<Account, Error> {
     super::tenants::get(&mut *connection, tenant_id).await?;
     let scale: i16 = sqlx::query_scalar(
         "WITH created AS (
@@ -101,16 +95,7 @@ pub async fn create_account(
     .fetch_one(&mut *connection)
     .await?;
     if scale != new.asset_scale {
-        return Err(Refusal::precondition(
-            "ASSET_SCALE_MISMATCH",
-            format!(
-                "asset {} has scale {scale} in this tenant, not {}",
-                new.asset_code, new.asset_scale
-            ),
-        )
-        .at("asset_scale")
-        .with("asset_scale", scale)
-        .into());
+        return Err(error::asset_scale_mismatch(&new.asset_code, scale, new.asset_scale).into());
     }
     let id = Uuid::now_v7();
     let metadata = serde_json::to_value(&new.metadata).unwrap_or_default();
@@ -131,18 +116,7 @@ pub async fn create_account(
     .execute(&mut *connection)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Err(Refusal::new(
-            RefusalKind::AlreadyExists,
-            "ACCOUNT_EXISTS",
-            format!(
-                "{} already has a {} account of kind {:?}",
-                new.owner_ref, new.asset_code, new.kind
-            ),
-        )
-        .with("owner_ref", &new.owner_ref)
-        .with("asset_code", &new.asset_code)
-        .with("kind", &new.kind)
-        .into());
+        return Err(error::account_exists(&new.owner_ref, &new.asset_code, &new.kind).into());
     }
     let account = Account {
         id,
@@ -180,7 +154,7 @@ pub async fn get_account(
     executor: impl sqlx::PgExecutor<'_>,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<Account, LedgerError> {
+) -> Result<Account, Error> {
     let row: Option<AccountRow> = sqlx::query_as(&format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts a
          JOIN assets s ON s.tenant_id = a.tenant_id AND s.code = a.asset_code
@@ -192,24 +166,15 @@ pub async fn get_account(
     .await?;
     match row {
         Some(row) => account(row),
-        None => Err(account_not_found(id).into()),
+        None => Err(error::account_not_found(id).at("account_id").into()),
     }
-}
-
-fn account_not_found(id: Uuid) -> Refusal {
-    Refusal::not_found(
-        "ACCOUNT_NOT_FOUND",
-        format!("no account {id} in this tenant"),
-    )
-    .at("account_id")
-    .with("account_id", id)
 }
 
 pub async fn list_accounts(
     pool: &PgPool,
     tenant_id: Uuid,
     owner_ref: &str,
-) -> Result<Vec<Account>, LedgerError> {
+) -> Result<Vec<Account>, Error> {
     let rows: Vec<AccountRow> = sqlx::query_as(&format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts a
          JOIN assets s ON s.tenant_id = a.tenant_id AND s.code = a.asset_code
@@ -248,8 +213,8 @@ const TRANSFER_COLUMNS: &str = "t.tenant_id, t.id, t.batch_id, t.kind, t.debit_a
     t.code, t.metadata, t.idempotency_key, t.created_at,
     (SELECT r.kind FROM transfers r WHERE r.tenant_id = t.tenant_id AND r.pending_id = t.id)";
 
-fn transfer(row: TransferRow) -> Result<Transfer, LedgerError> {
-    let kind = TransferKind::parse(&row.3).ok_or_else(|| corrupt("kind", &row.3))?;
+fn transfer(row: TransferRow) -> Result<Transfer, Error> {
+    let kind = TransferKind::parse(&row.3).ok_or_else(|| error::unknown_stored("kind", &row.3))?;
     let pending_state = match (kind, row.15.as_deref()) {
         (TransferKind::Pending, None) => Some(PendingState::Open),
         (TransferKind::Pending, Some(resolution)) => {
@@ -277,11 +242,7 @@ fn transfer(row: TransferRow) -> Result<Transfer, LedgerError> {
     })
 }
 
-pub async fn get_transfer(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> Result<Transfer, LedgerError> {
+pub async fn get_transfer(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<Transfer, Error> {
     let row: Option<TransferRow> = sqlx::query_as(&format!(
         "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.tenant_id = $1 AND t.id = $2"
     ))
@@ -291,13 +252,7 @@ pub async fn get_transfer(
     .await?;
     match row {
         Some(row) => transfer(row),
-        None => Err(Refusal::not_found(
-            "TRANSFER_NOT_FOUND",
-            format!("no transfer {id} in this tenant"),
-        )
-        .at("transfer_id")
-        .with("transfer_id", id)
-        .into()),
+        None => Err(error::transfer_not_found(id).at("transfer_id").into()),
     }
 }
 
@@ -312,7 +267,8 @@ struct PolicyRow {
 }
 
 /// The posting transaction's work, on the caller's transaction: [`decide`], then write
-/// transfers, entries, balances, pendings, events and due snapshots.
+/// transfers, entries, balances, pendings, events and due snapshots. A linked call refused as a
+/// whole is `Ok(Err(_))`: nothing was written.
 pub async fn post(
     connection: &mut PgConnection,
     tenant_id: Uuid,
@@ -320,11 +276,14 @@ pub async fn post(
     operations: &[Operation],
     linking: Linking,
     snapshot_every: i64,
-) -> Result<Posting, LedgerError> {
+) -> Result<Result<Posting, BatchRefusal>, Error> {
     let (posting, now) =
-        decide(connection, tenant_id, idempotency_key, operations, linking).await?;
+        match decide(connection, tenant_id, idempotency_key, operations, linking).await? {
+            Ok(decided) => decided,
+            Err(refused) => return Ok(Err(refused)),
+        };
     write(connection, tenant_id, &posting, now, snapshot_every).await?;
-    Ok(posting)
+    Ok(Ok(posting))
 }
 
 /// Loads what `operations` touch, locks the accounts (in id order, so concurrent postings never
@@ -335,7 +294,7 @@ pub async fn decide(
     idempotency_key: Option<String>,
     operations: &[Operation],
     linking: Linking,
-) -> Result<(Posting, DateTime<Utc>), LedgerError> {
+) -> Result<Result<(Posting, DateTime<Utc>), BatchRefusal>, Error> {
     let referenced_ids: Vec<Uuid> = operations
         .iter()
         .filter_map(Operation::referenced_transfer)
@@ -377,7 +336,7 @@ pub async fn decide(
     let policies = decode_policies(tenant_id, policies)?;
     let reversed: HashMap<Uuid, i64> =
         serde_json::from_value::<HashMap<Uuid, serde_json::Number>>(reversed)
-            .map_err(|e| LedgerError::Database(sqlx::Error::Decode(e.into())))?
+            .map_err(|e| error::undecodable_stored("reversed", e))?
             .into_iter()
             .map(|(id, sum)| (id, sum.as_i64().unwrap_or(i64::MAX)))
             .collect();
@@ -403,20 +362,18 @@ pub async fn decide(
         now,
         idempotency_key,
     };
-    let posting = ledger::post(&mut view, operations, linking, &call, Uuid::now_v7).map_err(
-        |(index, refusal)| {
-            crate::metrics::refused(&refusal.reason);
-            LedgerError::RefusedInBatch { index, refusal }
-        },
-    )?;
-    Ok((posting, now))
+    let decided = ledger::post(&mut view, operations, linking, &call, Uuid::now_v7);
+    if let Err(refused) = &decided {
+        crate::metrics::refused(&refused.refusal.reason);
+    }
+    Ok(decided.map(|posting| (posting, now)))
 }
 
 async fn load_referenced(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, Referenced>, LedgerError> {
+) -> Result<HashMap<Uuid, Referenced>, Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -441,7 +398,7 @@ pub async fn get_transfers(
     executor: impl sqlx::PgExecutor<'_>,
     tenant_id: Uuid,
     ids: &[Uuid],
-) -> Result<Vec<Transfer>, LedgerError> {
+) -> Result<Vec<Transfer>, Error> {
     let rows: Vec<TransferRow> = sqlx::query_as(&format!(
         "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.tenant_id = $1 AND t.id = ANY($2)"
     ))
@@ -459,7 +416,7 @@ async fn lock_accounts(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, AccountState>, LedgerError> {
+) -> Result<HashMap<Uuid, AccountState>, Error> {
     let rows: Vec<LockedRow> = sqlx::query_as(
         "WITH gate AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($3, hashtext($1::text)))
          SELECT a.id, a.asset_code, a.balance_limit, a.debits_posted, a.credits_posted,
@@ -482,7 +439,7 @@ async fn lock_accounts(
                     id: row.0,
                     asset_code: row.1,
                     balance_limit: BalanceLimit::parse(&row.2)
-                        .ok_or_else(|| corrupt("balance_limit", &row.2))?,
+                        .ok_or_else(|| error::unknown_stored("balance_limit", &row.2))?,
                     balances: Balances {
                         debits_posted: row.3,
                         credits_posted: row.4,
@@ -497,15 +454,16 @@ async fn lock_accounts(
         .collect()
 }
 
-fn decode_policies(tenant_id: Uuid, value: serde_json::Value) -> Result<Vec<Policy>, LedgerError> {
-    let rows: Vec<PolicyRow> = serde_json::from_value(value)
-        .map_err(|e| LedgerError::Database(sqlx::Error::Decode(e.into())))?;
+fn decode_policies(tenant_id: Uuid, value: serde_json::Value) -> Result<Vec<Policy>, Error> {
+    let rows: Vec<PolicyRow> =
+        serde_json::from_value(value).map_err(|e| error::undecodable_stored("policies", e))?;
     rows.into_iter()
         .map(|row| {
             Ok(Policy {
                 id: row.id,
                 tenant_id,
-                kind: PolicyKind::parse(&row.kind).ok_or_else(|| corrupt("kind", &row.kind))?,
+                kind: PolicyKind::parse(&row.kind)
+                    .ok_or_else(|| error::unknown_stored("kind", &row.kind))?,
                 asset_code: row.asset_code,
                 limit: row.limit_amount,
                 effective_from: row.effective_from,
@@ -521,7 +479,7 @@ async fn debited_today(
     tenant_id: Uuid,
     accounts: &[Uuid],
     now: DateTime<Utc>,
-) -> Result<HashMap<Uuid, i64>, LedgerError> {
+) -> Result<HashMap<Uuid, i64>, Error> {
     let day_start = now
         .date_naive()
         .and_hms_opt(0, 0, 0)
@@ -588,7 +546,7 @@ async fn write(
     posting: &Posting,
     now: DateTime<Utc>,
     snapshot_every: i64,
-) -> Result<(), LedgerError> {
+) -> Result<(), Error> {
     if posting.transfers.is_empty() {
         return Ok(());
     }
@@ -725,7 +683,7 @@ pub async fn list_entries(
     account_id: Uuid,
     after_version: i64,
     limit: i64,
-) -> Result<Vec<Entry>, LedgerError> {
+) -> Result<Vec<Entry>, Error> {
     get_account(pool, tenant_id, account_id).await?;
     let rows: Vec<EntryRow> = sqlx::query_as(
         "SELECT account_id, version, transfer_id, asset_code, amount, balance, created_at
@@ -759,7 +717,7 @@ pub async fn balance_at(
     tenant_id: Uuid,
     account_id: Uuid,
     at: DateTime<Utc>,
-) -> Result<(i64, i64), LedgerError> {
+) -> Result<(i64, i64), Error> {
     get_account(pool, tenant_id, account_id).await?;
     let row: Option<(i64, i64)> = sqlx::query_as(
         "SELECT balance, version FROM entries
@@ -779,7 +737,7 @@ pub async fn expired_pendings(
     pool: &PgPool,
     now: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<(Uuid, Uuid)>, LedgerError> {
+) -> Result<Vec<(Uuid, Uuid)>, Error> {
     Ok(sqlx::query_as(
         "SELECT tenant_id, transfer_id FROM open_pendings
          WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2",
@@ -796,13 +754,12 @@ pub async fn rehydrate(
     executor: &PgPool,
     tenant_id: Uuid,
     account_id: Uuid,
-) -> Result<(Balances, i64, i64, i64), LedgerError> {
+) -> Result<(Balances, i64, i64, i64), Error> {
     let id = account_id.to_string();
     let snapshot = events::latest_snapshot(executor, tenant_id, ACCOUNT_STREAM, &id).await?;
     let (mut balances, snapshot_version) = match snapshot {
         Some((version, state)) => (
-            serde_json::from_value(state)
-                .map_err(|e| LedgerError::Database(sqlx::Error::Decode(e.into())))?,
+            serde_json::from_value(state).map_err(|e| error::undecodable_stored("snapshot", e))?,
             version,
         ),
         None => (Balances::default(), 0),
@@ -810,12 +767,13 @@ pub async fn rehydrate(
     let payloads =
         events::payloads_after(executor, tenant_id, ACCOUNT_STREAM, &id, snapshot_version).await?;
     if snapshot_version == 0 && payloads.is_empty() {
-        return Err(account_not_found(account_id).into());
+        return Err(error::account_not_found(account_id).at("account_id").into());
     }
     let mut version = snapshot_version;
     for (event_version, event_type, payload) in &payloads {
-        balances = fold_event(balances, event_type, payload)
-            .ok_or_else(|| corrupt("event", &format!("{event_type} at version {event_version}")))?;
+        balances = fold_event(balances, event_type, payload).ok_or_else(|| {
+            error::unknown_stored("event", &format!("{event_type} at version {event_version}"))
+        })?;
         version = *event_version;
     }
     let replayed = i64::try_from(payloads.len()).unwrap_or(i64::MAX);

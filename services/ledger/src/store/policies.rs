@@ -9,7 +9,8 @@ use super::events::{self, NewEvent, types};
 use super::ledger::POLICY_GATE;
 use crate::domain::Refusal;
 use crate::domain::policy::{Policy, PolicyKind, PolicySpec};
-use crate::error::LedgerError;
+use crate::error;
+use phoenix_runtime::Error;
 
 type PolicyRow = (
     Uuid,
@@ -24,15 +25,12 @@ type PolicyRow = (
 const POLICY_COLUMNS: &str =
     "id, tenant_id, kind, asset_code, limit_amount, effective_from, effective_to";
 
-fn policy(row: PolicyRow) -> Result<Policy, LedgerError> {
+fn policy(row: PolicyRow) -> Result<Policy, Error> {
     Ok(Policy {
         id: row.0,
         tenant_id: row.1,
-        kind: PolicyKind::parse(&row.2).ok_or_else(|| {
-            LedgerError::Database(sqlx::Error::Decode(
-                format!("unexpected policy kind {:?}", row.2).into(),
-            ))
-        })?,
+        kind: PolicyKind::parse(&row.2)
+            .ok_or_else(|| error::unknown_stored("policy kind", &row.2))?,
         asset_code: row.3,
         limit: row.4,
         effective_from: row.5,
@@ -45,7 +43,7 @@ fn policy(row: PolicyRow) -> Result<Policy, LedgerError> {
 async fn close_gate(
     connection: &mut PgConnection,
     tenant_id: Uuid,
-) -> Result<DateTime<Utc>, LedgerError> {
+) -> Result<DateTime<Utc>, Error> {
     super::tenants::get(&mut *connection, tenant_id).await?;
     Ok(sqlx::query_scalar(
         "SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock($1, hashtext($2::text))) gate",
@@ -61,7 +59,7 @@ pub async fn set(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     spec: &PolicySpec,
-) -> Result<Policy, LedgerError> {
+) -> Result<Policy, Error> {
     let now = close_gate(connection, tenant_id).await?;
     let ended: Option<PolicyRow> = sqlx::query_as(&format!(
         "UPDATE policies SET effective_to = $4
@@ -101,7 +99,7 @@ pub async fn disable(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<Policy, LedgerError> {
+) -> Result<Policy, Error> {
     let now = close_gate(connection, tenant_id).await?;
     let row: Option<PolicyRow> = sqlx::query_as(&format!(
         "SELECT {POLICY_COLUMNS} FROM policies WHERE tenant_id = $1 AND id = $2"
@@ -110,10 +108,10 @@ pub async fn disable(
     .bind(id)
     .fetch_optional(&mut *connection)
     .await?;
-    let found = row.map(policy).transpose()?.ok_or_else(|| {
-        Refusal::not_found("POLICY_NOT_FOUND", format!("no policy {id} in this tenant"))
-            .at("policy_id")
-    })?;
+    let found = row
+        .map(policy)
+        .transpose()?
+        .ok_or_else(|| error::policy_not_found(id))?;
     if found.effective_to.is_some() {
         return Err(Refusal::precondition(
             "POLICY_ENDED",
@@ -141,7 +139,7 @@ async fn append_changes(
     tenant_id: Uuid,
     changes: &[(Policy, i64)],
     now: DateTime<Utc>,
-) -> Result<(), LedgerError> {
+) -> Result<(), Error> {
     let events: Vec<NewEvent> = changes
         .iter()
         .map(|(policy, version)| {
@@ -161,7 +159,7 @@ async fn append_changes(
     events::append(connection, tenant_id, &events).await
 }
 
-pub async fn list_active(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<Policy>, LedgerError> {
+pub async fn list_active(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<Policy>, Error> {
     let rows: Vec<PolicyRow> = sqlx::query_as(&format!(
         "SELECT {POLICY_COLUMNS} FROM policies
          WHERE tenant_id = $1 AND effective_to IS NULL ORDER BY kind, asset_code"

@@ -18,9 +18,9 @@ use crate::domain::stock::{
     Adjustment, Holding, HoldingChange, InventoryItem, NewInventoryItem, Reservation,
     ReservationRequest, ReservationState, Resolution, StockLevels, actions,
 };
-use crate::domain::{Refusal, RefusalKind};
-use crate::error::LedgerError;
+use crate::error::{self, item_not_found, reservation_not_found};
 use crate::metrics;
+use phoenix_runtime::Error;
 
 /// Aggregate type of an item's event stream; its id is the sku.
 pub const ITEM_AGGREGATE: &str = "inventory_item";
@@ -45,22 +45,12 @@ fn item(row: ItemRow) -> InventoryItem {
     }
 }
 
-/// NOT_FOUND for a sku the tenant does not have.
-pub fn item_not_found(sku: &str) -> Refusal {
-    Refusal::not_found(
-        "ITEM_NOT_FOUND",
-        format!("no inventory item has sku {sku:?}"),
-    )
-    .at("sku")
-    .with("sku", sku)
-}
-
 pub async fn create_item(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     new: &NewInventoryItem,
     now: DateTime<Utc>,
-) -> Result<InventoryItem, LedgerError> {
+) -> Result<InventoryItem, Error> {
     tenants::get(&mut *connection, tenant_id).await?;
     let row: Option<ItemRow> = sqlx::query_as(&format!(
         "INSERT INTO inventory_items (tenant_id, sku, name, on_hand, reserved, version, updated_at)
@@ -75,15 +65,7 @@ pub async fn create_item(
     .bind(now)
     .fetch_optional(&mut *connection)
     .await?;
-    let created = row.map(item).ok_or_else(|| {
-        Refusal::new(
-            RefusalKind::AlreadyExists,
-            "ITEM_EXISTS",
-            format!("an inventory item with sku {:?} already exists", new.sku),
-        )
-        .at("sku")
-        .with("sku", &new.sku)
-    })?;
+    let created = row.map(item).ok_or_else(|| error::item_exists(&new.sku))?;
     append_item_event(connection, &created, actions::CREATED, None, "", now).await?;
     Ok(created)
 }
@@ -92,7 +74,7 @@ pub async fn get_item(
     executor: impl sqlx::PgExecutor<'_>,
     tenant_id: Uuid,
     sku: &str,
-) -> Result<InventoryItem, LedgerError> {
+) -> Result<InventoryItem, Error> {
     let row: Option<ItemRow> = sqlx::query_as(&format!(
         "SELECT {ITEM_COLUMNS} FROM inventory_items WHERE tenant_id = $1 AND sku = $2"
     ))
@@ -109,7 +91,7 @@ pub async fn list_items(
     tenant_id: Uuid,
     after: Option<&str>,
     limit: i64,
-) -> Result<Vec<InventoryItem>, LedgerError> {
+) -> Result<Vec<InventoryItem>, Error> {
     let rows: Vec<ItemRow> = sqlx::query_as(&format!(
         "SELECT {ITEM_COLUMNS} FROM inventory_items
          WHERE tenant_id = $1 AND ($2::text IS NULL OR sku > $2)
@@ -128,7 +110,7 @@ async fn lock_item(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     sku: &str,
-) -> Result<InventoryItem, LedgerError> {
+) -> Result<InventoryItem, Error> {
     let row: Option<ItemRow> = sqlx::query_as(&format!(
         "SELECT {ITEM_COLUMNS} FROM inventory_items
          WHERE tenant_id = $1 AND sku = $2 FOR UPDATE"
@@ -147,7 +129,7 @@ async fn update_item(
     sku: &str,
     levels: StockLevels,
     now: DateTime<Utc>,
-) -> Result<InventoryItem, LedgerError> {
+) -> Result<InventoryItem, Error> {
     let row: ItemRow = sqlx::query_as(&format!(
         "UPDATE inventory_items
          SET on_hand = $3, reserved = $4, version = version + 1, updated_at = $5
@@ -171,7 +153,7 @@ async fn append_item_event(
     reservation_id: Option<Uuid>,
     reason: &str,
     now: DateTime<Utc>,
-) -> Result<(), LedgerError> {
+) -> Result<(), Error> {
     let payload = pb::InventoryChanged {
         item: Some(crate::proto::inventory_item(item)),
         action: action.to_owned(),
@@ -199,7 +181,7 @@ pub async fn adjust(
     tenant_id: Uuid,
     adjustment: &Adjustment,
     now: DateTime<Utc>,
-) -> Result<InventoryItem, LedgerError> {
+) -> Result<InventoryItem, Error> {
     let current = lock_item(connection, tenant_id, &adjustment.sku).await?;
     current.check_version(adjustment.expected_version)?;
     let levels = current.adjusted(adjustment.delta)?;
@@ -233,10 +215,9 @@ type ReservationRow = (
 const RESERVATION_COLUMNS: &str =
     "id, tenant_id, sku, quantity, state, reference, expires_at, created_at, resolved_at";
 
-fn reservation_from(row: ReservationRow) -> Result<Reservation, LedgerError> {
-    let state = ReservationState::parse(&row.4).ok_or_else(|| {
-        sqlx::Error::Decode(format!("unknown reservation state {:?}", row.4).into())
-    })?;
+fn reservation_from(row: ReservationRow) -> Result<Reservation, Error> {
+    let state = ReservationState::parse(&row.4)
+        .ok_or_else(|| error::unknown_stored("reservation state", &row.4))?;
     Ok(Reservation {
         id: row.0,
         tenant_id: row.1,
@@ -250,15 +231,6 @@ fn reservation_from(row: ReservationRow) -> Result<Reservation, LedgerError> {
     })
 }
 
-fn reservation_not_found(id: Uuid) -> Refusal {
-    Refusal::not_found(
-        "RESERVATION_NOT_FOUND",
-        format!("no reservation has id {id}"),
-    )
-    .at("reservation_id")
-    .with("reservation_id", id)
-}
-
 /// Holds units of an item for a while: the item is locked, so the check of what is available
 /// and the change of `reserved` cannot interleave with another reservation's.
 pub async fn reserve(
@@ -266,7 +238,7 @@ pub async fn reserve(
     tenant_id: Uuid,
     request: &ReservationRequest,
     now: DateTime<Utc>,
-) -> Result<(Reservation, InventoryItem), LedgerError> {
+) -> Result<(Reservation, InventoryItem), Error> {
     let current = lock_item(connection, tenant_id, &request.sku).await?;
     current.check_version(request.expected_version)?;
     let levels = current.reserved_more(request.quantity)?;
@@ -289,7 +261,7 @@ pub async fn reserve(
 async fn insert_reservation(
     connection: &mut PgConnection,
     reservation: &Reservation,
-) -> Result<Reservation, LedgerError> {
+) -> Result<Reservation, Error> {
     let row: ReservationRow = sqlx::query_as(&format!(
         "INSERT INTO reservations
              (tenant_id, id, sku, quantity, state, reference, expires_at, created_at, resolved_at)
@@ -314,7 +286,7 @@ pub async fn get_reservation(
     executor: impl sqlx::PgExecutor<'_>,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<Reservation, LedgerError> {
+) -> Result<Reservation, Error> {
     let row: Option<ReservationRow> = sqlx::query_as(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE tenant_id = $1 AND id = $2"
     ))
@@ -330,7 +302,7 @@ async fn lock_reservation(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<Reservation, LedgerError> {
+) -> Result<Reservation, Error> {
     let row: Option<ReservationRow> = sqlx::query_as(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM reservations
          WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
@@ -345,7 +317,7 @@ async fn lock_reservation(
 async fn update_reservation(
     connection: &mut PgConnection,
     reservation: &Reservation,
-) -> Result<Reservation, LedgerError> {
+) -> Result<Reservation, Error> {
     let row: ReservationRow = sqlx::query_as(&format!(
         "UPDATE reservations SET state = $3, resolved_at = $4
          WHERE tenant_id = $1 AND id = $2
@@ -367,7 +339,7 @@ pub async fn resolve(
     id: Uuid,
     resolution: Resolution,
     now: DateTime<Utc>,
-) -> Result<(Reservation, InventoryItem), LedgerError> {
+) -> Result<(Reservation, InventoryItem), Error> {
     let current = lock_reservation(connection, tenant_id, id).await?;
     settle(connection, &current, resolution, now).await
 }
@@ -378,7 +350,7 @@ async fn settle(
     current: &Reservation,
     resolution: Resolution,
     now: DateTime<Utc>,
-) -> Result<(Reservation, InventoryItem), LedgerError> {
+) -> Result<(Reservation, InventoryItem), Error> {
     let (resolved, levels) = plan_settlement(connection, current, resolution, now).await?;
     apply_settlement(connection, &resolved, levels, resolution, now).await
 }
@@ -389,7 +361,7 @@ async fn plan_settlement(
     current: &Reservation,
     resolution: Resolution,
     now: DateTime<Utc>,
-) -> Result<(Reservation, StockLevels), LedgerError> {
+) -> Result<(Reservation, StockLevels), Error> {
     let resolved = current.resolved(resolution, now)?;
     let item = lock_item(connection, current.tenant_id, &current.sku).await?;
     let levels = item.settled(current.quantity, resolution)?;
@@ -402,7 +374,7 @@ async fn apply_settlement(
     levels: StockLevels,
     resolution: Resolution,
     now: DateTime<Utc>,
-) -> Result<(Reservation, InventoryItem), LedgerError> {
+) -> Result<(Reservation, InventoryItem), Error> {
     let resolved = update_reservation(connection, resolved).await?;
     let changed = update_item(connection, resolved.tenant_id, &resolved.sku, levels, now).await?;
     append_item_event(
@@ -423,7 +395,7 @@ async fn lock_due_reservations(
     connection: &mut PgConnection,
     now: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<Reservation>, LedgerError> {
+) -> Result<Vec<Reservation>, Error> {
     let rows: Vec<ReservationRow> = sqlx::query_as(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM reservations
          WHERE state = 'OPEN' AND expires_at <= $1
@@ -447,7 +419,7 @@ pub async fn expire_reservations(
     pool: &PgPool,
     now: DateTime<Utc>,
     limit: i64,
-) -> Result<u64, LedgerError> {
+) -> Result<u64, Error> {
     let mut transaction = pool.begin().await?;
     let mut due = lock_due_reservations(&mut transaction, now, limit).await?;
     due.sort_by(|a, b| (a.tenant_id, &a.sku, a.id).cmp(&(b.tenant_id, &b.sku, b.id)));
@@ -456,7 +428,7 @@ pub async fn expire_reservations(
         let plan = plan_settlement(&mut transaction, reservation, Resolution::Expire, now).await;
         let (resolved, levels) = match plan {
             Ok(plan) => plan,
-            Err(LedgerError::Refused(refusal)) => {
+            Err(Error::Refused(refusal)) => {
                 tracing::error!(
                     tenant_id = %reservation.tenant_id,
                     reservation_id = %reservation.id,
@@ -508,7 +480,7 @@ async fn insert_empty_holding(
     tenant_id: Uuid,
     change: &HoldingChange,
     now: DateTime<Utc>,
-) -> Result<(), LedgerError> {
+) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO holdings (tenant_id, owner_ref, item_code, quantity, version, updated_at)
          VALUES ($1, $2, $3, 0, 0, $4)
@@ -528,7 +500,7 @@ async fn lock_holding(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     change: &HoldingChange,
-) -> Result<Option<Holding>, LedgerError> {
+) -> Result<Option<Holding>, Error> {
     let row: Option<HoldingRow> = sqlx::query_as(&format!(
         "SELECT {HOLDING_COLUMNS} FROM holdings
          WHERE tenant_id = $1 AND owner_ref = $2 AND item_code = $3 FOR UPDATE"
@@ -547,7 +519,7 @@ async fn update_holding(
     current: &Holding,
     quantity: i64,
     now: DateTime<Utc>,
-) -> Result<Holding, LedgerError> {
+) -> Result<Holding, Error> {
     let row: HoldingRow = sqlx::query_as(&format!(
         "UPDATE holdings SET quantity = $4, version = version + 1, updated_at = $5
          WHERE tenant_id = $1 AND owner_ref = $2 AND item_code = $3
@@ -587,12 +559,17 @@ pub async fn add_holding(
     tenant_id: Uuid,
     change: &HoldingChange,
     now: DateTime<Utc>,
-) -> Result<Holding, LedgerError> {
+) -> Result<Holding, Error> {
     tenants::get(&mut *connection, tenant_id).await?;
     insert_empty_holding(connection, tenant_id, change, now).await?;
     let current = lock_holding(connection, tenant_id, change)
         .await?
-        .ok_or_else(|| sqlx::Error::RowNotFound)?;
+        .ok_or_else(|| {
+            Error::invariant(
+                "HOLDING_ROW_EXISTS",
+                "the holding row inserted in this transaction is not there to lock",
+            )
+        })?;
     let quantity = current.added(change.quantity)?;
     update_holding(connection, &current, quantity, now).await
 }
@@ -603,7 +580,7 @@ pub async fn remove_holding(
     tenant_id: Uuid,
     change: &HoldingChange,
     now: DateTime<Utc>,
-) -> Result<Holding, LedgerError> {
+) -> Result<Holding, Error> {
     let current = lock_holding(connection, tenant_id, change)
         .await?
         .unwrap_or_else(|| Holding::empty(tenant_id, &change.owner_ref, &change.item_code, now));
@@ -616,7 +593,7 @@ pub async fn list_holdings(
     pool: &PgPool,
     tenant_id: Uuid,
     owner_ref: &str,
-) -> Result<Vec<Holding>, LedgerError> {
+) -> Result<Vec<Holding>, Error> {
     let rows: Vec<HoldingRow> = sqlx::query_as(&format!(
         "SELECT {HOLDING_COLUMNS} FROM holdings
          WHERE tenant_id = $1 AND owner_ref = $2 AND quantity > 0

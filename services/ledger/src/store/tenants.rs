@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::events::{self, NewEvent, types};
 use crate::domain::tenant::{NewTenant, Tenant};
-use crate::domain::{Refusal, RefusalKind};
-use crate::error::LedgerError;
+use crate::error;
+use phoenix_runtime::Error;
 
 type TenantRow = (Uuid, String, String, DateTime<Utc>);
 
@@ -25,7 +25,7 @@ pub async fn create(
     connection: &mut PgConnection,
     new: &NewTenant,
     now: DateTime<Utc>,
-) -> Result<Tenant, LedgerError> {
+) -> Result<Tenant, Error> {
     let row: Option<TenantRow> = sqlx::query_as(
         "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (slug) DO NOTHING
@@ -37,15 +37,9 @@ pub async fn create(
     .bind(now)
     .fetch_optional(&mut *connection)
     .await?;
-    let created = row.map(tenant).ok_or_else(|| {
-        Refusal::new(
-            RefusalKind::AlreadyExists,
-            "TENANT_EXISTS",
-            format!("a tenant with slug {:?} already exists", new.slug),
-        )
-        .at("slug")
-        .with("slug", &new.slug)
-    })?;
+    let created = row
+        .map(tenant)
+        .ok_or_else(|| error::tenant_exists(&new.slug))?;
     let payload = pb::TenantCreated {
         tenant: Some(crate::proto::tenant(&created)),
     };
@@ -65,20 +59,13 @@ pub async fn create(
     Ok(created)
 }
 
-pub async fn get(executor: impl sqlx::PgExecutor<'_>, id: Uuid) -> Result<Tenant, LedgerError> {
+pub async fn get(executor: impl sqlx::PgExecutor<'_>, id: Uuid) -> Result<Tenant, Error> {
     let row: Option<TenantRow> =
         sqlx::query_as("SELECT id, slug, name, created_at FROM tenants WHERE id = $1")
             .bind(id)
             .fetch_optional(executor)
             .await?;
-    Ok(row.map(tenant).ok_or_else(|| not_found(id))?)
-}
-
-/// NOT_FOUND for an unknown tenant, naming the field.
-pub fn not_found(id: Uuid) -> Refusal {
-    Refusal::not_found("TENANT_NOT_FOUND", format!("no tenant has id {id}"))
-        .at("tenant_id")
-        .with("tenant_id", id)
+    Ok(row.map(tenant).ok_or_else(|| error::tenant_not_found(id))?)
 }
 
 /// Tenants with id greater than `after`, by id; only `only` when given.
@@ -87,7 +74,7 @@ pub async fn list(
     after: Option<Uuid>,
     only: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<Tenant>, LedgerError> {
+) -> Result<Vec<Tenant>, Error> {
     let rows: Vec<TenantRow> = sqlx::query_as(
         "SELECT id, slug, name, created_at FROM tenants
          WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid IS NULL OR id = $2)

@@ -7,7 +7,6 @@ use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use phoenix_proto::ledger::v1::policy_service_client::PolicyServiceClient;
 use phoenix_testkit::TestService;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 pub struct Harness {
     pub service: TestService,
@@ -167,36 +166,8 @@ pub fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// The ErrorInfo reason of a status.
-pub fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
-
-/// An ErrorInfo metadata value of a status.
-pub fn metadata(status: &tonic::Status, key: &str) -> Option<String> {
-    status
-        .get_error_details()
-        .error_info()
-        .and_then(|info| info.metadata.get(key).cloned())
-}
-
-/// The fields named by a status's BadRequest violations.
-pub fn fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|v| v.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+#[allow(unused_imports)]
+pub use phoenix_testkit::{assert_refused, error_of, field_reasons, fields, metadata, reason};
 
 /// Rows of a table in the ledger schema (for "nothing was written" checks).
 pub async fn count(pool: &sqlx::PgPool, table: &str) -> i64 {
