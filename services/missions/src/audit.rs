@@ -8,10 +8,10 @@
 //! constraints and from the first check, which demands that each snapshot equals the board
 //! rebuilt from its rows.
 
+use phoenix_runtime::Error;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::MissionsError;
 use crate::store::sql::maintenance_transaction;
 
 /// What the audit found.
@@ -107,7 +107,7 @@ WHERE slot->>'state' = 'cooldown' AND run->>'status' = 'active'
 ORDER BY 1, 2, 3, 4";
 
 /// Runs every check over every board.
-pub async fn run(pool: &PgPool) -> Result<AuditReport, MissionsError> {
+pub async fn run(pool: &PgPool) -> Result<AuditReport, Error> {
     let mut transaction = maintenance_transaction(pool).await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *transaction)

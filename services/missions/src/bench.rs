@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 use crate::domain::board::{BoardKey, SlotKey};
 use crate::domain::rules::{self, RandomIds, RuleSettings};
-use crate::proto::timestamp;
 use crate::store::sql::SqlBoards;
+use phoenix_runtime::convert::timestamp;
 
 /// The instant the benchmark's boards start at (a Monday noon UTC).
 const START: &str = "2026-06-01T12:00:00Z";

@@ -1,60 +1,42 @@
-//! The missions service's one error type and its one mapping to gRPC.
+//! The missions service's own refusals and errors, on top of the runtime's vocabulary
+//! ([`phoenix_runtime::Error`], [`phoenix_runtime::Refusal`]); the runtime maps them to gRPC,
+//! with ErrorInfo domain `missions.phoenix`. The rules' refusals live with the rules
+//! (`domain::rules`).
 
-use phoenix_runtime::ApiError;
-use tonic::{Code, Status};
+use std::path::Path;
 
-use crate::domain::Refusal;
+use phoenix_runtime::{Error, Refusal, quote};
+use uuid::Uuid;
 
-/// ErrorInfo domain of this service's errors.
-pub const DOMAIN: &str = "missions.phoenix";
+use crate::domain::board::BoardKey;
 
-#[derive(Debug, thiserror::Error)]
-pub enum MissionsError {
-    /// Malformed request fields, all of them at once.
-    #[error("{0}")]
-    Invalid(ApiError),
-    /// The caller may not do this.
-    #[error("{0}")]
-    Denied(ApiError),
-    /// A rule said no.
-    #[error("{0}")]
-    Refused(#[from] Refusal),
-    /// The FILE store could not be read or written (I/O, or JSON that does not parse).
-    #[error("missions store {path}: {detail}")]
-    FileStore { path: String, detail: String },
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+/// The user has no board in the season.
+pub fn board_not_found(key: &BoardKey) -> Refusal {
+    Refusal::not_found(
+        "BOARD_NOT_FOUND",
+        format!(
+            "user {} has no board in season {}; open it with CreateBoard",
+            key.user_id,
+            quote(&key.season_id)
+        ),
+    )
+    .with("user_id", key.user_id)
+    .with("season_id", &key.season_id)
 }
 
-impl MissionsError {
-    pub fn file_store(path: &std::path::Path, detail: impl std::fmt::Display) -> Self {
-        Self::FileStore {
-            path: path.display().to_string(),
-            detail: detail.to_string(),
-        }
-    }
+/// The user has no board in any season.
+pub fn user_has_no_board(user_id: Uuid) -> Refusal {
+    Refusal::not_found("USER_NOT_FOUND", format!("user {user_id} has no board"))
+        .with("user_id", user_id)
 }
 
-impl From<MissionsError> for ApiError {
-    fn from(error: MissionsError) -> Self {
-        match error {
-            MissionsError::Invalid(api) | MissionsError::Denied(api) => api,
-            MissionsError::Refused(refusal) => refusal.into_api_error(DOMAIN),
-            // The store is this service's own storage: failing to use it is our fault, and the
-            // caller may retry (UNAVAILABLE), never a half-written board.
-            MissionsError::FileStore { path, detail } => ApiError::new(
-                Code::Unavailable,
-                DOMAIN,
-                "FILE_STORE_UNAVAILABLE",
-                format!("the missions file store {path} could not be used: {detail}"),
-            ),
-            MissionsError::Database(error) => ApiError::database(DOMAIN, error),
-        }
-    }
-}
-
-impl From<MissionsError> for Status {
-    fn from(error: MissionsError) -> Self {
-        ApiError::from(error).into_status()
-    }
+/// A file of the FILE store could not be used. The store is this service's own storage:
+/// failing to use it is our fault and the caller may retry (UNAVAILABLE), never a
+/// half-written board.
+pub fn file_store_unavailable(path: &Path, detail: impl std::fmt::Display) -> Error {
+    Error::unavailable(
+        "FILE_STORE_UNAVAILABLE",
+        format!("missions store {}: {detail}", path.display()),
+        None,
+    )
 }

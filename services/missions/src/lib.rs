@@ -24,21 +24,12 @@ use phoenix_proto::missions::v1::catalog_service_server::CatalogServiceServer;
 use phoenix_proto::missions::v1::clock_service_server::ClockServiceServer;
 use phoenix_proto::missions::v1::migration_service_server::MigrationServiceServer;
 use phoenix_proto::missions::v1::missions_service_server::MissionsServiceServer;
-use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec};
+use phoenix_runtime::{AuditReport, GrpcServices, ServiceContext, ServiceSpec, limited};
 
 use crate::clock::Clock;
 use crate::config::{ClockKind, MissionsSettings};
 use crate::store::repo::Repository;
 use crate::store::sql::SqlBoards;
-
-/// Applies the message size limit to a generated server.
-macro_rules! limited {
-    ($server:expr, $limit:expr) => {
-        $server
-            .max_decoding_message_size($limit)
-            .max_encoding_message_size($limit)
-    };
-}
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/missions");
 
@@ -48,7 +39,22 @@ pub fn spec() -> ServiceSpec {
         name: "missions",
         migrations: &MIGRATIONS,
         build,
+        audit: Some(audit_report),
     }
+}
+
+/// `phoenix audit missions`: one line per violation, over every board.
+fn audit_report(
+    pool: sqlx::PgPool,
+) -> futures_util::future::BoxFuture<'static, anyhow::Result<AuditReport>> {
+    Box::pin(async move {
+        let report = audit::run(&pool).await?;
+        Ok(AuditReport {
+            lines: report.violations.iter().map(ToString::to_string).collect(),
+            violations: report.violations.len(),
+            scope: Some(format!("{} boards", report.boards)),
+        })
+    })
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
@@ -67,23 +73,25 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     };
     metrics::get();
     jobs::start(context, &missions, &settings);
-    let limit = context.max_message_bytes();
     let mut services = GrpcServices::new()
         .serve(limited!(
-            MissionsServiceServer::new(missions.clone()),
-            limit
-        ))
-        .serve(limited!(CatalogServiceServer::new(missions.clone()), limit))
-        .serve(limited!(
-            AnalyticsServiceServer::new(missions.clone()),
-            limit
+            context,
+            MissionsServiceServer::new(missions.clone())
         ))
         .serve(limited!(
-            MigrationServiceServer::new(missions.clone()),
-            limit
+            context,
+            CatalogServiceServer::new(missions.clone())
+        ))
+        .serve(limited!(
+            context,
+            AnalyticsServiceServer::new(missions.clone())
+        ))
+        .serve(limited!(
+            context,
+            MigrationServiceServer::new(missions.clone())
         ));
     if matches!(missions.clock, Clock::Manual(_)) {
-        services = services.serve(limited!(ClockServiceServer::new(missions), limit));
+        services = services.serve(limited!(context, ClockServiceServer::new(missions)));
     }
     Ok(services)
 }

@@ -38,6 +38,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use phoenix_runtime::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -45,7 +46,7 @@ use uuid::Uuid;
 use crate::domain::board::{Board, BoardKey, Run, RunStatus, SlotKey, SlotState, Store};
 use crate::domain::catalog::Catalog;
 use crate::domain::rules::{self, Ids, RandomIds, RuleSettings};
-use crate::error::MissionsError;
+use crate::error;
 use crate::store::Saved;
 use crate::store::file::{self, FileBoards};
 use crate::store::sql::SqlBoards;
@@ -83,7 +84,7 @@ pub async fn backfill(
     store_path: &Path,
     sql: &SqlBoards,
     progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<BackfillReport, MissionsError> {
+) -> Result<BackfillReport, Error> {
     let raw_boards = read_raw_boards(store_path).await?;
     let total = raw_boards.len() as u64;
     let mut report = BackfillReport {
@@ -140,7 +141,7 @@ pub async fn backfill(
 }
 
 /// The store's boards as raw JSON, after checking its top level.
-async fn read_raw_boards(store_path: &Path) -> Result<Vec<Value>, MissionsError> {
+async fn read_raw_boards(store_path: &Path) -> Result<Vec<Value>, Error> {
     /// The store's top level; boards stay raw so each can fail on its own.
     #[derive(Deserialize)]
     struct RawStore {
@@ -151,12 +152,12 @@ async fn read_raw_boards(store_path: &Path) -> Result<Vec<Value>, MissionsError>
     let path = store_path.to_owned();
     let bytes = file::run_blocking(store_path, move || file::read_bytes(&path))
         .await??
-        .ok_or_else(|| MissionsError::file_store(store_path, "there is no store file"))?;
+        .ok_or_else(|| error::file_store_unavailable(store_path, "there is no store file"))?;
     let raw: RawStore = serde_json::from_slice(&bytes).map_err(|error| {
-        MissionsError::file_store(store_path, format!("not a missions store: {error}"))
+        error::file_store_unavailable(store_path, format!("not a missions store: {error}"))
     })?;
     file::check_version(raw.version)
-        .map_err(|detail| MissionsError::file_store(store_path, detail))?;
+        .map_err(|detail| error::file_store_unavailable(store_path, detail))?;
     Ok(raw.boards)
 }
 
@@ -282,7 +283,7 @@ fn first_repeated<T: Ord + Copy>(values: impl IntoIterator<Item = T>) -> Option<
 /// `store_path` (atomically, replacing any file there): the rollback to FILE. Returns how many
 /// boards it wrote. Run it while no FILE or DUAL service has the file open: such a service
 /// keeps its boards in memory and its next save would overwrite the export.
-pub async fn export(sql: &SqlBoards, store_path: &Path) -> Result<u64, MissionsError> {
+pub async fn export(sql: &SqlBoards, store_path: &Path) -> Result<u64, Error> {
     let mut keys = sql.keys(None).await?;
     keys.sort();
     let mut boards = Vec::with_capacity(keys.len());
@@ -330,7 +331,7 @@ pub async fn compare(
     sql: &SqlBoards,
     season: &str,
     users: &[Uuid],
-) -> Result<CompareReport, MissionsError> {
+) -> Result<CompareReport, Error> {
     let users: BTreeSet<Uuid> = if users.is_empty() {
         let file_keys = file.keys(Some(season)).await?;
         let sql_keys = sql.keys(Some(season)).await?;
@@ -630,11 +631,13 @@ pub async fn rebuild_from_events(
     sql: &SqlBoards,
     catalog: &Catalog,
     settings: &RuleSettings,
-) -> Result<RebuildReport, MissionsError> {
+) -> Result<RebuildReport, Error> {
     let path = log_path.to_owned();
     let log = file::run_blocking(log_path, move || std::fs::read_to_string(&path))
         .await?
-        .map_err(|error| MissionsError::file_store(log_path, format!("cannot read: {error}")))?;
+        .map_err(|error| {
+            error::file_store_unavailable(log_path, format!("cannot read: {error}"))
+        })?;
     let mut report = RebuildReport::default();
     for (index, line) in log.lines().enumerate() {
         if line.trim().is_empty() {

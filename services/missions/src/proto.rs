@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use phoenix_proto::missions::v1 as pb;
+use phoenix_runtime::convert::{optional_timestamp, timestamp};
 use uuid::Uuid;
 
 use crate::domain::board::{
@@ -14,17 +15,6 @@ use crate::domain::catalog::{
     Badge, Boss, Catalog, Difficulty, EffectDefinition, EffectKind, Mission, MissionTarget,
 };
 use crate::domain::rules::{self, RuleSettings};
-
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-fn optional_timestamp(time: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
-    time.map(timestamp)
-}
 
 fn optional_id(id: Option<Uuid>) -> String {
     id.map(|id| id.to_string()).unwrap_or_default()

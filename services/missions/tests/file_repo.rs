@@ -1,7 +1,7 @@
 //! The FILE repository (the legacy JSON store) and the parts of the migration tooling that need
 //! no database: board validation, the sample stores, JSON diffs and event replay idempotency.
 
-// Store changes return `MissionsError`, whose size is the service's choice, not these tests'.
+// Store changes return the runtime's `Error`, whose size is the service's choice, not these tests'.
 #![allow(clippy::result_large_err)]
 
 mod samples;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use phoenix_missions::domain::board::{Board, BoardKey, SlotState};
 use phoenix_missions::domain::catalog::Catalog;
 use phoenix_missions::domain::rules::{RandomIds, RuleSettings};
-use phoenix_missions::error::MissionsError;
+use phoenix_missions::error::file_store_unavailable;
 use phoenix_missions::migration::{self, EventOutcome, LegacyEvent};
 use phoenix_missions::store::Saved;
 use phoenix_missions::store::file::FileBoards;
@@ -183,7 +183,7 @@ async fn a_refused_or_read_only_change_writes_nothing() {
         .update(&key, |board| -> Result<Saved<()>, _> {
             let mut board = board.unwrap();
             board.slots[0].petals_remaining = 0;
-            Err(MissionsError::file_store(Path::new("rule"), "refused"))
+            Err(file_store_unavailable(Path::new("rule"), "refused"))
         })
         .await;
     assert!(refused.is_err());
@@ -228,7 +228,7 @@ async fn a_failed_write_changes_neither_memory_nor_disk_and_leaves_no_temporary_
         })
         .await;
     let detail = file_store_detail(replaced.unwrap_err());
-    assert!(detail.starts_with("cannot write"), "{detail}");
+    assert!(detail.contains(": cannot write"), "{detail}");
     let inserted = boards.insert_if_absent(&newcomer).await;
     assert!(inserted.is_err());
 

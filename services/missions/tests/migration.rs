@@ -1,7 +1,7 @@
 //! The migration tooling and the DUAL repository against a real PostgreSQL: backfill, export,
 //! compare, the NDJSON rebuild, and divergences between FILE and SQL.
 
-// Store changes return `MissionsError`, whose size is the service's choice, not these tests'.
+// Store changes return the runtime's `Error`, whose size is the service's choice, not these tests'.
 #![allow(clippy::result_large_err)]
 
 mod samples;

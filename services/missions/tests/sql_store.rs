@@ -19,11 +19,10 @@ use phoenix_missions::domain::board::{
     Board, BoardKey, Communication, CommunicationKind, Heartbeat, RunStatus, SlotKey, SlotState,
 };
 use phoenix_missions::domain::catalog::{Catalog, EffectKind, MissionTarget};
-use phoenix_missions::error::MissionsError;
 use phoenix_missions::store::analytics::{self, AdherenceWeek, PageToken, RewardsWeek, WeekFilter};
 use phoenix_missions::store::sql::SqlBoards;
 use phoenix_missions::store::{Saved, catalog};
-use phoenix_runtime::ApiError;
+use phoenix_runtime::Error;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -259,7 +258,7 @@ async fn a_change_that_fails_or_keeps_writes_nothing() {
     boards.put(&saved).await.expect("put");
 
     let refused = boards
-        .update(&saved.key(), |_| -> Result<Saved<()>, MissionsError> {
+        .update(&saved.key(), |_| -> Result<Saved<()>, Error> {
             Err(phoenix_missions::domain::Refusal::not_found("RUN_NOT_FOUND", "no such run").into())
         })
         .await;
@@ -268,10 +267,23 @@ async fn a_change_that_fails_or_keeps_writes_nothing() {
         .await
         .expect("update");
 
-    assert!(matches!(refused, Err(MissionsError::Refused(_))));
+    assert!(matches!(refused, Err(Error::Refused(_))));
     assert!(kept);
     assert_stored(&boards, &saved).await;
     assert_eq!(version(&pool, &saved.key()).await, 1);
+}
+
+/// The write was refused by the database's `constraint`: a broken invariant, named in the log.
+#[track_caller]
+fn assert_constraint<T: std::fmt::Debug>(written: Result<T, Error>, constraint: &str) {
+    let Err(Error::Invariant { invariant, detail }) = written else {
+        panic!("{constraint} must refuse the write, got {written:?}");
+    };
+    assert_eq!(invariant, "BOARD_CONSTRAINT");
+    assert!(
+        detail.contains(&format!("constraint {constraint}:")),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -288,14 +300,7 @@ async fn the_database_refuses_a_second_heartbeat_of_a_run_on_one_local_day() {
 
     let written = boards.put(&twice).await;
 
-    let Err(MissionsError::Database(error)) = written else {
-        panic!("a second heartbeat on one day must be refused, got {written:?}");
-    };
-    let database_error = error.as_database_error().expect("a database error");
-    assert_eq!(
-        database_error.constraint(),
-        Some("missions_v2_heartbeat_once_a_day")
-    );
+    assert_constraint(written, "missions_v2_heartbeat_once_a_day");
     assert_stored(&boards, &saved).await;
 }
 
@@ -317,14 +322,7 @@ async fn the_database_refuses_a_second_claim_of_a_run_and_petals_out_of_range() 
         (claimed_twice, "missions_v2_claims_once_per_run"),
         (too_many_petals, "missions_v2_slots_petals_in_range"),
     ] {
-        let written = boards.put(&board).await;
-        let Err(MissionsError::Database(error)) = written else {
-            panic!("{constraint} must refuse the write, got {written:?}");
-        };
-        assert_eq!(
-            error.as_database_error().and_then(|e| e.constraint()),
-            Some(constraint)
-        );
+        assert_constraint(boards.put(&board).await, constraint);
     }
     assert_stored(&boards, &saved).await;
 }
@@ -344,13 +342,7 @@ async fn a_slot_runs_one_active_run_at_a_time() {
 
     let written = boards.put(&two_active).await;
 
-    let Err(MissionsError::Database(error)) = written else {
-        panic!("a second active run on a slot must be refused, got {written:?}");
-    };
-    assert_eq!(
-        error.as_database_error().and_then(|e| e.constraint()),
-        Some("missions_v2_one_active_run_per_slot")
-    );
+    assert_constraint(written, "missions_v2_one_active_run_per_slot");
 }
 
 /// What a tick at the end of Friday, Mar 8, does to the fixture board: Friday closes on its
@@ -762,23 +754,24 @@ async fn the_catalog_refuses_a_taken_code_and_an_unknown_badge_naming_the_field(
     let taken = catalog::upsert_badge(&pool, &twin).await;
     let unknown = catalog::upsert_mission(&pool, &mission).await;
 
-    let Err(MissionsError::Refused(taken)) = taken else {
+    let Err(taken @ Error::Refused(_)) = taken else {
         panic!("a taken code must be refused, got {taken:?}");
     };
-    let taken = ApiError::from(MissionsError::Refused(taken));
     assert_eq!(
         (taken.code(), taken.reason()),
         (tonic::Code::AlreadyExists, "BADGE_CODE_TAKEN")
     );
-    let Err(MissionsError::Refused(unknown)) = unknown else {
+    let Err(unknown @ Error::Refused(_)) = unknown else {
         panic!("an unknown badge must be refused, got {unknown:?}");
     };
-    let unknown = ApiError::from(MissionsError::Refused(unknown));
     assert_eq!(
         (unknown.code(), unknown.reason()),
         (tonic::Code::InvalidArgument, "UNKNOWN_BADGE")
     );
-    assert_eq!(unknown.violations()[0].field, "mission.reward.badge_id");
+    assert_eq!(
+        unknown.refusal().and_then(|refusal| refusal.field()),
+        Some("mission.reward.badge_id")
+    );
     assert_eq!(
         catalog::load(&pool).await.expect("load"),
         defaults,

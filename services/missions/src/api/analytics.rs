@@ -3,12 +3,11 @@
 use chrono::NaiveDate;
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::analytics_service_server::AnalyticsService;
-use phoenix_runtime::fields;
+use phoenix_runtime::{Refusal, Violations, auth};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Fields, Missions, require_admin};
-use crate::error::{DOMAIN, MissionsError};
+use super::{ADMIN_ROLE, Missions};
 use crate::store::analytics::{self as store, WeekFilter};
 
 const DEFAULT_PAGE: i64 = 100;
@@ -20,24 +19,21 @@ fn filter(
     from_week: &str,
     page_size: i32,
     page_token: &str,
-) -> Result<WeekFilter, MissionsError> {
-    let mut fields = Fields::default();
-    let user_id = (!user_id.is_empty()).then(|| fields.uuid("user_id", user_id));
-    let from_week = (!from_week.is_empty()).then(|| {
-        NaiveDate::parse_from_str(from_week, "%Y-%m-%d").unwrap_or_else(|_| {
-            fields.add("from_week", "must be a date, YYYY-MM-DD");
-            NaiveDate::MIN
+) -> Result<WeekFilter, Refusal> {
+    let mut violations = Violations::new();
+    let user_id = violations.optional_uuid("user_id", user_id);
+    let from_week = (!from_week.is_empty())
+        .then(|| {
+            let week = NaiveDate::parse_from_str(from_week, "%Y-%m-%d").ok();
+            if week.is_none() {
+                violations.add("from_week", "INVALID_DATE", "must be a date, YYYY-MM-DD");
+            }
+            week
         })
-    });
-    let after = (!page_token.is_empty()).then(|| {
-        store::PageToken::decode(page_token).unwrap_or_else(|| {
-            fields.add("page_token", "is not a token this service gave");
-            store::PageToken::default()
-        })
-    });
-    fields.done()?;
-    let limit = fields::page_size(DOMAIN, page_size, DEFAULT_PAGE, MAX_PAGE)
-        .map_err(MissionsError::Invalid)?;
+        .flatten();
+    let after = violations.page_token(page_token, store::PageToken::decode);
+    let limit = violations.page_size(page_size, DEFAULT_PAGE, MAX_PAGE);
+    violations.finish()?;
     Ok(WeekFilter {
         user_id,
         from_week,
@@ -101,7 +97,7 @@ impl AnalyticsService for Missions {
         &self,
         request: Request<pb::RefreshAnalyticsRequest>,
     ) -> Result<Response<pb::RefreshAnalyticsResponse>, Status> {
-        require_admin(&request)?;
+        auth::require_role(&request, ADMIN_ROLE)?;
         let elapsed = store::refresh(&self.pool).await?;
         Ok(Response::new(pb::RefreshAnalyticsResponse {
             elapsed_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),

@@ -3,13 +3,13 @@
 use chrono::{DateTime, Utc};
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::missions_service_server::MissionsService;
+use phoenix_runtime::{Error, Violations, auth};
 use tonic::{Request, Response, Status};
 
-use super::{Fields, Missions, board_not_found, ids, require_admin};
-use crate::domain::Refusal;
+use super::{ADMIN_ROLE, Missions, board_key, free_text, ids, time_zone};
 use crate::domain::board::{Board, DayOutcome, SlotKey};
 use crate::domain::rules::{self, ClosedDay};
-use crate::error::MissionsError;
+use crate::error::{board_not_found, user_has_no_board};
 use crate::metrics;
 use crate::proto;
 use crate::store::Saved;
@@ -19,14 +19,16 @@ const DEFAULT_CLOSE_BATCH: i64 = 500;
 const MAX_CLOSE_BATCH: i64 = 5_000;
 const MAX_PROOF_CHARS: usize = 2_000;
 
-fn slot_field(fields: &mut Fields, value: i32) -> SlotKey {
-    proto::slot_key_from(value).unwrap_or_else(|| {
-        fields.add(
+fn slot_field(violations: &mut Violations, value: i32) -> SlotKey {
+    violations
+        .enumeration::<pb::SlotKey>(
             "slot_key",
-            "must be SLOT_KEY_MAIN, SLOT_KEY_HUNT or SLOT_KEY_SKILL",
-        );
-        SlotKey::Main
-    })
+            value,
+            "SLOT_KEY_REQUIRED",
+            "SLOT_KEY_MAIN, SLOT_KEY_HUNT or SLOT_KEY_SKILL",
+        )
+        .and_then(|key| proto::slot_key_from(key.into()))
+        .unwrap_or(SlotKey::Main)
 }
 
 /// Counts what day closes did, for the metrics and CloseDueDays.
@@ -65,10 +67,10 @@ impl MissionsService for Missions {
         request: Request<pb::CreateBoardRequest>,
     ) -> Result<Response<pb::CreateBoardResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let time_zone = fields.time_zone(&request.time_zone);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let time_zone = time_zone(&mut violations, &request.time_zone);
+        violations.finish()?;
         let catalog = self.catalog.get().await?;
         let now = self.clock.now();
         let settings = self.rules.clone();
@@ -105,9 +107,9 @@ impl MissionsService for Missions {
         request: Request<pb::GetBoardRequest>,
     ) -> Result<Response<pb::GetBoardResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        violations.finish()?;
         let mut board = self
             .repo
             .load(&key)
@@ -128,17 +130,13 @@ impl MissionsService for Missions {
         request: Request<pb::SetTimeZoneRequest>,
     ) -> Result<Response<pb::SetTimeZoneResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let user_id = fields.uuid("user_id", &request.user_id);
-        let time_zone = fields.time_zone(&request.time_zone);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let user_id = violations.uuid("user_id", &request.user_id);
+        let time_zone = time_zone(&mut violations, &request.time_zone);
+        violations.finish()?;
         let keys = self.repo.keys_of_user(user_id).await?;
         if keys.is_empty() {
-            return Err(MissionsError::from(
-                Refusal::not_found("USER_NOT_FOUND", format!("user {user_id} has no board"))
-                    .with("user_id", user_id),
-            )
-            .into());
+            return Err(user_has_no_board(user_id).into());
         }
         // Each board changes on its own (a retry finishes the rest); days that ended under the
         // old zone are closed first, so the change never reopens or skips a closed date.
@@ -163,10 +161,10 @@ impl MissionsService for Missions {
         request: Request<pb::ActivateSlotRequest>,
     ) -> Result<Response<pb::ActivateSlotResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let slot = slot_field(&mut fields, request.slot_key);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let slot = slot_field(&mut violations, request.slot_key);
+        violations.finish()?;
         let (board, _, now) = self
             .change(&key, |board, catalog, settings, now| {
                 rules::activate(board, slot, catalog, settings, &mut ids(), now)
@@ -182,10 +180,10 @@ impl MissionsService for Missions {
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let run_id = fields.uuid("run_id", &request.run_id);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let run_id = violations.uuid("run_id", &request.run_id);
+        violations.finish()?;
         let (_, outcome, _) = self
             .change(&key, |board, catalog, settings, now| {
                 rules::heartbeat(board, run_id, catalog, settings, &mut ids(), now)
@@ -203,11 +201,16 @@ impl MissionsService for Missions {
         request: Request<pb::RecordProgressRequest>,
     ) -> Result<Response<pb::RecordProgressResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let run_id = fields.uuid("run_id", &request.run_id);
-        fields.check(request.current >= 0, "current", "must not be negative");
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let run_id = violations.uuid("run_id", &request.run_id);
+        violations.check(
+            request.current >= 0,
+            "current",
+            "NEGATIVE_PROGRESS",
+            "must not be negative",
+        );
+        violations.finish()?;
         let (board, succeeded, now) = self
             .change(&key, |board, catalog, settings, now| {
                 rules::record_progress(
@@ -232,10 +235,10 @@ impl MissionsService for Missions {
         request: Request<pb::RerollRequest>,
     ) -> Result<Response<pb::RerollResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let slot = slot_field(&mut fields, request.slot_key);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let slot = slot_field(&mut violations, request.slot_key);
+        violations.finish()?;
         let (board, _, now) = self
             .change(&key, |board, catalog, settings, now| {
                 rules::reroll(board, slot, catalog, settings, &mut ids(), now)
@@ -251,10 +254,10 @@ impl MissionsService for Missions {
         request: Request<pb::ClaimRunRequest>,
     ) -> Result<Response<pb::ClaimRunResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let run_id = fields.uuid("run_id", &request.run_id);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let run_id = violations.uuid("run_id", &request.run_id);
+        violations.finish()?;
         let (_, outcome, _) = self
             .change(&key, |board, catalog, settings, now| {
                 rules::claim(board, run_id, catalog, settings, &mut ids(), now)
@@ -274,10 +277,10 @@ impl MissionsService for Missions {
         request: Request<pb::LinkBossTaskRequest>,
     ) -> Result<Response<pb::LinkBossTaskResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let task_id = fields.uuid("task_id", &request.task_id);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let task_id = violations.uuid("task_id", &request.task_id);
+        violations.finish()?;
         let (board, _, _) = self
             .change(&key, |board, catalog, settings, now| {
                 rules::link_boss_task(board, task_id, catalog, settings, &mut ids(), now)
@@ -293,11 +296,16 @@ impl MissionsService for Missions {
         request: Request<pb::RecordTaskProgressRequest>,
     ) -> Result<Response<pb::RecordTaskProgressResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let task_id = fields.uuid("task_id", &request.task_id);
-        fields.check(request.amount > 0, "amount", "must be positive");
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let task_id = violations.uuid("task_id", &request.task_id);
+        violations.check(
+            request.amount > 0,
+            "amount",
+            "INVALID_AMOUNT",
+            "must be positive",
+        );
+        violations.finish()?;
         let (board, _, _) = self
             .change(&key, |board, catalog, settings, now| {
                 rules::damage_boss(
@@ -321,18 +329,19 @@ impl MissionsService for Missions {
         request: Request<pb::SubmitBossProofRequest>,
     ) -> Result<Response<pb::SubmitBossProofResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let proof = request.proof.trim();
-        fields.check(
-            !proof.is_empty() && proof.chars().count() <= MAX_PROOF_CHARS,
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let proof = free_text(
+            &mut violations,
             "proof",
-            "must be 1–2,000 characters",
+            &request.proof,
+            MAX_PROOF_CHARS,
+            true,
         );
-        fields.done()?;
+        violations.finish()?;
         let (board, _, _) = self
             .change(&key, |board, catalog, settings, now| {
-                rules::submit_boss_proof(board, proof, catalog, settings, &mut ids(), now)
+                rules::submit_boss_proof(board, &proof, catalog, settings, &mut ids(), now)
             })
             .await?;
         Ok(Response::new(pb::SubmitBossProofResponse {
@@ -345,9 +354,9 @@ impl MissionsService for Missions {
         request: Request<pb::ClaimBossRequest>,
     ) -> Result<Response<pb::ClaimBossResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        violations.finish()?;
         let (_, outcome, _) = self
             .change(&key, |board, catalog, settings, now| {
                 rules::claim_boss(board, catalog, settings, &mut ids(), now)
@@ -366,12 +375,12 @@ impl MissionsService for Missions {
         &self,
         request: Request<pb::GrantEffectRequest>,
     ) -> Result<Response<pb::GrantEffectResponse>, Status> {
-        require_admin(&request)?;
+        auth::require_role(&request, ADMIN_ROLE)?;
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        let effect_id = fields.uuid("effect_id", &request.effect_id);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        let effect_id = violations.uuid("effect_id", &request.effect_id);
+        violations.finish()?;
         let (_, effect, _) = self
             .change(&key, |board, catalog, settings, now| {
                 rules::grant_effect(board, effect_id, catalog, settings, &mut ids(), now)
@@ -387,9 +396,9 @@ impl MissionsService for Missions {
         request: Request<pb::CloseDaysRequest>,
     ) -> Result<Response<pb::CloseDaysResponse>, Status> {
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let key = fields.board_key(&request.user_id, &request.season_id);
-        fields.done()?;
+        let mut violations = Violations::new();
+        let key = board_key(&mut violations, &request.user_id, &request.season_id);
+        violations.finish()?;
         let (board, closed, _) = self
             .change(&key, |board, catalog, settings, now| {
                 Ok(rules::tick(board, catalog, settings, &mut ids(), now))
@@ -414,16 +423,17 @@ impl MissionsService for Missions {
         &self,
         request: Request<pb::CloseDueDaysRequest>,
     ) -> Result<Response<pb::CloseDueDaysResponse>, Status> {
-        require_admin(&request)?;
+        auth::require_role(&request, ADMIN_ROLE)?;
         let request = request.into_inner();
         let size = i64::from(request.batch_size);
-        let mut fields = Fields::default();
-        fields.check(
+        let mut violations = Violations::new();
+        violations.check(
             (0..=MAX_CLOSE_BATCH).contains(&size),
             "batch_size",
+            "INVALID_BATCH_SIZE",
             "must be between 0 (default 500) and 5,000",
         );
-        fields.done()?;
+        violations.finish()?;
         let batch = if size == 0 { DEFAULT_CLOSE_BATCH } else { size };
         let (boards, tally) = self.close_due(batch).await?;
         Ok(Response::new(pb::CloseDueDaysResponse {
@@ -443,7 +453,7 @@ impl Missions {
         board: &Board,
         slot: SlotKey,
         now: DateTime<Utc>,
-    ) -> Result<pb::Slot, MissionsError> {
+    ) -> Result<pb::Slot, Error> {
         let today = rules::local_date(board.time_zone, now);
         Ok(proto::slot(
             board,
@@ -453,14 +463,14 @@ impl Missions {
         ))
     }
 
-    async fn boss_of(&self, board: &Board) -> Result<Option<pb::BossRun>, MissionsError> {
+    async fn boss_of(&self, board: &Board) -> Result<Option<pb::BossRun>, Error> {
         let catalog = self.catalog.get().await?;
         Ok(board.boss.as_ref().map(|b| proto::boss_run(b, &catalog)))
     }
 
     /// Closes the ended days of every due board, `batch` boards per transaction, until none is
     /// due. Shared by CloseDueDays and the scheduled job.
-    pub(crate) async fn close_due(&self, batch: i64) -> Result<(i64, CloseTally), MissionsError> {
+    pub(crate) async fn close_due(&self, batch: i64) -> Result<(i64, CloseTally), Error> {
         let catalog = self.catalog.get().await?;
         let now = self.clock.now();
         let mut tally = CloseTally::default();

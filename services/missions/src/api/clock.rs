@@ -2,18 +2,23 @@
 
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::clock_service_server::ClockService;
-use phoenix_runtime::fields;
+use phoenix_runtime::convert::timestamp;
+use phoenix_runtime::{Refusal, Violations, auth};
 use tonic::{Request, Response, Status};
 
-use super::{Missions, require_admin};
-use crate::error::{DOMAIN, MissionsError};
-use crate::proto::timestamp;
+use super::{ADMIN_ROLE, Missions, validated};
+
+/// Longest step AdvanceTime takes: a century.
+const MAX_ADVANCE_DAYS: i64 = 36_500;
 
 /// The manual clock's new time; the system clock cannot be moved (the service is only served
 /// with a manual clock, so this is a guard, not a path).
-fn moved(now: Option<chrono::DateTime<chrono::Utc>>) -> Result<prost_types::Timestamp, Status> {
+fn moved(now: Option<chrono::DateTime<chrono::Utc>>) -> Result<prost_types::Timestamp, Refusal> {
     now.map(timestamp).ok_or_else(|| {
-        Status::failed_precondition("the service runs on the system clock, which cannot be moved")
+        Refusal::precondition(
+            "SYSTEM_CLOCK",
+            "the service runs on the system clock, which cannot be moved",
+        )
     })
 }
 
@@ -32,9 +37,11 @@ impl ClockService for Missions {
         &self,
         request: Request<pb::SetTimeRequest>,
     ) -> Result<Response<pb::SetTimeResponse>, Status> {
-        require_admin(&request)?;
-        let to = fields::time(DOMAIN, "now", request.get_ref().now.as_ref())
-            .map_err(MissionsError::Invalid)?;
+        auth::require_role(&request, ADMIN_ROLE)?;
+        let mut violations = Violations::new();
+        let to = violations.timestamp("now", request.get_ref().now.as_ref());
+        violations.finish()?;
+        let to = validated(to, "now")?;
         Ok(Response::new(pb::SetTimeResponse {
             now: Some(moved(self.clock.set(to))?),
         }))
@@ -44,18 +51,16 @@ impl ClockService for Missions {
         &self,
         request: Request<pb::AdvanceTimeRequest>,
     ) -> Result<Response<pb::AdvanceTimeResponse>, Status> {
-        require_admin(&request)?;
-        let by = fields::positive_duration(DOMAIN, "by", request.get_ref().by.as_ref())
-            .map_err(MissionsError::Invalid)?
-            .ok_or_else(|| {
-                MissionsError::Invalid(phoenix_runtime::ApiError::invalid_argument(
-                    DOMAIN,
-                    vec![phoenix_runtime::FieldViolation::new(
-                        "by",
-                        "is required: a positive duration",
-                    )],
-                ))
-            })?;
+        auth::require_role(&request, ADMIN_ROLE)?;
+        let given = request.get_ref().by.as_ref();
+        let mut violations = Violations::new();
+        if given.is_none() {
+            violations.add("by", "REQUIRED", "is required: a positive duration");
+        }
+        let by =
+            violations.positive_duration("by", given, chrono::Duration::days(MAX_ADVANCE_DAYS));
+        violations.finish()?;
+        let by = validated(by, "by")?;
         Ok(Response::new(pb::AdvanceTimeResponse {
             now: Some(moved(self.clock.advance(by))?),
         }))

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::migration_service_server::MigrationService;
+use phoenix_runtime::{Violations, auth};
 use tonic::{Request, Response, Status};
 
-use super::{Fields, Missions, require_admin};
+use super::{ADMIN_ROLE, Missions, season};
 use crate::migration;
 use crate::store::file::FileBoards;
 
@@ -45,7 +46,7 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::BackfillRequest>,
     ) -> Result<Response<pb::BackfillResponse>, Status> {
-        require_admin(&request)?;
+        auth::require_role(&request, ADMIN_ROLE)?;
         let path = self.store_path(&request.get_ref().store_path);
         let report = migration::backfill(&path, &self.sql, &|_, _| {}).await?;
         Ok(Response::new(pb::BackfillResponse {
@@ -60,14 +61,15 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::RebuildFromEventsRequest>,
     ) -> Result<Response<pb::RebuildFromEventsResponse>, Status> {
-        require_admin(&request)?;
-        let mut fields = Fields::default();
-        fields.check(
+        auth::require_role(&request, ADMIN_ROLE)?;
+        let mut violations = Violations::new();
+        violations.check(
             !request.get_ref().log_path.trim().is_empty(),
             "log_path",
+            "REQUIRED",
             "is required",
         );
-        fields.done()?;
+        violations.finish()?;
         let path = PathBuf::from(&request.get_ref().log_path);
         let catalog = self.catalog.get().await?;
         let report =
@@ -84,17 +86,17 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::CompareRequest>,
     ) -> Result<Response<pb::CompareResponse>, Status> {
-        require_admin(&request)?;
+        auth::require_role(&request, ADMIN_ROLE)?;
         let request = request.into_inner();
-        let mut fields = Fields::default();
-        let season = fields.season(&request.season_id);
+        let mut violations = Violations::new();
+        let season = season(&mut violations, &request.season_id);
         let users: Vec<_> = request
             .user_ids
             .iter()
             .enumerate()
-            .map(|(i, id)| fields.uuid(&format!("user_ids[{i}]"), id))
+            .map(|(i, id)| violations.uuid(&format!("user_ids[{i}]"), id))
             .collect();
-        fields.done()?;
+        violations.finish()?;
         let file = FileBoards::open(self.store_path(&request.store_path))?;
         let report = migration::compare(&file, &self.sql, &season, &users).await?;
         Ok(Response::new(pb::CompareResponse {
@@ -116,7 +118,7 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::AuditRequest>,
     ) -> Result<Response<pb::AuditResponse>, Status> {
-        require_admin(&request)?;
+        auth::require_role(&request, ADMIN_ROLE)?;
         let report = crate::audit::run(&self.pool).await?;
         Ok(Response::new(pb::AuditResponse {
             boards: report.boards,
@@ -137,14 +139,15 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<pb::ExportResponse>, Status> {
-        require_admin(&request)?;
-        let mut fields = Fields::default();
-        fields.check(
+        auth::require_role(&request, ADMIN_ROLE)?;
+        let mut violations = Violations::new();
+        violations.check(
             !request.get_ref().store_path.trim().is_empty(),
             "store_path",
+            "REQUIRED",
             "is required",
         );
-        fields.done()?;
+        violations.finish()?;
         let path = PathBuf::from(&request.get_ref().store_path);
         let boards = migration::export(&self.sql, &path).await?;
         Ok(Response::new(pb::ExportResponse {

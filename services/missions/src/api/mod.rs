@@ -11,16 +11,14 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use phoenix_runtime::{Violations, auth};
-use tonic::Request;
-use uuid::Uuid;
+use phoenix_runtime::{Error, Violations};
 
 use crate::clock::Clock;
 use crate::domain::Refusal;
 use crate::domain::board::{Board, BoardKey};
 use crate::domain::catalog::Catalog;
 use crate::domain::rules::{RandomIds, RuleSettings};
-use crate::error::{DOMAIN, MissionsError};
+use crate::error::board_not_found;
 use crate::store::Saved;
 use crate::store::repo::Repository;
 use crate::store::sql::SqlBoards;
@@ -73,7 +71,7 @@ impl CatalogCache {
         }
     }
 
-    pub async fn get(&self) -> Result<Arc<Catalog>, MissionsError> {
+    pub async fn get(&self) -> Result<Arc<Catalog>, Error> {
         if let Some(catalog) = self
             .current
             .read()
@@ -85,11 +83,11 @@ impl CatalogCache {
         self.reload().await
     }
 
-    pub async fn reload(&self) -> Result<Arc<Catalog>, MissionsError> {
+    pub async fn reload(&self) -> Result<Arc<Catalog>, Error> {
         self.defaults
             .get_or_try_init(|| async {
                 crate::store::catalog::ensure_default(&self.pool).await?;
-                Ok::<_, MissionsError>(())
+                Ok::<_, Error>(())
             })
             .await?;
         let catalog = Arc::new(crate::store::catalog::load(&self.pool).await?);
@@ -106,7 +104,7 @@ impl Missions {
         &self,
         key: &BoardKey,
         rule: R,
-    ) -> Result<(Board, T, DateTime<Utc>), MissionsError>
+    ) -> Result<(Board, T, DateTime<Utc>), Error>
     where
         T: Send,
         R: FnOnce(&mut Board, &Catalog, &RuleSettings, DateTime<Utc>) -> Result<T, Refusal> + Send,
@@ -120,7 +118,7 @@ impl Missions {
                 // Read under the board's lock: a call that waited behind a day close judges at
                 // a time after it, never on a day that closed while it waited.
                 let now = clock.now();
-                let mut board = current.ok_or_else(|| board_not_found(key))?;
+                let mut board = current.ok_or_else(|| Error::from(board_not_found(key)))?;
                 let before = board.clone();
                 let answer = rule(&mut board, &catalog, &settings, now)?;
                 Ok(if board == before {
@@ -139,81 +137,76 @@ pub fn ids() -> RandomIds {
     RandomIds
 }
 
-pub fn board_not_found(key: &BoardKey) -> MissionsError {
-    Refusal::not_found(
-        "BOARD_NOT_FOUND",
-        format!(
-            "user {} has no board in season {:?}; open it with CreateBoard",
-            key.user_id, key.season_id
-        ),
-    )
-    .with("user_id", key.user_id)
-    .with("season_id", &key.season_id)
-    .into()
-}
+/// Longest season id, in bytes.
+const MAX_SEASON_BYTES: usize = 64;
 
-/// With authentication on, PERMISSION_DENIED unless the caller has the admin role.
-pub fn require_admin<T>(request: &Request<T>) -> Result<(), MissionsError> {
-    match auth::caller(request) {
-        Some(caller) => caller
-            .require_role(ADMIN_ROLE)
-            .map_err(MissionsError::Denied),
-        None => Ok(()),
-    }
-}
-
-/// Collects the bad fields of one request into one INVALID_ARGUMENT: the runtime's
-/// [`Violations`] with the missions fields (ids, seasons, time zones) on top.
-#[derive(Debug, Default)]
-pub struct Fields(Violations);
-
-impl Fields {
-    pub fn uuid(&mut self, field: &str, value: &str) -> Uuid {
-        self.0
-            .parse(field, value, phoenix_runtime::error::parse_uuid)
-            .unwrap_or_else(Uuid::nil)
-    }
-
-    pub fn season(&mut self, value: &str) -> String {
-        let valid = (1..=64).contains(&value.len())
+/// A season id: 1–64 letters, digits, '-', '_' or '.'.
+pub fn season(violations: &mut Violations, value: &str) -> String {
+    const FIELD: &str = "season_id";
+    if value.is_empty() {
+        violations.add(
+            FIELD,
+            "REQUIRED",
+            "is required: a season id such as 2026-S4",
+        );
+    } else {
+        let valid = value.len() <= MAX_SEASON_BYTES
             && value
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        self.check(
+        violations.check(
             valid,
-            "season_id",
+            FIELD,
+            "INVALID_SEASON",
             "must be 1–64 characters: letters, digits, '-', '_' or '.'",
         );
-        value.to_owned()
     }
+    value.to_owned()
+}
 
-    pub fn time_zone(&mut self, value: &str) -> Tz {
-        value.parse::<Tz>().unwrap_or_else(|_| {
-            self.add(
-                "time_zone",
-                &format!("must be an IANA time zone such as Europe/Madrid, got {value:?}"),
-            );
-            Tz::UTC
-        })
+/// A board's key: its user and season.
+pub fn board_key(violations: &mut Violations, user_id: &str, season_id: &str) -> BoardKey {
+    BoardKey {
+        user_id: violations.uuid("user_id", user_id),
+        season_id: season(violations, season_id),
     }
+}
 
-    pub fn board_key(&mut self, user_id: &str, season_id: &str) -> BoardKey {
-        BoardKey {
-            user_id: self.uuid("user_id", user_id),
-            season_id: self.season(season_id),
-        }
-    }
+/// The IANA zone of `time_zone` (UTC stands in for a bad one until `finish()`).
+pub fn time_zone(violations: &mut Violations, value: &str) -> Tz {
+    violations.time_zone("time_zone", value).unwrap_or(Tz::UTC)
+}
 
-    pub fn add(&mut self, field: &str, description: &str) {
-        self.0.add(field, description);
+/// Free text, trimmed: required unless `required` is false, at most `max_chars` characters.
+/// Line breaks and tabs are allowed (descriptions, proofs), unlike `Violations::text`.
+pub fn free_text(
+    violations: &mut Violations,
+    field: &str,
+    value: &str,
+    max_chars: usize,
+    required: bool,
+) -> String {
+    let value = value.trim();
+    let chars = value.chars().count();
+    if required && value.is_empty() {
+        violations.add(field, "REQUIRED", "is required");
+    } else if chars > max_chars {
+        violations.add(
+            field,
+            "TOO_LONG",
+            format!("must be at most {max_chars} characters, got {chars}"),
+        );
     }
+    value.to_owned()
+}
 
-    pub fn check(&mut self, valid: bool, field: &str, description: &str) {
-        self.0.check(valid, field, description);
-    }
-
-    /// Ok when every field was valid.
-    pub fn done(self) -> Result<(), MissionsError> {
-        self.0.into_result(DOMAIN).map_err(MissionsError::Invalid)
-    }
+/// A field a `Violations` helper decoded, after `finish()` accepted the request: the helpers
+/// answer `None` only with a violation, so this never fails; if it did, it says which field.
+pub fn validated<T>(value: Option<T>, field: &'static str) -> Result<T, Error> {
+    value.ok_or_else(|| {
+        Error::invariant(
+            "VALIDATED_FIELD_MISSING",
+            format!("{field} passed validation without a value"),
+        )
+    })
 }

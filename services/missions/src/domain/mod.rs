@@ -8,4 +8,4 @@ pub mod board;
 pub mod catalog;
 pub mod rules;
 
-pub use phoenix_runtime::refusal::{Refusal, RefusalKind};
+pub use phoenix_runtime::{Refusal, RefusalKind};

@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use phoenix_runtime::Error;
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::sql::maintenance_transaction;
-use crate::error::MissionsError;
 
 /// One user's local week of adherence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +91,7 @@ const REWARDS_COLUMNS: &str = "user_id, week, xp_total, currency_total, claims";
 pub async fn adherence(
     pool: &PgPool,
     filter: &WeekFilter,
-) -> Result<(Vec<AdherenceWeek>, Option<PageToken>), MissionsError> {
+) -> Result<(Vec<AdherenceWeek>, Option<PageToken>), Error> {
     let (rows, next) = page::<(Uuid, NaiveDate, i64, i64, i64, i64)>(
         pool,
         "mv_missions_v2_adherence",
@@ -118,7 +118,7 @@ pub async fn adherence(
 pub async fn rewards(
     pool: &PgPool,
     filter: &WeekFilter,
-) -> Result<(Vec<RewardsWeek>, Option<PageToken>), MissionsError> {
+) -> Result<(Vec<RewardsWeek>, Option<PageToken>), Error> {
     let (rows, next) = page::<(Uuid, NaiveDate, i64, i64, i64)>(
         pool,
         "mv_missions_v2_rewards",
@@ -148,7 +148,7 @@ async fn page<R>(
     columns: &str,
     filter: &WeekFilter,
     key: fn(&R) -> (NaiveDate, Uuid),
-) -> Result<(Vec<R>, Option<PageToken>), MissionsError>
+) -> Result<(Vec<R>, Option<PageToken>), Error>
 where
     R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
@@ -201,7 +201,7 @@ where
 
 /// Refreshes both views (CONCURRENTLY: reads go on meanwhile; two refreshes take turns).
 /// Returns how long it took.
-pub async fn refresh(pool: &PgPool) -> Result<Duration, MissionsError> {
+pub async fn refresh(pool: &PgPool) -> Result<Duration, Error> {
     let started = Instant::now();
     let mut transaction = maintenance_transaction(pool).await?;
     for view in ["mv_missions_v2_adherence", "mv_missions_v2_rewards"] {

@@ -9,6 +9,7 @@
 //! database can know (a code already taken, a badge or effect that does not exist) comes back
 //! as a refusal that names the field.
 
+use phoenix_runtime::Error;
 use serde::de::DeserializeOwned;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -16,13 +17,12 @@ use uuid::Uuid;
 
 use crate::domain::catalog::{Badge, Boss, Catalog, EffectDefinition, Mission};
 use crate::domain::{Refusal, RefusalKind};
-use crate::error::MissionsError;
 
 /// The catalog a new installation starts with (see `catalog/default.json`).
 const DEFAULT_CATALOG: &str = include_str!("../../catalog/default.json");
 
 /// The whole catalog, as of one moment (one read-only snapshot).
-pub async fn load(pool: &PgPool) -> Result<Catalog, MissionsError> {
+pub async fn load(pool: &PgPool) -> Result<Catalog, Error> {
     let mut transaction = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *transaction)
@@ -39,7 +39,7 @@ pub async fn load(pool: &PgPool) -> Result<Catalog, MissionsError> {
 
 /// Creates or replaces the mission (its targets and badges are replaced as a whole); returns
 /// it as stored.
-pub async fn upsert_mission(pool: &PgPool, mission: &Mission) -> Result<Mission, MissionsError> {
+pub async fn upsert_mission(pool: &PgPool, mission: &Mission) -> Result<Mission, Error> {
     let mut transaction = pool.begin().await?;
     write_mission(&mut transaction, mission).await?;
     let stored = one(missions(&mut transaction, Some(mission.mission_id)).await?);
@@ -48,7 +48,7 @@ pub async fn upsert_mission(pool: &PgPool, mission: &Mission) -> Result<Mission,
 }
 
 /// Creates or replaces the badge; returns it as stored.
-pub async fn upsert_badge(pool: &PgPool, badge: &Badge) -> Result<Badge, MissionsError> {
+pub async fn upsert_badge(pool: &PgPool, badge: &Badge) -> Result<Badge, Error> {
     let mut transaction = pool.begin().await?;
     write_badge(&mut transaction, badge).await?;
     let stored = one(badges(&mut transaction, Some(badge.badge_id)).await?);
@@ -61,7 +61,7 @@ pub async fn upsert_badge(pool: &PgPool, badge: &Badge) -> Result<Badge, Mission
 pub async fn upsert_effect(
     pool: &PgPool,
     effect: &EffectDefinition,
-) -> Result<EffectDefinition, MissionsError> {
+) -> Result<EffectDefinition, Error> {
     let mut transaction = pool.begin().await?;
     write_effect(&mut transaction, effect).await?;
     let stored = one(effects(&mut transaction, Some(effect.effect_id)).await?);
@@ -70,7 +70,7 @@ pub async fn upsert_effect(
 }
 
 /// Creates or replaces the boss; returns it as stored.
-pub async fn upsert_boss(pool: &PgPool, boss: &Boss) -> Result<Boss, MissionsError> {
+pub async fn upsert_boss(pool: &PgPool, boss: &Boss) -> Result<Boss, Error> {
     let mut transaction = pool.begin().await?;
     write_boss(&mut transaction, boss).await?;
     let stored = one(bosses(&mut transaction, Some(boss.boss_id)).await?);
@@ -80,7 +80,7 @@ pub async fn upsert_boss(pool: &PgPool, boss: &Boss) -> Result<Boss, MissionsErr
 
 /// Loads the default catalog when the catalog is empty; true when it did. Replicas starting
 /// together take turns on an advisory lock, so the catalog is loaded once.
-pub async fn ensure_default(pool: &PgPool) -> Result<bool, MissionsError> {
+pub async fn ensure_default(pool: &PgPool) -> Result<bool, Error> {
     let mut transaction = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('missions_v2_catalog/default', 0))")
         .execute(&mut *transaction)
@@ -128,7 +128,7 @@ async fn documents<T: DeserializeOwned + Send + Unpin + 'static>(
     connection: &mut PgConnection,
     query: &'static str,
     only: Option<Uuid>,
-) -> Result<Vec<T>, MissionsError> {
+) -> Result<Vec<T>, Error> {
     let documents: Vec<Json<T>> = sqlx::query_scalar(query)
         .bind(only)
         .fetch_all(connection)
@@ -139,7 +139,7 @@ async fn documents<T: DeserializeOwned + Send + Unpin + 'static>(
 async fn missions(
     connection: &mut PgConnection,
     only: Option<Uuid>,
-) -> Result<Vec<Mission>, MissionsError> {
+) -> Result<Vec<Mission>, Error> {
     documents(
         connection,
         "SELECT jsonb_build_object(
@@ -182,10 +182,7 @@ async fn missions(
     .await
 }
 
-async fn badges(
-    connection: &mut PgConnection,
-    only: Option<Uuid>,
-) -> Result<Vec<Badge>, MissionsError> {
+async fn badges(connection: &mut PgConnection, only: Option<Uuid>) -> Result<Vec<Badge>, Error> {
     documents(
         connection,
         "SELECT jsonb_build_object(
@@ -205,7 +202,7 @@ async fn badges(
 async fn effects(
     connection: &mut PgConnection,
     only: Option<Uuid>,
-) -> Result<Vec<EffectDefinition>, MissionsError> {
+) -> Result<Vec<EffectDefinition>, Error> {
     documents(
         connection,
         "SELECT jsonb_build_object(
@@ -223,10 +220,7 @@ async fn effects(
     .await
 }
 
-async fn bosses(
-    connection: &mut PgConnection,
-    only: Option<Uuid>,
-) -> Result<Vec<Boss>, MissionsError> {
+async fn bosses(connection: &mut PgConnection, only: Option<Uuid>) -> Result<Vec<Boss>, Error> {
     documents(
         connection,
         "SELECT jsonb_build_object(
@@ -250,10 +244,7 @@ async fn bosses(
     .await
 }
 
-async fn write_mission(
-    connection: &mut PgConnection,
-    mission: &Mission,
-) -> Result<(), MissionsError> {
+async fn write_mission(connection: &mut PgConnection, mission: &Mission) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO missions_v2_missions (mission_id, slot_key, name, summary, requirements,
                                            objective, difficulty, duration_days, progress_target,
@@ -335,7 +326,7 @@ async fn write_mission(
     Ok(())
 }
 
-async fn write_badge(connection: &mut PgConnection, badge: &Badge) -> Result<(), MissionsError> {
+async fn write_badge(connection: &mut PgConnection, badge: &Badge) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO missions_v2_badges (badge_id, code, name, description, artwork_url)
          VALUES ($1, $2, $3, $4, $5)
@@ -357,7 +348,7 @@ async fn write_badge(connection: &mut PgConnection, badge: &Badge) -> Result<(),
 async fn write_effect(
     connection: &mut PgConnection,
     effect: &EffectDefinition,
-) -> Result<(), MissionsError> {
+) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO missions_v2_effect_catalog (effect_id, type, name, description, payload,
                                                  duration_days)
@@ -377,7 +368,7 @@ async fn write_effect(
     Ok(())
 }
 
-async fn write_boss(connection: &mut PgConnection, boss: &Boss) -> Result<(), MissionsError> {
+async fn write_boss(connection: &mut PgConnection, boss: &Boss) -> Result<(), Error> {
     let reward = &boss.reward;
     sqlx::query(
         "INSERT INTO missions_v2_bosses (boss_id, code, name, description, shield_max, reward_xp,
@@ -411,7 +402,7 @@ async fn write_boss(connection: &mut PgConnection, boss: &Boss) -> Result<(), Mi
 /// What only the database can tell about an upsert of `item`, as a refusal naming the field:
 /// its `code` is another item's (ALREADY_EXISTS), or its reward or badge list names a badge or
 /// effect the catalog does not have (INVALID_ARGUMENT). Anything else stays a database error.
-fn refusal(error: sqlx::Error, item: &str, code: Option<&str>) -> MissionsError {
+fn refusal(error: sqlx::Error, item: &str, code: Option<&str>) -> Error {
     let Some(database) = error.as_database_error() else {
         return error.into();
     };

@@ -41,13 +41,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use phoenix_runtime::Error;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::{DueBoards, Saved};
 use crate::domain::board::{Board, BoardKey, Store};
 use crate::domain::rules;
-use crate::error::MissionsError;
+use crate::error;
 
 pub struct FileBoards {
     path: PathBuf,
@@ -61,7 +62,7 @@ impl FileBoards {
     /// a file that is not a valid store is an error naming the problem, and nothing is written.
     /// Reads the store now (synchronously: it runs once, when the service starts, before any
     /// request), so a malformed store stops the start instead of failing the first request.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self, MissionsError> {
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = path.into();
         let store = read_store(&path)?;
         Ok(Self {
@@ -75,18 +76,18 @@ impl FileBoards {
         &self.path
     }
 
-    pub async fn load(&self, key: &BoardKey) -> Result<Option<Board>, MissionsError> {
+    pub async fn load(&self, key: &BoardKey) -> Result<Option<Board>, Error> {
         let store = self.store.lock().await;
         Ok(find(&store, key).cloned())
     }
 
     /// The user's boards, ordered by season.
-    pub async fn keys_of_user(&self, user_id: Uuid) -> Result<Vec<BoardKey>, MissionsError> {
+    pub async fn keys_of_user(&self, user_id: Uuid) -> Result<Vec<BoardKey>, Error> {
         Ok(self.keys_where(|board| board.user_id == user_id).await)
     }
 
     /// Every board of `season` (every board when None), ordered by user.
-    pub async fn keys(&self, season: Option<&str>) -> Result<Vec<BoardKey>, MissionsError> {
+    pub async fn keys(&self, season: Option<&str>) -> Result<Vec<BoardKey>, Error> {
         Ok(self
             .keys_where(|board| season.is_none_or(|season| board.season_id == season))
             .await)
@@ -94,9 +95,9 @@ impl FileBoards {
 
     /// Runs `change` on the board (None when the user has none yet) and saves what it returns;
     /// see the module `store`.
-    pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, MissionsError>
+    pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, Error>
     where
-        F: FnOnce(Option<Board>) -> Result<Saved<T>, MissionsError> + Send,
+        F: FnOnce(Option<Board>) -> Result<Saved<T>, Error> + Send,
     {
         let store = self.store.clone().lock_owned().await;
         match change(find(&store, key).cloned())? {
@@ -117,7 +118,7 @@ impl FileBoards {
         limit: i64,
         skip: &[BoardKey],
         mut change: F,
-    ) -> Result<DueBoards<T>, MissionsError>
+    ) -> Result<DueBoards<T>, Error>
     where
         F: FnMut(&mut Board) -> Option<T> + Send,
     {
@@ -148,7 +149,7 @@ impl FileBoards {
     }
 
     /// Overwrites the board, returning the one it replaced.
-    pub async fn put(&self, board: &Board) -> Result<Option<Board>, MissionsError> {
+    pub async fn put(&self, board: &Board) -> Result<Option<Board>, Error> {
         let store = self.store.clone().lock_owned().await;
         let previous = find(&store, &board.key()).cloned();
         self.save(store, vec![board.clone()]).await?;
@@ -156,7 +157,7 @@ impl FileBoards {
     }
 
     /// Writes the board unless its user already has a board in its season.
-    pub async fn insert_if_absent(&self, board: &Board) -> Result<bool, MissionsError> {
+    pub async fn insert_if_absent(&self, board: &Board) -> Result<bool, Error> {
         let store = self.store.clone().lock_owned().await;
         if find(&store, &board.key()).is_some() {
             return Ok(false);
@@ -172,8 +173,8 @@ impl FileBoards {
 
     /// Replaces every board with `store`'s (a restore); nothing changes when it cannot be
     /// written or holds two boards for one user and season.
-    pub async fn replace_all(&self, store: Store) -> Result<(), MissionsError> {
-        check_store(&store).map_err(|detail| MissionsError::file_store(&self.path, detail))?;
+    pub async fn replace_all(&self, store: Store) -> Result<(), Error> {
+        check_store(&store).map_err(|detail| error::file_store_unavailable(&self.path, detail))?;
         let mut current = self.store.clone().lock_owned().await;
         let path = self.path.clone();
         run_blocking(&self.path, move || {
@@ -203,7 +204,7 @@ impl FileBoards {
         &self,
         mut store: OwnedMutexGuard<Store>,
         boards: Vec<Board>,
-    ) -> Result<(), MissionsError> {
+    ) -> Result<(), Error> {
         let path = self.path.clone();
         // The blocking task owns the lock: a caller that goes away mid-write (a cancelled RPC)
         // cannot leave memory and file disagreeing, the task finishes both or neither.
@@ -271,30 +272,30 @@ fn apply(store: &mut Store, boards: Vec<Board>) -> Undo {
 pub(crate) async fn run_blocking<T: Send + 'static>(
     path: &Path,
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, MissionsError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| MissionsError::file_store(path, format!("the file task failed: {error}")))
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| {
+        error::file_store_unavailable(path, format!("the file task failed: {error}"))
+    })
 }
 
 /// The store at `path`, None when there is no file.
-pub(crate) fn read_store(path: &Path) -> Result<Option<Store>, MissionsError> {
+pub(crate) fn read_store(path: &Path) -> Result<Option<Store>, Error> {
     let Some(bytes) = read_bytes(path)? else {
         return Ok(None);
     };
     let store: Store = serde_json::from_slice(&bytes).map_err(|error| {
-        MissionsError::file_store(path, format!("not a valid missions store: {error}"))
+        error::file_store_unavailable(path, format!("not a valid missions store: {error}"))
     })?;
-    check_store(&store).map_err(|detail| MissionsError::file_store(path, detail))?;
+    check_store(&store).map_err(|detail| error::file_store_unavailable(path, detail))?;
     Ok(Some(store))
 }
 
 /// The file's bytes, None when there is no file.
-pub(crate) fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, MissionsError> {
+pub(crate) fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, Error> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(MissionsError::file_store(
+        Err(error) => Err(error::file_store_unavailable(
             path,
             format!("cannot read: {error}"),
         )),
@@ -328,12 +329,12 @@ pub(crate) fn check_version(version: u32) -> Result<(), String> {
 }
 
 /// Writes `store` to `path` atomically (see the module doc).
-pub(crate) fn write_store(path: &Path, store: &Store) -> Result<(), MissionsError> {
+pub(crate) fn write_store(path: &Path, store: &Store) -> Result<(), Error> {
     // Pretty, as the legacy service wrote it: people read and diff this file during a migration.
     let bytes = serde_json::to_vec_pretty(store)
-        .map_err(|error| MissionsError::file_store(path, format!("cannot encode: {error}")))?;
+        .map_err(|error| error::file_store_unavailable(path, format!("cannot encode: {error}")))?;
     write_atomically(path, &bytes)
-        .map_err(|error| MissionsError::file_store(path, format!("cannot write: {error}")))
+        .map_err(|error| error::file_store_unavailable(path, format!("cannot write: {error}")))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -16,6 +16,7 @@
 use std::hash::BuildHasher;
 
 use chrono::{DateTime, Utc};
+use phoenix_runtime::Error;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, RwLock};
 use uuid::Uuid;
@@ -25,7 +26,6 @@ use super::sql::SqlBoards;
 use super::{DueBoards, Saved};
 use crate::config::{DualPrimary, MissionsSettings, RepositoryKind};
 use crate::domain::board::{Board, BoardKey};
-use crate::error::MissionsError;
 use crate::metrics;
 use crate::migration::{self, Difference};
 
@@ -38,7 +38,7 @@ pub enum Repository {
 impl Repository {
     /// The repository the settings name; FILE and DUAL read the store file now, so a malformed
     /// store stops the service at start rather than at the first request.
-    pub fn open(settings: &MissionsSettings, pool: PgPool) -> Result<Self, MissionsError> {
+    pub fn open(settings: &MissionsSettings, pool: PgPool) -> Result<Self, Error> {
         Ok(match settings.repository {
             RepositoryKind::File => Self::File(FileBoards::open(&settings.store_path)?),
             RepositoryKind::Sql => Self::Sql(SqlBoards::new(pool)),
@@ -50,7 +50,7 @@ impl Repository {
         })
     }
 
-    pub async fn load(&self, key: &BoardKey) -> Result<Option<Board>, MissionsError> {
+    pub async fn load(&self, key: &BoardKey) -> Result<Option<Board>, Error> {
         match self {
             Self::File(file) => file.load(key).await,
             Self::Sql(sql) => sql.load(key).await,
@@ -58,7 +58,7 @@ impl Repository {
         }
     }
 
-    pub async fn keys_of_user(&self, user_id: Uuid) -> Result<Vec<BoardKey>, MissionsError> {
+    pub async fn keys_of_user(&self, user_id: Uuid) -> Result<Vec<BoardKey>, Error> {
         match self {
             Self::File(file) => file.keys_of_user(user_id).await,
             Self::Sql(sql) => sql.keys_of_user(user_id).await,
@@ -66,7 +66,7 @@ impl Repository {
         }
     }
 
-    pub async fn keys(&self, season: Option<&str>) -> Result<Vec<BoardKey>, MissionsError> {
+    pub async fn keys(&self, season: Option<&str>) -> Result<Vec<BoardKey>, Error> {
         match self {
             Self::File(file) => file.keys(season).await,
             Self::Sql(sql) => sql.keys(season).await,
@@ -74,9 +74,9 @@ impl Repository {
         }
     }
 
-    pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, MissionsError>
+    pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, Error>
     where
-        F: FnOnce(Option<Board>) -> Result<Saved<T>, MissionsError> + Send,
+        F: FnOnce(Option<Board>) -> Result<Saved<T>, Error> + Send,
         T: Send,
     {
         match self {
@@ -92,7 +92,7 @@ impl Repository {
         limit: i64,
         skip: &[BoardKey],
         change: F,
-    ) -> Result<DueBoards<T>, MissionsError>
+    ) -> Result<DueBoards<T>, Error>
     where
         F: FnMut(&mut Board) -> Option<T> + Send,
         T: Send,
@@ -104,7 +104,7 @@ impl Repository {
         }
     }
 
-    pub async fn put(&self, board: &Board) -> Result<Option<Board>, MissionsError> {
+    pub async fn put(&self, board: &Board) -> Result<Option<Board>, Error> {
         match self {
             Self::File(file) => file.put(board).await,
             Self::Sql(sql) => sql.put(board).await,
@@ -112,7 +112,7 @@ impl Repository {
         }
     }
 
-    pub async fn insert_if_absent(&self, board: &Board) -> Result<bool, MissionsError> {
+    pub async fn insert_if_absent(&self, board: &Board) -> Result<bool, Error> {
         match self {
             Self::File(file) => file.insert_if_absent(board).await,
             Self::Sql(sql) => sql.insert_if_absent(board).await,
@@ -156,21 +156,21 @@ impl Dual {
         }
     }
 
-    pub async fn load(&self, key: &BoardKey) -> Result<Option<Board>, MissionsError> {
+    pub async fn load(&self, key: &BoardKey) -> Result<Option<Board>, Error> {
         match self.primary {
             DualPrimary::File => self.file.load(key).await,
             DualPrimary::Sql => self.sql.load(key).await,
         }
     }
 
-    pub async fn keys_of_user(&self, user_id: Uuid) -> Result<Vec<BoardKey>, MissionsError> {
+    pub async fn keys_of_user(&self, user_id: Uuid) -> Result<Vec<BoardKey>, Error> {
         match self.primary {
             DualPrimary::File => self.file.keys_of_user(user_id).await,
             DualPrimary::Sql => self.sql.keys_of_user(user_id).await,
         }
     }
 
-    pub async fn keys(&self, season: Option<&str>) -> Result<Vec<BoardKey>, MissionsError> {
+    pub async fn keys(&self, season: Option<&str>) -> Result<Vec<BoardKey>, Error> {
         match self.primary {
             DualPrimary::File => self.file.keys(season).await,
             DualPrimary::Sql => self.sql.keys(season).await,
@@ -178,9 +178,9 @@ impl Dual {
     }
 
     /// Runs the change once, on the primary's board, then copies the result to the secondary.
-    pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, MissionsError>
+    pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, Error>
     where
-        F: FnOnce(Option<Board>) -> Result<Saved<T>, MissionsError> + Send,
+        F: FnOnce(Option<Board>) -> Result<Saved<T>, Error> + Send,
         T: Send,
     {
         let _batch = self.locks.batch.read().await;
@@ -212,7 +212,7 @@ impl Dual {
         limit: i64,
         skip: &[BoardKey],
         mut change: F,
-    ) -> Result<DueBoards<T>, MissionsError>
+    ) -> Result<DueBoards<T>, Error>
     where
         F: FnMut(&mut Board) -> Option<T> + Send,
         T: Send,
@@ -237,7 +237,7 @@ impl Dual {
         })
     }
 
-    pub async fn put(&self, board: &Board) -> Result<Option<Board>, MissionsError> {
+    pub async fn put(&self, board: &Board) -> Result<Option<Board>, Error> {
         let key = board.key();
         let _batch = self.locks.batch.read().await;
         let _board = self.locks.board(&key).lock().await;
@@ -249,7 +249,7 @@ impl Dual {
         Ok(previous)
     }
 
-    pub async fn insert_if_absent(&self, board: &Board) -> Result<bool, MissionsError> {
+    pub async fn insert_if_absent(&self, board: &Board) -> Result<bool, Error> {
         let key = board.key();
         let _batch = self.locks.batch.read().await;
         let _board = self.locks.board(&key).lock().await;

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use phoenix_runtime::Error;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgArguments;
 use sqlx::types::Json;
@@ -31,7 +32,6 @@ use crate::domain::board::{
     RunStatus, SlotKey, SlotState,
 };
 use crate::domain::rules;
-use crate::error::MissionsError;
 use crate::metrics;
 
 /// Boards in PostgreSQL.
@@ -46,7 +46,7 @@ impl SqlBoards {
     }
 
     /// The board as its snapshot holds it.
-    pub async fn load(&self, key: &BoardKey) -> Result<Option<Board>, MissionsError> {
+    pub async fn load(&self, key: &BoardKey) -> Result<Option<Board>, Error> {
         let board: Option<Json<Board>> = sqlx::query_scalar(
             "SELECT state FROM missions_v2_state WHERE user_id = $1 AND season_id = $2",
         )
@@ -59,7 +59,7 @@ impl SqlBoards {
 
     /// The board rebuilt from the relational tables alone (never the snapshot): what the
     /// relational model says, for the audit, `compare` and the cut-over checks.
-    pub async fn load_relational(&self, key: &BoardKey) -> Result<Option<Board>, MissionsError> {
+    pub async fn load_relational(&self, key: &BoardKey) -> Result<Option<Board>, Error> {
         let board: Option<Json<Board>> = sqlx::query_scalar(
             "SELECT document FROM missions_v2_board_documents WHERE user_id = $1 AND season_id = $2",
         )
@@ -71,7 +71,7 @@ impl SqlBoards {
     }
 
     /// The keys of every board of `user_id`, by season.
-    pub async fn keys_of_user(&self, user_id: Uuid) -> Result<Vec<BoardKey>, MissionsError> {
+    pub async fn keys_of_user(&self, user_id: Uuid) -> Result<Vec<BoardKey>, Error> {
         let keys: Vec<(Uuid, String)> = sqlx::query_as(
             "SELECT user_id, season_id FROM missions_v2_state WHERE user_id = $1 ORDER BY season_id",
         )
@@ -82,7 +82,7 @@ impl SqlBoards {
     }
 
     /// The keys of every board (of `season` only, when given), by user then season.
-    pub async fn keys(&self, season: Option<&str>) -> Result<Vec<BoardKey>, MissionsError> {
+    pub async fn keys(&self, season: Option<&str>) -> Result<Vec<BoardKey>, Error> {
         let keys: Vec<(Uuid, String)> = sqlx::query_as(
             "SELECT user_id, season_id FROM missions_v2_state
              WHERE $1::text IS NULL OR season_id = $1
@@ -96,9 +96,9 @@ impl SqlBoards {
 
     /// Runs `change` on the board under its lock and saves what it decided: the snapshot and
     /// the relational rows in one transaction, or nothing at all when `change` errs or keeps.
-    pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, MissionsError>
+    pub async fn update<T, F>(&self, key: &BoardKey, change: F) -> Result<T, Error>
     where
-        F: FnOnce(Option<Board>) -> Result<Saved<T>, MissionsError> + Send,
+        F: FnOnce(Option<Board>) -> Result<Saved<T>, Error> + Send,
         T: Send,
     {
         let mut transaction = self.pool.begin().await?;
@@ -127,7 +127,7 @@ impl SqlBoards {
         limit: i64,
         skip: &[BoardKey],
         mut change: F,
-    ) -> Result<DueBoards<T>, MissionsError>
+    ) -> Result<DueBoards<T>, Error>
     where
         F: FnMut(&mut Board) -> Option<T> + Send,
         T: Send,
@@ -185,13 +185,13 @@ impl SqlBoards {
     }
 
     /// Overwrites the board (whatever its saved state), returning the saved one.
-    pub async fn put(&self, board: &Board) -> Result<Option<Board>, MissionsError> {
+    pub async fn put(&self, board: &Board) -> Result<Option<Board>, Error> {
         self.update(&board.key(), |saved| Ok(Saved::Write(board.clone(), saved)))
             .await
     }
 
     /// Writes the board unless a board with its key exists; true when it wrote.
-    pub async fn insert_if_absent(&self, board: &Board) -> Result<bool, MissionsError> {
+    pub async fn insert_if_absent(&self, board: &Board) -> Result<bool, Error> {
         self.update(&board.key(), |saved| {
             Ok(match saved {
                 Some(_) => Saved::Keep(false),
@@ -204,7 +204,7 @@ impl SqlBoards {
     /// Writes boards whose keys are new in one transaction, the way a bulk load does (the
     /// benchmark's 100,000 boards): one statement per table for all of them, without reading
     /// what is saved (use `insert_if_absent` when a key may exist).
-    pub async fn insert_many(&self, boards: Vec<Board>) -> Result<(), MissionsError> {
+    pub async fn insert_many(&self, boards: Vec<Board>) -> Result<(), Error> {
         let mut transaction = self.pool.begin().await?;
         let mut changes: Vec<_> = boards.into_iter().map(|b| (None, b)).collect();
         save(&mut transaction, &mut changes).await?;
@@ -218,7 +218,7 @@ impl SqlBoards {
         key: &BoardKey,
         kind: &str,
         detail: &serde_json::Value,
-    ) -> Result<(), MissionsError> {
+    ) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO missions_v2_divergences (user_id, season_id, kind, detail)
              VALUES ($1, $2, $3, $4)",
@@ -237,7 +237,7 @@ impl SqlBoards {
 /// take as long as the data does, not as long as a request may.
 pub(crate) async fn maintenance_transaction(
     pool: &PgPool,
-) -> Result<sqlx::Transaction<'static, Postgres>, MissionsError> {
+) -> Result<sqlx::Transaction<'static, Postgres>, Error> {
     let mut transaction = pool.begin().await?;
     sqlx::query("SET LOCAL statement_timeout = '15min'")
         .execute(&mut *transaction)
@@ -252,10 +252,7 @@ fn board_key((user_id, season_id): (Uuid, String)) -> BoardKey {
 /// The saved board, locked until the transaction ends. When there is none yet, concurrent
 /// creators of the same key are serialized on an advisory lock and the second one reads again,
 /// so it sees the board the first one created instead of creating another.
-async fn lock(
-    connection: &mut PgConnection,
-    key: &BoardKey,
-) -> Result<Option<Board>, MissionsError> {
+async fn lock(connection: &mut PgConnection, key: &BoardKey) -> Result<Option<Board>, Error> {
     if let Some(board) = locked(connection, key).await? {
         return Ok(Some(board));
     }
@@ -269,10 +266,7 @@ async fn lock(
     locked(connection, key).await
 }
 
-async fn locked(
-    connection: &mut PgConnection,
-    key: &BoardKey,
-) -> Result<Option<Board>, MissionsError> {
+async fn locked(connection: &mut PgConnection, key: &BoardKey) -> Result<Option<Board>, Error> {
     let board: Option<Json<Board>> = sqlx::query_scalar(
         "SELECT state FROM missions_v2_state WHERE user_id = $1 AND season_id = $2 FOR UPDATE",
     )
@@ -292,36 +286,86 @@ async fn locked(
 async fn save_each(
     connection: &mut PgConnection,
     changes: &mut [(Option<Board>, Board)],
-) -> Result<Vec<Result<(), MissionsError>>, MissionsError> {
+) -> Result<Vec<Result<(), Error>>, Error> {
     if changes.is_empty() {
         return Ok(Vec::new());
     }
     match save_in_savepoint(connection, changes).await {
         Ok(()) => return Ok(changes.iter().map(|_| Ok(())).collect()),
-        Err(error) if !is_refusal(&error) => return Err(error),
-        Err(_) => {}
+        Err(SaveError::Failed(error)) => return Err(error),
+        Err(SaveError::Refused(_)) => {}
     }
     let mut outcomes = Vec::with_capacity(changes.len());
     for change in changes.iter_mut() {
         match save_in_savepoint(connection, std::slice::from_mut(change)).await {
-            Err(error) if !is_refusal(&error) => return Err(error),
-            outcome => outcomes.push(outcome),
+            Ok(()) => outcomes.push(Ok(())),
+            Err(SaveError::Failed(error)) => return Err(error),
+            Err(refused) => outcomes.push(Err(refused.into())),
         }
     }
     Ok(outcomes)
 }
 
-/// The database refused a statement (a constraint, a trigger, a timeout): the connection and a
-/// transaction rolled back to before it are still good.
-fn is_refusal(error: &MissionsError) -> bool {
-    matches!(error, MissionsError::Database(sqlx::Error::Database(_)))
+/// Why a save failed.
+#[derive(Debug)]
+enum SaveError {
+    /// The database refused a statement (a constraint, a trigger, a timeout): the connection
+    /// and a transaction rolled back to before it are still good.
+    Refused(sqlx::Error),
+    /// Anything else: the connection is gone, or a broken invariant.
+    Failed(Error),
+}
+
+impl From<sqlx::Error> for SaveError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Database(_) => Self::Refused(error),
+            other => Self::Failed(other.into()),
+        }
+    }
+}
+
+impl From<Error> for SaveError {
+    fn from(error: Error) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// A board the database refused for a constraint broke an invariant the database enforces
+/// (once a day, once per run, petals in range…): INTERNAL, naming the constraint in the log.
+impl From<SaveError> for Error {
+    fn from(error: SaveError) -> Self {
+        match error {
+            SaveError::Failed(error) => error,
+            SaveError::Refused(error) => {
+                let violated = error
+                    .as_database_error()
+                    .filter(|e| e.code().is_some_and(|code| code.starts_with("23")))
+                    .map(|e| {
+                        (
+                            e.constraint().unwrap_or_default().to_owned(),
+                            e.message().to_owned(),
+                        )
+                    });
+                match violated {
+                    Some((constraint, message)) => Error::invariant(
+                        "BOARD_CONSTRAINT",
+                        format!(
+                            "the database refused the board: constraint {constraint}: {message}"
+                        ),
+                    ),
+                    None => error.into(),
+                }
+            }
+        }
+    }
 }
 
 /// `save` in a savepoint: when it fails, the transaction goes on as if nothing had been sent.
 async fn save_in_savepoint(
     connection: &mut PgConnection,
     changes: &mut [(Option<Board>, Board)],
-) -> Result<(), MissionsError> {
+) -> Result<(), SaveError> {
     let mut savepoint = connection.begin().await?;
     match save(&mut savepoint, changes).await {
         Ok(()) => Ok(savepoint.commit().await?),
@@ -337,7 +381,7 @@ async fn save_in_savepoint(
 async fn save(
     connection: &mut PgConnection,
     changes: &mut [(Option<Board>, Board)],
-) -> Result<(), MissionsError> {
+) -> Result<(), SaveError> {
     for (_, board) in changes.iter_mut() {
         to_database_precision(board);
     }
@@ -889,7 +933,7 @@ impl Removals {
             && self.communications.is_empty()
     }
 
-    async fn execute(self, connection: &mut PgConnection) -> Result<(), MissionsError> {
+    async fn execute(self, connection: &mut PgConnection) -> Result<(), SaveError> {
         let (day_runs, day_dates): (Vec<Uuid>, Vec<NaiveDate>) = self.days.into_iter().unzip();
         sqlx::query(
             "WITH boards AS (DELETE FROM missions_v2_boards WHERE board_id = ANY($1)),
@@ -1085,7 +1129,7 @@ communications AS (
 )";
 
 impl Writes<'_> {
-    async fn execute(&self, connection: &mut PgConnection) -> Result<(), MissionsError> {
+    async fn execute(&self, connection: &mut PgConnection) -> Result<(), SaveError> {
         let mut write = WriteStatement::default();
         write.part(WRITE_STATE, &self.state, bind_state)?;
         write.part(WRITE_BOARDS, &self.boards, bind_boards)?;
@@ -1137,7 +1181,7 @@ type Bind<R> = fn(&mut PgArguments, &[R]) -> Result<(), BoxDynError>;
 impl WriteStatement {
     /// Adds a table's part (its parameters numbered from $1) after those so far, with `rows`
     /// bound by `bind`; nothing when there are no rows.
-    fn part<R>(&mut self, part: &str, rows: &[R], bind: Bind<R>) -> Result<(), MissionsError> {
+    fn part<R>(&mut self, part: &str, rows: &[R], bind: Bind<R>) -> Result<(), Error> {
         if rows.is_empty() {
             return Ok(());
         }

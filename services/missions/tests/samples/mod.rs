@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use phoenix_missions::domain::board::{Board, Store};
-use phoenix_missions::error::MissionsError;
+use phoenix_runtime::Error;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -76,9 +76,12 @@ pub fn board_in(store: &Store, time_zone: &str) -> Board {
         .clone()
 }
 
-pub fn file_store_detail(error: MissionsError) -> String {
+/// What a FILE store error says (`missions store <path>: <detail>`).
+pub fn file_store_detail(error: Error) -> String {
     match error {
-        MissionsError::FileStore { detail, .. } => detail,
+        Error::Unavailable {
+            reason, message, ..
+        } if reason == "FILE_STORE_UNAVAILABLE" => message,
         other => panic!("expected a file store error, got {other:?}"),
     }
 }

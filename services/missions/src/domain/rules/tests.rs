@@ -935,7 +935,7 @@ fn progress_only_goes_forward_and_reaching_the_target_succeeds() {
         s.progress(run, 1, local(tz, day, 11, 0))
     });
     assert_eq!(refusal.kind, RefusalKind::Invalid);
-    assert_eq!(refusal.field.as_deref(), Some("current"));
+    assert_eq!(refusal.field(), Some("current"));
     assert_eq!(refusal.metadata, [("current".to_owned(), "2".to_owned())]);
 
     let before = story.board.clone();
