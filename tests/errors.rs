@@ -51,8 +51,12 @@ fn violations(bad_request: &Value) -> Vec<(String, String)> {
 async fn every_service_serves_the_descriptors_of_the_error_details_it_sends() {
     for (spec, _) in all_services() {
         let service = spawn(spec).await;
-        let pool = descriptors_from_reflection(&service.channel, &ERROR_DETAIL_TYPES).await;
-        for type_name in ERROR_DETAIL_TYPES.into_iter().chain(["google.rpc.Status"]) {
+        let symbols: Vec<&str> = ERROR_DETAIL_TYPES
+            .into_iter()
+            .chain(["google.rpc.Status"])
+            .collect();
+        let pool = descriptors_from_reflection(&service.channel, &symbols).await;
+        for type_name in symbols {
             assert!(
                 pool.get_message_by_name(type_name).is_some(),
                 "{}: {type_name} does not resolve through reflection",

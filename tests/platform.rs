@@ -726,6 +726,7 @@ async fn the_client_builder_carries_the_callers_trace_and_request_id_to_the_next
 
     // As if this ran inside a handler of another service serving request "upstream-42".
     let upstream = phoenix_runtime::middleware::RequestContext {
+        service: "goals",
         request_id: "upstream-42".into(),
         deadline: std::time::Instant::now() + Duration::from_secs(10),
     };
