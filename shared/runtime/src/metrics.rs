@@ -229,3 +229,40 @@ pub async fn serve(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Res
     });
     Ok(bound)
 }
+
+/// Labels of a counter family counted by kind (`kind="posted"`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+/// Labels of a counter family counted by reason (`reason="INSUFFICIENT_FUNDS"`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// A counter registered in the process-wide registry under `phoenix_<name>_total`: a service
+/// declares and registers each of its metrics in one expression.
+pub fn counter(name: &str, help: &str) -> Counter {
+    let counter = Counter::default();
+    global().register(name, help, counter.clone());
+    counter
+}
+
+/// A counter family registered like [`counter`].
+pub fn counter_family<L>(name: &str, help: &str) -> Family<L, Counter>
+where
+    L: prometheus_client::encoding::EncodeLabelSet
+        + Clone
+        + std::hash::Hash
+        + Eq
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let family = Family::<L, Counter>::default();
+    global().register(name, help, family.clone());
+    family
+}
