@@ -14,12 +14,7 @@ static MIGRATIONS: Dir<'static> =
 
 /// The conversations service, for the runtime.
 pub fn spec() -> ServiceSpec {
-    ServiceSpec {
-        name: "conversations",
-        migrations: &MIGRATIONS,
-        build,
-        audit: None,
-    }
+    ServiceSpec::new("conversations", &MIGRATIONS, build)
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {

@@ -13,12 +13,7 @@ static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrat
 
 /// The coordinator service, for the runtime.
 pub fn spec() -> ServiceSpec {
-    ServiceSpec {
-        name: "coordinator",
-        migrations: &MIGRATIONS,
-        build,
-        audit: None,
-    }
+    ServiceSpec::new("coordinator", &MIGRATIONS, build)
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {

@@ -20,12 +20,7 @@ static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrat
 
 /// The directory service, for the runtime.
 pub fn spec() -> ServiceSpec {
-    ServiceSpec {
-        name: "directory",
-        migrations: &MIGRATIONS,
-        build,
-        audit: None,
-    }
+    ServiceSpec::new("directory", &MIGRATIONS, build)
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {

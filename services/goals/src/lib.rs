@@ -11,12 +11,7 @@ static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrat
 
 /// The goals service, for the runtime.
 pub fn spec() -> ServiceSpec {
-    ServiceSpec {
-        name: "goals",
-        migrations: &MIGRATIONS,
-        build,
-        audit: None,
-    }
+    ServiceSpec::new("goals", &MIGRATIONS, build)
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {

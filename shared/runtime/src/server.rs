@@ -58,6 +58,26 @@ pub struct AuditReport {
 }
 
 impl ServiceSpec {
+    /// A service without an auditor.
+    pub const fn new(
+        name: &'static str,
+        migrations: &'static Dir<'static>,
+        build: fn(&ServiceContext) -> anyhow::Result<GrpcServices>,
+    ) -> Self {
+        Self {
+            name,
+            migrations,
+            build,
+            audit: None,
+        }
+    }
+
+    /// The same service with `audit` as its auditor.
+    pub const fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
     pub fn migration_set(&self) -> anyhow::Result<MigrationSet> {
         Ok(MigrationSet::from_embedded(self.name, self.migrations)?)
     }
