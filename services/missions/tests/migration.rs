@@ -9,11 +9,11 @@ mod samples;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use phoenix_missions::app::migration;
 use phoenix_missions::config::DualPrimary;
 use phoenix_missions::domain::board::{Board, Store};
 use phoenix_missions::domain::catalog::Catalog;
 use phoenix_missions::domain::rules::RuleSettings;
-use phoenix_missions::migration;
 use phoenix_missions::store::Saved;
 use phoenix_missions::store::file::FileBoards;
 use phoenix_missions::store::repo::{Dual, Repository};

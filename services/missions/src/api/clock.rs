@@ -3,10 +3,11 @@
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::clock_service_server::ClockService;
 use phoenix_runtime::convert::timestamp;
-use phoenix_runtime::{Refusal, Violations, auth};
+use phoenix_runtime::{Refusal, Violations};
 use tonic::{Request, Response, Status};
 
-use super::{ADMIN_ROLE, Missions, validated};
+use super::{require_admin, validated};
+use crate::app::Missions;
 
 /// Longest step AdvanceTime takes: a century.
 const MAX_ADVANCE_DAYS: i64 = 36_500;
@@ -29,7 +30,7 @@ impl ClockService for Missions {
         _request: Request<pb::GetTimeRequest>,
     ) -> Result<Response<pb::GetTimeResponse>, Status> {
         Ok(Response::new(pb::GetTimeResponse {
-            now: Some(timestamp(self.clock.now())),
+            now: Some(timestamp(self.clock().now())),
         }))
     }
 
@@ -37,13 +38,13 @@ impl ClockService for Missions {
         &self,
         request: Request<pb::SetTimeRequest>,
     ) -> Result<Response<pb::SetTimeResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let mut violations = Violations::new();
         let to = violations.timestamp("now", request.get_ref().now.as_ref());
         violations.finish()?;
         let to = validated(to, "now")?;
         Ok(Response::new(pb::SetTimeResponse {
-            now: Some(moved(self.clock.set(to))?),
+            now: Some(moved(self.clock().set(to))?),
         }))
     }
 
@@ -51,7 +52,7 @@ impl ClockService for Missions {
         &self,
         request: Request<pb::AdvanceTimeRequest>,
     ) -> Result<Response<pb::AdvanceTimeResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let given = request.get_ref().by.as_ref();
         let mut violations = Violations::new();
         if given.is_none() {
@@ -62,7 +63,7 @@ impl ClockService for Missions {
         violations.finish()?;
         let by = validated(by, "by")?;
         Ok(Response::new(pb::AdvanceTimeResponse {
-            now: Some(moved(self.clock.advance(by))?),
+            now: Some(moved(self.clock().advance(by))?),
         }))
     }
 }

@@ -26,8 +26,8 @@ use super::sql::SqlBoards;
 use super::{DueBoards, Saved};
 use crate::config::{DualPrimary, MissionsSettings, RepositoryKind};
 use crate::domain::board::{Board, BoardKey};
+use crate::domain::diff::diff_boards;
 use crate::metrics;
-use crate::migration::{self, Difference};
 
 pub enum Repository {
     File(FileBoards),
@@ -340,9 +340,13 @@ fn divergence_detail(
     file: Option<&Board>,
     sql: Option<&Board>,
 ) -> serde_json::Value {
-    let differences: Vec<Difference> = migration::diff_boards(user_id, file, sql);
-    serde_json::json!({
-        "differenceCount": differences.len(),
-        "differences": differences.iter().take(DIVERGENCE_PATHS).collect::<Vec<_>>(),
-    })
+    match diff_boards(user_id, file, sql) {
+        Ok(differences) => serde_json::json!({
+            "differenceCount": differences.len(),
+            "differences": differences.iter().take(DIVERGENCE_PATHS).collect::<Vec<_>>(),
+        }),
+        Err(error) => {
+            serde_json::json!({ "error": format!("the boards cannot be compared: {error}") })
+        }
+    }
 }
