@@ -1,4 +1,5 @@
-//! ClockService: moves the manual clock (served only with PHOENIX_MISSIONS_CLOCK=manual).
+//! ClockService: reads and moves the manual clock (served only with
+//! PHOENIX_MISSIONS_CLOCK=manual). Every call needs the admin role when authentication is on.
 
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::clock_service_server::ClockService;
@@ -27,8 +28,9 @@ fn moved(now: Option<chrono::DateTime<chrono::Utc>>) -> Result<prost_types::Time
 impl ClockService for Missions {
     async fn get_time(
         &self,
-        _request: Request<pb::GetTimeRequest>,
+        request: Request<pb::GetTimeRequest>,
     ) -> Result<Response<pb::GetTimeResponse>, Status> {
+        require_admin(&request)?;
         Ok(Response::new(pb::GetTimeResponse {
             now: Some(timestamp(self.clock().now())),
         }))
