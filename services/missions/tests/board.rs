@@ -7,6 +7,7 @@ use phoenix_missions::store::sql::SqlBoards;
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::migration_service_client::MigrationServiceClient;
 use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
+use phoenix_testkit::{assert_refused, fields};
 use support::{Harness, SEASON, error_of, main_mission};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -806,4 +807,55 @@ async fn the_boss_goes_through_both_phases_and_is_claimed_once() {
             .any(|c| c.kind() == pb::CommunicationKind::System),
         "the phase change was announced"
     );
+}
+
+/// Issue 10: a huge bad value was copied whole into the message and the BadRequest, so the
+/// trailers outgrew what C-core clients accept (they saw RESOURCE_EXHAUSTED).
+#[tokio::test]
+async fn huge_invalid_values_are_refused_with_small_errors_that_name_the_field() {
+    let mut h = Harness::start("2026-05-04T08:00:00Z").await;
+    let huge = "x".repeat(20_000);
+    let get = h
+        .missions
+        .get_board(pb::GetBoardRequest {
+            user_id: huge.clone(),
+            season_id: SEASON.into(),
+        })
+        .await
+        .expect_err("not a user id");
+    let create = h
+        .missions
+        .create_board(pb::CreateBoardRequest {
+            user_id: Uuid::new_v4().to_string(),
+            season_id: SEASON.into(),
+            time_zone: huge.clone(),
+        })
+        .await
+        .expect_err("not a time zone");
+    let season = h
+        .missions
+        .get_board(pb::GetBoardRequest {
+            user_id: Uuid::new_v4().to_string(),
+            season_id: huge.clone(),
+        })
+        .await
+        .expect_err("not a season");
+    for (status, field, reason) in [
+        (get, "user_id", "INVALID_ID"),
+        (create, "time_zone", "INVALID_TIME_ZONE"),
+        (season, "season_id", "INVALID_SEASON"),
+    ] {
+        assert_refused(&status, Code::InvalidArgument, reason);
+        assert_eq!(fields(&status), [field]);
+        assert!(
+            status.details().len() < 4096,
+            "{field}: {} bytes of details",
+            status.details().len()
+        );
+        assert!(
+            status.message().len() < 512,
+            "{field}: {} bytes of message",
+            status.message().len()
+        );
+    }
 }

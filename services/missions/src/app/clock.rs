@@ -1,10 +1,12 @@
 //! The time the rules judge by. Production reads the system clock; tests, staging and support
 //! (reproducing a user's week, a DST night) run a manual clock that only moves when told to,
-//! through the ClockService.
+//! through the ClockService. A manual clock stays within the years 1 to 9999, like every
+//! timestamp a Phoenix service accepts.
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SubsecRound, Utc};
+use phoenix_runtime::Refusal;
 
 #[derive(Debug, Clone)]
 pub enum Clock {
@@ -28,27 +30,46 @@ impl Clock {
         now.trunc_subsecs(6)
     }
 
-    /// Sets a manual clock; None for the system clock, which cannot be moved.
-    pub fn set(&self, to: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match self {
-            Clock::System => None,
-            Clock::Manual(now) => {
-                let mut now = now.lock().unwrap_or_else(|e| e.into_inner());
-                *now = to;
-                Some(*now)
-            }
-        }
+    /// Sets a manual clock to `to` (the caller checked it is within the years 1 to 9999).
+    pub fn set(&self, to: DateTime<Utc>) -> Result<DateTime<Utc>, Refusal> {
+        let mut now = self
+            .manual_time()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *now = to;
+        Ok(*now)
     }
 
-    /// Moves a manual clock forward; None for the system clock.
-    pub fn advance(&self, by: chrono::Duration) -> Option<DateTime<Utc>> {
+    /// Moves a manual clock forward by `by`; a step that would leave the year 9999 is refused
+    /// and moves nothing.
+    pub fn advance(&self, by: chrono::Duration) -> Result<DateTime<Utc>, Refusal> {
+        let mut now = self
+            .manual_time()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let moved = now
+            .checked_add_signed(by)
+            .filter(|moved| moved.year() <= 9999)
+            .ok_or_else(|| {
+                Refusal::invalid(
+                    "by",
+                    "CLOCK_OUT_OF_RANGE",
+                    format!("would move the clock from {} past 9999-12-31", *now),
+                )
+            })?;
+        *now = moved;
+        Ok(moved)
+    }
+
+    /// The manual clock's time; the system clock cannot be moved (the ClockService is only
+    /// served with a manual clock, so this is a guard, not a path).
+    fn manual_time(&self) -> Result<&Mutex<DateTime<Utc>>, Refusal> {
         match self {
-            Clock::System => None,
-            Clock::Manual(now) => {
-                let mut now = now.lock().unwrap_or_else(|e| e.into_inner());
-                *now += by;
-                Some(*now)
-            }
+            Clock::System => Err(Refusal::precondition(
+                "SYSTEM_CLOCK",
+                "the service runs on the system clock, which cannot be moved",
+            )),
+            Clock::Manual(now) => Ok(now),
         }
     }
 }

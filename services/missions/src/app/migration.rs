@@ -22,6 +22,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::Refusal;
 use crate::domain::board::{Board, BoardKey, Store};
 use crate::domain::catalog::Catalog;
 use crate::domain::diff::{Difference, diff_boards};
@@ -37,18 +38,22 @@ pub use crate::store::audit::{AuditReport, Violation};
 use super::Missions;
 
 impl Missions {
-    /// The store path a request names, or the configured one when it names none.
-    fn store_path_or_default(&self, given: &str) -> PathBuf {
-        if given.trim().is_empty() {
-            self.store_path.clone()
-        } else {
-            PathBuf::from(given)
+    /// The store path a request names, or the configured one when it names none; a path is
+    /// required when neither is there.
+    fn store_path_or_default(&self, given: &str) -> Result<PathBuf, Refusal> {
+        let path = match given.trim() {
+            "" => self.store_path.clone(),
+            _ => PathBuf::from(given),
+        };
+        if path.as_os_str().is_empty() {
+            return Err(error::path_required("store_path"));
         }
+        Ok(path)
     }
 
     /// [`backfill`] from the store a request names (the configured one when it names none).
     pub async fn backfill(&self, store_path: &str) -> Result<BackfillReport, Error> {
-        let path = self.store_path_or_default(store_path);
+        let path = self.store_path_or_default(store_path)?;
         backfill(&path, &self.sql, &|_, _| {}).await
     }
 
@@ -65,7 +70,7 @@ impl Missions {
         season: &str,
         users: &[Uuid],
     ) -> Result<CompareReport, Error> {
-        let file = FileBoards::open(self.store_path_or_default(store_path))?;
+        let file = FileBoards::open(self.store_path_or_default(store_path)?)?;
         compare(&file, &self.sql, season, users).await
     }
 
@@ -186,12 +191,12 @@ async fn read_raw_boards(store_path: &Path) -> Result<Vec<Value>, Error> {
     let path = store_path.to_owned();
     let bytes = file::run_blocking(store_path, move || file::read_bytes(&path))
         .await??
-        .ok_or_else(|| error::file_store_unavailable(store_path, "there is no store file"))?;
+        .ok_or_else(|| error::store_file_not_found(store_path))?;
     let raw: RawStore = serde_json::from_slice(&bytes).map_err(|error| {
-        error::file_store_unavailable(store_path, format!("not a missions store: {error}"))
+        error::invalid_store_file(store_path, format!("not a missions store: {error}"))
     })?;
     file::check_version(raw.version)
-        .map_err(|detail| error::file_store_unavailable(store_path, detail))?;
+        .map_err(|detail| error::invalid_store_file(store_path, detail))?;
     Ok(raw.boards)
 }
 
@@ -283,8 +288,9 @@ pub async fn rebuild_from_events(
     let path = log_path.to_owned();
     let log = file::run_blocking(log_path, move || std::fs::read_to_string(&path))
         .await?
-        .map_err(|error| {
-            error::file_store_unavailable(log_path, format!("cannot read: {error}"))
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => error::event_log_not_found(log_path).into(),
+            _ => error::file_store_unavailable(log_path, format!("cannot read: {error}")),
         })?;
     let mut report = RebuildReport::default();
     for (index, line) in log.lines().enumerate() {

@@ -39,6 +39,10 @@ impl Repository {
     /// The repository the settings name; FILE and DUAL read the store file now, so a malformed
     /// store stops the service at start rather than at the first request.
     pub fn open(settings: &MissionsSettings, pool: PgPool) -> Result<Self, Error> {
+        if settings.repository != RepositoryKind::Sql && settings.store_path.as_os_str().is_empty()
+        {
+            return Err(crate::error::path_required("store_path").into());
+        }
         Ok(match settings.repository {
             RepositoryKind::File => Self::File(FileBoards::open(&settings.store_path)?),
             RepositoryKind::Sql => Self::Sql(SqlBoards::new(pool)),
