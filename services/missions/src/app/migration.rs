@@ -155,8 +155,9 @@ pub async fn backfill(
     for (done, (location, checked)) in (1..).zip(&checked) {
         match checked {
             Err(quarantined) => report.quarantined.push(quarantined.clone()),
-            Ok(board) => match locations[&board.key()].as_slice() {
-                [_] => {
+            Ok(board) => match locations.get(&board.key()).map_or(&[][..], Vec::as_slice) {
+                // The only board of its key (it is listed under it, so never none).
+                [] | [_] => {
                     if sql.insert_if_absent(board).await? {
                         report.inserted += 1;
                     } else {

@@ -57,23 +57,12 @@ pub fn check_board(value: Value) -> Result<Board, String> {
 /// The invariants a board must hold before SQL takes it (its constraints would refuse it, or
 /// the rules would misbehave on it). The error lists every broken one, with where.
 ///
-/// The time zone is checked by parsing: a [`Board`] only holds known IANA zones.
+/// The time zone and the three slots in board order are checked by parsing: a [`Board`] only
+/// holds known IANA zones and exactly main, hunt and skill.
 pub fn validate(board: &Board) -> Result<(), String> {
     let mut problems = Vec::new();
     if board.season_id.trim().is_empty() {
         problems.push("seasonId is empty".to_owned());
-    }
-
-    let slot_keys: Vec<SlotKey> = board.slots.iter().map(|slot| slot.slot_key).collect();
-    if slot_keys != SlotKey::ALL {
-        problems.push(format!(
-            "slots must be main, hunt, skill in that order, found [{}]",
-            slot_keys
-                .iter()
-                .map(|key| key.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
     }
 
     let mut run_ids = BTreeSet::new();

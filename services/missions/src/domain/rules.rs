@@ -90,8 +90,14 @@ pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
 /// day, so the transition lies within a day either side of `local` read as UTC.
 fn end_of_gap(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     const DAY_SECONDS: i64 = 24 * 60 * 60;
+    // Board dates are those of a clock within the years 1 to 9999, far inside chrono's range
+    // (±262,000 years); saturating at its ends keeps this total.
     let instant = |seconds: i64| {
-        DateTime::from_timestamp(seconds, 0).expect("instants near a calendar date are in range")
+        DateTime::from_timestamp(seconds, 0).unwrap_or(if seconds < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
     };
     let reached = |seconds: i64| instant(seconds).with_timezone(&tz).naive_local() >= local;
     let mut before = local.and_utc().timestamp() - DAY_SECONDS;
@@ -107,10 +113,10 @@ fn end_of_gap(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     instant(reached_at)
 }
 
-/// The day after `date`.
+/// The day after `date`. Board dates are nowhere near the end of chrono's calendar (year
+/// 262,143); there it stays put, which ends every loop over dates, since no day ends there.
 fn next_date(date: NaiveDate) -> NaiveDate {
-    date.succ_opt()
-        .expect("board dates are nowhere near the end of the calendar")
+    date.succ_opt().unwrap_or(NaiveDate::MAX)
 }
 
 /// The instant local `date` ends in `tz`, i.e. the next day's start (23 or 25 hours after the
@@ -157,33 +163,30 @@ pub fn new_board(
     ids: &mut dyn Ids,
     now: DateTime<Utc>,
 ) -> Result<Board, Refusal> {
-    let mut offers = Vec::with_capacity(SlotKey::ALL.len());
+    let mut offers = [Uuid::nil(); 3];
     for slot_key in SlotKey::ALL {
         let mission = catalog
             .offerable(slot_key)
             .next()
             .ok_or_else(|| no_mission_for_slot(slot_key))?;
-        offers.push((slot_key, mission.mission_id));
+        offers[slot_key.index()] = mission.mission_id;
     }
     let board_id = ids.next_id();
     let reroll_reset_at = next_week_start(time_zone, now);
-    let slots = offers
-        .into_iter()
-        .map(|(slot_key, mission_id)| Slot {
-            slot_id: ids.next_id(),
-            slot_key,
-            state: SlotState::Idle,
-            mission_id,
-            run_id: None,
-            petals_total: settings.petals_per_run,
-            petals_remaining: settings.petals_per_run,
-            cooldown_until: None,
-            reroll_remaining: settings.rerolls_per_week,
-            reroll_used_at: None,
-            reroll_reset_at: Some(reroll_reset_at),
-            offers: 0,
-        })
-        .collect();
+    let slots = SlotKey::ALL.map(|slot_key| Slot {
+        slot_id: ids.next_id(),
+        slot_key,
+        state: SlotState::Idle,
+        mission_id: offers[slot_key.index()],
+        run_id: None,
+        petals_total: settings.petals_per_run,
+        petals_remaining: settings.petals_per_run,
+        cooldown_until: None,
+        reroll_remaining: settings.rerolls_per_week,
+        reroll_used_at: None,
+        reroll_reset_at: Some(reroll_reset_at),
+        offers: 0,
+    });
     let boss = catalog
         .bosses
         .iter()
@@ -493,15 +496,16 @@ fn advance_slot(
 /// nothing for the slot.
 fn offer_next_mission(slot: &mut Slot, catalog: &Catalog) -> Option<Uuid> {
     let offerable: Vec<_> = catalog.offerable(slot.slot_key).collect();
-    let count =
-        i32::try_from(offerable.len()).expect("a catalog holds far fewer than 2^31 missions");
-    if count == 0 {
-        return None;
-    }
-    let offers = slot.offers + 1;
-    let index = usize::try_from(offers.rem_euclid(count)).expect("a remainder is never negative");
+    // A list's length fits in i64, and a remainder of a positive count is below it: neither
+    // conversion fails.
+    let count = i64::try_from(offerable.len())
+        .ok()
+        .filter(|count| *count > 0)?;
+    let offers = slot.offers.saturating_add(1);
+    let index = usize::try_from(i64::from(offers).rem_euclid(count)).ok()?;
+    let mission = offerable.get(index)?;
     slot.offers = offers;
-    slot.mission_id = offerable[index].mission_id;
+    slot.mission_id = mission.mission_id;
     Some(slot.mission_id)
 }
 
@@ -720,7 +724,7 @@ pub fn heartbeat(
             petals_after: petals,
             created_at: now,
         };
-        let run = board.run_mut(run_id).expect("the run was found above");
+        let run = board.run_mut(run_id).ok_or_else(|| run_not_found(run_id))?;
         run.heartbeats.push(heartbeat.clone());
         run.updated_at = now;
         board.updated_at = now;
@@ -881,7 +885,7 @@ pub fn claim(
             now,
         )?;
         let cooldown_until = now + settings.cooldown;
-        let run = board.run_mut(run_id).expect("the run was found above");
+        let run = board.run_mut(run_id).ok_or_else(|| run_not_found(run_id))?;
         run.status = RunStatus::Claimed;
         run.claim_id = Some(claim.claim_id);
         run.cooldown_until = Some(cooldown_until);
@@ -1011,9 +1015,10 @@ pub fn damage_boss(
         if boss.phase != 1 {
             return Ok(());
         }
-        let shield = (i32::from(boss.shield_current) - amount).max(0);
-        boss.shield_current = i16::try_from(shield).expect("between 0 and the previous shield");
-        if shield == 0 {
+        // Damage beyond the shield's range takes it all; none is negative.
+        let damage = i16::try_from(amount.max(0)).unwrap_or(i16::MAX);
+        boss.shield_current = boss.shield_current.saturating_sub(damage).max(0);
+        if boss.shield_current == 0 {
             boss.phase = 2;
             boss.phase2_ready = true;
             communicate(
@@ -1127,11 +1132,7 @@ pub fn claim_boss(
             ids,
             now,
         )?;
-        board
-            .boss
-            .as_mut()
-            .expect("the boss was found above")
-            .claim_id = Some(claim.claim_id);
+        board.boss.as_mut().ok_or_else(no_boss)?.claim_id = Some(claim.claim_id);
         Ok(ClaimOutcome {
             claim,
             replayed: false,
