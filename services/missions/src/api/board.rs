@@ -6,7 +6,7 @@ use phoenix_proto::missions::v1::missions_service_server::MissionsService;
 use phoenix_runtime::Violations;
 use tonic::{Request, Response, Status};
 
-use super::{board_key, free_text, proto, require_admin, require_owner, slot_key, time_zone};
+use super::{board_call, free_text, proto, require_admin, require_owner, slot_field, time_zone};
 use crate::app::{Missions, Shown};
 use crate::domain::board::SlotKey;
 use crate::domain::rules;
@@ -38,11 +38,9 @@ impl MissionsService for Missions {
         request: Request<pb::CreateBoardRequest>,
     ) -> Result<Response<pb::CreateBoardResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let zone = time_zone(&mut violations, &body.time_zone);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, zone) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            time_zone(v, &body.time_zone)
+        })?;
         let (shown, created) = self.create_board(&key, zone).await?;
         Ok(Response::new(pb::CreateBoardResponse {
             board: Some(proto::board(&shown, self.rules())),
@@ -55,10 +53,7 @@ impl MissionsService for Missions {
         request: Request<pb::GetBoardRequest>,
     ) -> Result<Response<pb::GetBoardResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, ()) = board_call(&request, &body.user_id, &body.season_id, |_| ())?;
         let shown = self.board(&key).await?;
         Ok(Response::new(pb::GetBoardResponse {
             board: Some(proto::board(&shown, self.rules())),
@@ -86,11 +81,9 @@ impl MissionsService for Missions {
         request: Request<pb::ActivateSlotRequest>,
     ) -> Result<Response<pb::ActivateSlotResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let slot_key = slot_key(&mut violations, body.slot_key);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, slot_key) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            slot_field(v, body.slot_key)
+        })?;
         let shown = self.activate(&key, slot_key).await?;
         Ok(Response::new(pb::ActivateSlotResponse {
             slot: Some(slot(&shown, slot_key)),
@@ -102,11 +95,9 @@ impl MissionsService for Missions {
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let run_id = violations.uuid("run_id", &body.run_id);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, run_id) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            v.uuid("run_id", &body.run_id)
+        })?;
         let outcome = self.heartbeat(&key, run_id).await?;
         Ok(Response::new(pb::HeartbeatResponse {
             heartbeat: Some(proto::heartbeat(&outcome.heartbeat)),
@@ -119,17 +110,16 @@ impl MissionsService for Missions {
         request: Request<pb::RecordProgressRequest>,
     ) -> Result<Response<pb::RecordProgressResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let run_id = violations.uuid("run_id", &body.run_id);
-        violations.check(
-            body.current >= 0,
-            "current",
-            "NEGATIVE_PROGRESS",
-            "must not be negative",
-        );
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, run_id) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            let run_id = v.uuid("run_id", &body.run_id);
+            v.check(
+                body.current >= 0,
+                "current",
+                "NEGATIVE_PROGRESS",
+                "must not be negative",
+            );
+            run_id
+        })?;
         let (shown, succeeded) = self.record_progress(&key, run_id, body.current).await?;
         let today = rules::local_date(shown.board.time_zone, shown.now);
         Ok(Response::new(pb::RecordProgressResponse {
@@ -143,11 +133,9 @@ impl MissionsService for Missions {
         request: Request<pb::RerollRequest>,
     ) -> Result<Response<pb::RerollResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let slot_key = slot_key(&mut violations, body.slot_key);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, slot_key) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            slot_field(v, body.slot_key)
+        })?;
         let shown = self.reroll(&key, slot_key).await?;
         Ok(Response::new(pb::RerollResponse {
             slot: Some(slot(&shown, slot_key)),
@@ -159,11 +147,9 @@ impl MissionsService for Missions {
         request: Request<pb::ClaimRunRequest>,
     ) -> Result<Response<pb::ClaimRunResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let run_id = violations.uuid("run_id", &body.run_id);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, run_id) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            v.uuid("run_id", &body.run_id)
+        })?;
         let outcome = self.claim(&key, run_id).await?;
         Ok(Response::new(pb::ClaimRunResponse {
             claim: Some(proto::claim(&outcome.claim)),
@@ -176,11 +162,9 @@ impl MissionsService for Missions {
         request: Request<pb::LinkBossTaskRequest>,
     ) -> Result<Response<pb::LinkBossTaskResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let task_id = violations.uuid("task_id", &body.task_id);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, task_id) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            v.uuid("task_id", &body.task_id)
+        })?;
         let shown = self.link_boss_task(&key, task_id).await?;
         Ok(Response::new(pb::LinkBossTaskResponse {
             boss: boss(&shown),
@@ -192,17 +176,15 @@ impl MissionsService for Missions {
         request: Request<pb::RecordTaskProgressRequest>,
     ) -> Result<Response<pb::RecordTaskProgressResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let task_id = violations.uuid("task_id", &body.task_id);
-        violations.check(
-            body.amount > 0,
-            "amount",
-            "INVALID_AMOUNT",
-            "must be positive",
-        );
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, task_id) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            v.check(
+                body.amount > 0,
+                "amount",
+                "INVALID_AMOUNT",
+                "must be positive",
+            );
+            v.uuid("task_id", &body.task_id)
+        })?;
         let shown = self.damage_boss(&key, task_id, body.amount).await?;
         Ok(Response::new(pb::RecordTaskProgressResponse {
             boss: boss(&shown),
@@ -214,11 +196,9 @@ impl MissionsService for Missions {
         request: Request<pb::SubmitBossProofRequest>,
     ) -> Result<Response<pb::SubmitBossProofResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let proof = free_text(&mut violations, "proof", &body.proof, MAX_PROOF_CHARS, true);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, proof) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            free_text(v, "proof", &body.proof, MAX_PROOF_CHARS, true)
+        })?;
         let shown = self.submit_boss_proof(&key, &proof).await?;
         Ok(Response::new(pb::SubmitBossProofResponse {
             boss: boss(&shown),
@@ -230,10 +210,7 @@ impl MissionsService for Missions {
         request: Request<pb::ClaimBossRequest>,
     ) -> Result<Response<pb::ClaimBossResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, ()) = board_call(&request, &body.user_id, &body.season_id, |_| ())?;
         let outcome = self.claim_boss(&key).await?;
         Ok(Response::new(pb::ClaimBossResponse {
             claim: Some(proto::claim(&outcome.claim)),
@@ -247,10 +224,9 @@ impl MissionsService for Missions {
     ) -> Result<Response<pb::GrantEffectResponse>, Status> {
         require_admin(&request)?;
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        let effect_id = violations.uuid("effect_id", &body.effect_id);
-        violations.finish()?;
+        let (key, effect_id) = board_call(&request, &body.user_id, &body.season_id, |v| {
+            v.uuid("effect_id", &body.effect_id)
+        })?;
         let (shown, effect) = self.grant_effect(&key, effect_id).await?;
         Ok(Response::new(pb::GrantEffectResponse {
             effect: Some(proto::effect(&effect, &shown.catalog)),
@@ -262,10 +238,7 @@ impl MissionsService for Missions {
         request: Request<pb::CloseDaysRequest>,
     ) -> Result<Response<pb::CloseDaysResponse>, Status> {
         let body = request.get_ref();
-        let mut violations = Violations::new();
-        let key = board_key(&mut violations, &body.user_id, &body.season_id);
-        violations.finish()?;
-        require_owner(&request, key.user_id)?;
+        let (key, ()) = board_call(&request, &body.user_id, &body.season_id, |_| ())?;
         let (shown, closed) = self.close_days(&key).await?;
         Ok(Response::new(pb::CloseDaysResponse {
             closed: closed

@@ -11,7 +11,7 @@ mod proto;
 
 use chrono_tz::Tz;
 use phoenix_runtime::{Error, Refusal, Violations, auth};
-use tonic::Request;
+use tonic::{Request, Status};
 use uuid::Uuid;
 
 use crate::ADMIN_ROLE;
@@ -58,7 +58,7 @@ fn time_zone(violations: &mut Violations, value: &str) -> Tz {
 }
 
 /// A slot of the board (main stands in for a bad one until `finish()`).
-fn slot_key(violations: &mut Violations, value: i32) -> SlotKey {
+fn slot_field(violations: &mut Violations, value: i32) -> SlotKey {
     violations
         .enumeration::<phoenix_proto::missions::v1::SlotKey>(
             "slot_key",
@@ -102,6 +102,22 @@ fn validated<T>(value: Option<T>, field: &'static str) -> Result<T, Error> {
             format!("{field} passed validation without a value"),
         )
     })
+}
+
+/// Decodes a call on one user's board: its key and the call's own fields (`fields`), validated
+/// together, then, with authentication on, the owner check. What every board RPC starts with.
+fn board_call<T, F>(
+    request: &Request<T>,
+    user_id: &str,
+    season_id: &str,
+    fields: impl FnOnce(&mut Violations) -> F,
+) -> Result<(BoardKey, F), Status> {
+    let mut violations = Violations::new();
+    let key = board_key(&mut violations, user_id, season_id);
+    let decoded = fields(&mut violations);
+    violations.finish()?;
+    require_owner(request, key.user_id)?;
+    Ok((key, decoded))
 }
 
 /// With authentication on, PERMISSION_DENIED unless the caller has the admin role.
