@@ -1,4 +1,4 @@
-//! The board use cases: every mutating one is a [`Missions::change`] of one board under its
+//! The board use cases: every mutating one is a `Missions::change` of one board under its
 //! lock (the rules tick first, so days that ended are closed before the call is judged); reads
 //! show the board as of now without writing it.
 

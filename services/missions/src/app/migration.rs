@@ -2,9 +2,10 @@
 //! library functions the API and the `phoenix` CLI call:
 //!
 //! - [`backfill`]: every board of a store file into SQL, per board and idempotent; a board that
-//!   does not parse or breaks an invariant ([`validate`]) is quarantined, nothing of it written;
+//!   does not parse or breaks an invariant (`domain::legacy::validate`) is quarantined, nothing
+//!   of it written;
 //! - [`rebuild_from_events`]: heartbeats, progress and boss runs replayed from an NDJSON log of
-//!   past legacy events, each one at most once;
+//!   past legacy events (format in `domain::legacy`), each one at most once;
 //! - [`compare`]: the boards of FILE and SQL side by side, every difference with its JSON path;
 //! - [`export`]: the rollback, SQL's relational tables written back as a store file FILE reads;
 //! - [`audit`]: the weekly audit, every snapshot against its relational rows and the rules'

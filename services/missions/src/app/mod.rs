@@ -3,7 +3,7 @@
 //! schedules (`jobs`), the `phoenix` command and the tests call these, never the API's
 //! internals.
 //!
-//! - [`board`]: the board RPCs, every one a [`Missions::change`] of one board (or a read);
+//! - [`board`]: the board RPCs, every one a `Missions::change` of one board (or a read);
 //! - [`catalog`]: the catalog the rules read, cached, and its upserts;
 //! - [`analytics`]: the weekly views;
 //! - [`migration`]: the tooling off the legacy JSON store (backfill, rebuild, compare, export)
