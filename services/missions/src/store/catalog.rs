@@ -9,7 +9,7 @@
 //! database can know (a code already taken, a badge or effect that does not exist) comes back
 //! as a refusal that names the field.
 
-use phoenix_runtime::Error;
+use phoenix_runtime::{Error, quote};
 use serde::de::DeserializeOwned;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -428,7 +428,7 @@ fn refusal(error: sqlx::Error, item: &str, code: Option<&str>) -> Error {
         (Some("23505"), Some(code)) if constraint.ends_with("_code_key") => Refusal::new(
             RefusalKind::AlreadyExists,
             &format!("{}_CODE_TAKEN", item.to_uppercase()),
-            format!("another {item} already has code {code:?}"),
+            format!("another {item} already has code {}", quote(code)),
         )
         .at(format!("{item}.code"))
         .with("code", code),
