@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{Parser, ValueEnum};
 use phoenix_runtime::config::positive_duration;
 
@@ -46,11 +47,13 @@ pub struct MissionsSettings {
     /// legacy file stays the truth while both are written.
     #[arg(long, env = "PHOENIX_MISSIONS_DUAL_PRIMARY", value_enum, ignore_case = true, default_value_t = DualPrimary::File)]
     pub dual_primary: DualPrimary,
-    /// The legacy JSON store (FILE and DUAL).
+    /// The legacy JSON store (FILE and DUAL, and what the migration tooling reads when a call
+    /// names no store). Empty: none; FILE and DUAL then refuse to start.
     #[arg(
         long,
         env = "PHOENIX_MISSIONS_STORE_PATH",
-        default_value = ".phoenix/missions_v2_store.json"
+        default_value = ".phoenix/missions_v2_store.json",
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from)
     )]
     pub store_path: PathBuf,
     /// The clock the rules judge by; `manual` also serves the ClockService.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::api::Missions;
+use crate::app::Missions;
 use crate::config::MissionsSettings;
 
 /// How often the catalog is re-read, so upserts through another replica show up here.
@@ -24,24 +24,24 @@ pub fn start(
         move || {
             let missions = day_close.clone();
             async move {
-                let (boards, _) = missions.close_due(DAY_CLOSE_BATCH).await?;
-                if boards > 0 {
-                    tracing::info!(boards, "closed the days of due boards");
+                let tally = missions.close_due(DAY_CLOSE_BATCH).await?;
+                if tally.boards > 0 {
+                    tracing::info!(boards = tally.boards, "closed the days of due boards");
                 }
                 Ok(())
             }
         },
     );
-    let analytics = missions.pool.clone();
+    let analytics = missions.clone();
     context.every(
         "missions-analytics-refresh",
         settings.analytics_refresh_interval,
         move || {
-            let pool = analytics.clone();
-            async move { Ok(crate::store::analytics::refresh(&pool).await.map(|_| ())?) }
+            let missions = analytics.clone();
+            async move { Ok(missions.refresh_analytics().await.map(|_| ())?) }
         },
     );
-    let catalog = missions.catalog.clone();
+    let catalog = missions.catalog().clone();
     context.every("missions-catalog-reload", CATALOG_RELOAD, move || {
         let catalog = catalog.clone();
         async move { Ok(catalog.reload().await.map(|_| ())?) }

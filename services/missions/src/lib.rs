@@ -2,21 +2,21 @@
 //! day closes, rerolls, claims, bosses, effects and communications — with its repositories
 //! (FILE, SQL, DUAL), the migration tooling from the legacy JSON store, analytics views, and
 //! the benchmark and audit the `phoenix` command runs.
+//!
+//! Built like every Phoenix service (README, "How a service is built"): `api` decodes and
+//! validates a request and calls one use case in `app`, which loads through `store`, asks the
+//! rules in `domain` and writes through `store`; errors are the runtime's vocabulary, with this
+//! service's own refusals in `error`; `ops` holds the benchmark.
 
-pub mod api;
-pub mod audit;
-pub mod bench;
-pub mod clock;
+mod api;
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod jobs;
+mod jobs;
 pub mod metrics;
-pub mod migration;
-pub mod proto;
+pub mod ops;
 pub mod store;
-
-use std::sync::Arc;
 
 use include_dir::{Dir, include_dir};
 use phoenix_proto::missions::v1::analytics_service_server::AnalyticsServiceServer;
@@ -26,10 +26,13 @@ use phoenix_proto::missions::v1::migration_service_server::MigrationServiceServe
 use phoenix_proto::missions::v1::missions_service_server::MissionsServiceServer;
 use phoenix_runtime::{AuditReport, GrpcServices, ServiceContext, ServiceSpec, limited};
 
-use crate::clock::Clock;
-use crate::config::{ClockKind, MissionsSettings};
-use crate::store::repo::Repository;
-use crate::store::sql::SqlBoards;
+use crate::app::Missions;
+use crate::app::clock::Clock;
+use crate::config::MissionsSettings;
+
+/// Role that may act on every user's board, edit the catalog, run the migration tooling and
+/// move a manual clock when authentication is on.
+pub const ADMIN_ROLE: &str = "missions-admin";
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/missions");
 
@@ -43,34 +46,9 @@ pub fn spec() -> ServiceSpec {
     }
 }
 
-/// `phoenix audit missions`: one line per violation, over every board.
-fn audit_report(
-    pool: sqlx::PgPool,
-) -> futures_util::future::BoxFuture<'static, anyhow::Result<AuditReport>> {
-    Box::pin(async move {
-        let report = audit::run(&pool).await?;
-        Ok(AuditReport {
-            lines: report.violations.iter().map(ToString::to_string).collect(),
-            violations: report.violations.len(),
-            scope: Some(format!("{} boards", report.boards)),
-        })
-    })
-}
-
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let settings = MissionsSettings::parse(&context.config.service_args)?;
-    let missions = api::Missions {
-        repo: Arc::new(Repository::open(&settings, context.pool.clone())?),
-        sql: SqlBoards::new(context.pool.clone()),
-        pool: context.pool.clone(),
-        catalog: api::CatalogCache::new(context.pool.clone()),
-        clock: match settings.clock {
-            ClockKind::System => Clock::System,
-            ClockKind::Manual => Clock::manual(chrono::Utc::now()),
-        },
-        rules: Arc::new(settings.rules()),
-        store_path: settings.store_path.clone(),
-    };
+    let missions = Missions::open(&settings, context.pool.clone())?;
     metrics::get();
     jobs::start(context, &missions, &settings);
     let mut services = GrpcServices::new()
@@ -90,8 +68,22 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
             context,
             MigrationServiceServer::new(missions.clone())
         ));
-    if matches!(missions.clock, Clock::Manual(_)) {
+    if matches!(missions.clock(), Clock::Manual(_)) {
         services = services.serve(limited!(context, ClockServiceServer::new(missions)));
     }
     Ok(services)
+}
+
+/// `phoenix audit missions`: one line per violation, over every board.
+fn audit_report(
+    pool: sqlx::PgPool,
+) -> futures_util::future::BoxFuture<'static, anyhow::Result<AuditReport>> {
+    Box::pin(async move {
+        let report = app::migration::audit(&pool).await?;
+        Ok(AuditReport {
+            lines: report.violations.iter().map(ToString::to_string).collect(),
+            violations: report.violations.len(),
+            scope: Some(format!("{} boards", report.boards)),
+        })
+    })
 }

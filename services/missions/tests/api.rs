@@ -6,8 +6,9 @@ mod support;
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::analytics_service_client::AnalyticsServiceClient;
 use phoenix_proto::missions::v1::migration_service_client::MigrationServiceClient;
+use phoenix_testkit::{assert_refused, fields};
 use samples::{EVENTS, SAMPLE as SAMPLE_STORE, board_in, sample};
-use support::{Harness, SEASON, error_of, main_mission};
+use support::{Harness, SEASON, main_mission};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -46,11 +47,11 @@ async fn the_default_catalog_is_there_and_upserts_are_validated() {
         .upsert_mission(pb::UpsertMissionRequest { mission: Some(bad) })
         .await
         .expect_err("invalid mission");
-    let (code, _, mut fields) = error_of(&status);
-    fields.sort();
-    assert_eq!(code, Code::InvalidArgument);
+    assert_refused(&status, Code::InvalidArgument, "REQUIRED");
+    let mut named = fields(&status);
+    named.sort();
     assert_eq!(
-        fields,
+        named,
         vec![
             "mission.duration_days",
             "mission.metadata_json",
@@ -69,7 +70,8 @@ async fn the_default_catalog_is_there_and_upserts_are_validated() {
         })
         .await
         .expect_err("unknown badge");
-    assert_ne!(status.code(), Code::Internal, "{status:?}");
+    assert_refused(&status, Code::InvalidArgument, "UNKNOWN_BADGE");
+    assert_eq!(fields(&status), ["mission.badge_ids"]);
 
     let id = h.only_mission(main_mission(9, 90)).await;
     let catalog = h
@@ -232,10 +234,9 @@ async fn the_sample_store_backfills_compares_clean_audits_clean_and_exports_back
         .backfill(pb::BackfillRequest {
             store_path: "/nonexistent/missions.json".into(),
         })
-        .await;
-    if let Err(status) = status {
-        assert_ne!(status.code(), Code::Internal, "{status:?}");
-    }
+        .await
+        .expect_err("no such store");
+    assert_refused(&status, Code::NotFound, "STORE_FILE_NOT_FOUND");
 }
 
 /// The board of `user_id` in `season_id`, as GetBoard shows it.
@@ -404,4 +405,127 @@ async fn dual_writes_both_stores_and_they_agree() {
         .into_inner();
     assert_eq!(compare.compared, 1);
     assert!(compare.differences.is_empty(), "{:?}", compare.differences);
+}
+
+// Defects of issue 10: each test failed before its fix.
+
+#[tokio::test]
+async fn the_clock_refuses_steps_and_times_outside_the_years_1_to_9999() {
+    let mut h = Harness::start("2026-06-01T12:00:00Z").await;
+    let advance = |seconds: i64| pb::AdvanceTimeRequest {
+        by: Some(prost_types::Duration { seconds, nanos: 0 }),
+    };
+    let set = |seconds: i64| pb::SetTimeRequest {
+        now: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+    };
+
+    let status = h
+        .clock
+        .advance_time(advance(1_000_000_000_000_000))
+        .await
+        .expect_err("10^15 seconds is no step for a clock");
+    assert_refused(&status, Code::InvalidArgument, "INVALID_DURATION");
+    assert_eq!(fields(&status), ["by"]);
+    let status = h
+        .clock
+        .advance_time(pb::AdvanceTimeRequest { by: None })
+        .await
+        .expect_err("no step");
+    assert_refused(&status, Code::InvalidArgument, "REQUIRED");
+    // Year 10000, and year 0.
+    for seconds in [253_402_300_800, -62_135_596_801] {
+        let status = h
+            .clock
+            .set_time(set(seconds))
+            .await
+            .expect_err("outside the years 1 to 9999");
+        assert_refused(&status, Code::InvalidArgument, "INVALID_TIMESTAMP");
+        assert_eq!(fields(&status), ["now"]);
+    }
+    // A step from 9999-12-31 that would leave the year 9999 is refused too, and moves nothing.
+    let last_day = 253_402_214_400;
+    h.clock.set_time(set(last_day)).await.expect("9999-12-31");
+    let status = h
+        .clock
+        .advance_time(advance(2 * 86_400))
+        .await
+        .expect_err("past 9999-12-31");
+    assert_refused(&status, Code::InvalidArgument, "CLOCK_OUT_OF_RANGE");
+    assert_eq!(fields(&status), ["by"]);
+    let now = h
+        .clock
+        .get_time(pb::GetTimeRequest {})
+        .await
+        .expect("time")
+        .into_inner()
+        .now
+        .expect("now");
+    assert_eq!(now.seconds, last_day);
+    h.clock
+        .advance_time(advance(3600))
+        .await
+        .expect("within the last day");
+}
+
+#[tokio::test]
+async fn backfill_and_rebuild_refuse_a_missing_path_and_do_not_find_a_nonexistent_one() {
+    // No default store: the configured path is empty too.
+    let service = phoenix_testkit::spawn_with(phoenix_missions::spec(), |config| {
+        config.service_args = vec!["--clock=manual".to_owned(), "--store-path=".to_owned()];
+    })
+    .await;
+    let mut migration = MigrationServiceClient::new(service.channel.clone());
+    let status = migration
+        .backfill(pb::BackfillRequest {
+            store_path: " ".into(),
+        })
+        .await
+        .expect_err("no store named and none configured");
+    assert_refused(&status, Code::InvalidArgument, "REQUIRED");
+    assert_eq!(fields(&status), ["store_path"]);
+    let status = migration
+        .rebuild_from_events(pb::RebuildFromEventsRequest {
+            log_path: String::new(),
+        })
+        .await
+        .expect_err("no log named");
+    assert_refused(&status, Code::InvalidArgument, "REQUIRED");
+    assert_eq!(fields(&status), ["log_path"]);
+
+    let nowhere = std::env::temp_dir().join(format!("phoenix-missions-{}", Uuid::new_v4()));
+    let status = migration
+        .backfill(pb::BackfillRequest {
+            store_path: nowhere.join("store.json").display().to_string(),
+        })
+        .await
+        .expect_err("no such store");
+    assert_refused(&status, Code::NotFound, "STORE_FILE_NOT_FOUND");
+    let status = migration
+        .rebuild_from_events(pb::RebuildFromEventsRequest {
+            log_path: nowhere.join("events.ndjson").display().to_string(),
+        })
+        .await
+        .expect_err("no such log");
+    assert_refused(&status, Code::NotFound, "EVENT_LOG_NOT_FOUND");
+
+    // A file that is not a store is the caller's to fix, not a reason to retry.
+    let folder = support::tempdir::Dir::new();
+    let not_a_store = folder.0.join("not-a-store.json");
+    std::fs::write(&not_a_store, br#"[{"boardId": 1}]"#).expect("write");
+    let status = migration
+        .backfill(pb::BackfillRequest {
+            store_path: not_a_store.display().to_string(),
+        })
+        .await
+        .expect_err("not a store");
+    assert_refused(&status, Code::FailedPrecondition, "INVALID_STORE_FILE");
+    // A store that cannot be read (a folder where the file should be) may be retried.
+    let status = migration
+        .backfill(pb::BackfillRequest {
+            store_path: folder.0.display().to_string(),
+        })
+        .await
+        .expect_err("a folder is no file");
+    assert_refused(&status, Code::Unavailable, "FILE_STORE_UNAVAILABLE");
+    service.shutdown().await;
 }

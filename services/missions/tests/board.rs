@@ -7,10 +7,10 @@ use phoenix_missions::store::sql::SqlBoards;
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::migration_service_client::MigrationServiceClient;
 use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
-use support::{Harness, SEASON, error_of, main_mission};
+use phoenix_testkit::{assert_refused, field_reasons, fields, metadata};
+use support::{Harness, SEASON, main_mission};
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 use uuid::Uuid;
 
 /// The closed days of the main slot's run, as the board shows them.
@@ -76,12 +76,9 @@ async fn creating_an_existing_board_in_another_time_zone_is_refused_with_the_zon
         .create_board(create_in("Europe/Madrid"))
         .await
         .expect_err("another time zone");
-    assert_eq!(error_of(&status).0, Code::AlreadyExists);
-    let details = status.get_error_details();
-    let info = details.error_info().expect("ErrorInfo");
-    assert_eq!(info.reason, "BOARD_EXISTS");
+    assert_refused(&status, Code::AlreadyExists, "BOARD_EXISTS");
     assert_eq!(
-        info.metadata.get("time_zone").map(String::as_str),
+        metadata(&status, "time_zone").as_deref(),
         Some("America/Sao_Paulo")
     );
     assert!(status.message().contains("SetTimeZone"), "{status:?}");
@@ -118,9 +115,15 @@ async fn bad_input_is_refused_with_details_and_writes_nothing() {
         })
         .await
         .expect_err("bad fields");
-    let (code, _, fields) = error_of(&status);
-    assert_eq!(code, Code::InvalidArgument);
-    assert_eq!(fields, vec!["user_id", "season_id", "time_zone"]);
+    assert_refused(&status, Code::InvalidArgument, "INVALID_ID");
+    assert_eq!(
+        field_reasons(&status),
+        [
+            ("user_id".to_owned(), "INVALID_ID".to_owned()),
+            ("season_id".to_owned(), "REQUIRED".to_owned()),
+            ("time_zone".to_owned(), "INVALID_TIME_ZONE".to_owned()),
+        ]
+    );
 
     let status = h
         .missions
@@ -130,8 +133,7 @@ async fn bad_input_is_refused_with_details_and_writes_nothing() {
         })
         .await
         .expect_err("no board");
-    assert_eq!(error_of(&status).0, Code::NotFound);
-    assert_eq!(error_of(&status).1, "BOARD_NOT_FOUND");
+    assert_refused(&status, Code::NotFound, "BOARD_NOT_FOUND");
 
     h.create_board(user, "Europe/Madrid").await;
     let status = h
@@ -143,7 +145,7 @@ async fn bad_input_is_refused_with_details_and_writes_nothing() {
         })
         .await
         .expect_err("unknown run");
-    assert_eq!(error_of(&status).0, Code::NotFound);
+    assert_refused(&status, Code::NotFound, "RUN_NOT_FOUND");
 
     let status = h
         .missions
@@ -154,7 +156,8 @@ async fn bad_input_is_refused_with_details_and_writes_nothing() {
         })
         .await
         .expect_err("no slot");
-    assert_eq!(error_of(&status).2, vec!["slot_key"]);
+    assert_refused(&status, Code::InvalidArgument, "SLOT_KEY_REQUIRED");
+    assert_eq!(fields(&status), ["slot_key"]);
 
     let run = h.activate_main(user).await;
     let progress = |current| pb::RecordProgressRequest {
@@ -172,8 +175,7 @@ async fn bad_input_is_refused_with_details_and_writes_nothing() {
         .record_progress(progress(1))
         .await
         .expect_err("backwards");
-    assert_eq!(error_of(&status).0, Code::InvalidArgument);
-    assert_eq!(error_of(&status).1, "PROGRESS_BACKWARDS");
+    assert_refused(&status, Code::InvalidArgument, "PROGRESS_BACKWARDS");
 
     let status = h
         .missions
@@ -184,8 +186,7 @@ async fn bad_input_is_refused_with_details_and_writes_nothing() {
         })
         .await
         .expect_err("not succeeded");
-    assert_eq!(error_of(&status).0, Code::FailedPrecondition);
-    assert_eq!(error_of(&status).1, "RUN_NOT_SUCCEEDED");
+    assert_refused(&status, Code::FailedPrecondition, "RUN_NOT_SUCCEEDED");
 
     let status = h
         .missions
@@ -196,7 +197,7 @@ async fn bad_input_is_refused_with_details_and_writes_nothing() {
         })
         .await
         .expect_err("phase 1");
-    assert_eq!(error_of(&status).0, Code::FailedPrecondition);
+    assert_refused(&status, Code::FailedPrecondition, "BOSS_NOT_IN_PHASE_2");
 
     // Nothing of the refused calls was written.
     let slot = h.main_slot(user).await;
@@ -719,8 +720,7 @@ async fn a_reroll_replaces_the_offer_once_a_week() {
         .reroll(reroll.clone())
         .await
         .expect_err("no budget");
-    assert_eq!(error_of(&status).0, Code::FailedPrecondition);
-    assert_eq!(error_of(&status).1, "NO_REROLL_LEFT");
+    assert_refused(&status, Code::FailedPrecondition, "NO_REROLL_LEFT");
     // The budget is back on Monday.
     h.set_time("2026-06-08T00:30:00Z").await;
     h.missions.reroll(reroll).await.expect("reroll next week");
@@ -751,7 +751,7 @@ async fn the_boss_goes_through_both_phases_and_is_claimed_once() {
         })
         .await
         .expect_err("another task");
-    assert_eq!(error_of(&status).0, Code::FailedPrecondition);
+    assert_refused(&status, Code::FailedPrecondition, "TASK_NOT_LINKED");
     let boss = h
         .missions
         .record_task_progress(pb::RecordTaskProgressRequest {
@@ -775,7 +775,7 @@ async fn the_boss_goes_through_both_phases_and_is_claimed_once() {
         .claim_boss(claim.clone())
         .await
         .expect_err("no proof yet");
-    assert_eq!(error_of(&status).0, Code::FailedPrecondition);
+    assert_refused(&status, Code::FailedPrecondition, "BOSS_NOT_COMPLETED");
     h.missions
         .submit_boss_proof(pb::SubmitBossProofRequest {
             user_id: user.to_string(),
@@ -806,4 +806,55 @@ async fn the_boss_goes_through_both_phases_and_is_claimed_once() {
             .any(|c| c.kind() == pb::CommunicationKind::System),
         "the phase change was announced"
     );
+}
+
+/// Issue 10: a huge bad value was copied whole into the message and the BadRequest, so the
+/// trailers outgrew what C-core clients accept (they saw RESOURCE_EXHAUSTED).
+#[tokio::test]
+async fn huge_invalid_values_are_refused_with_small_errors_that_name_the_field() {
+    let mut h = Harness::start("2026-05-04T08:00:00Z").await;
+    let huge = "x".repeat(20_000);
+    let get = h
+        .missions
+        .get_board(pb::GetBoardRequest {
+            user_id: huge.clone(),
+            season_id: SEASON.into(),
+        })
+        .await
+        .expect_err("not a user id");
+    let create = h
+        .missions
+        .create_board(pb::CreateBoardRequest {
+            user_id: Uuid::new_v4().to_string(),
+            season_id: SEASON.into(),
+            time_zone: huge.clone(),
+        })
+        .await
+        .expect_err("not a time zone");
+    let season = h
+        .missions
+        .get_board(pb::GetBoardRequest {
+            user_id: Uuid::new_v4().to_string(),
+            season_id: huge.clone(),
+        })
+        .await
+        .expect_err("not a season");
+    for (status, field, reason) in [
+        (get, "user_id", "INVALID_ID"),
+        (create, "time_zone", "INVALID_TIME_ZONE"),
+        (season, "season_id", "INVALID_SEASON"),
+    ] {
+        assert_refused(&status, Code::InvalidArgument, reason);
+        assert_eq!(fields(&status), [field]);
+        assert!(
+            status.details().len() < 4096,
+            "{field}: {} bytes of details",
+            status.details().len()
+        );
+        assert!(
+            status.message().len() < 512,
+            "{field}: {} bytes of message",
+            status.message().len()
+        );
+    }
 }

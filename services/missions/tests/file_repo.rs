@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use phoenix_missions::domain::board::{Board, BoardKey, SlotState};
 use phoenix_missions::domain::catalog::Catalog;
+use phoenix_missions::domain::diff::diff_boards;
+use phoenix_missions::domain::legacy::{self, EventOutcome, LegacyEvent};
 use phoenix_missions::domain::rules::{RandomIds, RuleSettings};
 use phoenix_missions::error::file_store_unavailable;
-use phoenix_missions::migration::{self, EventOutcome, LegacyEvent};
 use phoenix_missions::store::Saved;
 use phoenix_missions::store::file::FileBoards;
 use samples::{
@@ -30,7 +31,7 @@ fn the_sample_store_is_valid_and_covers_every_state() {
         .into_iter()
         .enumerate()
         .map(|(index, value)| {
-            migration::check_board(value)
+            legacy::check_board(value)
                 .unwrap_or_else(|reason| panic!("boards[{index}] is invalid: {reason}"))
         })
         .collect();
@@ -102,7 +103,7 @@ fn validate_names_each_broken_invariant_of_the_bad_sample() {
     let boards = raw_boards(BAD_SAMPLE);
     assert_eq!(boards.len(), expected.len());
     for (index, (value, expected)) in boards.into_iter().zip(expected).enumerate() {
-        match (migration::check_board(value), expected) {
+        match (legacy::check_board(value), expected) {
             (Ok(_), None) => {}
             (Err(reason), Some(fragment)) => assert!(
                 reason.contains(fragment),
@@ -384,7 +385,7 @@ fn diff_boards_names_each_difference_by_its_json_path() {
         });
     sql.boss.as_mut().unwrap().linked_task_id = None;
 
-    let differences = migration::diff_boards(file.user_id, Some(&file), Some(&sql));
+    let differences = diff_boards(file.user_id, Some(&file), Some(&sql)).unwrap();
     let paths: Vec<&str> = differences.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -403,8 +404,12 @@ fn diff_boards_names_each_difference_by_its_json_path() {
     assert_eq!(differences[1].file_value, None);
     assert_eq!(differences[0].sql_value, Some(Value::Null));
 
-    assert!(migration::diff_boards(file.user_id, Some(&file), Some(&file)).is_empty());
-    let missing = migration::diff_boards(file.user_id, Some(&file), None);
+    assert!(
+        diff_boards(file.user_id, Some(&file), Some(&file))
+            .unwrap()
+            .is_empty()
+    );
+    let missing = diff_boards(file.user_id, Some(&file), None).unwrap();
     assert_eq!(missing.len(), 1);
     assert_eq!(missing[0].path, "");
     assert_eq!(missing[0].sql_value, None);
@@ -415,7 +420,7 @@ fn diff_paths_quote_keys_that_are_not_plain_names() {
     let file = board_in(&sample(), "America/Sao_Paulo");
     let mut sql = file.clone();
     sql.effects[0].payload_override = serde_json::json!({"bonus.xp": 2});
-    let differences = migration::diff_boards(file.user_id, Some(&file), Some(&sql));
+    let differences = diff_boards(file.user_id, Some(&file), Some(&sql)).unwrap();
     let paths: Vec<&str> = differences.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(paths, [r#"effects[0].payloadOverride["bonus.xp"]"#]);
 }
@@ -451,7 +456,7 @@ fn replaying_an_event_the_board_reflects_changes_nothing() {
             .unwrap()
             .clone();
         let before = board.clone();
-        let outcome = migration::apply_event(
+        let outcome = legacy::apply_event(
             &mut board,
             &event,
             &Catalog::default(),

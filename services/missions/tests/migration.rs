@@ -9,11 +9,11 @@ mod samples;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use phoenix_missions::app::migration;
 use phoenix_missions::config::DualPrimary;
 use phoenix_missions::domain::board::{Board, Store};
 use phoenix_missions::domain::catalog::Catalog;
 use phoenix_missions::domain::rules::RuleSettings;
-use phoenix_missions::migration;
 use phoenix_missions::store::Saved;
 use phoenix_missions::store::file::FileBoards;
 use phoenix_missions::store::repo::{Dual, Repository};
@@ -136,7 +136,12 @@ async fn backfill_of_a_file_that_is_not_a_store_writes_nothing() {
         .unwrap_err();
     assert!(file_store_detail(error).contains("not a missions store"));
     let missing = migration::backfill(&scratch.path("none.json"), &sql, &|_, _| {}).await;
-    assert!(missing.is_err());
+    assert!(
+        missing
+            .as_ref()
+            .is_err_and(|error| error.reason() == "STORE_FILE_NOT_FOUND"),
+        "{missing:?}"
+    );
     assert!(sql.keys(None).await.unwrap().is_empty());
 }
 

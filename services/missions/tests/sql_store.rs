@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use boards::{active_run, at, board, date, idle_board};
 use chrono::Duration;
-use phoenix_missions::audit::{self, AuditReport};
+use phoenix_missions::app::migration::{AuditReport, audit};
 use phoenix_missions::domain::board::{
     Board, BoardKey, Communication, CommunicationKind, Heartbeat, RunStatus, SlotKey, SlotState,
 };
@@ -909,7 +909,7 @@ async fn the_audit_finds_nothing_on_boards_the_store_wrote() {
         boards.put(&board).await.expect("put");
     }
 
-    let report = audit::run(&pool).await.expect("audit");
+    let report = audit(&pool).await.expect("audit");
 
     assert_eq!(
         report,
@@ -954,7 +954,7 @@ async fn the_audit_catches_tampered_snapshots_and_rows_and_broken_invariants() {
     .await;
     tamper(users[7], "DELETE FROM missions_v2_state WHERE user_id = $1").await;
 
-    let report = audit::run(&pool).await.expect("audit");
+    let report = audit(&pool).await.expect("audit");
 
     let found: HashSet<(String, Uuid)> = report
         .violations

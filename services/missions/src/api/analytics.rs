@@ -3,12 +3,13 @@
 use chrono::NaiveDate;
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::analytics_service_server::AnalyticsService;
-use phoenix_runtime::{Refusal, Violations, auth};
+use phoenix_runtime::{Refusal, Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{ADMIN_ROLE, Missions};
-use crate::store::analytics::{self as store, WeekFilter};
+use super::require_admin;
+use crate::app::Missions;
+use crate::store::analytics::{PageToken, WeekFilter};
 
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1_000;
@@ -31,7 +32,7 @@ fn filter(
             week
         })
         .flatten();
-    let after = violations.page_token(page_token, store::PageToken::decode);
+    let after = violations.page_token(page_token, PageToken::decode);
     let limit = violations.page_size(page_size, DEFAULT_PAGE, MAX_PAGE);
     violations.finish()?;
     Ok(WeekFilter {
@@ -54,7 +55,7 @@ impl AnalyticsService for Missions {
     ) -> Result<Response<pb::ListWeeklyAdherenceResponse>, Status> {
         let r = request.into_inner();
         let filter = filter(&r.user_id, &r.from_week, r.page_size, &r.page_token)?;
-        let (rows, next) = store::adherence(&self.pool, &filter).await?;
+        let (rows, next) = self.weekly_adherence(&filter).await?;
         Ok(Response::new(pb::ListWeeklyAdherenceResponse {
             rows: rows
                 .into_iter()
@@ -77,7 +78,7 @@ impl AnalyticsService for Missions {
     ) -> Result<Response<pb::ListWeeklyRewardsResponse>, Status> {
         let r = request.into_inner();
         let filter = filter(&r.user_id, &r.from_week, r.page_size, &r.page_token)?;
-        let (rows, next) = store::rewards(&self.pool, &filter).await?;
+        let (rows, next) = self.weekly_rewards(&filter).await?;
         Ok(Response::new(pb::ListWeeklyRewardsResponse {
             rows: rows
                 .into_iter()
@@ -97,8 +98,8 @@ impl AnalyticsService for Missions {
         &self,
         request: Request<pb::RefreshAnalyticsRequest>,
     ) -> Result<Response<pb::RefreshAnalyticsResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
-        let elapsed = store::refresh(&self.pool).await?;
+        require_admin(&request)?;
+        let elapsed = self.refresh_analytics().await?;
         Ok(Response::new(pb::RefreshAnalyticsResponse {
             elapsed_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
         }))

@@ -2,17 +2,16 @@
 
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::catalog_service_server::CatalogService;
-use phoenix_runtime::{Violations, auth};
+use phoenix_runtime::Violations;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{ADMIN_ROLE, Missions, free_text};
-use crate::domain::board::ProgressUnit;
-use crate::domain::board::{Reward, SlotKey};
-use crate::domain::catalog::{Badge, Boss, EffectDefinition, Mission, MissionTarget};
-use crate::domain::catalog::{Difficulty, EffectKind};
-use crate::proto;
-use crate::store::catalog as store;
+use super::{free_text, proto, require_admin};
+use crate::app::Missions;
+use crate::domain::board::{ProgressUnit, Reward, SlotKey};
+use crate::domain::catalog::{
+    Badge, Boss, Difficulty, EffectDefinition, EffectKind, Mission, MissionTarget,
+};
 
 const MAX_TEXT: usize = 2_000;
 
@@ -197,7 +196,7 @@ impl CatalogService for Missions {
         &self,
         _request: Request<pb::GetCatalogRequest>,
     ) -> Result<Response<pb::GetCatalogResponse>, Status> {
-        let catalog = self.catalog.reload().await?;
+        let catalog = self.current_catalog().await?;
         Ok(Response::new(proto::catalog(&catalog)))
     }
 
@@ -205,7 +204,7 @@ impl CatalogService for Missions {
         &self,
         request: Request<pb::UpsertMissionRequest>,
     ) -> Result<Response<pb::UpsertMissionResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let mut violations = Violations::new();
         let given = required(
             &mut violations,
@@ -214,10 +213,7 @@ impl CatalogService for Missions {
         );
         let mission = mission(&mut violations, &given);
         violations.finish()?;
-        // An upsert into an empty database comes after the default catalog, not instead of it.
-        self.catalog.get().await?;
-        let stored = store::upsert_mission(&self.pool, &mission).await?;
-        self.catalog.reload().await?;
+        let stored = self.upsert_mission(&mission).await?;
         Ok(Response::new(pb::UpsertMissionResponse {
             mission: Some(proto::mission(&stored)),
         }))
@@ -227,7 +223,7 @@ impl CatalogService for Missions {
         &self,
         request: Request<pb::UpsertBadgeRequest>,
     ) -> Result<Response<pb::UpsertBadgeResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let mut violations = Violations::new();
         let given = required(&mut violations, "badge", request.get_ref().badge.as_ref());
         let v = &mut violations;
@@ -240,10 +236,7 @@ impl CatalogService for Missions {
                 .then(|| text(v, "badge.artwork_url", &given.artwork_url, false)),
         };
         violations.finish()?;
-        // An upsert into an empty database comes after the default catalog, not instead of it.
-        self.catalog.get().await?;
-        let stored = store::upsert_badge(&self.pool, &badge).await?;
-        self.catalog.reload().await?;
+        let stored = self.upsert_badge(&badge).await?;
         Ok(Response::new(pb::UpsertBadgeResponse {
             badge: Some(proto::badge(&stored)),
         }))
@@ -253,7 +246,7 @@ impl CatalogService for Missions {
         &self,
         request: Request<pb::UpsertEffectRequest>,
     ) -> Result<Response<pb::UpsertEffectResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let mut violations = Violations::new();
         let given = required(&mut violations, "effect", request.get_ref().effect.as_ref());
         let v = &mut violations;
@@ -279,10 +272,7 @@ impl CatalogService for Missions {
             duration_days: (given.duration_days > 0).then_some(given.duration_days),
         };
         violations.finish()?;
-        // An upsert into an empty database comes after the default catalog, not instead of it.
-        self.catalog.get().await?;
-        let stored = store::upsert_effect(&self.pool, &effect).await?;
-        self.catalog.reload().await?;
+        let stored = self.upsert_effect(&effect).await?;
         Ok(Response::new(pb::UpsertEffectResponse {
             effect: Some(proto::effect_definition(&stored)),
         }))
@@ -292,7 +282,7 @@ impl CatalogService for Missions {
         &self,
         request: Request<pb::UpsertBossRequest>,
     ) -> Result<Response<pb::UpsertBossResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let mut violations = Violations::new();
         let given = required(&mut violations, "boss", request.get_ref().boss.as_ref());
         let v = &mut violations;
@@ -312,10 +302,7 @@ impl CatalogService for Missions {
             metadata: json_object(v, "boss.metadata_json", &given.metadata_json),
         };
         violations.finish()?;
-        // An upsert into an empty database comes after the default catalog, not instead of it.
-        self.catalog.get().await?;
-        let stored = store::upsert_boss(&self.pool, &boss).await?;
-        self.catalog.reload().await?;
+        let stored = self.upsert_boss(&boss).await?;
         Ok(Response::new(pb::UpsertBossResponse {
             boss: Some(proto::boss(&stored)),
         }))

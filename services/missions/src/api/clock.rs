@@ -1,35 +1,27 @@
-//! ClockService: moves the manual clock (served only with PHOENIX_MISSIONS_CLOCK=manual).
+//! ClockService: reads and moves the manual clock (served only with
+//! PHOENIX_MISSIONS_CLOCK=manual). Every call needs the admin role when authentication is on.
 
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::clock_service_server::ClockService;
+use phoenix_runtime::Violations;
 use phoenix_runtime::convert::timestamp;
-use phoenix_runtime::{Refusal, Violations, auth};
 use tonic::{Request, Response, Status};
 
-use super::{ADMIN_ROLE, Missions, validated};
+use super::{require_admin, validated};
+use crate::app::Missions;
 
 /// Longest step AdvanceTime takes: a century.
 const MAX_ADVANCE_DAYS: i64 = 36_500;
-
-/// The manual clock's new time; the system clock cannot be moved (the service is only served
-/// with a manual clock, so this is a guard, not a path).
-fn moved(now: Option<chrono::DateTime<chrono::Utc>>) -> Result<prost_types::Timestamp, Refusal> {
-    now.map(timestamp).ok_or_else(|| {
-        Refusal::precondition(
-            "SYSTEM_CLOCK",
-            "the service runs on the system clock, which cannot be moved",
-        )
-    })
-}
 
 #[tonic::async_trait]
 impl ClockService for Missions {
     async fn get_time(
         &self,
-        _request: Request<pb::GetTimeRequest>,
+        request: Request<pb::GetTimeRequest>,
     ) -> Result<Response<pb::GetTimeResponse>, Status> {
+        require_admin(&request)?;
         Ok(Response::new(pb::GetTimeResponse {
-            now: Some(timestamp(self.clock.now())),
+            now: Some(timestamp(self.clock().now())),
         }))
     }
 
@@ -37,13 +29,13 @@ impl ClockService for Missions {
         &self,
         request: Request<pb::SetTimeRequest>,
     ) -> Result<Response<pb::SetTimeResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let mut violations = Violations::new();
         let to = violations.timestamp("now", request.get_ref().now.as_ref());
         violations.finish()?;
         let to = validated(to, "now")?;
         Ok(Response::new(pb::SetTimeResponse {
-            now: Some(moved(self.clock.set(to))?),
+            now: Some(timestamp(self.clock().set(to)?)),
         }))
     }
 
@@ -51,7 +43,7 @@ impl ClockService for Missions {
         &self,
         request: Request<pb::AdvanceTimeRequest>,
     ) -> Result<Response<pb::AdvanceTimeResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let given = request.get_ref().by.as_ref();
         let mut violations = Violations::new();
         if given.is_none() {
@@ -62,7 +54,7 @@ impl ClockService for Missions {
         violations.finish()?;
         let by = validated(by, "by")?;
         Ok(Response::new(pb::AdvanceTimeResponse {
-            now: Some(moved(self.clock.advance(by))?),
+            now: Some(timestamp(self.clock().advance(by)?)),
         }))
     }
 }

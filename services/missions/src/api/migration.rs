@@ -6,14 +6,14 @@ use std::path::PathBuf;
 
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::migration_service_server::MigrationService;
-use phoenix_runtime::{Violations, auth};
+use phoenix_runtime::Violations;
 use tonic::{Request, Response, Status};
 
-use super::{ADMIN_ROLE, Missions, season};
-use crate::migration;
-use crate::store::file::FileBoards;
+use super::{count, require_admin, season};
+use crate::app::Missions;
+use crate::app::migration::Quarantined;
 
-fn quarantined(items: Vec<migration::Quarantined>) -> Vec<pb::Quarantined> {
+fn quarantined(items: Vec<Quarantined>) -> Vec<pb::Quarantined> {
     items
         .into_iter()
         .map(|q| pb::Quarantined {
@@ -29,15 +29,15 @@ fn json_or_missing(value: Option<serde_json::Value>) -> String {
     value.map_or_else(|| "(missing)".to_owned(), |v| v.to_string())
 }
 
-impl Missions {
-    /// The store path of a request, or the configured one.
-    fn store_path(&self, given: &str) -> PathBuf {
-        if given.trim().is_empty() {
-            self.store_path.clone()
-        } else {
-            PathBuf::from(given)
-        }
-    }
+/// A required path: not empty.
+fn path(violations: &mut Violations, field: &str, value: &str) -> PathBuf {
+    violations.check(
+        !value.trim().is_empty(),
+        field,
+        "REQUIRED",
+        "is required: a path on the service's machine",
+    );
+    PathBuf::from(value)
 }
 
 #[tonic::async_trait]
@@ -46,13 +46,12 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::BackfillRequest>,
     ) -> Result<Response<pb::BackfillResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
-        let path = self.store_path(&request.get_ref().store_path);
-        let report = migration::backfill(&path, &self.sql, &|_, _| {}).await?;
+        require_admin(&request)?;
+        let report = self.backfill(&request.get_ref().store_path).await?;
         Ok(Response::new(pb::BackfillResponse {
-            read: report.read as i64,
-            inserted: report.inserted as i64,
-            skipped: report.skipped as i64,
+            read: count(report.read),
+            inserted: count(report.inserted),
+            skipped: count(report.skipped),
             quarantined: quarantined(report.quarantined),
         }))
     }
@@ -61,23 +60,15 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::RebuildFromEventsRequest>,
     ) -> Result<Response<pb::RebuildFromEventsResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let mut violations = Violations::new();
-        violations.check(
-            !request.get_ref().log_path.trim().is_empty(),
-            "log_path",
-            "REQUIRED",
-            "is required",
-        );
+        let log = path(&mut violations, "log_path", &request.get_ref().log_path);
         violations.finish()?;
-        let path = PathBuf::from(&request.get_ref().log_path);
-        let catalog = self.catalog.get().await?;
-        let report =
-            migration::rebuild_from_events(&path, &self.sql, &catalog, &self.rules).await?;
+        let report = self.rebuild_from_events(&log).await?;
         Ok(Response::new(pb::RebuildFromEventsResponse {
-            read: report.read as i64,
-            applied: report.applied as i64,
-            already_applied: report.already_applied as i64,
+            read: count(report.read),
+            applied: count(report.applied),
+            already_applied: count(report.already_applied),
             quarantined: quarantined(report.quarantined),
         }))
     }
@@ -86,21 +77,20 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::CompareRequest>,
     ) -> Result<Response<pb::CompareResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
-        let request = request.into_inner();
+        require_admin(&request)?;
+        let body = request.get_ref();
         let mut violations = Violations::new();
-        let season = season(&mut violations, &request.season_id);
-        let users: Vec<_> = request
+        let season = season(&mut violations, &body.season_id);
+        let users: Vec<_> = body
             .user_ids
             .iter()
             .enumerate()
             .map(|(i, id)| violations.uuid(&format!("user_ids[{i}]"), id))
             .collect();
         violations.finish()?;
-        let file = FileBoards::open(self.store_path(&request.store_path))?;
-        let report = migration::compare(&file, &self.sql, &season, &users).await?;
+        let report = self.compare(&body.store_path, &season, &users).await?;
         Ok(Response::new(pb::CompareResponse {
-            compared: report.compared as i64,
+            compared: count(report.compared),
             differences: report
                 .differences
                 .into_iter()
@@ -118,8 +108,8 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::AuditRequest>,
     ) -> Result<Response<pb::AuditResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
-        let report = crate::audit::run(&self.pool).await?;
+        require_admin(&request)?;
+        let report = self.audit().await?;
         Ok(Response::new(pb::AuditResponse {
             boards: report.boards,
             violations: report
@@ -139,19 +129,13 @@ impl MigrationService for Missions {
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<pb::ExportResponse>, Status> {
-        auth::require_role(&request, ADMIN_ROLE)?;
+        require_admin(&request)?;
         let mut violations = Violations::new();
-        violations.check(
-            !request.get_ref().store_path.trim().is_empty(),
-            "store_path",
-            "REQUIRED",
-            "is required",
-        );
+        let store = path(&mut violations, "store_path", &request.get_ref().store_path);
         violations.finish()?;
-        let path = PathBuf::from(&request.get_ref().store_path);
-        let boards = migration::export(&self.sql, &path).await?;
+        let boards = self.export(&store).await?;
         Ok(Response::new(pb::ExportResponse {
-            boards: boards as i64,
+            boards: count(boards),
         }))
     }
 }

@@ -1,147 +1,27 @@
-//! The gRPC face of the missions service: proto ⇄ domain and validation, nothing else. One
-//! module per tonic service; this one holds what they share.
+//! The gRPC face of the missions service: decode and validate a request, call one use case of
+//! `app`, encode the answer. One module per tonic service; this one holds the decoding they
+//! share, and `proto` the encoding.
 
-pub mod analytics;
-pub mod board;
-pub mod catalog;
-pub mod clock;
-pub mod migration;
+mod analytics;
+mod board;
+mod catalog;
+mod clock;
+mod migration;
+mod proto;
 
-use std::sync::{Arc, RwLock};
-
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use phoenix_runtime::{Error, Violations};
+use phoenix_runtime::{Error, Refusal, Violations, auth};
+use tonic::{Request, Status};
+use uuid::Uuid;
 
-use crate::clock::Clock;
-use crate::domain::Refusal;
-use crate::domain::board::{Board, BoardKey};
-use crate::domain::catalog::Catalog;
-use crate::domain::rules::{RandomIds, RuleSettings};
-use crate::error::board_not_found;
-use crate::store::Saved;
-use crate::store::repo::Repository;
-use crate::store::sql::SqlBoards;
-
-/// Role that may edit the catalog, run the migration tooling and move a manual clock when
-/// authentication is on.
-pub const ADMIN_ROLE: &str = "missions-admin";
-
-/// What every service of the missions context needs.
-#[derive(Clone)]
-pub struct Missions {
-    /// Where boards live (FILE, SQL or DUAL).
-    pub repo: Arc<Repository>,
-    /// The SQL side, which the migration tooling and analytics always use.
-    pub sql: SqlBoards,
-    pub pool: sqlx::PgPool,
-    pub catalog: CatalogCache,
-    pub clock: Clock,
-    pub rules: Arc<RuleSettings>,
-    /// The legacy JSON store the migration tooling reads by default.
-    pub store_path: std::path::PathBuf,
-}
-
-impl std::fmt::Debug for Missions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Missions")
-            .field("clock", &self.clock)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The catalog as the rules read it: loaded on first use (after loading the default catalog
-/// into an empty database), replaced after every upsert here, and reloaded on a schedule so
-/// upserts made through another replica show up too.
-#[derive(Debug, Clone)]
-pub struct CatalogCache {
-    pool: sqlx::PgPool,
-    current: Arc<RwLock<Option<Arc<Catalog>>>>,
-    /// Set once the default catalog has been loaded into an empty database (or found not
-    /// needed), before the first read of this process.
-    defaults: Arc<tokio::sync::OnceCell<()>>,
-}
-
-impl CatalogCache {
-    pub fn new(pool: sqlx::PgPool) -> Self {
-        Self {
-            pool,
-            current: Arc::default(),
-            defaults: Arc::default(),
-        }
-    }
-
-    pub async fn get(&self) -> Result<Arc<Catalog>, Error> {
-        if let Some(catalog) = self
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Ok(catalog);
-        }
-        self.reload().await
-    }
-
-    pub async fn reload(&self) -> Result<Arc<Catalog>, Error> {
-        self.defaults
-            .get_or_try_init(|| async {
-                crate::store::catalog::ensure_default(&self.pool).await?;
-                Ok::<_, Error>(())
-            })
-            .await?;
-        let catalog = Arc::new(crate::store::catalog::load(&self.pool).await?);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(catalog.clone());
-        Ok(catalog)
-    }
-}
-
-impl Missions {
-    /// Applies `rule` to the board of `key` at the clock's now, under the board's lock, and saves
-    /// the board when the rule changed it. A refusal writes nothing. Returns the board after the
-    /// rule and the rule's answer.
-    pub async fn change<T, R>(
-        &self,
-        key: &BoardKey,
-        rule: R,
-    ) -> Result<(Board, T, DateTime<Utc>), Error>
-    where
-        T: Send,
-        R: FnOnce(&mut Board, &Catalog, &RuleSettings, DateTime<Utc>) -> Result<T, Refusal> + Send,
-    {
-        let catalog = self.catalog.get().await?;
-        let clock = self.clock.clone();
-        let settings = self.rules.clone();
-        let (board, answer, now) = self
-            .repo
-            .update(key, move |current| {
-                // Read under the board's lock: a call that waited behind a day close judges at
-                // a time after it, never on a day that closed while it waited.
-                let now = clock.now();
-                let mut board = current.ok_or_else(|| Error::from(board_not_found(key)))?;
-                let before = board.clone();
-                let answer = rule(&mut board, &catalog, &settings, now)?;
-                Ok(if board == before {
-                    Saved::Keep((board, answer, now))
-                } else {
-                    Saved::Write(board.clone(), (board, answer, now))
-                })
-            })
-            .await?;
-        Ok((board, answer, now))
-    }
-}
-
-/// New ids for the rules.
-pub fn ids() -> RandomIds {
-    RandomIds
-}
+use crate::ADMIN_ROLE;
+use crate::domain::board::{BoardKey, SlotKey};
 
 /// Longest season id, in bytes.
 const MAX_SEASON_BYTES: usize = 64;
 
 /// A season id: 1–64 letters, digits, '-', '_' or '.'.
-pub fn season(violations: &mut Violations, value: &str) -> String {
+fn season(violations: &mut Violations, value: &str) -> String {
     const FIELD: &str = "season_id";
     if value.is_empty() {
         violations.add(
@@ -165,7 +45,7 @@ pub fn season(violations: &mut Violations, value: &str) -> String {
 }
 
 /// A board's key: its user and season.
-pub fn board_key(violations: &mut Violations, user_id: &str, season_id: &str) -> BoardKey {
+fn board_key(violations: &mut Violations, user_id: &str, season_id: &str) -> BoardKey {
     BoardKey {
         user_id: violations.uuid("user_id", user_id),
         season_id: season(violations, season_id),
@@ -173,13 +53,26 @@ pub fn board_key(violations: &mut Violations, user_id: &str, season_id: &str) ->
 }
 
 /// The IANA zone of `time_zone` (UTC stands in for a bad one until `finish()`).
-pub fn time_zone(violations: &mut Violations, value: &str) -> Tz {
+fn time_zone(violations: &mut Violations, value: &str) -> Tz {
     violations.time_zone("time_zone", value).unwrap_or(Tz::UTC)
+}
+
+/// A slot of the board (main stands in for a bad one until `finish()`).
+fn slot_field(violations: &mut Violations, value: i32) -> SlotKey {
+    violations
+        .enumeration::<phoenix_proto::missions::v1::SlotKey>(
+            "slot_key",
+            value,
+            "SLOT_KEY_REQUIRED",
+            "SLOT_KEY_MAIN, SLOT_KEY_HUNT or SLOT_KEY_SKILL",
+        )
+        .and_then(|key| proto::slot_key_from(key.into()))
+        .unwrap_or(SlotKey::Main)
 }
 
 /// Free text, trimmed: required unless `required` is false, at most `max_chars` characters.
 /// Line breaks and tabs are allowed (descriptions, proofs), unlike `Violations::text`.
-pub fn free_text(
+fn free_text(
     violations: &mut Violations,
     field: &str,
     value: &str,
@@ -202,11 +95,43 @@ pub fn free_text(
 
 /// A field a `Violations` helper decoded, after `finish()` accepted the request: the helpers
 /// answer `None` only with a violation, so this never fails; if it did, it says which field.
-pub fn validated<T>(value: Option<T>, field: &'static str) -> Result<T, Error> {
+fn validated<T>(value: Option<T>, field: &'static str) -> Result<T, Error> {
     value.ok_or_else(|| {
         Error::invariant(
             "VALIDATED_FIELD_MISSING",
             format!("{field} passed validation without a value"),
         )
     })
+}
+
+/// Decodes a call on one user's board: its key and the call's own fields (`fields`), validated
+/// together, then, with authentication on, the owner check. What every board RPC starts with.
+fn board_call<T, F>(
+    request: &Request<T>,
+    user_id: &str,
+    season_id: &str,
+    fields: impl FnOnce(&mut Violations) -> F,
+) -> Result<(BoardKey, F), Status> {
+    let mut violations = Violations::new();
+    let key = board_key(&mut violations, user_id, season_id);
+    let decoded = fields(&mut violations);
+    violations.finish()?;
+    require_owner(request, key.user_id)?;
+    Ok((key, decoded))
+}
+
+/// With authentication on, PERMISSION_DENIED unless the caller has the admin role.
+fn require_admin<T>(request: &Request<T>) -> Result<(), Refusal> {
+    auth::require_role(request, ADMIN_ROLE)
+}
+
+/// With authentication on, PERMISSION_DENIED `NOT_OWNER` unless the caller is the board's
+/// user (its token's `sub`) or holds the admin role: a user acts on its own board only.
+fn require_owner<T>(request: &Request<T>, user_id: Uuid) -> Result<(), Refusal> {
+    auth::require_owner(request, &user_id.to_string(), ADMIN_ROLE)
+}
+
+/// A count as a protobuf int64.
+fn count(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
 }

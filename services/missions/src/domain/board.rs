@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 /// The three slots of every board, in board order.
@@ -23,6 +23,15 @@ pub enum SlotKey {
 
 impl SlotKey {
     pub const ALL: [SlotKey; 3] = [SlotKey::Main, SlotKey::Hunt, SlotKey::Skill];
+
+    /// Where the slot is on a board: its place in [`SlotKey::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            SlotKey::Main => 0,
+            SlotKey::Hunt => 1,
+            SlotKey::Skill => 2,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -199,8 +208,10 @@ pub struct Board {
     pub time_zone: Tz,
     pub generated_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Always main, hunt, skill, in that order.
-    pub slots: Vec<Slot>,
+    /// Always main, hunt, skill, in that order: the type holds three and reading a board checks
+    /// the order, so every slot key finds its slot.
+    #[serde(deserialize_with = "slots_in_board_order")]
+    pub slots: [Slot; 3],
     /// Every run of the season, oldest first.
     pub runs: Vec<Run>,
     pub boss: Option<BossRun>,
@@ -222,17 +233,11 @@ impl Board {
     }
 
     pub fn slot(&self, key: SlotKey) -> &Slot {
-        self.slots
-            .iter()
-            .find(|s| s.slot_key == key)
-            .expect("a board always has its three slots")
+        &self.slots[key.index()]
     }
 
     pub fn slot_mut(&mut self, key: SlotKey) -> &mut Slot {
-        self.slots
-            .iter_mut()
-            .find(|s| s.slot_key == key)
-            .expect("a board always has its three slots")
+        &mut self.slots[key.index()]
     }
 
     pub fn run(&self, run_id: Uuid) -> Option<&Run> {
@@ -242,6 +247,21 @@ impl Board {
     pub fn run_mut(&mut self, run_id: Uuid) -> Option<&mut Run> {
         self.runs.iter_mut().find(|r| r.run_id == run_id)
     }
+}
+
+/// A board's slots as a store holds them: exactly main, hunt and skill, in that order.
+fn slots_in_board_order<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[Slot; 3], D::Error> {
+    let slots = Vec::<Slot>::deserialize(deserializer)?;
+    let keys: Vec<SlotKey> = slots.iter().map(|slot| slot.slot_key).collect();
+    if keys != SlotKey::ALL {
+        let found: Vec<&str> = keys.iter().map(|key| key.as_str()).collect();
+        return Err(serde::de::Error::custom(format!(
+            "slots must be main, hunt, skill in that order, found [{}]",
+            found.join(", ")
+        )));
+    }
+    <[Slot; 3]>::try_from(slots)
+        .map_err(|_| serde::de::Error::custom("a board has exactly three slots"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

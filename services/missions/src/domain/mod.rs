@@ -3,9 +3,13 @@
 //! [`board`] is the state of one user's board in one season, and also the legacy JSON store's
 //! format (the FILE repository and the `missions_v2_state` snapshot serialize it as is).
 //! [`catalog`] is what boards are built from. [`rules`] is every change a board can go through.
+//! [`diff`] says where two copies of a board differ; [`legacy`] is what the legacy service's
+//! data must hold and how its past events replay through the rules.
 
 pub mod board;
 pub mod catalog;
+pub mod diff;
+pub mod legacy;
 pub mod rules;
 
 pub use phoenix_runtime::{Refusal, RefusalKind};

@@ -83,6 +83,12 @@ pub struct WeekFilter {
     pub limit: i64,
 }
 
+/// Weeks are Mondays of lived dates; none is before the first day of the common era.
+const FIRST_WEEK: NaiveDate = match NaiveDate::from_ymd_opt(1, 1, 1) {
+    Some(date) => date,
+    None => NaiveDate::MIN,
+};
+
 const ADHERENCE_COLUMNS: &str =
     "user_id, week, heartbeat_days, protected_days, petals_lost, runs_succeeded";
 const REWARDS_COLUMNS: &str = "user_id, week, xp_total, currency_total, claims";
@@ -153,10 +159,7 @@ where
     R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
     let after = filter.after.unwrap_or_default();
-    // Weeks are Mondays of lived dates; none is before the first day of the common era.
-    let from_week = filter
-        .from_week
-        .unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).expect("0001-01-01 is a date"));
+    let from_week = filter.from_week.unwrap_or(FIRST_WEEK);
     let mut rows: Vec<R> = match filter.user_id {
         Some(user_id) => {
             sqlx::query_as(&format!(

@@ -9,7 +9,7 @@
 //! database can know (a code already taken, a badge or effect that does not exist) comes back
 //! as a refusal that names the field.
 
-use phoenix_runtime::Error;
+use phoenix_runtime::{Error, quote};
 use serde::de::DeserializeOwned;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -42,7 +42,10 @@ pub async fn load(pool: &PgPool) -> Result<Catalog, Error> {
 pub async fn upsert_mission(pool: &PgPool, mission: &Mission) -> Result<Mission, Error> {
     let mut transaction = pool.begin().await?;
     write_mission(&mut transaction, mission).await?;
-    let stored = one(missions(&mut transaction, Some(mission.mission_id)).await?);
+    let stored = one(
+        missions(&mut transaction, Some(mission.mission_id)).await?,
+        "mission",
+    )?;
     transaction.commit().await?;
     Ok(stored)
 }
@@ -51,7 +54,10 @@ pub async fn upsert_mission(pool: &PgPool, mission: &Mission) -> Result<Mission,
 pub async fn upsert_badge(pool: &PgPool, badge: &Badge) -> Result<Badge, Error> {
     let mut transaction = pool.begin().await?;
     write_badge(&mut transaction, badge).await?;
-    let stored = one(badges(&mut transaction, Some(badge.badge_id)).await?);
+    let stored = one(
+        badges(&mut transaction, Some(badge.badge_id)).await?,
+        "badge",
+    )?;
     transaction.commit().await?;
     Ok(stored)
 }
@@ -64,7 +70,10 @@ pub async fn upsert_effect(
 ) -> Result<EffectDefinition, Error> {
     let mut transaction = pool.begin().await?;
     write_effect(&mut transaction, effect).await?;
-    let stored = one(effects(&mut transaction, Some(effect.effect_id)).await?);
+    let stored = one(
+        effects(&mut transaction, Some(effect.effect_id)).await?,
+        "effect",
+    )?;
     transaction.commit().await?;
     Ok(stored)
 }
@@ -73,7 +82,7 @@ pub async fn upsert_effect(
 pub async fn upsert_boss(pool: &PgPool, boss: &Boss) -> Result<Boss, Error> {
     let mut transaction = pool.begin().await?;
     write_boss(&mut transaction, boss).await?;
-    let stored = one(bosses(&mut transaction, Some(boss.boss_id)).await?);
+    let stored = one(bosses(&mut transaction, Some(boss.boss_id)).await?, "boss")?;
     transaction.commit().await?;
     Ok(stored)
 }
@@ -91,8 +100,13 @@ pub async fn ensure_default(pool: &PgPool) -> Result<bool, Error> {
     if !empty {
         return Ok(false);
     }
-    let catalog: Catalog = serde_json::from_str(DEFAULT_CATALOG)
-        .expect("catalog/default.json is a catalog (the store tests load it)");
+    // The store tests load it, so it reads; if it did not, the invariant says which file.
+    let catalog: Catalog = serde_json::from_str(DEFAULT_CATALOG).map_err(|error| {
+        Error::invariant(
+            "DEFAULT_CATALOG_READS",
+            format!("catalog/default.json is not a catalog: {error}"),
+        )
+    })?;
     // Badges and effects first: missions and bosses reward them.
     for badge in &catalog.badges {
         write_badge(&mut transaction, badge).await?;
@@ -118,10 +132,13 @@ pub async fn ensure_default(pool: &PgPool) -> Result<bool, Error> {
 }
 
 /// The item just written, read back in the same transaction: it is there.
-fn one<T>(mut items: Vec<T>) -> T {
-    items
-        .pop()
-        .expect("an item written in this transaction reads back")
+fn one<T>(mut items: Vec<T>, what: &str) -> Result<T, Error> {
+    items.pop().ok_or_else(|| {
+        Error::invariant(
+            "UPSERT_READS_BACK",
+            format!("the {what} written in this transaction does not read back"),
+        )
+    })
 }
 
 async fn documents<T: DeserializeOwned + Send + Unpin + 'static>(
@@ -411,7 +428,7 @@ fn refusal(error: sqlx::Error, item: &str, code: Option<&str>) -> Error {
         (Some("23505"), Some(code)) if constraint.ends_with("_code_key") => Refusal::new(
             RefusalKind::AlreadyExists,
             &format!("{}_CODE_TAKEN", item.to_uppercase()),
-            format!("another {item} already has code {code:?}"),
+            format!("another {item} already has code {}", quote(code)),
         )
         .at(format!("{item}.code"))
         .with("code", code),

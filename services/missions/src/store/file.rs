@@ -174,7 +174,7 @@ impl FileBoards {
     /// Replaces every board with `store`'s (a restore); nothing changes when it cannot be
     /// written or holds two boards for one user and season.
     pub async fn replace_all(&self, store: Store) -> Result<(), Error> {
-        check_store(&store).map_err(|detail| error::file_store_unavailable(&self.path, detail))?;
+        check_store(&store).map_err(|detail| error::invalid_store_file(&self.path, detail))?;
         let mut current = self.store.clone().lock_owned().await;
         let path = self.path.clone();
         run_blocking(&self.path, move || {
@@ -274,7 +274,10 @@ pub(crate) async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Error> {
     tokio::task::spawn_blocking(work).await.map_err(|error| {
-        error::file_store_unavailable(path, format!("the file task failed: {error}"))
+        Error::internal(format_args!(
+            "missions store {}: the file task failed: {error}",
+            path.display()
+        ))
     })
 }
 
@@ -284,9 +287,9 @@ pub(crate) fn read_store(path: &Path) -> Result<Option<Store>, Error> {
         return Ok(None);
     };
     let store: Store = serde_json::from_slice(&bytes).map_err(|error| {
-        error::file_store_unavailable(path, format!("not a valid missions store: {error}"))
+        error::invalid_store_file(path, format!("not a valid missions store: {error}"))
     })?;
-    check_store(&store).map_err(|detail| error::file_store_unavailable(path, detail))?;
+    check_store(&store).map_err(|detail| error::invalid_store_file(path, detail))?;
     Ok(Some(store))
 }
 
@@ -331,8 +334,12 @@ pub(crate) fn check_version(version: u32) -> Result<(), String> {
 /// Writes `store` to `path` atomically (see the module doc).
 pub(crate) fn write_store(path: &Path, store: &Store) -> Result<(), Error> {
     // Pretty, as the legacy service wrote it: people read and diff this file during a migration.
-    let bytes = serde_json::to_vec_pretty(store)
-        .map_err(|error| error::file_store_unavailable(path, format!("cannot encode: {error}")))?;
+    let bytes = serde_json::to_vec_pretty(store).map_err(|error| {
+        Error::internal(format_args!(
+            "missions store {}: cannot encode: {error}",
+            path.display()
+        ))
+    })?;
     write_atomically(path, &bytes)
         .map_err(|error| error::file_store_unavailable(path, format!("cannot write: {error}")))
 }

@@ -25,6 +25,7 @@
 //!   (backfill; per board, idempotent).
 
 pub mod analytics;
+pub mod audit;
 pub mod catalog;
 pub mod file;
 pub mod repo;

@@ -26,8 +26,8 @@ use super::sql::SqlBoards;
 use super::{DueBoards, Saved};
 use crate::config::{DualPrimary, MissionsSettings, RepositoryKind};
 use crate::domain::board::{Board, BoardKey};
+use crate::domain::diff::diff_boards;
 use crate::metrics;
-use crate::migration::{self, Difference};
 
 pub enum Repository {
     File(FileBoards),
@@ -39,6 +39,10 @@ impl Repository {
     /// The repository the settings name; FILE and DUAL read the store file now, so a malformed
     /// store stops the service at start rather than at the first request.
     pub fn open(settings: &MissionsSettings, pool: PgPool) -> Result<Self, Error> {
+        if settings.repository != RepositoryKind::Sql && settings.store_path.as_os_str().is_empty()
+        {
+            return Err(crate::error::path_required("store_path").into());
+        }
         Ok(match settings.repository {
             RepositoryKind::File => Self::File(FileBoards::open(&settings.store_path)?),
             RepositoryKind::Sql => Self::Sql(SqlBoards::new(pool)),
@@ -340,9 +344,13 @@ fn divergence_detail(
     file: Option<&Board>,
     sql: Option<&Board>,
 ) -> serde_json::Value {
-    let differences: Vec<Difference> = migration::diff_boards(user_id, file, sql);
-    serde_json::json!({
-        "differenceCount": differences.len(),
-        "differences": differences.iter().take(DIVERGENCE_PATHS).collect::<Vec<_>>(),
-    })
+    match diff_boards(user_id, file, sql) {
+        Ok(differences) => serde_json::json!({
+            "differenceCount": differences.len(),
+            "differences": differences.iter().take(DIVERGENCE_PATHS).collect::<Vec<_>>(),
+        }),
+        Err(error) => {
+            serde_json::json!({ "error": format!("the boards cannot be compared: {error}") })
+        }
+    }
 }

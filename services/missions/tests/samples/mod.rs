@@ -76,12 +76,14 @@ pub fn board_in(store: &Store, time_zone: &str) -> Board {
         .clone()
 }
 
-/// What a FILE store error says (`missions store <path>: <detail>`).
+/// What a FILE store error says (`missions store <path>: <detail>`): a file that cannot be
+/// used now (UNAVAILABLE) or one that is not a store (FAILED_PRECONDITION).
 pub fn file_store_detail(error: Error) -> String {
     match error {
         Error::Unavailable {
             reason, message, ..
         } if reason == "FILE_STORE_UNAVAILABLE" => message,
+        Error::Refused(refusal) if refusal.reason == "INVALID_STORE_FILE" => refusal.message,
         other => panic!("expected a file store error, got {other:?}"),
     }
 }

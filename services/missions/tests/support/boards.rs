@@ -40,7 +40,7 @@ pub fn board(user_id: Uuid, season_id: &str) -> Board {
         time_zone: chrono_tz::Europe::Madrid,
         generated_at: at("2024-03-01T08:00:00.123Z"),
         updated_at: at("2024-03-08T09:30:00.123456Z"),
-        slots: vec![
+        slots: [
             Slot {
                 slot_id: id(),
                 slot_key: SlotKey::Main,

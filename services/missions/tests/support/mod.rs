@@ -8,7 +8,6 @@ use phoenix_proto::missions::v1::clock_service_client::ClockServiceClient;
 use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
 use phoenix_testkit::TestService;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 use uuid::Uuid;
 
 pub const SEASON: &str = "2026-S4";
@@ -292,23 +291,4 @@ pub fn main_mission(days: i32, target: i32) -> pb::Mission {
         active: true,
         ..Default::default()
     }
-}
-
-/// The gRPC code, ErrorInfo reason and violated fields of a failed call.
-pub fn error_of(status: &tonic::Status) -> (tonic::Code, String, Vec<String>) {
-    let details = status.get_error_details();
-    let reason = details
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default();
-    let fields = details
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|v| v.field.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    (status.code(), reason, fields)
 }

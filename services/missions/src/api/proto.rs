@@ -1,11 +1,12 @@
 //! Domain ⇄ protobuf conversions: every response is rendered here, and the catalog's upserts
 //! are decoded here (their validation too, since it is about the shape of the request).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use phoenix_proto::missions::v1 as pb;
 use phoenix_runtime::convert::{optional_timestamp, timestamp};
 use uuid::Uuid;
 
+use crate::app::Shown;
 use crate::domain::board::{
     Board, BossRun, Claim, ClaimSource, Communication, CommunicationKind, DayClose, DayOutcome,
     EffectInstance, Heartbeat, Progress, ProgressUnit, Reward, RewardItem, Run, RunStatus, Slot,
@@ -249,12 +250,14 @@ fn communication(communication: &Communication) -> pb::Communication {
 
 /// The board as its user sees it at `now`: the three slots with their current runs, the boss,
 /// the effects active now, and the most recent communications and claims, newest first.
-pub fn board(
-    board: &Board,
-    catalog: &Catalog,
-    settings: &RuleSettings,
-    now: DateTime<Utc>,
-) -> pb::Board {
+/// A board as shown at the time it was judged.
+pub fn board(shown: &Shown, settings: &RuleSettings) -> pb::Board {
+    let Shown {
+        board,
+        catalog,
+        now,
+    } = shown;
+    let (catalog, now) = (&**catalog, *now);
     let today = rules::local_date(board.time_zone, now);
     let recent = settings.recent_communications;
     pb::Board {

@@ -1,0 +1,347 @@
+//! The migration from the legacy JSON store to PostgreSQL (the seed's plan, steps 3–6), as
+//! library functions the API and the `phoenix` CLI call:
+//!
+//! - [`backfill`]: every board of a store file into SQL, per board and idempotent; a board that
+//!   does not parse or breaks an invariant (`domain::legacy::validate`) is quarantined, nothing
+//!   of it written;
+//! - [`rebuild_from_events`]: heartbeats, progress and boss runs replayed from an NDJSON log of
+//!   past legacy events (format in `domain::legacy`), each one at most once;
+//! - [`compare`]: the boards of FILE and SQL side by side, every difference with its JSON path;
+//! - [`export`]: the rollback, SQL's relational tables written back as a store file FILE reads;
+//! - [`audit`]: the weekly audit, every snapshot against its relational rows and the rules'
+//!   invariants.
+//!
+//! What a board must hold and how a past event replays are the domain's
+//! (`domain::legacy`); this module reads and writes the files and the stores around them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use phoenix_runtime::Error;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::Refusal;
+use crate::domain::board::{Board, BoardKey, Store};
+use crate::domain::catalog::Catalog;
+use crate::domain::diff::{Difference, diff_boards};
+use crate::domain::legacy::{EventOutcome, LegacyEvent, apply_event, check_board, value_user_id};
+use crate::domain::rules::{RandomIds, RuleSettings};
+use crate::error;
+use crate::store::Saved;
+use crate::store::file::{self, FileBoards};
+use crate::store::sql::SqlBoards;
+
+pub use crate::store::audit::{AuditReport, Violation};
+
+use super::Missions;
+
+impl Missions {
+    /// The store path a request names, or the configured one when it names none; a path is
+    /// required when neither is there.
+    fn store_path_or_default(&self, given: &str) -> Result<PathBuf, Refusal> {
+        let path = match given.trim() {
+            "" => self.store_path.clone(),
+            _ => PathBuf::from(given),
+        };
+        if path.as_os_str().is_empty() {
+            return Err(error::path_required("store_path"));
+        }
+        Ok(path)
+    }
+
+    /// [`backfill`] from the store a request names (the configured one when it names none).
+    pub async fn backfill(&self, store_path: &str) -> Result<BackfillReport, Error> {
+        let path = self.store_path_or_default(store_path)?;
+        backfill(&path, &self.sql, &|_, _| {}).await
+    }
+
+    /// [`rebuild_from_events`] from the event log at `log_path`, with the current catalog.
+    pub async fn rebuild_from_events(&self, log_path: &Path) -> Result<RebuildReport, Error> {
+        let catalog = self.catalog.get().await?;
+        rebuild_from_events(log_path, &self.sql, &catalog, &self.rules).await
+    }
+
+    /// [`compare`] of the store a request names (the configured one when it names none).
+    pub async fn compare(
+        &self,
+        store_path: &str,
+        season: &str,
+        users: &[Uuid],
+    ) -> Result<CompareReport, Error> {
+        let file = FileBoards::open(self.store_path_or_default(store_path)?)?;
+        compare(&file, &self.sql, season, users).await
+    }
+
+    /// [`export`] to `store_path`.
+    pub async fn export(&self, store_path: &Path) -> Result<u64, Error> {
+        export(&self.sql, store_path).await
+    }
+
+    /// [`audit`] of this service's database.
+    pub async fn audit(&self) -> Result<AuditReport, Error> {
+        audit(&self.pool).await
+    }
+}
+
+/// Runs every check of the weekly audit over every board.
+pub async fn audit(pool: &PgPool) -> Result<AuditReport, Error> {
+    crate::store::audit::run(pool).await
+}
+
+/// An input element kept out of SQL, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quarantined {
+    /// Where it is in its input: `boards[3]` of a store, `line 12` of an event log.
+    pub location: String,
+    /// The user it belongs to, when that much could be read.
+    pub user_id: Option<Uuid>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillReport {
+    /// Boards in the store file.
+    pub read: u64,
+    /// Boards written to SQL.
+    pub inserted: u64,
+    /// Boards SQL already had (a re-run), left as they are.
+    pub skipped: u64,
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// Writes every valid board of the store file at `store_path` to SQL unless SQL already has a
+/// board for its user and season. `progress(done, total)` is called after each board.
+///
+/// Boards are read one by one, so one bad board is quarantined and the rest still move; two
+/// boards for the same user and season are both quarantined (which one is right is for a
+/// person to decide). A file whose top level is not a store is an error and nothing is written.
+pub async fn backfill(
+    store_path: &Path,
+    sql: &SqlBoards,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<BackfillReport, Error> {
+    let raw_boards = read_raw_boards(store_path).await?;
+    let total = raw_boards.len() as u64;
+    let mut report = BackfillReport {
+        read: total,
+        ..BackfillReport::default()
+    };
+
+    let checked: Vec<(String, Result<Board, Quarantined>)> = raw_boards
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let location = format!("boards[{index}]");
+            let user_id = value_user_id(&value);
+            let checked = check_board(value).map_err(|reason| Quarantined {
+                location: location.clone(),
+                user_id,
+                reason,
+            });
+            (location, checked)
+        })
+        .collect();
+    let mut locations: HashMap<BoardKey, Vec<&str>> = HashMap::new();
+    for (location, checked) in &checked {
+        if let Ok(board) = checked {
+            locations.entry(board.key()).or_default().push(location);
+        }
+    }
+
+    for (done, (location, checked)) in (1..).zip(&checked) {
+        match checked {
+            Err(quarantined) => report.quarantined.push(quarantined.clone()),
+            Ok(board) => match locations.get(&board.key()).map_or(&[][..], Vec::as_slice) {
+                // The only board of its key (it is listed under it, so never none).
+                [] | [_] => {
+                    if sql.insert_if_absent(board).await? {
+                        report.inserted += 1;
+                    } else {
+                        report.skipped += 1;
+                    }
+                }
+                several => report.quarantined.push(Quarantined {
+                    location: location.clone(),
+                    user_id: Some(board.user_id),
+                    reason: format!(
+                        "season {} has several boards of this user: {}",
+                        board.season_id,
+                        several.join(", ")
+                    ),
+                }),
+            },
+        }
+        progress(done, total);
+    }
+    Ok(report)
+}
+
+/// The store's boards as raw JSON, after checking its top level.
+async fn read_raw_boards(store_path: &Path) -> Result<Vec<Value>, Error> {
+    /// The store's top level; boards stay raw so each can fail on its own.
+    #[derive(Deserialize)]
+    struct RawStore {
+        version: u32,
+        boards: Vec<Value>,
+    }
+
+    let path = store_path.to_owned();
+    let bytes = file::run_blocking(store_path, move || file::read_bytes(&path))
+        .await??
+        .ok_or_else(|| error::store_file_not_found(store_path))?;
+    let raw: RawStore = serde_json::from_slice(&bytes).map_err(|error| {
+        error::invalid_store_file(store_path, format!("not a missions store: {error}"))
+    })?;
+    file::check_version(raw.version)
+        .map_err(|detail| error::invalid_store_file(store_path, detail))?;
+    Ok(raw.boards)
+}
+
+/// Rebuilds every board from SQL's relational tables and writes them as a store file at
+/// `store_path` (atomically, replacing any file there): the rollback to FILE. Returns how many
+/// boards it wrote. Run it while no FILE or DUAL service has the file open: such a service
+/// keeps its boards in memory and its next save would overwrite the export.
+pub async fn export(sql: &SqlBoards, store_path: &Path) -> Result<u64, Error> {
+    let mut keys = sql.keys(None).await?;
+    keys.sort();
+    let mut boards = Vec::with_capacity(keys.len());
+    for key in &keys {
+        // A board deleted since `keys` was read is simply not exported.
+        if let Some(board) = sql.load_relational(key).await? {
+            boards.push(board);
+        }
+    }
+    let count = boards.len() as u64;
+    let store = Store {
+        version: Store::VERSION,
+        boards,
+    };
+    let path = store_path.to_owned();
+    file::run_blocking(store_path, move || file::write_store(&path, &store)).await??;
+    Ok(count)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompareReport {
+    /// Users whose boards were compared.
+    pub compared: u64,
+    pub differences: Vec<Difference>,
+}
+
+/// Compares the `season` boards of `users` in FILE and in SQL (every user with a board in
+/// either when `users` is empty).
+pub async fn compare(
+    file: &FileBoards,
+    sql: &SqlBoards,
+    season: &str,
+    users: &[Uuid],
+) -> Result<CompareReport, Error> {
+    let users: BTreeSet<Uuid> = if users.is_empty() {
+        let file_keys = file.keys(Some(season)).await?;
+        let sql_keys = sql.keys(Some(season)).await?;
+        file_keys
+            .into_iter()
+            .chain(sql_keys)
+            .map(|key| key.user_id)
+            .collect()
+    } else {
+        users.iter().copied().collect()
+    };
+    let mut report = CompareReport::default();
+    for user_id in users {
+        let key = BoardKey {
+            user_id,
+            season_id: season.to_owned(),
+        };
+        let file_board = file.load(&key).await?;
+        let sql_board = sql.load(&key).await?;
+        let differences = diff_boards(user_id, file_board.as_ref(), sql_board.as_ref())
+            .map_err(|error| Error::invariant("BOARD_SERIALIZES", error.to_string()))?;
+        report.differences.extend(differences);
+        report.compared += 1;
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RebuildReport {
+    /// Events in the log (blank lines excluded).
+    pub read: u64,
+    pub applied: u64,
+    pub already_applied: u64,
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// Replays the NDJSON event log at `log_path` onto the SQL boards (see the module doc), one
+/// event per transaction, in log order.
+pub async fn rebuild_from_events(
+    log_path: &Path,
+    sql: &SqlBoards,
+    catalog: &Catalog,
+    settings: &RuleSettings,
+) -> Result<RebuildReport, Error> {
+    let path = log_path.to_owned();
+    let log = file::run_blocking(log_path, move || std::fs::read_to_string(&path))
+        .await?
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => error::event_log_not_found(log_path).into(),
+            _ => error::file_store_unavailable(log_path, format!("cannot read: {error}")),
+        })?;
+    let mut report = RebuildReport::default();
+    for (index, line) in log.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        report.read += 1;
+        let location = format!("line {}", index + 1);
+        let event: LegacyEvent = match serde_json::from_str(line) {
+            Ok(event) => event,
+            Err(error) => {
+                let user_id = serde_json::from_str::<Value>(line)
+                    .ok()
+                    .as_ref()
+                    .and_then(value_user_id);
+                report.quarantined.push(Quarantined {
+                    location,
+                    user_id,
+                    reason: format!("not a missions event: {error}"),
+                });
+                continue;
+            }
+        };
+        let key = event.key();
+        let outcome = sql
+            .update(&key, |board| {
+                let Some(mut board) = board else {
+                    return Ok(Saved::Keep(EventOutcome::Rejected(format!(
+                        "no board for this user in season {}",
+                        key.season_id
+                    ))));
+                };
+                Ok(
+                    match apply_event(&mut board, &event, catalog, settings, &mut RandomIds) {
+                        EventOutcome::Applied => Saved::Write(board, EventOutcome::Applied),
+                        other => Saved::Keep(other),
+                    },
+                )
+            })
+            .await?;
+        match outcome {
+            EventOutcome::Applied => report.applied += 1,
+            EventOutcome::AlreadyApplied => report.already_applied += 1,
+            EventOutcome::Rejected(reason) => report.quarantined.push(Quarantined {
+                location,
+                user_id: Some(key.user_id),
+                reason,
+            }),
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,340 @@
+//! The legacy missions service's data as the rules read it, with no I/O: the checks a board of
+//! the JSON store must pass before SQL takes it ([`check_board`], [`validate`]) and the past
+//! events of its log replayed through the rules ([`apply_event`]).
+//!
+//! # The legacy event log (NDJSON)
+//!
+//! One JSON object per line (blank lines are ignored), oldest first, with a `type` and
+//! camelCase fields; instants are RFC 3339, dates `YYYY-MM-DD` in the user's time zone:
+//!
+//! ```text
+//! {"type":"missions_v2_heartbeat","userId":"…","seasonId":"2025-s1","slot":"main","runId":"…","date":"2025-03-03","at":"2025-03-03T19:12:00Z"}
+//! {"type":"missions_v2_progress","userId":"…","seasonId":"2025-s1","slot":"hunt","runId":"…","current":4,"at":"…"}
+//! {"type":"missions_v2_boss_damage","userId":"…","seasonId":"2025-s1","taskId":"…","shieldAfter":6,"at":"…"}
+//! {"type":"missions_v2_boss_proof","userId":"…","seasonId":"2025-s1","proof":"…","at":"…"}
+//! ```
+//!
+//! - heartbeat: the run's heartbeat on local `date`, sent at `at`;
+//! - progress: the run's progress reached `current` (in the mission's unit) at `at`;
+//! - boss_damage: progress on the boss's linked task `taskId` left its shield at `shieldAfter`
+//!   (the resulting shield, not the damage, so a replay is recognizable);
+//! - boss_proof: the phase 2 proof was submitted.
+//!
+//! Each event goes through the same rules as a live request, at its own time `at`. An event
+//! the board already reflects (the day's heartbeat exists, progress is at least `current`, the
+//! shield is at or below `shieldAfter`, a proof was submitted) changes nothing. A line that does
+//! not parse, names an unknown board or run, or that the rules refuse is quarantined with its
+//! line number. A heartbeat for a local day already closed without one is quarantined too: the
+//! day's outcome (a petal lost, an effect consumed) is history a replay must not rewrite
+//! silently.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::board::{Board, BoardKey, Run, RunStatus, SlotKey, SlotState};
+use super::catalog::Catalog;
+use super::rules::{self, Ids, RuleSettings};
+
+pub fn value_user_id(value: &Value) -> Option<Uuid> {
+    value
+        .get("userId")
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
+/// A board of a store file, parsed and validated; the error says what is wrong with it.
+pub fn check_board(value: Value) -> Result<Board, String> {
+    let board: Board =
+        serde_json::from_value(value).map_err(|error| format!("not a valid board: {error}"))?;
+    validate(&board)?;
+    Ok(board)
+}
+
+/// The invariants a board must hold before SQL takes it (its constraints would refuse it, or
+/// the rules would misbehave on it). The error lists every broken one, with where.
+///
+/// The time zone and the three slots in board order are checked by parsing: a [`Board`] only
+/// holds known IANA zones and exactly main, hunt and skill.
+pub fn validate(board: &Board) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if board.season_id.trim().is_empty() {
+        problems.push("seasonId is empty".to_owned());
+    }
+
+    let mut run_ids = BTreeSet::new();
+    for (index, run) in board.runs.iter().enumerate() {
+        if !run_ids.insert(run.run_id) {
+            problems.push(format!("runs[{index}]: run {} appears twice", run.run_id));
+        }
+        if let Some(date) = first_repeated(run.heartbeats.iter().map(|h| h.date)) {
+            problems.push(format!(
+                "runs[{index}] ({}): more than one heartbeat on {date}",
+                run.run_id
+            ));
+        }
+        if let Some(date) = first_repeated(run.days.iter().map(|d| d.date)) {
+            problems.push(format!(
+                "runs[{index}] ({}): day {date} closed more than once",
+                run.run_id
+            ));
+        } else if run.days.windows(2).any(|pair| pair[0].date > pair[1].date) {
+            // Days are closed in date order; a list out of order is a store written by hand.
+            problems.push(format!(
+                "runs[{index}] ({}): closed days are not in date order",
+                run.run_id
+            ));
+        }
+    }
+
+    for (index, slot) in board.slots.iter().enumerate() {
+        let at = format!("slots[{index}] ({})", slot.slot_key.as_str());
+        if !(0..=slot.petals_total).contains(&slot.petals_remaining) {
+            problems.push(format!(
+                "{at}: petalsRemaining {} is outside 0..={}",
+                slot.petals_remaining, slot.petals_total
+            ));
+        }
+        match (slot.state, slot.run_id) {
+            (SlotState::Idle, Some(run_id)) => {
+                problems.push(format!("{at}: idle but on run {run_id}"));
+            }
+            (SlotState::Idle, None) => {}
+            (state, None) => problems.push(format!("{at}: {state:?} without a run")),
+            (_, Some(run_id)) => match board.run(run_id) {
+                None => problems.push(format!("{at}: run {run_id} is not among the runs")),
+                Some(run) if run.slot_key != slot.slot_key => problems.push(format!(
+                    "{at}: run {run_id} belongs to slot {}",
+                    run.slot_key.as_str()
+                )),
+                Some(_) => {}
+            },
+        }
+    }
+
+    for run in &board.runs {
+        let on_cooldown = board
+            .slots
+            .iter()
+            .any(|slot| slot.slot_key == run.slot_key && slot.state == SlotState::Cooldown);
+        if run.status == RunStatus::Active && on_cooldown {
+            problems.push(format!(
+                "run {} is active on slot {}, which is in cooldown",
+                run.run_id,
+                run.slot_key.as_str()
+            ));
+        }
+    }
+
+    if let Some(run_id) = first_repeated(board.claims.iter().map(|claim| claim.run_id)) {
+        problems.push(format!("run {run_id} is claimed more than once"));
+    }
+
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// The first value seen twice.
+fn first_repeated<T: Ord + Copy>(values: impl IntoIterator<Item = T>) -> Option<T> {
+    let mut seen = BTreeSet::new();
+    values.into_iter().find(|value| !seen.insert(*value))
+}
+
+/// One past missions event of the legacy service's log; see the module doc.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type")]
+pub enum LegacyEvent {
+    #[serde(rename = "missions_v2_heartbeat", rename_all = "camelCase")]
+    Heartbeat {
+        user_id: Uuid,
+        season_id: String,
+        slot: SlotKey,
+        run_id: Uuid,
+        date: NaiveDate,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "missions_v2_progress", rename_all = "camelCase")]
+    Progress {
+        user_id: Uuid,
+        season_id: String,
+        slot: SlotKey,
+        run_id: Uuid,
+        current: i32,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "missions_v2_boss_damage", rename_all = "camelCase")]
+    BossDamage {
+        user_id: Uuid,
+        season_id: String,
+        task_id: Uuid,
+        shield_after: i16,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "missions_v2_boss_proof", rename_all = "camelCase")]
+    BossProof {
+        user_id: Uuid,
+        season_id: String,
+        proof: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl LegacyEvent {
+    pub fn key(&self) -> BoardKey {
+        let (Self::Heartbeat {
+            user_id, season_id, ..
+        }
+        | Self::Progress {
+            user_id, season_id, ..
+        }
+        | Self::BossDamage {
+            user_id, season_id, ..
+        }
+        | Self::BossProof {
+            user_id, season_id, ..
+        }) = self;
+        BoardKey {
+            user_id: *user_id,
+            season_id: season_id.clone(),
+        }
+    }
+}
+
+/// What replaying one event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// The board changed.
+    Applied,
+    /// The board already reflected the event; nothing changed.
+    AlreadyApplied,
+    /// The event cannot be applied; the board is unchanged.
+    Rejected(String),
+}
+
+/// Replays one legacy event on `board` through the rules, at the event's time. On anything but
+/// [`EventOutcome::Applied`] the board is left as it was.
+pub fn apply_event(
+    board: &mut Board,
+    event: &LegacyEvent,
+    catalog: &Catalog,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+) -> EventOutcome {
+    let mut changed = board.clone();
+    let outcome = replay(&mut changed, event, catalog, settings, ids);
+    if outcome == EventOutcome::Applied {
+        *board = changed;
+    }
+    outcome
+}
+
+fn replay(
+    board: &mut Board,
+    event: &LegacyEvent,
+    catalog: &Catalog,
+    settings: &RuleSettings,
+    ids: &mut dyn Ids,
+) -> EventOutcome {
+    use EventOutcome::{AlreadyApplied, Applied, Rejected};
+    let refused = |refusal: super::Refusal| Rejected(refusal.to_string());
+    match event {
+        LegacyEvent::Heartbeat {
+            slot,
+            run_id,
+            date,
+            at,
+            ..
+        } => {
+            let run = match run_of_slot(board, *run_id, *slot) {
+                Ok(run) => run,
+                Err(reason) => return Rejected(reason),
+            };
+            if run.heartbeat_on(*date).is_some() {
+                return AlreadyApplied;
+            }
+            if let Some(closed) = run.days.iter().find(|day| day.date == *date) {
+                return Rejected(format!(
+                    "local day {date} of run {run_id} was closed as {:?} without this heartbeat; \
+                     a replay does not rewrite a closed day",
+                    closed.outcome
+                ));
+            }
+            match rules::heartbeat(board, *run_id, catalog, settings, ids, *at) {
+                Err(refusal) => refused(refusal),
+                Ok(outcome) if outcome.heartbeat.date != *date => Rejected(format!(
+                    "{at} is local date {} in {}, not the event's {date}",
+                    outcome.heartbeat.date, board.time_zone
+                )),
+                Ok(outcome) if outcome.replayed => AlreadyApplied,
+                Ok(_) => Applied,
+            }
+        }
+        LegacyEvent::Progress {
+            slot,
+            run_id,
+            current,
+            at,
+            ..
+        } => {
+            let run = match run_of_slot(board, *run_id, *slot) {
+                Ok(run) => run,
+                Err(reason) => return Rejected(reason),
+            };
+            if run.progress.current >= *current {
+                return AlreadyApplied;
+            }
+            match rules::record_progress(board, *run_id, *current, catalog, settings, ids, *at) {
+                Err(refusal) => refused(refusal),
+                Ok(_) => Applied,
+            }
+        }
+        LegacyEvent::BossDamage {
+            task_id,
+            shield_after,
+            at,
+            ..
+        } => {
+            let Some(boss) = &board.boss else {
+                return Rejected("the board has no boss run".to_owned());
+            };
+            if boss.phase != 1 || boss.shield_current <= *shield_after {
+                return AlreadyApplied;
+            }
+            let damage = i32::from(boss.shield_current) - i32::from(*shield_after);
+            match rules::damage_boss(board, *task_id, damage, catalog, settings, ids, *at) {
+                Err(refusal) => refused(refusal),
+                Ok(()) => Applied,
+            }
+        }
+        LegacyEvent::BossProof { proof, at, .. } => {
+            let Some(boss) = &board.boss else {
+                return Rejected("the board has no boss run".to_owned());
+            };
+            if boss.phase2_submitted_at.is_some() {
+                return AlreadyApplied;
+            }
+            match rules::submit_boss_proof(board, proof, catalog, settings, ids, *at) {
+                Err(refusal) => refused(refusal),
+                Ok(()) => Applied,
+            }
+        }
+    }
+}
+
+fn run_of_slot(board: &Board, run_id: Uuid, slot: SlotKey) -> Result<&Run, String> {
+    match board.run(run_id) {
+        None => Err(format!("the board has no run {run_id}")),
+        Some(run) if run.slot_key != slot => Err(format!(
+            "run {run_id} is a {} run, not {}",
+            run.slot_key.as_str(),
+            slot.as_str()
+        )),
+        Some(run) => Ok(run),
+    }
+}
