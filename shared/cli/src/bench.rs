@@ -18,7 +18,7 @@ pub enum BenchTarget {
     /// of every board.
     Missions {
         #[command(flatten)]
-        args: phoenix_missions::bench::BenchArgs,
+        args: phoenix_missions::ops::bench::BenchArgs,
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
@@ -46,7 +46,7 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
             let reached =
                 Reached::start(phoenix_missions::spec(), args.target.clone(), runtime).await?;
             let result = match reached.pool.clone() {
-                Some(pool) => phoenix_missions::bench::run(&reached.url, pool, &args).await,
+                Some(pool) => phoenix_missions::ops::bench::run(&reached.url, pool, &args).await,
                 None => Err(anyhow::anyhow!(
                     "loading the boards needs the database: set DATABASE_URL with --target"
                 )),

@@ -97,7 +97,7 @@ async fn legacy_missions(
             let settings = phoenix_missions::config::MissionsSettings::parse(&[])?;
             let store = store.unwrap_or(settings.store_path);
             let bar = progress::progress_bar();
-            let report = phoenix_missions::migration::backfill(
+            let report = phoenix_missions::app::migration::backfill(
                 &store,
                 &phoenix_missions::store::sql::SqlBoards::new(pool),
                 &|done, total| {
