@@ -1,19 +1,19 @@
 //! StockService: a tenant's inventory with reservations, and the items its users own.
 
-use chrono::Utc;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::stock_service_server::StockService;
-use phoenix_runtime::idempotency::{self, RequestKey};
+use phoenix_runtime::idempotency::RequestKey;
 use phoenix_runtime::{Error, RefusalKind, Violations};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use super::{Ledger, tenant_of};
+use super::tenant_of;
+use crate::app::Ledger;
+use crate::app::stock::HoldingMove;
 use crate::domain::stock::{
     Adjustment, HoldingChange, NewInventoryItem, ReservationRequest, Resolution, check_code,
     check_owner_ref,
 };
-use crate::{metrics, proto, store};
+use crate::{metrics, proto};
 
 const DEFAULT_PAGE_SIZE: i64 = 100;
 const MAX_PAGE_SIZE: i64 = 1000;
@@ -133,15 +133,7 @@ async fn create_inventory_item(
         "StockService/CreateInventoryItem",
         &request,
     );
-    let now = Utc::now();
-    let item = idempotency::once(
-        &ledger.pool,
-        &key,
-        ledger.settings.idempotency_ttl,
-        move |c| Box::pin(async move { store::stock::create_item(c, tenant, &new, now).await }),
-    )
-    .await?;
-    tracing::info!(%tenant, sku = %item.sku, "inventory item created");
+    let item = ledger.create_item(&key, tenant, new).await?;
     Ok(pb::CreateInventoryItemResponse {
         item: Some(proto::inventory_item(&item)),
     })
@@ -156,7 +148,7 @@ async fn get_inventory_item(
     let sku = &request.get_ref().sku;
     violations.take(check_code("sku", sku));
     violations.finish()?;
-    let item = store::stock::get_item(&ledger.pool, tenant, sku).await?;
+    let item = ledger.item(tenant, sku).await?;
     Ok(pb::GetInventoryItemResponse {
         item: Some(proto::inventory_item(&item)),
     })
@@ -179,7 +171,7 @@ async fn list_inventory_items(
         }
     };
     violations.finish()?;
-    let mut items = store::stock::list_items(&ledger.pool, tenant, after, limit + 1).await?;
+    let mut items = ledger.items(tenant, after, limit + 1).await?;
     let next_page_token = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
         items.truncate(items.len() - 1);
         items
@@ -217,14 +209,7 @@ async fn adjust_inventory(
         "StockService/AdjustInventory",
         &request,
     );
-    let now = Utc::now();
-    let item = idempotency::once(
-        &ledger.pool,
-        &key,
-        ledger.settings.idempotency_ttl,
-        move |c| Box::pin(async move { store::stock::adjust(c, tenant, &adjustment, now).await }),
-    )
-    .await?;
+    let item = ledger.adjust_item(&key, tenant, adjustment).await?;
     Ok(pb::AdjustInventoryResponse {
         item: Some(proto::inventory_item(&item)),
     })
@@ -255,14 +240,7 @@ async fn reserve_stock(
         "StockService/ReserveStock",
         &request,
     );
-    let now = Utc::now();
-    let (reservation, item) = idempotency::once(
-        &ledger.pool,
-        &key,
-        ledger.settings.idempotency_ttl,
-        move |c| Box::pin(async move { store::stock::reserve(c, tenant, &reservation, now).await }),
-    )
-    .await?;
+    let (reservation, item) = ledger.reserve(&key, tenant, reservation).await?;
     Ok(pb::ReserveStockResponse {
         reservation: Some(proto::reservation(&reservation)),
         item: Some(proto::inventory_item(&item)),
@@ -285,10 +263,12 @@ async fn release_reservation(
         "StockService/ReleaseReservation",
         &request,
     );
-    let (reservation, item) = resolve(ledger, tenant, id, key, Resolution::Release).await?;
+    let (reservation, item) = ledger
+        .resolve_reservation(&key, tenant, id, Resolution::Release)
+        .await?;
     Ok(pb::ReleaseReservationResponse {
-        reservation: Some(reservation),
-        item: Some(item),
+        reservation: Some(proto::reservation(&reservation)),
+        item: Some(proto::inventory_item(&item)),
     })
 }
 
@@ -308,35 +288,13 @@ async fn commit_reservation(
         "StockService/CommitReservation",
         &request,
     );
-    let (reservation, item) = resolve(ledger, tenant, id, key, Resolution::Commit).await?;
+    let (reservation, item) = ledger
+        .resolve_reservation(&key, tenant, id, Resolution::Commit)
+        .await?;
     Ok(pb::CommitReservationResponse {
-        reservation: Some(reservation),
-        item: Some(item),
+        reservation: Some(proto::reservation(&reservation)),
+        item: Some(proto::inventory_item(&item)),
     })
-}
-
-/// Commits or releases reservation `id`, once per key.
-async fn resolve(
-    ledger: &Ledger,
-    tenant: Uuid,
-    id: Uuid,
-    key: RequestKey,
-    resolution: Resolution,
-) -> Result<(pb::Reservation, pb::InventoryItem), Error> {
-    let now = Utc::now();
-    let (reservation, item) = idempotency::once(
-        &ledger.pool,
-        &key,
-        ledger.settings.idempotency_ttl,
-        move |c| {
-            Box::pin(async move { store::stock::resolve(c, tenant, id, resolution, now).await })
-        },
-    )
-    .await?;
-    Ok((
-        proto::reservation(&reservation),
-        proto::inventory_item(&item),
-    ))
 }
 
 async fn get_reservation(
@@ -347,7 +305,7 @@ async fn get_reservation(
     let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let id = violations.uuid("reservation_id", &request.get_ref().reservation_id);
     violations.finish()?;
-    let reservation = store::stock::get_reservation(&ledger.pool, tenant, id).await?;
+    let reservation = ledger.reservation(tenant, id).await?;
     Ok(pb::GetReservationResponse {
         reservation: Some(proto::reservation(&reservation)),
     })
@@ -369,9 +327,11 @@ async fn add_holding(
     let key = violations.idempotency_key(&request.idempotency_key);
     violations.finish()?;
     let key = RequestKey::new(tenant.to_string(), key, "StockService/AddHolding", &request);
-    let holding = change_holding(ledger, tenant, change, &key, HoldingMove::Add).await?;
+    let holding = ledger
+        .change_holding(&key, tenant, change, HoldingMove::Add)
+        .await?;
     Ok(pb::AddHoldingResponse {
-        holding: Some(holding),
+        holding: Some(proto::holding(&holding)),
     })
 }
 
@@ -396,45 +356,12 @@ async fn remove_holding(
         "StockService/RemoveHolding",
         &request,
     );
-    let holding = change_holding(ledger, tenant, change, &key, HoldingMove::Remove).await?;
+    let holding = ledger
+        .change_holding(&key, tenant, change, HoldingMove::Remove)
+        .await?;
     Ok(pb::RemoveHoldingResponse {
-        holding: Some(holding),
+        holding: Some(proto::holding(&holding)),
     })
-}
-
-/// Which way a holding call moves units.
-#[derive(Debug, Clone, Copy)]
-enum HoldingMove {
-    Add,
-    Remove,
-}
-
-/// Applies a validated holding change once per idempotency key.
-async fn change_holding(
-    ledger: &Ledger,
-    tenant: Uuid,
-    change: HoldingChange,
-    key: &RequestKey,
-    direction: HoldingMove,
-) -> Result<pb::Holding, Error> {
-    let now = Utc::now();
-    let holding = idempotency::once(
-        &ledger.pool,
-        key,
-        ledger.settings.idempotency_ttl,
-        move |c| {
-            Box::pin(async move {
-                match direction {
-                    HoldingMove::Add => store::stock::add_holding(c, tenant, &change, now).await,
-                    HoldingMove::Remove => {
-                        store::stock::remove_holding(c, tenant, &change, now).await
-                    }
-                }
-            })
-        },
-    )
-    .await?;
-    Ok(proto::holding(&holding))
 }
 
 async fn list_holdings(
@@ -446,7 +373,7 @@ async fn list_holdings(
     let owner_ref = request.get_ref().owner_ref.trim();
     violations.take(check_owner_ref(owner_ref));
     violations.finish()?;
-    let holdings = store::stock::list_holdings(&ledger.pool, tenant, owner_ref).await?;
+    let holdings = ledger.holdings(tenant, owner_ref).await?;
     Ok(pb::ListHoldingsResponse {
         holdings: holdings.iter().map(proto::holding).collect(),
     })

@@ -1,45 +1,10 @@
-//! The event store: append in the caller's transaction, read a stream, deliver to subscribers,
-//! and snapshots.
+//! The event store's reads and snapshots. Events are appended with the change they record,
+//! through `phoenix_runtime::stream`.
 
 use chrono::{DateTime, Utc};
+use phoenix_runtime::Error;
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-use phoenix_runtime::Error;
-
-/// An event to append at a known stream version.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub aggregate_type: &'static str,
-    pub aggregate_id: String,
-    /// The stream's version after this event: the caller read the current one, so a
-    /// concurrent writer of the same version fails on the unique key (optimistic concurrency).
-    pub version: i64,
-    /// Full protobuf name of the payload, e.g. `phoenix.ledger.v1.AccountBalanceChanged`.
-    pub event_type: &'static str,
-    pub payload: Vec<u8>,
-    pub occurred_at: DateTime<Utc>,
-}
-
-impl NewEvent {
-    pub fn new(
-        aggregate_type: &'static str,
-        aggregate_id: impl ToString,
-        version: i64,
-        event_type: &'static str,
-        payload: &impl prost::Message,
-        occurred_at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            aggregate_type,
-            aggregate_id: aggregate_id.to_string(),
-            version,
-            event_type,
-            payload: payload.encode_to_vec(),
-            occurred_at,
-        }
-    }
-}
 
 /// A stored event, as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,115 +22,6 @@ pub struct StoredEvent {
     pub traceparent: String,
     pub tracestate: String,
     pub correlation_id: String,
-}
-
-/// Appends `events` for `tenant_id`, tagged with the current call's trace and request id.
-pub async fn append(
-    connection: &mut PgConnection,
-    tenant_id: Uuid,
-    events: &[NewEvent],
-) -> Result<(), Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let sql = EventRows::insert(1, 2);
-    let query = sqlx::query(&sql).bind(tenant_id);
-    EventRows::new(events)
-        .bind(query)
-        .execute(connection)
-        .await
-        .map_err(stream_conflict)?;
-    Ok(())
-}
-
-/// Events to append as one array per column, tagged with the current call's trace and request
-/// id: what [`append`] binds, and what a statement that writes events together with the change
-/// they record binds (one round trip instead of two).
-pub struct EventRows<'e> {
-    ids: Vec<Uuid>,
-    aggregate_types: Vec<&'e str>,
-    aggregate_ids: Vec<&'e str>,
-    versions: Vec<i64>,
-    event_types: Vec<&'e str>,
-    payloads: Vec<&'e [u8]>,
-    times: Vec<DateTime<Utc>>,
-    traceparent: String,
-    tracestate: String,
-    correlation_id: String,
-}
-
-impl<'e> EventRows<'e> {
-    pub fn new(events: &'e [NewEvent]) -> Self {
-        let (traceparent, tracestate) = phoenix_runtime::telemetry::current_trace_headers();
-        Self {
-            ids: events.iter().map(|_| Uuid::now_v7()).collect(),
-            aggregate_types: events.iter().map(|e| e.aggregate_type).collect(),
-            aggregate_ids: events.iter().map(|e| e.aggregate_id.as_str()).collect(),
-            versions: events.iter().map(|e| e.version).collect(),
-            event_types: events.iter().map(|e| e.event_type).collect(),
-            payloads: events.iter().map(|e| e.payload.as_slice()).collect(),
-            times: events.iter().map(|e| e.occurred_at).collect(),
-            traceparent,
-            tracestate,
-            correlation_id: phoenix_runtime::middleware::CURRENT_CALL
-                .try_with(|call| call.request_id.clone())
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The INSERT, with the tenant id in parameter `$tenant` and the [`EventRows::bind`]
-    /// parameters numbered from `$first` (ten of them).
-    pub fn insert(tenant: usize, first: usize) -> String {
-        let p = |offset: usize| format!("${}", first + offset);
-        format!(
-            "INSERT INTO events (tenant_id, event_id, aggregate_type, aggregate_id,
-                                 aggregate_version, event_type, payload, occurred_at,
-                                 traceparent, tracestate, correlation_id)
-             SELECT ${tenant}, e.id, e.aggregate_type, e.aggregate_id, e.version, e.event_type,
-                    e.payload, e.occurred_at, {}, {}, {}
-             FROM UNNEST({}::uuid[], {}::text[], {}::text[], {}::bigint[], {}::text[],
-                         {}::bytea[], {}::timestamptz[])
-                  AS e(id, aggregate_type, aggregate_id, version, event_type, payload,
-                       occurred_at)",
-            p(7),
-            p(8),
-            p(9),
-            p(0),
-            p(1),
-            p(2),
-            p(3),
-            p(4),
-            p(5),
-            p(6),
-        )
-    }
-
-    /// Binds the ten parameters of [`EventRows::insert`], in order, after those bound so far.
-    pub fn bind<'q>(
-        self,
-        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
-    where
-        'e: 'q,
-    {
-        query
-            .bind(self.ids)
-            .bind(self.aggregate_types)
-            .bind(self.aggregate_ids)
-            .bind(self.versions)
-            .bind(self.event_types)
-            .bind(self.payloads)
-            .bind(self.times)
-            .bind(self.traceparent)
-            .bind(self.tracestate)
-            .bind(self.correlation_id)
-    }
-}
-
-/// The error of a statement that appended events: a concurrent writer of the same stream
-/// version is a conflict the caller can retry.
-pub fn stream_conflict(error: sqlx::Error) -> Error {
-    phoenix_runtime::stream::version_conflict(error)
 }
 
 /// The event columns, then (when selected) the transaction id.

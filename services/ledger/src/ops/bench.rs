@@ -15,8 +15,8 @@ use sqlx::PgPool;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::api::Ledger;
-use crate::api::ledger::Located;
+use crate::app::Ledger;
+use crate::app::posting::Located;
 use crate::config::LedgerSettings;
 use crate::domain::ledger::{Linking, Operation, TransferSpec};
 
@@ -230,7 +230,7 @@ async fn single_transfers_over_grpc(
 }
 
 /// The floor: what CreateTransfer's handler does below gRPC — the same idempotency key and the
-/// same `post_once` it calls — called directly on a pool.
+/// same `app::Ledger::post` use case it calls — called directly on a pool.
 async fn single_transfers_over_sql(
     pool: &PgPool,
     tenant: String,
@@ -239,11 +239,13 @@ async fn single_transfers_over_sql(
     duration: Duration,
 ) -> anyhow::Result<Phase> {
     let tenant_id: Uuid = tenant.parse()?;
-    let ledger = Arc::new(Ledger {
-        pool: pool.clone(),
-        settings: LedgerSettings::parse(&[])?,
-        shutdown: tokio_util::sync::CancellationToken::new(),
-    });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let ledger = Arc::new(Ledger::new(
+        pool.clone(),
+        LedgerSettings::parse(&[])?,
+        shutdown.clone(),
+    ));
+    let _stop = shutdown.drop_guard();
     let accounts = accounts.clone();
     drive(clients, duration, move |_| {
         let ledger = ledger.clone();
@@ -266,7 +268,7 @@ async fn single_transfers_over_sql(
                 &request,
             );
             ledger
-                .post_once(
+                .post(
                     &key,
                     tenant_id,
                     vec![Operation::Transfer(spec)],

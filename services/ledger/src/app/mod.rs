@@ -1,0 +1,60 @@
+//! The ledger's use cases: each loads through the store, asks the domain, writes through the
+//! store, and makes the call idempotent when it carries a key. The API, the tools (bench, the
+//! jobs) and the tests call these, never the API's internals. One module per area.
+
+pub mod accounts;
+pub mod events;
+pub mod import;
+pub mod policies;
+pub mod posting;
+pub mod stock;
+pub mod tenants;
+
+use futures_util::future::BoxFuture;
+use phoenix_runtime::Error;
+use phoenix_runtime::idempotency::{self, RequestKey};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::LedgerSettings;
+
+/// The ledger's use cases, on one pool.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: PgPool,
+    settings: LedgerSettings,
+    /// Ends server streams (subscriptions) when the service shuts down.
+    shutdown: CancellationToken,
+}
+
+impl Ledger {
+    /// The use cases on `pool` (whose connections have `search_path` set to `ledger`); their
+    /// background work stops at `shutdown`.
+    pub fn new(pool: PgPool, settings: LedgerSettings, shutdown: CancellationToken) -> Self {
+        Self {
+            pool,
+            settings,
+            shutdown,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn settings(&self) -> &LedgerSettings {
+        &self.settings
+    }
+
+    /// Runs `effect` in a transaction at most once per idempotency key (see
+    /// [`phoenix_runtime::idempotency::once`]).
+    async fn once<T, F>(&self, key: &RequestKey, effect: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, Error>>,
+    {
+        idempotency::once(&self.pool, key, self.settings.idempotency_ttl, effect).await
+    }
+}
