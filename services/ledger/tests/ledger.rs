@@ -515,6 +515,9 @@ async fn corrections_are_reversing_transfers_and_entries_cannot_be_edited() {
         "DELETE FROM events",
         "TRUNCATE entries CASCADE",
         "TRUNCATE events",
+        "UPDATE event_positions SET position = position + 1000",
+        "DELETE FROM event_positions",
+        "TRUNCATE event_positions",
         "DELETE FROM accounts",
         "TRUNCATE accounts CASCADE",
     ] {

@@ -3,46 +3,21 @@
 use std::pin::Pin;
 
 use futures_util::Stream;
-use phoenix_proto::events::v1 as events_pb;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::event_store_service_server::EventStoreService;
 use tonic::{Request, Response, Status};
 
 use phoenix_runtime::Violations;
+use phoenix_runtime::stream::StoredEvent;
 
 use super::tenant_of;
 use crate::app::Ledger;
 use crate::proto;
-use crate::store::events::StoredEvent;
 
-fn stored_event(event: StoredEvent) -> pb::StoredEvent {
-    let priority = match event.priority {
-        1 => events_pb::Priority::Low,
-        3 => events_pb::Priority::High,
-        4 => events_pb::Priority::Critical,
-        _ => events_pb::Priority::Normal,
-    };
+fn stored_event(event: &StoredEvent) -> pb::StoredEvent {
     pb::StoredEvent {
         position: event.position,
-        event: Some(events_pb::Event {
-            id: event.event_id.to_string(),
-            r#type: event.event_type.clone(),
-            aggregate_type: event.aggregate_type,
-            aggregate_id: event.aggregate_id,
-            aggregate_version: event.version,
-            occurred_at: Some(proto::timestamp(event.occurred_at)),
-            priority: priority.into(),
-            trace_context: Some(events_pb::TraceContext {
-                traceparent: event.traceparent,
-                tracestate: event.tracestate,
-            }),
-            payload: Some(prost_types::Any {
-                type_url: format!("type.googleapis.com/{}", event.event_type),
-                value: event.payload,
-            }),
-            tenant_id: event.tenant_id.to_string(),
-            correlation_id: event.correlation_id,
-        }),
+        event: Some(event.envelope()),
     }
 }
 
@@ -87,7 +62,7 @@ impl EventStoreService for Ledger {
             )
             .await?;
         Ok(Response::new(pb::ReadStreamResponse {
-            events: events.into_iter().map(stored_event).collect(),
+            events: events.iter().map(stored_event).collect(),
             stream_version,
         }))
     }
@@ -112,7 +87,7 @@ impl EventStoreService for Ledger {
         let stream = futures_util::StreamExt::map(events, |event| {
             event
                 .map(|event| pb::SubscribeResponse {
-                    event: Some(stored_event(event)),
+                    event: Some(stored_event(&event)),
                 })
                 .map_err(Status::from)
         });

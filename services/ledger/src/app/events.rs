@@ -1,13 +1,12 @@
-//! The event store's reads: one stream by version, a tenant's events as they come, and an
-//! account rebuilt from its snapshot and events.
-
-use std::time::Duration;
+//! The event store's reads: one stream by version, a tenant's events as they come (the
+//! shared stream of `phoenix_runtime::stream`: positions consecutive for the service and
+//! increasing in commit order), and an account rebuilt from its snapshot and events.
 
 use futures_util::Stream;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_runtime::Error;
+use phoenix_runtime::stream::{self, StoredEvent};
 use sqlx::PgPool;
-use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use super::Ledger;
@@ -15,12 +14,7 @@ use super::tenants::existing_tenant;
 use crate::domain::ledger::{BalanceDelta, Balances};
 use crate::error;
 use crate::store::accounts::ACCOUNT_STREAM;
-use crate::store::events::{self, StoredEvent, types};
-
-/// How often a caught-up subscription looks for new events.
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
-/// Events read per query while catching up.
-const CATCH_UP_PAGE: i64 = 500;
+use crate::store::events::{self, types};
 
 /// An account rebuilt from its latest snapshot and the events after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +35,7 @@ impl Ledger {
         from_version: i64,
         limit: i64,
     ) -> Result<(Vec<StoredEvent>, i64), Error> {
-        events::read_stream(
+        let events = stream::read_stream(
             &self.pool,
             tenant_id,
             aggregate_type,
@@ -49,51 +43,26 @@ impl Ledger {
             from_version.max(1),
             limit,
         )
-        .await
+        .await?;
+        let version =
+            stream::stream_version(&self.pool, tenant_id, aggregate_type, aggregate_id).await?;
+        Ok((events, version))
     }
 
-    /// The tenant's events after position `after` (0: from the first), then each new one, until
-    /// the service shuts down or the caller drops the stream. NOT_FOUND for an unknown tenant
-    /// or a position that is not one of the tenant's events.
+    /// The tenant's events after position `after` (0: from the first), in position order, then
+    /// each new one as it gets its position, until the service shuts down or the caller drops
+    /// the stream. NOT_FOUND for an unknown tenant or a position that is not one of the
+    /// tenant's events.
     pub async fn follow_events(
         &self,
         tenant_id: Uuid,
         after: i64,
     ) -> Result<impl Stream<Item = Result<StoredEvent, Error>> + Send + 'static, Error> {
         existing_tenant(&self.pool, tenant_id).await?;
-        let mut cursor = events::cursor_after(&self.pool, tenant_id, after).await?;
-        let (sender, receiver) = tokio::sync::mpsc::channel(CATCH_UP_PAGE as usize);
-        let pool = self.pool.clone();
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                let batch = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    batch = events::next_events(&pool, tenant_id, &mut cursor, CATCH_UP_PAGE) => batch,
-                };
-                match batch {
-                    Ok(events) if events.is_empty() => {
-                        tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            () = sender.closed() => return,
-                            () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
-                        }
-                    }
-                    Ok(events) => {
-                        for event in events {
-                            if sender.send(Ok(event)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        let _ = sender.send(Err(error)).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(ReceiverStream::new(receiver))
+        if !stream::is_resumable(&self.pool, Some(tenant_id), after).await? {
+            return Err(error::position_not_found(after).into());
+        }
+        Ok(self.events.subscribe(Some(tenant_id), after))
     }
 
     /// The account's balances rebuilt from its latest snapshot and the events after it.

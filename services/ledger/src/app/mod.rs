@@ -13,6 +13,7 @@ pub mod tenants;
 use futures_util::future::BoxFuture;
 use phoenix_runtime::Error;
 use phoenix_runtime::idempotency::{self, RequestKey};
+use phoenix_runtime::stream::EventStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
@@ -25,18 +26,20 @@ use crate::config::LedgerSettings;
 pub struct Ledger {
     pool: PgPool,
     settings: LedgerSettings,
-    /// Ends server streams (subscriptions) when the service shuts down.
-    shutdown: CancellationToken,
+    /// The service's event stream: its sequencer runs until shutdown; writers wake it after
+    /// they commit events, and subscriptions follow it.
+    events: EventStream,
 }
 
 impl Ledger {
-    /// The use cases on `pool` (whose connections have `search_path` set to `ledger`); their
-    /// background work stops at `shutdown`.
+    /// The use cases on `pool` (whose connections have `search_path` set to `ledger`), with
+    /// the event stream's sequencer started; it and every subscription stop at `shutdown`.
     pub fn new(pool: PgPool, settings: LedgerSettings, shutdown: CancellationToken) -> Self {
+        let events = EventStream::start("ledger", pool.clone(), shutdown);
         Self {
             pool,
             settings,
-            shutdown,
+            events,
         }
     }
 
@@ -49,12 +52,16 @@ impl Ledger {
     }
 
     /// Runs `effect` in a transaction at most once per idempotency key (see
-    /// [`phoenix_runtime::idempotency::once`]).
+    /// [`phoenix_runtime::idempotency::once`]), then wakes the sequencer for the events it
+    /// committed. Every keyed change appends events.
     async fn once<T, F>(&self, key: &RequestKey, effect: F) -> Result<T, Error>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, Error>>,
     {
-        idempotency::once(&self.pool, key, self.settings.idempotency_ttl, effect).await
+        let outcome =
+            idempotency::once(&self.pool, key, self.settings.idempotency_ttl, effect).await?;
+        self.events.appended();
+        Ok(outcome)
     }
 }

@@ -121,6 +121,7 @@ impl Ledger {
             },
         )
         .await?;
+        self.events.appended();
         match ran {
             Ran::Fresh(outcome, _) => {
                 metrics::made(outcome.results.iter().filter_map(|r| r.as_ref().ok()));
@@ -242,6 +243,7 @@ impl Ledger {
                 continue;
             };
             transaction.commit().await?;
+            self.events.appended();
             metrics::made(&posting.transfers);
             released += posting.transfers.len() as u64;
         }

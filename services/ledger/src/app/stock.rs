@@ -232,6 +232,7 @@ impl Ledger {
         }
         transaction.commit().await?;
         if expired > 0 {
+            self.events.appended();
             metrics::expired("reservation", expired);
             tracing::info!(expired, "reservations expired");
         }
