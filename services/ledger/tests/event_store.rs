@@ -85,6 +85,18 @@ async fn a_stream_version_cannot_be_written_twice() {
     );
 }
 
+/// The tenant's events after `after`, as Subscribe delivers them.
+async fn subscribe(
+    h: &mut Harness,
+    after: i64,
+) -> Result<tonic::Streaming<pb::SubscribeResponse>, tonic::Status> {
+    let request = pb::SubscribeRequest {
+        tenant_id: h.tenant.clone(),
+        after_position: after,
+    };
+    Ok(h.events.subscribe(request).await?.into_inner())
+}
+
 async fn next(subscription: &mut tonic::Streaming<pb::SubscribeResponse>) -> pb::StoredEvent {
     tokio::time::timeout(Duration::from_secs(5), subscription.message())
         .await
@@ -99,15 +111,7 @@ async fn next(subscription: &mut tonic::Streaming<pb::SubscribeResponse>) -> pb:
 async fn a_subscription_catches_up_then_follows_live() {
     let mut h = Harness::start().await;
     let (issuer, wallet) = h.funded_wallet("user-1", 100).await;
-    let mut subscription = h
-        .events
-        .subscribe(pb::SubscribeRequest {
-            tenant_id: h.tenant.clone(),
-            after_position: 0,
-        })
-        .await
-        .expect("subscribed")
-        .into_inner();
+    let mut subscription = subscribe(&mut h, 0).await.expect("subscribed");
     // Tenant created, two accounts opened, the funding transfer on both accounts.
     let mut caught_up = Vec::new();
     for _ in 0..5 {
@@ -128,15 +132,9 @@ async fn a_subscription_catches_up_then_follows_live() {
     );
 
     // Resuming after a position skips what was already delivered.
-    let mut resumed = h
-        .events
-        .subscribe(pb::SubscribeRequest {
-            tenant_id: h.tenant.clone(),
-            after_position: caught_up[4].position,
-        })
+    let mut resumed = subscribe(&mut h, caught_up[4].position)
         .await
-        .expect("resumed")
-        .into_inner();
+        .expect("resumed");
     let first = tokio::time::timeout(Duration::from_secs(5), resumed.message())
         .await
         .expect("in time")
@@ -146,12 +144,7 @@ async fn a_subscription_catches_up_then_follows_live() {
         .expect("event");
     assert_eq!(first.position, live.position);
 
-    let unknown = h
-        .events
-        .subscribe(pb::SubscribeRequest {
-            tenant_id: h.tenant.clone(),
-            after_position: 987_654,
-        })
+    let unknown = subscribe(&mut h, 987_654)
         .await
         .expect_err("not a position of this tenant");
     assert_eq!(unknown.code(), Code::NotFound);
@@ -242,15 +235,7 @@ async fn concurrent_writers_are_delivered_once_in_position_order() {
                 .await,
         );
     }
-    let mut subscription = h
-        .events
-        .subscribe(pb::SubscribeRequest {
-            tenant_id: h.tenant.clone(),
-            after_position: 0,
-        })
-        .await
-        .expect("subscribed")
-        .into_inner();
+    let mut subscription = subscribe(&mut h, 0).await.expect("subscribed");
 
     let writers = (0..WRITERS).map(|writer| {
         let mut ledger = h.ledger.clone();

@@ -286,6 +286,7 @@ async fn bad_transfers_get_field_errors_and_write_nothing() {
         .await
         .expect_err("key required");
     assert_eq!(fields(&no_key), ["idempotency_key"]);
+    assert_eq!(reason(&no_key), "IDEMPOTENCY_KEY_REQUIRED");
 
     assert_eq!(count(&h.service.pool, "transfers").await, before);
 }

@@ -38,23 +38,6 @@ async fn a_tenant_without_slug_and_key_is_refused_for_both_at_once() {
 }
 
 #[tokio::test]
-async fn a_missing_idempotency_key_has_its_own_reason() {
-    let mut h = Harness::start().await;
-    let (issuer, wallet) = h.funded_wallet("user-1", 10).await;
-    let refused = h
-        .ledger
-        .create_transfer(pb::CreateTransferRequest {
-            tenant_id: h.tenant.clone(),
-            transfer: Some(spec(&issuer, &wallet, 1)),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect_err("no key");
-    assert_refused(&refused, Code::InvalidArgument, "IDEMPOTENCY_KEY_REQUIRED");
-    assert_eq!(fields(&refused), ["idempotency_key"]);
-}
-
-#[tokio::test]
 async fn batch_reasons_reach_error_info() {
     let mut h = Harness::start().await;
     let (issuer, wallet) = h.funded_wallet("user-1", 10).await;

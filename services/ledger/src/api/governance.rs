@@ -3,10 +3,9 @@
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::policy_service_server::PolicyService;
 use phoenix_runtime::Violations;
-use phoenix_runtime::idempotency::RequestKey;
 use tonic::{Request, Response, Status};
 
-use super::tenant_of;
+use super::{keyed, tenant_of};
 use crate::app::Ledger;
 use crate::domain::policy::{PolicyKind, PolicySpec};
 use crate::proto;
@@ -27,9 +26,13 @@ impl PolicyService for Ledger {
             Ok(pb::PolicyKind::Unspecified) | Err(_) => None,
         };
         let spec = PolicySpec::parse(kind, &body.asset_code, body.limit, &mut violations);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(tenant_id.to_string(), key, "PolicyService/SetPolicy", body);
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
+            "PolicyService/SetPolicy",
+            body,
+        )?;
         let policy = self.start_policy(&key, tenant_id, spec).await?;
         Ok(Response::new(pb::SetPolicyResponse {
             policy: Some(proto::policy(&policy)),
@@ -44,14 +47,13 @@ impl PolicyService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let id = violations.uuid("policy_id", &body.policy_id);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "PolicyService/DisablePolicy",
             body,
-        );
+        )?;
         let policy = self.end_policy(&key, tenant_id, id).await?;
         Ok(Response::new(pb::DisablePolicyResponse {
             policy: Some(proto::policy(&policy)),

@@ -3,10 +3,9 @@
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::firebase_import_service_server::FirebaseImportService;
 use phoenix_runtime::Violations;
-use phoenix_runtime::idempotency::RequestKey;
 use tonic::{Request, Response, Status};
 
-use super::tenant_of;
+use super::{keyed, tenant_of};
 use crate::app::Ledger;
 use crate::domain::import::{self, IncomingRecord, Origin, RecordContent, SourceCollection};
 
@@ -20,14 +19,13 @@ impl FirebaseImportService for Ledger {
         let mut violations = Violations::new();
         let tenant = tenant_of(&request, &req.tenant_id, &mut violations)?;
         let source_name = import::source_name(&req.source_name, &mut violations);
-        let key = violations.idempotency_key(&req.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant,
+            &req.idempotency_key,
             "FirebaseImportService/StartImportBatch",
             req,
-        );
+        )?;
         let batch = self.start_import(&key, tenant, source_name).await?;
         Ok(Response::new(pb::StartImportBatchResponse {
             batch: Some(crate::proto::import_batch(&batch)),
@@ -47,14 +45,13 @@ impl FirebaseImportService for Ledger {
         if records.len() == req.records.len() {
             import::check_call(&records, &mut violations);
         }
-        let key = violations.idempotency_key(&req.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant,
+            &req.idempotency_key,
             "FirebaseImportService/ImportRecords",
             req,
-        );
+        )?;
         let outcome = self.import_into(&key, tenant, batch_id, records).await?;
         Ok(Response::new(pb::ImportRecordsResponse {
             inserted_count: outcome.inserted,
@@ -87,14 +84,13 @@ impl FirebaseImportService for Ledger {
             })
             .collect();
         import::check_sources(&sources, &mut violations);
-        let key = violations.idempotency_key(&req.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant,
+            &req.idempotency_key,
             "FirebaseImportService/FinishImportBatch",
             req,
-        );
+        )?;
         let report = self.finish_import(&key, tenant, batch_id, sources).await?;
         Ok(Response::new(pb::FinishImportBatchResponse {
             report: Some(crate::proto::import_report(&report)),

@@ -3,11 +3,10 @@
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::ledger_service_server::LedgerService;
 use phoenix_runtime::Violations;
-use phoenix_runtime::idempotency::RequestKey;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{tenant_of, version_token};
+use super::{keyed, tenant_of, version_token};
 use crate::app::Ledger;
 use crate::app::posting::Located;
 use crate::domain::ledger::{self, BalanceLimit, Linking, NewAccount, Operation, TransferSpec};
@@ -74,9 +73,13 @@ impl LedgerService for Ledger {
         let body = request.get_ref();
         let mut violations = Violations::new();
         let new = NewTenant::parse(&body.slug, &body.name, &mut violations);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new("", key, "LedgerService/CreateTenant", body);
+        let key = keyed(
+            violations,
+            "",
+            &body.idempotency_key,
+            "LedgerService/CreateTenant",
+            body,
+        )?;
         let tenant = self.register_tenant(&key, new).await?;
         Ok(Response::new(pb::CreateTenantResponse {
             tenant: Some(proto::tenant(&tenant)),
@@ -143,14 +146,13 @@ impl LedgerService for Ledger {
             body.metadata.clone(),
             &mut violations,
         );
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/CreateAccount",
             body,
-        );
+        )?;
         let account = self.open_account(&key, tenant_id, new).await?;
         Ok(Response::new(pb::CreateAccountResponse {
             account: Some(proto::account(&account)),
@@ -196,14 +198,13 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let spec = transfer_spec(body.transfer.as_ref(), "transfer", &mut violations);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/CreateTransfer",
             body,
-        );
+        )?;
         let transfer = self
             .post_operation(&key, tenant_id, Operation::Transfer(spec), Some("transfer"))
             .await?;
@@ -258,14 +259,13 @@ impl LedgerService for Ledger {
         } else {
             Vec::new()
         };
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/CreateTransfers",
             body,
-        );
+        )?;
         let outcome = self
             .post(
                 &key,
@@ -306,14 +306,13 @@ impl LedgerService for Ledger {
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let pending_id = violations.uuid("pending_id", &body.pending_id);
         let amount = optional_amount(&mut violations, body.amount);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/PostPendingTransfer",
             body,
-        );
+        )?;
         let transfer = self
             .post_operation(
                 &key,
@@ -335,14 +334,13 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let pending_id = violations.uuid("pending_id", &body.pending_id);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/VoidPendingTransfer",
             body,
-        );
+        )?;
         let transfer = self
             .post_operation(&key, tenant_id, Operation::VoidPending { pending_id }, None)
             .await?;
@@ -360,14 +358,13 @@ impl LedgerService for Ledger {
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let transfer_id = violations.uuid("transfer_id", &body.transfer_id);
         let amount = optional_amount(&mut violations, body.amount);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/ReverseTransfer",
             body,
-        );
+        )?;
         let operation = Operation::Reverse {
             transfer_id,
             amount,

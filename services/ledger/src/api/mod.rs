@@ -8,6 +8,7 @@ mod import;
 pub mod ledger;
 pub mod stock;
 
+use phoenix_runtime::idempotency::RequestKey;
 use phoenix_runtime::{Refusal, Violations, auth};
 use tonic::Request;
 use uuid::Uuid;
@@ -64,4 +65,18 @@ pub fn version_token(violations: &mut Violations, token: &str) -> i64 {
     violations
         .page_token(token, |t| t.parse::<i64>().ok().filter(|v| *v >= 0))
         .unwrap_or(0)
+}
+
+/// Ends the validation of a mutating call: its `idempotency_key` is checked with the other
+/// fields, every violation is refused at once, and the key fingerprints the whole request.
+pub fn keyed(
+    mut violations: Violations,
+    scope: impl ToString,
+    idempotency_key: &str,
+    method: &'static str,
+    request: &impl prost::Message,
+) -> Result<RequestKey, Refusal> {
+    let key = violations.idempotency_key(idempotency_key);
+    violations.finish()?;
+    Ok(RequestKey::new(scope.to_string(), key, method, request))
 }

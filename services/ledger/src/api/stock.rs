@@ -2,11 +2,10 @@
 
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::stock_service_server::StockService;
-use phoenix_runtime::idempotency::RequestKey;
 use phoenix_runtime::{Error, RefusalKind, Violations};
 use tonic::{Request, Response, Status};
 
-use super::tenant_of;
+use super::{keyed, tenant_of};
 use crate::app::Ledger;
 use crate::app::stock::HoldingMove;
 use crate::domain::stock::{
@@ -125,14 +124,13 @@ async fn create_inventory_item(
         request.on_hand,
         &mut violations,
     );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/CreateInventoryItem",
         &request,
-    );
+    )?;
     let item = ledger.create_item(&key, tenant, new).await?;
     Ok(pb::CreateInventoryItemResponse {
         item: Some(proto::inventory_item(&item)),
@@ -201,14 +199,13 @@ async fn adjust_inventory(
         &request.reason,
         &mut violations,
     );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/AdjustInventory",
         &request,
-    );
+    )?;
     let item = ledger.adjust_item(&key, tenant, adjustment).await?;
     Ok(pb::AdjustInventoryResponse {
         item: Some(proto::inventory_item(&item)),
@@ -232,14 +229,13 @@ async fn reserve_stock(
         &request.reference,
         &mut violations,
     );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/ReserveStock",
         &request,
-    );
+    )?;
     let (reservation, item) = ledger.reserve(&key, tenant, reservation).await?;
     Ok(pb::ReserveStockResponse {
         reservation: Some(proto::reservation(&reservation)),
@@ -255,14 +251,13 @@ async fn release_reservation(
     let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
     let id = violations.uuid("reservation_id", &request.reservation_id);
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/ReleaseReservation",
         &request,
-    );
+    )?;
     let (reservation, item) = ledger
         .resolve_reservation(&key, tenant, id, Resolution::Release)
         .await?;
@@ -280,14 +275,13 @@ async fn commit_reservation(
     let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
     let id = violations.uuid("reservation_id", &request.reservation_id);
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/CommitReservation",
         &request,
-    );
+    )?;
     let (reservation, item) = ledger
         .resolve_reservation(&key, tenant, id, Resolution::Commit)
         .await?;
@@ -315,23 +309,18 @@ async fn add_holding(
     ledger: &Ledger,
     request: Request<pb::AddHoldingRequest>,
 ) -> Result<pb::AddHoldingResponse, Error> {
-    let mut violations = Violations::new();
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
-    let request = request.into_inner();
-    let change = HoldingChange::parse(
-        &request.owner_ref,
-        &request.item_code,
-        request.quantity,
-        &mut violations,
-    );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(tenant.to_string(), key, "StockService/AddHolding", &request);
-    let holding = ledger
-        .change_holding(&key, tenant, change, HoldingMove::Add)
-        .await?;
+    let body = request.get_ref();
+    let asked = HoldingCall {
+        tenant_id: &body.tenant_id,
+        owner_ref: &body.owner_ref,
+        item_code: &body.item_code,
+        quantity: body.quantity,
+        idempotency_key: &body.idempotency_key,
+        method: "StockService/AddHolding",
+        direction: HoldingMove::Add,
+    };
     Ok(pb::AddHoldingResponse {
-        holding: Some(proto::holding(&holding)),
+        holding: Some(change_holding(ledger, &request, asked).await?),
     })
 }
 
@@ -339,29 +328,56 @@ async fn remove_holding(
     ledger: &Ledger,
     request: Request<pb::RemoveHoldingRequest>,
 ) -> Result<pb::RemoveHoldingResponse, Error> {
+    let body = request.get_ref();
+    let asked = HoldingCall {
+        tenant_id: &body.tenant_id,
+        owner_ref: &body.owner_ref,
+        item_code: &body.item_code,
+        quantity: body.quantity,
+        idempotency_key: &body.idempotency_key,
+        method: "StockService/RemoveHolding",
+        direction: HoldingMove::Remove,
+    };
+    Ok(pb::RemoveHoldingResponse {
+        holding: Some(change_holding(ledger, &request, asked).await?),
+    })
+}
+
+/// What AddHolding and RemoveHolding ask: the same fields, each its own direction.
+struct HoldingCall<'a> {
+    tenant_id: &'a str,
+    owner_ref: &'a str,
+    item_code: &'a str,
+    quantity: i64,
+    idempotency_key: &'a str,
+    method: &'static str,
+    direction: HoldingMove,
+}
+
+async fn change_holding<R: prost::Message>(
+    ledger: &Ledger,
+    request: &Request<R>,
+    asked: HoldingCall<'_>,
+) -> Result<pb::Holding, Error> {
     let mut violations = Violations::new();
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
-    let request = request.into_inner();
+    let tenant = tenant_of(request, asked.tenant_id, &mut violations)?;
     let change = HoldingChange::parse(
-        &request.owner_ref,
-        &request.item_code,
-        request.quantity,
+        asked.owner_ref,
+        asked.item_code,
+        asked.quantity,
         &mut violations,
     );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
-        "StockService/RemoveHolding",
-        &request,
-    );
+    let key = keyed(
+        violations,
+        tenant,
+        asked.idempotency_key,
+        asked.method,
+        request.get_ref(),
+    )?;
     let holding = ledger
-        .change_holding(&key, tenant, change, HoldingMove::Remove)
+        .change_holding(&key, tenant, change, asked.direction)
         .await?;
-    Ok(pb::RemoveHoldingResponse {
-        holding: Some(proto::holding(&holding)),
-    })
+    Ok(proto::holding(&holding))
 }
 
 async fn list_holdings(
