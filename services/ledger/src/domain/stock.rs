@@ -58,8 +58,9 @@ impl InventoryItem {
                 RefusalKind::Conflict,
                 "VERSION_CONFLICT",
                 format!(
-                    "item {:?} is at version {}, not {expected}; read it again and retry",
-                    self.sku, self.version
+                    "item {} is at version {}, not {expected}; read it again and retry",
+                    quote(&self.sku),
+                    self.version
                 ),
             )
             .at("expected_version")
@@ -109,8 +110,8 @@ impl InventoryItem {
             return Err(Refusal::precondition(
                 "INSUFFICIENT_STOCK",
                 format!(
-                    "item {:?} has {available} units available, {quantity} were asked for",
-                    self.sku
+                    "item {} has {available} units available, {quantity} were asked for",
+                    quote(&self.sku)
                 ),
             )
             .at("quantity")
@@ -479,8 +480,10 @@ impl Holding {
             return Err(Refusal::precondition(
                 "INSUFFICIENT_HOLDING",
                 format!(
-                    "{:?} owns {} of {:?}, {quantity} cannot be taken",
-                    self.owner_ref, self.quantity, self.item_code
+                    "{} owns {} of {}, {quantity} cannot be taken",
+                    quote(&self.owner_ref),
+                    self.quantity,
+                    quote(&self.item_code)
                 ),
             )
             .at("quantity")
