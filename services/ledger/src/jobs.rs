@@ -7,39 +7,33 @@ use std::time::Duration;
 use chrono::Utc;
 use phoenix_runtime::ServiceContext;
 
-use crate::api::Ledger;
-use crate::domain::ledger::{Linking, Operation};
-use crate::metrics::{self, KindLabels};
-use crate::store;
+use crate::app::Ledger;
+use crate::metrics;
 
-/// Most pending transfers released per sweep.
+/// Most reservations released per sweep.
 const EXPIRY_BATCH: i64 = 500;
 /// Most idempotency keys deleted per sweep.
 const KEY_BATCH: i64 = 10_000;
 
 pub fn start(context: &ServiceContext, ledger: &Ledger) {
+    let interval = ledger.settings().sweep_interval;
     let sweep = ledger.clone();
-    context.every(
-        "expire-pendings",
-        ledger.settings.sweep_interval,
-        move || {
-            let ledger = sweep.clone();
-            async move { expire_pendings(&ledger).await.map(|_| ()) }
-        },
-    );
-    let pool = ledger.pool.clone();
-    context.every(
-        "expire-reservations",
-        ledger.settings.sweep_interval,
-        move || {
-            let pool = pool.clone();
-            async move {
-                store::stock::expire_reservations(&pool, Utc::now(), EXPIRY_BATCH).await?;
-                Ok(())
-            }
-        },
-    );
-    let pool = ledger.pool.clone();
+    context.every("expire-pendings", interval, move || {
+        let ledger = sweep.clone();
+        async move {
+            ledger.expire_pendings().await?;
+            Ok(())
+        }
+    });
+    let sweep = ledger.clone();
+    context.every("expire-reservations", interval, move || {
+        let ledger = sweep.clone();
+        async move {
+            ledger.expire_reservations(Utc::now(), EXPIRY_BATCH).await?;
+            Ok(())
+        }
+    });
+    let pool = ledger.pool().clone();
     context.every("remove-expired-keys", Duration::from_secs(60), move || {
         let pool = pool.clone();
         async move {
@@ -49,39 +43,4 @@ pub fn start(context: &ServiceContext, ledger: &Ledger) {
             Ok(())
         }
     });
-}
-
-/// Releases every open pending transfer whose timeout has passed; returns how many.
-pub async fn expire_pendings(ledger: &Ledger) -> anyhow::Result<u64> {
-    let due = store::ledger::expired_pendings(&ledger.pool, Utc::now(), EXPIRY_BATCH).await?;
-    let mut released = 0;
-    for (tenant_id, pending_id) in due {
-        let mut transaction = ledger.pool.begin().await?;
-        // A pending posted or voided meanwhile is refused (PENDING_NOT_OPEN): skipped.
-        let posted = store::ledger::post(
-            &mut transaction,
-            tenant_id,
-            None,
-            &[Operation::ExpirePending { pending_id }],
-            Linking::Linked,
-            ledger.settings.snapshot_every,
-        )
-        .await?;
-        let Ok(posting) = posted else {
-            continue;
-        };
-        transaction.commit().await?;
-        metrics::made(&posting.transfers);
-        released += posting.transfers.len() as u64;
-    }
-    if released > 0 {
-        metrics::get()
-            .expired
-            .get_or_create(&KindLabels {
-                kind: "pending_transfer".to_owned(),
-            })
-            .inc_by(released);
-        tracing::info!(released, "expired pending transfers released");
-    }
-    Ok(released)
 }

@@ -2,19 +2,24 @@
 //! tenants, an append-only double-entry ledger with two-phase transfers, policies as circuit
 //! breakers, idempotency keys, stock and holdings, an event store with snapshots, and the
 //! Firebase import.
+//!
+//! A request flows one way: `api` decodes and validates it and calls one use case of `app`,
+//! which loads through `store`, asks `domain` and writes through `store`; errors are the
+//! runtime's vocabulary, with this service's own refusals in `error`. `ops` holds the tools an
+//! operator runs beside the service, `jobs` its background work.
 
-pub mod api;
-pub mod audit;
-pub mod bench;
+mod api;
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod import_client;
 pub mod jobs;
 pub mod metrics;
+pub mod ops;
 pub mod proto;
-pub mod seed;
 pub mod store;
+
+pub use ops::{audit, bench, import_client, seed};
 
 use include_dir::{Dir, include_dir};
 use phoenix_proto::ledger::v1::event_store_service_server::EventStoreServiceServer;
@@ -47,11 +52,11 @@ async fn audit_report(pool: sqlx::PgPool) -> anyhow::Result<AuditReport> {
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
-    let ledger = api::Ledger {
-        pool: context.pool.clone(),
-        settings: config::LedgerSettings::parse(&context.config.service_args)?,
-        shutdown: context.shutdown.clone(),
-    };
+    let ledger = app::Ledger::new(
+        context.pool.clone(),
+        config::LedgerSettings::parse(&context.config.service_args)?,
+        context.shutdown.clone(),
+    );
     metrics::get();
     jobs::start(context, &ledger);
     Ok(GrpcServices::new()

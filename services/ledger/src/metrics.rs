@@ -90,3 +90,13 @@ pub fn refused(reason: &str) {
         })
         .inc();
 }
+
+/// Counts pending transfers or reservations (`kind`) released after their timeout.
+pub fn expired(kind: &str, count: u64) {
+    get()
+        .expired
+        .get_or_create(&KindLabels {
+            kind: kind.to_owned(),
+        })
+        .inc_by(count);
+}

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use phoenix_ledger::domain::import::checksum;
-use phoenix_ledger::domain::tenant::NewTenant;
 use phoenix_ledger::import_client::{self, ImportArgs, ImportSummary};
 use phoenix_proto::ledger::v1 as pb;
+use phoenix_proto::ledger::v1::CreateTenantRequest;
 use phoenix_proto::ledger::v1::firebase_import_service_client::FirebaseImportServiceClient;
+use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use phoenix_testkit::{TestService, fields, metadata, reason, spawn};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -24,15 +25,22 @@ async fn ledger() -> (TestService, Client) {
     (service, client)
 }
 
+/// A tenant, created through LedgerService.
 async fn tenant(service: &TestService, slug: &str) -> Uuid {
-    let mut connection = service.pool.acquire().await.expect("a connection");
-    let mut violations = phoenix_runtime::Violations::new();
-    let new = NewTenant::parse(slug, "LeadBoost", &mut violations);
-    violations.finish().expect("a valid tenant");
-    phoenix_ledger::store::tenants::create(&mut connection, &new, Utc::now())
+    LedgerServiceClient::new(service.channel.clone())
+        .create_tenant(CreateTenantRequest {
+            slug: slug.into(),
+            name: "LeadBoost".into(),
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+        })
         .await
         .expect("tenant created")
+        .into_inner()
+        .tenant
+        .expect("tenant")
         .id
+        .parse()
+        .expect("a tenant id")
 }
 
 fn sample() -> Vec<PathBuf> {

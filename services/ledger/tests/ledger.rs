@@ -286,6 +286,7 @@ async fn bad_transfers_get_field_errors_and_write_nothing() {
         .await
         .expect_err("key required");
     assert_eq!(fields(&no_key), ["idempotency_key"]);
+    assert_eq!(reason(&no_key), "IDEMPOTENCY_KEY_REQUIRED");
 
     assert_eq!(count(&h.service.pool, "transfers").await, before);
 }
@@ -515,6 +516,9 @@ async fn corrections_are_reversing_transfers_and_entries_cannot_be_edited() {
         "DELETE FROM events",
         "TRUNCATE entries CASCADE",
         "TRUNCATE events",
+        "UPDATE event_positions SET position = position + 1000",
+        "DELETE FROM event_positions",
+        "TRUNCATE event_positions",
         "DELETE FROM accounts",
         "TRUNCATE accounts CASCADE",
     ] {

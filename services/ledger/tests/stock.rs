@@ -3,8 +3,9 @@
 //! zero, and tenants that never see each other's stock.
 
 use chrono::Utc;
-use phoenix_ledger::domain::tenant::NewTenant;
 use phoenix_ledger::store;
+use phoenix_proto::ledger::v1::CreateTenantRequest;
+use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
 use phoenix_proto::ledger::v1::{
     AddHoldingRequest, AdjustInventoryRequest, CommitReservationRequest,
@@ -25,17 +26,30 @@ async fn start() -> (TestService, Client) {
     (service, client)
 }
 
-/// A tenant, created through the store (CreateTenant is another service's RPC).
+/// A tenant, created through LedgerService.
 async fn tenant(service: &TestService, slug: &str) -> String {
-    let mut connection = service.pool.acquire().await.expect("connection");
-    let mut violations = phoenix_runtime::Violations::new();
-    let new = NewTenant::parse(slug, slug, &mut violations);
-    violations.finish().expect("valid tenant");
-    store::tenants::create(&mut connection, &new, Utc::now())
+    LedgerServiceClient::new(service.channel.clone())
+        .create_tenant(CreateTenantRequest {
+            slug: slug.into(),
+            name: slug.into(),
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+        })
         .await
         .expect("tenant created")
+        .into_inner()
+        .tenant
+        .expect("tenant")
         .id
-        .to_string()
+}
+
+/// The ledger's use cases on the service's database, to run the reservation sweeper when a
+/// test says.
+fn sweeper(service: &TestService) -> phoenix_ledger::app::Ledger {
+    phoenix_ledger::app::Ledger::new(
+        service.pool.clone(),
+        phoenix_ledger::config::LedgerSettings::parse(&[]).expect("settings"),
+        tokio_util::sync::CancellationToken::new(),
+    )
 }
 
 fn key() -> String {
@@ -473,7 +487,8 @@ async fn an_expired_reservation_gives_its_units_back() {
 
     // A sweep a minute later: the 1-second one is due, the 15-minute one is not.
     let later = Utc::now() + chrono::Duration::minutes(1);
-    let expired = store::stock::expire_reservations(&service.pool, later, 100)
+    let expired = sweeper(&service)
+        .expire_reservations(later, 100)
         .await
         .expect("sweep");
 
@@ -495,7 +510,8 @@ async fn an_expired_reservation_gives_its_units_back() {
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(reason(&status), "RESERVATION_NOT_OPEN");
     assert_eq!(
-        store::stock::expire_reservations(&service.pool, later, 100)
+        sweeper(&service)
+            .expire_reservations(later, 100)
             .await
             .expect("second sweep"),
         0,
@@ -533,7 +549,8 @@ async fn a_reservation_past_its_expiry_cannot_be_committed_before_the_sweep() {
     assert_eq!(reason(&status), "RESERVATION_EXPIRED");
     assert_eq!(item(&mut client, &acme, "SKU-1").await.reserved, 1);
     assert_eq!(
-        store::stock::expire_reservations(&service.pool, Utc::now(), 100)
+        sweeper(&service)
+            .expire_reservations(Utc::now(), 100)
             .await
             .expect("sweep"),
         1
@@ -869,7 +886,9 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
     assert_eq!(fields(&status), ["page_size"]);
 
     assert_eq!(written(&service).await, before, "nothing was written");
-    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM request_keys")
+    // The tenant's keys: its creation (a LedgerService call) is keyed outside it.
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM request_keys WHERE scope = $1")
+        .bind(&acme)
         .fetch_one(&service.pool)
         .await
         .expect("count");
@@ -997,19 +1016,16 @@ async fn a_sweep_racing_releases_gives_each_reservation_back_once() {
         racers.spawn(async move { u64::from(client.release_reservation(request).await.is_ok()) });
     }
     for _ in 0..3 {
-        let pool = service.pool.clone();
-        racers.spawn(async move {
-            store::stock::expire_reservations(&pool, later, 5)
-                .await
-                .expect("sweep")
-        });
+        let sweeper = sweeper(&service);
+        racers.spawn(async move { sweeper.expire_reservations(later, 5).await.expect("sweep") });
     }
     let mut ended = 0;
     while let Some(count) = racers.join_next().await {
         ended += count.expect("finished");
     }
     // What the racing sweeps left (a sweep skips rows a release holds).
-    ended += store::stock::expire_reservations(&service.pool, later, 100)
+    ended += sweeper(&service)
+        .expire_reservations(later, 100)
         .await
         .expect("last sweep");
 

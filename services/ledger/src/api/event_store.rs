@@ -1,55 +1,23 @@
 //! EventStoreService: read streams, subscribe, rehydrate.
 
 use std::pin::Pin;
-use std::time::Duration;
 
 use futures_util::Stream;
-use phoenix_proto::events::v1 as events_pb;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::event_store_service_server::EventStoreService;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use phoenix_runtime::Violations;
+use phoenix_runtime::stream::StoredEvent;
 
-use super::{Ledger, tenant_of};
+use super::tenant_of;
+use crate::app::Ledger;
 use crate::proto;
-use crate::store;
-use crate::store::events::StoredEvent;
 
-/// How often a caught-up subscription looks for new events.
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
-/// Events read per query while catching up.
-const CATCH_UP_PAGE: i64 = 500;
-
-fn stored_event(event: StoredEvent) -> pb::StoredEvent {
-    let priority = match event.priority {
-        1 => events_pb::Priority::Low,
-        3 => events_pb::Priority::High,
-        4 => events_pb::Priority::Critical,
-        _ => events_pb::Priority::Normal,
-    };
+fn stored_event(event: &StoredEvent) -> pb::StoredEvent {
     pb::StoredEvent {
         position: event.position,
-        event: Some(events_pb::Event {
-            id: event.event_id.to_string(),
-            r#type: event.event_type.clone(),
-            aggregate_type: event.aggregate_type,
-            aggregate_id: event.aggregate_id,
-            aggregate_version: event.version,
-            occurred_at: Some(proto::timestamp(event.occurred_at)),
-            priority: priority.into(),
-            trace_context: Some(events_pb::TraceContext {
-                traceparent: event.traceparent,
-                tracestate: event.tracestate,
-            }),
-            payload: Some(prost_types::Any {
-                type_url: format!("type.googleapis.com/{}", event.event_type),
-                value: event.payload,
-            }),
-            tenant_id: event.tenant_id.to_string(),
-            correlation_id: event.correlation_id,
-        }),
+        event: Some(event.envelope()),
     }
 }
 
@@ -84,17 +52,17 @@ impl EventStoreService for Ledger {
         );
         let limit = violations.page_size(body.max_count, 100, 1000);
         violations.finish()?;
-        let (events, stream_version) = store::events::read_stream(
-            &self.pool,
-            tenant_id,
-            &body.aggregate_type,
-            &body.aggregate_id,
-            body.from_version.max(1),
-            limit,
-        )
-        .await?;
+        let (events, stream_version) = self
+            .stream_events(
+                tenant_id,
+                &body.aggregate_type,
+                &body.aggregate_id,
+                body.from_version,
+                limit,
+            )
+            .await?;
         Ok(Response::new(pb::ReadStreamResponse {
-            events: events.into_iter().map(stored_event).collect(),
+            events: events.iter().map(stored_event).collect(),
             stream_version,
         }))
     }
@@ -115,43 +83,15 @@ impl EventStoreService for Ledger {
             "must be 0 (from the start) or the position of a delivered event",
         );
         violations.finish()?;
-        store::tenants::get(&self.pool, tenant_id).await?;
-        let mut cursor = store::events::cursor_after(&self.pool, tenant_id, after).await?;
-        let (sender, receiver) = tokio::sync::mpsc::channel(CATCH_UP_PAGE as usize);
-        let pool = self.pool.clone();
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                let batch = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    batch = store::events::next_events(&pool, tenant_id, &mut cursor, CATCH_UP_PAGE) => batch,
-                };
-                match batch {
-                    Ok(events) if events.is_empty() => {
-                        tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            () = sender.closed() => return,
-                            () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
-                        }
-                    }
-                    Ok(events) => {
-                        for event in events {
-                            let message = pb::SubscribeResponse {
-                                event: Some(stored_event(event)),
-                            };
-                            if sender.send(Ok(message)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        let _ = sender.send(Err(error.into())).await;
-                        return;
-                    }
-                }
-            }
+        let events = self.follow_events(tenant_id, after).await?;
+        let stream = futures_util::StreamExt::map(events, |event| {
+            event
+                .map(|event| pb::SubscribeResponse {
+                    event: Some(stored_event(&event)),
+                })
+                .map_err(Status::from)
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn rehydrate_account(
@@ -162,13 +102,12 @@ impl EventStoreService for Ledger {
         let tenant_id = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
         let account_id = violations.uuid("account_id", &request.get_ref().account_id);
         violations.finish()?;
-        let (balances, version, snapshot_version, events_replayed) =
-            store::ledger::rehydrate(&self.pool, tenant_id, account_id).await?;
+        let rebuilt = self.rebuild_account(tenant_id, account_id).await?;
         Ok(Response::new(pb::RehydrateAccountResponse {
-            balance: Some(proto::balance(&balances)),
-            version,
-            snapshot_version,
-            events_replayed,
+            balance: Some(proto::balance(&rebuilt.balances)),
+            version: rebuilt.version,
+            snapshot_version: rebuilt.snapshot_version,
+            events_replayed: rebuilt.events_replayed,
         }))
     }
 }

@@ -2,15 +2,13 @@
 
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::policy_service_server::PolicyService;
-use phoenix_runtime::idempotency::{self, RequestKey};
-use phoenix_runtime::{Error, RefusalKind, Violations};
+use phoenix_runtime::Violations;
 use tonic::{Request, Response, Status};
 
-use super::{Ledger, tenant_of};
-use crate::domain::ledger::{BatchRefusal, Linking, Operation};
-use crate::domain::policy::{Policy, PolicyKind, PolicySpec};
+use super::{keyed, tenant_of};
+use crate::app::Ledger;
+use crate::domain::policy::{PolicyKind, PolicySpec};
 use crate::proto;
-use crate::store;
 
 #[tonic::async_trait]
 impl PolicyService for Ledger {
@@ -28,15 +26,14 @@ impl PolicyService for Ledger {
             Ok(pb::PolicyKind::Unspecified) | Err(_) => None,
         };
         let spec = PolicySpec::parse(kind, &body.asset_code, body.limit, &mut violations);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(tenant_id.to_string(), key, "PolicyService/SetPolicy", body);
-        let policy: Policy =
-            idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
-                Box::pin(async move { store::policies::set(c, tenant_id, &spec).await })
-            })
-            .await?;
-        tracing::info!(policy_id = %policy.id, kind = policy.kind.as_str(), "policy set");
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
+            "PolicyService/SetPolicy",
+            body,
+        )?;
+        let policy = self.start_policy(&key, tenant_id, spec).await?;
         Ok(Response::new(pb::SetPolicyResponse {
             policy: Some(proto::policy(&policy)),
         }))
@@ -50,19 +47,14 @@ impl PolicyService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let id = violations.uuid("policy_id", &body.policy_id);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "PolicyService/DisablePolicy",
             body,
-        );
-        let policy: Policy =
-            idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
-                Box::pin(async move { store::policies::disable(c, tenant_id, id).await })
-            })
-            .await?;
+        )?;
+        let policy = self.end_policy(&key, tenant_id, id).await?;
         Ok(Response::new(pb::DisablePolicyResponse {
             policy: Some(proto::policy(&policy)),
         }))
@@ -75,8 +67,7 @@ impl PolicyService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
         violations.finish()?;
-        store::tenants::get(&self.pool, tenant_id).await?;
-        let policies = store::policies::list_active(&self.pool, tenant_id).await?;
+        let policies = self.active_policies(tenant_id).await?;
         Ok(Response::new(pb::ListActivePoliciesResponse {
             policies: policies.iter().map(proto::policy).collect(),
         }))
@@ -92,28 +83,14 @@ impl PolicyService for Ledger {
         let spec =
             super::ledger::transfer_spec(body.transfer.as_ref(), "transfer", &mut violations);
         violations.finish()?;
-        // The real posting path, rolled back: same locks, balances and policies, nothing kept.
-        let mut transaction = self.pool.begin().await.map_err(Error::from)?;
-        let decided = store::ledger::decide(
-            &mut transaction,
-            tenant_id,
-            None,
-            &[Operation::Transfer(spec)],
-            Linking::Linked,
-        )
-        .await;
-        transaction.rollback().await.map_err(Error::from)?;
-        let failure = match decided? {
-            Ok(_) => None,
-            Err(BatchRefusal { refusal, .. }) if refusal.kind == RefusalKind::Invalid => {
-                return Err(refusal.within("transfer").into());
-            }
-            Err(BatchRefusal { refusal, .. }) => Some(pb::TransferFailure {
+        let failure = self
+            .dry_run_transfer(tenant_id, spec)
+            .await?
+            .map(|refusal| pb::TransferFailure {
                 code: refusal.kind.code_name().to_owned(),
-                reason: refusal.reason.clone(),
-                message: refusal.message.clone(),
-            }),
-        };
+                reason: refusal.reason,
+                message: refusal.message,
+            });
         Ok(Response::new(pb::ValidateTransferResponse {
             accepted: failure.is_none(),
             failure,

@@ -1,18 +1,13 @@
 //! FirebaseImportService: the Firebase import's RPCs.
 
-use chrono::Utc;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::firebase_import_service_server::FirebaseImportService;
 use phoenix_runtime::Violations;
-use phoenix_runtime::idempotency::{self, RequestKey};
 use tonic::{Request, Response, Status};
 
-use super::{Ledger, tenant_of};
+use super::{keyed, tenant_of};
+use crate::app::Ledger;
 use crate::domain::import::{self, IncomingRecord, Origin, RecordContent, SourceCollection};
-use crate::store;
-
-/// Rejected records in the report FinishImportBatch answers with.
-const FINISH_REJECTED_PAGE: i64 = 100;
 
 #[tonic::async_trait]
 impl FirebaseImportService for Ledger {
@@ -24,21 +19,14 @@ impl FirebaseImportService for Ledger {
         let mut violations = Violations::new();
         let tenant = tenant_of(&request, &req.tenant_id, &mut violations)?;
         let source_name = import::source_name(&req.source_name, &mut violations);
-        let key = violations.idempotency_key(&req.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant,
+            &req.idempotency_key,
             "FirebaseImportService/StartImportBatch",
             req,
-        );
-        let batch = idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
-            Box::pin(
-                async move { store::import::start(conn, tenant, &source_name, Utc::now()).await },
-            )
-        })
-        .await?;
-        tracing::info!(batch_id = %batch.id, source = %batch.source_name, "import batch started");
+        )?;
+        let batch = self.start_import(&key, tenant, source_name).await?;
         Ok(Response::new(pb::StartImportBatchResponse {
             batch: Some(crate::proto::import_batch(&batch)),
         }))
@@ -57,28 +45,14 @@ impl FirebaseImportService for Ledger {
         if records.len() == req.records.len() {
             import::check_call(&records, &mut violations);
         }
-        let key = violations.idempotency_key(&req.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant,
+            &req.idempotency_key,
             "FirebaseImportService/ImportRecords",
             req,
-        );
-        let plan = import::plan(&records);
-        let outcome = idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
-            Box::pin(async move {
-                store::import::import_records(conn, tenant, batch_id, plan, Utc::now()).await
-            })
-        })
-        .await?;
-        tracing::debug!(
-            %batch_id,
-            inserted = outcome.inserted,
-            duplicates = outcome.duplicates,
-            quarantined = outcome.quarantined,
-            "import records applied"
-        );
+        )?;
+        let outcome = self.import_into(&key, tenant, batch_id, records).await?;
         Ok(Response::new(pb::ImportRecordsResponse {
             inserted_count: outcome.inserted,
             duplicate_count: outcome.duplicates,
@@ -110,36 +84,14 @@ impl FirebaseImportService for Ledger {
             })
             .collect();
         import::check_sources(&sources, &mut violations);
-        let key = violations.idempotency_key(&req.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant,
+            &req.idempotency_key,
             "FirebaseImportService/FinishImportBatch",
             req,
-        );
-        let report = idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, |conn| {
-            Box::pin(async move {
-                store::import::finish(
-                    conn,
-                    tenant,
-                    batch_id,
-                    &sources,
-                    FINISH_REJECTED_PAGE,
-                    Utc::now(),
-                )
-                .await
-            })
-        })
-        .await?;
-        tracing::info!(
-            %batch_id,
-            status = report.batch.status.as_str(),
-            inserted = report.batch.inserted,
-            duplicates = report.batch.duplicates,
-            quarantined = report.batch.quarantined,
-            "import batch finished"
-        );
+        )?;
+        let report = self.finish_import(&key, tenant, batch_id, sources).await?;
         Ok(Response::new(pb::FinishImportBatchResponse {
             report: Some(crate::proto::import_report(&report)),
         }))
@@ -160,7 +112,7 @@ impl FirebaseImportService for Ledger {
             })
             .unwrap_or(0);
         violations.finish()?;
-        let report = store::import::report(&self.pool, tenant, batch_id, after, size).await?;
+        let report = self.import_report(tenant, batch_id, after, size).await?;
         Ok(Response::new(pb::GetImportReportResponse {
             report: Some(crate::proto::import_report(&report)),
         }))

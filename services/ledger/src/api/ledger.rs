@@ -1,182 +1,17 @@
 //! LedgerService: tenants, accounts, transfers, history.
 
-use std::collections::HashMap;
-
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::ledger_service_server::LedgerService;
-use phoenix_runtime::idempotency::{self, Ran, RequestKey};
-use phoenix_runtime::{Error, Refusal, Violations};
-use serde::{Deserialize, Serialize};
+use phoenix_runtime::Violations;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Ledger, tenant_of, version_token};
-use crate::domain::ledger::{
-    self, Account, BalanceLimit, BatchRefusal, Linking, NewAccount, Operation, Transfer,
-    TransferSpec,
-};
-use crate::domain::tenant::{NewTenant, Tenant};
-use crate::{error, proto, store};
-
-/// What a posting call answers: its batch id and one result per operation.
-#[derive(Debug, Clone)]
-pub struct BatchOutcome {
-    pub batch_id: Uuid,
-    pub results: Vec<Result<Transfer, Refusal>>,
-}
-
-/// What a posting call records under its idempotency key: the ids of the transfers it made
-/// (which are immutable, so a replay reads them back) and its refusals. An 8,000-transfer batch
-/// records 384 kB of JSON instead of 4.5 MB of transfers.
-#[derive(Debug, Serialize, Deserialize)]
-struct PostingRecord {
-    batch_id: Uuid,
-    results: Vec<Result<Uuid, Refusal>>,
-}
-
-impl PostingRecord {
-    fn of(outcome: &BatchOutcome) -> Self {
-        Self {
-            batch_id: outcome.batch_id,
-            results: outcome
-                .results
-                .iter()
-                .map(|result| result.as_ref().map(|t| t.id).map_err(Clone::clone))
-                .collect(),
-        }
-    }
-}
-
-/// Where the refusal of a linked call points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Located {
-    /// A batch: under `transfers[i]`, with the index in the metadata.
-    Batch,
-    /// One operation whose fields sit under this prefix (`transfer`), or at the top.
-    Single(Option<&'static str>),
-}
-
-impl Located {
-    fn refusal(self, refused: BatchRefusal) -> Refusal {
-        match self {
-            Self::Batch => error::refused_in_batch(refused.index, *refused.refusal),
-            Self::Single(Some(prefix)) if refused.refusal.field().is_some() => {
-                refused.refusal.within(prefix)
-            }
-            Self::Single(_) => *refused.refusal,
-        }
-    }
-}
-
-impl Ledger {
-    /// Runs `operations` as one posting call under the request's idempotency key.
-    pub async fn post_once(
-        &self,
-        key: &RequestKey,
-        tenant_id: Uuid,
-        operations: Vec<Operation>,
-        linking: Linking,
-        located: Located,
-    ) -> Result<BatchOutcome, Error> {
-        let snapshot_every = self.settings.snapshot_every;
-        let key_text = key.key.clone();
-        let ran = idempotency::once_recording(
-            &self.pool,
-            key,
-            self.settings.idempotency_ttl,
-            move |connection| {
-                Box::pin(async move {
-                    let posting = store::ledger::post(
-                        connection,
-                        tenant_id,
-                        Some(key_text),
-                        &operations,
-                        linking,
-                        snapshot_every,
-                    )
-                    .await?
-                    .map_err(|refused| located.refusal(refused))?;
-                    let outcome = BatchOutcome {
-                        batch_id: posting
-                            .transfers
-                            .first()
-                            .map_or_else(Uuid::nil, |t| t.batch_id),
-                        results: posting.results,
-                    };
-                    let record = PostingRecord::of(&outcome);
-                    Ok((outcome, record))
-                })
-            },
-        )
-        .await?;
-        match ran {
-            Ran::Fresh(outcome, _) => {
-                crate::metrics::made(outcome.results.iter().filter_map(|r| r.as_ref().ok()));
-                Ok(outcome)
-            }
-            Ran::Replayed(record) => self.replay(tenant_id, record).await,
-        }
-    }
-
-    /// The answer a posting call gave, rebuilt from its record: its transfers as they were made.
-    async fn replay(&self, tenant_id: Uuid, record: PostingRecord) -> Result<BatchOutcome, Error> {
-        let ids: Vec<Uuid> = record
-            .results
-            .iter()
-            .filter_map(|result| result.as_ref().ok().copied())
-            .collect();
-        let mut made: HashMap<Uuid, Transfer> =
-            store::ledger::get_transfers(&self.pool, tenant_id, &ids)
-                .await?
-                .into_iter()
-                .map(|transfer| (transfer.id, transfer.as_made()))
-                .collect();
-        let results = record
-            .results
-            .into_iter()
-            .map(|result| match result {
-                Ok(id) => made.remove(&id).map(Ok).ok_or_else(|| {
-                    Error::invariant(
-                        "RECORDED_TRANSFER_EXISTS",
-                        format!("transfer {id} recorded under an idempotency key is missing"),
-                    )
-                }),
-                Err(refusal) => Ok(Err(refusal)),
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(BatchOutcome {
-            batch_id: record.batch_id,
-            results,
-        })
-    }
-
-    /// A single-operation call: its one transfer, or its refusal with fields under `prefix`.
-    async fn post_single(
-        &self,
-        key: &RequestKey,
-        tenant_id: Uuid,
-        operation: Operation,
-        prefix: Option<&'static str>,
-    ) -> Result<pb::Transfer, Error> {
-        let outcome = self
-            .post_once(
-                key,
-                tenant_id,
-                vec![operation],
-                Linking::Linked,
-                Located::Single(prefix),
-            )
-            .await?;
-        match outcome.results.into_iter().next() {
-            Some(Ok(transfer)) => Ok(proto::transfer(&transfer)),
-            Some(Err(refusal)) => Err(refusal.into()),
-            None => Err(Error::invariant(
-                "ONE_RESULT_PER_OPERATION",
-                "a posting call of one operation returned no result",
-            )),
-        }
-    }
-}
+use super::{keyed, tenant_of, version_token};
+use crate::app::Ledger;
+use crate::app::posting::Located;
+use crate::domain::ledger::{self, BalanceLimit, Linking, NewAccount, Operation, TransferSpec};
+use crate::domain::tenant::NewTenant;
+use crate::proto;
 
 /// A transfer spec from the wire, checked into `violations` with its fields under `field`;
 /// UUID fields are checked here, the rules in the domain.
@@ -238,15 +73,14 @@ impl LedgerService for Ledger {
         let body = request.get_ref();
         let mut violations = Violations::new();
         let new = NewTenant::parse(&body.slug, &body.name, &mut violations);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new("", key, "LedgerService/CreateTenant", body);
-        let tenant: Tenant =
-            idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
-                Box::pin(async move { store::tenants::create(c, &new, chrono::Utc::now()).await })
-            })
-            .await?;
-        tracing::info!(tenant_id = %tenant.id, slug = %tenant.slug, "tenant created");
+        let key = keyed(
+            violations,
+            "",
+            &body.idempotency_key,
+            "LedgerService/CreateTenant",
+            body,
+        )?;
+        let tenant = self.register_tenant(&key, new).await?;
         Ok(Response::new(pb::CreateTenantResponse {
             tenant: Some(proto::tenant(&tenant)),
         }))
@@ -259,7 +93,7 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
         violations.finish()?;
-        let tenant = store::tenants::get(&self.pool, tenant_id).await?;
+        let tenant = self.tenant(tenant_id).await?;
         Ok(Response::new(pb::GetTenantResponse {
             tenant: Some(proto::tenant(&tenant)),
         }))
@@ -275,7 +109,7 @@ impl LedgerService for Ledger {
         let limit = violations.page_size(body.page_size, 100, 1000);
         let after = violations.page_token(&body.page_token, |t| Uuid::try_parse(t).ok());
         violations.finish()?;
-        let tenants = store::tenants::list(&self.pool, after, only, limit).await?;
+        let tenants = self.tenants(after, only, limit).await?;
         let next_page_token = match tenants.last() {
             Some(last) if i64::try_from(tenants.len()).unwrap_or(0) == limit => last.id.to_string(),
             _ => String::new(),
@@ -312,21 +146,14 @@ impl LedgerService for Ledger {
             body.metadata.clone(),
             &mut violations,
         );
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/CreateAccount",
             body,
-        );
-        let account: Account =
-            idempotency::once(&self.pool, &key, self.settings.idempotency_ttl, move |c| {
-                Box::pin(async move {
-                    store::ledger::create_account(c, tenant_id, &new, chrono::Utc::now()).await
-                })
-            })
-            .await?;
+        )?;
+        let account = self.open_account(&key, tenant_id, new).await?;
         Ok(Response::new(pb::CreateAccountResponse {
             account: Some(proto::account(&account)),
         }))
@@ -341,7 +168,7 @@ impl LedgerService for Ledger {
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let id = violations.uuid("account_id", &body.account_id);
         violations.finish()?;
-        let account = store::ledger::get_account(&self.pool, tenant_id, id).await?;
+        let account = self.account(tenant_id, id).await?;
         Ok(Response::new(pb::GetAccountResponse {
             account: Some(proto::account(&account)),
         }))
@@ -357,7 +184,7 @@ impl LedgerService for Ledger {
         let owner = body.owner_ref.trim();
         violations.check(!owner.is_empty(), "owner_ref", "REQUIRED", "is required");
         violations.finish()?;
-        let accounts = store::ledger::list_accounts(&self.pool, tenant_id, owner).await?;
+        let accounts = self.accounts(tenant_id, owner).await?;
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: accounts.iter().map(proto::account).collect(),
         }))
@@ -371,19 +198,18 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let spec = transfer_spec(body.transfer.as_ref(), "transfer", &mut violations);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/CreateTransfer",
             body,
-        );
+        )?;
         let transfer = self
-            .post_single(&key, tenant_id, Operation::Transfer(spec), Some("transfer"))
+            .post_operation(&key, tenant_id, Operation::Transfer(spec), Some("transfer"))
             .await?;
         Ok(Response::new(pb::CreateTransferResponse {
-            transfer: Some(transfer),
+            transfer: Some(proto::transfer(&transfer)),
         }))
     }
 
@@ -433,16 +259,15 @@ impl LedgerService for Ledger {
         } else {
             Vec::new()
         };
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/CreateTransfers",
             body,
-        );
+        )?;
         let outcome = self
-            .post_once(
+            .post(
                 &key,
                 tenant_id,
                 operations,
@@ -481,16 +306,15 @@ impl LedgerService for Ledger {
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let pending_id = violations.uuid("pending_id", &body.pending_id);
         let amount = optional_amount(&mut violations, body.amount);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/PostPendingTransfer",
             body,
-        );
+        )?;
         let transfer = self
-            .post_single(
+            .post_operation(
                 &key,
                 tenant_id,
                 Operation::PostPending { pending_id, amount },
@@ -498,7 +322,7 @@ impl LedgerService for Ledger {
             )
             .await?;
         Ok(Response::new(pb::PostPendingTransferResponse {
-            transfer: Some(transfer),
+            transfer: Some(proto::transfer(&transfer)),
         }))
     }
 
@@ -510,19 +334,18 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let pending_id = violations.uuid("pending_id", &body.pending_id);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/VoidPendingTransfer",
             body,
-        );
+        )?;
         let transfer = self
-            .post_single(&key, tenant_id, Operation::VoidPending { pending_id }, None)
+            .post_operation(&key, tenant_id, Operation::VoidPending { pending_id }, None)
             .await?;
         Ok(Response::new(pb::VoidPendingTransferResponse {
-            transfer: Some(transfer),
+            transfer: Some(proto::transfer(&transfer)),
         }))
     }
 
@@ -535,22 +358,23 @@ impl LedgerService for Ledger {
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let transfer_id = violations.uuid("transfer_id", &body.transfer_id);
         let amount = optional_amount(&mut violations, body.amount);
-        let key = violations.idempotency_key(&body.idempotency_key);
-        violations.finish()?;
-        let key = RequestKey::new(
-            tenant_id.to_string(),
-            key,
+        let key = keyed(
+            violations,
+            tenant_id,
+            &body.idempotency_key,
             "LedgerService/ReverseTransfer",
             body,
-        );
+        )?;
         let operation = Operation::Reverse {
             transfer_id,
             amount,
             code: body.code.clone(),
         };
-        let transfer = self.post_single(&key, tenant_id, operation, None).await?;
+        let transfer = self
+            .post_operation(&key, tenant_id, operation, None)
+            .await?;
         Ok(Response::new(pb::ReverseTransferResponse {
-            transfer: Some(transfer),
+            transfer: Some(proto::transfer(&transfer)),
         }))
     }
 
@@ -563,7 +387,7 @@ impl LedgerService for Ledger {
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let id = violations.uuid("transfer_id", &body.transfer_id);
         violations.finish()?;
-        let transfer = store::ledger::get_transfer(&self.pool, tenant_id, id).await?;
+        let transfer = self.transfer(tenant_id, id).await?;
         Ok(Response::new(pb::GetTransferResponse {
             transfer: Some(proto::transfer(&transfer)),
         }))
@@ -580,8 +404,7 @@ impl LedgerService for Ledger {
         let limit = violations.page_size(body.page_size, 100, 1000);
         let after = version_token(&mut violations, &body.page_token);
         violations.finish()?;
-        let entries =
-            store::ledger::list_entries(&self.pool, tenant_id, account_id, after, limit).await?;
+        let entries = self.entries(tenant_id, account_id, after, limit).await?;
         let next_page_token = match entries.last() {
             Some(last) if i64::try_from(entries.len()).unwrap_or(0) == limit => {
                 last.version.to_string()
@@ -615,8 +438,7 @@ impl LedgerService for Ledger {
         let at = violations.timestamp("time", body.time.as_ref());
         violations.finish()?;
         let at = at.unwrap_or_default();
-        let (posted, version) =
-            store::ledger::balance_at(&self.pool, tenant_id, account_id, at).await?;
+        let (posted, version) = self.balance_at(tenant_id, account_id, at).await?;
         Ok(Response::new(pb::GetBalanceAtResponse { posted, version }))
     }
 }

@@ -1,5 +1,6 @@
-//! The gRPC face of the ledger: proto ⇄ domain and validation, nothing else. One module per
-//! tonic service; this one holds what they share (tenant scoping, keys, ids, pages).
+//! The gRPC face of the ledger: each handler decodes and validates its request whole (with
+//! [`Violations`]), calls one use case of [`crate::app::Ledger`] and encodes the answer. One
+//! module per tonic service; this one holds what they share (tenant scoping, page tokens).
 
 pub mod event_store;
 pub mod governance;
@@ -7,24 +8,15 @@ mod import;
 pub mod ledger;
 pub mod stock;
 
+use phoenix_runtime::idempotency::RequestKey;
 use phoenix_runtime::{Refusal, Violations, auth};
 use tonic::Request;
 use uuid::Uuid;
 
-use crate::config::LedgerSettings;
 use crate::error;
 
 /// Role that may manage tenants and act on any tenant when authentication is on.
 pub const ADMIN_ROLE: &str = "ledger-admin";
-
-/// What every service of the ledger needs.
-#[derive(Debug, Clone)]
-pub struct Ledger {
-    pub pool: sqlx::PgPool,
-    pub settings: LedgerSettings,
-    /// Ends server streams (subscriptions) when the service shuts down.
-    pub shutdown: tokio_util::sync::CancellationToken,
-}
 
 /// The tenant a call acts on, checked into `violations`. With authentication off it is
 /// `tenant_id`. With it on, the caller's token decides: an empty `tenant_id` means the token's
@@ -73,4 +65,18 @@ pub fn version_token(violations: &mut Violations, token: &str) -> i64 {
     violations
         .page_token(token, |t| t.parse::<i64>().ok().filter(|v| *v >= 0))
         .unwrap_or(0)
+}
+
+/// Ends the validation of a mutating call: its `idempotency_key` is checked with the other
+/// fields, every violation is refused at once, and the key fingerprints the whole request.
+pub fn keyed(
+    mut violations: Violations,
+    scope: impl ToString,
+    idempotency_key: &str,
+    method: &'static str,
+    request: &impl prost::Message,
+) -> Result<RequestKey, Refusal> {
+    let key = violations.idempotency_key(idempotency_key);
+    violations.finish()?;
+    Ok(RequestKey::new(scope.to_string(), key, method, request))
 }

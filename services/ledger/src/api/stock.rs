@@ -1,19 +1,18 @@
 //! StockService: a tenant's inventory with reservations, and the items its users own.
 
-use chrono::Utc;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::stock_service_server::StockService;
-use phoenix_runtime::idempotency::{self, RequestKey};
 use phoenix_runtime::{Error, RefusalKind, Violations};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use super::{Ledger, tenant_of};
+use super::{keyed, tenant_of};
+use crate::app::Ledger;
+use crate::app::stock::HoldingMove;
 use crate::domain::stock::{
     Adjustment, HoldingChange, NewInventoryItem, ReservationRequest, Resolution, check_code,
     check_owner_ref,
 };
-use crate::{metrics, proto, store};
+use crate::{metrics, proto};
 
 const DEFAULT_PAGE_SIZE: i64 = 100;
 const MAX_PAGE_SIZE: i64 = 1000;
@@ -125,23 +124,14 @@ async fn create_inventory_item(
         request.on_hand,
         &mut violations,
     );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/CreateInventoryItem",
         &request,
-    );
-    let now = Utc::now();
-    let item = idempotency::once(
-        &ledger.pool,
-        &key,
-        ledger.settings.idempotency_ttl,
-        move |c| Box::pin(async move { store::stock::create_item(c, tenant, &new, now).await }),
-    )
-    .await?;
-    tracing::info!(%tenant, sku = %item.sku, "inventory item created");
+    )?;
+    let item = ledger.create_item(&key, tenant, new).await?;
     Ok(pb::CreateInventoryItemResponse {
         item: Some(proto::inventory_item(&item)),
     })
@@ -156,7 +146,7 @@ async fn get_inventory_item(
     let sku = &request.get_ref().sku;
     violations.take(check_code("sku", sku));
     violations.finish()?;
-    let item = store::stock::get_item(&ledger.pool, tenant, sku).await?;
+    let item = ledger.item(tenant, sku).await?;
     Ok(pb::GetInventoryItemResponse {
         item: Some(proto::inventory_item(&item)),
     })
@@ -179,7 +169,7 @@ async fn list_inventory_items(
         }
     };
     violations.finish()?;
-    let mut items = store::stock::list_items(&ledger.pool, tenant, after, limit + 1).await?;
+    let mut items = ledger.items(tenant, after, limit + 1).await?;
     let next_page_token = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
         items.truncate(items.len() - 1);
         items
@@ -209,22 +199,14 @@ async fn adjust_inventory(
         &request.reason,
         &mut violations,
     );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/AdjustInventory",
         &request,
-    );
-    let now = Utc::now();
-    let item = idempotency::once(
-        &ledger.pool,
-        &key,
-        ledger.settings.idempotency_ttl,
-        move |c| Box::pin(async move { store::stock::adjust(c, tenant, &adjustment, now).await }),
-    )
-    .await?;
+    )?;
+    let item = ledger.adjust_item(&key, tenant, adjustment).await?;
     Ok(pb::AdjustInventoryResponse {
         item: Some(proto::inventory_item(&item)),
     })
@@ -247,22 +229,14 @@ async fn reserve_stock(
         &request.reference,
         &mut violations,
     );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/ReserveStock",
         &request,
-    );
-    let now = Utc::now();
-    let (reservation, item) = idempotency::once(
-        &ledger.pool,
-        &key,
-        ledger.settings.idempotency_ttl,
-        move |c| Box::pin(async move { store::stock::reserve(c, tenant, &reservation, now).await }),
-    )
-    .await?;
+    )?;
+    let (reservation, item) = ledger.reserve(&key, tenant, reservation).await?;
     Ok(pb::ReserveStockResponse {
         reservation: Some(proto::reservation(&reservation)),
         item: Some(proto::inventory_item(&item)),
@@ -277,18 +251,19 @@ async fn release_reservation(
     let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
     let id = violations.uuid("reservation_id", &request.reservation_id);
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/ReleaseReservation",
         &request,
-    );
-    let (reservation, item) = resolve(ledger, tenant, id, key, Resolution::Release).await?;
+    )?;
+    let (reservation, item) = ledger
+        .resolve_reservation(&key, tenant, id, Resolution::Release)
+        .await?;
     Ok(pb::ReleaseReservationResponse {
-        reservation: Some(reservation),
-        item: Some(item),
+        reservation: Some(proto::reservation(&reservation)),
+        item: Some(proto::inventory_item(&item)),
     })
 }
 
@@ -300,43 +275,20 @@ async fn commit_reservation(
     let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
     let id = violations.uuid("reservation_id", &request.reservation_id);
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
+    let key = keyed(
+        violations,
+        tenant,
+        &request.idempotency_key,
         "StockService/CommitReservation",
         &request,
-    );
-    let (reservation, item) = resolve(ledger, tenant, id, key, Resolution::Commit).await?;
+    )?;
+    let (reservation, item) = ledger
+        .resolve_reservation(&key, tenant, id, Resolution::Commit)
+        .await?;
     Ok(pb::CommitReservationResponse {
-        reservation: Some(reservation),
-        item: Some(item),
+        reservation: Some(proto::reservation(&reservation)),
+        item: Some(proto::inventory_item(&item)),
     })
-}
-
-/// Commits or releases reservation `id`, once per key.
-async fn resolve(
-    ledger: &Ledger,
-    tenant: Uuid,
-    id: Uuid,
-    key: RequestKey,
-    resolution: Resolution,
-) -> Result<(pb::Reservation, pb::InventoryItem), Error> {
-    let now = Utc::now();
-    let (reservation, item) = idempotency::once(
-        &ledger.pool,
-        &key,
-        ledger.settings.idempotency_ttl,
-        move |c| {
-            Box::pin(async move { store::stock::resolve(c, tenant, id, resolution, now).await })
-        },
-    )
-    .await?;
-    Ok((
-        proto::reservation(&reservation),
-        proto::inventory_item(&item),
-    ))
 }
 
 async fn get_reservation(
@@ -347,7 +299,7 @@ async fn get_reservation(
     let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let id = violations.uuid("reservation_id", &request.get_ref().reservation_id);
     violations.finish()?;
-    let reservation = store::stock::get_reservation(&ledger.pool, tenant, id).await?;
+    let reservation = ledger.reservation(tenant, id).await?;
     Ok(pb::GetReservationResponse {
         reservation: Some(proto::reservation(&reservation)),
     })
@@ -357,21 +309,18 @@ async fn add_holding(
     ledger: &Ledger,
     request: Request<pb::AddHoldingRequest>,
 ) -> Result<pb::AddHoldingResponse, Error> {
-    let mut violations = Violations::new();
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
-    let request = request.into_inner();
-    let change = HoldingChange::parse(
-        &request.owner_ref,
-        &request.item_code,
-        request.quantity,
-        &mut violations,
-    );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(tenant.to_string(), key, "StockService/AddHolding", &request);
-    let holding = change_holding(ledger, tenant, change, &key, HoldingMove::Add).await?;
+    let body = request.get_ref();
+    let asked = HoldingCall {
+        tenant_id: &body.tenant_id,
+        owner_ref: &body.owner_ref,
+        item_code: &body.item_code,
+        quantity: body.quantity,
+        idempotency_key: &body.idempotency_key,
+        method: "StockService/AddHolding",
+        direction: HoldingMove::Add,
+    };
     Ok(pb::AddHoldingResponse {
-        holding: Some(holding),
+        holding: Some(change_holding(ledger, &request, asked).await?),
     })
 }
 
@@ -379,61 +328,55 @@ async fn remove_holding(
     ledger: &Ledger,
     request: Request<pb::RemoveHoldingRequest>,
 ) -> Result<pb::RemoveHoldingResponse, Error> {
-    let mut violations = Violations::new();
-    let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
-    let request = request.into_inner();
-    let change = HoldingChange::parse(
-        &request.owner_ref,
-        &request.item_code,
-        request.quantity,
-        &mut violations,
-    );
-    let key = violations.idempotency_key(&request.idempotency_key);
-    violations.finish()?;
-    let key = RequestKey::new(
-        tenant.to_string(),
-        key,
-        "StockService/RemoveHolding",
-        &request,
-    );
-    let holding = change_holding(ledger, tenant, change, &key, HoldingMove::Remove).await?;
+    let body = request.get_ref();
+    let asked = HoldingCall {
+        tenant_id: &body.tenant_id,
+        owner_ref: &body.owner_ref,
+        item_code: &body.item_code,
+        quantity: body.quantity,
+        idempotency_key: &body.idempotency_key,
+        method: "StockService/RemoveHolding",
+        direction: HoldingMove::Remove,
+    };
     Ok(pb::RemoveHoldingResponse {
-        holding: Some(holding),
+        holding: Some(change_holding(ledger, &request, asked).await?),
     })
 }
 
-/// Which way a holding call moves units.
-#[derive(Debug, Clone, Copy)]
-enum HoldingMove {
-    Add,
-    Remove,
+/// What AddHolding and RemoveHolding ask: the same fields, each its own direction.
+struct HoldingCall<'a> {
+    tenant_id: &'a str,
+    owner_ref: &'a str,
+    item_code: &'a str,
+    quantity: i64,
+    idempotency_key: &'a str,
+    method: &'static str,
+    direction: HoldingMove,
 }
 
-/// Applies a validated holding change once per idempotency key.
-async fn change_holding(
+async fn change_holding<R: prost::Message>(
     ledger: &Ledger,
-    tenant: Uuid,
-    change: HoldingChange,
-    key: &RequestKey,
-    direction: HoldingMove,
+    request: &Request<R>,
+    asked: HoldingCall<'_>,
 ) -> Result<pb::Holding, Error> {
-    let now = Utc::now();
-    let holding = idempotency::once(
-        &ledger.pool,
-        key,
-        ledger.settings.idempotency_ttl,
-        move |c| {
-            Box::pin(async move {
-                match direction {
-                    HoldingMove::Add => store::stock::add_holding(c, tenant, &change, now).await,
-                    HoldingMove::Remove => {
-                        store::stock::remove_holding(c, tenant, &change, now).await
-                    }
-                }
-            })
-        },
-    )
-    .await?;
+    let mut violations = Violations::new();
+    let tenant = tenant_of(request, asked.tenant_id, &mut violations)?;
+    let change = HoldingChange::parse(
+        asked.owner_ref,
+        asked.item_code,
+        asked.quantity,
+        &mut violations,
+    );
+    let key = keyed(
+        violations,
+        tenant,
+        asked.idempotency_key,
+        asked.method,
+        request.get_ref(),
+    )?;
+    let holding = ledger
+        .change_holding(&key, tenant, change, asked.direction)
+        .await?;
     Ok(proto::holding(&holding))
 }
 
@@ -446,7 +389,7 @@ async fn list_holdings(
     let owner_ref = request.get_ref().owner_ref.trim();
     violations.take(check_owner_ref(owner_ref));
     violations.finish()?;
-    let holdings = store::stock::list_holdings(&ledger.pool, tenant, owner_ref).await?;
+    let holdings = ledger.holdings(tenant, owner_ref).await?;
     Ok(pb::ListHoldingsResponse {
         holdings: holdings.iter().map(proto::holding).collect(),
     })

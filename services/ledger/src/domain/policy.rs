@@ -57,6 +57,18 @@ impl Policy {
     pub fn applies_to(&self, asset_code: &str) -> bool {
         self.asset_code.is_empty() || self.asset_code == asset_code
     }
+
+    /// Only an active policy can be disabled.
+    pub fn require_active(&self) -> Result<(), Refusal> {
+        match self.effective_to {
+            None => Ok(()),
+            Some(_) => Err(Refusal::precondition(
+                "POLICY_ENDED",
+                format!("policy {} has already ended", self.id),
+            )
+            .at("policy_id")),
+        }
+    }
 }
 
 /// A policy to set, validated.

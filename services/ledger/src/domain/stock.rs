@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use phoenix_runtime::Violations;
+use phoenix_runtime::{Error, Violations, quote};
 
 use super::{Refusal, RefusalKind};
 
@@ -58,8 +58,9 @@ impl InventoryItem {
                 RefusalKind::Conflict,
                 "VERSION_CONFLICT",
                 format!(
-                    "item {:?} is at version {}, not {expected}; read it again and retry",
-                    self.sku, self.version
+                    "item {} is at version {}, not {expected}; read it again and retry",
+                    quote(&self.sku),
+                    self.version
                 ),
             )
             .at("expected_version")
@@ -109,8 +110,8 @@ impl InventoryItem {
             return Err(Refusal::precondition(
                 "INSUFFICIENT_STOCK",
                 format!(
-                    "item {:?} has {available} units available, {quantity} were asked for",
-                    self.sku
+                    "item {} has {available} units available, {quantity} were asked for",
+                    quote(&self.sku)
                 ),
             )
             .at("quantity")
@@ -125,8 +126,10 @@ impl InventoryItem {
     }
 
     /// The counts once an open reservation of `quantity` units ends as `outcome`: committing
-    /// takes the units out of stock, releasing or expiring makes them available again.
-    pub fn settled(&self, quantity: i64, outcome: Resolution) -> Result<StockLevels, Refusal> {
+    /// takes the units out of stock, releasing or expiring makes them available again. An
+    /// item that cannot settle it has lost track of its reservations (`reserved` is the sum of
+    /// the open ones): a broken invariant, which the auditor reports too.
+    pub fn settled(&self, quantity: i64, outcome: Resolution) -> Result<StockLevels, Error> {
         let reserved = self.reserved.checked_sub(quantity).filter(|r| *r >= 0);
         let on_hand = match outcome {
             Resolution::Commit => self.on_hand.checked_sub(quantity).filter(|o| *o >= 0),
@@ -136,15 +139,17 @@ impl InventoryItem {
             (Some(on_hand), Some(reserved)) if reserved <= on_hand => {
                 Ok(StockLevels { on_hand, reserved })
             }
-            // Only a broken invariant (reserved != sum of open reservations) gets here.
-            _ => Err(Refusal::precondition(
+            _ => Err(Error::invariant(
                 "STOCK_INCONSISTENT",
                 format!(
-                    "item {:?} has {} on hand and {} reserved, which cannot settle a reservation of {quantity}",
-                    self.sku, self.on_hand, self.reserved
+                    "item {} of tenant {} has {} on hand and {} reserved, which cannot settle a \
+                     reservation of {quantity}",
+                    quote(&self.sku),
+                    self.tenant_id,
+                    self.on_hand,
+                    self.reserved
                 ),
-            )
-            .with("sku", &self.sku)),
+            )),
         }
     }
 }
@@ -475,8 +480,10 @@ impl Holding {
             return Err(Refusal::precondition(
                 "INSUFFICIENT_HOLDING",
                 format!(
-                    "{:?} owns {} of {:?}, {quantity} cannot be taken",
-                    self.owner_ref, self.quantity, self.item_code
+                    "{} owns {} of {}, {quantity} cannot be taken",
+                    quote(&self.owner_ref),
+                    self.quantity,
+                    quote(&self.item_code)
                 ),
             )
             .at("quantity")
@@ -734,12 +741,14 @@ mod tests {
                 }
             );
         }
-        assert_eq!(
+        assert!(matches!(
             item.settled(5, Resolution::Release)
-                .expect_err("more than reserved")
-                .reason,
-            "STOCK_INCONSISTENT"
-        );
+                .expect_err("more than reserved"),
+            Error::Invariant {
+                invariant: "STOCK_INCONSISTENT",
+                ..
+            }
+        ));
     }
 
     #[test]

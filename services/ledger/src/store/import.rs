@@ -10,15 +10,16 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::events::{self, NewEvent, types};
-use super::tenants;
-use crate::domain::import::{
-    self, BatchStatus, Collection, DatabaseCollection, Fields, ImportBatch, ImportOutcome,
-    ImportPlan, ImportReport, Planned, Quarantined, RejectedRecord, SourceCollection,
-};
-use phoenix_runtime::{Error, quote};
+use phoenix_runtime::stream::{self, NewEvent};
 
-use crate::error::{self, import_batch_not_found as not_found};
+use super::events::types;
+use crate::domain::import::{
+    self, BatchStatus, Collection, DatabaseCollection, Fields, ImportBatch, Planned, Quarantined,
+    RejectedRecord, SourceCollection,
+};
+use phoenix_runtime::Error;
+
+use crate::error;
 
 /// Aggregate type of a batch's event stream.
 pub const AGGREGATE: &str = "import_batch";
@@ -63,14 +64,13 @@ fn batch(row: BatchRow) -> Result<(ImportBatch, i64), Error> {
     ))
 }
 
-/// Opens a batch for a tenant that exists.
-pub async fn start(
+/// Opens a batch, with its `ImportBatchStarted` event.
+pub async fn insert_batch(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     source_name: &str,
     now: DateTime<Utc>,
 ) -> Result<ImportBatch, Error> {
-    tenants::get(&mut *connection, tenant_id).await?;
     let row: BatchRow = sqlx::query_as(&format!(
         "INSERT INTO import_batches (tenant_id, id, source_name, status, started_at, event_version)
          VALUES ($1, $2, $3, 'RUNNING', $4, 1)
@@ -86,20 +86,34 @@ pub async fn start(
     let payload = pb::ImportBatchStarted {
         batch: Some(crate::proto::import_batch(&started)),
     };
-    events::append(
+    append(
         connection,
-        tenant_id,
-        &[NewEvent::new(
-            AGGREGATE,
-            started.id,
-            1,
-            types::IMPORT_BATCH_STARTED,
-            &payload,
-            now,
-        )],
+        &started,
+        1,
+        types::IMPORT_BATCH_STARTED,
+        &payload,
+        now,
     )
     .await?;
     Ok(started)
+}
+
+async fn append(
+    connection: &mut PgConnection,
+    batch: &ImportBatch,
+    version: i64,
+    event_type: &'static str,
+    payload: &impl prost::Message,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    stream::append(
+        connection,
+        batch.tenant_id,
+        &[NewEvent::new(
+            AGGREGATE, batch.id, version, event_type, payload, now,
+        )],
+    )
+    .await
 }
 
 /// A batch of the tenant.
@@ -107,7 +121,7 @@ pub async fn get(
     executor: impl sqlx::PgExecutor<'_>,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<ImportBatch, Error> {
+) -> Result<Option<ImportBatch>, Error> {
     let row: Option<BatchRow> = sqlx::query_as(&format!(
         "SELECT {BATCH_COLUMNS} FROM import_batches WHERE tenant_id = $1 AND id = $2"
     ))
@@ -115,16 +129,16 @@ pub async fn get(
     .bind(id)
     .fetch_optional(executor)
     .await?;
-    Ok(batch(row.ok_or_else(|| not_found(id))?)?.0)
+    Ok(row.map(batch).transpose()?.map(|(batch, _)| batch))
 }
 
-/// A running batch, locked until the transaction ends: calls of one batch take turns, and
-/// none slips in after the finish.
-async fn lock_running(
+/// A batch, locked until the transaction ends: calls of one batch take turns, and none slips
+/// in after the finish.
+pub async fn lock(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<ImportBatch, Error> {
+) -> Result<Option<ImportBatch>, Error> {
     let row: Option<BatchRow> = sqlx::query_as(&format!(
         "SELECT {BATCH_COLUMNS} FROM import_batches WHERE tenant_id = $1 AND id = $2
          FOR NO KEY UPDATE"
@@ -133,86 +147,25 @@ async fn lock_running(
     .bind(id)
     .fetch_optional(connection)
     .await?;
-    let (batch, _) = batch(row.ok_or_else(|| not_found(id))?)?;
-    batch.require_running()?;
-    Ok(batch)
+    Ok(row.map(batch).transpose()?.map(|(batch, _)| batch))
 }
 
-/// Imports one call's documents into a running batch and quarantines what it turned away.
-pub async fn import_records(
+/// What one ImportRecords call adds to a batch's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub inserted: i64,
+    pub duplicates: i64,
+    pub quarantined: i64,
+}
+
+/// Adds one call's counts to a locked batch, with its `ImportRecordsApplied` event.
+pub async fn add_counts(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     batch_id: Uuid,
-    plan: ImportPlan,
+    counts: Counts,
     now: DateTime<Utc>,
-) -> Result<ImportOutcome, Error> {
-    lock_running(&mut *connection, tenant_id, batch_id).await?;
-    let mut inserted = 0;
-    let mut duplicates = plan.repeats;
-    let mut quarantined = plan.quarantined;
-    for collection in Collection::ALL {
-        let mut documents: Vec<&Planned> = plan
-            .documents
-            .iter()
-            .filter(|p| p.document.collection == collection)
-            .collect();
-        // Rows are locked in id order, so concurrent imports of overlapping ids queue rather
-        // than deadlock.
-        documents.sort_by(|a, b| a.document.id.cmp(&b.document.id));
-        if documents.is_empty() {
-            continue;
-        }
-        let new_ids = insert_documents(
-            &mut *connection,
-            tenant_id,
-            batch_id,
-            collection,
-            &documents,
-            now,
-        )
-        .await?;
-        let others: Vec<&Planned> = documents
-            .iter()
-            .copied()
-            .filter(|p| !new_ids.contains(p.document.id.as_str()))
-            .collect();
-        let existing = compare_existing(&mut *connection, tenant_id, collection, &others).await?;
-        let mut found = Vec::new();
-        for planned in others {
-            match existing.get(planned.document.id.as_str()) {
-                Some((true, _)) => found.push(planned),
-                Some((false, first_batch)) => {
-                    quarantined.push((planned.index, import::conflicting(planned, *first_batch)));
-                }
-                // Every id not inserted conflicted with a row, and rows are never deleted.
-                None => {
-                    return Err(Error::invariant(
-                        "IMPORTED_DOCUMENT_FOUND",
-                        format!(
-                            "{} {} was neither inserted nor found imported",
-                            collection.name(),
-                            quote(planned.document.id.as_str())
-                        ),
-                    ));
-                }
-            }
-        }
-        inserted += i64::try_from(new_ids.len()).unwrap_or(i64::MAX);
-        duplicates += i64::try_from(found.len()).unwrap_or(i64::MAX);
-        let mut read: Vec<(&str, &str)> =
-            new_ids.iter().map(|id| (id.as_str(), "INSERTED")).collect();
-        read.extend(
-            found
-                .iter()
-                .map(|p| (p.document.id.as_str(), "ALREADY_PRESENT")),
-        );
-        record_read(&mut *connection, tenant_id, batch_id, collection, &read).await?;
-    }
-    quarantined.sort_by_key(|(index, _)| *index);
-    let quarantined: Vec<Quarantined> = quarantined.into_iter().map(|(_, q)| q).collect();
-    insert_quarantine(&mut *connection, tenant_id, batch_id, &quarantined, now).await?;
-    let quarantined_count = i64::try_from(quarantined.len()).unwrap_or(i64::MAX);
-
+) -> Result<ImportBatch, Error> {
     let row: BatchRow = sqlx::query_as(&format!(
         "UPDATE import_batches
          SET records_read = records_read + $3 + $4 + $5, inserted = inserted + $3,
@@ -223,42 +176,32 @@ pub async fn import_records(
     ))
     .bind(tenant_id)
     .bind(batch_id)
-    .bind(inserted)
-    .bind(duplicates)
-    .bind(quarantined_count)
+    .bind(counts.inserted)
+    .bind(counts.duplicates)
+    .bind(counts.quarantined)
     .fetch_one(&mut *connection)
     .await?;
     let (batch, version) = batch(row)?;
     let payload = pb::ImportRecordsApplied {
         batch_id: batch_id.to_string(),
-        inserted_count: inserted,
-        duplicate_count: duplicates,
-        quarantined_count,
+        inserted_count: counts.inserted,
+        duplicate_count: counts.duplicates,
+        quarantined_count: counts.quarantined,
     };
-    events::append(
+    append(
         connection,
-        tenant_id,
-        &[NewEvent::new(
-            AGGREGATE,
-            batch_id,
-            version,
-            types::IMPORT_RECORDS_APPLIED,
-            &payload,
-            now,
-        )],
+        &batch,
+        version,
+        types::IMPORT_RECORDS_APPLIED,
+        &payload,
+        now,
     )
     .await?;
-    Ok(ImportOutcome {
-        inserted,
-        duplicates,
-        quarantined: quarantined_count,
-        rejected: quarantined.iter().map(RejectedRecord::new).collect(),
-        batch,
-    })
+    Ok(batch)
 }
 
 /// Inserts the documents of one collection that are not there yet; returns the ids inserted.
-async fn insert_documents(
+pub async fn insert_documents(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     batch_id: Uuid,
@@ -385,7 +328,7 @@ async fn insert_documents(
 
 /// For documents whose id is taken: whether the stored document is the same (jsonb equality,
 /// so key order and spacing do not matter) and which batch imported it.
-async fn compare_existing(
+pub async fn compare_existing(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     collection: Collection,
@@ -415,7 +358,7 @@ async fn compare_existing(
 }
 
 /// Notes the documents this batch read and found in their table.
-async fn record_read(
+pub async fn record_read(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     batch_id: Uuid,
@@ -442,7 +385,8 @@ async fn record_read(
     Ok(())
 }
 
-async fn insert_quarantine(
+/// Quarantines what a call turned away, in the order given.
+pub async fn insert_quarantine(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     batch_id: Uuid,
@@ -494,18 +438,13 @@ async fn insert_quarantine(
     Ok(())
 }
 
-/// Closes a running batch with the client's declaration: COMPLETED when every collection
-/// matches, FAILED with the reasons otherwise. Returns the report with the first page of
-/// rejected records.
-pub async fn finish(
+/// Records what the client declared it read, at the finish.
+pub async fn insert_sources(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     batch_id: Uuid,
     sources: &[SourceCollection],
-    rejected_page: i64,
-    now: DateTime<Utc>,
-) -> Result<ImportReport, Error> {
-    lock_running(&mut *connection, tenant_id, batch_id).await?;
+) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO import_batch_sources (tenant_id, batch_id, collection, document_count, checksum)
          SELECT $1, $2, s.collection, s.document_count, s.checksum
@@ -516,14 +455,22 @@ pub async fn finish(
     .bind(sources.iter().map(|s| s.collection.as_str()).collect::<Vec<_>>())
     .bind(sources.iter().map(|s| s.document_count).collect::<Vec<_>>())
     .bind(sources.iter().map(|s| s.checksum.as_str()).collect::<Vec<_>>())
-    .execute(&mut *connection)
+    .execute(connection)
     .await?;
-    let held = database_side(&mut *connection, tenant_id, batch_id).await?;
-    let collections = import::reconcile(Some(sources), &held);
-    let (status, error) = match import::verdict(&collections) {
-        Ok(()) => (BatchStatus::Completed, None),
-        Err(error) => (BatchStatus::Failed, Some(error)),
-    };
+    Ok(())
+}
+
+/// Ends a locked batch as `status` (with `error` when it failed), with its
+/// `ImportBatchFinished` event saying whether the source and the database `match`.
+pub async fn close(
+    connection: &mut PgConnection,
+    tenant_id: Uuid,
+    batch_id: Uuid,
+    status: BatchStatus,
+    error: Option<&str>,
+    matches: bool,
+    now: DateTime<Utc>,
+) -> Result<ImportBatch, Error> {
     let row: BatchRow = sqlx::query_as(&format!(
         "UPDATE import_batches
          SET status = $3, finished_at = greatest($4, started_at), error = $5,
@@ -535,53 +482,54 @@ pub async fn finish(
     .bind(batch_id)
     .bind(status.as_str())
     .bind(now)
-    .bind(&error)
+    .bind(error)
     .fetch_one(&mut *connection)
     .await?;
     let (batch, version) = batch(row)?;
-    let (rejected, next_after) =
-        rejected_records(&mut *connection, tenant_id, batch_id, 0, rejected_page).await?;
-    let report = ImportReport {
-        rejected_count: batch.quarantined,
-        batch,
-        collections,
-        rejected,
-        next_after,
-    };
     let payload = pb::ImportBatchFinished {
-        batch: Some(crate::proto::import_batch(&report.batch)),
-        matches: report.matches(),
+        batch: Some(crate::proto::import_batch(&batch)),
+        matches,
     };
-    events::append(
+    append(
         connection,
-        tenant_id,
-        &[NewEvent::new(
-            AGGREGATE,
-            batch_id,
-            version,
-            types::IMPORT_BATCH_FINISHED,
-            &payload,
-            now,
-        )],
+        &batch,
+        version,
+        types::IMPORT_BATCH_FINISHED,
+        &payload,
+        now,
     )
     .await?;
-    Ok(report)
+    Ok(batch)
 }
 
-/// The report of a batch as it stands, with the page of rejected records after `after`.
-pub async fn report(
+/// A batch's report as the database holds it, read in one snapshot so the counts, the report
+/// and the page agree.
+#[derive(Debug)]
+pub struct ReportParts {
+    pub batch: ImportBatch,
+    /// What the client declared, once the batch is finished.
+    pub sources: Option<Vec<SourceCollection>>,
+    pub held: Vec<DatabaseCollection>,
+    pub rejected: Vec<RejectedRecord>,
+    pub next_after: Option<i64>,
+}
+
+/// The parts of a batch's report, with the page of rejected records after `after`; `None`
+/// when the tenant has no such batch.
+pub async fn report_parts(
     pool: &sqlx::PgPool,
     tenant_id: Uuid,
     batch_id: Uuid,
     after: i64,
     page_size: i64,
-) -> Result<ImportReport, Error> {
-    // One snapshot, so the counts, the report and the page agree.
+) -> Result<Option<ReportParts>, Error> {
     let mut transaction = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *transaction)
         .await?;
-    let batch = get(&mut *transaction, tenant_id, batch_id).await?;
+    let Some(batch) = get(&mut *transaction, tenant_id, batch_id).await? else {
+        return Ok(None);
+    };
     let sources = if batch.status == BatchStatus::Running {
         None
     } else {
@@ -591,13 +539,13 @@ pub async fn report(
     let (rejected, next_after) =
         rejected_records(&mut transaction, tenant_id, batch_id, after, page_size).await?;
     transaction.commit().await?;
-    Ok(ImportReport {
-        rejected_count: batch.quarantined,
-        collections: import::reconcile(sources.as_deref(), &held),
+    Ok(Some(ReportParts {
         batch,
+        sources,
+        held,
         rejected,
         next_after,
-    })
+    }))
 }
 
 async fn declared_sources(
@@ -633,7 +581,7 @@ fn checksum_sql(column: &str) -> String {
 
 /// What the database holds of each collection the batch saw: the batch's ids found in the
 /// collection's table, its quarantined records, and the ids imported or quarantined.
-async fn database_side(
+pub async fn database_side(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     batch_id: Uuid,
@@ -713,7 +661,7 @@ type RejectedRow = (
 
 /// Up to `limit` quarantined records after position `after`, in arrival order, and the
 /// position to continue after when there are more.
-async fn rejected_records(
+pub async fn rejected_records(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     batch_id: Uuid,

@@ -2,15 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use phoenix_proto::ledger::v1 as pb;
+use phoenix_runtime::Error;
+use phoenix_runtime::stream::{self, NewEvent};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::events::{self, NewEvent, types};
-use super::ledger::POLICY_GATE;
-use crate::domain::Refusal;
+use super::POLICY_GATE;
+use super::events::types;
 use crate::domain::policy::{Policy, PolicyKind, PolicySpec};
 use crate::error;
-use phoenix_runtime::Error;
+
+/// Aggregate type of a policy's stream: version 1 when it starts, 2 when it ends.
+pub const POLICY_STREAM: &str = "policy";
 
 type PolicyRow = (
     Uuid,
@@ -40,11 +43,10 @@ fn policy(row: PolicyRow) -> Result<Policy, Error> {
 
 /// Waits until no posting of the tenant is in flight and holds them off until commit, then
 /// returns the database clock: postings before it used the old policies, after it the new.
-async fn close_gate(
+pub async fn close_gate(
     connection: &mut PgConnection,
     tenant_id: Uuid,
 ) -> Result<DateTime<Utc>, Error> {
-    super::tenants::get(&mut *connection, tenant_id).await?;
     Ok(sqlx::query_scalar(
         "SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock($1, hashtext($2::text))) gate",
     )
@@ -54,13 +56,13 @@ async fn close_gate(
     .await?)
 }
 
-/// Ends the active policy of the same kind and asset, if any, and starts the new one.
-pub async fn set(
+/// Ends the active policy of the spec's kind and asset at `now`, if there is one.
+pub async fn end_active(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     spec: &PolicySpec,
-) -> Result<Policy, Error> {
-    let now = close_gate(connection, tenant_id).await?;
+    now: DateTime<Utc>,
+) -> Result<Option<Policy>, Error> {
     let ended: Option<PolicyRow> = sqlx::query_as(&format!(
         "UPDATE policies SET effective_to = $4
          WHERE tenant_id = $1 AND kind = $2 AND asset_code = $3 AND effective_to IS NULL
@@ -70,12 +72,18 @@ pub async fn set(
     .bind(spec.kind.as_str())
     .bind(&spec.asset_code)
     .bind(now)
-    .fetch_optional(&mut *connection)
+    .fetch_optional(connection)
     .await?;
-    let mut changes = Vec::new();
-    if let Some(ended) = ended {
-        changes.push((policy(ended)?, 2));
-    }
+    ended.map(policy).transpose()
+}
+
+/// Starts a policy at `now`.
+pub async fn insert(
+    connection: &mut PgConnection,
+    tenant_id: Uuid,
+    spec: &PolicySpec,
+    now: DateTime<Utc>,
+) -> Result<Policy, Error> {
     let row: PolicyRow = sqlx::query_as(&format!(
         "INSERT INTO policies (tenant_id, id, kind, asset_code, limit_amount, effective_from)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {POLICY_COLUMNS}"
@@ -86,40 +94,33 @@ pub async fn set(
     .bind(&spec.asset_code)
     .bind(spec.limit)
     .bind(now)
-    .fetch_one(&mut *connection)
+    .fetch_one(connection)
     .await?;
-    let created = policy(row)?;
-    changes.push((created.clone(), 1));
-    append_changes(connection, tenant_id, &changes, now).await?;
-    Ok(created)
+    policy(row)
 }
 
-/// Ends a policy. NOT_FOUND if unknown, FAILED_PRECONDITION if it already ended.
-pub async fn disable(
+pub async fn get(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<Policy, Error> {
-    let now = close_gate(connection, tenant_id).await?;
+) -> Result<Option<Policy>, Error> {
     let row: Option<PolicyRow> = sqlx::query_as(&format!(
         "SELECT {POLICY_COLUMNS} FROM policies WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant_id)
     .bind(id)
-    .fetch_optional(&mut *connection)
+    .fetch_optional(connection)
     .await?;
-    let found = row
-        .map(policy)
-        .transpose()?
-        .ok_or_else(|| error::policy_not_found(id))?;
-    if found.effective_to.is_some() {
-        return Err(Refusal::precondition(
-            "POLICY_ENDED",
-            format!("policy {id} has already ended"),
-        )
-        .at("policy_id")
-        .into());
-    }
+    row.map(policy).transpose()
+}
+
+/// Ends policy `id` at `now`.
+pub async fn end(
+    connection: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Policy, Error> {
     let row: PolicyRow = sqlx::query_as(&format!(
         "UPDATE policies SET effective_to = $3 WHERE tenant_id = $1 AND id = $2
          RETURNING {POLICY_COLUMNS}"
@@ -127,14 +128,13 @@ pub async fn disable(
     .bind(tenant_id)
     .bind(id)
     .bind(now)
-    .fetch_one(&mut *connection)
+    .fetch_one(connection)
     .await?;
-    let ended = policy(row)?;
-    append_changes(connection, tenant_id, &[(ended.clone(), 2)], now).await?;
-    Ok(ended)
+    policy(row)
 }
 
-async fn append_changes(
+/// Appends a `PolicyChanged` event per (policy, version): 1 for a start, 2 for an end.
+pub async fn append_changes(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     changes: &[(Policy, i64)],
@@ -147,7 +147,7 @@ async fn append_changes(
                 policy: Some(crate::proto::policy(policy)),
             };
             NewEvent::new(
-                "policy",
+                POLICY_STREAM,
                 policy.id,
                 *version,
                 types::POLICY_CHANGED,
@@ -156,7 +156,7 @@ async fn append_changes(
             )
         })
         .collect();
-    events::append(connection, tenant_id, &events).await
+    stream::append(connection, tenant_id, &events).await
 }
 
 pub async fn list_active(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<Policy>, Error> {

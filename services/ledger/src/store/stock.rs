@@ -1,26 +1,24 @@
 //! Stock (inventory items and reservations) and holdings.
 //!
-//! Every change locks the row it changes (`FOR UPDATE`) before the domain decides, so two
-//! concurrent reservations of the last unit are decided one after the other and the second sees
-//! the first: stock is never oversold, and `CHECK (reserved <= on_hand)` backs that whatever
-//! writes. Locks are taken reservation first, then item, everywhere (and items in key order by
-//! the sweeper), so these transactions cannot deadlock one another. Each change bumps the row's
-//! `version` and appends an event at that version, so stream version == row version.
+//! The use cases lock the row they change (`FOR UPDATE`, the `lock_*` functions) before the
+//! domain decides; `CHECK (reserved <= on_hand)` backs the rules whatever writes. Each change
+//! bumps the row's `version` and appends an event at that version, in the same function, so
+//! stream version == row version.
 
 use chrono::{DateTime, Utc};
 use phoenix_proto::ledger::v1 as pb;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::events::{self, NewEvent, types};
-use super::tenants;
-use crate::domain::stock::{
-    Adjustment, Holding, HoldingChange, InventoryItem, NewInventoryItem, Reservation,
-    ReservationRequest, ReservationState, Resolution, StockLevels, actions,
-};
-use crate::error::{self, item_not_found, reservation_not_found};
-use crate::metrics;
 use phoenix_runtime::Error;
+use phoenix_runtime::stream::{self, NewEvent};
+
+use super::events::types;
+use crate::domain::stock::{
+    Holding, HoldingChange, InventoryItem, NewInventoryItem, Reservation, ReservationState,
+    StockLevels, actions,
+};
+use crate::error;
 
 /// Aggregate type of an item's event stream; its id is the sku.
 pub const ITEM_AGGREGATE: &str = "inventory_item";
@@ -45,13 +43,13 @@ fn item(row: ItemRow) -> InventoryItem {
     }
 }
 
-pub async fn create_item(
+/// Inserts a new item with its `created` event, unless the sku is taken (`None`).
+pub async fn insert_item(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     new: &NewInventoryItem,
     now: DateTime<Utc>,
-) -> Result<InventoryItem, Error> {
-    tenants::get(&mut *connection, tenant_id).await?;
+) -> Result<Option<InventoryItem>, Error> {
     let row: Option<ItemRow> = sqlx::query_as(&format!(
         "INSERT INTO inventory_items (tenant_id, sku, name, on_hand, reserved, version, updated_at)
          VALUES ($1, $2, $3, $4, 0, 1, $5)
@@ -65,16 +63,23 @@ pub async fn create_item(
     .bind(now)
     .fetch_optional(&mut *connection)
     .await?;
-    let created = row.map(item).ok_or_else(|| error::item_exists(&new.sku))?;
-    append_item_event(connection, &created, actions::CREATED, None, "", now).await?;
-    Ok(created)
+    let Some(created) = row.map(item) else {
+        return Ok(None);
+    };
+    let event = ItemEvent {
+        action: actions::CREATED,
+        reservation_id: None,
+        reason: "",
+    };
+    append_item_event(connection, &created, &event, now).await?;
+    Ok(Some(created))
 }
 
 pub async fn get_item(
     executor: impl sqlx::PgExecutor<'_>,
     tenant_id: Uuid,
     sku: &str,
-) -> Result<InventoryItem, Error> {
+) -> Result<Option<InventoryItem>, Error> {
     let row: Option<ItemRow> = sqlx::query_as(&format!(
         "SELECT {ITEM_COLUMNS} FROM inventory_items WHERE tenant_id = $1 AND sku = $2"
     ))
@@ -82,7 +87,7 @@ pub async fn get_item(
     .bind(sku)
     .fetch_optional(executor)
     .await?;
-    Ok(row.map(item).ok_or_else(|| item_not_found(sku))?)
+    Ok(row.map(item))
 }
 
 /// The tenant's items with sku after `after`, by sku.
@@ -106,11 +111,11 @@ pub async fn list_items(
 }
 
 /// The item, locked until the transaction ends.
-async fn lock_item(
+pub async fn lock_item(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     sku: &str,
-) -> Result<InventoryItem, Error> {
+) -> Result<Option<InventoryItem>, Error> {
     let row: Option<ItemRow> = sqlx::query_as(&format!(
         "SELECT {ITEM_COLUMNS} FROM inventory_items
          WHERE tenant_id = $1 AND sku = $2 FOR UPDATE"
@@ -119,15 +124,24 @@ async fn lock_item(
     .bind(sku)
     .fetch_optional(connection)
     .await?;
-    Ok(row.map(item).ok_or_else(|| item_not_found(sku))?)
+    Ok(row.map(item))
 }
 
-/// Stores new counts of a locked item and bumps its version.
-async fn update_item(
+/// What an item's event says about a change.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemEvent<'a> {
+    pub action: &'static str,
+    pub reservation_id: Option<Uuid>,
+    pub reason: &'a str,
+}
+
+/// Stores new counts of a locked item, bumps its version and appends its event.
+pub async fn update_item(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     sku: &str,
     levels: StockLevels,
+    event: &ItemEvent<'_>,
     now: DateTime<Utc>,
 ) -> Result<InventoryItem, Error> {
     let row: ItemRow = sqlx::query_as(&format!(
@@ -141,26 +155,29 @@ async fn update_item(
     .bind(levels.on_hand)
     .bind(levels.reserved)
     .bind(now)
-    .fetch_one(connection)
+    .fetch_one(&mut *connection)
     .await?;
-    Ok(item(row))
+    let changed = item(row);
+    append_item_event(connection, &changed, event, now).await?;
+    Ok(changed)
 }
 
 async fn append_item_event(
     connection: &mut PgConnection,
     item: &InventoryItem,
-    action: &str,
-    reservation_id: Option<Uuid>,
-    reason: &str,
+    event: &ItemEvent<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let payload = pb::InventoryChanged {
         item: Some(crate::proto::inventory_item(item)),
-        action: action.to_owned(),
-        reservation_id: reservation_id.map(|id| id.to_string()).unwrap_or_default(),
-        reason: reason.to_owned(),
+        action: event.action.to_owned(),
+        reservation_id: event
+            .reservation_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        reason: event.reason.to_owned(),
     };
-    events::append(
+    stream::append(
         connection,
         item.tenant_id,
         &[NewEvent::new(
@@ -173,29 +190,6 @@ async fn append_item_event(
         )],
     )
     .await
-}
-
-/// Adds or removes units on hand.
-pub async fn adjust(
-    connection: &mut PgConnection,
-    tenant_id: Uuid,
-    adjustment: &Adjustment,
-    now: DateTime<Utc>,
-) -> Result<InventoryItem, Error> {
-    let current = lock_item(connection, tenant_id, &adjustment.sku).await?;
-    current.check_version(adjustment.expected_version)?;
-    let levels = current.adjusted(adjustment.delta)?;
-    let changed = update_item(connection, tenant_id, &adjustment.sku, levels, now).await?;
-    append_item_event(
-        connection,
-        &changed,
-        actions::ADJUSTED,
-        None,
-        &adjustment.reason,
-        now,
-    )
-    .await?;
-    Ok(changed)
 }
 
 // Reservations.
@@ -231,34 +225,8 @@ fn reservation_from(row: ReservationRow) -> Result<Reservation, Error> {
     })
 }
 
-/// Holds units of an item for a while: the item is locked, so the check of what is available
-/// and the change of `reserved` cannot interleave with another reservation's.
-pub async fn reserve(
-    connection: &mut PgConnection,
-    tenant_id: Uuid,
-    request: &ReservationRequest,
-    now: DateTime<Utc>,
-) -> Result<(Reservation, InventoryItem), Error> {
-    let current = lock_item(connection, tenant_id, &request.sku).await?;
-    current.check_version(request.expected_version)?;
-    let levels = current.reserved_more(request.quantity)?;
-    let opened = request.open(Uuid::now_v7(), tenant_id, now);
-    // As stored: times to the microsecond.
-    let reservation = insert_reservation(connection, &opened).await?;
-    let changed = update_item(connection, tenant_id, &request.sku, levels, now).await?;
-    append_item_event(
-        connection,
-        &changed,
-        actions::RESERVED,
-        Some(reservation.id),
-        "",
-        now,
-    )
-    .await?;
-    Ok((reservation, changed))
-}
-
-async fn insert_reservation(
+/// Inserts a new reservation; the answer is as stored (times to the microsecond).
+pub async fn insert_reservation(
     connection: &mut PgConnection,
     reservation: &Reservation,
 ) -> Result<Reservation, Error> {
@@ -286,7 +254,7 @@ pub async fn get_reservation(
     executor: impl sqlx::PgExecutor<'_>,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<Reservation, Error> {
+) -> Result<Option<Reservation>, Error> {
     let row: Option<ReservationRow> = sqlx::query_as(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE tenant_id = $1 AND id = $2"
     ))
@@ -294,15 +262,15 @@ pub async fn get_reservation(
     .bind(id)
     .fetch_optional(executor)
     .await?;
-    reservation_from(row.ok_or_else(|| reservation_not_found(id))?)
+    row.map(reservation_from).transpose()
 }
 
 /// The reservation, locked until the transaction ends.
-async fn lock_reservation(
+pub async fn lock_reservation(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<Reservation, Error> {
+) -> Result<Option<Reservation>, Error> {
     let row: Option<ReservationRow> = sqlx::query_as(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM reservations
          WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
@@ -311,10 +279,11 @@ async fn lock_reservation(
     .bind(id)
     .fetch_optional(connection)
     .await?;
-    reservation_from(row.ok_or_else(|| reservation_not_found(id))?)
+    row.map(reservation_from).transpose()
 }
 
-async fn update_reservation(
+/// Stores a reservation's new state.
+pub async fn update_reservation(
     connection: &mut PgConnection,
     reservation: &Reservation,
 ) -> Result<Reservation, Error> {
@@ -332,66 +301,9 @@ async fn update_reservation(
     reservation_from(row)
 }
 
-/// Ends an open reservation: commit takes its units out of stock, release gives them back.
-pub async fn resolve(
-    connection: &mut PgConnection,
-    tenant_id: Uuid,
-    id: Uuid,
-    resolution: Resolution,
-    now: DateTime<Utc>,
-) -> Result<(Reservation, InventoryItem), Error> {
-    let current = lock_reservation(connection, tenant_id, id).await?;
-    settle(connection, &current, resolution, now).await
-}
-
-/// Applies `resolution` to a locked reservation and its item.
-async fn settle(
-    connection: &mut PgConnection,
-    current: &Reservation,
-    resolution: Resolution,
-    now: DateTime<Utc>,
-) -> Result<(Reservation, InventoryItem), Error> {
-    let (resolved, levels) = plan_settlement(connection, current, resolution, now).await?;
-    apply_settlement(connection, &resolved, levels, resolution, now).await
-}
-
-/// Locks the reservation's item and lets the domain decide, writing nothing.
-async fn plan_settlement(
-    connection: &mut PgConnection,
-    current: &Reservation,
-    resolution: Resolution,
-    now: DateTime<Utc>,
-) -> Result<(Reservation, StockLevels), Error> {
-    let resolved = current.resolved(resolution, now)?;
-    let item = lock_item(connection, current.tenant_id, &current.sku).await?;
-    let levels = item.settled(current.quantity, resolution)?;
-    Ok((resolved, levels))
-}
-
-async fn apply_settlement(
-    connection: &mut PgConnection,
-    resolved: &Reservation,
-    levels: StockLevels,
-    resolution: Resolution,
-    now: DateTime<Utc>,
-) -> Result<(Reservation, InventoryItem), Error> {
-    let resolved = update_reservation(connection, resolved).await?;
-    let changed = update_item(connection, resolved.tenant_id, &resolved.sku, levels, now).await?;
-    append_item_event(
-        connection,
-        &changed,
-        resolution.action(),
-        Some(resolved.id),
-        "",
-        now,
-    )
-    .await?;
-    Ok((resolved, changed))
-}
-
 /// Open reservations of every tenant that are due at `now`, oldest first, locked; those a
 /// concurrent commit or release holds are skipped (it decides them).
-async fn lock_due_reservations(
+pub async fn lock_due_reservations(
     connection: &mut PgConnection,
     now: DateTime<Utc>,
     limit: i64,
@@ -407,52 +319,6 @@ async fn lock_due_reservations(
     .fetch_all(connection)
     .await?;
     rows.into_iter().map(reservation_from).collect()
-}
-
-/// Expires up to `limit` open reservations of every tenant whose `expires_at` is at or before
-/// `now`: each becomes EXPIRED, its units become available again, its item's version is bumped
-/// and an `expired` event appended, all in one transaction. Returns how many expired. Safe to
-/// run next to commits, releases and other sweepers: rows another transaction holds are left
-/// for the next sweep, and items are locked in key order. A reservation whose item cannot take
-/// it back (a broken invariant, which `audit` reports) is logged and left open.
-pub async fn expire_reservations(
-    pool: &PgPool,
-    now: DateTime<Utc>,
-    limit: i64,
-) -> Result<u64, Error> {
-    let mut transaction = pool.begin().await?;
-    let mut due = lock_due_reservations(&mut transaction, now, limit).await?;
-    due.sort_by(|a, b| (a.tenant_id, &a.sku, a.id).cmp(&(b.tenant_id, &b.sku, b.id)));
-    let mut expired = 0;
-    for reservation in &due {
-        let plan = plan_settlement(&mut transaction, reservation, Resolution::Expire, now).await;
-        let (resolved, levels) = match plan {
-            Ok(plan) => plan,
-            Err(Error::Refused(refusal)) => {
-                tracing::error!(
-                    tenant_id = %reservation.tenant_id,
-                    reservation_id = %reservation.id,
-                    %refusal,
-                    "a due reservation could not expire"
-                );
-                continue;
-            }
-            Err(error) => return Err(error),
-        };
-        apply_settlement(&mut transaction, &resolved, levels, Resolution::Expire, now).await?;
-        expired += 1;
-    }
-    transaction.commit().await?;
-    if expired > 0 {
-        metrics::get()
-            .expired
-            .get_or_create(&metrics::KindLabels {
-                kind: "reservation".to_owned(),
-            })
-            .inc_by(expired);
-        tracing::info!(expired, "reservations expired");
-    }
-    Ok(expired)
 }
 
 // Holdings.
@@ -475,7 +341,7 @@ fn holding(row: HoldingRow) -> Holding {
 /// Creates the holding's row (nothing owned, version 0) unless it exists, so that it can be
 /// locked: concurrent first additions then queue on the row instead of racing to insert it.
 /// The row is filled in by the same transaction, or rolled back with it.
-async fn insert_empty_holding(
+pub async fn insert_empty_holding(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     change: &HoldingChange,
@@ -496,7 +362,7 @@ async fn insert_empty_holding(
 }
 
 /// The holding, locked until the transaction ends; `None` if the owner never had the item.
-async fn lock_holding(
+pub async fn lock_holding(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     change: &HoldingChange,
@@ -514,7 +380,7 @@ async fn lock_holding(
 }
 
 /// Stores the new quantity of a locked holding, bumps its version and appends its event.
-async fn update_holding(
+pub async fn update_holding(
     connection: &mut PgConnection,
     current: &Holding,
     quantity: i64,
@@ -537,7 +403,7 @@ async fn update_holding(
         holding: Some(crate::proto::holding(&changed)),
         delta: quantity - current.quantity,
     };
-    events::append(
+    stream::append(
         connection,
         changed.tenant_id,
         &[NewEvent::new(
@@ -551,41 +417,6 @@ async fn update_holding(
     )
     .await?;
     Ok(changed)
-}
-
-/// Gives the owner `change.quantity` more units.
-pub async fn add_holding(
-    connection: &mut PgConnection,
-    tenant_id: Uuid,
-    change: &HoldingChange,
-    now: DateTime<Utc>,
-) -> Result<Holding, Error> {
-    tenants::get(&mut *connection, tenant_id).await?;
-    insert_empty_holding(connection, tenant_id, change, now).await?;
-    let current = lock_holding(connection, tenant_id, change)
-        .await?
-        .ok_or_else(|| {
-            Error::invariant(
-                "HOLDING_ROW_EXISTS",
-                "the holding row inserted in this transaction is not there to lock",
-            )
-        })?;
-    let quantity = current.added(change.quantity)?;
-    update_holding(connection, &current, quantity, now).await
-}
-
-/// Takes `change.quantity` units from the owner; never more than owned.
-pub async fn remove_holding(
-    connection: &mut PgConnection,
-    tenant_id: Uuid,
-    change: &HoldingChange,
-    now: DateTime<Utc>,
-) -> Result<Holding, Error> {
-    let current = lock_holding(connection, tenant_id, change)
-        .await?
-        .unwrap_or_else(|| Holding::empty(tenant_id, &change.owner_ref, &change.item_code, now));
-    let quantity = current.removed(change.quantity)?;
-    update_holding(connection, &current, quantity, now).await
 }
 
 /// What the owner holds (quantity > 0), by item code.

@@ -2,13 +2,16 @@
 
 use chrono::{DateTime, Utc};
 use phoenix_proto::ledger::v1 as pb;
+use phoenix_runtime::Error;
+use phoenix_runtime::stream::{self, NewEvent};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::events::{self, NewEvent, types};
+use super::events::types;
 use crate::domain::tenant::{NewTenant, Tenant};
-use crate::error;
-use phoenix_runtime::Error;
+
+/// Aggregate type of a tenant's stream.
+pub const TENANT_STREAM: &str = "tenant";
 
 type TenantRow = (Uuid, String, String, DateTime<Utc>);
 
@@ -21,11 +24,12 @@ fn tenant(row: TenantRow) -> Tenant {
     }
 }
 
-pub async fn create(
+/// Inserts the tenant with its `TenantCreated` event, unless the slug is taken (`None`).
+pub async fn insert(
     connection: &mut PgConnection,
     new: &NewTenant,
     now: DateTime<Utc>,
-) -> Result<Tenant, Error> {
+) -> Result<Option<Tenant>, Error> {
     let row: Option<TenantRow> = sqlx::query_as(
         "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (slug) DO NOTHING
@@ -37,17 +41,17 @@ pub async fn create(
     .bind(now)
     .fetch_optional(&mut *connection)
     .await?;
-    let created = row
-        .map(tenant)
-        .ok_or_else(|| error::tenant_exists(&new.slug))?;
+    let Some(created) = row.map(tenant) else {
+        return Ok(None);
+    };
     let payload = pb::TenantCreated {
         tenant: Some(crate::proto::tenant(&created)),
     };
-    events::append(
+    stream::append(
         connection,
         created.id,
         &[NewEvent::new(
-            "tenant",
+            TENANT_STREAM,
             created.id,
             1,
             types::TENANT_CREATED,
@@ -56,16 +60,16 @@ pub async fn create(
         )],
     )
     .await?;
-    Ok(created)
+    Ok(Some(created))
 }
 
-pub async fn get(executor: impl sqlx::PgExecutor<'_>, id: Uuid) -> Result<Tenant, Error> {
+pub async fn get(executor: impl sqlx::PgExecutor<'_>, id: Uuid) -> Result<Option<Tenant>, Error> {
     let row: Option<TenantRow> =
         sqlx::query_as("SELECT id, slug, name, created_at FROM tenants WHERE id = $1")
             .bind(id)
             .fetch_optional(executor)
             .await?;
-    Ok(row.map(tenant).ok_or_else(|| error::tenant_not_found(id))?)
+    Ok(row.map(tenant))
 }
 
 /// Tenants with id greater than `after`, by id; only `only` when given.

@@ -467,20 +467,21 @@ where
     Fut: Future<Output = Result<tonic::Response<T>, Status>>,
 {
     let mut delay = Duration::from_millis(100);
-    for tries in 1.. {
+    let mut tries = 1;
+    loop {
         match attempt().await {
             Ok(response) => return Ok(response.into_inner()),
             Err(status) if tries < ATTEMPTS && transient(&status) => {
                 tracing::warn!(method, code = ?status.code(), message = status.message(), "retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
+                tries += 1;
             }
             Err(status) => {
                 bail!("{method} failed: {:?}: {}", status.code(), status.message())
             }
         }
     }
-    unreachable!("the loop returns")
 }
 
 fn transient(status: &Status) -> bool {

@@ -4,7 +4,6 @@
 
 use futures_util::StreamExt;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,13 +220,13 @@ pub async fn run(pool: &PgPool) -> anyhow::Result<Report> {
 
 /// Every account rebuilt from its latest snapshot and later events, compared with its row.
 async fn rehydration(pool: &PgPool) -> anyhow::Result<Vec<String>> {
-    let accounts: Vec<(Uuid, Uuid)> = sqlx::query_as("SELECT tenant_id, id FROM accounts")
-        .fetch_all(pool)
-        .await?;
+    let accounts = crate::store::accounts::all_accounts(pool).await?;
     let results: Vec<anyhow::Result<Option<String>>> = futures_util::stream::iter(accounts)
         .map(|(tenant_id, id)| async move {
-            let account = crate::store::ledger::get_account(pool, tenant_id, id).await?;
-            let (rebuilt, _, _, _) = crate::store::ledger::rehydrate(pool, tenant_id, id).await?;
+            let account = crate::app::accounts::existing_account(pool, tenant_id, id).await?;
+            let rebuilt = crate::app::events::rehydrate_account(pool, tenant_id, id)
+                .await?
+                .balances;
             Ok((rebuilt != account.balances).then(|| {
                 format!(
                     "account {id}: rows say {:?}, snapshot + events say {rebuilt:?}",

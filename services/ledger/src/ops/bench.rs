@@ -15,8 +15,8 @@ use sqlx::PgPool;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::api::Ledger;
-use crate::api::ledger::Located;
+use crate::app::Ledger;
+use crate::app::posting::Located;
 use crate::config::LedgerSettings;
 use crate::domain::ledger::{Linking, Operation, TransferSpec};
 
@@ -195,17 +195,22 @@ fn random_pair(accounts: &[String]) -> (String, String) {
     (accounts[debit].clone(), accounts[credit].clone())
 }
 
-fn transfer_request(tenant: &str, accounts: &[String]) -> pb::CreateTransferRequest {
+/// A transfer of a random amount between two random accounts.
+fn random_transfer(accounts: &[String]) -> pb::TransferSpec {
     let (debit, credit) = random_pair(accounts);
+    pb::TransferSpec {
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount: rand::rng().random_range(1..1_000),
+        code: "bench".into(),
+        ..Default::default()
+    }
+}
+
+fn transfer_request(tenant: &str, transfer: pb::TransferSpec) -> pb::CreateTransferRequest {
     pb::CreateTransferRequest {
         tenant_id: tenant.to_owned(),
-        transfer: Some(pb::TransferSpec {
-            debit_account_id: debit,
-            credit_account_id: credit,
-            amount: rand::rng().random_range(1..1_000),
-            code: "bench".into(),
-            ..Default::default()
-        }),
+        transfer: Some(transfer),
         idempotency_key: Uuid::new_v4().to_string(),
     }
 }
@@ -220,7 +225,7 @@ async fn single_transfers_over_grpc(
     let (client, tenant, accounts) = (client.clone(), tenant.to_owned(), accounts.clone());
     drive(clients, duration, move |_| {
         let mut client = client.clone();
-        let request = transfer_request(&tenant, &accounts);
+        let request = transfer_request(&tenant, random_transfer(&accounts));
         async move {
             client.create_transfer(request).await?;
             Ok(1)
@@ -230,7 +235,7 @@ async fn single_transfers_over_grpc(
 }
 
 /// The floor: what CreateTransfer's handler does below gRPC — the same idempotency key and the
-/// same `post_once` it calls — called directly on a pool.
+/// same `app::Ledger::post` use case it calls — called directly on a pool.
 async fn single_transfers_over_sql(
     pool: &PgPool,
     tenant: String,
@@ -239,17 +244,19 @@ async fn single_transfers_over_sql(
     duration: Duration,
 ) -> anyhow::Result<Phase> {
     let tenant_id: Uuid = tenant.parse()?;
-    let ledger = Arc::new(Ledger {
-        pool: pool.clone(),
-        settings: LedgerSettings::parse(&[])?,
-        shutdown: tokio_util::sync::CancellationToken::new(),
-    });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let ledger = Arc::new(Ledger::new(
+        pool.clone(),
+        LedgerSettings::parse(&[])?,
+        shutdown.clone(),
+    ));
+    let _stop = shutdown.drop_guard();
     let accounts = accounts.clone();
     drive(clients, duration, move |_| {
         let ledger = ledger.clone();
-        let request = transfer_request(&tenant, &accounts);
+        let transfer = random_transfer(&accounts);
+        let request = transfer_request(&tenant, transfer.clone());
         async move {
-            let transfer = request.transfer.as_ref().expect("built above");
             let spec = TransferSpec {
                 debit_account_id: transfer.debit_account_id.parse()?,
                 credit_account_id: transfer.credit_account_id.parse()?,
@@ -266,7 +273,7 @@ async fn single_transfers_over_sql(
                 &request,
             );
             ledger
-                .post_once(
+                .post(
                     &key,
                     tenant_id,
                     vec![Operation::Transfer(spec)],
@@ -298,13 +305,7 @@ async fn batches_over_grpc(
     drive(shares.len(), args.duration, move |index| {
         let mut client = client.clone();
         let accounts = shares[index].clone();
-        let transfers = (0..size)
-            .map(|_| {
-                transfer_request(&tenant, &accounts)
-                    .transfer
-                    .expect("built")
-            })
-            .collect();
+        let transfers = (0..size).map(|_| random_transfer(&accounts)).collect();
         let request = pb::CreateTransfersRequest {
             tenant_id: tenant.clone(),
             transfers,

@@ -1,0 +1,37 @@
+-- The event store moves onto the shared stream (phoenix_runtime::stream): an event's insert
+-- order is its `seq`, and its delivery position is given after commit by the sequencer, in the
+-- order events became visible, consecutive for the whole service. Subscribers used to be fed by
+-- transaction id; positions now increase in commit order, so a subscriber resuming after
+-- position p misses nothing and gets nothing twice.
+ALTER TABLE events RENAME COLUMN position TO seq;
+DROP INDEX events_delivery;
+-- The sequencer looks for unpositioned events of recent transactions only.
+CREATE INDEX events_txid ON events (txid);
+
+-- A position, once given, never changes: like the events, the table is append-only.
+CREATE TABLE event_positions (
+    position  bigint PRIMARY KEY,
+    seq       bigint NOT NULL UNIQUE,
+    tenant_id uuid   NOT NULL
+);
+CREATE INDEX event_positions_tenant ON event_positions (tenant_id, position);
+CREATE TRIGGER event_positions_append_only BEFORE UPDATE OR DELETE ON event_positions
+    FOR EACH ROW EXECUTE FUNCTION reject_change();
+CREATE TRIGGER event_positions_no_truncate BEFORE TRUNCATE ON event_positions
+    FOR EACH STATEMENT EXECUTE FUNCTION reject_change();
+
+-- One row: the next position to give, and the oldest transaction that may still add events.
+CREATE TABLE event_sequencer (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    next_position bigint  NOT NULL CHECK (next_position > 0),
+    low_txid      xid8    NOT NULL
+);
+
+-- The events already delivered keep the positions subscribers know them by (their old
+-- position, now their seq). Events of transactions still running are positioned by the
+-- sequencer once they commit: it looks from the oldest of them on.
+INSERT INTO event_positions (position, seq, tenant_id)
+SELECT seq, seq, tenant_id FROM events ORDER BY seq;
+INSERT INTO event_sequencer (singleton, next_position, low_txid)
+SELECT true, coalesce(max(position), 0) + 1, pg_snapshot_xmin(pg_current_snapshot())
+FROM event_positions;

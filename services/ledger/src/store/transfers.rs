@@ -1,0 +1,454 @@
+//! Transfers, and the posting transaction's reads (referenced transfers, locked accounts, the
+//! clock and the policies) and its one write.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use phoenix_proto::ledger::v1 as pb;
+use phoenix_runtime::Error;
+use phoenix_runtime::stream::{self, EventRows, NewEvent};
+use serde::Deserialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::POLICY_GATE;
+use super::accounts::{ACCOUNT_STREAM, labels};
+use super::events::{self, types};
+use crate::domain::ledger::{
+    AccountState, BalanceLimit, Balances, PendingState, Posting, Transfer, TransferKind,
+};
+use crate::domain::policy::{Policy, PolicyKind};
+use crate::error;
+
+type TransferRow = (
+    Uuid,
+    Uuid,
+    Uuid,
+    String,
+    Uuid,
+    Uuid,
+    String,
+    i64,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<DateTime<Utc>>,
+    String,
+    serde_json::Value,
+    Option<String>,
+    DateTime<Utc>,
+    Option<String>,
+);
+
+/// The columns of a transfer, and the kind of whatever resolved it (for a pending one).
+const TRANSFER_COLUMNS: &str = "t.tenant_id, t.id, t.batch_id, t.kind, t.debit_account_id,
+    t.credit_account_id, t.asset_code, t.amount, t.pending_id, t.reversal_of, t.expires_at,
+    t.code, t.metadata, t.idempotency_key, t.created_at,
+    (SELECT r.kind FROM transfers r WHERE r.tenant_id = t.tenant_id AND r.pending_id = t.id)";
+
+fn transfer(row: TransferRow) -> Result<Transfer, Error> {
+    let kind = TransferKind::parse(&row.3).ok_or_else(|| error::unknown_stored("kind", &row.3))?;
+    let pending_state = match (kind, row.15.as_deref()) {
+        (TransferKind::Pending, None) => Some(PendingState::Open),
+        (TransferKind::Pending, Some(resolution)) => {
+            TransferKind::parse(resolution).and_then(PendingState::after)
+        }
+        _ => None,
+    };
+    Ok(Transfer {
+        tenant_id: row.0,
+        id: row.1,
+        batch_id: row.2,
+        kind,
+        debit_account_id: row.4,
+        credit_account_id: row.5,
+        asset_code: row.6,
+        amount: row.7,
+        pending_id: row.8,
+        reversal_of: row.9,
+        expires_at: row.10,
+        code: row.11,
+        metadata: labels(row.12)?,
+        idempotency_key: row.13,
+        created_at: row.14,
+        pending_state,
+    })
+}
+
+pub async fn get_transfer(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Transfer>, Error> {
+    let row: Option<TransferRow> = sqlx::query_as(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.tenant_id = $1 AND t.id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(transfer).transpose()
+}
+
+/// The transfers among `ids` that exist in the tenant, in no particular order.
+pub async fn get_transfers(
+    executor: impl sqlx::PgExecutor<'_>,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Transfer>, Error> {
+    let rows: Vec<TransferRow> = sqlx::query_as(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.tenant_id = $1 AND t.id = ANY($2)"
+    ))
+    .bind(tenant_id)
+    .bind(ids)
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter().map(transfer).collect()
+}
+
+/// id, asset, limit, the four sums, entry version, event version.
+type LockedRow = (Uuid, String, String, i64, i64, i64, i64, i64, i64);
+
+/// The accounts among `ids` (sorted, so concurrent postings lock in the same order and never
+/// deadlock), locked for the transaction, while holding the tenant's policy gate shared.
+pub async fn lock_accounts(
+    connection: &mut PgConnection,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, AccountState>, Error> {
+    let rows: Vec<LockedRow> = sqlx::query_as(
+        "WITH gate AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($3, hashtext($1::text)))
+         SELECT a.id, a.asset_code, a.balance_limit, a.debits_posted, a.credits_posted,
+                a.debits_pending, a.credits_pending, a.entry_version, a.event_version
+         FROM accounts a
+         WHERE a.tenant_id = $1 AND a.id = ANY($2) AND EXISTS (SELECT FROM gate)
+         ORDER BY a.id
+         FOR UPDATE OF a",
+    )
+    .bind(tenant_id)
+    .bind(ids)
+    .bind(POLICY_GATE)
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok((
+                row.0,
+                AccountState {
+                    id: row.0,
+                    asset_code: row.1,
+                    balance_limit: BalanceLimit::parse(&row.2)
+                        .ok_or_else(|| error::unknown_stored("balance_limit", &row.2))?,
+                    balances: Balances {
+                        debits_posted: row.3,
+                        credits_posted: row.4,
+                        debits_pending: row.5,
+                        credits_pending: row.6,
+                    },
+                    entry_version: row.7,
+                    event_version: row.8,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn decode_policies(tenant_id: Uuid, value: serde_json::Value) -> Result<Vec<Policy>, Error> {
+    let rows: Vec<PolicyRow> =
+        serde_json::from_value(value).map_err(|e| error::undecodable_stored("policies", e))?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Policy {
+                id: row.id,
+                tenant_id,
+                kind: PolicyKind::parse(&row.kind)
+                    .ok_or_else(|| error::unknown_stored("kind", &row.kind))?,
+                asset_code: row.asset_code,
+                limit: row.limit_amount,
+                effective_from: row.effective_from,
+                effective_to: None,
+            })
+        })
+        .collect()
+}
+
+/// A policy as [`posting_context`] reads it.
+#[derive(Debug, Deserialize)]
+struct PolicyRow {
+    id: Uuid,
+    kind: String,
+    asset_code: String,
+    limit_amount: Option<i64>,
+    effective_from: DateTime<Utc>,
+}
+
+/// What the posting transaction reads once the accounts are locked: the database clock (read
+/// after the locks, which it may have waited for), the tenant's active policies, which of the
+/// referenced pendings are still open and how much of each referenced transfer was reversed.
+#[derive(Debug)]
+pub struct PostingContext {
+    pub now: DateTime<Utc>,
+    pub policies: Vec<Policy>,
+    pub open: Vec<Uuid>,
+    pub reversed: HashMap<Uuid, i64>,
+}
+
+/// Reads the [`PostingContext`] in one statement.
+pub async fn posting_context(
+    connection: &mut PgConnection,
+    tenant_id: Uuid,
+    referenced: &[Uuid],
+) -> Result<PostingContext, Error> {
+    let (now, policies, open, reversed): (
+        DateTime<Utc>,
+        serde_json::Value,
+        Vec<Uuid>,
+        serde_json::Value,
+    ) = sqlx::query_as(
+        "SELECT clock_timestamp(),
+                (SELECT coalesce(json_agg(json_build_object(
+                     'id', id, 'kind', kind, 'asset_code', asset_code,
+                     'limit_amount', limit_amount, 'effective_from', effective_from)), '[]')
+                 FROM policies WHERE tenant_id = $1 AND effective_to IS NULL),
+                ARRAY(SELECT transfer_id FROM open_pendings
+                      WHERE tenant_id = $1 AND transfer_id = ANY($2)),
+                (SELECT coalesce(json_object_agg(reversal_of, reversed), '{}') FROM (
+                     SELECT reversal_of, sum(amount) AS reversed FROM transfers
+                     WHERE tenant_id = $1 AND reversal_of = ANY($2)
+                     GROUP BY reversal_of) r)",
+    )
+    .bind(tenant_id)
+    .bind(referenced)
+    .fetch_one(&mut *connection)
+    .await?;
+    let reversed = serde_json::from_value::<HashMap<Uuid, serde_json::Number>>(reversed)
+        .map_err(|e| error::undecodable_stored("reversed", e))?
+        .into_iter()
+        .map(|(id, sum)| (id, sum.as_i64().unwrap_or(i64::MAX)))
+        .collect();
+    Ok(PostingContext {
+        now,
+        policies: decode_policies(tenant_id, policies)?,
+        open,
+        reversed,
+    })
+}
+
+/// New debits (posted or pending) of each account since the start of `now`'s UTC day.
+pub async fn debited_today(
+    connection: &mut PgConnection,
+    tenant_id: Uuid,
+    accounts: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, i64>, Error> {
+    let day_start = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or(now);
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT debit_account_id, sum(amount)::bigint FROM transfers
+         WHERE tenant_id = $1 AND debit_account_id = ANY($2) AND created_at >= $3
+           AND kind IN ('POSTED', 'PENDING')
+         GROUP BY debit_account_id",
+    )
+    .bind(tenant_id)
+    .bind(accounts)
+    .bind(day_start)
+    .fetch_all(connection)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The posting's one write: transfers, entries, balances, pendings opened and resolved, and
+/// the accounts' events, in a single statement (one round trip). Parameters: tenant, batch id,
+/// the transfers' columns ($3-$15), the entries' ($16-$22), the accounts' ($23-$29), pendings
+/// opened and resolved ($30, $31), then the events' ($32-$41).
+static POSTING_WRITE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH
+         t AS (INSERT INTO transfers (tenant_id, id, batch_id, kind, debit_account_id,
+                   credit_account_id, asset_code, amount, pending_id, reversal_of, expires_at,
+                   code, metadata, idempotency_key, created_at)
+               SELECT $1, u.id, $2, u.kind, u.debit, u.credit, u.asset, u.amount, u.pending_id,
+                      u.reversal_of, u.expires_at, u.code, u.metadata, u.key, u.created_at
+               FROM UNNEST($3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
+                           $8::bigint[], $9::uuid[], $10::uuid[], $11::timestamptz[],
+                           $12::text[], $13::jsonb[], $14::text[], $15::timestamptz[])
+                    AS u(id, kind, debit, credit, asset, amount, pending_id, reversal_of,
+                         expires_at, code, metadata, key, created_at)),
+         e AS (INSERT INTO entries (tenant_id, account_id, version, transfer_id, asset_code,
+                   amount, balance, created_at)
+               SELECT $1, u.* FROM UNNEST($16::uuid[], $17::bigint[], $18::uuid[], $19::text[],
+                                          $20::bigint[], $21::bigint[], $22::timestamptz[]) AS u),
+         a AS (UPDATE accounts AS a
+               SET debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dpe,
+                   credits_pending = u.cpe, entry_version = u.ev, event_version = u.vv
+               FROM UNNEST($23::uuid[], $24::bigint[], $25::bigint[], $26::bigint[],
+                           $27::bigint[], $28::bigint[], $29::bigint[])
+                    AS u(id, dp, cp, dpe, cpe, ev, vv)
+               WHERE a.tenant_id = $1 AND a.id = u.id),
+         o AS (INSERT INTO open_pendings (tenant_id, transfer_id, debit_account_id,
+                   credit_account_id, amount, expires_at)
+               SELECT $1, u.id, u.debit, u.credit, u.amount, u.expires_at
+               FROM UNNEST($3::uuid[], $5::uuid[], $6::uuid[], $8::bigint[], $11::timestamptz[])
+                    AS u(id, debit, credit, amount, expires_at)
+               WHERE u.id = ANY($30)),
+         d AS (DELETE FROM open_pendings WHERE tenant_id = $1 AND transfer_id = ANY($31)),
+         v AS ({events})
+         SELECT 1",
+        events = EventRows::insert(1, 32)
+    )
+});
+
+pub async fn write_posting(
+    connection: &mut PgConnection,
+    tenant_id: Uuid,
+    posting: &Posting,
+    now: DateTime<Utc>,
+    snapshot_every: i64,
+) -> Result<(), Error> {
+    if posting.transfers.is_empty() {
+        return Ok(());
+    }
+    let transfers = &posting.transfers;
+    let column = |f: fn(&Transfer) -> Uuid| transfers.iter().map(f).collect::<Vec<_>>();
+    let kinds: Vec<&str> = transfers.iter().map(|t| t.kind.as_str()).collect();
+    let assets: Vec<&str> = transfers.iter().map(|t| t.asset_code.as_str()).collect();
+    let amounts: Vec<i64> = transfers.iter().map(|t| t.amount).collect();
+    let pending_ids: Vec<Option<Uuid>> = transfers.iter().map(|t| t.pending_id).collect();
+    let reversals: Vec<Option<Uuid>> = transfers.iter().map(|t| t.reversal_of).collect();
+    let expiries: Vec<Option<DateTime<Utc>>> = transfers.iter().map(|t| t.expires_at).collect();
+    let codes: Vec<&str> = transfers.iter().map(|t| t.code.as_str()).collect();
+    let metadata: Vec<serde_json::Value> = transfers
+        .iter()
+        .map(|t| serde_json::to_value(&t.metadata))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::internal(format_args!("metadata does not encode: {e}")))?;
+    let keys: Vec<Option<&str>> = transfers
+        .iter()
+        .map(|t| t.idempotency_key.as_deref())
+        .collect();
+    let created: Vec<DateTime<Utc>> = transfers.iter().map(|t| t.created_at).collect();
+
+    let entries = &posting.entries;
+    let entry_accounts: Vec<Uuid> = entries.iter().map(|e| e.account_id).collect();
+    let entry_versions: Vec<i64> = entries.iter().map(|e| e.version).collect();
+    let entry_transfers: Vec<Uuid> = entries.iter().map(|e| e.transfer_id).collect();
+    let entry_assets: Vec<&str> = entries.iter().map(|e| e.asset_code.as_str()).collect();
+    let entry_amounts: Vec<i64> = entries.iter().map(|e| e.amount).collect();
+    let entry_balances: Vec<i64> = entries.iter().map(|e| e.balance).collect();
+    let entry_times: Vec<DateTime<Utc>> = entries.iter().map(|e| e.created_at).collect();
+
+    let states: Vec<&AccountState> = posting.accounts.iter().map(|(state, _)| state).collect();
+    let state_ids: Vec<Uuid> = states.iter().map(|s| s.id).collect();
+    let balance =
+        |f: fn(&Balances) -> i64| states.iter().map(|s| f(&s.balances)).collect::<Vec<_>>();
+    let entry_version: Vec<i64> = states.iter().map(|s| s.entry_version).collect();
+    let event_version: Vec<i64> = states.iter().map(|s| s.event_version).collect();
+
+    let opened: Vec<&Transfer> = transfers
+        .iter()
+        .filter(|t| t.kind == TransferKind::Pending)
+        .collect();
+    let opened_ids: Vec<Uuid> = opened.iter().map(|t| t.id).collect();
+
+    let events: Vec<NewEvent> = posting
+        .changes
+        .iter()
+        .map(|change| {
+            let payload = pb::AccountBalanceChanged {
+                transfers: change
+                    .transfers
+                    .iter()
+                    .map(|effect| pb::AccountTransferEffect {
+                        transfer_id: effect.transfer_id.to_string(),
+                        kind: crate::proto::transfer_kind(effect.kind).into(),
+                        debits_posted_delta: effect.delta.debits_posted,
+                        credits_posted_delta: effect.delta.credits_posted,
+                        debits_pending_delta: effect.delta.debits_pending,
+                        credits_pending_delta: effect.delta.credits_pending,
+                    })
+                    .collect(),
+            };
+            NewEvent::new(
+                ACCOUNT_STREAM,
+                change.account_id,
+                change.version,
+                types::ACCOUNT_BALANCE_CHANGED,
+                &payload,
+                now,
+            )
+        })
+        .collect();
+    let query = sqlx::query(&POSTING_WRITE)
+        .bind(tenant_id)
+        .bind(transfers[0].batch_id)
+        .bind(column(|t| t.id))
+        .bind(&kinds)
+        .bind(column(|t| t.debit_account_id))
+        .bind(column(|t| t.credit_account_id))
+        .bind(&assets)
+        .bind(&amounts)
+        .bind(&pending_ids)
+        .bind(&reversals)
+        .bind(&expiries)
+        .bind(&codes)
+        .bind(&metadata)
+        .bind(&keys)
+        .bind(&created)
+        .bind(&entry_accounts)
+        .bind(&entry_versions)
+        .bind(&entry_transfers)
+        .bind(&entry_assets)
+        .bind(&entry_amounts)
+        .bind(&entry_balances)
+        .bind(&entry_times)
+        .bind(&state_ids)
+        .bind(balance(|b| b.debits_posted))
+        .bind(balance(|b| b.credits_posted))
+        .bind(balance(|b| b.debits_pending))
+        .bind(balance(|b| b.credits_pending))
+        .bind(&entry_version)
+        .bind(&event_version)
+        .bind(&opened_ids)
+        .bind(&posting.resolved);
+    EventRows::new(&events)
+        .bind(query)
+        .execute(&mut *connection)
+        .await
+        .map_err(stream::version_conflict)?;
+
+    // A snapshot each time a stream passes a multiple of `snapshot_every`.
+    let snapshots: Vec<(String, i64, serde_json::Value)> = posting
+        .accounts
+        .iter()
+        .filter(|(state, first)| state.event_version / snapshot_every != first / snapshot_every)
+        .map(|(state, _)| {
+            Ok((
+                state.id.to_string(),
+                state.event_version,
+                serde_json::to_value(state.balances)?,
+            ))
+        })
+        .collect::<Result<_, serde_json::Error>>()
+        .map_err(|e| Error::internal(format_args!("balances do not encode: {e}")))?;
+    events::save_snapshots(connection, tenant_id, ACCOUNT_STREAM, &snapshots, now).await?;
+    Ok(())
+}
+
+/// Open pending transfers whose timeout passed, oldest first: (tenant, transfer id).
+pub async fn expired_pendings(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, transfer_id FROM open_pendings
+         WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
