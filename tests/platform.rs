@@ -514,13 +514,10 @@ async fn with_authentication_on_calls_need_a_valid_bearer_token() {
         })
     };
     let token = |key: &str| {
-        let claims = serde_json::json!({"sub": "svc-goals", "tenant": "t1", "roles": ["reader"], "exp": 4_102_444_800_u64});
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+        phoenix_testkit::bearer(
+            key,
+            serde_json::json!({"sub": "svc-goals", "tenant": "t1", "roles": ["reader"]}),
         )
-        .expect("token")
     };
 
     let missing = client.get_user(get()).await.expect_err("no token");
@@ -537,12 +534,7 @@ async fn with_authentication_on_calls_need_a_valid_bearer_token() {
     let mut forged = get();
     forged.metadata_mut().insert(
         "authorization",
-        format!(
-            "Bearer {}",
-            token("another-secret-that-is-also-long-enough")
-        )
-        .parse()
-        .expect("header"),
+        token("another-secret-that-is-also-long-enough"),
     );
     assert_eq!(
         client
@@ -554,10 +546,7 @@ async fn with_authentication_on_calls_need_a_valid_bearer_token() {
     );
 
     let mut valid = get();
-    valid.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", token(secret)).parse().expect("header"),
-    );
+    valid.metadata_mut().insert("authorization", token(secret));
     assert_eq!(
         client
             .get_user(valid)

@@ -3,21 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use phoenix_runtime::metrics::{self, KindLabels, ReasonLabels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::domain::ledger::Transfer;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabels {
-    pub kind: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: String,
-}
 
 pub struct LedgerMetrics {
     /// Transfers recorded, by kind.
@@ -32,35 +22,20 @@ pub struct LedgerMetrics {
 
 pub fn get() -> &'static LedgerMetrics {
     static METRICS: OnceLock<LedgerMetrics> = OnceLock::new();
-    METRICS.get_or_init(|| {
-        let metrics = LedgerMetrics {
-            transfers: Family::default(),
-            refusals: Family::default(),
-            expired: Family::default(),
-            keys_removed: Counter::default(),
-        };
-        let registry = phoenix_runtime::metrics::global();
-        registry.register(
-            "ledger_transfers",
-            "Transfers recorded, by kind",
-            metrics.transfers.clone(),
-        );
-        registry.register(
+    METRICS.get_or_init(|| LedgerMetrics {
+        transfers: metrics::counter_family("ledger_transfers", "Transfers recorded, by kind"),
+        refusals: metrics::counter_family(
             "ledger_refusals",
             "Ledger operations refused by a rule, by reason",
-            metrics.refusals.clone(),
-        );
-        registry.register(
+        ),
+        expired: metrics::counter_family(
             "ledger_expired",
             "Pending transfers and stock reservations released after their timeout, by kind",
-            metrics.expired.clone(),
-        );
-        registry.register(
+        ),
+        keys_removed: metrics::counter(
             "ledger_idempotency_keys_removed",
             "Idempotency keys removed after their TTL",
-            metrics.keys_removed.clone(),
-        );
-        metrics
+        ),
     })
 }
 

@@ -875,24 +875,16 @@ async fn with_authentication_the_token_decides_the_tenant() {
     })
     .await;
     let token = |tenant: &str, roles: &[&str]| {
-        let claims = serde_json::json!({"sub": "svc", "tenant": tenant, "roles": roles, "exp": 4_102_444_800_u64});
-        let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        phoenix_testkit::bearer(
+            secret,
+            serde_json::json!({"sub": "svc", "tenant": tenant, "roles": roles}),
         )
-        .expect("token");
-        format!("Bearer {token}")
-            .parse::<tonic::metadata::MetadataValue<_>>()
-            .expect("header")
     };
     fn call<T>(
         message: T,
         bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
     ) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.metadata_mut().insert("authorization", bearer);
-        request
+        phoenix_testkit::signed(message, &bearer)
     }
     let mut client = LedgerServiceClient::new(service.channel.clone());
     let admin = token("", &["ledger-admin"]);

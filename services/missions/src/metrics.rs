@@ -4,14 +4,9 @@
 
 use std::sync::OnceLock;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use phoenix_runtime::metrics::{self, KindLabels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabels {
-    pub kind: String,
-}
 
 pub struct MissionsMetrics {
     /// Heartbeats recorded (replays excluded).
@@ -32,53 +27,32 @@ pub struct MissionsMetrics {
 
 pub fn get() -> &'static MissionsMetrics {
     static METRICS: OnceLock<MissionsMetrics> = OnceLock::new();
-    METRICS.get_or_init(|| {
-        let metrics = MissionsMetrics {
-            heartbeats: Counter::default(),
-            duplicate_heartbeats: Counter::default(),
-            duplicate_claims: Counter::default(),
-            petals_lost: Counter::default(),
-            protected_days: Counter::default(),
-            day_closes_refused: Counter::default(),
-            divergences: Family::default(),
-        };
-        let registry = phoenix_runtime::metrics::global();
-        registry.register(
+    METRICS.get_or_init(|| MissionsMetrics {
+        heartbeats: metrics::counter(
             "missions_heartbeats",
             "Heartbeats recorded (replays excluded)",
-            metrics.heartbeats.clone(),
-        );
-        registry.register(
+        ),
+        duplicate_heartbeats: metrics::counter(
             "missions_duplicate_heartbeats",
             "Heartbeats answered as a replay of the day's first one",
-            metrics.duplicate_heartbeats.clone(),
-        );
-        registry.register(
+        ),
+        duplicate_claims: metrics::counter(
             "missions_duplicate_claims",
             "Claims refused a second grant and answered with the original claim",
-            metrics.duplicate_claims.clone(),
-        );
-        registry.register(
-            "missions_petals_lost",
-            "Petals lost by day closes",
-            metrics.petals_lost.clone(),
-        );
-        registry.register(
+        ),
+        petals_lost: metrics::counter("missions_petals_lost", "Petals lost by day closes"),
+        protected_days: metrics::counter(
             "missions_protected_days",
             "Missed days covered by a protecting effect instead of a petal",
-            metrics.protected_days.clone(),
-        );
-        registry.register(
+        ),
+        day_closes_refused: metrics::counter(
             "missions_day_closes_refused",
             "Boards whose batch day close the database refused; each stays due and is tried again",
-            metrics.day_closes_refused.clone(),
-        );
-        registry.register(
+        ),
+        divergences: metrics::counter_family(
             "missions_divergences",
             "DUAL differences between the primary and the secondary board store, by kind",
-            metrics.divergences.clone(),
-        );
-        metrics
+        ),
     })
 }
 

@@ -6,7 +6,7 @@ mod support;
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::clock_service_client::ClockServiceClient;
 use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
-use phoenix_testkit::{TestService, assert_refused, metadata};
+use phoenix_testkit::{TEST_SECRET, TestService, assert_refused, metadata, signed};
 use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
@@ -14,28 +14,14 @@ use uuid::Uuid;
 
 use support::{SEASON, tempdir};
 
-const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
 const ADMIN_ROLE: &str = "missions-admin";
 
 /// `authorization: Bearer <JWT>` for `subject` with `roles`.
 fn bearer(subject: &str, roles: &[&str]) -> MetadataValue<Ascii> {
-    let claims = serde_json::json!({"sub": subject, "roles": roles, "exp": 4_102_444_800_u64});
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    phoenix_testkit::bearer(
+        TEST_SECRET,
+        serde_json::json!({"sub": subject, "roles": roles}),
     )
-    .expect("token");
-    format!("Bearer {token}").parse().expect("header")
-}
-
-/// `message` sent with `token`.
-fn signed<T>(message: T, token: &MetadataValue<Ascii>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", token.clone());
-    request
 }
 
 struct Authenticated {
@@ -59,7 +45,7 @@ impl Authenticated {
         ];
         let service = phoenix_testkit::spawn_with(phoenix_missions::spec(), move |config| {
             config.service_args = args;
-            config.auth.hs256_secret = Some(SECRET.to_owned());
+            config.auth.hs256_secret = Some(TEST_SECRET.to_owned());
         })
         .await;
         let mut started = Self {

@@ -19,6 +19,20 @@ impl Phase {
     pub fn per_second(&self) -> f64 {
         self.operations as f64 / self.seconds.max(f64::EPSILON)
     }
+
+    /// Prints the phase's figures on standard error, the unit naming what one operation is
+    /// (`transfers`, `heartbeats`): `bench: <name> <rate> <unit>/s  p50 …  p99 …  (…)`.
+    pub fn report(&self, name: &str, unit: &str) {
+        eprintln!(
+            "bench: {name:<30} {:>9.0} {unit}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} {unit}, {} errors, {:.1} s)",
+            self.per_second(),
+            self.p50_ms,
+            self.p99_ms,
+            self.operations,
+            self.errors,
+            self.seconds
+        );
+    }
 }
 
 /// Runs `clients` loops of `call(client index)` until `duration` has passed. Each call returns

@@ -17,6 +17,7 @@ use phoenix_runtime::migrate::Migrator;
 use phoenix_runtime::{RunningService, RuntimeConfig, ServiceSpec};
 use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 enum Server {
@@ -267,4 +268,34 @@ pub fn assert_refused(status: &tonic::Status, code: tonic::Code, reason: &str) {
         (code, reason),
         "unexpected error: {status:?}"
     );
+}
+
+/// A secret long enough for the runtime's HS256 authentication, for tests that turn it on with
+/// `spawn_with(spec, |c| c.auth.hs256_secret = Some(TEST_SECRET.into()))`.
+pub const TEST_SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
+
+/// `Bearer <JWT>` for the `authorization` header: `claims` (`sub`, `tenant`, `roles`…; `exp`
+/// is added, far in the future, when missing) signed with HS256 and `secret`.
+pub fn bearer(secret: &str, mut claims: serde_json::Value) -> MetadataValue<Ascii> {
+    if let Some(object) = claims.as_object_mut() {
+        object
+            .entry("exp")
+            .or_insert(serde_json::Value::from(4_102_444_800_u64));
+    }
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("a token");
+    format!("Bearer {token}").parse().expect("a header value")
+}
+
+/// `message` as a request carrying `authorization: <bearer>`.
+pub fn signed<T>(message: T, bearer: &MetadataValue<Ascii>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
+    request
 }

@@ -105,7 +105,7 @@ pub async fn run(
     single_transfers_over_grpc(&client, &tenant, &accounts, args.clients, args.warmup).await?;
     let grpc = single_transfers_over_grpc(&client, &tenant, &accounts, args.clients, args.duration)
         .await?;
-    report("gRPC single transfers", &grpc);
+    grpc.report("gRPC single transfers", "transfers");
     let sql = match &pool {
         Some(pool) => {
             let phase = single_transfers_over_sql(
@@ -116,7 +116,7 @@ pub async fn run(
                 args.duration,
             )
             .await?;
-            report("SQL floor, same write", &phase);
+            phase.report("SQL floor, same write", "transfers");
             Some(phase)
         }
         None => {
@@ -125,25 +125,13 @@ pub async fn run(
         }
     };
     let batch = batches_over_grpc(&client, &tenant, &accounts, args).await?;
-    report("gRPC batches", &batch);
+    batch.report("gRPC batches", "transfers");
     Ok(Results {
         clients: args.clients,
         grpc,
         sql,
         batch,
     })
-}
-
-fn report(name: &str, phase: &Phase) {
-    eprintln!(
-        "bench: {name:<24} {:>9.0} transfers/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} transfers, {} errors, {:.1} s)",
-        phase.per_second(),
-        phase.p50_ms,
-        phase.p99_ms,
-        phase.operations,
-        phase.errors,
-        phase.seconds
-    );
 }
 
 async fn setup(

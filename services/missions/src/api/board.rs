@@ -6,7 +6,7 @@ use phoenix_proto::missions::v1::missions_service_server::MissionsService;
 use phoenix_runtime::Violations;
 use tonic::{Request, Response, Status};
 
-use super::{board_call, free_text, proto, require_admin, require_owner, slot_field, time_zone};
+use super::{board_call, proto, require_admin, require_owner, slot_field, time_zone};
 use crate::app::{Missions, Shown};
 use crate::domain::board::SlotKey;
 use crate::domain::rules;
@@ -197,7 +197,7 @@ impl MissionsService for Missions {
     ) -> Result<Response<pb::SubmitBossProofResponse>, Status> {
         let body = request.get_ref();
         let (key, proof) = board_call(&request, &body.user_id, &body.season_id, |v| {
-            free_text(v, "proof", &body.proof, MAX_PROOF_CHARS, true)
+            v.free_text("proof", &body.proof, MAX_PROOF_CHARS, true)
         })?;
         let shown = self.submit_boss_proof(&key, &proof).await?;
         Ok(Response::new(pb::SubmitBossProofResponse {

@@ -6,7 +6,7 @@ use phoenix_runtime::Violations;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{free_text, proto, require_admin};
+use super::{proto, require_admin};
 use crate::app::Missions;
 use crate::domain::board::{ProgressUnit, Reward, SlotKey};
 use crate::domain::catalog::{
@@ -25,7 +25,7 @@ fn id_or_new(violations: &mut Violations, field: &str, value: &str) -> Uuid {
 }
 
 fn text(violations: &mut Violations, field: &str, value: &str, required: bool) -> String {
-    free_text(violations, field, value, MAX_TEXT, required)
+    violations.free_text(field, value, MAX_TEXT, required)
 }
 
 /// A JSON object (empty text: `{}`).

@@ -70,29 +70,6 @@ fn slot_field(violations: &mut Violations, value: i32) -> SlotKey {
         .unwrap_or(SlotKey::Main)
 }
 
-/// Free text, trimmed: required unless `required` is false, at most `max_chars` characters.
-/// Line breaks and tabs are allowed (descriptions, proofs), unlike `Violations::text`.
-fn free_text(
-    violations: &mut Violations,
-    field: &str,
-    value: &str,
-    max_chars: usize,
-    required: bool,
-) -> String {
-    let value = value.trim();
-    let chars = value.chars().count();
-    if required && value.is_empty() {
-        violations.add(field, "REQUIRED", "is required");
-    } else if chars > max_chars {
-        violations.add(
-            field,
-            "TOO_LONG",
-            format!("must be at most {max_chars} characters, got {chars}"),
-        );
-    }
-    value.to_owned()
-}
-
 /// A field a `Violations` helper decoded, after `finish()` accepted the request: the helpers
 /// answer `None` only with a violation, so this never fails; if it did, it says which field.
 fn validated<T>(value: Option<T>, field: &'static str) -> Result<T, Error> {

@@ -133,11 +133,11 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
     // phase from where it stopped, so neither answers a replay.
     let next = Arc::new(AtomicUsize::new(0));
     let heartbeat_grpc = heartbeats_over_grpc(&missions, &season, &boards, &next, args).await?;
-    report("heartbeats over gRPC", &heartbeat_grpc);
+    heartbeat_grpc.report("heartbeats over gRPC", "calls");
     let heartbeat_sql = heartbeats_over_sql(&pool, &season, &boards, &next, args, start).await?;
-    report("heartbeats, same rows in SQL", &heartbeat_sql);
+    heartbeat_sql.report("heartbeats, same rows in SQL", "calls");
     let get_board = get_boards(&missions, &season, &boards, args).await?;
-    report("GetBoard", &get_board);
+    get_board.report("GetBoard", "calls");
 
     // Every board's first local day has ended a day and a half later, in every zone.
     clock
@@ -164,18 +164,6 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
         get_board,
         day_close_seconds,
     })
-}
-
-fn report(name: &str, phase: &Phase) {
-    eprintln!(
-        "bench: {name:<30} {:>9.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} calls, {} errors, {:.1} s)",
-        phase.per_second(),
-        phase.p50_ms,
-        phase.p99_ms,
-        phase.operations,
-        phase.errors,
-        phase.seconds
-    );
 }
 
 /// Builds the boards with the rules (a new board, its main slot activated) and writes them in

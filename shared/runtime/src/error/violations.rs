@@ -285,6 +285,41 @@ impl Violations {
         trimmed.to_owned()
     }
 
+    /// Free text (a description, a proof, a message), trimmed: at most `max_chars` characters;
+    /// line breaks and tabs are allowed, other control characters (NUL among them, which
+    /// PostgreSQL text cannot hold) are not. Empty is refused when `required`.
+    pub fn free_text(
+        &mut self,
+        field: &str,
+        value: &str,
+        max_chars: usize,
+        required: bool,
+    ) -> String {
+        let trimmed = value.trim();
+        let chars = trimmed.chars().count();
+        if trimmed.is_empty() {
+            if required {
+                self.add(field, "REQUIRED", "is required");
+            }
+        } else if chars > max_chars {
+            self.add(
+                field,
+                "TOO_LONG",
+                format!("must be at most {max_chars} characters, got {chars}"),
+            );
+        } else if trimmed
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            self.add(
+                field,
+                "CONTROL_CHARACTER",
+                "must not contain control characters other than line breaks and tabs",
+            );
+        }
+        trimmed.to_owned()
+    }
+
     /// A number that must lie in `range`; refused with `reason` (or `OUT_OF_RANGE`).
     pub fn range<T: PartialOrd + Display + Copy>(
         &mut self,
@@ -426,6 +461,29 @@ mod tests {
             assert!(violation.description.contains("20000 characters"));
         }
         assert!(refusal.message.len() < 500);
+    }
+
+    #[test]
+    fn free_text_keeps_line_breaks_and_refuses_nul() {
+        let mut v = Violations::new();
+        assert_eq!(
+            v.free_text("proof", " line one\n\tline two ", 100, true),
+            "line one\n\tline two"
+        );
+        v.finish().expect("line breaks and tabs are text");
+        let mut v = Violations::new();
+        v.free_text("proof", "nul\u{0}inside", 100, true);
+        v.free_text("note", "", 100, false);
+        v.free_text("title", "", 100, true);
+        v.free_text("body", &"x".repeat(101), 100, false);
+        assert_eq!(
+            fields_and_reasons(v),
+            [
+                ("proof".to_owned(), "CONTROL_CHARACTER".to_owned()),
+                ("title".to_owned(), "REQUIRED".to_owned()),
+                ("body".to_owned(), "TOO_LONG".to_owned()),
+            ]
+        );
     }
 
     #[test]
