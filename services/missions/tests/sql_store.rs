@@ -15,11 +15,12 @@ use std::sync::Arc;
 use boards::{active_run, at, board, date, idle_board};
 use chrono::Duration;
 use phoenix_missions::app::migration::{AuditReport, audit};
+use phoenix_missions::domain::analytics::{AdherenceWeek, PageToken, RewardsWeek, WeekFilter};
 use phoenix_missions::domain::board::{
     Board, BoardKey, Communication, CommunicationKind, Heartbeat, RunStatus, SlotKey, SlotState,
 };
 use phoenix_missions::domain::catalog::{Catalog, EffectKind, MissionTarget};
-use phoenix_missions::store::analytics::{self, AdherenceWeek, PageToken, RewardsWeek, WeekFilter};
+use phoenix_missions::store::analytics;
 use phoenix_missions::store::sql::SqlBoards;
 use phoenix_missions::store::{Saved, catalog};
 use phoenix_runtime::Error;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::require_admin;
 use crate::app::Missions;
-use crate::store::analytics::{PageToken, WeekFilter};
+use crate::domain::analytics::{PageToken, WeekFilter};
 
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1_000;

@@ -5,7 +5,8 @@ use std::time::Duration;
 use phoenix_runtime::Error;
 
 use super::Missions;
-use crate::store::analytics::{self as store, AdherenceWeek, PageToken, RewardsWeek, WeekFilter};
+use crate::domain::analytics::{AdherenceWeek, PageToken, RewardsWeek, WeekFilter};
+use crate::store::analytics as store;
 
 impl Missions {
     /// A page of weekly adherence and the next page's token.

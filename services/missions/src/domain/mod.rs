@@ -4,8 +4,10 @@
 //! format (the FILE repository and the `missions_v2_state` snapshot serialize it as is).
 //! [`catalog`] is what boards are built from. [`rules`] is every change a board can go through.
 //! [`diff`] says where two copies of a board differ; [`legacy`] is what the legacy service's
-//! data must hold and how its past events replay through the rules.
+//! data must hold and how its past events replay through the rules. [`analytics`] is what the
+//! weekly views hold.
 
+pub mod analytics;
 pub mod board;
 pub mod catalog;
 pub mod diff;
