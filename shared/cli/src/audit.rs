@@ -2,6 +2,9 @@
 
 use phoenix_runtime::{Database, RuntimeConfig};
 
+/// Longest a statement of an audit may run: hours, not a call's seconds.
+const AUDIT_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     /// The service to audit (one that has an auditor).
@@ -27,9 +30,11 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         .audit
         .ok_or_else(|| anyhow::anyhow!("{} has no auditor", spec.name))?;
     let database = Database::open(&args.runtime).await?;
+    // An audit reads every row: the statement timeout that bounds a call does not bound it.
+    let mut config = args.runtime.clone();
+    config.max_deadline = AUDIT_STATEMENT_TIMEOUT;
     let result = async {
-        let pool =
-            phoenix_runtime::server::connect_pool(&database.url, spec.name, &args.runtime).await?;
+        let pool = phoenix_runtime::server::connect_pool(&database.url, spec.name, &config).await?;
         audit(pool).await
     }
     .await;

@@ -219,3 +219,47 @@ async fn a_resumed_subscription_gets_the_rest_once_and_other_tenants_are_not_mix
     );
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn versions_written_out_of_order_in_one_transaction_are_delivered_in_order() {
+    let pool = database().await;
+    let shutdown = CancellationToken::new();
+    let events = EventStream::start("streamtest", pool.clone(), shutdown.clone());
+    let tenant = Uuid::new_v4();
+    let event = |id: &str, version: i64| {
+        NewEvent::new(
+            "counter",
+            id,
+            version,
+            "test.Bumped",
+            &version.to_string(),
+            chrono::Utc::now(),
+        )
+    };
+    let mut transaction = pool.begin().await.expect("begin");
+    stream::append(
+        &mut transaction,
+        tenant,
+        &[event("a", 2), event("b", 1), event("a", 1), event("a", 3)],
+    )
+    .await
+    .expect("append");
+    transaction.commit().await.expect("commit");
+    while events.sequence_now().await.expect("pass") > 0 {}
+    let delivered: Vec<(String, i64, i64)> = take(events.subscribe(Some(tenant), 0), 4)
+        .await
+        .into_iter()
+        .map(|e| (e.aggregate_id, e.version, e.position))
+        .collect();
+    assert_eq!(
+        delivered,
+        [
+            ("a".to_owned(), 1, 1),
+            ("b".to_owned(), 1, 2),
+            ("a".to_owned(), 2, 3),
+            ("a".to_owned(), 3, 4)
+        ],
+        "each aggregate's versions in order, in the slots its events were inserted in"
+    );
+    shutdown.cancel();
+}

@@ -20,9 +20,10 @@
 //! transaction or later.
 //!
 //! **Following.** [`EventStream::subscribe`] reads pages of positioned events after a
-//! position, then waits for the sequencer to give more: in this process it is woken at once
-//! (writers call [`EventStream::appended`] after commit), and it polls for passes other
-//! replicas ran.
+//! position, then waits for the sequencer to give more. While a process has subscribers, its
+//! sequencer runs as soon as a writer of the process rings [`EventStream::appended`] after its
+//! commit (a few milliseconds); otherwise, and for events written by other replicas, it runs
+//! every 250 ms, and subscribers poll as often for passes other replicas ran.
 //!
 //! Each context that streams events has these tables in its own schema:
 //!
@@ -65,6 +66,7 @@ mod read;
 pub mod sequencer;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -81,10 +83,11 @@ use crate::error::Error;
 
 /// How often a caught-up subscriber looks for positions another replica's sequencer gave.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
-/// How often the sequencer runs when nothing in this process woke it.
+/// How often the sequencer runs when nothing in this process woke it, or when this process has
+/// no subscriber to wake it for: positions are then given within this interval.
 const IDLE_INTERVAL: Duration = Duration::from_millis(250);
 /// After a pass, the sequencer waits this long before the next one, so a burst of commits is
-/// sequenced in a few passes rather than one pass per commit.
+/// sequenced in a few passes rather than one pass (and one commit) per commit.
 const COALESCE: Duration = Duration::from_millis(5);
 /// Events read per query while catching up.
 const PAGE: i64 = 500;
@@ -190,12 +193,32 @@ impl StoredEvent {
     }
 }
 
+/// Counts one live subscription for as long as it lives.
+#[derive(Debug)]
+struct Following(Arc<AtomicUsize>);
+
+impl Following {
+    fn new(followers: &Arc<AtomicUsize>) -> Self {
+        followers.fetch_add(1, Ordering::Relaxed);
+        Self(followers.clone())
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A service's event stream: the sequencer running in the background, and subscriptions.
 #[derive(Debug, Clone)]
 pub struct EventStream {
     pool: PgPool,
     /// Rung by writers after they commit events, to wake the sequencer.
     appended: Arc<Notify>,
+    /// Live subscriptions in this process: only while there are some does a commit wake the
+    /// sequencer at once (a pass costs a commit of its own).
+    followers: Arc<AtomicUsize>,
     /// The next position the sequencer of this process will give, after each pass.
     next_position: watch::Receiver<i64>,
     shutdown: CancellationToken,
@@ -205,17 +228,20 @@ impl EventStream {
     /// Starts the sequencer of the service whose schema `pool` is on; it stops at `shutdown`.
     pub fn start(service: &'static str, pool: PgPool, shutdown: CancellationToken) -> Self {
         let appended = Arc::new(Notify::new());
+        let followers = Arc::new(AtomicUsize::new(0));
         let (sender, next_position) = watch::channel(0);
         tokio::spawn(sequencer::run(
             service,
             pool.clone(),
             appended.clone(),
+            followers.clone(),
             sender,
             shutdown.clone(),
         ));
         Self {
             pool,
             appended,
+            followers,
             next_position,
             shutdown,
         }
@@ -240,8 +266,10 @@ impl EventStream {
             cursor: i64,
             page: std::collections::VecDeque<StoredEvent>,
             failed: bool,
+            _following: Following,
         }
         let state = Follow {
+            _following: Following::new(&self.followers),
             stream: self.clone(),
             tenant,
             cursor: after,
