@@ -250,3 +250,80 @@ async fn while_the_database_is_known_down_calls_answer_unavailable_at_once() {
         "no field is at fault"
     );
 }
+
+#[tokio::test]
+async fn a_database_that_comes_back_is_served_again() {
+    let service = spawn(registered("directory")).await;
+    assert_serving(&service.channel).await;
+    let mut client = DirectoryServiceClient::new(service.channel.clone());
+    let get = || GetUserRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+    };
+
+    service.database.set_accepting_connections(false).await;
+    let status = wait_for_health(
+        &service.channel,
+        "",
+        ServingStatus::NotServing,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(status, ServingStatus::NotServing);
+    let down = client.get_user(get()).await.expect_err("no database");
+    assert_eq!(error_of(&down).reason, "DATABASE_UNAVAILABLE");
+
+    service.database.set_accepting_connections(true).await;
+    let status = wait_for_health(
+        &service.channel,
+        "",
+        ServingStatus::Serving,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        status,
+        ServingStatus::Serving,
+        "health finds the database again"
+    );
+    let back = client.get_user(get()).await.expect_err("an unknown user");
+    let read = error_of(&back);
+    assert_eq!(
+        (read.code, read.reason.as_str()),
+        (Code::NotFound, "USER_NOT_FOUND"),
+        "calls reach the database again"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_pool_does_not_turn_the_service_away() {
+    let service = spawn_with(registered("directory"), |config| {
+        config.db_max_connections = 2;
+        config.db_acquire_timeout = Duration::from_millis(300);
+    })
+    .await;
+    assert_serving(&service.channel).await;
+    // Every connection of the service's pool is taken, for longer than several health checks.
+    let held = [
+        service.pool.acquire().await.expect("a connection"),
+        service.pool.acquire().await.expect("a connection"),
+    ];
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        phoenix_platform_tests::health(&service.channel, "").await,
+        ServingStatus::Serving,
+        "a busy pool is not a database outage"
+    );
+    let started = Instant::now();
+    let status = DirectoryServiceClient::new(service.channel.clone())
+        .get_user(GetUserRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .expect_err("no connection free");
+    assert_eq!(error_of(&status).reason, "DATABASE_UNAVAILABLE");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "the call waited for a connection, it was not refused as if the database were down"
+    );
+    drop(held);
+}

@@ -20,18 +20,22 @@ CREATE TRIGGER event_positions_append_only BEFORE UPDATE OR DELETE ON event_posi
 CREATE TRIGGER event_positions_no_truncate BEFORE TRUNCATE ON event_positions
     FOR EACH STATEMENT EXECUTE FUNCTION reject_change();
 
--- One row: the next position to give, and the oldest transaction that may still add events.
+-- One row: the next position to give, and where events without one may still appear: in
+-- transactions from `from_txid` on, and in `open_txids`, those running at the last pass.
 CREATE TABLE event_sequencer (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     next_position bigint  NOT NULL CHECK (next_position > 0),
-    low_txid      xid8    NOT NULL
+    from_txid     xid8    NOT NULL,
+    open_txids    xid8[]  NOT NULL DEFAULT '{}'
 );
 
 -- The events already delivered keep the positions subscribers know them by (their old
--- position, now their seq). Events of transactions still running are positioned by the
--- sequencer once they commit: it looks from the oldest of them on.
+-- position, now their seq). What the sequencer is to look at next is taken first, from a
+-- snapshot no later than the copy's: any event the copy cannot see yet belongs to a
+-- transaction running then, or to a later one.
+INSERT INTO event_sequencer (singleton, next_position, from_txid, open_txids)
+VALUES (true, 1, pg_snapshot_xmax(pg_current_snapshot()),
+        ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())));
 INSERT INTO event_positions (position, seq, tenant_id)
 SELECT seq, seq, tenant_id FROM events ORDER BY seq;
-INSERT INTO event_sequencer (singleton, next_position, low_txid)
-SELECT true, coalesce(max(position), 0) + 1, pg_snapshot_xmin(pg_current_snapshot())
-FROM event_positions;
+UPDATE event_sequencer SET next_position = (SELECT coalesce(max(position), 0) + 1 FROM event_positions);

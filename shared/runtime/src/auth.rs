@@ -39,6 +39,18 @@ impl Caller {
         }
     }
 
+    /// Whether the token's subject is the user `id`: the same text, or the same UUID however
+    /// written (a token may carry it in upper case).
+    pub fn is(&self, id: &str) -> bool {
+        match (
+            uuid::Uuid::try_parse(&self.subject),
+            uuid::Uuid::try_parse(id),
+        ) {
+            (Ok(subject), Ok(id)) => subject == id,
+            _ => self.subject == id,
+        }
+    }
+
     /// PERMISSION_DENIED unless the caller's token is scoped to `tenant`.
     pub fn require_tenant(&self, tenant: &str) -> Result<(), Refusal> {
         if self.tenant.as_deref() == Some(tenant) {
@@ -55,14 +67,15 @@ impl Caller {
     /// PERMISSION_DENIED unless the caller is `owner` (its `sub` claim names that user) or
     /// holds `admin_role`.
     pub fn require_owner(&self, owner: &str, admin_role: &str) -> Result<(), Refusal> {
-        if self.subject.eq_ignore_ascii_case(owner) || self.has_role(admin_role) {
+        if self.is(owner) || self.has_role(admin_role) {
             Ok(())
         } else {
             Err(Refusal::permission_denied(
                 "NOT_OWNER",
                 format!(
-                    "the caller may act only on its own records, not on those of user {owner}, \
-                     unless it holds the role {admin_role:?}"
+                    "the caller may act only on its own records, not on those of user {}, \
+                     unless it holds the role {admin_role:?}",
+                    crate::error::quote(owner)
                 ),
             )
             .with("owner", owner)

@@ -1,8 +1,8 @@
 //! Service-to-service calls. [`ClientBuilder`] makes a channel whose every call carries a deadline
 //! (the caller's remaining time or a default), the current W3C trace context and request id, and
 //! optionally a bearer token. [`call_idempotent`] retries a call marked idempotent, with
-//! exponential backoff and jitter, when the peer answers UNAVAILABLE, waiting at least the
-//! delay of the peer's RetryInfo.
+//! exponential backoff and jitter, while the peer's answer says a retry can help, waiting at
+//! least the delay of the peer's RetryInfo.
 
 use std::future::Future;
 use std::time::Duration;
@@ -12,6 +12,8 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
+
+use crate::error::{RemoteError, Retry};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// A channel to a peer service with the outgoing interceptor installed.
@@ -145,9 +147,12 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Runs `call` and retries it on UNAVAILABLE only, since only an idempotent call may run twice.
-/// Backoff doubles each attempt, with full jitter, capped at `max_backoff`; when the peer says
-/// how long to wait (RetryInfo), the pause is at least that.
+/// Runs `call`, an idempotent one (only such a call may run twice), and runs it again while
+/// the peer's answer says a retry can help ([`RemoteError::retry`]: UNAVAILABLE, ABORTED, a
+/// shed call), at most `max_attempts` times. A passed deadline is not retried: the next attempt
+/// would have even less time. Backoff doubles each attempt, with full jitter, capped at
+/// `max_backoff`; when the peer says how long to wait (RetryInfo), the pause is at least that,
+/// and when that is longer than the current call has left, the peer's answer is returned now.
 pub async fn call_idempotent<T, F, Fut>(policy: RetryPolicy, mut call: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
@@ -156,22 +161,29 @@ where
     let mut backoff = policy.initial_backoff;
     let mut attempt = 1;
     loop {
-        match call().await {
-            Err(status) if status.code() == Code::Unavailable && attempt < policy.max_attempts => {
-                let jittered = backoff.mul_f64(rand::random::<f64>());
-                let pause = match crate::error::RemoteError::from_status(&status).retry() {
-                    crate::error::Retry::After(delay) => {
-                        jittered.max(delay.min(policy.max_backoff))
-                    }
-                    _ => jittered,
-                };
-                tracing::debug!(attempt, ?pause, error = %status.message(), "peer unavailable; retrying");
-                tokio::time::sleep(pause).await;
-                backoff = (backoff * 2).min(policy.max_backoff);
-                attempt += 1;
-            }
-            result => return result,
+        let status = match call().await {
+            Ok(answer) => return Ok(answer),
+            Err(status) => status,
+        };
+        if attempt >= policy.max_attempts || status.code() == Code::DeadlineExceeded {
+            return Err(status);
         }
+        let jittered = backoff.mul_f64(rand::random::<f64>());
+        let pause = match RemoteError::from_status(&status).retry() {
+            Retry::Never => return Err(status),
+            Retry::Backoff => jittered,
+            Retry::After(delay) => jittered.max(delay),
+        };
+        let remaining = crate::middleware::CURRENT_CALL
+            .try_with(|call| call.remaining())
+            .ok();
+        if remaining.is_some_and(|left| pause >= left) {
+            return Err(status);
+        }
+        tracing::debug!(attempt, ?pause, code = ?status.code(), error = %status.message(), "retrying");
+        tokio::time::sleep(pause).await;
+        backoff = (backoff * 2).min(policy.max_backoff);
+        attempt += 1;
     }
 }
 
@@ -198,6 +210,33 @@ mod tests {
         .await;
         assert_eq!(result.expect("third attempt succeeds"), 7);
         assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_conflict_is_retried_and_a_passed_deadline_is_not() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+        };
+        let attempts = AtomicU32::new(0);
+        let result = call_idempotent(policy, || async {
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(Status::aborted("moved on"))
+            } else {
+                Ok(1)
+            }
+        })
+        .await;
+        assert_eq!(result.expect("second attempt"), 1);
+        let attempts = AtomicU32::new(0);
+        let result: Result<(), _> = call_idempotent(policy, || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err(Status::deadline_exceeded("too late"))
+        })
+        .await;
+        assert_eq!(result.expect_err("fails").code(), Code::DeadlineExceeded);
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

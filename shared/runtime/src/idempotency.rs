@@ -81,7 +81,7 @@ pub async fn find<'e, T: DeserializeOwned>(
     executor: impl sqlx::PgExecutor<'e>,
     key: &RequestKey,
     now: DateTime<Utc>,
-) -> Result<Prior<T>, sqlx::Error> {
+) -> Result<Prior<T>, Error> {
     let row: Option<(String, Vec<u8>, serde_json::Value)> = sqlx::query_as(
         "SELECT method, fingerprint, outcome FROM request_keys
          WHERE scope = $1 AND idempotency_key = $2 AND expires_at > $3",
@@ -99,7 +99,16 @@ pub async fn find<'e, T: DeserializeOwned>(
     }
     serde_json::from_value(outcome)
         .map(Prior::Replay)
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        .map_err(|e| {
+            Error::invariant(
+                "IDEMPOTENCY_RECORD_UNREADABLE",
+                format!(
+                    "the outcome recorded under key {} ({}) does not read back: {e}",
+                    crate::error::quote(&key.key),
+                    key.method
+                ),
+            )
+        })
 }
 
 /// Records `outcome` under the key, in the caller's transaction. `false` means a concurrent

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use include_dir::Dir;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -432,6 +432,10 @@ async fn set_health(health: &HealthReporter, names: &[&str], status: ServingStat
 /// SERVING only while the database answers: a service without its database can do nothing
 /// useful, and a load balancer should route around it. While a check has failed, calls are
 /// refused at once (`database`), instead of each waiting out the pool's acquire timeout.
+///
+/// The check runs on a connection of its own, not one of the pool's: a pool that is merely
+/// busy (every connection in a long call) says nothing about the database, and must not turn
+/// the service away.
 async fn watch_database(
     pool: PgPool,
     health: HealthReporter,
@@ -440,31 +444,41 @@ async fn watch_database(
     every: Duration,
     shutdown: CancellationToken,
 ) {
+    let options = pool.connect_options();
+    let limit = every.max(Duration::from_secs(1));
+    let mut connection: Option<sqlx::PgConnection> = None;
     let mut last = None;
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !shutdown.is_cancelled() {
         ticker.tick().await;
-        let check = tokio::time::timeout(
-            every.max(Duration::from_secs(1)),
-            sqlx::query("SELECT 1").execute(&pool),
-        )
+        let check = tokio::time::timeout(limit, async {
+            if connection.is_none() {
+                connection = Some(sqlx::PgConnection::connect_with(&options).await?);
+            }
+            match connection.as_mut() {
+                Some(open) => sqlx::query("SELECT 1").execute(open).await.map(|_| ()),
+                None => Ok(()),
+            }
+        })
         .await;
-        let status = match check {
-            Ok(Ok(_)) => ServingStatus::Serving,
-            Ok(Err(error)) => {
-                if last != Some(ServingStatus::NotServing) {
-                    tracing::warn!(%error, "database check failed: NOT_SERVING");
-                }
-                ServingStatus::NotServing
-            }
-            Err(_) => {
-                if last != Some(ServingStatus::NotServing) {
-                    tracing::warn!("database check timed out: NOT_SERVING");
-                }
-                ServingStatus::NotServing
-            }
+        let failure = match check {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!("no answer within {limit:?}")),
         };
+        let status = if failure.is_none() {
+            ServingStatus::Serving
+        } else {
+            // A broken or hung connection is not used again: the next check connects anew.
+            connection = None;
+            ServingStatus::NotServing
+        };
+        if let Some(failure) = &failure
+            && last != Some(ServingStatus::NotServing)
+        {
+            tracing::warn!(error = %failure, "database check failed: NOT_SERVING");
+        }
         database.set_down(status == ServingStatus::NotServing, every);
         if last != Some(status) && !shutdown.is_cancelled() {
             set_health(&health, &names, status).await;

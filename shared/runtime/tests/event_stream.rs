@@ -45,9 +45,10 @@ CREATE INDEX event_positions_tenant ON event_positions (tenant_id, position);
 CREATE TABLE event_sequencer (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     next_position bigint  NOT NULL,
-    low_txid      xid8    NOT NULL
+    from_txid     xid8    NOT NULL,
+    open_txids    xid8[]  NOT NULL DEFAULT '{}'
 );
-INSERT INTO event_sequencer VALUES (true, 1, '1');
+INSERT INTO event_sequencer VALUES (true, 1, '1', '{}');
 ";
 
 async fn database() -> PgPool {
@@ -262,4 +263,154 @@ async fn versions_written_out_of_order_in_one_transaction_are_delivered_in_order
         "each aggregate's versions in order, in the slots its events were inserted in"
     );
     shutdown.cancel();
+}
+
+#[tokio::test]
+async fn two_sequencers_on_one_database_still_give_each_event_one_consecutive_position() {
+    let pool = database().await;
+    let shutdown = CancellationToken::new();
+    // Two replicas of a service: each runs its own sequencer, and each has a subscriber.
+    let first = EventStream::start("streamtest", pool.clone(), shutdown.clone());
+    let second = EventStream::start("streamtest", pool.clone(), shutdown.clone());
+    let tenant = Uuid::new_v4();
+    let watching_first = first.subscribe(Some(tenant), 0);
+    let watching_second = second.subscribe(Some(tenant), 0);
+    let mut writers = Vec::new();
+    for writer in 0..6 {
+        let pool = pool.clone();
+        let ring = if writer % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        writers.push(tokio::spawn(async move {
+            for change in 0..30 {
+                bump(
+                    &pool,
+                    tenant,
+                    &format!("c{}", (writer + change) % 4),
+                    Duration::ZERO,
+                )
+                .await;
+                ring.appended();
+            }
+        }));
+    }
+    let (seen_first, seen_second) =
+        tokio::join!(take(watching_first, 180), take(watching_second, 180));
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let positions: Vec<i64> = seen_first.iter().map(|e| e.position).collect();
+    assert_eq!(positions, (1..=180).collect::<Vec<i64>>());
+    assert_eq!(
+        seen_first, seen_second,
+        "both replicas deliver the same stream"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_backlog_larger_than_a_pass_is_positioned_in_order_across_passes() {
+    let pool = database().await;
+    let tenant = Uuid::new_v4();
+    // 12,500 events of one aggregate in one statement, more than one pass takes.
+    sqlx::query(
+        "INSERT INTO events (tenant_id, event_id, aggregate_type, aggregate_id, aggregate_version,
+                             event_type, payload, occurred_at)
+         SELECT $1, gen_random_uuid(), 'counter', 'big', v, 'test.Bumped', '', now()
+         FROM generate_series(1, 12500) AS v",
+    )
+    .bind(tenant)
+    .execute(&pool)
+    .await
+    .expect("backlog");
+    let shutdown = CancellationToken::new();
+    let events = EventStream::start("streamtest", pool.clone(), shutdown.clone());
+    let delivered = take(events.subscribe(Some(tenant), 0), 12_500).await;
+    assert!(
+        delivered
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.position == i as i64 + 1 && e.version == i as i64 + 1),
+        "positions and versions both run 1..12500"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn rolled_back_writers_leave_no_gap_and_a_long_transaction_holds_nothing_back() {
+    let pool = database().await;
+    let tenant = Uuid::new_v4();
+    // A transaction that stays open all along, with an id, as a long report or refresh would:
+    // it keeps the cluster's xmin back, which must not stop or slow the others' positions.
+    let mut long = pool.begin().await.expect("begin");
+    sqlx::query("INSERT INTO counters VALUES ('long', 0)")
+        .execute(&mut *long)
+        .await
+        .expect("an id for the long transaction");
+
+    bump(&pool, tenant, "a", Duration::ZERO).await;
+    let mut rolled_back = pool.begin().await.expect("begin");
+    let event = NewEvent::new(
+        "counter",
+        "a",
+        2,
+        "test.Bumped",
+        &2_i64.to_string(),
+        chrono::Utc::now(),
+    );
+    stream::append(&mut rolled_back, tenant, &[event])
+        .await
+        .expect("append");
+    rolled_back.rollback().await.expect("rollback");
+    bump(&pool, tenant, "a", Duration::ZERO).await;
+
+    let shutdown = CancellationToken::new();
+    let events = EventStream::start("streamtest", pool.clone(), shutdown.clone());
+    let delivered = take(events.subscribe(Some(tenant), 0), 2).await;
+    let seen: Vec<(i64, i64)> = delivered.iter().map(|e| (e.position, e.version)).collect();
+    assert_eq!(
+        seen,
+        [(1, 1), (2, 2)],
+        "the rolled-back seq left no gap in positions"
+    );
+
+    // The long transaction now writes an event of its own and commits: it comes next.
+    let event = NewEvent::new(
+        "counter",
+        "long",
+        1,
+        "test.Bumped",
+        &1_i64.to_string(),
+        chrono::Utc::now(),
+    );
+    stream::append(&mut long, tenant, &[event])
+        .await
+        .expect("append");
+    long.commit().await.expect("commit");
+    events.appended();
+    let next = take(events.subscribe(Some(tenant), 2), 1).await;
+    assert_eq!(
+        (next[0].aggregate_id.as_str(), next[0].position),
+        ("long", 3)
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn read_stream_gives_positions_even_before_the_sequencer_ran() {
+    let pool = database().await;
+    let tenant = Uuid::new_v4();
+    bump(&pool, tenant, "a", Duration::ZERO).await;
+    bump(&pool, tenant, "a", Duration::ZERO).await;
+    let read = stream::read_stream(&pool, tenant, "counter", "a", 1, 10)
+        .await
+        .expect("read");
+    let positions: Vec<i64> = read.iter().map(|e| e.position).collect();
+    assert_eq!(
+        positions,
+        [1, 2],
+        "never 0, which Subscribe would read as the start"
+    );
 }

@@ -91,6 +91,31 @@ impl TestDatabase {
         let _ = admin.close().await;
     }
 
+    /// Closes the database to new connections and ends every open one (`accepting: false`), or
+    /// opens it again: the database goes away, and comes back, as in an outage.
+    pub async fn set_accepting_connections(&self, accepting: bool) {
+        let mut admin = sqlx::PgConnection::connect(&server().url("postgres"))
+            .await
+            .expect("connect to the test server");
+        sqlx::raw_sql(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {accepting}",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("change the database");
+        if !accepting {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(&self.name)
+            .execute(&mut admin)
+            .await
+            .expect("end the connections");
+        }
+        let _ = admin.close().await;
+    }
+
     /// A pool on this database with `search_path` set to `schema`, as the service gets it.
     pub async fn pool(&self, schema: &str) -> PgPool {
         phoenix_runtime::server::connect_pool(&self.url, schema, &test_config())
@@ -160,7 +185,10 @@ impl TestService {
         if let Some(running) = self.running.take() {
             running.shutdown().await.expect("clean shutdown");
         }
-        let pool = self.database.pool(self.spec.name).await;
+        let pool =
+            phoenix_runtime::server::connect_pool(&self.database.url, self.spec.name, &self.config)
+                .await
+                .expect("connect the pool");
         start_on(self.spec, self.config.clone(), self.database.clone(), pool).await
     }
 }
@@ -186,7 +214,10 @@ pub async fn spawn_with(
     let database = TestDatabase::create().await;
     let mut config = test_config();
     configure(&mut config);
-    let pool = database.pool(spec.name).await;
+    // The pool as the configuration says (size, timeouts), as the service would get it.
+    let pool = phoenix_runtime::server::connect_pool(&database.url, spec.name, &config)
+        .await
+        .expect("connect the pool");
     start_on(spec, Arc::new(config), database, pool).await
 }
 

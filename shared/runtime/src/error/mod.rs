@@ -156,6 +156,26 @@ impl Error {
                 )
                 .into()
             }
+            // A value PostgreSQL cannot store (a NUL in text, a date beyond its range, a number
+            // beyond its column): validation should have refused it, and the caller can fix
+            // it, so it is the caller's error, not ours. Logged, to close the gap.
+            s if s.starts_with("22") => {
+                let detail = error
+                    .as_database_error()
+                    .map(|e| e.message().to_owned())
+                    .unwrap_or_default();
+                tracing::warn!(sqlstate = s, %detail, "a request value reached the database unvalidated");
+                Refusal::new(
+                    RefusalKind::Invalid,
+                    "VALUE_NOT_STORABLE",
+                    format!(
+                        "a value of the request cannot be stored: {}",
+                        quote(&detail)
+                    ),
+                )
+                .with("sqlstate", s)
+                .into()
+            }
             // statement_timeout or lock_timeout: the call's deadline has passed.
             "57014" | "55P03" => Self::DeadlineExceeded {
                 reason: Cow::Borrowed("DATABASE_TIMEOUT"),
@@ -177,14 +197,18 @@ impl From<sqlx::Error> for Error {
     }
 }
 
-/// Inside a call, the ErrorInfo domain is the serving service's (`ledger.phoenix`); outside one
-/// (a tool, a test calling a use case), `phoenix`.
+/// The ErrorInfo domain of errors raised now: inside a call, the serving service's
+/// (`ledger.phoenix`); outside one (a tool, a test calling a use case), `phoenix`. A server
+/// stream takes it when the call begins, since its items are made after the handler returned.
+pub fn current_domain() -> String {
+    crate::middleware::CURRENT_CALL
+        .try_with(|call| service_domain(call.service))
+        .unwrap_or_else(|_| "phoenix".to_owned())
+}
+
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
-        let domain = crate::middleware::CURRENT_CALL
-            .try_with(|call| service_domain(call.service))
-            .unwrap_or_else(|_| "phoenix".to_owned());
-        error.into_status(&domain)
+        error.into_status(&current_domain())
     }
 }
 

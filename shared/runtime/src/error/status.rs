@@ -57,8 +57,9 @@ fn clip(value: &str, max: usize) -> String {
 
 pub(super) fn into_status(error: Error, domain: &str) -> Status {
     let code = code(&error);
-    let reason = error.reason().to_owned();
-    let (message, violations, mut metadata, retry_after) = match error {
+    let reason = clip(error.reason(), MAX_REASON_BYTES);
+    let domain = clip(domain, MAX_REASON_BYTES);
+    let (message, violations, metadata, retry_after) = match error {
         Error::Refused(refusal) => (
             refusal.message,
             refusal.violations,
@@ -101,12 +102,18 @@ pub(super) fn into_status(error: Error, domain: &str) -> Status {
         details.set_retry_info(Some(delay));
         budget = budget.saturating_sub(2 * OVERHEAD_BYTES);
     }
-    metadata.truncate(MAX_METADATA_ENTRIES);
+    // The facts a program matches on get up to half of what is left; the fields the rest.
     let mut info = HashMap::new();
-    for (key, value) in metadata {
+    let mut facts_budget = budget / 2;
+    for (key, value) in metadata.into_iter().take(MAX_METADATA_ENTRIES) {
         let key = clip(&key, MAX_REASON_BYTES);
         let value = clip(&value, MAX_METADATA_BYTES);
-        budget = budget.saturating_sub(key.len() + value.len() + 2 * OVERHEAD_BYTES);
+        let size = key.len() + value.len() + 2 * OVERHEAD_BYTES;
+        if size > facts_budget {
+            break;
+        }
+        facts_budget -= size;
+        budget -= size;
         info.insert(key, value);
     }
     let total = violations.len();
@@ -143,7 +150,7 @@ pub(super) fn into_status(error: Error, domain: &str) -> Status {
     if !sent.is_empty() {
         details.set_bad_request(sent);
     }
-    details.set_error_info(reason, domain, info);
+    details.set_error_info(reason, domain.as_str(), info);
     Status::with_error_details(code, message, details)
 }
 
@@ -192,11 +199,18 @@ mod tests {
         }
         let mut refusal = violations.finish().expect_err("refused");
         refusal.message = "y".repeat(1_000_000);
-        let refusal = refusal.with("value", "z".repeat(1_000_000));
+        let mut refusal = refusal.with("value", "z".repeat(1_000_000));
+        for index in 0..40 {
+            refusal = refusal.with(
+                &format!("fact_{index}_{}", "k".repeat(100)),
+                "v".repeat(500),
+            );
+        }
+        refusal.reason = "R".repeat(10_000);
         let status = Error::from(refusal).into_status("test.phoenix");
         assert!(status.message().len() <= MAX_MESSAGE_BYTES);
         assert!(
-            status.details().len() <= MAX_DETAILS_BYTES + 256,
+            status.details().len() <= MAX_DETAILS_BYTES,
             "{} bytes of details",
             status.details().len()
         );

@@ -15,9 +15,11 @@
 //! order, with an aggregate's events in version order. Positions are therefore gap-free
 //! (1, 2, 3, … for the whole service), increase in the order events became visible, and never
 //! change; a subscriber that resumes after position `p` misses nothing and gets nothing twice.
-//! Finding the events without a position stays cheap: each pass remembers the oldest
-//! transaction still running (`low_txid`), and the next pass only looks at events of that
-//! transaction or later.
+//! Finding the events without a position stays cheap however long some transaction runs: each
+//! pass remembers where unpositioned events can still appear — in transactions that had not
+//! started when it looked (`from_txid`, its snapshot's xmax) and in those still running then
+//! (`open_txids`, its snapshot's xip list) — and the next pass looks only there, through the
+//! index on `events.txid`.
 //!
 //! **Following.** [`EventStream::subscribe`] reads pages of positioned events after a
 //! position, then waits for the sequencer to give more. While a process has subscribers, its
@@ -56,9 +58,10 @@
 //! CREATE TABLE event_sequencer (
 //!     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 //!     next_position bigint  NOT NULL,
-//!     low_txid      xid8    NOT NULL
+//!     from_txid     xid8    NOT NULL,
+//!     open_txids    xid8[]  NOT NULL DEFAULT '{}'
 //! );
-//! INSERT INTO event_sequencer VALUES (true, 1, '1');
+//! INSERT INTO event_sequencer VALUES (true, 1, '1', '{}');
 //! ```
 
 mod outbox;
@@ -138,8 +141,7 @@ impl NewEvent {
     }
 }
 
-/// A stored event, as read back. `position` is 0 for an event the sequencer has not reached
-/// yet (only [`read_stream`] can see those).
+/// A stored event, as read back, with its position in the service's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     pub position: i64,

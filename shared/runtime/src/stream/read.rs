@@ -46,9 +46,43 @@ fn stored(row: EventRow) -> StoredEvent {
     }
 }
 
-/// Up to `limit` events of one stream from `from_version`, by version. An event the sequencer
-/// has not reached yet has position 0.
+/// Up to `limit` events of one stream from `from_version`, by version, each with its position:
+/// an event the sequencer has not reached yet is positioned first (a pass runs here), so a
+/// caller can subscribe after the last position it read.
 pub async fn read_stream(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    from_version: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, Error> {
+    // Another replica may hold the sequencer for a moment; its pass positions them too.
+    for attempt in 0..20 {
+        let events = stream_page(
+            pool,
+            tenant_id,
+            aggregate_type,
+            aggregate_id,
+            from_version,
+            limit,
+        )
+        .await?;
+        if events.iter().all(|event| event.position > 0) {
+            return Ok(events);
+        }
+        if super::sequencer::pass(pool).await? == 0 && attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    Err(Error::unavailable(
+        "EVENTS_NOT_POSITIONED",
+        "the stream's latest events have no position yet; retry",
+        Some(std::time::Duration::from_millis(250)),
+    ))
+}
+
+async fn stream_page(
     pool: &PgPool,
     tenant_id: Uuid,
     aggregate_type: &str,

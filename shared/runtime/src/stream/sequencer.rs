@@ -1,25 +1,27 @@
 //! Gives committed events their positions, in the order they became visible.
 //!
-//! One pass is one statement (one round trip, one commit):
+//! One pass is one transaction of two statements and one commit:
 //! 1. take the `event_sequencer` row (`FOR UPDATE SKIP LOCKED`: when another process is in a
 //!    pass, this one has nothing to do);
-//! 2. read the visible events without a position, of transactions from the last pass's
-//!    `low_txid` on, in insert order;
+//! 2. read the visible events without a position of the transactions the last pass left open:
+//!    those that had not started when it looked (`from_txid` on) and those still running then
+//!    (`open_txids`), in insert order;
 //! 3. give them the next positions, each aggregate's events taking that aggregate's slots in
 //!    version order;
-//! 4. store the next position and, as the new `low_txid`, the oldest transaction still running
-//!    when the statement began (`pg_snapshot_xmin`): every event of an older transaction was
-//!    visible to this pass, or was rolled back.
+//! 4. store the next position and what this pass leaves open, from the statement's own
+//!    snapshot: its xmax and its list of running transactions. Every other transaction had
+//!    ended when the snapshot was taken, so its events were visible to this pass (or were
+//!    rolled back); a transaction running now can only add events with its own id, or later.
 //!
 //! An event of an aggregate is only ever appended after the previous version committed (the
 //! writer holds the aggregate's lock), so when a pass sees version `v` it also sees `v - 1`:
 //! an aggregate's events get increasing positions. A transaction that commits late is simply
 //! sequenced by a later pass, after every event already delivered.
 //!
-//! Passes of one process run one after the other. Two processes (replicas) take turns on the
-//! row lock; should one begin its statement just before the other's pass commits, it would try
-//! to position an event a second time, and the unique key on `event_positions.seq` refuses the
-//! whole pass, which is simply run again.
+//! Passes of one process run one after the other; two processes (replicas) take turns on the
+//! row lock, and a pass's second statement sees whatever the previous pass committed. Should an
+//! event be positioned twice anyway, the unique key on `event_positions.seq` refuses the whole
+//! pass, which is simply run again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,18 +36,17 @@ use crate::error::Error;
 /// Events given positions per pass at most; a larger backlog takes several passes.
 const MAX_PER_PASS: i64 = 10_000;
 
-/// One pass: `$1` is [`MAX_PER_PASS`]; answers (events positioned, next position), or no row
-/// when another process holds the sequencer.
+/// The pass, after the sequencer row is locked: `$1` is the next position, `$2`
+/// [`MAX_PER_PASS`]; `{from}` and `{open}` are the transactions the last pass left open, written
+/// into the text (see [`pass_reporting`]). Answers (events positioned, next position).
 const PASS: &str = "
-WITH head AS (
-    SELECT next_position, low_txid FROM event_sequencer FOR UPDATE SKIP LOCKED
-), unpositioned AS (
+WITH unpositioned AS (
     SELECT e.seq, e.tenant_id, e.aggregate_type, e.aggregate_id, e.aggregate_version
-    FROM head, events e
-    WHERE e.txid >= head.low_txid
+    FROM events e
+    WHERE (e.txid >= '{from}'::xid8 OR e.txid = ANY ('{open}'::xid8[]))
       AND NOT EXISTS (SELECT 1 FROM event_positions p WHERE p.seq = e.seq)
     ORDER BY e.seq
-    LIMIT $1
+    LIMIT $2
 ), ranked AS (
     SELECT seq, tenant_id, aggregate_type, aggregate_id,
            row_number() OVER (ORDER BY seq) AS slot,
@@ -56,8 +57,8 @@ WITH head AS (
     FROM unpositioned
 ), positioned AS (
     INSERT INTO event_positions (position, seq, tenant_id)
-    SELECT head.next_position + slot.slot - 1, event.seq, event.tenant_id
-    FROM head, ranked slot
+    SELECT $1 + slot.slot - 1, event.seq, event.tenant_id
+    FROM ranked slot
     JOIN ranked event
       ON event.tenant_id = slot.tenant_id AND event.aggregate_type = slot.aggregate_type
      AND event.aggregate_id = slot.aggregate_id AND event.by_version = slot.by_insert
@@ -66,10 +67,14 @@ WITH head AS (
     SELECT count(*) AS events FROM unpositioned
 )
 UPDATE event_sequencer
-SET next_position = event_sequencer.next_position + counted.events,
-    low_txid = CASE WHEN counted.events < $1 THEN pg_snapshot_xmin(pg_current_snapshot())
-                    ELSE event_sequencer.low_txid END
-FROM head, counted
+SET next_position = $1 + counted.events,
+    -- A full page may have left events behind: look where this pass looked again.
+    from_txid = CASE WHEN counted.events < $2 THEN pg_snapshot_xmax(pg_current_snapshot())
+                     ELSE event_sequencer.from_txid END,
+    open_txids = CASE WHEN counted.events < $2
+                      THEN ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot()))
+                      ELSE event_sequencer.open_txids END
+FROM counted
 RETURNING counted.events, event_sequencer.next_position";
 
 /// The background loop. While this process has subscribers, a pass runs as soon as a writer of
@@ -107,9 +112,8 @@ pub(super) async fn run(
                         break;
                     }
                 }
-                // Another process's pass committed while this one began: run it again.
-                Err(error) if raced(&error) => continue,
-                Err(error) => {
+                Err(Failed::Raced) => continue,
+                Err(Failed::Broken(error)) => {
                     if !failing {
                         tracing::warn!(service, %error, "event sequencer pass failed; retrying");
                         failing = true;
@@ -125,30 +129,75 @@ pub(super) async fn run(
     }
 }
 
-/// Whether a pass failed because another process positioned the same event first.
-fn raced(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|e| {
-        e.code().as_deref() == Some("23505") && e.constraint() == Some("event_positions_seq_key")
-    })
+/// Why a pass did not happen.
+#[derive(Debug)]
+enum Failed {
+    /// Another process positioned one of the same events first: run the pass again.
+    Raced,
+    /// The database, or the sequencer's own row, said no.
+    Broken(Error),
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(error: sqlx::Error) -> Self {
+        let raced = error.as_database_error().is_some_and(|e| {
+            e.code().as_deref() == Some("23505")
+                && e.constraint() == Some("event_positions_seq_key")
+        });
+        if raced {
+            Self::Raced
+        } else {
+            Self::Broken(error.into())
+        }
+    }
 }
 
 /// One pass; returns how many events got a position.
 pub async fn pass(pool: &PgPool) -> Result<u64, Error> {
     loop {
         match pass_reporting(pool).await {
-            Err(error) if raced(&error) => continue,
-            result => return Ok(result?.0),
+            Ok((given, _)) => return Ok(given),
+            Err(Failed::Raced) => continue,
+            Err(Failed::Broken(error)) => return Err(error),
         }
     }
 }
 
-/// One pass: (events given a position, the next position to give).
-async fn pass_reporting(pool: &PgPool) -> Result<(u64, i64), sqlx::Error> {
-    let done: Option<(i64, i64)> = sqlx::query_as(PASS)
+/// One pass: (events given a position, the next position to give). The row lock comes first,
+/// in its own statement, so the pass's statement sees everything the previous pass committed.
+async fn pass_reporting(pool: &PgPool) -> Result<(u64, i64), Failed> {
+    let mut transaction = pool.begin().await?;
+    let head: Option<(i64, String, Vec<String>)> = sqlx::query_as(
+        "SELECT next_position, from_txid::text, open_txids::text[]
+         FROM event_sequencer FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(&mut *transaction)
+    .await?;
+    let Some((next_position, from_txid, open_txids)) = head else {
+        return Ok((0, 0));
+    };
+    // Transaction ids are unsigned integers, checked here, and written into the statement
+    // rather than bound: the planner then sees how few recent events they select and walks the
+    // `txid` index; with parameters (and the pool's generic plans) it assumes a third of the
+    // table and scans all of it on every pass.
+    let is_txid = |t: &String| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !is_txid(&from_txid) || !open_txids.iter().all(is_txid) {
+        return Err(Failed::Broken(Error::invariant(
+            "SEQUENCER_TXID",
+            format!(
+                "event_sequencer holds a transaction id that is not one: {from_txid} {open_txids:?}"
+            ),
+        )));
+    }
+    let sql = PASS
+        .replace("{from}", &from_txid)
+        .replace("{open}", &format!("{{{}}}", open_txids.join(",")));
+    let (events, next): (i64, i64) = sqlx::query_as(&sql)
+        .persistent(false)
+        .bind(next_position)
         .bind(MAX_PER_PASS)
-        .fetch_optional(pool)
+        .fetch_one(&mut *transaction)
         .await?;
-    Ok(done.map_or((0, 0), |(events, next)| {
-        (u64::try_from(events).unwrap_or(0), next)
-    }))
+    transaction.commit().await?;
+    Ok((u64::try_from(events).unwrap_or(0), next))
 }
