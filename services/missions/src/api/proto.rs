@@ -1,5 +1,5 @@
-//! Domain ⇄ protobuf conversions: every response is rendered here, and the catalog's upserts
-//! are decoded here (their validation too, since it is about the shape of the request).
+//! Domain → protobuf: every response is rendered here, and the enums of requests read (the
+//! requests themselves are decoded and validated by each service's module).
 
 use chrono::NaiveDate;
 use phoenix_proto::missions::v1 as pb;
@@ -9,8 +9,8 @@ use uuid::Uuid;
 use crate::app::Shown;
 use crate::domain::board::{
     Board, BossRun, Claim, ClaimSource, Communication, CommunicationKind, DayClose, DayOutcome,
-    EffectInstance, Heartbeat, Progress, ProgressUnit, Reward, RewardItem, Run, RunStatus, Slot,
-    SlotKey, SlotState,
+    EffectInstance, Heartbeat, Progress, ProgressUnit, Reward, Run, RunStatus, Slot, SlotKey,
+    SlotState,
 };
 use crate::domain::catalog::{
     Badge, Boss, Catalog, Difficulty, EffectDefinition, EffectKind, Mission, MissionTarget,
@@ -397,13 +397,5 @@ pub fn catalog(catalog: &Catalog) -> pb::GetCatalogResponse {
         badges: catalog.badges.iter().map(badge).collect(),
         effects: catalog.effects.iter().map(effect_definition).collect(),
         bosses: catalog.bosses.iter().map(boss).collect(),
-    }
-}
-
-/// A reward item of a request, as the domain keeps it.
-pub fn reward_item(item: &pb::RewardItem) -> RewardItem {
-    RewardItem {
-        code: item.code.clone(),
-        quantity: item.quantity,
     }
 }
