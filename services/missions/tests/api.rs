@@ -529,3 +529,44 @@ async fn backfill_and_rebuild_refuse_a_missing_path_and_do_not_find_a_nonexisten
     assert_refused(&status, Code::Unavailable, "FILE_STORE_UNAVAILABLE");
     service.shutdown().await;
 }
+
+#[tokio::test]
+async fn analytics_refuse_weeks_outside_the_years_1_to_9999() {
+    let h = Harness::start("2026-06-01T12:00:00Z").await;
+    let mut analytics = AnalyticsServiceClient::new(h.service.channel.clone());
+    let user = Uuid::new_v4().to_string();
+    for week in ["-5000-01-01", "0000-12-27", "10000-01-03"] {
+        for user_id in [String::new(), user.clone()] {
+            let status = analytics
+                .list_weekly_adherence(pb::ListWeeklyAdherenceRequest {
+                    user_id: user_id.clone(),
+                    from_week: week.into(),
+                    ..Default::default()
+                })
+                .await
+                .expect_err("no such week");
+            assert_refused(&status, Code::InvalidArgument, "INVALID_DATE");
+            assert_eq!(fields(&status), ["from_week"], "{week}");
+            let status = analytics
+                .list_weekly_rewards(pb::ListWeeklyRewardsRequest {
+                    user_id: user_id.clone(),
+                    page_token: format!("{week}.{}", Uuid::new_v4().simple()),
+                    ..Default::default()
+                })
+                .await
+                .expect_err("no such page");
+            assert_refused(&status, Code::InvalidArgument, "INVALID_PAGE_TOKEN");
+            assert_eq!(fields(&status), ["page_token"], "{week}");
+        }
+    }
+    // The first and the last day of the range are weeks to list from.
+    for week in ["0001-01-01", "9999-12-27"] {
+        analytics
+            .list_weekly_adherence(pb::ListWeeklyAdherenceRequest {
+                from_week: week.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("a week within range");
+    }
+}
