@@ -519,15 +519,119 @@ async fn backfill_and_rebuild_refuse_a_missing_path_and_do_not_find_a_nonexisten
         .await
         .expect_err("not a store");
     assert_refused(&status, Code::FailedPrecondition, "INVALID_STORE_FILE");
-    // A store that cannot be read (a folder where the file should be) may be retried.
+    // A folder where the file should be is the caller's to fix too: retrying cannot help.
     let status = migration
         .backfill(pb::BackfillRequest {
             store_path: folder.0.display().to_string(),
         })
         .await
         .expect_err("a folder is no file");
-    assert_refused(&status, Code::Unavailable, "FILE_STORE_UNAVAILABLE");
+    assert_refused(&status, Code::InvalidArgument, "PATH_IS_DIRECTORY");
+    assert_eq!(fields(&status), ["store_path"]);
     service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_path_that_cannot_be_right_is_the_callers_error_naming_the_field() {
+    let h = Harness::start("2026-06-01T12:00:00Z").await;
+    let mut migration = MigrationServiceClient::new(h.service.channel.clone());
+    let folder = h.store_dir.0.display().to_string();
+
+    let status = migration
+        .rebuild_from_events(pb::RebuildFromEventsRequest {
+            log_path: folder.clone(),
+        })
+        .await
+        .expect_err("a folder is no log");
+    assert_refused(&status, Code::InvalidArgument, "PATH_IS_DIRECTORY");
+    assert_eq!(fields(&status), ["log_path"]);
+    let status = migration
+        .compare(pb::CompareRequest {
+            store_path: folder.clone(),
+            season_id: SEASON.into(),
+            user_ids: vec![],
+        })
+        .await
+        .expect_err("a folder is no store");
+    assert_refused(&status, Code::InvalidArgument, "PATH_IS_DIRECTORY");
+    assert_eq!(fields(&status), ["store_path"]);
+    // Export over a folder, or to the root, which names no file at all.
+    for (path, reason) in [
+        (folder.as_str(), "PATH_IS_DIRECTORY"),
+        ("/", "INVALID_PATH"),
+    ] {
+        let status = migration
+            .export(pb::ExportRequest {
+                store_path: path.into(),
+            })
+            .await
+            .expect_err("no file to write");
+        assert_refused(&status, Code::InvalidArgument, reason);
+        assert_eq!(fields(&status), ["store_path"], "{path}");
+    }
+    assert!(h.store_dir.0.is_dir(), "the folder is still a folder");
+
+    // A NUL in a path: no file system has such a name.
+    let nul = format!("{folder}/store\u{0}.json");
+    let status = migration
+        .backfill(pb::BackfillRequest {
+            store_path: nul.clone(),
+        })
+        .await
+        .expect_err("NUL in the store path");
+    assert_refused(&status, Code::InvalidArgument, "INVALID_PATH");
+    assert_eq!(fields(&status), ["store_path"]);
+    let status = migration
+        .rebuild_from_events(pb::RebuildFromEventsRequest { log_path: nul })
+        .await
+        .expect_err("NUL in the log path");
+    assert_refused(&status, Code::InvalidArgument, "INVALID_PATH");
+    assert_eq!(fields(&status), ["log_path"]);
+
+    // A log that is not text is not a log.
+    let binary = h.store_dir.0.join("events.bin");
+    std::fs::write(&binary, [0xff, 0xfe, b'\n']).expect("write");
+    let status = migration
+        .rebuild_from_events(pb::RebuildFromEventsRequest {
+            log_path: binary.display().to_string(),
+        })
+        .await
+        .expect_err("not UTF-8");
+    assert_refused(&status, Code::FailedPrecondition, "INVALID_EVENT_LOG");
+
+    // A huge path is refused without being echoed, a long one echoed cut.
+    let status = migration
+        .backfill(pb::BackfillRequest {
+            store_path: format!("/{}", "p".repeat(20_000)),
+        })
+        .await
+        .expect_err("no path is that long");
+    assert_refused(&status, Code::InvalidArgument, "TOO_LONG");
+    assert_eq!(fields(&status), ["store_path"]);
+    assert!(status.message().len() < 300, "{}", status.message());
+    let long = format!(
+        "{folder}/{}/store.json",
+        vec!["d".repeat(200); 10].join("/")
+    );
+    let status = migration
+        .backfill(pb::BackfillRequest { store_path: long })
+        .await
+        .expect_err("no such store");
+    assert_refused(&status, Code::NotFound, "STORE_FILE_NOT_FOUND");
+    assert!(
+        status.message().contains("characters)") && status.message().len() < 300,
+        "{}",
+        status.message()
+    );
+    // A name longer than any file system's names.
+    let status = migration
+        .backfill(pb::BackfillRequest {
+            store_path: format!("{folder}/{}.json", "n".repeat(2_000)),
+        })
+        .await
+        .expect_err("no file has such a name");
+    assert_refused(&status, Code::InvalidArgument, "INVALID_PATH");
+    assert_eq!(fields(&status), ["store_path"]);
 }
 
 #[tokio::test]
