@@ -674,3 +674,71 @@ async fn analytics_refuse_weeks_outside_the_years_1_to_9999() {
             .expect("a week within range");
     }
 }
+
+/// Every timestamp of a board as GetBoard shows it.
+fn board_timestamps(board: &pb::Board) -> Vec<prost_types::Timestamp> {
+    let mut times = vec![board.next_reset_time, board.create_time, board.update_time];
+    for slot in &board.slots {
+        times.extend([slot.cooldown_until, slot.reroll_reset_time]);
+        if let Some(run) = &slot.run {
+            times.extend([
+                run.select_time,
+                run.expire_time,
+                run.complete_time,
+                run.fail_time,
+            ]);
+            times.extend(run.heartbeats.iter().map(|beat| beat.create_time));
+        }
+    }
+    times.extend(
+        board
+            .active_effects
+            .iter()
+            .flat_map(|e| [e.active_from, e.active_until]),
+    );
+    times.extend(board.claims.iter().map(|c| c.claim_time));
+    times.extend(board.communications.iter().map(|c| c.create_time));
+    times.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn no_answer_carries_a_time_past_9999_when_the_clock_is_at_its_end() {
+    // Noon of 9999-12-31: the next local midnight, a run's end and a reroll's return all fall
+    // in the year 10000, which no protobuf Timestamp can hold; they are shown as the last
+    // instant there is (in microseconds, what the service keeps).
+    let mut h = Harness::start("9999-12-31T12:00:00Z").await;
+    h.only_mission(main_mission(7, 7)).await;
+    let last = prost_types::Timestamp {
+        seconds: 253_402_300_799,
+        nanos: 999_999_000,
+    };
+    let first = prost_types::Timestamp {
+        seconds: -62_135_596_800,
+        nanos: 0,
+    };
+    for zone in ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+        let user = Uuid::new_v4();
+        h.create_board(user, zone).await;
+        let run = h.activate_main(user).await;
+        h.heartbeat(user, &run).await;
+        h.missions
+            .reroll(pb::RerollRequest {
+                user_id: user.to_string(),
+                season_id: SEASON.into(),
+                slot_key: pb::SlotKey::Hunt.into(),
+            })
+            .await
+            .expect("reroll");
+        let board = h.board(user).await;
+        let times = board_timestamps(&board);
+        assert!(times.len() >= 7, "{zone}: {times:?}");
+        for time in times {
+            assert!(
+                (first.seconds..=last.seconds).contains(&time.seconds)
+                    && (0..1_000_000_000).contains(&time.nanos),
+                "{zone}: {time:?} is outside 0001-01-01..9999-12-31"
+            );
+        }
+        assert_eq!(board.next_reset_time, Some(last), "{zone}");
+    }
+}
