@@ -16,6 +16,7 @@ use crate::domain::catalog::{
     Badge, Boss, Difficulty, EffectDefinition, EffectKind, MAX_CODE_CHARS, MAX_LIST_LEN,
     MAX_NAME_CHARS, Mission, MissionTarget,
 };
+use crate::domain::json_holds_nul;
 
 /// Longest free text (a summary, a description, a target's name), in characters.
 const MAX_TEXT: usize = 2_000;
@@ -49,7 +50,7 @@ fn json_object(violations: &mut Violations, field: &str, value: &str) -> serde_j
     match serde_json::from_str::<serde_json::Value>(value) {
         Ok(json) if json.is_object() => {
             violations.check(
-                !holds_nul(&json),
+                !json_holds_nul(&json),
                 field,
                 "NUL_CHARACTER",
                 "must not hold \\u0000 in any string or key: PostgreSQL's jsonb cannot",
@@ -60,18 +61,6 @@ fn json_object(violations: &mut Violations, field: &str, value: &str) -> serde_j
             violations.add(field, "INVALID_JSON", "must be a JSON object");
             serde_json::json!({})
         }
-    }
-}
-
-/// Whether a string or key anywhere in `json` holds a NUL.
-fn holds_nul(json: &serde_json::Value) -> bool {
-    match json {
-        serde_json::Value::String(text) => text.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(holds_nul),
-        serde_json::Value::Object(entries) => entries
-            .iter()
-            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
-        _ => false,
     }
 }
 
