@@ -531,20 +531,58 @@ async fn backfill_and_rebuild_refuse_a_missing_path_and_do_not_find_a_nonexisten
     service.shutdown().await;
 }
 
+/// The refusal of a migration call with one path: Backfill, RebuildFromEvents or Export.
+async fn path_refused(
+    migration: &mut MigrationServiceClient<tonic::transport::Channel>,
+    call: &str,
+    path: &str,
+) -> tonic::Status {
+    let path = path.to_owned();
+    let answer = match call {
+        "backfill" => migration
+            .backfill(pb::BackfillRequest { store_path: path })
+            .await
+            .map(drop),
+        "rebuild" => migration
+            .rebuild_from_events(pb::RebuildFromEventsRequest { log_path: path })
+            .await
+            .map(drop),
+        "export" => migration
+            .export(pb::ExportRequest { store_path: path })
+            .await
+            .map(drop),
+        other => panic!("no migration call {other}"),
+    };
+    answer.expect_err("a path that cannot be right")
+}
+
 #[tokio::test]
 async fn a_path_that_cannot_be_right_is_the_callers_error_naming_the_field() {
     let h = Harness::start("2026-06-01T12:00:00Z").await;
     let mut migration = MigrationServiceClient::new(h.service.channel.clone());
     let folder = h.store_dir.0.display().to_string();
-
-    let status = migration
-        .rebuild_from_events(pb::RebuildFromEventsRequest {
-            log_path: folder.clone(),
-        })
-        .await
-        .expect_err("a folder is no log");
-    assert_refused(&status, Code::InvalidArgument, "PATH_IS_DIRECTORY");
-    assert_eq!(fields(&status), ["log_path"]);
+    let nul = format!("{folder}/store\u{0}.json");
+    let long_name = format!("{folder}/{}.json", "n".repeat(2_000));
+    let huge = format!("/{}", "p".repeat(20_000));
+    // A folder is no file; the root names no file at all; no file system has a NUL in a name,
+    // or a name of 2,000 characters; and no path is 20,000 characters long (refused without
+    // being echoed).
+    let cases = [
+        ("rebuild", &folder, "PATH_IS_DIRECTORY", "log_path"),
+        ("backfill", &folder, "PATH_IS_DIRECTORY", "store_path"),
+        ("export", &folder, "PATH_IS_DIRECTORY", "store_path"),
+        ("export", &"/".to_owned(), "INVALID_PATH", "store_path"),
+        ("backfill", &nul, "INVALID_PATH", "store_path"),
+        ("rebuild", &nul, "INVALID_PATH", "log_path"),
+        ("backfill", &long_name, "INVALID_PATH", "store_path"),
+        ("backfill", &huge, "TOO_LONG", "store_path"),
+    ];
+    for (call, path, reason, field) in cases {
+        let status = path_refused(&mut migration, call, path).await;
+        assert_refused(&status, Code::InvalidArgument, reason);
+        assert_eq!(fields(&status), [field], "{call} {reason}");
+        assert!(status.message().len() < 300, "{}", status.message());
+    }
     let status = migration
         .compare(pb::CompareRequest {
             store_path: folder.clone(),
@@ -555,83 +593,25 @@ async fn a_path_that_cannot_be_right_is_the_callers_error_naming_the_field() {
         .expect_err("a folder is no store");
     assert_refused(&status, Code::InvalidArgument, "PATH_IS_DIRECTORY");
     assert_eq!(fields(&status), ["store_path"]);
-    // Export over a folder, or to the root, which names no file at all.
-    for (path, reason) in [
-        (folder.as_str(), "PATH_IS_DIRECTORY"),
-        ("/", "INVALID_PATH"),
-    ] {
-        let status = migration
-            .export(pb::ExportRequest {
-                store_path: path.into(),
-            })
-            .await
-            .expect_err("no file to write");
-        assert_refused(&status, Code::InvalidArgument, reason);
-        assert_eq!(fields(&status), ["store_path"], "{path}");
-    }
     assert!(h.store_dir.0.is_dir(), "the folder is still a folder");
 
-    // A NUL in a path: no file system has such a name.
-    let nul = format!("{folder}/store\u{0}.json");
-    let status = migration
-        .backfill(pb::BackfillRequest {
-            store_path: nul.clone(),
-        })
-        .await
-        .expect_err("NUL in the store path");
-    assert_refused(&status, Code::InvalidArgument, "INVALID_PATH");
-    assert_eq!(fields(&status), ["store_path"]);
-    let status = migration
-        .rebuild_from_events(pb::RebuildFromEventsRequest { log_path: nul })
-        .await
-        .expect_err("NUL in the log path");
-    assert_refused(&status, Code::InvalidArgument, "INVALID_PATH");
-    assert_eq!(fields(&status), ["log_path"]);
-
-    // A log that is not text is not a log.
+    // A log that is not text is no log.
     let binary = h.store_dir.0.join("events.bin");
     std::fs::write(&binary, [0xff, 0xfe, b'\n']).expect("write");
-    let status = migration
-        .rebuild_from_events(pb::RebuildFromEventsRequest {
-            log_path: binary.display().to_string(),
-        })
-        .await
-        .expect_err("not UTF-8");
+    let status = path_refused(&mut migration, "rebuild", &binary.display().to_string()).await;
     assert_refused(&status, Code::FailedPrecondition, "INVALID_EVENT_LOG");
-
-    // A huge path is refused without being echoed, a long one echoed cut.
-    let status = migration
-        .backfill(pb::BackfillRequest {
-            store_path: format!("/{}", "p".repeat(20_000)),
-        })
-        .await
-        .expect_err("no path is that long");
-    assert_refused(&status, Code::InvalidArgument, "TOO_LONG");
-    assert_eq!(fields(&status), ["store_path"]);
-    assert!(status.message().len() < 300, "{}", status.message());
+    // A long path that may be right is echoed, cut.
     let long = format!(
         "{folder}/{}/store.json",
         vec!["d".repeat(200); 10].join("/")
     );
-    let status = migration
-        .backfill(pb::BackfillRequest { store_path: long })
-        .await
-        .expect_err("no such store");
+    let status = path_refused(&mut migration, "backfill", &long).await;
     assert_refused(&status, Code::NotFound, "STORE_FILE_NOT_FOUND");
     assert!(
         status.message().contains("characters)") && status.message().len() < 300,
         "{}",
         status.message()
     );
-    // A name longer than any file system's names.
-    let status = migration
-        .backfill(pb::BackfillRequest {
-            store_path: format!("{folder}/{}.json", "n".repeat(2_000)),
-        })
-        .await
-        .expect_err("no file has such a name");
-    assert_refused(&status, Code::InvalidArgument, "INVALID_PATH");
-    assert_eq!(fields(&status), ["store_path"]);
 }
 
 #[tokio::test]

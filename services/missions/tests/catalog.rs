@@ -51,6 +51,15 @@ async fn catalog(h: &mut Harness) -> pb::GetCatalogResponse {
         .into_inner()
 }
 
+async fn refused_mission(h: &mut Harness, mission: pb::Mission) -> tonic::Status {
+    h.catalog
+        .upsert_mission(pb::UpsertMissionRequest {
+            mission: Some(mission),
+        })
+        .await
+        .expect_err("the tables cannot hold the mission")
+}
+
 async fn upsert_badge(h: &mut Harness, code: &str, name: &str) -> pb::Badge {
     h.catalog
         .upsert_badge(pb::UpsertBadgeRequest {
@@ -84,13 +93,7 @@ async fn a_mission_breaking_the_tables_rules_is_refused_with_every_field_and_wri
         ..Default::default()
     });
 
-    let status = h
-        .catalog
-        .upsert_mission(pb::UpsertMissionRequest {
-            mission: Some(mission),
-        })
-        .await
-        .expect_err("the tables cannot hold it");
+    let status = refused_mission(&mut h, mission).await;
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(
         sorted_violations(&status),
@@ -108,13 +111,7 @@ async fn a_mission_breaking_the_tables_rules_is_refused_with_every_field_and_wri
     // A NUL escaped in a key, deep inside, is found too.
     let mut mission = main_mission(7, 7);
     mission.metadata_json = r#"{"list": [1, {"k\u0000": true}]}"#.into();
-    let status = h
-        .catalog
-        .upsert_mission(pb::UpsertMissionRequest {
-            mission: Some(mission),
-        })
-        .await
-        .expect_err("jsonb cannot hold a NUL");
+    let status = refused_mission(&mut h, mission).await;
     assert_refused(&status, Code::InvalidArgument, "NUL_CHARACTER");
     assert_eq!(
         sorted_violations(&status),
@@ -136,16 +133,7 @@ async fn the_limits_are_the_tables_and_counted_in_characters() {
         items: (0..100).map(|i| item(&format!("item-{i}"))).collect(),
         ..Default::default()
     });
-    let stored = h
-        .catalog
-        .upsert_mission(pb::UpsertMissionRequest {
-            mission: Some(mission),
-        })
-        .await
-        .expect("within every limit")
-        .into_inner()
-        .mission
-        .expect("mission");
+    let stored = h.upsert_mission(mission).await;
     assert_eq!(stored.name, name);
     assert_eq!(stored.targets.len(), 100);
 }
@@ -228,13 +216,7 @@ async fn more_targets_badges_or_items_than_a_mission_holds_are_refused() {
     // Past what the smallint `position` of a mission's targets can number.
     let mut mission = main_mission(7, 7);
     mission.targets = (0..40_000).map(|_| target("", "t")).collect();
-    let status = h
-        .catalog
-        .upsert_mission(pb::UpsertMissionRequest {
-            mission: Some(mission),
-        })
-        .await
-        .expect_err("too many targets");
+    let status = refused_mission(&mut h, mission).await;
     assert_refused(&status, Code::InvalidArgument, "TOO_MANY");
     assert_eq!(
         sorted_violations(&status),
@@ -247,13 +229,7 @@ async fn more_targets_badges_or_items_than_a_mission_holds_are_refused() {
         items: (0..101).map(|i| item(&format!("item-{i}"))).collect(),
         ..Default::default()
     });
-    let status = h
-        .catalog
-        .upsert_mission(pb::UpsertMissionRequest {
-            mission: Some(mission),
-        })
-        .await
-        .expect_err("too many badges and items");
+    let status = refused_mission(&mut h, mission).await;
     assert_refused(&status, Code::InvalidArgument, "TOO_MANY");
     assert_eq!(
         sorted_violations(&status),
@@ -269,28 +245,13 @@ async fn a_target_id_of_another_mission_is_taken_and_the_mission_keeps_its_own()
     let mut h = Harness::start("2026-06-01T12:00:00Z").await;
     let mut first = main_mission(7, 7);
     first.targets = vec![target("", "first's")];
-    let first = h
-        .catalog
-        .upsert_mission(pb::UpsertMissionRequest {
-            mission: Some(first),
-        })
-        .await
-        .expect("the first mission")
-        .into_inner()
-        .mission
-        .expect("mission");
+    let first = h.upsert_mission(first).await;
     let taken = first.targets[0].target_id.clone();
     let before = catalog(&mut h).await;
 
     let mut second = main_mission(8, 8);
     second.targets = vec![target(&taken, "second's"), target("", "fresh")];
-    let status = h
-        .catalog
-        .upsert_mission(pb::UpsertMissionRequest {
-            mission: Some(second),
-        })
-        .await
-        .expect_err("the target id is the first mission's");
+    let status = refused_mission(&mut h, second).await;
     assert_refused(&status, Code::AlreadyExists, "TARGET_ID_TAKEN");
     assert_eq!(
         sorted_violations(&status),
@@ -303,15 +264,6 @@ async fn a_target_id_of_another_mission_is_taken_and_the_mission_keeps_its_own()
     assert_eq!(catalog(&mut h).await, before, "nothing was written");
 
     // The mission that has it upserts it again, as often as it likes.
-    let again = h
-        .catalog
-        .upsert_mission(pb::UpsertMissionRequest {
-            mission: Some(first.clone()),
-        })
-        .await
-        .expect("a mission keeps its own targets")
-        .into_inner()
-        .mission
-        .expect("mission");
+    let again = h.upsert_mission(first.clone()).await;
     assert_eq!(again, first);
 }

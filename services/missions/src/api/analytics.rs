@@ -14,17 +14,29 @@ use crate::domain::analytics::{self, FIRST_DAY, LAST_DAY, PageToken, WeekFilter}
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1_000;
 
+/// The fields both list requests have: a user, a first week, a page.
+trait WeekList {
+    fn fields(&self) -> (&str, &str, i32, &str);
+}
+
+macro_rules! week_list {
+    ($($request:ty),+) => {$(
+        impl WeekList for $request {
+            fn fields(&self) -> (&str, &str, i32, &str) {
+                (&self.user_id, &self.from_week, self.page_size, &self.page_token)
+            }
+        }
+    )+};
+}
+
+week_list!(pb::ListWeeklyAdherenceRequest, pb::ListWeeklyRewardsRequest);
+
 /// The filter of a list request: an optional user, an optional first week, a page. With
 /// authentication on, a caller reads its own weeks only (PERMISSION_DENIED `NOT_OWNER`), and
 /// every user's (no `user_id`) with the admin role: like a board, a user's adherence and
 /// rewards are its own.
-fn filter<T>(
-    request: &Request<T>,
-    user_id: &str,
-    from_week: &str,
-    page_size: i32,
-    page_token: &str,
-) -> Result<WeekFilter, Refusal> {
+fn filter<T: WeekList>(request: &Request<T>) -> Result<WeekFilter, Refusal> {
+    let (user_id, from_week, page_size, page_token) = request.get_ref().fields();
     let mut violations = Violations::new();
     let user_id = violations.optional_uuid("user_id", user_id);
     let from_week = (!from_week.is_empty())
@@ -68,14 +80,7 @@ impl AnalyticsService for Missions {
         &self,
         request: Request<pb::ListWeeklyAdherenceRequest>,
     ) -> Result<Response<pb::ListWeeklyAdherenceResponse>, Status> {
-        let r = request.get_ref();
-        let filter = filter(
-            &request,
-            &r.user_id,
-            &r.from_week,
-            r.page_size,
-            &r.page_token,
-        )?;
+        let filter = filter(&request)?;
         let (rows, next) = self.weekly_adherence(&filter).await?;
         Ok(Response::new(pb::ListWeeklyAdherenceResponse {
             rows: rows
@@ -97,14 +102,7 @@ impl AnalyticsService for Missions {
         &self,
         request: Request<pb::ListWeeklyRewardsRequest>,
     ) -> Result<Response<pb::ListWeeklyRewardsResponse>, Status> {
-        let r = request.get_ref();
-        let filter = filter(
-            &request,
-            &r.user_id,
-            &r.from_week,
-            r.page_size,
-            &r.page_token,
-        )?;
+        let filter = filter(&request)?;
         let (rows, next) = self.weekly_rewards(&filter).await?;
         Ok(Response::new(pb::ListWeeklyRewardsResponse {
             rows: rows
