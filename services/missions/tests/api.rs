@@ -564,10 +564,25 @@ async fn a_path_that_cannot_be_right_is_the_callers_error_naming_the_field() {
     let nul = format!("{folder}/store\u{0}.json");
     let long_name = format!("{folder}/{}.json", "n".repeat(2_000));
     let huge = format!("/{}", "p".repeat(20_000));
-    // A folder is no file; the root names no file at all; no file system has a NUL in a name,
-    // or a name of 2,000 characters; and no path is 20,000 characters long (refused without
-    // being echoed).
+    let plain = h.store_dir.0.join("plain.txt");
+    std::fs::write(&plain, b"a file").expect("write");
+    let under_a_file = format!("{}/store.json", plain.display());
+    // A folder is no file, and a file no folder; the root names no file at all; no file system
+    // has a NUL in a name, or a name of 2,000 characters; and no path is 20,000 characters long
+    // (refused without being echoed).
     let cases = [
+        (
+            "backfill",
+            &under_a_file,
+            "PATH_NOT_A_DIRECTORY",
+            "store_path",
+        ),
+        (
+            "export",
+            &under_a_file,
+            "PATH_NOT_A_DIRECTORY",
+            "store_path",
+        ),
         ("rebuild", &folder, "PATH_IS_DIRECTORY", "log_path"),
         ("backfill", &folder, "PATH_IS_DIRECTORY", "store_path"),
         ("export", &folder, "PATH_IS_DIRECTORY", "store_path"),
