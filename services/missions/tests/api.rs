@@ -519,13 +519,221 @@ async fn backfill_and_rebuild_refuse_a_missing_path_and_do_not_find_a_nonexisten
         .await
         .expect_err("not a store");
     assert_refused(&status, Code::FailedPrecondition, "INVALID_STORE_FILE");
-    // A store that cannot be read (a folder where the file should be) may be retried.
+    // A folder where the file should be is the caller's to fix too: retrying cannot help.
     let status = migration
         .backfill(pb::BackfillRequest {
             store_path: folder.0.display().to_string(),
         })
         .await
         .expect_err("a folder is no file");
-    assert_refused(&status, Code::Unavailable, "FILE_STORE_UNAVAILABLE");
+    assert_refused(&status, Code::InvalidArgument, "PATH_IS_DIRECTORY");
+    assert_eq!(fields(&status), ["store_path"]);
     service.shutdown().await;
+}
+
+/// The refusal of a migration call with one path: Backfill, RebuildFromEvents or Export.
+async fn path_refused(
+    migration: &mut MigrationServiceClient<tonic::transport::Channel>,
+    call: &str,
+    path: &str,
+) -> tonic::Status {
+    let path = path.to_owned();
+    let answer = match call {
+        "backfill" => migration
+            .backfill(pb::BackfillRequest { store_path: path })
+            .await
+            .map(drop),
+        "rebuild" => migration
+            .rebuild_from_events(pb::RebuildFromEventsRequest { log_path: path })
+            .await
+            .map(drop),
+        "export" => migration
+            .export(pb::ExportRequest { store_path: path })
+            .await
+            .map(drop),
+        other => panic!("no migration call {other}"),
+    };
+    answer.expect_err("a path that cannot be right")
+}
+
+#[tokio::test]
+async fn a_path_that_cannot_be_right_is_the_callers_error_naming_the_field() {
+    let h = Harness::start("2026-06-01T12:00:00Z").await;
+    let mut migration = MigrationServiceClient::new(h.service.channel.clone());
+    let folder = h.store_dir.0.display().to_string();
+    let nul = format!("{folder}/store\u{0}.json");
+    let long_name = format!("{folder}/{}.json", "n".repeat(2_000));
+    let huge = format!("/{}", "p".repeat(20_000));
+    let plain = h.store_dir.0.join("plain.txt");
+    std::fs::write(&plain, b"a file").expect("write");
+    let under_a_file = format!("{}/store.json", plain.display());
+    // A folder is no file, and a file no folder; the root names no file at all; no file system
+    // has a NUL in a name, or a name of 2,000 characters; and no path is 20,000 characters long
+    // (refused without being echoed).
+    let cases = [
+        (
+            "backfill",
+            &under_a_file,
+            "PATH_NOT_A_DIRECTORY",
+            "store_path",
+        ),
+        (
+            "export",
+            &under_a_file,
+            "PATH_NOT_A_DIRECTORY",
+            "store_path",
+        ),
+        ("rebuild", &folder, "PATH_IS_DIRECTORY", "log_path"),
+        ("backfill", &folder, "PATH_IS_DIRECTORY", "store_path"),
+        ("export", &folder, "PATH_IS_DIRECTORY", "store_path"),
+        ("export", &"/".to_owned(), "INVALID_PATH", "store_path"),
+        ("backfill", &nul, "INVALID_PATH", "store_path"),
+        ("rebuild", &nul, "INVALID_PATH", "log_path"),
+        ("backfill", &long_name, "INVALID_PATH", "store_path"),
+        ("backfill", &huge, "TOO_LONG", "store_path"),
+    ];
+    for (call, path, reason, field) in cases {
+        let status = path_refused(&mut migration, call, path).await;
+        assert_refused(&status, Code::InvalidArgument, reason);
+        assert_eq!(fields(&status), [field], "{call} {reason}");
+        assert!(status.message().len() < 300, "{}", status.message());
+    }
+    let status = migration
+        .compare(pb::CompareRequest {
+            store_path: folder.clone(),
+            season_id: SEASON.into(),
+            user_ids: vec![],
+        })
+        .await
+        .expect_err("a folder is no store");
+    assert_refused(&status, Code::InvalidArgument, "PATH_IS_DIRECTORY");
+    assert_eq!(fields(&status), ["store_path"]);
+    assert!(h.store_dir.0.is_dir(), "the folder is still a folder");
+
+    // A log that is not text is no log.
+    let binary = h.store_dir.0.join("events.bin");
+    std::fs::write(&binary, [0xff, 0xfe, b'\n']).expect("write");
+    let status = path_refused(&mut migration, "rebuild", &binary.display().to_string()).await;
+    assert_refused(&status, Code::FailedPrecondition, "INVALID_EVENT_LOG");
+    // A long path that may be right is echoed, cut.
+    let long = format!(
+        "{folder}/{}/store.json",
+        vec!["d".repeat(200); 10].join("/")
+    );
+    let status = path_refused(&mut migration, "backfill", &long).await;
+    assert_refused(&status, Code::NotFound, "STORE_FILE_NOT_FOUND");
+    assert!(
+        status.message().contains("characters)") && status.message().len() < 300,
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn analytics_refuse_weeks_outside_the_years_1_to_9999() {
+    let h = Harness::start("2026-06-01T12:00:00Z").await;
+    let mut analytics = AnalyticsServiceClient::new(h.service.channel.clone());
+    let user = Uuid::new_v4().to_string();
+    for week in ["-5000-01-01", "0000-12-27", "10000-01-03"] {
+        for user_id in [String::new(), user.clone()] {
+            let status = analytics
+                .list_weekly_adherence(pb::ListWeeklyAdherenceRequest {
+                    user_id: user_id.clone(),
+                    from_week: week.into(),
+                    ..Default::default()
+                })
+                .await
+                .expect_err("no such week");
+            assert_refused(&status, Code::InvalidArgument, "INVALID_DATE");
+            assert_eq!(fields(&status), ["from_week"], "{week}");
+            let status = analytics
+                .list_weekly_rewards(pb::ListWeeklyRewardsRequest {
+                    user_id: user_id.clone(),
+                    page_token: format!("{week}.{}", Uuid::new_v4().simple()),
+                    ..Default::default()
+                })
+                .await
+                .expect_err("no such page");
+            assert_refused(&status, Code::InvalidArgument, "INVALID_PAGE_TOKEN");
+            assert_eq!(fields(&status), ["page_token"], "{week}");
+        }
+    }
+    // The first and the last day of the range are weeks to list from.
+    for week in ["0001-01-01", "9999-12-27"] {
+        analytics
+            .list_weekly_adherence(pb::ListWeeklyAdherenceRequest {
+                from_week: week.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("a week within range");
+    }
+}
+
+/// Every timestamp of a board as GetBoard shows it.
+fn board_timestamps(board: &pb::Board) -> Vec<prost_types::Timestamp> {
+    let mut times = vec![board.next_reset_time, board.create_time, board.update_time];
+    for slot in &board.slots {
+        times.extend([slot.cooldown_until, slot.reroll_reset_time]);
+        if let Some(run) = &slot.run {
+            times.extend([
+                run.select_time,
+                run.expire_time,
+                run.complete_time,
+                run.fail_time,
+            ]);
+            times.extend(run.heartbeats.iter().map(|beat| beat.create_time));
+        }
+    }
+    times.extend(
+        board
+            .active_effects
+            .iter()
+            .flat_map(|e| [e.active_from, e.active_until]),
+    );
+    times.extend(board.claims.iter().map(|c| c.claim_time));
+    times.extend(board.communications.iter().map(|c| c.create_time));
+    times.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn no_answer_carries_a_time_past_9999_when_the_clock_is_at_its_end() {
+    // Noon of 9999-12-31: the next local midnight, a run's end and a reroll's return all fall
+    // in the year 10000, which no protobuf Timestamp can hold; they are shown as the last
+    // instant there is (in microseconds, what the service keeps).
+    let mut h = Harness::start("9999-12-31T12:00:00Z").await;
+    h.only_mission(main_mission(7, 7)).await;
+    let last = prost_types::Timestamp {
+        seconds: 253_402_300_799,
+        nanos: 999_999_000,
+    };
+    let first = prost_types::Timestamp {
+        seconds: -62_135_596_800,
+        nanos: 0,
+    };
+    for zone in ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+        let user = Uuid::new_v4();
+        h.create_board(user, zone).await;
+        let run = h.activate_main(user).await;
+        h.heartbeat(user, &run).await;
+        h.missions
+            .reroll(pb::RerollRequest {
+                user_id: user.to_string(),
+                season_id: SEASON.into(),
+                slot_key: pb::SlotKey::Hunt.into(),
+            })
+            .await
+            .expect("reroll");
+        let board = h.board(user).await;
+        let times = board_timestamps(&board);
+        assert!(times.len() >= 7, "{zone}: {times:?}");
+        for time in times {
+            assert!(
+                (first.seconds..=last.seconds).contains(&time.seconds)
+                    && (0..1_000_000_000).contains(&time.nanos),
+                "{zone}: {time:?} is outside 0001-01-01..9999-12-31"
+            );
+        }
+        assert_eq!(board.next_reset_time, Some(last), "{zone}");
+    }
 }

@@ -1,9 +1,11 @@
-//! With authentication on: a user acts on its own board only, the admin role on every board,
-//! and the clock and the tooling need the admin role.
+//! With authentication on: a user acts on its own board and reads its own analytics only, the
+//! admin role on every board and every user's analytics, and the clock and the tooling need
+//! the admin role.
 
 mod support;
 
 use phoenix_proto::missions::v1 as pb;
+use phoenix_proto::missions::v1::analytics_service_client::AnalyticsServiceClient;
 use phoenix_proto::missions::v1::clock_service_client::ClockServiceClient;
 use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
 use phoenix_testkit::{TEST_SECRET, TestService, assert_refused, metadata, signed};
@@ -338,6 +340,20 @@ async fn the_clock_and_the_admin_calls_need_the_admin_role() {
     assert_refused(&status, Code::PermissionDenied, "ROLE_REQUIRED");
     let status = h
         .clock
+        .set_time(signed(
+            pb::SetTimeRequest {
+                now: Some(prost_types::Timestamp {
+                    seconds: 4_102_444_800,
+                    nanos: 0,
+                }),
+            },
+            &as_user,
+        ))
+        .await
+        .expect_err("setting the clock needs the role");
+    assert_refused(&status, Code::PermissionDenied, "ROLE_REQUIRED");
+    let status = h
+        .clock
         .advance_time(signed(
             pb::AdvanceTimeRequest {
                 by: Some(prost_types::Duration {
@@ -393,5 +409,80 @@ async fn the_clock_and_the_admin_calls_need_the_admin_role() {
         .await
         .expect_err("no token");
     assert_refused(&status, Code::Unauthenticated, "TOKEN_MISSING");
+    h.service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_user_reads_its_own_analytics_only_and_every_users_needs_the_admin_role() {
+    let mut h = Authenticated::start().await;
+    let mut analytics = AnalyticsServiceClient::new(h.service.channel.clone());
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let as_alice = bearer(&alice.to_string(), &[]);
+    h.create_board(alice, &as_alice).await;
+    let adherence = |user: Option<Uuid>| pb::ListWeeklyAdherenceRequest {
+        user_id: user.map(|u| u.to_string()).unwrap_or_default(),
+        ..Default::default()
+    };
+    let rewards = |user: Option<Uuid>| pb::ListWeeklyRewardsRequest {
+        user_id: user.map(|u| u.to_string()).unwrap_or_default(),
+        ..Default::default()
+    };
+
+    // Another user's weeks: not hers.
+    let status = analytics
+        .list_weekly_adherence(signed(adherence(Some(bob)), &as_alice))
+        .await
+        .expect_err("bob's adherence is not alice's");
+    assert_refused(&status, Code::PermissionDenied, "NOT_OWNER");
+    assert_eq!(metadata(&status, "owner"), Some(bob.to_string()));
+    let status = analytics
+        .list_weekly_rewards(signed(rewards(Some(bob)), &as_alice))
+        .await
+        .expect_err("bob's rewards are not alice's");
+    assert_refused(&status, Code::PermissionDenied, "NOT_OWNER");
+    assert_eq!(metadata(&status, "owner"), Some(bob.to_string()));
+    // Every user's weeks: the admin's to read.
+    let status = analytics
+        .list_weekly_adherence(signed(adherence(None), &as_alice))
+        .await
+        .expect_err("every user's adherence needs the role");
+    assert_refused(&status, Code::PermissionDenied, "ROLE_REQUIRED");
+    let status = analytics
+        .list_weekly_rewards(signed(rewards(None), &as_alice))
+        .await
+        .expect_err("every user's rewards need the role");
+    assert_refused(&status, Code::PermissionDenied, "ROLE_REQUIRED");
+    // A bad request is told so before who may read it.
+    let status = analytics
+        .list_weekly_rewards(signed(
+            pb::ListWeeklyRewardsRequest {
+                user_id: "nobody".into(),
+                ..Default::default()
+            },
+            &as_alice,
+        ))
+        .await
+        .expect_err("not a user id");
+    assert_refused(&status, Code::InvalidArgument, "INVALID_ID");
+
+    // Her own weeks, and the admin anyone's or everyone's.
+    analytics
+        .list_weekly_adherence(signed(adherence(Some(alice)), &as_alice))
+        .await
+        .expect("alice reads her adherence");
+    analytics
+        .list_weekly_rewards(signed(rewards(Some(alice)), &as_alice))
+        .await
+        .expect("alice reads her rewards");
+    for user in [Some(alice), Some(bob), None] {
+        analytics
+            .list_weekly_adherence(signed(adherence(user), &h.admin))
+            .await
+            .expect("the admin reads any adherence");
+        analytics
+            .list_weekly_rewards(signed(rewards(user), &h.admin))
+            .await
+            .expect("the admin reads any rewards");
+    }
     h.service.shutdown().await;
 }

@@ -18,7 +18,9 @@ use phoenix_missions::store::Saved;
 use phoenix_missions::store::file::FileBoards;
 use phoenix_missions::store::repo::{Dual, Repository};
 use phoenix_missions::store::sql::SqlBoards;
-use samples::{BAD_SAMPLE, EVENTS, SAMPLE, Scratch, board_in, file_store_detail, sample};
+use samples::{
+    BAD_SAMPLE, EVENTS, SAMPLE, Scratch, board_in, file_store_detail, raw_boards, sample,
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -125,6 +127,55 @@ async fn backfill_quarantines_bad_boards_and_moves_the_rest() {
 }
 
 #[tokio::test]
+async fn backfill_quarantines_boards_the_tables_cannot_hold_and_moves_the_rest() {
+    let (_db, pool) = database().await;
+    let sql = SqlBoards::new(pool.clone());
+    let scratch = Scratch::new();
+    let mut boards = raw_boards(SAMPLE);
+    // A NUL in a communication (text and jsonb cannot hold one), a season id longer than the
+    // tables' 100 characters.
+    let with_communication = boards
+        .iter()
+        .position(|b| !b["communications"].as_array().unwrap().is_empty())
+        .unwrap();
+    boards[with_communication]["communications"][0]["message"] = "petal\u{0}lost".into();
+    let long_season = (with_communication + 1) % boards.len();
+    boards[long_season]["seasonId"] = "s".repeat(101).into();
+    let store = scratch.path("store.json");
+    std::fs::write(
+        &store,
+        serde_json::to_vec(&serde_json::json!({"version": 1, "boards": boards})).unwrap(),
+    )
+    .unwrap();
+
+    let report = migration::backfill(&store, &sql, &|_, _| {})
+        .await
+        .expect("the other boards move");
+    assert_eq!((report.read, report.inserted, report.skipped), (12, 10, 0));
+    let mut quarantined: Vec<(String, bool)> = report
+        .quarantined
+        .iter()
+        .map(|q| (q.location.clone(), q.reason.contains("NUL")))
+        .collect();
+    quarantined.sort();
+    let mut expected = vec![
+        (format!("boards[{with_communication}]"), true),
+        (format!("boards[{long_season}]"), false),
+    ];
+    expected.sort();
+    assert_eq!(quarantined, expected, "{:?}", report.quarantined);
+    assert!(
+        report
+            .quarantined
+            .iter()
+            .any(|q| q.reason.contains("seasonId has 101 characters")),
+        "{:?}",
+        report.quarantined
+    );
+    assert_eq!(sql.keys(None).await.unwrap().len(), 10);
+}
+
+#[tokio::test]
 async fn backfill_of_a_file_that_is_not_a_store_writes_nothing() {
     let (_db, pool) = database().await;
     let sql = SqlBoards::new(pool.clone());
@@ -171,6 +222,52 @@ async fn compare_finds_no_difference_after_a_backfill_and_names_each_one_after_a
         .map(|d| (d.user_id, d.path.as_str()))
         .collect();
     assert_eq!(paths, [(madrid.user_id, "slots[0].petalsRemaining")]);
+}
+
+#[tokio::test]
+async fn rebuild_quarantines_events_the_tables_cannot_hold_and_applies_the_rest() {
+    let (_db, pool) = database().await;
+    let sql = backfilled(&pool).await;
+    let joao = board_in(&sample(), "America/Sao_Paulo");
+    let lucia = board_in(&sample(), "Europe/Madrid");
+    let proof = |proof: &str| {
+        serde_json::json!({
+            "type": "missions_v2_boss_proof", "userId": joao.user_id, "seasonId": "2025-s1",
+            "proof": proof, "at": "2025-03-10T10:00:00Z"
+        })
+    };
+    let heartbeat = serde_json::json!({
+        "type": "missions_v2_heartbeat", "userId": lucia.user_id, "seasonId": "2025-s1",
+        "slot": "main", "runId": lucia.slots[0].run_id, "date": "2025-03-08",
+        "at": "-5000-03-08T18:30:00Z"
+    });
+    let scratch = Scratch::new();
+    let log = scratch.path("events.ndjson");
+    let lines = [proof("a\u{0}b"), heartbeat, proof("a photo of the summit")];
+    std::fs::write(
+        &log,
+        lines.map(|line| line.to_string()).join("\n").into_bytes(),
+    )
+    .unwrap();
+
+    let report =
+        migration::rebuild_from_events(&log, &sql, &Catalog::default(), &RuleSettings::default())
+            .await
+            .expect("the other events apply");
+    assert_eq!((report.read, report.applied), (3, 1), "{report:?}");
+    let quarantined: Vec<(&str, bool)> = report
+        .quarantined
+        .iter()
+        .map(|q| (q.location.as_str(), q.reason.contains("NUL")))
+        .collect();
+    assert_eq!(quarantined, [("line 1", true), ("line 2", false)]);
+    assert!(
+        report.quarantined[1].reason.contains("years 1 to 9999"),
+        "{:?}",
+        report.quarantined[1]
+    );
+    let boss = sql.load(&joao.key()).await.unwrap().unwrap().boss.unwrap();
+    assert_eq!(boss.phase2_proof.as_deref(), Some("a photo of the summit"));
 }
 
 #[tokio::test]

@@ -780,6 +780,43 @@ async fn the_catalog_refuses_a_taken_code_and_an_unknown_badge_naming_the_field(
     );
 }
 
+/// What the API's validation stops never reaches the tables; should a rule ever slip through,
+/// what the tables refuse is still the request's error, never INTERNAL.
+#[tokio::test]
+async fn a_value_the_catalog_tables_refuse_is_invalid_even_past_validation() {
+    let (_database, pool) = database().await;
+    catalog::ensure_default(&pool)
+        .await
+        .expect("ensure_default");
+    let defaults = default_catalog();
+    let mut effect = defaults.effects[0].clone();
+    effect.name = "n".repeat(201);
+    let mut mission = defaults.missions[0].clone();
+    mission.metadata = serde_json::json!({"note": "a\u{0}b"});
+
+    for (written, item) in [
+        catalog::upsert_effect(&pool, &effect).await.map(drop),
+        catalog::upsert_mission(&pool, &mission).await.map(drop),
+    ]
+    .into_iter()
+    .zip(["effect", "mission"])
+    {
+        let Err(refused @ Error::Refused(_)) = written else {
+            panic!("the {item} must be refused, got {written:?}");
+        };
+        assert_eq!(
+            (refused.code(), refused.reason()),
+            (tonic::Code::InvalidArgument, "CATALOG_CONSTRAINT")
+        );
+        assert_eq!(refused.refusal().and_then(|r| r.field()), Some(item));
+    }
+    assert_eq!(
+        catalog::load(&pool).await.expect("load"),
+        defaults,
+        "nothing was written"
+    );
+}
+
 // Analytics.
 
 #[tokio::test]

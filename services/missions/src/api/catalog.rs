@@ -1,5 +1,8 @@
 //! CatalogService: read the catalog, upsert its parts (admins only when authentication is on).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::catalog_service_server::CatalogService;
 use phoenix_runtime::Violations;
@@ -8,11 +11,14 @@ use uuid::Uuid;
 
 use super::{proto, require_admin};
 use crate::app::Missions;
-use crate::domain::board::{ProgressUnit, Reward, SlotKey};
+use crate::domain::board::{ProgressUnit, Reward, RewardItem, SlotKey};
 use crate::domain::catalog::{
-    Badge, Boss, Difficulty, EffectDefinition, EffectKind, Mission, MissionTarget,
+    Badge, Boss, Difficulty, EffectDefinition, EffectKind, MAX_CODE_CHARS, MAX_LIST_LEN,
+    MAX_NAME_CHARS, Mission, MissionTarget,
 };
+use crate::domain::json_holds_nul;
 
+/// Longest free text (a summary, a description, a target's name), in characters.
 const MAX_TEXT: usize = 2_000;
 
 /// An id that may be empty: a new record gets a fresh one.
@@ -24,20 +30,75 @@ fn id_or_new(violations: &mut Violations, field: &str, value: &str) -> Uuid {
     }
 }
 
-fn text(violations: &mut Violations, field: &str, value: &str, required: bool) -> String {
-    violations.free_text(field, value, MAX_TEXT, required)
+/// Trimmed text of at most `max_chars` characters, without NUL or other control characters
+/// than line breaks and tabs.
+fn text(
+    violations: &mut Violations,
+    field: &str,
+    value: &str,
+    max_chars: usize,
+    required: bool,
+) -> String {
+    violations.free_text(field, value, max_chars, required)
 }
 
-/// A JSON object (empty text: `{}`).
+/// A JSON object (empty text: `{}`) that jsonb can hold: no `\u0000` in any string or key.
 fn json_object(violations: &mut Violations, field: &str, value: &str) -> serde_json::Value {
     if value.trim().is_empty() {
         return serde_json::json!({});
     }
     match serde_json::from_str::<serde_json::Value>(value) {
-        Ok(json) if json.is_object() => json,
+        Ok(json) if json.is_object() => {
+            violations.check(
+                !json_holds_nul(&json),
+                field,
+                "NUL_CHARACTER",
+                "must not hold \\u0000 in any string or key: PostgreSQL's jsonb cannot",
+            );
+            json
+        }
         _ => {
             violations.add(field, "INVALID_JSON", "must be a JSON object");
             serde_json::json!({})
+        }
+    }
+}
+
+/// `items` when there are at most [`MAX_LIST_LEN`]; else a TOO_MANY violation and none, so the
+/// elements of a list refused whole are not checked one by one.
+fn bounded<'a, T>(violations: &mut Violations, field: &str, items: &'a [T]) -> &'a [T] {
+    if items.len() <= MAX_LIST_LEN {
+        return items;
+    }
+    violations.add(
+        field,
+        "TOO_MANY",
+        format!(
+            "must have at most {MAX_LIST_LEN} elements, got {}",
+            items.len()
+        ),
+    );
+    &[]
+}
+
+/// Refuses every id of a list that repeats an earlier one (`field(i)` names element `i`): the
+/// tables key a mission's badges and every target by id.
+fn unique(violations: &mut Violations, ids: &[Uuid], field: impl Fn(usize) -> String) {
+    let mut first = HashMap::new();
+    for (index, id) in ids.iter().enumerate() {
+        // A nil id stands in for a bad one, already refused.
+        if id.is_nil() {
+            continue;
+        }
+        match first.entry(*id) {
+            Entry::Occupied(earlier) => violations.add(
+                field(index),
+                "DUPLICATE_ID",
+                format!("repeats {}; each id may appear once", field(*earlier.get())),
+            ),
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
         }
     }
 }
@@ -72,27 +133,29 @@ fn reward(violations: &mut Violations, field: &str, reward: Option<&pb::Reward>)
     };
     not_negative(violations, format!("{field}.xp"), reward.xp);
     not_negative(violations, format!("{field}.currency"), reward.currency);
-    for (i, item) in reward.items.iter().enumerate() {
-        if item.code.trim().is_empty() {
-            violations.add(
-                format!("{field}.items[{i}].code"),
-                "REQUIRED",
-                "is required",
+    let items = bounded(violations, &format!("{field}.items"), &reward.items)
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = |name: &str| format!("{field}.items[{i}].{name}");
+            violations.check(
+                item.quantity > 0,
+                &at("quantity"),
+                "INVALID_QUANTITY",
+                "must be positive",
             );
-        }
-        violations.check(
-            item.quantity > 0,
-            &format!("{field}.items[{i}].quantity"),
-            "INVALID_QUANTITY",
-            "must be positive",
-        );
-    }
+            RewardItem {
+                code: text(violations, &at("code"), &item.code, MAX_CODE_CHARS, true),
+                quantity: item.quantity,
+            }
+        })
+        .collect();
     let badge_id = violations.optional_uuid(&format!("{field}.badge_id"), &reward.badge_id);
     let aura_id = violations.optional_uuid(&format!("{field}.aura_id"), &reward.aura_id);
     Reward {
         xp: reward.xp,
         currency: reward.currency,
-        items: reward.items.iter().map(proto::reward_item).collect(),
+        items,
         badge_id,
         aura_id,
     }
@@ -135,8 +198,7 @@ fn mission(violations: &mut Violations, mission: &pb::Mission) -> Mission {
         "INVALID_TARGET",
         "must be positive",
     );
-    let targets = mission
-        .targets
+    let targets: Vec<MissionTarget> = bounded(violations, "mission.targets", &mission.targets)
         .iter()
         .enumerate()
         .map(|(i, target)| {
@@ -144,8 +206,8 @@ fn mission(violations: &mut Violations, mission: &pb::Mission) -> Mission {
             MissionTarget {
                 target_id: id_or_new(violations, &at("target_id"), &target.target_id),
                 task_id: violations.uuid(&at("task_id"), &target.task_id),
-                name: text(violations, &at("name"), &target.name, true),
-                tag: text(violations, &at("tag"), &target.tag, false),
+                name: text(violations, &at("name"), &target.name, MAX_TEXT, true),
+                tag: text(violations, &at("tag"), &target.tag, MAX_TEXT, false),
                 sort_order: i16::try_from(target.sort_order).unwrap_or_else(|_| {
                     violations.add(at("sort_order"), "OUT_OF_RANGE", "must fit in 16 bits");
                     0
@@ -153,30 +215,56 @@ fn mission(violations: &mut Violations, mission: &pb::Mission) -> Mission {
             }
         })
         .collect();
+    let ids: Vec<Uuid> = targets.iter().map(|t| t.target_id).collect();
+    unique(violations, &ids, |i| {
+        format!("mission.targets[{i}].target_id")
+    });
+    let badge_ids: Vec<Uuid> = bounded(violations, "mission.badge_ids", &mission.badge_ids)
+        .iter()
+        .enumerate()
+        .map(|(i, id)| violations.uuid(&format!("mission.badge_ids[{i}]"), id))
+        .collect();
+    unique(violations, &badge_ids, |i| {
+        format!("mission.badge_ids[{i}]")
+    });
     Mission {
         mission_id: id_or_new(violations, "mission.mission_id", &mission.mission_id),
         slot_key,
-        name: text(violations, "mission.name", &mission.name, true),
-        summary: text(violations, "mission.summary", &mission.summary, false),
+        name: text(
+            violations,
+            "mission.name",
+            &mission.name,
+            MAX_NAME_CHARS,
+            true,
+        ),
+        summary: text(
+            violations,
+            "mission.summary",
+            &mission.summary,
+            MAX_TEXT,
+            false,
+        ),
         requirements: text(
             violations,
             "mission.requirements",
             &mission.requirements,
+            MAX_TEXT,
             false,
         ),
-        objective: text(violations, "mission.objective", &mission.objective, false),
+        objective: text(
+            violations,
+            "mission.objective",
+            &mission.objective,
+            MAX_TEXT,
+            false,
+        ),
         difficulty,
         duration_days: mission.duration_days,
         progress_target: mission.progress_target,
         progress_unit,
         targets,
         reward: reward(violations, "mission.reward", mission.reward.as_ref()),
-        badge_ids: mission
-            .badge_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| violations.uuid(&format!("mission.badge_ids[{i}]"), id))
-            .collect(),
+        badge_ids,
         metadata: json_object(violations, "mission.metadata_json", &mission.metadata_json),
         active: mission.active,
     }
@@ -229,11 +317,11 @@ impl CatalogService for Missions {
         let v = &mut violations;
         let badge = Badge {
             badge_id: id_or_new(v, "badge.badge_id", &given.badge_id),
-            code: text(v, "badge.code", &given.code, true),
-            name: text(v, "badge.name", &given.name, true),
-            description: text(v, "badge.description", &given.description, false),
+            code: text(v, "badge.code", &given.code, MAX_CODE_CHARS, true),
+            name: text(v, "badge.name", &given.name, MAX_NAME_CHARS, true),
+            description: text(v, "badge.description", &given.description, MAX_TEXT, false),
             artwork_url: (!given.artwork_url.trim().is_empty())
-                .then(|| text(v, "badge.artwork_url", &given.artwork_url, false)),
+                .then(|| text(v, "badge.artwork_url", &given.artwork_url, MAX_TEXT, false)),
         };
         violations.finish()?;
         let stored = self.upsert_badge(&badge).await?;
@@ -266,8 +354,8 @@ impl CatalogService for Missions {
         let effect = EffectDefinition {
             effect_id: id_or_new(v, "effect.effect_id", &given.effect_id),
             kind: kind.unwrap_or(EffectKind::Amulet),
-            name: text(v, "effect.name", &given.name, true),
-            description: text(v, "effect.description", &given.description, false),
+            name: text(v, "effect.name", &given.name, MAX_NAME_CHARS, true),
+            description: text(v, "effect.description", &given.description, MAX_TEXT, false),
             payload: json_object(v, "effect.payload_json", &given.payload_json),
             duration_days: (given.duration_days > 0).then_some(given.duration_days),
         };
@@ -294,9 +382,9 @@ impl CatalogService for Missions {
         );
         let boss = Boss {
             boss_id: id_or_new(v, "boss.boss_id", &given.boss_id),
-            code: text(v, "boss.code", &given.code, true),
-            name: text(v, "boss.name", &given.name, true),
-            description: text(v, "boss.description", &given.description, false),
+            code: text(v, "boss.code", &given.code, MAX_CODE_CHARS, true),
+            name: text(v, "boss.name", &given.name, MAX_NAME_CHARS, true),
+            description: text(v, "boss.description", &given.description, MAX_TEXT, false),
             shield_max: i16::try_from(given.shield_max).unwrap_or(1),
             reward: reward(v, "boss.reward", given.reward.as_ref()),
             metadata: json_object(v, "boss.metadata_json", &given.metadata_json),

@@ -4,9 +4,9 @@
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::clock_service_server::ClockService;
 use phoenix_runtime::Violations;
-use phoenix_runtime::convert::timestamp;
 use tonic::{Request, Response, Status};
 
+use super::proto::timestamp;
 use super::{require_admin, validated};
 use crate::app::Missions;
 

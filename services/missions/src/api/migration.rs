@@ -1,6 +1,6 @@
 //! MigrationService: the move from the legacy JSON store to PostgreSQL (backfill, rebuild from
 //! events, compare, audit, export). Admins only when authentication is on. Paths are on the
-//! service's machine.
+//! service's machine; one that cannot be right is the caller's error (`error::file_failed`).
 
 use std::path::PathBuf;
 
@@ -29,15 +29,54 @@ fn json_or_missing(value: Option<serde_json::Value>) -> String {
     value.map_or_else(|| "(missing)".to_owned(), |v| v.to_string())
 }
 
-/// A required path: not empty.
-fn path(violations: &mut Violations, field: &str, value: &str) -> PathBuf {
-    violations.check(
-        !value.trim().is_empty(),
-        field,
-        "REQUIRED",
-        "is required: a path on the service's machine",
-    );
-    PathBuf::from(value)
+/// Longest path accepted, in bytes (Linux's PATH_MAX).
+const MAX_PATH_BYTES: usize = 4_096;
+
+/// What a request's path must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PathUse {
+    /// Read; empty: the configured one.
+    ReadOrConfigured,
+    /// Read; required.
+    Read,
+    /// Written; required, and it must name a file (not `/` or `..`).
+    Write,
+}
+
+/// A path on the service's machine: no NUL (no file system takes one) and at most 4,096
+/// bytes, so what the file system is asked is a path it could have.
+fn path(violations: &mut Violations, field: &str, value: &str, usage: PathUse) -> PathBuf {
+    let path = PathBuf::from(value);
+    if value.trim().is_empty() {
+        violations.check(
+            usage == PathUse::ReadOrConfigured,
+            field,
+            "REQUIRED",
+            "is required: a path on the service's machine",
+        );
+    } else if value.len() > MAX_PATH_BYTES {
+        violations.add(
+            field,
+            "TOO_LONG",
+            format!(
+                "must be at most {MAX_PATH_BYTES} bytes, got {}",
+                value.len()
+            ),
+        );
+    } else if value.contains('\0') {
+        violations.add(
+            field,
+            "INVALID_PATH",
+            "must not contain NUL: no file system takes it",
+        );
+    } else if usage == PathUse::Write && path.file_name().is_none() {
+        violations.add(
+            field,
+            "INVALID_PATH",
+            "must name a file to write, not a directory such as / or ..",
+        );
+    }
+    path
 }
 
 #[tonic::async_trait]
@@ -47,7 +86,16 @@ impl MigrationService for Missions {
         request: Request<pb::BackfillRequest>,
     ) -> Result<Response<pb::BackfillResponse>, Status> {
         require_admin(&request)?;
-        let report = self.backfill(&request.get_ref().store_path).await?;
+        let store = &request.get_ref().store_path;
+        let mut violations = Violations::new();
+        path(
+            &mut violations,
+            "store_path",
+            store,
+            PathUse::ReadOrConfigured,
+        );
+        violations.finish()?;
+        let report = self.backfill(store).await?;
         Ok(Response::new(pb::BackfillResponse {
             read: count(report.read),
             inserted: count(report.inserted),
@@ -62,7 +110,12 @@ impl MigrationService for Missions {
     ) -> Result<Response<pb::RebuildFromEventsResponse>, Status> {
         require_admin(&request)?;
         let mut violations = Violations::new();
-        let log = path(&mut violations, "log_path", &request.get_ref().log_path);
+        let log = path(
+            &mut violations,
+            "log_path",
+            &request.get_ref().log_path,
+            PathUse::Read,
+        );
         violations.finish()?;
         let report = self.rebuild_from_events(&log).await?;
         Ok(Response::new(pb::RebuildFromEventsResponse {
@@ -80,6 +133,12 @@ impl MigrationService for Missions {
         require_admin(&request)?;
         let body = request.get_ref();
         let mut violations = Violations::new();
+        path(
+            &mut violations,
+            "store_path",
+            &body.store_path,
+            PathUse::ReadOrConfigured,
+        );
         let season = season(&mut violations, &body.season_id);
         let users: Vec<_> = body
             .user_ids
@@ -131,7 +190,12 @@ impl MigrationService for Missions {
     ) -> Result<Response<pb::ExportResponse>, Status> {
         require_admin(&request)?;
         let mut violations = Violations::new();
-        let store = path(&mut violations, "store_path", &request.get_ref().store_path);
+        let store = path(
+            &mut violations,
+            "store_path",
+            &request.get_ref().store_path,
+            PathUse::Write,
+        );
         violations.finish()?;
         let boards = self.export(&store).await?;
         Ok(Response::new(pb::ExportResponse {

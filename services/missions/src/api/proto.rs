@@ -1,21 +1,51 @@
-//! Domain ⇄ protobuf conversions: every response is rendered here, and the catalog's upserts
-//! are decoded here (their validation too, since it is about the shape of the request).
+//! Domain → protobuf: every response is rendered here, and the enums of requests read (the
+//! requests themselves are decoded and validated by each service's module).
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use phoenix_proto::missions::v1 as pb;
-use phoenix_runtime::convert::{optional_timestamp, timestamp};
+use phoenix_runtime::convert;
 use uuid::Uuid;
 
 use crate::app::Shown;
 use crate::domain::board::{
     Board, BossRun, Claim, ClaimSource, Communication, CommunicationKind, DayClose, DayOutcome,
-    EffectInstance, Heartbeat, Progress, ProgressUnit, Reward, RewardItem, Run, RunStatus, Slot,
-    SlotKey, SlotState,
+    EffectInstance, Heartbeat, Progress, ProgressUnit, Reward, Run, RunStatus, Slot, SlotKey,
+    SlotState,
 };
 use crate::domain::catalog::{
     Badge, Boss, Catalog, Difficulty, EffectDefinition, EffectKind, Mission, MissionTarget,
 };
 use crate::domain::rules::{self, RuleSettings};
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the first and last seconds a protobuf
+/// Timestamp may hold.
+const FIRST_SECOND: i64 = -62_135_596_800;
+const LAST_SECOND: i64 = 253_402_300_799;
+
+/// An instant as a protobuf Timestamp, which must lie in the years 1 to 9999. The clock does,
+/// but a time the rules derive from it may not: on 9999-12-31 the next local midnight, a run's
+/// end or a reroll's return fall in the year 10000. Such a time is shown as the last
+/// microsecond of 9999 (the service keeps microseconds), one before the year 1 as its first.
+pub(super) fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    let shown = convert::timestamp(time);
+    if shown.seconds > LAST_SECOND {
+        prost_types::Timestamp {
+            seconds: LAST_SECOND,
+            nanos: 999_999_000,
+        }
+    } else if shown.seconds < FIRST_SECOND {
+        prost_types::Timestamp {
+            seconds: FIRST_SECOND,
+            nanos: 0,
+        }
+    } else {
+        shown
+    }
+}
+
+fn optional_timestamp(time: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
+    time.map(timestamp)
+}
 
 fn optional_id(id: Option<Uuid>) -> String {
     id.map(|id| id.to_string()).unwrap_or_default()
@@ -400,10 +430,22 @@ pub fn catalog(catalog: &Catalog) -> pb::GetCatalogResponse {
     }
 }
 
-/// A reward item of a request, as the domain keeps it.
-pub fn reward_item(item: &pb::RewardItem) -> RewardItem {
-    RewardItem {
-        code: item.code.clone(),
-        quantity: item.quantity,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_past_9999_or_before_year_1_are_shown_at_the_ends() {
+        let at = |seconds| DateTime::from_timestamp(seconds, 0).expect("an instant");
+        let year_10000 = timestamp(at(LAST_SECOND + 1));
+        assert_eq!(
+            (year_10000.seconds, year_10000.nanos),
+            (LAST_SECOND, 999_999_000)
+        );
+        let year_0 = timestamp(at(FIRST_SECOND - 86_400));
+        assert_eq!((year_0.seconds, year_0.nanos), (FIRST_SECOND, 0));
+        let within = at(1_780_000_000);
+        assert_eq!(timestamp(within), convert::timestamp(within));
+        assert_eq!(timestamp(at(LAST_SECOND)).seconds, LAST_SECOND);
     }
 }

@@ -38,6 +38,11 @@ pub use crate::store::audit::{AuditReport, Violation};
 
 use super::Missions;
 
+/// The request fields that name the files the migration reads and writes, named by the errors
+/// of a path that cannot be right (`error::file_failed`).
+const STORE_PATH: &str = "store_path";
+const LOG_PATH: &str = "log_path";
+
 impl Missions {
     /// The store path a request names, or the configured one when it names none; a path is
     /// required when neither is there.
@@ -47,7 +52,7 @@ impl Missions {
             _ => PathBuf::from(given),
         };
         if path.as_os_str().is_empty() {
-            return Err(error::path_required("store_path"));
+            return Err(error::path_required(STORE_PATH));
         }
         Ok(path)
     }
@@ -71,7 +76,7 @@ impl Missions {
         season: &str,
         users: &[Uuid],
     ) -> Result<CompareReport, Error> {
-        let file = FileBoards::open(self.store_path_or_default(store_path)?)?;
+        let file = FileBoards::open_named(self.store_path_or_default(store_path)?, STORE_PATH)?;
         compare(&file, &self.sql, season, users).await
     }
 
@@ -192,7 +197,8 @@ async fn read_raw_boards(store_path: &Path) -> Result<Vec<Value>, Error> {
 
     let path = store_path.to_owned();
     let bytes = file::run_blocking(store_path, move || file::read_bytes(&path))
-        .await??
+        .await?
+        .map_err(|error| error::file_failed(Some(STORE_PATH), store_path, "read", &error))?
         .ok_or_else(|| error::store_file_not_found(store_path))?;
     let raw: RawStore = serde_json::from_slice(&bytes).map_err(|error| {
         error::invalid_store_file(store_path, format!("not a missions store: {error}"))
@@ -222,7 +228,10 @@ pub async fn export(sql: &SqlBoards, store_path: &Path) -> Result<u64, Error> {
         boards,
     };
     let path = store_path.to_owned();
-    file::run_blocking(store_path, move || file::write_store(&path, &store)).await??;
+    file::run_blocking(store_path, move || {
+        file::write_store(&path, &store, Some(STORE_PATH))
+    })
+    .await??;
     Ok(count)
 }
 
@@ -288,12 +297,12 @@ pub async fn rebuild_from_events(
     settings: &RuleSettings,
 ) -> Result<RebuildReport, Error> {
     let path = log_path.to_owned();
-    let log = file::run_blocking(log_path, move || std::fs::read_to_string(&path))
+    let bytes = file::run_blocking(log_path, move || file::read_bytes(&path))
         .await?
-        .map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => error::event_log_not_found(log_path).into(),
-            _ => error::file_store_unavailable(log_path, format!("cannot read: {error}")),
-        })?;
+        .map_err(|error| error::file_failed(Some(LOG_PATH), log_path, "read", &error))?
+        .ok_or_else(|| error::event_log_not_found(log_path))?;
+    let log = String::from_utf8(bytes)
+        .map_err(|error| error::invalid_event_log(log_path, format!("not UTF-8 text: {error}")))?;
     let mut report = RebuildReport::default();
     for (index, line) in log.lines().enumerate() {
         if line.trim().is_empty() {

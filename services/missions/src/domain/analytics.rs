@@ -32,6 +32,27 @@ pub struct RewardsWeek {
     pub claims: i64,
 }
 
+/// The first day a list may start from or a page token name: weeks are Mondays of lived dates,
+/// and like every date a Phoenix service accepts they lie in the years 1 to 9999 (chrono
+/// reads years PostgreSQL's `date` cannot hold).
+pub const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1, 1, 1) {
+    Some(date) => date,
+    None => NaiveDate::MIN,
+};
+
+/// The last day a list may start from or a page token name.
+pub const LAST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
+    Some(date) => date,
+    None => NaiveDate::MAX,
+};
+
+/// A `YYYY-MM-DD` date between [`FIRST_DAY`] and [`LAST_DAY`]; None for anything else.
+pub fn parse_day(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|day| (FIRST_DAY..=LAST_DAY).contains(day))
+}
+
 /// Where a page ends: rows come newest week first, then by user id descending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageToken {
@@ -58,7 +79,7 @@ impl PageToken {
     pub fn decode(token: &str) -> Option<Self> {
         let (week, user_id) = token.split_once('.')?;
         Some(Self {
-            week: week.parse().ok()?,
+            week: parse_day(week)?,
             user_id: Uuid::try_parse(user_id).ok()?,
         })
     }
@@ -74,4 +95,31 @@ pub struct WeekFilter {
     /// The previous page's token.
     pub after: Option<PageToken>,
     pub limit: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_tokens_lie_in_the_years_1_to_9999() {
+        assert_eq!(parse_day("0001-01-01"), Some(FIRST_DAY));
+        assert_eq!(parse_day("9999-12-31"), Some(LAST_DAY));
+        for text in [
+            "-5000-01-01",
+            "0000-12-31",
+            "10000-01-01",
+            "+10000-01-01",
+            "2026-02-30",
+        ] {
+            assert_eq!(parse_day(text), None, "{text}");
+        }
+        let token = PageToken {
+            week: parse_day("2026-06-01").expect("a day"),
+            user_id: Uuid::now_v7(),
+        };
+        assert_eq!(PageToken::decode(&token.encode()), Some(token));
+        let far = format!("-5000-01-01.{}", Uuid::nil().simple());
+        assert_eq!(PageToken::decode(&far), None);
+    }
 }

@@ -6,6 +6,19 @@ use uuid::Uuid;
 
 use super::board::{ProgressUnit, Reward, SlotKey};
 
+// What the catalog tables hold (migration 0002), so the API refuses what they would: names of
+// missions, badges, effects and bosses of 1 to 200 characters, codes of 1 to 100 (reward item
+// codes too, as badge and boss codes), no NUL in any text or JSON string (PostgreSQL's text and
+// jsonb cannot hold one), a target id that no other mission has, each badge once per mission.
+
+/// Longest name of a mission, badge, effect or boss, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest code of a badge, a boss or a reward item, in characters.
+pub const MAX_CODE_CHARS: usize = 100;
+/// Most targets, badges and reward items one mission (or boss) has. The tables number them
+/// in a smallint, but a smaller bound keeps the whole catalog within one GetCatalog answer.
+pub const MAX_LIST_LEN: usize = 100;
+
 /// How hard a mission is; it only informs people and analytics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

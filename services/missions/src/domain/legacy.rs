@@ -30,7 +30,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -54,6 +54,9 @@ pub fn check_board(value: Value) -> Result<Board, String> {
     Ok(board)
 }
 
+/// Longest season id the board tables hold, in characters (their CHECK).
+const MAX_SEASON_CHARS: usize = 100;
+
 /// The invariants a board must hold before SQL takes it (its constraints would refuse it, or
 /// the rules would misbehave on it). The error lists every broken one, with where.
 ///
@@ -61,8 +64,21 @@ pub fn check_board(value: Value) -> Result<Board, String> {
 /// holds known IANA zones and exactly main, hunt and skill.
 pub fn validate(board: &Board) -> Result<(), String> {
     let mut problems = Vec::new();
+    let season_chars = board.season_id.chars().count();
     if board.season_id.trim().is_empty() {
         problems.push("seasonId is empty".to_owned());
+    } else if season_chars > MAX_SEASON_CHARS {
+        problems.push(format!(
+            "seasonId has {season_chars} characters; the tables hold at most {MAX_SEASON_CHARS}"
+        ));
+    }
+    // A proof, a message or a season with a NUL: the database's text and jsonb cannot hold it.
+    match serde_json::to_value(board) {
+        Ok(json) if super::json_holds_nul(&json) => {
+            problems.push("a text holds a NUL (\\u0000), which the database cannot".to_owned());
+        }
+        Ok(_) => {}
+        Err(error) => problems.push(format!("the board does not serialize: {error}")),
     }
 
     let mut run_ids = BTreeSet::new();
@@ -186,6 +202,15 @@ pub enum LegacyEvent {
 }
 
 impl LegacyEvent {
+    /// When it happened.
+    pub fn at(&self) -> DateTime<Utc> {
+        let (Self::Heartbeat { at, .. }
+        | Self::Progress { at, .. }
+        | Self::BossDamage { at, .. }
+        | Self::BossProof { at, .. }) = self;
+        *at
+    }
+
     pub fn key(&self) -> BoardKey {
         let (Self::Heartbeat {
             user_id, season_id, ..
@@ -226,11 +251,22 @@ pub fn apply_event(
     settings: &RuleSettings,
     ids: &mut dyn Ids,
 ) -> EventOutcome {
+    let at = event.at();
+    if !(1..=9999).contains(&at.year()) {
+        return EventOutcome::Rejected(format!(
+            "{at} is outside the years 1 to 9999 that every time of a board lies in"
+        ));
+    }
     let mut changed = board.clone();
     let outcome = replay(&mut changed, event, catalog, settings, ids);
-    if outcome == EventOutcome::Applied {
-        *board = changed;
+    if outcome != EventOutcome::Applied {
+        return outcome;
     }
+    // What the event brought (a proof) must fit the tables like every board SQL takes.
+    if let Err(problems) = validate(&changed) {
+        return EventOutcome::Rejected(format!("the board would break its rules: {problems}"));
+    }
+    *board = changed;
     outcome
 }
 

@@ -10,13 +10,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::sql::maintenance_transaction;
-use crate::domain::analytics::{AdherenceWeek, PageToken, RewardsWeek, WeekFilter};
-
-/// Weeks are Mondays of lived dates; none is before the first day of the common era.
-const FIRST_WEEK: NaiveDate = match NaiveDate::from_ymd_opt(1, 1, 1) {
-    Some(date) => date,
-    None => NaiveDate::MIN,
-};
+use crate::domain::analytics::{AdherenceWeek, FIRST_DAY, PageToken, RewardsWeek, WeekFilter};
 
 const ADHERENCE_COLUMNS: &str =
     "user_id, week, heartbeat_days, protected_days, petals_lost, runs_succeeded";
@@ -88,7 +82,7 @@ where
     R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
     let after = filter.after.unwrap_or_default();
-    let from_week = filter.from_week.unwrap_or(FIRST_WEEK);
+    let from_week = filter.from_week.unwrap_or(FIRST_DAY);
     let mut rows: Vec<R> = match filter.user_id {
         Some(user_id) => {
             sqlx::query_as(&format!(

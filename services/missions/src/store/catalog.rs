@@ -5,11 +5,14 @@
 //! is in id order: `Catalog::offerable` picks offers by index, so the order must be the same on
 //! every replica and across restarts (admin ids are v7, time-ordered: new missions come last).
 //!
-//! Validation of what admins send is the API's job; the tables' CHECKs back it. What only the
-//! database can know (a code already taken, a badge or effect that does not exist) comes back
-//! as a refusal that names the field.
+//! Validation of what admins send is the API's job (`domain::catalog` says what the tables
+//! hold); the tables' CHECKs back it. What only the database can know (a code or a target id
+//! already taken, a badge or effect that does not exist) comes back as a refusal that names the
+//! field.
 
-use phoenix_runtime::{Error, quote};
+use std::collections::HashMap;
+
+use phoenix_runtime::{Error, FieldViolation, quote};
 use serde::de::DeserializeOwned;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -262,6 +265,7 @@ async fn bosses(connection: &mut PgConnection, only: Option<Uuid>) -> Result<Vec
 }
 
 async fn write_mission(connection: &mut PgConnection, mission: &Mission) -> Result<(), Error> {
+    let refused = |error| refusal(error, "mission", None);
     sqlx::query(
         "INSERT INTO missions_v2_missions (mission_id, slot_key, name, summary, requirements,
                                            objective, difficulty, duration_days, progress_target,
@@ -287,7 +291,8 @@ async fn write_mission(connection: &mut PgConnection, mission: &Mission) -> Resu
     .bind(&mission.metadata)
     .bind(mission.active)
     .execute(&mut *connection)
-    .await?;
+    .await
+    .map_err(refused)?;
     let reward = &mission.reward;
     sqlx::query(
         "INSERT INTO missions_v2_mission_rewards (mission_id, xp, currency, items, reward_badge,
@@ -305,27 +310,8 @@ async fn write_mission(connection: &mut PgConnection, mission: &Mission) -> Resu
     .bind(reward.aura_id)
     .execute(&mut *connection)
     .await
-    .map_err(|error| refusal(error, "mission", None))?;
-    sqlx::query("DELETE FROM missions_v2_mission_targets WHERE mission_id = $1")
-        .bind(mission.mission_id)
-        .execute(&mut *connection)
-        .await?;
-    let targets = &mission.targets;
-    sqlx::query(
-        "INSERT INTO missions_v2_mission_targets (target_id, mission_id, position, task_id, name,
-                                                  tag, sort_order)
-         SELECT t.target_id, $1, t.position - 1, t.task_id, t.name, t.tag, t.sort_order
-         FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int2[])
-              WITH ORDINALITY AS t(target_id, task_id, name, tag, sort_order, position)",
-    )
-    .bind(mission.mission_id)
-    .bind(targets.iter().map(|t| t.target_id).collect::<Vec<_>>())
-    .bind(targets.iter().map(|t| t.task_id).collect::<Vec<_>>())
-    .bind(targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
-    .bind(targets.iter().map(|t| t.tag.as_str()).collect::<Vec<_>>())
-    .bind(targets.iter().map(|t| t.sort_order).collect::<Vec<_>>())
-    .execute(&mut *connection)
-    .await?;
+    .map_err(refused)?;
+    write_targets(connection, mission).await?;
     sqlx::query("DELETE FROM missions_v2_mission_badges WHERE mission_id = $1")
         .bind(mission.mission_id)
         .execute(&mut *connection)
@@ -339,8 +325,77 @@ async fn write_mission(connection: &mut PgConnection, mission: &Mission) -> Resu
     .bind(&mission.badge_ids)
     .execute(&mut *connection)
     .await
-    .map_err(|error| refusal(error, "mission", None))?;
+    .map_err(refused)?;
     Ok(())
+}
+
+/// Replaces the mission's targets. Target ids are unique across missions: an id another
+/// mission has is refused (ALREADY_EXISTS `TARGET_ID_TAKEN`, naming each such target and its
+/// mission) and the caller's transaction, left uncommitted, writes nothing. `ON CONFLICT DO
+/// NOTHING` finds them in the insert itself, so a concurrent upsert taking the same id is
+/// refused the same way.
+async fn write_targets(connection: &mut PgConnection, mission: &Mission) -> Result<(), Error> {
+    sqlx::query("DELETE FROM missions_v2_mission_targets WHERE mission_id = $1")
+        .bind(mission.mission_id)
+        .execute(&mut *connection)
+        .await?;
+    let targets = &mission.targets;
+    let ids: Vec<Uuid> = targets.iter().map(|t| t.target_id).collect();
+    let written: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO missions_v2_mission_targets (target_id, mission_id, position, task_id, name,
+                                                  tag, sort_order)
+         SELECT t.target_id, $1, t.position - 1, t.task_id, t.name, t.tag, t.sort_order
+         FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int2[])
+              WITH ORDINALITY AS t(target_id, task_id, name, tag, sort_order, position)
+         ON CONFLICT (target_id) DO NOTHING
+         RETURNING target_id",
+    )
+    .bind(mission.mission_id)
+    .bind(&ids)
+    .bind(targets.iter().map(|t| t.task_id).collect::<Vec<_>>())
+    .bind(targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
+    .bind(targets.iter().map(|t| t.tag.as_str()).collect::<Vec<_>>())
+    .bind(targets.iter().map(|t| t.sort_order).collect::<Vec<_>>())
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(|error| refusal(error, "mission", None))?;
+    if written.len() == ids.len() {
+        return Ok(());
+    }
+    let owners: HashMap<Uuid, Uuid> = sqlx::query_as::<_, (Uuid, Uuid)>(
+        "SELECT target_id, mission_id FROM missions_v2_mission_targets WHERE target_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *connection)
+    .await?
+    .into_iter()
+    .collect();
+    let taken = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| !written.contains(id))
+        .map(|(index, id)| (index, *id, owners.get(id).copied()));
+    Err(targets_taken(taken).into())
+}
+
+/// The refusal of targets whose ids other missions have: (index, id, owning mission).
+fn targets_taken(taken: impl Iterator<Item = (usize, Uuid, Option<Uuid>)>) -> Refusal {
+    let mut refusal = Refusal::already_exists(
+        "TARGET_ID_TAKEN",
+        "another mission has a target with this id; leave target_id empty for a new one",
+    );
+    for (index, id, owner) in taken {
+        let owner_named = owner.map_or_else(String::new, |owner| format!(" ({owner})"));
+        refusal.violations.push(FieldViolation::new(
+            format!("mission.targets[{index}].target_id"),
+            "TARGET_ID_TAKEN",
+            format!("{id} is a target of another mission{owner_named}"),
+        ));
+        if let Some(owner) = owner.filter(|_| refusal.fact("mission_id").is_none()) {
+            refusal = refusal.with("mission_id", owner);
+        }
+    }
+    refusal
 }
 
 async fn write_badge(connection: &mut PgConnection, badge: &Badge) -> Result<(), Error> {
@@ -381,7 +436,8 @@ async fn write_effect(
     .bind(&effect.payload)
     .bind(effect.duration_days)
     .execute(connection)
-    .await?;
+    .await
+    .map_err(|error| refusal(error, "effect", None))?;
     Ok(())
 }
 
@@ -418,7 +474,9 @@ async fn write_boss(connection: &mut PgConnection, boss: &Boss) -> Result<(), Er
 
 /// What only the database can tell about an upsert of `item`, as a refusal naming the field:
 /// its `code` is another item's (ALREADY_EXISTS), or its reward or badge list names a badge or
-/// effect the catalog does not have (INVALID_ARGUMENT). Anything else stays a database error.
+/// effect the catalog does not have (INVALID_ARGUMENT); and, should validation ever miss a
+/// rule of the tables, a value they refuse (INVALID_ARGUMENT `CATALOG_CONSTRAINT`). Anything
+/// else stays a database error.
 fn refusal(error: sqlx::Error, item: &str, code: Option<&str>) -> Error {
     let Some(database) = error.as_database_error() else {
         return error.into();
@@ -444,6 +502,20 @@ fn refusal(error: sqlx::Error, item: &str, code: Option<&str>) -> Error {
                 &format!("{item}.{field}"),
                 reason,
                 format!("the catalog has no such {what}; upsert it first"),
+            )
+        }
+        // A value the tables refuse that validation let through (a CHECK, a value out of a
+        // column's range, a NUL): the request's, since every value written is, but a gap in
+        // validation to close, hence the warning.
+        (Some(sqlstate), _) if sqlstate == "23514" || sqlstate.starts_with("22") => {
+            tracing::warn!(%error, item, "the catalog tables refused what validation accepted");
+            Refusal::invalid(
+                item,
+                "CATALOG_CONSTRAINT",
+                format!(
+                    "the catalog cannot hold this {item}: {}",
+                    database.message()
+                ),
             )
         }
         _ => return error.into(),

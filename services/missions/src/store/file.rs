@@ -63,8 +63,17 @@ impl FileBoards {
     /// Reads the store now (synchronously: it runs once, when the service starts, before any
     /// request), so a malformed store stops the start instead of failing the first request.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
-        let path = path.into();
-        let store = read_store(&path)?;
+        Self::open_from(path.into(), None)
+    }
+
+    /// Reads the store at `path`, which the request field `field` named (a migration call's):
+    /// a path that cannot be right is the caller's error naming the field (`error::file_failed`).
+    pub fn open_named(path: impl Into<PathBuf>, field: &str) -> Result<Self, Error> {
+        Self::open_from(path.into(), Some(field))
+    }
+
+    fn open_from(path: PathBuf, field: Option<&str>) -> Result<Self, Error> {
+        let store = read_store(&path, field)?;
         Ok(Self {
             path,
             store: Arc::new(Mutex::new(store.unwrap_or_else(empty_store))),
@@ -178,7 +187,7 @@ impl FileBoards {
         let mut current = self.store.clone().lock_owned().await;
         let path = self.path.clone();
         run_blocking(&self.path, move || {
-            write_store(&path, &store)?;
+            write_store(&path, &store, None)?;
             *current = store;
             Ok(())
         })
@@ -210,7 +219,7 @@ impl FileBoards {
         // cannot leave memory and file disagreeing, the task finishes both or neither.
         run_blocking(&self.path, move || {
             let undo = apply(&mut store, boards);
-            write_store(&path, &store).inspect_err(|_| undo.revert(&mut store))
+            write_store(&path, &store, None).inspect_err(|_| undo.revert(&mut store))
         })
         .await?
     }
@@ -281,9 +290,12 @@ pub(crate) async fn run_blocking<T: Send + 'static>(
     })
 }
 
-/// The store at `path`, None when there is no file.
-pub(crate) fn read_store(path: &Path) -> Result<Option<Store>, Error> {
-    let Some(bytes) = read_bytes(path)? else {
+/// The store at `path`, None when there is no file; `field` names the request field that named
+/// the path (None: the service's own store), for `error::file_failed`.
+fn read_store(path: &Path, field: Option<&str>) -> Result<Option<Store>, Error> {
+    let Some(bytes) =
+        read_bytes(path).map_err(|error| error::file_failed(field, path, "read", &error))?
+    else {
         return Ok(None);
     };
     let store: Store = serde_json::from_slice(&bytes).map_err(|error| {
@@ -294,14 +306,11 @@ pub(crate) fn read_store(path: &Path) -> Result<Option<Store>, Error> {
 }
 
 /// The file's bytes, None when there is no file.
-pub(crate) fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+pub(crate) fn read_bytes(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error::file_store_unavailable(
-            path,
-            format!("cannot read: {error}"),
-        )),
+        Err(error) => Err(error),
     }
 }
 
@@ -331,8 +340,9 @@ pub(crate) fn check_version(version: u32) -> Result<(), String> {
     }
 }
 
-/// Writes `store` to `path` atomically (see the module doc).
-pub(crate) fn write_store(path: &Path, store: &Store) -> Result<(), Error> {
+/// Writes `store` to `path` atomically (see the module doc); `field` names the request field
+/// that named the path (None: the service's own store), for `error::file_failed`.
+pub(crate) fn write_store(path: &Path, store: &Store, field: Option<&str>) -> Result<(), Error> {
     // Pretty, as the legacy service wrote it: people read and diff this file during a migration.
     let bytes = serde_json::to_vec_pretty(store).map_err(|error| {
         Error::internal(format_args!(
@@ -340,8 +350,7 @@ pub(crate) fn write_store(path: &Path, store: &Store) -> Result<(), Error> {
             path.display()
         ))
     })?;
-    write_atomically(path, &bytes)
-        .map_err(|error| error::file_store_unavailable(path, format!("cannot write: {error}")))
+    write_atomically(path, &bytes).map_err(|error| error::file_failed(field, path, "write", &error))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -123,16 +123,20 @@ impl Harness {
             }
         }
         mission.active = true;
+        self.upsert_mission(mission).await.mission_id
+    }
+
+    /// Upserts `mission`; answers it as stored.
+    pub async fn upsert_mission(&mut self, mission: pb::Mission) -> pb::Mission {
         self.catalog
             .upsert_mission(pb::UpsertMissionRequest {
                 mission: Some(mission),
             })
             .await
-            .expect("upsert the test mission")
+            .expect("upsert the mission")
             .into_inner()
             .mission
             .expect("mission")
-            .mission_id
     }
 
     pub async fn create_board(&mut self, user: Uuid, time_zone: &str) -> pb::Board {
