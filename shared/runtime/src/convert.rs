@@ -2,10 +2,31 @@
 
 use chrono::{DateTime, Datelike, Utc};
 
-/// A UTC time as a protobuf `Timestamp`.
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the first and last seconds a protobuf
+/// Timestamp may hold.
+pub const FIRST_SECOND: i64 = -62_135_596_800;
+pub const LAST_SECOND: i64 = 253_402_300_799;
+
+/// A UTC time as a protobuf `Timestamp`, which must lie in the years 1 to 9999 (clients refuse
+/// others). A time computed past that (the day after 9999-12-31, from a clock at its end) is
+/// sent as the last microsecond of 9999 (PostgreSQL keeps microseconds), one before the year 1
+/// as its first instant.
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    let seconds = time.timestamp();
+    if seconds > LAST_SECOND {
+        return prost_types::Timestamp {
+            seconds: LAST_SECOND,
+            nanos: 999_999_000,
+        };
+    }
+    if seconds < FIRST_SECOND {
+        return prost_types::Timestamp {
+            seconds: FIRST_SECOND,
+            nanos: 0,
+        };
+    }
     prost_types::Timestamp {
-        seconds: time.timestamp(),
+        seconds,
         // Below one second, so it fits; a leap second's 1_000_000_000+ is clamped.
         nanos: i32::try_from(time.timestamp_subsec_nanos().min(999_999_999)).unwrap_or(0),
     }
@@ -42,6 +63,15 @@ pub fn duration(value: chrono::Duration) -> prost_types::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_beyond_the_protobuf_range_are_sent_at_its_ends() {
+        let after = DateTime::from_timestamp(LAST_SECOND + 86_400, 5).expect("valid");
+        let shown = timestamp(after);
+        assert_eq!((shown.seconds, shown.nanos), (LAST_SECOND, 999_999_000));
+        let before = DateTime::from_timestamp(FIRST_SECOND - 86_400, 0).expect("valid");
+        assert_eq!(timestamp(before).seconds, FIRST_SECOND);
+    }
 
     #[test]
     fn timestamps_round_trip_and_out_of_range_ones_are_none() {

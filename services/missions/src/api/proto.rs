@@ -17,30 +17,10 @@ use crate::domain::catalog::{
 };
 use crate::domain::rules::{self, RuleSettings};
 
-/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the first and last seconds a protobuf
-/// Timestamp may hold.
-const FIRST_SECOND: i64 = -62_135_596_800;
-const LAST_SECOND: i64 = 253_402_300_799;
-
-/// An instant as a protobuf Timestamp, which must lie in the years 1 to 9999. The clock does,
-/// but a time the rules derive from it may not: on 9999-12-31 the next local midnight, a run's
-/// end or a reroll's return fall in the year 10000. Such a time is shown as the last
-/// microsecond of 9999 (the service keeps microseconds), one before the year 1 as its first.
+/// Every time a response carries, within the protobuf range (see `convert::timestamp`): on
+/// 9999-12-31 the next local midnight, a run's end or a reroll's return fall in the year 10000.
 pub(super) fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    let shown = convert::timestamp(time);
-    if shown.seconds > LAST_SECOND {
-        prost_types::Timestamp {
-            seconds: LAST_SECOND,
-            nanos: 999_999_000,
-        }
-    } else if shown.seconds < FIRST_SECOND {
-        prost_types::Timestamp {
-            seconds: FIRST_SECOND,
-            nanos: 0,
-        }
-    } else {
-        shown
-    }
+    convert::timestamp(time)
 }
 
 fn optional_timestamp(time: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
@@ -437,15 +417,18 @@ mod tests {
     #[test]
     fn times_past_9999_or_before_year_1_are_shown_at_the_ends() {
         let at = |seconds| DateTime::from_timestamp(seconds, 0).expect("an instant");
-        let year_10000 = timestamp(at(LAST_SECOND + 1));
+        let year_10000 = timestamp(at(convert::LAST_SECOND + 1));
         assert_eq!(
             (year_10000.seconds, year_10000.nanos),
-            (LAST_SECOND, 999_999_000)
+            (convert::LAST_SECOND, 999_999_000)
         );
-        let year_0 = timestamp(at(FIRST_SECOND - 86_400));
-        assert_eq!((year_0.seconds, year_0.nanos), (FIRST_SECOND, 0));
+        let year_0 = timestamp(at(convert::FIRST_SECOND - 86_400));
+        assert_eq!((year_0.seconds, year_0.nanos), (convert::FIRST_SECOND, 0));
         let within = at(1_780_000_000);
         assert_eq!(timestamp(within), convert::timestamp(within));
-        assert_eq!(timestamp(at(LAST_SECOND)).seconds, LAST_SECOND);
+        assert_eq!(
+            timestamp(at(convert::LAST_SECOND)).seconds,
+            convert::LAST_SECOND
+        );
     }
 }
