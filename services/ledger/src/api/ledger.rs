@@ -13,8 +13,9 @@ use crate::domain::ledger::{self, BalanceLimit, Linking, NewAccount, Operation, 
 use crate::domain::tenant::NewTenant;
 use crate::proto;
 
-/// A transfer spec from the wire, checked into `violations` with its fields under `field`;
-/// UUID fields are checked here, the rules in the domain.
+/// A transfer spec from the wire, checked whole into `violations` with its fields under
+/// `field`: the ids and the timeout are decoded here, the spec's own rules are the domain's
+/// ([`TransferSpec::check`]).
 pub(super) fn transfer_spec(
     spec: Option<&pb::TransferSpec>,
     field: &str,
@@ -32,7 +33,7 @@ pub(super) fn transfer_spec(
             metadata: Default::default(),
         };
     };
-    TransferSpec {
+    let decoded = TransferSpec {
         debit_account_id: violations
             .uuid(&format!("{field}.debit_account_id"), &spec.debit_account_id),
         credit_account_id: violations.uuid(
@@ -49,7 +50,32 @@ pub(super) fn transfer_spec(
         ),
         code: spec.code.clone(),
         metadata: spec.metadata.clone(),
-    }
+    };
+    decoded.check(field, violations);
+    decoded
+}
+
+/// The transfers of a batch, each checked whole into `violations` under `transfers[i]`, and
+/// the index of the first one at fault, if any.
+fn batch_operations(
+    specs: &[pb::TransferSpec],
+    violations: &mut Violations,
+) -> (Vec<Operation>, Option<usize>) {
+    let mut first_bad = None;
+    let operations = specs
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            let mut own = Violations::new();
+            let spec = transfer_spec(Some(spec), &format!("transfers[{index}]"), &mut own);
+            if let Err(refusal) = own.finish() {
+                first_bad.get_or_insert(index);
+                violations.absorb(refusal);
+            }
+            Operation::Transfer(spec)
+        })
+        .collect();
+    (operations, first_bad)
 }
 
 /// Amount fields where 0 means "all of it".
@@ -232,40 +258,25 @@ impl LedgerService for Ledger {
                 None
             }
         };
-        let sized = !body.transfers.is_empty() && body.transfers.len() <= ledger::MAX_BATCH;
-        violations.check(
-            sized,
-            "transfers",
-            "INVALID_BATCH_SIZE",
-            &format!(
-                "must hold 1 to {} transfers, not {}",
-                ledger::MAX_BATCH,
-                body.transfers.len()
-            ),
-        );
         // An oversized batch is refused before its transfers are read.
-        let operations: Vec<Operation> = if sized {
-            body.transfers
-                .iter()
-                .enumerate()
-                .map(|(index, spec)| {
-                    Operation::Transfer(transfer_spec(
-                        Some(spec),
-                        &format!("transfers[{index}]"),
-                        &mut violations,
-                    ))
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let (operations, first_bad) =
+            if ledger::check_batch_size(body.transfers.len(), &mut violations) {
+                batch_operations(&body.transfers, &mut violations)
+            } else {
+                (Vec::new(), None)
+            };
+        // Like a linked batch refused by a rule, a malformed one names its first bad transfer.
         let key = keyed(
             violations,
             tenant_id,
             &body.idempotency_key,
             "LedgerService/CreateTransfers",
             body,
-        )?;
+        )
+        .map_err(|refusal| match first_bad {
+            Some(index) => refusal.with("index", index),
+            None => refusal,
+        })?;
         let outcome = self
             .post(
                 &key,
@@ -358,6 +369,7 @@ impl LedgerService for Ledger {
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let transfer_id = violations.uuid("transfer_id", &body.transfer_id);
         let amount = optional_amount(&mut violations, body.amount);
+        ledger::check_code(&body.code, "code", &mut violations);
         let key = keyed(
             violations,
             tenant_id,

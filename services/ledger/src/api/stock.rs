@@ -8,9 +8,9 @@ use tonic::{Request, Response, Status};
 use super::{keyed, tenant_of};
 use crate::app::Ledger;
 use crate::app::stock::HoldingMove;
+use crate::domain::owner::check_owner_ref;
 use crate::domain::stock::{
     Adjustment, HoldingChange, NewInventoryItem, ReservationRequest, Resolution, check_code,
-    check_owner_ref,
 };
 use crate::{metrics, proto};
 
