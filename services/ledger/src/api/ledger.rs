@@ -10,6 +10,7 @@ use super::{keyed, tenant_of, version_token};
 use crate::app::Ledger;
 use crate::app::posting::Located;
 use crate::domain::ledger::{self, BalanceLimit, Linking, NewAccount, Operation, TransferSpec};
+use crate::domain::owner::check_owner_ref;
 use crate::domain::tenant::NewTenant;
 use crate::proto;
 
@@ -208,7 +209,7 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let owner = body.owner_ref.trim();
-        violations.check(!owner.is_empty(), "owner_ref", "REQUIRED", "is required");
+        violations.take(check_owner_ref(owner));
         violations.finish()?;
         let accounts = self.accounts(tenant_id, owner).await?;
         Ok(Response::new(pb::ListAccountsResponse {

@@ -228,7 +228,12 @@ pub fn check_metadata(
             || key.chars().count() > MAX_METADATA_KEY_CHARS
             || key.chars().any(char::is_control)
     };
-    let bad_value = |value: &str| value.chars().count() > MAX_METADATA_VALUE_CHARS;
+    let bad_value = |value: &str| {
+        value.chars().count() > MAX_METADATA_VALUE_CHARS
+            || value
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    };
     let problem = metadata.iter().find_map(|(key, value)| {
         if bad_key(key) {
             Some(format!("the key {} is not", quote(key)))
@@ -258,9 +263,14 @@ mod tests {
     }
 
     #[test]
-    fn metadata_keys_are_short_names() {
+    fn metadata_values_are_text_jsonb_can_hold() {
         assert!(checked(&[("note", "two\nlines\tand a tab")]).is_ok());
-        for bad in [("", "v"), ("k\u{0}", "v")] {
+        for bad in [
+            ("k", "nul\u{0}"),
+            ("k", "bell\u{7}"),
+            ("", "v"),
+            ("k\u{0}", "v"),
+        ] {
             let refusal = checked(&[bad]).expect_err("refused");
             assert_eq!(refusal.reason, "INVALID_METADATA", "{bad:?}");
             assert_eq!(refusal.field(), Some("metadata"));

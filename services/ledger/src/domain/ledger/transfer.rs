@@ -263,7 +263,7 @@ mod tests {
             amount: 0,
             timeout: Some(chrono::Duration::days(367)),
             code: "tab\tbed".into(),
-            metadata: [(String::new(), "v".to_owned())].into(),
+            metadata: [("k".to_owned(), "nul\u{0}".to_owned())].into(),
             ..spec()
         };
         let expected = [
