@@ -349,3 +349,44 @@ async fn an_import_call_lists_every_bad_record() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_bad_max_count_is_reported_as_max_count() {
+    let mut h = Harness::start().await;
+    let (_, wallet) = h.funded_wallet("user-1", 10).await;
+    for max_count in [-1, 1001] {
+        let refused = h
+            .events
+            .read_stream(pb::ReadStreamRequest {
+                tenant_id: h.tenant.clone(),
+                aggregate_type: "account".into(),
+                aggregate_id: wallet.clone(),
+                from_version: -1,
+                max_count,
+            })
+            .await
+            .expect_err("out of range");
+        assert_refused(&refused, Code::InvalidArgument, "INVALID_VERSION");
+        assert_eq!(
+            field_reasons(&refused),
+            pairs(&[
+                ("from_version", "INVALID_VERSION"),
+                ("max_count", "INVALID_PAGE_SIZE")
+            ]),
+            "{max_count}"
+        );
+    }
+    let read = h
+        .events
+        .read_stream(pb::ReadStreamRequest {
+            tenant_id: h.tenant.clone(),
+            aggregate_type: "account".into(),
+            aggregate_id: wallet,
+            from_version: 0,
+            max_count: 1,
+        })
+        .await
+        .expect("one event")
+        .into_inner();
+    assert_eq!(read.events.len(), 1);
+}

@@ -22,6 +22,17 @@ const MAX_AGGREGATE_TYPE_CHARS: usize = 64;
 /// `owner/item`.
 const MAX_AGGREGATE_ID_CHARS: usize = MAX_OWNER_REF_CHARS + 1 + stock::MAX_CODE_CHARS;
 
+/// `max_count`, a page size by another name: the runtime's page-size rule, refused naming
+/// `max_count` (`Violations::page_size` names its field `page_size`).
+fn max_count(violations: &mut Violations, value: i32) -> i64 {
+    let mut own = Violations::new();
+    let count = own.page_size(value, 100, 1000);
+    if let Err(refusal) = own.finish() {
+        violations.absorb(refusal.at("max_count"));
+    }
+    count
+}
+
 fn stored_event(event: &StoredEvent) -> pb::StoredEvent {
     pb::StoredEvent {
         position: event.position,
@@ -53,7 +64,7 @@ impl EventStoreService for Ledger {
             "INVALID_VERSION",
             "must be 0 or more",
         );
-        let limit = violations.page_size(body.max_count, 100, 1000);
+        let limit = max_count(&mut violations, body.max_count);
         violations.finish()?;
         let (events, stream_version) = self
             .stream_events(
