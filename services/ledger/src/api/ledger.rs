@@ -79,17 +79,6 @@ fn batch_operations(
     (operations, first_bad)
 }
 
-/// Amount fields where 0 means "all of it".
-fn optional_amount(violations: &mut Violations, amount: i64) -> Option<i64> {
-    violations.check(
-        amount >= 0,
-        "amount",
-        "INVALID_AMOUNT",
-        "must be positive, or 0 for all of it",
-    );
-    (amount > 0).then_some(amount)
-}
-
 #[tonic::async_trait]
 impl LedgerService for Ledger {
     async fn create_tenant(
@@ -317,7 +306,7 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let pending_id = violations.uuid("pending_id", &body.pending_id);
-        let amount = optional_amount(&mut violations, body.amount);
+        let amount = ledger::optional_amount(body.amount, &mut violations);
         let key = keyed(
             violations,
             tenant_id,
@@ -369,7 +358,7 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let transfer_id = violations.uuid("transfer_id", &body.transfer_id);
-        let amount = optional_amount(&mut violations, body.amount);
+        let amount = ledger::optional_amount(body.amount, &mut violations);
         ledger::check_code(&body.code, "code", &mut violations);
         let key = keyed(
             violations,

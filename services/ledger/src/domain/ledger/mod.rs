@@ -21,6 +21,7 @@ pub use engine::{
 };
 pub use transfer::{
     Operation, PendingState, Transfer, TransferKind, TransferSpec, check_batch_size, check_code,
+    optional_amount,
 };
 
 /// Largest batch of transfers one call may carry.

@@ -173,6 +173,18 @@ pub fn check_code(code: &str, field: &str, violations: &mut Violations) {
     }
 }
 
+/// The `amount` of a pending's posting or of a reversal, where 0 means all of it (what is
+/// pending, what is left to reverse): `None` then. A negative one is refused.
+pub fn optional_amount(amount: i64, violations: &mut Violations) -> Option<i64> {
+    violations.check(
+        amount >= 0,
+        "amount",
+        "INVALID_AMOUNT",
+        "must be positive, or 0 for all of it",
+    );
+    (amount > 0).then_some(amount)
+}
+
 /// A batch holds 1 to [`MAX_BATCH`] transfers; whether this one does.
 pub fn check_batch_size(len: usize, violations: &mut Violations) -> bool {
     violations.check(
