@@ -390,3 +390,48 @@ async fn a_bad_max_count_is_reported_as_max_count() {
         .into_inner();
     assert_eq!(read.events.len(), 1);
 }
+
+#[tokio::test]
+async fn echoed_values_are_quoted_and_cut() {
+    let mut h = Harness::start().await;
+    let owner = "o".repeat(200);
+    let request = pb::CreateAccountRequest {
+        tenant_id: h.tenant.clone(),
+        asset_code: "BESITOS".into(),
+        asset_scale: 0,
+        owner_ref: owner.clone(),
+        kind: "k".repeat(40),
+        balance_limit: pb::BalanceLimit::None.into(),
+        metadata: Default::default(),
+        idempotency_key: key(),
+    };
+    h.ledger
+        .create_account(request.clone())
+        .await
+        .expect("opened");
+    let taken = h
+        .ledger
+        .create_account(pb::CreateAccountRequest {
+            idempotency_key: key(),
+            ..request
+        })
+        .await
+        .expect_err("the same owner, asset and kind");
+    assert_refused(&taken, Code::AlreadyExists, "ACCOUNT_EXISTS");
+    let echoed = phoenix_testkit::metadata(&taken, "owner_ref").expect("owner_ref");
+    assert!(
+        echoed.chars().count() <= 65 && owner.starts_with(echoed.trim_end_matches('…')),
+        "{echoed}"
+    );
+    assert_eq!(
+        phoenix_testkit::metadata(&taken, "kind").as_deref(),
+        Some("k".repeat(40).as_str()),
+        "a short value is echoed whole"
+    );
+    assert!(
+        taken.message().contains("(200 characters)"),
+        "{}",
+        taken.message()
+    );
+    assert!(!taken.message().contains(&owner), "{}", taken.message());
+}
