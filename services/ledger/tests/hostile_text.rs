@@ -16,6 +16,18 @@ use phoenix_testkit::{assert_refused, fields};
 use support::{Harness, count, key, spec};
 use tonic::Code;
 
+/// A call of `$method` on a clone of `$client`, with the request `$request` makes of the value.
+macro_rules! call {
+    ($client:expr, $method:ident, $request:expr) => {{
+        let client = $client.clone();
+        move |v: String| {
+            let mut client = client.clone();
+            let request = $request(v);
+            async move { client.$method(request).await }
+        }
+    }};
+}
+
 /// One field of one request: its path, the reason a NUL and a huge value get, and the call
 /// that sends a request with that value in the field and valid others.
 struct Case {
@@ -88,6 +100,43 @@ async fn written(pool: &sqlx::PgPool) -> Vec<i64> {
     counts
 }
 
+/// A text field of a message: its name, the reason a bad value gets, and how to put one there.
+type Field<M> = (&'static str, &'static str, fn(&mut M, String));
+
+/// The text fields of a transfer.
+fn transfer_fields() -> [Field<pb::TransferSpec>; 5] {
+    [
+        ("debit_account_id", "INVALID_ID", |t, v| {
+            t.debit_account_id = v
+        }),
+        ("credit_account_id", "INVALID_ID", |t, v| {
+            t.credit_account_id = v
+        }),
+        ("code", "INVALID_CODE", |t, v| t.code = v),
+        ("metadata", "INVALID_METADATA", |t, v| {
+            t.metadata = [("k".into(), v)].into()
+        }),
+        ("metadata", "INVALID_METADATA", |t, v| {
+            t.metadata = [(v, "v".into())].into()
+        }),
+    ]
+}
+
+/// The text fields of a new account.
+fn account_fields() -> [Field<pb::CreateAccountRequest>; 5] {
+    [
+        ("asset_code", "INVALID_ASSET_CODE", |r, v| r.asset_code = v),
+        ("owner_ref", "INVALID_OWNER_REF", |r, v| r.owner_ref = v),
+        ("kind", "INVALID_KIND", |r, v| r.kind = v),
+        ("metadata", "INVALID_METADATA", |r, v| {
+            r.metadata = [("k".into(), v)].into()
+        }),
+        ("metadata", "INVALID_METADATA", |r, v| {
+            r.metadata = [(v, "v".into())].into()
+        }),
+    ]
+}
+
 /// The cases of LedgerService.
 fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<Case> {
     let tenant = leak(h.tenant.clone());
@@ -103,22 +152,12 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
         idempotency_key: key(),
     };
     let transfer = move || spec(wallet, issuer, 1);
-    macro_rules! call {
-        ($method:ident, $request:expr) => {{
-            let c = c.clone();
-            move |v: String| {
-                let mut c = c.clone();
-                let request = $request(v);
-                async move { c.$method(request).await }
-            }
-        }};
-    }
-    vec![
+    let mut cases = vec![
         case(
             "CreateTenant",
             "slug",
             both("INVALID_SLUG"),
-            call!(create_tenant, |v| pb::CreateTenantRequest {
+            call!(c, create_tenant, |v| pb::CreateTenantRequest {
                 slug: v,
                 name: "N".into(),
                 idempotency_key: key(),
@@ -128,7 +167,7 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
             "CreateTenant",
             "name",
             both("INVALID_NAME"),
-            call!(create_tenant, |v| pb::CreateTenantRequest {
+            call!(c, create_tenant, |v| pb::CreateTenantRequest {
                 slug: "new-tenant".into(),
                 name: v,
                 idempotency_key: key(),
@@ -138,7 +177,7 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
             "CreateTenant",
             "idempotency_key",
             both("INVALID_IDEMPOTENCY_KEY"),
-            call!(create_tenant, |v| pb::CreateTenantRequest {
+            call!(c, create_tenant, |v| pb::CreateTenantRequest {
                 slug: "new-tenant".into(),
                 name: "N".into(),
                 idempotency_key: v,
@@ -148,54 +187,22 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
             "GetTenant",
             "tenant_id",
             both("INVALID_ID"),
-            call!(get_tenant, |v| pb::GetTenantRequest { tenant_id: v }),
+            call!(c, get_tenant, |v| pb::GetTenantRequest { tenant_id: v }),
         ),
         case(
             "ListTenants",
             "page_token",
             both("INVALID_PAGE_TOKEN"),
-            call!(list_tenants, |v| pb::ListTenantsRequest {
+            call!(c, list_tenants, |v| pb::ListTenantsRequest {
                 page_size: 0,
                 page_token: v,
             }),
         ),
         case(
-            "CreateAccount",
-            "asset_code",
-            both("INVALID_ASSET_CODE"),
-            call!(create_account, |v| edited(account(), |r| r.asset_code = v)),
-        ),
-        case(
-            "CreateAccount",
-            "owner_ref",
-            both("INVALID_OWNER_REF"),
-            call!(create_account, |v| edited(account(), |r| r.owner_ref = v)),
-        ),
-        case(
-            "CreateAccount",
-            "kind",
-            both("INVALID_KIND"),
-            call!(create_account, |v| edited(account(), |r| r.kind = v)),
-        ),
-        case(
-            "CreateAccount",
-            "metadata",
-            both("INVALID_METADATA"),
-            call!(create_account, |v| edited(account(), |r| r.metadata =
-                [("k".into(), v)].into())),
-        ),
-        case(
-            "CreateAccount",
-            "metadata",
-            both("INVALID_METADATA"),
-            call!(create_account, |v| edited(account(), |r| r.metadata =
-                [(v, "v".into())].into())),
-        ),
-        case(
             "GetAccount",
             "account_id",
             both("INVALID_ID"),
-            call!(get_account, |v| pb::GetAccountRequest {
+            call!(c, get_account, |v| pb::GetAccountRequest {
                 tenant_id: tenant.into(),
                 account_id: v,
             }),
@@ -204,122 +211,51 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
             "ListAccounts",
             "owner_ref",
             both("INVALID_OWNER_REF"),
-            call!(list_accounts, |v| pb::ListAccountsRequest {
+            call!(c, list_accounts, |v| pb::ListAccountsRequest {
                 tenant_id: tenant.into(),
                 owner_ref: v,
             }),
         ),
         case(
             "CreateTransfer",
-            "transfer.debit_account_id",
-            both("INVALID_ID"),
-            call!(create_transfer, |v| pb::CreateTransferRequest {
-                tenant_id: tenant.into(),
-                transfer: Some(edited(transfer(), |t| t.debit_account_id = v)),
-                idempotency_key: key(),
-            }),
-        ),
-        case(
-            "CreateTransfer",
-            "transfer.credit_account_id",
-            both("INVALID_ID"),
-            call!(create_transfer, |v| pb::CreateTransferRequest {
-                tenant_id: tenant.into(),
-                transfer: Some(edited(transfer(), |t| t.credit_account_id = v)),
-                idempotency_key: key(),
-            }),
-        ),
-        case(
-            "CreateTransfer",
-            "transfer.code",
-            both("INVALID_CODE"),
-            call!(create_transfer, |v| pb::CreateTransferRequest {
-                tenant_id: tenant.into(),
-                transfer: Some(edited(transfer(), |t| t.code = v)),
-                idempotency_key: key(),
-            }),
-        ),
-        case(
-            "CreateTransfer",
-            "transfer.metadata",
-            both("INVALID_METADATA"),
-            call!(create_transfer, |v| pb::CreateTransferRequest {
-                tenant_id: tenant.into(),
-                transfer: Some(edited(transfer(), |t| t.metadata = [("k".into(), v)].into())),
-                idempotency_key: key(),
-            }),
-        ),
-        case(
-            "CreateTransfer",
-            "transfer.metadata",
-            both("INVALID_METADATA"),
-            call!(create_transfer, |v| pb::CreateTransferRequest {
-                tenant_id: tenant.into(),
-                transfer: Some(edited(transfer(), |t| t.metadata = [(v, "v".into())].into())),
-                idempotency_key: key(),
-            }),
-        ),
-        case(
-            "CreateTransfer",
             "idempotency_key",
             both("INVALID_IDEMPOTENCY_KEY"),
-            call!(create_transfer, |v| pb::CreateTransferRequest {
+            call!(c, create_transfer, |v| pb::CreateTransferRequest {
                 tenant_id: tenant.into(),
                 transfer: Some(transfer()),
                 idempotency_key: v,
             }),
         ),
         case(
-            "CreateTransfers",
-            "transfers[1].code",
-            both("INVALID_CODE"),
-            call!(create_transfers, |v| pb::CreateTransfersRequest {
-                tenant_id: tenant.into(),
-                transfers: vec![transfer(), edited(transfer(), |t| t.code = v)],
-                mode: pb::BatchMode::Independent.into(),
-                idempotency_key: key(),
-            }),
-        ),
-        case(
-            "CreateTransfers",
-            "transfers[1].metadata",
-            both("INVALID_METADATA"),
-            call!(create_transfers, |v| pb::CreateTransfersRequest {
-                tenant_id: tenant.into(),
-                transfers: vec![
-                    transfer(),
-                    edited(transfer(), |t| t.metadata = [("k".into(), v)].into()),
-                ],
-                mode: pb::BatchMode::Linked.into(),
-                idempotency_key: key(),
-            }),
-        ),
-        case(
             "PostPendingTransfer",
             "pending_id",
             both("INVALID_ID"),
-            call!(post_pending_transfer, |v| pb::PostPendingTransferRequest {
-                tenant_id: tenant.into(),
-                pending_id: v,
-                amount: 0,
-                idempotency_key: key(),
+            call!(c, post_pending_transfer, |v| {
+                pb::PostPendingTransferRequest {
+                    tenant_id: tenant.into(),
+                    pending_id: v,
+                    amount: 0,
+                    idempotency_key: key(),
+                }
             }),
         ),
         case(
             "VoidPendingTransfer",
             "pending_id",
             both("INVALID_ID"),
-            call!(void_pending_transfer, |v| pb::VoidPendingTransferRequest {
-                tenant_id: tenant.into(),
-                pending_id: v,
-                idempotency_key: key(),
+            call!(c, void_pending_transfer, |v| {
+                pb::VoidPendingTransferRequest {
+                    tenant_id: tenant.into(),
+                    pending_id: v,
+                    idempotency_key: key(),
+                }
             }),
         ),
         case(
             "ReverseTransfer",
             "transfer_id",
             both("INVALID_ID"),
-            call!(reverse_transfer, |v| pb::ReverseTransferRequest {
+            call!(c, reverse_transfer, |v| pb::ReverseTransferRequest {
                 tenant_id: tenant.into(),
                 transfer_id: v,
                 amount: 0,
@@ -331,7 +267,7 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
             "ReverseTransfer",
             "code",
             both("INVALID_CODE"),
-            call!(reverse_transfer, |v| pb::ReverseTransferRequest {
+            call!(c, reverse_transfer, |v| pb::ReverseTransferRequest {
                 tenant_id: tenant.into(),
                 transfer_id: uuid::Uuid::now_v7().to_string(),
                 amount: 0,
@@ -343,7 +279,7 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
             "GetTransfer",
             "transfer_id",
             both("INVALID_ID"),
-            call!(get_transfer, |v| pb::GetTransferRequest {
+            call!(c, get_transfer, |v| pb::GetTransferRequest {
                 tenant_id: tenant.into(),
                 transfer_id: v,
             }),
@@ -352,7 +288,7 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
             "ListAccountEntries",
             "account_id",
             both("INVALID_ID"),
-            call!(list_account_entries, |v| pb::ListAccountEntriesRequest {
+            call!(c, list_account_entries, |v| pb::ListAccountEntriesRequest {
                 tenant_id: tenant.into(),
                 account_id: v,
                 page_size: 0,
@@ -363,7 +299,7 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
             "ListAccountEntries",
             "page_token",
             both("INVALID_PAGE_TOKEN"),
-            call!(list_account_entries, |v| pb::ListAccountEntriesRequest {
+            call!(c, list_account_entries, |v| pb::ListAccountEntriesRequest {
                 tenant_id: tenant.into(),
                 account_id: wallet.into(),
                 page_size: 0,
@@ -374,13 +310,47 @@ fn ledger_cases(h: &Harness, wallet: &'static str, issuer: &'static str) -> Vec<
             "GetBalanceAt",
             "account_id",
             both("INVALID_ID"),
-            call!(get_balance_at, |v| pb::GetBalanceAtRequest {
+            call!(c, get_balance_at, |v| pb::GetBalanceAtRequest {
                 tenant_id: tenant.into(),
                 account_id: v,
                 time: Some(prost_types::Timestamp::default()),
             }),
         ),
-    ]
+    ];
+    for (name, reason, edit) in account_fields() {
+        cases.push(case(
+            "CreateAccount",
+            name,
+            both(reason),
+            call!(c, create_account, move |v| edited(account(), |r| edit(
+                r, v
+            ))),
+        ));
+    }
+    for (name, reason, edit) in transfer_fields() {
+        cases.push(case(
+            "CreateTransfer",
+            leak(format!("transfer.{name}")),
+            both(reason),
+            call!(c, create_transfer, move |v| pb::CreateTransferRequest {
+                tenant_id: tenant.into(),
+                transfer: Some(edited(transfer(), |t| edit(t, v))),
+                idempotency_key: key(),
+            }),
+        ));
+        cases.push(case(
+            "CreateTransfers",
+            leak(format!("transfers[1].{name}")),
+            both(reason),
+            call!(c, create_transfers, move |v| pb::CreateTransfersRequest {
+                tenant_id: tenant.into(),
+                transfers: vec![transfer(), edited(transfer(), |t| edit(t, v))],
+                mode: pb::BatchMode::Linked.into(),
+                idempotency_key: key(),
+            }),
+        ));
+    }
+    cases
 }
 
 /// The cases of PolicyService and EventStoreService.
@@ -392,16 +362,6 @@ fn governance_and_event_cases(
     let tenant = leak(h.tenant.clone());
     let p = h.policies.clone();
     let e = h.events.clone();
-    macro_rules! call {
-        ($client:ident, $method:ident, $request:expr) => {{
-            let client = $client.clone();
-            move |v: String| {
-                let mut client = client.clone();
-                let request = $request(v);
-                async move { client.$method(request).await }
-            }
-        }};
-    }
     let read = |aggregate_type: String, aggregate_id: String| pb::ReadStreamRequest {
         tenant_id: tenant.into(),
         aggregate_type,
@@ -409,7 +369,7 @@ fn governance_and_event_cases(
         from_version: 0,
         max_count: 0,
     };
-    vec![
+    let mut cases = vec![
         case(
             "SetPolicy",
             "asset_code",
@@ -438,30 +398,6 @@ fn governance_and_event_cases(
             both("INVALID_ID"),
             call!(p, list_active_policies, |v| pb::ListActivePoliciesRequest {
                 tenant_id: v
-            }),
-        ),
-        case(
-            "ValidateTransfer",
-            "transfer.code",
-            both("INVALID_CODE"),
-            call!(p, validate_transfer, |v| pb::ValidateTransferRequest {
-                tenant_id: tenant.into(),
-                transfer: Some(pb::TransferSpec {
-                    code: v,
-                    ..spec(wallet, issuer, 1)
-                }),
-            }),
-        ),
-        case(
-            "ValidateTransfer",
-            "transfer.metadata",
-            both("INVALID_METADATA"),
-            call!(p, validate_transfer, |v| pb::ValidateTransferRequest {
-                tenant_id: tenant.into(),
-                transfer: Some(pb::TransferSpec {
-                    metadata: [("k".into(), v)].into(),
-                    ..spec(wallet, issuer, 1)
-                }),
             }),
         ),
         case(
@@ -494,23 +430,25 @@ fn governance_and_event_cases(
                 account_id: v,
             }),
         ),
-    ]
+    ];
+    for (name, reason, edit) in transfer_fields() {
+        cases.push(case(
+            "ValidateTransfer",
+            leak(format!("transfer.{name}")),
+            both(reason),
+            call!(p, validate_transfer, move |v| pb::ValidateTransferRequest {
+                tenant_id: tenant.into(),
+                transfer: Some(edited(spec(wallet, issuer, 1), |t| edit(t, v))),
+            }),
+        ));
+    }
+    cases
 }
 
 /// The cases of StockService.
 fn stock_cases(h: &Harness) -> Vec<Case> {
     let tenant = leak(h.tenant.clone());
     let s = StockServiceClient::new(h.service.channel.clone());
-    macro_rules! call {
-        ($method:ident, $request:expr) => {{
-            let s = s.clone();
-            move |v: String| {
-                let mut s = s.clone();
-                let request = $request(v);
-                async move { s.$method(request).await }
-            }
-        }};
-    }
     let holding = |owner_ref: String, item_code: String| pb::AddHoldingRequest {
         tenant_id: tenant.into(),
         owner_ref,
@@ -531,31 +469,35 @@ fn stock_cases(h: &Harness) -> Vec<Case> {
             "CreateInventoryItem",
             "sku",
             both("INVALID_CODE"),
-            call!(create_inventory_item, |v| pb::CreateInventoryItemRequest {
-                tenant_id: tenant.into(),
-                sku: v,
-                name: "Gem".into(),
-                on_hand: 1,
-                idempotency_key: key(),
+            call!(s, create_inventory_item, |v| {
+                pb::CreateInventoryItemRequest {
+                    tenant_id: tenant.into(),
+                    sku: v,
+                    name: "Gem".into(),
+                    on_hand: 1,
+                    idempotency_key: key(),
+                }
             }),
         ),
         case(
             "CreateInventoryItem",
             "name",
             both("INVALID_NAME"),
-            call!(create_inventory_item, |v| pb::CreateInventoryItemRequest {
-                tenant_id: tenant.into(),
-                sku: "SKU-2".into(),
-                name: v,
-                on_hand: 1,
-                idempotency_key: key(),
+            call!(s, create_inventory_item, |v| {
+                pb::CreateInventoryItemRequest {
+                    tenant_id: tenant.into(),
+                    sku: "SKU-2".into(),
+                    name: v,
+                    on_hand: 1,
+                    idempotency_key: key(),
+                }
             }),
         ),
         case(
             "GetInventoryItem",
             "sku",
             both("INVALID_CODE"),
-            call!(get_inventory_item, |v| pb::GetInventoryItemRequest {
+            call!(s, get_inventory_item, |v| pb::GetInventoryItemRequest {
                 tenant_id: tenant.into(),
                 sku: v,
             }),
@@ -564,7 +506,7 @@ fn stock_cases(h: &Harness) -> Vec<Case> {
             "ListInventoryItems",
             "page_token",
             both("INVALID_CODE"),
-            call!(list_inventory_items, |v| pb::ListInventoryItemsRequest {
+            call!(s, list_inventory_items, |v| pb::ListInventoryItemsRequest {
                 tenant_id: tenant.into(),
                 page_size: 0,
                 page_token: v,
@@ -574,19 +516,19 @@ fn stock_cases(h: &Harness) -> Vec<Case> {
             "AdjustInventory",
             "sku",
             both("INVALID_CODE"),
-            call!(adjust_inventory, |v| adjust(v, String::new())),
+            call!(s, adjust_inventory, |v| adjust(v, String::new())),
         ),
         case(
             "AdjustInventory",
             "reason",
             both("INVALID_REASON"),
-            call!(adjust_inventory, |v| adjust("SKU-1".into(), v)),
+            call!(s, adjust_inventory, |v| adjust("SKU-1".into(), v)),
         ),
         case(
             "ReserveStock",
             "reference",
             both("INVALID_REFERENCE"),
-            call!(reserve_stock, |v| pb::ReserveStockRequest {
+            call!(s, reserve_stock, |v| pb::ReserveStockRequest {
                 tenant_id: tenant.into(),
                 sku: "SKU-1".into(),
                 quantity: 1,
@@ -600,7 +542,7 @@ fn stock_cases(h: &Harness) -> Vec<Case> {
             "ReleaseReservation",
             "reservation_id",
             both("INVALID_ID"),
-            call!(release_reservation, |v| pb::ReleaseReservationRequest {
+            call!(s, release_reservation, |v| pb::ReleaseReservationRequest {
                 tenant_id: tenant.into(),
                 reservation_id: v,
                 idempotency_key: key(),
@@ -610,7 +552,7 @@ fn stock_cases(h: &Harness) -> Vec<Case> {
             "CommitReservation",
             "reservation_id",
             both("INVALID_ID"),
-            call!(commit_reservation, |v| pb::CommitReservationRequest {
+            call!(s, commit_reservation, |v| pb::CommitReservationRequest {
                 tenant_id: tenant.into(),
                 reservation_id: v,
                 idempotency_key: key(),
@@ -620,7 +562,7 @@ fn stock_cases(h: &Harness) -> Vec<Case> {
             "GetReservation",
             "reservation_id",
             both("INVALID_ID"),
-            call!(get_reservation, |v| pb::GetReservationRequest {
+            call!(s, get_reservation, |v| pb::GetReservationRequest {
                 tenant_id: tenant.into(),
                 reservation_id: v,
             }),
@@ -629,19 +571,19 @@ fn stock_cases(h: &Harness) -> Vec<Case> {
             "AddHolding",
             "owner_ref",
             both("INVALID_OWNER_REF"),
-            call!(add_holding, |v| holding(v, "gem".into())),
+            call!(s, add_holding, |v| holding(v, "gem".into())),
         ),
         case(
             "AddHolding",
             "item_code",
             both("INVALID_CODE"),
-            call!(add_holding, |v| holding("user-1".into(), v)),
+            call!(s, add_holding, |v| holding("user-1".into(), v)),
         ),
         case(
             "RemoveHolding",
             "owner_ref",
             both("INVALID_OWNER_REF"),
-            call!(remove_holding, |v| {
+            call!(s, remove_holding, |v| {
                 let add = holding(v, "gem".into());
                 pb::RemoveHoldingRequest {
                     tenant_id: add.tenant_id,
@@ -656,7 +598,7 @@ fn stock_cases(h: &Harness) -> Vec<Case> {
             "ListHoldings",
             "owner_ref",
             both("INVALID_OWNER_REF"),
-            call!(list_holdings, |v| pb::ListHoldingsRequest {
+            call!(s, list_holdings, |v| pb::ListHoldingsRequest {
                 tenant_id: tenant.into(),
                 owner_ref: v,
             }),
@@ -668,16 +610,6 @@ fn stock_cases(h: &Harness) -> Vec<Case> {
 fn import_cases(h: &Harness, batch: &'static str) -> Vec<Case> {
     let tenant = leak(h.tenant.clone());
     let i = FirebaseImportServiceClient::new(h.service.channel.clone());
-    macro_rules! call {
-        ($method:ident, $request:expr) => {{
-            let i = i.clone();
-            move |v: String| {
-                let mut i = i.clone();
-                let request = $request(v);
-                async move { i.$method(request).await }
-            }
-        }};
-    }
     let records = |batch_id: String, source_file: String| pb::ImportRecordsRequest {
         tenant_id: tenant.into(),
         batch_id,
@@ -705,7 +637,7 @@ fn import_cases(h: &Harness, batch: &'static str) -> Vec<Case> {
             "StartImportBatch",
             "source_name",
             both("INVALID_SOURCE_NAME"),
-            call!(start_import_batch, |v| pb::StartImportBatchRequest {
+            call!(i, start_import_batch, |v| pb::StartImportBatchRequest {
                 tenant_id: tenant.into(),
                 source_name: v,
                 idempotency_key: key(),
@@ -715,31 +647,31 @@ fn import_cases(h: &Harness, batch: &'static str) -> Vec<Case> {
             "ImportRecords",
             "batch_id",
             both("INVALID_ID"),
-            call!(import_records, |v| records(v, "export.ndjson".into())),
+            call!(i, import_records, |v| records(v, "export.ndjson".into())),
         ),
         case(
             "ImportRecords",
             "records[0].source_file",
             both("INVALID_SOURCE_FILE"),
-            call!(import_records, |v| records(batch.into(), v)),
+            call!(i, import_records, |v| records(batch.into(), v)),
         ),
         case(
             "FinishImportBatch",
             "sources[0].collection",
             both("INVALID_COLLECTION"),
-            call!(finish_import_batch, |v| finish(v, sum.into())),
+            call!(i, finish_import_batch, |v| finish(v, sum.into())),
         ),
         case(
             "FinishImportBatch",
             "sources[0].checksum",
             both("INVALID_CHECKSUM"),
-            call!(finish_import_batch, |v| finish("campaigns".into(), v)),
+            call!(i, finish_import_batch, |v| finish("campaigns".into(), v)),
         ),
         case(
             "GetImportReport",
             "page_token",
             both("INVALID_PAGE_TOKEN"),
-            call!(get_import_report, |v| pb::GetImportReportRequest {
+            call!(i, get_import_report, |v| pb::GetImportReportRequest {
                 tenant_id: tenant.into(),
                 batch_id: batch.into(),
                 page_size: 0,
@@ -764,18 +696,7 @@ async fn a_nul_or_a_huge_value_in_any_text_field_is_refused_naming_it() {
         })
         .await
         .expect("an item");
-    let batch = FirebaseImportServiceClient::new(h.service.channel.clone())
-        .start_import_batch(pb::StartImportBatchRequest {
-            tenant_id: h.tenant.clone(),
-            source_name: "export".into(),
-            idempotency_key: key(),
-        })
-        .await
-        .expect("a batch")
-        .into_inner()
-        .batch
-        .expect("batch")
-        .id;
+    let batch = h.import_batch().await;
     let cases: Vec<Case> = [
         ledger_cases(&h, wallet, issuer),
         governance_and_event_cases(&h, wallet, issuer),
@@ -844,18 +765,7 @@ async fn a_nul_or_a_huge_value_in_any_text_field_is_refused_naming_it() {
 async fn a_nul_or_a_huge_value_in_a_record_is_quarantined_not_refused() {
     let h = Harness::start().await;
     let mut import = FirebaseImportServiceClient::new(h.service.channel.clone());
-    let batch = import
-        .start_import_batch(pb::StartImportBatchRequest {
-            tenant_id: h.tenant.clone(),
-            source_name: "export".into(),
-            idempotency_key: key(),
-        })
-        .await
-        .expect("a batch")
-        .into_inner()
-        .batch
-        .expect("batch")
-        .id;
+    let batch = h.import_batch().await;
     let huge = "x".repeat(20_000);
     let document = |collection: &str, document_id: &str, json: &str| pb::ImportRecord {
         source_file: "export.json".into(),

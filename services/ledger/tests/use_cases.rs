@@ -14,16 +14,51 @@ use phoenix_runtime::idempotency::RequestKey;
 use phoenix_runtime::metrics::ReasonLabels;
 use phoenix_testkit::assert_refused;
 use support::{Harness, key};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::Code;
+use uuid::Uuid;
 
-/// The use cases on the test service's database, until `shutdown`.
-fn use_cases(h: &Harness, shutdown: &CancellationToken) -> Ledger {
-    Ledger::new(
+/// A ledger service with one tenant, and its use cases on the same database.
+struct Direct {
+    h: Harness,
+    tenant: Uuid,
+    ledger: Ledger,
+    /// Stops the use cases' sequencer with the test.
+    _stop: DropGuard,
+}
+
+async fn direct() -> Direct {
+    let h = Harness::start().await;
+    let shutdown = CancellationToken::new();
+    let ledger = Ledger::new(
         h.service.pool.clone(),
         LedgerSettings::parse(&[]).expect("default settings"),
         shutdown.clone(),
-    )
+    );
+    Direct {
+        tenant: h.tenant.parse().expect("a tenant id"),
+        h,
+        ledger,
+        _stop: shutdown.drop_guard(),
+    }
+}
+
+/// What a domain parser made of valid input.
+fn valid<T>(parse: impl FnOnce(&mut Violations) -> T) -> T {
+    let mut violations = Violations::new();
+    let value = parse(&mut violations);
+    violations.finish().expect("valid input");
+    value
+}
+
+/// The idempotency key of `request` in the tenant's scope, as the API would make it.
+fn keyed(
+    h: &Harness,
+    method: &'static str,
+    key: &str,
+    request: &impl prost::Message,
+) -> RequestKey {
+    RequestKey::new(&h.tenant, key, method, request)
 }
 
 /// Refusals of `reason` counted so far, in this process.
@@ -38,10 +73,9 @@ fn refusals(reason: &str) -> u64 {
 
 #[tokio::test]
 async fn a_stock_use_case_counts_its_refusals_once() {
-    let h = Harness::start().await;
-    let tenant = h.tenant.parse().expect("a tenant id");
-    let shutdown = CancellationToken::new();
-    let ledger = use_cases(&h, &shutdown);
+    let Direct {
+        h, tenant, ledger, ..
+    } = direct().await;
     let asked = pb::ReserveStockRequest {
         tenant_id: h.tenant.clone(),
         sku: "SKU-404".into(),
@@ -51,22 +85,17 @@ async fn a_stock_use_case_counts_its_refusals_once() {
         reference: String::new(),
         idempotency_key: key(),
     };
-    let mut violations = Violations::new();
-    let reservation = ReservationRequest::parse(&asked.sku, 1, None, None, "", &mut violations);
-    violations.finish().expect("a valid reservation");
+    let reservation = valid(|v| ReservationRequest::parse(&asked.sku, 1, None, None, "", v));
+    let request_key = keyed(
+        &h,
+        "StockService/ReserveStock",
+        &asked.idempotency_key,
+        &asked,
+    );
     let before = refusals("ITEM_NOT_FOUND");
 
     let refused = ledger
-        .reserve(
-            &RequestKey::new(
-                &h.tenant,
-                &asked.idempotency_key,
-                "StockService/ReserveStock",
-                &asked,
-            ),
-            tenant,
-            reservation,
-        )
+        .reserve(&request_key, tenant, reservation)
         .await
         .expect_err("no such item");
     assert_eq!(
@@ -92,28 +121,24 @@ async fn a_stock_use_case_counts_its_refusals_once() {
         before + 2,
         "a call through the API is counted once"
     );
-    shutdown.cancel();
 }
 
 #[tokio::test]
 async fn items_are_listed_by_pages_that_say_where_the_next_starts() {
-    let h = Harness::start().await;
-    let tenant = h.tenant.parse().expect("a tenant id");
-    let shutdown = CancellationToken::new();
-    let ledger = use_cases(&h, &shutdown);
+    let Direct {
+        h, tenant, ledger, ..
+    } = direct().await;
     for sku in ["SKU-1", "SKU-2", "SKU-3"] {
         let asked = pb::CreateInventoryItemRequest {
             sku: sku.into(),
             idempotency_key: key(),
             ..Default::default()
         };
-        let mut violations = Violations::new();
-        let new = NewInventoryItem::parse(sku, "Gem", 1, &mut violations);
-        violations.finish().expect("a valid item");
-        let key = RequestKey::new(
-            &h.tenant,
-            &asked.idempotency_key,
+        let new = valid(|v| NewInventoryItem::parse(sku, "Gem", 1, v));
+        let key = keyed(
+            &h,
             "StockService/CreateInventoryItem",
+            &asked.idempotency_key,
             &asked,
         );
         ledger
@@ -131,5 +156,4 @@ async fn items_are_listed_by_pages_that_say_where_the_next_starts() {
         .expect("the last page");
     assert_eq!(last.items.len(), 1);
     assert_eq!(last.next_after, None);
-    shutdown.cancel();
 }

@@ -309,17 +309,7 @@ async fn a_reversal_lists_its_code_with_its_key() {
 async fn an_import_call_lists_every_bad_record() {
     let h = Harness::start().await;
     let mut import = FirebaseImportServiceClient::new(h.service.channel.clone());
-    let batch = import
-        .start_import_batch(pb::StartImportBatchRequest {
-            tenant_id: h.tenant.clone(),
-            source_name: "export".into(),
-            idempotency_key: key(),
-        })
-        .await
-        .expect("started")
-        .into_inner()
-        .batch
-        .expect("batch");
+    let batch = h.import_batch().await;
     let line = |line_number: i64, content| pb::ImportRecord {
         source_file: "events.ndjson".into(),
         line_number,
@@ -329,7 +319,7 @@ async fn an_import_call_lists_every_bad_record() {
     let refused = import
         .import_records(pb::ImportRecordsRequest {
             tenant_id: h.tenant.clone(),
-            batch_id: batch.id,
+            batch_id: batch,
             records: vec![line(1, ndjson.clone()), line(2, None), line(-3, ndjson)],
             idempotency_key: String::new(),
         })
