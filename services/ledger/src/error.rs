@@ -3,8 +3,18 @@
 //! `ledger.phoenix`. The rules' refusals (INSUFFICIENT_FUNDS, PENDING_NOT_OPEN…) live with
 //! their rules in `domain`; these are the ones about what a call names.
 
+use phoenix_runtime::error::QUOTED_CHARS;
 use phoenix_runtime::{Error, Refusal, quote};
 use uuid::Uuid;
+
+/// A request's value as ErrorInfo metadata carries it: whole up to [`QUOTED_CHARS`]
+/// characters, else cut there and marked with `…`, as [`quote`] cuts it in messages.
+pub fn fact(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+    }
+}
 
 /// A value read from the database that the code does not know: a broken invariant (a CHECK
 /// holds every such column to the known values), never a database error.
@@ -35,7 +45,7 @@ pub fn tenant_exists(slug: &str) -> Refusal {
         format!("a tenant with slug {} already exists", quote(slug)),
     )
     .at("slug")
-    .with("slug", slug)
+    .with("slug", fact(slug))
 }
 
 /// With authentication on, a caller that is no ledger admin acts on its token's tenant.
@@ -55,20 +65,24 @@ pub fn account_exists(owner_ref: &str, asset_code: &str, kind: &str) -> Refusal 
     Refusal::already_exists(
         "ACCOUNT_EXISTS",
         format!(
-            "{} already has a {asset_code} account of kind {}",
+            "{} already has a {} account of kind {}",
             quote(owner_ref),
+            quote(asset_code),
             quote(kind)
         ),
     )
-    .with("owner_ref", owner_ref)
-    .with("asset_code", asset_code)
-    .with("kind", kind)
+    .with("owner_ref", fact(owner_ref))
+    .with("asset_code", fact(asset_code))
+    .with("kind", fact(kind))
 }
 
 pub fn asset_scale_mismatch(asset_code: &str, scale: i16, asked: i16) -> Refusal {
     Refusal::precondition(
         "ASSET_SCALE_MISMATCH",
-        format!("asset {asset_code} has scale {scale} in this tenant, not {asked}"),
+        format!(
+            "asset {} has scale {scale} in this tenant, not {asked}",
+            quote(asset_code)
+        ),
     )
     .at("asset_scale")
     .with("asset_scale", scale)
@@ -102,7 +116,7 @@ pub fn item_not_found(sku: &str) -> Refusal {
         format!("no inventory item has sku {}", quote(sku)),
     )
     .at("sku")
-    .with("sku", sku)
+    .with("sku", fact(sku))
 }
 
 pub fn item_exists(sku: &str) -> Refusal {
@@ -111,7 +125,7 @@ pub fn item_exists(sku: &str) -> Refusal {
         format!("an inventory item with sku {} already exists", quote(sku)),
     )
     .at("sku")
-    .with("sku", sku)
+    .with("sku", fact(sku))
 }
 
 pub fn reservation_not_found(id: Uuid) -> Refusal {
@@ -138,4 +152,17 @@ pub fn position_not_found(position: i64) -> Refusal {
         format!("no event of this tenant has position {position}"),
     )
     .at("after_position")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_keep_short_values_and_cut_long_ones() {
+        assert_eq!(fact("user-1"), "user-1");
+        assert_eq!(fact(&"x".repeat(64)), "x".repeat(64));
+        let cut = fact(&"é".repeat(20_000));
+        assert_eq!(cut, format!("{}…", "é".repeat(64)));
+    }
 }

@@ -12,7 +12,26 @@ use phoenix_runtime::stream::StoredEvent;
 
 use super::tenant_of;
 use crate::app::Ledger;
+use crate::domain::owner::MAX_OWNER_REF_CHARS;
+use crate::domain::stock;
 use crate::proto;
+
+/// Longest stream type a request may name (the ledger's are words such as `inventory_item`).
+const MAX_AGGREGATE_TYPE_CHARS: usize = 64;
+/// Longest stream id a request may name: the longest the ledger writes is a holding's
+/// `owner/item`.
+const MAX_AGGREGATE_ID_CHARS: usize = MAX_OWNER_REF_CHARS + 1 + stock::MAX_CODE_CHARS;
+
+/// `max_count`, a page size by another name: the runtime's page-size rule, refused naming
+/// `max_count` (`Violations::page_size` names its field `page_size`).
+fn max_count(violations: &mut Violations, value: i32) -> i64 {
+    let mut own = Violations::new();
+    let count = own.page_size(value, 100, 1000);
+    if let Err(refusal) = own.finish() {
+        violations.absorb(refusal.at("max_count"));
+    }
+    count
+}
 
 fn stored_event(event: &StoredEvent) -> pb::StoredEvent {
     pb::StoredEvent {
@@ -32,31 +51,26 @@ impl EventStoreService for Ledger {
         let body = request.get_ref();
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
-        violations.check(
-            !body.aggregate_type.is_empty(),
+        let aggregate_type = violations.text(
             "aggregate_type",
-            "REQUIRED",
-            "is required, e.g. account",
+            &body.aggregate_type,
+            MAX_AGGREGATE_TYPE_CHARS,
         );
-        violations.check(
-            !body.aggregate_id.is_empty(),
-            "aggregate_id",
-            "REQUIRED",
-            "is required",
-        );
+        let aggregate_id =
+            violations.text("aggregate_id", &body.aggregate_id, MAX_AGGREGATE_ID_CHARS);
         violations.check(
             body.from_version >= 0,
             "from_version",
             "INVALID_VERSION",
             "must be 0 or more",
         );
-        let limit = violations.page_size(body.max_count, 100, 1000);
+        let limit = max_count(&mut violations, body.max_count);
         violations.finish()?;
         let (events, stream_version) = self
             .stream_events(
                 tenant_id,
-                &body.aggregate_type,
-                &body.aggregate_id,
+                &aggregate_type,
+                &aggregate_id,
                 body.from_version,
                 limit,
             )

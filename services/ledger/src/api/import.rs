@@ -40,11 +40,12 @@ impl FirebaseImportService for Ledger {
         let mut violations = Violations::new();
         let tenant = tenant_of(&request, &req.tenant_id, &mut violations)?;
         let batch_id = violations.uuid("batch_id", &req.batch_id);
-        let records = incoming(&req.records, &mut violations);
-        // A call with a record without content is already refused; its shape says no more.
-        if records.len() == req.records.len() {
-            import::check_call(&records, &mut violations);
-        }
+        // The records of a call of the wrong size are not read.
+        let records = if import::check_call(req.records.len(), &mut violations) {
+            incoming(&req.records, &mut violations)
+        } else {
+            Vec::new()
+        };
         let key = keyed(
             violations,
             tenant,
@@ -119,10 +120,16 @@ impl FirebaseImportService for Ledger {
     }
 }
 
-/// The records of a call in domain terms; a record without content is a malformed request.
+/// The records of a call in domain terms, each checked; a record without content is a malformed
+/// request.
 fn incoming(records: &[pb::ImportRecord], violations: &mut Violations) -> Vec<IncomingRecord> {
     let mut incoming = Vec::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
+        let origin = Origin {
+            source_file: record.source_file.clone(),
+            line_number: record.line_number,
+        };
+        import::check_origin(index, &origin, violations);
         let content = match &record.content {
             Some(pb::import_record::Content::Document(document)) => RecordContent::Document {
                 collection: document.collection.clone(),
@@ -147,13 +154,7 @@ fn incoming(records: &[pb::ImportRecord], violations: &mut Violations) -> Vec<In
                 continue;
             }
         };
-        incoming.push(IncomingRecord {
-            origin: Origin {
-                source_file: record.source_file.clone(),
-                line_number: record.line_number,
-            },
-            content,
-        });
+        incoming.push(IncomingRecord { origin, content });
     }
     incoming
 }

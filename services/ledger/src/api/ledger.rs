@@ -10,11 +10,13 @@ use super::{keyed, tenant_of, version_token};
 use crate::app::Ledger;
 use crate::app::posting::Located;
 use crate::domain::ledger::{self, BalanceLimit, Linking, NewAccount, Operation, TransferSpec};
+use crate::domain::owner::check_owner_ref;
 use crate::domain::tenant::NewTenant;
 use crate::proto;
 
-/// A transfer spec from the wire, checked into `violations` with its fields under `field`;
-/// UUID fields are checked here, the rules in the domain.
+/// A transfer spec from the wire, checked whole into `violations` with its fields under
+/// `field`: the ids and the timeout are decoded here, the spec's own rules are the domain's
+/// ([`TransferSpec::check`]).
 pub(super) fn transfer_spec(
     spec: Option<&pb::TransferSpec>,
     field: &str,
@@ -32,7 +34,7 @@ pub(super) fn transfer_spec(
             metadata: Default::default(),
         };
     };
-    TransferSpec {
+    let decoded = TransferSpec {
         debit_account_id: violations
             .uuid(&format!("{field}.debit_account_id"), &spec.debit_account_id),
         credit_account_id: violations.uuid(
@@ -49,18 +51,32 @@ pub(super) fn transfer_spec(
         ),
         code: spec.code.clone(),
         metadata: spec.metadata.clone(),
-    }
+    };
+    decoded.check(field, violations);
+    decoded
 }
 
-/// Amount fields where 0 means "all of it".
-fn optional_amount(violations: &mut Violations, amount: i64) -> Option<i64> {
-    violations.check(
-        amount >= 0,
-        "amount",
-        "INVALID_AMOUNT",
-        "must be positive, or 0 for all of it",
-    );
-    (amount > 0).then_some(amount)
+/// The transfers of a batch, each checked whole into `violations` under `transfers[i]`, and
+/// the index of the first one at fault, if any.
+fn batch_operations(
+    specs: &[pb::TransferSpec],
+    violations: &mut Violations,
+) -> (Vec<Operation>, Option<usize>) {
+    let mut first_bad = None;
+    let operations = specs
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            let mut own = Violations::new();
+            let spec = transfer_spec(Some(spec), &format!("transfers[{index}]"), &mut own);
+            if let Err(refusal) = own.finish() {
+                first_bad.get_or_insert(index);
+                violations.absorb(refusal);
+            }
+            Operation::Transfer(spec)
+        })
+        .collect();
+    (operations, first_bad)
 }
 
 #[tonic::async_trait]
@@ -182,7 +198,7 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let owner = body.owner_ref.trim();
-        violations.check(!owner.is_empty(), "owner_ref", "REQUIRED", "is required");
+        violations.take(check_owner_ref(owner));
         violations.finish()?;
         let accounts = self.accounts(tenant_id, owner).await?;
         Ok(Response::new(pb::ListAccountsResponse {
@@ -232,40 +248,25 @@ impl LedgerService for Ledger {
                 None
             }
         };
-        let sized = !body.transfers.is_empty() && body.transfers.len() <= ledger::MAX_BATCH;
-        violations.check(
-            sized,
-            "transfers",
-            "INVALID_BATCH_SIZE",
-            &format!(
-                "must hold 1 to {} transfers, not {}",
-                ledger::MAX_BATCH,
-                body.transfers.len()
-            ),
-        );
         // An oversized batch is refused before its transfers are read.
-        let operations: Vec<Operation> = if sized {
-            body.transfers
-                .iter()
-                .enumerate()
-                .map(|(index, spec)| {
-                    Operation::Transfer(transfer_spec(
-                        Some(spec),
-                        &format!("transfers[{index}]"),
-                        &mut violations,
-                    ))
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let (operations, first_bad) =
+            if ledger::check_batch_size(body.transfers.len(), &mut violations) {
+                batch_operations(&body.transfers, &mut violations)
+            } else {
+                (Vec::new(), None)
+            };
+        // Like a linked batch refused by a rule, a malformed one names its first bad transfer.
         let key = keyed(
             violations,
             tenant_id,
             &body.idempotency_key,
             "LedgerService/CreateTransfers",
             body,
-        )?;
+        )
+        .map_err(|refusal| match first_bad {
+            Some(index) => refusal.with("index", index),
+            None => refusal,
+        })?;
         let outcome = self
             .post(
                 &key,
@@ -305,7 +306,7 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let pending_id = violations.uuid("pending_id", &body.pending_id);
-        let amount = optional_amount(&mut violations, body.amount);
+        let amount = ledger::optional_amount(body.amount, &mut violations);
         let key = keyed(
             violations,
             tenant_id,
@@ -357,7 +358,8 @@ impl LedgerService for Ledger {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &body.tenant_id, &mut violations)?;
         let transfer_id = violations.uuid("transfer_id", &body.transfer_id);
-        let amount = optional_amount(&mut violations, body.amount);
+        let amount = ledger::optional_amount(body.amount, &mut violations);
+        ledger::check_code(&body.code, "code", &mut violations);
         let key = keyed(
             violations,
             tenant_id,

@@ -2,17 +2,17 @@
 
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::stock_service_server::StockService;
-use phoenix_runtime::{Error, RefusalKind, Violations};
+use phoenix_runtime::{Error, Violations};
 use tonic::{Request, Response, Status};
 
 use super::{keyed, tenant_of};
 use crate::app::Ledger;
 use crate::app::stock::HoldingMove;
+use crate::domain::owner::check_owner_ref;
 use crate::domain::stock::{
     Adjustment, HoldingChange, NewInventoryItem, ReservationRequest, Resolution, check_code,
-    check_owner_ref,
 };
-use crate::{metrics, proto};
+use crate::proto;
 
 const DEFAULT_PAGE_SIZE: i64 = 100;
 const MAX_PAGE_SIZE: i64 = 1000;
@@ -97,18 +97,9 @@ impl StockService for Ledger {
     }
 }
 
-/// The response, or the error as gRPC sees it; refusals of the rules are counted by reason.
+/// The response, or the error as gRPC sees it.
 fn answer<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(status)
-}
-
-fn status(error: Error) -> Status {
-    if let Error::Refused(refusal) = &error
-        && refusal.kind != RefusalKind::Invalid
-    {
-        metrics::refused(&refusal.reason);
-    }
-    error.into()
+    result.map(Response::new).map_err(Status::from)
 }
 
 async fn create_inventory_item(
@@ -169,19 +160,10 @@ async fn list_inventory_items(
         }
     };
     violations.finish()?;
-    let mut items = ledger.items(tenant, after, limit + 1).await?;
-    let next_page_token = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
-        items.truncate(items.len() - 1);
-        items
-            .last()
-            .map(|item| item.sku.clone())
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let page = ledger.items(tenant, after, limit).await?;
     Ok(pb::ListInventoryItemsResponse {
-        items: items.iter().map(proto::inventory_item).collect(),
-        next_page_token,
+        items: page.items.iter().map(proto::inventory_item).collect(),
+        next_page_token: page.next_after.unwrap_or_default(),
     })
 }
 

@@ -6,8 +6,8 @@
 //! (and items in key order by the sweeper), so these transactions cannot deadlock one another.
 
 use chrono::{DateTime, Utc};
-use phoenix_runtime::Error;
 use phoenix_runtime::idempotency::RequestKey;
+use phoenix_runtime::{Error, RefusalKind};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -27,6 +27,14 @@ pub enum HoldingMove {
     Remove,
 }
 
+/// One page of a tenant's items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemsPage {
+    pub items: Vec<InventoryItem>,
+    /// The sku the next page starts after; `None` on the last page.
+    pub next_after: Option<String>,
+}
+
 impl Ledger {
     /// Creates an item once per key; a sku already taken is ALREADY_EXISTS.
     pub async fn create_item(
@@ -36,8 +44,8 @@ impl Ledger {
         new: NewInventoryItem,
     ) -> Result<InventoryItem, Error> {
         let now = Utc::now();
-        let item: InventoryItem = self
-            .once(key, move |c| {
+        let item: InventoryItem = counted(
+            self.once(key, move |c| {
                 Box::pin(async move {
                     existing_tenant(&mut *c, tenant_id).await?;
                     Ok(store::stock::insert_item(c, tenant_id, &new, now)
@@ -45,26 +53,36 @@ impl Ledger {
                         .ok_or_else(|| error::item_exists(&new.sku))?)
                 })
             })
-            .await?;
+            .await,
+        )?;
         tracing::info!(%tenant_id, sku = %item.sku, "inventory item created");
         Ok(item)
     }
 
     /// The item with `sku`; NOT_FOUND when the tenant has none.
     pub async fn item(&self, tenant_id: Uuid, sku: &str) -> Result<InventoryItem, Error> {
-        Ok(store::stock::get_item(&self.pool, tenant_id, sku)
-            .await?
-            .ok_or_else(|| error::item_not_found(sku))?)
+        let found = store::stock::get_item(&self.pool, tenant_id, sku).await?;
+        counted(found.ok_or_else(|| error::item_not_found(sku).into()))
     }
 
-    /// Up to `limit` items with sku after `after`, by sku.
+    /// Up to `limit` items with sku after `after`, by sku, and the sku the next page starts
+    /// after, when there is one (one more item is read to know).
     pub async fn items(
         &self,
         tenant_id: Uuid,
         after: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<InventoryItem>, Error> {
-        store::stock::list_items(&self.pool, tenant_id, after, limit).await
+    ) -> Result<ItemsPage, Error> {
+        let mut items =
+            store::stock::list_items(&self.pool, tenant_id, after, limit.saturating_add(1)).await?;
+        let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        if more {
+            items.pop();
+        }
+        let next_after = more
+            .then(|| items.last().map(|item| item.sku.clone()))
+            .flatten();
+        Ok(ItemsPage { items, next_after })
     }
 
     /// Adds or removes units on hand, once per key.
@@ -75,7 +93,7 @@ impl Ledger {
         adjustment: Adjustment,
     ) -> Result<InventoryItem, Error> {
         let now = Utc::now();
-        self.once(key, move |c| {
+        let adjusted = self.once(key, move |c| {
             Box::pin(async move {
                 let current = locked_item(c, tenant_id, &adjustment.sku).await?;
                 current.check_version(adjustment.expected_version)?;
@@ -87,8 +105,8 @@ impl Ledger {
                 };
                 store::stock::update_item(c, tenant_id, &adjustment.sku, levels, &event, now).await
             })
-        })
-        .await
+        });
+        counted(adjusted.await)
     }
 
     /// Holds units of an item for a while, once per key: the item is locked, so the check of
@@ -100,7 +118,7 @@ impl Ledger {
         request: ReservationRequest,
     ) -> Result<(Reservation, InventoryItem), Error> {
         let now = Utc::now();
-        self.once(key, move |c| {
+        let reserved = self.once(key, move |c| {
             Box::pin(async move {
                 let current = locked_item(c, tenant_id, &request.sku).await?;
                 current.check_version(request.expected_version)?;
@@ -117,8 +135,8 @@ impl Ledger {
                         .await?;
                 Ok((reservation, item))
             })
-        })
-        .await
+        });
+        counted(reserved.await)
     }
 
     /// Ends an open reservation once per key: commit takes its units out of stock, release
@@ -131,7 +149,7 @@ impl Ledger {
         resolution: Resolution,
     ) -> Result<(Reservation, InventoryItem), Error> {
         let now = Utc::now();
-        self.once(key, move |c| {
+        let resolved = self.once(key, move |c| {
             Box::pin(async move {
                 let current = store::stock::lock_reservation(c, tenant_id, id)
                     .await?
@@ -139,15 +157,14 @@ impl Ledger {
                 let (resolved, levels) = plan_settlement(c, &current, resolution, now).await?;
                 apply_settlement(c, &resolved, levels, resolution, now).await
             })
-        })
-        .await
+        });
+        counted(resolved.await)
     }
 
     /// The reservation with `id`; NOT_FOUND when the tenant has none.
     pub async fn reservation(&self, tenant_id: Uuid, id: Uuid) -> Result<Reservation, Error> {
-        Ok(store::stock::get_reservation(&self.pool, tenant_id, id)
-            .await?
-            .ok_or_else(|| error::reservation_not_found(id))?)
+        let found = store::stock::get_reservation(&self.pool, tenant_id, id).await?;
+        counted(found.ok_or_else(|| error::reservation_not_found(id).into()))
     }
 
     /// Gives or takes units of an item to or from its owner, once per key; never below zero.
@@ -159,7 +176,7 @@ impl Ledger {
         direction: HoldingMove,
     ) -> Result<Holding, Error> {
         let now = Utc::now();
-        self.once(key, move |c| {
+        let changed = self.once(key, move |c| {
             Box::pin(async move {
                 let (current, quantity) = match direction {
                     HoldingMove::Add => {
@@ -190,8 +207,8 @@ impl Ledger {
                 };
                 store::stock::update_holding(c, &current, quantity, now).await
             })
-        })
-        .await
+        });
+        counted(changed.await)
     }
 
     /// What the owner holds (quantity > 0), by item code.
@@ -238,6 +255,16 @@ impl Ledger {
         }
         Ok(expired)
     }
+}
+
+/// `result`, with a refusal of a rule (not of validation) counted by its reason.
+fn counted<T>(result: Result<T, Error>) -> Result<T, Error> {
+    if let Err(Error::Refused(refusal)) = &result
+        && refusal.kind != RefusalKind::Invalid
+    {
+        metrics::refused(&refusal.reason);
+    }
+    result
 }
 
 /// The item, locked for the transaction; NOT_FOUND when the tenant has none.

@@ -4,6 +4,7 @@
 
 pub mod import;
 pub mod ledger;
+pub mod owner;
 pub mod policy;
 pub mod stock;
 pub mod tenant;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use phoenix_runtime::{Error, Violations, quote};
 
+use super::owner::check_owner_ref;
 use super::{Refusal, RefusalKind};
 
 /// How long a reservation holds its units when the caller does not say.
@@ -535,19 +536,6 @@ pub fn check_code(field: &str, code: &str) -> Result<(), Refusal> {
             "INVALID_CODE",
             "must be 1-64 letters, digits, '-', '_' or '.' (e.g. SKU-42)",
         ))
-    }
-}
-
-/// An owner's external id, already trimmed: 1-200 characters without control characters.
-pub fn check_owner_ref(owner_ref: &str) -> Result<(), Refusal> {
-    if owner_ref.is_empty() || !is_text(owner_ref) {
-        Err(Refusal::invalid(
-            "owner_ref",
-            "INVALID_OWNER_REF",
-            "is required: 1-200 characters without control characters",
-        ))
-    } else {
-        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::event_store_service_client::EventStoreServiceClient;
+use phoenix_proto::ledger::v1::firebase_import_service_client::FirebaseImportServiceClient;
 use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use phoenix_proto::ledger::v1::policy_service_client::PolicyServiceClient;
 use phoenix_testkit::TestService;
@@ -79,6 +80,22 @@ impl Harness {
             .create_transfer(request)
             .await
             .map(|r| r.into_inner().transfer.expect("transfer"))
+    }
+
+    /// A running import batch of the tenant.
+    pub async fn import_batch(&self) -> String {
+        FirebaseImportServiceClient::new(self.service.channel.clone())
+            .start_import_batch(pb::StartImportBatchRequest {
+                tenant_id: self.tenant.clone(),
+                source_name: "export".into(),
+                idempotency_key: key(),
+            })
+            .await
+            .expect("a batch started")
+            .into_inner()
+            .batch
+            .expect("batch")
+            .id
     }
 
     pub async fn balance(&mut self, account: &str) -> pb::Balance {

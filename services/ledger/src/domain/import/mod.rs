@@ -206,39 +206,38 @@ impl IncomingRecord {
     }
 }
 
-/// The shape of an ImportRecords call: 1 to [`MAX_RECORDS_PER_CALL`] records with sane origins.
-/// A bad call is refused whole; bad *content* is quarantined instead.
-pub fn check_call(records: &[IncomingRecord], violations: &mut Violations) {
-    if records.is_empty() {
+/// The size of an ImportRecords call: 1 to [`MAX_RECORDS_PER_CALL`] records; whether it is
+/// (the records of a call of another size are not read). A bad call is refused whole; bad
+/// *content* is quarantined instead.
+pub fn check_call(count: usize, violations: &mut Violations) -> bool {
+    if count == 0 {
         violations.add("records", "NO_RECORDS", "must hold at least one record");
-        return;
+        return false;
     }
-    if records.len() > MAX_RECORDS_PER_CALL {
-        violations.add(
-            "records",
-            "TOO_MANY_RECORDS",
-            format!(
-                "holds {} records; at most {MAX_RECORDS_PER_CALL} per call",
-                records.len()
-            ),
-        );
-        return;
-    }
-    for (index, record) in records.iter().enumerate() {
-        violations.check(
-            record.origin.line_number >= 0,
-            &format!("records[{index}].line_number"),
-            "INVALID_LINE_NUMBER",
-            "must be 0 (unknown) or a 1-based line number",
-        );
-        let file = &record.origin.source_file;
-        violations.check(
-            file.chars().count() <= MAX_SOURCE_FILE_CHARS && !file.chars().any(char::is_control),
-            &format!("records[{index}].source_file"),
-            "INVALID_SOURCE_FILE",
-            "must be at most 1,000 characters without control characters",
-        );
-    }
+    violations.check(
+        count <= MAX_RECORDS_PER_CALL,
+        "records",
+        "TOO_MANY_RECORDS",
+        &format!("holds {count} records; at most {MAX_RECORDS_PER_CALL} per call"),
+    )
+}
+
+/// Where the record at `index` of a call was read: a line number that is 0 or more, a file
+/// name of at most 1,000 characters without control characters.
+pub fn check_origin(index: usize, origin: &Origin, violations: &mut Violations) {
+    violations.check(
+        origin.line_number >= 0,
+        &format!("records[{index}].line_number"),
+        "INVALID_LINE_NUMBER",
+        "must be 0 (unknown) or a 1-based line number",
+    );
+    let file = &origin.source_file;
+    violations.check(
+        file.chars().count() <= MAX_SOURCE_FILE_CHARS && !file.chars().any(char::is_control),
+        &format!("records[{index}].source_file"),
+        "INVALID_SOURCE_FILE",
+        "must be at most 1,000 characters without control characters",
+    );
 }
 
 /// At most `max` characters of `text`, quoted, with "…" when cut.
@@ -328,20 +327,24 @@ mod tests {
 
     #[test]
     fn a_call_holds_one_to_a_thousand_records() {
-        let checked = |records: &[IncomingRecord]| {
+        let checked = |count: usize| {
             let mut violations = Violations::new();
-            check_call(records, &mut violations);
+            assert_eq!(
+                check_call(count, &mut violations),
+                violations.is_empty(),
+                "whether the records are read"
+            );
             violations.finish()
         };
-        assert_eq!(checked(&[]).expect_err("empty").reason, "NO_RECORDS");
-        let many = vec![line(1, "{}"); MAX_RECORDS_PER_CALL + 1];
-        let refusal = checked(&many).expect_err("too many");
+        assert_eq!(checked(0).expect_err("empty").reason, "NO_RECORDS");
+        let refusal = checked(MAX_RECORDS_PER_CALL + 1).expect_err("too many");
         assert_eq!(refusal.reason, "TOO_MANY_RECORDS");
         assert_eq!(refusal.field(), Some("records"));
-        assert!(checked(&many[..MAX_RECORDS_PER_CALL]).is_ok());
-        let negative = [line(-1, "{}")];
+        assert!(checked(MAX_RECORDS_PER_CALL).is_ok());
+        let mut violations = Violations::new();
+        check_origin(0, &line(-1, "{}").origin, &mut violations);
         assert_eq!(
-            checked(&negative).expect_err("negative").field(),
+            violations.finish().expect_err("negative").field(),
             Some("records[0].line_number")
         );
     }

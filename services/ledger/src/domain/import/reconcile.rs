@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{EXCERPT_CHARS, MAX_COLLECTION_CHARS, MAX_SOURCES, Origin, Quarantined};
+use super::{EXCERPT_CHARS, MAX_COLLECTION_CHARS, MAX_SOURCES, Origin, Quarantined, storable};
 use crate::domain::Refusal;
 
 /// The checksum of a set of document ids: lower-case hex SHA-256 of the distinct ids sorted by
@@ -283,14 +283,17 @@ pub struct RejectedRecord {
 }
 
 impl RejectedRecord {
+    /// The record as the quarantine keeps it ([`storable`] text), so a call answers what a
+    /// later report reads, and its outcome can be recorded (jsonb cannot hold NUL either).
     pub fn new(quarantined: &Quarantined) -> Self {
+        let excerpt: String = quarantined.raw_text.chars().take(EXCERPT_CHARS).collect();
         Self {
             origin: quarantined.origin.clone(),
-            collection: quarantined.collection.clone(),
-            document_id: quarantined.firebase_id.clone(),
+            collection: storable(&quarantined.collection),
+            document_id: quarantined.firebase_id.as_deref().map(storable),
             reason: quarantined.reason.code().to_owned(),
-            message: quarantined.message.clone(),
-            raw_excerpt: quarantined.raw_text.chars().take(EXCERPT_CHARS).collect(),
+            message: storable(&quarantined.message),
+            raw_excerpt: storable(&excerpt),
         }
     }
 }

@@ -460,7 +460,12 @@ pub fn timestamp(name: &str, value: &Value) -> Result<DateTime<Utc>, Rejection> 
     };
     let time = match value {
         Value::String(text) => DateTime::parse_from_rfc3339(text.trim())
-            .map_err(|e| invalid(format!("is not an RFC 3339 timestamp ({e}): {text:?}")))?
+            .map_err(|e| {
+                invalid(format!(
+                    "is not an RFC 3339 timestamp ({e}): {}",
+                    excerpt(text, 60)
+                ))
+            })?
             .with_timezone(&Utc),
         Value::Object(object) => {
             let part = |keys: [&str; 2]| keys.into_iter().find_map(|key| object.get(key));

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use phoenix_runtime::Violations;
+use phoenix_runtime::{Violations, quote};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::MAX_METADATA_ENTRIES;
-use crate::domain::Refusal;
+use crate::domain::owner::check_owner_ref;
 
 /// Which way an account's balance may not go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,14 +158,7 @@ impl NewAccount {
             "must be between 0 and 18",
         );
         let owner_ref = owner_ref.trim().to_owned();
-        violations.check(
-            !(owner_ref.is_empty()
-                || owner_ref.chars().count() > 200
-                || owner_ref.chars().any(char::is_control)),
-            "owner_ref",
-            "INVALID_OWNER_REF",
-            "is required: 1-200 characters without control characters",
-        );
+        violations.take(check_owner_ref(&owner_ref));
         violations.check(
             is_kind(kind),
             "kind",
@@ -178,9 +171,7 @@ impl NewAccount {
             "BALANCE_LIMIT_REQUIRED",
             "choose NONE, DEBITS_MUST_NOT_EXCEED_CREDITS (no overdraft) or CREDITS_MUST_NOT_EXCEED_DEBITS",
         );
-        if let Err(refusal) = check_metadata(&metadata) {
-            violations.absorb(refusal);
-        }
+        check_metadata(&metadata, "metadata", violations);
         Self {
             asset_code: asset_code.to_owned(),
             asset_scale,
@@ -208,22 +199,94 @@ fn is_kind(kind: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Labels: at most 32, keys 1-64 characters, values at most 1024.
-pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), Refusal> {
-    let bad = metadata.len() > MAX_METADATA_ENTRIES
-        || metadata.iter().any(|(key, value)| {
-            key.is_empty()
-                || key.chars().count() > 64
-                || value.chars().count() > 1024
-                || key.chars().any(char::is_control)
-        });
-    if bad {
-        Err(Refusal::invalid(
-            "metadata",
+/// Longest metadata key, in characters.
+pub const MAX_METADATA_KEY_CHARS: usize = 64;
+/// Longest metadata value, in characters.
+pub const MAX_METADATA_VALUE_CHARS: usize = 1024;
+
+/// Labels, checked into `violations` as one field: at most 32; keys 1-64 characters without
+/// control characters; values at most 1024 characters without control characters other than
+/// line breaks and tabs (jsonb cannot hold NUL). The violation names the first bad label.
+pub fn check_metadata(
+    metadata: &BTreeMap<String, String>,
+    field: &str,
+    violations: &mut Violations,
+) {
+    const RULE: &str = "at most 32 labels; keys 1-64 characters without control characters, \
+                        values at most 1024 characters without control characters but line \
+                        breaks and tabs";
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        violations.add(
+            field,
             "INVALID_METADATA",
-            "at most 32 labels; keys 1-64 characters without control characters, values at most 1024",
-        ))
-    } else {
-        Ok(())
+            format!("{RULE}; got {} labels", metadata.len()),
+        );
+        return;
+    }
+    let bad_key = |key: &str| {
+        key.is_empty()
+            || key.chars().count() > MAX_METADATA_KEY_CHARS
+            || key.chars().any(char::is_control)
+    };
+    let bad_value = |value: &str| {
+        value.chars().count() > MAX_METADATA_VALUE_CHARS
+            || value
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    };
+    let problem = metadata.iter().find_map(|(key, value)| {
+        if bad_key(key) {
+            Some(format!("the key {} is not", quote(key)))
+        } else if bad_value(value) {
+            Some(format!("the value of {} is not", quote(key)))
+        } else {
+            None
+        }
+    });
+    if let Some(problem) = problem {
+        violations.add(field, "INVALID_METADATA", format!("{RULE}; {problem}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(metadata: &[(&str, &str)]) -> Result<(), phoenix_runtime::Refusal> {
+        let metadata = metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut violations = Violations::new();
+        check_metadata(&metadata, "metadata", &mut violations);
+        violations.finish()
+    }
+
+    #[test]
+    fn metadata_values_are_text_jsonb_can_hold() {
+        assert!(checked(&[("note", "two\nlines\tand a tab")]).is_ok());
+        for bad in [
+            ("k", "nul\u{0}"),
+            ("k", "bell\u{7}"),
+            ("", "v"),
+            ("k\u{0}", "v"),
+        ] {
+            let refusal = checked(&[bad]).expect_err("refused");
+            assert_eq!(refusal.reason, "INVALID_METADATA", "{bad:?}");
+            assert_eq!(refusal.field(), Some("metadata"));
+        }
+        let huge = "x".repeat(20_000);
+        let refusal = checked(&[(huge.as_str(), "v")]).expect_err("a huge key");
+        assert!(
+            refusal.violations[0].description.len() < 400,
+            "{}",
+            refusal.violations[0].description
+        );
+        let many: Vec<(String, String)> = (0..33).map(|i| (i.to_string(), String::new())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            checked(&many).expect_err("33 labels").reason,
+            "INVALID_METADATA"
+        );
     }
 }

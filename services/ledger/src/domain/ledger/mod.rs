@@ -19,7 +19,10 @@ pub use engine::{
     AccountChange, AccountState, BatchRefusal, CallContext, Entry, LedgerView, Linking, Posting,
     Referenced, TransferEffect, accounts_of, post,
 };
-pub use transfer::{Operation, PendingState, Transfer, TransferKind, TransferSpec};
+pub use transfer::{
+    Operation, PendingState, Transfer, TransferKind, TransferSpec, check_batch_size, check_code,
+    optional_amount,
+};
 
 /// Largest batch of transfers one call may carry.
 pub const MAX_BATCH: usize = 8_000;

@@ -35,10 +35,8 @@ pub(super) fn plan(
     call: &CallContext,
 ) -> Result<Plan, Refusal> {
     match operation {
-        Operation::Transfer(spec) => {
-            spec.check()?;
-            Ok(new_transfer(spec, None, call.now))
-        }
+        // The API checked the spec's own rules (`TransferSpec::check`).
+        Operation::Transfer(spec) => Ok(new_transfer(spec, None, call.now)),
         Operation::Reverse {
             transfer_id,
             amount,
@@ -72,6 +70,7 @@ pub(super) fn plan(
                 )
                 .with("reversible", left));
             }
+            // The original's accounts and a positive amount; the API checked the code.
             let spec = TransferSpec {
                 debit_account_id: original.transfer.credit_account_id,
                 credit_account_id: original.transfer.debit_account_id,
@@ -85,7 +84,6 @@ pub(super) fn plan(
                 },
                 metadata: BTreeMap::new(),
             };
-            spec.check()?;
             Ok(new_transfer(&spec, Some(*transfer_id), call.now))
         }
         Operation::PostPending { pending_id, amount } => {

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{MAX_CODE_CHARS, MAX_PENDING_TIMEOUT, check_metadata};
-use crate::domain::Refusal;
+use phoenix_runtime::Violations;
+
+use super::{MAX_BATCH, MAX_CODE_CHARS, MAX_PENDING_TIMEOUT, check_metadata};
 
 /// What a transfer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,47 +121,78 @@ pub struct TransferSpec {
 }
 
 impl TransferSpec {
-    /// Rules that hold whatever the state; fields are named relative to the spec.
-    pub fn check(&self) -> Result<(), Refusal> {
+    /// Checks the rules that hold whatever the state into `violations`, every one of them,
+    /// with each field named under `field` (`transfer`, `transfers[3]`). The posting engine
+    /// takes a checked spec and applies only the rules that depend on the ledger's state.
+    /// A nil account id is one the caller left out or malformed, already reported.
+    pub fn check(&self, field: &str, violations: &mut Violations) {
+        let at = |name: &str| format!("{field}.{name}");
         if self.amount <= 0 {
-            return Err(Refusal::invalid(
-                "amount",
+            violations.add(
+                at("amount"),
                 "INVALID_AMOUNT",
                 "must be a positive integer in minor units",
-            ));
+            );
         }
-        if self.debit_account_id == self.credit_account_id {
-            return Err(Refusal::invalid(
-                "credit_account_id",
+        if !self.debit_account_id.is_nil() && self.debit_account_id == self.credit_account_id {
+            violations.add(
+                at("credit_account_id"),
                 "SAME_ACCOUNT",
                 "must differ from debit_account_id",
-            ));
+            );
         }
         if let Some(timeout) = self.timeout {
             if !self.pending {
-                return Err(Refusal::invalid(
-                    "timeout",
+                violations.add(
+                    at("timeout"),
                     "TIMEOUT_WITHOUT_PENDING",
                     "only a pending transfer has a timeout",
-                ));
-            }
-            if timeout <= chrono::Duration::zero() || timeout > MAX_PENDING_TIMEOUT {
-                return Err(Refusal::invalid(
-                    "timeout",
+                );
+            } else if timeout <= chrono::Duration::zero() || timeout > MAX_PENDING_TIMEOUT {
+                violations.add(
+                    at("timeout"),
                     "INVALID_TIMEOUT",
                     "must be positive and at most 366 days",
-                ));
+                );
             }
         }
-        if self.code.chars().count() > MAX_CODE_CHARS || self.code.chars().any(char::is_control) {
-            return Err(Refusal::invalid(
-                "code",
-                "INVALID_CODE",
-                "must be at most 64 characters without control characters",
-            ));
-        }
-        check_metadata(&self.metadata)
+        check_code(&self.code, &at("code"), violations);
+        check_metadata(&self.metadata, &at("metadata"), violations);
     }
+}
+
+/// A transfer's application code (a reversal's too): at most 64 characters without control
+/// characters; empty is allowed.
+pub fn check_code(code: &str, field: &str, violations: &mut Violations) {
+    if code.chars().count() > MAX_CODE_CHARS || code.chars().any(char::is_control) {
+        violations.add(
+            field,
+            "INVALID_CODE",
+            "must be at most 64 characters without control characters",
+        );
+    }
+}
+
+/// The `amount` of a pending's posting or of a reversal, where 0 means all of it (what is
+/// pending, what is left to reverse): `None` then. A negative one is refused.
+pub fn optional_amount(amount: i64, violations: &mut Violations) -> Option<i64> {
+    violations.check(
+        amount >= 0,
+        "amount",
+        "INVALID_AMOUNT",
+        "must be positive, or 0 for all of it",
+    );
+    (amount > 0).then_some(amount)
+}
+
+/// A batch holds 1 to [`MAX_BATCH`] transfers; whether this one does.
+pub fn check_batch_size(len: usize, violations: &mut Violations) -> bool {
+    violations.check(
+        (1..=MAX_BATCH).contains(&len),
+        "transfers",
+        "INVALID_BATCH_SIZE",
+        &format!("must hold 1 to {MAX_BATCH} transfers, not {len}"),
+    )
 }
 
 /// One thing a posting call asks of the ledger.
@@ -197,5 +229,84 @@ impl Operation {
             | Self::ExpirePending { pending_id } => Some(*pending_id),
             Self::Reverse { transfer_id, .. } => Some(*transfer_id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields_and_reasons(spec: &TransferSpec) -> Vec<(String, String)> {
+        let mut violations = Violations::new();
+        spec.check("transfer", &mut violations);
+        violations.finish().map_or_else(
+            |refusal| {
+                refusal
+                    .violations
+                    .into_iter()
+                    .map(|v| (v.field, v.reason))
+                    .collect()
+            },
+            |()| Vec::new(),
+        )
+    }
+
+    fn spec() -> TransferSpec {
+        TransferSpec {
+            debit_account_id: Uuid::from_u128(1),
+            credit_account_id: Uuid::from_u128(2),
+            amount: 5,
+            pending: true,
+            timeout: Some(chrono::Duration::hours(1)),
+            code: "purchase".into(),
+            metadata: [("order".to_owned(), "line one\nline two".to_owned())].into(),
+        }
+    }
+
+    #[test]
+    fn a_valid_spec_passes() {
+        assert_eq!(fields_and_reasons(&spec()), []);
+    }
+
+    #[test]
+    fn every_broken_rule_of_a_spec_is_reported_with_its_field() {
+        let broken = TransferSpec {
+            credit_account_id: Uuid::from_u128(1),
+            amount: 0,
+            timeout: Some(chrono::Duration::days(367)),
+            code: "tab\tbed".into(),
+            metadata: [("k".to_owned(), "nul\u{0}".to_owned())].into(),
+            ..spec()
+        };
+        let expected = [
+            ("transfer.amount", "INVALID_AMOUNT"),
+            ("transfer.credit_account_id", "SAME_ACCOUNT"),
+            ("transfer.timeout", "INVALID_TIMEOUT"),
+            ("transfer.code", "INVALID_CODE"),
+            ("transfer.metadata", "INVALID_METADATA"),
+        ]
+        .map(|(field, reason)| (field.to_owned(), reason.to_owned()));
+        assert_eq!(fields_and_reasons(&broken), expected);
+        let posted_with_timeout = TransferSpec {
+            pending: false,
+            ..spec()
+        };
+        assert_eq!(
+            fields_and_reasons(&posted_with_timeout),
+            [(
+                "transfer.timeout".to_owned(),
+                "TIMEOUT_WITHOUT_PENDING".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn ids_left_out_are_not_compared() {
+        let missing = TransferSpec {
+            debit_account_id: Uuid::nil(),
+            credit_account_id: Uuid::nil(),
+            ..spec()
+        };
+        assert_eq!(fields_and_reasons(&missing), []);
     }
 }
