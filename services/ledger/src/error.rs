@@ -3,18 +3,10 @@
 //! `ledger.phoenix`. The rules' refusals (INSUFFICIENT_FUNDS, PENDING_NOT_OPEN…) live with
 //! their rules in `domain`; these are the ones about what a call names.
 
-use phoenix_runtime::error::QUOTED_CHARS;
 use phoenix_runtime::{Error, Refusal, quote};
 use uuid::Uuid;
 
-/// A request's value as ErrorInfo metadata carries it: whole up to [`QUOTED_CHARS`]
-/// characters, else cut there and marked with `…`, as [`quote`] cuts it in messages.
-pub fn fact(value: &str) -> String {
-    match value.char_indices().nth(QUOTED_CHARS) {
-        None => value.to_owned(),
-        Some((cut, _)) => format!("{}…", &value[..cut]),
-    }
-}
+pub use phoenix_runtime::fact;
 
 /// A value read from the database that the code does not know: a broken invariant (a CHECK
 /// holds every such column to the known values), never a database error.
@@ -152,17 +144,4 @@ pub fn position_not_found(position: i64) -> Refusal {
         format!("no event of this tenant has position {position}"),
     )
     .at("after_position")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn facts_keep_short_values_and_cut_long_ones() {
-        assert_eq!(fact("user-1"), "user-1");
-        assert_eq!(fact(&"x".repeat(64)), "x".repeat(64));
-        let cut = fact(&"é".repeat(20_000));
-        assert_eq!(cut, format!("{}…", "é".repeat(64)));
-    }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 pub use config::RuntimeConfig;
 pub use error::{
-    Error, FieldViolation, Refusal, RefusalKind, RemoteError, Retry, Violations, quote,
+    Error, FieldViolation, Refusal, RefusalKind, RemoteError, Retry, Violations, fact, quote,
 };
 pub use server::{Audit, AuditReport, GrpcServices, RunningService, ServiceContext, ServiceSpec};
 use tokio_util::sync::CancellationToken;

@@ -25,12 +25,7 @@ const MAX_AGGREGATE_ID_CHARS: usize = MAX_OWNER_REF_CHARS + 1 + stock::MAX_CODE_
 /// `max_count`, a page size by another name: the runtime's page-size rule, refused naming
 /// `max_count` (`Violations::page_size` names its field `page_size`).
 fn max_count(violations: &mut Violations, value: i32) -> i64 {
-    let mut own = Violations::new();
-    let count = own.page_size(value, 100, 1000);
-    if let Err(refusal) = own.finish() {
-        violations.absorb(refusal.at("max_count"));
-    }
-    count
+    violations.page_size_of("max_count", value, 100, 1000)
 }
 
 fn stored_event(event: &StoredEvent) -> pb::StoredEvent {
@@ -98,12 +93,15 @@ impl EventStoreService for Ledger {
         );
         violations.finish()?;
         let events = self.follow_events(tenant_id, after).await?;
-        let stream = futures_util::StreamExt::map(events, |event| {
+        // The stream's items are made after this handler returns, outside the call: they keep
+        // the call's ErrorInfo domain.
+        let domain = phoenix_runtime::error::current_domain();
+        let stream = futures_util::StreamExt::map(events, move |event| {
             event
                 .map(|event| pb::SubscribeResponse {
                     event: Some(stored_event(&event)),
                 })
-                .map_err(Status::from)
+                .map_err(|error| error.into_status(&domain))
         });
         Ok(Response::new(Box::pin(stream)))
     }

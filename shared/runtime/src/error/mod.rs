@@ -236,9 +236,26 @@ pub fn quote(value: &str) -> String {
     }
 }
 
+/// A request's value as ErrorInfo metadata carries it: whole up to [`QUOTED_CHARS`] characters,
+/// else cut there and marked with `…`, as [`quote`] cuts it in messages.
+pub fn fact(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn facts_keep_short_values_and_cut_long_ones() {
+        assert_eq!(fact("user-1"), "user-1");
+        assert_eq!(fact(&"x".repeat(64)), "x".repeat(64));
+        let cut = fact(&"é".repeat(20_000));
+        assert_eq!(cut, format!("{}…", "é".repeat(64)));
+    }
 
     #[test]
     fn quote_keeps_short_values_and_cuts_long_ones() {

@@ -122,14 +122,20 @@ impl Violations {
         value.to_owned()
     }
 
-    /// A page size: 0 means `default`; negative or above `max` is refused.
+    /// The `page_size` of a list call: 0 means `default`; negative or above `max` is refused.
     pub fn page_size(&mut self, value: i32, default: i64, max: i64) -> i64 {
+        self.page_size_of("page_size", value, default, max)
+    }
+
+    /// A page size under another name (`max_count`): 0 means `default`; negative or above `max`
+    /// is refused.
+    pub fn page_size_of(&mut self, field: &str, value: i32, default: i64, max: i64) -> i64 {
         match i64::from(value) {
             0 => default,
             size if (1..=max).contains(&size) => size,
             size => {
                 self.add(
-                    "page_size",
+                    field,
                     "INVALID_PAGE_SIZE",
                     format!("must be between 0 (default {default}) and {max}, got {size}"),
                 );
@@ -344,6 +350,11 @@ impl Violations {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// How many bad fields were recorded so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
     /// `Ok` when every field was valid; else one INVALID_ARGUMENT refusal with every violation,
