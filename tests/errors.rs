@@ -63,6 +63,17 @@ async fn every_service_serves_the_descriptors_of_the_error_details_it_sends() {
                 spec.name
             );
         }
+        // grpcurl 1.8.6 asks the older v1alpha reflection service.
+        assert!(
+            phoenix_platform_tests::file_containing_symbol_v1alpha(
+                &service.channel,
+                "google.rpc.ErrorInfo"
+            )
+            .await
+                > 0,
+            "{}: no v1alpha descriptor for google.rpc.ErrorInfo",
+            spec.name
+        );
     }
 }
 

@@ -174,6 +174,32 @@ pub fn details_as_json(
         .collect()
 }
 
+/// How many descriptors the v1alpha reflection service (the one grpcurl 1.8.6 asks) returns for
+/// the file that defines `symbol`.
+pub async fn file_containing_symbol_v1alpha(channel: &Channel, symbol: &str) -> usize {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.to_owned())),
+    };
+    let response = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection answers")
+        .into_inner()
+        .message()
+        .await
+        .expect("a response")
+        .and_then(|response| response.message_response);
+    match response {
+        Some(MessageResponse::FileDescriptorResponse(files)) => files.file_descriptor_proto.len(),
+        _ => 0,
+    }
+}
+
 /// The error details every Phoenix service sends.
 pub const ERROR_DETAIL_TYPES: [&str; 5] = [
     "google.rpc.ErrorInfo",
