@@ -59,6 +59,11 @@ pub struct MissionsSettings {
     /// The clock the rules judge by; `manual` also serves the ClockService.
     #[arg(long, env = "PHOENIX_MISSIONS_CLOCK", value_enum, ignore_case = true, default_value_t = ClockKind::System)]
     pub clock: ClockKind,
+    /// Whether this process runs the scheduled jobs that change boards (the batch day close,
+    /// the analytics refresh). `false` for a quiet service: the `phoenix legacy missions`
+    /// commands start theirs so, so no day close changes a board while it is imported.
+    #[arg(long, env = "PHOENIX_MISSIONS_SCHEDULED_JOBS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub scheduled_jobs: bool,
     /// How often the boards whose local day ended get their day closed.
     #[arg(long, env = "PHOENIX_MISSIONS_DAY_CLOSE_INTERVAL", default_value = "60s", value_parser = positive_duration)]
     pub day_close_interval: Duration,

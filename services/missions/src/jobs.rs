@@ -17,6 +17,15 @@ pub fn start(
     missions: &Missions,
     settings: &MissionsSettings,
 ) {
+    let catalog = missions.catalog().clone();
+    context.every("missions-catalog-reload", CATALOG_RELOAD, move || {
+        let catalog = catalog.clone();
+        async move { Ok(catalog.reload().await.map(|_| ())?) }
+    });
+    if !settings.scheduled_jobs {
+        tracing::info!("scheduled jobs paused: no day close or analytics refresh in this process");
+        return;
+    }
     let day_close = missions.clone();
     context.every(
         "missions-day-close",
@@ -41,9 +50,4 @@ pub fn start(
             async move { Ok(missions.refresh_analytics().await.map(|_| ())?) }
         },
     );
-    let catalog = missions.catalog().clone();
-    context.every("missions-catalog-reload", CATALOG_RELOAD, move || {
-        let catalog = catalog.clone();
-        async move { Ok(catalog.reload().await.map(|_| ())?) }
-    });
 }

@@ -25,17 +25,25 @@ pub enum LegacyTarget {
 #[derive(Debug, Subcommand)]
 pub enum LegacyAction {
     /// Copies every board of the JSON store into SQL, per board and idempotently; boards that
-    /// break an invariant are quarantined with their reason.
+    /// break a rule are quarantined with their reason and the rest are copied. Exits non-zero
+    /// when a board was quarantined, unless --allow-quarantine.
     Backfill {
         /// The JSON store (default: the service's PHOENIX_MISSIONS_STORE_PATH).
         #[arg(long)]
         store: Option<PathBuf>,
+        /// Exit 0 even when boards were quarantined (they are still listed).
+        #[arg(long)]
+        allow_quarantine: bool,
     },
     /// Rebuilds heartbeats, progress and boss runs from an NDJSON log of past missions events.
+    /// Exits non-zero when an event was quarantined, unless --allow-quarantine.
     Rebuild {
         /// The NDJSON log.
         #[arg(long)]
         log: PathBuf,
+        /// Exit 0 even when events were quarantined (they are still listed).
+        #[arg(long)]
+        allow_quarantine: bool,
     },
     /// Renders the boards of a season from the JSON store and from SQL and prints every
     /// difference; exits non-zero when there is one.
@@ -62,8 +70,14 @@ pub async fn run(store: LegacyTarget) -> anyhow::Result<()> {
     let LegacyTarget::Missions {
         action,
         target,
-        runtime,
+        mut runtime,
     } = store;
+    if target.is_none() {
+        // A quiet service: no day close may change a board while it is imported or compared.
+        runtime
+            .service_args
+            .push("--scheduled-jobs=false".to_owned());
+    }
     let reached = Reached::start(phoenix_missions::spec(), target, runtime).await?;
     let local = reached
         .local
@@ -88,12 +102,23 @@ async fn legacy_missions(
     let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
     let print_quarantined = |items: &[pb::Quarantined]| {
         for q in items {
-            println!("quarantined {} user={} {}", q.location, q.user_id, q.reason);
+            let user = if q.user_id.is_empty() {
+                "(unreadable)"
+            } else {
+                &q.user_id
+            };
+            println!("quarantined {} user={user} {}", q.location, q.reason);
         }
     };
     match (action, local_pool) {
         // Here, the backfill runs in this process, with a progress bar over the boards.
-        (LegacyAction::Backfill { store }, Some(pool)) => {
+        (
+            LegacyAction::Backfill {
+                store,
+                allow_quarantine,
+            },
+            Some(pool),
+        ) => {
             let settings = phoenix_missions::config::MissionsSettings::parse(&[])?;
             let store = store.unwrap_or(settings.store_path);
             let bar = progress::progress_bar();
@@ -112,7 +137,8 @@ async fn legacy_missions(
                 println!(
                     "quarantined {} user={} {}",
                     q.location,
-                    q.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                    q.user_id
+                    .map_or_else(|| "(unreadable)".to_owned(), |u| u.to_string()),
                     q.reason
                 );
             }
@@ -123,8 +149,15 @@ async fn legacy_missions(
                 report.skipped,
                 report.quarantined.len()
             );
+            quarantine_allowed(report.quarantined.len(), "board", allow_quarantine)?;
         }
-        (LegacyAction::Backfill { store }, None) => {
+        (
+            LegacyAction::Backfill {
+                store,
+                allow_quarantine,
+            },
+            None,
+        ) => {
             let spinner = progress::spinner("backfilling the JSON store into SQL");
             let report = client
                 .backfill(pb::BackfillRequest {
@@ -141,8 +174,15 @@ async fn legacy_missions(
                 report.skipped,
                 report.quarantined.len()
             );
+            quarantine_allowed(report.quarantined.len(), "board", allow_quarantine)?;
         }
-        (LegacyAction::Rebuild { log }, _) => {
+        (
+            LegacyAction::Rebuild {
+                log,
+                allow_quarantine,
+            },
+            _,
+        ) => {
             let spinner = progress::spinner("replaying the event log");
             let report = client
                 .rebuild_from_events(pb::RebuildFromEventsRequest {
@@ -159,6 +199,7 @@ async fn legacy_missions(
                 report.already_applied,
                 report.quarantined.len()
             );
+            quarantine_allowed(report.quarantined.len(), "event", allow_quarantine)?;
         }
         (
             LegacyAction::Compare {
@@ -176,6 +217,7 @@ async fn legacy_missions(
                 })
                 .await?
                 .into_inner();
+            print_quarantined(&report.quarantined);
             for d in &report.differences {
                 println!(
                     "user={} {}: file={} sql={}",
@@ -188,7 +230,11 @@ async fn legacy_missions(
                 report.differences.len(),
                 report.compared
             );
-            println!("compare: {} boards, no difference", report.compared);
+            println!(
+                "compare: {} boards, no difference ({} malformed boards left out)",
+                report.compared,
+                report.quarantined.len()
+            );
         }
         (LegacyAction::Export { store }, _) => {
             let report = client
@@ -204,5 +250,16 @@ async fn legacy_missions(
             );
         }
     }
+    Ok(())
+}
+
+/// The exit of a command that quarantined `count` records: an error unless none was or the
+/// operator allowed it, so a script never mistakes a partial import for a whole one.
+fn quarantine_allowed(count: usize, what: &str, allowed: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        count == 0 || allowed,
+        "{count} {what}(s) quarantined (listed above); fix them and rerun, or pass \
+         --allow-quarantine to accept the import without them"
+    );
     Ok(())
 }

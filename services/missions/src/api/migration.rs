@@ -160,6 +160,7 @@ impl MigrationService for Missions {
                     sql_value: json_or_missing(d.sql_value),
                 })
                 .collect(),
+            quarantined: quarantined(report.quarantined),
         }))
     }
 

@@ -17,29 +17,10 @@ use uuid::Uuid;
 use crate::ADMIN_ROLE;
 use crate::domain::board::{BoardKey, SlotKey};
 
-/// Longest season id, in bytes.
-const MAX_SEASON_BYTES: usize = 64;
-
-/// A season id: 1–64 letters, digits, '-', '_' or '.'.
+/// A season id (`board::season_id_violation`, the rule the importers apply too).
 fn season(violations: &mut Violations, value: &str) -> String {
-    const FIELD: &str = "season_id";
-    if value.is_empty() {
-        violations.add(
-            FIELD,
-            "REQUIRED",
-            "is required: a season id such as 2026-S4",
-        );
-    } else {
-        let valid = value.len() <= MAX_SEASON_BYTES
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        violations.check(
-            valid,
-            FIELD,
-            "INVALID_SEASON",
-            "must be 1–64 characters: letters, digits, '-', '_' or '.'",
-        );
+    if let Some((reason, message)) = crate::domain::board::season_id_violation(value) {
+        violations.add("season_id", reason, message);
     }
     value.to_owned()
 }

@@ -14,12 +14,13 @@
 //! What a board must hold and how a past event replays are the domain's
 //! (`domain::legacy`); this module reads and writes the files and the stores around them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use phoenix_runtime::Error;
+use phoenix_runtime::{Error, quote};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -27,12 +28,15 @@ use crate::domain::Refusal;
 use crate::domain::board::{Board, BoardKey, Store};
 use crate::domain::catalog::Catalog;
 use crate::domain::diff::{Difference, diff_boards};
-use crate::domain::legacy::{EventOutcome, LegacyEvent, apply_event, check_board, value_user_id};
+use crate::domain::legacy::{
+    EventOutcome, LegacyEvent, apply_event, bounded, check_board_text, text_user_id, value_user_id,
+};
+use crate::domain::storable::{IdKind, describe, owned_ids};
 use crate::domain::rules::{RandomIds, RuleSettings};
 use crate::error;
 use crate::store::Saved;
 use crate::store::file::{self, FileBoards};
-use crate::store::sql::SqlBoards;
+use crate::store::sql::{Imported, SqlBoards};
 
 pub use crate::store::audit::{AuditReport, Violation};
 
@@ -76,8 +80,8 @@ impl Missions {
         season: &str,
         users: &[Uuid],
     ) -> Result<CompareReport, Error> {
-        let file = FileBoards::open_named(self.store_path_or_default(store_path)?, STORE_PATH)?;
-        compare(&file, &self.sql, season, users).await
+        let path = self.store_path_or_default(store_path)?;
+        compare_store(&path, &self.sql, season, users).await
     }
 
     /// [`export`] to `store_path`.
@@ -122,9 +126,14 @@ pub struct BackfillReport {
 /// Writes every valid board of the store file at `store_path` to SQL unless SQL already has a
 /// board for its user and season. `progress(done, total)` is called after each board.
 ///
-/// Boards are read one by one, so one bad board is quarantined and the rest still move; two
-/// boards for the same user and season are both quarantined (which one is right is for a
-/// person to decide). A file whose top level is not a store is an error and nothing is written.
+/// Every board stands alone: it is parsed from its own JSON text (a lone surrogate or a bad
+/// field spoils that board only), checked against every rule the tables enforce
+/// (`domain::storable`), and written in a transaction of its own. A board that fails any of
+/// that is quarantined with its index, user, field paths and rules, nothing of it written, and
+/// the rest of the store still moves. Two boards for the same user and season are both
+/// quarantined (which one is right is for a person to decide), and so are boards sharing an id
+/// (`ID_ALREADY_OWNED`), in the store or with a board SQL already has. A file whose top level
+/// is not a store is an error and nothing is written.
 pub async fn backfill(
     store_path: &Path,
     sql: &SqlBoards,
@@ -136,48 +145,46 @@ pub async fn backfill(
         read: total,
         ..BackfillReport::default()
     };
-
-    let checked: Vec<(String, Result<Board, Quarantined>)> = raw_boards
-        .into_iter()
-        .enumerate()
-        .map(|(index, value)| {
-            let location = format!("boards[{index}]");
-            let user_id = value_user_id(&value);
-            let checked = check_board(value).map_err(|reason| Quarantined {
-                location: location.clone(),
-                user_id,
-                reason,
-            });
-            (location, checked)
-        })
-        .collect();
-    let mut locations: HashMap<BoardKey, Vec<&str>> = HashMap::new();
-    for (location, checked) in &checked {
-        if let Ok(board) = checked {
-            locations.entry(board.key()).or_default().push(location);
-        }
-    }
-
-    for (done, (location, checked)) in (1..).zip(&checked) {
+    let checked = check_boards(&raw_boards);
+    drop(raw_boards);
+    for (done, (location, checked)) in (1..).zip(checked) {
         match checked {
-            Err(quarantined) => report.quarantined.push(quarantined.clone()),
-            Ok(board) => match locations.get(&board.key()).map_or(&[][..], Vec::as_slice) {
-                // The only board of its key (it is listed under it, so never none).
-                [] | [_] => {
-                    if sql.insert_if_absent(board).await? {
-                        report.inserted += 1;
-                    } else {
-                        report.skipped += 1;
-                    }
-                }
-                several => report.quarantined.push(Quarantined {
-                    location: location.clone(),
+            Err(quarantined) => report.quarantined.push(quarantined),
+            Ok(board) => match sql.import(&board).await? {
+                Imported::Inserted => report.inserted += 1,
+                Imported::Present => report.skipped += 1,
+                Imported::Owned(owners) => report.quarantined.push(Quarantined {
+                    user_id: Some(board.user_id),
+                    reason: owners
+                        .iter()
+                        .map(|owner| {
+                            format!(
+                                "{location}.{}: {} id {} is already owned by the board of user \
+                                 {} in season {} (ID_ALREADY_OWNED)",
+                                owner.id.path,
+                                owner.id.kind.as_str(),
+                                owner.id.id,
+                                owner.user_id,
+                                quote(&owner.season_id)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    location,
+                }),
+                Imported::Refused {
+                    code,
+                    constraint,
+                    message,
+                } => report.quarantined.push(Quarantined {
                     user_id: Some(board.user_id),
                     reason: format!(
-                        "season {} has several boards of this user: {}",
-                        board.season_id,
-                        several.join(", ")
+                        "{location}: the database refused the board: constraint {} \
+                         (SQLSTATE {code}): {} (DATABASE_REFUSED)",
+                        quote(&constraint),
+                        bounded(&message)
                     ),
+                    location,
                 }),
             },
         }
@@ -186,13 +193,86 @@ pub async fn backfill(
     Ok(report)
 }
 
-/// The store's boards as raw JSON, after checking its top level.
-async fn read_raw_boards(store_path: &Path) -> Result<Vec<Value>, Error> {
+/// Each raw board parsed and checked on its own, then the checks across boards: one board per
+/// user and season, and no id in two boards.
+fn check_boards(raw_boards: &[Box<RawValue>]) -> Vec<(String, Result<Board, Quarantined>)> {
+    let mut checked: Vec<(String, Result<Board, Quarantined>)> = raw_boards
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let location = format!("boards[{index}]");
+            let checked = check_board_text(raw.get()).map_err(|violations| Quarantined {
+                location: location.clone(),
+                user_id: text_user_id(raw.get()),
+                reason: describe(&location, &violations),
+            });
+            (location, checked)
+        })
+        .collect();
+
+    let mut locations: HashMap<BoardKey, Vec<usize>> = HashMap::new();
+    let mut id_owners: HashMap<(IdKind, Uuid), Vec<(usize, String)>> = HashMap::new();
+    for (index, (_, checked)) in checked.iter().enumerate() {
+        if let Ok(board) = checked {
+            locations.entry(board.key()).or_default().push(index);
+            for owned in owned_ids(board) {
+                id_owners
+                    .entry((owned.kind, owned.id))
+                    .or_default()
+                    .push((index, owned.path));
+            }
+        }
+    }
+    let mut problems: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for indexes in locations.values().filter(|indexes| indexes.len() > 1) {
+        let all: Vec<String> = indexes.iter().map(|i| format!("boards[{i}]")).collect();
+        for &index in indexes {
+            problems.entry(index).or_default().push(format!(
+                "boards[{index}].seasonId: the season has several boards of this user: {} \
+                 (DUPLICATE_BOARD)",
+                all.join(", ")
+            ));
+        }
+    }
+    for ((kind, id), owners) in &id_owners {
+        let boards: BTreeSet<usize> = owners.iter().map(|(index, _)| *index).collect();
+        if boards.len() < 2 {
+            continue;
+        }
+        for (index, path) in owners {
+            let others: Vec<String> = owners
+                .iter()
+                .filter(|(other, _)| other != index)
+                .map(|(other, other_path)| format!("boards[{other}].{other_path}"))
+                .collect();
+            problems.entry(*index).or_default().push(format!(
+                "boards[{index}].{path}: {} id {id} is also {} (ID_ALREADY_OWNED)",
+                kind.as_str(),
+                others.join(", ")
+            ));
+        }
+    }
+    for (index, reasons) in problems {
+        let (location, entry) = &mut checked[index];
+        if let Ok(board) = entry {
+            *entry = Err(Quarantined {
+                location: location.clone(),
+                user_id: Some(board.user_id),
+                reason: reasons.join("; "),
+            });
+        }
+    }
+    checked
+}
+
+/// The store's boards as raw JSON texts, after checking its top level: each board is parsed
+/// on its own, so one that is not valid JSON text (a lone surrogate) fails alone.
+async fn read_raw_boards(store_path: &Path) -> Result<Vec<Box<RawValue>>, Error> {
     /// The store's top level; boards stay raw so each can fail on its own.
     #[derive(Deserialize)]
     struct RawStore {
         version: u32,
-        boards: Vec<Value>,
+        boards: Vec<Box<RawValue>>,
     }
 
     let path = store_path.to_owned();
@@ -201,7 +281,10 @@ async fn read_raw_boards(store_path: &Path) -> Result<Vec<Value>, Error> {
         .map_err(|error| error::file_failed(Some(STORE_PATH), store_path, "read", &error))?
         .ok_or_else(|| error::store_file_not_found(store_path))?;
     let raw: RawStore = serde_json::from_slice(&bytes).map_err(|error| {
-        error::invalid_store_file(store_path, format!("not a missions store: {error}"))
+        error::invalid_store_file(
+            store_path,
+            format!("not a missions store: {}", bounded(&error.to_string())),
+        )
     })?;
     file::check_version(raw.version)
         .map_err(|detail| error::invalid_store_file(store_path, detail))?;
@@ -241,6 +324,33 @@ pub struct CompareReport {
     /// Users whose boards were compared.
     pub compared: u64,
     pub differences: Vec<Difference>,
+    /// Boards of the store that are not valid boards, left out of the comparison.
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// [`compare`] against the store file at `store_path`, read board by board: a board that does
+/// not parse or breaks a rule is reported in `quarantined` and the valid ones are compared (a
+/// user whose only board is malformed is not compared, so SQL's board of them is not reported
+/// missing from FILE). A missing file is an error, not an empty store.
+pub async fn compare_store(
+    store_path: &Path,
+    sql: &SqlBoards,
+    season: &str,
+    users: &[Uuid],
+) -> Result<CompareReport, Error> {
+    let raw_boards = read_raw_boards(store_path).await?;
+    let mut file_boards = Vec::new();
+    let mut quarantined = Vec::new();
+    for (_, checked) in check_boards(&raw_boards) {
+        match checked {
+            Ok(board) => file_boards.push(board),
+            Err(refused) => quarantined.push(refused),
+        }
+    }
+    let unreadable: BTreeSet<Uuid> = quarantined.iter().filter_map(|q| q.user_id).collect();
+    let mut report = compare_boards(&file_boards, sql, season, users, &unreadable).await?;
+    report.quarantined = quarantined;
+    Ok(report)
 }
 
 /// Compares the `season` boards of `users` in FILE and in SQL (every user with a board in
@@ -251,13 +361,28 @@ pub async fn compare(
     season: &str,
     users: &[Uuid],
 ) -> Result<CompareReport, Error> {
+    let boards = file.snapshot().await.boards;
+    compare_boards(&boards, sql, season, users, &BTreeSet::new()).await
+}
+
+/// Compares the `season` boards of `users` among `file_boards` and in SQL (every user with a
+/// board in either when `users` is empty, except those in `left_out`).
+async fn compare_boards(
+    file_boards: &[Board],
+    sql: &SqlBoards,
+    season: &str,
+    users: &[Uuid],
+    left_out: &BTreeSet<Uuid>,
+) -> Result<CompareReport, Error> {
+    let in_season = |board: &&Board| board.season_id == season;
     let users: BTreeSet<Uuid> = if users.is_empty() {
-        let file_keys = file.keys(Some(season)).await?;
         let sql_keys = sql.keys(Some(season)).await?;
-        file_keys
-            .into_iter()
-            .chain(sql_keys)
-            .map(|key| key.user_id)
+        file_boards
+            .iter()
+            .filter(in_season)
+            .map(|board| board.user_id)
+            .chain(sql_keys.into_iter().map(|key| key.user_id))
+            .filter(|user_id| !left_out.contains(user_id))
             .collect()
     } else {
         users.iter().copied().collect()
@@ -268,9 +393,12 @@ pub async fn compare(
             user_id,
             season_id: season.to_owned(),
         };
-        let file_board = file.load(&key).await?;
+        let file_board = file_boards
+            .iter()
+            .filter(in_season)
+            .find(|board| board.user_id == user_id);
         let sql_board = sql.load(&key).await?;
-        let differences = diff_boards(user_id, file_board.as_ref(), sql_board.as_ref())
+        let differences = diff_boards(user_id, file_board, sql_board.as_ref())
             .map_err(|error| Error::invariant("BOARD_SERIALIZES", error.to_string()))?;
         report.differences.extend(differences);
         report.compared += 1;

@@ -224,6 +224,25 @@ pub struct Board {
     pub last_weekly_summary: Option<NaiveDate>,
 }
 
+/// Longest season id, in bytes.
+pub const MAX_SEASON_BYTES: usize = 64;
+
+/// The one rule for season ids, which the API and the importers both apply: 1–64 letters,
+/// digits, '-', '_' or '.'. The reason and the message when `value` breaks it.
+pub fn season_id_violation(value: &str) -> Option<(&'static str, &'static str)> {
+    if value.is_empty() {
+        return Some(("REQUIRED", "is required: a season id such as 2026-S4"));
+    }
+    let valid = value.len() <= MAX_SEASON_BYTES
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    (!valid).then_some((
+        "INVALID_SEASON",
+        "must be 1–64 characters: letters, digits, '-', '_' or '.'",
+    ))
+}
+
 impl Board {
     pub fn key(&self) -> BoardKey {
         BoardKey {

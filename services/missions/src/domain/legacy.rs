@@ -28,17 +28,18 @@
 //! day's outcome (a petal lost, an effect consumed) is history a replay must not rewrite
 //! silently.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use phoenix_runtime::FieldViolation;
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::board::{Board, BoardKey, Run, RunStatus, SlotKey, SlotState};
+use super::board::{Board, BoardKey, Run, SlotKey};
+use super::storable;
 use super::catalog::Catalog;
 use super::rules::{self, Ids, RuleSettings};
 
+/// The user a raw board names, when its `userId` is a UUID.
 pub fn value_user_id(value: &Value) -> Option<Uuid> {
     value
         .get("userId")
@@ -46,120 +47,84 @@ pub fn value_user_id(value: &Value) -> Option<Uuid> {
         .and_then(|id| Uuid::parse_str(id).ok())
 }
 
-/// A board of a store file, parsed and validated; the error says what is wrong with it.
+/// A board of a store file, parsed and validated; the error names each field at fault and the
+/// rule it breaks (`slots[0].petalsTotal: must be at least 1, got 0 (OUT_OF_RANGE)`).
 pub fn check_board(value: Value) -> Result<Board, String> {
-    let board: Board =
-        serde_json::from_value(value).map_err(|error| format!("not a valid board: {error}"))?;
+    let board = serde_path_to_error::deserialize::<_, Board>(value)
+        .map_err(|error| storable::describe("", &[not_a_board(error.path(), error.inner())]))?;
     validate(&board)?;
     Ok(board)
 }
 
-/// Longest season id the board tables hold, in characters (their CHECK).
-const MAX_SEASON_CHARS: usize = 100;
+/// A board's JSON text, as a store file holds it, parsed and checked (`storable`): the error
+/// is every rule it breaks, with the field's path. A text that is not JSON (a lone UTF-16
+/// surrogate such as `\ud83d`, which no Rust or PostgreSQL string holds) is this board's
+/// error too, naming the field where it is.
+pub fn check_board_text(json: &str) -> Result<Board, Vec<FieldViolation>> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let board = serde_path_to_error::deserialize::<_, Board>(&mut deserializer)
+        .map_err(|error| vec![not_a_board(error.path(), error.inner())])?;
+    let violations = storable::violations(&board);
+    if violations.is_empty() {
+        Ok(board)
+    } else {
+        Err(violations)
+    }
+}
 
-/// The invariants a board must hold before SQL takes it (its constraints would refuse it, or
-/// the rules would misbehave on it). The error lists every broken one, with where.
+/// The user a board's JSON text names: its `userId` when that is a UUID, read without
+/// decoding the rest (which may be what is wrong with it).
+pub fn text_user_id(json: &str) -> Option<Uuid> {
+    #[derive(Deserialize)]
+    struct UserOnly {
+        #[serde(rename = "userId")]
+        user_id: Option<Value>,
+    }
+    let user: UserOnly = serde_json::from_str(json).ok()?;
+    user.user_id
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
+/// What the parser said, at the path where it stopped.
+fn not_a_board(path: &serde_path_to_error::Path, error: &serde_json::Error) -> FieldViolation {
+    let path = path.to_string();
+    let path = if path == "." { "" } else { path.as_str() };
+    FieldViolation::new(
+        path,
+        "INVALID_FIELD",
+        format!("not a valid board: {}", bounded(&error.to_string())),
+    )
+}
+
+/// Characters of a parser's message kept in a reason: serde echoes a bad value whole.
+const MAX_MESSAGE_CHARS: usize = 160;
+
+/// `message` cut to [`MAX_MESSAGE_CHARS`], with its full length when it was longer.
+pub fn bounded(message: &str) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => message.to_owned(),
+        Some((cut, _)) => format!(
+            "{}… ({} characters)",
+            &message[..cut],
+            message.chars().count()
+        ),
+    }
+}
+
+/// The invariants a board must hold before SQL takes it (`storable`): the error lists every
+/// broken one, with its field and rule.
 ///
 /// The time zone and the three slots in board order are checked by parsing: a [`Board`] only
 /// holds known IANA zones and exactly main, hunt and skill.
 pub fn validate(board: &Board) -> Result<(), String> {
-    let mut problems = Vec::new();
-    let season_chars = board.season_id.chars().count();
-    if board.season_id.trim().is_empty() {
-        problems.push("seasonId is empty".to_owned());
-    } else if season_chars > MAX_SEASON_CHARS {
-        problems.push(format!(
-            "seasonId has {season_chars} characters; the tables hold at most {MAX_SEASON_CHARS}"
-        ));
-    }
-    // A proof, a message or a season with a NUL: the database's text and jsonb cannot hold it.
-    match serde_json::to_value(board) {
-        Ok(json) if super::json_holds_nul(&json) => {
-            problems.push("a text holds a NUL (\\u0000), which the database cannot".to_owned());
-        }
-        Ok(_) => {}
-        Err(error) => problems.push(format!("the board does not serialize: {error}")),
-    }
-
-    let mut run_ids = BTreeSet::new();
-    for (index, run) in board.runs.iter().enumerate() {
-        if !run_ids.insert(run.run_id) {
-            problems.push(format!("runs[{index}]: run {} appears twice", run.run_id));
-        }
-        if let Some(date) = first_repeated(run.heartbeats.iter().map(|h| h.date)) {
-            problems.push(format!(
-                "runs[{index}] ({}): more than one heartbeat on {date}",
-                run.run_id
-            ));
-        }
-        if let Some(date) = first_repeated(run.days.iter().map(|d| d.date)) {
-            problems.push(format!(
-                "runs[{index}] ({}): day {date} closed more than once",
-                run.run_id
-            ));
-        } else if run.days.windows(2).any(|pair| pair[0].date > pair[1].date) {
-            // Days are closed in date order; a list out of order is a store written by hand.
-            problems.push(format!(
-                "runs[{index}] ({}): closed days are not in date order",
-                run.run_id
-            ));
-        }
-    }
-
-    for (index, slot) in board.slots.iter().enumerate() {
-        let at = format!("slots[{index}] ({})", slot.slot_key.as_str());
-        if !(0..=slot.petals_total).contains(&slot.petals_remaining) {
-            problems.push(format!(
-                "{at}: petalsRemaining {} is outside 0..={}",
-                slot.petals_remaining, slot.petals_total
-            ));
-        }
-        match (slot.state, slot.run_id) {
-            (SlotState::Idle, Some(run_id)) => {
-                problems.push(format!("{at}: idle but on run {run_id}"));
-            }
-            (SlotState::Idle, None) => {}
-            (state, None) => problems.push(format!("{at}: {state:?} without a run")),
-            (_, Some(run_id)) => match board.run(run_id) {
-                None => problems.push(format!("{at}: run {run_id} is not among the runs")),
-                Some(run) if run.slot_key != slot.slot_key => problems.push(format!(
-                    "{at}: run {run_id} belongs to slot {}",
-                    run.slot_key.as_str()
-                )),
-                Some(_) => {}
-            },
-        }
-    }
-
-    for run in &board.runs {
-        let on_cooldown = board
-            .slots
-            .iter()
-            .any(|slot| slot.slot_key == run.slot_key && slot.state == SlotState::Cooldown);
-        if run.status == RunStatus::Active && on_cooldown {
-            problems.push(format!(
-                "run {} is active on slot {}, which is in cooldown",
-                run.run_id,
-                run.slot_key.as_str()
-            ));
-        }
-    }
-
-    if let Some(run_id) = first_repeated(board.claims.iter().map(|claim| claim.run_id)) {
-        problems.push(format!("run {run_id} is claimed more than once"));
-    }
-
-    if problems.is_empty() {
+    let violations = storable::violations(board);
+    if violations.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; "))
+        Err(storable::describe("", &violations))
     }
-}
-
-/// The first value seen twice.
-fn first_repeated<T: Ord + Copy>(values: impl IntoIterator<Item = T>) -> Option<T> {
-    let mut seen = BTreeSet::new();
-    values.into_iter().find(|value| !seen.insert(*value))
 }
 
 /// One past missions event of the legacy service's log; see the module doc.

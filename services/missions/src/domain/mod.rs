@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod diff;
 pub mod legacy;
 pub mod rules;
+pub mod storable;
 
 pub use phoenix_runtime::{Refusal, RefusalKind};
 

@@ -19,6 +19,7 @@
 //! The parts: `lock` takes a board for a write, `rows` turns a board into table rows, `save`
 //! diffs them against the saved board and handles refusals, `write` is the statements sent.
 
+mod import;
 mod lock;
 mod rows;
 mod save;
@@ -30,6 +31,7 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
+pub use self::import::{Imported, Owner};
 use self::lock::lock;
 use self::save::{save, save_each};
 use self::write::column;

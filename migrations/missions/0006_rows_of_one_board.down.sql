@@ -1,0 +1,6 @@
+DROP TRIGGER missions_v2_boss_runs_of_one_board ON missions_v2_boss_runs;
+DROP TRIGGER missions_v2_effects_of_one_board ON missions_v2_effects;
+DROP TRIGGER missions_v2_slot_runs_of_one_board ON missions_v2_slot_runs;
+DROP TRIGGER missions_v2_slots_of_one_board ON missions_v2_slots;
+DROP TRIGGER missions_v2_boards_of_one_board ON missions_v2_boards;
+DROP FUNCTION missions_v2_refuse_move();

@@ -1,0 +1,424 @@
+//! What a board must hold before SQL takes it: every rule the board tables enforce (their
+//! CHECKs and UNIQUE keys, see `migrations/missions/`) and the id rules the API applies, checked
+//! here, in Rust, so an importer quarantines a board naming the field and the rule it breaks
+//! instead of meeting the constraint in the middle of a write.
+//!
+//! Each broken rule is one [`FieldViolation`]: the field's path in the store format (camelCase,
+//! `slots[0].petalsTotal`), a stable reason (`OUT_OF_RANGE`, `INVALID_SEASON`, …) and what is
+//! wrong, quoting at most a short prefix of the value ([`quote`]).
+//!
+//! Instants are kept to the microsecond (the database's precision): an instant with a finer
+//! fraction is refused (`INSTANT_PRECISION`), never rounded, so what is imported is what the
+//! legacy store said.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Display;
+
+use chrono::{DateTime, Utc};
+use phoenix_runtime::{FieldViolation, quote};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::board::{self, Board, DayOutcome, RunStatus, SlotState};
+
+/// Every rule `board` breaks, with where (empty: SQL takes it).
+pub fn violations(board: &Board) -> Vec<FieldViolation> {
+    let mut found = Found::default();
+    if let Some((reason, message)) = board::season_id_violation(&board.season_id) {
+        found.add("seasonId", reason, format!("{message}, got {}", quote(&board.season_id)));
+    }
+    match serde_json::to_value(board) {
+        Ok(json) => {
+            if let Some(path) = nul_path(&json, String::new()) {
+                found.add(
+                    path,
+                    "NUL_CHARACTER",
+                    "holds a NUL (\\u0000), which the database's text and jsonb cannot",
+                );
+            }
+        }
+        Err(error) => found.add("", "NOT_SERIALIZABLE", format!("does not serialize: {error}")),
+    }
+    slots(board, &mut found);
+    runs(board, &mut found);
+    boss(board, &mut found);
+    claims(board, &mut found);
+    ids(board, &mut found);
+    instants(board, &mut found);
+    found.0
+}
+
+/// `violations` as one line: `field: description (REASON)` for each, `prefix` before each path.
+pub fn describe(prefix: &str, violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| {
+            let dot = if v.field.is_empty() || v.field.starts_with('[') {
+                ""
+            } else {
+                "."
+            };
+            format!("{prefix}{dot}{}: {} ({})", v.field, v.description, v.reason)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Default)]
+struct Found(Vec<FieldViolation>);
+
+impl Found {
+    fn add(&mut self, field: impl Into<String>, reason: &str, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, reason, description));
+    }
+
+    /// `value` must be at least `min` (the column's CHECK).
+    fn at_least<T: PartialOrd + Display>(&mut self, field: String, value: T, min: T) {
+        if value < min {
+            self.add(
+                field,
+                "OUT_OF_RANGE",
+                format!("must be at least {min}, got {value}"),
+            );
+        }
+    }
+}
+
+/// The path of the first string or key holding a NUL.
+fn nul_path(json: &Value, path: String) -> Option<String> {
+    match json {
+        Value::String(text) => text.contains('\0').then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_path(item, format!("{path}[{index}]"))),
+        Value::Object(entries) => entries.iter().find_map(|(key, value)| {
+            let field = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                Some(field)
+            } else {
+                nul_path(value, field)
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn slots(board: &Board, found: &mut Found) {
+    for (index, slot) in board.slots.iter().enumerate() {
+        let at = |field: &str| format!("slots[{index}].{field}");
+        if slot.petals_total < 1 {
+            found.at_least(at("petalsTotal"), slot.petals_total, 1);
+        } else if !(0..=slot.petals_total).contains(&slot.petals_remaining) {
+            found.add(
+                at("petalsRemaining"),
+                "OUT_OF_RANGE",
+                format!(
+                    "petalsRemaining {} is outside 0..={}",
+                    slot.petals_remaining, slot.petals_total
+                ),
+            );
+        }
+        found.at_least(at("rerollRemaining"), slot.reroll_remaining, 0);
+        found.at_least(at("offers"), slot.offers, 0);
+        match (slot.state, slot.run_id) {
+            (SlotState::Idle, Some(run_id)) => {
+                found.add(at("runId"), "SLOT_RUN", format!("idle but on run {run_id}"));
+            }
+            (SlotState::Idle, None) => {}
+            (state, None) => found.add(at("runId"), "SLOT_RUN", format!("{state:?} without a run")),
+            (_, Some(run_id)) => match board.run(run_id) {
+                None => found.add(
+                    at("runId"),
+                    "SLOT_RUN",
+                    format!("run {run_id} is not among the runs"),
+                ),
+                Some(run) if run.slot_key != slot.slot_key => found.add(
+                    at("runId"),
+                    "SLOT_RUN",
+                    format!("run {run_id} belongs to slot {}", run.slot_key.as_str()),
+                ),
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+fn runs(board: &Board, found: &mut Found) {
+    let mut active_on = HashMap::new();
+    let effects: BTreeSet<Uuid> = board.effects.iter().map(|e| e.effect_instance_id).collect();
+    for (index, run) in board.runs.iter().enumerate() {
+        let at = |field: &str| format!("runs[{index}].{field}");
+        if run.status == RunStatus::Active {
+            if let Some(first) = active_on.insert(run.slot_key, index) {
+                found.add(
+                    at("status"),
+                    "TWO_ACTIVE_RUNS",
+                    format!(
+                        "slot {} already has the active run runs[{first}]; a slot runs one \
+                         mission at a time",
+                        run.slot_key.as_str()
+                    ),
+                );
+            }
+            if board.slot(run.slot_key).state == SlotState::Cooldown {
+                found.add(
+                    at("status"),
+                    "ACTIVE_RUN_IN_COOLDOWN",
+                    format!(
+                        "run {} is active on slot {}, which is in cooldown",
+                        run.run_id,
+                        run.slot_key.as_str()
+                    ),
+                );
+            }
+        }
+        found.at_least(at("progress.current"), run.progress.current, 0);
+        found.at_least(at("progress.target"), run.progress.target, 1);
+        if let Some(reward) = &run.reward {
+            found.at_least(at("reward.xp"), reward.xp, 0);
+            found.at_least(at("reward.currency"), reward.currency, 0);
+        }
+        let mut dates = BTreeSet::new();
+        for (h, heartbeat) in run.heartbeats.iter().enumerate() {
+            let at = |field: &str| format!("runs[{index}].heartbeats[{h}].{field}");
+            found.at_least(at("petalsBefore"), heartbeat.petals_before, 0);
+            found.at_least(at("petalsAfter"), heartbeat.petals_after, 0);
+            if !dates.insert(heartbeat.date) {
+                found.add(
+                    at("date"),
+                    "HEARTBEAT_TWICE",
+                    format!("more than one heartbeat on {}", heartbeat.date),
+                );
+            }
+        }
+        let mut dates = BTreeSet::new();
+        for (d, day) in run.days.iter().enumerate() {
+            let at = |field: &str| format!("runs[{index}].days[{d}].{field}");
+            found.at_least(at("petalsAfter"), day.petals_after, 0);
+            if !dates.insert(day.date) {
+                found.add(
+                    at("date"),
+                    "DAY_CLOSED_TWICE",
+                    format!("day {} closed more than once", day.date),
+                );
+            } else if d > 0 && run.days[d - 1].date > day.date {
+                // Days are closed in date order; a list out of order is a store written by hand.
+                found.add(at("date"), "DAYS_OUT_OF_ORDER", "closed days are not in date order");
+            }
+            let protected = day.outcome == DayOutcome::Protected;
+            match day.effect_instance_id {
+                None if protected => found.add(
+                    at("effectInstanceId"),
+                    "PROTECTED_DAY_EFFECT",
+                    "a protected day names the effect that protected it",
+                ),
+                Some(_) if !protected => found.add(
+                    at("effectInstanceId"),
+                    "PROTECTED_DAY_EFFECT",
+                    "only a protected day names an effect",
+                ),
+                Some(effect) if !effects.contains(&effect) => found.add(
+                    at("effectInstanceId"),
+                    "PROTECTED_DAY_EFFECT",
+                    format!("effect {effect} is not among the board's effects"),
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn boss(board: &Board, found: &mut Found) {
+    let Some(boss) = &board.boss else { return };
+    if !(1..=2).contains(&boss.phase) {
+        found.add(
+            "boss.phase",
+            "OUT_OF_RANGE",
+            format!("must be 1 or 2, got {}", boss.phase),
+        );
+    }
+    if boss.shield_max < 1 {
+        found.at_least("boss.shieldMax".to_owned(), boss.shield_max, 1);
+    } else if !(0..=boss.shield_max).contains(&boss.shield_current) {
+        found.add(
+            "boss.shieldCurrent",
+            "OUT_OF_RANGE",
+            format!(
+                "must be between 0 and shieldMax {}, got {}",
+                boss.shield_max, boss.shield_current
+            ),
+        );
+    }
+}
+
+fn claims(board: &Board, found: &mut Found) {
+    let mut runs = BTreeSet::new();
+    for (index, claim) in board.claims.iter().enumerate() {
+        let at = |field: &str| format!("claims[{index}].{field}");
+        found.at_least(at("reward.xp"), claim.reward.xp, 0);
+        found.at_least(at("reward.currency"), claim.reward.currency, 0);
+        if !runs.insert(claim.run_id) {
+            found.add(
+                at("runId"),
+                "CLAIMED_TWICE",
+                format!("run {} is claimed more than once", claim.run_id),
+            );
+        }
+    }
+}
+
+/// What an id names: a row of one table, which belongs to one board only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IdKind {
+    Board,
+    Slot,
+    Run,
+    Heartbeat,
+    BossRun,
+    Effect,
+    Claim,
+    Communication,
+}
+
+impl IdKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Board => "board",
+            Self::Slot => "slot",
+            Self::Run => "run",
+            Self::Heartbeat => "heartbeat",
+            Self::BossRun => "boss_run",
+            Self::Effect => "effect",
+            Self::Claim => "claim",
+            Self::Communication => "communication",
+        }
+    }
+}
+
+/// One id a board owns, with its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedId {
+    pub kind: IdKind,
+    pub id: Uuid,
+    pub path: String,
+}
+
+/// Every id of a row the board owns (its board, slots, runs, heartbeats, boss run, effects,
+/// claims and communications): no other board may hold one of them.
+pub fn owned_ids(board: &Board) -> Vec<OwnedId> {
+    let mut ids = Vec::new();
+    let mut own = |kind, id, path: String| ids.push(OwnedId { kind, id, path });
+    own(IdKind::Board, board.board_id, "boardId".to_owned());
+    for (i, slot) in board.slots.iter().enumerate() {
+        own(IdKind::Slot, slot.slot_id, format!("slots[{i}].slotId"));
+    }
+    for (i, run) in board.runs.iter().enumerate() {
+        own(IdKind::Run, run.run_id, format!("runs[{i}].runId"));
+        for (h, heartbeat) in run.heartbeats.iter().enumerate() {
+            own(
+                IdKind::Heartbeat,
+                heartbeat.heartbeat_id,
+                format!("runs[{i}].heartbeats[{h}].heartbeatId"),
+            );
+        }
+    }
+    if let Some(boss) = &board.boss {
+        own(IdKind::BossRun, boss.boss_run_id, "boss.bossRunId".to_owned());
+    }
+    for (i, effect) in board.effects.iter().enumerate() {
+        own(
+            IdKind::Effect,
+            effect.effect_instance_id,
+            format!("effects[{i}].effectInstanceId"),
+        );
+    }
+    for (i, claim) in board.claims.iter().enumerate() {
+        own(IdKind::Claim, claim.claim_id, format!("claims[{i}].claimId"));
+    }
+    for (i, communication) in board.communications.iter().enumerate() {
+        own(
+            IdKind::Communication,
+            communication.communication_id,
+            format!("communications[{i}].communicationId"),
+        );
+    }
+    ids
+}
+
+/// An id used twice by one board (two slots, two runs… with one id): the table keeps one row.
+fn ids(board: &Board, found: &mut Found) {
+    let mut seen: HashMap<(IdKind, Uuid), String> = HashMap::new();
+    for owned in owned_ids(board) {
+        if let Some(first) = seen.insert((owned.kind, owned.id), owned.path.clone()) {
+            found.add(
+                owned.path,
+                "ID_REPEATED",
+                format!("{} id {} is also {first}", owned.kind.as_str(), owned.id),
+            );
+        }
+    }
+}
+
+fn instants(board: &Board, found: &mut Found) {
+    let mut check = |path: String, at: &DateTime<Utc>| {
+        if at.timestamp_subsec_nanos() % 1_000 != 0 {
+            found.add(
+                path,
+                "INSTANT_PRECISION",
+                format!(
+                    "{} has a fraction finer than the microsecond the database keeps; \
+                     it is refused rather than rounded",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                ),
+            );
+        }
+    };
+    fn some(path: String, at: &Option<DateTime<Utc>>, check: &mut impl FnMut(String, &DateTime<Utc>)) {
+        if let Some(at) = at {
+            check(path, at);
+        }
+    }
+    check("generatedAt".into(), &board.generated_at);
+    check("updatedAt".into(), &board.updated_at);
+    for (i, slot) in board.slots.iter().enumerate() {
+        some(format!("slots[{i}].cooldownUntil"), &slot.cooldown_until, &mut check);
+        some(format!("slots[{i}].rerollUsedAt"), &slot.reroll_used_at, &mut check);
+        some(format!("slots[{i}].rerollResetAt"), &slot.reroll_reset_at, &mut check);
+    }
+    for (i, run) in board.runs.iter().enumerate() {
+        check(format!("runs[{i}].selectedAt"), &run.selected_at);
+        check(format!("runs[{i}].updatedAt"), &run.updated_at);
+        check(format!("runs[{i}].expiresAt"), &run.expires_at);
+        some(format!("runs[{i}].cooldownUntil"), &run.cooldown_until, &mut check);
+        some(format!("runs[{i}].completionAt"), &run.completion_at, &mut check);
+        some(format!("runs[{i}].failureAt"), &run.failure_at, &mut check);
+        check(format!("runs[{i}].progress.updatedAt"), &run.progress.updated_at);
+        for (h, heartbeat) in run.heartbeats.iter().enumerate() {
+            check(format!("runs[{i}].heartbeats[{h}].createdAt"), &heartbeat.created_at);
+        }
+        for (d, day) in run.days.iter().enumerate() {
+            check(format!("runs[{i}].days[{d}].closedAt"), &day.closed_at);
+        }
+    }
+    if let Some(boss) = &board.boss {
+        some("boss.linkedAt".into(), &boss.linked_at, &mut check);
+        some("boss.phase2SubmittedAt".into(), &boss.phase2_submitted_at, &mut check);
+        some("boss.completedAt".into(), &boss.completed_at, &mut check);
+    }
+    for (i, effect) in board.effects.iter().enumerate() {
+        check(format!("effects[{i}].activeFrom"), &effect.active_from);
+        some(format!("effects[{i}].activeUntil"), &effect.active_until, &mut check);
+        some(format!("effects[{i}].consumedAt"), &effect.consumed_at, &mut check);
+    }
+    for (i, claim) in board.claims.iter().enumerate() {
+        check(format!("claims[{i}].claimedAt"), &claim.claimed_at);
+    }
+    for (i, communication) in board.communications.iter().enumerate() {
+        check(format!("communications[{i}].createdAt"), &communication.created_at);
+    }
+}
