@@ -91,11 +91,19 @@ pub fn text_user_id(json: &str) -> Option<Uuid> {
 fn not_a_board(path: &serde_path_to_error::Path, error: &serde_json::Error) -> FieldViolation {
     let path = path.to_string();
     let path = if path == "." { "" } else { path.as_str() };
-    FieldViolation::new(
-        path,
-        "INVALID_FIELD",
-        format!("not a valid board: {}", bounded(&error.to_string())),
-    )
+    let message = bounded(&error.to_string());
+    if error.is_syntax() && message.contains("escape") {
+        return FieldViolation::new(
+            path,
+            "INVALID_TEXT",
+            format!(
+                "not valid JSON text ({message}): an escape such as a lone UTF-16 surrogate \
+                 (\\ud83d without its pair, as JavaScript's slice() leaves one) is no \
+                 character; the board is quarantined rather than read with its text changed"
+            ),
+        );
+    }
+    FieldViolation::new(path, "INVALID_FIELD", format!("not a valid board: {message}"))
 }
 
 /// Characters of a parser's message kept in a reason: serde echoes a bad value whole.
