@@ -89,7 +89,7 @@ fn validate_names_each_broken_invariant_of_the_bad_sample() {
     let expected: [Option<&str>; 11] = [
         None,
         Some("slots must be main, hunt, skill in that order, found [main, hunt]"),
-        Some("slots[0] (main): petalsRemaining 5 is outside 0..=3"),
+        Some("slots[0].petalsRemaining: 5 is outside 0..=3 (OUT_OF_RANGE)"),
         Some("more than one heartbeat on 2025-03-08"),
         Some("day 2025-03-11 closed more than once"),
         Some("is claimed more than once"),

@@ -168,7 +168,8 @@ async fn backfill_quarantines_boards_the_tables_cannot_hold_and_moves_the_rest()
         report
             .quarantined
             .iter()
-            .any(|q| q.reason.contains("seasonId has 101 characters")),
+            .any(|q| q.reason.contains(".seasonId: must be 1–64 characters")
+                && q.reason.contains("(101 characters) (INVALID_SEASON)")),
         "{:?}",
         report.quarantined
     );

@@ -438,17 +438,23 @@ pub async fn rebuild_from_events(
         }
         report.read += 1;
         let location = format!("line {}", index + 1);
-        let event: LegacyEvent = match serde_json::from_str(line) {
+        let mut deserializer = serde_json::Deserializer::from_str(line);
+        let event: LegacyEvent = match serde_path_to_error::deserialize(&mut deserializer) {
             Ok(event) => event,
             Err(error) => {
+                let path = error.path().to_string();
+                let field = if path == "." { String::new() } else { format!(" {path}") };
                 let user_id = serde_json::from_str::<Value>(line)
                     .ok()
                     .as_ref()
                     .and_then(value_user_id);
                 report.quarantined.push(Quarantined {
+                    reason: format!(
+                        "{location}{field}: not a missions event: {} (INVALID_FIELD)",
+                        bounded(&error.inner().to_string())
+                    ),
                     location,
                     user_id,
-                    reason: format!("not a missions event: {error}"),
                 });
                 continue;
             }

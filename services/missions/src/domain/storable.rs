@@ -53,7 +53,7 @@ pub fn describe(prefix: &str, violations: &[FieldViolation]) -> String {
     violations
         .iter()
         .map(|v| {
-            let dot = if v.field.is_empty() || v.field.starts_with('[') {
+            let dot = if prefix.is_empty() || v.field.is_empty() || v.field.starts_with('[') {
                 ""
             } else {
                 "."
@@ -118,7 +118,7 @@ fn slots(board: &Board, found: &mut Found) {
                 at("petalsRemaining"),
                 "OUT_OF_RANGE",
                 format!(
-                    "petalsRemaining {} is outside 0..={}",
+                    "{} is outside 0..={}",
                     slot.petals_remaining, slot.petals_total
                 ),
             );
