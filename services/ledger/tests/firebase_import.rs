@@ -103,6 +103,7 @@ fn ndjson(line: i64, text: &str) -> pb::ImportRecord {
         content: Some(pb::import_record::Content::NdjsonLine(
             text.as_bytes().to_vec(),
         )),
+        cut_from_bytes: 0,
     }
 }
 
@@ -534,6 +535,7 @@ async fn bad_requests_are_refused_whole_with_details_and_write_nothing() {
         source_file: "x".into(),
         line_number: 1,
         content: None,
+        cut_from_bytes: 0,
     };
     let status = client
         .import_records(records_request(
@@ -818,6 +820,7 @@ async fn a_line_that_is_not_utf8_or_holds_nul_is_quarantined_not_lost() {
         content: Some(pb::import_record::Content::NdjsonLine(
             b"{\"id\": \"\xff\"}".to_vec(),
         )),
+        cut_from_bytes: 0,
     };
     let nul = ndjson(
         4,

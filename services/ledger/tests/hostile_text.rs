@@ -617,6 +617,7 @@ fn import_cases(h: &Harness, batch: &'static str) -> Vec<Case> {
             source_file,
             line_number: 1,
             content: Some(pb::import_record::Content::NdjsonLine(b"{}".to_vec())),
+            cut_from_bytes: 0,
         }],
         idempotency_key: key(),
     };
@@ -777,6 +778,7 @@ async fn a_nul_or_a_huge_value_in_a_record_is_quarantined_not_refused() {
                 json: json.into(),
             },
         )),
+        cut_from_bytes: 0,
     };
     let line = |text: &str| pb::ImportRecord {
         source_file: "events.ndjson".into(),
@@ -784,6 +786,7 @@ async fn a_nul_or_a_huge_value_in_a_record_is_quarantined_not_refused() {
         content: Some(pb::import_record::Content::NdjsonLine(
             text.as_bytes().to_vec(),
         )),
+        cut_from_bytes: 0,
     };
     let audit = r#"{"actor": "a", "action": "b", "at": "2025-01-01T00:00:00Z"}"#;
     let records = vec![

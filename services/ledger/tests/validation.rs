@@ -314,6 +314,7 @@ async fn an_import_call_lists_every_bad_record() {
         source_file: "events.ndjson".into(),
         line_number,
         content,
+        cut_from_bytes: 0,
     };
     let ndjson = Some(pb::import_record::Content::NdjsonLine(b"{}".to_vec()));
     let refused = import

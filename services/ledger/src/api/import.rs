@@ -131,6 +131,16 @@ fn incoming(records: &[pb::ImportRecord], violations: &mut Violations) -> Vec<In
         };
         import::check_origin(index, &origin, violations);
         let content = match &record.content {
+            // A record the client cut: its start, whatever its form, is all there is.
+            Some(content) if record.cut_from_bytes > 0 => RecordContent::TooLarge {
+                start: match content {
+                    pb::import_record::Content::Document(document) => document.json.clone(),
+                    pb::import_record::Content::NdjsonLine(line) => {
+                        String::from_utf8_lossy(line).into_owned()
+                    }
+                },
+                bytes: record.cut_from_bytes,
+            },
             Some(pb::import_record::Content::Document(document)) => RecordContent::Document {
                 collection: document.collection.clone(),
                 document_id: document.document_id.clone(),

@@ -74,6 +74,11 @@ pub struct ImportSummary {
 
 /// Most bytes of records one call carries, well under the server's default 4 MiB message limit.
 const MAX_CALL_BYTES: usize = 3 * 1024 * 1024;
+/// Most bytes of one record sent whole; a larger one is sent as its first [`CUT_RECORD_BYTES`]
+/// bytes, marked, and the server quarantines it (RECORD_TOO_LARGE) instead of the call failing.
+const MAX_RECORD_BYTES: usize = 2 * 1024 * 1024;
+/// Bytes of an over-size record sent for its quarantine row.
+const CUT_RECORD_BYTES: usize = 1024;
 /// Attempts of a call that fails with a transient error.
 const ATTEMPTS: u32 = 5;
 
@@ -206,13 +211,44 @@ fn inspect(paths: &[PathBuf]) -> anyhow::Result<Vec<SourceFile>> {
                 format,
                 bytes,
             };
-            if format == Format::FirestoreExport {
-                let text = read_export(&file)?;
-                export_documents(&file.name, &text)?;
+            let holds_records = match format {
+                Format::FirestoreExport => {
+                    let text = read_export(&file)?;
+                    !export_documents(&file.name, &text)?.is_empty()
+                }
+                Format::Ndjson => ndjson_holds_a_line(&file)?,
+            };
+            if !holds_records {
+                bail!(
+                    "{}: holds no record; an empty file is refused, so a source that was not \
+                     exported is never taken for one that was imported",
+                    file.name
+                );
             }
             Ok(file)
         })
         .collect()
+}
+
+/// Whether an NDJSON file has a line that is not blank (read up to the first one).
+fn ndjson_holds_a_line(file: &SourceFile) -> anyhow::Result<bool> {
+    let opened = std::fs::File::open(&file.path)
+        .with_context(|| format!("{}: cannot open it", file.name))?;
+    let mut reader = std::io::BufReader::new(opened);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("{}: cannot read it", file.name))?;
+        if read == 0 {
+            return Ok(false);
+        }
+        let text = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&line);
+        if !text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(true);
+        }
+    }
 }
 
 /// A short tag of a file name for idempotency keys (which must be short printable ASCII).
@@ -324,10 +360,24 @@ async fn send_export(sender: &mut Sender, file: &SourceFile) -> anyhow::Result<(
     let documents = export_documents(&file.name, &text)?;
     let mut sent = 0u64;
     for document in documents {
-        sender.count(&document.collection, &document.id);
         let offset = (document.json.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
         sender.progress.inc((offset as u64).saturating_sub(sent));
         sent = sent.max(offset as u64);
+        let too_large = document.json.len() > MAX_RECORD_BYTES;
+        let (json, cut_from_bytes) = if too_large {
+            let mut cut = CUT_RECORD_BYTES;
+            while !document.json.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            (
+                &document.json[..cut],
+                i64::try_from(document.json.len()).unwrap_or(i64::MAX),
+            )
+        } else {
+            // Counted in the source only when sent whole (see send_ndjson).
+            sender.count(&document.collection, &document.id);
+            (document.json, 0)
+        };
         let record = pb::ImportRecord {
             source_file: file.name.clone(),
             line_number: document.line,
@@ -335,11 +385,12 @@ async fn send_export(sender: &mut Sender, file: &SourceFile) -> anyhow::Result<(
                 pb::FirestoreDocument {
                     collection: document.collection,
                     document_id: document.id,
-                    json: document.json.to_owned(),
+                    json: json.to_owned(),
                 },
             )),
+            cut_from_bytes,
         };
-        sender.push(record, document.json.len()).await?;
+        sender.push(record, json.len()).await?;
     }
     sender.progress.inc(file.bytes.saturating_sub(sent));
     Ok(())
@@ -370,6 +421,19 @@ async fn send_ndjson(sender: &mut Sender, file: &SourceFile) -> anyhow::Result<(
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
+        if text.len() > MAX_RECORD_BYTES {
+            // Not counted in the source: the server cannot read its id from the start alone.
+            let record = pb::ImportRecord {
+                source_file: file.name.clone(),
+                line_number: number,
+                content: Some(pb::import_record::Content::NdjsonLine(
+                    text[..CUT_RECORD_BYTES].to_vec(),
+                )),
+                cut_from_bytes: i64::try_from(text.len()).unwrap_or(i64::MAX),
+            };
+            sender.push(record, CUT_RECORD_BYTES).await?;
+            continue;
+        }
         if let Some((collection, id)) = std::str::from_utf8(text)
             .ok()
             .and_then(import::ndjson_identity)
@@ -380,6 +444,7 @@ async fn send_ndjson(sender: &mut Sender, file: &SourceFile) -> anyhow::Result<(
             source_file: file.name.clone(),
             line_number: number,
             content: Some(pb::import_record::Content::NdjsonLine(text.to_vec())),
+            cut_from_bytes: 0,
         };
         sender.push(record, text.len()).await?;
     }

@@ -131,6 +131,8 @@ pub enum RejectReason {
     InvalidValue,
     /// A document with this id was already imported with different content.
     ConflictingDuplicate,
+    /// Larger than one record may be; the client sent only its start.
+    RecordTooLarge,
 }
 
 impl RejectReason {
@@ -146,6 +148,7 @@ impl RejectReason {
             Self::WrongType => "WRONG_TYPE",
             Self::InvalidValue => "INVALID_VALUE",
             Self::ConflictingDuplicate => "CONFLICTING_DUPLICATE",
+            Self::RecordTooLarge => "RECORD_TOO_LARGE",
         }
     }
 }
@@ -187,6 +190,8 @@ pub enum RecordContent {
     NdjsonLine(String),
     /// One NDJSON line that is not UTF-8: its text with the bad bytes replaced, and why.
     Undecodable { lossy: String, error: String },
+    /// A record too large to send: its start (lossy UTF-8) and its full size in bytes.
+    TooLarge { start: String, bytes: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +207,7 @@ impl IncomingRecord {
             RecordContent::Document { json, .. } => json,
             RecordContent::NdjsonLine(line) => line,
             RecordContent::Undecodable { lossy, .. } => lossy,
+            RecordContent::TooLarge { start, .. } => start,
         }
     }
 }

@@ -137,6 +137,16 @@ pub fn read_record(record: &IncomingRecord) -> Result<Document, Box<Quarantined>
             );
             return Err(quarantine(record, String::new(), None, rejection));
         }
+        RecordContent::TooLarge { bytes, .. } => {
+            let rejection = Rejection::new(
+                RejectReason::RecordTooLarge,
+                format!(
+                    "the record has {bytes} bytes, more than one call may carry; only its start \
+                     was sent and is kept here"
+                ),
+            );
+            return Err(quarantine(record, String::new(), None, rejection));
+        }
         RecordContent::NdjsonLine(line) => match read_ndjson_envelope(line) {
             Ok(envelope) => (envelope.collection, envelope.id, envelope.data),
             Err(rejection) => {

@@ -1,0 +1,184 @@
+//! The Firebase import on messy sources (`testdata/firebase/messy/`): NUL characters and bytes,
+//! numbers that are the same value written differently, integers beyond 64 bits, empty files,
+//! over-size lines and batches a client never finished.
+
+use std::path::PathBuf;
+
+use phoenix_ledger::import_client::{self, ImportArgs, ImportSummary};
+use phoenix_proto::ledger::v1 as pb;
+use phoenix_proto::ledger::v1::CreateTenantRequest;
+use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use phoenix_testkit::{TestService, spawn};
+use uuid::Uuid;
+
+fn messy(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/firebase/messy")
+        .join(name)
+}
+
+async fn tenant(service: &TestService, slug: &str) -> Uuid {
+    LedgerServiceClient::new(service.channel.clone())
+        .create_tenant(CreateTenantRequest {
+            slug: slug.into(),
+            name: "LeadBoost".into(),
+            idempotency_key: Uuid::new_v4().to_string(),
+        })
+        .await
+        .expect("tenant created")
+        .into_inner()
+        .tenant
+        .expect("tenant")
+        .id
+        .parse()
+        .expect("a tenant id")
+}
+
+async fn import(
+    service: &TestService,
+    tenant: Uuid,
+    batch_size: u16,
+    files: Vec<PathBuf>,
+) -> anyhow::Result<ImportSummary> {
+    import_client::run(
+        service.channel.clone(),
+        ImportArgs {
+            tenant,
+            source_name: "messy".into(),
+            batch_size,
+            files,
+        },
+    )
+    .await
+}
+
+async fn batch_statuses(service: &TestService, tenant: Uuid) -> Vec<String> {
+    sqlx::query_scalar("SELECT status FROM import_batches WHERE tenant_id = $1 ORDER BY started_at")
+        .bind(tenant)
+        .fetch_all(&service.pool)
+        .await
+        .expect("statuses")
+}
+
+fn rejected(summary: &ImportSummary) -> Vec<(i64, String)> {
+    summary
+        .report
+        .rejected
+        .iter()
+        .map(|r| (r.line_number, r.reason.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_nul_in_a_document_id_quarantines_that_document_only() {
+    let service = spawn(phoenix_ledger::spec()).await;
+    let acme = tenant(&service, "acme").await;
+    let summary = import(&service, acme, 500, vec![messy("nul_id.json")])
+        .await
+        .expect("the import runs");
+    assert_eq!(summary.status, pb::ImportBatchStatus::Completed, "{summary:#?}");
+    assert!(summary.matches);
+    assert_eq!((summary.inserted, summary.quarantined), (2, 1));
+    let reasons = rejected(&summary);
+    assert_eq!(reasons.len(), 1);
+    assert_eq!(reasons[0].1, "INVALID_ID");
+    assert!(
+        summary.report.rejected[0].message.contains("control character"),
+        "{}",
+        summary.report.rejected[0].message
+    );
+}
+
+#[tokio::test]
+async fn a_raw_nul_byte_in_a_line_quarantines_that_line_only() {
+    let service = spawn(phoenix_ledger::spec()).await;
+    let acme = tenant(&service, "acme").await;
+    let summary = import(&service, acme, 500, vec![messy("raw_nul.ndjson")])
+        .await
+        .expect("the import runs");
+    assert_eq!(summary.status, pb::ImportBatchStatus::Completed, "{summary:#?}");
+    assert_eq!((summary.inserted, summary.quarantined), (2, 1));
+    assert_eq!(rejected(&summary), [(2, "MALFORMED_JSON".to_owned())]);
+}
+
+#[tokio::test]
+async fn the_same_number_written_twice_is_a_duplicate_whatever_the_batch_size() {
+    for batch_size in [1, 3, 1000] {
+        let service = spawn(phoenix_ledger::spec()).await;
+        let acme = tenant(&service, "acme").await;
+        let summary = import(&service, acme, batch_size, vec![messy("numbers.ndjson")])
+            .await
+            .expect("the import runs");
+        assert_eq!(
+            (summary.inserted, summary.duplicates, summary.quarantined),
+            (6, 1, 0),
+            "batch size {batch_size}: {:?}",
+            rejected(&summary)
+        );
+        assert_eq!(summary.status, pb::ImportBatchStatus::Completed);
+    }
+}
+
+#[tokio::test]
+async fn integers_beyond_64_bits_are_stored_exactly() {
+    let service = spawn(phoenix_ledger::spec()).await;
+    let acme = tenant(&service, "acme").await;
+    import(&service, acme, 500, vec![messy("numbers.ndjson")])
+        .await
+        .expect("the import runs");
+    let (big, small, payload): (String, String, String) = sqlx::query_as(
+        "SELECT document->'payload'->>'big', document->'payload'->>'small', payload::text
+         FROM raw_signals WHERE tenant_id = $1 AND firebase_id = 'sig_big'",
+    )
+    .bind(acme)
+    .fetch_one(&service.pool)
+    .await
+    .expect("the document");
+    assert_eq!(big, "12345678901234567890123");
+    assert_eq!(small, "-98765432109876543210.5");
+    assert!(payload.contains("12345678901234567890123"), "{payload}");
+}
+
+#[tokio::test]
+async fn an_empty_file_is_an_error_and_starts_no_batch() {
+    let service = spawn(phoenix_ledger::spec()).await;
+    let acme = tenant(&service, "acme").await;
+    for name in ["empty.ndjson", "blank.ndjson"] {
+        let error = import(&service, acme, 500, vec![messy(name)])
+            .await
+            .expect_err("an empty file");
+        assert!(
+            error.to_string().contains("holds no record"),
+            "{name}: {error:#}"
+        );
+    }
+    assert!(batch_statuses(&service, acme).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_over_size_line_is_quarantined_and_the_batch_ends() {
+    let service = spawn(phoenix_ledger::spec()).await;
+    let acme = tenant(&service, "acme").await;
+    let dir = std::env::temp_dir().join(format!("phoenix-firebase-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("oversize.ndjson");
+    let huge = serde_json::json!({
+        "collection": "raw_signals",
+        "id": "sig_huge",
+        "data": {"source": "x".repeat(5 * 1024 * 1024), "type": "t", "occurredAt": "2024-12-01T10:00:00Z"}
+    });
+    let good = serde_json::json!({
+        "collection": "raw_signals",
+        "id": "sig_fine",
+        "data": {"source": "web", "type": "t", "occurredAt": "2024-12-01T10:00:00Z"}
+    });
+    std::fs::write(&path, format!("{good}\n{huge}\n")).unwrap();
+    let summary = import(&service, acme, 500, vec![path]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = summary.expect("the import runs");
+    assert_eq!((summary.inserted, summary.quarantined), (1, 1), "{summary:#?}");
+    assert_eq!(rejected(&summary), [(2, "RECORD_TOO_LARGE".to_owned())]);
+    assert!(summary.report.rejected[0].message.contains("bytes"));
+    assert_eq!(summary.status, pb::ImportBatchStatus::Completed);
+    assert_eq!(batch_statuses(&service, acme).await, ["COMPLETED"]);
+}
