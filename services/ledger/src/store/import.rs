@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use phoenix_proto::ledger::v1 as pb;
-use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -210,7 +209,11 @@ pub async fn insert_documents(
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, Error> {
     let ids: Vec<&str> = documents.iter().map(|p| p.document.id.as_str()).collect();
-    let originals: Vec<&Value> = documents.iter().map(|p| &p.document.original).collect();
+    // The text as sent, made jsonb by PostgreSQL: numbers stay exact (see `json_text`).
+    let originals: Vec<&str> = documents
+        .iter()
+        .map(|p| p.document.original_text.as_str())
+        .collect();
     let query = match collection {
         Collection::RawSignals => {
             let signals: Vec<_> = documents
@@ -223,10 +226,13 @@ pub async fn insert_documents(
             sqlx::query_scalar::<_, String>(
                 "INSERT INTO raw_signals (tenant_id, firebase_id, source, signal_type, user_id,
                                           occurred_at, payload, document, batch_id, imported_at)
-                 SELECT $1, d.id, d.source, d.signal_type, d.user_id, d.occurred_at, d.payload,
-                        d.document, $2, $3
+                 SELECT $1, d.id, d.source, d.signal_type, d.user_id, d.occurred_at,
+                        -- The payload as sent too (its numbers exact); absent or null is {}.
+                        CASE WHEN jsonb_typeof(d.document::jsonb -> 'payload') = 'object'
+                             THEN d.document::jsonb -> 'payload' ELSE d.payload END,
+                        d.document::jsonb, $2, $3
                  FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
-                             $9::jsonb[], $10::jsonb[])
+                             $9::jsonb[], $10::text[])
                       AS d(id, source, signal_type, user_id, occurred_at, payload, document)
                  ON CONFLICT (tenant_id, firebase_id) DO NOTHING
                  RETURNING firebase_id",
@@ -271,9 +277,9 @@ pub async fn insert_documents(
                 "INSERT INTO campaigns (tenant_id, firebase_id, name, status, budget_minor, currency,
                                         starts_at, ends_at, document, batch_id, imported_at)
                  SELECT $1, d.id, d.name, d.status, d.budget_minor, d.currency, d.starts_at,
-                        d.ends_at, d.document, $2, $3
+                        d.ends_at, d.document::jsonb, $2, $3
                  FROM UNNEST($4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
-                             $9::timestamptz[], $10::timestamptz[], $11::jsonb[])
+                             $9::timestamptz[], $10::timestamptz[], $11::text[])
                       AS d(id, name, status, budget_minor, currency, starts_at, ends_at, document)
                  ON CONFLICT (tenant_id, firebase_id) DO NOTHING
                  RETURNING firebase_id",
@@ -303,9 +309,9 @@ pub async fn insert_documents(
             sqlx::query_scalar::<_, String>(
                 "INSERT INTO audit_logs (tenant_id, firebase_id, actor, action, target, at,
                                          document, batch_id, imported_at)
-                 SELECT $1, d.id, d.actor, d.action, d.target, d.at, d.document, $2, $3
+                 SELECT $1, d.id, d.actor, d.action, d.target, d.at, d.document::jsonb, $2, $3
                  FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
-                             $9::jsonb[])
+                             $9::text[])
                       AS d(id, actor, action, target, at, document)
                  ON CONFLICT (tenant_id, firebase_id) DO NOTHING
                  RETURNING firebase_id",
@@ -338,11 +344,15 @@ pub async fn compare_existing(
         return Ok(HashMap::new());
     }
     let ids: Vec<&str> = documents.iter().map(|p| p.document.id.as_str()).collect();
-    let originals: Vec<&Value> = documents.iter().map(|p| &p.document.original).collect();
-    // The table name comes from the closed Collection enum, never from the request.
+    let originals: Vec<&str> = documents
+        .iter()
+        .map(|p| p.document.original_text.as_str())
+        .collect();
+    // The table name comes from the closed Collection enum, never from the request. jsonb
+    // equality is the canonical comparison of `json_text`: numbers by value, keys unordered.
     let rows: Vec<(String, bool, Uuid)> = sqlx::query_as(&format!(
-        "SELECT t.firebase_id, t.document = i.document, t.batch_id
-         FROM UNNEST($2::text[], $3::jsonb[]) AS i(id, document)
+        "SELECT t.firebase_id, t.document = i.document::jsonb, t.batch_id
+         FROM UNNEST($2::text[], $3::text[]) AS i(id, document)
          JOIN {table} t ON t.tenant_id = $1 AND t.firebase_id = i.id",
         table = collection.name()
     ))

@@ -16,6 +16,7 @@
 //! call, and `reconcile` holds the batch, what the client declared, and the comparison of the
 //! two sides.
 
+mod json_text;
 mod plan;
 mod reconcile;
 mod record;
@@ -23,6 +24,7 @@ mod record;
 use phoenix_runtime::Violations;
 use serde::{Deserialize, Serialize};
 
+pub use json_text::canonical;
 pub use plan::{ImportPlan, Planned, conflicting, plan};
 pub use reconcile::{
     BatchStatus, CollectionReport, DatabaseCollection, ImportBatch, ImportOutcome, ImportReport,

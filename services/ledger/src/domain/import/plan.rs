@@ -51,7 +51,7 @@ pub fn plan(records: &[IncomingRecord]) -> ImportPlan {
                             raw_text: record.raw_text().to_owned(),
                         });
                     }
-                    Some(&at) if plan.documents[at].document.original == document.original => {
+                    Some(&at) if plan.documents[at].document.canonical == document.canonical => {
                         plan.repeats += 1;
                     }
                     Some(&at) => {

@@ -100,6 +100,10 @@ pub struct Document {
     pub fields: Fields,
     /// The document as sent, kept next to the typed columns.
     pub original: Value,
+    /// The document's JSON text as sent: what is stored (as jsonb, so numbers stay exact).
+    pub original_text: String,
+    /// The canonical form of `original_text` (`json_text`): what tells a duplicate.
+    pub canonical: String,
 }
 
 /// A record turned away, with everything the quarantine keeps. `collection` and `firebase_id`
@@ -128,7 +132,11 @@ pub fn read_record(record: &IncomingRecord) -> Result<Document, Box<Quarantined>
                     format!("the document is not valid JSON: {e}"),
                 )
             });
-            (collection.clone(), non_empty(document_id), data)
+            (
+                collection.clone(),
+                non_empty(document_id),
+                data.map(|data| (data, Some(json.clone()))),
+            )
         }
         RecordContent::Undecodable { error, .. } => {
             let rejection = Rejection::new(
@@ -148,7 +156,11 @@ pub fn read_record(record: &IncomingRecord) -> Result<Document, Box<Quarantined>
             return Err(quarantine(record, String::new(), None, rejection));
         }
         RecordContent::NdjsonLine(line) => match read_ndjson_envelope(line) {
-            Ok(envelope) => (envelope.collection, envelope.id, envelope.data),
+            Ok(envelope) => (
+                envelope.collection,
+                envelope.id,
+                envelope.data.map(|data| (data, ndjson_data_text(line))),
+            ),
             Err(rejection) => {
                 let identity = ndjson_partial_identity(line);
                 return Err(quarantine(record, identity.0, identity.1, rejection));
@@ -177,6 +189,19 @@ fn quarantine(
 
 fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
+}
+
+/// The text of an NDJSON line's `data`, as written (None when it cannot be told apart, e.g. a
+/// repeated key: the parsed value stands in then).
+fn ndjson_data_text(line: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct DataOnly<'a> {
+        #[serde(borrow)]
+        data: &'a serde_json::value::RawValue,
+    }
+    serde_json::from_str::<DataOnly>(line)
+        .ok()
+        .map(|envelope| envelope.data.get().to_owned())
 }
 
 /// An NDJSON line split into collection, id (if a non-empty string) and the parsed data.
@@ -270,7 +295,7 @@ pub fn source_identity(collection: &str, id: &str) -> Option<(String, String)> {
 fn document(
     collection: &str,
     id: Option<&str>,
-    data: Result<Value, Rejection>,
+    data: Result<(Value, Option<String>), Rejection>,
 ) -> Result<Document, Rejection> {
     let known = Collection::parse(collection).ok_or_else(|| {
         let message = if collection.is_empty() {
@@ -284,7 +309,7 @@ fn document(
         Rejection::new(RejectReason::UnknownCollection, message)
     })?;
     let id = FirebaseId::parse(id.unwrap_or_default())?;
-    let data = data?;
+    let (data, text) = data?;
     let Value::Object(object) = &data else {
         return Err(Rejection::new(
             RejectReason::NotAnObject,
@@ -361,11 +386,23 @@ fn document(
             at: fields.time("at")?,
         }),
     };
+    let original_text = match text {
+        Some(text) => text,
+        None => data.to_string(),
+    };
+    let canonical = super::canonical(&original_text).map_err(|e| {
+        Rejection::new(
+            RejectReason::MalformedJson,
+            format!("the document is not valid JSON: {e}"),
+        )
+    })?;
     Ok(Document {
         collection: known,
         id,
         fields,
         original: data,
+        original_text,
+        canonical,
     })
 }
 
