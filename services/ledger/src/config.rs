@@ -14,6 +14,10 @@ pub struct LedgerSettings {
     /// How often expired pending transfers, reservations and idempotency keys are swept.
     #[arg(long, env = "PHOENIX_LEDGER_SWEEP_INTERVAL", default_value = "1s", value_parser = positive_duration)]
     pub sweep_interval: Duration,
+    /// A running import batch that took no call for this long is failed as stale (its client
+    /// stopped); a rerun of the import then finds what it imported as duplicates.
+    #[arg(long, env = "PHOENIX_LEDGER_IMPORT_STALE_AFTER", default_value = "1h", value_parser = positive_duration)]
+    pub import_stale_after: Duration,
     /// An account's state is snapshotted every this many events of its stream.
     #[arg(long, env = "PHOENIX_LEDGER_SNAPSHOT_EVERY", default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
     pub snapshot_every: i64,

@@ -1,5 +1,5 @@
 //! Background work of the ledger: releasing expired pending transfers and stock reservations,
-//! and forgetting expired idempotency keys. Each job runs on every replica; they are safe to run concurrently because
+//! failing import batches whose client stopped, and forgetting expired idempotency keys. Each job runs on every replica; they are safe to run concurrently because
 //! each change takes the same row locks as the RPCs do.
 
 use std::time::Duration;
@@ -12,6 +12,8 @@ use crate::metrics;
 
 /// Most reservations released per sweep.
 const EXPIRY_BATCH: i64 = 500;
+/// How often running import batches are checked for staleness.
+const STALE_SWEEP: Duration = Duration::from_secs(60);
 /// Most idempotency keys deleted per sweep.
 const KEY_BATCH: i64 = 10_000;
 
@@ -30,6 +32,14 @@ pub fn start(context: &ServiceContext, ledger: &Ledger) {
         let ledger = sweep.clone();
         async move {
             ledger.expire_reservations(Utc::now(), EXPIRY_BATCH).await?;
+            Ok(())
+        }
+    });
+    let sweep = ledger.clone();
+    context.every("fail-stale-import-batches", STALE_SWEEP, move || {
+        let ledger = sweep.clone();
+        async move {
+            ledger.fail_stale_imports(Utc::now()).await?;
             Ok(())
         }
     });

@@ -182,3 +182,94 @@ async fn an_over_size_line_is_quarantined_and_the_batch_ends() {
     assert_eq!(summary.status, pb::ImportBatchStatus::Completed);
     assert_eq!(batch_statuses(&service, acme).await, ["COMPLETED"]);
 }
+
+#[tokio::test]
+async fn a_batch_whose_client_stopped_fails_as_stale_and_a_rerun_completes() {
+    use phoenix_ledger::app::Ledger;
+    use phoenix_ledger::config::LedgerSettings;
+    use phoenix_proto::ledger::v1::firebase_import_service_client::FirebaseImportServiceClient;
+
+    let service = spawn(phoenix_ledger::spec()).await;
+    let acme = tenant(&service, "acme").await;
+    let mut client = FirebaseImportServiceClient::new(service.channel.clone());
+    // A client that started a batch, sent one call and was killed.
+    let batch = client
+        .start_import_batch(pb::StartImportBatchRequest {
+            tenant_id: acme.to_string(),
+            source_name: "killed".into(),
+            idempotency_key: "start".into(),
+        })
+        .await
+        .expect("started")
+        .into_inner()
+        .batch
+        .expect("a batch");
+    let line = serde_json::json!({
+        "collection": "raw_signals", "id": "sig_a",
+        "data": {"source": "web", "type": "page_view", "occurredAt": "2024-12-01T10:00:00Z"}
+    });
+    client
+        .import_records(pb::ImportRecordsRequest {
+            tenant_id: acme.to_string(),
+            batch_id: batch.id.clone(),
+            records: vec![pb::ImportRecord {
+                source_file: "events.ndjson".into(),
+                line_number: 1,
+                content: Some(pb::import_record::Content::NdjsonLine(
+                    line.to_string().into_bytes(),
+                )),
+                cut_from_bytes: 0,
+            }],
+            idempotency_key: "call-0".into(),
+        })
+        .await
+        .expect("imported");
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let ledger = Ledger::new(
+        service.pool.clone(),
+        LedgerSettings::parse(&[]).expect("default settings"),
+        shutdown.clone(),
+    );
+    let _stop = shutdown.drop_guard();
+    // Not stale yet: within the hour.
+    assert_eq!(ledger.fail_stale_imports(chrono::Utc::now()).await.unwrap(), 0);
+    assert_eq!(batch_statuses(&service, acme).await, ["RUNNING"]);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(61);
+    assert_eq!(ledger.fail_stale_imports(later).await.unwrap(), 1);
+    let error: String = sqlx::query_scalar("SELECT error FROM import_batches WHERE tenant_id = $1")
+        .bind(acme)
+        .fetch_one(&service.pool)
+        .await
+        .unwrap();
+    assert!(error.starts_with("STALE: no call for more than 1h"), "{error}");
+    assert_eq!(batch_statuses(&service, acme).await, ["FAILED"]);
+
+    // The stale batch takes nothing more; a rerun completes, finding the imported document.
+    let refused = client
+        .import_records(pb::ImportRecordsRequest {
+            tenant_id: acme.to_string(),
+            batch_id: batch.id.clone(),
+            records: vec![pb::ImportRecord {
+                source_file: "events.ndjson".into(),
+                line_number: 1,
+                content: Some(pb::import_record::Content::NdjsonLine(
+                    line.to_string().into_bytes(),
+                )),
+                cut_from_bytes: 0,
+            }],
+            idempotency_key: "call-1".into(),
+        })
+        .await
+        .expect_err("a finished batch");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    let dir = std::env::temp_dir().join(format!("phoenix-firebase-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("events.ndjson");
+    std::fs::write(&path, format!("{line}\n")).unwrap();
+    let rerun = import(&service, acme, 500, vec![path]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let rerun = rerun.expect("the rerun runs");
+    assert_eq!(rerun.status, pb::ImportBatchStatus::Completed);
+    assert_eq!((rerun.inserted, rerun.duplicates), (0, 1));
+}

@@ -17,6 +17,9 @@ use crate::domain::import::{
 use crate::store::import::Counts;
 use crate::{error, store};
 
+/// Most stale batches failed per sweep.
+const STALE_BATCH: i64 = 100;
+
 /// Rejected records in the report FinishImportBatch answers with.
 const FINISH_REJECTED_PAGE: i64 = 100;
 
@@ -174,6 +177,38 @@ impl Ledger {
             "import batch finished"
         );
         Ok(report)
+    }
+
+    /// Fails, as stale, every running batch that took no call for `import_stale_after` before
+    /// `now` (its client stopped), so no batch stays RUNNING for ever; answers how many. A
+    /// rerun of the import starts a new batch, and what the stale one imported is found there
+    /// as duplicates.
+    pub async fn fail_stale_imports(&self, now: chrono::DateTime<Utc>) -> Result<u64, Error> {
+        let stale_after = self.settings().import_stale_after;
+        let before = now
+            - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::hours(1));
+        let mut transaction = self.pool().begin().await?;
+        let stale = store::import::stale_batches(&mut transaction, before, STALE_BATCH).await?;
+        let reason = format!(
+            "STALE: no call for more than {}; the client stopped before finishing the batch. \
+             Rerun the import: documents this batch imported are found as duplicates",
+            humantime::format_duration(stale_after)
+        );
+        for (tenant_id, batch_id) in &stale {
+            store::import::close(
+                &mut transaction,
+                *tenant_id,
+                *batch_id,
+                BatchStatus::Failed,
+                Some(&reason),
+                false,
+                now,
+            )
+            .await?;
+            tracing::warn!(%batch_id, "import batch failed as stale");
+        }
+        transaction.commit().await?;
+        Ok(stale.len() as u64)
     }
 
     /// The report of a batch as it stands, with the page of rejected records after `after`.

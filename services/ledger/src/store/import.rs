@@ -71,8 +71,9 @@ pub async fn insert_batch(
     now: DateTime<Utc>,
 ) -> Result<ImportBatch, Error> {
     let row: BatchRow = sqlx::query_as(&format!(
-        "INSERT INTO import_batches (tenant_id, id, source_name, status, started_at, event_version)
-         VALUES ($1, $2, $3, 'RUNNING', $4, 1)
+        "INSERT INTO import_batches (tenant_id, id, source_name, status, started_at, event_version,
+                                     last_call_at)
+         VALUES ($1, $2, $3, 'RUNNING', $4, 1, $4)
          RETURNING {BATCH_COLUMNS}"
     ))
     .bind(tenant_id)
@@ -149,6 +150,26 @@ pub async fn lock(
     Ok(row.map(batch).transpose()?.map(|(batch, _)| batch))
 }
 
+/// Up to `limit` running batches whose last call (or start) is before `before`, locked; those
+/// another transaction holds are skipped.
+pub async fn stale_batches(
+    connection: &mut PgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, id FROM import_batches
+         WHERE status = 'RUNNING' AND coalesce(last_call_at, started_at) < $1
+         ORDER BY coalesce(last_call_at, started_at)
+         LIMIT $2
+         FOR NO KEY UPDATE SKIP LOCKED",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?)
+}
+
 /// What one ImportRecords call adds to a batch's counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
@@ -169,7 +190,7 @@ pub async fn add_counts(
         "UPDATE import_batches
          SET records_read = records_read + $3 + $4 + $5, inserted = inserted + $3,
              duplicates = duplicates + $4, quarantined = quarantined + $5,
-             event_version = event_version + 1
+             event_version = event_version + 1, last_call_at = greatest(last_call_at, $6)
          WHERE tenant_id = $1 AND id = $2
          RETURNING {BATCH_COLUMNS}"
     ))
@@ -178,6 +199,7 @@ pub async fn add_counts(
     .bind(counts.inserted)
     .bind(counts.duplicates)
     .bind(counts.quarantined)
+    .bind(now)
     .fetch_one(&mut *connection)
     .await?;
     let (batch, version) = batch(row)?;

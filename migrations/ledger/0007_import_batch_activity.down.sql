@@ -1,0 +1,2 @@
+DROP INDEX import_batches_running;
+ALTER TABLE import_batches DROP COLUMN last_call_at;
