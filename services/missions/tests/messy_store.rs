@@ -317,3 +317,56 @@ async fn compare_against_a_missing_store_is_an_error() {
     assert_eq!(error.code(), tonic::Code::NotFound);
     assert_eq!(error.reason(), "STORE_FILE_NOT_FOUND");
 }
+
+const LEGACY_FIELDS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/messy/legacy_fields.json"
+);
+
+#[tokio::test]
+async fn unknown_fields_survive_import_export_import_as_a_fixed_point() {
+    use phoenix_missions::domain::board::Store;
+
+    let (_db, pool) = database().await;
+    let sql = SqlBoards::new(pool.clone());
+    let report = backfill(LEGACY_FIELDS, &sql).await;
+    assert_eq!((report.read, report.inserted), (3, 2), "{report:#?}");
+    // Below the board and its slots a field the format does not define is refused, named.
+    assert_quarantined(
+        &report,
+        "boards[2]",
+        "boards[2].runs[0].legacyNote",
+        "UNKNOWN_FIELD",
+    );
+    let audit = migration::audit(&pool).await.unwrap();
+    assert!(audit.violations.is_empty(), "{:?}", audit.violations);
+    let compared = migration::compare_store(LEGACY_FIELDS.as_ref(), &sql, "2025-s1", &[])
+        .await
+        .unwrap();
+    assert!(compared.differences.is_empty(), "{compared:#?}");
+
+    let scratch = Scratch::new();
+    let first = scratch.path("first.json");
+    assert_eq!(migration::export(&sql, &first).await.unwrap(), 2);
+    let exported: Store = serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    let source: Vec<Board> = raw_boards(LEGACY_FIELDS)
+        .into_iter()
+        .take(2)
+        .map(|value| serde_json::from_value(value).unwrap())
+        .collect();
+    for board in &source {
+        assert!(exported.boards.contains(board), "{} lost something", board.user_id);
+    }
+    let text = std::fs::read_to_string(&first).unwrap();
+    assert!(text.contains("\"legacyFlags\"") && text.contains("\"legacyColor\": \"#ff00aa\""));
+    assert!(text.contains("12345678901") && text.contains("2.5"));
+
+    // Imported again into an empty database and exported: the same bytes.
+    let (_db2, pool2) = database().await;
+    let sql2 = SqlBoards::new(pool2.clone());
+    let again = migration::backfill(&first, &sql2, &|_, _| {}).await.unwrap();
+    assert_eq!((again.inserted, again.quarantined.len()), (2, 0));
+    let second = scratch.path("second.json");
+    migration::export(&sql2, &second).await.unwrap();
+    assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+}

@@ -222,7 +222,14 @@ pub struct Board {
     pub communications: Vec<Communication>,
     /// Last local week (its Monday) a weekly summary was written for.
     pub last_weekly_summary: Option<NaiveDate>,
+    /// Fields of a legacy store's board that this format does not define (`legacyFlags`…),
+    /// kept as they were and written back on export: an import loses nothing.
+    #[serde(flatten)]
+    pub legacy_fields: LegacyFields,
 }
+
+/// Fields a legacy store wrote that the format does not define, by name, kept verbatim.
+pub type LegacyFields = serde_json::Map<String, serde_json::Value>;
 
 /// Longest season id, in bytes.
 pub const MAX_SEASON_BYTES: usize = 64;
@@ -303,6 +310,9 @@ pub struct Slot {
     /// Which offer the slot is on: 0 for a new board, +1 at each new offer (reroll, back to
     /// idle); the offer is `offerable(slot)[offers % n]`, so the sequence is deterministic.
     pub offers: i32,
+    /// Fields of a legacy store's slot that the format does not define (`legacyColor`…).
+    #[serde(flatten)]
+    pub legacy_fields: LegacyFields,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

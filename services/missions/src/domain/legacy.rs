@@ -64,11 +64,53 @@ pub fn check_board_text(json: &str) -> Result<Board, Vec<FieldViolation>> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let board = serde_path_to_error::deserialize::<_, Board>(&mut deserializer)
         .map_err(|error| vec![not_a_board(error.path(), error.inner())])?;
-    let violations = storable::violations(&board);
+    let mut violations = Vec::new();
+    if let (Ok(raw), Ok(kept)) = (
+        serde_json::from_str::<Value>(json),
+        serde_json::to_value(&board),
+    ) {
+        dropped_fields(&raw, &kept, "", &mut violations);
+    }
+    violations.extend(storable::violations(&board));
     if violations.is_empty() {
         Ok(board)
     } else {
         Err(violations)
+    }
+}
+
+/// Fields of `raw` (a board as a store wrote it) that `kept` (the board read from it, written
+/// back) lacks: fields the format does not define below the board and its slots, where
+/// [`Board::legacy_fields`] would keep them. Such a board is refused, not read with a field
+/// silently gone. A `null` the format leaves out loses nothing and is not counted.
+fn dropped_fields(raw: &Value, kept: &Value, path: &str, out: &mut Vec<FieldViolation>) {
+    match (raw, kept) {
+        (Value::Object(raw), Value::Object(kept)) => {
+            for (key, value) in raw {
+                let at = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match kept.get(key) {
+                    Some(kept) => dropped_fields(value, kept, &at, out),
+                    None if value.is_null() => {}
+                    None => out.push(FieldViolation::new(
+                        at,
+                        "UNKNOWN_FIELD",
+                        "is not a field of the format here (fields it does not define are \
+                         kept on a board and its slots only); the board is refused rather than \
+                         imported without it",
+                    )),
+                }
+            }
+        }
+        (Value::Array(raw), Value::Array(kept)) => {
+            for (index, (raw, kept)) in raw.iter().zip(kept).enumerate() {
+                dropped_fields(raw, kept, &format!("{path}[{index}]"), out);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -110,3 +110,11 @@ for slot in twin_b["slots"]:
     if slot["runId"] is not None and slot["slotKey"] == twin_b["runs"][1]["slotKey"]:
         slot["runId"] = twin_a["runs"][1]["runId"]
 write("id_reuse.json", store([taker, board(1, "bystander"), twin_a, twin_b]))
+
+# Fields the format does not define: kept on a board and its slots, refused deeper down.
+kept = board(0, "legacy-kept")
+kept["legacyFlags"] = {"vip": True, "imports": [1, 2.5, "x"], "big": 12345678901}
+kept["slots"][0]["legacyColor"] = "#ff00aa"
+deep = board(3, "legacy-deep")
+deep["runs"][0]["legacyNote"] = "written by hand"
+write("legacy_fields.json", store([kept, board(1, "legacy-plain"), deep]))

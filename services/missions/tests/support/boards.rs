@@ -54,6 +54,7 @@ pub fn board(user_id: Uuid, season_id: &str) -> Board {
                 reroll_used_at: Some(at("2024-03-04T07:00:00Z")),
                 reroll_reset_at: Some(at("2024-03-10T23:00:00Z")),
                 offers: 2,
+                legacy_fields: Default::default(),
             },
             Slot {
                 slot_id: id(),
@@ -68,6 +69,7 @@ pub fn board(user_id: Uuid, season_id: &str) -> Board {
                 reroll_used_at: None,
                 reroll_reset_at: None,
                 offers: 5,
+                legacy_fields: Default::default(),
             },
             Slot {
                 slot_id: id(),
@@ -82,6 +84,7 @@ pub fn board(user_id: Uuid, season_id: &str) -> Board {
                 reroll_used_at: None,
                 reroll_reset_at: Some(at("2024-03-17T23:00:00Z")),
                 offers: 1,
+                legacy_fields: Default::default(),
             },
         ],
         runs: vec![
@@ -291,6 +294,7 @@ pub fn board(user_id: Uuid, season_id: &str) -> Board {
             },
         ],
         last_weekly_summary: Some(date("2024-03-04")),
+        legacy_fields: Default::default(),
     }
 }
 

@@ -119,6 +119,7 @@ pub fn new_board(
         reroll_used_at: None,
         reroll_reset_at: Some(reroll_reset_at),
         offers: 0,
+        legacy_fields: Default::default(),
     });
     let boss = catalog
         .bosses
@@ -153,6 +154,7 @@ pub fn new_board(
         communications: Vec::new(),
         // The week the board is born in has nothing to summarize.
         last_weekly_summary: Some(week_start(local_date(time_zone, now))),
+        legacy_fields: Default::default(),
     })
 }
 

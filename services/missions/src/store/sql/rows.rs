@@ -43,6 +43,8 @@ pub(super) struct BoardRow<'a> {
     pub(super) generated_at: DateTime<Utc>,
     pub(super) updated_at: DateTime<Utc>,
     pub(super) last_weekly_summary: Option<NaiveDate>,
+    /// The board's `legacy_fields`, a JSON object.
+    pub(super) legacy_fields: serde_json::Value,
 }
 
 #[derive(Debug, PartialEq)]
@@ -60,6 +62,8 @@ pub(super) struct SlotRow {
     pub(super) reroll_used_at: Option<DateTime<Utc>>,
     pub(super) reroll_reset_at: Option<DateTime<Utc>>,
     pub(super) offers: i32,
+    /// The slot's `legacy_fields`, a JSON object.
+    pub(super) legacy_fields: serde_json::Value,
 }
 
 #[derive(Debug, PartialEq)]
@@ -205,6 +209,7 @@ impl<'a> BoardRows<'a> {
                 generated_at: board.generated_at,
                 updated_at: board.updated_at,
                 last_weekly_summary: board.last_weekly_summary,
+                legacy_fields: serde_json::Value::Object(board.legacy_fields.clone()),
             }],
             ..Self::default()
         };
@@ -225,6 +230,7 @@ impl<'a> BoardRows<'a> {
                 reroll_used_at: slot.reroll_used_at,
                 reroll_reset_at: slot.reroll_reset_at,
                 offers: slot.offers,
+                legacy_fields: serde_json::Value::Object(slot.legacy_fields.clone()),
             })
             .collect();
         for (index, run) in board.runs.iter().enumerate() {

@@ -111,30 +111,32 @@ state AS (
 const WRITE_BOARDS: &str = "\
 boards AS (
     INSERT INTO missions_v2_boards (board_id, user_id, season_id, time_zone, generated_at,
-                                    updated_at, last_weekly_summary)
+                                    updated_at, last_weekly_summary, legacy_fields)
     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
-                         $6::timestamptz[], $7::date[])
+                         $6::timestamptz[], $7::date[], $8::jsonb[])
     ON CONFLICT (board_id) DO UPDATE
     SET user_id = EXCLUDED.user_id, season_id = EXCLUDED.season_id,
         time_zone = EXCLUDED.time_zone, generated_at = EXCLUDED.generated_at,
-        updated_at = EXCLUDED.updated_at, last_weekly_summary = EXCLUDED.last_weekly_summary
+        updated_at = EXCLUDED.updated_at, last_weekly_summary = EXCLUDED.last_weekly_summary,
+        legacy_fields = EXCLUDED.legacy_fields
 )";
 
 const WRITE_SLOTS: &str = "\
 slots AS (
     INSERT INTO missions_v2_slots (slot_id, board_id, slot_key, state, mission_id, run_id,
                                    petals_total, petals_remaining, cooldown_until,
-                                   reroll_remaining, reroll_used_at, reroll_reset_at, offers)
+                                   reroll_remaining, reroll_used_at, reroll_reset_at, offers,
+                                   legacy_fields)
     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[],
                          $6::uuid[], $7::int2[], $8::int2[], $9::timestamptz[], $10::int2[],
-                         $11::timestamptz[], $12::timestamptz[], $13::int4[])
+                         $11::timestamptz[], $12::timestamptz[], $13::int4[], $14::jsonb[])
     ON CONFLICT (slot_id) DO UPDATE
     SET board_id = EXCLUDED.board_id, slot_key = EXCLUDED.slot_key, state = EXCLUDED.state,
         mission_id = EXCLUDED.mission_id, run_id = EXCLUDED.run_id,
         petals_total = EXCLUDED.petals_total, petals_remaining = EXCLUDED.petals_remaining,
         cooldown_until = EXCLUDED.cooldown_until, reroll_remaining = EXCLUDED.reroll_remaining,
         reroll_used_at = EXCLUDED.reroll_used_at, reroll_reset_at = EXCLUDED.reroll_reset_at,
-        offers = EXCLUDED.offers
+        offers = EXCLUDED.offers, legacy_fields = EXCLUDED.legacy_fields
 )";
 
 const WRITE_RUNS: &str = "\
@@ -353,6 +355,7 @@ fn bind_boards(arguments: &mut PgArguments, rows: &[BoardRow<'_>]) -> Result<(),
     arguments.add(column(rows, |r| r.generated_at))?;
     arguments.add(column(rows, |r| r.updated_at))?;
     arguments.add(column(rows, |r| r.last_weekly_summary))?;
+    arguments.add(rows.iter().map(|r| &r.legacy_fields).collect::<Vec<_>>())?;
     Ok(())
 }
 
@@ -370,6 +373,7 @@ fn bind_slots(arguments: &mut PgArguments, rows: &[SlotRow]) -> Result<(), BoxDy
     arguments.add(column(rows, |r| r.reroll_used_at))?;
     arguments.add(column(rows, |r| r.reroll_reset_at))?;
     arguments.add(column(rows, |r| r.offers))?;
+    arguments.add(rows.iter().map(|r| &r.legacy_fields).collect::<Vec<_>>())?;
     Ok(())
 }
 
