@@ -370,3 +370,45 @@ async fn unknown_fields_survive_import_export_import_as_a_fixed_point() {
     migration::export(&sql2, &second).await.unwrap();
     assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
 }
+
+/// Differences between the sample store and SQL a moment after backfilling it into a service
+/// whose day close runs every 100 ms (`scheduled`) or is paused, as the legacy commands start
+/// it, on a clock past every sample day.
+async fn differences_after_backfill_into_a_service(scheduled: bool) -> usize {
+    use phoenix_proto::missions::v1 as pb;
+    use phoenix_proto::missions::v1::clock_service_client::ClockServiceClient;
+
+    let service = phoenix_testkit::spawn_with(phoenix_missions::spec(), move |config| {
+        config.service_args = vec![
+            "--clock=manual".to_owned(),
+            "--store-path=".to_owned(),
+            "--day-close-interval=100ms".to_owned(),
+            format!("--scheduled-jobs={scheduled}"),
+        ];
+    })
+    .await;
+    ClockServiceClient::new(service.channel.clone())
+        .set_time(pb::SetTimeRequest {
+            now: Some(prost_types::Timestamp {
+                seconds: 1_767_225_600, // 2026-01-01T00:00:00Z
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("set the clock");
+    let sql = SqlBoards::new(service.pool.clone());
+    assert_eq!(backfill(SAMPLE, &sql).await.inserted, 12);
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    migration::compare_store(SAMPLE.as_ref(), &sql, "2025-s1", &[])
+        .await
+        .unwrap()
+        .differences
+        .len()
+}
+
+#[tokio::test]
+async fn a_service_with_its_scheduled_jobs_paused_leaves_imported_boards_as_the_store_has_them() {
+    assert_eq!(differences_after_backfill_into_a_service(false).await, 0);
+    // The same with the jobs running: the day close rewrites the imported boards.
+    assert!(differences_after_backfill_into_a_service(true).await > 0);
+}
