@@ -76,14 +76,20 @@ async fn a_nul_in_a_document_id_quarantines_that_document_only() {
     let summary = import(&service, acme, 500, vec![messy("nul_id.json")])
         .await
         .expect("the import runs");
-    assert_eq!(summary.status, pb::ImportBatchStatus::Completed, "{summary:#?}");
+    assert_eq!(
+        summary.status,
+        pb::ImportBatchStatus::Completed,
+        "{summary:#?}"
+    );
     assert!(summary.matches);
     assert_eq!((summary.inserted, summary.quarantined), (2, 1));
     let reasons = rejected(&summary);
     assert_eq!(reasons.len(), 1);
     assert_eq!(reasons[0].1, "INVALID_ID");
     assert!(
-        summary.report.rejected[0].message.contains("control character"),
+        summary.report.rejected[0]
+            .message
+            .contains("control character"),
         "{}",
         summary.report.rejected[0].message
     );
@@ -96,7 +102,11 @@ async fn a_raw_nul_byte_in_a_line_quarantines_that_line_only() {
     let summary = import(&service, acme, 500, vec![messy("raw_nul.ndjson")])
         .await
         .expect("the import runs");
-    assert_eq!(summary.status, pb::ImportBatchStatus::Completed, "{summary:#?}");
+    assert_eq!(
+        summary.status,
+        pb::ImportBatchStatus::Completed,
+        "{summary:#?}"
+    );
     assert_eq!((summary.inserted, summary.quarantined), (2, 1));
     assert_eq!(rejected(&summary), [(2, "MALFORMED_JSON".to_owned())]);
 }
@@ -176,7 +186,11 @@ async fn an_over_size_line_is_quarantined_and_the_batch_ends() {
     let summary = import(&service, acme, 500, vec![path]).await;
     let _ = std::fs::remove_dir_all(&dir);
     let summary = summary.expect("the import runs");
-    assert_eq!((summary.inserted, summary.quarantined), (1, 1), "{summary:#?}");
+    assert_eq!(
+        (summary.inserted, summary.quarantined),
+        (1, 1),
+        "{summary:#?}"
+    );
     assert_eq!(rejected(&summary), [(2, "RECORD_TOO_LARGE".to_owned())]);
     assert!(summary.report.rejected[0].message.contains("bytes"));
     assert_eq!(summary.status, pb::ImportBatchStatus::Completed);
@@ -233,7 +247,10 @@ async fn a_batch_whose_client_stopped_fails_as_stale_and_a_rerun_completes() {
     );
     let _stop = shutdown.drop_guard();
     // Not stale yet: within the hour.
-    assert_eq!(ledger.fail_stale_imports(chrono::Utc::now()).await.unwrap(), 0);
+    assert_eq!(
+        ledger.fail_stale_imports(chrono::Utc::now()).await.unwrap(),
+        0
+    );
     assert_eq!(batch_statuses(&service, acme).await, ["RUNNING"]);
     let later = chrono::Utc::now() + chrono::Duration::minutes(61);
     assert_eq!(ledger.fail_stale_imports(later).await.unwrap(), 1);
@@ -242,7 +259,10 @@ async fn a_batch_whose_client_stopped_fails_as_stale_and_a_rerun_completes() {
         .fetch_one(&service.pool)
         .await
         .unwrap();
-    assert!(error.starts_with("STALE: no call for more than 1h"), "{error}");
+    assert!(
+        error.starts_with("STALE: no call for more than 1h"),
+        "{error}"
+    );
     assert_eq!(batch_statuses(&service, acme).await, ["FAILED"]);
 
     // The stale batch takes nothing more; a rerun completes, finding the imported document.

@@ -75,15 +75,27 @@ async fn a_mixed_store_imports_every_good_board_and_quarantines_each_bad_one_by_
     assert_eq!((report.read, report.inserted, report.skipped), (20, 3, 0));
     assert_eq!(report.quarantined.len(), 17, "{:#?}", report.quarantined);
     let cases = [
-        ("boards[1]", "boards[1].slots[2].petalsTotal", "OUT_OF_RANGE"),
-        ("boards[2]", "boards[2].slots[1].rerollRemaining", "OUT_OF_RANGE"),
+        (
+            "boards[1]",
+            "boards[1].slots[2].petalsTotal",
+            "OUT_OF_RANGE",
+        ),
+        (
+            "boards[2]",
+            "boards[2].slots[1].rerollRemaining",
+            "OUT_OF_RANGE",
+        ),
         ("boards[3]", "boards[3].slots[0].offers", "OUT_OF_RANGE"),
         (
             "boards[5]",
             "boards[5].runs[0].heartbeats[0].petalsBefore",
             "OUT_OF_RANGE",
         ),
-        ("boards[6]", "boards[6].runs[1].progress.target", "OUT_OF_RANGE"),
+        (
+            "boards[6]",
+            "boards[6].runs[1].progress.target",
+            "OUT_OF_RANGE",
+        ),
         ("boards[7]", "boards[7].boss.shieldCurrent", "OUT_OF_RANGE"),
         ("boards[8]", "boards[8].boss.phase", "OUT_OF_RANGE"),
         (
@@ -91,7 +103,11 @@ async fn a_mixed_store_imports_every_good_board_and_quarantines_each_bad_one_by_
             "boards[9].runs[0].days[0].effectInstanceId",
             "PROTECTED_DAY_EFFECT",
         ),
-        ("boards[10]", "boards[10].claims[0].reward.xp", "OUT_OF_RANGE"),
+        (
+            "boards[10]",
+            "boards[10].claims[0].reward.xp",
+            "OUT_OF_RANGE",
+        ),
         ("boards[11]", "boards[11].seasonId", "INVALID_SEASON"),
         ("boards[13]", "boards[13].runs[3].status", "TWO_ACTIVE_RUNS"),
         (
@@ -100,9 +116,17 @@ async fn a_mixed_store_imports_every_good_board_and_quarantines_each_bad_one_by_
             "NUL_CHARACTER",
         ),
         ("boards[15]", "boards[15].seasonId", "INVALID_SEASON"),
-        ("boards[16]", "boards[16].runs[0].selectedAt", "INSTANT_PRECISION"),
+        (
+            "boards[16]",
+            "boards[16].runs[0].selectedAt",
+            "INSTANT_PRECISION",
+        ),
         ("boards[17]", "boards[17].userId", "INVALID_FIELD"),
-        ("boards[18]", "boards[18].slots[0].petalsTotal", "INVALID_FIELD"),
+        (
+            "boards[18]",
+            "boards[18].slots[0].petalsTotal",
+            "INVALID_FIELD",
+        ),
         ("boards[19]", "boards[19].timeZone", "INVALID_FIELD"),
     ];
     for (location, field, rule) in cases {
@@ -355,7 +379,11 @@ async fn unknown_fields_survive_import_export_import_as_a_fixed_point() {
         .map(|value| serde_json::from_value(value).unwrap())
         .collect();
     for board in &source {
-        assert!(exported.boards.contains(board), "{} lost something", board.user_id);
+        assert!(
+            exported.boards.contains(board),
+            "{} lost something",
+            board.user_id
+        );
     }
     let text = std::fs::read_to_string(&first).unwrap();
     assert!(text.contains("\"legacyFlags\"") && text.contains("\"legacyColor\": \"#ff00aa\""));
@@ -364,11 +392,16 @@ async fn unknown_fields_survive_import_export_import_as_a_fixed_point() {
     // Imported again into an empty database and exported: the same bytes.
     let (_db2, pool2) = database().await;
     let sql2 = SqlBoards::new(pool2.clone());
-    let again = migration::backfill(&first, &sql2, &|_, _| {}).await.unwrap();
+    let again = migration::backfill(&first, &sql2, &|_, _| {})
+        .await
+        .unwrap();
     assert_eq!((again.inserted, again.quarantined.len()), (2, 0));
     let second = scratch.path("second.json");
     migration::export(&sql2, &second).await.unwrap();
-    assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap()
+    );
 }
 
 /// Differences between the sample store and SQL a moment after backfilling it into a service

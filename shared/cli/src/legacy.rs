@@ -138,7 +138,7 @@ async fn legacy_missions(
                     "quarantined {} user={} {}",
                     q.location,
                     q.user_id
-                    .map_or_else(|| "(unreadable)".to_owned(), |u| u.to_string()),
+                        .map_or_else(|| "(unreadable)".to_owned(), |u| u.to_string()),
                     q.reason
                 );
             }

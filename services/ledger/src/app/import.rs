@@ -185,8 +185,8 @@ impl Ledger {
     /// as duplicates.
     pub async fn fail_stale_imports(&self, now: chrono::DateTime<Utc>) -> Result<u64, Error> {
         let stale_after = self.settings().import_stale_after;
-        let before = now
-            - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::hours(1));
+        let before =
+            now - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::hours(1));
         let mut transaction = self.pool().begin().await?;
         let stale = store::import::stale_batches(&mut transaction, before, STALE_BATCH).await?;
         let reason = format!(

@@ -31,8 +31,8 @@ use crate::domain::diff::{Difference, diff_boards};
 use crate::domain::legacy::{
     EventOutcome, LegacyEvent, apply_event, bounded, check_board_text, text_user_id, value_user_id,
 };
-use crate::domain::storable::{IdKind, describe, owned_ids};
 use crate::domain::rules::{RandomIds, RuleSettings};
+use crate::domain::storable::{IdKind, describe, owned_ids};
 use crate::error;
 use crate::store::Saved;
 use crate::store::file::{self, FileBoards};
@@ -443,7 +443,11 @@ pub async fn rebuild_from_events(
             Ok(event) => event,
             Err(error) => {
                 let path = error.path().to_string();
-                let field = if path == "." { String::new() } else { format!(" {path}") };
+                let field = if path == "." {
+                    String::new()
+                } else {
+                    format!(" {path}")
+                };
                 let user_id = serde_json::from_str::<Value>(line)
                     .ok()
                     .as_ref()

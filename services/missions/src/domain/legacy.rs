@@ -35,9 +35,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::board::{Board, BoardKey, Run, SlotKey};
-use super::storable;
 use super::catalog::Catalog;
 use super::rules::{self, Ids, RuleSettings};
+use super::storable;
 
 /// The user a raw board names, when its `userId` is a UUID.
 pub fn value_user_id(value: &Value) -> Option<Uuid> {
@@ -145,7 +145,11 @@ fn not_a_board(path: &serde_path_to_error::Path, error: &serde_json::Error) -> F
             ),
         );
     }
-    FieldViolation::new(path, "INVALID_FIELD", format!("not a valid board: {message}"))
+    FieldViolation::new(
+        path,
+        "INVALID_FIELD",
+        format!("not a valid board: {message}"),
+    )
 }
 
 /// Characters of a parser's message kept in a reason: serde echoes a bad value whole.

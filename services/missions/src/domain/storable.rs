@@ -25,7 +25,11 @@ use super::board::{self, Board, DayOutcome, RunStatus, SlotState};
 pub fn violations(board: &Board) -> Vec<FieldViolation> {
     let mut found = Found::default();
     if let Some((reason, message)) = board::season_id_violation(&board.season_id) {
-        found.add("seasonId", reason, format!("{message}, got {}", quote(&board.season_id)));
+        found.add(
+            "seasonId",
+            reason,
+            format!("{message}, got {}", quote(&board.season_id)),
+        );
     }
     match serde_json::to_value(board) {
         Ok(json) => {
@@ -37,7 +41,11 @@ pub fn violations(board: &Board) -> Vec<FieldViolation> {
                 );
             }
         }
-        Err(error) => found.add("", "NOT_SERIALIZABLE", format!("does not serialize: {error}")),
+        Err(error) => found.add(
+            "",
+            "NOT_SERIALIZABLE",
+            format!("does not serialize: {error}"),
+        ),
     }
     slots(board, &mut found);
     runs(board, &mut found);
@@ -208,7 +216,11 @@ fn runs(board: &Board, found: &mut Found) {
                 );
             } else if d > 0 && run.days[d - 1].date > day.date {
                 // Days are closed in date order; a list out of order is a store written by hand.
-                found.add(at("date"), "DAYS_OUT_OF_ORDER", "closed days are not in date order");
+                found.add(
+                    at("date"),
+                    "DAYS_OUT_OF_ORDER",
+                    "closed days are not in date order",
+                );
             }
             let protected = day.outcome == DayOutcome::Protected;
             match day.effect_instance_id {
@@ -328,7 +340,11 @@ pub fn owned_ids(board: &Board) -> Vec<OwnedId> {
         }
     }
     if let Some(boss) = &board.boss {
-        own(IdKind::BossRun, boss.boss_run_id, "boss.bossRunId".to_owned());
+        own(
+            IdKind::BossRun,
+            boss.boss_run_id,
+            "boss.bossRunId".to_owned(),
+        );
     }
     for (i, effect) in board.effects.iter().enumerate() {
         own(
@@ -338,7 +354,11 @@ pub fn owned_ids(board: &Board) -> Vec<OwnedId> {
         );
     }
     for (i, claim) in board.claims.iter().enumerate() {
-        own(IdKind::Claim, claim.claim_id, format!("claims[{i}].claimId"));
+        own(
+            IdKind::Claim,
+            claim.claim_id,
+            format!("claims[{i}].claimId"),
+        );
     }
     for (i, communication) in board.communications.iter().enumerate() {
         own(
@@ -378,7 +398,11 @@ fn instants(board: &Board, found: &mut Found) {
             );
         }
     };
-    fn some(path: String, at: &Option<DateTime<Utc>>, check: &mut impl FnMut(String, &DateTime<Utc>)) {
+    fn some(
+        path: String,
+        at: &Option<DateTime<Utc>>,
+        check: &mut impl FnMut(String, &DateTime<Utc>),
+    ) {
         if let Some(at) = at {
             check(path, at);
         }
@@ -386,20 +410,46 @@ fn instants(board: &Board, found: &mut Found) {
     check("generatedAt".into(), &board.generated_at);
     check("updatedAt".into(), &board.updated_at);
     for (i, slot) in board.slots.iter().enumerate() {
-        some(format!("slots[{i}].cooldownUntil"), &slot.cooldown_until, &mut check);
-        some(format!("slots[{i}].rerollUsedAt"), &slot.reroll_used_at, &mut check);
-        some(format!("slots[{i}].rerollResetAt"), &slot.reroll_reset_at, &mut check);
+        some(
+            format!("slots[{i}].cooldownUntil"),
+            &slot.cooldown_until,
+            &mut check,
+        );
+        some(
+            format!("slots[{i}].rerollUsedAt"),
+            &slot.reroll_used_at,
+            &mut check,
+        );
+        some(
+            format!("slots[{i}].rerollResetAt"),
+            &slot.reroll_reset_at,
+            &mut check,
+        );
     }
     for (i, run) in board.runs.iter().enumerate() {
         check(format!("runs[{i}].selectedAt"), &run.selected_at);
         check(format!("runs[{i}].updatedAt"), &run.updated_at);
         check(format!("runs[{i}].expiresAt"), &run.expires_at);
-        some(format!("runs[{i}].cooldownUntil"), &run.cooldown_until, &mut check);
-        some(format!("runs[{i}].completionAt"), &run.completion_at, &mut check);
+        some(
+            format!("runs[{i}].cooldownUntil"),
+            &run.cooldown_until,
+            &mut check,
+        );
+        some(
+            format!("runs[{i}].completionAt"),
+            &run.completion_at,
+            &mut check,
+        );
         some(format!("runs[{i}].failureAt"), &run.failure_at, &mut check);
-        check(format!("runs[{i}].progress.updatedAt"), &run.progress.updated_at);
+        check(
+            format!("runs[{i}].progress.updatedAt"),
+            &run.progress.updated_at,
+        );
         for (h, heartbeat) in run.heartbeats.iter().enumerate() {
-            check(format!("runs[{i}].heartbeats[{h}].createdAt"), &heartbeat.created_at);
+            check(
+                format!("runs[{i}].heartbeats[{h}].createdAt"),
+                &heartbeat.created_at,
+            );
         }
         for (d, day) in run.days.iter().enumerate() {
             check(format!("runs[{i}].days[{d}].closedAt"), &day.closed_at);
@@ -407,18 +457,33 @@ fn instants(board: &Board, found: &mut Found) {
     }
     if let Some(boss) = &board.boss {
         some("boss.linkedAt".into(), &boss.linked_at, &mut check);
-        some("boss.phase2SubmittedAt".into(), &boss.phase2_submitted_at, &mut check);
+        some(
+            "boss.phase2SubmittedAt".into(),
+            &boss.phase2_submitted_at,
+            &mut check,
+        );
         some("boss.completedAt".into(), &boss.completed_at, &mut check);
     }
     for (i, effect) in board.effects.iter().enumerate() {
         check(format!("effects[{i}].activeFrom"), &effect.active_from);
-        some(format!("effects[{i}].activeUntil"), &effect.active_until, &mut check);
-        some(format!("effects[{i}].consumedAt"), &effect.consumed_at, &mut check);
+        some(
+            format!("effects[{i}].activeUntil"),
+            &effect.active_until,
+            &mut check,
+        );
+        some(
+            format!("effects[{i}].consumedAt"),
+            &effect.consumed_at,
+            &mut check,
+        );
     }
     for (i, claim) in board.claims.iter().enumerate() {
         check(format!("claims[{i}].claimedAt"), &claim.claimed_at);
     }
     for (i, communication) in board.communications.iter().enumerate() {
-        check(format!("communications[{i}].createdAt"), &communication.created_at);
+        check(
+            format!("communications[{i}].createdAt"),
+            &communication.created_at,
+        );
     }
 }

@@ -77,10 +77,7 @@ impl SqlBoards {
 }
 
 /// The board's ids that rows of other boards hold, with those boards' keys.
-async fn owners(
-    connection: &mut sqlx::PgConnection,
-    board: &Board,
-) -> Result<Vec<Owner>, Error> {
+async fn owners(connection: &mut sqlx::PgConnection, board: &Board) -> Result<Vec<Owner>, Error> {
     let ids = owned_ids(board);
     let rows: Vec<(i32, Uuid, String)> = sqlx::query_as(
         "WITH wanted(n, kind, id) AS (
