@@ -386,7 +386,7 @@ fn ids(board: &Board, found: &mut Found) {
 
 fn instants(board: &Board, found: &mut Found) {
     let mut check = |path: String, at: &DateTime<Utc>| {
-        if at.timestamp_subsec_nanos() % 1_000 != 0 {
+        if !at.timestamp_subsec_nanos().is_multiple_of(1_000) {
             found.add(
                 path,
                 "INSTANT_PRECISION",
