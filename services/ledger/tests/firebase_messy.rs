@@ -2,13 +2,13 @@
 //! numbers that are the same value written differently, integers beyond 64 bits, empty files,
 //! over-size lines and batches a client never finished.
 
+mod support;
+
 use std::path::PathBuf;
 
 use phoenix_ledger::import_client::{self, ImportArgs, ImportSummary};
 use phoenix_proto::ledger::v1 as pb;
-use phoenix_proto::ledger::v1::CreateTenantRequest;
-use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
-use phoenix_testkit::{TestService, spawn};
+use phoenix_testkit::TestService;
 use uuid::Uuid;
 
 fn messy(name: &str) -> PathBuf {
@@ -17,21 +17,11 @@ fn messy(name: &str) -> PathBuf {
         .join(name)
 }
 
-async fn tenant(service: &TestService, slug: &str) -> Uuid {
-    LedgerServiceClient::new(service.channel.clone())
-        .create_tenant(CreateTenantRequest {
-            slug: slug.into(),
-            name: "LeadBoost".into(),
-            idempotency_key: Uuid::new_v4().to_string(),
-        })
-        .await
-        .expect("tenant created")
-        .into_inner()
-        .tenant
-        .expect("tenant")
-        .id
-        .parse()
-        .expect("a tenant id")
+/// A ledger service with one tenant (`support::Harness`).
+async fn ledger() -> (TestService, Uuid) {
+    let h = support::Harness::start().await;
+    let tenant = h.tenant.parse().expect("a tenant id");
+    (h.service, tenant)
 }
 
 async fn import(
@@ -71,8 +61,7 @@ fn rejected(summary: &ImportSummary) -> Vec<(i64, String)> {
 
 #[tokio::test]
 async fn a_nul_in_a_document_id_quarantines_that_document_only() {
-    let service = spawn(phoenix_ledger::spec()).await;
-    let acme = tenant(&service, "acme").await;
+    let (service, acme) = ledger().await;
     let summary = import(&service, acme, 500, vec![messy("nul_id.json")])
         .await
         .expect("the import runs");
@@ -97,8 +86,7 @@ async fn a_nul_in_a_document_id_quarantines_that_document_only() {
 
 #[tokio::test]
 async fn a_raw_nul_byte_in_a_line_quarantines_that_line_only() {
-    let service = spawn(phoenix_ledger::spec()).await;
-    let acme = tenant(&service, "acme").await;
+    let (service, acme) = ledger().await;
     let summary = import(&service, acme, 500, vec![messy("raw_nul.ndjson")])
         .await
         .expect("the import runs");
@@ -114,8 +102,7 @@ async fn a_raw_nul_byte_in_a_line_quarantines_that_line_only() {
 #[tokio::test]
 async fn the_same_number_written_twice_is_a_duplicate_whatever_the_batch_size() {
     for batch_size in [1, 3, 1000] {
-        let service = spawn(phoenix_ledger::spec()).await;
-        let acme = tenant(&service, "acme").await;
+        let (service, acme) = ledger().await;
         let summary = import(&service, acme, batch_size, vec![messy("numbers.ndjson")])
             .await
             .expect("the import runs");
@@ -131,8 +118,7 @@ async fn the_same_number_written_twice_is_a_duplicate_whatever_the_batch_size() 
 
 #[tokio::test]
 async fn integers_beyond_64_bits_are_stored_exactly() {
-    let service = spawn(phoenix_ledger::spec()).await;
-    let acme = tenant(&service, "acme").await;
+    let (service, acme) = ledger().await;
     import(&service, acme, 500, vec![messy("numbers.ndjson")])
         .await
         .expect("the import runs");
@@ -151,8 +137,7 @@ async fn integers_beyond_64_bits_are_stored_exactly() {
 
 #[tokio::test]
 async fn an_empty_file_is_an_error_and_starts_no_batch() {
-    let service = spawn(phoenix_ledger::spec()).await;
-    let acme = tenant(&service, "acme").await;
+    let (service, acme) = ledger().await;
     for name in ["empty.ndjson", "blank.ndjson"] {
         let error = import(&service, acme, 500, vec![messy(name)])
             .await
@@ -167,8 +152,7 @@ async fn an_empty_file_is_an_error_and_starts_no_batch() {
 
 #[tokio::test]
 async fn an_over_size_line_is_quarantined_and_the_batch_ends() {
-    let service = spawn(phoenix_ledger::spec()).await;
-    let acme = tenant(&service, "acme").await;
+    let (service, acme) = ledger().await;
     let dir = std::env::temp_dir().join(format!("phoenix-firebase-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("oversize.ndjson");
@@ -203,8 +187,7 @@ async fn a_batch_whose_client_stopped_fails_as_stale_and_a_rerun_completes() {
     use phoenix_ledger::config::LedgerSettings;
     use phoenix_proto::ledger::v1::firebase_import_service_client::FirebaseImportServiceClient;
 
-    let service = spawn(phoenix_ledger::spec()).await;
-    let acme = tenant(&service, "acme").await;
+    let (service, acme) = ledger().await;
     let mut client = FirebaseImportServiceClient::new(service.channel.clone());
     // A client that started a batch, sent one call and was killed.
     let batch = client
@@ -222,20 +205,21 @@ async fn a_batch_whose_client_stopped_fails_as_stale_and_a_rerun_completes() {
         "collection": "raw_signals", "id": "sig_a",
         "data": {"source": "web", "type": "page_view", "occurredAt": "2024-12-01T10:00:00Z"}
     });
+    let call = |key: &str| pb::ImportRecordsRequest {
+        tenant_id: acme.to_string(),
+        batch_id: batch.id.clone(),
+        records: vec![pb::ImportRecord {
+            source_file: "events.ndjson".into(),
+            line_number: 1,
+            content: Some(pb::import_record::Content::NdjsonLine(
+                line.to_string().into_bytes(),
+            )),
+            cut_from_bytes: 0,
+        }],
+        idempotency_key: key.into(),
+    };
     client
-        .import_records(pb::ImportRecordsRequest {
-            tenant_id: acme.to_string(),
-            batch_id: batch.id.clone(),
-            records: vec![pb::ImportRecord {
-                source_file: "events.ndjson".into(),
-                line_number: 1,
-                content: Some(pb::import_record::Content::NdjsonLine(
-                    line.to_string().into_bytes(),
-                )),
-                cut_from_bytes: 0,
-            }],
-            idempotency_key: "call-0".into(),
-        })
+        .import_records(call("call-0"))
         .await
         .expect("imported");
 
@@ -267,19 +251,7 @@ async fn a_batch_whose_client_stopped_fails_as_stale_and_a_rerun_completes() {
 
     // The stale batch takes nothing more; a rerun completes, finding the imported document.
     let refused = client
-        .import_records(pb::ImportRecordsRequest {
-            tenant_id: acme.to_string(),
-            batch_id: batch.id.clone(),
-            records: vec![pb::ImportRecord {
-                source_file: "events.ndjson".into(),
-                line_number: 1,
-                content: Some(pb::import_record::Content::NdjsonLine(
-                    line.to_string().into_bytes(),
-                )),
-                cut_from_bytes: 0,
-            }],
-            idempotency_key: "call-1".into(),
-        })
+        .import_records(call("call-1"))
         .await
         .expect_err("a finished batch");
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);

@@ -20,13 +20,5 @@ pub use phoenix_runtime::{Refusal, RefusalKind};
 /// Whether a string or key anywhere in `json` holds a NUL, which PostgreSQL's `text` and
 /// `jsonb` cannot hold: what is refused before it reaches them.
 pub fn json_holds_nul(json: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match json {
-        Value::String(text) => text.contains('\0'),
-        Value::Array(items) => items.iter().any(json_holds_nul),
-        Value::Object(entries) => entries
-            .iter()
-            .any(|(key, value)| key.contains('\0') || json_holds_nul(value)),
-        _ => false,
-    }
+    phoenix_runtime::error::json_nul(json).is_some()
 }

@@ -16,7 +16,6 @@ use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
 use phoenix_runtime::{FieldViolation, quote};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::board::{self, Board, DayOutcome, RunStatus, SlotState};
@@ -33,9 +32,9 @@ pub fn violations(board: &Board) -> Vec<FieldViolation> {
     }
     match serde_json::to_value(board) {
         Ok(json) => {
-            if let Some(path) = nul_path(&json, String::new()) {
+            if let Some(at) = phoenix_runtime::error::json_nul(&json) {
                 found.add(
-                    path,
+                    at.path,
                     "NUL_CHARACTER",
                     "holds a NUL (\\u0000), which the database's text and jsonb cannot",
                 );
@@ -89,30 +88,6 @@ impl Found {
                 format!("must be at least {min}, got {value}"),
             );
         }
-    }
-}
-
-/// The path of the first string or key holding a NUL.
-fn nul_path(json: &Value, path: String) -> Option<String> {
-    match json {
-        Value::String(text) => text.contains('\0').then_some(path),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(index, item)| nul_path(item, format!("{path}[{index}]"))),
-        Value::Object(entries) => entries.iter().find_map(|(key, value)| {
-            let field = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            if key.contains('\0') {
-                Some(field)
-            } else {
-                nul_path(value, field)
-            }
-        }),
-        _ => None,
     }
 }
 

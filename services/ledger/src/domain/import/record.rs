@@ -316,7 +316,7 @@ fn document(
             format!("a document is a JSON object, not {}", json_type(&data)),
         ));
     };
-    if let Some(path) = nul_path(&data, String::new()) {
+    if let Some(path) = nul_path(&data) {
         return Err(Rejection::new(
             RejectReason::InvalidValue,
             format!("{path} contains a NUL character (\\u0000), which PostgreSQL cannot store"),
@@ -541,35 +541,16 @@ pub fn timestamp(name: &str, value: &Value) -> Result<DateTime<Utc>, Rejection> 
     Ok(time)
 }
 
-/// The path of the first string or key holding a NUL character, if any.
-fn nul_path(value: &Value, path: String) -> Option<String> {
-    let here = || {
-        if path.is_empty() {
-            "the document".to_owned()
-        } else {
-            format!("field \"{path}\"")
-        }
-    };
-    match value {
-        Value::String(text) if text.contains('\0') => Some(here()),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| nul_path(item, format!("{path}[{i}]"))),
-        Value::Object(object) => object.iter().find_map(|(key, item)| {
-            let child = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            if key.contains('\0') {
-                Some(format!("field name \"{}\"", child.replace('\0', "\\u0000")))
-            } else {
-                nul_path(item, child)
-            }
-        }),
-        _ => None,
-    }
+/// Where `value` holds a NUL, as a reason names it (`phoenix_runtime::error::json_nul`).
+fn nul_path(value: &Value) -> Option<String> {
+    let at = phoenix_runtime::error::json_nul(value)?;
+    Some(if at.in_key {
+        format!("field name \"{}\"", at.path)
+    } else if at.path.is_empty() {
+        "the document".to_owned()
+    } else {
+        format!("field \"{}\"", at.path)
+    })
 }
 
 fn json_type(value: &Value) -> &'static str {

@@ -1,0 +1,81 @@
+//! Where a JSON value holds a NUL, which PostgreSQL's `text` and `jsonb` cannot store: what
+//! every importer and request check refuses, naming the field.
+
+use serde_json::Value;
+
+/// The first place in a JSON value holding a NUL (`\u0000`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NulAt {
+    /// The field's path, `a.b[2].c` (empty: the value itself); a NUL in a key is shown as
+    /// `\u0000`.
+    pub path: String,
+    /// Whether the NUL is in the last key of `path` rather than in a string value.
+    pub in_key: bool,
+}
+
+/// The first string or key of `value` (depth first, in order) holding a NUL.
+pub fn json_nul(value: &Value) -> Option<NulAt> {
+    find(value, String::new())
+}
+
+fn find(value: &Value, path: String) -> Option<NulAt> {
+    match value {
+        Value::String(text) if text.contains('\0') => Some(NulAt {
+            path,
+            in_key: false,
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| find(item, format!("{path}[{index}]"))),
+        Value::Object(entries) => entries.iter().find_map(|(key, item)| {
+            let child = if path.is_empty() {
+                key.replace('\0', "\\u0000")
+            } else {
+                format!("{path}.{}", key.replace('\0', "\\u0000"))
+            };
+            if key.contains('\0') {
+                Some(NulAt {
+                    path: child,
+                    in_key: true,
+                })
+            } else {
+                find(item, child)
+            }
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_first_nul_is_found_with_its_path() {
+        assert_eq!(json_nul(&json!({"a": [1, {"b": "ok"}]})), None);
+        assert_eq!(
+            json_nul(&json!({"a": [1, {"b": "x\u{0}y"}]})),
+            Some(NulAt {
+                path: "a[1].b".into(),
+                in_key: false
+            })
+        );
+        assert_eq!(
+            json_nul(&json!({"a": {"k\u{0}": 1}})),
+            Some(NulAt {
+                path: "a.k\\u0000".into(),
+                in_key: true
+            })
+        );
+        assert_eq!(
+            json_nul(&json!("\u{0}")),
+            Some(NulAt {
+                path: String::new(),
+                in_key: false
+            })
+        );
+    }
+}
