@@ -98,6 +98,14 @@ async fn a_raw_nul_byte_in_a_line_quarantines_that_line_only() {
 }
 
 #[tokio::test]
+async fn a_lone_surrogate_quarantines_that_line_only() {
+    let summary = two_good_one_quarantined("lone_surrogate.ndjson").await;
+    assert_eq!(rejected(&summary), [(2, "MALFORMED_JSON".to_owned())]);
+    let message = &summary.report.rejected[0].message;
+    assert!(message.contains("surrogate"), "{message}");
+}
+
+#[tokio::test]
 async fn the_same_number_written_twice_is_a_duplicate_whatever_the_batch_size() {
     for batch_size in [1, 3, 1000] {
         let (service, acme) = ledger().await;

@@ -479,7 +479,16 @@ pub async fn rebuild_from_events(
                     },
                 )
             })
-            .await?;
+            .await;
+        // The database refusing the replayed board is this event's problem, not the log's:
+        // the event is quarantined (its transaction rolled back) and the replay goes on.
+        let outcome = match outcome {
+            Err(Error::Invariant {
+                invariant: "BOARD_CONSTRAINT",
+                detail,
+            }) => EventOutcome::Rejected(format!("{} (DATABASE_REFUSED)", bounded(&detail))),
+            other => other?,
+        };
         match outcome {
             EventOutcome::Applied => report.applied += 1,
             EventOutcome::AlreadyApplied => report.already_applied += 1,

@@ -135,15 +135,9 @@ fn not_a_board(path: &serde_path_to_error::Path, error: &serde_json::Error) -> F
     let path = if path == "." { "" } else { path.as_str() };
     let message = bounded(&error.to_string());
     if error.is_syntax() && message.contains("escape") {
-        return FieldViolation::new(
-            path,
-            "INVALID_TEXT",
-            format!(
-                "not valid JSON text ({message}): an escape such as a lone UTF-16 surrogate \
-                 (\\ud83d without its pair, as JavaScript's slice() leaves one) is no \
-                 character; the board is quarantined rather than read with its text changed"
-            ),
-        );
+        // Not text at all (a lone surrogate): the same words as the Firebase import's.
+        let reason = phoenix_runtime::error::json_error_reason(error);
+        return FieldViolation::new(path, "INVALID_TEXT", reason);
     }
     FieldViolation::new(
         path,

@@ -12,7 +12,7 @@
 //! - [`RemoteError`] reads a `tonic::Status` back: code, reason, field violations and whether a
 //!   retry can help, for callers deciding to retry or compensate.
 
-mod nul;
+mod json_text;
 mod refusal;
 mod remote;
 mod status;
@@ -21,7 +21,7 @@ mod violations;
 use std::borrow::Cow;
 use std::time::Duration;
 
-pub use nul::{NulAt, json_nul};
+pub use json_text::{NulAt, json_error_reason, json_nul};
 pub use refusal::{FieldViolation, Refusal, RefusalKind};
 pub use remote::{RemoteError, Retry};
 pub use status::MAX_DETAILS_BYTES;

@@ -129,7 +129,10 @@ pub fn read_record(record: &IncomingRecord) -> Result<Document, Box<Quarantined>
             let data = serde_json::from_str::<Value>(json).map_err(|e| {
                 Rejection::new(
                     RejectReason::MalformedJson,
-                    format!("the document is not valid JSON: {e}"),
+                    format!(
+                        "the document is not valid JSON: {}",
+                        phoenix_runtime::error::json_error_reason(&e)
+                    ),
                 )
             });
             (
@@ -215,7 +218,10 @@ fn read_ndjson_envelope(line: &str) -> Result<Envelope, Rejection> {
     let value: Value = serde_json::from_str(line).map_err(|e| {
         Rejection::new(
             RejectReason::MalformedJson,
-            format!("the line is not valid JSON: {e}"),
+            format!(
+                "the line is not valid JSON: {}",
+                phoenix_runtime::error::json_error_reason(&e)
+            ),
         )
     })?;
     let Value::Object(mut object) = value else {
@@ -393,7 +399,10 @@ fn document(
     let canonical = super::canonical(&original_text).map_err(|e| {
         Rejection::new(
             RejectReason::MalformedJson,
-            format!("the document is not valid JSON: {e}"),
+            format!(
+                "the document is not valid JSON: {}",
+                phoenix_runtime::error::json_error_reason(&e)
+            ),
         )
     })?;
     Ok(Document {

@@ -1,5 +1,7 @@
-//! Where a JSON value holds a NUL, which PostgreSQL's `text` and `jsonb` cannot store: what
-//! every importer and request check refuses, naming the field.
+//! What JSON from outside holds that PostgreSQL cannot: where a value holds a NUL (its `text`
+//! and `jsonb` cannot store one), and a parser's error explained when it is a lone UTF-16
+//! surrogate. Both importers (missions backfill, Firebase import) quarantine such a record with
+//! these words, never store it altered.
 
 use serde_json::Value;
 
@@ -47,11 +49,35 @@ fn find(value: &Value, path: String) -> Option<NulAt> {
     }
 }
 
+/// A JSON parser's error as a reason says it: when it is a broken `\u` escape, what that
+/// usually is (a lone UTF-16 surrogate, as JavaScript's `slice()` leaves of an emoji) and that
+/// the record is quarantined rather than read with its text changed.
+pub fn json_error_reason(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    if error.is_syntax() && message.contains("escape") {
+        format!(
+            "not valid JSON text ({message}): an escape such as a lone UTF-16 surrogate \
+             (\\ud83d without its pair) is no character; the record is quarantined rather than \
+             read with its text changed"
+        )
+    } else {
+        message
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_lone_surrogate_is_explained() {
+        let error = serde_json::from_str::<Value>(r#"{"a": "x\ud83d"}"#).unwrap_err();
+        assert!(json_error_reason(&error).contains("lone UTF-16 surrogate"));
+        let other = serde_json::from_str::<Value>("{").unwrap_err();
+        assert_eq!(json_error_reason(&other), other.to_string());
+    }
 
     #[test]
     fn the_first_nul_is_found_with_its_path() {
