@@ -445,3 +445,62 @@ async fn a_service_with_its_scheduled_jobs_paused_leaves_imported_boards_as_the_
     // The same with the jobs running: the day close rewrites the imported boards.
     assert!(differences_after_backfill_into_a_service(true).await > 0);
 }
+
+#[tokio::test]
+async fn the_migration_service_answers_quarantined_boards_and_refuses_a_missing_store() {
+    use phoenix_proto::missions::v1 as pb;
+    use phoenix_proto::missions::v1::migration_service_client::MigrationServiceClient;
+
+    let service = phoenix_testkit::spawn_with(phoenix_missions::spec(), |config| {
+        config.service_args = vec![
+            "--store-path=".to_owned(),
+            "--scheduled-jobs=false".to_owned(),
+        ];
+    })
+    .await;
+    let mut migration = MigrationServiceClient::new(service.channel.clone());
+    let backfill = migration
+        .backfill(pb::BackfillRequest {
+            store_path: MIXED.into(),
+        })
+        .await
+        .expect("backfill")
+        .into_inner();
+    assert_eq!((backfill.read, backfill.inserted), (20, 3));
+    assert_eq!(backfill.quarantined.len(), 17);
+    let first = &backfill.quarantined[0];
+    assert_eq!(first.location, "boards[1]");
+    assert!(!first.user_id.is_empty());
+    assert!(
+        first
+            .reason
+            .contains("boards[1].slots[2].petalsTotal: must be at least 1, got 0 (OUT_OF_RANGE)"),
+        "{}",
+        first.reason
+    );
+
+    let compare = migration
+        .compare(pb::CompareRequest {
+            store_path: MIXED.into(),
+            season_id: "2025-s1".into(),
+            user_ids: vec![],
+        })
+        .await
+        .expect("compare")
+        .into_inner();
+    assert_eq!(compare.compared, 3);
+    assert!(compare.differences.is_empty(), "{:?}", compare.differences);
+    assert_eq!(compare.quarantined.len(), 17);
+
+    let missing = Scratch::new();
+    let status = migration
+        .compare(pb::CompareRequest {
+            store_path: missing.path("missing.json").display().to_string(),
+            season_id: "2025-s1".into(),
+            user_ids: vec![],
+        })
+        .await
+        .expect_err("no store");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert_eq!(phoenix_testkit::reason(&status), "STORE_FILE_NOT_FOUND");
+}
