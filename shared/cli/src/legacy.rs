@@ -263,3 +263,47 @@ fn quarantine_allowed(count: usize, what: &str, allowed: bool) -> anyhow::Result
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quarantine_fails_the_command_unless_allowed() {
+        assert!(quarantine_allowed(0, "board", false).is_ok());
+        assert!(quarantine_allowed(3, "board", true).is_ok());
+        let error = quarantine_allowed(3, "board", false).unwrap_err();
+        assert!(
+            error.to_string().starts_with("3 board(s) quarantined"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("--allow-quarantine"));
+    }
+
+    #[test]
+    fn backfill_and_rebuild_take_allow_quarantine() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            action: LegacyAction,
+        }
+        let cli = Cli::try_parse_from(["x", "backfill", "--store", "s.json", "--allow-quarantine"])
+            .expect("parses");
+        assert!(matches!(
+            cli.action,
+            LegacyAction::Backfill {
+                allow_quarantine: true,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["x", "rebuild", "--log", "l.ndjson"]).expect("parses");
+        assert!(matches!(
+            cli.action,
+            LegacyAction::Rebuild {
+                allow_quarantine: false,
+                ..
+            }
+        ));
+    }
+}
