@@ -2,11 +2,12 @@
 //! library functions the API and the `phoenix` CLI call:
 //!
 //! - [`backfill`]: every board of a store file into SQL, per board and idempotent; a board that
-//!   does not parse or breaks an invariant (`domain::legacy::validate`) is quarantined, nothing
-//!   of it written;
+//!   does not parse, breaks a rule of the tables (`domain::storable`), shares an id with
+//!   another board or is refused by the database is quarantined, nothing of it written;
 //! - [`rebuild_from_events`]: heartbeats, progress and boss runs replayed from an NDJSON log of
 //!   past legacy events (format in `domain::legacy`), each one at most once;
-//! - [`compare`]: the boards of FILE and SQL side by side, every difference with its JSON path;
+//! - [`compare`], [`compare_store`]: the boards of FILE and SQL side by side, every difference
+//!   with its JSON path (a store's malformed boards left out and listed);
 //! - [`export`]: the rollback, SQL's relational tables written back as a store file FILE reads;
 //! - [`audit`]: the weekly audit, every snapshot against its relational rows and the rules'
 //!   invariants.

@@ -149,7 +149,7 @@ fn not_a_board(path: &serde_path_to_error::Path, error: &serde_json::Error) -> F
 /// Characters of a parser's message kept in a reason: serde echoes a bad value whole.
 const MAX_MESSAGE_CHARS: usize = 160;
 
-/// `message` cut to [`MAX_MESSAGE_CHARS`], with its full length when it was longer.
+/// `message` cut to 160 characters, with its full length when it was longer.
 pub fn bounded(message: &str) -> String {
     match message.char_indices().nth(MAX_MESSAGE_CHARS) {
         None => message.to_owned(),

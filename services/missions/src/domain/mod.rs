@@ -4,8 +4,8 @@
 //! format (the FILE repository and the `missions_v2_state` snapshot serialize it as is).
 //! [`catalog`] is what boards are built from. [`rules`] is every change a board can go through.
 //! [`diff`] says where two copies of a board differ; [`legacy`] is what the legacy service's
-//! data must hold and how its past events replay through the rules. [`analytics`] is what the
-//! weekly views hold.
+//! data must hold and how its past events replay through the rules, and [`storable`] every rule
+//! the board tables hold a board to. [`analytics`] is what the weekly views hold.
 
 pub mod analytics;
 pub mod board;

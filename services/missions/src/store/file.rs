@@ -25,6 +25,10 @@
 //!   which runs started before they were kept do not have: they are left out, and such a run
 //!   starts on `selectedAt`'s date in the board's zone and is granted the catalog's reward.
 //!
+//! Fields a board or a slot holds beyond these (a legacy writer's `legacyFlags`, `legacyColor`)
+//! are kept as they are ([`Board::legacy_fields`]) and written back; the importer refuses
+//! undefined fields deeper down (`domain::legacy::check_board_text`).
+//!
 //! `testdata/missions_v2_store.json` is a complete example.
 //!
 //! # Durability
