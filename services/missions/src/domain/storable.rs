@@ -462,3 +462,65 @@ fn instants(board: &Board, found: &mut Found) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::board::Store;
+
+    fn sample_board() -> Board {
+        let store: Store =
+            serde_json::from_str(include_str!("../../testdata/missions_v2_store.json"))
+                .expect("the sample store");
+        store.boards[0].clone()
+    }
+
+    #[test]
+    fn a_sample_board_breaks_no_rule() {
+        assert_eq!(violations(&sample_board()), []);
+    }
+
+    #[test]
+    fn an_instant_finer_than_a_microsecond_is_refused_not_rounded_into_the_next_year() {
+        let mut board = sample_board();
+        board.generated_at = "1999-12-31T23:59:59.9999999Z".parse().expect("an instant");
+        let found = violations(&board);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].field, "generatedAt");
+        assert_eq!(found[0].reason, "INSTANT_PRECISION");
+        assert!(
+            found[0]
+                .description
+                .contains("1999-12-31T23:59:59.999999900Z"),
+            "{}",
+            found[0].description
+        );
+    }
+
+    #[test]
+    fn every_broken_rule_is_named_with_its_path() {
+        let mut board = sample_board();
+        board.slots[1].offers = -1;
+        board.runs[0].progress.target = 0;
+        board.slots[2].slot_id = board.slots[0].slot_id;
+        let found: Vec<(String, String)> = violations(&board)
+            .into_iter()
+            .map(|v| (v.field, v.reason))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("slots[1].offers".to_owned(), "OUT_OF_RANGE".to_owned()),
+                (
+                    "runs[0].progress.target".to_owned(),
+                    "OUT_OF_RANGE".to_owned()
+                ),
+                ("slots[2].slotId".to_owned(), "ID_REPEATED".to_owned()),
+            ]
+        );
+        assert_eq!(
+            describe("boards[7]", &violations(&board)[..1]),
+            "boards[7].slots[1].offers: must be at least 0, got -1 (OUT_OF_RANGE)"
+        );
+    }
+}
