@@ -228,6 +228,9 @@ pub struct Board {
     pub legacy_fields: LegacyFields,
 }
 
+/// What [`Board::each_instant_mut`] calls: the instant's path (built on demand) and the instant.
+pub type InstantVisitor<'a> = dyn FnMut(&dyn Fn() -> String, &mut DateTime<Utc>) + 'a;
+
 /// Fields a legacy store wrote that the format does not define, by name, kept verbatim.
 pub type LegacyFields = serde_json::Map<String, serde_json::Value>;
 
@@ -272,6 +275,73 @@ impl Board {
 
     pub fn run_mut(&mut self, run_id: Uuid) -> Option<&mut Run> {
         self.runs.iter_mut().find(|r| r.run_id == run_id)
+    }
+
+    /// Calls `visit` with every instant the board holds (of the optional ones, those set) and
+    /// a way to name it in the store format (`runs[0].selectedAt`), built only when asked: the
+    /// one list of a board's instants, which the database's precision is applied to and checked
+    /// against.
+    pub fn each_instant_mut(&mut self, visit: &mut InstantVisitor<'_>) {
+        fn set(
+            visit: &mut InstantVisitor<'_>,
+            path: &dyn Fn() -> String,
+            at: &mut Option<DateTime<Utc>>,
+        ) {
+            if let Some(at) = at {
+                visit(path, at);
+            }
+        }
+        visit(&|| "generatedAt".into(), &mut self.generated_at);
+        visit(&|| "updatedAt".into(), &mut self.updated_at);
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let at = |field: &str| format!("slots[{i}].{field}");
+            set(visit, &|| at("cooldownUntil"), &mut slot.cooldown_until);
+            set(visit, &|| at("rerollUsedAt"), &mut slot.reroll_used_at);
+            set(visit, &|| at("rerollResetAt"), &mut slot.reroll_reset_at);
+        }
+        for (i, run) in self.runs.iter_mut().enumerate() {
+            let at = |field: &str| format!("runs[{i}].{field}");
+            visit(&|| at("selectedAt"), &mut run.selected_at);
+            visit(&|| at("updatedAt"), &mut run.updated_at);
+            visit(&|| at("expiresAt"), &mut run.expires_at);
+            set(visit, &|| at("cooldownUntil"), &mut run.cooldown_until);
+            set(visit, &|| at("completionAt"), &mut run.completion_at);
+            set(visit, &|| at("failureAt"), &mut run.failure_at);
+            visit(&|| at("progress.updatedAt"), &mut run.progress.updated_at);
+            for (h, heartbeat) in run.heartbeats.iter_mut().enumerate() {
+                visit(
+                    &|| at(&format!("heartbeats[{h}].createdAt")),
+                    &mut heartbeat.created_at,
+                );
+            }
+            for (d, day) in run.days.iter_mut().enumerate() {
+                visit(&|| at(&format!("days[{d}].closedAt")), &mut day.closed_at);
+            }
+        }
+        if let Some(boss) = &mut self.boss {
+            set(visit, &|| "boss.linkedAt".into(), &mut boss.linked_at);
+            set(
+                visit,
+                &|| "boss.phase2SubmittedAt".into(),
+                &mut boss.phase2_submitted_at,
+            );
+            set(visit, &|| "boss.completedAt".into(), &mut boss.completed_at);
+        }
+        for (i, effect) in self.effects.iter_mut().enumerate() {
+            let at = |field: &str| format!("effects[{i}].{field}");
+            visit(&|| at("activeFrom"), &mut effect.active_from);
+            set(visit, &|| at("activeUntil"), &mut effect.active_until);
+            set(visit, &|| at("consumedAt"), &mut effect.consumed_at);
+        }
+        for (i, claim) in self.claims.iter_mut().enumerate() {
+            visit(&|| format!("claims[{i}].claimedAt"), &mut claim.claimed_at);
+        }
+        for (i, communication) in self.communications.iter_mut().enumerate() {
+            visit(
+                &|| format!("communications[{i}].createdAt"),
+                &mut communication.created_at,
+            );
+        }
     }
 }
 

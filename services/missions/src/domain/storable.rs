@@ -14,7 +14,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Display;
 
-use chrono::{DateTime, Utc};
 use phoenix_runtime::{FieldViolation, quote};
 use uuid::Uuid;
 
@@ -359,11 +358,12 @@ fn ids(board: &Board, found: &mut Found) {
     }
 }
 
+/// Instants finer than the database's microsecond (`Board::each_instant_mut` lists them all).
 fn instants(board: &Board, found: &mut Found) {
-    let mut check = |path: String, at: &DateTime<Utc>| {
+    board.clone().each_instant_mut(&mut |path, at| {
         if !at.timestamp_subsec_nanos().is_multiple_of(1_000) {
             found.add(
-                path,
+                path(),
                 "INSTANT_PRECISION",
                 format!(
                     "{} has a fraction finer than the microsecond the database keeps; \
@@ -372,95 +372,7 @@ fn instants(board: &Board, found: &mut Found) {
                 ),
             );
         }
-    };
-    fn some(
-        path: String,
-        at: &Option<DateTime<Utc>>,
-        check: &mut impl FnMut(String, &DateTime<Utc>),
-    ) {
-        if let Some(at) = at {
-            check(path, at);
-        }
-    }
-    check("generatedAt".into(), &board.generated_at);
-    check("updatedAt".into(), &board.updated_at);
-    for (i, slot) in board.slots.iter().enumerate() {
-        some(
-            format!("slots[{i}].cooldownUntil"),
-            &slot.cooldown_until,
-            &mut check,
-        );
-        some(
-            format!("slots[{i}].rerollUsedAt"),
-            &slot.reroll_used_at,
-            &mut check,
-        );
-        some(
-            format!("slots[{i}].rerollResetAt"),
-            &slot.reroll_reset_at,
-            &mut check,
-        );
-    }
-    for (i, run) in board.runs.iter().enumerate() {
-        check(format!("runs[{i}].selectedAt"), &run.selected_at);
-        check(format!("runs[{i}].updatedAt"), &run.updated_at);
-        check(format!("runs[{i}].expiresAt"), &run.expires_at);
-        some(
-            format!("runs[{i}].cooldownUntil"),
-            &run.cooldown_until,
-            &mut check,
-        );
-        some(
-            format!("runs[{i}].completionAt"),
-            &run.completion_at,
-            &mut check,
-        );
-        some(format!("runs[{i}].failureAt"), &run.failure_at, &mut check);
-        check(
-            format!("runs[{i}].progress.updatedAt"),
-            &run.progress.updated_at,
-        );
-        for (h, heartbeat) in run.heartbeats.iter().enumerate() {
-            check(
-                format!("runs[{i}].heartbeats[{h}].createdAt"),
-                &heartbeat.created_at,
-            );
-        }
-        for (d, day) in run.days.iter().enumerate() {
-            check(format!("runs[{i}].days[{d}].closedAt"), &day.closed_at);
-        }
-    }
-    if let Some(boss) = &board.boss {
-        some("boss.linkedAt".into(), &boss.linked_at, &mut check);
-        some(
-            "boss.phase2SubmittedAt".into(),
-            &boss.phase2_submitted_at,
-            &mut check,
-        );
-        some("boss.completedAt".into(), &boss.completed_at, &mut check);
-    }
-    for (i, effect) in board.effects.iter().enumerate() {
-        check(format!("effects[{i}].activeFrom"), &effect.active_from);
-        some(
-            format!("effects[{i}].activeUntil"),
-            &effect.active_until,
-            &mut check,
-        );
-        some(
-            format!("effects[{i}].consumedAt"),
-            &effect.consumed_at,
-            &mut check,
-        );
-    }
-    for (i, claim) in board.claims.iter().enumerate() {
-        check(format!("claims[{i}].claimedAt"), &claim.claimed_at);
-    }
-    for (i, communication) in board.communications.iter().enumerate() {
-        check(
-            format!("communications[{i}].createdAt"),
-            &communication.created_at,
-        );
-    }
+    });
 }
 
 #[cfg(test)]

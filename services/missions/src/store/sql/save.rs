@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::SubsecRound;
 use phoenix_runtime::Error;
 use sqlx::{Connection, PgConnection};
 
@@ -226,52 +226,7 @@ pub(super) async fn save(
 /// The database keeps microseconds: instants are cut to that before they are stored, so the
 /// snapshot and the relational rows hold the very same board (the audit compares them).
 fn to_database_precision(board: &mut Board) {
-    fn cut(at: &mut DateTime<Utc>) {
-        *at = at.trunc_subsecs(6);
-    }
-    fn cut_some(at: &mut Option<DateTime<Utc>>) {
-        if let Some(at) = at {
-            cut(at);
-        }
-    }
-    cut(&mut board.generated_at);
-    cut(&mut board.updated_at);
-    for slot in &mut board.slots {
-        cut_some(&mut slot.cooldown_until);
-        cut_some(&mut slot.reroll_used_at);
-        cut_some(&mut slot.reroll_reset_at);
-    }
-    for run in &mut board.runs {
-        cut(&mut run.selected_at);
-        cut(&mut run.updated_at);
-        cut(&mut run.expires_at);
-        cut_some(&mut run.cooldown_until);
-        cut_some(&mut run.completion_at);
-        cut_some(&mut run.failure_at);
-        cut(&mut run.progress.updated_at);
-        for heartbeat in &mut run.heartbeats {
-            cut(&mut heartbeat.created_at);
-        }
-        for day in &mut run.days {
-            cut(&mut day.closed_at);
-        }
-    }
-    if let Some(boss) = &mut board.boss {
-        cut_some(&mut boss.linked_at);
-        cut_some(&mut boss.phase2_submitted_at);
-        cut_some(&mut boss.completed_at);
-    }
-    for effect in &mut board.effects {
-        cut(&mut effect.active_from);
-        cut_some(&mut effect.active_until);
-        cut_some(&mut effect.consumed_at);
-    }
-    for claim in &mut board.claims {
-        cut(&mut claim.claimed_at);
-    }
-    for communication in &mut board.communications {
-        cut(&mut communication.created_at);
-    }
+    board.each_instant_mut(&mut |_, at| *at = at.trunc_subsecs(6));
 }
 
 /// How a table's rows change.
