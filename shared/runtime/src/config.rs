@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
 
-/// Parses a human duration such as `500ms`, `5s` or `1m`.
-fn duration(value: &str) -> Result<Duration, String> {
+/// Parses a human duration such as `500ms`, `5s` or `1m` (zero included).
+pub fn duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value)
         .map_err(|e| format!("expected a duration such as 500ms, 5s or 1m ({e})"))
 }

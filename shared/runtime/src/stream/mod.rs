@@ -79,7 +79,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use outbox::{EventRows, append, version_conflict};
+pub use outbox::{EventRows, Origin, append, version_conflict};
 pub use read::{is_resumable, read_stream, stream_version};
 
 use crate::error::Error;
@@ -118,6 +118,9 @@ pub struct NewEvent {
     pub payload: Vec<u8>,
     pub occurred_at: DateTime<Utc>,
     pub priority: Priority,
+    /// The call that made the event, when it is not the one writing it (a call written
+    /// together with others by another task); `None`: the writing task's current call.
+    pub origin: Option<Origin>,
 }
 
 impl NewEvent {
@@ -137,7 +140,14 @@ impl NewEvent {
             payload: payload.encode_to_vec(),
             occurred_at,
             priority: Priority::Normal,
+            origin: None,
         }
+    }
+
+    /// The event, tagged as made by the call `origin` rather than the writing task's.
+    pub fn made_by(mut self, origin: &Origin) -> Self {
+        self.origin = Some(origin.clone());
+        self
     }
 }
 
