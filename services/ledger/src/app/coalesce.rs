@@ -3,8 +3,9 @@
 //! A posting's cost is per round trip and per commit, not per row (a batch of 8,000 transfers
 //! takes a few times one transfer's time), so calls that arrive together are written together,
 //! as TigerBeetle batches its requests. Calls queue; a few writers take turns collecting them:
-//! the collecting writer takes what is queued and, while other calls are in flight, waits up
-//! to the window for more (a lone call never waits), then writes the group of each tenant with
+//! the collecting writer takes what is queued and, under load (other calls in flight, or the
+//! last group held more than one call), waits up to the window for more (a lone call at low
+//! load never waits), then writes the group of each tenant with
 //! [`PostingWriter::write`] while the next writer collects. Each call keeps its own outcome,
 //! key and events; its caller is answered after the commit (durability is the database's:
 //! `synchronous_commit` stays on).
@@ -37,8 +38,19 @@ pub struct Coalescing {
 #[derive(Debug)]
 pub struct Coalescer {
     queue: mpsc::Sender<Queued>,
-    /// Calls submitted and not yet answered: whether a collecting writer can expect more.
-    in_flight: Arc<AtomicUsize>,
+    load: Arc<Load>,
+}
+
+/// What the collecting writer reads to tell whether more calls are coming.
+#[derive(Debug, Default)]
+struct Load {
+    /// Calls submitted and not yet answered.
+    in_flight: AtomicUsize,
+    /// Calls taken by the writers and not yet answered: in flight, but not to be queued.
+    writing: AtomicUsize,
+    /// The size of the group taken last: above one, calls arrive faster than they are
+    /// written.
+    last_group: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -48,11 +60,11 @@ struct Queued {
 }
 
 /// Decrements the in-flight count when its call ends, answered or abandoned.
-struct InFlight(Arc<AtomicUsize>);
+struct InFlight(Arc<Load>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -61,22 +73,22 @@ impl Coalescer {
     pub fn start(writer: PostingWriter, coalescing: Coalescing) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let receiver = Arc::new(Mutex::new(receiver));
-        let in_flight = Arc::new(AtomicUsize::new(0));
+        let load = Arc::new(Load::default());
         for _ in 0..coalescing.writers.max(1) {
             tokio::spawn(run_writer(
                 writer.clone(),
                 receiver.clone(),
-                in_flight.clone(),
+                load.clone(),
                 coalescing,
             ));
         }
-        Self { queue, in_flight }
+        Self { queue, load }
     }
 
     /// Writes `call` with whatever calls arrive with it, and answers as a lone call would.
     pub async fn submit(&self, mut call: PostingCall) -> Result<BatchOutcome, Error> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _in_flight = InFlight(self.in_flight.clone());
+        self.load.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(self.load.clone());
         call.origin = Some(Origin::current());
         let (answer, answered) = oneshot::channel();
         self.queue
@@ -98,16 +110,15 @@ fn stopping() -> Error {
 async fn run_writer(
     writer: PostingWriter,
     receiver: Arc<Mutex<mpsc::Receiver<Queued>>>,
-    in_flight: Arc<AtomicUsize>,
+    load: Arc<Load>,
     coalescing: Coalescing,
 ) {
-    // Calls being written by the other writers: they are in flight but will not be queued.
-    static WRITING: AtomicUsize = AtomicUsize::new(0);
     loop {
-        let Some(group) = collect(&receiver, &in_flight, &WRITING, coalescing).await else {
+        let Some(group) = collect(&receiver, &load, coalescing).await else {
             return;
         };
-        WRITING.fetch_add(group.len(), Ordering::Relaxed);
+        load.writing.fetch_add(group.len(), Ordering::Relaxed);
+        load.last_group.store(group.len(), Ordering::Relaxed);
         metrics::coalesced(group.len());
         for (_, members) in by_tenant(group) {
             let (calls, answers): (Vec<PostingCall>, Vec<_>) = members
@@ -115,7 +126,7 @@ async fn run_writer(
                 .map(|queued| (queued.call, queued.answer))
                 .unzip();
             let written = writer.write(&calls).await;
-            WRITING.fetch_sub(calls.len(), Ordering::Relaxed);
+            load.writing.fetch_sub(calls.len(), Ordering::Relaxed);
             for (answer, result) in answers.into_iter().zip(written) {
                 // The caller may have gone (deadline, cancellation): its call stands, as a
                 // lone call's committed transaction would.
@@ -125,12 +136,11 @@ async fn run_writer(
     }
 }
 
-/// Takes the next group: the first queued call, what else is queued, and, while calls are in
-/// flight outside the group, what arrives within the window. `None` once the queue is closed.
+/// Takes the next group: the first queued call, what else is queued, and, under load, what
+/// arrives within the window. `None` once the queue is closed.
 async fn collect(
     receiver: &Mutex<mpsc::Receiver<Queued>>,
-    in_flight: &AtomicUsize,
-    writing: &AtomicUsize,
+    load: &Load,
     coalescing: Coalescing,
 ) -> Option<Vec<Queued>> {
     let mut receiver = receiver.lock().await;
@@ -146,10 +156,12 @@ async fn collect(
             Err(mpsc::error::TryRecvError::Disconnected) => break,
             Err(mpsc::error::TryRecvError::Empty) => {}
         }
-        let others = in_flight
+        // Calls submitted but not yet queued or written, e.g. racing this writer.
+        let others = load
+            .in_flight
             .load(Ordering::Relaxed)
-            .saturating_sub(writing.load(Ordering::Relaxed));
-        if others <= group.len() {
+            .saturating_sub(load.writing.load(Ordering::Relaxed));
+        if others <= group.len() && load.last_group.load(Ordering::Relaxed) <= 1 {
             break;
         }
         match tokio::time::timeout_at(deadline, receiver.recv()).await {
