@@ -122,6 +122,9 @@ enum Decided {
     Refused(Refusal),
 }
 
+/// A call the engine accepted: what it writes, and what it answers.
+type Accepted = (Posting, BatchOutcome);
+
 /// How one try of a transaction ended.
 enum Tried {
     Committed(Vec<(usize, Decided)>),
@@ -243,7 +246,7 @@ impl PostingWriter {
         let members_calls: Vec<&PostingCall> = members.iter().map(|&i| &calls[i]).collect();
         let (decided, now) = decide(&mut transaction, tenant_id, &members_calls).await?;
         let mut keys = KeyRows::new(Utc::now());
-        let mut outcomes: Vec<(usize, Result<(Posting, BatchOutcome), Refusal>)> = Vec::new();
+        let mut outcomes: Vec<(usize, Result<Accepted, Refusal>)> = Vec::new();
         for (&index, decided) in members.iter().zip(decided) {
             let call = &calls[index];
             let outcome = match decided {
