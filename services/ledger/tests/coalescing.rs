@@ -24,22 +24,29 @@ struct Direct {
     h: Harness,
     tenant: Uuid,
     ledger: Ledger,
+    /// An issuer account and an empty no-overdraft wallet.
+    issuer: String,
+    wallet: String,
     _stop: DropGuard,
 }
 
-/// A ledger service with one tenant, and its use cases coalescing with `window`.
-async fn direct(window: &str) -> Direct {
-    let h = Harness::start().await;
+/// A ledger service with one tenant and an issuer and a wallet, and its use cases coalescing
+/// with a window wide enough for every call a test posts together.
+async fn direct() -> Direct {
+    let mut h = Harness::start().await;
+    let (issuer, wallet) = h.funded_wallet("ana", 0).await;
     let shutdown = CancellationToken::new();
     let ledger = Ledger::new(
         h.service.pool.clone(),
-        LedgerSettings::parse(&[format!("--coalesce-window={window}")]).expect("settings"),
+        LedgerSettings::parse(&["--coalesce-window=50ms".to_owned()]).expect("settings"),
         shutdown.clone(),
     );
     Direct {
         tenant: h.tenant.parse().expect("a tenant id"),
         h,
         ledger,
+        issuer,
+        wallet,
         _stop: shutdown.drop_guard(),
     }
 }
@@ -121,9 +128,11 @@ async fn one_callers_refusal_never_fails_another_s_in_the_same_group() {
         mut h,
         tenant,
         ledger,
+        issuer,
+        wallet,
         ..
-    } = direct("50ms").await;
-    let (issuer, wallet) = h.funded_wallet("ana", 100).await;
+    } = direct().await;
+    h.transfer(&issuer, &wallet, 100).await.expect("funded");
     let (_, other) = h.funded_wallet("bea", 0).await;
     // A key already used, alone, for another transfer.
     let used = key();
@@ -203,9 +212,10 @@ async fn the_same_key_twice_in_one_group_takes_effect_once() {
         mut h,
         tenant,
         ledger,
+        issuer,
+        wallet,
         ..
-    } = direct("50ms").await;
-    let (issuer, wallet) = h.funded_wallet("ana", 0).await;
+    } = direct().await;
     let spec = transfer(&issuer, &wallet, 30);
     let same = keyed(&h, &key(), &spec);
     let answers = post_together(
@@ -229,9 +239,10 @@ async fn a_value_the_database_refuses_fails_only_its_own_call() {
         mut h,
         tenant,
         ledger,
+        issuer,
+        wallet,
         ..
-    } = direct("50ms").await;
-    let (issuer, wallet) = h.funded_wallet("ana", 0).await;
+    } = direct().await;
     // Past the API's validation (which refuses it): a NUL, which no jsonb can hold.
     let mut unstorable = transfer(&issuer, &wallet, 2);
     unstorable.metadata.insert("note".into(), "a\u{0}b".into());
@@ -264,9 +275,10 @@ async fn coalesced_calls_append_one_event_per_call_and_account_in_order() {
         mut h,
         tenant,
         ledger,
+        issuer,
+        wallet,
         ..
-    } = direct("50ms").await;
-    let (issuer, wallet) = h.funded_wallet("ana", 0).await;
+    } = direct().await;
     let calls: Vec<(RequestKey, TransferSpec)> = (1..=5)
         .map(|amount| transfer(&issuer, &wallet, amount))
         .map(|spec| (keyed(&h, &key(), &spec), spec))

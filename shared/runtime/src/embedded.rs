@@ -366,7 +366,11 @@ async fn prepare_wal(admin: &mut sqlx::PgConnection) -> anyhow::Result<()> {
     ))
     .execute(&mut *admin)
     .await?;
-    tracing::info!(segments = PREPARED_WAL_SEGMENTS, elapsed_ms = started.elapsed().as_millis() as u64, "WAL of the new data folder made ready");
+    tracing::info!(
+        segments = PREPARED_WAL_SEGMENTS,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "WAL of the new data folder made ready"
+    );
     Ok(())
 }
 
