@@ -1,0 +1,199 @@
+//! The gRPC face of the directory: decode and validate, call one use case, encode. Each RPC's
+//! handler lives in the module of its resource; this file only routes.
+
+mod channels;
+mod courses;
+mod users;
+mod vip;
+
+use phoenix_proto::directory::v1 as pb;
+use phoenix_proto::directory::v1::directory_service_server::DirectoryService;
+use phoenix_runtime::Violations;
+use phoenix_runtime::stream::{self, ResponseStream};
+use tonic::{Request, Response, Status};
+
+use crate::app::Directory;
+
+/// Most ids one batch call resolves.
+pub const MAX_BATCH_IDS: usize = 1000;
+/// Page sizes of the list calls.
+const DEFAULT_PAGE_SIZE: i64 = 100;
+const MAX_PAGE_SIZE: i64 = 1000;
+
+type Answer<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl DirectoryService for Directory {
+    async fn create_user(&self, r: Request<pb::CreateUserRequest>) -> Answer<pb::CreateUserResponse> {
+        users::create(self, r.get_ref()).await
+    }
+    async fn get_user(&self, r: Request<pb::GetUserRequest>) -> Answer<pb::GetUserResponse> {
+        users::get(self, r.get_ref()).await
+    }
+    async fn lookup_user(&self, r: Request<pb::LookupUserRequest>) -> Answer<pb::LookupUserResponse> {
+        users::lookup(self, r.get_ref()).await
+    }
+    async fn batch_get_users(
+        &self,
+        r: Request<pb::BatchGetUsersRequest>,
+    ) -> Answer<pb::BatchGetUsersResponse> {
+        users::batch_get(self, r.get_ref()).await
+    }
+    async fn list_users(&self, r: Request<pb::ListUsersRequest>) -> Answer<pb::ListUsersResponse> {
+        users::list(self, r.get_ref()).await
+    }
+    async fn update_user(&self, r: Request<pb::UpdateUserRequest>) -> Answer<pb::UpdateUserResponse> {
+        users::update(self, r.get_ref()).await
+    }
+    async fn deactivate_user(
+        &self,
+        r: Request<pb::DeactivateUserRequest>,
+    ) -> Answer<pb::DeactivateUserResponse> {
+        users::deactivate(self, r.get_ref()).await
+    }
+
+    async fn check_vip(&self, r: Request<pb::CheckVipRequest>) -> Answer<pb::CheckVipResponse> {
+        vip::check(self, r.get_ref()).await
+    }
+    async fn grant_vip(&self, r: Request<pb::GrantVipRequest>) -> Answer<pb::GrantVipResponse> {
+        vip::grant(self, r.get_ref()).await
+    }
+    async fn extend_vip(&self, r: Request<pb::ExtendVipRequest>) -> Answer<pb::ExtendVipResponse> {
+        vip::extend(self, r.get_ref()).await
+    }
+    async fn start_vip_trial(
+        &self,
+        r: Request<pb::StartVipTrialRequest>,
+    ) -> Answer<pb::StartVipTrialResponse> {
+        vip::trial(self, r.get_ref()).await
+    }
+    async fn cancel_vip(&self, r: Request<pb::CancelVipRequest>) -> Answer<pb::CancelVipResponse> {
+        vip::cancel(self, r.get_ref()).await
+    }
+    async fn revoke_vip(&self, r: Request<pb::RevokeVipRequest>) -> Answer<pb::RevokeVipResponse> {
+        vip::revoke(self, r.get_ref()).await
+    }
+    async fn list_vip_history(
+        &self,
+        r: Request<pb::ListVipHistoryRequest>,
+    ) -> Answer<pb::ListVipHistoryResponse> {
+        vip::history(self, r.get_ref()).await
+    }
+
+    async fn join_channel(&self, r: Request<pb::JoinChannelRequest>) -> Answer<pb::JoinChannelResponse> {
+        channels::join(self, r.get_ref()).await
+    }
+    async fn leave_channel(
+        &self,
+        r: Request<pb::LeaveChannelRequest>,
+    ) -> Answer<pb::LeaveChannelResponse> {
+        channels::leave(self, r.get_ref()).await
+    }
+    async fn list_channel_memberships(
+        &self,
+        r: Request<pb::ListChannelMembershipsRequest>,
+    ) -> Answer<pb::ListChannelMembershipsResponse> {
+        channels::list(self, r.get_ref()).await
+    }
+    async fn ensure_channel_membership(
+        &self,
+        r: Request<pb::EnsureChannelMembershipRequest>,
+    ) -> Answer<pb::EnsureChannelMembershipResponse> {
+        channels::ensure(self, r.get_ref()).await
+    }
+
+    async fn create_course(
+        &self,
+        r: Request<pb::CreateCourseRequest>,
+    ) -> Answer<pb::CreateCourseResponse> {
+        courses::create(self, r.get_ref()).await
+    }
+    async fn get_course(&self, r: Request<pb::GetCourseRequest>) -> Answer<pb::GetCourseResponse> {
+        courses::get(self, r.get_ref()).await
+    }
+    async fn batch_get_courses(
+        &self,
+        r: Request<pb::BatchGetCoursesRequest>,
+    ) -> Answer<pb::BatchGetCoursesResponse> {
+        courses::batch_get(self, r.get_ref()).await
+    }
+    async fn list_courses(&self, r: Request<pb::ListCoursesRequest>) -> Answer<pb::ListCoursesResponse> {
+        courses::list(self, r.get_ref()).await
+    }
+    async fn update_course(
+        &self,
+        r: Request<pb::UpdateCourseRequest>,
+    ) -> Answer<pb::UpdateCourseResponse> {
+        courses::update(self, r.get_ref()).await
+    }
+
+    type SubscribeStream = ResponseStream<pb::SubscribeResponse>;
+
+    async fn subscribe(&self, r: Request<pb::SubscribeRequest>) -> Answer<Self::SubscribeStream> {
+        let after = r.get_ref().after_position;
+        let mut violations = Violations::new();
+        violations.check(
+            after >= 0,
+            "after_position",
+            "INVALID_POSITION",
+            "must be 0 (from the start) or the position of a delivered event",
+        );
+        violations.finish()?;
+        let events = self.follow_events(after).await?;
+        Ok(Response::new(stream::response_stream(events, |event| {
+            pb::SubscribeResponse {
+                position: event.position,
+                event: Some(event.envelope()),
+            }
+        })))
+    }
+}
+
+/// A batch's ids: 1 to [`MAX_BATCH_IDS`] UUIDs, each violation naming `ids[i]`.
+fn batch_ids(violations: &mut Violations, ids: &[String]) -> Vec<uuid::Uuid> {
+    if ids.is_empty() {
+        violations.add("ids", "REQUIRED", "is required: 1 to 1000 ids");
+    } else if ids.len() > MAX_BATCH_IDS {
+        violations.add(
+            "ids",
+            "TOO_MANY_IDS",
+            format!("must hold at most {MAX_BATCH_IDS} ids, got {}", ids.len()),
+        );
+        return Vec::new();
+    }
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| violations.uuid(&format!("ids[{i}]"), id))
+        .collect()
+}
+
+/// A page token: the last id of the previous page.
+fn page_after(violations: &mut Violations, token: &str) -> Option<uuid::Uuid> {
+    violations.page_token(token, |t| t.strip_prefix("after:").and_then(|id| id.parse().ok()))
+}
+
+fn page_token(next: Option<uuid::Uuid>) -> String {
+    next.map(|id| format!("after:{id}")).unwrap_or_default()
+}
+
+/// An optional timestamp: unset is none; a set one must be valid.
+fn optional_time(
+    violations: &mut Violations,
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    value.and_then(|t| violations.timestamp(field, Some(t)))
+}
+
+/// The value a parser gave once the request passed validation: `None` with no violation is a
+/// parser that failed without saying why, a broken invariant.
+fn decoded<T>(violations: Violations, value: Option<T>) -> Result<T, Status> {
+    violations.finish()?;
+    value.ok_or_else(|| {
+        phoenix_runtime::Error::invariant(
+            "DECODED_WITHOUT_VALUE",
+            "a request passed validation without a decoded value",
+        )
+        .into()
+    })
+}

@@ -1,0 +1,3 @@
+//! What an operator runs beside the directory: the auditor.
+
+pub mod audit;
