@@ -8,7 +8,7 @@ mod events;
 mod users;
 mod vip;
 
-pub use users::UserPage;
+pub use users::{ImportedUser, UserPage};
 
 use chrono::{DateTime, Utc};
 use phoenix_runtime::Error;

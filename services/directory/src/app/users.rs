@@ -14,6 +14,17 @@ use crate::domain::{NewUser, ProfileInput, User};
 use crate::store::users::{self as store, Filter, Key};
 use crate::{error, proto};
 
+/// A legacy user ready to import.
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub new: NewUser,
+    /// The legacy record's fields this schema has no column for, kept verbatim.
+    pub legacy_fields: serde_json::Map<String, serde_json::Value>,
+    /// Set when the legacy user had their VIP trial.
+    pub trial_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub archetype_updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// One page of ListUsers.
 #[derive(Debug, Clone)]
 pub struct UserPage {
@@ -58,6 +69,56 @@ impl Directory {
         self.events.appended();
         tracing::info!(user_id = %user.id, "user registered");
         Ok(user)
+    }
+
+    /// Imports a legacy user once per Telegram id: `None` when a user with that Telegram id is
+    /// already registered (nothing is written then).
+    pub async fn import_user(&self, imported: &ImportedUser) -> Result<Option<User>, Error> {
+        let Some(telegram_id) = imported.new.profile.telegram_id else {
+            return Err(phoenix_runtime::Refusal::invalid(
+                "telegram_id",
+                "REQUIRED",
+                "an imported user needs a Telegram id",
+            )
+            .into());
+        };
+        if store::id_by_telegram(&self.pool, telegram_id).await?.is_some() {
+            return Ok(None);
+        }
+        let now = self.now();
+        let mut transaction = self.pool.begin().await?;
+        let id = Uuid::now_v7();
+        let inserted = store::insert(
+            &mut transaction,
+            id,
+            &imported.new.profile,
+            &imported.legacy_fields,
+            now,
+        )
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // A concurrent import of the same Telegram id got there first.
+            Err(error) if error.reason() == "TELEGRAM_ID_TAKEN" => return Ok(None),
+            Err(error) => return Err(error),
+        }
+        if let Some(ends_at) = imported.trial_ends_at {
+            store::use_trial(&mut transaction, id, ends_at).await?;
+        }
+        if let Some(at) = imported.archetype_updated_at {
+            store::set_archetype_time(&mut transaction, id, at).await?;
+        }
+        let user = self.seen(locked(&mut transaction, id).await?);
+        publish(
+            &mut transaction,
+            &[user_event(&user, "phoenix.directory.v1.UserCreated", &pb::UserCreated {
+                user: Some(proto::user(&user)),
+            })],
+        )
+        .await?;
+        transaction.commit().await?;
+        self.events.appended();
+        Ok(Some(user))
     }
 
     /// The user with `id`; NOT_FOUND when there is none.

@@ -1,3 +1,5 @@
-//! What an operator runs beside the directory: the auditor.
+//! What an operator runs beside the directory: the auditor, the legacy users import and the
+//! benchmark.
 
 pub mod audit;
+pub mod import;

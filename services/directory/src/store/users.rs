@@ -202,6 +202,20 @@ pub async fn next_version(connection: &mut PgConnection, id: Uuid) -> Result<i64
     )
 }
 
+/// Sets an imported user's archetype time as the legacy system recorded it.
+pub async fn set_archetype_time(
+    connection: &mut PgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query("UPDATE users SET archetype_updated_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
 /// Marks the trial used, ending at `ends_at`.
 pub async fn use_trial(
     connection: &mut PgConnection,
