@@ -2,4 +2,5 @@
 //! benchmark.
 
 pub mod audit;
+pub mod bench;
 pub mod import;
