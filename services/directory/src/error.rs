@@ -33,9 +33,11 @@ fn taken(field: &str, reason: &str, value: &str) -> Refusal {
     )
     .with(field, value)
     .with("field", field);
-    refusal
-        .violations
-        .push(FieldViolation::new(field, reason, "is taken by another user"));
+    refusal.violations.push(FieldViolation::new(
+        field,
+        reason,
+        "is taken by another user",
+    ));
     refusal
 }
 

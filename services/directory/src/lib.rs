@@ -25,7 +25,8 @@ static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrat
 
 /// The directory service, for the runtime.
 pub fn spec() -> ServiceSpec {
-    ServiceSpec::new("directory", &MIGRATIONS, build).with_audit(|pool| Box::pin(audit_report(pool)))
+    ServiceSpec::new("directory", &MIGRATIONS, build)
+        .with_audit(|pool| Box::pin(audit_report(pool)))
 }
 
 /// What `phoenix audit directory` prints.

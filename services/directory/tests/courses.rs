@@ -45,7 +45,11 @@ fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     })
 }
 
-async fn move_to(client: &mut Client, course: &pb::Course, status: pb::CourseStatus) -> Result<pb::Course, tonic::Status> {
+async fn move_to(
+    client: &mut Client,
+    course: &pb::Course,
+    status: pb::CourseStatus,
+) -> Result<pb::Course, tonic::Status> {
     let mut changed = course.clone();
     changed.status = status.into();
     Ok(client
@@ -71,22 +75,38 @@ async fn a_course_moves_along_its_life_cycle_only() {
     let status = move_to(&mut client, &draft, pb::CourseStatus::Completed)
         .await
         .expect_err("draft cannot complete");
-    assert_refused(&status, Code::FailedPrecondition, "INVALID_COURSE_TRANSITION");
+    assert_refused(
+        &status,
+        Code::FailedPrecondition,
+        "INVALID_COURSE_TRANSITION",
+    );
     assert_eq!(metadata(&status, "from").as_deref(), Some("draft"));
     assert_eq!(metadata(&status, "to").as_deref(), Some("completed"));
 
-    let active = move_to(&mut client, &draft, pb::CourseStatus::Active).await.expect("active");
+    let active = move_to(&mut client, &draft, pb::CourseStatus::Active)
+        .await
+        .expect("active");
     assert!(active.complete_time.is_none());
-    let done = move_to(&mut client, &active, pb::CourseStatus::Completed).await.expect("done");
+    let done = move_to(&mut client, &active, pb::CourseStatus::Completed)
+        .await
+        .expect("done");
     assert!(done.complete_time.is_some());
-    let archived = move_to(&mut client, &done, pb::CourseStatus::Archived).await.expect("archived");
+    let archived = move_to(&mut client, &done, pb::CourseStatus::Archived)
+        .await
+        .expect("archived");
     assert_eq!(archived.complete_time, done.complete_time);
     let status = move_to(&mut client, &archived, pb::CourseStatus::Active)
         .await
         .expect_err("archived is final");
-    assert_refused(&status, Code::FailedPrecondition, "INVALID_COURSE_TRANSITION");
+    assert_refused(
+        &status,
+        Code::FailedPrecondition,
+        "INVALID_COURSE_TRANSITION",
+    );
     let read = client
-        .get_course(pb::GetCourseRequest { id: draft.id.clone() })
+        .get_course(pb::GetCourseRequest {
+            id: draft.id.clone(),
+        })
         .await
         .expect("get")
         .into_inner()
@@ -115,7 +135,10 @@ async fn an_update_changes_the_masked_fields_and_refuses_bad_ones() {
         .into_inner()
         .course
         .expect("course");
-    assert_eq!((updated.title.as_str(), updated.progress_percentage), ("Rust 102", 50.0));
+    assert_eq!(
+        (updated.title.as_str(), updated.progress_percentage),
+        ("Rust 102", 50.0)
+    );
     assert_eq!(updated.description, created.description);
 
     changed.progress_percentage = 100.5;
@@ -129,8 +152,14 @@ async fn an_update_changes_the_masked_fields_and_refuses_bad_ones() {
     assert_eq!(
         field_reasons(&status),
         [
-            ("update_mask.paths[1]".to_owned(), "READ_ONLY_FIELD".to_owned()),
-            ("update_mask.paths[2]".to_owned(), "UNKNOWN_FIELD".to_owned()),
+            (
+                "update_mask.paths[1]".to_owned(),
+                "READ_ONLY_FIELD".to_owned()
+            ),
+            (
+                "update_mask.paths[2]".to_owned(),
+                "UNKNOWN_FIELD".to_owned()
+            ),
         ]
     );
     let status = client
@@ -142,7 +171,10 @@ async fn an_update_changes_the_masked_fields_and_refuses_bad_ones() {
         .expect_err("out of range");
     assert_eq!(
         field_reasons(&status),
-        [("course.progress_percentage".to_owned(), "OUT_OF_RANGE".to_owned())]
+        [(
+            "course.progress_percentage".to_owned(),
+            "OUT_OF_RANGE".to_owned()
+        )]
     );
 }
 
@@ -164,7 +196,7 @@ async fn courses_are_batched_listed_by_owner_and_need_a_known_owner() {
         .expect("batch")
         .into_inner();
     assert_eq!(batch.courses, [b1.clone(), a1.clone()]);
-    assert_eq!(batch.missing_ids, [unknown.clone()]);
+    assert_eq!(batch.missing_ids, std::slice::from_ref(&unknown));
 
     let first = client
         .list_courses(pb::ListCoursesRequest {
@@ -175,7 +207,7 @@ async fn courses_are_batched_listed_by_owner_and_need_a_known_owner() {
         .await
         .expect("page")
         .into_inner();
-    assert_eq!(first.courses, [a1.clone()]);
+    assert_eq!(first.courses, std::slice::from_ref(&a1));
     let second = client
         .list_courses(pb::ListCoursesRequest {
             owner_user_id: ada.clone(),

@@ -301,7 +301,10 @@ mod users {
             .expect_err("username taken");
         assert_refused(&status, Code::AlreadyExists, "USERNAME_TAKEN");
         assert_eq!(metadata(&status, "field").as_deref(), Some("username"));
-        assert_eq!(field_reasons(&status), pairs(&[("username", "USERNAME_TAKEN")]));
+        assert_eq!(
+            field_reasons(&status),
+            pairs(&[("username", "USERNAME_TAKEN")])
+        );
         let status = client
             .create_user(full("c@example.com", "other", 1))
             .await
@@ -495,7 +498,9 @@ mod users {
             .expect_err("taken");
         assert_refused(&status, Code::AlreadyExists, "EMAIL_TAKEN");
         let unchanged = client
-            .get_user(pb::GetUserRequest { id: user.id.clone() })
+            .get_user(pb::GetUserRequest {
+                id: user.id.clone(),
+            })
             .await
             .expect("get")
             .into_inner()
@@ -511,7 +516,9 @@ mod users {
         let user = create(&mut client, registration("gone@example.com", "")).await;
         for _ in 0..2 {
             let gone = client
-                .deactivate_user(pb::DeactivateUserRequest { id: user.id.clone() })
+                .deactivate_user(pb::DeactivateUserRequest {
+                    id: user.id.clone(),
+                })
                 .await
                 .expect("deactivated")
                 .into_inner()

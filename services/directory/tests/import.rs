@@ -63,9 +63,13 @@ async fn the_sample_imports_once_and_quarantines_each_bad_line_with_its_reason()
             .fetch_one(&service.pool)
             .await
             .expect("legacy fields");
-    assert_eq!(kept, serde_json::json!({"besitos": 340, "language_code": "es"}));
+    assert_eq!(
+        kept,
+        serde_json::json!({"besitos": 340, "language_code": "es"})
+    );
 
-    let snapshot = "SELECT count(*), max(updated_at)::text, (SELECT count(*) FROM events) FROM users";
+    let snapshot =
+        "SELECT count(*), max(updated_at)::text, (SELECT count(*) FROM events) FROM users";
     let before: (i64, Option<String>, i64) = sqlx::query_as(snapshot)
         .fetch_one(&service.pool)
         .await
@@ -73,7 +77,10 @@ async fn the_sample_imports_once_and_quarantines_each_bad_line_with_its_reason()
     let second = import::run(&directory, SAMPLE.as_ref(), &report, |_, _| {})
         .await
         .expect("imported again");
-    assert_eq!((second.imported, second.unchanged, second.rejected), (0, 4, 5));
+    assert_eq!(
+        (second.imported, second.unchanged, second.rejected),
+        (0, 4, 5)
+    );
     let after: (i64, Option<String>, i64) = sqlx::query_as(snapshot)
         .fetch_one(&service.pool)
         .await

@@ -88,7 +88,11 @@ async fn concurrent_grants_with_one_key_give_one_period() {
     }
     assert_eq!(answers[0].status(), pb::VipStatus::Active);
     let span = time(&answers[0].period_end_time) - time(&answers[0].period_start_time);
-    assert_eq!(span, chrono::Duration::seconds(3600), "one period, not eight");
+    assert_eq!(
+        span,
+        chrono::Duration::seconds(3600),
+        "one period, not eight"
+    );
     let history = client
         .list_vip_history(pb::ListVipHistoryRequest {
             user_id: id.clone(),
@@ -127,7 +131,11 @@ async fn expiry_is_seen_at_the_end_instant_without_a_job() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         read = check(&mut client, &id).await;
     }
-    assert_eq!(read.status(), pb::VipStatus::Expired, "read at or after {end}");
+    assert_eq!(
+        read.status(),
+        pb::VipStatus::Expired,
+        "read at or after {end}"
+    );
     assert!(!read.vip);
     let listed = client
         .list_users(pb::ListUsersRequest {
@@ -199,7 +207,10 @@ async fn a_trial_is_once_and_changes_are_kept_in_order() {
     assert_eq!(got.vip_trial_end_time, started.period_end_time);
     assert_eq!(got.vip_status(), pb::VipStatus::Cancelled);
 
-    client.grant_vip(grant(&id, "g1", 100)).await.expect("granted");
+    client
+        .grant_vip(grant(&id, "g1", 100))
+        .await
+        .expect("granted");
     client
         .extend_vip(pb::ExtendVipRequest {
             user_id: id.clone(),
@@ -235,7 +246,9 @@ async fn a_trial_is_once_and_changes_are_kept_in_order() {
     assert_eq!(revoked.status(), pb::VipStatus::Cancelled);
     assert!(!revoked.vip);
     let changes: Vec<_> = client
-        .list_vip_history(pb::ListVipHistoryRequest { user_id: id.clone() })
+        .list_vip_history(pb::ListVipHistoryRequest {
+            user_id: id.clone(),
+        })
         .await
         .expect("history")
         .into_inner()
@@ -246,7 +259,13 @@ async fn a_trial_is_once_and_changes_are_kept_in_order() {
     use pb::VipChange as C;
     assert_eq!(
         changes,
-        [(1, C::Trial), (2, C::Cancel), (3, C::Grant), (4, C::Extend), (5, C::Revoke)]
+        [
+            (1, C::Trial),
+            (2, C::Cancel),
+            (3, C::Grant),
+            (4, C::Extend),
+            (5, C::Revoke)
+        ]
     );
     let tampered = sqlx::query("UPDATE vip_history SET reason = 'x'")
         .execute(&service.pool)
@@ -271,7 +290,10 @@ async fn bad_vip_requests_name_every_field() {
         field_reasons(&status),
         [
             ("user_id".to_owned(), "INVALID_ID".to_owned()),
-            ("idempotency_key".to_owned(), "IDEMPOTENCY_KEY_REQUIRED".to_owned()),
+            (
+                "idempotency_key".to_owned(),
+                "IDEMPOTENCY_KEY_REQUIRED".to_owned()
+            ),
             ("duration".to_owned(), "INVALID_DURATION".to_owned()),
         ]
     );
@@ -312,10 +334,17 @@ async fn an_active_vip_outside_the_vip_channel_is_reported_and_repaired() {
     assert!(!again.changed);
     assert_eq!(audit(&service).await.violations, 0);
 
-    client.grant_vip(grant(&id, "g", 3600)).await.expect("granted");
+    client
+        .grant_vip(grant(&id, "g", 3600))
+        .await
+        .expect("granted");
     let report = audit(&service).await;
     assert_eq!(report.violations, 1, "{:?}", report.lines);
-    assert!(report.lines.iter().any(|l| l.contains(&id)), "{:?}", report.lines);
+    assert!(
+        report.lines.iter().any(|l| l.contains(&id)),
+        "{:?}",
+        report.lines
+    );
 
     let ensured = client
         .ensure_channel_membership(pb::EnsureChannelMembershipRequest {
@@ -363,7 +392,9 @@ async fn an_active_vip_outside_the_vip_channel_is_reported_and_repaired() {
         .into_inner();
     assert!(leave.changed);
     let listed = client
-        .list_channel_memberships(pb::ListChannelMembershipsRequest { user_id: id.clone() })
+        .list_channel_memberships(pb::ListChannelMembershipsRequest {
+            user_id: id.clone(),
+        })
         .await
         .expect("listed")
         .into_inner();
@@ -386,7 +417,10 @@ async fn every_change_is_streamed_in_the_envelope_from_a_position() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
     let id = user(&mut client, "events@example.com").await;
-    client.grant_vip(grant(&id, "g", 3600)).await.expect("granted");
+    client
+        .grant_vip(grant(&id, "g", 3600))
+        .await
+        .expect("granted");
     client
         .join_channel(pb::JoinChannelRequest {
             user_id: id.clone(),
@@ -422,10 +456,19 @@ async fn every_change_is_streamed_in_the_envelope_from_a_position() {
             "phoenix.directory.v1.UserJoinedChannel"
         ]
     );
-    let positions: Vec<_> = [&created, &granted, &joined].iter().map(|e| e.position).collect();
+    let positions: Vec<_> = [&created, &granted, &joined]
+        .iter()
+        .map(|e| e.position)
+        .collect();
     assert_eq!(positions, [1, 2, 3]);
     let envelope = granted.event.expect("envelope");
-    assert_eq!((envelope.aggregate_type.as_str(), envelope.aggregate_id.as_str()), ("user", id.as_str()));
+    assert_eq!(
+        (
+            envelope.aggregate_type.as_str(),
+            envelope.aggregate_id.as_str()
+        ),
+        ("user", id.as_str())
+    );
     assert_eq!(envelope.aggregate_version, 2);
     let payload = pb::VipStatusChanged::decode(envelope.payload.expect("payload").value.as_slice())
         .expect("payload decodes");

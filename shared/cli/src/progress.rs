@@ -12,9 +12,9 @@ pub fn progress_bar_of(unit: &str) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template(&format!("[{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit}"))
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "[{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit}"
+    )) {
         bar.set_style(style);
     }
     bar

@@ -50,15 +50,20 @@ impl<T> Cache<T> {
             let Some((old, generation)) = self.order.pop_front() else {
                 break;
             };
-            if self.entries.get(&old).is_some_and(|e| e.generation == generation) {
+            if self
+                .entries
+                .get(&old)
+                .is_some_and(|e| e.generation == generation)
+            {
                 self.entries.remove(&old);
             }
         }
         // Queue places of re-inserted ids accumulate; drop them once they outnumber entries.
         if self.order.len() > 2 * self.capacity {
             let entries = &self.entries;
-            self.order
-                .retain(|(id, generation)| entries.get(id).is_some_and(|e| e.generation == *generation));
+            self.order.retain(|(id, generation)| {
+                entries.get(id).is_some_and(|e| e.generation == *generation)
+            });
         }
     }
 

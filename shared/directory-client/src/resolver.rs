@@ -107,7 +107,9 @@ impl<T> Clone for Resolver<T> {
 /// A lock whose holder panicked still guards consistent data here (every critical section
 /// is a single map operation), so it is used as is.
 fn lock<V>(mutex: &Mutex<V>) -> MutexGuard<'_, V> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<T: Send + Sync + 'static> Resolver<T> {
@@ -206,7 +208,10 @@ impl<T: Send + Sync + 'static> Resolver<T> {
         tracing::warn!(kind = self.0.kind, %id, why, "directory unavailable for a lookup");
         Err(Error::unavailable(
             "DIRECTORY_UNAVAILABLE",
-            format!("the directory cannot resolve this {} now; retry", self.0.kind),
+            format!(
+                "the directory cannot resolve this {} now; retry",
+                self.0.kind
+            ),
             None,
         ))
     }
@@ -238,7 +243,10 @@ impl<T: Send + Sync + 'static> Resolver<T> {
         let queued = std::mem::take(&mut *lock(&self.0.pending));
         let mut queued = queued.into_iter();
         loop {
-            let batch: Vec<_> = queued.by_ref().take(self.0.settings.max_batch.max(1)).collect();
+            let batch: Vec<_> = queued
+                .by_ref()
+                .take(self.0.settings.max_batch.max(1))
+                .collect();
             if batch.is_empty() {
                 break;
             }

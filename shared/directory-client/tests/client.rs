@@ -68,10 +68,26 @@ async fn concurrent_lookups_share_one_batch_and_unknown_ids_are_cached() {
     assert_eq!(stats.batches, 1, "{stats:?}");
     assert_eq!(stats.misses, 50, "{stats:?}");
 
-    assert!(resolver.user(unknown, Outage::Strict).await.expect("cached").is_none());
-    assert!(resolver.user(ids[0], Outage::Strict).await.expect("cached").is_some());
+    assert!(
+        resolver
+            .user(unknown, Outage::Strict)
+            .await
+            .expect("cached")
+            .is_none()
+    );
+    assert!(
+        resolver
+            .user(ids[0], Outage::Strict)
+            .await
+            .expect("cached")
+            .is_some()
+    );
     let stats = resolver.user_stats();
-    assert_eq!((stats.negative_hits, stats.hits, stats.batches), (1, 1, 1), "{stats:?}");
+    assert_eq!(
+        (stats.negative_hits, stats.hits, stats.batches),
+        (1, 1, 1),
+        "{stats:?}"
+    );
 
     let status = resolver
         .existing_user(unknown, Outage::Strict)

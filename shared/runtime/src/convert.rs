@@ -62,7 +62,9 @@ pub fn duration(value: chrono::Duration) -> prost_types::Duration {
 
 /// A protobuf `Struct` as a JSON object (`None` as `{}`). Numbers that are not finite (which
 /// JSON cannot hold) become `null`.
-pub fn json_from_struct(value: Option<&prost_types::Struct>) -> serde_json::Map<String, serde_json::Value> {
+pub fn json_from_struct(
+    value: Option<&prost_types::Struct>,
+) -> serde_json::Map<String, serde_json::Value> {
     value
         .map(|s| {
             s.fields
@@ -89,7 +91,9 @@ fn json_from_value(value: &prost_types::Value) -> serde_json::Value {
 }
 
 /// A JSON object as a protobuf `Struct`.
-pub fn struct_from_json(object: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+pub fn struct_from_json(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> prost_types::Struct {
     prost_types::Struct {
         fields: object
             .iter()

@@ -14,7 +14,12 @@ fn user_and_channel(user_id: &str, channel: i32) -> Result<(Uuid, Channel), toni
     let mut v = Violations::new();
     let user_id = v.uuid("user_id", user_id);
     let channel = v
-        .enumeration::<pb::Channel>("channel", channel, "REQUIRED", "CHANNEL_FREE or CHANNEL_VIP")
+        .enumeration::<pb::Channel>(
+            "channel",
+            channel,
+            "REQUIRED",
+            "CHANNEL_FREE or CHANNEL_VIP",
+        )
         .and_then(proto::channel_from);
     Ok((user_id, decoded(v, channel)?))
 }
@@ -40,7 +45,10 @@ pub async fn join(d: &Directory, body: &pb::JoinChannelRequest) -> Answer<pb::Jo
     }))
 }
 
-pub async fn leave(d: &Directory, body: &pb::LeaveChannelRequest) -> Answer<pb::LeaveChannelResponse> {
+pub async fn leave(
+    d: &Directory,
+    body: &pb::LeaveChannelRequest,
+) -> Answer<pb::LeaveChannelResponse> {
     let (user_id, channel) = user_and_channel(&body.user_id, body.channel)?;
     let changed = d.leave_channel(user_id, channel).await?;
     Ok(Response::new(pb::LeaveChannelResponse { changed }))
@@ -62,7 +70,11 @@ pub async fn ensure(
 ) -> Answer<pb::EnsureChannelMembershipResponse> {
     let ensured = d.ensure_channel_membership(user_id(&body.user_id)?).await?;
     Ok(Response::new(pb::EnsureChannelMembershipResponse {
-        memberships: ensured.memberships.iter().map(proto::channel_membership).collect(),
+        memberships: ensured
+            .memberships
+            .iter()
+            .map(proto::channel_membership)
+            .collect(),
         joined: ensured.joined,
         left: ensured.left,
     }))

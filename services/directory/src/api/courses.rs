@@ -7,8 +7,8 @@ use tonic::Response;
 
 use super::{Answer, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, batch_ids, decoded, page_after, page_token};
 use crate::app::Directory;
-use crate::domain::course::{CourseFields, READ_ONLY, WRITABLE};
 use crate::domain::CourseInput;
+use crate::domain::course::{CourseFields, READ_ONLY, WRITABLE};
 use crate::proto;
 
 /// A status as the caller sent it: unspecified is `None`, an unknown number a violation.
@@ -16,13 +16,20 @@ fn status(v: &mut Violations, field: &str, value: i32) -> Option<crate::domain::
     match pb::CourseStatus::try_from(value) {
         Ok(status) => proto::course_status_from(status),
         Err(_) => {
-            v.add(field, "INVALID_ENUM", format!("{value} is not a known course status"));
+            v.add(
+                field,
+                "INVALID_ENUM",
+                format!("{value} is not a known course status"),
+            );
             None
         }
     }
 }
 
-pub async fn create(d: &Directory, body: &pb::CreateCourseRequest) -> Answer<pb::CreateCourseResponse> {
+pub async fn create(
+    d: &Directory,
+    body: &pb::CreateCourseRequest,
+) -> Answer<pb::CreateCourseResponse> {
     let mut v = Violations::new();
     let owner = v.uuid("owner_user_id", &body.owner_user_id);
     let input = CourseInput {
@@ -77,14 +84,26 @@ pub async fn list(d: &Directory, body: &pb::ListCoursesRequest) -> Answer<pb::Li
     }))
 }
 
-pub async fn update(d: &Directory, body: &pb::UpdateCourseRequest) -> Answer<pb::UpdateCourseResponse> {
+pub async fn update(
+    d: &Directory,
+    body: &pb::UpdateCourseRequest,
+) -> Answer<pb::UpdateCourseResponse> {
     let mut v = Violations::new();
     let course = body.course.clone().unwrap_or_default();
     if body.course.is_none() {
-        v.add("course", "REQUIRED", "is required: the course's id and new values");
+        v.add(
+            "course",
+            "REQUIRED",
+            "is required: the course's id and new values",
+        );
     }
     let id = v.uuid("course.id", &course.id);
-    let paths = v.field_mask("update_mask", body.update_mask.as_ref(), WRITABLE, READ_ONLY);
+    let paths = v.field_mask(
+        "update_mask",
+        body.update_mask.as_ref(),
+        WRITABLE,
+        READ_ONLY,
+    );
     let input = CourseInput {
         title: course.title,
         description: course.description,

@@ -24,13 +24,19 @@ type Answer<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl DirectoryService for Directory {
-    async fn create_user(&self, r: Request<pb::CreateUserRequest>) -> Answer<pb::CreateUserResponse> {
+    async fn create_user(
+        &self,
+        r: Request<pb::CreateUserRequest>,
+    ) -> Answer<pb::CreateUserResponse> {
         users::create(self, r.get_ref()).await
     }
     async fn get_user(&self, r: Request<pb::GetUserRequest>) -> Answer<pb::GetUserResponse> {
         users::get(self, r.get_ref()).await
     }
-    async fn lookup_user(&self, r: Request<pb::LookupUserRequest>) -> Answer<pb::LookupUserResponse> {
+    async fn lookup_user(
+        &self,
+        r: Request<pb::LookupUserRequest>,
+    ) -> Answer<pb::LookupUserResponse> {
         users::lookup(self, r.get_ref()).await
     }
     async fn batch_get_users(
@@ -42,7 +48,10 @@ impl DirectoryService for Directory {
     async fn list_users(&self, r: Request<pb::ListUsersRequest>) -> Answer<pb::ListUsersResponse> {
         users::list(self, r.get_ref()).await
     }
-    async fn update_user(&self, r: Request<pb::UpdateUserRequest>) -> Answer<pb::UpdateUserResponse> {
+    async fn update_user(
+        &self,
+        r: Request<pb::UpdateUserRequest>,
+    ) -> Answer<pb::UpdateUserResponse> {
         users::update(self, r.get_ref()).await
     }
     async fn deactivate_user(
@@ -80,7 +89,10 @@ impl DirectoryService for Directory {
         vip::history(self, r.get_ref()).await
     }
 
-    async fn join_channel(&self, r: Request<pb::JoinChannelRequest>) -> Answer<pb::JoinChannelResponse> {
+    async fn join_channel(
+        &self,
+        r: Request<pb::JoinChannelRequest>,
+    ) -> Answer<pb::JoinChannelResponse> {
         channels::join(self, r.get_ref()).await
     }
     async fn leave_channel(
@@ -117,7 +129,10 @@ impl DirectoryService for Directory {
     ) -> Answer<pb::BatchGetCoursesResponse> {
         courses::batch_get(self, r.get_ref()).await
     }
-    async fn list_courses(&self, r: Request<pb::ListCoursesRequest>) -> Answer<pb::ListCoursesResponse> {
+    async fn list_courses(
+        &self,
+        r: Request<pb::ListCoursesRequest>,
+    ) -> Answer<pb::ListCoursesResponse> {
         courses::list(self, r.get_ref()).await
     }
     async fn update_course(
@@ -169,7 +184,9 @@ fn batch_ids(violations: &mut Violations, ids: &[String]) -> Vec<uuid::Uuid> {
 
 /// A page token: the last id of the previous page.
 fn page_after(violations: &mut Violations, token: &str) -> Option<uuid::Uuid> {
-    violations.page_token(token, |t| t.strip_prefix("after:").and_then(|id| id.parse().ok()))
+    violations.page_token(token, |t| {
+        t.strip_prefix("after:").and_then(|id| id.parse().ok())
+    })
 }
 
 fn page_token(next: Option<uuid::Uuid>) -> String {

@@ -5,7 +5,10 @@ use phoenix_runtime::Violations;
 use phoenix_runtime::convert::json_from_struct;
 use tonic::Response;
 
-use super::{Answer, decoded, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, batch_ids, optional_time, page_after, page_token};
+use super::{
+    Answer, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, batch_ids, decoded, optional_time, page_after,
+    page_token,
+};
 use crate::app::Directory;
 use crate::domain::user::{MAX_ARCHETYPE_CHARS, READ_ONLY, WRITABLE};
 use crate::domain::{NewUser, ProfileInput};
@@ -59,13 +62,22 @@ pub async fn lookup(d: &Directory, body: &pb::LookupUserRequest) -> Answer<pb::L
     let mut v = Violations::new();
     let key = match &body.key {
         None => {
-            v.add("key", "REQUIRED", "is required: email, username or telegram_id");
+            v.add(
+                "key",
+                "REQUIRED",
+                "is required: email, username or telegram_id",
+            );
             None
         }
         Some(K::Email(email)) => Some(Key::Email(v.text("email", email, 320))),
         Some(K::Username(name)) => Some(Key::Username(v.text("username", name, 32))),
         Some(K::TelegramId(id)) => {
-            v.check(*id > 0, "telegram_id", "INVALID_TELEGRAM_ID", "must be a positive Telegram user id");
+            v.check(
+                *id > 0,
+                "telegram_id",
+                "INVALID_TELEGRAM_ID",
+                "must be a positive Telegram user id",
+            );
             Some(Key::Telegram(*id))
         }
     };
@@ -94,7 +106,11 @@ pub async fn list(d: &Directory, body: &pb::ListUsersRequest) -> Answer<pb::List
     let mut v = Violations::new();
     let limit = v.page_size(body.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     let after = page_after(&mut v, &body.page_token);
-    let archetype = v.optional_text("archetype_primary", &body.archetype_primary, MAX_ARCHETYPE_CHARS);
+    let archetype = v.optional_text(
+        "archetype_primary",
+        &body.archetype_primary,
+        MAX_ARCHETYPE_CHARS,
+    );
     let vip_status = match pb::VipStatus::try_from(body.vip_status) {
         Ok(status) => proto::vip_status_from(status),
         Err(_) => {
@@ -123,10 +139,19 @@ pub async fn update(d: &Directory, body: &pb::UpdateUserRequest) -> Answer<pb::U
     let mut v = Violations::new();
     let user = body.user.clone().unwrap_or_default();
     if body.user.is_none() {
-        v.add("user", "REQUIRED", "is required: the user's id and new values");
+        v.add(
+            "user",
+            "REQUIRED",
+            "is required: the user's id and new values",
+        );
     }
     let id = v.uuid("user.id", &user.id);
-    let paths = v.field_mask("update_mask", body.update_mask.as_ref(), WRITABLE, READ_ONLY);
+    let paths = v.field_mask(
+        "update_mask",
+        body.update_mask.as_ref(),
+        WRITABLE,
+        READ_ONLY,
+    );
     let input = ProfileInput {
         email: user.email,
         display_name: user.display_name,
@@ -135,7 +160,11 @@ pub async fn update(d: &Directory, body: &pb::UpdateUserRequest) -> Answer<pb::U
         telegram_id: user.telegram_id,
         superuser: user.superuser,
         metadata: json_from_struct(user.metadata.as_ref()),
-        last_login_at: optional_time(&mut v, "user.last_login_time", user.last_login_time.as_ref()),
+        last_login_at: optional_time(
+            &mut v,
+            "user.last_login_time",
+            user.last_login_time.as_ref(),
+        ),
         archetype_primary: user.archetype_primary,
         archetype_secondary: user.archetype_secondary,
         archetype_confidence: user.archetype_confidence,

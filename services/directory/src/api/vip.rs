@@ -33,24 +33,35 @@ fn duration(
     d.num_microseconds().map(Duration::microseconds)
 }
 
-/// Applies a decoded change and answers with the membership after it.
-async fn change(
-    d: &Directory,
-    user_id: &str,
-    key: &str,
+/// The fields every VIP change request has.
+struct ChangeCall<'a, M> {
     method: &'static str,
-    request: &impl prost::Message,
-    reason: &str,
+    request: &'a M,
+    user_id: &'a str,
+    idempotency_key: &'a str,
+    reason: &'a str,
     reason_required: bool,
+}
+
+/// Validates a change request whole (its own fields by `decode`), applies the change and
+/// answers with the membership after it.
+async fn change<M: prost::Message>(
+    d: &Directory,
+    call: ChangeCall<'_, M>,
     decode: impl FnOnce(&mut Violations) -> Option<VipChange>,
 ) -> Result<MembershipView, tonic::Status> {
     let mut v = Violations::new();
-    let user_id = v.uuid("user_id", user_id);
-    let key = v.idempotency_key(key);
+    let user_id = v.uuid("user_id", call.user_id);
+    let key = v.idempotency_key(call.idempotency_key);
     let change = decode(&mut v);
-    let reason = v.free_text("reason", reason, MAX_REASON_CHARS, reason_required);
+    let reason = v.free_text(
+        "reason",
+        call.reason,
+        MAX_REASON_CHARS,
+        call.reason_required,
+    );
     let change = decoded(v, change)?;
-    let key = RequestKey::new("", key, method, request);
+    let key = RequestKey::new("", key, call.method, call.request);
     Ok(d.change_vip(user_id, change, &reason, &key).await?)
 }
 
@@ -65,9 +76,18 @@ pub async fn check(d: &Directory, body: &pb::CheckVipRequest) -> Answer<pb::Chec
 }
 
 pub async fn grant(d: &Directory, body: &pb::GrantVipRequest) -> Answer<pb::GrantVipResponse> {
-    let view = change(d, &body.user_id, &body.idempotency_key, "GrantVip", body, &body.reason, false, |v| {
-        duration(v, body.duration.as_ref(), MAX_GRANT_DAYS, None).map(VipChange::Grant)
-    })
+    let view = change(
+        d,
+        ChangeCall {
+            method: "GrantVip",
+            request: body,
+            user_id: &body.user_id,
+            idempotency_key: &body.idempotency_key,
+            reason: &body.reason,
+            reason_required: false,
+        },
+        |v| duration(v, body.duration.as_ref(), MAX_GRANT_DAYS, None).map(VipChange::Grant),
+    )
     .await?;
     Ok(Response::new(pb::GrantVipResponse {
         membership: Some(proto::membership(&view)),
@@ -75,9 +95,18 @@ pub async fn grant(d: &Directory, body: &pb::GrantVipRequest) -> Answer<pb::Gran
 }
 
 pub async fn extend(d: &Directory, body: &pb::ExtendVipRequest) -> Answer<pb::ExtendVipResponse> {
-    let view = change(d, &body.user_id, &body.idempotency_key, "ExtendVip", body, &body.reason, false, |v| {
-        duration(v, body.duration.as_ref(), MAX_GRANT_DAYS, None).map(VipChange::Extend)
-    })
+    let view = change(
+        d,
+        ChangeCall {
+            method: "ExtendVip",
+            request: body,
+            user_id: &body.user_id,
+            idempotency_key: &body.idempotency_key,
+            reason: &body.reason,
+            reason_required: false,
+        },
+        |v| duration(v, body.duration.as_ref(), MAX_GRANT_DAYS, None).map(VipChange::Extend),
+    )
     .await?;
     Ok(Response::new(pb::ExtendVipResponse {
         membership: Some(proto::membership(&view)),
@@ -88,10 +117,21 @@ pub async fn trial(
     d: &Directory,
     body: &pb::StartVipTrialRequest,
 ) -> Answer<pb::StartVipTrialResponse> {
-    let view = change(d, &body.user_id, &body.idempotency_key, "StartVipTrial", body, "", false, |v| {
-        let default = Some(Duration::days(DEFAULT_TRIAL_DAYS));
-        duration(v, body.duration.as_ref(), MAX_TRIAL_DAYS, default).map(VipChange::Trial)
-    })
+    let view = change(
+        d,
+        ChangeCall {
+            method: "StartVipTrial",
+            request: body,
+            user_id: &body.user_id,
+            idempotency_key: &body.idempotency_key,
+            reason: "",
+            reason_required: false,
+        },
+        |v| {
+            let default = Some(Duration::days(DEFAULT_TRIAL_DAYS));
+            duration(v, body.duration.as_ref(), MAX_TRIAL_DAYS, default).map(VipChange::Trial)
+        },
+    )
     .await?;
     Ok(Response::new(pb::StartVipTrialResponse {
         membership: Some(proto::membership(&view)),
@@ -99,9 +139,18 @@ pub async fn trial(
 }
 
 pub async fn cancel(d: &Directory, body: &pb::CancelVipRequest) -> Answer<pb::CancelVipResponse> {
-    let view = change(d, &body.user_id, &body.idempotency_key, "CancelVip", body, &body.reason, false, |_| {
-        Some(VipChange::Cancel)
-    })
+    let view = change(
+        d,
+        ChangeCall {
+            method: "CancelVip",
+            request: body,
+            user_id: &body.user_id,
+            idempotency_key: &body.idempotency_key,
+            reason: &body.reason,
+            reason_required: false,
+        },
+        |_| Some(VipChange::Cancel),
+    )
     .await?;
     Ok(Response::new(pb::CancelVipResponse {
         membership: Some(proto::membership(&view)),
@@ -109,9 +158,18 @@ pub async fn cancel(d: &Directory, body: &pb::CancelVipRequest) -> Answer<pb::Ca
 }
 
 pub async fn revoke(d: &Directory, body: &pb::RevokeVipRequest) -> Answer<pb::RevokeVipResponse> {
-    let view = change(d, &body.user_id, &body.idempotency_key, "RevokeVip", body, &body.reason, true, |_| {
-        Some(VipChange::Revoke)
-    })
+    let view = change(
+        d,
+        ChangeCall {
+            method: "RevokeVip",
+            request: body,
+            user_id: &body.user_id,
+            idempotency_key: &body.idempotency_key,
+            reason: &body.reason,
+            reason_required: true,
+        },
+        |_| Some(VipChange::Revoke),
+    )
     .await?;
     Ok(Response::new(pb::RevokeVipResponse {
         membership: Some(proto::membership(&view)),

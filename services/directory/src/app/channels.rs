@@ -47,7 +47,10 @@ impl Directory {
         Ok(changed)
     }
 
-    pub async fn channel_memberships(&self, user_id: Uuid) -> Result<Vec<ChannelMembership>, Error> {
+    pub async fn channel_memberships(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<ChannelMembership>, Error> {
         users::get(&self.pool, user_id, false)
             .await?
             .ok_or_else(|| crate::error::user_not_found(user_id))?;
@@ -102,7 +105,14 @@ async fn join(
         channel: proto::channel(channel).into(),
         join_time: Some(timestamp(now)),
     };
-    announce(connection, user_id, "phoenix.directory.v1.UserJoinedChannel", &payload, now).await?;
+    announce(
+        connection,
+        user_id,
+        "phoenix.directory.v1.UserJoinedChannel",
+        &payload,
+        now,
+    )
+    .await?;
     Ok(true)
 }
 
@@ -120,7 +130,14 @@ async fn leave(
         channel: proto::channel(channel).into(),
         leave_time: Some(timestamp(now)),
     };
-    announce(connection, user_id, "phoenix.directory.v1.UserLeftChannel", &payload, now).await?;
+    announce(
+        connection,
+        user_id,
+        "phoenix.directory.v1.UserLeftChannel",
+        &payload,
+        now,
+    )
+    .await?;
     Ok(true)
 }
 

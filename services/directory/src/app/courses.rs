@@ -13,7 +13,11 @@ use crate::domain::{Course, CourseInput};
 use crate::store::{courses as store, users};
 use crate::{error, proto};
 
-fn course_event(course: &Course, event_type: &'static str, payload: &impl prost::Message) -> NewEvent {
+fn course_event(
+    course: &Course,
+    event_type: &'static str,
+    payload: &impl prost::Message,
+) -> NewEvent {
     NewEvent::new(
         COURSE_AGGREGATE,
         course.id,
@@ -26,7 +30,11 @@ fn course_event(course: &Course, event_type: &'static str, payload: &impl prost:
 
 impl Directory {
     /// Creates a course owned by an existing user (FAILED_PRECONDITION USER_NOT_FOUND else).
-    pub async fn create_course(&self, owner_id: Uuid, fields: &CourseFields) -> Result<Course, Error> {
+    pub async fn create_course(
+        &self,
+        owner_id: Uuid,
+        fields: &CourseFields,
+    ) -> Result<Course, Error> {
         let now = self.now();
         let mut transaction = self.pool.begin().await?;
         users::get(&mut *transaction, owner_id, false)
@@ -38,7 +46,11 @@ impl Directory {
         };
         publish(
             &mut transaction,
-            &[course_event(&course, "phoenix.directory.v1.CourseCreated", &payload)],
+            &[course_event(
+                &course,
+                "phoenix.directory.v1.CourseCreated",
+                &payload,
+            )],
         )
         .await?;
         transaction.commit().await?;
@@ -86,7 +98,11 @@ impl Directory {
         let mut courses = store::by_owner(&self.pool, owner_id, after, limit + 1).await?;
         let more = courses.len() > size;
         courses.truncate(size);
-        let next = if more { courses.last().map(|c| c.id) } else { None };
+        let next = if more {
+            courses.last().map(|c| c.id)
+        } else {
+            None
+        };
         Ok((courses, next))
     }
 
@@ -114,7 +130,11 @@ impl Directory {
         };
         publish(
             &mut transaction,
-            &[course_event(&course, "phoenix.directory.v1.CourseUpdated", &payload)],
+            &[course_event(
+                &course,
+                "phoenix.directory.v1.CourseUpdated",
+                &payload,
+            )],
         )
         .await?;
         transaction.commit().await?;

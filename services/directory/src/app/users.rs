@@ -55,14 +55,24 @@ impl Directory {
     ) -> Result<User, Error> {
         let now = self.now();
         let mut transaction = self.pool.begin().await?;
-        let loaded = store::insert(&mut transaction, Uuid::now_v7(), &new.profile, legacy_fields, now)
-            .await?;
+        let loaded = store::insert(
+            &mut transaction,
+            Uuid::now_v7(),
+            &new.profile,
+            legacy_fields,
+            now,
+        )
+        .await?;
         let user = self.seen(loaded);
         publish(
             &mut transaction,
-            &[user_event(&user, "phoenix.directory.v1.UserCreated", &pb::UserCreated {
-                user: Some(proto::user(&user)),
-            })],
+            &[user_event(
+                &user,
+                "phoenix.directory.v1.UserCreated",
+                &pb::UserCreated {
+                    user: Some(proto::user(&user)),
+                },
+            )],
         )
         .await?;
         transaction.commit().await?;
@@ -82,7 +92,10 @@ impl Directory {
             )
             .into());
         };
-        if store::id_by_telegram(&self.pool, telegram_id).await?.is_some() {
+        if store::id_by_telegram(&self.pool, telegram_id)
+            .await?
+            .is_some()
+        {
             return Ok(None);
         }
         let now = self.now();
@@ -111,9 +124,13 @@ impl Directory {
         let user = self.seen(locked(&mut transaction, id).await?);
         publish(
             &mut transaction,
-            &[user_event(&user, "phoenix.directory.v1.UserCreated", &pb::UserCreated {
-                user: Some(proto::user(&user)),
-            })],
+            &[user_event(
+                &user,
+                "phoenix.directory.v1.UserCreated",
+                &pb::UserCreated {
+                    user: Some(proto::user(&user)),
+                },
+            )],
         )
         .await?;
         transaction.commit().await?;
@@ -131,11 +148,13 @@ impl Directory {
 
     /// The user with this email, username or Telegram id; NOT_FOUND when there is none.
     pub async fn lookup(&self, key: &Key) -> Result<User, Error> {
-        let loaded = store::lookup(&self.pool, key).await?.ok_or_else(|| match key {
-            Key::Email(email) => error::no_user_with("email", email),
-            Key::Username(name) => error::no_user_with("username", name),
-            Key::Telegram(id) => error::no_user_with("telegram_id", &id.to_string()),
-        })?;
+        let loaded = store::lookup(&self.pool, key)
+            .await?
+            .ok_or_else(|| match key {
+                Key::Email(email) => error::no_user_with("email", email),
+                Key::Username(name) => error::no_user_with("username", name),
+                Key::Telegram(id) => error::no_user_with("telegram_id", &id.to_string()),
+            })?;
         Ok(self.seen(loaded))
     }
 
@@ -177,7 +196,11 @@ impl Directory {
         let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let users: Vec<User> = rows.into_iter().map(|loaded| self.seen(loaded)).collect();
-        let next_after = if more { users.last().map(|u| u.id) } else { None };
+        let next_after = if more {
+            users.last().map(|u| u.id)
+        } else {
+            None
+        };
         Ok(UserPage { users, next_after })
     }
 
@@ -206,10 +229,14 @@ impl Directory {
         let user = self.seen(locked(&mut transaction, id).await?);
         publish(
             &mut transaction,
-            &[user_event(&user, "phoenix.directory.v1.UserUpdated", &pb::UserUpdated {
-                user: Some(proto::user(&user)),
-                paths: paths.to_vec(),
-            })],
+            &[user_event(
+                &user,
+                "phoenix.directory.v1.UserUpdated",
+                &pb::UserUpdated {
+                    user: Some(proto::user(&user)),
+                    paths: paths.to_vec(),
+                },
+            )],
         )
         .await?;
         transaction.commit().await?;
@@ -229,10 +256,14 @@ impl Directory {
         let user = self.seen(locked(&mut transaction, id).await?);
         publish(
             &mut transaction,
-            &[user_event(&user, "phoenix.directory.v1.UserDeactivated", &pb::UserDeactivated {
-                user_id: id.to_string(),
-                deactivate_time: Some(phoenix_runtime::convert::timestamp(now)),
-            })],
+            &[user_event(
+                &user,
+                "phoenix.directory.v1.UserDeactivated",
+                &pb::UserDeactivated {
+                    user_id: id.to_string(),
+                    deactivate_time: Some(phoenix_runtime::convert::timestamp(now)),
+                },
+            )],
         )
         .await?;
         transaction.commit().await?;
@@ -253,7 +284,11 @@ pub(super) async fn locked(
 }
 
 /// An event of the user's stream at the user's current version.
-pub(super) fn user_event(user: &User, event_type: &'static str, payload: &impl prost::Message) -> NewEvent {
+pub(super) fn user_event(
+    user: &User,
+    event_type: &'static str,
+    payload: &impl prost::Message,
+) -> NewEvent {
     NewEvent::new(
         USER_AGGREGATE,
         user.id,

@@ -1,9 +1,9 @@
 //! VIP memberships: CheckVip and the changes, each at most once per idempotency key.
 
 use phoenix_proto::directory::v1 as pb;
+use phoenix_runtime::Error;
 use phoenix_runtime::idempotency::{self, RequestKey};
 use phoenix_runtime::stream::NewEvent;
-use phoenix_runtime::Error;
 use uuid::Uuid;
 
 use super::users::locked;

@@ -113,7 +113,12 @@ impl CourseFields {
         );
         let fields = Self {
             title: v.text("title", &input.title, MAX_TITLE_CHARS),
-            description: v.free_text("description", &input.description, MAX_DESCRIPTION_CHARS, false),
+            description: v.free_text(
+                "description",
+                &input.description,
+                MAX_DESCRIPTION_CHARS,
+                false,
+            ),
             status,
             progress: progress(&mut v, "progress_percentage", input.progress_percentage),
             metadata: metadata(&mut v, "metadata", input.metadata.clone()),
@@ -125,7 +130,12 @@ impl CourseFields {
     /// These fields with those named by `paths` taken from `input` (violations named
     /// `{prefix}{path}`). The status is only validated here; [`Course::transition`] decides
     /// whether the move is allowed.
-    pub fn with(&self, input: &CourseInput, paths: &[String], prefix: &str) -> Result<Self, Refusal> {
+    pub fn with(
+        &self,
+        input: &CourseInput,
+        paths: &[String],
+        prefix: &str,
+    ) -> Result<Self, Refusal> {
         let mut v = Violations::new();
         let mut next = self.clone();
         for path in paths {

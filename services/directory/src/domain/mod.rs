@@ -80,7 +80,11 @@ pub fn metadata(
             ),
         );
     } else if text.contains("\\u0000") {
-        violations.add(field, "CONTROL_CHARACTER", "must not contain NUL characters");
+        violations.add(
+            field,
+            "CONTROL_CHARACTER",
+            "must not contain NUL characters",
+        );
     }
     match serde_json::from_str(&text) {
         Ok(serde_json::Value::Object(object)) => object,
@@ -114,14 +118,22 @@ mod tests {
         hundredths(&mut v, "s", 1.234, 10_000);
         assert_eq!(
             reasons(v),
-            ["OUT_OF_RANGE", "OUT_OF_RANGE", "OUT_OF_RANGE", "TOO_MANY_DECIMALS"]
+            [
+                "OUT_OF_RANGE",
+                "OUT_OF_RANGE",
+                "OUT_OF_RANGE",
+                "TOO_MANY_DECIMALS"
+            ]
         );
     }
 
     #[test]
     fn metadata_refuses_nul_and_size() {
         let mut v = Violations::new();
-        let nul = serde_json::json!({"a": "x\u{0}"}).as_object().cloned().unwrap_or_default();
+        let nul = serde_json::json!({"a": "x\u{0}"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         metadata(&mut v, "metadata", nul);
         let big = serde_json::json!({"a": "x".repeat(MAX_METADATA_BYTES)})
             .as_object()

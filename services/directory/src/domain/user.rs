@@ -140,7 +140,12 @@ impl Profile {
     /// This profile with the fields named by `paths` taken from `input`, every one validated
     /// (violations are named `{prefix}{path}`), and the cross-field rules checked on the
     /// result.
-    pub fn with(&self, input: &ProfileInput, paths: &[String], prefix: &str) -> Result<Self, Refusal> {
+    pub fn with(
+        &self,
+        input: &ProfileInput,
+        paths: &[String],
+        prefix: &str,
+    ) -> Result<Self, Refusal> {
         let mut v = Violations::new();
         let mut next = self.clone();
         // Whether the result has a Telegram id decides whether an empty email is allowed.
@@ -213,7 +218,8 @@ impl Profile {
             }
             "last_engagement_time" => self.last_engagement_at = input.last_engagement_at,
             "engagement_streak" => {
-                self.engagement_streak = v.range(field, input.engagement_streak, 0..=i32::MAX, None);
+                self.engagement_streak =
+                    v.range(field, input.engagement_streak, 0..=i32::MAX, None);
             }
             _ => v.add(field, "UNKNOWN_FIELD", "is not a user field"),
         }
@@ -384,7 +390,9 @@ mod tests {
 
     #[test]
     fn an_update_checks_only_its_paths_and_the_result() {
-        let base = NewUser::parse(&input("a@b.com", "A", "")).expect("valid").profile;
+        let base = NewUser::parse(&input("a@b.com", "A", ""))
+            .expect("valid")
+            .profile;
         let raw = input("", "", "");
         let refusal = base
             .with(&raw, &["email".to_owned()], "user.")

@@ -169,7 +169,9 @@ pub fn apply(
             .with("user_id", user_id));
         }
         (VipChange::Trial(d), None) => (Stored::Trial, now, later(now, d)?),
-        (VipChange::Cancel | VipChange::Revoke, Some(m)) => (Stored::Cancelled, m.period_start, now),
+        (VipChange::Cancel | VipChange::Revoke, Some(m)) => {
+            (Stored::Cancelled, m.period_start, now)
+        }
         (VipChange::Cancel | VipChange::Revoke, None) => return Err(not_active(user_id, status)),
     };
     Ok(Membership {
@@ -216,8 +218,14 @@ mod tests {
 
     #[test]
     fn a_membership_expires_at_its_end_instant() {
-        let m = apply(user(), None, false, VipChange::Grant(Duration::seconds(60)), at(0))
-            .expect("granted");
+        let m = apply(
+            user(),
+            None,
+            false,
+            VipChange::Grant(Duration::seconds(60)),
+            at(0),
+        )
+        .expect("granted");
         assert_eq!(m.status_at(at(59)), VipStatus::Active);
         assert_eq!(
             m.status_at(at(60) - Duration::nanoseconds(1)),
@@ -232,7 +240,10 @@ mod tests {
         let d = Duration::seconds(100);
         let first = apply(user(), None, false, VipChange::Grant(d), at(0)).expect("granted");
         let more = apply(user(), Some(&first), false, VipChange::Grant(d), at(50)).expect("more");
-        assert_eq!((more.period_start, more.period_end, more.version), (at(0), at(200), 2));
+        assert_eq!(
+            (more.period_start, more.period_end, more.version),
+            (at(0), at(200), 2)
+        );
         let anew = apply(user(), Some(&more), false, VipChange::Grant(d), at(300)).expect("new");
         assert_eq!((anew.period_start, anew.period_end), (at(300), at(400)));
     }
@@ -242,11 +253,18 @@ mod tests {
         let d = Duration::days(7);
         let trial = apply(user(), None, false, VipChange::Trial(d), at(0)).expect("trial");
         assert_eq!(trial.status_at(at(1)), VipStatus::Trial);
-        let again = apply(user(), Some(&trial), true, VipChange::Trial(d), at(10_000_000))
-            .expect_err("second trial");
+        let again = apply(
+            user(),
+            Some(&trial),
+            true,
+            VipChange::Trial(d),
+            at(10_000_000),
+        )
+        .expect_err("second trial");
         assert_eq!(again.reason, "VIP_TRIAL_USED");
         let vip = apply(user(), None, false, VipChange::Grant(d), at(0)).expect("vip");
-        let refused = apply(user(), Some(&vip), false, VipChange::Trial(d), at(1)).expect_err("vip");
+        let refused =
+            apply(user(), Some(&vip), false, VipChange::Trial(d), at(1)).expect_err("vip");
         assert_eq!(refused.reason, "VIP_ALREADY_ACTIVE");
         let converted = apply(user(), Some(&trial), true, VipChange::Grant(d), at(1)).expect("buy");
         assert_eq!(converted.stored, Stored::Active);

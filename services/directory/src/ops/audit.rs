@@ -16,7 +16,9 @@ pub async fn run(pool: &PgPool) -> anyhow::Result<AuditReport> {
     let (ids, total) = channels::vips_outside_vip_channel(pool, now, LISTED)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool).await?;
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(pool)
+        .await?;
     let mut lines = vec![format!(
         "check vip_channel: users with VIP access outside the VIP channel: {total}"
     )];

@@ -84,10 +84,12 @@ async fn load_users(pool: &PgPool, count: usize) -> anyhow::Result<Vec<Uuid>> {
         loaded += size;
     }
     sqlx::query("ANALYZE users").execute(pool).await?;
-    Ok(sqlx::query_scalar("SELECT id FROM users WHERE email LIKE 'bench-' || $1 || '-%'")
-        .bind(run)
-        .fetch_all(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT id FROM users WHERE email LIKE 'bench-' || $1 || '-%'")
+            .bind(run)
+            .fetch_all(pool)
+            .await?,
+    )
 }
 
 async fn clients(url: &str, count: usize) -> anyhow::Result<Vec<DirectoryServiceClient<Channel>>> {
@@ -115,7 +117,9 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
     anyhow::ensure!(args.users >= 100, "--users must be at least 100");
     eprintln!("bench: writing {} users", args.users);
     let ids = std::sync::Arc::new(load_users(&pool, args.users).await?);
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await?;
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await?;
     let connections = std::sync::Arc::new(clients(url, args.clients).await?);
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
 
@@ -146,7 +150,8 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
                     .map(|i| ids[pick(n * 131 + i, ids.len())].to_string())
                     .collect();
                 let mut grpc = connections[client].clone();
-                grpc.batch_get_users(pb::BatchGetUsersRequest { ids }).await?;
+                grpc.batch_get_users(pb::BatchGetUsersRequest { ids })
+                    .await?;
                 anyhow::Ok(1)
             }
         }

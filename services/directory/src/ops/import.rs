@@ -134,14 +134,16 @@ pub async fn run(
             },
         };
         summary.rejected += 1;
-        summary
-            .quarantine
-            .extend(rejected.into_iter().map(|(field, rule, message)| Quarantined {
-                line: number,
-                field,
-                rule,
-                message,
-            }));
+        summary.quarantine.extend(
+            rejected
+                .into_iter()
+                .map(|(field, rule, message)| Quarantined {
+                    line: number,
+                    field,
+                    rule,
+                    message,
+                }),
+        );
     }
     write_report(quarantine_path, &summary.quarantine)?;
     Ok(summary)
@@ -153,8 +155,7 @@ fn write_report(path: &Path, quarantine: &[Quarantined]) -> anyhow::Result<()> {
         text.push_str(&serde_json::to_string(entry)?);
         text.push('\n');
     }
-    std::fs::write(path, text)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// (field path, rule, message) of each reason a line cannot be imported.
@@ -177,7 +178,11 @@ pub fn parse_line(text: &str) -> Result<ImportedUser, Reasons> {
     };
     let telegram_id = integer(&record, "telegram_id", &mut bad);
     if telegram_id.is_none() && !record.contains_key("telegram_id") {
-        bad("telegram_id", "REQUIRED", "is required: the user's Telegram id".into());
+        bad(
+            "telegram_id",
+            "REQUIRED",
+            "is required: the user's Telegram id".into(),
+        );
     }
     let first = string(&record, "first_name", &mut bad);
     let last = string(&record, "last_name", &mut bad);
@@ -233,7 +238,8 @@ pub fn parse_line(text: &str) -> Result<ImportedUser, Reasons> {
     if let Err(refusal) = &new {
         for violation in &refusal.violations {
             // A line without a Telegram id was already told so; "or an email" adds nothing.
-            if violation.field == "email" && violation.reason == "REQUIRED" && telegram_id.is_none() {
+            if violation.field == "email" && violation.reason == "REQUIRED" && telegram_id.is_none()
+            {
                 continue;
             }
             let field = match violation.field.as_str() {
@@ -310,12 +316,20 @@ fn time(record: &Map<String, Value>, field: &str, bad: &mut Bad<'_>) -> Option<D
                 })
                 .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)));
             if parsed.is_none() {
-                bad(field, "INVALID_TIMESTAMP", "must be an RFC 3339 time".into());
+                bad(
+                    field,
+                    "INVALID_TIMESTAMP",
+                    "must be an RFC 3339 time".into(),
+                );
             }
             parsed
         }
         Some(_) => {
-            bad(field, "INVALID_TIMESTAMP", "must be an RFC 3339 time".into());
+            bad(
+                field,
+                "INVALID_TIMESTAMP",
+                "must be an RFC 3339 time".into(),
+            );
             None
         }
     }
@@ -338,7 +352,11 @@ fn decimal_minor(value: &Value) -> Option<i64> {
         return None;
     }
     let cents = format!("{fraction:0<2}").parse::<i64>().ok()?;
-    whole.parse::<i64>().ok()?.checked_mul(100)?.checked_add(cents)
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(100)?
+        .checked_add(cents)
 }
 
 #[cfg(test)]
@@ -369,7 +387,10 @@ mod tests {
                 "last_engagement_date": "yesterday"}"#,
         )
         .expect_err("invalid");
-        let rules: Vec<_> = reasons.iter().map(|(f, r, _)| (f.as_str(), r.as_str())).collect();
+        let rules: Vec<_> = reasons
+            .iter()
+            .map(|(f, r, _)| (f.as_str(), r.as_str()))
+            .collect();
         assert_eq!(
             rules,
             [
@@ -379,7 +400,10 @@ mod tests {
                 ("churn_risk_score", "OUT_OF_RANGE"),
             ]
         );
-        assert_eq!(parse_line("not json").expect_err("bad")[0].1, "INVALID_JSON");
+        assert_eq!(
+            parse_line("not json").expect_err("bad")[0].1,
+            "INVALID_JSON"
+        );
     }
 
     #[test]

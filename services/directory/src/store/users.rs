@@ -30,7 +30,8 @@ pub(crate) fn user(row: &PgRow) -> Result<(User, Option<Membership>), Error> {
         None => None,
         Some(status) => Some(Membership {
             user_id: id,
-            stored: Stored::parse(&status).ok_or_else(|| unreadable("vip_memberships.status", &status))?,
+            stored: Stored::parse(&status)
+                .ok_or_else(|| unreadable("vip_memberships.status", &status))?,
             period_start: row.try_get("m_start")?,
             period_end: row.try_get("m_end")?,
             version: row.try_get("m_version")?,
@@ -76,7 +77,9 @@ pub(crate) fn user(row: &PgRow) -> Result<(User, Option<Membership>), Error> {
 /// A taken email, username or Telegram id, as the refusal naming the field.
 fn taken(error: sqlx::Error, profile: &Profile) -> Error {
     match unique_violation(&error).as_deref() {
-        Some("users_email_key") => error::email_taken(profile.email.as_deref().unwrap_or("")).into(),
+        Some("users_email_key") => {
+            error::email_taken(profile.email.as_deref().unwrap_or("")).into()
+        }
         Some("users_username_key") => {
             error::username_taken(profile.username.as_deref().unwrap_or("")).into()
         }
@@ -195,10 +198,12 @@ pub async fn deactivate(
 /// Bumps the user's stream version (a VIP or channel change) and returns the new one.
 pub async fn next_version(connection: &mut PgConnection, id: Uuid) -> Result<i64, Error> {
     Ok(
-        sqlx::query_scalar("UPDATE users SET version = version + 1 WHERE id = $1 RETURNING version")
-            .bind(id)
-            .fetch_one(connection)
-            .await?,
+        sqlx::query_scalar(
+            "UPDATE users SET version = version + 1 WHERE id = $1 RETURNING version",
+        )
+        .bind(id)
+        .fetch_one(connection)
+        .await?,
     )
 }
 
@@ -327,8 +332,10 @@ pub async fn id_by_telegram(
     executor: impl sqlx::PgExecutor<'_>,
     telegram_id: i64,
 ) -> Result<Option<Uuid>, Error> {
-    Ok(sqlx::query_scalar("SELECT id FROM users WHERE telegram_id = $1")
-        .bind(telegram_id)
-        .fetch_optional(executor)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT id FROM users WHERE telegram_id = $1")
+            .bind(telegram_id)
+            .fetch_optional(executor)
+            .await?,
+    )
 }

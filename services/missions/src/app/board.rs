@@ -75,7 +75,9 @@ impl Missions {
                 .into()
             });
         };
-        let user = directory.existing_user(key.user_id, BOARD_USER_STALENESS).await?;
+        let user = directory
+            .existing_user(key.user_id, BOARD_USER_STALENESS)
+            .await?;
         // The directory only stores zones it validated; a zone this build does not know falls
         // back to UTC rather than refusing a board the user cannot fix.
         Ok(asked.unwrap_or_else(|| user.time_zone.parse().unwrap_or(Tz::UTC)))

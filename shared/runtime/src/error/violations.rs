@@ -364,7 +364,10 @@ impl Violations {
             self.add(
                 field,
                 "REQUIRED",
-                format!("is required: the fields to change, among {}", writable.join(", ")),
+                format!(
+                    "is required: the fields to change, among {}",
+                    writable.join(", ")
+                ),
             );
             return Vec::new();
         }
@@ -373,7 +376,11 @@ impl Violations {
             let at = format!("{field}.paths[{i}]");
             if writable.contains(&path.as_str()) {
                 if valid.contains(path) {
-                    self.add(at, "DUPLICATE_FIELD", format!("{} is named twice", quote(path)));
+                    self.add(
+                        at,
+                        "DUPLICATE_FIELD",
+                        format!("{} is named twice", quote(path)),
+                    );
                 } else {
                     valid.push(path.clone());
                 }
