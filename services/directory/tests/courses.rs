@@ -2,26 +2,11 @@
 
 use phoenix_proto::directory::v1 as pb;
 use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
-use phoenix_testkit::{assert_refused, field_reasons, metadata, spawn};
+use phoenix_testkit::{assert_refused, directory_user, field_reasons, metadata, spawn};
 use tonic::Code;
 use tonic::transport::Channel;
 
 type Client = DirectoryServiceClient<Channel>;
-
-async fn owner(client: &mut Client, email: &str) -> String {
-    client
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            display_name: "Owner".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("created")
-        .into_inner()
-        .user
-        .expect("user")
-        .id
-}
 
 async fn course(client: &mut Client, owner: &str, title: &str) -> pb::Course {
     client
@@ -67,7 +52,7 @@ async fn move_to(
 async fn a_course_moves_along_its_life_cycle_only() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
-    let owner = owner(&mut client, "o@example.com").await;
+    let owner = directory_user(&service.channel, "o@example.com", "").await;
     let draft = course(&mut client, &owner, "Rust 101").await;
     assert_eq!(draft.status(), pb::CourseStatus::Draft);
     assert_eq!(draft.progress_percentage, 12.5);
@@ -119,7 +104,7 @@ async fn a_course_moves_along_its_life_cycle_only() {
 async fn an_update_changes_the_masked_fields_and_refuses_bad_ones() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
-    let owner = owner(&mut client, "o@example.com").await;
+    let owner = directory_user(&service.channel, "o@example.com", "").await;
     let created = course(&mut client, &owner, "Rust 101").await;
     let mut changed = created.clone();
     changed.title = "Rust 102".into();
@@ -182,8 +167,8 @@ async fn an_update_changes_the_masked_fields_and_refuses_bad_ones() {
 async fn courses_are_batched_listed_by_owner_and_need_a_known_owner() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
-    let ada = owner(&mut client, "ada@example.com").await;
-    let bob = owner(&mut client, "bob@example.com").await;
+    let ada = directory_user(&service.channel, "ada@example.com", "").await;
+    let bob = directory_user(&service.channel, "bob@example.com", "").await;
     let a1 = course(&mut client, &ada, "A1").await;
     let a2 = course(&mut client, &ada, "A2").await;
     let b1 = course(&mut client, &bob, "B1").await;

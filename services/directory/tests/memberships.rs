@@ -5,27 +5,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use phoenix_proto::directory::v1 as pb;
 use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
-use phoenix_testkit::{TestService, assert_refused, field_reasons, spawn};
+use phoenix_testkit::{TestService, assert_refused, directory_user, field_reasons, spawn};
 use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
 
 type Client = DirectoryServiceClient<Channel>;
-
-async fn user(client: &mut Client, email: &str) -> String {
-    client
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            display_name: "Vip".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("created")
-        .into_inner()
-        .user
-        .expect("user")
-        .id
-}
 
 fn seconds(n: i64) -> Option<prost_types::Duration> {
     Some(prost_types::Duration {
@@ -65,7 +50,7 @@ async fn check(client: &mut Client, user_id: &str) -> pb::VipMembership {
 async fn concurrent_grants_with_one_key_give_one_period() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
-    let id = user(&mut client, "vip@example.com").await;
+    let id = directory_user(&service.channel, "vip@example.com", "").await;
     let calls = (0..8).map(|_| {
         let mut client = client.clone();
         let request = grant(&id, "purchase-1", 3600);
@@ -115,7 +100,7 @@ async fn concurrent_grants_with_one_key_give_one_period() {
 async fn expiry_is_seen_at_the_end_instant_without_a_job() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
-    let id = user(&mut client, "short@example.com").await;
+    let id = directory_user(&service.channel, "short@example.com", "").await;
     let granted = client
         .grant_vip(grant(&id, "k1", 1))
         .await
@@ -164,7 +149,7 @@ async fn expiry_is_seen_at_the_end_instant_without_a_job() {
 async fn a_trial_is_once_and_changes_are_kept_in_order() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
-    let id = user(&mut client, "trial@example.com").await;
+    let id = directory_user(&service.channel, "trial@example.com", "").await;
     let trial = |key: &str| pb::StartVipTrialRequest {
         user_id: id.clone(),
         duration: None,
@@ -313,7 +298,7 @@ async fn audit(service: &TestService) -> phoenix_runtime::AuditReport {
 async fn an_active_vip_outside_the_vip_channel_is_reported_and_repaired() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
-    let id = user(&mut client, "chan@example.com").await;
+    let id = directory_user(&service.channel, "chan@example.com", "").await;
     let join = client
         .join_channel(pb::JoinChannelRequest {
             user_id: id.clone(),
@@ -416,7 +401,7 @@ async fn an_active_vip_outside_the_vip_channel_is_reported_and_repaired() {
 async fn every_change_is_streamed_in_the_envelope_from_a_position() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
-    let id = user(&mut client, "events@example.com").await;
+    let id = directory_user(&service.channel, "events@example.com", "").await;
     client
         .grant_vip(grant(&id, "g", 3600))
         .await

@@ -1,11 +1,9 @@
 //! CreateBoard resolves its user in the directory (through phoenix-directory-client) when the
 //! directory is configured: an unknown user is refused, and the board takes the user's zone.
 
-use phoenix_proto::directory::v1 as dpb;
-use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 use phoenix_proto::missions::v1 as pb;
 use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
-use phoenix_testkit::{assert_refused, field_reasons, spawn, spawn_with};
+use phoenix_testkit::{assert_refused, directory_user, field_reasons, spawn, spawn_with};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -17,22 +15,11 @@ async fn create_board_takes_the_directory_users_zone_and_refuses_an_unknown_user
         config.peers.directory_url = Some(url);
     })
     .await;
-    let user = DirectoryServiceClient::new(directory.channel.clone())
-        .create_user(dpb::CreateUserRequest {
-            email: "board@example.com".into(),
-            display_name: "Board Owner".into(),
-            time_zone: "Asia/Tokyo".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("user")
-        .into_inner()
-        .user
-        .expect("user");
+    let user = directory_user(&directory.channel, "board@example.com", "Asia/Tokyo").await;
     let mut client = MissionsServiceClient::new(missions.channel.clone());
     let board = client
         .create_board(pb::CreateBoardRequest {
-            user_id: user.id.clone(),
+            user_id: user.clone(),
             season_id: "2026-S4".into(),
             time_zone: String::new(),
         })
@@ -45,7 +32,7 @@ async fn create_board_takes_the_directory_users_zone_and_refuses_an_unknown_user
 
     let asked = client
         .create_board(pb::CreateBoardRequest {
-            user_id: user.id.clone(),
+            user_id: user.clone(),
             season_id: "2026-S5".into(),
             time_zone: "Europe/Madrid".into(),
         })

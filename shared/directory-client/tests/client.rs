@@ -7,7 +7,7 @@ use phoenix_directory_client::{ClientSettings, DirectoryClient, Outage};
 use phoenix_proto::directory::v1 as pb;
 use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 use phoenix_runtime::client::ClientBuilder;
-use phoenix_testkit::{TestService, spawn};
+use phoenix_testkit::{TestService, directory_user, spawn};
 use uuid::Uuid;
 
 fn client(service: &TestService, settings: ClientSettings) -> DirectoryClient {
@@ -20,20 +20,10 @@ fn client(service: &TestService, settings: ClientSettings) -> DirectoryClient {
 }
 
 async fn user(service: &TestService, email: &str) -> Uuid {
-    let id = DirectoryServiceClient::new(service.channel.clone())
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            display_name: "Resolved".into(),
-            time_zone: "Europe/Madrid".into(),
-            ..Default::default()
-        })
+    directory_user(&service.channel, email, "Europe/Madrid")
         .await
-        .expect("created")
-        .into_inner()
-        .user
-        .expect("user")
-        .id;
-    id.parse().expect("uuid")
+        .parse()
+        .expect("uuid")
 }
 
 #[tokio::test]
@@ -113,7 +103,7 @@ async fn stale_answers_come_only_under_the_stale_policy_within_its_bound_while_d
         .await
         .expect("resolved")
         .expect("known");
-    assert_eq!(first.display_name, "Resolved");
+    assert_eq!(first.display_name, "Test User");
 
     // While the directory answers, an expired entry is fetched again, never served stale.
     let mut renamed = (*first).clone();

@@ -145,14 +145,8 @@ impl DirectoryService for Directory {
     type SubscribeStream = ResponseStream<pb::SubscribeResponse>;
 
     async fn subscribe(&self, r: Request<pb::SubscribeRequest>) -> Answer<Self::SubscribeStream> {
-        let after = r.get_ref().after_position;
         let mut violations = Violations::new();
-        violations.check(
-            after >= 0,
-            "after_position",
-            "INVALID_POSITION",
-            "must be 0 (from the start) or the position of a delivered event",
-        );
+        let after = stream::after_position(&mut violations, r.get_ref().after_position);
         violations.finish()?;
         let events = self.follow_events(after).await?;
         Ok(Response::new(stream::response_stream(events, |event| {

@@ -43,38 +43,18 @@ impl Directory {
     /// Registers a validated user; a taken email, username or Telegram id is ALREADY_EXISTS
     /// naming the field.
     pub async fn register(&self, new: &NewUser) -> Result<User, Error> {
-        self.register_with(new, &serde_json::Map::new()).await
-    }
-
-    /// [`Directory::register`], keeping the fields of a legacy record the schema has no
-    /// column for.
-    pub async fn register_with(
-        &self,
-        new: &NewUser,
-        legacy_fields: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<User, Error> {
         let now = self.now();
         let mut transaction = self.pool.begin().await?;
         let loaded = store::insert(
             &mut transaction,
             Uuid::now_v7(),
             &new.profile,
-            legacy_fields,
+            &serde_json::Map::new(),
             now,
         )
         .await?;
         let user = self.seen(loaded);
-        publish(
-            &mut transaction,
-            &[user_event(
-                &user,
-                "phoenix.directory.v1.UserCreated",
-                &pb::UserCreated {
-                    user: Some(proto::user(&user)),
-                },
-            )],
-        )
-        .await?;
+        publish(&mut transaction, &[created(&user)]).await?;
         transaction.commit().await?;
         self.events.appended();
         tracing::info!(user_id = %user.id, "user registered");
@@ -122,17 +102,7 @@ impl Directory {
             store::set_archetype_time(&mut transaction, id, at).await?;
         }
         let user = self.seen(locked(&mut transaction, id).await?);
-        publish(
-            &mut transaction,
-            &[user_event(
-                &user,
-                "phoenix.directory.v1.UserCreated",
-                &pb::UserCreated {
-                    user: Some(proto::user(&user)),
-                },
-            )],
-        )
-        .await?;
+        publish(&mut transaction, &[created(&user)]).await?;
         transaction.commit().await?;
         self.events.appended();
         Ok(Some(user))
@@ -281,6 +251,17 @@ pub(super) async fn locked(
     Ok(store::get(&mut *connection, id, true)
         .await?
         .ok_or_else(|| error::user_not_found(id))?)
+}
+
+/// The event of a user's registration (or import).
+fn created(user: &User) -> NewEvent {
+    user_event(
+        user,
+        "phoenix.directory.v1.UserCreated",
+        &pb::UserCreated {
+            user: Some(proto::user(user)),
+        },
+    )
 }
 
 /// An event of the user's stream at the user's current version.

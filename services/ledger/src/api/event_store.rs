@@ -79,13 +79,7 @@ impl EventStoreService for Ledger {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
-        let after = request.get_ref().after_position;
-        violations.check(
-            after >= 0,
-            "after_position",
-            "INVALID_POSITION",
-            "must be 0 (from the start) or the position of a delivered event",
-        );
+        let after = stream::after_position(&mut violations, request.get_ref().after_position);
         violations.finish()?;
         let events = self.follow_events(tenant_id, after).await?;
         Ok(Response::new(stream::response_stream(events, |event| {

@@ -195,6 +195,18 @@ impl StoredEvent {
     }
 }
 
+/// The `after_position` of a Subscribe request: 0 (from the start) or the position of a
+/// delivered event; negative is `INVALID_POSITION`.
+pub fn after_position(violations: &mut crate::Violations, value: i64) -> i64 {
+    violations.check(
+        value >= 0,
+        "after_position",
+        "INVALID_POSITION",
+        "must be 0 (from the start) or the position of a delivered event",
+    );
+    value
+}
+
 /// A tonic server-streaming answer: one message per event.
 pub type ResponseStream<T> =
     std::pin::Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send + 'static>>;
