@@ -145,6 +145,10 @@ async fn an_update_changes_the_masked_fields_and_refuses_bad_ones() {
                 "update_mask.paths[2]".to_owned(),
                 "UNKNOWN_FIELD".to_owned()
             ),
+            (
+                "course.progress_percentage".to_owned(),
+                "OUT_OF_RANGE".to_owned()
+            ),
         ]
     );
     let status = client

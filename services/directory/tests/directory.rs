@@ -457,7 +457,12 @@ mod users {
             .update_user(pb::UpdateUserRequest {
                 user: Some(changed.clone()),
                 update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["vip_trial_used".into(), "shoe_size".into(), "id".into()],
+                    paths: vec![
+                        "vip_trial_used".into(),
+                        "shoe_size".into(),
+                        "id".into(),
+                        "time_zone".into(),
+                    ],
                 }),
             })
             .await
@@ -469,6 +474,7 @@ mod users {
                 ("update_mask.paths[0]", "READ_ONLY_FIELD"),
                 ("update_mask.paths[1]", "UNKNOWN_FIELD"),
                 ("update_mask.paths[2]", "READ_ONLY_FIELD"),
+                ("user.time_zone", "INVALID_TIME_ZONE"),
             ])
         );
         let status = client

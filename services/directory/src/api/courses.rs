@@ -111,6 +111,7 @@ pub async fn update(
         progress_percentage: course.progress_percentage,
         metadata: json_from_struct(course.metadata.as_ref()),
     };
+    v.take(CourseFields::check_paths(&input, &paths, "course."));
     v.finish()?;
     let course = d.update_course(id, &input, &paths).await?;
     Ok(Response::new(pb::UpdateCourseResponse {

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::app::Directory;
 use crate::domain::user::{MAX_ARCHETYPE_CHARS, READ_ONLY, WRITABLE};
-use crate::domain::{NewUser, ProfileInput};
+use crate::domain::{NewUser, Profile, ProfileInput};
 use crate::proto;
 use crate::store::users::{Filter, Key};
 
@@ -178,6 +178,7 @@ pub async fn update(d: &Directory, body: &pb::UpdateUserRequest) -> Answer<pb::U
         ),
         engagement_streak: user.engagement_streak,
     };
+    v.take(Profile::check_paths(&input, &paths, "user."));
     v.finish()?;
     let user = d.update_user(id, &input, &paths).await?;
     Ok(Response::new(pb::UpdateUserResponse {

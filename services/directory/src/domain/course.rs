@@ -162,6 +162,20 @@ impl CourseFields {
     }
 }
 
+impl CourseFields {
+    /// The values of the fields named by `paths` alone (see `Profile::check_paths`).
+    pub fn check_paths(input: &CourseInput, paths: &[String], prefix: &str) -> Result<(), Refusal> {
+        let any = Self {
+            title: String::new(),
+            description: String::new(),
+            status: CourseStatus::Draft,
+            progress: 0,
+            metadata: Map::new(),
+        };
+        any.with(input, paths, prefix).map(|_| ())
+    }
+}
+
 impl Course {
     /// The completion time after moving to `to` at `now`; FAILED_PRECONDITION
     /// `INVALID_COURSE_TRANSITION` for a move the life cycle does not allow.

@@ -170,6 +170,22 @@ impl Profile {
         Ok(next)
     }
 
+    /// The values of the fields named by `paths` alone, so an update's bad values are refused
+    /// with its bad paths in one answer; the rule that spans fields is checked on the loaded
+    /// user by [`Profile::with`].
+    pub fn check_paths(
+        input: &ProfileInput,
+        paths: &[String],
+        prefix: &str,
+    ) -> Result<(), Refusal> {
+        let reachable = Self {
+            email: Some(String::new()),
+            telegram_id: Some(1),
+            ..Self::default()
+        };
+        reachable.with(input, paths, prefix).map(|_| ())
+    }
+
     fn set(
         &mut self,
         v: &mut Violations,
