@@ -19,7 +19,7 @@ use include_dir::{Dir, include_dir};
 use phoenix_proto::directory::v1::directory_service_server::DirectoryServiceServer;
 use phoenix_runtime::{AuditReport, GrpcServices, ServiceContext, ServiceSpec, limited};
 
-pub use api::MAX_BATCH_IDS;
+pub use api::{ADMIN_ROLE, MAX_BATCH_IDS};
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/directory");
 

@@ -5,7 +5,7 @@ use phoenix_runtime::Violations;
 use tonic::Response;
 use uuid::Uuid;
 
-use super::{Answer, decoded};
+use super::{Access, Answer, decoded};
 use crate::app::Directory;
 use crate::domain::Channel;
 use crate::proto;
@@ -31,8 +31,13 @@ fn user_id(value: &str) -> Result<Uuid, tonic::Status> {
     Ok(id)
 }
 
-pub async fn join(d: &Directory, body: &pb::JoinChannelRequest) -> Answer<pb::JoinChannelResponse> {
+pub async fn join(
+    d: &Directory,
+    body: &pb::JoinChannelRequest,
+    access: &Access,
+) -> Answer<pb::JoinChannelResponse> {
     let (user_id, channel) = user_and_channel(&body.user_id, body.channel)?;
+    access.owner(user_id)?;
     let changed = d.join_channel(user_id, channel).await?;
     let membership = d
         .channel_memberships(user_id)
@@ -48,8 +53,10 @@ pub async fn join(d: &Directory, body: &pb::JoinChannelRequest) -> Answer<pb::Jo
 pub async fn leave(
     d: &Directory,
     body: &pb::LeaveChannelRequest,
+    access: &Access,
 ) -> Answer<pb::LeaveChannelResponse> {
     let (user_id, channel) = user_and_channel(&body.user_id, body.channel)?;
+    access.owner(user_id)?;
     let changed = d.leave_channel(user_id, channel).await?;
     Ok(Response::new(pb::LeaveChannelResponse { changed }))
 }
@@ -57,8 +64,11 @@ pub async fn leave(
 pub async fn list(
     d: &Directory,
     body: &pb::ListChannelMembershipsRequest,
+    access: &Access,
 ) -> Answer<pb::ListChannelMembershipsResponse> {
-    let memberships = d.channel_memberships(user_id(&body.user_id)?).await?;
+    let user_id = user_id(&body.user_id)?;
+    access.owner(user_id)?;
+    let memberships = d.channel_memberships(user_id).await?;
     Ok(Response::new(pb::ListChannelMembershipsResponse {
         memberships: memberships.iter().map(proto::channel_membership).collect(),
     }))
@@ -67,8 +77,11 @@ pub async fn list(
 pub async fn ensure(
     d: &Directory,
     body: &pb::EnsureChannelMembershipRequest,
+    access: &Access,
 ) -> Answer<pb::EnsureChannelMembershipResponse> {
-    let ensured = d.ensure_channel_membership(user_id(&body.user_id)?).await?;
+    let user_id = user_id(&body.user_id)?;
+    access.owner(user_id)?;
+    let ensured = d.ensure_channel_membership(user_id).await?;
     Ok(Response::new(pb::EnsureChannelMembershipResponse {
         memberships: ensured
             .memberships

@@ -5,7 +5,9 @@ use phoenix_runtime::Violations;
 use phoenix_runtime::convert::json_from_struct;
 use tonic::Response;
 
-use super::{Answer, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, batch_ids, decoded, page_after, page_token};
+use super::{
+    Access, Answer, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, batch_ids, decoded, page_after, page_token,
+};
 use crate::app::Directory;
 use crate::domain::CourseInput;
 use crate::domain::course::{CourseFields, READ_ONLY, WRITABLE};
@@ -29,6 +31,7 @@ fn status(v: &mut Violations, field: &str, value: i32) -> Option<crate::domain::
 pub async fn create(
     d: &Directory,
     body: &pb::CreateCourseRequest,
+    access: &Access,
 ) -> Answer<pb::CreateCourseResponse> {
     let mut v = Violations::new();
     let owner = v.uuid("owner_user_id", &body.owner_user_id);
@@ -41,13 +44,18 @@ pub async fn create(
     };
     let fields = v.take(CourseFields::new(&input));
     let fields = decoded(v, fields)?;
+    access.owner(owner)?;
     let course = d.create_course(owner, &fields).await?;
     Ok(Response::new(pb::CreateCourseResponse {
         course: Some(proto::course(&course)),
     }))
 }
 
-pub async fn get(d: &Directory, body: &pb::GetCourseRequest) -> Answer<pb::GetCourseResponse> {
+pub async fn get(
+    d: &Directory,
+    body: &pb::GetCourseRequest,
+    _open: &Access,
+) -> Answer<pb::GetCourseResponse> {
     let mut v = Violations::new();
     let id = v.uuid("id", &body.id);
     v.finish()?;
@@ -60,6 +68,7 @@ pub async fn get(d: &Directory, body: &pb::GetCourseRequest) -> Answer<pb::GetCo
 pub async fn batch_get(
     d: &Directory,
     body: &pb::BatchGetCoursesRequest,
+    _open: &Access,
 ) -> Answer<pb::BatchGetCoursesResponse> {
     let mut v = Violations::new();
     let ids = batch_ids(&mut v, &body.ids);
@@ -71,7 +80,11 @@ pub async fn batch_get(
     }))
 }
 
-pub async fn list(d: &Directory, body: &pb::ListCoursesRequest) -> Answer<pb::ListCoursesResponse> {
+pub async fn list(
+    d: &Directory,
+    body: &pb::ListCoursesRequest,
+    _open: &Access,
+) -> Answer<pb::ListCoursesResponse> {
     let mut v = Violations::new();
     let owner = v.uuid("owner_user_id", &body.owner_user_id);
     let limit = v.page_size(body.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
@@ -87,6 +100,7 @@ pub async fn list(d: &Directory, body: &pb::ListCoursesRequest) -> Answer<pb::Li
 pub async fn update(
     d: &Directory,
     body: &pb::UpdateCourseRequest,
+    access: &Access,
 ) -> Answer<pb::UpdateCourseResponse> {
     let mut v = Violations::new();
     let course = body.course.clone().unwrap_or_default();
@@ -113,6 +127,9 @@ pub async fn update(
     };
     v.take(CourseFields::check_paths(&input, &paths, "course."));
     v.finish()?;
+    if access.is_on() {
+        access.owner(d.course(id).await?.owner_id)?;
+    }
     let course = d.update_course(id, &input, &paths).await?;
     Ok(Response::new(pb::UpdateCourseResponse {
         course: Some(proto::course(&course)),

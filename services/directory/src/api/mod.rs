@@ -1,10 +1,14 @@
 //! The gRPC face of the directory: decode and validate, call one use case, encode. Each RPC's
 //! handler lives in the module of its resource; this file only routes.
 
+mod access;
 mod channels;
 mod courses;
 mod users;
 mod vip;
+
+pub use access::ADMIN_ROLE;
+use access::Access;
 
 use phoenix_proto::directory::v1 as pb;
 use phoenix_proto::directory::v1::directory_service_server::DirectoryService;
@@ -28,123 +32,124 @@ impl DirectoryService for Directory {
         &self,
         r: Request<pb::CreateUserRequest>,
     ) -> Answer<pb::CreateUserResponse> {
-        users::create(self, r.get_ref()).await
+        users::create(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn get_user(&self, r: Request<pb::GetUserRequest>) -> Answer<pb::GetUserResponse> {
-        users::get(self, r.get_ref()).await
+        users::get(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn lookup_user(
         &self,
         r: Request<pb::LookupUserRequest>,
     ) -> Answer<pb::LookupUserResponse> {
-        users::lookup(self, r.get_ref()).await
+        users::lookup(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn batch_get_users(
         &self,
         r: Request<pb::BatchGetUsersRequest>,
     ) -> Answer<pb::BatchGetUsersResponse> {
-        users::batch_get(self, r.get_ref()).await
+        users::batch_get(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn list_users(&self, r: Request<pb::ListUsersRequest>) -> Answer<pb::ListUsersResponse> {
-        users::list(self, r.get_ref()).await
+        users::list(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn update_user(
         &self,
         r: Request<pb::UpdateUserRequest>,
     ) -> Answer<pb::UpdateUserResponse> {
-        users::update(self, r.get_ref()).await
+        users::update(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn deactivate_user(
         &self,
         r: Request<pb::DeactivateUserRequest>,
     ) -> Answer<pb::DeactivateUserResponse> {
-        users::deactivate(self, r.get_ref()).await
+        users::deactivate(self, r.get_ref(), &Access::of(&r)).await
     }
 
     async fn check_vip(&self, r: Request<pb::CheckVipRequest>) -> Answer<pb::CheckVipResponse> {
-        vip::check(self, r.get_ref()).await
+        vip::check(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn grant_vip(&self, r: Request<pb::GrantVipRequest>) -> Answer<pb::GrantVipResponse> {
-        vip::grant(self, r.get_ref()).await
+        vip::grant(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn extend_vip(&self, r: Request<pb::ExtendVipRequest>) -> Answer<pb::ExtendVipResponse> {
-        vip::extend(self, r.get_ref()).await
+        vip::extend(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn start_vip_trial(
         &self,
         r: Request<pb::StartVipTrialRequest>,
     ) -> Answer<pb::StartVipTrialResponse> {
-        vip::trial(self, r.get_ref()).await
+        vip::trial(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn cancel_vip(&self, r: Request<pb::CancelVipRequest>) -> Answer<pb::CancelVipResponse> {
-        vip::cancel(self, r.get_ref()).await
+        vip::cancel(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn revoke_vip(&self, r: Request<pb::RevokeVipRequest>) -> Answer<pb::RevokeVipResponse> {
-        vip::revoke(self, r.get_ref()).await
+        vip::revoke(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn list_vip_history(
         &self,
         r: Request<pb::ListVipHistoryRequest>,
     ) -> Answer<pb::ListVipHistoryResponse> {
-        vip::history(self, r.get_ref()).await
+        vip::history(self, r.get_ref(), &Access::of(&r)).await
     }
 
     async fn join_channel(
         &self,
         r: Request<pb::JoinChannelRequest>,
     ) -> Answer<pb::JoinChannelResponse> {
-        channels::join(self, r.get_ref()).await
+        channels::join(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn leave_channel(
         &self,
         r: Request<pb::LeaveChannelRequest>,
     ) -> Answer<pb::LeaveChannelResponse> {
-        channels::leave(self, r.get_ref()).await
+        channels::leave(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn list_channel_memberships(
         &self,
         r: Request<pb::ListChannelMembershipsRequest>,
     ) -> Answer<pb::ListChannelMembershipsResponse> {
-        channels::list(self, r.get_ref()).await
+        channels::list(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn ensure_channel_membership(
         &self,
         r: Request<pb::EnsureChannelMembershipRequest>,
     ) -> Answer<pb::EnsureChannelMembershipResponse> {
-        channels::ensure(self, r.get_ref()).await
+        channels::ensure(self, r.get_ref(), &Access::of(&r)).await
     }
 
     async fn create_course(
         &self,
         r: Request<pb::CreateCourseRequest>,
     ) -> Answer<pb::CreateCourseResponse> {
-        courses::create(self, r.get_ref()).await
+        courses::create(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn get_course(&self, r: Request<pb::GetCourseRequest>) -> Answer<pb::GetCourseResponse> {
-        courses::get(self, r.get_ref()).await
+        courses::get(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn batch_get_courses(
         &self,
         r: Request<pb::BatchGetCoursesRequest>,
     ) -> Answer<pb::BatchGetCoursesResponse> {
-        courses::batch_get(self, r.get_ref()).await
+        courses::batch_get(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn list_courses(
         &self,
         r: Request<pb::ListCoursesRequest>,
     ) -> Answer<pb::ListCoursesResponse> {
-        courses::list(self, r.get_ref()).await
+        courses::list(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn update_course(
         &self,
         r: Request<pb::UpdateCourseRequest>,
     ) -> Answer<pb::UpdateCourseResponse> {
-        courses::update(self, r.get_ref()).await
+        courses::update(self, r.get_ref(), &Access::of(&r)).await
     }
 
     type SubscribeStream = ResponseStream<pb::SubscribeResponse>;
 
     async fn subscribe(&self, r: Request<pb::SubscribeRequest>) -> Answer<Self::SubscribeStream> {
+        Access::of(&r).admin()?;
         let mut violations = Violations::new();
         let after = stream::after_position(&mut violations, r.get_ref().after_position);
         violations.finish()?;

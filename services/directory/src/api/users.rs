@@ -6,8 +6,8 @@ use phoenix_runtime::convert::json_from_struct;
 use tonic::Response;
 
 use super::{
-    Answer, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, batch_ids, decoded, optional_time, page_after,
-    page_token,
+    Access, Answer, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, batch_ids, decoded, optional_time,
+    page_after, page_token,
 };
 use crate::app::Directory;
 use crate::domain::user::{MAX_ARCHETYPE_CHARS, READ_ONLY, WRITABLE};
@@ -15,7 +15,11 @@ use crate::domain::{NewUser, Profile, ProfileInput};
 use crate::proto;
 use crate::store::users::{Filter, Key};
 
-pub async fn create(d: &Directory, body: &pb::CreateUserRequest) -> Answer<pb::CreateUserResponse> {
+pub async fn create(
+    d: &Directory,
+    body: &pb::CreateUserRequest,
+    access: &Access,
+) -> Answer<pb::CreateUserResponse> {
     let mut v = Violations::new();
     let input = ProfileInput {
         email: body.email.clone(),
@@ -41,13 +45,18 @@ pub async fn create(d: &Directory, body: &pb::CreateUserRequest) -> Answer<pb::C
     };
     let new = v.take(NewUser::parse(&input));
     let new = decoded(v, new)?;
+    access.admin()?;
     let user = d.register(&new).await?;
     Ok(Response::new(pb::CreateUserResponse {
         user: Some(proto::user(&user)),
     }))
 }
 
-pub async fn get(d: &Directory, body: &pb::GetUserRequest) -> Answer<pb::GetUserResponse> {
+pub async fn get(
+    d: &Directory,
+    body: &pb::GetUserRequest,
+    _open: &Access,
+) -> Answer<pb::GetUserResponse> {
     let mut v = Violations::new();
     let id = v.uuid("id", &body.id);
     v.finish()?;
@@ -57,7 +66,11 @@ pub async fn get(d: &Directory, body: &pb::GetUserRequest) -> Answer<pb::GetUser
     }))
 }
 
-pub async fn lookup(d: &Directory, body: &pb::LookupUserRequest) -> Answer<pb::LookupUserResponse> {
+pub async fn lookup(
+    d: &Directory,
+    body: &pb::LookupUserRequest,
+    _open: &Access,
+) -> Answer<pb::LookupUserResponse> {
     use pb::lookup_user_request::Key as K;
     let mut v = Violations::new();
     let key = match &body.key {
@@ -91,6 +104,7 @@ pub async fn lookup(d: &Directory, body: &pb::LookupUserRequest) -> Answer<pb::L
 pub async fn batch_get(
     d: &Directory,
     body: &pb::BatchGetUsersRequest,
+    _open: &Access,
 ) -> Answer<pb::BatchGetUsersResponse> {
     let mut v = Violations::new();
     let ids = batch_ids(&mut v, &body.ids);
@@ -102,7 +116,11 @@ pub async fn batch_get(
     }))
 }
 
-pub async fn list(d: &Directory, body: &pb::ListUsersRequest) -> Answer<pb::ListUsersResponse> {
+pub async fn list(
+    d: &Directory,
+    body: &pb::ListUsersRequest,
+    access: &Access,
+) -> Answer<pb::ListUsersResponse> {
     let mut v = Violations::new();
     let limit = v.page_size(body.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     let after = page_after(&mut v, &body.page_token);
@@ -123,6 +141,7 @@ pub async fn list(d: &Directory, body: &pb::ListUsersRequest) -> Answer<pb::List
         }
     };
     v.finish()?;
+    access.admin()?;
     let filter = Filter {
         active: body.active,
         archetype_primary: (!archetype.is_empty()).then_some(archetype),
@@ -135,7 +154,11 @@ pub async fn list(d: &Directory, body: &pb::ListUsersRequest) -> Answer<pb::List
     }))
 }
 
-pub async fn update(d: &Directory, body: &pb::UpdateUserRequest) -> Answer<pb::UpdateUserResponse> {
+pub async fn update(
+    d: &Directory,
+    body: &pb::UpdateUserRequest,
+    access: &Access,
+) -> Answer<pb::UpdateUserResponse> {
     let mut v = Violations::new();
     let user = body.user.clone().unwrap_or_default();
     if body.user.is_none() {
@@ -180,6 +203,7 @@ pub async fn update(d: &Directory, body: &pb::UpdateUserRequest) -> Answer<pb::U
     };
     v.take(Profile::check_paths(&input, &paths, "user."));
     v.finish()?;
+    access.update(id, &paths)?;
     let user = d.update_user(id, &input, &paths).await?;
     Ok(Response::new(pb::UpdateUserResponse {
         user: Some(proto::user(&user)),
@@ -189,10 +213,12 @@ pub async fn update(d: &Directory, body: &pb::UpdateUserRequest) -> Answer<pb::U
 pub async fn deactivate(
     d: &Directory,
     body: &pb::DeactivateUserRequest,
+    access: &Access,
 ) -> Answer<pb::DeactivateUserResponse> {
     let mut v = Violations::new();
     let id = v.uuid("id", &body.id);
     v.finish()?;
+    access.owner(id)?;
     let user = d.deactivate(id).await?;
     Ok(Response::new(pb::DeactivateUserResponse {
         user: Some(proto::user(&user)),

@@ -6,7 +6,7 @@ use phoenix_runtime::Violations;
 use phoenix_runtime::idempotency::RequestKey;
 use tonic::Response;
 
-use super::{Answer, decoded};
+use super::{Access, Answer, decoded};
 use crate::app::Directory;
 use crate::domain::vip::{
     DEFAULT_TRIAL_DAYS, MAX_GRANT_DAYS, MAX_TRIAL_DAYS, MembershipView, VipChange,
@@ -41,12 +41,15 @@ struct ChangeCall<'a, M> {
     idempotency_key: &'a str,
     reason: &'a str,
     reason_required: bool,
+    /// Whether the user may make this change on themselves (else it needs the admin role).
+    self_service: bool,
 }
 
 /// Validates a change request whole (its own fields by `decode`), applies the change and
 /// answers with the membership after it.
 async fn change<M: prost::Message>(
     d: &Directory,
+    access: &Access,
     call: ChangeCall<'_, M>,
     decode: impl FnOnce(&mut Violations) -> Option<VipChange>,
 ) -> Result<MembershipView, tonic::Status> {
@@ -61,11 +64,20 @@ async fn change<M: prost::Message>(
         call.reason_required,
     );
     let change = decoded(v, change)?;
+    if call.self_service {
+        access.owner(user_id)?;
+    } else {
+        access.admin()?;
+    }
     let key = RequestKey::new("", key, call.method, call.request);
     Ok(d.change_vip(user_id, change, &reason, &key).await?)
 }
 
-pub async fn check(d: &Directory, body: &pb::CheckVipRequest) -> Answer<pb::CheckVipResponse> {
+pub async fn check(
+    d: &Directory,
+    body: &pb::CheckVipRequest,
+    _open: &Access,
+) -> Answer<pb::CheckVipResponse> {
     let mut v = Violations::new();
     let user_id = v.uuid("user_id", &body.user_id);
     v.finish()?;
@@ -75,11 +87,17 @@ pub async fn check(d: &Directory, body: &pb::CheckVipRequest) -> Answer<pb::Chec
     }))
 }
 
-pub async fn grant(d: &Directory, body: &pb::GrantVipRequest) -> Answer<pb::GrantVipResponse> {
+pub async fn grant(
+    d: &Directory,
+    body: &pb::GrantVipRequest,
+    access: &Access,
+) -> Answer<pb::GrantVipResponse> {
     let view = change(
         d,
+        access,
         ChangeCall {
             method: "GrantVip",
+            self_service: false,
             request: body,
             user_id: &body.user_id,
             idempotency_key: &body.idempotency_key,
@@ -94,11 +112,17 @@ pub async fn grant(d: &Directory, body: &pb::GrantVipRequest) -> Answer<pb::Gran
     }))
 }
 
-pub async fn extend(d: &Directory, body: &pb::ExtendVipRequest) -> Answer<pb::ExtendVipResponse> {
+pub async fn extend(
+    d: &Directory,
+    body: &pb::ExtendVipRequest,
+    access: &Access,
+) -> Answer<pb::ExtendVipResponse> {
     let view = change(
         d,
+        access,
         ChangeCall {
             method: "ExtendVip",
+            self_service: false,
             request: body,
             user_id: &body.user_id,
             idempotency_key: &body.idempotency_key,
@@ -116,11 +140,14 @@ pub async fn extend(d: &Directory, body: &pb::ExtendVipRequest) -> Answer<pb::Ex
 pub async fn trial(
     d: &Directory,
     body: &pb::StartVipTrialRequest,
+    access: &Access,
 ) -> Answer<pb::StartVipTrialResponse> {
     let view = change(
         d,
+        access,
         ChangeCall {
             method: "StartVipTrial",
+            self_service: true,
             request: body,
             user_id: &body.user_id,
             idempotency_key: &body.idempotency_key,
@@ -138,11 +165,17 @@ pub async fn trial(
     }))
 }
 
-pub async fn cancel(d: &Directory, body: &pb::CancelVipRequest) -> Answer<pb::CancelVipResponse> {
+pub async fn cancel(
+    d: &Directory,
+    body: &pb::CancelVipRequest,
+    access: &Access,
+) -> Answer<pb::CancelVipResponse> {
     let view = change(
         d,
+        access,
         ChangeCall {
             method: "CancelVip",
+            self_service: true,
             request: body,
             user_id: &body.user_id,
             idempotency_key: &body.idempotency_key,
@@ -157,11 +190,17 @@ pub async fn cancel(d: &Directory, body: &pb::CancelVipRequest) -> Answer<pb::Ca
     }))
 }
 
-pub async fn revoke(d: &Directory, body: &pb::RevokeVipRequest) -> Answer<pb::RevokeVipResponse> {
+pub async fn revoke(
+    d: &Directory,
+    body: &pb::RevokeVipRequest,
+    access: &Access,
+) -> Answer<pb::RevokeVipResponse> {
     let view = change(
         d,
+        access,
         ChangeCall {
             method: "RevokeVip",
+            self_service: false,
             request: body,
             user_id: &body.user_id,
             idempotency_key: &body.idempotency_key,
@@ -179,6 +218,7 @@ pub async fn revoke(d: &Directory, body: &pb::RevokeVipRequest) -> Answer<pb::Re
 pub async fn history(
     d: &Directory,
     body: &pb::ListVipHistoryRequest,
+    _open: &Access,
 ) -> Answer<pb::ListVipHistoryResponse> {
     let mut v = Violations::new();
     let user_id = v.uuid("user_id", &body.user_id);
