@@ -542,3 +542,39 @@ mod users {
         assert_refused(&status, Code::NotFound, "USER_NOT_FOUND");
     }
 }
+
+#[tokio::test]
+async fn the_database_refuses_new_fields_out_of_their_rules() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let id = uuid::Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, email, display_name) VALUES ($1, 'db@example.com', 'Db')")
+        .bind(id)
+        .execute(&service.pool)
+        .await
+        .expect("a valid row");
+    for (what, statement) in [
+        ("scores are 0..10000 hundredths", "UPDATE users SET conversion_score = 10001"),
+        ("confidence is 0..100 hundredths", "UPDATE users SET archetype_confidence = 101"),
+        ("lifetime value is not negative", "UPDATE users SET lifetime_value_minor = -1"),
+        ("usernames are stored lower-cased", "UPDATE users SET username = 'Upper'"),
+        ("Telegram ids are positive", "UPDATE users SET telegram_id = -4"),
+        ("a user is reachable", "UPDATE users SET email = NULL"),
+        ("a used trial has an end", "UPDATE users SET vip_trial_used = true"),
+        ("inactive users have a deactivation time", "UPDATE users SET active = false"),
+        (
+            "a completed course has its completion time",
+            "INSERT INTO courses (id, owner_id, title, status, created_at, updated_at)
+             SELECT gen_random_uuid(), id, 'T', 'completed', now(), now() FROM users",
+        ),
+        (
+            "a membership's status is one the rules write",
+            "INSERT INTO vip_memberships (user_id, status, period_start, period_end, version, updated_at)
+             SELECT id, 'expired', now(), now(), 1, now() FROM users",
+        ),
+    ] {
+        assert!(
+            sqlx::query(statement).execute(&service.pool).await.is_err(),
+            "{what}"
+        );
+    }
+}
