@@ -69,22 +69,37 @@ impl DirectoryService for Directory {
         vip::check(self, r.get_ref(), &Access::of(&r)).await
     }
     async fn grant_vip(&self, r: Request<pb::GrantVipRequest>) -> Answer<pb::GrantVipResponse> {
-        vip::grant(self, r.get_ref(), &Access::of(&r)).await
+        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        Ok(Response::new(pb::GrantVipResponse {
+            membership: Some(membership),
+        }))
     }
     async fn extend_vip(&self, r: Request<pb::ExtendVipRequest>) -> Answer<pb::ExtendVipResponse> {
-        vip::extend(self, r.get_ref(), &Access::of(&r)).await
+        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        Ok(Response::new(pb::ExtendVipResponse {
+            membership: Some(membership),
+        }))
     }
     async fn start_vip_trial(
         &self,
         r: Request<pb::StartVipTrialRequest>,
     ) -> Answer<pb::StartVipTrialResponse> {
-        vip::trial(self, r.get_ref(), &Access::of(&r)).await
+        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        Ok(Response::new(pb::StartVipTrialResponse {
+            membership: Some(membership),
+        }))
     }
     async fn cancel_vip(&self, r: Request<pb::CancelVipRequest>) -> Answer<pb::CancelVipResponse> {
-        vip::cancel(self, r.get_ref(), &Access::of(&r)).await
+        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        Ok(Response::new(pb::CancelVipResponse {
+            membership: Some(membership),
+        }))
     }
     async fn revoke_vip(&self, r: Request<pb::RevokeVipRequest>) -> Answer<pb::RevokeVipResponse> {
-        vip::revoke(self, r.get_ref(), &Access::of(&r)).await
+        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        Ok(Response::new(pb::RevokeVipResponse {
+            membership: Some(membership),
+        }))
     }
     async fn list_vip_history(
         &self,

@@ -8,9 +8,7 @@ use tonic::Response;
 
 use super::{Access, Answer, decoded};
 use crate::app::Directory;
-use crate::domain::vip::{
-    DEFAULT_TRIAL_DAYS, MAX_GRANT_DAYS, MAX_TRIAL_DAYS, MembershipView, VipChange,
-};
+use crate::domain::vip::{DEFAULT_TRIAL_DAYS, MAX_GRANT_DAYS, MAX_TRIAL_DAYS, VipChange};
 use crate::proto;
 
 /// Longest reason kept in the history.
@@ -33,46 +31,6 @@ fn duration(
     d.num_microseconds().map(Duration::microseconds)
 }
 
-/// The fields every VIP change request has.
-struct ChangeCall<'a, M> {
-    method: &'static str,
-    request: &'a M,
-    user_id: &'a str,
-    idempotency_key: &'a str,
-    reason: &'a str,
-    reason_required: bool,
-    /// Whether the user may make this change on themselves (else it needs the admin role).
-    self_service: bool,
-}
-
-/// Validates a change request whole (its own fields by `decode`), applies the change and
-/// answers with the membership after it.
-async fn change<M: prost::Message>(
-    d: &Directory,
-    access: &Access,
-    call: ChangeCall<'_, M>,
-    decode: impl FnOnce(&mut Violations) -> Option<VipChange>,
-) -> Result<MembershipView, tonic::Status> {
-    let mut v = Violations::new();
-    let user_id = v.uuid("user_id", call.user_id);
-    let key = v.idempotency_key(call.idempotency_key);
-    let change = decode(&mut v);
-    let reason = v.free_text(
-        "reason",
-        call.reason,
-        MAX_REASON_CHARS,
-        call.reason_required,
-    );
-    let change = decoded(v, change)?;
-    if call.self_service {
-        access.owner(user_id)?;
-    } else {
-        access.admin()?;
-    }
-    let key = RequestKey::new("", key, call.method, call.request);
-    Ok(d.change_vip(user_id, change, &reason, &key).await?)
-}
-
 pub async fn check(
     d: &Directory,
     body: &pb::CheckVipRequest,
@@ -87,132 +45,132 @@ pub async fn check(
     }))
 }
 
-pub async fn grant(
-    d: &Directory,
-    body: &pb::GrantVipRequest,
-    access: &Access,
-) -> Answer<pb::GrantVipResponse> {
-    let view = change(
-        d,
-        access,
-        ChangeCall {
-            method: "GrantVip",
-            self_service: false,
-            request: body,
-            user_id: &body.user_id,
-            idempotency_key: &body.idempotency_key,
-            reason: &body.reason,
-            reason_required: false,
-        },
-        |v| duration(v, body.duration.as_ref(), MAX_GRANT_DAYS, None).map(VipChange::Grant),
-    )
-    .await?;
-    Ok(Response::new(pb::GrantVipResponse {
-        membership: Some(proto::membership(&view)),
-    }))
+/// What a VIP change request says, whatever its message.
+pub trait ChangeRequest: prost::Message + Sized {
+    /// The RPC, for the idempotency fingerprint.
+    const METHOD: &'static str;
+    /// Whether the user may make this change on themselves (else it needs the admin role).
+    const SELF_SERVICE: bool;
+    const REASON_REQUIRED: bool = false;
+    fn user_id(&self) -> &str;
+    fn idempotency_key(&self) -> &str;
+    fn reason(&self) -> &str {
+        ""
+    }
+    /// The change, validating the request's own fields.
+    fn change(&self, v: &mut Violations) -> Option<VipChange>;
 }
 
-pub async fn extend(
-    d: &Directory,
-    body: &pb::ExtendVipRequest,
-    access: &Access,
-) -> Answer<pb::ExtendVipResponse> {
-    let view = change(
-        d,
-        access,
-        ChangeCall {
-            method: "ExtendVip",
-            self_service: false,
-            request: body,
-            user_id: &body.user_id,
-            idempotency_key: &body.idempotency_key,
-            reason: &body.reason,
-            reason_required: false,
-        },
-        |v| duration(v, body.duration.as_ref(), MAX_GRANT_DAYS, None).map(VipChange::Extend),
-    )
-    .await?;
-    Ok(Response::new(pb::ExtendVipResponse {
-        membership: Some(proto::membership(&view)),
-    }))
+impl ChangeRequest for pb::GrantVipRequest {
+    const METHOD: &'static str = "GrantVip";
+    const SELF_SERVICE: bool = false;
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+    fn change(&self, v: &mut Violations) -> Option<VipChange> {
+        duration(v, self.duration.as_ref(), MAX_GRANT_DAYS, None).map(VipChange::Grant)
+    }
 }
 
-pub async fn trial(
-    d: &Directory,
-    body: &pb::StartVipTrialRequest,
-    access: &Access,
-) -> Answer<pb::StartVipTrialResponse> {
-    let view = change(
-        d,
-        access,
-        ChangeCall {
-            method: "StartVipTrial",
-            self_service: true,
-            request: body,
-            user_id: &body.user_id,
-            idempotency_key: &body.idempotency_key,
-            reason: "",
-            reason_required: false,
-        },
-        |v| {
-            let default = Some(Duration::days(DEFAULT_TRIAL_DAYS));
-            duration(v, body.duration.as_ref(), MAX_TRIAL_DAYS, default).map(VipChange::Trial)
-        },
-    )
-    .await?;
-    Ok(Response::new(pb::StartVipTrialResponse {
-        membership: Some(proto::membership(&view)),
-    }))
+impl ChangeRequest for pb::ExtendVipRequest {
+    const METHOD: &'static str = "ExtendVip";
+    const SELF_SERVICE: bool = false;
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+    fn change(&self, v: &mut Violations) -> Option<VipChange> {
+        duration(v, self.duration.as_ref(), MAX_GRANT_DAYS, None).map(VipChange::Extend)
+    }
 }
 
-pub async fn cancel(
-    d: &Directory,
-    body: &pb::CancelVipRequest,
-    access: &Access,
-) -> Answer<pb::CancelVipResponse> {
-    let view = change(
-        d,
-        access,
-        ChangeCall {
-            method: "CancelVip",
-            self_service: true,
-            request: body,
-            user_id: &body.user_id,
-            idempotency_key: &body.idempotency_key,
-            reason: &body.reason,
-            reason_required: false,
-        },
-        |_| Some(VipChange::Cancel),
-    )
-    .await?;
-    Ok(Response::new(pb::CancelVipResponse {
-        membership: Some(proto::membership(&view)),
-    }))
+impl ChangeRequest for pb::StartVipTrialRequest {
+    const METHOD: &'static str = "StartVipTrial";
+    const SELF_SERVICE: bool = true;
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn change(&self, v: &mut Violations) -> Option<VipChange> {
+        let default = Some(Duration::days(DEFAULT_TRIAL_DAYS));
+        duration(v, self.duration.as_ref(), MAX_TRIAL_DAYS, default).map(VipChange::Trial)
+    }
 }
 
-pub async fn revoke(
+impl ChangeRequest for pb::CancelVipRequest {
+    const METHOD: &'static str = "CancelVip";
+    const SELF_SERVICE: bool = true;
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+    fn change(&self, _: &mut Violations) -> Option<VipChange> {
+        Some(VipChange::Cancel)
+    }
+}
+
+impl ChangeRequest for pb::RevokeVipRequest {
+    const METHOD: &'static str = "RevokeVip";
+    const SELF_SERVICE: bool = false;
+    const REASON_REQUIRED: bool = true;
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+    fn change(&self, _: &mut Violations) -> Option<VipChange> {
+        Some(VipChange::Revoke)
+    }
+}
+
+/// Validates a change request whole, applies the change once per idempotency key and answers
+/// with the membership after it.
+pub async fn change<R: ChangeRequest>(
     d: &Directory,
-    body: &pb::RevokeVipRequest,
+    body: &R,
     access: &Access,
-) -> Answer<pb::RevokeVipResponse> {
-    let view = change(
-        d,
-        access,
-        ChangeCall {
-            method: "RevokeVip",
-            self_service: false,
-            request: body,
-            user_id: &body.user_id,
-            idempotency_key: &body.idempotency_key,
-            reason: &body.reason,
-            reason_required: true,
-        },
-        |_| Some(VipChange::Revoke),
-    )
-    .await?;
-    Ok(Response::new(pb::RevokeVipResponse {
-        membership: Some(proto::membership(&view)),
-    }))
+) -> Result<pb::VipMembership, tonic::Status> {
+    let mut v = Violations::new();
+    let user_id = v.uuid("user_id", body.user_id());
+    let key = v.idempotency_key(body.idempotency_key());
+    let change = body.change(&mut v);
+    let reason = v.free_text(
+        "reason",
+        body.reason(),
+        MAX_REASON_CHARS,
+        R::REASON_REQUIRED,
+    );
+    let change = decoded(v, change)?;
+    if R::SELF_SERVICE {
+        access.owner(user_id)?;
+    } else {
+        access.admin()?;
+    }
+    let key = RequestKey::new("", key, R::METHOD, body);
+    let view = d.change_vip(user_id, change, &reason, &key).await?;
+    Ok(proto::membership(&view))
 }
 
 pub async fn history(
