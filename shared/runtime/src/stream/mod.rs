@@ -205,6 +205,37 @@ impl StoredEvent {
     }
 }
 
+/// The `after_position` of a Subscribe request: 0 (from the start) or the position of a
+/// delivered event; negative is `INVALID_POSITION`.
+pub fn after_position(violations: &mut crate::Violations, value: i64) -> i64 {
+    violations.check(
+        value >= 0,
+        "after_position",
+        "INVALID_POSITION",
+        "must be 0 (from the start) or the position of a delivered event",
+    );
+    value
+}
+
+/// A tonic server-streaming answer: one message per event.
+pub type ResponseStream<T> =
+    std::pin::Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send + 'static>>;
+
+/// A subscription ([`EventStream::subscribe`]) as a Subscribe RPC's answer: each event encoded
+/// by `encode`. Call it in the handler: the stream's items are made after the handler returns,
+/// outside the call, so the call's ErrorInfo domain is captured here for their errors.
+pub fn response_stream<T: Send + 'static>(
+    events: impl Stream<Item = Result<StoredEvent, Error>> + Send + 'static,
+    encode: fn(&StoredEvent) -> T,
+) -> ResponseStream<T> {
+    let domain = crate::error::current_domain();
+    Box::pin(futures_util::StreamExt::map(events, move |event| {
+        event
+            .map(|event| encode(&event))
+            .map_err(|error| error.into_status(&domain))
+    }))
+}
+
 /// Counts one live subscription for as long as it lives.
 #[derive(Debug)]
 struct Following(Arc<AtomicUsize>);
