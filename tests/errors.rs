@@ -86,6 +86,7 @@ async fn a_bad_directory_request_decodes_to_every_field_with_its_reason() {
             email: "not-an-email".into(),
             display_name: String::new(),
             time_zone: "Mars/Olympus_Mons".into(),
+            ..Default::default()
         })
         .await
         .expect_err("invalid");

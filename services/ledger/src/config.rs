@@ -21,6 +21,30 @@ pub struct LedgerSettings {
     /// An account's state is snapshotted every this many events of its stream.
     #[arg(long, env = "PHOENIX_LEDGER_SNAPSHOT_EVERY", default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
     pub snapshot_every: i64,
+    /// How long a posting writer waits for more single-operation calls (CreateTransfer,
+    /// PostPendingTransfer, VoidPendingTransfer, ReverseTransfer) to write in the same
+    /// transaction as the first, while other calls are in flight; a lone call never waits.
+    /// `0` turns coalescing off: each call is its own transaction.
+    #[arg(long, env = "PHOENIX_LEDGER_COALESCE_WINDOW", default_value = "1ms", value_parser = coalesce_window)]
+    pub coalesce_window: Duration,
+    /// How many posting writers take turns writing coalesced groups (each holds a pooled
+    /// connection while it writes).
+    #[arg(long, env = "PHOENIX_LEDGER_COALESCE_WRITERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub coalesce_writers: u16,
+    /// Most calls written in one coalesced transaction.
+    #[arg(long, env = "PHOENIX_LEDGER_COALESCE_MAX_CALLS", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub coalesce_max_calls: u16,
+}
+
+/// A coalescing window: 0 (off) up to 100 ms, beyond which a lone call's wait would show.
+fn coalesce_window(value: &str) -> Result<Duration, String> {
+    phoenix_runtime::config::duration(value).and_then(|d| {
+        if d <= Duration::from_millis(100) {
+            Ok(d)
+        } else {
+            Err("must be at most 100ms (0 turns coalescing off)".to_owned())
+        }
+    })
 }
 
 impl LedgerSettings {

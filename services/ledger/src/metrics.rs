@@ -18,6 +18,10 @@ pub struct LedgerMetrics {
     pub expired: Family<KindLabels, Counter>,
     /// Idempotency keys removed after their TTL.
     pub keys_removed: Counter,
+    /// Groups of coalesced posting calls taken by a writer, and the calls in them: their
+    /// ratio is the mean group size.
+    pub coalesced_groups: Counter,
+    pub coalesced_calls: Counter,
 }
 
 pub fn get() -> &'static LedgerMetrics {
@@ -35,6 +39,14 @@ pub fn get() -> &'static LedgerMetrics {
         keys_removed: metrics::counter(
             "ledger_idempotency_keys_removed",
             "Idempotency keys removed after their TTL",
+        ),
+        coalesced_groups: metrics::counter(
+            "ledger_coalesced_groups",
+            "Groups of concurrent posting calls written together (one transaction per tenant)",
+        ),
+        coalesced_calls: metrics::counter(
+            "ledger_coalesced_calls",
+            "Posting calls written in coalesced groups",
         ),
     })
 }
@@ -74,4 +86,10 @@ pub fn expired(kind: &str, count: u64) {
             kind: kind.to_owned(),
         })
         .inc_by(count);
+}
+
+/// Counts a group of `calls` coalesced posting calls.
+pub fn coalesced(calls: usize) {
+    get().coalesced_groups.inc();
+    get().coalesced_calls.inc_by(calls as u64);
 }

@@ -1,5 +1,7 @@
 //! The load test: concurrent random transfers, pendings, posts, voids, expiries, reversals,
-//! batches and idempotent replays, then the auditor over the database they leave.
+//! batches and idempotent replays, then the auditor over the database they leave; once with
+//! concurrent single-operation calls coalesced into shared transactions (the default), once
+//! with each call its own transaction.
 //!
 //! Small by default so CI runs it; `PHOENIX_LEDGER_LOAD_OPS=20000 cargo phoenix test -p
 //! phoenix-ledger --test load` runs it large. `PHOENIX_LEDGER_LOAD_WORKERS` sets the concurrency.
@@ -32,10 +34,24 @@ struct Answered {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storm_of_concurrent_operations_leaves_every_invariant_intact() {
+async fn a_storm_of_coalesced_operations_leaves_every_invariant_intact() {
+    // A wide window, so that groups of several calls form even on a slow machine.
+    storm("--coalesce-window=5ms").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_operations_each_in_its_own_transaction_leaves_every_invariant_intact() {
+    storm("--coalesce-window=0").await;
+}
+
+async fn storm(coalescing: &str) {
     let operations = setting("PHOENIX_LEDGER_LOAD_OPS", 600);
     let workers = setting("PHOENIX_LEDGER_LOAD_WORKERS", 8);
-    let mut h = Harness::start().await;
+    let service = phoenix_testkit::spawn_with(phoenix_ledger::spec(), |config| {
+        config.service_args = vec![coalescing.to_owned()];
+    })
+    .await;
+    let mut h = Harness::on(service).await;
     let mut policies = h.policies.clone();
     policies
         .set_policy(pb::SetPolicyRequest {

@@ -48,7 +48,18 @@ pub fn spec() -> ServiceSpec {
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let settings = MissionsSettings::parse(&context.config.service_args)?;
-    let missions = Missions::open(&settings, context.pool.clone())?;
+    let mut missions = Missions::open(&settings, context.pool.clone())?;
+    if context.config.peers.url("directory").is_some() {
+        let directory = context.peer("directory")?;
+        missions = missions.with_directory(phoenix_directory_client::DirectoryClient::new(
+            directory,
+            phoenix_directory_client::ClientSettings::default(),
+        ));
+    } else {
+        tracing::warn!(
+            "PHOENIX_DIRECTORY_URL is not set: CreateBoard checks no user and needs a time zone"
+        );
+    }
     metrics::get();
     jobs::start(context, &missions, &settings);
     let mut services = GrpcServices::new()

@@ -7,6 +7,14 @@ use crate::reached::Reached;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchTarget {
+    /// GetUser and BatchGetUsers(100) latency over many users, and the reference client's
+    /// cached resolve.
+    Directory {
+        #[command(flatten)]
+        args: phoenix_directory::ops::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
     /// Single transfers over gRPC vs the same write straight through SQL, and batches.
     Ledger {
         #[command(flatten)]
@@ -26,6 +34,19 @@ pub enum BenchTarget {
 
 pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
     match target {
+        BenchTarget::Directory { args, runtime } => {
+            let reached =
+                Reached::start(phoenix_directory::spec(), args.target.clone(), runtime).await?;
+            let result = match reached.pool.clone() {
+                Some(pool) => phoenix_directory::ops::bench::run(&reached.url, pool, &args).await,
+                None => Err(anyhow::anyhow!(
+                    "loading the users needs the database: set DATABASE_URL with --target"
+                )),
+            };
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
         BenchTarget::Ledger { args, runtime } => {
             let reached =
                 Reached::start(phoenix_ledger::spec(), args.target.clone(), runtime).await?;

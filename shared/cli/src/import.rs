@@ -7,6 +7,16 @@ use crate::reached::Reached;
 
 #[derive(Debug, Subcommand)]
 pub enum ImportTarget {
+    /// The legacy bot's users (NDJSON), once per Telegram id, with a quarantine report.
+    Directory {
+        #[command(flatten)]
+        args: phoenix_directory::ops::import::ImportArgs,
+        /// A running directory service instead of one started here (then DATABASE_URL too).
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
     /// Firestore exports (JSON or NDJSON) of raw signals, campaigns and audit logs.
     Ledger {
         #[command(flatten)]
@@ -20,11 +30,18 @@ pub enum ImportTarget {
 }
 
 pub async fn run(target: ImportTarget) -> anyhow::Result<()> {
-    let ImportTarget::Ledger {
-        args,
-        target,
-        runtime,
-    } = target;
+    let (args, target, runtime) = match target {
+        ImportTarget::Directory {
+            args,
+            target,
+            runtime,
+        } => return crate::import_directory::run(args, target, runtime).await,
+        ImportTarget::Ledger {
+            args,
+            target,
+            runtime,
+        } => (args, target, runtime),
+    };
     let reached = Reached::start(phoenix_ledger::spec(), target, runtime).await?;
     let result = phoenix_ledger::import_client::run(reached.channel.clone(), args).await;
     reached.close().await;

@@ -5,6 +5,7 @@
 mod audit;
 mod bench;
 mod import;
+mod import_directory;
 mod legacy;
 mod migrate;
 mod progress;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
 
-/// Parses a human duration such as `500ms`, `5s` or `1m`.
-fn duration(value: &str) -> Result<Duration, String> {
+/// Parses a human duration such as `500ms`, `5s` or `1m` (zero included).
+pub fn duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value)
         .map_err(|e| format!("expected a duration such as 500ms, 5s or 1m ({e})"))
 }
@@ -227,8 +227,10 @@ pub struct EmbeddedConfig {
 
     /// Server settings of the embedded PostgreSQL, `name=value` separated by commas. The
     /// defaults replace PostgreSQL's stock 128 MB of shared buffers and 1 GB between
-    /// checkpoints, made for tiny machines: on them the ledger benchmark ran at half its rate.
-    #[arg(long, env = "PHOENIX_PG_SETTINGS", value_delimiter = ',', value_parser = pg_setting, default_value = "shared_buffers=1GB,max_wal_size=8GB")]
+    /// checkpoints, made for tiny machines: on them the ledger benchmark ran at half its rate;
+    /// `min_wal_size` keeps the WAL segments a checkpoint frees for reuse, so commits do not
+    /// wait for new ones to be zero-filled.
+    #[arg(long, env = "PHOENIX_PG_SETTINGS", value_delimiter = ',', value_parser = pg_setting, default_value = "shared_buffers=1GB,max_wal_size=8GB,min_wal_size=1GB")]
     pub pg_settings: Vec<String>,
 }
 

@@ -60,9 +60,74 @@ pub fn duration(value: chrono::Duration) -> prost_types::Duration {
     }
 }
 
+/// A protobuf `Struct` as a JSON object (`None` as `{}`). Numbers that are not finite (which
+/// JSON cannot hold) become `null`.
+pub fn json_from_struct(
+    value: Option<&prost_types::Struct>,
+) -> serde_json::Map<String, serde_json::Value> {
+    value
+        .map(|s| {
+            s.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), json_from_value(v)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn json_from_value(value: &prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.iter().map(json_from_value).collect())
+        }
+        Some(Kind::StructValue(s)) => serde_json::Value::Object(json_from_struct(Some(s))),
+    }
+}
+
+/// A JSON object as a protobuf `Struct`.
+pub fn struct_from_json(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: object
+            .iter()
+            .map(|(k, v)| (k.clone(), value_from_json(v)))
+            .collect(),
+    }
+}
+
+fn value_from_json(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(values) => Kind::ListValue(prost_types::ListValue {
+            values: values.iter().map(value_from_json).collect(),
+        }),
+        serde_json::Value::Object(object) => Kind::StructValue(struct_from_json(object)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn structs_and_json_objects_round_trip() {
+        let object = serde_json::json!({"a": 1.5, "b": [true, null, "x"], "c": {"d": "e"}});
+        let object = object.as_object().expect("object").clone();
+        assert_eq!(json_from_struct(Some(&struct_from_json(&object))), object);
+        assert!(json_from_struct(None).is_empty());
+    }
 
     #[test]
     fn times_beyond_the_protobuf_range_are_sent_at_its_ends() {

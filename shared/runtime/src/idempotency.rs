@@ -144,6 +144,116 @@ pub async fn record<T: Serialize>(
     Ok(recorded.rows_affected() == 1)
 }
 
+/// Outcomes to record under their keys as one array per column, for a statement that records
+/// them together with the effect they belong to (one round trip instead of two, and one
+/// statement for many calls written together). The statement's `RETURNING` names the keys it
+/// took; a key it did not take was taken by a concurrent request first, which the caller
+/// answers as [`record`]'s `false`: roll back, then [`find`].
+pub struct KeyRows {
+    scopes: Vec<String>,
+    keys: Vec<String>,
+    methods: Vec<&'static str>,
+    fingerprints: Vec<Vec<u8>>,
+    outcomes: Vec<serde_json::Value>,
+    expires_at: Vec<DateTime<Utc>>,
+    now: DateTime<Utc>,
+}
+
+impl KeyRows {
+    /// Parameters [`KeyRows::bind`] binds.
+    pub const PARAMETERS: usize = 7;
+
+    /// No outcomes yet, to be recorded at `now`.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            scopes: Vec::new(),
+            keys: Vec::new(),
+            methods: Vec::new(),
+            fingerprints: Vec::new(),
+            outcomes: Vec::new(),
+            expires_at: Vec::new(),
+            now,
+        }
+    }
+
+    /// Adds `outcome` under `key`, kept for `ttl`.
+    pub fn push<T: Serialize>(
+        &mut self,
+        key: &RequestKey,
+        outcome: &T,
+        ttl: std::time::Duration,
+    ) -> Result<(), Error> {
+        let outcome = serde_json::to_value(outcome)
+            .map_err(|e| Error::internal(format_args!("an outcome does not encode: {e}")))?;
+        self.scopes.push(key.scope.clone());
+        self.keys.push(key.key.clone());
+        self.methods.push(key.method);
+        self.fingerprints.push(key.fingerprint.to_vec());
+        self.outcomes.push(outcome);
+        self.expires_at.push(expiry(self.now, ttl));
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The INSERT (usable as a data-modifying CTE) with the [`KeyRows::bind`] parameters
+    /// numbered from `$first`; it returns `scope, idempotency_key` of each key it took. Rows
+    /// go in key order, so two statements that record the same keys wait on each other in
+    /// one order and never deadlock. Like [`record`], an expired entry is taken over.
+    pub fn insert(first: usize) -> String {
+        let p = |offset: usize| format!("${}", first + offset);
+        format!(
+            "INSERT INTO request_keys
+                 (scope, idempotency_key, method, fingerprint, outcome, created_at, expires_at)
+             SELECT k.scope, k.key, k.method, k.fingerprint, k.outcome, {now}, k.expires_at
+             FROM UNNEST({}::text[], {}::text[], {}::text[], {}::bytea[], {}::jsonb[],
+                         {}::timestamptz[]) AS k(scope, key, method, fingerprint, outcome, expires_at)
+             ORDER BY k.scope, k.key
+             ON CONFLICT (scope, idempotency_key) DO UPDATE
+                 SET method = EXCLUDED.method, fingerprint = EXCLUDED.fingerprint,
+                     outcome = EXCLUDED.outcome, created_at = EXCLUDED.created_at,
+                     expires_at = EXCLUDED.expires_at
+                 WHERE request_keys.expires_at <= EXCLUDED.created_at
+             RETURNING scope, idempotency_key",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            now = p(6),
+        )
+    }
+
+    /// Binds the parameters of [`KeyRows::insert`], in order, after those bound so far.
+    pub fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.scopes)
+            .bind(self.keys)
+            .bind(self.methods)
+            .bind(self.fingerprints)
+            .bind(self.outcomes)
+            .bind(self.expires_at)
+            .bind(self.now)
+    }
+}
+
+/// When an outcome recorded at `now` for `ttl` expires (the end of time for a TTL beyond it).
+fn expiry(now: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
+    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    now.checked_add_signed(ttl)
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
+}
+
 /// Deletes keys that expired before `now`, at most `limit` at a time; returns how many.
 pub async fn remove_expired(
     pool: &sqlx::PgPool,
@@ -239,7 +349,7 @@ where
         Err(error) => {
             drop(transaction);
             return match find(pool, key, Utc::now()).await {
-                Ok(found) => match prior(found, key)? {
+                Ok(found) => match replayable(found, key)? {
                     Some(record) => Ok(Ran::Replayed(record)),
                     None => Err(error),
                 },
@@ -248,10 +358,7 @@ where
             };
         }
     };
-    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-    let expires_at = now
-        .checked_add_signed(ttl)
-        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
+    let expires_at = expiry(now, ttl);
     if record(&mut transaction, key, &kept, now, expires_at).await? {
         transaction.commit().await?;
         return Ok(Ran::Fresh(answer, kept));
@@ -259,16 +366,22 @@ where
     // A concurrent request with the same key committed first: drop our effect, answer with its.
     transaction.rollback().await?;
     let found = find(pool, key, Utc::now()).await?;
-    let record = prior(found, key)?.ok_or_else(|| {
-        Refusal::conflict(
-            "IDEMPOTENCY_KEY_BUSY",
-            "a concurrent request with this idempotency key did not finish; retry",
-        )
-    })?;
+    let record = replayable(found, key)?.ok_or_else(busy)?;
     Ok(Ran::Replayed(record))
 }
 
-fn prior<T>(prior: Prior<T>, key: &RequestKey) -> Result<Option<T>, Refusal> {
+/// The answer to a request whose key a concurrent request took but whose record is not
+/// there (the other request's transaction did not commit): retry.
+pub fn busy() -> Refusal {
+    Refusal::conflict(
+        "IDEMPOTENCY_KEY_BUSY",
+        "a concurrent request with this idempotency key did not finish; retry",
+    )
+}
+
+/// What a request does about what [`find`] found: replay the recorded outcome (`Some`), go
+/// ahead (`None`), or be refused for reusing the key for another request.
+pub fn replayable<T>(prior: Prior<T>, key: &RequestKey) -> Result<Option<T>, Refusal> {
     match prior {
         Prior::None => Ok(None),
         Prior::Replay(outcome) => {

@@ -330,3 +330,22 @@ pub fn signed<T>(message: T, bearer: &MetadataValue<Ascii>) -> tonic::Request<T>
         .insert("authorization", bearer.clone());
     request
 }
+
+/// Registers a user in the directory served on `channel` and answers its id: for tests of
+/// the directory and of the services that resolve users there.
+pub async fn directory_user(channel: &Channel, email: &str, time_zone: &str) -> String {
+    use phoenix_proto::directory::v1 as pb;
+    pb::directory_service_client::DirectoryServiceClient::new(channel.clone())
+        .create_user(pb::CreateUserRequest {
+            email: email.into(),
+            display_name: "Test User".into(),
+            time_zone: time_zone.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the directory registers the user")
+        .into_inner()
+        .user
+        .expect("a user")
+        .id
+}

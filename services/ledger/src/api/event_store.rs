@@ -1,14 +1,11 @@
 //! EventStoreService: read streams, subscribe, rehydrate.
 
-use std::pin::Pin;
-
-use futures_util::Stream;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::event_store_service_server::EventStoreService;
 use tonic::{Request, Response, Status};
 
 use phoenix_runtime::Violations;
-use phoenix_runtime::stream::StoredEvent;
+use phoenix_runtime::stream::{self, StoredEvent};
 
 use super::tenant_of;
 use crate::app::Ledger;
@@ -34,8 +31,6 @@ fn stored_event(event: &StoredEvent) -> pb::StoredEvent {
         event: Some(event.envelope()),
     }
 }
-
-type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl EventStoreService for Ledger {
@@ -76,7 +71,7 @@ impl EventStoreService for Ledger {
         }))
     }
 
-    type SubscribeStream = EventStream;
+    type SubscribeStream = stream::ResponseStream<pb::SubscribeResponse>;
 
     async fn subscribe(
         &self,
@@ -84,26 +79,14 @@ impl EventStoreService for Ledger {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let mut violations = Violations::new();
         let tenant_id = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
-        let after = request.get_ref().after_position;
-        violations.check(
-            after >= 0,
-            "after_position",
-            "INVALID_POSITION",
-            "must be 0 (from the start) or the position of a delivered event",
-        );
+        let after = stream::after_position(&mut violations, request.get_ref().after_position);
         violations.finish()?;
         let events = self.follow_events(tenant_id, after).await?;
-        // The stream's items are made after this handler returns, outside the call: they keep
-        // the call's ErrorInfo domain.
-        let domain = phoenix_runtime::error::current_domain();
-        let stream = futures_util::StreamExt::map(events, move |event| {
-            event
-                .map(|event| pb::SubscribeResponse {
-                    event: Some(stored_event(&event)),
-                })
-                .map_err(|error| error.into_status(&domain))
-        });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(stream::response_stream(events, |event| {
+            pb::SubscribeResponse {
+                event: Some(stored_event(event)),
+            }
+        })))
     }
 
     async fn rehydrate_account(

@@ -3,6 +3,7 @@
 //! jobs) and the tests call these, never the API's internals. One module per area.
 
 pub mod accounts;
+pub mod coalesce;
 pub mod events;
 pub mod import;
 pub mod policies;
@@ -19,6 +20,8 @@ use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+use self::coalesce::{Coalescer, Coalescing};
+use self::posting::PostingWriter;
 use crate::config::LedgerSettings;
 
 /// The ledger's use cases, on one pool.
@@ -29,6 +32,11 @@ pub struct Ledger {
     /// The service's event stream: its sequencer runs until shutdown; writers wake it after
     /// they commit events, and subscriptions follow it.
     events: EventStream,
+    /// Writes posting calls, alone or together.
+    writer: PostingWriter,
+    /// Queues concurrent single-operation posting calls for the writer; `None` when
+    /// coalescing is off (a window of 0).
+    coalescer: Option<std::sync::Arc<Coalescer>>,
 }
 
 impl Ledger {
@@ -36,10 +44,28 @@ impl Ledger {
     /// the event stream's sequencer started; it and every subscription stop at `shutdown`.
     pub fn new(pool: PgPool, settings: LedgerSettings, shutdown: CancellationToken) -> Self {
         let events = EventStream::start("ledger", pool.clone(), shutdown);
+        let writer = PostingWriter {
+            pool: pool.clone(),
+            idempotency_ttl: settings.idempotency_ttl,
+            snapshot_every: settings.snapshot_every,
+            events: events.clone(),
+        };
+        let coalescer = (!settings.coalesce_window.is_zero()).then(|| {
+            std::sync::Arc::new(Coalescer::start(
+                writer.clone(),
+                Coalescing {
+                    window: settings.coalesce_window,
+                    writers: usize::from(settings.coalesce_writers),
+                    max_calls: usize::from(settings.coalesce_max_calls),
+                },
+            ))
+        });
         Self {
             pool,
             settings,
             events,
+            writer,
+            coalescer,
         }
     }
 

@@ -1,20 +1,23 @@
 //! Posting: the one transaction every transfer, pending resolution and reversal goes through,
-//! made idempotent per call, and its dry run.
+//! made idempotent per call, and its dry run. Concurrent single-operation calls are written
+//! together (see [`super::coalesce`]); every call keeps its own outcome.
 //!
-//! One transaction: read the transfers the operations refer to → lock the accounts involved,
-//! in id order (no deadlocks), holding the tenant's policy gate shared → read the clock, the
-//! active policies, which pendings are still open and how much was reversed → the engine
-//! (`domain::ledger::post`, pure) decides → one statement writes transfers, entries, the
-//! account events, balances and pendings → snapshots that fell due → the idempotency key with
-//! the outcome → commit.
+//! One transaction for one or several calls: read the transfers the calls refer to → lock the
+//! accounts involved, in id order (no deadlocks), holding the tenant's policy gate shared →
+//! read the clock, the active policies, which pendings are still open and how much was
+//! reversed → the engine (`domain::ledger::post`, pure) decides each call in turn on one view,
+//! so a later call sees an earlier one's balances → one statement writes transfers, entries,
+//! the account events, balances, pendings, due snapshots and each call's idempotency key with
+//! its outcome → commit. Five round trips, whatever the number of calls.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use phoenix_runtime::idempotency::{self, Ran, RequestKey};
+use phoenix_runtime::idempotency::{self, KeyRows, RequestKey};
+use phoenix_runtime::stream::{EventStream, Origin};
 use phoenix_runtime::{Error, Refusal, RefusalKind};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::Ledger;
@@ -23,10 +26,14 @@ use crate::domain::ledger::{
     TransferSpec,
 };
 use crate::domain::policy;
+use crate::store::transfers::PostingWrite;
 use crate::{error, metrics, store};
 
 /// Most pending transfers released per sweep.
 const EXPIRY_BATCH: i64 = 500;
+/// Times a transaction of several calls is tried again after a serialization failure or a
+/// deadlock before its calls are written one by one.
+const CONFLICT_RETRIES: usize = 3;
 
 /// What a posting call answers: its batch id and one result per operation.
 #[derive(Debug, Clone)]
@@ -78,57 +85,268 @@ impl Located {
     }
 }
 
-impl Ledger {
-    /// Runs `operations` as one posting call, once per idempotency key: a replay answers what
-    /// the first call answered. A linked call refused as a whole is refused with the
-    /// operation's refusal, pointed at it as `located` says.
-    pub async fn post(
+/// One posting call: its operations, its key (none for the sweeper's releases), where its
+/// refusal points, and the call it came from when another task writes it.
+#[derive(Debug)]
+pub struct PostingCall {
+    pub key: Option<RequestKey>,
+    pub tenant_id: Uuid,
+    pub operations: Vec<Operation>,
+    pub linking: Linking,
+    pub located: Located,
+    pub origin: Option<Origin>,
+}
+
+impl PostingCall {
+    /// Whether it may share a transaction with other calls: one operation, so a refusal
+    /// leaves the shared view as it found it (a linked call refused at its second operation
+    /// would leave its first one's changes in the view).
+    pub fn coalescible(&self) -> bool {
+        self.operations.len() <= 1
+    }
+}
+
+/// Writes posting calls: alone, or several of one tenant in one transaction. What the
+/// coalescer's writers and the use cases share.
+#[derive(Debug, Clone)]
+pub struct PostingWriter {
+    pub(super) pool: PgPool,
+    pub(super) idempotency_ttl: std::time::Duration,
+    pub(super) snapshot_every: i64,
+    pub(super) events: EventStream,
+}
+
+/// How one call of a transaction ended.
+enum Decided {
+    Made(BatchOutcome),
+    Refused(Refusal),
+}
+
+/// A call the engine accepted: what it writes, and what it answers.
+type Accepted = (Posting, BatchOutcome);
+
+/// How one try of a transaction ended.
+enum Tried {
+    Committed(Vec<(usize, Decided)>),
+    /// These calls' keys were taken by concurrent requests first; nothing was written.
+    KeysTaken(Vec<usize>),
+}
+
+impl PostingWriter {
+    /// Writes `calls` (all of one tenant, each [`PostingCall::coalescible`] when there are
+    /// several) and answers each as if it had been written alone: its outcome or its
+    /// refusal, a replay of an earlier call with its key, or the error that stopped it.
+    pub async fn write(&self, calls: &[PostingCall]) -> Vec<Result<BatchOutcome, Error>> {
+        let mut answers: Vec<Option<Result<BatchOutcome, Error>>> =
+            calls.iter().map(|_| None).collect();
+        // A key twice among the calls: the later call waits for a later round, where it
+        // finds the first one's record (a replay, or a key reused for another request).
+        let mut left: Vec<usize> = (0..calls.len()).collect();
+        while !left.is_empty() {
+            let mut seen = HashSet::new();
+            let (round, later): (Vec<usize>, Vec<usize>) = left.into_iter().partition(|&i| {
+                calls[i]
+                    .key
+                    .as_ref()
+                    .is_none_or(|key| seen.insert((&key.scope, &key.key)))
+            });
+            self.write_round(calls, round, &mut answers).await;
+            left = later;
+        }
+        self.events.appended();
+        answers
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| {
+                    Err(Error::invariant(
+                        "ONE_ANSWER_PER_CALL",
+                        "a posting call was left without an answer",
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Writes the calls `members` (distinct keys) in one transaction, retried without the
+    /// calls whose keys concurrent requests took, and answers them in `answers`.
+    async fn write_round(
         &self,
-        key: &RequestKey,
-        tenant_id: Uuid,
-        operations: Vec<Operation>,
-        linking: Linking,
-        located: Located,
-    ) -> Result<BatchOutcome, Error> {
-        let snapshot_every = self.settings.snapshot_every;
-        let key_text = key.key.clone();
-        let ran = idempotency::once_recording(
-            &self.pool,
-            key,
-            self.settings.idempotency_ttl,
-            move |connection| {
-                Box::pin(async move {
-                    let posting = post_in(
-                        connection,
-                        tenant_id,
-                        Some(key_text),
-                        &operations,
-                        linking,
-                        snapshot_every,
-                    )
-                    .await?
-                    .map_err(|refused| located.refusal(refused))?;
+        calls: &[PostingCall],
+        mut members: Vec<usize>,
+        answers: &mut [Option<Result<BatchOutcome, Error>>],
+    ) {
+        let mut conflicts = 0;
+        while !members.is_empty() {
+            match self.try_transaction(calls, &members).await {
+                Ok(Tried::Committed(decided)) => {
+                    for (index, decided) in decided {
+                        answers[index] = Some(self.answer(&calls[index], decided).await);
+                    }
+                    return;
+                }
+                Ok(Tried::KeysTaken(taken)) => {
+                    for &index in &taken {
+                        answers[index] = Some(self.replay_taken(&calls[index]).await);
+                    }
+                    members.retain(|index| !taken.contains(index));
+                }
+                Err(error) if members.len() > 1 && retryable(&error) => {
+                    conflicts += 1;
+                    if conflicts > CONFLICT_RETRIES {
+                        self.write_one_by_one(calls, &members, answers).await;
+                        return;
+                    }
+                }
+                // One call's value the database refused (validation let it through) must not
+                // fail the others: each is written alone, and answers for itself.
+                Err(error) if members.len() > 1 && !matches!(error, Error::Unavailable { .. }) => {
+                    tracing::warn!(%error, calls = members.len(), "a coalesced posting failed; writing its calls one by one");
+                    self.write_one_by_one(calls, &members, answers).await;
+                    return;
+                }
+                // The database is down, or a lone call failed: every member gets the error,
+                // and nothing was written.
+                Err(error) => {
+                    for &index in &members {
+                        answers[index] = Some(Err(error.clone()));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn write_one_by_one(
+        &self,
+        calls: &[PostingCall],
+        members: &[usize],
+        answers: &mut [Option<Result<BatchOutcome, Error>>],
+    ) {
+        for &index in members {
+            Box::pin(self.write_round(calls, vec![index], answers)).await;
+        }
+    }
+
+    /// One transaction of the calls `members`: decide each on one view, write them all.
+    async fn try_transaction(
+        &self,
+        calls: &[PostingCall],
+        members: &[usize],
+    ) -> Result<Tried, Error> {
+        let tenant_id = calls[members[0]].tenant_id;
+        if members.iter().any(|&i| calls[i].tenant_id != tenant_id)
+            || (members.len() > 1 && members.iter().any(|&i| !calls[i].coalescible()))
+        {
+            return Err(Error::invariant(
+                "COALESCED_CALLS_SHARE_A_TENANT",
+                "posting calls written together must be of one tenant and of one operation each",
+            ));
+        }
+        let mut transaction = self.pool.begin().await?;
+        let members_calls: Vec<&PostingCall> = members.iter().map(|&i| &calls[i]).collect();
+        let (decided, now) = decide(&mut transaction, tenant_id, &members_calls).await?;
+        let mut keys = KeyRows::new(Utc::now());
+        let mut outcomes: Vec<(usize, Result<Accepted, Refusal>)> = Vec::new();
+        for (&index, decided) in members.iter().zip(decided) {
+            let call = &calls[index];
+            let outcome = match decided {
+                Ok(mut posting) => {
                     let outcome = BatchOutcome {
                         batch_id: posting
                             .transfers
                             .first()
                             .map_or_else(Uuid::nil, |t| t.batch_id),
-                        results: posting.results,
+                        results: std::mem::take(&mut posting.results),
                     };
-                    let record = PostingRecord::of(&outcome);
-                    Ok((outcome, record))
+                    if let Some(key) = &call.key {
+                        keys.push(key, &PostingRecord::of(&outcome), self.idempotency_ttl)?;
+                    }
+                    Ok((posting, outcome))
+                }
+                Err(refused) => Err(call.located.refusal(refused)),
+            };
+            outcomes.push((index, outcome));
+        }
+        let writes: Vec<PostingWrite> = outcomes
+            .iter()
+            .filter_map(|(index, outcome)| {
+                outcome.as_ref().ok().map(|(posting, _)| PostingWrite {
+                    posting,
+                    origin: calls[*index].origin.as_ref(),
                 })
-            },
+            })
+            .collect();
+        let taken = store::transfers::write_postings(
+            &mut transaction,
+            tenant_id,
+            &writes,
+            now,
+            self.snapshot_every,
+            keys,
         )
         .await?;
-        self.events.appended();
-        match ran {
-            Ran::Fresh(outcome, _) => {
-                metrics::made(outcome.results.iter().filter_map(|r| r.as_ref().ok()));
-                Ok(outcome)
-            }
-            Ran::Replayed(record) => self.replay_posting(tenant_id, record).await,
+        let not_taken: Vec<usize> = outcomes
+            .iter()
+            .filter(|(_, outcome)| outcome.is_ok())
+            .filter_map(|(index, _)| {
+                let key = calls[*index].key.as_ref()?;
+                (!taken.contains(&key.key)).then_some(*index)
+            })
+            .collect();
+        if !not_taken.is_empty() {
+            transaction.rollback().await?;
+            return Ok(Tried::KeysTaken(not_taken));
         }
+        transaction.commit().await?;
+        Ok(Tried::Committed(
+            outcomes
+                .into_iter()
+                .map(|(index, outcome)| {
+                    let decided = match outcome {
+                        Ok((posting, outcome)) => {
+                            metrics::made(&posting.transfers);
+                            Decided::Made(outcome)
+                        }
+                        Err(refusal) => Decided::Refused(refusal),
+                    };
+                    (index, decided)
+                })
+                .collect(),
+        ))
+    }
+
+    /// A committed call's answer. A refused one may be the replay of an earlier call with
+    /// its key (which spent the funds it asks for): that call's outcome is the answer.
+    async fn answer(&self, call: &PostingCall, decided: Decided) -> Result<BatchOutcome, Error> {
+        match decided {
+            Decided::Made(outcome) => Ok(outcome),
+            Decided::Refused(refusal) => {
+                let Some(key) = &call.key else {
+                    return Err(refusal.into());
+                };
+                match idempotency::find(&self.pool, key, Utc::now()).await {
+                    Ok(found) => match idempotency::replayable(found, key)? {
+                        Some(record) => self.replay_posting(call.tenant_id, record).await,
+                        None => Err(refusal.into()),
+                    },
+                    // The refusal says more than the lookup's error.
+                    Err(_) => Err(refusal.into()),
+                }
+            }
+        }
+    }
+
+    /// The answer to a call whose key a concurrent request took: that request's outcome.
+    async fn replay_taken(&self, call: &PostingCall) -> Result<BatchOutcome, Error> {
+        let Some(key) = &call.key else {
+            return Err(Error::invariant(
+                "KEYLESS_CALL_RECORDS_NOTHING",
+                "a posting call without an idempotency key had its key taken",
+            ));
+        };
+        let found = idempotency::find(&self.pool, key, Utc::now()).await?;
+        let record = idempotency::replayable(found, key)?.ok_or_else(idempotency::busy)?;
+        self.replay_posting(call.tenant_id, record).await
     }
 
     /// The answer a posting call gave, rebuilt from its record: its transfers as they were made.
@@ -165,6 +383,49 @@ impl Ledger {
             batch_id: record.batch_id,
             results,
         })
+    }
+}
+
+/// A database conflict the same transaction may simply be tried again after.
+fn retryable(error: &Error) -> bool {
+    matches!(error, Error::Refused(refusal) if refusal.reason == "TRANSACTION_CONFLICT")
+}
+
+impl Ledger {
+    /// Runs `operations` as one posting call, once per idempotency key: a replay answers what
+    /// the first call answered. A linked call refused as a whole is refused with the
+    /// operation's refusal, pointed at it as `located` says. A call of one operation is
+    /// written together with concurrent ones when coalescing is on.
+    pub async fn post(
+        &self,
+        key: &RequestKey,
+        tenant_id: Uuid,
+        operations: Vec<Operation>,
+        linking: Linking,
+        located: Located,
+    ) -> Result<BatchOutcome, Error> {
+        let call = PostingCall {
+            key: Some(key.clone()),
+            tenant_id,
+            operations,
+            linking,
+            located,
+            origin: None,
+        };
+        match &self.coalescer {
+            Some(coalescer) if call.coalescible() => coalescer.submit(call).await,
+            _ => self
+                .writer
+                .write(std::slice::from_ref(&call))
+                .await
+                .pop()
+                .unwrap_or_else(|| {
+                    Err(Error::invariant(
+                        "ONE_ANSWER_PER_CALL",
+                        "a posting call was left without an answer",
+                    ))
+                }),
+        }
     }
 
     /// A call of one operation, once per key: its transfer, or its refusal with the fields
@@ -203,22 +464,27 @@ impl Ledger {
         tenant_id: Uuid,
         spec: TransferSpec,
     ) -> Result<Option<Refusal>, Error> {
-        let mut transaction = self.pool.begin().await?;
-        let decided = decide(
-            &mut transaction,
+        let call = PostingCall {
+            key: None,
             tenant_id,
-            None,
-            &[Operation::Transfer(spec)],
-            Linking::Linked,
-        )
-        .await;
+            operations: vec![Operation::Transfer(spec)],
+            linking: Linking::Linked,
+            located: Located::Single(None),
+            origin: None,
+        };
+        let mut transaction = self.pool.begin().await?;
+        let decided = decide(&mut transaction, tenant_id, &[&call]).await;
         transaction.rollback().await?;
-        match decided? {
-            Ok(_) => Ok(None),
-            Err(refused) if refused.refusal.kind == RefusalKind::Invalid => {
+        match decided?.0.pop() {
+            Some(Ok(_)) => Ok(None),
+            Some(Err(refused)) if refused.refusal.kind == RefusalKind::Invalid => {
                 Err(refused.refusal.within("transfer").into())
             }
-            Err(refused) => Ok(Some(*refused.refusal)),
+            Some(Err(refused)) => Ok(Some(*refused.refusal)),
+            None => Err(Error::invariant(
+                "ONE_RESULT_PER_OPERATION",
+                "a dry run decided nothing",
+            )),
         }
     }
 
@@ -228,24 +494,23 @@ impl Ledger {
         let due = store::transfers::expired_pendings(&self.pool, Utc::now(), EXPIRY_BATCH).await?;
         let mut released = 0;
         for (tenant_id, pending_id) in due {
-            let mut transaction = self.pool.begin().await?;
-            let posted = post_in(
-                &mut transaction,
+            let call = PostingCall {
+                key: None,
                 tenant_id,
-                None,
-                &[Operation::ExpirePending { pending_id }],
-                Linking::Linked,
-                self.settings.snapshot_every,
-            )
-            .await?;
-            // Refused (PENDING_NOT_OPEN): resolved meanwhile.
-            let Ok(posting) = posted else {
-                continue;
+                operations: vec![Operation::ExpirePending { pending_id }],
+                linking: Linking::Linked,
+                located: Located::Single(None),
+                origin: None,
             };
-            transaction.commit().await?;
-            self.events.appended();
-            metrics::made(&posting.transfers);
-            released += posting.transfers.len() as u64;
+            match self.writer.write(std::slice::from_ref(&call)).await.pop() {
+                Some(Ok(outcome)) => {
+                    released += outcome.results.iter().filter(|r| r.is_ok()).count() as u64;
+                }
+                // Refused (PENDING_NOT_OPEN): resolved meanwhile.
+                Some(Err(Error::Refused(_))) => {}
+                Some(Err(error)) => return Err(error),
+                None => {}
+            }
         }
         if released > 0 {
             metrics::expired("pending_transfer", released);
@@ -255,37 +520,16 @@ impl Ledger {
     }
 }
 
-/// The posting transaction's work, on the caller's transaction: [`decide`], then write
-/// transfers, entries, balances, pendings, events and due snapshots. A linked call refused as a
-/// whole is `Ok(Err(_))`: nothing was written.
-pub async fn post_in(
-    connection: &mut PgConnection,
-    tenant_id: Uuid,
-    idempotency_key: Option<String>,
-    operations: &[Operation],
-    linking: Linking,
-    snapshot_every: i64,
-) -> Result<Result<Posting, BatchRefusal>, Error> {
-    let (posting, now) =
-        match decide(connection, tenant_id, idempotency_key, operations, linking).await? {
-            Ok(decided) => decided,
-            Err(refused) => return Ok(Err(refused)),
-        };
-    store::transfers::write_posting(connection, tenant_id, &posting, now, snapshot_every).await?;
-    Ok(Ok(posting))
-}
-
-/// Loads what `operations` touch, locks the accounts and runs the engine; writes nothing.
-/// Returns the posting and the time it takes.
+/// Loads what the calls touch, locks the accounts and runs the engine on each call in turn;
+/// writes nothing. Returns each call's posting (or its refusal as a whole) and the time they
+/// take.
 async fn decide(
     connection: &mut PgConnection,
     tenant_id: Uuid,
-    idempotency_key: Option<String>,
-    operations: &[Operation],
-    linking: Linking,
-) -> Result<Result<(Posting, DateTime<Utc>), BatchRefusal>, Error> {
-    let referenced_ids: Vec<Uuid> = operations
-        .iter()
+    calls: &[&PostingCall],
+) -> Result<(Vec<Result<Posting, BatchRefusal>>, DateTime<Utc>), Error> {
+    let operations = || calls.iter().flat_map(|call| &call.operations);
+    let referenced_ids: Vec<Uuid> = operations()
         .filter_map(Operation::referenced_transfer)
         .collect::<HashSet<_>>()
         .into_iter()
@@ -308,8 +552,7 @@ async fn decide(
             })
             .collect()
     };
-    let mut account_ids: Vec<Uuid> = operations
-        .iter()
+    let mut account_ids: Vec<Uuid> = operations()
         .flat_map(|op| ledger::accounts_of(op, &referenced))
         .collect::<HashSet<_>>()
         .into_iter()
@@ -328,21 +571,34 @@ async fn decide(
     } else {
         HashMap::new()
     };
+    let now = context.now;
     let mut view = LedgerView {
         accounts,
         referenced,
         policies: context.policies,
         debited_today,
     };
-    let call = CallContext {
-        tenant_id,
-        batch_id: Uuid::now_v7(),
-        now: context.now,
-        idempotency_key,
-    };
-    let decided = ledger::post(&mut view, operations, linking, &call, Uuid::now_v7);
-    if let Err(refused) = &decided {
-        metrics::refused(&refused.refusal.reason);
-    }
-    Ok(decided.map(|posting| (posting, context.now)))
+    let decided = calls
+        .iter()
+        .map(|call| {
+            let context = CallContext {
+                tenant_id,
+                batch_id: Uuid::now_v7(),
+                now,
+                idempotency_key: call.key.as_ref().map(|key| key.key.clone()),
+            };
+            let decided = ledger::post(
+                &mut view,
+                &call.operations,
+                call.linking,
+                &context,
+                Uuid::now_v7,
+            );
+            if let Err(refused) = &decided {
+                metrics::refused(&refused.refusal.reason);
+            }
+            decided
+        })
+        .collect();
+    Ok((decided, now))
 }

@@ -1,6 +1,9 @@
-//! `phoenix bench ledger`: single transfers over gRPC from N concurrent clients, the same
-//! double-entry write straight through SQL (the floor: the same store function, no gRPC), and
-//! batches of linked transfers. Prints throughput and latency, then one machine-readable line.
+//! `phoenix bench ledger`: single transfers over gRPC from N concurrent clients and from one;
+//! the floor, the cheapest correct way to make the same durable double-entry write in plain SQL
+//! (a transfer row, two entries and two balance updates in one transaction, on copies of the
+//! ledger's tables, with no idempotency, events or policies); the use case the handler calls,
+//! without gRPC (`app_tps`), so each layer's cost shows; and batches of linked transfers.
+//! Prints throughput and latency, then one machine-readable line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +55,10 @@ pub struct BenchArgs {
 pub struct Results {
     pub clients: usize,
     pub grpc: Phase,
+    /// Single transfers over gRPC from one client: a lone call's latency.
+    pub grpc_one_client: Phase,
     pub sql: Option<Phase>,
+    pub app: Option<Phase>,
     pub batch: Phase,
 }
 
@@ -66,15 +72,17 @@ impl Results {
             0.0
         };
         format!(
-            "ledger-bench clients={} grpc_tps={:.0} sql_tps={:.0} ratio={:.2} p50_ms={:.2} p99_ms={:.2} batch_tps={:.0} batch_ratio={:.1}",
+            "ledger-bench clients={} grpc_tps={:.0} sql_tps={:.0} app_tps={:.0} ratio={:.2} p50_ms={:.2} p99_ms={:.2} batch_tps={:.0} batch_ratio={:.1} one_client_p50_ms={:.2}",
             self.clients,
             self.grpc.per_second(),
             sql_tps,
+            self.app.map_or(0.0, |p| p.per_second()),
             ratio,
             self.grpc.p50_ms,
             self.grpc.p99_ms,
             self.batch.per_second(),
             self.batch.per_second() / self.grpc.per_second().max(f64::EPSILON),
+            self.grpc_one_client.p50_ms,
         )
     }
 }
@@ -103,12 +111,23 @@ pub async fn run(
     );
 
     single_transfers_over_grpc(&client, &tenant, &accounts, args.clients, args.warmup).await?;
+    let groups = GroupSizes::now();
     let grpc = single_transfers_over_grpc(&client, &tenant, &accounts, args.clients, args.duration)
         .await?;
     grpc.report("gRPC single transfers", "transfers");
-    let sql = match &pool {
+    groups.report();
+    let groups = GroupSizes::now();
+    let grpc_one_client =
+        single_transfers_over_grpc(&client, &tenant, &accounts, 1, args.duration).await?;
+    grpc_one_client.report("gRPC single transfers, 1 client", "transfers");
+    groups.report();
+    let (sql, app) = match &pool {
         Some(pool) => {
-            let phase = single_transfers_over_sql(
+            let floor =
+                floor_transfers(pool, &tenant, &accounts, args.clients, args.duration).await?;
+            floor.report("SQL floor, plain write", "transfers");
+            let groups = GroupSizes::now();
+            let app = single_transfers_through_the_use_case(
                 pool,
                 tenant.clone(),
                 &accounts,
@@ -116,12 +135,13 @@ pub async fn run(
                 args.duration,
             )
             .await?;
-            phase.report("SQL floor, same write", "transfers");
-            Some(phase)
+            app.report("use case, no gRPC", "transfers");
+            groups.report();
+            (Some(floor), Some(app))
         }
         None => {
             eprintln!("bench: no database to measure the SQL floor on (set DATABASE_URL)");
-            None
+            (None, None)
         }
     };
     let batch = batches_over_grpc(&client, &tenant, &accounts, args).await?;
@@ -129,7 +149,9 @@ pub async fn run(
     Ok(Results {
         clients: args.clients,
         grpc,
+        grpc_one_client,
         sql,
+        app,
         batch,
     })
 }
@@ -222,9 +244,131 @@ async fn single_transfers_over_grpc(
     .await
 }
 
-/// The floor: what CreateTransfer's handler does below gRPC — the same idempotency key and the
-/// same `app::Ledger::post` use case it calls — called directly on a pool.
-async fn single_transfers_over_sql(
+/// The coalescing counters at the start of a phase, to print the phase's mean group size.
+/// They count in this process only: with `--target`, the service's are in its own metrics.
+struct GroupSizes {
+    groups: u64,
+    calls: u64,
+}
+
+impl GroupSizes {
+    fn now() -> Self {
+        let metrics = crate::metrics::get();
+        Self {
+            groups: metrics.coalesced_groups.get(),
+            calls: metrics.coalesced_calls.get(),
+        }
+    }
+
+    fn report(&self) {
+        let now = Self::now();
+        let groups = now.groups - self.groups;
+        if groups > 0 {
+            eprintln!(
+                "bench:   {} calls coalesced in {groups} groups ({:.1} calls a group)",
+                now.calls - self.calls,
+                (now.calls - self.calls) as f64 / groups as f64
+            );
+        }
+    }
+}
+
+/// The schema of the floor's copies of the ledger's tables.
+const FLOOR_SCHEMA: &str = "ledger_bench_floor";
+
+/// The floor: the same transfers as durable double-entry writes in plain SQL, on copies of the
+/// ledger's accounts, transfers and entries (same columns, checks and indexes; no triggers,
+/// events, idempotency keys or policies), one transaction each: both balances updated in one
+/// statement (locked in id order, so concurrent writers never deadlock), the transfer row and
+/// the two entries with the versions and balances that update returned. The copies are
+/// dropped afterwards, so the audit sees the ledger's tables only.
+async fn floor_transfers(
+    pool: &PgPool,
+    tenant: &str,
+    accounts: &Arc<Vec<String>>,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Phase> {
+    let tenant_id: Uuid = tenant.parse()?;
+    let mut setup = pool.acquire().await?;
+    for statement in [
+        format!("DROP SCHEMA IF EXISTS {FLOOR_SCHEMA} CASCADE"),
+        format!("CREATE SCHEMA {FLOOR_SCHEMA}"),
+        format!(
+            "CREATE TABLE {FLOOR_SCHEMA}.accounts
+                 (LIKE ledger.accounts INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+        ),
+        format!(
+            "CREATE TABLE {FLOOR_SCHEMA}.transfers
+                 (LIKE ledger.transfers INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+        ),
+        format!(
+            "CREATE TABLE {FLOOR_SCHEMA}.entries
+                 (LIKE ledger.entries INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+        ),
+    ] {
+        sqlx::query(&statement).execute(&mut *setup).await?;
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {FLOOR_SCHEMA}.accounts SELECT * FROM ledger.accounts WHERE tenant_id = $1"
+    ))
+    .bind(tenant_id)
+    .execute(&mut *setup)
+    .await?;
+    sqlx::query(&format!("ANALYZE {FLOOR_SCHEMA}.accounts"))
+        .execute(&mut *setup)
+        .await?;
+    drop(setup);
+    let write: Arc<str> = format!(
+        "WITH a AS (
+             UPDATE {FLOOR_SCHEMA}.accounts AS a
+             SET debits_posted = a.debits_posted + CASE WHEN a.id = $2 THEN $4 ELSE 0 END,
+                 credits_posted = a.credits_posted + CASE WHEN a.id = $3 THEN $4 ELSE 0 END,
+                 entry_version = a.entry_version + 1
+             WHERE a.tenant_id = $1 AND a.id = ANY(ARRAY[$2, $3]::uuid[])
+             RETURNING a.id, a.entry_version, a.credits_posted - a.debits_posted AS balance),
+         t AS (INSERT INTO {FLOOR_SCHEMA}.transfers (tenant_id, id, batch_id, kind,
+                   debit_account_id, credit_account_id, asset_code, amount, code, metadata,
+                   created_at)
+               VALUES ($1, $5, $5, 'POSTED', $2, $3, 'BENCH', $4, 'bench', '{{}}', now()))
+         INSERT INTO {FLOOR_SCHEMA}.entries (tenant_id, account_id, version, transfer_id,
+             asset_code, amount, balance, created_at)
+         SELECT $1, a.id, a.entry_version, $5, 'BENCH',
+                CASE WHEN a.id = $2 THEN -$4 ELSE $4 END, a.balance, now()
+         FROM a"
+    )
+    .into();
+    let (pool_for_calls, accounts) = (pool.clone(), accounts.clone());
+    let phase = drive(clients, duration, move |_| {
+        let (pool, write) = (pool_for_calls.clone(), write.clone());
+        let transfer = random_transfer(&accounts);
+        async move {
+            let debit: Uuid = transfer.debit_account_id.parse()?;
+            let credit: Uuid = transfer.credit_account_id.parse()?;
+            let mut transaction = pool.begin().await?;
+            sqlx::query(&write)
+                .bind(tenant_id)
+                .bind(debit)
+                .bind(credit)
+                .bind(transfer.amount)
+                .bind(Uuid::now_v7())
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+            Ok(1)
+        }
+    })
+    .await;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {FLOOR_SCHEMA} CASCADE"))
+        .execute(pool)
+        .await?;
+    phase
+}
+
+/// What CreateTransfer's handler does below gRPC — the same idempotency key and the same
+/// `app::Ledger::post` use case it calls, coalescing as the service is set to — called
+/// directly on a pool.
+async fn single_transfers_through_the_use_case(
     pool: &PgPool,
     tenant: String,
     accounts: &Arc<Vec<String>>,

@@ -1,58 +1,8 @@
 //! The event store's snapshots and an aggregate's payloads. Events are appended with the
 //! change they record, and read and followed, through `phoenix_runtime::stream`.
 
-use chrono::{DateTime, Utc};
 use phoenix_runtime::Error;
-use sqlx::PgConnection;
 use uuid::Uuid;
-
-/// Saves a snapshot of an aggregate at `version` and keeps only the latest three.
-pub async fn save_snapshots(
-    connection: &mut PgConnection,
-    tenant_id: Uuid,
-    aggregate_type: &str,
-    snapshots: &[(String, i64, serde_json::Value)],
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
-    if snapshots.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<&str> = snapshots.iter().map(|s| s.0.as_str()).collect();
-    let versions: Vec<i64> = snapshots.iter().map(|s| s.1).collect();
-    let states: Vec<&serde_json::Value> = snapshots.iter().map(|s| &s.2).collect();
-    sqlx::query(
-        "INSERT INTO snapshots (tenant_id, aggregate_type, aggregate_id, aggregate_version, state, created_at)
-         SELECT $1, $2, s.id, s.version, s.state, $6
-         FROM UNNEST($3::text[], $4::bigint[], $5::jsonb[]) AS s(id, version, state)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant_id)
-    .bind(aggregate_type)
-    .bind(&ids)
-    .bind(&versions)
-    .bind(&states)
-    .bind(now)
-    .execute(&mut *connection)
-    .await?;
-    // Per aggregate, the version of the third newest snapshot is found by a short backward
-    // index scan, and older ones go. (A window over all the aggregates' snapshots, planned on
-    // stale statistics, once turned this into a nested loop of seconds for a large batch.)
-    sqlx::query(
-        "DELETE FROM snapshots s USING (
-             SELECT u.id, (SELECT k.aggregate_version FROM snapshots k
-                           WHERE k.tenant_id = $1 AND k.aggregate_type = $2 AND k.aggregate_id = u.id
-                           ORDER BY k.aggregate_version DESC OFFSET 2 LIMIT 1) AS oldest_kept
-             FROM UNNEST($3::text[]) AS u(id)) kept
-         WHERE s.tenant_id = $1 AND s.aggregate_type = $2 AND s.aggregate_id = kept.id
-           AND s.aggregate_version < kept.oldest_kept",
-    )
-    .bind(tenant_id)
-    .bind(aggregate_type)
-    .bind(&ids)
-    .execute(connection)
-    .await?;
-    Ok(())
-}
 
 /// The latest snapshot of an aggregate, if any: (version, state).
 pub async fn latest_snapshot(

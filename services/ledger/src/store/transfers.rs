@@ -1,22 +1,24 @@
 //! Transfers, and the posting transaction's reads (referenced transfers, locked accounts, the
 //! clock and the policies) and its one write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_runtime::Error;
-use phoenix_runtime::stream::{self, EventRows, NewEvent};
+use phoenix_runtime::idempotency::KeyRows;
+use phoenix_runtime::stream::{self, EventRows, NewEvent, Origin};
 use serde::Deserialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::POLICY_GATE;
 use super::accounts::{ACCOUNT_STREAM, labels};
-use super::events::{self, types};
+use super::events::types;
 use crate::domain::ledger::{
-    AccountState, BalanceLimit, Balances, PendingState, Posting, Transfer, TransferKind,
+    AccountChange, AccountState, BalanceLimit, Balances, Entry, PendingState, Posting, Transfer,
+    TransferKind,
 };
 use crate::domain::policy::{Policy, PolicyKind};
 use crate::error;
@@ -260,23 +262,27 @@ pub async fn debited_today(
     Ok(rows.into_iter().collect())
 }
 
-/// The posting's one write: transfers, entries, balances, pendings opened and resolved, and
-/// the accounts' events, in a single statement (one round trip). Parameters: tenant, batch id,
-/// the transfers' columns ($3-$15), the entries' ($16-$22), the accounts' ($23-$29), pendings
-/// opened and resolved ($30, $31), then the events' ($32-$41).
+/// The posting write: transfers, entries, balances, pendings opened and resolved, the
+/// accounts' events, the snapshots that fell due and the calls' idempotency keys, in a single
+/// statement (one round trip). Parameters: tenant, the transfers' columns ($2-$15, batch id
+/// first), the entries' ($16-$22), the accounts' ($23-$29), pendings opened and resolved ($30,
+/// $31), the events' ($32-$42), the snapshots' ($43-$47), then the keys' ($48-$54). It returns
+/// the keys it took.
 static POSTING_WRITE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH
          t AS (INSERT INTO transfers (tenant_id, id, batch_id, kind, debit_account_id,
                    credit_account_id, asset_code, amount, pending_id, reversal_of, expires_at,
                    code, metadata, idempotency_key, created_at)
-               SELECT $1, u.id, $2, u.kind, u.debit, u.credit, u.asset, u.amount, u.pending_id,
-                      u.reversal_of, u.expires_at, u.code, u.metadata, u.key, u.created_at
-               FROM UNNEST($3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
-                           $8::bigint[], $9::uuid[], $10::uuid[], $11::timestamptz[],
-                           $12::text[], $13::jsonb[], $14::text[], $15::timestamptz[])
-                    AS u(id, kind, debit, credit, asset, amount, pending_id, reversal_of,
-                         expires_at, code, metadata, key, created_at)),
+               SELECT $1, u.id, u.batch, u.kind, u.debit, u.credit, u.asset, u.amount,
+                      u.pending_id, u.reversal_of, u.expires_at, u.code, u.metadata, u.key,
+                      u.created_at
+               FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::uuid[],
+                           $7::text[], $8::bigint[], $9::uuid[], $10::uuid[],
+                           $11::timestamptz[], $12::text[], $13::jsonb[], $14::text[],
+                           $15::timestamptz[])
+                    AS u(batch, id, kind, debit, credit, asset, amount, pending_id,
+                         reversal_of, expires_at, code, metadata, key, created_at)),
          e AS (INSERT INTO entries (tenant_id, account_id, version, transfer_id, asset_code,
                    amount, balance, created_at)
                SELECT $1, u.* FROM UNNEST($16::uuid[], $17::bigint[], $18::uuid[], $19::text[],
@@ -295,24 +301,56 @@ static POSTING_WRITE: LazyLock<String> = LazyLock::new(|| {
                     AS u(id, debit, credit, amount, expires_at)
                WHERE u.id = ANY($30)),
          d AS (DELETE FROM open_pendings WHERE tenant_id = $1 AND transfer_id = ANY($31)),
-         v AS ({events})
-         SELECT 1",
-        events = EventRows::insert(1, 32)
+         v AS ({events}),
+         s AS (INSERT INTO snapshots (tenant_id, aggregate_type, aggregate_id,
+                   aggregate_version, state, created_at)
+               SELECT $1, $43, u.id, u.version, u.state, $47
+               FROM UNNEST($44::text[], $45::bigint[], $46::jsonb[]) AS u(id, version, state)
+               ON CONFLICT DO NOTHING),
+         -- The latest three snapshots of an aggregate are kept: the one written here and
+         -- the two newest before it (this statement does not see its own insert). Found per
+         -- aggregate by a short backward index scan; a window over all of them, planned on
+         -- stale statistics, once made this a nested loop of seconds for a large batch.
+         r AS (DELETE FROM snapshots k USING (
+                   SELECT u.id, (SELECT o.aggregate_version FROM snapshots o
+                                 WHERE o.tenant_id = $1 AND o.aggregate_type = $43
+                                   AND o.aggregate_id = u.id
+                                 ORDER BY o.aggregate_version DESC OFFSET 1 LIMIT 1) AS oldest_kept
+                   FROM UNNEST($44::text[]) AS u(id)) kept
+               WHERE k.tenant_id = $1 AND k.aggregate_type = $43 AND k.aggregate_id = kept.id
+                 AND k.aggregate_version < kept.oldest_kept),
+         k AS ({keys})
+         SELECT k.idempotency_key FROM k",
+        events = EventRows::insert(1, 32),
+        keys = KeyRows::insert(48),
     )
 });
 
-pub async fn write_posting(
+/// One posting call to write: what it posts, and the call it came from when that is not the
+/// writing task's (its events carry that call's trace).
+#[derive(Debug, Clone, Copy)]
+pub struct PostingWrite<'p> {
+    pub posting: &'p Posting,
+    pub origin: Option<&'p Origin>,
+}
+
+/// Writes the postings of calls decided together on one view (so a later call's account
+/// states and versions follow an earlier one's), with `keys` recorded, in one statement.
+/// Returns the idempotency keys it took: a key missing from them was taken by a concurrent
+/// request first, and the caller must roll back.
+pub async fn write_postings(
     connection: &mut PgConnection,
     tenant_id: Uuid,
-    posting: &Posting,
+    postings: &[PostingWrite<'_>],
     now: DateTime<Utc>,
     snapshot_every: i64,
-) -> Result<(), Error> {
-    if posting.transfers.is_empty() {
-        return Ok(());
+    keys: KeyRows,
+) -> Result<HashSet<String>, Error> {
+    let transfers: Vec<&Transfer> = postings.iter().flat_map(|p| &p.posting.transfers).collect();
+    if transfers.is_empty() && keys.is_empty() {
+        return Ok(HashSet::new());
     }
-    let transfers = &posting.transfers;
-    let column = |f: fn(&Transfer) -> Uuid| transfers.iter().map(f).collect::<Vec<_>>();
+    let column = |f: fn(&Transfer) -> Uuid| transfers.iter().map(|t| f(t)).collect::<Vec<_>>();
     let kinds: Vec<&str> = transfers.iter().map(|t| t.kind.as_str()).collect();
     let assets: Vec<&str> = transfers.iter().map(|t| t.asset_code.as_str()).collect();
     let amounts: Vec<i64> = transfers.iter().map(|t| t.amount).collect();
@@ -325,13 +363,13 @@ pub async fn write_posting(
         .map(|t| serde_json::to_value(&t.metadata))
         .collect::<Result<_, _>>()
         .map_err(|e| Error::internal(format_args!("metadata does not encode: {e}")))?;
-    let keys: Vec<Option<&str>> = transfers
+    let transfer_keys: Vec<Option<&str>> = transfers
         .iter()
         .map(|t| t.idempotency_key.as_deref())
         .collect();
     let created: Vec<DateTime<Utc>> = transfers.iter().map(|t| t.created_at).collect();
 
-    let entries = &posting.entries;
+    let entries: Vec<&Entry> = postings.iter().flat_map(|p| &p.posting.entries).collect();
     let entry_accounts: Vec<Uuid> = entries.iter().map(|e| e.account_id).collect();
     let entry_versions: Vec<i64> = entries.iter().map(|e| e.version).collect();
     let entry_transfers: Vec<Uuid> = entries.iter().map(|e| e.transfer_id).collect();
@@ -340,50 +378,66 @@ pub async fn write_posting(
     let entry_balances: Vec<i64> = entries.iter().map(|e| e.balance).collect();
     let entry_times: Vec<DateTime<Utc>> = entries.iter().map(|e| e.created_at).collect();
 
-    let states: Vec<&AccountState> = posting.accounts.iter().map(|(state, _)| state).collect();
+    // Each account as the last call left it, with the version it had before the first.
+    let mut touched: HashMap<Uuid, (&AccountState, i64)> = HashMap::new();
+    for (state, first) in postings.iter().flat_map(|p| &p.posting.accounts) {
+        touched
+            .entry(state.id)
+            .and_modify(|(last, _)| *last = state)
+            .or_insert((state, *first));
+    }
+    let states: Vec<&AccountState> = touched.values().map(|(state, _)| *state).collect();
     let state_ids: Vec<Uuid> = states.iter().map(|s| s.id).collect();
     let balance =
         |f: fn(&Balances) -> i64| states.iter().map(|s| f(&s.balances)).collect::<Vec<_>>();
     let entry_version: Vec<i64> = states.iter().map(|s| s.entry_version).collect();
     let event_version: Vec<i64> = states.iter().map(|s| s.event_version).collect();
 
-    let opened: Vec<&Transfer> = transfers
+    let opened_ids: Vec<Uuid> = postings
         .iter()
-        .filter(|t| t.kind == TransferKind::Pending)
+        .flat_map(|p| &p.posting.opened)
+        .copied()
         .collect();
-    let opened_ids: Vec<Uuid> = opened.iter().map(|t| t.id).collect();
-
-    let events: Vec<NewEvent> = posting
-        .changes
+    let resolved: Vec<Uuid> = postings
         .iter()
-        .map(|change| {
-            let payload = pb::AccountBalanceChanged {
-                transfers: change
-                    .transfers
-                    .iter()
-                    .map(|effect| pb::AccountTransferEffect {
-                        transfer_id: effect.transfer_id.to_string(),
-                        kind: crate::proto::transfer_kind(effect.kind).into(),
-                        debits_posted_delta: effect.delta.debits_posted,
-                        credits_posted_delta: effect.delta.credits_posted,
-                        debits_pending_delta: effect.delta.debits_pending,
-                        credits_pending_delta: effect.delta.credits_pending,
-                    })
-                    .collect(),
-            };
-            NewEvent::new(
-                ACCOUNT_STREAM,
-                change.account_id,
-                change.version,
-                types::ACCOUNT_BALANCE_CHANGED,
-                &payload,
-                now,
-            )
+        .flat_map(|p| &p.posting.resolved)
+        .copied()
+        .collect();
+
+    let events: Vec<NewEvent> = postings
+        .iter()
+        .flat_map(|p| {
+            p.posting
+                .changes
+                .iter()
+                .map(move |change| (change, p.origin))
+        })
+        .map(|(change, origin)| {
+            let event = balance_changed(change, now);
+            match origin {
+                Some(origin) => event.made_by(origin),
+                None => event,
+            }
         })
         .collect();
+
+    // A snapshot each time a stream passes a multiple of `snapshot_every`.
+    let due: Vec<(&AccountState, i64)> = touched
+        .values()
+        .filter(|(state, first)| state.event_version / snapshot_every != first / snapshot_every)
+        .copied()
+        .collect();
+    let snapshot_ids: Vec<String> = due.iter().map(|(s, _)| s.id.to_string()).collect();
+    let snapshot_versions: Vec<i64> = due.iter().map(|(s, _)| s.event_version).collect();
+    let snapshot_states: Vec<serde_json::Value> = due
+        .iter()
+        .map(|(s, _)| serde_json::to_value(s.balances))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::internal(format_args!("balances do not encode: {e}")))?;
+
     let query = sqlx::query(&POSTING_WRITE)
         .bind(tenant_id)
-        .bind(transfers[0].batch_id)
+        .bind(column(|t| t.batch_id))
         .bind(column(|t| t.id))
         .bind(&kinds)
         .bind(column(|t| t.debit_account_id))
@@ -395,7 +449,7 @@ pub async fn write_posting(
         .bind(&expiries)
         .bind(&codes)
         .bind(&metadata)
-        .bind(&keys)
+        .bind(&transfer_keys)
         .bind(&created)
         .bind(&entry_accounts)
         .bind(&entry_versions)
@@ -412,29 +466,50 @@ pub async fn write_posting(
         .bind(&entry_version)
         .bind(&event_version)
         .bind(&opened_ids)
-        .bind(&posting.resolved);
-    EventRows::new(&events)
+        .bind(&resolved);
+    let current = Origin::current();
+    let query = EventRows::new(&events, &current)
         .bind(query)
-        .execute(&mut *connection)
+        .bind(ACCOUNT_STREAM)
+        .bind(&snapshot_ids)
+        .bind(&snapshot_versions)
+        .bind(&snapshot_states)
+        .bind(now);
+    let taken = keys
+        .bind(query)
+        .fetch_all(&mut *connection)
         .await
         .map_err(stream::version_conflict)?;
-
-    // A snapshot each time a stream passes a multiple of `snapshot_every`.
-    let snapshots: Vec<(String, i64, serde_json::Value)> = posting
-        .accounts
+    Ok(taken
         .iter()
-        .filter(|(state, first)| state.event_version / snapshot_every != first / snapshot_every)
-        .map(|(state, _)| {
-            Ok((
-                state.id.to_string(),
-                state.event_version,
-                serde_json::to_value(state.balances)?,
-            ))
-        })
-        .collect::<Result<_, serde_json::Error>>()
-        .map_err(|e| Error::internal(format_args!("balances do not encode: {e}")))?;
-    events::save_snapshots(connection, tenant_id, ACCOUNT_STREAM, &snapshots, now).await?;
-    Ok(())
+        .map(|row| row.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?)
+}
+
+/// The event of one call's change to one account.
+fn balance_changed(change: &AccountChange, now: DateTime<Utc>) -> NewEvent {
+    let payload = pb::AccountBalanceChanged {
+        transfers: change
+            .transfers
+            .iter()
+            .map(|effect| pb::AccountTransferEffect {
+                transfer_id: effect.transfer_id.to_string(),
+                kind: crate::proto::transfer_kind(effect.kind).into(),
+                debits_posted_delta: effect.delta.debits_posted,
+                credits_posted_delta: effect.delta.credits_posted,
+                debits_pending_delta: effect.delta.debits_pending,
+                credits_pending_delta: effect.delta.credits_pending,
+            })
+            .collect(),
+    };
+    NewEvent::new(
+        ACCOUNT_STREAM,
+        change.account_id,
+        change.version,
+        types::ACCOUNT_BALANCE_CHANGED,
+        &payload,
+        now,
+    )
 }
 
 /// Open pending transfers whose timeout passed, oldest first: (tenant, transfer id).

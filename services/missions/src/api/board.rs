@@ -38,8 +38,9 @@ impl MissionsService for Missions {
         request: Request<pb::CreateBoardRequest>,
     ) -> Result<Response<pb::CreateBoardResponse>, Status> {
         let body = request.get_ref();
+        // Empty: the user's zone in the directory (the use case decides).
         let (key, zone) = board_call(&request, &body.user_id, &body.season_id, |v| {
-            time_zone(v, &body.time_zone)
+            (!body.time_zone.is_empty()).then(|| time_zone(v, &body.time_zone))
         })?;
         let (shown, created) = self.create_board(&key, zone).await?;
         Ok(Response::new(pb::CreateBoardResponse {

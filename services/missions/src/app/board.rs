@@ -3,7 +3,8 @@
 //! show the board as of now without writing it.
 
 use chrono_tz::Tz;
-use phoenix_runtime::Error;
+use phoenix_directory_client::Outage;
+use phoenix_runtime::{Error, Refusal};
 use uuid::Uuid;
 
 use super::{Missions, Shown, ids};
@@ -55,14 +56,42 @@ impl CloseTally {
     }
 }
 
+/// How stale a user CreateBoard accepts while the directory is down: a board opened for a user
+/// the directory knew minutes ago harms no one, and opening boards survives a short outage.
+const BOARD_USER_STALENESS: Outage = Outage::StaleUpTo(std::time::Duration::from_secs(600));
+
 impl Missions {
+    /// The zone a new board gets: the one asked for, else the user's in the directory. With
+    /// the directory configured the user must exist there (FAILED_PRECONDITION
+    /// `USER_NOT_FOUND`); without it a zone is required.
+    async fn board_zone(&self, key: &BoardKey, asked: Option<Tz>) -> Result<Tz, Error> {
+        let Some(directory) = &self.directory else {
+            return asked.ok_or_else(|| {
+                Refusal::invalid(
+                    "time_zone",
+                    "REQUIRED",
+                    "is required: an IANA time zone such as Europe/Madrid",
+                )
+                .into()
+            });
+        };
+        let user = directory
+            .existing_user(key.user_id, BOARD_USER_STALENESS)
+            .await?;
+        // The directory only stores zones it validated; a zone this build does not know falls
+        // back to UTC rather than refusing a board the user cannot fix.
+        Ok(asked.unwrap_or_else(|| user.time_zone.parse().unwrap_or(Tz::UTC)))
+    }
+
     /// Opens the user's board for the season, or answers the existing one (`false`) when it is
     /// in the same zone; another zone is ALREADY_EXISTS (only SetTimeZone moves a board).
+    /// `time_zone: None` takes the user's zone from the directory.
     pub async fn create_board(
         &self,
         key: &BoardKey,
-        time_zone: Tz,
+        time_zone: Option<Tz>,
     ) -> Result<(Shown, bool), Error> {
+        let time_zone = self.board_zone(key, time_zone).await?;
         let catalog = self.catalog.get().await?;
         let now = self.clock.now();
         let settings = self.rules.clone();

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use phoenix_directory_client::DirectoryClient;
 use phoenix_runtime::Error;
 use sqlx::PgPool;
 
@@ -48,6 +49,9 @@ pub struct Missions {
     rules: Arc<RuleSettings>,
     /// The legacy JSON store the migration tooling reads by default.
     store_path: PathBuf,
+    /// Where CreateBoard resolves its user (existence, time zone); `None` when the directory
+    /// is not configured, and then CreateBoard needs a time zone and checks no user.
+    directory: Option<DirectoryClient>,
 }
 
 impl std::fmt::Debug for Missions {
@@ -81,7 +85,15 @@ impl Missions {
             },
             rules: Arc::new(settings.rules()),
             store_path: settings.store_path.clone(),
+            directory: None,
         })
+    }
+
+    /// The service resolving users through `directory`.
+    #[must_use]
+    pub fn with_directory(mut self, directory: DirectoryClient) -> Self {
+        self.directory = Some(directory);
+        self
     }
 
     /// The rules' tunables.

@@ -35,8 +35,9 @@ pub fn service_domain(service: &str) -> String {
     format!("{service}.phoenix")
 }
 
-/// Everything a call can fail with.
-#[derive(Debug, thiserror::Error)]
+/// Everything a call can fail with. Clone: calls written together (the ledger's coalesced
+/// commits) share one failure.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A rule, or validation, said no: the caller can fix or reconsider the request.
     #[error(transparent)]

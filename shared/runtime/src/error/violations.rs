@@ -9,7 +9,7 @@
 //! Reasons are stable and specific: `REQUIRED`, `INVALID_ID`, `IDEMPOTENCY_KEY_REQUIRED`,
 //! `INVALID_IDEMPOTENCY_KEY`, `INVALID_PAGE_SIZE`, `INVALID_PAGE_TOKEN`, `INVALID_DURATION`,
 //! `INVALID_TIMESTAMP`, `INVALID_TIME_ZONE`, `INVALID_ENUM`, `TOO_LONG`, `CONTROL_CHARACTER`,
-//! `OUT_OF_RANGE`, or the caller's own.
+//! `OUT_OF_RANGE`, `READ_ONLY_FIELD`, `UNKNOWN_FIELD`, `DUPLICATE_FIELD`, or the caller's own.
 
 use std::fmt::Display;
 use std::ops::RangeInclusive;
@@ -346,6 +346,63 @@ impl Violations {
             );
         }
         value
+    }
+
+    /// The paths of an update's field mask (`field` names it, e.g. `update_mask`): required,
+    /// each one of `writable`; a path in `read_only` is refused `READ_ONLY_FIELD`, any other
+    /// `UNKNOWN_FIELD`, a repeated one `DUPLICATE_FIELD`, each naming `field.paths[i]`. Returns
+    /// the valid paths, in order.
+    pub fn field_mask(
+        &mut self,
+        field: &str,
+        mask: Option<&prost_types::FieldMask>,
+        writable: &[&str],
+        read_only: &[&str],
+    ) -> Vec<String> {
+        let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
+        if paths.is_empty() {
+            self.add(
+                field,
+                "REQUIRED",
+                format!(
+                    "is required: the fields to change, among {}",
+                    writable.join(", ")
+                ),
+            );
+            return Vec::new();
+        }
+        let mut valid: Vec<String> = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            let at = format!("{field}.paths[{i}]");
+            if writable.contains(&path.as_str()) {
+                if valid.contains(path) {
+                    self.add(
+                        at,
+                        "DUPLICATE_FIELD",
+                        format!("{} is named twice", quote(path)),
+                    );
+                } else {
+                    valid.push(path.clone());
+                }
+            } else if read_only.contains(&path.as_str()) {
+                self.add(
+                    at,
+                    "READ_ONLY_FIELD",
+                    format!("{} cannot be changed by an update", quote(path)),
+                );
+            } else {
+                self.add(
+                    at,
+                    "UNKNOWN_FIELD",
+                    format!(
+                        "{} is not a field that can be changed: one of {}",
+                        quote(path),
+                        writable.join(", ")
+                    ),
+                );
+            }
+        }
+        valid
     }
 
     pub fn is_empty(&self) -> bool {

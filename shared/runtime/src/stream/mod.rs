@@ -79,7 +79,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use outbox::{EventRows, append, version_conflict};
+pub use outbox::{EventRows, Origin, append, version_conflict};
 pub use read::{is_resumable, read_stream, stream_version};
 
 use crate::error::Error;
@@ -118,6 +118,9 @@ pub struct NewEvent {
     pub payload: Vec<u8>,
     pub occurred_at: DateTime<Utc>,
     pub priority: Priority,
+    /// The call that made the event, when it is not the one writing it (a call written
+    /// together with others by another task); `None`: the writing task's current call.
+    pub origin: Option<Origin>,
 }
 
 impl NewEvent {
@@ -137,7 +140,14 @@ impl NewEvent {
             payload: payload.encode_to_vec(),
             occurred_at,
             priority: Priority::Normal,
+            origin: None,
         }
+    }
+
+    /// The event, tagged as made by the call `origin` rather than the writing task's.
+    pub fn made_by(mut self, origin: &Origin) -> Self {
+        self.origin = Some(origin.clone());
+        self
     }
 }
 
@@ -193,6 +203,37 @@ impl StoredEvent {
             correlation_id: self.correlation_id.clone(),
         }
     }
+}
+
+/// The `after_position` of a Subscribe request: 0 (from the start) or the position of a
+/// delivered event; negative is `INVALID_POSITION`.
+pub fn after_position(violations: &mut crate::Violations, value: i64) -> i64 {
+    violations.check(
+        value >= 0,
+        "after_position",
+        "INVALID_POSITION",
+        "must be 0 (from the start) or the position of a delivered event",
+    );
+    value
+}
+
+/// A tonic server-streaming answer: one message per event.
+pub type ResponseStream<T> =
+    std::pin::Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send + 'static>>;
+
+/// A subscription ([`EventStream::subscribe`]) as a Subscribe RPC's answer: each event encoded
+/// by `encode`. Call it in the handler: the stream's items are made after the handler returns,
+/// outside the call, so the call's ErrorInfo domain is captured here for their errors.
+pub fn response_stream<T: Send + 'static>(
+    events: impl Stream<Item = Result<StoredEvent, Error>> + Send + 'static,
+    encode: fn(&StoredEvent) -> T,
+) -> ResponseStream<T> {
+    let domain = crate::error::current_domain();
+    Box::pin(futures_util::StreamExt::map(events, move |event| {
+        event
+            .map(|event| encode(&event))
+            .map_err(|error| error.into_status(&domain))
+    }))
 }
 
 /// Counts one live subscription for as long as it lives.

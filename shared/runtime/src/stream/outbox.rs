@@ -19,7 +19,8 @@ pub async fn append(
     }
     let sql = EventRows::insert(1, 2);
     let query = sqlx::query(&sql).bind(tenant_id);
-    EventRows::new(events)
+    let current = Origin::current();
+    EventRows::new(events, &current)
         .bind(query)
         .execute(connection)
         .await
@@ -44,6 +45,29 @@ pub fn version_conflict(error: sqlx::Error) -> Error {
     }
 }
 
+/// The call an event came from: its W3C trace context and request id, so a consumer can join
+/// the event to the trace of the change that made it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub traceparent: String,
+    pub tracestate: String,
+    pub correlation_id: String,
+}
+
+impl Origin {
+    /// The current task's call: its span's trace context and the request id of the call.
+    pub fn current() -> Self {
+        let (traceparent, tracestate) = crate::telemetry::current_trace_headers();
+        Self {
+            traceparent,
+            tracestate,
+            correlation_id: crate::middleware::CURRENT_CALL
+                .try_with(|call| call.request_id.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Events to append as one array per column: what [`append`] binds, and what a statement that
 /// writes events together with the change they record binds (one round trip instead of two).
 pub struct EventRows<'e> {
@@ -55,14 +79,16 @@ pub struct EventRows<'e> {
     payloads: Vec<&'e [u8]>,
     times: Vec<chrono::DateTime<chrono::Utc>>,
     priorities: Vec<i16>,
-    traceparent: String,
-    tracestate: String,
-    correlation_id: String,
+    traceparents: Vec<&'e str>,
+    tracestates: Vec<&'e str>,
+    correlation_ids: Vec<&'e str>,
 }
 
 impl<'e> EventRows<'e> {
-    pub fn new(events: &'e [NewEvent]) -> Self {
-        let (traceparent, tracestate) = crate::telemetry::current_trace_headers();
+    /// The rows of `events`; those without an origin of their own come from `current` (the
+    /// writing task's call: [`Origin::current`]).
+    pub fn new(events: &'e [NewEvent], current: &'e Origin) -> Self {
+        let origin = |e: &'e NewEvent| e.origin.as_ref().unwrap_or(current);
         Self {
             ids: events.iter().map(|_| Uuid::now_v7()).collect(),
             aggregate_types: events.iter().map(|e| e.aggregate_type).collect(),
@@ -72,11 +98,18 @@ impl<'e> EventRows<'e> {
             payloads: events.iter().map(|e| e.payload.as_slice()).collect(),
             times: events.iter().map(|e| e.occurred_at).collect(),
             priorities: events.iter().map(|e| e.priority as i16).collect(),
-            traceparent,
-            tracestate,
-            correlation_id: crate::middleware::CURRENT_CALL
-                .try_with(|call| call.request_id.clone())
-                .unwrap_or_default(),
+            traceparents: events
+                .iter()
+                .map(|e| origin(e).traceparent.as_str())
+                .collect(),
+            tracestates: events
+                .iter()
+                .map(|e| origin(e).tracestate.as_str())
+                .collect(),
+            correlation_ids: events
+                .iter()
+                .map(|e| origin(e).correlation_id.as_str())
+                .collect(),
         }
     }
 
@@ -93,15 +126,15 @@ impl<'e> EventRows<'e> {
                                  aggregate_version, event_type, payload, occurred_at, priority,
                                  traceparent, tracestate, correlation_id)
              SELECT ${tenant}, e.id, e.aggregate_type, e.aggregate_id, e.version, e.event_type,
-                    e.payload, e.occurred_at, e.priority, {}, {}, {}
+                    e.payload, e.occurred_at, e.priority, e.traceparent, e.tracestate,
+                    e.correlation_id
              FROM UNNEST({}::uuid[], {}::text[], {}::text[], {}::bigint[], {}::text[],
-                         {}::bytea[], {}::timestamptz[], {}::smallint[])
+                         {}::bytea[], {}::timestamptz[], {}::smallint[], {}::text[],
+                         {}::text[], {}::text[])
                   WITH ORDINALITY AS e(id, aggregate_type, aggregate_id, version, event_type,
-                                       payload, occurred_at, priority, n)
+                                       payload, occurred_at, priority, traceparent, tracestate,
+                                       correlation_id, n)
              ORDER BY e.n",
-            p(8),
-            p(9),
-            p(10),
             p(0),
             p(1),
             p(2),
@@ -110,6 +143,9 @@ impl<'e> EventRows<'e> {
             p(5),
             p(6),
             p(7),
+            p(8),
+            p(9),
+            p(10),
         )
     }
 
@@ -130,8 +166,8 @@ impl<'e> EventRows<'e> {
             .bind(self.payloads)
             .bind(self.times)
             .bind(self.priorities)
-            .bind(self.traceparent)
-            .bind(self.tracestate)
-            .bind(self.correlation_id)
+            .bind(self.traceparents)
+            .bind(self.tracestates)
+            .bind(self.correlation_ids)
     }
 }

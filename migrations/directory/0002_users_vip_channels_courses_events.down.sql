@@ -1,0 +1,39 @@
+DROP TABLE event_sequencer;
+DROP TABLE event_positions;
+DROP TABLE events;
+DROP TABLE request_keys;
+DROP TABLE courses;
+DROP TABLE channel_memberships;
+DROP TABLE vip_history;
+DROP FUNCTION vip_history_append_only();
+DROP TABLE vip_memberships;
+DROP INDEX users_archetype_conversion;
+DROP INDEX users_telegram_id_key;
+DROP INDEX users_username_key;
+DELETE FROM users WHERE email IS NULL;
+ALTER TABLE users
+    DROP CONSTRAINT users_trial,
+    DROP CONSTRAINT users_deactivated,
+    DROP CONSTRAINT users_reachable,
+    DROP COLUMN version,
+    DROP COLUMN legacy_fields,
+    DROP COLUMN deactivated_at,
+    DROP COLUMN updated_at,
+    DROP COLUMN engagement_streak,
+    DROP COLUMN last_engagement_at,
+    DROP COLUMN vip_trial_ends_at,
+    DROP COLUMN vip_trial_used,
+    DROP COLUMN lifetime_value_minor,
+    DROP COLUMN churn_risk_score,
+    DROP COLUMN conversion_score,
+    DROP COLUMN archetype_updated_at,
+    DROP COLUMN archetype_confidence,
+    DROP COLUMN archetype_secondary,
+    DROP COLUMN archetype_primary,
+    DROP COLUMN telegram_id,
+    DROP COLUMN last_login_at,
+    DROP COLUMN metadata,
+    DROP COLUMN superuser,
+    DROP COLUMN active,
+    DROP COLUMN username,
+    ALTER COLUMN email SET NOT NULL;

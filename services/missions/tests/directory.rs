@@ -1,0 +1,78 @@
+//! CreateBoard resolves its user in the directory (through phoenix-directory-client) when the
+//! directory is configured: an unknown user is refused, and the board takes the user's zone.
+
+use phoenix_proto::missions::v1 as pb;
+use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
+use phoenix_testkit::{assert_refused, directory_user, field_reasons, spawn, spawn_with};
+use tonic::Code;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn create_board_takes_the_directory_users_zone_and_refuses_an_unknown_user() {
+    let directory = spawn(phoenix_directory::spec()).await;
+    let url = directory.url();
+    let missions = spawn_with(phoenix_missions::spec(), move |config| {
+        config.peers.directory_url = Some(url);
+    })
+    .await;
+    let user = directory_user(&directory.channel, "board@example.com", "Asia/Tokyo").await;
+    let mut client = MissionsServiceClient::new(missions.channel.clone());
+    let board = client
+        .create_board(pb::CreateBoardRequest {
+            user_id: user.clone(),
+            season_id: "2026-S4".into(),
+            time_zone: String::new(),
+        })
+        .await
+        .expect("created")
+        .into_inner()
+        .board
+        .expect("board");
+    assert_eq!(board.time_zone, "Asia/Tokyo");
+
+    let asked = client
+        .create_board(pb::CreateBoardRequest {
+            user_id: user.clone(),
+            season_id: "2026-S5".into(),
+            time_zone: "Europe/Madrid".into(),
+        })
+        .await
+        .expect("created")
+        .into_inner()
+        .board
+        .expect("board");
+    assert_eq!(asked.time_zone, "Europe/Madrid", "a zone asked for wins");
+
+    let status = client
+        .create_board(pb::CreateBoardRequest {
+            user_id: Uuid::new_v4().to_string(),
+            season_id: "2026-S4".into(),
+            time_zone: "Europe/Madrid".into(),
+        })
+        .await
+        .expect_err("unknown user");
+    assert_refused(&status, Code::FailedPrecondition, "USER_NOT_FOUND");
+    let boards: i64 = sqlx::query_scalar("SELECT count(*) FROM missions_v2_boards")
+        .fetch_one(&missions.pool)
+        .await
+        .expect("count");
+    assert_eq!(boards, 2);
+}
+
+#[tokio::test]
+async fn without_the_directory_a_zone_is_required() {
+    let missions = spawn(phoenix_missions::spec()).await;
+    let status = MissionsServiceClient::new(missions.channel.clone())
+        .create_board(pb::CreateBoardRequest {
+            user_id: Uuid::new_v4().to_string(),
+            season_id: "2026-S4".into(),
+            time_zone: String::new(),
+        })
+        .await
+        .expect_err("no zone");
+    assert_refused(&status, Code::InvalidArgument, "REQUIRED");
+    assert_eq!(
+        field_reasons(&status),
+        [("time_zone".to_owned(), "REQUIRED".to_owned())]
+    );
+}
