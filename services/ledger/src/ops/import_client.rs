@@ -122,15 +122,28 @@ pub async fn run(channel: Channel, args: ImportArgs) -> anyhow::Result<ImportSum
         call_index: 0,
         totals: [0; 3],
     };
-    for (index, file) in files.iter().enumerate() {
-        sender.key_prefix = format!("import/{batch_id}/{index}-{}", file_tag(&file.path));
-        sender.call_index = 0;
-        match file.format {
-            Format::FirestoreExport => send_export(&mut sender, file).await?,
-            Format::Ndjson => send_ndjson(&mut sender, file).await?,
+    let sent: anyhow::Result<()> = async {
+        for (index, file) in files.iter().enumerate() {
+            sender.key_prefix = format!("import/{batch_id}/{index}-{}", file_tag(&file.path));
+            sender.call_index = 0;
+            match file.format {
+                Format::FirestoreExport => send_export(&mut sender, file).await?,
+                Format::Ndjson => send_ndjson(&mut sender, file).await?,
+            }
+            sender.flush().await?;
         }
-        sender.flush().await?;
+        Ok(())
     }
+    .await;
+    // The server fails a batch that takes no more calls as stale; say so, so the operator
+    // knows what became of it and what to do.
+    sent.with_context(|| {
+        format!(
+            "batch {batch_id} was not finished: the server fails it as stale once it has taken \
+             no call for PHOENIX_LEDGER_IMPORT_STALE_AFTER (1h by default); rerun the import, \
+             and what this batch imported is found as duplicates"
+        )
+    })?;
 
     let finish = pb::FinishImportBatchRequest {
         tenant_id,
