@@ -1,9 +1,10 @@
 //! `phoenix import directory <users.ndjson>`: the legacy bot's users (seed 001), one JSON object
 //! per line, imported once per Telegram id.
 //!
-//! A line is imported whole or not at all. A line that cannot be (not JSON, no Telegram id, a
-//! value out of range, an email or username another user has) is quarantined with its line
-//! number, the field path and the rule it broke, and the import goes on. Fields this schema has
+//! A line is imported whole or not at all. A line that cannot be (not UTF-8, not JSON, no
+//! Telegram id or a null one, a used trial without its end, a value out of range, an email or
+//! username another user has) is quarantined with its line number, the field path and the
+//! rule it broke (at least one reason per line), and the import goes on. Fields this schema has
 //! no column for are kept verbatim on the user (`legacy_fields`). A user whose Telegram id is
 //! already registered is left as it is, so a second run of the same file changes nothing.
 //!
