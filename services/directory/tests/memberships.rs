@@ -97,6 +97,27 @@ async fn concurrent_grants_with_one_key_give_one_period() {
 }
 
 #[tokio::test]
+async fn the_keys_the_purge_job_removes_are_the_vip_changes_past_their_ttl() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let id = directory_user(&service.channel, "keys@example.com", "").await;
+    client
+        .grant_vip(grant(&id, "k", 60))
+        .await
+        .expect("granted");
+    let now = chrono::Utc::now();
+    let early = phoenix_runtime::idempotency::remove_expired(&service.pool, now, 100)
+        .await
+        .expect("purged");
+    assert_eq!(early, 0, "a key within its TTL is kept");
+    let ttl = chrono::Duration::from_std(phoenix_directory::app::IDEMPOTENCY_TTL).expect("ttl");
+    let late = phoenix_runtime::idempotency::remove_expired(&service.pool, now + ttl, 100)
+        .await
+        .expect("purged");
+    assert_eq!(late, 1, "the grant's key, past its TTL");
+}
+
+#[tokio::test]
 async fn expiry_is_seen_at_the_end_instant_without_a_job() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
