@@ -5,12 +5,14 @@
 //! It is the reference for how a Phoenix service is built (README, "How a service is built"):
 //! `api` decodes and validates a request and calls one use case in `app`, which loads through
 //! `store`, asks `domain` and writes through `store`; errors are the runtime's vocabulary, with
-//! this service's own refusals in `error`; `ops` holds what an operator runs beside it.
+//! this service's own refusals in `error`; `ops` holds what an operator runs beside it, `jobs`
+//! its background work.
 
 mod api;
 pub mod app;
 pub mod domain;
 pub mod error;
+mod jobs;
 pub mod ops;
 pub mod proto;
 mod store;
@@ -36,5 +38,6 @@ async fn audit_report(pool: sqlx::PgPool) -> anyhow::Result<AuditReport> {
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let directory = app::Directory::new(context.pool.clone(), context.shutdown.clone());
+    jobs::start(context, &directory);
     Ok(GrpcServices::new().serve(limited!(context, DirectoryServiceServer::new(directory))))
 }

@@ -104,6 +104,28 @@ async fn users_change_only_their_own_self_service_fields_and_admins_do_the_rest(
         .membership
         .expect("membership");
     assert_eq!(checked.status(), pb::VipStatus::Trial);
+    let history = |caller| {
+        signed(
+            pb::ListVipHistoryRequest {
+                user_id: user.id.clone(),
+            },
+            caller,
+        )
+    };
+    let status = client
+        .list_vip_history(history(&anyone))
+        .await
+        .expect_err("another user's history");
+    assert_refused(&status, Code::PermissionDenied, "NOT_OWNER");
+    for caller in [&me, &admin] {
+        let entries = client
+            .list_vip_history(history(caller))
+            .await
+            .expect("the owner's and an admin's")
+            .into_inner()
+            .entries;
+        assert_eq!(entries.len(), 1);
+    }
     let status = client
         .subscribe(signed(pb::SubscribeRequest { after_position: 0 }, &me))
         .await

@@ -97,6 +97,27 @@ async fn concurrent_grants_with_one_key_give_one_period() {
 }
 
 #[tokio::test]
+async fn the_keys_the_purge_job_removes_are_the_vip_changes_past_their_ttl() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let id = directory_user(&service.channel, "keys@example.com", "").await;
+    client
+        .grant_vip(grant(&id, "k", 60))
+        .await
+        .expect("granted");
+    let now = chrono::Utc::now();
+    let early = phoenix_runtime::idempotency::remove_expired(&service.pool, now, 100)
+        .await
+        .expect("purged");
+    assert_eq!(early, 0, "a key within its TTL is kept");
+    let ttl = chrono::Duration::from_std(phoenix_directory::app::IDEMPOTENCY_TTL).expect("ttl");
+    let late = phoenix_runtime::idempotency::remove_expired(&service.pool, now + ttl, 100)
+        .await
+        .expect("purged");
+    assert_eq!(late, 1, "the grant's key, past its TTL");
+}
+
+#[tokio::test]
 async fn expiry_is_seen_at_the_end_instant_without_a_job() {
     let service = spawn(phoenix_directory::spec()).await;
     let mut client = Client::new(service.channel.clone());
@@ -287,6 +308,77 @@ async fn bad_vip_requests_name_every_field() {
         .await
         .expect_err("unknown user");
     assert_refused(&status, Code::NotFound, "USER_NOT_FOUND");
+
+    // Half a microsecond is positive but is nothing at the database's precision.
+    let id = directory_user(&service.channel, "tiny@example.com", "").await;
+    let mut tiny = grant(&id, "tiny", 0);
+    tiny.duration = Some(prost_types::Duration {
+        seconds: 0,
+        nanos: 500,
+    });
+    let status = client
+        .grant_vip(tiny)
+        .await
+        .expect_err("under a microsecond");
+    assert_eq!(
+        field_reasons(&status),
+        [("duration".to_owned(), "INVALID_DURATION".to_owned())]
+    );
+    assert_eq!(check(&mut client, &id).await.status(), pb::VipStatus::None);
+}
+
+#[tokio::test]
+async fn the_vip_channel_is_joined_only_with_vip_access() {
+    let service = spawn(phoenix_directory::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let id = directory_user(&service.channel, "novip@example.com", "").await;
+    let join = pb::JoinChannelRequest {
+        user_id: id.clone(),
+        channel: pb::Channel::Vip.into(),
+    };
+    let status = client
+        .join_channel(join.clone())
+        .await
+        .expect_err("no VIP access");
+    assert_refused(&status, Code::FailedPrecondition, "VIP_REQUIRED");
+    let listed = client
+        .list_channel_memberships(pb::ListChannelMembershipsRequest {
+            user_id: id.clone(),
+        })
+        .await
+        .expect("listed")
+        .into_inner();
+    assert!(listed.memberships.is_empty(), "nothing written");
+
+    client
+        .grant_vip(grant(&id, "g", 3600))
+        .await
+        .expect("granted");
+    assert!(
+        client
+            .join_channel(join.clone())
+            .await
+            .expect("a VIP")
+            .into_inner()
+            .changed
+    );
+    client
+        .revoke_vip(pb::RevokeVipRequest {
+            user_id: id.clone(),
+            idempotency_key: "r".into(),
+            reason: "chargeback".into(),
+        })
+        .await
+        .expect("revoked");
+    client
+        .leave_channel(pb::LeaveChannelRequest {
+            user_id: id.clone(),
+            channel: pb::Channel::Vip.into(),
+        })
+        .await
+        .expect("left");
+    let status = client.join_channel(join).await.expect_err("revoked");
+    assert_refused(&status, Code::FailedPrecondition, "VIP_REQUIRED");
 }
 
 async fn audit(service: &TestService) -> phoenix_runtime::AuditReport {

@@ -76,3 +76,55 @@ async fn without_the_directory_a_zone_is_required() {
         [("time_zone".to_owned(), "REQUIRED".to_owned())]
     );
 }
+
+#[tokio::test]
+async fn a_create_board_retry_is_answered_after_set_time_zone_and_while_the_directory_is_down() {
+    let directory = spawn(phoenix_directory::spec()).await;
+    let url = directory.url();
+    let missions = spawn_with(phoenix_missions::spec(), move |config| {
+        config.peers.directory_url = Some(url);
+    })
+    .await;
+    let user = directory_user(&directory.channel, "retry@example.com", "Asia/Tokyo").await;
+    let mut client = MissionsServiceClient::new(missions.channel.clone());
+    let create = |time_zone: &str| pb::CreateBoardRequest {
+        user_id: user.clone(),
+        season_id: "2026-S4".into(),
+        time_zone: time_zone.into(),
+    };
+    let first = client
+        .create_board(create(""))
+        .await
+        .expect("created")
+        .into_inner();
+    assert!(first.created);
+    client
+        .set_time_zone(pb::SetTimeZoneRequest {
+            user_id: user.clone(),
+            time_zone: "Europe/Madrid".into(),
+        })
+        .await
+        .expect("moved");
+    let retry = client
+        .create_board(create(""))
+        .await
+        .expect("a retry without a zone is answered")
+        .into_inner();
+    assert!(!retry.created);
+    assert_eq!(retry.board.expect("board").time_zone, "Europe/Madrid");
+
+    directory.shutdown().await;
+    for zone in ["", "Europe/Madrid"] {
+        let replay = client
+            .create_board(create(zone))
+            .await
+            .expect("a replay needs no directory")
+            .into_inner();
+        assert!(!replay.created);
+    }
+    let status = client
+        .create_board(create("Asia/Tokyo"))
+        .await
+        .expect_err("another zone");
+    assert_refused(&status, Code::AlreadyExists, "BOARD_EXISTS");
+}

@@ -9,10 +9,13 @@
 //!   (negative caching, for `negative_ttl`), so a stream of lookups of a deleted or mistyped id
 //!   does not reach the directory each time. At most `capacity` entries; the oldest go first.
 //! - **Outage policy per call site** ([`Outage`]): when the directory cannot answer (UNAVAILABLE,
-//!   DEADLINE_EXCEEDED, a transport failure), a [`Outage::Strict`] lookup fails UNAVAILABLE
+//!   DEADLINE_EXCEEDED, a transport failure, or a refusal of the batch call itself such as
+//!   UNAUTHENTICATED or UNIMPLEMENTED, whose cause the error message names), a
+//!   [`Outage::Strict`] lookup fails UNAVAILABLE `DIRECTORY_UNAVAILABLE`
 //!   (VIP gating, purchases: never act on old data), an [`Outage::StaleUpTo`] lookup answers
 //!   the cached value if it is at most that old (display). A stale answer is never given while
-//!   the directory answers, and never past its bound.
+//!   the directory answers, and never past its bound (a cached answer older than a bound
+//!   shorter than the TTL is fetched again).
 //! - **Metrics**: `phoenix_directory_client_lookups_total{kind, outcome}` with outcomes `hit`,
 //!   `negative_hit`, `miss`, `stale`, `outage`; and [`Stats`] per client.
 
@@ -30,6 +33,9 @@ use uuid::Uuid;
 
 pub use resolver::Stats;
 use resolver::{Fetched, Resolver};
+
+/// Largest batch answer the client decodes.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// What a call site does when the directory cannot answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +90,8 @@ impl DirectoryClient {
     /// A client over `channel` (e.g. `ServiceContext::peer("directory")`). Needs a Tokio
     /// runtime when it resolves (batches are fetched by spawned tasks).
     pub fn new(channel: PeerChannel, settings: ClientSettings) -> Self {
-        let grpc = DirectoryServiceClient::new(channel);
+        // A batch of 500 users with large metadata is more than tonic's 4 MiB default.
+        let grpc = DirectoryServiceClient::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES);
         let for_users = grpc.clone();
         let users = Resolver::new("user", settings, move |ids: Vec<Uuid>| {
             let mut grpc = for_users.clone();

@@ -26,7 +26,8 @@ enum Outcome<T> {
     Found(Option<Arc<T>>),
     /// The directory could not answer: the outage policy decides.
     Outage(String),
-    /// The directory answered with an error that is not an outage.
+    /// The directory answered with an error that is not an outage (for the caller it is one
+    /// all the same, logged as a refusal).
     Failed(String),
 }
 
@@ -155,8 +156,9 @@ impl<T: Send + Sync + 'static> Resolver<T> {
         lock(&self.0.cache).remove(&id);
     }
 
-    /// The cached value of `id` if fresh (`Some(answer)`), else `None`.
-    fn fresh(&self, id: Uuid) -> Option<Option<Arc<T>>> {
+    /// The cached value of `id` if fresh (`Some(answer)`), else `None`. A call site whose
+    /// stale bound is shorter than the TTL never gets an entry older than its bound.
+    fn fresh(&self, id: Uuid, outage: Outage) -> Option<Option<Arc<T>>> {
         let cache = lock(&self.0.cache);
         let entry = cache.get(&id)?;
         let ttl = if entry.value.is_some() {
@@ -164,11 +166,15 @@ impl<T: Send + Sync + 'static> Resolver<T> {
         } else {
             self.0.settings.negative_ttl
         };
+        let ttl = match outage {
+            Outage::StaleUpTo(bound) => ttl.min(bound),
+            Outage::Strict => ttl,
+        };
         (entry.fetched_at.elapsed() < ttl).then(|| entry.value.clone())
     }
 
     pub async fn resolve(&self, id: Uuid, outage: Outage) -> Result<Option<Arc<T>>, Error> {
-        if let Some(answer) = self.fresh(id) {
+        if let Some(answer) = self.fresh(id, outage) {
             let c = &self.0.counters;
             match answer {
                 Some(_) => self.count(&c.hits, "hit"),
@@ -184,9 +190,14 @@ impl<T: Send + Sync + 'static> Resolver<T> {
         };
         match outcome {
             Some(Outcome::Found(answer)) => Ok(answer),
-            Some(Outcome::Failed(why)) => Err(Error::internal(format_args!(
-                "the directory refused a batch lookup: {why}"
-            ))),
+            // A refusal of the batch itself (a directory that is misconfigured, not yet
+            // upgraded, or does not accept this caller) is no answer about the id: for the
+            // caller it is an outage, with its cause.
+            Some(Outcome::Failed(why)) => self.during_outage(
+                id,
+                outage,
+                &format!("the directory refused the batch lookup: {why}"),
+            ),
             Some(Outcome::Outage(why)) => self.during_outage(id, outage, &why),
             None => self.during_outage(id, outage, "the lookup stopped before it answered"),
         }
@@ -209,7 +220,7 @@ impl<T: Send + Sync + 'static> Resolver<T> {
         Err(Error::unavailable(
             "DIRECTORY_UNAVAILABLE",
             format!(
-                "the directory cannot resolve this {} now; retry",
+                "the directory cannot resolve this {} now ({why}); retry",
                 self.0.kind
             ),
             None,
@@ -219,7 +230,8 @@ impl<T: Send + Sync + 'static> Resolver<T> {
     /// The fetch of `id` in flight, or a new one queued for the next batch.
     fn wait_for(&self, id: Uuid) -> Waiting<T> {
         let mut in_flight = lock(&self.0.in_flight);
-        if let Some(waiting) = in_flight.get(&id) {
+        // An entry whose fetch is gone (its sender dropped) is not waited on: a new fetch is.
+        if let Some(waiting) = in_flight.get(&id).filter(|w| w.has_changed().is_ok()) {
             return waiting.clone();
         }
         let (notify, waiting) = watch::channel(None);
@@ -231,16 +243,19 @@ impl<T: Send + Sync + 'static> Resolver<T> {
             pending.len() == 1
         };
         if first {
+            // Made before the task, so it runs even if the task is dropped unpolled.
+            let guard = PendingGuard(Some(self.0.clone()));
             let resolver = self.clone();
-            tokio::spawn(async move { resolver.send_batches().await });
+            tokio::spawn(async move { resolver.send_batches(guard).await });
         }
         waiting
     }
 
     /// After the batch window, fetches everything queued, in batches of `max_batch`.
-    async fn send_batches(self) {
+    async fn send_batches(self, mut guard: PendingGuard<T>) {
         tokio::time::sleep(self.0.settings.batch_window).await;
         let queued = std::mem::take(&mut *lock(&self.0.pending));
+        guard.0 = None;
         let mut queued = queued.into_iter();
         loop {
             let batch: Vec<_> = queued
@@ -250,14 +265,23 @@ impl<T: Send + Sync + 'static> Resolver<T> {
             if batch.is_empty() {
                 break;
             }
+            let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+            let guard = InFlightGuard {
+                shared: self.0.clone(),
+                ids: ids.clone(),
+            };
             let resolver = self.clone();
-            tokio::spawn(async move { resolver.fetch(batch).await });
+            tokio::spawn(async move { resolver.fetch(batch, ids, guard).await });
         }
     }
 
-    async fn fetch(&self, batch: Vec<(Uuid, Notifying<T>)>) {
+    async fn fetch(
+        &self,
+        batch: Vec<(Uuid, Notifying<T>)>,
+        ids: Vec<Uuid>,
+        mut guard: InFlightGuard<T>,
+    ) {
         self.0.counters.batches.fetch_add(1, Ordering::Relaxed);
-        let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
         let answer = (self.0.fetch)(ids).await;
         let fetched_at = Instant::now();
         let outcomes: Vec<(Uuid, Outcome<T>)> = match answer {
@@ -288,6 +312,46 @@ impl<T: Send + Sync + 'static> Resolver<T> {
         for ((id, notify), (_, outcome)) in batch.iter().zip(outcomes) {
             in_flight.remove(id);
             let _ = notify.send(Some(outcome));
+        }
+        // Answered: the entries are gone, and a later fetch of the same ids owns theirs.
+        guard.ids.clear();
+    }
+}
+
+/// Empties the queue of a batch task that ends before it took it (dropped with its runtime,
+/// or cancelled): the queued ids leave `in_flight` and their senders are dropped, so their
+/// waiters take the outage path and the next lookup starts a new batch.
+struct PendingGuard<T>(Option<Arc<Shared<T>>>);
+
+impl<T> Drop for PendingGuard<T> {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.take() else {
+            return;
+        };
+        let queued = std::mem::take(&mut *lock(&shared.pending));
+        let mut in_flight = lock(&shared.in_flight);
+        for (id, _) in &queued {
+            in_flight.remove(id);
+        }
+    }
+}
+
+/// Takes a batch's ids out of `in_flight` if its fetch ends without answering (dropped,
+/// cancelled or panicked): its waiters see their sender gone (the outage path), and the next
+/// lookup of those ids fetches them again instead of waiting on a fetch that never answers.
+struct InFlightGuard<T> {
+    shared: Arc<Shared<T>>,
+    ids: Vec<Uuid>,
+}
+
+impl<T> Drop for InFlightGuard<T> {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let mut in_flight = lock(&self.shared.in_flight);
+        for id in &self.ids {
+            in_flight.remove(id);
         }
     }
 }

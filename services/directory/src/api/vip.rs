@@ -28,7 +28,17 @@ fn duration(
         return default;
     }
     let d = v.positive_duration("duration", value, Duration::days(max_days))?;
-    d.num_microseconds().map(Duration::microseconds)
+    // The database keeps microseconds: a duration under one would change nothing.
+    let micros = d.num_microseconds()?;
+    if micros <= 0 {
+        v.add(
+            "duration",
+            "INVALID_DURATION",
+            "must be at least one microsecond (the precision of a membership period)",
+        );
+        return None;
+    }
+    Some(Duration::microseconds(micros))
 }
 
 pub async fn check(
@@ -176,11 +186,12 @@ pub async fn change<R: ChangeRequest>(
 pub async fn history(
     d: &Directory,
     body: &pb::ListVipHistoryRequest,
-    _open: &Access,
+    access: &Access,
 ) -> Answer<pb::ListVipHistoryResponse> {
     let mut v = Violations::new();
     let user_id = v.uuid("user_id", &body.user_id);
     v.finish()?;
+    access.owner(user_id)?;
     let entries = d.vip_history(user_id).await?;
     Ok(Response::new(pb::ListVipHistoryResponse {
         entries: entries.iter().map(proto::history_entry).collect(),

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::users::locked;
 use super::{Directory, USER_AGGREGATE, publish};
 use crate::domain::Channel;
-use crate::domain::channel::{ChannelMembership, Repair, vip_channel_repair};
+use crate::domain::channel::{ChannelMembership, Repair, may_join, vip_channel_repair};
 use crate::domain::vip::status_of;
 use crate::proto;
 use crate::store::{channels as store, users};
@@ -26,10 +26,13 @@ pub struct Ensured {
 
 impl Directory {
     /// Makes the user a member of `channel`; `false` when they already were.
+    /// The VIP channel needs VIP access (FAILED_PRECONDITION `VIP_REQUIRED`), read under the
+    /// user's lock.
     pub async fn join_channel(&self, user_id: Uuid, channel: Channel) -> Result<bool, Error> {
-        let now = self.now();
         let mut transaction = self.pool.begin().await?;
-        locked(&mut transaction, user_id).await?;
+        let (_, membership) = locked(&mut transaction, user_id).await?;
+        let now = super::now();
+        may_join(user_id, channel, status_of(membership.as_ref(), now))?;
         let changed = join(&mut transaction, user_id, channel, now).await?;
         transaction.commit().await?;
         self.events.appended();
@@ -59,9 +62,9 @@ impl Directory {
 
     /// Joins a user with VIP access to the VIP channel, or removes one without; idempotent.
     pub async fn ensure_channel_membership(&self, user_id: Uuid) -> Result<Ensured, Error> {
-        let now = self.now();
         let mut transaction = self.pool.begin().await?;
         let (_, membership) = locked(&mut transaction, user_id).await?;
+        let now = super::now();
         let in_vip = store::of_user(&mut *transaction, user_id)
             .await?
             .iter()

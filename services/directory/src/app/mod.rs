@@ -46,9 +46,15 @@ impl Directory {
     /// The time of a change, to the microsecond PostgreSQL keeps: what is answered is what is
     /// stored.
     pub fn now(&self) -> DateTime<Utc> {
-        let now = Utc::now();
-        DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+        now()
     }
+}
+
+/// The clock to the microsecond PostgreSQL keeps (what [`Directory::now`] answers), for code
+/// that must read it inside a transaction, after its locks are held.
+pub(crate) fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 /// Appends the events of a change in its transaction (the directory has no tenants).

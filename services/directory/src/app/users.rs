@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use phoenix_proto::directory::v1 as pb;
 use phoenix_runtime::Error;
 use phoenix_runtime::stream::NewEvent;
@@ -13,6 +15,12 @@ use crate::domain::vip::{Membership, status_of};
 use crate::domain::{NewUser, ProfileInput, User};
 use crate::store::users::{self as store, Filter, Key};
 use crate::{error, proto};
+
+/// A loaded user with its VIP status read at `now`.
+fn seen_at((mut user, membership): (User, Option<Membership>), now: DateTime<Utc>) -> User {
+    user.vip_status = status_of(membership.as_ref(), now);
+    user
+}
 
 /// A legacy user ready to import.
 #[derive(Debug, Clone)]
@@ -35,9 +43,8 @@ pub struct UserPage {
 
 impl Directory {
     /// A loaded user with its VIP status read now.
-    fn seen(&self, (mut user, membership): (User, Option<Membership>)) -> User {
-        user.vip_status = status_of(membership.as_ref(), self.now());
-        user
+    fn seen(&self, loaded: (User, Option<Membership>)) -> User {
+        seen_at(loaded, self.now())
     }
 
     /// Registers a validated user; a taken email, username or Telegram id is ALREADY_EXISTS
@@ -133,11 +140,13 @@ impl Directory {
         let mut unique = ids.to_vec();
         unique.sort_unstable();
         unique.dedup();
+        // One instant for the whole answer: every user's status is read at it.
+        let now = self.now();
         let mut found: HashMap<Uuid, User> = store::batch_get(&self.pool, &unique)
             .await?
             .into_iter()
             .map(|loaded| {
-                let user = self.seen(loaded);
+                let user = seen_at(loaded, now);
                 (user.id, user)
             })
             .collect();
@@ -162,10 +171,16 @@ impl Directory {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<UserPage, Error> {
-        let mut rows = store::list(&self.pool, filter, after, limit + 1, self.now()).await?;
+        // The VIP status filter and the statuses answered are read at one instant, so a page
+        // filtered on ACTIVE never shows a user as EXPIRED.
+        let now = self.now();
+        let mut rows = store::list(&self.pool, filter, after, limit + 1, now).await?;
         let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let users: Vec<User> = rows.into_iter().map(|loaded| self.seen(loaded)).collect();
+        let users: Vec<User> = rows
+            .into_iter()
+            .map(|loaded| seen_at(loaded, now))
+            .collect();
         let next_after = if more {
             users.last().map(|u| u.id)
         } else {

@@ -31,12 +31,14 @@ impl Directory {
         reason: &str,
         key: &RequestKey,
     ) -> Result<MembershipView, Error> {
-        let now = self.now();
         let reason = reason.to_owned();
         let idempotency_key = key.key.clone();
         let view = idempotency::once(&self.pool, key, IDEMPOTENCY_TTL, move |connection| {
             Box::pin(async move {
                 let (user, current) = locked(connection, user_id).await?;
+                // The clock is read under the user's lock: a change that waited for another
+                // never acts at an instant before the one it waited for.
+                let now = super::now();
                 let next = vip::apply(user_id, current.as_ref(), user.vip_trial_used, change, now)?;
                 store::record(connection, &next, change, &reason, &idempotency_key, now).await?;
                 if let VipChange::Trial(_) = change {

@@ -3,7 +3,10 @@
 //! `EnsureChannelMembership` repairs.
 
 use chrono::{DateTime, Utc};
+use phoenix_runtime::Refusal;
 use uuid::Uuid;
+
+use super::VipStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Channel {
@@ -51,6 +54,20 @@ pub fn vip_channel_repair(has_access: bool, in_vip_channel: bool) -> Repair {
         (false, true) => Repair::Leave,
         _ => Repair::Nothing,
     }
+}
+
+/// Whether a user with VIP status `status` may join `channel`: the VIP channel is for users
+/// with VIP access only.
+pub fn may_join(user_id: Uuid, channel: Channel, status: VipStatus) -> Result<(), Refusal> {
+    if channel == Channel::Vip && !status.has_access() {
+        return Err(Refusal::precondition(
+            "VIP_REQUIRED",
+            format!("user {user_id} has no VIP access (status {status:?}): the VIP channel is for VIP members"),
+        )
+        .with("user_id", user_id)
+        .with("vip_status", format!("{status:?}").to_uppercase()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

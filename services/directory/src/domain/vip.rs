@@ -169,8 +169,9 @@ pub fn apply(
             .with("user_id", user_id));
         }
         (VipChange::Trial(d), None) => (Stored::Trial, now, later(now, d)?),
+        // Never an end before the start (a clock a little behind the one that started it).
         (VipChange::Cancel | VipChange::Revoke, Some(m)) => {
-            (Stored::Cancelled, m.period_start, now)
+            (Stored::Cancelled, m.period_start, now.max(m.period_start))
         }
         (VipChange::Cancel | VipChange::Revoke, None) => return Err(not_active(user_id, status)),
     };
@@ -292,5 +293,16 @@ mod tests {
                 .reason,
             "VIP_NOT_ACTIVE"
         );
+    }
+
+    #[test]
+    fn a_cancel_read_before_the_grant_it_waited_for_never_ends_before_the_start() {
+        let d = Duration::seconds(100);
+        let granted = apply(user(), None, false, VipChange::Grant(d), at(10)).expect("granted");
+        for change in [VipChange::Cancel, VipChange::Revoke] {
+            let ended = apply(user(), Some(&granted), false, change, at(5)).expect("ended");
+            assert_eq!((ended.period_start, ended.period_end), (at(10), at(10)));
+            assert_eq!(ended.status_at(at(5)), VipStatus::Cancelled);
+        }
     }
 }

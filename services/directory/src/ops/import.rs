@@ -1,9 +1,10 @@
 //! `phoenix import directory <users.ndjson>`: the legacy bot's users (seed 001), one JSON object
 //! per line, imported once per Telegram id.
 //!
-//! A line is imported whole or not at all. A line that cannot be (not JSON, no Telegram id, a
-//! value out of range, an email or username another user has) is quarantined with its line
-//! number, the field path and the rule it broke, and the import goes on. Fields this schema has
+//! A line is imported whole or not at all. A line that cannot be (not UTF-8, not JSON, no
+//! Telegram id or a null one, a used trial without its end, a value out of range, an email or
+//! username another user has) is quarantined with its line number, the field path and the
+//! rule it broke (at least one reason per line), and the import goes on. Fields this schema has
 //! no column for are kept verbatim on the user (`legacy_fields`). A user whose Telegram id is
 //! already registered is left as it is, so a second run of the same file changes nothing.
 //!
@@ -14,7 +15,6 @@
 //! `last_engagement_date`, `engagement_streak`. Times are RFC 3339, or ISO 8601 without an
 //! offset (UTC).
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -92,22 +92,27 @@ pub async fn run(
     quarantine_path: &Path,
     progress: impl Fn(u64, u64),
 ) -> anyhow::Result<ImportSummary> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let lines: Vec<String> = std::io::BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let lines = split_lines(&bytes);
     let total = lines.len() as u64;
     let mut summary = ImportSummary::default();
-    for (index, text) in lines.iter().enumerate() {
+    for (index, raw) in lines.into_iter().enumerate() {
         let number = index + 1;
         progress(number as u64, total);
-        if text.trim().is_empty() {
+        if raw.trim_ascii().is_empty() {
             continue;
         }
         summary.lines += 1;
-        let rejected = match parse_line(text) {
+        // A line that is not UTF-8 is rejected alone: the lines after it are still read.
+        let parsed = std::str::from_utf8(raw).map_err(|e| {
+            vec![(
+                String::new(),
+                "INVALID_UTF8".to_owned(),
+                format!("the line is not UTF-8 text: {e}"),
+            )]
+        });
+        let rejected = match parsed.and_then(parse_line) {
             Err(reasons) => reasons,
             Ok(user) => match directory.import_user(&user).await {
                 Ok(Some(_)) => {
@@ -149,6 +154,18 @@ pub async fn run(
     Ok(summary)
 }
 
+/// The file's lines as bytes, without their `\n` or `\r\n` (and no empty line after a final
+/// newline), so one line that is not UTF-8 does not stop the others from being read.
+fn split_lines(bytes: &[u8]) -> Vec<&[u8]> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if body.is_empty() {
+        return Vec::new();
+    }
+    body.split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .collect()
+}
+
 fn write_report(path: &Path, quarantine: &[Quarantined]) -> anyhow::Result<()> {
     let mut text = String::new();
     for entry in quarantine {
@@ -176,8 +193,19 @@ pub fn parse_line(text: &str) -> Result<ImportedUser, Reasons> {
     let mut bad = |field: &str, rule: &str, message: String| {
         reasons.push((field.to_owned(), rule.to_owned(), message));
     };
-    let telegram_id = integer(&record, "telegram_id", &mut bad);
-    if telegram_id.is_none() && !record.contains_key("telegram_id") {
+    let telegram_id = match integer(&record, "telegram_id", &mut bad) {
+        Some(id) if id <= 0 => {
+            bad(
+                "telegram_id",
+                "INVALID_TELEGRAM_ID",
+                format!("must be a positive Telegram user id, got {id}"),
+            );
+            None
+        }
+        id => id,
+    };
+    // A null Telegram id is a missing one.
+    if matches!(record.get("telegram_id"), None | Some(Value::Null)) {
         bad(
             "telegram_id",
             "REQUIRED",
@@ -188,6 +216,19 @@ pub fn parse_line(text: &str) -> Result<ImportedUser, Reasons> {
     let last = string(&record, "last_name", &mut bad);
     let username = string(&record, "username", &mut bad);
     let name = format!("{first} {last}").trim().to_owned();
+    // The display name is made of the first and last names, or else the username: its
+    // violations are named after the field that broke the rule.
+    let name_field = if name.is_empty() {
+        "username"
+    } else if first.trim().chars().any(char::is_control) {
+        "first_name"
+    } else if last.trim().chars().any(char::is_control)
+        || last.trim().chars().count() > first.trim().chars().count()
+    {
+        "last_name"
+    } else {
+        "first_name"
+    };
     let display_name = match (name.is_empty(), username.is_empty(), telegram_id) {
         (false, _, _) => name,
         (true, false, _) => username.clone(),
@@ -207,12 +248,25 @@ pub fn parse_line(text: &str) -> Result<ImportedUser, Reasons> {
             }
         },
     };
-    let trial_used = matches!(record.get("vip_trial_used"), Some(Value::Bool(true)));
+    let trial_used = match record.get("vip_trial_used") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(used)) => *used,
+        Some(_) => {
+            bad(
+                "vip_trial_used",
+                "NOT_A_BOOLEAN",
+                "must be true or false".into(),
+            );
+            false
+        }
+    };
     let trial_end = time(&record, "vip_trial_end_date", &mut bad);
-    if trial_used && trial_end.is_none() && !record.contains_key("vip_trial_end_date") {
+    // A used trial is never imported as unused: without its end (missing or null) the line
+    // is quarantined. (An end that does not parse was already told so.)
+    if trial_used && matches!(record.get("vip_trial_end_date"), None | Some(Value::Null)) {
         bad(
             "vip_trial_end_date",
-            "REQUIRED",
+            "TRIAL_END_REQUIRED",
             "is required when vip_trial_used is true".into(),
         );
     }
@@ -243,7 +297,7 @@ pub fn parse_line(text: &str) -> Result<ImportedUser, Reasons> {
                 continue;
             }
             let field = match violation.field.as_str() {
-                "display_name" => "first_name",
+                "display_name" => name_field,
                 "last_engagement_time" => "last_engagement_date",
                 other => other,
             };
@@ -260,7 +314,14 @@ pub fn parse_line(text: &str) -> Result<ImportedUser, Reasons> {
             trial_ends_at: trial_end.filter(|_| trial_used),
             archetype_updated_at,
         }),
-        _ => Err(reasons),
+        // Never a rejected line without a reason.
+        Ok(_) => Err(reasons),
+        Err(refusal) if reasons.is_empty() => Err(vec![(
+            refusal.field().unwrap_or("").to_owned(),
+            refusal.reason.clone(),
+            refusal.message.clone(),
+        )]),
+        Err(_) => Err(reasons),
     }
 }
 
@@ -412,5 +473,71 @@ mod tests {
         assert_eq!(decimal_minor(&Value::from("19.99")), Some(1999));
         assert_eq!(decimal_minor(&Value::from(-1)), None);
         assert_eq!(decimal_minor(&Value::from("1.001")), None);
+    }
+
+    fn rules(text: &str) -> Vec<(String, String)> {
+        let reasons = parse_line(text).expect_err("rejected");
+        assert!(!reasons.is_empty(), "a rejected line has a reason");
+        reasons.into_iter().map(|(f, r, _)| (f, r)).collect()
+    }
+
+    fn one(field: &str, rule: &str) -> Vec<(String, String)> {
+        vec![(field.to_owned(), rule.to_owned())]
+    }
+
+    #[test]
+    fn a_null_or_non_positive_telegram_id_is_named() {
+        assert_eq!(
+            rules(r#"{"telegram_id": null, "first_name": "A"}"#),
+            one("telegram_id", "REQUIRED")
+        );
+        for id in ["0", "-3"] {
+            assert_eq!(
+                rules(&format!(r#"{{"telegram_id": {id}, "first_name": "A"}}"#)),
+                one("telegram_id", "INVALID_TELEGRAM_ID")
+            );
+        }
+    }
+
+    #[test]
+    fn display_name_violations_name_the_field_they_came_from() {
+        let long = "x".repeat(250);
+        assert_eq!(
+            rules(&format!(
+                r#"{{"telegram_id": 1, "first_name": "A", "last_name": "{long}"}}"#
+            )),
+            one("last_name", "TOO_LONG")
+        );
+        assert_eq!(
+            rules(&format!(r#"{{"telegram_id": 1, "first_name": "{long}"}}"#)),
+            one("first_name", "TOO_LONG")
+        );
+        assert_eq!(
+            rules(r#"{"telegram_id": 1, "first_name": "Ana", "last_name": "R\u0007z"}"#),
+            one("last_name", "CONTROL_CHARACTER")
+        );
+    }
+
+    #[test]
+    fn a_used_trial_is_never_imported_as_unused() {
+        assert_eq!(
+            rules(r#"{"telegram_id": 1, "vip_trial_used": true, "vip_trial_end_date": null}"#),
+            one("vip_trial_end_date", "TRIAL_END_REQUIRED")
+        );
+        assert_eq!(
+            rules(r#"{"telegram_id": 1, "vip_trial_used": "true"}"#),
+            one("vip_trial_used", "NOT_A_BOOLEAN")
+        );
+        let unused = parse_line(r#"{"telegram_id": 1, "vip_trial_used": null}"#).expect("ok");
+        assert!(unused.trial_ends_at.is_none());
+    }
+
+    #[test]
+    fn lines_are_split_as_bytes() {
+        assert_eq!(
+            split_lines(b"a\r\n\xff\nb\n"),
+            [&b"a"[..], &b"\xff"[..], &b"b"[..]]
+        );
+        assert!(split_lines(b"").is_empty());
     }
 }

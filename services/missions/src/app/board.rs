@@ -85,13 +85,32 @@ impl Missions {
 
     /// Opens the user's board for the season, or answers the existing one (`false`) when it is
     /// in the same zone; another zone is ALREADY_EXISTS (only SetTimeZone moves a board).
-    /// `time_zone: None` takes the user's zone from the directory.
+    /// `time_zone: None` takes the user's zone from the directory for a new board, and answers
+    /// an existing board whatever its zone (a retry after SetTimeZone). The directory is asked
+    /// only when the board does not exist yet, so a replay needs no directory.
     pub async fn create_board(
         &self,
         key: &BoardKey,
         time_zone: Option<Tz>,
     ) -> Result<(Shown, bool), Error> {
-        let time_zone = self.board_zone(key, time_zone).await?;
+        let replay = |board: &crate::domain::board::Board| match time_zone {
+            Some(asked) => rules::replay_new_board(board, asked),
+            None => Ok(()),
+        };
+        if let Some(board) = self.repo.load(key).await? {
+            replay(&board)?;
+            let catalog = self.catalog.get().await?;
+            let now = self.clock.now();
+            return Ok((
+                Shown {
+                    board,
+                    catalog,
+                    now,
+                },
+                false,
+            ));
+        }
+        let zone = self.board_zone(key, time_zone).await?;
         let catalog = self.catalog.get().await?;
         let now = self.clock.now();
         let settings = self.rules.clone();
@@ -99,13 +118,14 @@ impl Missions {
             .repo
             .update(key, |current| {
                 Ok(match current {
+                    // Opened by a concurrent request since the look above.
                     Some(board) => {
-                        rules::replay_new_board(&board, time_zone)?;
+                        replay(&board)?;
                         Saved::Keep((board, false))
                     }
                     None => {
                         let board =
-                            rules::new_board(key, time_zone, &catalog, &settings, &mut ids(), now)?;
+                            rules::new_board(key, zone, &catalog, &settings, &mut ids(), now)?;
                         Saved::Write(board.clone(), (board, true))
                     }
                 })
