@@ -306,51 +306,19 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
     F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, Error>>,
 {
-    let ran = once_recording(pool, key, ttl, move |connection| {
-        let effect = effect(connection);
-        Box::pin(async move { Ok(((), effect.await?)) })
-    })
-    .await?;
-    Ok(match ran {
-        Ran::Fresh((), outcome) | Ran::Replayed(outcome) => outcome,
-    })
-}
-
-/// What [`once_recording`] did: ran the effect (its full answer, and the record it kept), or
-/// found the record of an earlier run.
-#[derive(Debug)]
-pub enum Ran<T, R> {
-    Fresh(T, R),
-    Replayed(R),
-}
-
-/// [`once`] for an effect whose answer is larger than what a replay needs: the effect returns
-/// its answer and a record, and only the record is stored under the key. The caller rebuilds
-/// the answer from a replayed record (e.g. reads back immutable rows by id), which keeps the
-/// key's row small when the answer is 8,000 transfers.
-pub async fn once_recording<T, R, F>(
-    pool: &PgPool,
-    key: &RequestKey,
-    ttl: std::time::Duration,
-    effect: F,
-) -> Result<Ran<T, R>, Error>
-where
-    R: Serialize + DeserializeOwned,
-    F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<(T, R), Error>>,
-{
     let mut transaction = pool.begin().await?;
     let now = Utc::now();
     // The effect runs before the key is looked up, which saves a first request (the common
     // case) a round trip. A replay's own effect is rolled back: its record conflicts with the
     // first one below, or its effect is refused (the first one spent the funds) and the key
     // is found here.
-    let (answer, kept) = match effect(&mut transaction).await {
-        Ok(ran) => ran,
+    let outcome = match effect(&mut transaction).await {
+        Ok(outcome) => outcome,
         Err(error) => {
             drop(transaction);
             return match find(pool, key, Utc::now()).await {
                 Ok(found) => match replayable(found, key)? {
-                    Some(record) => Ok(Ran::Replayed(record)),
+                    Some(recorded) => Ok(recorded),
                     None => Err(error),
                 },
                 // The effect's error says more than the lookup's.
@@ -359,15 +327,14 @@ where
         }
     };
     let expires_at = expiry(now, ttl);
-    if record(&mut transaction, key, &kept, now, expires_at).await? {
+    if record(&mut transaction, key, &outcome, now, expires_at).await? {
         transaction.commit().await?;
-        return Ok(Ran::Fresh(answer, kept));
+        return Ok(outcome);
     }
     // A concurrent request with the same key committed first: drop our effect, answer with its.
     transaction.rollback().await?;
     let found = find(pool, key, Utc::now()).await?;
-    let record = replayable(found, key)?.ok_or_else(busy)?;
-    Ok(Ran::Replayed(record))
+    replayable(found, key)?.ok_or_else(|| busy().into())
 }
 
 /// The answer to a request whose key a concurrent request took but whose record is not
