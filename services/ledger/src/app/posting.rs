@@ -156,15 +156,16 @@ impl PostingWriter {
         self.events.appended();
         answers
             .into_iter()
-            .map(|answer| {
-                answer.unwrap_or_else(|| {
-                    Err(Error::invariant(
-                        "ONE_ANSWER_PER_CALL",
-                        "a posting call was left without an answer",
-                    ))
-                })
-            })
+            .map(|answer| answer.unwrap_or_else(|| Err(unanswered())))
             .collect()
+    }
+
+    /// Writes one call alone, and answers it.
+    pub async fn write_one(&self, call: &PostingCall) -> Result<BatchOutcome, Error> {
+        self.write(std::slice::from_ref(call))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(unanswered()))
     }
 
     /// Writes the calls `members` (distinct keys) in one transaction, retried without the
@@ -386,6 +387,14 @@ impl PostingWriter {
     }
 }
 
+/// A call [`PostingWriter::write`] left without an answer: a bug.
+fn unanswered() -> Error {
+    Error::invariant(
+        "ONE_ANSWER_PER_CALL",
+        "a posting call was left without an answer",
+    )
+}
+
 /// A database conflict the same transaction may simply be tried again after.
 fn retryable(error: &Error) -> bool {
     matches!(error, Error::Refused(refusal) if refusal.reason == "TRANSACTION_CONFLICT")
@@ -414,17 +423,7 @@ impl Ledger {
         };
         match &self.coalescer {
             Some(coalescer) if call.coalescible() => coalescer.submit(call).await,
-            _ => self
-                .writer
-                .write(std::slice::from_ref(&call))
-                .await
-                .pop()
-                .unwrap_or_else(|| {
-                    Err(Error::invariant(
-                        "ONE_ANSWER_PER_CALL",
-                        "a posting call was left without an answer",
-                    ))
-                }),
+            _ => self.writer.write_one(&call).await,
         }
     }
 
@@ -502,14 +501,13 @@ impl Ledger {
                 located: Located::Single(None),
                 origin: None,
             };
-            match self.writer.write(std::slice::from_ref(&call)).await.pop() {
-                Some(Ok(outcome)) => {
+            match self.writer.write_one(&call).await {
+                Ok(outcome) => {
                     released += outcome.results.iter().filter(|r| r.is_ok()).count() as u64;
                 }
                 // Refused (PENDING_NOT_OPEN): resolved meanwhile.
-                Some(Err(Error::Refused(_))) => {}
-                Some(Err(error)) => return Err(error),
-                None => {}
+                Err(Error::Refused(_)) => {}
+                Err(error) => return Err(error),
             }
         }
         if released > 0 {
