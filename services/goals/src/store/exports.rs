@@ -1,0 +1,1 @@
+//! The `event_exports` table: which Parquet file each event went to.
