@@ -110,9 +110,13 @@ impl Goals {
         let Some(directory) = &self.directory else {
             return Ok(());
         };
+        // `Some(found)` for a course asked about.
         let course = async {
             match course_id {
-                Some(id) => directory.course(id, DIRECTORY_STALENESS).await.map(Some),
+                Some(id) => directory
+                    .course(id, DIRECTORY_STALENESS)
+                    .await
+                    .map(|c| Some(c.is_some())),
                 None => Ok(None),
             }
         };
@@ -126,7 +130,7 @@ impl Goals {
             .with("user_id", user_id)
             .into());
         }
-        if let (Some(id), None) = (course_id, course?) {
+        if let (Some(id), Some(false)) = (course_id, course?) {
             return Err(crate::error::course_not_found(id).into());
         }
         Ok(())
