@@ -130,7 +130,11 @@ async fn oversized_content_and_bad_fields_are_refused_and_nothing_is_written() {
     let mut bad = snapshot(&task, "/etc/passwd", "x");
     bad.language = "c plus".into();
     bad.validation_score = Some(-1.0);
-    let status = h.client.create_code_snapshot(bad).await.expect_err("invalid");
+    let status = h
+        .client
+        .create_code_snapshot(bad)
+        .await
+        .expect_err("invalid");
     assert_eq!(
         field_reasons(&status),
         [
@@ -149,11 +153,10 @@ async fn oversized_content_and_bad_fields_are_refused_and_nothing_is_written() {
         .expect_err("unknown task");
     assert_refused(&status, Code::NotFound, "TASK_NOT_FOUND");
     assert_eq!(h.count("code_snapshots").await, 0);
-    let snapshot_events: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE aggregate_type = 'code_snapshot'",
-    )
-    .fetch_one(&h.goals.pool)
-    .await
-    .expect("count");
+    let snapshot_events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'code_snapshot'")
+            .fetch_one(&h.goals.pool)
+            .await
+            .expect("count");
     assert_eq!(snapshot_events, 0);
 }
