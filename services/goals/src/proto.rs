@@ -189,3 +189,24 @@ pub fn similar(found: &Similar) -> pb::SimilarEmbedding {
         metadata: Some(struct_from_json(&found.metadata)),
     }
 }
+
+/// The user a stored event's payload names (every `phoenix.goals.v1` event does), for the
+/// export; `None` for a payload that does not decode as its type.
+pub fn event_user(event_type: &str, payload: &[u8]) -> Option<String> {
+    use prost::Message;
+    let user = match event_type {
+        "phoenix.goals.v1.GoalCreated" => pb::GoalCreated::decode(payload).ok()?.goal?.user_id,
+        "phoenix.goals.v1.GoalUpdated" => pb::GoalUpdated::decode(payload).ok()?.goal?.user_id,
+        "phoenix.goals.v1.TaskCreated" => pb::TaskCreated::decode(payload).ok()?.task?.user_id,
+        "phoenix.goals.v1.TaskUpdated" => pb::TaskUpdated::decode(payload).ok()?.task?.user_id,
+        "phoenix.goals.v1.TaskCompleted" => pb::TaskCompleted::decode(payload).ok()?.task?.user_id,
+        "phoenix.goals.v1.CodeSnapshotCreated" => {
+            pb::CodeSnapshotCreated::decode(payload)
+                .ok()?
+                .snapshot?
+                .user_id
+        }
+        _ => return None,
+    };
+    Some(user).filter(|u| !u.is_empty())
+}

@@ -4,6 +4,7 @@
 
 mod audit;
 mod bench;
+mod export;
 mod import;
 mod import_directory;
 mod legacy;
@@ -58,6 +59,11 @@ enum Command {
     },
     /// Manages a service's schema migrations (`all` for every service).
     Migrate(migrate::MigrateArgs),
+    /// Exports a service's data to files (the goals event log to Parquet).
+    Export {
+        #[command(subcommand)]
+        target: export::ExportTarget,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(args).await,
         Command::Import { service } => import::run(service).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Export { target } => export::run(target).await,
     }
 }
 

@@ -287,6 +287,48 @@ impl<'a> Migrator<'a> {
         .await
     }
 
+    /// Moves the schema to `target` in whichever direction it lies (Alembic's `upgrade <rev>` /
+    /// `downgrade <rev>`): applies the pending migrations up to it, or reverts, newest first,
+    /// every applied one after it. `0` reverts everything. An unknown version is refused.
+    pub async fn to(&self, target: i64, dry_run: bool) -> Result<Vec<Step>, MigrateError> {
+        if target != 0 {
+            self.find(target)?;
+        }
+        self.run(dry_run, |applied| {
+            let reverted: Vec<Step> = applied
+                .iter()
+                .rev()
+                .filter(|(version, _)| *version > target)
+                .map(|(version, _)| {
+                    let migration = self.find(*version)?;
+                    Ok(Step {
+                        version: *version,
+                        name: migration.name.clone(),
+                        direction: Direction::Down,
+                        sql: migration.down.clone(),
+                    })
+                })
+                .collect::<Result<_, MigrateError>>()?;
+            if !reverted.is_empty() {
+                return Ok(reverted);
+            }
+            Ok(self
+                .set
+                .migrations
+                .iter()
+                .filter(|m| m.version <= target)
+                .filter(|m| !applied.iter().any(|(version, _)| *version == m.version))
+                .map(|m| Step {
+                    version: m.version,
+                    name: m.name.clone(),
+                    direction: Direction::Up,
+                    sql: m.up.clone(),
+                })
+                .collect())
+        })
+        .await
+    }
+
     /// Under the schema's lock: reads what is applied, plans the steps, applies them unless
     /// `dry_run`, and releases the lock whatever happened.
     async fn run(

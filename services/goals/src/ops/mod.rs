@@ -1,1 +1,4 @@
-//! What an operator runs beside the service.
+//! What an operator runs beside the service: the Parquet export of the event log and the
+//! benchmark.
+
+pub mod export;

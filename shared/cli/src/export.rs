@@ -1,0 +1,44 @@
+//! `phoenix export <what>`: a service's data to files for analytics.
+
+use clap::Subcommand;
+use phoenix_runtime::migrate::Migrator;
+use phoenix_runtime::{Database, RuntimeConfig};
+
+#[derive(Debug, Subcommand)]
+pub enum ExportTarget {
+    /// The goals event log to Parquet, one folder per day; a rerun writes only new events.
+    GoalsEvents {
+        #[command(flatten)]
+        args: phoenix_goals::ops::export::ExportArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+}
+
+pub async fn run(target: ExportTarget) -> anyhow::Result<()> {
+    let ExportTarget::GoalsEvents { args, runtime } = target;
+    let spec = phoenix_goals::spec();
+    let database = Database::open(&runtime).await?;
+    let result = async {
+        let pool =
+            phoenix_runtime::server::connect_pool(&database.url, spec.name, &runtime).await?;
+        let set = spec.migration_set()?;
+        let status = Migrator::new(&set, &pool).status().await?;
+        anyhow::ensure!(
+            status.pending == 0,
+            "the goals schema has {} pending migration(s): run `phoenix migrate goals up` first",
+            status.pending
+        );
+        let report = phoenix_goals::ops::export::run(&pool, &args).await;
+        pool.close().await;
+        report
+    }
+    .await;
+    database.close().await;
+    let report = result?;
+    for file in &report.files {
+        println!("wrote {file}");
+    }
+    println!("{}", report.line());
+    Ok(())
+}
