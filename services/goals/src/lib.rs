@@ -27,7 +27,12 @@ static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrat
 
 /// The goals service, for the runtime.
 pub fn spec() -> ServiceSpec {
-    ServiceSpec::new("goals", &MIGRATIONS, build)
+    ServiceSpec::new("goals", &MIGRATIONS, build).with_audit(|pool| Box::pin(audit_report(pool)))
+}
+
+/// What `phoenix audit goals` prints.
+async fn audit_report(pool: sqlx::PgPool) -> anyhow::Result<phoenix_runtime::AuditReport> {
+    ops::audit::run(&pool).await
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
@@ -43,5 +48,6 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         None
     };
     let goals = app::Goals::new(context.pool.clone(), context.shutdown.clone(), directory);
+    phoenix_runtime::idempotency::sweep_expired_keys(context, "goals-remove-expired-keys");
     Ok(GrpcServices::new().serve(limited!(context, GoalsServiceServer::new(goals))))
 }

@@ -347,3 +347,36 @@ async fn tasks_are_listed_by_priority_in_pages() {
     }
     assert_eq!(titles, ["a", "a2", "b", "c"]);
 }
+
+#[tokio::test]
+async fn the_auditor_finds_a_goal_whose_counts_were_corrupted() {
+    let mut h = Harness::start().await;
+    let goal = h.goal("g").await;
+    let task = h.task(&goal, "t").await;
+    h.move_task(&task, pb::TaskStatus::InProgress)
+        .await
+        .expect("started");
+    h.move_task(&task, pb::TaskStatus::Done)
+        .await
+        .expect("done");
+    let clean = phoenix_goals::ops::audit::run(&h.goals.pool)
+        .await
+        .expect("audit");
+    assert_eq!(clean.violations, 0, "{:?}", clean.lines);
+    sqlx::query("UPDATE goals SET done_task_count = 0")
+        .execute(&h.goals.pool)
+        .await
+        .expect("corrupt");
+    let report = phoenix_goals::ops::audit::run(&h.goals.pool)
+        .await
+        .expect("audit");
+    assert_eq!(report.violations, 1);
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l == &format!("  violation progress: {}", goal.id)),
+        "{:?}",
+        report.lines
+    );
+}

@@ -271,6 +271,25 @@ pub async fn remove_expired(
     Ok(removed.rows_affected())
 }
 
+/// Starts the sweep every service with a `request_keys` table runs: every minute, each
+/// replica deletes up to 10,000 keys that expired (concurrent deletes of the same rows are
+/// safe), so the table does not grow without end. `job` names it in logs and metrics.
+pub fn sweep_expired_keys(context: &crate::ServiceContext, job: &'static str) {
+    const SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+    const BATCH: i64 = 10_000;
+    let pool = context.pool.clone();
+    context.every(job, SWEEP, move || {
+        let pool = pool.clone();
+        async move {
+            let removed = remove_expired(&pool, Utc::now(), BATCH).await?;
+            if removed > 0 {
+                tracing::info!(removed, "forgot expired idempotency keys");
+            }
+            Ok(())
+        }
+    });
+}
+
 /// The answer to a key reused for a different request.
 pub fn mismatch_error(key: &RequestKey, first_method: &str) -> Refusal {
     let mut refusal = Refusal::new(
