@@ -174,7 +174,7 @@ async fn load(pool: &PgPool, model: &Model, mixture: &Mixture) -> anyhow::Result
             })
             .collect();
         store::upsert(&mut connection, model, &rows, chrono::Utc::now()).await?;
-        if end % 20_000 == 0 {
+        if end.is_multiple_of(20_000) {
             eprintln!("bench: loaded {end} vectors");
         }
     }
