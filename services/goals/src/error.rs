@@ -46,12 +46,3 @@ pub fn model_dimension_mismatch(name: &str, registered: i32, asked: i32) -> Refu
     .with("model", name)
     .with("dimensions", registered)
 }
-
-pub fn position_not_found(position: i64) -> Refusal {
-    Refusal::not_found(
-        "POSITION_NOT_FOUND",
-        format!("no event of the goals context has position {position}"),
-    )
-    .at("after_position")
-    .with("after_position", position)
-}

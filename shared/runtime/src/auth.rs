@@ -84,6 +84,42 @@ impl Caller {
     }
 }
 
+/// The caller of one request, as a handler checks it against a context's admin role; with
+/// authentication off (`None`) every caller is trusted.
+#[derive(Debug, Clone)]
+pub struct Access {
+    caller: Option<Caller>,
+    admin_role: &'static str,
+}
+
+impl Access {
+    pub fn of<T>(request: &tonic::Request<T>, admin_role: &'static str) -> Self {
+        Self {
+            caller: caller(request).cloned(),
+            admin_role,
+        }
+    }
+
+    /// PERMISSION_DENIED `ROLE_REQUIRED` unless the caller has the admin role.
+    pub fn admin(&self) -> Result<(), Refusal> {
+        self.caller
+            .as_ref()
+            .map_or(Ok(()), |c| c.require_role(self.admin_role))
+    }
+
+    /// PERMISSION_DENIED `NOT_OWNER` unless the caller is `user` or an admin.
+    pub fn owner(&self, user: impl ToString) -> Result<(), Refusal> {
+        self.caller.as_ref().map_or(Ok(()), |c| {
+            c.require_owner(&user.to_string(), self.admin_role)
+        })
+    }
+
+    /// Whether authentication is on (an owner check on a stored record needs a read first).
+    pub fn is_on(&self) -> bool {
+        self.caller.is_some()
+    }
+}
+
 /// The caller of the current request: `None` when authentication is off.
 pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
     request.extensions().get::<Caller>()

@@ -237,6 +237,16 @@ pub struct Migrator<'a> {
     pool: &'a PgPool,
 }
 
+/// The step that applies `migration`.
+fn up_step(migration: &Migration) -> Step {
+    Step {
+        version: migration.version,
+        name: migration.name.clone(),
+        direction: Direction::Up,
+        sql: migration.up.clone(),
+    }
+}
+
 impl<'a> Migrator<'a> {
     pub fn new(set: &'a MigrationSet, pool: &'a PgPool) -> Self {
         Self { set, pool }
@@ -255,12 +265,7 @@ impl<'a> Migrator<'a> {
                 .iter()
                 .filter(|m| !applied.iter().any(|(version, _)| *version == m.version))
                 .filter(|m| target.is_none_or(|t| m.version <= t))
-                .map(|m| Step {
-                    version: m.version,
-                    name: m.name.clone(),
-                    direction: Direction::Up,
-                    sql: m.up.clone(),
-                })
+                .map(up_step)
                 .collect())
         })
         .await
@@ -273,15 +278,7 @@ impl<'a> Migrator<'a> {
                 .iter()
                 .rev()
                 .take(count)
-                .map(|(version, _)| {
-                    let migration = self.find(*version)?;
-                    Ok(Step {
-                        version: *version,
-                        name: migration.name.clone(),
-                        direction: Direction::Down,
-                        sql: migration.down.clone(),
-                    })
-                })
+                .map(|(version, _)| self.down_step(*version))
                 .collect()
         })
         .await
@@ -299,15 +296,7 @@ impl<'a> Migrator<'a> {
                 .iter()
                 .rev()
                 .filter(|(version, _)| *version > target)
-                .map(|(version, _)| {
-                    let migration = self.find(*version)?;
-                    Ok(Step {
-                        version: *version,
-                        name: migration.name.clone(),
-                        direction: Direction::Down,
-                        sql: migration.down.clone(),
-                    })
-                })
+                .map(|(version, _)| self.down_step(*version))
                 .collect::<Result<_, MigrateError>>()?;
             if !reverted.is_empty() {
                 return Ok(reverted);
@@ -318,15 +307,21 @@ impl<'a> Migrator<'a> {
                 .iter()
                 .filter(|m| m.version <= target)
                 .filter(|m| !applied.iter().any(|(version, _)| *version == m.version))
-                .map(|m| Step {
-                    version: m.version,
-                    name: m.name.clone(),
-                    direction: Direction::Up,
-                    sql: m.up.clone(),
-                })
+                .map(up_step)
                 .collect())
         })
         .await
+    }
+
+    /// The step that reverts applied migration `version`.
+    fn down_step(&self, version: i64) -> Result<Step, MigrateError> {
+        let migration = self.find(version)?;
+        Ok(Step {
+            version,
+            name: migration.name.clone(),
+            direction: Direction::Down,
+            sql: migration.down.clone(),
+        })
     }
 
     /// Under the schema's lock: reads what is applied, plans the steps, applies them unless

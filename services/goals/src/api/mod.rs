@@ -15,7 +15,7 @@ use phoenix_proto::goals::v1 as pb;
 use phoenix_proto::goals::v1::goals_service_server::GoalsService;
 use phoenix_runtime::Violations;
 use phoenix_runtime::idempotency::RequestKey;
-use phoenix_runtime::stream::{self, ResponseStream};
+use phoenix_runtime::stream::ResponseStream;
 use tonic::{Request, Response, Status};
 
 use crate::app::Goals;
@@ -32,104 +32,102 @@ impl GoalsService for Goals {
         &self,
         r: Request<pb::CreateGoalRequest>,
     ) -> Answer<pb::CreateGoalResponse> {
-        goals::create(self, r.get_ref(), &Access::of(&r)).await
+        goals::create(self, r.get_ref(), &access::of(&r)).await
     }
     async fn get_goal(&self, r: Request<pb::GetGoalRequest>) -> Answer<pb::GetGoalResponse> {
-        goals::get(self, r.get_ref(), &Access::of(&r)).await
+        goals::get(self, r.get_ref(), &access::of(&r)).await
     }
     async fn list_goals(&self, r: Request<pb::ListGoalsRequest>) -> Answer<pb::ListGoalsResponse> {
-        goals::list(self, r.get_ref(), &Access::of(&r)).await
+        goals::list(self, r.get_ref(), &access::of(&r)).await
     }
     async fn update_goal(
         &self,
         r: Request<pb::UpdateGoalRequest>,
     ) -> Answer<pb::UpdateGoalResponse> {
-        goals::update(self, r.get_ref(), &Access::of(&r)).await
+        goals::update(self, r.get_ref(), &access::of(&r)).await
     }
 
     async fn create_task(
         &self,
         r: Request<pb::CreateTaskRequest>,
     ) -> Answer<pb::CreateTaskResponse> {
-        tasks::create(self, r.get_ref(), &Access::of(&r)).await
+        tasks::create(self, r.get_ref(), &access::of(&r)).await
     }
     async fn get_task(&self, r: Request<pb::GetTaskRequest>) -> Answer<pb::GetTaskResponse> {
-        tasks::get(self, r.get_ref(), &Access::of(&r)).await
+        tasks::get(self, r.get_ref(), &access::of(&r)).await
     }
     async fn list_tasks(&self, r: Request<pb::ListTasksRequest>) -> Answer<pb::ListTasksResponse> {
-        tasks::list(self, r.get_ref(), &Access::of(&r)).await
+        tasks::list(self, r.get_ref(), &access::of(&r)).await
     }
     async fn update_task(
         &self,
         r: Request<pb::UpdateTaskRequest>,
     ) -> Answer<pb::UpdateTaskResponse> {
-        tasks::update(self, r.get_ref(), &Access::of(&r)).await
+        tasks::update(self, r.get_ref(), &access::of(&r)).await
     }
 
     async fn create_code_snapshot(
         &self,
         r: Request<pb::CreateCodeSnapshotRequest>,
     ) -> Answer<pb::CreateCodeSnapshotResponse> {
-        snapshots::create(self, r.get_ref(), &Access::of(&r)).await
+        snapshots::create(self, r.get_ref(), &access::of(&r)).await
     }
     async fn list_code_snapshots(
         &self,
         r: Request<pb::ListCodeSnapshotsRequest>,
     ) -> Answer<pb::ListCodeSnapshotsResponse> {
-        snapshots::list(self, r.get_ref(), &Access::of(&r)).await
+        snapshots::list(self, r.get_ref(), &access::of(&r)).await
     }
     async fn list_latest_code_snapshots(
         &self,
         r: Request<pb::ListLatestCodeSnapshotsRequest>,
     ) -> Answer<pb::ListLatestCodeSnapshotsResponse> {
-        snapshots::latest(self, r.get_ref(), &Access::of(&r)).await
+        snapshots::latest(self, r.get_ref(), &access::of(&r)).await
     }
 
     async fn register_embedding_model(
         &self,
         r: Request<pb::RegisterEmbeddingModelRequest>,
     ) -> Answer<pb::RegisterEmbeddingModelResponse> {
-        embeddings::register(self, r.get_ref(), &Access::of(&r)).await
+        embeddings::register(self, r.get_ref(), &access::of(&r)).await
     }
     async fn list_embedding_models(
         &self,
         r: Request<pb::ListEmbeddingModelsRequest>,
     ) -> Answer<pb::ListEmbeddingModelsResponse> {
-        embeddings::models(self, r.get_ref(), &Access::of(&r)).await
+        embeddings::models(self, r.get_ref(), &access::of(&r)).await
     }
     async fn upsert_embeddings(
         &self,
         r: Request<pb::UpsertEmbeddingsRequest>,
     ) -> Answer<pb::UpsertEmbeddingsResponse> {
-        embeddings::upsert(self, r.get_ref(), &Access::of(&r)).await
+        embeddings::upsert(self, r.get_ref(), &access::of(&r)).await
     }
     async fn delete_embeddings(
         &self,
         r: Request<pb::DeleteEmbeddingsRequest>,
     ) -> Answer<pb::DeleteEmbeddingsResponse> {
-        embeddings::delete(self, r.get_ref(), &Access::of(&r)).await
+        embeddings::delete(self, r.get_ref(), &access::of(&r)).await
     }
     async fn search_similar(
         &self,
         r: Request<pb::SearchSimilarRequest>,
     ) -> Answer<pb::SearchSimilarResponse> {
-        embeddings::search(self, r.get_ref(), &Access::of(&r)).await
+        embeddings::search(self, r.get_ref(), &access::of(&r)).await
     }
 
     type SubscribeStream = ResponseStream<pb::SubscribeResponse>;
 
     async fn subscribe(&self, r: Request<pb::SubscribeRequest>) -> Answer<Self::SubscribeStream> {
-        Access::of(&r).admin()?;
-        let mut violations = Violations::new();
-        let after = stream::after_position(&mut violations, r.get_ref().after_position);
-        violations.finish()?;
-        let events = self.follow_events(after).await?;
-        Ok(Response::new(stream::response_stream(events, |event| {
-            pb::SubscribeResponse {
+        access::of(&r).admin()?;
+        let answer = self
+            .events()
+            .subscribe_answer(r.get_ref().after_position, |event| pb::SubscribeResponse {
                 position: event.position,
                 event: Some(event.envelope()),
-            }
-        })))
+            })
+            .await?;
+        Ok(Response::new(answer))
     }
 }
 

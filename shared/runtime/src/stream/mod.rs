@@ -349,6 +349,30 @@ impl EventStream {
         })
     }
 
+    /// The answer of a Subscribe RPC on a stream without tenants: `after_position` checked
+    /// (INVALID_ARGUMENT `INVALID_POSITION`), NOT_FOUND `POSITION_NOT_FOUND` (field
+    /// `after_position`) for a position no event has, then the events after it, catch up then
+    /// follow, each encoded by `encode`. Call it in the handler (see [`response_stream`]).
+    pub async fn subscribe_answer<T: Send + 'static>(
+        &self,
+        after: i64,
+        encode: fn(&StoredEvent) -> T,
+    ) -> Result<ResponseStream<T>, Error> {
+        let mut violations = crate::Violations::new();
+        let after = after_position(&mut violations, after);
+        violations.finish()?;
+        if !is_resumable(&self.pool, None, after).await? {
+            return Err(crate::error::Refusal::not_found(
+                "POSITION_NOT_FOUND",
+                format!("no event of this stream has position {after}"),
+            )
+            .at("after_position")
+            .with("after_position", after)
+            .into());
+        }
+        Ok(response_stream(self.subscribe(None, after), encode))
+    }
+
     /// The last position given so far (0 when none).
     pub async fn head(&self) -> Result<i64, Error> {
         read::head(&self.pool).await
