@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, json_object};
+use super::{
+    MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, apply_text_path, json_object, required_choice,
+};
 
 pub const WRITABLE: &[&str] = &[
     "title",
@@ -193,24 +195,33 @@ impl GoalFields {
         let mut next = self.clone();
         for path in paths {
             let field = format!("{prefix}{path}");
+            let texts = (&mut next.title, &mut next.description);
+            if apply_text_path(
+                &mut v,
+                path,
+                &field,
+                texts,
+                (&input.title, &input.description),
+            ) {
+                continue;
+            }
             match path.as_str() {
-                "title" => next.title = v.text(&field, &input.title, MAX_TITLE_CHARS),
-                "description" => {
-                    next.description =
-                        v.free_text(&field, &input.description, MAX_DESCRIPTION_CHARS, false);
+                "status" => {
+                    required_choice(
+                        &mut v,
+                        &field,
+                        input.status,
+                        &mut next.status,
+                        "the status to move to",
+                    );
                 }
-                "status" => match input.status {
-                    Some(status) => next.status = status,
-                    None => v.add(field, "REQUIRED", "is required: the status to move to"),
-                },
-                "priority" => match input.priority {
-                    Some(priority) => next.priority = priority,
-                    None => v.add(
-                        field,
-                        "REQUIRED",
-                        "is required: LOW, MEDIUM, HIGH or CRITICAL",
-                    ),
-                },
+                "priority" => required_choice(
+                    &mut v,
+                    &field,
+                    input.priority,
+                    &mut next.priority,
+                    "LOW, MEDIUM, HIGH or CRITICAL",
+                ),
                 "ai_generated" => next.ai_generated = input.ai_generated,
                 "validation_criteria" => {
                     next.validation_criteria =

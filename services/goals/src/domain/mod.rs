@@ -41,6 +41,39 @@ pub fn json_object(
     v.json_object(field, value.clone(), MAX_METADATA_BYTES)
 }
 
+/// Applies the paths every record here shares, `title` and `description`, from the sent
+/// values; `false` for any other path.
+pub(crate) fn apply_text_path(
+    v: &mut Violations,
+    path: &str,
+    field: &str,
+    (title, description): (&mut String, &mut String),
+    (sent_title, sent_description): (&str, &str),
+) -> bool {
+    match path {
+        "title" => *title = v.text(field, sent_title, MAX_TITLE_CHARS),
+        "description" => {
+            *description = v.free_text(field, sent_description, MAX_DESCRIPTION_CHARS, false);
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// A required enum of a masked path: the sent value, or `REQUIRED` naming `what`.
+pub(crate) fn required_choice<T: Copy>(
+    v: &mut Violations,
+    field: &str,
+    sent: Option<T>,
+    target: &mut T,
+    what: &str,
+) {
+    match sent {
+        Some(value) => *target = value,
+        None => v.add(field, "REQUIRED", format!("is required: {what}")),
+    }
+}
+
 /// A hundredths value as the decimal the API shows.
 pub fn decimal(hundredths: i64) -> f64 {
     hundredths as f64 / 100.0

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, json_object};
+use super::{
+    MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, apply_text_path, json_object, required_choice,
+};
 
 /// Task priorities: 0 to this, lower first.
 pub const MAX_PRIORITY: i32 = 10_000;
@@ -208,23 +210,38 @@ impl TaskFields {
         let mut next = self.clone();
         for path in paths {
             let field = format!("{prefix}{path}");
+            let texts = (&mut next.title, &mut next.description);
+            if apply_text_path(
+                &mut v,
+                path,
+                &field,
+                texts,
+                (&input.title, &input.description),
+            ) {
+                continue;
+            }
             match path.as_str() {
-                "title" => next.title = v.text(&field, &input.title, MAX_TITLE_CHARS),
-                "description" => {
-                    next.description =
-                        v.free_text(&field, &input.description, MAX_DESCRIPTION_CHARS, false);
+                "type" => {
+                    required_choice(
+                        &mut v,
+                        &field,
+                        input.task_type,
+                        &mut next.task_type,
+                        "the task's type",
+                    );
                 }
-                "type" => match input.task_type {
-                    Some(task_type) => next.task_type = task_type,
-                    None => v.add(field, "REQUIRED", "is required: the task's type"),
-                },
-                "status" => match input.status {
-                    Some(status) => next.status = status,
-                    None => v.add(field, "REQUIRED", "is required: the status to move to"),
-                },
-                "priority" => next.priority = priority(&mut v, &field, input.priority.or(Some(0))),
+                "status" => {
+                    required_choice(
+                        &mut v,
+                        &field,
+                        input.status,
+                        &mut next.status,
+                        "the status to move to",
+                    );
+                }
+                "priority" => next.priority = priority(&mut v, &field, input.priority),
                 "estimated_hours" => {
-                    next.estimated_hours = hours(&mut v, &field, input.estimated_hours)
+                    next.estimated_hours = hours(&mut v, &field, input.estimated_hours);
                 }
                 "actual_hours" => next.actual_hours = hours(&mut v, &field, input.actual_hours),
                 "validation_result" => {
