@@ -273,7 +273,17 @@ pub enum Plan {
     Exact,
 }
 
+/// A text as an SQL literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// The k nearest of the model's embeddings to `search.vector`, nearest first.
+///
+/// One round trip: the settings and the query go as one simple-protocol message, which
+/// PostgreSQL runs as one implicit transaction, so `SET LOCAL` holds for the query and ends
+/// with it (also when it fails). Its values are therefore literals: numbers, the vector's
+/// text form (finite floats), a UUID and a quoted entity type.
 pub async fn search(
     pool: &PgPool,
     model: &Model,
@@ -281,42 +291,33 @@ pub async fn search(
     plan: Plan,
 ) -> Result<Vec<Similar>, Error> {
     let d = model.dimensions;
+    let query = literal(&vector_text(&search.vector));
     let distance = match plan {
-        Plan::Index { .. } => format!("embedding::vector({d}) <=> $1::vector({d})"),
+        Plan::Index { .. } => format!("embedding::vector({d}) <=> {query}::vector({d})"),
         // Not the index's expression: PostgreSQL then cannot use the HNSW index, and reads the
         // filtered rows exactly.
-        Plan::Exact => "embedding <=> $1::vector".to_owned(),
+        Plan::Exact => format!("embedding <=> {query}::vector"),
     };
     let mut filters = format!("model_id = {}", model.id);
-    if search.user_id.is_some() {
-        filters.push_str(" AND user_id = $3");
+    if let Some(user) = search.user_id {
+        filters.push_str(&format!(" AND user_id = '{user}'"));
     }
-    if search.entity_type.is_some() {
-        filters.push_str(" AND entity_type = $4");
+    if let Some(entity_type) = &search.entity_type {
+        filters.push_str(&format!(" AND entity_type = {}", literal(entity_type)));
     }
+    let iterative = if matches!(plan, Plan::Index { iterative: true }) {
+        "SET LOCAL hnsw.iterative_scan = relaxed_order;"
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT id, entity_type, entity_id, chunk, user_id, content, metadata,
+        "SET LOCAL hnsw.ef_search = {}; {iterative}
+         SELECT id, entity_type, entity_id, chunk, user_id, content, metadata,
                 ({distance})::float8 AS distance
-         FROM embeddings WHERE {filters} ORDER BY {distance} LIMIT $2"
+         FROM embeddings WHERE {filters} ORDER BY {distance} LIMIT {}",
+        search.ef_search, search.k
     );
-    let mut transaction = pool.begin().await?;
-    let iterative = matches!(plan, Plan::Index { iterative: true });
-    sqlx::query(
-        "SELECT set_config('hnsw.ef_search', $1, true),
-                CASE WHEN $2 THEN set_config('hnsw.iterative_scan', 'relaxed_order', true) END",
-    )
-    .bind(search.ef_search.to_string())
-    .bind(iterative)
-    .execute(&mut *transaction)
-    .await?;
-    let rows = sqlx::query(&sql)
-        .bind(vector_text(&search.vector))
-        .bind(i64::from(search.k))
-        .bind(search.user_id)
-        .bind(search.entity_type.as_deref())
-        .fetch_all(&mut *transaction)
-        .await?;
-    transaction.commit().await?;
+    let rows = sqlx::raw_sql(&sql).fetch_all(pool).await?;
     let mut found = rows
         .iter()
         .map(|row| {
