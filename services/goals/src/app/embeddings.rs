@@ -143,3 +143,38 @@ pub fn plan(search: &mut Search, iterative_scan: bool) -> Plan {
     search.ef_search = embedding::MAX_EF_SEARCH.max(search.k);
     Plan::Index { iterative: false }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search(user: bool, entity_type: bool) -> Search {
+        Search {
+            model: "m".into(),
+            vector: vec![1.0],
+            k: 10,
+            user_id: user.then(Uuid::nil),
+            entity_type: entity_type.then(|| "task".to_owned()),
+            ef_search: 40,
+        }
+    }
+
+    #[test]
+    fn filtered_searches_scan_iteratively_where_pgvector_can() {
+        let mut s = search(true, true);
+        assert_eq!(plan(&mut s, true), Plan::Index { iterative: true });
+        assert_eq!(s.ef_search, 40);
+        let mut s = search(false, false);
+        assert_eq!(plan(&mut s, true), Plan::Index { iterative: false });
+        assert_eq!(plan(&mut s, false), Plan::Index { iterative: false });
+    }
+
+    #[test]
+    fn without_iterative_scans_a_users_search_is_exact_and_a_types_search_widens() {
+        let mut s = search(true, false);
+        assert_eq!(plan(&mut s, false), Plan::Exact);
+        let mut s = search(false, true);
+        assert_eq!(plan(&mut s, false), Plan::Index { iterative: false });
+        assert_eq!(s.ef_search, embedding::MAX_EF_SEARCH);
+    }
+}
