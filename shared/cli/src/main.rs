@@ -114,7 +114,11 @@ mod tests {
             audit.contains("ledger") && audit.contains("missions"),
             "{audit}"
         );
-        assert!(!audit.contains("goals"), "goals has no auditor: {audit}");
+        assert!(audit.contains("goals"), "{audit}");
+        assert!(
+            !audit.contains("coordinator"),
+            "the coordinator has no auditor: {audit}"
+        );
         let serve = refused(&["phoenix", "serve", "nope"]);
         for name in phoenix_registry::names() {
             assert!(serve.contains(name), "{name} missing from: {serve}");
