@@ -90,3 +90,21 @@ where
     phase.p99_ms = percentile(0.99);
     Ok(phase)
 }
+
+/// `count` channels to `url`, each its own connection (`TCP_NODELAY`), so the benchmark's
+/// clients do not share one HTTP/2 connection.
+pub async fn connections(
+    url: &str,
+    count: usize,
+) -> anyhow::Result<Vec<tonic::transport::Channel>> {
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count {
+        channels.push(
+            tonic::transport::Channel::from_shared(url.to_owned())?
+                .tcp_nodelay(true)
+                .connect()
+                .await?,
+        );
+    }
+    Ok(channels)
+}

@@ -241,15 +241,11 @@ async fn recall(
 }
 
 async fn clients(url: &str, count: usize) -> anyhow::Result<Vec<GoalsServiceClient<Channel>>> {
-    let mut clients = Vec::with_capacity(count);
-    for _ in 0..count {
-        let channel = Channel::from_shared(url.to_owned())?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
-        clients.push(GoalsServiceClient::new(channel).max_decoding_message_size(64 << 20));
-    }
-    Ok(clients)
+    Ok(phoenix_runtime::bench::connections(url, count)
+        .await?
+        .into_iter()
+        .map(|channel| GoalsServiceClient::new(channel).max_decoding_message_size(64 << 20))
+        .collect())
 }
 
 pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Results> {
