@@ -1,0 +1,2 @@
+//! What an operator runs beside the service: the legacy files' import, export and compare,
+//! and the benchmark.
