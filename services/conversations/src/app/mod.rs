@@ -9,6 +9,7 @@ mod contacts;
 mod events;
 mod leases;
 pub mod legacy;
+pub use crate::store::legacy::ExportRow;
 
 pub use cleanup::Removed;
 pub use contacts::{ContactView, SavedThread};

@@ -1,2 +1,3 @@
 //! What an operator runs beside the service: the legacy files' import, export and compare,
 //! and the benchmark.
+pub mod legacy;
