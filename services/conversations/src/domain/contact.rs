@@ -88,11 +88,7 @@ impl std::fmt::Display for Phone {
 }
 
 fn invalid_phone(raw: &str, rule: &str) -> Refusal {
-    Refusal::invalid(
-        "phone",
-        "INVALID_PHONE",
-        format!("{rule}, got {}", quote(raw)),
-    )
+    Refusal::invalid("phone", "INVALID_PHONE", format!("{rule}: {}", quote(raw)))
 }
 
 /// What a contact's profile holds; SaveContact replaces it whole.
