@@ -1,3 +1,4 @@
 //! What an operator runs beside the service: the legacy files' import, export and compare,
 //! and the benchmark.
+pub mod bench;
 pub mod legacy;
