@@ -27,11 +27,3 @@ pub fn thread_of_another_contact(thread_id: &str) -> Refusal {
     .with("thread_id", phoenix_runtime::fact(thread_id))
     .at("thread_id")
 }
-
-pub fn position_not_found(position: i64) -> Refusal {
-    Refusal::not_found(
-        "POSITION_NOT_FOUND",
-        format!("no event of conversations has position {position}"),
-    )
-    .with("after_position", position)
-}

@@ -405,7 +405,7 @@ async fn concurrent_partial_updates_of_a_user_state_are_all_kept() {
                 .update_user_state(pb::UpdateUserStateRequest {
                     phone: "573001234567".into(),
                     set_preferences: Some(set),
-                    last_voice_input_time: (i == 7).then(|| prost_types::Timestamp {
+                    last_voice_input_time: (i == 7).then_some(prost_types::Timestamp {
                         seconds: 1_700_000_000,
                         nanos: 0,
                     }),

@@ -7,8 +7,23 @@ use tonic::{Response, Status};
 
 use super::{Access, Answer, duration_or, phone, positive_or};
 use crate::app::Conversations;
+use crate::domain::Phone;
 use crate::domain::{self, DEFAULT_LEASE, DEFAULT_TYPING_INTERVAL, MAX_LEASE, MAX_TYPING_INTERVAL};
 use crate::proto;
+
+/// The phone, owner and duration of an acquire or a renewal.
+fn lease_request(
+    raw_phone: &str,
+    owner: &str,
+    ttl: Option<&prost_types::Duration>,
+) -> Result<(Phone, String, chrono::Duration), Status> {
+    let mut v = Violations::new();
+    let phone = phone(&mut v, raw_phone);
+    let owner = v.text("owner", owner, domain::MAX_OWNER_CHARS);
+    let ttl = positive_or(&mut v, "ttl", ttl, DEFAULT_LEASE, MAX_LEASE);
+    v.finish()?;
+    Ok((phone, owner, ttl))
+}
 
 pub async fn acquire(
     c: &Conversations,
@@ -17,15 +32,10 @@ pub async fn acquire(
     ttl: Option<&prost_types::Duration>,
     access: &Access,
 ) -> Result<pb::ProcessingLease, Status> {
-    let mut v = Violations::new();
-    let phone = phone(&mut v, raw_phone);
-    let owner = v.text("owner", owner, domain::MAX_OWNER_CHARS);
-    let ttl = positive_or(&mut v, "ttl", ttl, DEFAULT_LEASE, MAX_LEASE);
-    v.finish()?;
+    let (phone, owner, ttl) = lease_request(raw_phone, owner, ttl)?;
     access.bot()?;
-    Ok(proto::processing_lease(
-        &c.acquire_lease(&phone, &owner, ttl).await?,
-    ))
+    let lease = c.acquire_lease(&phone, &owner, ttl).await?;
+    Ok(proto::processing_lease(&lease))
 }
 
 pub async fn renew(
@@ -35,15 +45,10 @@ pub async fn renew(
     ttl: Option<&prost_types::Duration>,
     access: &Access,
 ) -> Result<pb::ProcessingLease, Status> {
-    let mut v = Violations::new();
-    let phone = phone(&mut v, raw_phone);
-    let owner = v.text("owner", owner, domain::MAX_OWNER_CHARS);
-    let ttl = positive_or(&mut v, "ttl", ttl, DEFAULT_LEASE, MAX_LEASE);
-    v.finish()?;
+    let (phone, owner, ttl) = lease_request(raw_phone, owner, ttl)?;
     access.bot()?;
-    Ok(proto::processing_lease(
-        &c.renew_lease(&phone, &owner, ttl).await?,
-    ))
+    let lease = c.renew_lease(&phone, &owner, ttl).await?;
+    Ok(proto::processing_lease(&lease))
 }
 
 pub async fn release(

@@ -38,11 +38,7 @@ impl Conversations {
         owner: &str,
         ttl: chrono::Duration,
     ) -> Result<ProcessingLease, Error> {
-        let mut transaction = self.pool.begin().await?;
-        let (current, now) = store::locked(&mut transaction, phone).await?;
-        if current.is_none() {
-            self.known(&mut transaction, phone).await?;
-        }
+        let (mut transaction, current, now) = self.locked_lease(phone).await?;
         check_renew(current.as_ref(), owner, now)?;
         let lease = store::renew(&mut transaction, phone, ttl).await?;
         transaction.commit().await?;
@@ -51,11 +47,7 @@ impl Conversations {
 
     /// Gives the owner's live lease up; `false` when there was none to give up.
     pub async fn release_lease(&self, phone: &Phone, owner: &str) -> Result<bool, Error> {
-        let mut transaction = self.pool.begin().await?;
-        let (current, now) = store::locked(&mut transaction, phone).await?;
-        if current.is_none() {
-            self.known(&mut transaction, phone).await?;
-        }
+        let (mut transaction, current, now) = self.locked_lease(phone).await?;
         let release = check_release(current.as_ref(), owner, now)?;
         if release {
             store::release(&mut transaction, phone).await?;
@@ -94,6 +86,27 @@ impl Conversations {
     ) -> Result<(bool, chrono::DateTime<chrono::Utc>), Error> {
         let mut connection = self.pool.acquire().await?;
         store::record_typing(&mut connection, phone, min_interval).await
+    }
+
+    /// A transaction holding the contact's lease row (if any) locked, with the database's
+    /// time; NOT_FOUND `CONTACT_NOT_FOUND` for an unknown contact.
+    async fn locked_lease(
+        &self,
+        phone: &Phone,
+    ) -> Result<
+        (
+            sqlx::Transaction<'static, sqlx::Postgres>,
+            Option<ProcessingLease>,
+            chrono::DateTime<chrono::Utc>,
+        ),
+        Error,
+    > {
+        let mut transaction = self.pool.begin().await?;
+        let (current, now) = store::locked(&mut transaction, phone).await?;
+        if current.is_none() {
+            self.known(&mut transaction, phone).await?;
+        }
+        Ok((transaction, current, now))
     }
 
     /// NOT_FOUND `CONTACT_NOT_FOUND` unless the contact exists.

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use phoenix_runtime::error::json_type;
 use serde_json::{Map, Value};
 
 use super::contact::{self, Phone};
@@ -220,15 +221,7 @@ fn reject(file: &str, key: &str, field: &str, rule: &str, message: String) -> Re
 
 /// A threads-data.json record, or every reason it is rejected.
 pub fn thread_record(key: &str, value: &Value) -> Result<ThreadRecord, Vec<Rejection>> {
-    let Value::Object(record) = value else {
-        return Err(vec![reject(
-            THREADS_FILE,
-            key,
-            "",
-            "NOT_AN_OBJECT",
-            "a record must be a JSON object".into(),
-        )]);
-    };
+    let record = object_record(THREADS_FILE, key, value)?;
     let mut reasons = Vec::new();
     let mut bad = |field: &str, rule: &str, message: String| {
         reasons.push(reject(THREADS_FILE, key, field, rule, message));
@@ -249,7 +242,7 @@ pub fn thread_record(key: &str, value: &Value) -> Result<ThreadRecord, Vec<Rejec
             bad(
                 "threadId",
                 "NOT_A_STRING",
-                format!("must be a string, got {}", kind(other)),
+                format!("must be a string, got {}", json_type(other)),
             );
             None
         }
@@ -273,7 +266,7 @@ pub fn thread_record(key: &str, value: &Value) -> Result<ThreadRecord, Vec<Rejec
             bad(
                 "chatId",
                 "NOT_A_STRING",
-                format!("must be a string, got {}", kind(other)),
+                format!("must be a string, got {}", json_type(other)),
             );
             None
         }
@@ -293,15 +286,7 @@ pub fn thread_record(key: &str, value: &Value) -> Result<ThreadRecord, Vec<Rejec
 
 /// A guest-memory.json record, or every reason it is rejected.
 pub fn guest_record(key: &str, value: &Value) -> Result<GuestRecord, Vec<Rejection>> {
-    let Value::Object(record) = value else {
-        return Err(vec![reject(
-            GUESTS_FILE,
-            key,
-            "",
-            "NOT_AN_OBJECT",
-            "a record must be a JSON object".into(),
-        )]);
-    };
+    let record = object_record(GUESTS_FILE, key, value)?;
     let mut reasons = Vec::new();
     let mut bad = |field: &str, rule: &str, message: String| {
         reasons.push(reject(GUESTS_FILE, key, field, rule, message));
@@ -317,7 +302,7 @@ pub fn guest_record(key: &str, value: &Value) -> Result<GuestRecord, Vec<Rejecti
                     other => bad(
                         &format!("labels[{i}]"),
                         "NOT_A_STRING",
-                        format!("a label must be a string, got {}", kind(other)),
+                        format!("a label must be a string, got {}", json_type(other)),
                     ),
                 }
             }
@@ -333,7 +318,7 @@ pub fn guest_record(key: &str, value: &Value) -> Result<GuestRecord, Vec<Rejecti
             bad(
                 "labels",
                 "NOT_AN_ARRAY",
-                format!("must be an array of strings, got {}", kind(other)),
+                format!("must be an array of strings, got {}", json_type(other)),
             );
             Vec::new()
         }
@@ -358,7 +343,7 @@ pub fn guest_record(key: &str, value: &Value) -> Result<GuestRecord, Vec<Rejecti
             bad(
                 "lastInteraction",
                 "NOT_A_STRING",
-                format!("must be a date string, got {}", kind(other)),
+                format!("must be a date string, got {}", json_type(other)),
             );
             None
         }
@@ -373,6 +358,24 @@ pub fn guest_record(key: &str, value: &Value) -> Result<GuestRecord, Vec<Rejecti
         last_interaction,
         original: record.clone(),
     })
+}
+
+/// A record's object, or its rejection: not an object, or holding a NUL (which PostgreSQL
+/// cannot store, so the record could not be kept verbatim).
+fn object_record<'v>(
+    file: &str,
+    key: &str,
+    value: &'v Value,
+) -> Result<&'v Map<String, Value>, Vec<Rejection>> {
+    let Value::Object(record) = value else {
+        let message = "a record must be a JSON object".to_owned();
+        return Err(vec![reject(file, key, "", "NOT_AN_OBJECT", message)]);
+    };
+    if let Some(nul) = phoenix_runtime::error::json_nul(value) {
+        let message = "holds a NUL character, which cannot be stored".to_owned();
+        return Err(vec![reject(file, key, &nul.path, "NUL_CHARACTER", message)]);
+    }
+    Ok(record)
 }
 
 fn optional_name(
@@ -390,21 +393,10 @@ fn optional_name(
             bad(
                 field,
                 "NOT_A_STRING",
-                format!("must be a string or null, got {}", kind(other)),
+                format!("must be a string or null, got {}", json_type(other)),
             );
             None
         }
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -608,6 +600,14 @@ mod tests {
         assert_eq!(rendered["name"], json!("Ana"));
         assert_eq!(rendered["vip"], json!({"x": 1}));
         assert_eq!(rendered["lastInteraction"], json!("2025-01-27"));
+    }
+
+    #[test]
+    fn a_record_holding_a_nul_is_rejected_with_its_path() {
+        let guests = object(json!({"573001234567": {"name": "A", "notes": {"x": "a\u{0}b"}}}));
+        let read = read(&Map::new(), &guests);
+        assert_eq!(read.rejections[0].rule, "NUL_CHARACTER");
+        assert_eq!(read.rejections[0].field, "notes.x");
     }
 
     #[test]

@@ -292,21 +292,6 @@ async fn sql_call(
     Ok(1)
 }
 
-async fn clients(
-    url: &str,
-    count: usize,
-) -> anyhow::Result<Vec<ConversationsServiceClient<Channel>>> {
-    let mut clients = Vec::with_capacity(count);
-    for _ in 0..count {
-        let channel = Channel::from_shared(url.to_owned())?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
-        clients.push(ConversationsServiceClient::new(channel));
-    }
-    Ok(clients)
-}
-
 /// Runs the benchmark against the service at `url`, on `pool` (the service's schema).
 pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Results> {
     anyhow::ensure!(
@@ -315,7 +300,12 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
     );
     eprintln!("bench: writing {} contacts", args.contacts);
     load(&pool, args.contacts).await?;
-    let connections = Arc::new(clients(url, args.clients).await?);
+    let connections: Vec<_> = phoenix_runtime::bench::channels(url, args.clients)
+        .await?
+        .into_iter()
+        .map(ConversationsServiceClient::new)
+        .collect();
+    let connections = Arc::new(connections);
     let counter = Arc::new(AtomicU64::new(1));
     let timings = Arc::new(Timings::new(args.clients));
     let contacts = args.contacts;

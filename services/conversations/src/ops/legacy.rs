@@ -89,10 +89,11 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
+/// The records of threads-data.json and guest-memory.json.
+type Records = (Map<String, Value>, Map<String, Value>);
+
 /// Both files as records, or the rejections of the files that cannot be read at all.
-fn records(
-    files: &LegacyFiles,
-) -> anyhow::Result<Result<(Map<String, Value>, Map<String, Value>), Vec<Rejection>>> {
+fn records(files: &LegacyFiles) -> anyhow::Result<Result<Records, Vec<Rejection>>> {
     let threads = legacy::file_records(THREADS_FILE, &read_text(&files.threads)?);
     let guests = legacy::file_records(GUESTS_FILE, &read_text(&files.guests)?);
     Ok(match (threads, guests) {
