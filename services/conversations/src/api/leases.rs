@@ -25,29 +25,22 @@ fn lease_request(
     Ok((phone, owner, ttl))
 }
 
-pub async fn acquire(
+/// AcquireProcessingLease (`renew` false) and RenewProcessingLease (`renew` true).
+pub async fn hold(
     c: &Conversations,
     raw_phone: &str,
     owner: &str,
     ttl: Option<&prost_types::Duration>,
+    renew: bool,
     access: &Access,
 ) -> Result<pb::ProcessingLease, Status> {
     let (phone, owner, ttl) = lease_request(raw_phone, owner, ttl)?;
     access.bot()?;
-    let lease = c.acquire_lease(&phone, &owner, ttl).await?;
-    Ok(proto::processing_lease(&lease))
-}
-
-pub async fn renew(
-    c: &Conversations,
-    raw_phone: &str,
-    owner: &str,
-    ttl: Option<&prost_types::Duration>,
-    access: &Access,
-) -> Result<pb::ProcessingLease, Status> {
-    let (phone, owner, ttl) = lease_request(raw_phone, owner, ttl)?;
-    access.bot()?;
-    let lease = c.renew_lease(&phone, &owner, ttl).await?;
+    let lease = if renew {
+        c.renew_lease(&phone, &owner, ttl).await?
+    } else {
+        c.acquire_lease(&phone, &owner, ttl).await?
+    };
     Ok(proto::processing_lease(&lease))
 }
 

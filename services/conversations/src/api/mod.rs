@@ -152,8 +152,15 @@ impl ConversationsService for Conversations {
         r: Request<pb::AcquireProcessingLeaseRequest>,
     ) -> Answer<pb::AcquireProcessingLeaseResponse> {
         let b = r.get_ref();
-        let lease =
-            leases::acquire(self, &b.phone, &b.owner, b.ttl.as_ref(), &Access::of(&r)).await?;
+        let lease = leases::hold(
+            self,
+            &b.phone,
+            &b.owner,
+            b.ttl.as_ref(),
+            false,
+            &Access::of(&r),
+        )
+        .await?;
         Ok(Response::new(pb::AcquireProcessingLeaseResponse {
             lease: Some(lease),
         }))
@@ -163,8 +170,15 @@ impl ConversationsService for Conversations {
         r: Request<pb::RenewProcessingLeaseRequest>,
     ) -> Answer<pb::RenewProcessingLeaseResponse> {
         let b = r.get_ref();
-        let lease =
-            leases::renew(self, &b.phone, &b.owner, b.ttl.as_ref(), &Access::of(&r)).await?;
+        let lease = leases::hold(
+            self,
+            &b.phone,
+            &b.owner,
+            b.ttl.as_ref(),
+            true,
+            &Access::of(&r),
+        )
+        .await?;
         Ok(Response::new(pb::RenewProcessingLeaseResponse {
             lease: Some(lease),
         }))
