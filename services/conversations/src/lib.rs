@@ -30,6 +30,12 @@ static MIGRATIONS: Dir<'static> =
 /// The conversations service, for the runtime.
 pub fn spec() -> ServiceSpec {
     ServiceSpec::new("conversations", &MIGRATIONS, build)
+        .with_audit(|pool| Box::pin(audit_report(pool)))
+}
+
+/// What `phoenix audit conversations` prints.
+async fn audit_report(pool: sqlx::PgPool) -> anyhow::Result<phoenix_runtime::AuditReport> {
+    ops::audit::run(&pool).await
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {

@@ -482,3 +482,35 @@ async fn bad_appends_and_takes_are_refused_and_write_nothing() {
         assert_eq!(count, 0, "{table}");
     }
 }
+
+#[tokio::test]
+async fn the_auditor_passes_after_concurrent_work_and_finds_a_corrupted_buffer() {
+    let service = spawn(phoenix_conversations::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    for phone in ["573001234567", "573007654321"] {
+        contact(&mut client, phone).await;
+        for body in ["uno", "dos"] {
+            append(&mut client, phone, body, 0).await;
+        }
+    }
+    let taken = take(&mut client, "w", 10_000).await.expect("taken");
+    append(&mut client, &taken.phone, "tres", 0).await;
+    ack(&mut client, &taken).await.expect("acked");
+    let audit = phoenix_conversations::spec().audit.expect("an auditor");
+    let report = audit(service.pool.clone()).await.expect("audited");
+    assert_eq!(report.violations, 0, "{:?}", report.lines);
+
+    sqlx::query(
+        "UPDATE buffers SET message_count = message_count + 1 WHERE phone = '573007654321'",
+    )
+    .execute(&service.pool)
+    .await
+    .expect("corrupted");
+    let report = audit(service.pool.clone()).await.expect("audited");
+    assert_eq!(report.violations, 1, "{:?}", report.lines);
+    assert!(
+        report.lines.iter().any(|l| l.contains("573007654321")),
+        "{:?}",
+        report.lines
+    );
+}

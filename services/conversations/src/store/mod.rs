@@ -2,6 +2,7 @@
 //! types. Connections have `search_path` set to `conversations`. Time is the database's
 //! (`now()`, the transaction's start), the one clock every lease and expiry is judged by.
 
+pub mod audit;
 pub mod buffers;
 pub mod caches;
 pub mod cleanup;
