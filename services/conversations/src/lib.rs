@@ -14,6 +14,7 @@ pub mod app;
 pub mod domain;
 pub mod error;
 mod jobs;
+mod metrics;
 pub mod ops;
 pub mod proto;
 mod store;
@@ -39,6 +40,8 @@ async fn audit_report(pool: sqlx::PgPool) -> anyhow::Result<phoenix_runtime::Aud
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
+    // Registered at start, so /metrics lists them before the first event.
+    metrics::get();
     let conversations = app::Conversations::new(context.pool.clone(), context.shutdown.clone());
     jobs::start(context, &conversations);
     Ok(GrpcServices::new().serve(limited!(

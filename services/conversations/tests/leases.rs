@@ -417,6 +417,11 @@ async fn the_cleanup_removes_what_expired_and_never_an_unacknowledged_message() 
         ),
         (1, 1, 1, 1)
     );
+    let rendered = phoenix_runtime::metrics::global().render();
+    assert!(
+        rendered.contains("phoenix_conversations_cleaned_total{kind=\"context_entry\"}"),
+        "{rendered}"
+    );
     // The expired, unacknowledged lease's message is still there and is handed out again.
     let again = client
         .take_ready_buffer(pb::TakeReadyBufferRequest {

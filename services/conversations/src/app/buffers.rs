@@ -9,9 +9,9 @@ use uuid::Uuid;
 use super::{Conversations, contact_event, publish};
 use crate::domain::buffer::{Ack, check_ack, not_held};
 use crate::domain::{BufferPolicy, Phone, TakenBuffer};
-use crate::error;
 use crate::store::buffers::{self as store, Appended};
 use crate::store::contacts;
+use crate::{error, metrics};
 
 /// What an acknowledgement did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,9 @@ impl Conversations {
         .await?;
         transaction.commit().await?;
         self.events.appended();
+        let buffers = &metrics::get().buffers;
+        metrics::count(buffers, "taken", 1);
+        metrics::count(buffers, "redelivered", u64::from(leased.redeliveries > 0));
         Ok(Some(TakenBuffer {
             phone: leased.phone,
             lease_id: leased.lease_id,
@@ -129,6 +132,13 @@ impl Conversations {
         .await?;
         transaction.commit().await?;
         self.events.appended();
+        let buffers = &metrics::get().buffers;
+        metrics::count(buffers, "acknowledged", 1);
+        metrics::count(
+            buffers,
+            "messages_acknowledged",
+            u64::try_from(removed).unwrap_or(0),
+        );
         Ok(Acknowledged { removed, remaining })
     }
 }
