@@ -1,6 +1,7 @@
 DROP TABLE event_sequencer;
 DROP TABLE event_positions;
 DROP TABLE events;
+DROP TABLE request_keys;
 DROP TABLE typing_stamps;
 DROP TABLE pending_images;
 DROP TABLE processing_leases;

@@ -115,6 +115,19 @@ CREATE TABLE typing_stamps (
     last_logged_at timestamptz NOT NULL
 );
 
+-- Idempotency keys (shared/runtime/src/idempotency.rs) of AddPendingImage.
+CREATE TABLE request_keys (
+    scope           text        NOT NULL,
+    idempotency_key text        NOT NULL,
+    method          text        NOT NULL,
+    fingerprint     bytea       NOT NULL,
+    outcome         jsonb       NOT NULL,
+    created_at      timestamptz NOT NULL,
+    expires_at      timestamptz NOT NULL,
+    PRIMARY KEY (scope, idempotency_key)
+);
+CREATE INDEX request_keys_expires_at ON request_keys (expires_at);
+
 CREATE TABLE events (
     seq               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id         uuid        NOT NULL,

@@ -217,6 +217,7 @@ async fn pending_images_queue_in_order_and_leave_up_to_an_id() {
                 phone: PHONE.into(),
                 image_ref: format!("media-{i}"),
                 caption: "foto".into(),
+                ..Default::default()
             })
             .await
             .expect("added")
@@ -263,6 +264,7 @@ async fn pending_images_queue_in_order_and_leave_up_to_an_id() {
             phone: PHONE.into(),
             image_ref: String::new(),
             caption: "c".repeat(5000),
+            ..Default::default()
         })
         .await
         .expect_err("bad");
@@ -594,4 +596,50 @@ async fn contact_thread_and_buffer_changes_stream_in_order_and_resume_after_a_po
         .await
         .expect_err("bad");
     assert_refused(&status, Code::InvalidArgument, "INVALID_POSITION");
+}
+
+#[tokio::test]
+async fn a_retried_add_with_its_idempotency_key_queues_one_image() {
+    let service = spawn(phoenix_conversations::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    contact(&mut client, PHONE).await;
+    let add = |image: &str| pb::AddPendingImageRequest {
+        phone: PHONE.into(),
+        image_ref: image.into(),
+        caption: String::new(),
+        idempotency_key: "img-1".into(),
+    };
+    let first = client
+        .add_pending_image(add("media-1"))
+        .await
+        .expect("added")
+        .into_inner();
+    let retry = client
+        .add_pending_image(add("media-1"))
+        .await
+        .expect("replayed")
+        .into_inner();
+    assert_eq!(retry, first);
+    let queued = client
+        .list_pending_images(pb::ListPendingImagesRequest {
+            phone: PHONE.into(),
+        })
+        .await
+        .expect("listed")
+        .into_inner()
+        .images;
+    assert_eq!(queued.len(), 1);
+    let status = client
+        .add_pending_image(add("media-2"))
+        .await
+        .expect_err("reused");
+    assert_refused(&status, Code::InvalidArgument, "IDEMPOTENCY_KEY_REUSED");
+    let status = client
+        .add_pending_image(pb::AddPendingImageRequest {
+            idempotency_key: "has space".into(),
+            ..add("m")
+        })
+        .await
+        .expect_err("bad key");
+    assert_refused(&status, Code::InvalidArgument, "INVALID_IDEMPOTENCY_KEY");
 }

@@ -3,6 +3,7 @@
 use phoenix_proto::conversations::v1 as pb;
 use phoenix_runtime::Violations;
 use phoenix_runtime::convert::timestamp;
+use phoenix_runtime::idempotency::RequestKey;
 use tonic::{Response, Status};
 
 use super::{Access, Answer, duration_or, phone, positive_or};
@@ -69,9 +70,15 @@ pub async fn add_image(
     let phone = phone(&mut v, &body.phone);
     let image_ref = v.text("image_ref", &body.image_ref, domain::MAX_IMAGE_REF_CHARS);
     let caption = v.free_text("caption", &body.caption, domain::MAX_CAPTION_CHARS, false);
+    let key = (!body.idempotency_key.is_empty()).then(|| {
+        let key = v.idempotency_key(&body.idempotency_key);
+        RequestKey::new("", key, "AddPendingImage", body)
+    });
     v.finish()?;
     access.bot()?;
-    let image = c.add_pending_image(&phone, &image_ref, &caption).await?;
+    let image = c
+        .add_pending_image(&phone, &image_ref, &caption, key.as_ref())
+        .await?;
     Ok(Response::new(pb::AddPendingImageResponse {
         image: Some(proto::pending_image(&image)),
     }))

@@ -229,6 +229,7 @@ impl ConversationsService for Conversations {
                 acknowledged_buffers: count(removed.acknowledged_buffers),
                 expired_leases: count(removed.expired_leases),
                 typing_stamps: count(removed.typing_stamps),
+                idempotency_keys: count(removed.idempotency_keys),
             }),
         }))
     }

@@ -21,6 +21,7 @@ impl Conversations {
             ("acknowledged_buffer", removed.acknowledged_buffers),
             ("expired_lease", removed.expired_leases),
             ("typing_stamp", removed.typing_stamps),
+            ("idempotency_key", removed.idempotency_keys),
         ] {
             metrics::count(cleaned, kind, count);
         }

@@ -1,6 +1,7 @@
 //! Processing leases, pending images and typing stamps.
 
 use phoenix_runtime::Error;
+use phoenix_runtime::idempotency::{self, RequestKey};
 
 use super::Conversations;
 use crate::domain::Phone;
@@ -8,6 +9,9 @@ use crate::domain::lease::{ProcessingLease, check_acquire, check_release, check_
 use crate::error;
 use crate::store::contacts;
 use crate::store::leases::{self as store, PendingImage};
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl Conversations {
     /// Takes the contact's processing lease for `owner` (renewing its own);
@@ -56,13 +60,26 @@ impl Conversations {
         Ok(release)
     }
 
+    /// Queues an image; with an idempotency key, once per key (a retry answers the first
+    /// call's image).
     pub async fn add_pending_image(
         &self,
         phone: &Phone,
         image_ref: &str,
         caption: &str,
+        key: Option<&RequestKey>,
     ) -> Result<PendingImage, Error> {
-        store::add_image(&self.pool, phone, image_ref, caption).await
+        let Some(key) = key else {
+            let mut connection = self.pool.acquire().await?;
+            return store::add_image(&mut connection, phone, image_ref, caption).await;
+        };
+        let (phone, image_ref, caption) = (phone.clone(), image_ref.to_owned(), caption.to_owned());
+        idempotency::once(&self.pool, key, IDEMPOTENCY_TTL, move |connection| {
+            Box::pin(
+                async move { store::add_image(connection, &phone, &image_ref, &caption).await },
+            )
+        })
+        .await
     }
 
     pub async fn pending_images(&self, phone: &Phone) -> Result<Vec<PendingImage>, Error> {

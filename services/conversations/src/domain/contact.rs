@@ -15,7 +15,10 @@ pub const MAX_LABEL_CHARS: usize = 100;
 pub const MAX_THREAD_ID_CHARS: usize = 100;
 
 /// A WhatsApp number, digits only, with its country code: 8 to 15 digits, not starting with 0.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Phone(String);
 
 /// What a number may be written with besides digits: a leading `+`, spaces, dashes, dots and

@@ -13,6 +13,7 @@ pub struct Removed {
     pub acknowledged_buffers: u64,
     pub expired_leases: u64,
     pub typing_stamps: u64,
+    pub idempotency_keys: u64,
 }
 
 async fn delete(
@@ -72,6 +73,12 @@ pub async fn run(pool: &sqlx::PgPool, batch: i64) -> Result<Removed, Error> {
                  SELECT phone FROM typing_stamps
                  WHERE last_logged_at <= now() - $2 * interval '1 microsecond' LIMIT $1))",
             Some(micros(TYPING_RETENTION)),
+            batch,
+        )
+        .await?,
+        idempotency_keys: phoenix_runtime::idempotency::remove_expired(
+            pool,
+            chrono::Utc::now(),
             batch,
         )
         .await?,

@@ -89,8 +89,8 @@ pub async fn release(connection: &mut PgConnection, phone: &Phone) -> Result<(),
     Ok(())
 }
 
-/// A queued image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A queued image (serializable: an idempotent AddPendingImage records it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingImage {
     pub id: i64,
     pub phone: Phone,
@@ -112,7 +112,7 @@ fn image(row: &PgRow) -> Result<PendingImage, Error> {
 }
 
 pub async fn add_image(
-    executor: impl sqlx::PgExecutor<'_>,
+    executor: &mut PgConnection,
     phone: &Phone,
     image_ref: &str,
     caption: &str,
