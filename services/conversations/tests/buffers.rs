@@ -86,24 +86,24 @@ async fn a_buffer_is_ready_after_the_debounce_window_and_each_message_resets_it(
     let mut client = Client::new(service.channel.clone());
     contact(&mut client, "573001234567").await;
     assert_eq!(
-        append(&mut client, "573001234567", "hola", 400)
+        append(&mut client, "573001234567", "hola", 1000)
             .await
             .sequence,
         1
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         take(&mut client, "w1", 5000).await.is_none(),
         "the window has not passed"
     );
-    let second = append(&mut client, "573001234567", "¿hay cupo?", 400).await;
+    let second = append(&mut client, "573001234567", "¿hay cupo?", 1000).await;
     assert_eq!((second.sequence, second.buffered), (2, 2));
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         take(&mut client, "w1", 5000).await.is_none(),
         "the second message reset the timer"
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let taken = take(&mut client, "w1", 5000).await.expect("ready");
     assert_eq!(bodies(&taken), vec!["hola", "¿hay cupo?"]);
     assert_eq!(
@@ -145,13 +145,13 @@ async fn the_maximum_count_and_the_maximum_wait_make_a_buffer_ready() {
             phone: "573007654321".into(),
             body: "espera".into(),
             debounce: duration_ms(600_000),
-            max_wait: duration_ms(500),
+            max_wait: duration_ms(1000),
             ..Default::default()
         })
         .await
         .expect("appended");
     assert!(take(&mut client, "w1", 5000).await.is_none());
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let waited = take(&mut client, "w1", 5000)
         .await
         .expect("waited long enough");
@@ -226,7 +226,7 @@ async fn a_worker_killed_after_taking_loses_no_message() {
         append(&mut client, "573001234567", body, 0).await;
     }
     // The first worker takes the buffer and dies without acknowledging it.
-    let lost = take(&mut client, "doomed", 500).await.expect("taken");
+    let lost = take(&mut client, "doomed", 1500).await.expect("taken");
     assert_eq!(bodies(&lost), vec!["uno", "dos", "tres"]);
     append(&mut client, "573001234567", "cuatro", 0).await;
     assert!(
@@ -234,7 +234,7 @@ async fn a_worker_killed_after_taking_loses_no_message() {
         "the lease still holds it"
     );
 
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     let rescued = take(&mut client, "rescuer", 5000)
         .await
         .expect("the lease expired");

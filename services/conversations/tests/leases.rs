@@ -46,13 +46,13 @@ async fn one_holder_at_a_time_and_a_crashed_holders_lease_expires() {
     let mut client = Client::new(service.channel.clone());
     contact(&mut client, PHONE).await;
     let lease = client
-        .acquire_processing_lease(acquire("a", 500))
+        .acquire_processing_lease(acquire("a", 1500))
         .await
         .expect("acquired")
         .into_inner();
     assert_eq!(lease.lease.expect("lease").owner, "a");
     let status = client
-        .acquire_processing_lease(acquire("b", 500))
+        .acquire_processing_lease(acquire("b", 1500))
         .await
         .expect_err("held");
     assert_refused(&status, Code::FailedPrecondition, "LEASE_HELD");
@@ -86,7 +86,7 @@ async fn one_holder_at_a_time_and_a_crashed_holders_lease_expires() {
     assert_eq!(winners, 1);
 
     // "a" crashes: once its lease expires, "b" gets it, and "a" can no longer renew.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     client
         .acquire_processing_lease(acquire("b", 5000))
         .await
@@ -120,7 +120,7 @@ async fn the_holder_renews_releases_and_cannot_renew_after_expiry() {
     let mut client = Client::new(service.channel.clone());
     contact(&mut client, PHONE).await;
     let first = client
-        .acquire_processing_lease(acquire("a", 400))
+        .acquire_processing_lease(acquire("a", 1500))
         .await
         .expect("acquired")
         .into_inner()
@@ -130,7 +130,7 @@ async fn the_holder_renews_releases_and_cannot_renew_after_expiry() {
         .renew_processing_lease(pb::RenewProcessingLeaseRequest {
             phone: PHONE.into(),
             owner: "a".into(),
-            ttl: duration_ms(400),
+            ttl: duration_ms(1500),
         })
         .await
         .expect("renewed")
@@ -140,7 +140,7 @@ async fn the_holder_renews_releases_and_cannot_renew_after_expiry() {
     let at = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
     assert!(at(&renewed.expire_time) > at(&first.expire_time));
     assert_eq!(at(&renewed.acquire_time), at(&first.acquire_time));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     let status = client
         .renew_processing_lease(pb::RenewProcessingLeaseRequest {
             phone: PHONE.into(),
@@ -302,22 +302,22 @@ async fn typing_is_stamped_at_most_once_per_interval() {
         min_interval: duration_ms(ms),
     };
     let first = client
-        .record_typing(typing(400))
+        .record_typing(typing(1500))
         .await
         .expect("stamped")
         .into_inner();
     assert!(first.logged);
     let second = client
-        .record_typing(typing(400))
+        .record_typing(typing(1500))
         .await
         .expect("answered")
         .into_inner();
     assert!(!second.logged);
     assert_eq!(second.last_logged_time, first.last_logged_time);
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     assert!(
         client
-            .record_typing(typing(400))
+            .record_typing(typing(1500))
             .await
             .expect("stamped")
             .into_inner()
