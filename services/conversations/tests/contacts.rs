@@ -205,7 +205,7 @@ async fn a_cache_entry_is_never_answered_once_expired() {
         .set_context(pb::SetContextRequest {
             phone: "573001234567".into(),
             context: "habla de Cartagena".into(),
-            ttl: duration(0, 600_000_000),
+            ttl: duration(1, 500_000_000),
         })
         .await
         .expect("set")
@@ -225,7 +225,7 @@ async fn a_cache_entry_is_never_answered_once_expired() {
     assert!(live.found);
     assert_eq!(live.entry.expect("entry").value, "habla de Cartagena");
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     let gone = client
         .get_context(get(false))
         .await
@@ -253,14 +253,14 @@ async fn a_refreshing_read_extends_the_entry_by_its_ttl() {
         .set_chat_info(pb::SetChatInfoRequest {
             phone: "573001234567".into(),
             info: r#"{"labels":["VIP"]}"#.into(),
-            ttl: duration(1, 0),
+            ttl: duration(2, 0),
         })
         .await
         .expect("set")
         .into_inner()
         .entry
         .expect("entry");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let read = client
         .get_chat_info(pb::GetChatInfoRequest {
             phone: "573001234567".into(),
@@ -273,7 +273,7 @@ async fn a_refreshing_read_extends_the_entry_by_its_ttl() {
         .expect("entry");
     let expiry = |e: &pb::CacheEntry| e.expire_time.as_ref().map(|t| (t.seconds, t.nanos));
     assert!(expiry(&read) > expiry(&set), "{read:?} vs {set:?}");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     // Past the first expiry, alive thanks to the refresh.
     let still = client
         .get_chat_info(pb::GetChatInfoRequest {
