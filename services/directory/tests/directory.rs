@@ -339,6 +339,34 @@ mod users {
     }
 
     #[tokio::test]
+    async fn a_full_batch_of_users_with_large_metadata_is_answered_with_the_default_limits() {
+        let service = spawn(phoenix_directory::spec()).await;
+        // 1,000 users with 15 KiB of metadata each: about 15 MiB, beyond the 4 MiB default.
+        sqlx::query(
+            "INSERT INTO users (id, email, display_name, time_zone, metadata)
+             SELECT gen_random_uuid(), 'big-' || n || '@example.com', 'Big ' || n, 'UTC',
+                    jsonb_build_object('notes', repeat('x', 15 * 1024))
+             FROM generate_series(1, $1::int) AS n",
+        )
+        .bind(i32::try_from(phoenix_directory::MAX_BATCH_IDS).expect("fits"))
+        .execute(&service.pool)
+        .await
+        .expect("users written");
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id::text FROM users")
+            .fetch_all(&service.pool)
+            .await
+            .expect("ids");
+        let answer = Client::new(service.channel.clone())
+            .max_decoding_message_size(64 << 20)
+            .batch_get_users(pb::BatchGetUsersRequest { ids: ids.clone() })
+            .await
+            .expect("the whole batch is answered")
+            .into_inner();
+        assert_eq!(answer.users.len(), phoenix_directory::MAX_BATCH_IDS);
+        assert!(answer.missing_ids.is_empty());
+    }
+
+    #[tokio::test]
     async fn batch_get_answers_in_order_and_lists_the_missing() {
         let service = spawn(phoenix_directory::spec()).await;
         let mut client = Client::new(service.channel.clone());

@@ -1,16 +1,20 @@
 //! Service-to-service calls. [`ClientBuilder`] makes a channel whose every call carries a deadline
 //! (the caller's remaining time or a default), the current W3C trace context and request id, and
-//! optionally a bearer token. [`call_idempotent`] retries a call marked idempotent, with
+//! optionally a bearer token (fixed, or read from a file that may be rotated: [`BearerToken`]).
+//! [`ServiceContext::peer`](crate::ServiceContext::peer) builds one from the
+//! `PHOENIX_PEER_*` settings. [`call_idempotent`] retries a call marked idempotent, with
 //! exponential backoff and jitter, while the peer's answer says a retry can help, waiting at
 //! least the delay of the peer's RetryInfo.
 
 use std::future::Future;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
 use crate::error::{RemoteError, Retry};
@@ -26,7 +30,7 @@ pub struct ClientBuilder {
     deadline: Duration,
     connect_timeout: Duration,
     tls: Option<ClientTlsConfig>,
-    bearer_token: Option<String>,
+    bearer_token: Option<BearerToken>,
 }
 
 impl ClientBuilder {
@@ -57,9 +61,53 @@ impl ClientBuilder {
     }
 
     /// Token sent as `authorization: Bearer <token>` on every call.
-    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.bearer_token = Some(token.into());
+    pub fn bearer_token(mut self, token: BearerToken) -> Self {
+        self.bearer_token = Some(token);
         self
+    }
+
+    /// The credentials the `PHOENIX_PEER_*` settings give: their token, and for an `https://`
+    /// peer their CA and client certificate. A file that cannot be read, or an `https://` peer
+    /// without a CA to verify it, is an error naming the setting, so the service does not start.
+    pub fn peer_credentials(
+        mut self,
+        settings: &crate::config::PeerCredentialsConfig,
+    ) -> anyhow::Result<Self> {
+        let read = |path: &Path, variable: &str| {
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("{variable}: cannot read {}: {e}", path.display()))
+        };
+        if let Some(token) = &settings.peer_token {
+            self.bearer_token = Some(
+                BearerToken::fixed(token)
+                    .map_err(|e| anyhow::anyhow!("PHOENIX_PEER_TOKEN: {e}"))?,
+            );
+        } else if let Some(path) = &settings.peer_token_file {
+            self.bearer_token = Some(
+                BearerToken::from_file(path)
+                    .map_err(|e| anyhow::anyhow!("PHOENIX_PEER_TOKEN_FILE: {e}"))?,
+            );
+        }
+        if self.url.starts_with("https://") {
+            let ca = settings.peer_tls_ca_file.as_deref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "PHOENIX_PEER_TLS_CA_FILE: {} is reached over https and needs a CA to verify it",
+                    self.url
+                )
+            })?;
+            let mut tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(read(ca, "PHOENIX_PEER_TLS_CA_FILE")?));
+            if let (Some(cert), Some(key)) =
+                (&settings.peer_tls_cert_file, &settings.peer_tls_key_file)
+            {
+                tls = tls.identity(Identity::from_pem(
+                    read(cert, "PHOENIX_PEER_TLS_CERT_FILE")?,
+                    read(key, "PHOENIX_PEER_TLS_KEY_FILE")?,
+                ));
+            }
+            self.tls = Some(tls);
+        }
+        Ok(self)
     }
 
     /// A channel that connects on first use (and reconnects after failures), so a service can
@@ -72,16 +120,11 @@ impl ClientBuilder {
         if let Some(tls) = self.tls {
             endpoint = endpoint.tls_config(tls)?;
         }
-        let authorization = self
-            .bearer_token
-            .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
-            .transpose()
-            .map_err(|_| anyhow::anyhow!("the bearer token is not a valid header value"))?;
         Ok(InterceptedService::new(
             endpoint.connect_lazy(),
             OutgoingCall {
                 deadline: self.deadline,
-                authorization,
+                authorization: self.bearer_token,
             },
         ))
     }
@@ -91,7 +134,7 @@ impl ClientBuilder {
 #[derive(Debug, Clone)]
 pub struct OutgoingCall {
     deadline: Duration,
-    authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
+    authorization: Option<BearerToken>,
 }
 
 impl Interceptor for OutgoingCall {
@@ -120,13 +163,125 @@ impl Interceptor for OutgoingCall {
                 request.metadata_mut().insert(key, value);
             }
         }
-        if let Some(authorization) = &self.authorization {
+        if let Some(token) = &self.authorization {
             request
                 .metadata_mut()
-                .insert("authorization", authorization.clone());
+                .insert("authorization", token.header());
         }
         Ok(request)
     }
+}
+
+/// How often a token file is looked at for a new token.
+const TOKEN_FILE_CHECK: Duration = Duration::from_secs(5);
+
+/// The bearer token a service sends to its peers: fixed, or the content of a file that is read
+/// again when it changes (looked at no more than every few seconds), so a rotated Kubernetes
+/// projected token or secret is picked up without a restart. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct BearerToken(Arc<Source>);
+
+#[derive(Debug)]
+enum Source {
+    Fixed(MetadataValue<tonic::metadata::Ascii>),
+    File {
+        path: PathBuf,
+        read: Mutex<FileRead>,
+    },
+}
+
+#[derive(Debug)]
+struct FileRead {
+    header: MetadataValue<tonic::metadata::Ascii>,
+    modified: Option<SystemTime>,
+    checked: Instant,
+}
+
+impl BearerToken {
+    /// A token that never changes.
+    pub fn fixed(token: &str) -> anyhow::Result<Self> {
+        Ok(Self(Arc::new(Source::Fixed(header(token.trim())?))))
+    }
+
+    /// The token in `path` (surrounding whitespace ignored). It must be readable now: a service
+    /// does not start with credentials it cannot send.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let (header, modified) = read_token(path)?;
+        Ok(Self(Arc::new(Source::File {
+            path: path.to_owned(),
+            read: Mutex::new(FileRead {
+                header,
+                modified,
+                checked: Instant::now(),
+            }),
+        })))
+    }
+
+    /// The `authorization` value to send now. A token file that cannot be read any more (a
+    /// rotation half-way) keeps the last token, with a warning, rather than sending none.
+    pub fn header(&self) -> MetadataValue<tonic::metadata::Ascii> {
+        let (path, read) = match &*self.0 {
+            Source::Fixed(header) => return header.clone(),
+            Source::File { path, read } => (path, read),
+        };
+        let mut read = read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if read.checked.elapsed() >= TOKEN_FILE_CHECK {
+            read.checked = Instant::now();
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            if modified.is_none() || modified != read.modified {
+                match read_token(path) {
+                    Ok((header, modified)) => {
+                        read.header = header;
+                        read.modified = modified;
+                    }
+                    Err(e) => tracing::warn!(
+                        path = %path.display(),
+                        error = %e,
+                        "the peer token file cannot be read; sending the last token read"
+                    ),
+                }
+            }
+        }
+        read.header.clone()
+    }
+}
+
+#[cfg(test)]
+impl BearerToken {
+    /// Makes the next [`BearerToken::header`] look at the file, as if the interval had passed.
+    fn look_again_now(&self) {
+        if let Source::File { read, .. } = &*self.0 {
+            let mut read = read
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            read.checked = Instant::now()
+                .checked_sub(TOKEN_FILE_CHECK)
+                .unwrap_or(read.checked);
+            // The clock of a file system may be coarse: a rewrite within the same tick must
+            // still be seen, so the test forgets the modification time too.
+            read.modified = None;
+        }
+    }
+}
+
+fn header(token: &str) -> anyhow::Result<MetadataValue<tonic::metadata::Ascii>> {
+    anyhow::ensure!(!token.is_empty(), "the bearer token is empty");
+    MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+        anyhow::anyhow!("the bearer token is not a valid header value (visible ASCII only)")
+    })
+}
+
+fn read_token(
+    path: &Path,
+) -> anyhow::Result<(MetadataValue<tonic::metadata::Ascii>, Option<SystemTime>)> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let token = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", path.display()))?;
+    let header = header(token.trim())
+        .map_err(|e| anyhow::anyhow!("the token file {}: {e}", path.display()))?;
+    Ok((header, modified))
 }
 
 /// How often and how patiently to retry an idempotent call.
@@ -191,6 +346,44 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn a_token_file_is_read_again_when_it_changes_and_kept_when_it_vanishes() {
+        let folder = std::env::temp_dir().join(format!("phoenix-token-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&folder).expect("folder");
+        let path = folder.join("token");
+        std::fs::write(&path, "first\n").expect("write");
+        let token = BearerToken::from_file(&path).expect("readable");
+        assert_eq!(token.header(), "Bearer first");
+
+        std::fs::write(&path, "second").expect("rotate");
+        assert_eq!(
+            token.header(),
+            "Bearer first",
+            "looked at no more than every few seconds"
+        );
+        token.look_again_now();
+        assert_eq!(token.header(), "Bearer second", "the rotated token is sent");
+
+        std::fs::remove_file(&path).expect("remove");
+        token.look_again_now();
+        assert_eq!(
+            token.header(),
+            "Bearer second",
+            "a vanished file keeps the last token"
+        );
+
+        std::fs::write(&path, "   ").expect("empty");
+        let error = BearerToken::from_file(&path)
+            .expect_err("empty")
+            .to_string();
+        assert!(error.contains("empty"), "{error}");
+        let error = BearerToken::fixed("bad\ntoken")
+            .expect_err("newline")
+            .to_string();
+        assert!(error.contains("visible ASCII"), "{error}");
+        let _ = std::fs::remove_dir_all(&folder);
+    }
 
     #[tokio::test]
     async fn retries_unavailable_then_succeeds() {

@@ -100,6 +100,9 @@ pub struct RuntimeConfig {
 
     #[command(flatten)]
     pub peers: PeerConfig,
+
+    #[command(flatten)]
+    pub peer_credentials: PeerCredentialsConfig,
 }
 
 impl RuntimeConfig {
@@ -203,6 +206,46 @@ pub struct TlsConfig {
     /// PEM bundle of CAs whose client certificates are accepted; turns on mutual TLS.
     #[arg(long, env = "PHOENIX_TLS_CLIENT_CA_FILE", requires = "tls_cert_file")]
     pub tls_client_ca_file: Option<PathBuf>,
+}
+
+/// How this service proves itself to the peers it calls: a bearer token when they require
+/// authentication, and TLS (mutual when a client certificate is given) for `https://` peers.
+#[derive(Debug, Clone, Args)]
+pub struct PeerCredentialsConfig {
+    /// Bearer token sent on every call to a peer: this service's identity, from your token
+    /// issuer (the peers verify it like any caller's).
+    #[arg(
+        long,
+        env = "PHOENIX_PEER_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "peer_token_file"
+    )]
+    pub peer_token: Option<String>,
+
+    /// File holding that token, read again when it changes (a rotated Kubernetes projected
+    /// token or mounted secret is picked up without a restart).
+    #[arg(long, env = "PHOENIX_PEER_TOKEN_FILE")]
+    pub peer_token_file: Option<PathBuf>,
+
+    /// PEM bundle of CAs that verify peers reached over `https://` (needed for them).
+    #[arg(long, env = "PHOENIX_PEER_TLS_CA_FILE")]
+    pub peer_tls_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate presented to `https://` peers that require mutual TLS.
+    #[arg(
+        long,
+        env = "PHOENIX_PEER_TLS_CERT_FILE",
+        requires = "peer_tls_key_file"
+    )]
+    pub peer_tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of that certificate.
+    #[arg(
+        long,
+        env = "PHOENIX_PEER_TLS_KEY_FILE",
+        requires = "peer_tls_cert_file"
+    )]
+    pub peer_tls_key_file: Option<PathBuf>,
 }
 
 /// The embedded PostgreSQL used when `DATABASE_URL` is unset.

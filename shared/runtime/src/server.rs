@@ -94,9 +94,9 @@ pub struct ServiceContext {
 }
 
 impl ServiceContext {
-    /// A channel to another service, from its configured URL (`PHOENIX_<NAME>_URL`), over
-    /// plaintext and without a token: a service that calls a peer behind TLS or authentication
-    /// builds its channel with [`ClientBuilder`] and those settings instead.
+    /// A channel to another service, from its configured URL (`PHOENIX_<NAME>_URL`), carrying
+    /// this service's credentials (`PHOENIX_PEER_TOKEN` or `_TOKEN_FILE`, and for an `https://`
+    /// URL `PHOENIX_PEER_TLS_*`).
     pub fn peer(&self, service: &str) -> anyhow::Result<PeerChannel> {
         let url = self.config.peers.url(service).ok_or_else(|| {
             anyhow::anyhow!(
@@ -106,6 +106,7 @@ impl ServiceContext {
         })?;
         ClientBuilder::new(url)
             .deadline(self.config.max_deadline)
+            .peer_credentials(&self.config.peer_credentials)?
             .connect_lazy()
     }
 

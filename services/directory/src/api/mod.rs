@@ -20,6 +20,12 @@ use crate::app::Directory;
 
 /// Most ids one batch call resolves.
 pub const MAX_BATCH_IDS: usize = 1000;
+/// The largest answer the directory sends, whatever `PHOENIX_MAX_MESSAGE_BYTES` says: a
+/// BatchGetUsers of [`MAX_BATCH_IDS`] users whose metadata is at its limit. Metadata is bounded
+/// as JSON text; as a `google.protobuf.Struct` it can take up to 5.5 times that (a list of
+/// zeros: two bytes of JSON, eleven of protobuf each), plus the user's other fields.
+pub const LARGEST_ANSWER_BYTES: usize =
+    MAX_BATCH_IDS * (crate::domain::MAX_METADATA_BYTES * 11 / 2 + 4096);
 /// Page sizes of the list calls.
 const DEFAULT_PAGE_SIZE: i64 = 100;
 const MAX_PAGE_SIZE: i64 = 1000;
