@@ -73,7 +73,9 @@ pub async fn get(
     phone: &Phone,
     lock: bool,
 ) -> Result<Option<Contact>, Error> {
-    let lock = if lock { "FOR UPDATE" } else { "" };
+    // NO KEY UPDATE: the key-share locks of appends and other writes naming the contact (its
+    // foreign keys) do not wait for a profile change.
+    let lock = if lock { "FOR NO KEY UPDATE" } else { "" };
     let sql = format!("SELECT {COLUMNS} FROM contacts WHERE phone = $1 {lock}");
     let row = sqlx::query(&sql)
         .bind(phone.as_str())
