@@ -22,6 +22,14 @@ pub enum BenchTarget {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// A mix of AppendMessage, GetContext, SetContext and TakeReadyBuffer/AckBuffer over gRPC
+    /// vs the same statements straight through SQL.
+    Conversations {
+        #[command(flatten)]
+        args: phoenix_conversations::ops::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
     /// Heartbeats over gRPC vs the same rows through SQL, GetBoard latency, and the day close
     /// of every board.
     Missions {
@@ -53,6 +61,21 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
             let result =
                 phoenix_ledger::bench::run(reached.channel.clone(), reached.pool.clone(), &args)
                     .await;
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
+        BenchTarget::Conversations { args, runtime } => {
+            let reached =
+                Reached::start(phoenix_conversations::spec(), args.target.clone(), runtime).await?;
+            let result = match reached.pool.clone() {
+                Some(pool) => {
+                    phoenix_conversations::ops::bench::run(&reached.url, pool, &args).await
+                }
+                None => Err(anyhow::anyhow!(
+                    "loading the contacts needs the database: set DATABASE_URL with --target"
+                )),
+            };
             reached.close().await;
             println!("{}", result?.line());
             Ok(())

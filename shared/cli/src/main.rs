@@ -4,6 +4,8 @@
 
 mod audit;
 mod bench;
+mod conversations;
+mod export;
 mod import;
 mod import_directory;
 mod legacy;
@@ -58,6 +60,11 @@ enum Command {
     },
     /// Manages a service's schema migrations (`all` for every service).
     Migrate(migrate::MigrateArgs),
+    /// Writes a service's data back in its legacy format (the rollback).
+    Export {
+        #[command(subcommand)]
+        service: export::ExportTarget,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(args).await,
         Command::Import { service } => import::run(service).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Export { service } => export::run(service).await,
     }
 }
 

@@ -90,3 +90,16 @@ where
     phase.p99_ms = percentile(0.99);
     Ok(phase)
 }
+
+/// `count` connections to `url`, one per benchmark client (TCP_NODELAY, connected now).
+pub async fn channels(url: &str, count: usize) -> anyhow::Result<Vec<tonic::transport::Channel>> {
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count {
+        let channel = tonic::transport::Channel::from_shared(url.to_owned())?
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}

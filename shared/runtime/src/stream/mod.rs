@@ -265,6 +265,8 @@ pub struct EventStream {
     /// The next position the sequencer of this process will give, after each pass.
     next_position: watch::Receiver<i64>,
     shutdown: CancellationToken,
+    /// The service whose stream this is, as its refusals name it.
+    service: &'static str,
 }
 
 impl EventStream {
@@ -287,7 +289,27 @@ impl EventStream {
             followers,
             next_position,
             shutdown,
+            service,
         }
+    }
+
+    /// [`subscribe`](Self::subscribe) after checking that `after` is 0 or the position of an
+    /// event (of `tenant` when given): NOT_FOUND `POSITION_NOT_FOUND` otherwise, the answer of
+    /// every Subscribe RPC to a position it never gave.
+    pub async fn follow(
+        &self,
+        tenant: Option<Uuid>,
+        after: i64,
+    ) -> Result<impl Stream<Item = Result<StoredEvent, Error>> + Send + 'static, Error> {
+        if !is_resumable(&self.pool, tenant, after).await? {
+            return Err(crate::Refusal::not_found(
+                "POSITION_NOT_FOUND",
+                format!("no event of {} has position {after}", self.service),
+            )
+            .with("after_position", after)
+            .into());
+        }
+        Ok(self.subscribe(tenant, after))
     }
 
     /// Tells the sequencer that events were committed: call after the commit.
