@@ -349,6 +349,21 @@ impl EventStream {
         })
     }
 
+    /// [`EventStream::subscribe`], once `after` is known to be 0 or the position of an event
+    /// (of `tenant`, when given); otherwise the refusal `unknown(after)` (a NOT_FOUND naming the
+    /// service's stream).
+    pub async fn follow(
+        &self,
+        tenant: Option<Uuid>,
+        after: i64,
+        unknown: impl FnOnce(i64) -> crate::error::Refusal,
+    ) -> Result<impl Stream<Item = Result<StoredEvent, Error>> + Send + 'static, Error> {
+        if !read::is_resumable(&self.pool, tenant, after).await? {
+            return Err(unknown(after).into());
+        }
+        Ok(self.subscribe(tenant, after))
+    }
+
     /// The last position given so far (0 when none).
     pub async fn head(&self) -> Result<i64, Error> {
         read::head(&self.pool).await
