@@ -24,7 +24,7 @@ async fn a_decision_answers_the_fragments_and_its_own_rewards_and_a_retry_answer
         rewards.besitos, 15,
         "10 of the fragment and 5 of the decision"
     );
-    assert_eq!(rewards.unlock_fragment_ids, [s.b.clone()]);
+    assert_eq!(rewards.unlock_fragment_ids, std::slice::from_ref(&s.b));
     assert_eq!(first.next_fragment_id, s.b);
     assert_eq!(first.completed_level, 1);
     let retry = client

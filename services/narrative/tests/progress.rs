@@ -114,14 +114,17 @@ async fn unlocks_answer_what_they_unlocked_and_locks_undo_exactly_that() {
         .await
         .expect("unlocked")
         .into_inner();
-    assert_eq!(first.unlocked_fragment_ids, [s.a.clone()]);
+    assert_eq!(first.unlocked_fragment_ids, std::slice::from_ref(&s.a));
     let second = client
         .unlock_fragments(unlock(vec![s.a.clone(), s.b.clone()], "u2"))
         .await
         .expect("unlocked")
         .into_inner();
-    assert_eq!(second.unlocked_fragment_ids, [s.b.clone()]);
-    assert_eq!(second.already_unlocked_fragment_ids, [s.a.clone()]);
+    assert_eq!(second.unlocked_fragment_ids, std::slice::from_ref(&s.b));
+    assert_eq!(
+        second.already_unlocked_fragment_ids,
+        std::slice::from_ref(&s.a)
+    );
     let replay = client
         .unlock_fragments(unlock(vec![s.a.clone(), s.b.clone()], "u2"))
         .await
@@ -139,9 +142,9 @@ async fn unlocks_answer_what_they_unlocked_and_locks_undo_exactly_that() {
         .await
         .expect("locked")
         .into_inner();
-    assert_eq!(locked.locked_fragment_ids, [s.b.clone()]);
+    assert_eq!(locked.locked_fragment_ids, std::slice::from_ref(&s.b));
     let p = progress(&mut client, &user).await;
-    assert_eq!(p.unlocked_fragment_ids, [s.a.clone()]);
+    assert_eq!(p.unlocked_fragment_ids, std::slice::from_ref(&s.a));
     let again = client
         .lock_fragments(pb::LockFragmentsRequest {
             user_id: user.clone(),
@@ -151,7 +154,7 @@ async fn unlocks_answer_what_they_unlocked_and_locks_undo_exactly_that() {
         .await
         .expect("a no-op")
         .into_inner();
-    assert_eq!(again.not_unlocked_fragment_ids, [s.b.clone()]);
+    assert_eq!(again.not_unlocked_fragment_ids, std::slice::from_ref(&s.b));
 
     let missing = id();
     let status = client
@@ -232,8 +235,8 @@ async fn a_requirement_check_answers_what_is_known_and_the_external_facts() {
         .check
         .expect("check");
     assert_eq!(c.status(), pb::RequirementStatus::NotMet);
-    assert_eq!(c.missing_fragment_ids, [s.b.clone()]);
-    assert_eq!(c.missing_experience_ids, [experience.clone()]);
+    assert_eq!(c.missing_fragment_ids, std::slice::from_ref(&s.b));
+    assert_eq!(c.missing_experience_ids, std::slice::from_ref(&experience));
     use pb::external_fact::Fact;
     let facts: Vec<Fact> = c
         .external_facts

@@ -90,3 +90,27 @@ where
     phase.p99_ms = percentile(0.99);
     Ok(phase)
 }
+
+/// `count` channels to `url`, each its own connection (TCP_NODELAY on), so concurrent clients
+/// do not share one HTTP/2 connection.
+pub async fn channels(url: &str, count: usize) -> anyhow::Result<Vec<tonic::transport::Channel>> {
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count {
+        channels.push(
+            tonic::transport::Channel::from_shared(url.to_owned())?
+                .tcp_nodelay(true)
+                .connect()
+                .await?,
+        );
+    }
+    Ok(channels)
+}
+
+/// A cheap pseudo-random index below `len` for call number `seed` (xorshift).
+pub fn pick(seed: u64, len: usize) -> usize {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    usize::try_from(x % (len.max(1) as u64)).unwrap_or(0)
+}

@@ -271,9 +271,14 @@ pub async fn upsert_experience(
             }
         }
     }
+    // Two statements: a data-modifying CTE and its outer INSERT share one snapshot, so the
+    // INSERT would still see (and collide with) the rows the DELETE removes.
+    sqlx::query("DELETE FROM experience_components WHERE experience_id = $1")
+        .bind(experience.id)
+        .execute(&mut *connection)
+        .await?;
     sqlx::query(
-        "WITH gone AS (DELETE FROM experience_components WHERE experience_id = $1)
-         INSERT INTO experience_components (experience_id, sequence, fragment_id, mission_id)
+        "INSERT INTO experience_components (experience_id, sequence, fragment_id, mission_id)
          SELECT $1, c.n, c.fragment_id, c.mission_id
          FROM UNNEST($2::uuid[], $3::text[]) WITH ORDINALITY AS c(fragment_id, mission_id, n)",
     )
