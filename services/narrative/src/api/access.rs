@@ -7,32 +7,13 @@
 //! - reading fragments (without content they may not see) and experiences is open to every
 //!   authenticated caller.
 
-use phoenix_runtime::Refusal;
-use phoenix_runtime::auth::{self, Caller};
-use uuid::Uuid;
-
 /// The role that may act on the catalog and on every user.
 pub const ADMIN_ROLE: &str = "narrative-admin";
 
-/// The caller of one request (`None`: authentication is off).
-pub struct Access(Option<Caller>);
+/// The caller of one request, checked against [`ADMIN_ROLE`].
+pub type Access = phoenix_runtime::auth::Access;
 
-impl Access {
-    pub fn of<T>(request: &tonic::Request<T>) -> Self {
-        Self(auth::caller(request).cloned())
-    }
-
-    /// PERMISSION_DENIED `ROLE_REQUIRED` unless the caller is an admin.
-    pub fn admin(&self) -> Result<(), Refusal> {
-        self.0
-            .as_ref()
-            .map_or(Ok(()), |c| c.require_role(ADMIN_ROLE))
-    }
-
-    /// PERMISSION_DENIED `NOT_OWNER` unless the caller is `user` or an admin.
-    pub fn owner(&self, user: Uuid) -> Result<(), Refusal> {
-        self.0
-            .as_ref()
-            .map_or(Ok(()), |c| c.require_owner(&user.to_string(), ADMIN_ROLE))
-    }
+/// The caller of `request`.
+pub fn of<T>(request: &tonic::Request<T>) -> Access {
+    Access::of(request, ADMIN_ROLE)
 }

@@ -7,8 +7,9 @@ use phoenix_runtime::idempotency::RequestKey;
 use tonic::Response;
 use uuid::Uuid;
 
-use super::{Access, Answer, decode};
+use super::{Access, Answer, decode, keyed};
 use crate::app::Narrative;
+use crate::domain::Target;
 use crate::proto;
 
 /// The user, experience and key every experience change names.
@@ -37,9 +38,7 @@ pub async fn unlock(
         &body.experience_id,
         &body.idempotency_key,
     );
-    v.finish()?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "UnlockExperience", body);
+    let key = keyed(v, access, user, key, "UnlockExperience", body)?;
     let (progress, newly) = n.unlock_experience(user, experience, &key).await?;
     Ok(Response::new(pb::UnlockExperienceResponse {
         progress: Some(proto::experience_progress(&progress)),
@@ -59,13 +58,28 @@ pub async fn lock(
         &body.experience_id,
         &body.idempotency_key,
     );
-    v.finish()?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "LockExperience", body);
+    let key = keyed(v, access, user, key, "LockExperience", body)?;
     let outcome = n.lock_experience(user, experience, &key).await?;
     Ok(Response::new(pb::LockExperienceResponse {
         outcome: proto::reverted(outcome),
     }))
+}
+
+/// The user, experience and component a component change names, validated whole, with its
+/// key under `method` once the caller may act for the user.
+fn component_call(
+    body: &impl prost::Message,
+    ids: [&str; 3],
+    component: Option<&pb::ComponentRef>,
+    method: &'static str,
+    access: &Access,
+) -> Result<(Uuid, Uuid, Target, RequestKey), tonic::Status> {
+    let mut v = Violations::new();
+    let (user, experience, key) = decode_common(&mut v, ids[0], ids[1], ids[2]);
+    let target = decode::component(&mut v, component);
+    let target = v.finish_with(target)?;
+    let key = keyed(Violations::new(), access, user, key, method, body)?;
+    Ok((user, experience, target, key))
 }
 
 pub async fn progress(
@@ -73,17 +87,18 @@ pub async fn progress(
     body: &pb::ProgressExperienceComponentRequest,
     access: &Access,
 ) -> Answer<pb::ProgressExperienceComponentResponse> {
-    let mut v = Violations::new();
-    let (user, experience, key) = decode_common(
-        &mut v,
-        &body.user_id,
+    let ids = [
+        body.user_id.as_str(),
         &body.experience_id,
         &body.idempotency_key,
-    );
-    let target = decode::component(&mut v, body.component.as_ref());
-    let target = v.finish_with(target)?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "ProgressExperienceComponent", body);
+    ];
+    let (user, experience, target, key) = component_call(
+        body,
+        ids,
+        body.component.as_ref(),
+        "ProgressExperienceComponent",
+        access,
+    )?;
     let outcome = n
         .progress_component(user, experience, &target, &key)
         .await?;
@@ -99,17 +114,18 @@ pub async fn revert(
     body: &pb::RevertExperienceComponentRequest,
     access: &Access,
 ) -> Answer<pb::RevertExperienceComponentResponse> {
-    let mut v = Violations::new();
-    let (user, experience, key) = decode_common(
-        &mut v,
-        &body.user_id,
+    let ids = [
+        body.user_id.as_str(),
         &body.experience_id,
         &body.idempotency_key,
-    );
-    let target = decode::component(&mut v, body.component.as_ref());
-    let target = v.finish_with(target)?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "RevertExperienceComponent", body);
+    ];
+    let (user, experience, target, key) = component_call(
+        body,
+        ids,
+        body.component.as_ref(),
+        "RevertExperienceComponent",
+        access,
+    )?;
     let (outcome, progress) = n.revert_component(user, experience, &target, &key).await?;
     Ok(Response::new(pb::RevertExperienceComponentResponse {
         outcome: proto::reverted(outcome),
@@ -129,9 +145,7 @@ pub async fn abandon(
         &body.experience_id,
         &body.idempotency_key,
     );
-    v.finish()?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "AbandonExperience", body);
+    let key = keyed(v, access, user, key, "AbandonExperience", body)?;
     let progress = n.abandon_experience(user, experience, &key).await?;
     Ok(Response::new(pb::AbandonExperienceResponse {
         progress: Some(proto::experience_progress(&progress)),

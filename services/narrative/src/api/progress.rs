@@ -5,8 +5,9 @@ use phoenix_proto::narrative::v1 as pb;
 use phoenix_runtime::Violations;
 use phoenix_runtime::idempotency::RequestKey;
 use tonic::Response;
+use uuid::Uuid;
 
-use super::{Access, Answer, MAX_BATCH_IDS, decode};
+use super::{Access, Answer, MAX_BATCH_IDS, decode, keyed};
 use crate::app::Narrative;
 use crate::proto;
 
@@ -36,9 +37,7 @@ pub async fn visit(
     let fragment = v.uuid("fragment_id", &body.fragment_id);
     let ms = decode::time_spent(&mut v, body.time_spent.as_ref());
     let key = v.idempotency_key(&body.idempotency_key);
-    v.finish()?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "RecordVisit", body);
+    let key = keyed(v, access, user, key, "RecordVisit", body)?;
     let outcome = n.record_visit(user, fragment, ms, &key).await?;
     Ok(Response::new(pb::RecordVisitResponse {
         progress: Some(proto::fragment_progress(&outcome.progress)),
@@ -46,19 +45,50 @@ pub async fn visit(
     }))
 }
 
+/// The user, fragment and decision an ApplyDecision or RevertDecision names, validated whole,
+/// with its key under `method` once the caller may act for the user.
+fn decision_call(
+    body: &impl prost::Message,
+    ids: [&str; 3],
+    key: &str,
+    method: &'static str,
+    access: &Access,
+) -> Result<([Uuid; 3], RequestKey), tonic::Status> {
+    let mut v = Violations::new();
+    let user = v.uuid("user_id", ids[0]);
+    let fragment = v.uuid("fragment_id", ids[1]);
+    let decision = v.uuid("decision_id", ids[2]);
+    let key = v.idempotency_key(key);
+    let key = keyed(v, access, user, key, method, body)?;
+    Ok(([user, fragment, decision], key))
+}
+
+/// The user and the 1 to [`MAX_BATCH_IDS`] fragments an UnlockFragments or LockFragments
+/// names, validated whole, with its key under `method`.
+fn batch_call(
+    body: &impl prost::Message,
+    user: &str,
+    fragments: &[String],
+    key: &str,
+    method: &'static str,
+    access: &Access,
+) -> Result<(Uuid, Vec<Uuid>, RequestKey), tonic::Status> {
+    let mut v = Violations::new();
+    let user = v.uuid("user_id", user);
+    let fragments = decode::id_batch(&mut v, "fragment_ids", fragments, MAX_BATCH_IDS);
+    let key = v.idempotency_key(key);
+    let key = keyed(v, access, user, key, method, body)?;
+    Ok((user, fragments, key))
+}
+
 pub async fn apply(
     n: &Narrative,
     body: &pb::ApplyDecisionRequest,
     access: &Access,
 ) -> Answer<pb::ApplyDecisionResponse> {
-    let mut v = Violations::new();
-    let user = v.uuid("user_id", &body.user_id);
-    let fragment = v.uuid("fragment_id", &body.fragment_id);
-    let decision = v.uuid("decision_id", &body.decision_id);
-    let key = v.idempotency_key(&body.idempotency_key);
-    v.finish()?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "ApplyDecision", body);
+    let ids = [body.user_id.as_str(), &body.fragment_id, &body.decision_id];
+    let ([user, fragment, decision], key) =
+        decision_call(body, ids, &body.idempotency_key, "ApplyDecision", access)?;
     let outcome = n.apply_decision(user, fragment, decision, &key).await?;
     Ok(Response::new(pb::ApplyDecisionResponse {
         decision: Some(proto::taken_decision(&outcome.taken)),
@@ -73,14 +103,9 @@ pub async fn revert(
     body: &pb::RevertDecisionRequest,
     access: &Access,
 ) -> Answer<pb::RevertDecisionResponse> {
-    let mut v = Violations::new();
-    let user = v.uuid("user_id", &body.user_id);
-    let fragment = v.uuid("fragment_id", &body.fragment_id);
-    let decision = v.uuid("decision_id", &body.decision_id);
-    let key = v.idempotency_key(&body.idempotency_key);
-    v.finish()?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "RevertDecision", body);
+    let ids = [body.user_id.as_str(), &body.fragment_id, &body.decision_id];
+    let ([user, fragment, decision], key) =
+        decision_call(body, ids, &body.idempotency_key, "RevertDecision", access)?;
     let outcome = n.revert_decision(user, fragment, decision, &key).await?;
     Ok(Response::new(pb::RevertDecisionResponse {
         outcome: proto::reverted(outcome.outcome),
@@ -93,13 +118,14 @@ pub async fn unlock(
     body: &pb::UnlockFragmentsRequest,
     access: &Access,
 ) -> Answer<pb::UnlockFragmentsResponse> {
-    let mut v = Violations::new();
-    let user = v.uuid("user_id", &body.user_id);
-    let fragments = decode::id_batch(&mut v, "fragment_ids", &body.fragment_ids, MAX_BATCH_IDS);
-    let key = v.idempotency_key(&body.idempotency_key);
-    v.finish()?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "UnlockFragments", body);
+    let (user, fragments, key) = batch_call(
+        body,
+        &body.user_id,
+        &body.fragment_ids,
+        &body.idempotency_key,
+        "UnlockFragments",
+        access,
+    )?;
     let outcome = n.unlock_fragments(user, &fragments, &key).await?;
     Ok(Response::new(pb::UnlockFragmentsResponse {
         unlocked_fragment_ids: proto::ids(&outcome.unlocked),
@@ -112,13 +138,14 @@ pub async fn lock(
     body: &pb::LockFragmentsRequest,
     access: &Access,
 ) -> Answer<pb::LockFragmentsResponse> {
-    let mut v = Violations::new();
-    let user = v.uuid("user_id", &body.user_id);
-    let fragments = decode::id_batch(&mut v, "fragment_ids", &body.fragment_ids, MAX_BATCH_IDS);
-    let key = v.idempotency_key(&body.idempotency_key);
-    v.finish()?;
-    access.owner(user)?;
-    let key = RequestKey::new("", key, "LockFragments", body);
+    let (user, fragments, key) = batch_call(
+        body,
+        &body.user_id,
+        &body.fragment_ids,
+        &body.idempotency_key,
+        "LockFragments",
+        access,
+    )?;
     let outcome = n.lock_fragments(user, &fragments, &key).await?;
     Ok(Response::new(pb::LockFragmentsResponse {
         locked_fragment_ids: proto::ids(&outcome.locked),
