@@ -30,15 +30,22 @@ pub struct RevertOutcome {
     pub rewards: Rewards,
 }
 
-/// The fragment and its decision `decision_id`; NOT_FOUND for either, FAILED_PRECONDITION
-/// `DECISION_NOT_OF_FRAGMENT` for a decision of another fragment.
+/// The fragment and its decision `decision_id`, with `user`'s state locked and its change
+/// begun; NOT_FOUND for either, FAILED_PRECONDITION `DECISION_NOT_OF_FRAGMENT` for a decision
+/// of another fragment.
 async fn fragment_and_decision(
     connection: &mut PgConnection,
+    user_id: Uuid,
     fragment_id: Uuid,
     decision_id: Uuid,
-) -> Result<(Fragment, Decision), Error> {
-    let (fragment, decision) =
-        catalog::fragment_and_decision(&mut *connection, fragment_id, decision_id).await?;
+) -> Result<(Fragment, Decision, UserChange), Error> {
+    let (fragment, decision, version) = catalog::fragment_and_decision(
+        &mut *connection,
+        fragment_id,
+        decision_id,
+        Some((user_id, super::now())),
+    )
+    .await?;
     let fragment = fragment.ok_or_else(|| error::fragment_not_found(fragment_id))?;
     let decision = decision.ok_or_else(|| error::decision_not_found(decision_id))?;
     if decision.fragment_id != fragment_id {
@@ -49,7 +56,7 @@ async fn fragment_and_decision(
         )
         .into());
     }
-    Ok((fragment, decision))
+    Ok((fragment, decision, UserChange::locked(user_id, version)))
 }
 
 impl Narrative {
@@ -66,9 +73,8 @@ impl Narrative {
     ) -> Result<DecisionOutcome, Error> {
         let outcome = idempotency::once(&self.pool, key, IDEMPOTENCY_TTL, move |connection| {
             Box::pin(async move {
-                let (fragment, decision) =
-                    fragment_and_decision(connection, fragment_id, decision_id).await?;
-                let mut change = UserChange::begin(connection, user_id).await?;
+                let (fragment, decision, mut change) =
+                    fragment_and_decision(connection, user_id, fragment_id, decision_id).await?;
                 let r = &fragment.input.requirements;
                 if !r.required_fragments.is_empty() || !r.required_experiences.is_empty() {
                     let known = store::known(
@@ -135,8 +141,8 @@ impl Narrative {
     ) -> Result<RevertOutcome, Error> {
         let outcome = idempotency::once(&self.pool, key, IDEMPOTENCY_TTL, move |connection| {
             Box::pin(async move {
-                fragment_and_decision(connection, fragment_id, decision_id).await?;
-                let mut change = UserChange::begin(connection, user_id).await?;
+                let (.., mut change) =
+                    fragment_and_decision(connection, user_id, fragment_id, decision_id).await?;
                 let taken = store::user_decision(&mut *connection, user_id, fragment_id).await?;
                 let Some((_, rewards, _, taken_at)) =
                     taken.filter(|(taken, ..)| *taken == decision_id)

@@ -19,7 +19,7 @@ pub use reactions::ReactionOutcome;
 
 use chrono::{DateTime, Utc};
 use phoenix_runtime::Error;
-use phoenix_runtime::stream::{self, EventStream, NewEvent};
+use phoenix_runtime::stream::{EventStream, NewEvent};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -69,12 +69,17 @@ impl UserChange {
     /// Locks the user's state (the clock is read after the lock is held).
     pub async fn begin(connection: &mut PgConnection, user_id: Uuid) -> Result<Self, Error> {
         let version = store::lock_user(connection, user_id, now()).await?;
-        Ok(Self {
+        Ok(Self::locked(user_id, version))
+    }
+
+    /// The change of a user whose state a statement of the caller locked, at `version`.
+    pub fn locked(user_id: Uuid, version: i64) -> Self {
+        Self {
             user_id,
             now: now(),
             version,
             events: Vec::new(),
-        })
+        }
     }
 
     /// Adds an event of the user's stream.
@@ -90,13 +95,19 @@ impl UserChange {
         ));
     }
 
-    /// Appends the events and moves the user's version on; a change without events writes
-    /// nothing here.
+    /// Appends the events and moves the user's version on, in one statement; a change without
+    /// events writes nothing here.
     pub async fn finish(self, connection: &mut PgConnection) -> Result<(), Error> {
         if self.events.is_empty() {
             return Ok(());
         }
-        stream::append(connection, Uuid::nil(), &self.events).await?;
-        store::advance_user(connection, self.user_id, self.version, self.now).await
+        store::append_and_advance(
+            connection,
+            self.user_id,
+            self.version,
+            self.now,
+            &self.events,
+        )
+        .await
     }
 }

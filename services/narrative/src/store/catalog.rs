@@ -124,15 +124,23 @@ pub async fn decisions_of(
 }
 
 /// A fragment and one decision, in one round trip: the fragment when it exists, and the
-/// decision when it exists (of whichever fragment).
+/// decision when it exists (of whichever fragment). With `lock_user`, the same statement locks
+/// that user's state (creating it at version 0) and answers its version.
 pub async fn fragment_and_decision(
     executor: impl sqlx::PgExecutor<'_>,
     fragment_id: Uuid,
     decision_id: Uuid,
-) -> Result<(Option<Fragment>, Option<Decision>), Error> {
+    lock_user: Option<(Uuid, DateTime<Utc>)>,
+) -> Result<(Option<Fragment>, Option<Decision>, i64), Error> {
     let sql = format!(
-        "SELECT f.*, d.id AS d_id, d.fragment_id AS d_fragment_id, d.label AS d_label,
-                d.next_fragment_id AS d_next, d.rewards AS d_rewards, d.position AS d_position
+        "WITH s AS (
+             INSERT INTO user_states (user_id, version, last_activity_at)
+             SELECT $3, 0, $4 WHERE $3::uuid IS NOT NULL
+             ON CONFLICT (user_id) DO UPDATE SET version = user_states.version
+             RETURNING version)
+         SELECT f.*, d.id AS d_id, d.fragment_id AS d_fragment_id, d.label AS d_label,
+                d.next_fragment_id AS d_next, d.rewards AS d_rewards, d.position AS d_position,
+                coalesce((SELECT version FROM s), 0) AS user_version
          FROM (SELECT 1) AS one
          LEFT JOIN (SELECT {FRAGMENT_COLUMNS} FROM fragments WHERE id = $1) f ON true
          LEFT JOIN decisions d ON d.id = $2"
@@ -140,6 +148,8 @@ pub async fn fragment_and_decision(
     let row = sqlx::query(&sql)
         .bind(fragment_id)
         .bind(decision_id)
+        .bind(lock_user.map(|(user, _)| user))
+        .bind(lock_user.map(|(_, now)| now))
         .fetch_one(executor)
         .await?;
     let found = match row.try_get::<Option<Uuid>, _>("id")? {
@@ -157,7 +167,7 @@ pub async fn fragment_and_decision(
         }),
         None => None,
     };
-    Ok((found, decision))
+    Ok((found, decision, row.try_get("user_version")?))
 }
 
 pub async fn decision_by_id(

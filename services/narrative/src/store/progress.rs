@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use phoenix_runtime::Error;
+use phoenix_runtime::stream::{EventRows, NewEvent, Origin, version_conflict};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -29,19 +30,34 @@ pub async fn lock_user(
     .await?)
 }
 
-/// Sets the user's stream version after a change's events, and its last activity.
-pub async fn advance_user(
+/// Appends `events` (at versions up to `version`) and sets the user's stream version and last
+/// activity, in one statement. A concurrent writer of the same version is ABORTED
+/// `STREAM_VERSION_CONFLICT`.
+pub async fn append_and_advance(
     connection: &mut PgConnection,
     user_id: Uuid,
     version: i64,
     now: DateTime<Utc>,
+    events: &[NewEvent],
 ) -> Result<(), Error> {
-    sqlx::query("UPDATE user_states SET version = $2, last_activity_at = $3 WHERE user_id = $1")
-        .bind(user_id)
+    let next = 2 + EventRows::PARAMETERS;
+    let sql = format!(
+        "WITH appended AS ({})
+         UPDATE user_states SET version = ${next}, last_activity_at = ${}
+         WHERE user_id = ${}",
+        EventRows::insert(1, 2),
+        next + 1,
+        next + 2
+    );
+    let origin = Origin::current();
+    EventRows::new(events, &origin)
+        .bind(sqlx::query(&sql).bind(Uuid::nil()))
         .bind(version)
         .bind(now)
+        .bind(user_id)
         .execute(connection)
-        .await?;
+        .await
+        .map_err(version_conflict)?;
     Ok(())
 }
 
