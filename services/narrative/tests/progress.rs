@@ -295,6 +295,11 @@ async fn a_requirement_check_answers_what_is_known_and_the_external_facts() {
         .expect("fragment")
         .into_inner();
     assert!(!view.content_shown);
+    assert_eq!(
+        view.check.clone().expect("check").status(),
+        pb::RequirementStatus::NeedsExternalFacts,
+        "the personalised read knows the unlock and the completed experience"
+    );
     let shown = view.fragment.expect("fragment");
     assert!(shown.content.is_empty());
     assert_eq!(shown.preview, "A glimpse of VIP room.");

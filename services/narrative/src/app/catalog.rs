@@ -16,7 +16,7 @@ use crate::domain::{
     RequirementCheck, Requirements, Rewards, Target, rules,
 };
 use crate::error;
-use crate::store::{catalog as store, progress};
+use crate::store::catalog as store;
 
 /// A fragment as GetFragment answers it.
 #[derive(Debug, Clone)]
@@ -230,24 +230,21 @@ impl Narrative {
         user: Option<Uuid>,
         include_content: bool,
     ) -> Result<FragmentView, Error> {
-        let fragment = store::fragment_by_id(&self.pool, fragment_id)
-            .await?
-            .ok_or_else(|| error::fragment_not_found(fragment_id))?;
-        let decisions = store::decisions_of(&self.pool, fragment_id).await?;
-        let (known, progress) = match user {
+        let (fragment, decisions, progress, known) = match user {
             Some(user) => {
-                let r = &fragment.input.requirements;
-                let known = progress::known(
-                    &self.pool,
-                    user,
-                    &r.required_fragments,
-                    &r.required_experiences,
-                )
-                .await?;
-                let progress = progress::fragment_progress(&self.pool, user, fragment_id).await?;
-                (known, Some(progress))
+                let (fragment, decisions, progress, known) =
+                    store::fragment_for_user(&self.pool, fragment_id, user)
+                        .await?
+                        .ok_or_else(|| error::fragment_not_found(fragment_id))?;
+                (fragment, decisions, Some(progress), known)
             }
-            None => (Known::default(), None),
+            None => {
+                let fragment = store::fragment_by_id(&self.pool, fragment_id)
+                    .await?
+                    .ok_or_else(|| error::fragment_not_found(fragment_id))?;
+                let decisions = store::decisions_of(&self.pool, fragment_id).await?;
+                (fragment, decisions, None, Known::default())
+            }
         };
         let check = rules::evaluate(
             &fragment.input.requirements,

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{from_json, json, unreadable};
 use crate::domain::{
-    ContentKind, ContentRef, Decision, Experience, Fragment, FragmentInput, Metrics,
-    ReactionReward, Target,
+    ContentKind, ContentRef, Decision, Experience, Fragment, FragmentInput, FragmentProgress,
+    Known, Metrics, ReactionReward, Target,
 };
 
 const FRAGMENT_COLUMNS: &str = "id, title, content, preview, vip_exclusive, experience_id,
@@ -168,6 +168,73 @@ pub async fn fragment_and_decision(
         None => None,
     };
     Ok((found, decision, row.try_get("user_version")?))
+}
+
+/// A fragment as one user sees it, in one round trip: the fragment, its decisions in position
+/// order, the user's progress on it, and which of its required fragments the user unlocked
+/// and required experiences the user completed. `None` when there is no such fragment.
+pub async fn fragment_for_user(
+    executor: impl sqlx::PgExecutor<'_>,
+    fragment_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<(Fragment, Vec<Decision>, FragmentProgress, Known)>, Error> {
+    let sql = format!(
+        "SELECT f.*,
+             (SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.id,
+                          'fragment_id', d.fragment_id, 'label', d.label,
+                          'next_fragment', d.next_fragment_id, 'rewards', d.rewards,
+                          'position', d.position) ORDER BY d.position, d.id), '[]')
+              FROM decisions d WHERE d.fragment_id = f.id) AS decisions,
+             p.unlocked_at AS p_unlocked_at, coalesce(p.visit_count, 0) AS p_visit_count,
+             coalesce(p.time_spent_ms, 0) AS p_time_spent_ms, p.first_visit_at AS p_first,
+             p.last_visit_at AS p_last, u.decision_id AS u_decision, u.taken_at AS u_taken,
+             ARRAY(SELECT q.fragment_id FROM fragment_progress q
+                   WHERE q.user_id = $2 AND q.unlocked_at IS NOT NULL
+                     AND q.fragment_id IN (SELECT r::uuid FROM jsonb_array_elements_text(
+                         f.requirements->'required_fragments') AS r)) AS unlocked,
+             ARRAY(SELECT e.experience_id FROM experience_progress e
+                   WHERE e.user_id = $2 AND e.status = 'completed'
+                     AND e.experience_id IN (SELECT r::uuid FROM jsonb_array_elements_text(
+                         f.requirements->'required_experiences') AS r)) AS completed
+         FROM (SELECT {FRAGMENT_COLUMNS} FROM fragments WHERE id = $1) f
+         LEFT JOIN fragment_progress p ON p.user_id = $2 AND p.fragment_id = f.id
+         LEFT JOIN user_decisions u ON u.user_id = $2 AND u.fragment_id = f.id"
+    );
+    let Some(row) = sqlx::query(&sql)
+        .bind(fragment_id)
+        .bind(user_id)
+        .fetch_optional(executor)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let decision: Option<Uuid> = row.try_get("u_decision")?;
+    let taken: Option<DateTime<Utc>> = row.try_get("u_taken")?;
+    let progress = FragmentProgress {
+        fragment_id,
+        unlocked_at: row.try_get("p_unlocked_at")?,
+        visit_count: row.try_get("p_visit_count")?,
+        time_spent_ms: row.try_get("p_time_spent_ms")?,
+        first_visit_at: row.try_get("p_first")?,
+        last_visit_at: row.try_get("p_last")?,
+        decision: decision.zip(taken),
+    };
+    let known = Known {
+        unlocked_fragments: row
+            .try_get::<Vec<Uuid>, _>("unlocked")?
+            .into_iter()
+            .collect(),
+        completed_experiences: row
+            .try_get::<Vec<Uuid>, _>("completed")?
+            .into_iter()
+            .collect(),
+    };
+    Ok(Some((
+        fragment(&row)?,
+        from_json("decisions", row.try_get("decisions")?)?,
+        progress,
+        known,
+    )))
 }
 
 pub async fn decision_by_id(
