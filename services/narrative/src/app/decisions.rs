@@ -96,7 +96,6 @@ impl Narrative {
                     decision_id,
                     taken_at: change.now,
                 };
-                store::take_decision(connection, &taken, &rewards, level).await?;
                 change.record(
                     "phoenix.narrative.v1.DecisionTaken",
                     &pb::DecisionTaken {
@@ -115,7 +114,8 @@ impl Narrative {
                         },
                     );
                 }
-                change.finish(connection).await?;
+                let (version, events) = change.into_events();
+                store::take_decision(connection, &taken, &rewards, level, version, &events).await?;
                 Ok(DecisionOutcome {
                     taken,
                     rewards,

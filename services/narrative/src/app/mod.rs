@@ -95,6 +95,12 @@ impl UserChange {
         ));
     }
 
+    /// The user's version after the events recorded so far, and the events, for a statement
+    /// that writes them together with its change (instead of [`UserChange::finish`]).
+    pub fn into_events(self) -> (i64, Vec<NewEvent>) {
+        (self.version, self.events)
+    }
+
     /// Appends the events and moves the user's version on, in one statement; a change without
     /// events writes nothing here.
     pub async fn finish(self, connection: &mut PgConnection) -> Result<(), Error> {

@@ -149,15 +149,16 @@ async fn load(pool: &PgPool, fragments: usize, users: usize) -> anyhow::Result<L
     })
 }
 
-/// Call `n`'s user and fragment: each user decides once per fragment, so calls never collide
-/// (user `n mod users`, then the next fragment for the next round of users).
+/// Call `n`'s user and fragment: user `n mod users`, and for that user's `r`-th call (the
+/// `r`-th round over the users) the `r`-th fragment after one picked for the user, so no two
+/// calls name the same pair while there are fewer rounds than fragments.
 fn decision_of(loaded: &Loaded, n: u64) -> (Uuid, Uuid, Uuid) {
     let users = loaded.users.len().max(1) as u64;
-    let user = loaded.users[usize::try_from(n % users).unwrap_or(0)];
-    let round = n / users;
-    let (fragment, decision) =
-        loaded.fragments[pick(round * 7919 + n % users, loaded.fragments.len())];
-    (user, fragment, decision)
+    let index = usize::try_from(n % users).unwrap_or(0);
+    let round = usize::try_from(n / users).unwrap_or(0);
+    let start = pick(n % users, loaded.fragments.len());
+    let (fragment, decision) = loaded.fragments[(start + round) % loaded.fragments.len()];
+    (loaded.users[index], fragment, decision)
 }
 
 pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Results> {

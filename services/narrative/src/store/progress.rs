@@ -204,41 +204,62 @@ pub async fn record_visit(
     ))
 }
 
-/// Records the user's decision on a fragment, marks the fragment completed for the user and
-/// counts the completion; a decision already taken on it is ALREADY_EXISTS
+/// Records the user's decision on a fragment, marks the fragment completed for the user,
+/// counts the completion, appends `events` and sets the user's stream version to `version`,
+/// in one statement. A decision already taken on the fragment is ALREADY_EXISTS
 /// `DECISION_ALREADY_TAKEN` (the primary key decides, whatever runs concurrently).
 pub async fn take_decision(
     connection: &mut PgConnection,
     taken: &TakenDecision,
     rewards: &Rewards,
     level: i32,
+    version: i64,
+    events: &[NewEvent],
 ) -> Result<(), Error> {
-    sqlx::query(
+    let first = 2 + EventRows::PARAMETERS;
+    let p = |offset: usize| format!("${}", first + offset);
+    let sql = format!(
         "WITH d AS (
              INSERT INTO user_decisions (user_id, fragment_id, decision_id, rewards, level, taken_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING fragment_id),
+             VALUES ({user}, {fragment}, {decision}, {rewards}, {level}, {now})
+             RETURNING fragment_id),
          p AS (
              INSERT INTO fragment_progress (user_id, fragment_id, completed, last_activity_at)
-             SELECT $1, fragment_id, true, $6 FROM d
+             SELECT {user}, fragment_id, true, {now} FROM d
              ON CONFLICT (user_id, fragment_id) DO UPDATE
-                 SET completed = true, last_activity_at = EXCLUDED.last_activity_at)
-         UPDATE fragments SET completion_count = completion_count + 1
-         WHERE id = (SELECT fragment_id FROM d)",
-    )
-    .bind(taken.user_id)
-    .bind(taken.fragment_id)
-    .bind(taken.decision_id)
-    .bind(json(rewards)?)
-    .bind(level)
-    .bind(taken.taken_at)
-    .execute(connection)
-    .await
-    .map_err(|e| match broken_constraint(&e) {
-        Some((code, constraint)) if code == "23505" && constraint == "user_decisions_pkey" => {
-            error::decision_already_taken(taken.fragment_id, None).into()
-        }
-        _ => Error::from(e),
-    })?;
+                 SET completed = true, last_activity_at = EXCLUDED.last_activity_at),
+         f AS (UPDATE fragments SET completion_count = completion_count + 1
+               WHERE id = (SELECT fragment_id FROM d)),
+         appended AS ({events})
+         UPDATE user_states SET version = {version}, last_activity_at = {now}
+         WHERE user_id = {user}",
+        events = EventRows::insert(1, 2),
+        user = p(0),
+        fragment = p(1),
+        decision = p(2),
+        rewards = p(3),
+        level = p(4),
+        now = p(5),
+        version = p(6),
+    );
+    let origin = Origin::current();
+    EventRows::new(events, &origin)
+        .bind(sqlx::query(&sql).bind(Uuid::nil()))
+        .bind(taken.user_id)
+        .bind(taken.fragment_id)
+        .bind(taken.decision_id)
+        .bind(json(rewards)?)
+        .bind(level)
+        .bind(taken.taken_at)
+        .bind(version)
+        .execute(connection)
+        .await
+        .map_err(|e| match broken_constraint(&e) {
+            Some((code, constraint)) if code == "23505" && constraint == "user_decisions_pkey" => {
+                error::decision_already_taken(taken.fragment_id, None).into()
+            }
+            _ => version_conflict(e),
+        })?;
     Ok(())
 }
 
