@@ -114,3 +114,18 @@ pub fn pick(seed: u64, len: usize) -> usize {
     x ^= x << 17;
     usize::try_from(x % (len.max(1) as u64)).unwrap_or(0)
 }
+
+/// The load a benchmark drives, as `phoenix bench` flags: `--clients` concurrent clients (each
+/// on its own connection), `--duration` per measured phase, `--warmup` of unmeasured calls.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LoadArgs {
+    /// Concurrent clients, each on its own connection.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Length of each measured phase.
+    #[arg(long, default_value = "10s", value_parser = crate::config::positive_duration)]
+    pub duration: Duration,
+    /// Unmeasured calls before the first phase (connections open, statements prepared).
+    #[arg(long, default_value = "3s", value_parser = crate::config::positive_duration)]
+    pub warmup: Duration,
+}

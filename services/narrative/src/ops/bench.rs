@@ -15,12 +15,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use clap::Args;
 use phoenix_proto::narrative::v1 as pb;
 use phoenix_proto::narrative::v1::narrative_service_client::NarrativeServiceClient;
-use phoenix_runtime::bench::{Phase, channels, drive, pick};
+use phoenix_runtime::bench::{LoadArgs, Phase, channels, drive, pick};
 use prost::Message;
 use sqlx::PgPool;
 use tonic::transport::Channel;
@@ -34,15 +33,9 @@ pub struct BenchArgs {
     /// Users whose progress is written before measuring.
     #[arg(long, default_value_t = 100_000)]
     pub users: usize,
-    /// Concurrent clients, each on its own connection.
-    #[arg(long, default_value_t = 32)]
-    pub clients: usize,
-    /// Length of each measured phase.
-    #[arg(long, default_value = "10s", value_parser = phoenix_runtime::config::positive_duration)]
-    pub duration: Duration,
-    /// Unmeasured GetFragment calls first (connections open, statements prepared).
-    #[arg(long, default_value = "3s", value_parser = phoenix_runtime::config::positive_duration)]
-    pub warmup: Duration,
+    /// Clients, phase length, warm-up (of GetFragment calls).
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// A running narrative (e.g. http://127.0.0.1:50057) instead of one started here; loading
     /// and the SQL phase then need DATABASE_URL.
     #[arg(long)]
@@ -172,7 +165,7 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
     );
     let loaded = Arc::new(load(&pool, args.fragments, args.users).await?);
     let clients: Arc<Vec<NarrativeServiceClient<Channel>>> = Arc::new(
-        channels(url, args.clients)
+        channels(url, args.load.clients)
             .await?
             .into_iter()
             .map(NarrativeServiceClient::new)
@@ -199,8 +192,8 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
             }
         }
     };
-    drive(args.clients, args.warmup, get.clone()).await?;
-    let get = drive(args.clients, args.duration, get).await?;
+    drive(args.load.clients, args.load.warmup, get.clone()).await?;
+    let get = drive(args.load.clients, args.load.duration, get).await?;
     get.report("GetFragment (personalised)", "calls");
 
     // Every decision names a (user, fragment) pair no other call names: the users are split
@@ -233,7 +226,7 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
             }
         }
     };
-    let decide = drive(args.clients, args.duration, decide).await?;
+    let decide = drive(args.load.clients, args.load.duration, decide).await?;
     decide.report("ApplyDecision", "decisions");
 
     let floor = {
@@ -252,7 +245,7 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
             }
         }
     };
-    let decide_sql = drive(args.clients, args.duration, floor).await?;
+    let decide_sql = drive(args.load.clients, args.load.duration, floor).await?;
     decide_sql.report("decision through SQL (floor)", "decisions");
 
     let fragments: i64 = sqlx::query_scalar("SELECT count(*) FROM fragments")

@@ -335,6 +335,10 @@ pub async fn decisions_taken(
         .collect())
 }
 
+/// The fragments of `$2` that the `changed` CTE names, in the order of `$2`.
+const CHANGED_IN_ORDER_GIVEN: &str = "SELECT f FROM UNNEST($2::uuid[]) WITH ORDINALITY AS i(f, n)
+         WHERE f IN (SELECT fragment_id FROM changed) ORDER BY n";
+
 /// Unlocks `fragments` for the user; answers those this call unlocked, in the order given.
 pub async fn unlock(
     connection: &mut PgConnection,
@@ -342,7 +346,7 @@ pub async fn unlock(
     fragments: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
+    let sql = format!(
         "WITH changed AS (
              INSERT INTO fragment_progress (user_id, fragment_id, unlocked_at, last_activity_at)
              SELECT $1, f, $3, $3 FROM UNNEST($2::uuid[]) AS f
@@ -350,14 +354,14 @@ pub async fn unlock(
                  SET unlocked_at = EXCLUDED.unlocked_at, last_activity_at = EXCLUDED.last_activity_at
                  WHERE fragment_progress.unlocked_at IS NULL
              RETURNING fragment_id)
-         SELECT f FROM UNNEST($2::uuid[]) WITH ORDINALITY AS i(f, n)
-         WHERE f IN (SELECT fragment_id FROM changed) ORDER BY n",
-    )
-    .bind(user_id)
-    .bind(fragments)
-    .bind(now)
-    .fetch_all(connection)
-    .await?)
+         {CHANGED_IN_ORDER_GIVEN}"
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(user_id)
+        .bind(fragments)
+        .bind(now)
+        .fetch_all(connection)
+        .await?)
 }
 
 /// Locks `fragments` again; answers those this call locked, in the order given.
@@ -367,17 +371,17 @@ pub async fn lock(
     fragments: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
+    let sql = format!(
         "WITH changed AS (
              UPDATE fragment_progress SET unlocked_at = NULL, last_activity_at = $3
              WHERE user_id = $1 AND fragment_id = ANY($2) AND unlocked_at IS NOT NULL
              RETURNING fragment_id)
-         SELECT f FROM UNNEST($2::uuid[]) WITH ORDINALITY AS i(f, n)
-         WHERE f IN (SELECT fragment_id FROM changed) ORDER BY n",
-    )
-    .bind(user_id)
-    .bind(fragments)
-    .bind(now)
-    .fetch_all(connection)
-    .await?)
+         {CHANGED_IN_ORDER_GIVEN}"
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(user_id)
+        .bind(fragments)
+        .bind(now)
+        .fetch_all(connection)
+        .await?)
 }
