@@ -91,9 +91,9 @@ impl Narrative {
     ) -> Result<VisitOutcome, Error> {
         let outcome = idempotency::once(&self.pool, key, IDEMPOTENCY_TTL, move |connection| {
             Box::pin(async move {
-                if catalog::fragment_by_id(&mut *connection, fragment_id)
+                if !catalog::missing(&mut *connection, false, &[fragment_id])
                     .await?
-                    .is_none()
+                    .is_empty()
                 {
                     return Err(error::fragment_not_found(fragment_id).into());
                 }
