@@ -265,6 +265,11 @@ async fn with_authentication_on_the_catalog_needs_the_admin_role_and_progress_it
         .await
         .expect("their own");
     let status = client
+        .apply_decision(signed(common::apply(&id(), &a, &id(), "k"), &reader))
+        .await
+        .expect_err("a decision for another user");
+    assert_refused(&status, Code::PermissionDenied, "NOT_OWNER");
+    let status = client
         .get_fragment(signed(
             pb::GetFragmentRequest {
                 fragment_id: a.clone(),

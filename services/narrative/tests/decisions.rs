@@ -298,3 +298,41 @@ async fn known_requirements_that_do_not_hold_refuse_the_decision() {
         .await
         .expect("known requirements hold now");
 }
+
+#[tokio::test]
+async fn the_database_itself_refuses_a_second_decision_and_negative_counters() {
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let s = story(&mut client).await;
+    let user = id();
+    client
+        .apply_decision(apply(&user, &s.a, &s.d, "k"))
+        .await
+        .expect("decided");
+    let second = sqlx::query(
+        "INSERT INTO user_decisions (user_id, fragment_id, decision_id, rewards, taken_at)
+         VALUES ($1::uuid, $2::uuid, $3::uuid, '{}', now())",
+    )
+    .bind(&user)
+    .bind(&s.a)
+    .bind(&s.d)
+    .execute(&service.pool)
+    .await
+    .expect_err("one decision per user and fragment");
+    assert_eq!(
+        second.as_database_error().and_then(|e| e.constraint()),
+        Some("user_decisions_pkey")
+    );
+    let negative = sqlx::query("UPDATE fragments SET completion_count = -1 WHERE id = $1::uuid")
+        .bind(&s.a)
+        .execute(&service.pool)
+        .await
+        .expect_err("counters are never negative");
+    assert_eq!(
+        negative
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("23514")
+    );
+}
