@@ -38,6 +38,14 @@ pub enum BenchTarget {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// GetFragment personalised for a user and ApplyDecision over gRPC, vs the same decision
+    /// rows written straight through SQL.
+    Narrative {
+        #[command(flatten)]
+        args: phoenix_narrative::ops::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
 }
 
 pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
@@ -93,6 +101,19 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
                 Some(pool) => phoenix_missions::ops::bench::run(&reached.url, pool, &args).await,
                 None => Err(anyhow::anyhow!(
                     "loading the boards needs the database: set DATABASE_URL with --target"
+                )),
+            };
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
+        BenchTarget::Narrative { args, runtime } => {
+            let reached =
+                Reached::start(phoenix_narrative::spec(), args.target.clone(), runtime).await?;
+            let result = match reached.pool.clone() {
+                Some(pool) => phoenix_narrative::ops::bench::run(&reached.url, pool, &args).await,
+                None => Err(anyhow::anyhow!(
+                    "loading the story needs the database: set DATABASE_URL with --target"
                 )),
             };
             reached.close().await;

@@ -105,6 +105,38 @@ pub fn require_owner<T>(
     caller(request).map_or(Ok(()), |caller| caller.require_owner(owner, admin_role))
 }
 
+/// The caller of one request, taken out of it so that a handler can check it after decoding
+/// (`None` inside: authentication is off, and every caller is trusted), for a service whose
+/// admin role is `admin_role`.
+#[derive(Debug, Clone)]
+pub struct Access {
+    caller: Option<Caller>,
+    admin_role: &'static str,
+}
+
+impl Access {
+    pub fn of<T>(request: &tonic::Request<T>, admin_role: &'static str) -> Self {
+        Self {
+            caller: caller(request).cloned(),
+            admin_role,
+        }
+    }
+
+    /// PERMISSION_DENIED `ROLE_REQUIRED` unless the caller holds the admin role.
+    pub fn admin(&self) -> Result<(), Refusal> {
+        self.caller
+            .as_ref()
+            .map_or(Ok(()), |c| c.require_role(self.admin_role))
+    }
+
+    /// PERMISSION_DENIED `NOT_OWNER` unless the caller is the user `owner` or an admin.
+    pub fn owner(&self, owner: impl std::fmt::Display) -> Result<(), Refusal> {
+        self.caller.as_ref().map_or(Ok(()), |c| {
+            c.require_owner(&owner.to_string(), self.admin_role)
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,

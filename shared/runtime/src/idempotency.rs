@@ -271,6 +271,28 @@ pub async fn remove_expired(
     Ok(removed.rows_affected())
 }
 
+/// Runs [`remove_expired`] as the background job `name` of the service of `context`: every
+/// `interval`, at most `batch` keys a sweep. Each replica runs it; concurrent deletes of the
+/// same expired rows are safe.
+pub fn sweep_expired_keys(
+    context: &crate::ServiceContext,
+    name: &'static str,
+    interval: std::time::Duration,
+    batch: i64,
+) {
+    let pool = context.pool.clone();
+    context.every(name, interval, move || {
+        let pool = pool.clone();
+        async move {
+            let removed = remove_expired(&pool, Utc::now(), batch).await?;
+            if removed > 0 {
+                tracing::info!(removed, "forgot expired idempotency keys");
+            }
+            Ok(())
+        }
+    });
+}
+
 /// The answer to a key reused for a different request.
 pub fn mismatch_error(key: &RequestKey, first_method: &str) -> Refusal {
     let mut refusal = Refusal::new(

@@ -236,6 +236,26 @@ pub fn response_stream<T: Send + 'static>(
     }))
 }
 
+/// A whole Subscribe RPC after its access check: `after_position` validated
+/// ([`after_position`]), the subscription `follow(after)` opened (it refuses an unknown
+/// position), and each event encoded by `encode` ([`response_stream`]).
+pub async fn subscription<T, S, Fut>(
+    after_position_field: i64,
+    follow: impl FnOnce(i64) -> Fut,
+    encode: fn(&StoredEvent) -> T,
+) -> Result<ResponseStream<T>, tonic::Status>
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<StoredEvent, Error>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<S, Error>>,
+{
+    let mut violations = crate::Violations::new();
+    let after = after_position(&mut violations, after_position_field);
+    violations.finish()?;
+    let events = follow(after).await?;
+    Ok(response_stream(events, encode))
+}
+
 /// Counts one live subscription for as long as it lives.
 #[derive(Debug)]
 struct Following(Arc<AtomicUsize>);
