@@ -48,6 +48,12 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         None
     };
     let goals = app::Goals::new(context.pool.clone(), context.shutdown.clone(), directory);
-    phoenix_runtime::idempotency::sweep_expired_keys(context, "goals-remove-expired-keys");
+    // Every minute each replica forgets up to 10,000 expired keys of the creates.
+    phoenix_runtime::idempotency::sweep_expired_keys(
+        context,
+        "goals-remove-expired-keys",
+        std::time::Duration::from_secs(60),
+        10_000,
+    );
     Ok(GrpcServices::new().serve(limited!(context, GoalsServiceServer::new(goals))))
 }

@@ -30,11 +30,27 @@ pub enum BenchTarget {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// A mix of AppendMessage, GetContext, SetContext and TakeReadyBuffer/AckBuffer over gRPC
+    /// vs the same statements straight through SQL.
+    Conversations {
+        #[command(flatten)]
+        args: phoenix_conversations::ops::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
     /// Heartbeats over gRPC vs the same rows through SQL, GetBoard latency, and the day close
     /// of every board.
     Missions {
         #[command(flatten)]
         args: phoenix_missions::ops::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+    /// GetFragment personalised for a user and ApplyDecision over gRPC, vs the same decision
+    /// rows written straight through SQL.
+    Narrative {
+        #[command(flatten)]
+        args: phoenix_narrative::ops::bench::BenchArgs,
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
@@ -78,6 +94,21 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
             println!("{}", result?.line());
             Ok(())
         }
+        BenchTarget::Conversations { args, runtime } => {
+            let reached =
+                Reached::start(phoenix_conversations::spec(), args.target.clone(), runtime).await?;
+            let result = match reached.pool.clone() {
+                Some(pool) => {
+                    phoenix_conversations::ops::bench::run(&reached.url, pool, &args).await
+                }
+                None => Err(anyhow::anyhow!(
+                    "loading the contacts needs the database: set DATABASE_URL with --target"
+                )),
+            };
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
         BenchTarget::Missions { args, mut runtime } => {
             // The day close is measured by moving the service's clock on, and by the one call
             // the benchmark times: the schedule is pushed out of the way.
@@ -91,6 +122,19 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
                 Some(pool) => phoenix_missions::ops::bench::run(&reached.url, pool, &args).await,
                 None => Err(anyhow::anyhow!(
                     "loading the boards needs the database: set DATABASE_URL with --target"
+                )),
+            };
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
+        BenchTarget::Narrative { args, runtime } => {
+            let reached =
+                Reached::start(phoenix_narrative::spec(), args.target.clone(), runtime).await?;
+            let result = match reached.pool.clone() {
+                Some(pool) => phoenix_narrative::ops::bench::run(&reached.url, pool, &args).await,
+                None => Err(anyhow::anyhow!(
+                    "loading the story needs the database: set DATABASE_URL with --target"
                 )),
             };
             reached.close().await;

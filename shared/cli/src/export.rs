@@ -1,4 +1,5 @@
-//! `phoenix export <what>`: a service's data to files for analytics.
+//! `phoenix export <what>`: a service's data written out: the goals event log to Parquet for
+//! analytics, or a service's data back in a legacy format (the rollback).
 
 use clap::Subcommand;
 use phoenix_runtime::migrate::Migrator;
@@ -6,6 +7,16 @@ use phoenix_runtime::{Database, RuntimeConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum ExportTarget {
+    /// threads-data.json and guest-memory.json, as the legacy bot reads them.
+    Conversations {
+        #[command(flatten)]
+        files: phoenix_conversations::ops::legacy::LegacyFiles,
+        /// A running conversations service instead of one started here (then DATABASE_URL too).
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
     /// The goals event log to Parquet, one folder per day; a rerun writes only new events.
     GoalsEvents {
         #[command(flatten)]
@@ -16,12 +27,27 @@ pub enum ExportTarget {
 }
 
 pub async fn run(target: ExportTarget) -> anyhow::Result<()> {
-    let ExportTarget::GoalsEvents { args, runtime } = target;
+    match target {
+        ExportTarget::Conversations {
+            files,
+            target,
+            runtime,
+        } => {
+            crate::conversations::run(crate::conversations::Action::Export(files), target, runtime)
+                .await
+        }
+        ExportTarget::GoalsEvents { args, runtime } => goals_events(&args, &runtime).await,
+    }
+}
+
+async fn goals_events(
+    args: &phoenix_goals::ops::export::ExportArgs,
+    runtime: &RuntimeConfig,
+) -> anyhow::Result<()> {
     let spec = phoenix_goals::spec();
-    let database = Database::open(&runtime).await?;
+    let database = Database::open(runtime).await?;
     let result = async {
-        let pool =
-            phoenix_runtime::server::connect_pool(&database.url, spec.name, &runtime).await?;
+        let pool = phoenix_runtime::server::connect_pool(&database.url, spec.name, runtime).await?;
         let set = spec.migration_set()?;
         let status = Migrator::new(&set, &pool).status().await?;
         anyhow::ensure!(
@@ -29,7 +55,7 @@ pub async fn run(target: ExportTarget) -> anyhow::Result<()> {
             "the goals schema has {} pending migration(s): run `phoenix migrate goals up` first",
             status.pending
         );
-        let report = phoenix_goals::ops::export::run(&pool, &args).await;
+        let report = phoenix_goals::ops::export::run(&pool, args).await;
         pool.close().await;
         report
     }

@@ -17,6 +17,17 @@ pub enum ImportTarget {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// The legacy bot's threads-data.json and guest-memory.json, merged per number, once per
+    /// phone, with a quarantine report.
+    Conversations {
+        #[command(flatten)]
+        args: phoenix_conversations::ops::legacy::ImportArgs,
+        /// A running conversations service instead of one started here (then DATABASE_URL too).
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
     /// Firestore exports (JSON or NDJSON) of raw signals, campaigns and audit logs.
     Ledger {
         #[command(flatten)]
@@ -36,6 +47,14 @@ pub async fn run(target: ImportTarget) -> anyhow::Result<()> {
             target,
             runtime,
         } => return crate::import_directory::run(args, target, runtime).await,
+        ImportTarget::Conversations {
+            args,
+            target,
+            runtime,
+        } => {
+            let action = crate::conversations::Action::Import(args);
+            return crate::conversations::run(action, target, runtime).await;
+        }
         ImportTarget::Ledger {
             args,
             target,

@@ -20,6 +20,27 @@ pub enum LegacyTarget {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// The legacy bot's threads-data.json and guest-memory.json (import and export are
+    /// `phoenix import conversations` and `phoenix export conversations`).
+    Conversations {
+        #[command(subcommand)]
+        action: ConversationsAction,
+        /// A running conversations service instead of one started here (then DATABASE_URL too).
+        #[arg(long, global = true)]
+        target: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConversationsAction {
+    /// Prints every difference between threads-data.json / guest-memory.json and the
+    /// database, field by field; exits non-zero when there is one.
+    Compare {
+        #[command(flatten)]
+        files: phoenix_conversations::ops::legacy::LegacyFiles,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,11 +88,21 @@ pub enum LegacyAction {
 }
 
 pub async fn run(store: LegacyTarget) -> anyhow::Result<()> {
-    let LegacyTarget::Missions {
-        action,
-        target,
-        mut runtime,
-    } = store;
+    let (action, target, mut runtime) = match store {
+        LegacyTarget::Missions {
+            action,
+            target,
+            runtime,
+        } => (action, target, runtime),
+        LegacyTarget::Conversations {
+            action: ConversationsAction::Compare { files },
+            target,
+            runtime,
+        } => {
+            let action = crate::conversations::Action::Compare(files);
+            return crate::conversations::run(action, target, runtime).await;
+        }
+    };
     if target.is_none() {
         // A quiet service: no day close may change a board while it is imported or compared.
         runtime

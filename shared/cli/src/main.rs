@@ -4,6 +4,7 @@
 
 mod audit;
 mod bench;
+mod conversations;
 mod export;
 mod import;
 mod import_directory;
@@ -59,10 +60,11 @@ enum Command {
     },
     /// Manages a service's schema migrations (`all` for every service).
     Migrate(migrate::MigrateArgs),
-    /// Exports a service's data to files (the goals event log to Parquet).
+    /// Exports a service's data to files: the goals event log to Parquet, a service's data
+    /// back in its legacy format (the rollback).
     Export {
         #[command(subcommand)]
-        target: export::ExportTarget,
+        service: export::ExportTarget,
     },
 }
 
@@ -85,7 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(args).await,
         Command::Import { service } => import::run(service).await,
         Command::Migrate(args) => migrate::run(args).await,
-        Command::Export { target } => export::run(target).await,
+        Command::Export { service } => export::run(service).await,
     }
 }
 

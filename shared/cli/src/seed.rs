@@ -7,7 +7,7 @@ use crate::reached::Reached;
 #[derive(Debug, clap::Args)]
 pub struct SeedArgs {
     /// The service to seed.
-    #[arg(value_parser = ["ledger"])]
+    #[arg(value_parser = ["ledger", "narrative"])]
     service: String,
     /// A running service to seed instead of one started here on the embedded database.
     #[arg(long)]
@@ -17,6 +17,9 @@ pub struct SeedArgs {
 }
 
 pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
+    if args.service == "narrative" {
+        return narrative(args).await;
+    }
     let reached = Reached::start(phoenix_ledger::spec(), args.target, args.runtime).await?;
     let result = phoenix_ledger::seed::run(reached.channel.clone()).await;
     reached.close().await;
@@ -34,5 +37,19 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
             phoenix_ledger::seed::DEMO_TENANT
         ),
     }
+    Ok(())
+}
+
+async fn narrative(args: SeedArgs) -> anyhow::Result<()> {
+    let reached = Reached::start(phoenix_narrative::spec(), args.target, args.runtime).await?;
+    let result = phoenix_narrative::ops::seed::run(reached.channel.clone()).await;
+    reached.close().await;
+    let what = match result? {
+        phoenix_narrative::ops::seed::Seeded::Created => "seeded",
+        phoenix_narrative::ops::seed::Seeded::Replaced => "replaced",
+    };
+    println!(
+        "{what} the demo story: 4 fragments (one VIP-only, one behind composite requirements), 3 decisions, a 3-part experience, a reaction reward"
+    );
     Ok(())
 }

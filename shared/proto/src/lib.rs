@@ -57,3 +57,10 @@ pub mod conversations {
         tonic::include_proto!("phoenix.conversations.v1");
     }
 }
+
+/// `phoenix.narrative.v1`: fragments, decisions, experiences, reactions and each user's progress.
+pub mod narrative {
+    pub mod v1 {
+        tonic::include_proto!("phoenix.narrative.v1");
+    }
+}

@@ -47,6 +47,10 @@ pub const SERVICES: &[Registered] = &[
         spec: phoenix_conversations::spec,
         grpc_service: "phoenix.conversations.v1.ConversationsService",
     },
+    Registered {
+        spec: phoenix_narrative::spec,
+        grpc_service: "phoenix.narrative.v1.NarrativeService",
+    },
 ];
 
 /// Every service's spec, in port order.

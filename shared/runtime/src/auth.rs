@@ -84,42 +84,6 @@ impl Caller {
     }
 }
 
-/// The caller of one request, as a handler checks it against a context's admin role; with
-/// authentication off (`None`) every caller is trusted.
-#[derive(Debug, Clone)]
-pub struct Access {
-    caller: Option<Caller>,
-    admin_role: &'static str,
-}
-
-impl Access {
-    pub fn of<T>(request: &tonic::Request<T>, admin_role: &'static str) -> Self {
-        Self {
-            caller: caller(request).cloned(),
-            admin_role,
-        }
-    }
-
-    /// PERMISSION_DENIED `ROLE_REQUIRED` unless the caller has the admin role.
-    pub fn admin(&self) -> Result<(), Refusal> {
-        self.caller
-            .as_ref()
-            .map_or(Ok(()), |c| c.require_role(self.admin_role))
-    }
-
-    /// PERMISSION_DENIED `NOT_OWNER` unless the caller is `user` or an admin.
-    pub fn owner(&self, user: impl ToString) -> Result<(), Refusal> {
-        self.caller.as_ref().map_or(Ok(()), |c| {
-            c.require_owner(&user.to_string(), self.admin_role)
-        })
-    }
-
-    /// Whether authentication is on (an owner check on a stored record needs a read first).
-    pub fn is_on(&self) -> bool {
-        self.caller.is_some()
-    }
-}
-
 /// The caller of the current request: `None` when authentication is off.
 pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
     request.extensions().get::<Caller>()
@@ -139,6 +103,42 @@ pub fn require_owner<T>(
     admin_role: &str,
 ) -> Result<(), Refusal> {
     caller(request).map_or(Ok(()), |caller| caller.require_owner(owner, admin_role))
+}
+
+/// The caller of one request, taken out of it so that a handler can check it after decoding
+/// (`None` inside: authentication is off, and every caller is trusted), for a service whose
+/// admin role is `admin_role`.
+#[derive(Debug, Clone)]
+pub struct Access {
+    caller: Option<Caller>,
+    admin_role: &'static str,
+}
+
+impl Access {
+    pub fn of<T>(request: &tonic::Request<T>, admin_role: &'static str) -> Self {
+        Self {
+            caller: caller(request).cloned(),
+            admin_role,
+        }
+    }
+
+    /// PERMISSION_DENIED `ROLE_REQUIRED` unless the caller holds the admin role.
+    pub fn admin(&self) -> Result<(), Refusal> {
+        self.caller
+            .as_ref()
+            .map_or(Ok(()), |c| c.require_role(self.admin_role))
+    }
+
+    /// PERMISSION_DENIED `NOT_OWNER` unless the caller is the user `owner` or an admin.
+    pub fn owner(&self, owner: impl std::fmt::Display) -> Result<(), Refusal> {
+        self.caller.as_ref().map_or(Ok(()), |c| {
+            c.require_owner(&owner.to_string(), self.admin_role)
+        })
+    }
+    /// Whether authentication is on (an owner check on a stored record needs a read first).
+    pub fn is_on(&self) -> bool {
+        self.caller.is_some()
+    }
 }
 
 #[derive(Debug, Deserialize)]

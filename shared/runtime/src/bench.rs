@@ -91,12 +91,9 @@ where
     Ok(phase)
 }
 
-/// `count` channels to `url`, each its own connection (`TCP_NODELAY`), so the benchmark's
-/// clients do not share one HTTP/2 connection.
-pub async fn connections(
-    url: &str,
-    count: usize,
-) -> anyhow::Result<Vec<tonic::transport::Channel>> {
+/// `count` channels to `url`, each its own connection (TCP_NODELAY on), so concurrent clients
+/// do not share one HTTP/2 connection.
+pub async fn channels(url: &str, count: usize) -> anyhow::Result<Vec<tonic::transport::Channel>> {
     let mut channels = Vec::with_capacity(count);
     for _ in 0..count {
         channels.push(
@@ -107,4 +104,28 @@ pub async fn connections(
         );
     }
     Ok(channels)
+}
+
+/// A cheap pseudo-random index below `len` for call number `seed` (xorshift).
+pub fn pick(seed: u64, len: usize) -> usize {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    usize::try_from(x % (len.max(1) as u64)).unwrap_or(0)
+}
+
+/// The load a benchmark drives, as `phoenix bench` flags: `--clients` concurrent clients (each
+/// on its own connection), `--duration` per measured phase, `--warmup` of unmeasured calls.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LoadArgs {
+    /// Concurrent clients, each on its own connection.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Length of each measured phase.
+    #[arg(long, default_value = "10s", value_parser = crate::config::positive_duration)]
+    pub duration: Duration,
+    /// Unmeasured calls before the first phase (connections open, statements prepared).
+    #[arg(long, default_value = "3s", value_parser = crate::config::positive_duration)]
+    pub warmup: Duration,
 }

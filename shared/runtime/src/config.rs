@@ -313,6 +313,9 @@ pub struct PeerConfig {
     /// URL of the conversations service.
     #[arg(long, env = "PHOENIX_CONVERSATIONS_URL")]
     pub conversations_url: Option<String>,
+    /// URL of the narrative service.
+    #[arg(long, env = "PHOENIX_NARRATIVE_URL")]
+    pub narrative_url: Option<String>,
 }
 
 impl PeerConfig {
@@ -325,6 +328,7 @@ impl PeerConfig {
             "ledger" => self.ledger_url.as_deref(),
             "coordinator" => self.coordinator_url.as_deref(),
             "conversations" => self.conversations_url.as_deref(),
+            "narrative" => self.narrative_url.as_deref(),
             _ => None,
         }
     }
@@ -338,6 +342,7 @@ impl PeerConfig {
             "ledger" => &mut self.ledger_url,
             "coordinator" => &mut self.coordinator_url,
             "conversations" => &mut self.conversations_url,
+            "narrative" => &mut self.narrative_url,
             _ => return,
         };
         slot.get_or_insert(url);

@@ -271,17 +271,20 @@ pub async fn remove_expired(
     Ok(removed.rows_affected())
 }
 
-/// Starts the sweep every service with a `request_keys` table runs: every minute, each
-/// replica deletes up to 10,000 keys that expired (concurrent deletes of the same rows are
-/// safe), so the table does not grow without end. `job` names it in logs and metrics.
-pub fn sweep_expired_keys(context: &crate::ServiceContext, job: &'static str) {
-    const SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
-    const BATCH: i64 = 10_000;
+/// Runs [`remove_expired`] as the background job `name` of the service of `context`: every
+/// `interval`, at most `batch` keys a sweep. Each replica runs it; concurrent deletes of the
+/// same expired rows are safe.
+pub fn sweep_expired_keys(
+    context: &crate::ServiceContext,
+    name: &'static str,
+    interval: std::time::Duration,
+    batch: i64,
+) {
     let pool = context.pool.clone();
-    context.every(job, SWEEP, move || {
+    context.every(name, interval, move || {
         let pool = pool.clone();
         async move {
-            let removed = remove_expired(&pool, Utc::now(), BATCH).await?;
+            let removed = remove_expired(&pool, Utc::now(), batch).await?;
             if removed > 0 {
                 tracing::info!(removed, "forgot expired idempotency keys");
             }

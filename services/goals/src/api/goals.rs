@@ -58,11 +58,8 @@ pub async fn create(
     let input = input(&mut v, &goal, "");
     let fields = v.take(GoalFields::new(&input));
     let key = optional_key(&mut v, &body.idempotency_key, "CreateGoal", body);
-    v.finish()?;
+    let fields = v.finish_with(fields)?;
     access.owner(user_id)?;
-    let Some(fields) = fields else {
-        return Err(undecoded());
-    };
     let goal = g
         .create_goal(user_id, course_id, fields, key.as_ref())
         .await?;
@@ -172,14 +169,4 @@ pub async fn update(
     Ok(Response::new(pb::UpdateGoalResponse {
         goal: Some(proto::goal(&goal)),
     }))
-}
-
-/// A request passed validation without its decoded value: a parser that failed without
-/// saying why, a broken invariant.
-pub(super) fn undecoded() -> tonic::Status {
-    phoenix_runtime::Error::invariant(
-        "DECODED_WITHOUT_VALUE",
-        "a request passed validation without a decoded value",
-    )
-    .into()
 }

@@ -15,7 +15,7 @@ use phoenix_proto::goals::v1 as pb;
 use phoenix_proto::goals::v1::goals_service_server::GoalsService;
 use phoenix_runtime::Violations;
 use phoenix_runtime::idempotency::RequestKey;
-use phoenix_runtime::stream::ResponseStream;
+use phoenix_runtime::stream::{self, ResponseStream};
 use tonic::{Request, Response, Status};
 
 use crate::app::Goals;
@@ -120,13 +120,15 @@ impl GoalsService for Goals {
 
     async fn subscribe(&self, r: Request<pb::SubscribeRequest>) -> Answer<Self::SubscribeStream> {
         access::of(&r).admin()?;
-        let answer = self
-            .events()
-            .subscribe_answer(r.get_ref().after_position, |event| pb::SubscribeResponse {
+        let answer = stream::subscription(
+            r.get_ref().after_position,
+            |after| self.events().follow(None, after),
+            |event| pb::SubscribeResponse {
                 position: event.position,
                 event: Some(event.envelope()),
-            })
-            .await?;
+            },
+        )
+        .await?;
         Ok(Response::new(answer))
     }
 }

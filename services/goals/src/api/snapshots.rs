@@ -5,7 +5,6 @@ use phoenix_runtime::Violations;
 use phoenix_runtime::convert::json_from_struct;
 use tonic::Response;
 
-use super::goals::undecoded;
 use super::{
     Access, Answer, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, micros, optional_key, time_of, token,
 };
@@ -38,13 +37,10 @@ pub async fn create(
     };
     let snapshot = v.take(NewSnapshot::new(&input));
     let key = optional_key(&mut v, &body.idempotency_key, "CreateCodeSnapshot", body);
-    v.finish()?;
+    let snapshot = v.finish_with(snapshot)?;
     if access.is_on() {
         access.owner(g.task(task_id).await?.user_id)?;
     }
-    let Some(snapshot) = snapshot else {
-        return Err(undecoded());
-    };
     let stored = g.create_snapshot(task_id, snapshot, key.as_ref()).await?;
     Ok(Response::new(pb::CreateCodeSnapshotResponse {
         snapshot: Some(proto::snapshot(&stored, true)),

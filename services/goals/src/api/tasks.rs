@@ -5,7 +5,6 @@ use phoenix_runtime::Violations;
 use phoenix_runtime::convert::json_from_struct;
 use tonic::Response;
 
-use super::goals::undecoded;
 use super::{
     Access, Answer, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, known, micros, optional_key, required,
     time_of, token,
@@ -44,13 +43,10 @@ pub async fn create(
     };
     let fields = v.take(TaskFields::new(&input));
     let key = optional_key(&mut v, &body.idempotency_key, "CreateTask", body);
-    v.finish()?;
+    let fields = v.finish_with(fields)?;
     if access.is_on() {
         access.owner(g.goal(goal_id).await?.user_id)?;
     }
-    let Some(fields) = fields else {
-        return Err(undecoded());
-    };
     let (task, goal) = g.create_task(goal_id, fields, key.as_ref()).await?;
     Ok(Response::new(pb::CreateTaskResponse {
         task: Some(proto::task(&task)),

@@ -241,7 +241,7 @@ async fn recall(
 }
 
 async fn clients(url: &str, count: usize) -> anyhow::Result<Vec<GoalsServiceClient<Channel>>> {
-    Ok(phoenix_runtime::bench::connections(url, count)
+    Ok(phoenix_runtime::bench::channels(url, count)
         .await?
         .into_iter()
         .map(|channel| GoalsServiceClient::new(channel).max_decoding_message_size(64 << 20))

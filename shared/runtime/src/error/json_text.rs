@@ -65,6 +65,18 @@ pub fn json_error_reason(error: &serde_json::Error) -> String {
     }
 }
 
+/// What kind of JSON value this is, as an error names it ("a string", "an array", "null").
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -21,7 +21,7 @@ mod violations;
 use std::borrow::Cow;
 use std::time::Duration;
 
-pub use json_text::{NulAt, json_error_reason, json_nul};
+pub use json_text::{NulAt, json_error_reason, json_nul, json_type};
 pub use refusal::{FieldViolation, Refusal, RefusalKind};
 pub use remote::{RemoteError, Retry};
 pub use status::MAX_DETAILS_BYTES;

@@ -473,6 +473,19 @@ impl Violations {
         self.0.len()
     }
 
+    /// [`Violations::finish`], then the value a decoder gave: `None` with no violation is a
+    /// decoder that failed without saying why, a broken invariant (INTERNAL
+    /// `DECODED_WITHOUT_VALUE`), never a panic.
+    pub fn finish_with<T>(self, value: Option<T>) -> Result<T, super::Error> {
+        self.finish()?;
+        value.ok_or_else(|| {
+            super::Error::invariant(
+                "DECODED_WITHOUT_VALUE",
+                "a request passed validation without a decoded value",
+            )
+        })
+    }
+
     /// `Ok` when every field was valid; else one INVALID_ARGUMENT refusal with every violation,
     /// whose reason is the first violation's.
     pub fn finish(self) -> Result<(), Refusal> {

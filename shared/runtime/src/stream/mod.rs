@@ -236,6 +236,26 @@ pub fn response_stream<T: Send + 'static>(
     }))
 }
 
+/// A whole Subscribe RPC after its access check: `after_position` validated
+/// ([`after_position`]), the subscription `follow(after)` opened (it refuses an unknown
+/// position), and each event encoded by `encode` ([`response_stream`]).
+pub async fn subscription<T, S, Fut>(
+    after_position_field: i64,
+    follow: impl FnOnce(i64) -> Fut,
+    encode: fn(&StoredEvent) -> T,
+) -> Result<ResponseStream<T>, tonic::Status>
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<StoredEvent, Error>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<S, Error>>,
+{
+    let mut violations = crate::Violations::new();
+    let after = after_position(&mut violations, after_position_field);
+    violations.finish()?;
+    let events = follow(after).await?;
+    Ok(response_stream(events, encode))
+}
+
 /// Counts one live subscription for as long as it lives.
 #[derive(Debug)]
 struct Following(Arc<AtomicUsize>);
@@ -265,6 +285,8 @@ pub struct EventStream {
     /// The next position the sequencer of this process will give, after each pass.
     next_position: watch::Receiver<i64>,
     shutdown: CancellationToken,
+    /// The service whose stream this is, as its refusals name it.
+    service: &'static str,
 }
 
 impl EventStream {
@@ -287,7 +309,28 @@ impl EventStream {
             followers,
             next_position,
             shutdown,
+            service,
         }
+    }
+
+    /// [`subscribe`](Self::subscribe) after checking that `after` is 0 or the position of an
+    /// event (of `tenant` when given): NOT_FOUND `POSITION_NOT_FOUND` otherwise, the answer of
+    /// every Subscribe RPC to a position it never gave.
+    pub async fn follow(
+        &self,
+        tenant: Option<Uuid>,
+        after: i64,
+    ) -> Result<impl Stream<Item = Result<StoredEvent, Error>> + Send + 'static, Error> {
+        if !is_resumable(&self.pool, tenant, after).await? {
+            return Err(crate::Refusal::not_found(
+                "POSITION_NOT_FOUND",
+                format!("no event of {} has position {after}", self.service),
+            )
+            .at("after_position")
+            .with("after_position", after)
+            .into());
+        }
+        Ok(self.subscribe(tenant, after))
     }
 
     /// Tells the sequencer that events were committed: call after the commit.
@@ -347,30 +390,6 @@ impl EventStream {
                 }
             }
         })
-    }
-
-    /// The answer of a Subscribe RPC on a stream without tenants: `after_position` checked
-    /// (INVALID_ARGUMENT `INVALID_POSITION`), NOT_FOUND `POSITION_NOT_FOUND` (field
-    /// `after_position`) for a position no event has, then the events after it, catch up then
-    /// follow, each encoded by `encode`. Call it in the handler (see [`response_stream`]).
-    pub async fn subscribe_answer<T: Send + 'static>(
-        &self,
-        after: i64,
-        encode: fn(&StoredEvent) -> T,
-    ) -> Result<ResponseStream<T>, Error> {
-        let mut violations = crate::Violations::new();
-        let after = after_position(&mut violations, after);
-        violations.finish()?;
-        if !is_resumable(&self.pool, None, after).await? {
-            return Err(crate::error::Refusal::not_found(
-                "POSITION_NOT_FOUND",
-                format!("no event of this stream has position {after}"),
-            )
-            .at("after_position")
-            .with("after_position", after)
-            .into());
-        }
-        Ok(response_stream(self.subscribe(None, after), encode))
     }
 
     /// The last position given so far (0 when none).

@@ -3,6 +3,7 @@
 //! Firestore exports use.
 
 use chrono::{DateTime, Datelike, Utc};
+use phoenix_runtime::error::json_type;
 use serde_json::{Map, Value};
 
 use super::{
@@ -560,17 +561,6 @@ fn nul_path(value: &Value) -> Option<String> {
     } else {
         format!("field \"{}\"", at.path)
     })
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Text PostgreSQL can store: NUL characters become U+FFFD.

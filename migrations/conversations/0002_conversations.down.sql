@@ -1,0 +1,13 @@
+DROP TABLE event_sequencer;
+DROP TABLE event_positions;
+DROP TABLE events;
+DROP TABLE request_keys;
+DROP TABLE typing_stamps;
+DROP TABLE pending_images;
+DROP TABLE processing_leases;
+DROP TABLE buffered_messages;
+DROP TABLE buffers;
+DROP TABLE user_states;
+DROP TABLE cache_entries;
+DROP TABLE threads;
+DROP TABLE contacts;

@@ -1,0 +1,15 @@
+DROP TABLE event_sequencer;
+DROP TABLE event_positions;
+DROP TABLE events;
+DROP TABLE request_keys;
+DROP TABLE reactions;
+DROP TABLE reaction_rewards;
+DROP TABLE experience_progress;
+DROP TABLE user_decisions;
+DROP TABLE fragment_progress;
+DROP TABLE user_states;
+DROP TABLE experience_components;
+DROP TABLE decisions;
+DROP TABLE fragments;
+DROP TABLE experiences;
+COMMENT ON SCHEMA narrative IS NULL;

@@ -1,0 +1,450 @@
+//! `phoenix import conversations`, `phoenix export conversations` and `phoenix legacy
+//! conversations compare`: the move off the legacy bot's two JSON files and the rollback to
+//! them. The formats and the rules are in [`crate::domain::legacy`] and the service's README.
+//!
+//! - The import reads both files whole (a file that is not one JSON object of records stops it
+//!   before anything is written), merges both records of each number, and imports each contact
+//!   in its own transaction, once per phone: a contact whose phone exists is left as it is, so
+//!   a second run changes nothing. A record that breaks a rule, or that the database refuses,
+//!   is quarantined alone (file, key, field path, rule, message quoting at most a short prefix
+//!   of the value) and the import goes on.
+//! - The export writes both files back from the database, each record as it was read while
+//!   its fields hold what the import gave them, with every field the formats do not define.
+//! - The compare renders the database as the export would and prints every difference from the
+//!   files, field by field; records the import quarantines are listed apart, not as
+//!   differences.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::app::Conversations;
+use crate::app::legacy::Imported;
+use crate::domain::legacy::{self, GUESTS_FILE, GuestView, Rejection, THREADS_FILE, ThreadView};
+use crate::store::legacy::ExportRow;
+
+/// Where the two files are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LegacyFiles {
+    /// threads-data.json
+    #[arg(long)]
+    pub threads: PathBuf,
+    /// guest-memory.json
+    #[arg(long)]
+    pub guests: PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub files: LegacyFiles,
+    /// Check everything (the database's refusals too) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the quarantine report goes (one JSON object per rejection); default
+    /// `<guests>.quarantine.ndjson`.
+    #[arg(long)]
+    pub quarantine: Option<PathBuf>,
+}
+
+/// What an import did (or, with a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub dry_run: bool,
+    /// Records in both files.
+    pub records: usize,
+    /// Contacts the records make (both files merged).
+    pub contacts: usize,
+    pub imported: usize,
+    /// Contacts whose phone was already imported.
+    pub unchanged: usize,
+    /// Contacts rejected (each with one rejection or more in `quarantine`).
+    pub quarantined: usize,
+    /// Records rejected as a second spelling of a number their file already has.
+    pub duplicates: usize,
+    pub quarantine: Vec<Rejection>,
+}
+
+impl ImportSummary {
+    pub fn line(&self) -> String {
+        format!(
+            "conversations-import dry_run={} records={} contacts={} imported={} unchanged={} quarantined={} duplicates={}",
+            self.dry_run,
+            self.records,
+            self.contacts,
+            self.imported,
+            self.unchanged,
+            self.quarantined,
+            self.duplicates
+        )
+    }
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    // Not UTF-8 is not JSON: the file's own rejection, not a crash.
+    Ok(String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// The records of threads-data.json and guest-memory.json.
+type Records = (Map<String, Value>, Map<String, Value>);
+
+/// Both files as records, or the rejections of the files that cannot be read at all.
+fn records(files: &LegacyFiles) -> anyhow::Result<Result<Records, Vec<Rejection>>> {
+    let threads = legacy::file_records(THREADS_FILE, &read_text(&files.threads)?);
+    let guests = legacy::file_records(GUESTS_FILE, &read_text(&files.guests)?);
+    Ok(match (threads, guests) {
+        (Ok(t), Ok(g)) => Ok((t, g)),
+        (t, g) => Err([t.err(), g.err()].into_iter().flatten().collect()),
+    })
+}
+
+/// Imports both files, calling `progress(done, total)` per contact, and writes the quarantine
+/// report to `report`.
+pub async fn import(
+    conversations: &Conversations,
+    args: &ImportArgs,
+    report: &Path,
+    progress: impl Fn(u64, u64),
+) -> anyhow::Result<ImportSummary> {
+    let mut summary = ImportSummary {
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    let (threads, guests) = match records(&args.files)? {
+        Ok(both) => both,
+        Err(rejections) => {
+            summary.quarantine = rejections;
+            write_report(report, &summary.quarantine)?;
+            return Ok(summary);
+        }
+    };
+    let read = legacy::read(&threads, &guests);
+    summary.records = read.records;
+    summary.contacts = read.contacts.len() + read.rejected_contacts;
+    summary.quarantined = read.rejected_contacts;
+    summary.duplicates = read.duplicates;
+    summary.quarantine = read.rejections;
+    let total = read.contacts.len() as u64;
+    for (done, contact) in read.contacts.iter().enumerate() {
+        progress(done as u64 + 1, total);
+        match conversations.import_contact(contact, args.dry_run).await {
+            Ok(Imported::Created) => summary.imported += 1,
+            Ok(Imported::Unchanged) => summary.unchanged += 1,
+            Err(
+                error @ (phoenix_runtime::Error::Unavailable { .. }
+                | phoenix_runtime::Error::DeadlineExceeded { .. }),
+            ) => {
+                write_report(report, &summary.quarantine)?;
+                return Err(anyhow::anyhow!(
+                    "contact {}: {error}; the report so far is in {}",
+                    contact.phone,
+                    report.display()
+                ));
+            }
+            // The database refused this contact: it alone is quarantined.
+            Err(error) => {
+                summary.quarantined += 1;
+                summary.quarantine.push(refused(contact, &error));
+            }
+        }
+    }
+    write_report(report, &summary.quarantine)?;
+    Ok(summary)
+}
+
+fn refused(contact: &legacy::LegacyContact, error: &phoenix_runtime::Error) -> Rejection {
+    let (file, key, field) = match (error.reason(), &contact.thread, &contact.guest) {
+        ("THREAD_OF_ANOTHER_CONTACT", Some(thread), _) => {
+            (THREADS_FILE, thread.key.clone(), "threadId".to_owned())
+        }
+        (_, thread, guest) => {
+            let (file, key) = guest
+                .as_ref()
+                .map(|g| (GUESTS_FILE, g.key.clone()))
+                .or_else(|| thread.as_ref().map(|t| (THREADS_FILE, t.key.clone())))
+                .unwrap_or((GUESTS_FILE, contact.phone.to_string()));
+            (
+                file,
+                key,
+                error
+                    .refusal()
+                    .and_then(|r| r.field())
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        }
+    };
+    let message = match error.refusal() {
+        Some(refusal) => refusal.message.clone(),
+        None => phoenix_runtime::quote(&error.to_string()),
+    };
+    Rejection {
+        file: file.to_owned(),
+        key,
+        field,
+        rule: error.reason().to_owned(),
+        message,
+    }
+}
+
+fn write_report(path: &Path, quarantine: &[Rejection]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for entry in quarantine {
+        text.push_str(&serde_json::to_string(entry)?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
+/// The two files as the database renders them: (threads-data.json, guest-memory.json).
+pub fn render(rows: &[ExportRow]) -> (Map<String, Value>, Map<String, Value>) {
+    let mut threads = Map::new();
+    let mut guests = Map::new();
+    for row in rows {
+        let c = &row.contact;
+        let thread_original = row.threads_key.as_ref().map(|_| &row.legacy_thread);
+        let guest_original = row.guests_key.as_ref().map(|_| &row.legacy_guest);
+        if let Some(thread_id) = &row.thread_id {
+            let view = ThreadView {
+                thread_id: thread_id.clone(),
+                chat_id: c.profile.chat_id.clone(),
+                user_name: row.thread_user_name.clone(),
+            };
+            let key = row
+                .threads_key
+                .clone()
+                .unwrap_or_else(|| c.phone.to_string());
+            let original = thread_original.cloned().unwrap_or_default();
+            threads.insert(key, Value::Object(legacy::render_thread(&original, &view)));
+        }
+        if row.in_guest_memory {
+            let imported_name = imported_name(thread_original, guest_original);
+            let view = GuestView {
+                name: c.profile.name.clone(),
+                labels: c.profile.labels.clone(),
+                last_activity_at: c.profile.last_activity_at,
+            };
+            let key = row
+                .guests_key
+                .clone()
+                .unwrap_or_else(|| c.phone.to_string());
+            let original = guest_original.cloned().unwrap_or_default();
+            guests.insert(
+                key,
+                Value::Object(legacy::render_guest(
+                    &original,
+                    imported_name.as_deref(),
+                    &view,
+                )),
+            );
+        }
+    }
+    (threads, guests)
+}
+
+/// The name the import gave a contact from its records (see `LegacyContact::name`).
+fn imported_name(
+    thread: Option<&Map<String, Value>>,
+    guest: Option<&Map<String, Value>>,
+) -> Option<String> {
+    let guest = guest.and_then(|g| legacy::guest_record("", &Value::Object(g.clone())).ok());
+    let thread = thread.and_then(|t| legacy::thread_record("", &Value::Object(t.clone())).ok());
+    guest
+        .and_then(|g| g.name)
+        .or_else(|| thread.and_then(|t| t.user_name))
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub threads: usize,
+    pub guests: usize,
+}
+
+impl ExportSummary {
+    pub fn line(&self) -> String {
+        format!(
+            "conversations-export threads={} guests={}",
+            self.threads, self.guests
+        )
+    }
+}
+
+/// Writes both files from the database, each replaced atomically (written beside, then
+/// renamed), pretty-printed as the bot's `JSON.stringify(data, null, 2)` wrote them.
+pub async fn export(
+    conversations: &Conversations,
+    files: &LegacyFiles,
+) -> anyhow::Result<ExportSummary> {
+    let (threads, guests) = render(&conversations.export_rows().await?);
+    write_file(&files.threads, &threads)?;
+    write_file(&files.guests, &guests)?;
+    Ok(ExportSummary {
+        threads: threads.len(),
+        guests: guests.len(),
+    })
+}
+
+fn write_file(path: &Path, records: &Map<String, Value>) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(records)?;
+    text.push('\n');
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, text)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?;
+    std::fs::rename(&partial, path)
+        .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display()))
+}
+
+/// One difference between the files and the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub file: &'static str,
+    pub key: String,
+    /// The record's field; empty when the whole record is missing on one side.
+    pub field: String,
+    pub in_file: Option<String>,
+    pub in_database: Option<String>,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let side = |v: &Option<String>| {
+            v.as_deref()
+                .map_or_else(|| "(absent)".to_owned(), phoenix_runtime::quote)
+        };
+        write!(
+            f,
+            "{} {} {}: file {} database {}",
+            self.file,
+            phoenix_runtime::quote(&self.key),
+            if self.field.is_empty() {
+                "(record)"
+            } else {
+                &self.field
+            },
+            side(&self.in_file),
+            side(&self.in_database)
+        )
+    }
+}
+
+/// What a compare found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Comparison {
+    pub compared: usize,
+    pub differences: Vec<Difference>,
+    /// Records of the files the import quarantines (file, key).
+    pub quarantined: Vec<(String, String)>,
+}
+
+impl Comparison {
+    pub fn line(&self) -> String {
+        format!(
+            "conversations-compare records={} differences={} quarantined={}",
+            self.compared,
+            self.differences.len(),
+            self.quarantined.len()
+        )
+    }
+}
+
+/// Every difference between the files and the database, field by field.
+pub async fn compare(
+    conversations: &Conversations,
+    files: &LegacyFiles,
+) -> anyhow::Result<Comparison> {
+    let (threads, guests) = match records(files)? {
+        Ok(both) => both,
+        Err(rejections) => {
+            let reasons: Vec<String> = rejections
+                .iter()
+                .map(|r| format!("{}: {} {}", r.file, r.rule, r.message))
+                .collect();
+            anyhow::bail!("cannot compare: {}", reasons.join("; "));
+        }
+    };
+    let read = legacy::read(&threads, &guests);
+    let skipped: BTreeSet<(String, String)> = read
+        .rejections
+        .iter()
+        .map(|r| (r.file.clone(), r.key.clone()))
+        .collect();
+    let (db_threads, db_guests) = render(&conversations.export_rows().await?);
+    let mut comparison = Comparison {
+        quarantined: skipped.iter().cloned().collect(),
+        ..Default::default()
+    };
+    for (file, in_file, in_db) in [
+        (THREADS_FILE, &threads, &db_threads),
+        (GUESTS_FILE, &guests, &db_guests),
+    ] {
+        for (key, record) in in_file {
+            if skipped.contains(&(file.to_owned(), key.clone())) {
+                continue;
+            }
+            comparison.compared += 1;
+            match in_db.get(key) {
+                None => comparison.differences.push(Difference {
+                    file,
+                    key: key.clone(),
+                    field: String::new(),
+                    in_file: Some(record.to_string()),
+                    in_database: None,
+                }),
+                Some(db) => differ(file, key, record, db, &mut comparison.differences),
+            }
+        }
+        for (key, record) in in_db {
+            if !in_file.contains_key(key) {
+                comparison.differences.push(Difference {
+                    file,
+                    key: key.clone(),
+                    field: String::new(),
+                    in_file: None,
+                    in_database: Some(record.to_string()),
+                });
+            }
+        }
+    }
+    Ok(comparison)
+}
+
+fn differ(
+    file: &'static str,
+    key: &str,
+    in_file: &Value,
+    in_db: &Value,
+    out: &mut Vec<Difference>,
+) {
+    let (Value::Object(a), Value::Object(b)) = (in_file, in_db) else {
+        if in_file != in_db {
+            out.push(Difference {
+                file,
+                key: key.to_owned(),
+                field: String::new(),
+                in_file: Some(in_file.to_string()),
+                in_database: Some(in_db.to_string()),
+            });
+        }
+        return;
+    };
+    let fields: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for field in fields {
+        let (x, y) = (a.get(field), b.get(field));
+        if x != y {
+            out.push(Difference {
+                file,
+                key: key.to_owned(),
+                field: field.clone(),
+                in_file: x.map(Value::to_string),
+                in_database: y.map(Value::to_string),
+            });
+        }
+    }
+}
