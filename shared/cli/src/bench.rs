@@ -15,6 +15,14 @@ pub enum BenchTarget {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// SearchSimilar over gRPC vs the same search through SQL, the HNSW build, and recall@10
+    /// against exact search, unfiltered and filtered by user.
+    Goals {
+        #[command(flatten)]
+        args: phoenix_goals::ops::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
     /// Single transfers over gRPC vs the same write straight through SQL, and batches.
     Ledger {
         #[command(flatten)]
@@ -57,6 +65,19 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
                 Some(pool) => phoenix_directory::ops::bench::run(&reached.url, pool, &args).await,
                 None => Err(anyhow::anyhow!(
                     "loading the users needs the database: set DATABASE_URL with --target"
+                )),
+            };
+            reached.close().await;
+            println!("{}", result?.line());
+            Ok(())
+        }
+        BenchTarget::Goals { args, runtime } => {
+            let reached =
+                Reached::start(phoenix_goals::spec(), args.target.clone(), runtime).await?;
+            let result = match reached.pool.clone() {
+                Some(pool) => phoenix_goals::ops::bench::run(&reached.url, pool, &args).await,
+                None => Err(anyhow::anyhow!(
+                    "loading the vectors needs the database: set DATABASE_URL with --target"
                 )),
             };
             reached.close().await;

@@ -60,7 +60,8 @@ enum Command {
     },
     /// Manages a service's schema migrations (`all` for every service).
     Migrate(migrate::MigrateArgs),
-    /// Writes a service's data back in its legacy format (the rollback).
+    /// Exports a service's data to files: the goals event log to Parquet, a service's data
+    /// back in its legacy format (the rollback).
     Export {
         #[command(subcommand)]
         service: export::ExportTarget,
@@ -115,7 +116,11 @@ mod tests {
             audit.contains("ledger") && audit.contains("missions"),
             "{audit}"
         );
-        assert!(!audit.contains("goals"), "goals has no auditor: {audit}");
+        assert!(audit.contains("goals"), "{audit}");
+        assert!(
+            !audit.contains("coordinator"),
+            "the coordinator has no auditor: {audit}"
+        );
         let serve = refused(&["phoenix", "serve", "nope"]);
         for name in phoenix_registry::names() {
             assert!(serve.contains(name), "{name} missing from: {serve}");

@@ -38,7 +38,16 @@ pub enum MigrateAction {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Moves to VERSION in whichever direction it lies: applies the pending migrations up to
+    /// it, or reverts every applied one after it (0: all of them).
+    To {
+        version: i64,
+        /// Print the SQL that would run, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Current version, head, pending count, and applied migrations whose file changed.
+    #[command(alias = "current")]
     Status,
     /// Every migration, with when it was applied.
     History,
@@ -77,6 +86,12 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         let (up, down) = phoenix_runtime::migrate::new_migration(&dir.join(target), name)?;
         println!("created {}\ncreated {}", up.display(), down.display());
         return Ok(());
+    }
+    if let MigrateAction::To { version, .. } = &action {
+        anyhow::ensure!(
+            target != "all",
+            "versions are per service: name the one to move to {version}"
+        );
     }
     if let MigrateAction::Reset { confirm } = &action {
         anyhow::ensure!(
@@ -120,6 +135,9 @@ async fn run_action(
         } => {
             let steps = if *all { usize::MAX } else { *steps };
             print_steps(service, &migrator.down(steps, *dry_run).await?, *dry_run)
+        }
+        MigrateAction::To { version, dry_run } => {
+            print_steps(service, &migrator.to(*version, *dry_run).await?, *dry_run)
         }
         MigrateAction::Status => {
             let status = migrator.status().await?;

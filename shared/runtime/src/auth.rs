@@ -135,6 +135,10 @@ impl Access {
             c.require_owner(&owner.to_string(), self.admin_role)
         })
     }
+    /// Whether authentication is on (an owner check on a stored record needs a read first).
+    pub fn is_on(&self) -> bool {
+        self.caller.is_some()
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -237,6 +237,16 @@ pub struct Migrator<'a> {
     pool: &'a PgPool,
 }
 
+/// The step that applies `migration`.
+fn up_step(migration: &Migration) -> Step {
+    Step {
+        version: migration.version,
+        name: migration.name.clone(),
+        direction: Direction::Up,
+        sql: migration.up.clone(),
+    }
+}
+
 impl<'a> Migrator<'a> {
     pub fn new(set: &'a MigrationSet, pool: &'a PgPool) -> Self {
         Self { set, pool }
@@ -255,12 +265,7 @@ impl<'a> Migrator<'a> {
                 .iter()
                 .filter(|m| !applied.iter().any(|(version, _)| *version == m.version))
                 .filter(|m| target.is_none_or(|t| m.version <= t))
-                .map(|m| Step {
-                    version: m.version,
-                    name: m.name.clone(),
-                    direction: Direction::Up,
-                    sql: m.up.clone(),
-                })
+                .map(up_step)
                 .collect())
         })
         .await
@@ -273,18 +278,50 @@ impl<'a> Migrator<'a> {
                 .iter()
                 .rev()
                 .take(count)
-                .map(|(version, _)| {
-                    let migration = self.find(*version)?;
-                    Ok(Step {
-                        version: *version,
-                        name: migration.name.clone(),
-                        direction: Direction::Down,
-                        sql: migration.down.clone(),
-                    })
-                })
+                .map(|(version, _)| self.down_step(*version))
                 .collect()
         })
         .await
+    }
+
+    /// Moves the schema to `target` in whichever direction it lies (Alembic's `upgrade <rev>` /
+    /// `downgrade <rev>`): applies the pending migrations up to it, or reverts, newest first,
+    /// every applied one after it. `0` reverts everything. An unknown version is refused.
+    pub async fn to(&self, target: i64, dry_run: bool) -> Result<Vec<Step>, MigrateError> {
+        if target != 0 {
+            self.find(target)?;
+        }
+        self.run(dry_run, |applied| {
+            let reverted: Vec<Step> = applied
+                .iter()
+                .rev()
+                .filter(|(version, _)| *version > target)
+                .map(|(version, _)| self.down_step(*version))
+                .collect::<Result<_, MigrateError>>()?;
+            if !reverted.is_empty() {
+                return Ok(reverted);
+            }
+            Ok(self
+                .set
+                .migrations
+                .iter()
+                .filter(|m| m.version <= target)
+                .filter(|m| !applied.iter().any(|(version, _)| *version == m.version))
+                .map(up_step)
+                .collect())
+        })
+        .await
+    }
+
+    /// The step that reverts applied migration `version`.
+    fn down_step(&self, version: i64) -> Result<Step, MigrateError> {
+        let migration = self.find(version)?;
+        Ok(Step {
+            version,
+            name: migration.name.clone(),
+            direction: Direction::Down,
+            sql: migration.down.clone(),
+        })
     }
 
     /// Under the schema's lock: reads what is applied, plans the steps, applies them unless

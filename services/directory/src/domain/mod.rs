@@ -33,28 +33,7 @@ pub fn hundredths(
     value: f64,
     max_hundredths: i64,
 ) -> i64 {
-    let scaled = value * 100.0;
-    let rounded = scaled.round();
-    if !value.is_finite() || rounded < 0.0 || rounded > max_hundredths as f64 {
-        violations.add(
-            field,
-            "OUT_OF_RANGE",
-            format!(
-                "must be between 0.00 and {:.2}, got {value}",
-                max_hundredths as f64 / 100.0
-            ),
-        );
-        return 0;
-    }
-    if (scaled - rounded).abs() > 1e-6 {
-        violations.add(
-            field,
-            "TOO_MANY_DECIMALS",
-            format!("must have at most two decimals, got {value}"),
-        );
-    }
-    // In range, so it fits.
-    rounded as i64
+    violations.hundredths(field, value, max_hundredths)
 }
 
 /// A hundredths value as the decimal the API shows.
@@ -69,27 +48,7 @@ pub fn metadata(
     field: &str,
     value: serde_json::Map<String, serde_json::Value>,
 ) -> serde_json::Map<String, serde_json::Value> {
-    let text = serde_json::Value::Object(value).to_string();
-    if text.len() > MAX_METADATA_BYTES {
-        violations.add(
-            field,
-            "TOO_LARGE",
-            format!(
-                "must be at most {MAX_METADATA_BYTES} bytes as JSON, got {}",
-                text.len()
-            ),
-        );
-    } else if text.contains("\\u0000") {
-        violations.add(
-            field,
-            "CONTROL_CHARACTER",
-            "must not contain NUL characters",
-        );
-    }
-    match serde_json::from_str(&text) {
-        Ok(serde_json::Value::Object(object)) => object,
-        _ => serde_json::Map::new(),
-    }
+    violations.json_object(field, value, MAX_METADATA_BYTES)
 }
 
 #[cfg(test)]

@@ -348,6 +348,65 @@ impl Violations {
         value
     }
 
+    /// A decimal with at most two places, between 0 and `max_hundredths` / 100, as integer
+    /// hundredths (12.34 → 1234): `OUT_OF_RANGE` (also for NaN and infinities) or
+    /// `TOO_MANY_DECIMALS`; 0 when refused.
+    pub fn hundredths(&mut self, field: &str, value: f64, max_hundredths: i64) -> i64 {
+        let scaled = value * 100.0;
+        let rounded = scaled.round();
+        if !value.is_finite() || rounded < 0.0 || rounded > max_hundredths as f64 {
+            self.add(
+                field,
+                "OUT_OF_RANGE",
+                format!(
+                    "must be between 0.00 and {:.2}, got {value}",
+                    max_hundredths as f64 / 100.0
+                ),
+            );
+            return 0;
+        }
+        if (scaled - rounded).abs() > 1e-6 {
+            self.add(
+                field,
+                "TOO_MANY_DECIMALS",
+                format!("must have at most two decimals, got {value}"),
+            );
+        }
+        // In range, so it fits.
+        rounded as i64
+    }
+
+    /// A JSON object PostgreSQL's jsonb can hold: at most `max_bytes` serialized (`TOO_LARGE`)
+    /// and no NUL anywhere (`CONTROL_CHARACTER`). Returns it (an empty one when refused).
+    pub fn json_object(
+        &mut self,
+        field: &str,
+        value: serde_json::Map<String, serde_json::Value>,
+        max_bytes: usize,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let value = serde_json::Value::Object(value);
+        let text = value.to_string();
+        if text.len() > max_bytes {
+            self.add(
+                field,
+                "TOO_LARGE",
+                format!(
+                    "must be at most {max_bytes} bytes as JSON, got {}",
+                    text.len()
+                ),
+            );
+        } else if text.contains("\\u0000") {
+            self.add(
+                field,
+                "CONTROL_CHARACTER",
+                "must not contain NUL characters",
+            );
+        } else if let serde_json::Value::Object(object) = value {
+            return object;
+        }
+        serde_json::Map::new()
+    }
+
     /// The paths of an update's field mask (`field` names it, e.g. `update_mask`): required,
     /// each one of `writable`; a path in `read_only` is refused `READ_ONLY_FIELD`, any other
     /// `UNKNOWN_FIELD`, a repeated one `DUPLICATE_FIELD`, each naming `field.paths[i]`. Returns

@@ -326,6 +326,7 @@ impl EventStream {
                 "POSITION_NOT_FOUND",
                 format!("no event of {} has position {after}", self.service),
             )
+            .at("after_position")
             .with("after_position", after)
             .into());
         }
