@@ -115,3 +115,69 @@ async fn a_user_cannot_make_the_sagas_grants_and_compensations_for_themselves() 
         .into_inner();
     assert_eq!(reverted.outcome(), pb::RevertOutcome::Reverted);
 }
+
+#[tokio::test]
+async fn two_upserts_that_each_close_half_a_loop_cannot_both_pass_and_the_database_refuses_a_loop()
+{
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    for _ in 0..8 {
+        let (a, b) = (id(), id());
+        upsert_fragment(&mut client, fragment(&a, "A")).await;
+        upsert_fragment(&mut client, fragment(&b, "B")).await;
+        let calls = [(a.clone(), b.clone()), (b.clone(), a.clone())].map(|(from, to)| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .upsert_decision(pb::UpsertDecisionRequest {
+                        decision: Some(decision(&id(), &from, &to, 0)),
+                    })
+                    .await
+            })
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        let refused: Vec<_> = answers
+            .iter()
+            .filter_map(|a| a.as_ref().expect("joined").as_ref().err())
+            .collect();
+        assert_eq!(refused.len(), 1, "one of a -> b and b -> a passes");
+        assert_refused(refused[0], Code::FailedPrecondition, "NEXT_FRAGMENT_CYCLE");
+    }
+    assert_eq!(count(&service.pool, "decisions").await, 8);
+
+    // The database's own rule: a link written around the service that closes a loop.
+    let (a, b, c) = (id(), id(), id());
+    for f in [&a, &b, &c] {
+        upsert_fragment(&mut client, fragment(f, "F")).await;
+    }
+    common::upsert_decision(&mut client, decision(&id(), &a, &b, 0)).await;
+    common::upsert_decision(&mut client, decision(&id(), &b, &c, 0)).await;
+    let refused = sqlx::query(
+        "INSERT INTO decisions (id, fragment_id, label, next_fragment_id)
+         VALUES ($1::uuid, $2::uuid, 'back', $3::uuid)",
+    )
+    .bind(id())
+    .bind(&c)
+    .bind(&a)
+    .execute(&service.pool)
+    .await
+    .expect_err("c -> a closes a -> b -> c -> a");
+    let database = refused.as_database_error().expect("a database error");
+    assert_eq!(database.constraint(), Some("decisions_acyclic"));
+    assert_eq!(database.code().as_deref(), Some("23514"));
+    // Nor may an existing link be turned around.
+    let refused = sqlx::query(
+        "UPDATE decisions SET next_fragment_id = $1::uuid WHERE fragment_id = $2::uuid",
+    )
+    .bind(&a)
+    .bind(&b)
+    .execute(&service.pool)
+    .await
+    .expect_err("b -> a closes a -> b -> a");
+    assert_eq!(
+        refused.as_database_error().and_then(|e| e.constraint()),
+        Some("decisions_acyclic")
+    );
+    // A branch that meets another again is no loop.
+    common::upsert_decision(&mut client, decision(&id(), &a, &c, 0)).await;
+}

@@ -1,0 +1,2 @@
+DROP TRIGGER decisions_acyclic ON decisions;
+DROP FUNCTION decisions_acyclic();
