@@ -181,3 +181,364 @@ async fn two_upserts_that_each_close_half_a_loop_cannot_both_pass_and_the_databa
     // A branch that meets another again is no loop.
     common::upsert_decision(&mut client, decision(&id(), &a, &c, 0)).await;
 }
+
+async fn join<T: Send + 'static>(
+    calls: impl IntoIterator<Item = tokio::task::JoinHandle<Result<tonic::Response<T>, tonic::Status>>>,
+) -> Vec<Result<T, tonic::Status>> {
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("joined").map(tonic::Response::into_inner))
+        .collect()
+}
+
+#[tokio::test]
+async fn concurrent_decisions_and_reverts_leave_a_state_their_answers_account_for() {
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let s = story(&mut client).await;
+    let user = id();
+    let calls = (0..16).map(|n| {
+        let mut client = client.clone();
+        let (user, a, d) = (user.clone(), s.a.clone(), s.d.clone());
+        tokio::spawn(async move {
+            let key = format!("k-{n}");
+            if n % 2 == 0 {
+                client
+                    .apply_decision(common::apply(&user, &a, &d, &key))
+                    .await
+                    .map(|r| r.map(|_| true))
+            } else {
+                client
+                    .revert_decision(pb::RevertDecisionRequest {
+                        user_id: user,
+                        fragment_id: a,
+                        decision_id: d,
+                        idempotency_key: key,
+                    })
+                    .await
+                    .map(|r| r.map(|r| r.outcome() == pb::RevertOutcome::Reverted))
+            }
+        })
+    });
+    let answers = join(calls).await;
+    let (mut applied, mut reverted) = (0, 0);
+    for (n, answer) in answers.iter().enumerate() {
+        match answer {
+            Ok(true) if n % 2 == 0 => applied += 1,
+            Ok(true) => reverted += 1,
+            Ok(false) => {}
+            Err(status) => assert_refused(status, Code::AlreadyExists, "DECISION_ALREADY_TAKEN"),
+        }
+    }
+    let decisions = count(&service.pool, "user_decisions").await;
+    assert_eq!(
+        decisions,
+        applied - reverted,
+        "every decision applied is there unless a revert answered it undone"
+    );
+    let completions: i64 =
+        sqlx::query_scalar("SELECT completion_count FROM fragments WHERE id = $1::uuid")
+            .bind(&s.a)
+            .fetch_one(&service.pool)
+            .await
+            .expect("metrics");
+    assert_eq!(completions, decisions);
+    let events: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_type, aggregate_version FROM events ORDER BY aggregate_version",
+    )
+    .fetch_all(&service.pool)
+    .await
+    .expect("events");
+    let taken = events
+        .iter()
+        .filter(|(t, _)| t == "phoenix.narrative.v1.DecisionTaken")
+        .count() as i64;
+    let undone = events
+        .iter()
+        .filter(|(t, _)| t == "phoenix.narrative.v1.DecisionReverted")
+        .count() as i64;
+    assert_eq!((taken, undone), (applied, reverted), "one event per change");
+    let versions: Vec<i64> = events.iter().map(|(_, v)| *v).collect();
+    assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn the_last_component_completes_the_experience_once_however_many_race_for_it() {
+    use pb::component_ref::Target as Ref;
+    use pb::experience_component::Target as T;
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let experience = id();
+    client
+        .upsert_experience(pb::UpsertExperienceRequest {
+            experience: Some(pb::Experience {
+                id: experience.clone(),
+                title: "Two steps".into(),
+                components: ["m-1", "m-2"]
+                    .map(|m| pb::ExperienceComponent {
+                        sequence: 0,
+                        target: Some(T::MissionId(m.into())),
+                    })
+                    .into(),
+                rewards: Some(pb::Rewards {
+                    besitos: 50,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("experience");
+    let user = id();
+    let step = |mission: &str, key: String| pb::ProgressExperienceComponentRequest {
+        user_id: user.clone(),
+        experience_id: experience.clone(),
+        component: Some(pb::ComponentRef {
+            target: Some(Ref::MissionId(mission.into())),
+        }),
+        idempotency_key: key,
+    };
+    client
+        .progress_experience_component(step("m-1", "first".into()))
+        .await
+        .expect("first");
+    let calls = (0..12).map(|n| {
+        let mut client = client.clone();
+        let request = step("m-2", if n < 6 { format!("k-{n}") } else { "same".into() });
+        tokio::spawn(async move { client.progress_experience_component(request).await })
+    });
+    let answers = join(calls).await;
+    let paid: i64 = answers
+        .iter()
+        .map(|a| a.as_ref().expect("progressed"))
+        .filter(|a| a.completed_now)
+        .map(|a| a.rewards.as_ref().map_or(0, |r| r.besitos))
+        .sum();
+    let completions = answers
+        .iter()
+        .filter(|a| a.as_ref().is_ok_and(|a| a.completed_now))
+        .count();
+    let replays_of_same = answers[6..]
+        .iter()
+        .filter(|a| a.as_ref().is_ok_and(|a| a.completed_now))
+        .count();
+    assert!(
+        replays_of_same == 0 || replays_of_same == 6,
+        "one key answers one outcome"
+    );
+    assert!(completions >= 1);
+    // Every answer of the completing key says completed_now; any other key says it was not.
+    assert_eq!(
+        paid,
+        50 * completions as i64,
+        "the rewards are answered with completed_now only"
+    );
+    let keys_that_completed = if replays_of_same == 6 {
+        1 + answers[..6]
+            .iter()
+            .filter(|a| a.as_ref().is_ok_and(|a| a.completed_now))
+            .count()
+    } else {
+        answers[..6]
+            .iter()
+            .filter(|a| a.as_ref().is_ok_and(|a| a.completed_now))
+            .count()
+    };
+    assert_eq!(keys_that_completed, 1, "one call completed it");
+    let completed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'phoenix.narrative.v1.ExperienceChanged'
+         AND payload IS NOT NULL",
+    )
+    .fetch_one(&service.pool)
+    .await
+    .expect("events");
+    // started, component 1, component 2, completed.
+    assert_eq!(completed, 4);
+}
+
+#[tokio::test]
+async fn concurrent_reactions_pay_the_reward_once_and_unlocks_race_locks_cleanly() {
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let s = story(&mut client).await;
+    let content = Some(pb::ContentRef {
+        kind: pb::ContentKind::Fragment.into(),
+        content_id: s.a.clone(),
+    });
+    client
+        .upsert_reaction_reward(pb::UpsertReactionRewardRequest {
+            reward: Some(pb::ReactionReward {
+                content: content.clone(),
+                reaction: "❤️".into(),
+                besitos: 7,
+                active: true,
+            }),
+        })
+        .await
+        .expect("reward");
+    let user = id();
+    let calls = (0..12).map(|n| {
+        let mut client = client.clone();
+        let request = pb::RegisterReactionRequest {
+            user_id: user.clone(),
+            content: content.clone(),
+            reaction: "❤️".into(),
+            idempotency_key: format!("r-{n}"),
+        };
+        tokio::spawn(async move { client.register_reaction(request).await })
+    });
+    let answers = join(calls).await;
+    let paid: i64 = answers
+        .iter()
+        .map(|a| a.as_ref().expect("registered").besitos_to_grant)
+        .sum();
+    assert_eq!(paid, 7, "paid once");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.as_ref().is_ok_and(|a| a.created))
+            .count(),
+        1
+    );
+    assert_eq!(count(&service.pool, "reactions").await, 1);
+
+    let calls = (0..12).map(|n| {
+        let mut client = client.clone();
+        let (user, b) = (user.clone(), s.b.clone());
+        tokio::spawn(async move {
+            let key = format!("u-{n}");
+            if n % 2 == 0 {
+                client
+                    .unlock_fragments(pb::UnlockFragmentsRequest {
+                        user_id: user,
+                        fragment_ids: vec![b],
+                        idempotency_key: key,
+                    })
+                    .await
+                    .map(|r| r.map(|r| (r.unlocked_fragment_ids.len() as i64, 0)))
+            } else {
+                client
+                    .lock_fragments(pb::LockFragmentsRequest {
+                        user_id: user,
+                        fragment_ids: vec![b],
+                        idempotency_key: key,
+                    })
+                    .await
+                    .map(|r| r.map(|r| (0, r.locked_fragment_ids.len() as i64)))
+            }
+        })
+    });
+    let (unlocked, locked) = join(calls)
+        .await
+        .into_iter()
+        .map(|a| a.expect("no refusal"))
+        .fold((0, 0), |(u, l), (du, dl)| (u + du, l + dl));
+    let now_unlocked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM fragment_progress WHERE unlocked_at IS NOT NULL",
+    )
+    .fetch_one(&service.pool)
+    .await
+    .expect("count");
+    assert_eq!(now_unlocked, unlocked - locked, "the answers account for the state");
+    assert!(unlocked - locked == 0 || unlocked - locked == 1);
+}
+
+#[tokio::test]
+async fn a_revert_that_undoes_a_completion_answers_the_rewards_to_take_back() {
+    use pb::component_ref::Target as Ref;
+    use pb::experience_component::Target as T;
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let experience = id();
+    client
+        .upsert_experience(pb::UpsertExperienceRequest {
+            experience: Some(pb::Experience {
+                id: experience.clone(),
+                title: "Two steps".into(),
+                components: ["m-1", "m-2"]
+                    .map(|m| pb::ExperienceComponent {
+                        sequence: 0,
+                        target: Some(T::MissionId(m.into())),
+                    })
+                    .into(),
+                rewards: Some(pb::Rewards {
+                    besitos: 50,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("experience");
+    let user = id();
+    let component = |mission: &str| {
+        Some(pb::ComponentRef {
+            target: Some(Ref::MissionId(mission.into())),
+        })
+    };
+    let step = |mission: &str, key: &str| pb::ProgressExperienceComponentRequest {
+        user_id: user.clone(),
+        experience_id: experience.clone(),
+        component: component(mission),
+        idempotency_key: key.into(),
+    };
+    let revert = |mission: &str, key: &str| pb::RevertExperienceComponentRequest {
+        user_id: user.clone(),
+        experience_id: experience.clone(),
+        component: component(mission),
+        idempotency_key: key.into(),
+    };
+    let mut paid = 0;
+    for (mission, key) in [("m-1", "p1"), ("m-2", "p2")] {
+        let answer = client
+            .progress_experience_component(step(mission, key))
+            .await
+            .expect("progressed")
+            .into_inner();
+        paid += answer.rewards.map_or(0, |r| r.besitos);
+    }
+    assert_eq!(paid, 50);
+    // A compensation of the first component (another saga's) undoes the completion.
+    let undone = client
+        .revert_experience_component(revert("m-1", "r1"))
+        .await
+        .expect("reverted")
+        .into_inner();
+    assert_eq!(undone.outcome(), pb::RevertOutcome::Reverted);
+    assert_eq!(
+        undone.progress.as_ref().expect("progress").status(),
+        pb::ExperienceStatus::Started
+    );
+    assert_eq!(
+        undone.rewards.as_ref().map(|r| r.besitos),
+        Some(50),
+        "the completion's rewards, to take back"
+    );
+    let retried = client
+        .revert_experience_component(revert("m-1", "r1"))
+        .await
+        .expect("replayed")
+        .into_inner();
+    assert_eq!(retried, undone, "a retry answers the same");
+    let second = client
+        .revert_experience_component(revert("m-2", "r2"))
+        .await
+        .expect("reverted")
+        .into_inner();
+    assert_eq!(
+        second.rewards.as_ref().map_or(0, |r| r.besitos),
+        0,
+        "no completion to undo any more"
+    );
+    // Completing it again answers the rewards again: paid, taken back, paid.
+    for (mission, key) in [("m-1", "p3"), ("m-2", "p4")] {
+        let answer = client
+            .progress_experience_component(step(mission, key))
+            .await
+            .expect("progressed")
+            .into_inner();
+        paid += answer.rewards.map_or(0, |r| r.besitos);
+    }
+    assert_eq!(paid - 50, 50, "net once");
+}
