@@ -542,3 +542,62 @@ async fn a_revert_that_undoes_a_completion_answers_the_rewards_to_take_back() {
     }
     assert_eq!(paid - 50, 50, "net once");
 }
+
+#[tokio::test]
+async fn the_database_refuses_a_decision_of_another_fragment_and_impossible_experience_progress() {
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let s = story(&mut client).await;
+    let refused = sqlx::query(
+        "INSERT INTO user_decisions (user_id, fragment_id, decision_id, rewards, taken_at)
+         VALUES ($1::uuid, $2::uuid, $3::uuid, '{}', now())",
+    )
+    .bind(id())
+    .bind(&s.b)
+    .bind(&s.d)
+    .execute(&service.pool)
+    .await
+    .expect_err("d is a's decision, not b's");
+    assert_eq!(
+        refused.as_database_error().and_then(|e| e.constraint()),
+        Some("user_decisions_of_fragment")
+    );
+    let experience = id();
+    client
+        .upsert_experience(pb::UpsertExperienceRequest {
+            experience: Some(pb::Experience {
+                id: experience.clone(),
+                title: "One step".into(),
+                components: vec![pb::ExperienceComponent {
+                    sequence: 0,
+                    target: Some(pb::experience_component::Target::MissionId("m".into())),
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("experience");
+    for (status, sequences, started, constraint) in [
+        ("started", "{}", "now()", "experience_progress_has_components"),
+        ("started", "{1}", "NULL", "experience_progress_started"),
+        ("not_started", "{0}", "NULL", "experience_progress_sequences"),
+    ] {
+        let refused = sqlx::query(&format!(
+            "INSERT INTO experience_progress (user_id, experience_id, status,
+                 completed_sequences, started_at, last_activity_at)
+             VALUES ($1::uuid, $2::uuid, $3, $4::integer[], {started}, now())"
+        ))
+        .bind(id())
+        .bind(&experience)
+        .bind(status)
+        .bind(sequences)
+        .execute(&service.pool)
+        .await
+        .expect_err(constraint);
+        assert_eq!(
+            refused.as_database_error().and_then(|e| e.constraint()),
+            Some(constraint)
+        );
+    }
+    assert_eq!(count(&service.pool, "experience_progress").await, 0);
+}

@@ -1,2 +1,0 @@
-DROP TRIGGER decisions_acyclic ON decisions;
-DROP FUNCTION decisions_acyclic();
