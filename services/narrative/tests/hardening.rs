@@ -601,3 +601,59 @@ async fn the_database_refuses_a_decision_of_another_fragment_and_impossible_expe
     }
     assert_eq!(count(&service.pool, "experience_progress").await, 0);
 }
+
+#[tokio::test]
+async fn a_huge_list_is_refused_for_its_length_first_and_a_malformed_duration_is_refused() {
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let mut huge = fragment(&id(), "Huge");
+    huge.requirements = Some(pb::Requirements {
+        required_fragment_ids: vec!["not-a-uuid".into(); 100_000],
+        ..Default::default()
+    });
+    huge.rewards = Some(pb::Rewards {
+        unlock_experience_ids: vec![id(); 51],
+        ..Default::default()
+    });
+    let status = client
+        .upsert_fragment(pb::UpsertFragmentRequest {
+            fragment: Some(huge),
+        })
+        .await
+        .expect_err("too many entries");
+    assert_refused(&status, Code::InvalidArgument, "TOO_MANY_ENTRIES");
+    assert_eq!(
+        field_reasons(&status),
+        [
+            (
+                "fragment.requirements.required_fragment_ids".to_owned(),
+                "TOO_MANY_ENTRIES".to_owned()
+            ),
+            (
+                "fragment.rewards.unlock_experience_ids".to_owned(),
+                "TOO_MANY_ENTRIES".to_owned()
+            ),
+        ],
+        "one violation per list, not one per entry"
+    );
+    assert_eq!(count(&service.pool, "fragments").await, 0);
+
+    let s = story(&mut client).await;
+    for (seconds, nanos) in [(0, 2_000_000_000), (1, -1), (-1, 999_999_999), (0, i32::MIN)] {
+        let status = client
+            .record_visit(pb::RecordVisitRequest {
+                user_id: id(),
+                fragment_id: s.a.clone(),
+                time_spent: Some(prost_types::Duration { seconds, nanos }),
+                idempotency_key: id(),
+            })
+            .await
+            .expect_err("a malformed duration");
+        assert_refused(&status, Code::InvalidArgument, "INVALID_DURATION");
+        assert_eq!(
+            field_reasons(&status),
+            [("time_spent".to_owned(), "INVALID_DURATION".to_owned())]
+        );
+    }
+    assert_eq!(count(&service.pool, "fragment_progress").await, 0);
+}
