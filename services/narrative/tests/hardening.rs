@@ -7,7 +7,9 @@ mod common;
 
 use common::{Client, count, decision, fragment, id, story, upsert_fragment};
 use phoenix_proto::narrative::v1 as pb;
-use phoenix_testkit::{TEST_SECRET, assert_refused, bearer, field_reasons, signed, spawn, spawn_with};
+use phoenix_testkit::{
+    TEST_SECRET, assert_refused, bearer, field_reasons, signed, spawn, spawn_with,
+};
 use tonic::Code;
 
 #[tokio::test]
@@ -92,12 +94,11 @@ async fn a_user_cannot_make_the_sagas_grants_and_compensations_for_themselves() 
         .expect_err("a reaction's revert is a saga's compensation");
     assert_refused(&status, Code::PermissionDenied, "ROLE_REQUIRED");
     assert_eq!(count(&service.pool, "user_decisions").await, 1);
-    let unlocked: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM fragment_progress WHERE unlocked_at IS NOT NULL",
-    )
-    .fetch_one(&service.pool)
-    .await
-    .expect("count");
+    let unlocked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM fragment_progress WHERE unlocked_at IS NOT NULL")
+            .fetch_one(&service.pool)
+            .await
+            .expect("count");
     assert_eq!(unlocked, 0, "nothing unlocked");
     // The coordinator may.
     let reverted = client
@@ -305,7 +306,14 @@ async fn the_last_component_completes_the_experience_once_however_many_race_for_
         .expect("first");
     let calls = (0..12).map(|n| {
         let mut client = client.clone();
-        let request = step("m-2", if n < 6 { format!("k-{n}") } else { "same".into() });
+        let request = step(
+            "m-2",
+            if n < 6 {
+                format!("k-{n}")
+            } else {
+                "same".into()
+            },
+        );
         tokio::spawn(async move { client.progress_experience_component(request).await })
     });
     let answers = join(calls).await;
@@ -434,13 +442,16 @@ async fn concurrent_reactions_pay_the_reward_once_and_unlocks_race_locks_cleanly
         .into_iter()
         .map(|a| a.expect("no refusal"))
         .fold((0, 0), |(u, l), (du, dl)| (u + du, l + dl));
-    let now_unlocked: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM fragment_progress WHERE unlocked_at IS NOT NULL",
-    )
-    .fetch_one(&service.pool)
-    .await
-    .expect("count");
-    assert_eq!(now_unlocked, unlocked - locked, "the answers account for the state");
+    let now_unlocked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM fragment_progress WHERE unlocked_at IS NOT NULL")
+            .fetch_one(&service.pool)
+            .await
+            .expect("count");
+    assert_eq!(
+        now_unlocked,
+        unlocked - locked,
+        "the answers account for the state"
+    );
     assert!(unlocked - locked == 0 || unlocked - locked == 1);
 }
 
@@ -578,9 +589,19 @@ async fn the_database_refuses_a_decision_of_another_fragment_and_impossible_expe
         .await
         .expect("experience");
     for (status, sequences, started, constraint) in [
-        ("started", "{}", "now()", "experience_progress_has_components"),
+        (
+            "started",
+            "{}",
+            "now()",
+            "experience_progress_has_components",
+        ),
         ("started", "{1}", "NULL", "experience_progress_started"),
-        ("not_started", "{0}", "NULL", "experience_progress_sequences"),
+        (
+            "not_started",
+            "{0}",
+            "NULL",
+            "experience_progress_sequences",
+        ),
     ] {
         let refused = sqlx::query(&format!(
             "INSERT INTO experience_progress (user_id, experience_id, status,
@@ -639,7 +660,12 @@ async fn a_huge_list_is_refused_for_its_length_first_and_a_malformed_duration_is
     assert_eq!(count(&service.pool, "fragments").await, 0);
 
     let s = story(&mut client).await;
-    for (seconds, nanos) in [(0, 2_000_000_000), (1, -1), (-1, 999_999_999), (0, i32::MIN)] {
+    for (seconds, nanos) in [
+        (0, 2_000_000_000),
+        (1, -1),
+        (-1, 999_999_999),
+        (0, i32::MIN),
+    ] {
         let status = client
             .record_visit(pb::RecordVisitRequest {
                 user_id: id(),
