@@ -683,3 +683,33 @@ async fn a_huge_list_is_refused_for_its_length_first_and_a_malformed_duration_is
     }
     assert_eq!(count(&service.pool, "fragment_progress").await, 0);
 }
+
+#[tokio::test]
+async fn a_second_decision_names_the_decision_that_holds_the_fragment() {
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let s = story(&mut client).await;
+    let other = id();
+    common::upsert_decision(&mut client, decision(&other, &s.a, "", 1)).await;
+    let user = id();
+    client
+        .apply_decision(common::apply(&user, &s.a, &s.d, "first"))
+        .await
+        .expect("applied");
+    for (decision, key) in [(&other, "another"), (&s.d, "same-decision-new-key")] {
+        let status = client
+            .apply_decision(common::apply(&user, &s.a, decision, key))
+            .await
+            .expect_err("the fragment is decided");
+        assert_refused(&status, Code::AlreadyExists, "DECISION_ALREADY_TAKEN");
+        assert_eq!(
+            phoenix_testkit::metadata(&status, "taken_decision_id"),
+            Some(s.d.clone())
+        );
+        assert_eq!(
+            phoenix_testkit::metadata(&status, "fragment_id"),
+            Some(s.a.clone())
+        );
+    }
+    assert_eq!(count(&service.pool, "user_decisions").await, 1);
+}
