@@ -713,3 +713,104 @@ async fn a_second_decision_names_the_decision_that_holds_the_fragment() {
     }
     assert_eq!(count(&service.pool, "user_decisions").await, 1);
 }
+
+#[tokio::test]
+async fn nul_bytes_and_keys_reused_across_methods_are_refused_and_write_nothing() {
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let mut bad = fragment(&id(), "ti\0tle");
+    bad.content = "con\0tent".into();
+    bad.rewards = Some(pb::Rewards {
+        achievement_ids: vec!["a\0b".into()],
+        ..Default::default()
+    });
+    let status = client
+        .upsert_fragment(pb::UpsertFragmentRequest {
+            fragment: Some(bad),
+        })
+        .await
+        .expect_err("NUL bytes");
+    assert_refused(&status, Code::InvalidArgument, "CONTROL_CHARACTER");
+    assert_eq!(
+        field_reasons(&status),
+        [
+            ("fragment.title".to_owned(), "CONTROL_CHARACTER".to_owned()),
+            (
+                "fragment.content".to_owned(),
+                "CONTROL_CHARACTER".to_owned()
+            ),
+            (
+                "fragment.preview".to_owned(),
+                "CONTROL_CHARACTER".to_owned()
+            ),
+            (
+                "fragment.rewards.achievement_ids[0]".to_owned(),
+                "INVALID_EXTERNAL_ID".to_owned()
+            ),
+        ]
+    );
+    let s = story(&mut client).await;
+    let user = id();
+    let status = client
+        .register_reaction(pb::RegisterReactionRequest {
+            user_id: user.clone(),
+            content: Some(pb::ContentRef {
+                kind: pb::ContentKind::ChannelPost.into(),
+                content_id: "post\0".into(),
+            }),
+            reaction: "li\0ke".into(),
+            idempotency_key: "nul".into(),
+        })
+        .await
+        .expect_err("NUL bytes");
+    assert_refused(&status, Code::InvalidArgument, "CONTROL_CHARACTER");
+    assert_eq!(
+        field_reasons(&status),
+        [
+            (
+                "content.content_id".to_owned(),
+                "CONTROL_CHARACTER".to_owned()
+            ),
+            ("reaction".to_owned(), "CONTROL_CHARACTER".to_owned()),
+        ]
+    );
+    // A key of one method reused for another: refused, and the second change is not made.
+    client
+        .record_visit(pb::RecordVisitRequest {
+            user_id: user.clone(),
+            fragment_id: s.a.clone(),
+            time_spent: None,
+            idempotency_key: "shared".into(),
+        })
+        .await
+        .expect("visit");
+    let status = client
+        .apply_decision(common::apply(&user, &s.a, &s.d, "shared"))
+        .await
+        .expect_err("the key is the visit's");
+    assert_refused(&status, Code::InvalidArgument, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(
+        field_reasons(&status),
+        [(
+            "idempotency_key".to_owned(),
+            "IDEMPOTENCY_KEY_REUSED".to_owned()
+        )]
+    );
+    let status = client
+        .unlock_experience(pb::UnlockExperienceRequest {
+            user_id: user.clone(),
+            experience_id: id(),
+            idempotency_key: "shared".into(),
+        })
+        .await
+        .expect_err("the key is the visit's");
+    // The experience does not exist either: the key's refusal says more.
+    assert_refused(&status, Code::InvalidArgument, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(count(&service.pool, "user_decisions").await, 0);
+    assert_eq!(count(&service.pool, "reactions").await, 0);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&service.pool)
+        .await
+        .expect("events");
+    assert_eq!(events, 1, "the visit's only");
+}
