@@ -59,7 +59,8 @@ pub struct ComponentRevert {
     pub progress: ExperienceProgress,
     /// The experience's rewards, when this revert undid its completion: the completion
     /// answered them, and completing it again answers them again, so the compensating caller
-    /// takes them back.
+    /// takes them back. (Outcomes recorded before it existed replay without it.)
+    #[serde(default)]
     pub rewards: Rewards,
 }
 
@@ -238,5 +239,27 @@ impl Narrative {
         .await?;
         self.events.appended();
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revert_recorded_before_its_rewards_existed_still_replays() {
+        let experience = Experience {
+            id: Uuid::now_v7(),
+            title: "t".into(),
+            description: String::new(),
+            components: vec![Target::Mission("m".into())],
+            rewards: Rewards::default(),
+        };
+        let progress = ExperienceProgress::new(&experience);
+        let recorded = serde_json::to_value((Reverted::Reverted, &progress)).expect("json");
+        let replayed: ComponentRevert = serde_json::from_value(recorded).expect("replays");
+        assert_eq!(replayed.outcome, Reverted::Reverted);
+        assert_eq!(replayed.progress, progress);
+        assert!(replayed.rewards.is_empty());
     }
 }
