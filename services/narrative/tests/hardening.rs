@@ -814,3 +814,30 @@ async fn nul_bytes_and_keys_reused_across_methods_are_refused_and_write_nothing(
         .expect("events");
     assert_eq!(events, 1, "the visit's only");
 }
+
+#[tokio::test]
+async fn the_integrity_migration_goes_down_and_up_again() {
+    use phoenix_runtime::migrate::Migrator;
+    let spec = phoenix_narrative::spec();
+    let database = phoenix_testkit::TestDatabase::create().await;
+    let pool = database.pool(spec.name).await;
+    let set = spec.migration_set().expect("migrations");
+    let migrator = Migrator::new(&set, &pool);
+    let trigger = "SELECT count(*) FROM pg_trigger WHERE tgname = 'decisions_acyclic'";
+    migrator.up(None, false).await.expect("up");
+    let installed: i64 = sqlx::query_scalar(trigger)
+        .fetch_one(&pool)
+        .await
+        .expect("q");
+    assert_eq!(installed, 1);
+    migrator.down(1, false).await.expect("down one");
+    let removed: i64 = sqlx::query_scalar(trigger)
+        .fetch_one(&pool)
+        .await
+        .expect("q");
+    assert_eq!(removed, 0, "0002's down removes its trigger");
+    migrator.down(1, false).await.expect("down to nothing");
+    assert_eq!(migrator.status().await.expect("status").current, None);
+    migrator.up(None, false).await.expect("up again");
+    pool.close().await;
+}
