@@ -841,3 +841,88 @@ async fn the_integrity_migration_goes_down_and_up_again() {
     migrator.up(None, false).await.expect("up again");
     pool.close().await;
 }
+
+#[tokio::test]
+async fn the_components_of_an_experience_under_way_cannot_change_under_its_users() {
+    use pb::component_ref::Target as Ref;
+    use pb::experience_component::Target as T;
+    let service = spawn(phoenix_narrative::spec()).await;
+    let mut client = Client::new(service.channel.clone());
+    let experience = id();
+    let with = |missions: &[&str], title: &str| pb::UpsertExperienceRequest {
+        experience: Some(pb::Experience {
+            id: experience.clone(),
+            title: title.into(),
+            components: missions
+                .iter()
+                .map(|m| pb::ExperienceComponent {
+                    sequence: 0,
+                    target: Some(T::MissionId((*m).into())),
+                })
+                .collect(),
+            ..Default::default()
+        }),
+    };
+    client
+        .upsert_experience(with(&["m-1", "m-2", "m-3"], "Three"))
+        .await
+        .expect("created");
+    // No one under way yet: anything may change.
+    client
+        .upsert_experience(with(&["m-1", "m-2"], "Two"))
+        .await
+        .expect("replaced");
+    client
+        .progress_experience_component(pb::ProgressExperienceComponentRequest {
+            user_id: id(),
+            experience_id: experience.clone(),
+            component: Some(pb::ComponentRef {
+                target: Some(Ref::MissionId("m-2".into())),
+            }),
+            idempotency_key: "out-of-order".into(),
+        })
+        .await
+        .expect_err("m-1 first");
+    client
+        .progress_experience_component(pb::ProgressExperienceComponentRequest {
+            user_id: id(),
+            experience_id: experience.clone(),
+            component: Some(pb::ComponentRef {
+                target: Some(Ref::MissionId("m-1".into())),
+            }),
+            idempotency_key: "p1".into(),
+        })
+        .await
+        .expect("under way");
+    let status = client
+        .upsert_experience(with(&["m-2", "m-1"], "Two"))
+        .await
+        .expect_err("the user's sequence 1 would become m-2");
+    assert_refused(&status, Code::FailedPrecondition, "EXPERIENCE_IN_PROGRESS");
+    assert_eq!(
+        field_reasons(&status),
+        [(
+            "experience.components".to_owned(),
+            "EXPERIENCE_IN_PROGRESS".to_owned()
+        )]
+    );
+    let kept: Vec<String> = sqlx::query_scalar(
+        "SELECT mission_id FROM experience_components WHERE experience_id = $1::uuid
+         ORDER BY sequence",
+    )
+    .bind(&experience)
+    .fetch_all(&service.pool)
+    .await
+    .expect("components");
+    assert_eq!(kept, ["m-1", "m-2"], "nothing written");
+    // The same components under another title are fine.
+    let renamed = client
+        .upsert_experience(with(&["m-1", "m-2"], "Two, renamed"))
+        .await
+        .expect("renamed")
+        .into_inner();
+    assert_eq!(
+        renamed.experience.expect("experience").title,
+        "Two, renamed"
+    );
+}
