@@ -109,3 +109,13 @@ pub fn experience_started(experience: Uuid) -> Refusal {
     )
     .with("experience_id", experience)
 }
+
+pub fn experience_components_in_use(experience: Uuid) -> Refusal {
+    Refusal::precondition(
+        "EXPERIENCE_IN_PROGRESS",
+        "users completed components of this experience: its components cannot change (its \
+         title, description and rewards can)",
+    )
+    .with("experience_id", experience)
+    .at("experience.components")
+}

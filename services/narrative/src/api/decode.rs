@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::experience::{MAX_COMPONENTS, MAX_DESCRIPTION_CHARS};
 use crate::domain::reaction::{MAX_CONTENT_ID_CHARS, MAX_REACTION_CHARS};
-use crate::domain::rules::external_id;
+use crate::domain::rules::{MAX_LIST, external_id};
 use crate::domain::story::{MAX_CONTENT_CHARS, MAX_LEVEL, MAX_PREVIEW_CHARS, MAX_TITLE_CHARS};
 use crate::domain::{
     ContentKind, ContentRef, Decision, Experience, FragmentInput, ItemAmount, Requirements,
@@ -48,6 +48,21 @@ pub fn id_batch(v: &mut Violations, field: &str, list: &[String], max: usize) ->
     ids
 }
 
+/// The ids of a requirement or reward list: more than [`MAX_LIST`] is `TOO_MANY_ENTRIES`
+/// before any entry is looked at (a huge list costs no parsing, and the reason is the one that
+/// matters); the domain's rules check the rest.
+fn listed_uuids(v: &mut Violations, field: &str, list: &[String]) -> Vec<Uuid> {
+    if list.len() > MAX_LIST {
+        v.add(
+            field,
+            "TOO_MANY_ENTRIES",
+            format!("must hold at most {MAX_LIST} entries, got {}", list.len()),
+        );
+        return Vec::new();
+    }
+    uuids(v, field, list)
+}
+
 fn items(list: &[pb::ItemAmount]) -> Vec<ItemAmount> {
     list.iter()
         .map(|i| ItemAmount {
@@ -66,12 +81,12 @@ pub fn requirements(v: &mut Violations, field: &str, r: Option<&pb::Requirements
         min_level: r.min_level,
         required_items: items(&r.required_items),
         required_achievements: r.required_achievement_ids.clone(),
-        required_experiences: uuids(
+        required_experiences: listed_uuids(
             v,
             &format!("{field}.required_experience_ids"),
             &r.required_experience_ids,
         ),
-        required_fragments: uuids(
+        required_fragments: listed_uuids(
             v,
             &format!("{field}.required_fragment_ids"),
             &r.required_fragment_ids,
@@ -88,12 +103,12 @@ pub fn rewards(v: &mut Violations, field: &str, r: Option<&pb::Rewards>) -> Rewa
     let rewards = Rewards {
         besitos: r.besitos,
         items: items(&r.items),
-        unlock_fragments: uuids(
+        unlock_fragments: listed_uuids(
             v,
             &format!("{field}.unlock_fragment_ids"),
             &r.unlock_fragment_ids,
         ),
-        unlock_experiences: uuids(
+        unlock_experiences: listed_uuids(
             v,
             &format!("{field}.unlock_experience_ids"),
             &r.unlock_experience_ids,
@@ -259,7 +274,10 @@ pub fn time_spent(v: &mut Violations, value: Option<&prost_types::Duration>) -> 
     let Some(value) = value else {
         return 0;
     };
-    let ms = phoenix_runtime::convert::duration_from_proto(value)
+    // A well-formed Duration's nanos lie within a second, with the sign of its seconds.
+    let ms = Some(value)
+        .filter(|d| d.seconds >= 0 && (0..1_000_000_000).contains(&d.nanos))
+        .and_then(phoenix_runtime::convert::duration_from_proto)
         .map(|d| d.num_milliseconds())
         .filter(|ms| (0..=24 * 3600 * 1000).contains(ms));
     if ms.is_none() {

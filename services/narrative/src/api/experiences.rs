@@ -126,10 +126,11 @@ pub async fn revert(
         "RevertExperienceComponent",
         access,
     )?;
-    let (outcome, progress) = n.revert_component(user, experience, &target, &key).await?;
+    let reverted = n.revert_component(user, experience, &target, &key).await?;
     Ok(Response::new(pb::RevertExperienceComponentResponse {
-        outcome: proto::reverted(outcome),
-        progress: Some(proto::experience_progress(&progress)),
+        outcome: proto::reverted(reverted.outcome),
+        progress: Some(proto::experience_progress(&reverted.progress)),
+        rewards: Some(proto::rewards(&reverted.rewards)),
     }))
 }
 

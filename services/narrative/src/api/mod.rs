@@ -167,7 +167,8 @@ impl NarrativeService for Narrative {
 }
 
 /// The end of a mutating request's decoding: every field valid, the caller `user` or an
-/// admin, and the request's idempotency key under `method` (fingerprinting the whole body).
+/// admin (only an admin for the [`access::SAGA_ONLY`] methods), and the request's idempotency
+/// key under `method` (fingerprinting the whole body).
 fn keyed(
     violations: phoenix_runtime::Violations,
     access: &Access,
@@ -177,7 +178,11 @@ fn keyed(
     body: &impl prost::Message,
 ) -> Result<phoenix_runtime::idempotency::RequestKey, Status> {
     violations.finish()?;
-    access.owner(user)?;
+    if access::SAGA_ONLY.contains(&method) {
+        access.admin()?;
+    } else {
+        access.owner(user)?;
+    }
     Ok(phoenix_runtime::idempotency::RequestKey::new(
         "", key, method, body,
     ))

@@ -194,6 +194,14 @@ impl Narrative {
         }
         refs.rewards("experience.rewards", &experience.rewards);
         refs.check(&mut transaction, None).await?;
+        // Progress records components by sequence: with users under way, other components
+        // would silently change what they completed (or leave them unable to finish).
+        if let Some((stored, ..)) = store::experience_by_id(&mut transaction, experience.id).await?
+            && stored.components != experience.components
+            && store::has_progress(&mut *transaction, experience.id).await?
+        {
+            return Err(error::experience_components_in_use(experience.id).into());
+        }
         let created = store::upsert_experience(&mut transaction, experience, now()).await?;
         let (stored, created_at, updated_at) =
             store::experience_by_id(&mut transaction, experience.id)

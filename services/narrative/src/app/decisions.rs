@@ -124,7 +124,19 @@ impl Narrative {
                 })
             })
         })
-        .await?;
+        .await;
+        let outcome = match outcome {
+            // The primary key refused it inside the transaction, which cannot read on: the
+            // decision that holds the fragment is committed, so it reads here, for the caller
+            // to tell its own earlier decision (a retry under a new key) from another one.
+            Err(refused) if refused.reason() == "DECISION_ALREADY_TAKEN" => {
+                let taken = store::user_decision(&self.pool, user_id, fragment_id)
+                    .await?
+                    .map(|(id, ..)| id);
+                return Err(error::decision_already_taken(fragment_id, taken).into());
+            }
+            outcome => outcome?,
+        };
         self.events.appended();
         Ok(outcome)
     }

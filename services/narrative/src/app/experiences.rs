@@ -52,6 +52,18 @@ fn changed(change: &mut UserChange, progress: &ExperienceProgress, what: &str, s
     );
 }
 
+/// What RevertExperienceComponent answers (and replays).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentRevert {
+    pub outcome: Reverted,
+    pub progress: ExperienceProgress,
+    /// The experience's rewards, when this revert undid its completion: the completion
+    /// answered them, and completing it again answers them again, so the compensating caller
+    /// takes them back. (Outcomes recorded before it existed replay without it.)
+    #[serde(default)]
+    pub rewards: Rewards,
+}
+
 /// The sequence of the component `target` completes; NOT_FOUND `COMPONENT_NOT_FOUND`.
 fn sequence(experience: &Experience, target: &Target) -> Result<i32, Error> {
     experience
@@ -171,20 +183,33 @@ impl Narrative {
         experience_id: Uuid,
         target: &Target,
         key: &RequestKey,
-    ) -> Result<(Reverted, ExperienceProgress), Error> {
+    ) -> Result<ComponentRevert, Error> {
         let target = target.clone();
         let outcome = idempotency::once(&self.pool, key, IDEMPOTENCY_TTL, move |connection| {
             Box::pin(async move {
                 let mut change = UserChange::begin(connection, user_id).await?;
                 let (experience, mut progress) = load(connection, user_id, experience_id).await?;
                 let sequence = sequence(&experience, &target)?;
+                let was_completed = progress.status == Status::Completed;
                 if !progress.revert(sequence) {
-                    return Ok((Reverted::NotApplied, progress));
+                    return Ok(ComponentRevert {
+                        outcome: Reverted::NotApplied,
+                        progress,
+                        rewards: Rewards::default(),
+                    });
                 }
                 store::save(connection, user_id, &progress, change.now).await?;
                 changed(&mut change, &progress, "component_reverted", sequence);
                 change.finish(connection).await?;
-                Ok((Reverted::Reverted, progress))
+                Ok(ComponentRevert {
+                    outcome: Reverted::Reverted,
+                    progress,
+                    rewards: if was_completed {
+                        experience.rewards
+                    } else {
+                        Rewards::default()
+                    },
+                })
             })
         })
         .await?;
@@ -214,5 +239,27 @@ impl Narrative {
         .await?;
         self.events.appended();
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revert_recorded_before_its_rewards_existed_still_replays() {
+        let experience = Experience {
+            id: Uuid::now_v7(),
+            title: "t".into(),
+            description: String::new(),
+            components: vec![Target::Mission("m".into())],
+            rewards: Rewards::default(),
+        };
+        let progress = ExperienceProgress::new(&experience);
+        let recorded = serde_json::to_value((Reverted::Reverted, &progress)).expect("json");
+        let replayed: ComponentRevert = serde_json::from_value(recorded).expect("replays");
+        assert_eq!(replayed.outcome, Reverted::Reverted);
+        assert_eq!(replayed.progress, progress);
+        assert!(replayed.rewards.is_empty());
     }
 }

@@ -13,7 +13,7 @@ mod reactions;
 
 pub use catalog::FragmentView;
 pub use decisions::{DecisionOutcome, RevertOutcome};
-pub use experiences::ComponentOutcome;
+pub use experiences::{ComponentOutcome, ComponentRevert};
 pub use progress::{LockOutcome, UnlockOutcome, UserProgress, VisitOutcome};
 pub use reactions::ReactionOutcome;
 

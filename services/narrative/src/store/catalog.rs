@@ -367,6 +367,20 @@ pub async fn upsert_experience(
     Ok(created)
 }
 
+/// Whether some user completed a component of the experience.
+pub async fn has_progress(
+    executor: impl sqlx::PgExecutor<'_>,
+    experience_id: Uuid,
+) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM experience_progress
+                        WHERE experience_id = $1 AND cardinality(completed_sequences) > 0)",
+    )
+    .bind(experience_id)
+    .fetch_one(executor)
+    .await?)
+}
+
 /// An experience with its components, and when it was created and last changed.
 pub async fn experience_by_id(
     connection: &mut PgConnection,
