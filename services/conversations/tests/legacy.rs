@@ -205,8 +205,8 @@ async fn import_then_export_then_compare_shows_no_difference() {
     // Every accepted record is written back field for field, unknown fields and spellings of
     // keys, null and absent fields, padded names and date formats included.
     let read_back = phoenix_conversations::domain::legacy::read(
-        &read(&sample().threads),
-        &read(&sample().guests),
+        &read(&sample().threads).into(),
+        &read(&sample().guests).into(),
     );
     let rejected: std::collections::BTreeSet<&str> = read_back
         .rejections
@@ -381,4 +381,116 @@ async fn a_malformed_file_writes_nothing_and_a_record_the_database_refuses_is_qu
         2,
         "the refused contact was not half written"
     );
+}
+
+#[tokio::test]
+async fn repeated_keys_a_byte_order_mark_and_a_lone_surrogate_lose_nothing_silently() {
+    let service = spawn(phoenix_conversations::spec()).await;
+    let conversations = Conversations::new(service.pool.clone(), CancellationToken::new());
+    let dir = scratch("strict");
+    let files = LegacyFiles {
+        threads: dir.join("t.json"),
+        guests: dir.join("g.json"),
+    };
+    // Windows tools write a byte order mark; JavaScript's slice() leaves lone surrogates.
+    std::fs::write(
+        &files.threads,
+        "\u{feff}{\"573001234567\": {\"threadId\": \"thread_a\", \"chatId\": \"a@s.whatsapp.net\"}}",
+    )
+    .expect("written");
+    std::fs::write(
+        &files.guests,
+        r#"{"573001234567": {"name": "Primera", "labels": ["a"]},
+            "573001234567": {"name": "Segunda"},
+            "573002222222": {"name": "Ana", "name": "Ana María"},
+            "573003333333": {"name": "\ud83d roto"},
+            "573004444444": {"name": "Sana", "extra": {"n": 1}}}"#,
+    )
+    .expect("written");
+    let summary = legacy::import(
+        &conversations,
+        &args(files.clone(), false),
+        &dir.join("q.ndjson"),
+        |_, _| {},
+    )
+    .await
+    .expect("imported");
+    let rules: Vec<(&str, &str, &str)> = summary
+        .quarantine
+        .iter()
+        .map(|r| (r.key.as_str(), r.field.as_str(), r.rule.as_str()))
+        .collect();
+    assert_eq!(
+        (
+            summary.records,
+            summary.imported,
+            summary.quarantined,
+            summary.duplicates
+        ),
+        (6, 2, 2, 1),
+        "{} {rules:?}",
+        summary.line()
+    );
+    for expected in [
+        ("573001234567", "", "DUPLICATE_PHONE"),
+        ("573002222222", "name", "DUPLICATE_KEY"),
+        ("573003333333", "", "INVALID_JSON"),
+    ] {
+        assert!(rules.contains(&expected), "{expected:?} not in {rules:?}");
+    }
+    let mut client = ConversationsServiceClient::new(service.channel.clone());
+    let first = client
+        .get_contact(pb::GetContactRequest {
+            phone: "573001234567".into(),
+        })
+        .await
+        .expect("imported")
+        .into_inner()
+        .contact
+        .expect("contact");
+    assert_eq!(
+        first.name, "Primera",
+        "the first record of a repeated key is kept"
+    );
+    assert_eq!(count(&service.pool, "contacts").await, 2);
+
+    // The kept records compare equal; the rejected ones are listed, not differences.
+    let comparison = legacy::compare(&conversations, &files)
+        .await
+        .expect("compared");
+    assert!(
+        comparison.differences.is_empty(),
+        "{:?}",
+        comparison.differences
+    );
+    assert_eq!(
+        comparison.quarantined.len(),
+        3,
+        "{:?}",
+        comparison.quarantined
+    );
+
+    // Text that is not UTF-8 (a Latin-1 export) refuses the file, writing nothing.
+    std::fs::write(
+        &files.guests,
+        b"{\"573005555555\": {\"name\": \"Jos\xe9\"}}",
+    )
+    .expect("written");
+    let refused = legacy::import(
+        &conversations,
+        &args(files, false),
+        &dir.join("q.ndjson"),
+        |_, _| {},
+    )
+    .await
+    .expect("reported");
+    assert_eq!(refused.quarantine.len(), 1);
+    assert_eq!(
+        (
+            refused.quarantine[0].file.as_str(),
+            refused.quarantine[0].rule.as_str()
+        ),
+        ("guest-memory.json", "NOT_UTF8")
+    );
+    assert_eq!(count(&service.pool, "contacts").await, 2);
 }

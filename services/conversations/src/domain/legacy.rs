@@ -24,6 +24,7 @@ use phoenix_runtime::error::json_type;
 use serde_json::{Map, Value};
 
 use super::contact::{self, Phone};
+pub use super::legacy_file::{FileRecord, FileRecords, file_records};
 
 pub const THREADS_FILE: &str = "threads-data.json";
 pub const GUESTS_FILE: &str = "guest-memory.json";
@@ -106,28 +107,9 @@ pub struct LegacyRead {
     pub duplicates: usize,
 }
 
-/// A file's text as its records, or the reason it cannot be read at all (then nothing of the
-/// import may be written: a contact would lose the other file's half).
-pub fn file_records(file: &str, text: &str) -> Result<Map<String, Value>, Rejection> {
-    let whole = |rule: &str, message: String| Rejection {
-        file: file.to_owned(),
-        key: String::new(),
-        field: String::new(),
-        rule: rule.to_owned(),
-        message,
-    };
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(records)) => Ok(records),
-        Ok(_) => Err(whole(
-            "NOT_AN_OBJECT",
-            "the file must be one JSON object keyed by phone".into(),
-        )),
-        Err(e) => Err(whole("INVALID_JSON", format!("not JSON: {e}"))),
-    }
-}
-
-/// Reads both files' records into contacts, rejecting each contact with a broken record.
-pub fn read(threads: &Map<String, Value>, guests: &Map<String, Value>) -> LegacyRead {
+/// Reads both files' records into contacts, rejecting each contact with a broken record. The
+/// files' repeated keys ([`FileRecords::repeats`]) are not looked at here.
+pub fn read(threads: &FileRecords, guests: &FileRecords) -> LegacyRead {
     #[derive(Default)]
     struct Pair {
         thread: Option<ThreadRecord>,
@@ -139,7 +121,7 @@ pub fn read(threads: &Map<String, Value>, guests: &Map<String, Value>) -> Legacy
     let mut by_phone: BTreeMap<Phone, Pair> = BTreeMap::new();
     let mut unkeyed = Vec::new();
     for (file, records) in [(THREADS_FILE, threads), (GUESTS_FILE, guests)] {
-        for (key, value) in records {
+        for (key, record) in &records.records {
             out.records += 1;
             let phone = match Phone::parse(key) {
                 Ok(phone) => phone,
@@ -166,6 +148,18 @@ pub fn read(threads: &Map<String, Value>, guests: &Map<String, Value>) -> Legacy
                 continue;
             }
             pair.keys.push((file, key.clone()));
+            let value = match record {
+                FileRecord::Read(value) => value,
+                FileRecord::Broken {
+                    field,
+                    rule,
+                    message,
+                } => {
+                    pair.reasons
+                        .push(reject(file, key, field, rule, message.clone()));
+                    continue;
+                }
+            };
             let parsed = if file == THREADS_FILE {
                 thread_record(key, value).map(|t| pair.thread = Some(t))
             } else {
@@ -516,7 +510,7 @@ mod tests {
         let guests = object(
             json!({"573001234567": {"name": "Juan Pérez", "labels": ["Potencial"], "lastInteraction": "2025-01-27"}}),
         );
-        let read = read(&threads, &guests);
+        let read = read(&threads.into(), &guests.into());
         assert!(read.rejections.is_empty(), "{:?}", read.rejections);
         let contact = &read.contacts[0];
         assert_eq!(contact.phone.as_str(), "573001234567");
@@ -538,7 +532,7 @@ mod tests {
         let guests = object(
             json!({"573001234567": {"labels": ["ok", 3], "lastInteraction": "2025-13-45"}, "abc": {}}),
         );
-        let read = read(&threads, &guests);
+        let read = read(&threads.into(), &guests.into());
         assert!(read.contacts.is_empty());
         assert_eq!(read.rejected_contacts, 2);
         let rules: Vec<(&str, &str)> = read
@@ -558,7 +552,7 @@ mod tests {
     #[test]
     fn a_number_written_twice_in_one_file_keeps_the_first() {
         let guests = object(json!({"573001234567": {"name": "A"}, "+573001234567": {"name": "B"}}));
-        let read = read(&Map::new(), &guests);
+        let read = read(&FileRecords::default(), &guests.into());
         assert_eq!(read.rejections.len(), 1, "{:?}", read.rejections);
         assert_eq!(read.rejections[0].rule, "DUPLICATE_PHONE");
         assert_eq!(read.rejections[0].key, "573001234567");
@@ -605,20 +599,8 @@ mod tests {
     #[test]
     fn a_record_holding_a_nul_is_rejected_with_its_path() {
         let guests = object(json!({"573001234567": {"name": "A", "notes": {"x": "a\u{0}b"}}}));
-        let read = read(&Map::new(), &guests);
+        let read = read(&FileRecords::default(), &guests.into());
         assert_eq!(read.rejections[0].rule, "NUL_CHARACTER");
         assert_eq!(read.rejections[0].field, "notes.x");
-    }
-
-    #[test]
-    fn a_file_that_is_not_an_object_of_records_is_refused_whole() {
-        assert_eq!(
-            file_records(GUESTS_FILE, "{").expect_err("broken").rule,
-            "INVALID_JSON"
-        );
-        assert_eq!(
-            file_records(GUESTS_FILE, "[]").expect_err("array").rule,
-            "NOT_AN_OBJECT"
-        );
     }
 }

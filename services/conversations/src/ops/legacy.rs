@@ -21,7 +21,9 @@ use serde_json::{Map, Value};
 
 use crate::app::Conversations;
 use crate::app::legacy::Imported;
-use crate::domain::legacy::{self, GUESTS_FILE, GuestView, Rejection, THREADS_FILE, ThreadView};
+use crate::domain::legacy::{
+    self, FileRecords, GUESTS_FILE, GuestView, Rejection, THREADS_FILE, ThreadView,
+};
 use crate::store::legacy::ExportRow;
 
 /// Where the two files are.
@@ -81,21 +83,18 @@ impl ImportSummary {
     }
 }
 
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    // Not UTF-8 is not JSON: the file's own rejection, not a crash.
-    Ok(String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+fn read_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
 }
 
 /// The records of threads-data.json and guest-memory.json.
-type Records = (Map<String, Value>, Map<String, Value>);
+type Records = (FileRecords, FileRecords);
 
-/// Both files as records, or the rejections of the files that cannot be read at all.
+/// Both files as records, or the rejections of the files that cannot be read at all (bytes
+/// that are not UTF-8 included: read "lossily", they would import changed text).
 fn records(files: &LegacyFiles) -> anyhow::Result<Result<Records, Vec<Rejection>>> {
-    let threads = legacy::file_records(THREADS_FILE, &read_text(&files.threads)?);
-    let guests = legacy::file_records(GUESTS_FILE, &read_text(&files.guests)?);
+    let threads = legacy::file_records(THREADS_FILE, &read_bytes(&files.threads)?);
+    let guests = legacy::file_records(GUESTS_FILE, &read_bytes(&files.guests)?);
     Ok(match (threads, guests) {
         (Ok(t), Ok(g)) => Ok((t, g)),
         (t, g) => Err([t.err(), g.err()].into_iter().flatten().collect()),
@@ -123,11 +122,14 @@ pub async fn import(
         }
     };
     let read = legacy::read(&threads, &guests);
-    summary.records = read.records;
+    // A key repeated verbatim is a record too: reported, never dropped without a word.
+    let repeats: Vec<Rejection> = threads.repeats.into_iter().chain(guests.repeats).collect();
+    summary.records = read.records + repeats.len();
     summary.contacts = read.contacts.len() + read.rejected_contacts;
     summary.quarantined = read.rejected_contacts;
-    summary.duplicates = read.duplicates;
+    summary.duplicates = read.duplicates + repeats.len();
     summary.quarantine = read.rejections;
+    summary.quarantine.extend(repeats);
     let total = read.contacts.len() as u64;
     for (done, contact) in read.contacts.iter().enumerate() {
         progress(done as u64 + 1, total);
@@ -376,10 +378,17 @@ pub async fn compare(
         .map(|r| (r.file.clone(), r.key.clone()))
         .collect();
     let (db_threads, db_guests) = render(&conversations.export_rows().await?);
+    // A repeated key's first record is compared; the repeat is listed as quarantined.
+    let repeats = threads.repeats.iter().chain(&guests.repeats);
     let mut comparison = Comparison {
-        quarantined: skipped.iter().cloned().collect(),
+        quarantined: skipped
+            .iter()
+            .cloned()
+            .chain(repeats.map(|r| (r.file.clone(), r.key.clone())))
+            .collect(),
         ..Default::default()
     };
+    let (threads, guests) = (threads.values(), guests.values());
     for (file, in_file, in_db) in [
         (THREADS_FILE, &threads, &db_threads),
         (GUESTS_FILE, &guests, &db_guests),
