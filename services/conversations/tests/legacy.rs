@@ -494,3 +494,92 @@ async fn repeated_keys_a_byte_order_mark_and_a_lone_surrogate_lose_nothing_silen
     );
     assert_eq!(count(&service.pool, "contacts").await, 2);
 }
+
+#[tokio::test]
+async fn an_unchanged_file_is_exported_byte_for_byte_in_its_order_with_its_numbers() {
+    let service = spawn(phoenix_conversations::spec()).await;
+    let conversations = Conversations::new(service.pool.clone(), CancellationToken::new());
+    let dir = scratch("verbatim");
+    let files = LegacyFiles {
+        threads: dir.join("t.json"),
+        guests: dir.join("g.json"),
+    };
+    // As the bot's JSON.stringify(data, null, 2) writes them: keys not in phone order, fields
+    // not in alphabetical order, numbers a float parser would respell or round.
+    let threads = r#"{
+  "573009000002": {
+    "threadId": "thread_b",
+    "chatId": "573009000002@s.whatsapp.net",
+    "userName": "Beto",
+    "score": 1.50,
+    "big": 12345678901234567890123,
+    "exp": 1e+21
+  },
+  "+57 300 900 0001": {
+    "threadId": "thread_a",
+    "chatId": "573009000001@s.whatsapp.net",
+    "userName": null
+  }
+}
+"#;
+    let guests = r#"{
+  "573009000002": {
+    "lastInteraction": "2025-01-27",
+    "name": "Beto",
+    "labels": ["z", "a"],
+    "meta": {"zeta": 1.0, "alpha": -0.0, "list": [3, 2e2]}
+  },
+  "573009000001": {
+    "name": "Ana"
+  }
+}
+"#;
+    std::fs::write(&files.threads, threads).expect("written");
+    std::fs::write(&files.guests, guests).expect("written");
+    let summary = legacy::import(
+        &conversations,
+        &args(files.clone(), false),
+        &dir.join("q.ndjson"),
+        |_, _| {},
+    )
+    .await
+    .expect("imported");
+    assert_eq!(summary.imported, 2, "{:?}", summary.quarantine);
+    let exported = LegacyFiles {
+        threads: dir.join("out-t.json"),
+        guests: dir.join("out-g.json"),
+    };
+    legacy::export(&conversations, &exported)
+        .await
+        .expect("exported");
+    assert_eq!(
+        std::fs::read_to_string(&exported.threads).expect("read"),
+        threads
+    );
+    assert_eq!(
+        std::fs::read_to_string(&exported.guests).expect("read"),
+        guests
+    );
+
+    // A record changed since is rendered from the database; the others stay as they were.
+    let mut client = ConversationsServiceClient::new(service.channel.clone());
+    client
+        .save_thread(pb::SaveThreadRequest {
+            phone: "573009000001".into(),
+            thread_id: "thread_c".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("saved");
+    legacy::export(&conversations, &exported)
+        .await
+        .expect("exported");
+    let text = std::fs::read_to_string(&exported.threads).expect("read");
+    assert!(text.starts_with(&threads[..threads.find("  \"+57").expect("second")]));
+    let back = read(&exported.threads);
+    assert_eq!(back["+57 300 900 0001"]["threadId"], "thread_c");
+    // SaveThread stamped Ana's last activity: her guest record is rendered, Beto's is not.
+    let text = std::fs::read_to_string(&exported.guests).expect("read");
+    assert!(text.starts_with(&guests[..guests.find("  \"573009000001").expect("second")]));
+    assert!(read(&exported.guests)["573009000001"]["lastInteraction"].is_string());
+}

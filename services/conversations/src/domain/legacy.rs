@@ -24,7 +24,7 @@ use phoenix_runtime::error::json_type;
 use serde_json::{Map, Value};
 
 use super::contact::{self, Phone};
-pub use super::legacy_file::{FileRecord, FileRecords, file_records};
+pub use super::legacy_file::{FileRecord, FileRecords, Source, file_records};
 
 pub const THREADS_FILE: &str = "threads-data.json";
 pub const GUESTS_FILE: &str = "guest-memory.json";
@@ -49,6 +49,8 @@ pub struct ThreadRecord {
     pub chat_id: String,
     pub user_name: Option<String>,
     pub original: Map<String, Value>,
+    /// The record's text as written, when read from a file.
+    pub source: Option<Source>,
 }
 
 /// A guest-memory.json record, read.
@@ -59,6 +61,8 @@ pub struct GuestRecord {
     pub labels: Vec<String>,
     pub last_interaction: Option<DateTime<Utc>>,
     pub original: Map<String, Value>,
+    /// The record's text as written, when read from a file.
+    pub source: Option<Source>,
 }
 
 /// A contact as the two files describe it.
@@ -160,10 +164,11 @@ pub fn read(threads: &FileRecords, guests: &FileRecords) -> LegacyRead {
                     continue;
                 }
             };
+            let source = records.sources.get(key).cloned();
             let parsed = if file == THREADS_FILE {
-                thread_record(key, value).map(|t| pair.thread = Some(t))
+                thread_record(key, value).map(|t| pair.thread = Some(ThreadRecord { source, ..t }))
             } else {
-                guest_record(key, value).map(|g| pair.guest = Some(g))
+                guest_record(key, value).map(|g| pair.guest = Some(GuestRecord { source, ..g }))
             };
             if let Err(reasons) = parsed {
                 pair.reasons.extend(reasons);
@@ -273,6 +278,7 @@ pub fn thread_record(key: &str, value: &Value) -> Result<ThreadRecord, Vec<Rejec
             chat_id,
             user_name,
             original: record.clone(),
+            source: None,
         }),
         _ => Err(reasons),
     }
@@ -351,6 +357,7 @@ pub fn guest_record(key: &str, value: &Value) -> Result<GuestRecord, Vec<Rejecti
         labels,
         last_interaction,
         original: record.clone(),
+        source: None,
     })
 }
 

@@ -37,7 +37,17 @@ pub enum FileRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileRecords {
     pub records: BTreeMap<String, FileRecord>,
+    /// Each read record's text exactly as in the file (key order, number spelling, spacing),
+    /// with its place among the file's records, so the export can write it back unchanged.
+    pub sources: BTreeMap<String, Source>,
     pub repeats: Vec<Rejection>,
+}
+
+/// A record's text as written in its file, and its place (0 for the file's first record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub text: String,
+    pub position: usize,
 }
 
 impl FileRecords {
@@ -60,6 +70,7 @@ impl From<Map<String, Value>> for FileRecords {
                 .into_iter()
                 .map(|(key, value)| (key, FileRecord::Read(value)))
                 .collect(),
+            sources: BTreeMap::new(),
             repeats: Vec::new(),
         }
     }
@@ -94,7 +105,7 @@ pub fn file_records(file: &str, bytes: &[u8]) -> Result<FileRecords, Rejection> 
         ));
     };
     let mut out = FileRecords::default();
-    for (key, raw) in entries {
+    for (position, (key, raw)) in entries.into_iter().enumerate() {
         if out.records.contains_key(&key) {
             out.repeats.push(Rejection {
                 file: file.to_owned(),
@@ -116,7 +127,11 @@ pub fn file_records(file: &str, bytes: &[u8]) -> Result<FileRecords, Rejection> 
                 message: "this field is written twice in the record; which one holds is unclear"
                     .into(),
             },
-            Ok(Strict { value, .. }) => FileRecord::Read(value),
+            Ok(Strict { value, .. }) => {
+                let text = raw.get().to_owned();
+                out.sources.insert(key.clone(), Source { text, position });
+                FileRecord::Read(value)
+            }
             Err(e) => FileRecord::Broken {
                 field: String::new(),
                 rule: "INVALID_JSON".into(),
@@ -321,6 +336,7 @@ mod tests {
             records.records["573001234567"],
             FileRecord::Read(json!({"name": "A"}))
         );
+        assert_eq!(records.sources["573001234567"].text, r#"{"name": "A"}"#);
         assert_eq!(records.repeats.len(), 1);
         assert_eq!(records.repeats[0].rule, "DUPLICATE_PHONE");
         assert_eq!(records.repeats[0].key, "573001234567");

@@ -202,10 +202,23 @@ fn write_report(path: &Path, quarantine: &[Rejection]) -> anyhow::Result<()> {
     std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
-/// The two files as the database renders them: (threads-data.json, guest-memory.json).
-pub fn render(rows: &[ExportRow]) -> (Map<String, Value>, Map<String, Value>) {
-    let mut threads = Map::new();
-    let mut guests = Map::new();
+/// One record as the export writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// The key as the file wrote it (the phone's digits for a contact the files did not have).
+    pub key: String,
+    pub record: Map<String, Value>,
+    /// The record's text as its file held it, while it still says exactly `record`: written
+    /// back byte for byte (key order, number spelling, spacing).
+    pub verbatim: Option<String>,
+    position: Option<i32>,
+}
+
+/// The two files as the database renders them (threads-data.json, guest-memory.json), each in
+/// its file's order, then the contacts the file did not have in phone order.
+pub fn render(rows: &[ExportRow]) -> (Vec<Written>, Vec<Written>) {
+    let mut threads = Vec::new();
+    let mut guests = Vec::new();
     for row in rows {
         let c = &row.contact;
         let thread_original = row.threads_key.as_ref().map(|_| &row.legacy_thread);
@@ -216,12 +229,14 @@ pub fn render(rows: &[ExportRow]) -> (Map<String, Value>, Map<String, Value>) {
                 chat_id: c.profile.chat_id.clone(),
                 user_name: row.thread_user_name.clone(),
             };
-            let key = row
-                .threads_key
-                .clone()
-                .unwrap_or_else(|| c.phone.to_string());
             let original = thread_original.cloned().unwrap_or_default();
-            threads.insert(key, Value::Object(legacy::render_thread(&original, &view)));
+            threads.push(written(
+                row.threads_key.as_deref(),
+                row,
+                legacy::render_thread(&original, &view),
+                thread_original.and(row.legacy_thread_text.as_deref()),
+                row.threads_position,
+            ));
         }
         if row.in_guest_memory {
             let imported_name = imported_name(thread_original, guest_original);
@@ -230,22 +245,49 @@ pub fn render(rows: &[ExportRow]) -> (Map<String, Value>, Map<String, Value>) {
                 labels: c.profile.labels.clone(),
                 last_activity_at: c.profile.last_activity_at,
             };
-            let key = row
-                .guests_key
-                .clone()
-                .unwrap_or_else(|| c.phone.to_string());
             let original = guest_original.cloned().unwrap_or_default();
-            guests.insert(
-                key,
-                Value::Object(legacy::render_guest(
-                    &original,
-                    imported_name.as_deref(),
-                    &view,
-                )),
-            );
+            guests.push(written(
+                row.guests_key.as_deref(),
+                row,
+                legacy::render_guest(&original, imported_name.as_deref(), &view),
+                guest_original.and(row.legacy_guest_text.as_deref()),
+                row.guests_position,
+            ));
         }
     }
+    for file in [&mut threads, &mut guests] {
+        file.sort_by_key(|w| (w.position.is_none(), w.position));
+    }
     (threads, guests)
+}
+
+fn written(
+    key: Option<&str>,
+    row: &ExportRow,
+    record: Map<String, Value>,
+    text: Option<&str>,
+    position: Option<i32>,
+) -> Written {
+    // The text is written only while it reads as exactly what the database renders.
+    let verbatim = text
+        .filter(|text| {
+            serde_json::from_str::<Value>(text).ok().as_ref()
+                == Some(&Value::Object(record.clone()))
+        })
+        .map(str::to_owned);
+    Written {
+        key: key.map_or_else(|| row.contact.phone.to_string(), str::to_owned),
+        record,
+        verbatim,
+        position,
+    }
+}
+
+/// A file's records by key, as compared.
+fn records_of(file: &[Written]) -> Map<String, Value> {
+    file.iter()
+        .map(|w| (w.key.clone(), Value::Object(w.record.clone())))
+        .collect()
 }
 
 /// The name the import gave a contact from its records (see `LegacyContact::name`).
@@ -277,7 +319,8 @@ impl ExportSummary {
 }
 
 /// Writes both files from the database, each replaced atomically (written beside, then
-/// renamed), pretty-printed as the bot's `JSON.stringify(data, null, 2)` wrote them.
+/// renamed), in the order the import read them: an unchanged record as its file held it, a
+/// changed one pretty-printed as the bot's `JSON.stringify(data, null, 2)` wrote them.
 pub async fn export(
     conversations: &Conversations,
     files: &LegacyFiles,
@@ -291,9 +334,19 @@ pub async fn export(
     })
 }
 
-fn write_file(path: &Path, records: &Map<String, Value>) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(records)?;
-    text.push('\n');
+fn write_file(path: &Path, records: &[Written]) -> anyhow::Result<()> {
+    let mut text = String::from("{");
+    for (i, w) in records.iter().enumerate() {
+        text.push_str(if i == 0 { "\n  " } else { ",\n  " });
+        text.push_str(&serde_json::to_string(&w.key)?);
+        text.push_str(": ");
+        match &w.verbatim {
+            Some(verbatim) => text.push_str(verbatim),
+            // Nested one level: newlines only separate tokens (a string's are escaped).
+            None => text.push_str(&serde_json::to_string_pretty(&w.record)?.replace('\n', "\n  ")),
+        }
+    }
+    text.push_str(if records.is_empty() { "}\n" } else { "\n}\n" });
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
@@ -378,6 +431,7 @@ pub async fn compare(
         .map(|r| (r.file.clone(), r.key.clone()))
         .collect();
     let (db_threads, db_guests) = render(&conversations.export_rows().await?);
+    let (db_threads, db_guests) = (records_of(&db_threads), records_of(&db_guests));
     // A repeated key's first record is compared; the repeat is listed as quarantined.
     let repeats = threads.repeats.iter().chain(&guests.repeats);
     let mut comparison = Comparison {
