@@ -405,6 +405,15 @@ fn optional_name(
 /// kept to the microsecond PostgreSQL stores.
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
+    // ISO 8601's space for the `T` (`2025-01-27 10:20:30`, as SQL tools and logs write it).
+    let spaced;
+    let text = match text.as_bytes().get(10) {
+        Some(b' ') if text.len() > 11 => {
+            spaced = format!("{}T{}", &text[..10], &text[11..]);
+            spaced.as_str()
+        }
+        _ => text,
+    };
     let time = if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         date.and_hms_opt(0, 0, 0)?.and_utc()
     } else if let Ok(time) = DateTime::parse_from_rfc3339(text) {
@@ -577,6 +586,16 @@ mod tests {
         assert!(parse_time("2025-01-27").is_some());
         assert!(parse_time("2025-01-27T10:20:30.123Z").is_some());
         assert!(parse_time("2025-01-27T10:20:30").is_some());
+        assert_eq!(
+            parse_time("2025-01-27 10:20:30"),
+            parse_time("2025-01-27T10:20:30Z")
+        );
+        assert_eq!(
+            parse_time("2025-01-27 10:20:30.5-05:00"),
+            parse_time("2025-01-27T15:20:30.5Z")
+        );
+        assert!(parse_time("2025-01-27 ").is_some(), "trimmed to a date");
+        assert!(parse_time("2025-01-2é 10:20:30").is_none());
         assert!(parse_time("ayer").is_none());
         assert!(parse_time("2025-02-30").is_none());
         assert!(parse_time("").is_none());
