@@ -582,4 +582,30 @@ async fn an_unchanged_file_is_exported_byte_for_byte_in_its_order_with_its_numbe
     let text = std::fs::read_to_string(&exported.guests).expect("read");
     assert!(text.starts_with(&guests[..guests.find("  \"573009000001").expect("second")]));
     assert!(read(&exported.guests)["573009000001"]["lastInteraction"].is_string());
+
+    // A guests file that cannot be written leaves the threads file as it was.
+    let before = std::fs::read_to_string(&exported.threads).expect("read");
+    client
+        .save_thread(pb::SaveThreadRequest {
+            phone: "573009000002".into(),
+            thread_id: "thread_d".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("saved");
+    let error = legacy::export(
+        &conversations,
+        &LegacyFiles {
+            threads: exported.threads.clone(),
+            guests: dir.join("missing-dir").join("g.json"),
+        },
+    )
+    .await
+    .expect_err("the guests file cannot be written");
+    assert!(error.to_string().contains("cannot write"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(&exported.threads).expect("read"),
+        before
+    );
+    assert!(!dir.join("out-t.json.partial").exists());
 }

@@ -326,15 +326,27 @@ pub async fn export(
     files: &LegacyFiles,
 ) -> anyhow::Result<ExportSummary> {
     let (threads, guests) = render(&conversations.export_rows().await?);
-    write_file(&files.threads, &threads)?;
-    write_file(&files.guests, &guests)?;
+    // Both written beside before either replaces its file: a failure leaves both as they were
+    // (never a threads file of today beside a guests file of yesterday).
+    let threads_partial = write_partial(&files.threads, &threads)?;
+    let guests_partial = write_partial(&files.guests, &guests).inspect_err(|_| {
+        let _ = std::fs::remove_file(&threads_partial);
+    })?;
+    for (partial, path) in [
+        (threads_partial, &files.threads),
+        (guests_partial, &files.guests),
+    ] {
+        std::fs::rename(&partial, path)
+            .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display()))?;
+    }
     Ok(ExportSummary {
         threads: threads.len(),
         guests: guests.len(),
     })
 }
 
-fn write_file(path: &Path, records: &[Written]) -> anyhow::Result<()> {
+/// Writes a file's records beside `path` (`<path>.partial`), answering where.
+fn write_partial(path: &Path, records: &[Written]) -> anyhow::Result<PathBuf> {
     let mut text = String::from("{");
     for (i, w) in records.iter().enumerate() {
         text.push_str(if i == 0 { "\n  " } else { ",\n  " });
@@ -352,8 +364,7 @@ fn write_file(path: &Path, records: &[Written]) -> anyhow::Result<()> {
     let partial = PathBuf::from(partial);
     std::fs::write(&partial, text)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?;
-    std::fs::rename(&partial, path)
-        .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display()))
+    Ok(partial)
 }
 
 /// One difference between the files and the database.
