@@ -123,7 +123,7 @@ pub async fn update_state(
     }
     // PostgreSQL's jsonb cannot hold a NUL: refused here, with its path, not by the database.
     if let Some(nul) = phoenix_runtime::error::json_nul(&serde_json::Value::Object(set.clone()))
-        && !(nul.in_key && !nul.path.contains(['.', '[']))
+        && (!nul.in_key || nul.path.contains(['.', '[']))
     {
         v.add(
             format!("set_preferences.{}", nul.path),
