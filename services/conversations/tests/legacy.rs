@@ -578,10 +578,21 @@ async fn an_unchanged_file_is_exported_byte_for_byte_in_its_order_with_its_numbe
     assert!(text.starts_with(&threads[..threads.find("  \"+57").expect("second")]));
     let back = read(&exported.threads);
     assert_eq!(back["+57 300 900 0001"]["threadId"], "thread_c");
+    // ... in its fields' order, the unchanged ones as written.
+    assert!(
+        text.contains(
+            "\"+57 300 900 0001\": {\n    \"threadId\": \"thread_c\",\n    \"chatId\": \"573009000001@s.whatsapp.net\",\n    \"userName\": "
+        ),
+        "{text}"
+    );
     // SaveThread stamped Ana's last activity: her guest record is rendered, Beto's is not.
     let text = std::fs::read_to_string(&exported.guests).expect("read");
     assert!(text.starts_with(&guests[..guests.find("  \"573009000001").expect("second")]));
     assert!(read(&exported.guests)["573009000001"]["lastInteraction"].is_string());
+    assert!(
+        text.contains("\"573009000001\": {\n    \"name\": \"Ana\",\n    \"lastInteraction\": \""),
+        "{text}"
+    );
 
     // A guests file that cannot be written leaves the threads file as it was.
     let before = std::fs::read_to_string(&exported.threads).expect("read");

@@ -24,7 +24,7 @@ use phoenix_runtime::error::json_type;
 use serde_json::{Map, Value};
 
 use super::contact::{self, Phone};
-pub use super::legacy_file::{FileRecord, FileRecords, Source, file_records};
+pub use super::legacy_file::{FileRecord, FileRecords, Source, fields_of, file_records};
 
 pub const THREADS_FILE: &str = "threads-data.json";
 pub const GUESTS_FILE: &str = "guest-memory.json";

@@ -143,6 +143,15 @@ pub fn file_records(file: &str, bytes: &[u8]) -> Result<FileRecords, Rejection> 
     Ok(out)
 }
 
+/// A record's text as its fields in order, each with its text as written (`None` when the text
+/// is not one JSON object).
+pub fn fields_of(text: &str) -> Option<Vec<(String, Box<RawValue>)>> {
+    match serde_json::from_str(text).ok()? {
+        TopLevel::Object(fields) => Some(fields),
+        TopLevel::Other => None,
+    }
+}
+
 /// The file's top level: its entries in file order (repeats included), or another JSON type.
 enum TopLevel {
     Object(Vec<(String, Box<RawValue>)>),

@@ -202,6 +202,46 @@ fn write_report(path: &Path, quarantine: &[Rejection]) -> anyhow::Result<()> {
     std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
+/// A changed record's text: its file's fields in their order, each unchanged one as written,
+/// the changed ones from `record`, then the fields the file did not have; `None` when the
+/// stored text cannot serve (then the record is pretty-printed whole).
+fn in_file_order(text: &str, record: &Map<String, Value>) -> Option<String> {
+    let fields = legacy::fields_of(text)?;
+    let mut out = String::from("{");
+    let mut written = BTreeSet::new();
+    for (key, raw) in &fields {
+        if !written.insert(key.as_str()) {
+            return None;
+        }
+        let value = record.get(key)?;
+        let unchanged = serde_json::from_str::<Value>(raw.get()).ok().as_ref() == Some(value);
+        let text = if unchanged {
+            raw.get().to_owned()
+        } else {
+            serde_json::to_string_pretty(value)
+                .ok()?
+                .replace('\n', "\n    ")
+        };
+        field(&mut out, key, &text)?;
+    }
+    for (key, value) in record.iter().filter(|(k, _)| !written.contains(k.as_str())) {
+        let text = serde_json::to_string_pretty(value)
+            .ok()?
+            .replace('\n', "\n    ");
+        field(&mut out, key, &text)?;
+    }
+    out.push_str(if out.len() > 1 { "\n  }" } else { "}" });
+    Some(out)
+}
+
+fn field(out: &mut String, key: &str, text: &str) -> Option<()> {
+    out.push_str(if out.len() > 1 { ",\n    " } else { "\n    " });
+    out.push_str(&serde_json::to_string(key).ok()?);
+    out.push_str(": ");
+    out.push_str(text);
+    Some(())
+}
+
 /// One record as the export writes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {
@@ -268,13 +308,17 @@ fn written(
     text: Option<&str>,
     position: Option<i32>,
 ) -> Written {
-    // The text is written only while it reads as exactly what the database renders.
-    let verbatim = text
-        .filter(|text| {
-            serde_json::from_str::<Value>(text).ok().as_ref()
-                == Some(&Value::Object(record.clone()))
-        })
-        .map(str::to_owned);
+    // The text is written only while it reads as exactly what the database renders; a changed
+    // record keeps its fields' order and the text of its unchanged fields.
+    let same = |text: &str| {
+        serde_json::from_str::<Value>(text).ok().as_ref() == Some(&Value::Object(record.clone()))
+    };
+    let verbatim = text.and_then(|text| {
+        if same(text) {
+            return Some(text.to_owned());
+        }
+        in_file_order(text, &record).filter(|t| same(t))
+    });
     Written {
         key: key.map_or_else(|| row.contact.phone.to_string(), str::to_owned),
         record,
