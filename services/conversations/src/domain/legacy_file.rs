@@ -86,6 +86,13 @@ pub fn file_records(file: &str, bytes: &[u8]) -> Result<FileRecords, Rejection> 
         rule: rule.to_owned(),
         message,
     };
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return Err(whole(
+            "NOT_UTF8",
+            "the file is UTF-16 text (it starts with a UTF-16 byte order mark); convert it to UTF-8"
+                .into(),
+        ));
+    }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
         whole(
@@ -332,6 +339,9 @@ mod tests {
             file_records("f", b"{\"573001234567\": {\"name\": \"Jos\xE9\"}}").expect_err("latin-1");
         assert_eq!(refused.rule, "NOT_UTF8");
         assert!(refused.message.contains("offset 30"), "{}", refused.message);
+        let utf16 = file_records("f", b"\xFF\xFE{\x00}\x00").expect_err("utf-16");
+        assert_eq!(utf16.rule, "NOT_UTF8");
+        assert!(utf16.message.contains("UTF-16"), "{}", utf16.message);
     }
 
     #[test]
