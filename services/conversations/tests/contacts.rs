@@ -466,3 +466,86 @@ async fn concurrent_partial_updates_of_a_user_state_are_all_kept() {
         .expect_err("refused");
     assert_refused(&status, Code::InvalidArgument, "CONFLICTING_FIELDS");
 }
+
+#[tokio::test]
+async fn a_sub_microsecond_ttl_and_a_nested_nul_are_refused_with_their_field_not_internal() {
+    let service = spawn(phoenix_conversations::spec()).await;
+    let mut client = ConversationsServiceClient::new(service.channel.clone());
+    contact(&mut client, "573001234567").await;
+
+    // 1 ns is positive but the database's microsecond would store a zero TTL.
+    let status = client
+        .set_context(pb::SetContextRequest {
+            phone: "573001234567".into(),
+            context: "x".into(),
+            ttl: duration(0, 1),
+        })
+        .await
+        .expect_err("refused");
+    assert_refused(&status, Code::InvalidArgument, "INVALID_DURATION");
+    assert_eq!(
+        field_reasons(&status),
+        vec![("ttl".to_owned(), "INVALID_DURATION".to_owned())]
+    );
+    let status = client
+        .acquire_processing_lease(pb::AcquireProcessingLeaseRequest {
+            phone: "573001234567".into(),
+            owner: "bot-1".into(),
+            ttl: duration(0, 999),
+        })
+        .await
+        .expect_err("refused");
+    assert_refused(&status, Code::InvalidArgument, "INVALID_DURATION");
+    let found = client
+        .get_context(pb::GetContextRequest {
+            phone: "573001234567".into(),
+            refresh: false,
+        })
+        .await
+        .expect("read")
+        .into_inner();
+    assert!(!found.found, "nothing was written");
+
+    let nested = prost_types::Struct {
+        fields: [(
+            "k".to_owned(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::StructValue(prost_types::Struct {
+                    fields: [(
+                        "x".to_owned(),
+                        prost_types::Value {
+                            kind: Some(prost_types::value::Kind::StringValue("a\0b".into())),
+                        },
+                    )]
+                    .into_iter()
+                    .collect(),
+                })),
+            },
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let status = client
+        .update_user_state(pb::UpdateUserStateRequest {
+            phone: "573001234567".into(),
+            set_preferences: Some(nested),
+            ..Default::default()
+        })
+        .await
+        .expect_err("refused");
+    assert_refused(&status, Code::InvalidArgument, "NUL_CHARACTER");
+    assert_eq!(
+        field_reasons(&status),
+        vec![("set_preferences.k.x".to_owned(), "NUL_CHARACTER".to_owned())]
+    );
+    let state = client
+        .get_user_state(pb::GetUserStateRequest {
+            phone: "573001234567".into(),
+        })
+        .await
+        .expect("read")
+        .into_inner()
+        .state
+        .expect("state");
+    assert!(state.update_time.is_none(), "nothing was written");
+}

@@ -205,8 +205,8 @@ async fn import_then_export_then_compare_shows_no_difference() {
     // Every accepted record is written back field for field, unknown fields and spellings of
     // keys, null and absent fields, padded names and date formats included.
     let read_back = phoenix_conversations::domain::legacy::read(
-        &read(&sample().threads),
-        &read(&sample().guests),
+        &read(&sample().threads).into(),
+        &read(&sample().guests).into(),
     );
     let rejected: std::collections::BTreeSet<&str> = read_back
         .rejections
@@ -381,4 +381,242 @@ async fn a_malformed_file_writes_nothing_and_a_record_the_database_refuses_is_qu
         2,
         "the refused contact was not half written"
     );
+}
+
+#[tokio::test]
+async fn repeated_keys_a_byte_order_mark_and_a_lone_surrogate_lose_nothing_silently() {
+    let service = spawn(phoenix_conversations::spec()).await;
+    let conversations = Conversations::new(service.pool.clone(), CancellationToken::new());
+    let dir = scratch("strict");
+    let files = LegacyFiles {
+        threads: dir.join("t.json"),
+        guests: dir.join("g.json"),
+    };
+    // Windows tools write a byte order mark; JavaScript's slice() leaves lone surrogates.
+    std::fs::write(
+        &files.threads,
+        "\u{feff}{\"573001234567\": {\"threadId\": \"thread_a\", \"chatId\": \"a@s.whatsapp.net\"}}",
+    )
+    .expect("written");
+    std::fs::write(
+        &files.guests,
+        r#"{"573001234567": {"name": "Primera", "labels": ["a"]},
+            "573001234567": {"name": "Segunda"},
+            "573002222222": {"name": "Ana", "name": "Ana María"},
+            "573003333333": {"name": "\ud83d roto"},
+            "573004444444": {"name": "Sana", "extra": {"n": 1}}}"#,
+    )
+    .expect("written");
+    let summary = legacy::import(
+        &conversations,
+        &args(files.clone(), false),
+        &dir.join("q.ndjson"),
+        |_, _| {},
+    )
+    .await
+    .expect("imported");
+    let rules: Vec<(&str, &str, &str)> = summary
+        .quarantine
+        .iter()
+        .map(|r| (r.key.as_str(), r.field.as_str(), r.rule.as_str()))
+        .collect();
+    assert_eq!(
+        (
+            summary.records,
+            summary.imported,
+            summary.quarantined,
+            summary.duplicates
+        ),
+        (6, 2, 2, 1),
+        "{} {rules:?}",
+        summary.line()
+    );
+    for expected in [
+        ("573001234567", "", "DUPLICATE_PHONE"),
+        ("573002222222", "name", "DUPLICATE_KEY"),
+        ("573003333333", "", "INVALID_JSON"),
+    ] {
+        assert!(rules.contains(&expected), "{expected:?} not in {rules:?}");
+    }
+    let mut client = ConversationsServiceClient::new(service.channel.clone());
+    let first = client
+        .get_contact(pb::GetContactRequest {
+            phone: "573001234567".into(),
+        })
+        .await
+        .expect("imported")
+        .into_inner()
+        .contact
+        .expect("contact");
+    assert_eq!(
+        first.name, "Primera",
+        "the first record of a repeated key is kept"
+    );
+    assert_eq!(count(&service.pool, "contacts").await, 2);
+
+    // The kept records compare equal; the rejected ones are listed, not differences.
+    let comparison = legacy::compare(&conversations, &files)
+        .await
+        .expect("compared");
+    assert!(
+        comparison.differences.is_empty(),
+        "{:?}",
+        comparison.differences
+    );
+    assert_eq!(
+        comparison.quarantined.len(),
+        3,
+        "{:?}",
+        comparison.quarantined
+    );
+
+    // Text that is not UTF-8 (a Latin-1 export) refuses the file, writing nothing.
+    std::fs::write(
+        &files.guests,
+        b"{\"573005555555\": {\"name\": \"Jos\xe9\"}}",
+    )
+    .expect("written");
+    let refused = legacy::import(
+        &conversations,
+        &args(files, false),
+        &dir.join("q.ndjson"),
+        |_, _| {},
+    )
+    .await
+    .expect("reported");
+    assert_eq!(refused.quarantine.len(), 1);
+    assert_eq!(
+        (
+            refused.quarantine[0].file.as_str(),
+            refused.quarantine[0].rule.as_str()
+        ),
+        ("guest-memory.json", "NOT_UTF8")
+    );
+    assert_eq!(count(&service.pool, "contacts").await, 2);
+}
+
+#[tokio::test]
+async fn an_unchanged_file_is_exported_byte_for_byte_in_its_order_with_its_numbers() {
+    let service = spawn(phoenix_conversations::spec()).await;
+    let conversations = Conversations::new(service.pool.clone(), CancellationToken::new());
+    let dir = scratch("verbatim");
+    let files = LegacyFiles {
+        threads: dir.join("t.json"),
+        guests: dir.join("g.json"),
+    };
+    // As the bot's JSON.stringify(data, null, 2) writes them: keys not in phone order, fields
+    // not in alphabetical order, numbers a float parser would respell or round.
+    let threads = r#"{
+  "573009000002": {
+    "threadId": "thread_b",
+    "chatId": "573009000002@s.whatsapp.net",
+    "userName": "Beto",
+    "score": 1.50,
+    "big": 12345678901234567890123,
+    "exp": 1e+21
+  },
+  "+57 300 900 0001": {
+    "threadId": "thread_a",
+    "chatId": "573009000001@s.whatsapp.net",
+    "userName": null
+  }
+}
+"#;
+    let guests = r#"{
+  "573009000002": {
+    "lastInteraction": "2025-01-27",
+    "name": "Beto",
+    "labels": ["z", "a"],
+    "meta": {"zeta": 1.0, "alpha": -0.0, "list": [3, 2e2]}
+  },
+  "573009000001": {
+    "name": "Ana"
+  }
+}
+"#;
+    std::fs::write(&files.threads, threads).expect("written");
+    std::fs::write(&files.guests, guests).expect("written");
+    let summary = legacy::import(
+        &conversations,
+        &args(files.clone(), false),
+        &dir.join("q.ndjson"),
+        |_, _| {},
+    )
+    .await
+    .expect("imported");
+    assert_eq!(summary.imported, 2, "{:?}", summary.quarantine);
+    let exported = LegacyFiles {
+        threads: dir.join("out-t.json"),
+        guests: dir.join("out-g.json"),
+    };
+    legacy::export(&conversations, &exported)
+        .await
+        .expect("exported");
+    assert_eq!(
+        std::fs::read_to_string(&exported.threads).expect("read"),
+        threads
+    );
+    assert_eq!(
+        std::fs::read_to_string(&exported.guests).expect("read"),
+        guests
+    );
+
+    // A record changed since is rendered from the database; the others stay as they were.
+    let mut client = ConversationsServiceClient::new(service.channel.clone());
+    client
+        .save_thread(pb::SaveThreadRequest {
+            phone: "573009000001".into(),
+            thread_id: "thread_c".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("saved");
+    legacy::export(&conversations, &exported)
+        .await
+        .expect("exported");
+    let text = std::fs::read_to_string(&exported.threads).expect("read");
+    assert!(text.starts_with(&threads[..threads.find("  \"+57").expect("second")]));
+    let back = read(&exported.threads);
+    assert_eq!(back["+57 300 900 0001"]["threadId"], "thread_c");
+    // ... in its fields' order, the unchanged ones as written.
+    assert!(
+        text.contains(
+            "\"+57 300 900 0001\": {\n    \"threadId\": \"thread_c\",\n    \"chatId\": \"573009000001@s.whatsapp.net\",\n    \"userName\": "
+        ),
+        "{text}"
+    );
+    // SaveThread stamped Ana's last activity: her guest record is rendered, Beto's is not.
+    let text = std::fs::read_to_string(&exported.guests).expect("read");
+    assert!(text.starts_with(&guests[..guests.find("  \"573009000001").expect("second")]));
+    assert!(read(&exported.guests)["573009000001"]["lastInteraction"].is_string());
+    assert!(
+        text.contains("\"573009000001\": {\n    \"name\": \"Ana\",\n    \"lastInteraction\": \""),
+        "{text}"
+    );
+
+    // A guests file that cannot be written leaves the threads file as it was.
+    let before = std::fs::read_to_string(&exported.threads).expect("read");
+    client
+        .save_thread(pb::SaveThreadRequest {
+            phone: "573009000002".into(),
+            thread_id: "thread_d".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("saved");
+    let error = legacy::export(
+        &conversations,
+        &LegacyFiles {
+            threads: exported.threads.clone(),
+            guests: dir.join("missing-dir").join("g.json"),
+        },
+    )
+    .await
+    .expect_err("the guests file cannot be written");
+    assert!(error.to_string().contains("cannot write"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(&exported.threads).expect("read"),
+        before
+    );
+    assert!(!dir.join("out-t.json.partial").exists());
 }

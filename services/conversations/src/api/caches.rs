@@ -121,6 +121,16 @@ pub async fn update_state(
     for key in set.keys() {
         v.text(&format!("set_preferences.{key}"), key, 200);
     }
+    // PostgreSQL's jsonb cannot hold a NUL: refused here, with its path, not by the database.
+    if let Some(nul) = phoenix_runtime::error::json_nul(&serde_json::Value::Object(set.clone()))
+        && (!nul.in_key || nul.path.contains(['.', '[']))
+    {
+        v.add(
+            format!("set_preferences.{}", nul.path),
+            "NUL_CHARACTER",
+            "must not contain a NUL character",
+        );
+    }
     v.finish()?;
     access.bot()?;
     let patch = StatePatch {

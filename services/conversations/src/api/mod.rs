@@ -285,8 +285,8 @@ fn duration_or(
     }
 }
 
-/// A positive duration: unset is `default`; zero, negative or above `max` is
-/// `INVALID_DURATION`.
+/// A positive duration: unset is `default`; zero, negative, above `max` or shorter than the
+/// database's microsecond (which would store a zero TTL) is `INVALID_DURATION`.
 fn positive_or(
     v: &mut Violations,
     field: &str,
@@ -294,5 +294,16 @@ fn positive_or(
     default: chrono::Duration,
     max: chrono::Duration,
 ) -> chrono::Duration {
-    v.positive_duration(field, value, max).unwrap_or(default)
+    match v.positive_duration(field, value, max) {
+        Some(d) if d < chrono::Duration::microseconds(1) => {
+            v.add(
+                field,
+                "INVALID_DURATION",
+                "must be at least 1 microsecond (the database's resolution)",
+            );
+            default
+        }
+        Some(d) => d,
+        None => default,
+    }
 }

@@ -24,6 +24,7 @@ use phoenix_runtime::error::json_type;
 use serde_json::{Map, Value};
 
 use super::contact::{self, Phone};
+pub use super::legacy_file::{FileRecord, FileRecords, Source, fields_of, file_records};
 
 pub const THREADS_FILE: &str = "threads-data.json";
 pub const GUESTS_FILE: &str = "guest-memory.json";
@@ -48,6 +49,8 @@ pub struct ThreadRecord {
     pub chat_id: String,
     pub user_name: Option<String>,
     pub original: Map<String, Value>,
+    /// The record's text as written, when read from a file.
+    pub source: Option<Source>,
 }
 
 /// A guest-memory.json record, read.
@@ -58,6 +61,8 @@ pub struct GuestRecord {
     pub labels: Vec<String>,
     pub last_interaction: Option<DateTime<Utc>>,
     pub original: Map<String, Value>,
+    /// The record's text as written, when read from a file.
+    pub source: Option<Source>,
 }
 
 /// A contact as the two files describe it.
@@ -106,28 +111,9 @@ pub struct LegacyRead {
     pub duplicates: usize,
 }
 
-/// A file's text as its records, or the reason it cannot be read at all (then nothing of the
-/// import may be written: a contact would lose the other file's half).
-pub fn file_records(file: &str, text: &str) -> Result<Map<String, Value>, Rejection> {
-    let whole = |rule: &str, message: String| Rejection {
-        file: file.to_owned(),
-        key: String::new(),
-        field: String::new(),
-        rule: rule.to_owned(),
-        message,
-    };
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(records)) => Ok(records),
-        Ok(_) => Err(whole(
-            "NOT_AN_OBJECT",
-            "the file must be one JSON object keyed by phone".into(),
-        )),
-        Err(e) => Err(whole("INVALID_JSON", format!("not JSON: {e}"))),
-    }
-}
-
-/// Reads both files' records into contacts, rejecting each contact with a broken record.
-pub fn read(threads: &Map<String, Value>, guests: &Map<String, Value>) -> LegacyRead {
+/// Reads both files' records into contacts, rejecting each contact with a broken record. The
+/// files' repeated keys ([`FileRecords::repeats`]) are not looked at here.
+pub fn read(threads: &FileRecords, guests: &FileRecords) -> LegacyRead {
     #[derive(Default)]
     struct Pair {
         thread: Option<ThreadRecord>,
@@ -139,7 +125,7 @@ pub fn read(threads: &Map<String, Value>, guests: &Map<String, Value>) -> Legacy
     let mut by_phone: BTreeMap<Phone, Pair> = BTreeMap::new();
     let mut unkeyed = Vec::new();
     for (file, records) in [(THREADS_FILE, threads), (GUESTS_FILE, guests)] {
-        for (key, value) in records {
+        for (key, record) in &records.records {
             out.records += 1;
             let phone = match Phone::parse(key) {
                 Ok(phone) => phone,
@@ -166,10 +152,23 @@ pub fn read(threads: &Map<String, Value>, guests: &Map<String, Value>) -> Legacy
                 continue;
             }
             pair.keys.push((file, key.clone()));
+            let value = match record {
+                FileRecord::Read(value) => value,
+                FileRecord::Broken {
+                    field,
+                    rule,
+                    message,
+                } => {
+                    pair.reasons
+                        .push(reject(file, key, field, rule, message.clone()));
+                    continue;
+                }
+            };
+            let source = records.sources.get(key).cloned();
             let parsed = if file == THREADS_FILE {
-                thread_record(key, value).map(|t| pair.thread = Some(t))
+                thread_record(key, value).map(|t| pair.thread = Some(ThreadRecord { source, ..t }))
             } else {
-                guest_record(key, value).map(|g| pair.guest = Some(g))
+                guest_record(key, value).map(|g| pair.guest = Some(GuestRecord { source, ..g }))
             };
             if let Err(reasons) = parsed {
                 pair.reasons.extend(reasons);
@@ -279,6 +278,7 @@ pub fn thread_record(key: &str, value: &Value) -> Result<ThreadRecord, Vec<Rejec
             chat_id,
             user_name,
             original: record.clone(),
+            source: None,
         }),
         _ => Err(reasons),
     }
@@ -357,6 +357,7 @@ pub fn guest_record(key: &str, value: &Value) -> Result<GuestRecord, Vec<Rejecti
         labels,
         last_interaction,
         original: record.clone(),
+        source: None,
     })
 }
 
@@ -404,6 +405,15 @@ fn optional_name(
 /// kept to the microsecond PostgreSQL stores.
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
+    // ISO 8601's space for the `T` (`2025-01-27 10:20:30`, as SQL tools and logs write it).
+    let spaced;
+    let text = match text.as_bytes().get(10) {
+        Some(b' ') if text.len() > 11 => {
+            spaced = format!("{}T{}", &text[..10], &text[11..]);
+            spaced.as_str()
+        }
+        _ => text,
+    };
     let time = if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         date.and_hms_opt(0, 0, 0)?.and_utc()
     } else if let Ok(time) = DateTime::parse_from_rfc3339(text) {
@@ -516,7 +526,7 @@ mod tests {
         let guests = object(
             json!({"573001234567": {"name": "Juan Pérez", "labels": ["Potencial"], "lastInteraction": "2025-01-27"}}),
         );
-        let read = read(&threads, &guests);
+        let read = read(&threads.into(), &guests.into());
         assert!(read.rejections.is_empty(), "{:?}", read.rejections);
         let contact = &read.contacts[0];
         assert_eq!(contact.phone.as_str(), "573001234567");
@@ -538,7 +548,7 @@ mod tests {
         let guests = object(
             json!({"573001234567": {"labels": ["ok", 3], "lastInteraction": "2025-13-45"}, "abc": {}}),
         );
-        let read = read(&threads, &guests);
+        let read = read(&threads.into(), &guests.into());
         assert!(read.contacts.is_empty());
         assert_eq!(read.rejected_contacts, 2);
         let rules: Vec<(&str, &str)> = read
@@ -558,7 +568,7 @@ mod tests {
     #[test]
     fn a_number_written_twice_in_one_file_keeps_the_first() {
         let guests = object(json!({"573001234567": {"name": "A"}, "+573001234567": {"name": "B"}}));
-        let read = read(&Map::new(), &guests);
+        let read = read(&FileRecords::default(), &guests.into());
         assert_eq!(read.rejections.len(), 1, "{:?}", read.rejections);
         assert_eq!(read.rejections[0].rule, "DUPLICATE_PHONE");
         assert_eq!(read.rejections[0].key, "573001234567");
@@ -576,6 +586,16 @@ mod tests {
         assert!(parse_time("2025-01-27").is_some());
         assert!(parse_time("2025-01-27T10:20:30.123Z").is_some());
         assert!(parse_time("2025-01-27T10:20:30").is_some());
+        assert_eq!(
+            parse_time("2025-01-27 10:20:30"),
+            parse_time("2025-01-27T10:20:30Z")
+        );
+        assert_eq!(
+            parse_time("2025-01-27 10:20:30.5-05:00"),
+            parse_time("2025-01-27T15:20:30.5Z")
+        );
+        assert!(parse_time("2025-01-27 ").is_some(), "trimmed to a date");
+        assert!(parse_time("2025-01-2é 10:20:30").is_none());
         assert!(parse_time("ayer").is_none());
         assert!(parse_time("2025-02-30").is_none());
         assert!(parse_time("").is_none());
@@ -605,20 +625,8 @@ mod tests {
     #[test]
     fn a_record_holding_a_nul_is_rejected_with_its_path() {
         let guests = object(json!({"573001234567": {"name": "A", "notes": {"x": "a\u{0}b"}}}));
-        let read = read(&Map::new(), &guests);
+        let read = read(&FileRecords::default(), &guests.into());
         assert_eq!(read.rejections[0].rule, "NUL_CHARACTER");
         assert_eq!(read.rejections[0].field, "notes.x");
-    }
-
-    #[test]
-    fn a_file_that_is_not_an_object_of_records_is_refused_whole() {
-        assert_eq!(
-            file_records(GUESTS_FILE, "{").expect_err("broken").rule,
-            "INVALID_JSON"
-        );
-        assert_eq!(
-            file_records(GUESTS_FILE, "[]").expect_err("array").rule,
-            "NOT_AN_OBJECT"
-        );
     }
 }

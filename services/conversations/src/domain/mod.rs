@@ -18,6 +18,7 @@ pub mod buffer;
 pub mod contact;
 pub mod lease;
 pub mod legacy;
+pub mod legacy_file;
 
 pub use buffer::{BufferPolicy, TakenBuffer};
 pub use contact::{CacheKind, Contact, ContactProfile, Phone, Thread, UserState};

@@ -21,7 +21,9 @@ use serde_json::{Map, Value};
 
 use crate::app::Conversations;
 use crate::app::legacy::Imported;
-use crate::domain::legacy::{self, GUESTS_FILE, GuestView, Rejection, THREADS_FILE, ThreadView};
+use crate::domain::legacy::{
+    self, FileRecords, GUESTS_FILE, GuestView, Rejection, THREADS_FILE, ThreadView,
+};
 use crate::store::legacy::ExportRow;
 
 /// Where the two files are.
@@ -81,21 +83,18 @@ impl ImportSummary {
     }
 }
 
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    // Not UTF-8 is not JSON: the file's own rejection, not a crash.
-    Ok(String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+fn read_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
 }
 
 /// The records of threads-data.json and guest-memory.json.
-type Records = (Map<String, Value>, Map<String, Value>);
+type Records = (FileRecords, FileRecords);
 
-/// Both files as records, or the rejections of the files that cannot be read at all.
+/// Both files as records, or the rejections of the files that cannot be read at all (bytes
+/// that are not UTF-8 included: read "lossily", they would import changed text).
 fn records(files: &LegacyFiles) -> anyhow::Result<Result<Records, Vec<Rejection>>> {
-    let threads = legacy::file_records(THREADS_FILE, &read_text(&files.threads)?);
-    let guests = legacy::file_records(GUESTS_FILE, &read_text(&files.guests)?);
+    let threads = legacy::file_records(THREADS_FILE, &read_bytes(&files.threads)?);
+    let guests = legacy::file_records(GUESTS_FILE, &read_bytes(&files.guests)?);
     Ok(match (threads, guests) {
         (Ok(t), Ok(g)) => Ok((t, g)),
         (t, g) => Err([t.err(), g.err()].into_iter().flatten().collect()),
@@ -123,11 +122,14 @@ pub async fn import(
         }
     };
     let read = legacy::read(&threads, &guests);
-    summary.records = read.records;
+    // A key repeated verbatim is a record too: reported, never dropped without a word.
+    let repeats: Vec<Rejection> = threads.repeats.into_iter().chain(guests.repeats).collect();
+    summary.records = read.records + repeats.len();
     summary.contacts = read.contacts.len() + read.rejected_contacts;
     summary.quarantined = read.rejected_contacts;
-    summary.duplicates = read.duplicates;
+    summary.duplicates = read.duplicates + repeats.len();
     summary.quarantine = read.rejections;
+    summary.quarantine.extend(repeats);
     let total = read.contacts.len() as u64;
     for (done, contact) in read.contacts.iter().enumerate() {
         progress(done as u64 + 1, total);
@@ -200,10 +202,63 @@ fn write_report(path: &Path, quarantine: &[Rejection]) -> anyhow::Result<()> {
     std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
-/// The two files as the database renders them: (threads-data.json, guest-memory.json).
-pub fn render(rows: &[ExportRow]) -> (Map<String, Value>, Map<String, Value>) {
-    let mut threads = Map::new();
-    let mut guests = Map::new();
+/// A changed record's text: its file's fields in their order, each unchanged one as written,
+/// the changed ones from `record`, then the fields the file did not have; `None` when the
+/// stored text cannot serve (then the record is pretty-printed whole).
+fn in_file_order(text: &str, record: &Map<String, Value>) -> Option<String> {
+    let fields = legacy::fields_of(text)?;
+    let mut out = String::from("{");
+    let mut written = BTreeSet::new();
+    for (key, raw) in &fields {
+        if !written.insert(key.as_str()) {
+            return None;
+        }
+        let value = record.get(key)?;
+        let unchanged = serde_json::from_str::<Value>(raw.get()).ok().as_ref() == Some(value);
+        let text = if unchanged {
+            raw.get().to_owned()
+        } else {
+            serde_json::to_string_pretty(value)
+                .ok()?
+                .replace('\n', "\n    ")
+        };
+        field(&mut out, key, &text)?;
+    }
+    for (key, value) in record.iter().filter(|(k, _)| !written.contains(k.as_str())) {
+        let text = serde_json::to_string_pretty(value)
+            .ok()?
+            .replace('\n', "\n    ");
+        field(&mut out, key, &text)?;
+    }
+    out.push_str(if out.len() > 1 { "\n  }" } else { "}" });
+    Some(out)
+}
+
+fn field(out: &mut String, key: &str, text: &str) -> Option<()> {
+    out.push_str(if out.len() > 1 { ",\n    " } else { "\n    " });
+    out.push_str(&serde_json::to_string(key).ok()?);
+    out.push_str(": ");
+    out.push_str(text);
+    Some(())
+}
+
+/// One record as the export writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// The key as the file wrote it (the phone's digits for a contact the files did not have).
+    pub key: String,
+    pub record: Map<String, Value>,
+    /// The record's text as its file held it, while it still says exactly `record`: written
+    /// back byte for byte (key order, number spelling, spacing).
+    pub verbatim: Option<String>,
+    position: Option<i32>,
+}
+
+/// The two files as the database renders them (threads-data.json, guest-memory.json), each in
+/// its file's order, then the contacts the file did not have in phone order.
+pub fn render(rows: &[ExportRow]) -> (Vec<Written>, Vec<Written>) {
+    let mut threads = Vec::new();
+    let mut guests = Vec::new();
     for row in rows {
         let c = &row.contact;
         let thread_original = row.threads_key.as_ref().map(|_| &row.legacy_thread);
@@ -214,12 +269,14 @@ pub fn render(rows: &[ExportRow]) -> (Map<String, Value>, Map<String, Value>) {
                 chat_id: c.profile.chat_id.clone(),
                 user_name: row.thread_user_name.clone(),
             };
-            let key = row
-                .threads_key
-                .clone()
-                .unwrap_or_else(|| c.phone.to_string());
             let original = thread_original.cloned().unwrap_or_default();
-            threads.insert(key, Value::Object(legacy::render_thread(&original, &view)));
+            threads.push(written(
+                row.threads_key.as_deref(),
+                row,
+                legacy::render_thread(&original, &view),
+                thread_original.and(row.legacy_thread_text.as_deref()),
+                row.threads_position,
+            ));
         }
         if row.in_guest_memory {
             let imported_name = imported_name(thread_original, guest_original);
@@ -228,22 +285,53 @@ pub fn render(rows: &[ExportRow]) -> (Map<String, Value>, Map<String, Value>) {
                 labels: c.profile.labels.clone(),
                 last_activity_at: c.profile.last_activity_at,
             };
-            let key = row
-                .guests_key
-                .clone()
-                .unwrap_or_else(|| c.phone.to_string());
             let original = guest_original.cloned().unwrap_or_default();
-            guests.insert(
-                key,
-                Value::Object(legacy::render_guest(
-                    &original,
-                    imported_name.as_deref(),
-                    &view,
-                )),
-            );
+            guests.push(written(
+                row.guests_key.as_deref(),
+                row,
+                legacy::render_guest(&original, imported_name.as_deref(), &view),
+                guest_original.and(row.legacy_guest_text.as_deref()),
+                row.guests_position,
+            ));
         }
     }
+    for file in [&mut threads, &mut guests] {
+        file.sort_by_key(|w| (w.position.is_none(), w.position));
+    }
     (threads, guests)
+}
+
+fn written(
+    key: Option<&str>,
+    row: &ExportRow,
+    record: Map<String, Value>,
+    text: Option<&str>,
+    position: Option<i32>,
+) -> Written {
+    // The text is written only while it reads as exactly what the database renders; a changed
+    // record keeps its fields' order and the text of its unchanged fields.
+    let same = |text: &str| {
+        serde_json::from_str::<Value>(text).ok().as_ref() == Some(&Value::Object(record.clone()))
+    };
+    let verbatim = text.and_then(|text| {
+        if same(text) {
+            return Some(text.to_owned());
+        }
+        in_file_order(text, &record).filter(|t| same(t))
+    });
+    Written {
+        key: key.map_or_else(|| row.contact.phone.to_string(), str::to_owned),
+        record,
+        verbatim,
+        position,
+    }
+}
+
+/// A file's records by key, as compared.
+fn records_of(file: &[Written]) -> Map<String, Value> {
+    file.iter()
+        .map(|w| (w.key.clone(), Value::Object(w.record.clone())))
+        .collect()
 }
 
 /// The name the import gave a contact from its records (see `LegacyContact::name`).
@@ -275,30 +363,52 @@ impl ExportSummary {
 }
 
 /// Writes both files from the database, each replaced atomically (written beside, then
-/// renamed), pretty-printed as the bot's `JSON.stringify(data, null, 2)` wrote them.
+/// renamed), in the order the import read them: an unchanged record as its file held it, a
+/// changed one pretty-printed as the bot's `JSON.stringify(data, null, 2)` wrote them.
 pub async fn export(
     conversations: &Conversations,
     files: &LegacyFiles,
 ) -> anyhow::Result<ExportSummary> {
     let (threads, guests) = render(&conversations.export_rows().await?);
-    write_file(&files.threads, &threads)?;
-    write_file(&files.guests, &guests)?;
+    // Both written beside before either replaces its file: a failure leaves both as they were
+    // (never a threads file of today beside a guests file of yesterday).
+    let threads_partial = write_partial(&files.threads, &threads)?;
+    let guests_partial = write_partial(&files.guests, &guests).inspect_err(|_| {
+        let _ = std::fs::remove_file(&threads_partial);
+    })?;
+    for (partial, path) in [
+        (threads_partial, &files.threads),
+        (guests_partial, &files.guests),
+    ] {
+        std::fs::rename(&partial, path)
+            .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display()))?;
+    }
     Ok(ExportSummary {
         threads: threads.len(),
         guests: guests.len(),
     })
 }
 
-fn write_file(path: &Path, records: &Map<String, Value>) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(records)?;
-    text.push('\n');
+/// Writes a file's records beside `path` (`<path>.partial`), answering where.
+fn write_partial(path: &Path, records: &[Written]) -> anyhow::Result<PathBuf> {
+    let mut text = String::from("{");
+    for (i, w) in records.iter().enumerate() {
+        text.push_str(if i == 0 { "\n  " } else { ",\n  " });
+        text.push_str(&serde_json::to_string(&w.key)?);
+        text.push_str(": ");
+        match &w.verbatim {
+            Some(verbatim) => text.push_str(verbatim),
+            // Nested one level: newlines only separate tokens (a string's are escaped).
+            None => text.push_str(&serde_json::to_string_pretty(&w.record)?.replace('\n', "\n  ")),
+        }
+    }
+    text.push_str(if records.is_empty() { "}\n" } else { "\n}\n" });
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
     std::fs::write(&partial, text)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?;
-    std::fs::rename(&partial, path)
-        .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display()))
+    Ok(partial)
 }
 
 /// One difference between the files and the database.
@@ -376,10 +486,18 @@ pub async fn compare(
         .map(|r| (r.file.clone(), r.key.clone()))
         .collect();
     let (db_threads, db_guests) = render(&conversations.export_rows().await?);
+    let (db_threads, db_guests) = (records_of(&db_threads), records_of(&db_guests));
+    // A repeated key's first record is compared; the repeat is listed as quarantined.
+    let repeats = threads.repeats.iter().chain(&guests.repeats);
     let mut comparison = Comparison {
-        quarantined: skipped.iter().cloned().collect(),
+        quarantined: skipped
+            .iter()
+            .cloned()
+            .chain(repeats.map(|r| (r.file.clone(), r.key.clone())))
+            .collect(),
         ..Default::default()
     };
+    let (threads, guests) = (threads.values(), guests.values());
     for (file, in_file, in_db) in [
         (THREADS_FILE, &threads, &db_threads),
         (GUESTS_FILE, &guests, &db_guests),
