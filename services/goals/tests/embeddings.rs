@@ -485,3 +485,48 @@ async fn a_search_by_a_rare_entity_type_returns_k_in_the_exact_order() {
         }
     }
 }
+
+#[tokio::test]
+async fn vectors_whose_length_pgvector_cannot_sum_are_refused() {
+    let mut h = Harness::start().await;
+    register(&mut h.client, "mini-2", 2)
+        .await
+        .expect("registered");
+    let user = h.user.clone();
+    // Finite, but their squares overflow (or vanish in) pgvector's float4 sums: the distance
+    // of such a row was NaN, and it was ranked first in every search of the model.
+    let status = h
+        .client
+        .upsert_embeddings(pb::UpsertEmbeddingsRequest {
+            embeddings: vec![
+                embedding("mini-2", "huge", &user, vec![3e38, 3e38]),
+                embedding("mini-2", "tiny", &user, vec![1e-30, 1e-30]),
+                embedding("mini-2", "fine", &user, vec![1.0, 2.0]),
+            ],
+        })
+        .await
+        .expect_err("lengths out of range");
+    assert_eq!(
+        field_reasons(&status),
+        [
+            (
+                "embeddings[0].vector".to_owned(),
+                "NORM_OUT_OF_RANGE".to_owned()
+            ),
+            (
+                "embeddings[1].vector".to_owned(),
+                "NORM_OUT_OF_RANGE".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(h.count("embeddings").await, 0, "nothing written");
+
+    let status = h
+        .client
+        .search_similar(search("mini-2", vec![3e38, 1.0], 5))
+        .await
+        .expect_err("query too long");
+    assert_refused(&status, Code::InvalidArgument, "NORM_OUT_OF_RANGE");
+    assert_eq!(field(&status), "vector");
+}
