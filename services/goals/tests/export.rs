@@ -227,24 +227,41 @@ async fn an_interrupted_export_resumes_without_duplicates() {
         until: None,
     };
     let first = export::run(&pool, &args).await.expect("exported");
-    // An interrupted run: more events, a file written but never recorded, a half-written one.
+    // An interrupted run: more events, written to a file that was never recorded (made here by
+    // exporting them elsewhere and forgetting the record), and a half-written one.
     some_changes(&mut h).await;
-    phoenix_runtime::stream::sequencer::pass(&pool)
+    let elsewhere = Folder::new();
+    let written = export::run(
+        &pool,
+        &ExportArgs {
+            out: elsewhere.0.clone(),
+            since: None,
+            until: None,
+        },
+    )
+    .await
+    .expect("written elsewhere");
+    let stale = written.files[0].clone();
+    sqlx::query("DELETE FROM event_exports WHERE parquet_path = $1")
+        .bind(&stale)
+        .execute(&pool)
         .await
-        .expect("positions");
+        .expect("record forgotten");
     let day = folder
         .0
         .join(first.files[0].split('/').next().expect("day"));
-    let next_position = first.events + 1;
-    std::fs::copy(
-        folder.0.join(&first.files[0]),
-        day.join(format!("events-{next_position:020}.parquet")),
-    )
-    .expect("a stale unrecorded file");
+    std::fs::create_dir_all(folder.0.join(stale.split('/').next().expect("day"))).expect("day");
+    std::fs::copy(elsewhere.0.join(&stale), folder.0.join(&stale))
+        .expect("a stale unrecorded file");
     std::fs::write(day.join("events-00000000000000000099.parquet.tmp"), b"half").expect("tmp");
 
     let resumed = export::run(&pool, &args).await.expect("resumed");
     assert_eq!(resumed.removed.len(), 2, "{:?}", resumed.removed);
+    assert_eq!(
+        resumed.files,
+        [stale],
+        "the same events, in the same file again"
+    );
     let mut positions: Vec<i64> = read_back(&folder.0)
         .values()
         .flatten()
@@ -293,5 +310,96 @@ async fn a_folder_that_cannot_be_written_fails_and_records_nothing() {
     assert!(
         format!("{error}").contains("must be before --until"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn files_this_database_did_not_write_are_never_removed_or_overwritten() {
+    let mut first = Harness::start().await;
+    let mut second = Harness::start().await;
+    some_changes(&mut first).await;
+    some_changes(&mut second).await;
+    let folder = Folder::new();
+    let args = ExportArgs {
+        out: folder.0.clone(),
+        since: None,
+        until: None,
+    };
+    let exported = export::run(&first.goals.pool, &args)
+        .await
+        .expect("first database exported");
+    let before = read_back(&folder.0);
+    // A foreign file of another name: kept, and the second database's export goes beside it.
+    let day = folder
+        .0
+        .join(exported.files[0].split('/').next().expect("day"));
+    std::fs::rename(
+        folder.0.join(&exported.files[0]),
+        day.join("events-00000000000000999999.parquet"),
+    )
+    .expect("renamed");
+    let beside = export::run(&second.goals.pool, &args)
+        .await
+        .expect("second database exported beside it");
+    assert!(beside.removed.is_empty(), "{:?}", beside.removed);
+    assert_eq!(beside.files, exported.files);
+    let foreign = day.join("events-00000000000000999999.parquet");
+    let rows = |files: &BTreeMap<String, Vec<ExportedRow>>, name: &str| {
+        files
+            .iter()
+            .find(|(path, _)| path.ends_with(name))
+            .map(|(_, rows)| rows.clone())
+    };
+    let after = read_back(&folder.0);
+    assert_eq!(
+        rows(&after, "events-00000000000000999999.parquet"),
+        before.values().next().cloned(),
+        "the foreign file is untouched"
+    );
+
+    // A foreign file of the very name the export would write: the run fails, naming it, and
+    // neither overwrites it nor records anything.
+    some_changes(&mut first).await;
+    let other = Folder::new();
+    let again = export::run(
+        &first.goals.pool,
+        &ExportArgs {
+            out: other.0.clone(),
+            since: None,
+            until: None,
+        },
+    )
+    .await
+    .expect("first database's new events, elsewhere");
+    let target = folder.0.join(&again.files[0]);
+    std::fs::create_dir_all(target.parent().expect("day")).expect("day");
+    std::fs::copy(other.0.join(&again.files[0]), &target).expect("copied");
+    some_changes(&mut second).await;
+    let recorded = second.count("event_exports").await;
+    let collision = export::run(&second.goals.pool, &args)
+        .await
+        .expect_err("name taken");
+    let message = format!("{collision:#}");
+    assert!(
+        message.contains("is not a file this database recorded")
+            && message.contains(&again.files[0]),
+        "{message}"
+    );
+    assert_eq!(second.count("event_exports").await, recorded);
+    assert!(foreign.exists());
+    assert_eq!(
+        read_back(&other.0).values().next(),
+        rows(&read_back(&folder.0), &again.files[0]).as_ref(),
+        "the colliding file is untouched"
+    );
+    assert!(
+        std::fs::read_dir(target.parent().expect("day"))
+            .expect("day")
+            .all(|f| !f
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")),
+        "no .tmp left behind"
     );
 }

@@ -113,3 +113,22 @@ pub async fn recorded_paths(connection: &mut PgConnection) -> Result<Vec<String>
             .await?,
     )
 }
+
+/// Whether the event at `position` is this log's event `event_id`, not exported yet: how an
+/// unrecorded file is known to be a leftover of this database's own interrupted run.
+pub async fn is_unexported(
+    connection: &mut PgConnection,
+    position: i64,
+    event_id: Uuid,
+) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM event_positions p JOIN events e ON e.seq = p.seq
+             WHERE p.position = $1 AND e.event_id = $2
+               AND NOT EXISTS (SELECT 1 FROM event_exports x WHERE x.position = p.position))",
+    )
+    .bind(position)
+    .bind(event_id)
+    .fetch_one(connection)
+    .await?)
+}
