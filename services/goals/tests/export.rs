@@ -128,6 +128,11 @@ async fn from_database(pool: &sqlx::PgPool) -> Vec<ExportedRow> {
 
 /// A GoalCreated of an earlier day, appended straight to the log (as a change made then).
 async fn event_days_ago(pool: &sqlx::PgPool, days: i64, user: &str) {
+    event_at(pool, Utc::now() - Duration::days(days), user).await;
+}
+
+/// A GoalCreated that occurred at `at`, appended straight to the log.
+async fn event_at(pool: &sqlx::PgPool, at: DateTime<Utc>, user: &str) {
     let payload = pb::GoalCreated {
         goal: Some(pb::Goal {
             id: Uuid::new_v4().to_string(),
@@ -146,7 +151,7 @@ async fn event_days_ago(pool: &sqlx::PgPool, days: i64, user: &str) {
     .bind(Uuid::now_v7())
     .bind(Uuid::new_v4().to_string())
     .bind(payload)
-    .bind(Utc::now() - Duration::days(days))
+    .bind(at)
     .execute(pool)
     .await
     .expect("an old event");
@@ -402,4 +407,70 @@ async fn files_this_database_did_not_write_are_never_removed_or_overwritten() {
                 .ends_with(".tmp")),
         "no .tmp left behind"
     );
+}
+
+#[tokio::test]
+async fn day_folders_and_since_until_cut_exactly_at_their_instants() {
+    let h = Harness::start().await;
+    let pool = h.goals.pool.clone();
+    let midnight = DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
+        .expect("time")
+        .with_timezone(&Utc);
+    let just_before = midnight - Duration::microseconds(1);
+    let next_midnight = midnight + Duration::days(1);
+    for at in [
+        just_before,
+        midnight,
+        next_midnight - Duration::microseconds(1),
+        next_midnight,
+    ] {
+        event_at(&pool, at, &h.user).await;
+    }
+    let folder = Folder::new();
+    // [midnight, next midnight): the two events of March 2nd, the first of them at 00:00.
+    let day = ExportArgs {
+        out: folder.0.clone(),
+        since: Some(midnight),
+        until: Some(next_midnight),
+    };
+    let report = export::run(&pool, &day).await.expect("one day");
+    assert_eq!(report.events, 2);
+    assert_eq!(
+        report.files,
+        ["date=2026-03-02/events-00000000000000000002.parquet"]
+    );
+    let times: Vec<i64> = read_back(&folder.0)
+        .values()
+        .flatten()
+        .map(|r| r.occurred_at_micros)
+        .collect();
+    assert_eq!(
+        times,
+        [
+            midnight.timestamp_micros(),
+            (next_midnight - Duration::microseconds(1)).timestamp_micros()
+        ]
+    );
+    let again = export::run(&pool, &day).await.expect("rerun");
+    assert_eq!((again.events, again.files.len()), (0, 0), "nothing new");
+
+    // The rest: the instant before midnight is March 1st's, the next midnight March 3rd's.
+    let rest = export::run(
+        &pool,
+        &ExportArgs {
+            out: folder.0.clone(),
+            since: None,
+            until: None,
+        },
+    )
+    .await
+    .expect("the rest");
+    assert_eq!(
+        rest.files,
+        [
+            "date=2026-03-01/events-00000000000000000001.parquet",
+            "date=2026-03-03/events-00000000000000000004.parquet"
+        ]
+    );
+    assert_eq!(h.count("event_exports").await, 4);
 }
