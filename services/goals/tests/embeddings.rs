@@ -530,3 +530,36 @@ async fn vectors_whose_length_pgvector_cannot_sum_are_refused() {
     assert_refused(&status, Code::InvalidArgument, "NORM_OUT_OF_RANGE");
     assert_eq!(field(&status), "vector");
 }
+
+#[tokio::test]
+async fn concurrent_upserts_of_the_same_entities_in_any_order_all_succeed() {
+    let mut h = Harness::start().await;
+    register(&mut h.client, "mini-3", 3)
+        .await
+        .expect("registered");
+    let user = h.user.clone();
+    let batch: Vec<pb::Embedding> = (0..1000)
+        .map(|i| embedding("mini-3", &format!("e{i}"), &user, vec![1.0, i as f32, 0.5]))
+        .collect();
+    let reversed: Vec<pb::Embedding> = batch.iter().rev().cloned().collect();
+    for round in 0..4 {
+        let calls = (0..4).map(|i| {
+            let mut client = h.client.clone();
+            let embeddings = if i % 2 == 0 {
+                batch.clone()
+            } else {
+                reversed.clone()
+            };
+            tokio::spawn(async move {
+                client
+                    .upsert_embeddings(pb::UpsertEmbeddingsRequest { embeddings })
+                    .await
+            })
+        });
+        for outcome in futures_util::future::join_all(calls).await {
+            let outcome = outcome.expect("joined");
+            assert!(outcome.is_ok(), "round {round}: {outcome:?}");
+        }
+    }
+    assert_eq!(h.count("embeddings").await, 1000);
+}

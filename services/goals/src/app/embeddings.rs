@@ -78,6 +78,8 @@ impl Goals {
             };
             embedding::check_dimensions(&model, &format!("embeddings[{i}].vector"), &row.vector)?;
         }
+        // Models in one order too, so that batches of several never lock in opposite orders.
+        models.sort_by_key(|m| m.id);
         let now = now();
         let mut transaction = self.pool.begin().await?;
         let mut answers = vec![(Uuid::nil(), false); rows.len()];
