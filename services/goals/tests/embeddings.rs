@@ -563,3 +563,49 @@ async fn concurrent_upserts_of_the_same_entities_in_any_order_all_succeed() {
     }
     assert_eq!(h.count("embeddings").await, 1000);
 }
+
+#[tokio::test]
+async fn concurrent_registrations_agree_on_one_dimension_per_name() {
+    let h = Harness::start().await;
+    let calls = (0..8).map(|i| {
+        let mut client = h.client.clone();
+        tokio::spawn(async move {
+            // Four names, each registered twice at once: with 3 and with 4 dimensions.
+            let name = format!("model-{}", i % 4);
+            let dimensions = 3 + i / 4;
+            (
+                name.clone(),
+                dimensions,
+                register(&mut client, &name, dimensions).await,
+            )
+        })
+    });
+    let mut won = std::collections::BTreeMap::new();
+    for outcome in futures_util::future::join_all(calls).await {
+        let (name, dimensions, outcome) = outcome.expect("joined");
+        match outcome {
+            Ok(answer) => {
+                assert!(answer.created, "{name}: the first registration creates it");
+                assert_eq!(won.insert(name, dimensions), None, "one winner per name");
+            }
+            Err(status) => {
+                assert_refused(
+                    &status,
+                    Code::FailedPrecondition,
+                    "MODEL_DIMENSION_MISMATCH",
+                );
+                assert_eq!(field(&status), "model.dimensions");
+            }
+        }
+    }
+    assert_eq!(won.len(), 4);
+    let models = h.count("embedding_models").await;
+    assert_eq!(models, 4);
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw_%'",
+    )
+    .fetch_one(&h.goals.pool)
+    .await
+    .expect("indexes");
+    assert_eq!(indexes, 4);
+}
