@@ -135,7 +135,9 @@ pub fn vector_shape(v: &mut Violations, field: &str, vector: &[f32]) {
                 field,
                 "NORM_OUT_OF_RANGE",
                 format!(
-                    "must have a length between {MIN_NORM:e} and {MAX_NORM:e}, got {norm:e}:                      pgvector sums squares in single precision, which overflow or vanish                      beyond that, and its cosine distance would be NaN"
+                    "must have a length between {MIN_NORM:e} and {MAX_NORM:e}, got {norm:e}: \
+                     pgvector sums squares in single precision, which overflow or vanish \
+                     beyond that, and its cosine distance would be NaN"
                 ),
             );
         }
