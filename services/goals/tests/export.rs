@@ -474,3 +474,50 @@ async fn day_folders_and_since_until_cut_exactly_at_their_instants() {
     );
     assert_eq!(h.count("event_exports").await, 4);
 }
+
+#[tokio::test]
+async fn a_day_folder_that_cannot_be_written_records_only_the_complete_files() {
+    let mut h = Harness::start().await;
+    let pool = h.goals.pool.clone();
+    event_days_ago(&pool, 3, &h.user).await;
+    some_changes(&mut h).await;
+    let folder = Folder::new();
+    std::fs::create_dir_all(&folder.0).expect("folder");
+    // Today's day folder cannot be made: a file holds its name.
+    let today = folder.0.join(format!("date={}", Utc::now().date_naive()));
+    std::fs::write(&today, b"in the way").expect("blocker");
+    let args = ExportArgs {
+        out: folder.0.clone(),
+        since: None,
+        until: None,
+    };
+    let error = export::run(&pool, &args).await.expect_err("today fails");
+    let message = format!("{error:#}");
+    assert!(message.contains(&today.display().to_string()), "{message}");
+    // The earlier day's file is complete and recorded; nothing of today is.
+    let recorded: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT parquet_path FROM event_exports")
+            .fetch_all(&pool)
+            .await
+            .expect("records");
+    assert_eq!(recorded.len(), 1);
+    let old_day = (Utc::now() - Duration::days(3)).date_naive();
+    assert!(recorded[0].starts_with(&format!("date={old_day}/")));
+    assert_eq!(h.count("event_exports").await, 1);
+
+    std::fs::remove_file(&today).expect("unblocked");
+    let rest = export::run(&pool, &args).await.expect("the rest");
+    assert_eq!(rest.files.len(), 1);
+    let mut positions: Vec<i64> = read_back(&folder.0)
+        .values()
+        .flatten()
+        .map(|r| r.position)
+        .collect();
+    positions.sort_unstable();
+    let all: Vec<i64> = from_database(&pool)
+        .await
+        .iter()
+        .map(|r| r.position)
+        .collect();
+    assert_eq!(positions, all, "each event once");
+}
