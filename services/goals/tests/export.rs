@@ -259,9 +259,15 @@ async fn an_interrupted_export_resumes_without_duplicates() {
     std::fs::copy(elsewhere.0.join(&stale), folder.0.join(&stale))
         .expect("a stale unrecorded file");
     std::fs::write(day.join("events-00000000000000000099.parquet.tmp"), b"half").expect("tmp");
+    // And an unrecorded copy of this log's exported events under another name.
+    std::fs::copy(
+        folder.0.join(&first.files[0]),
+        day.join("events-00000000000000000098.parquet"),
+    )
+    .expect("an unrecorded duplicate");
 
     let resumed = export::run(&pool, &args).await.expect("resumed");
-    assert_eq!(resumed.removed.len(), 2, "{:?}", resumed.removed);
+    assert_eq!(resumed.removed.len(), 3, "{:?}", resumed.removed);
     assert_eq!(
         resumed.files,
         [stale],

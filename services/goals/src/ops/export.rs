@@ -7,7 +7,7 @@
 //! a run interrupted between writing a file and recording it leaves a file no record names:
 //! the next run (under the same advisory lock, so never while another export writes) removes
 //! such leftovers, and `.tmp` files, from the day folders before it writes, then exports those
-//! events again. A leftover is known by its first event: one of this log, still unexported. A
+//! events again. A leftover is known by its first event: one of this log (same position and id). A
 //! file of any other origin is never removed nor overwritten: a name collision fails the run. A folder that cannot be written fails the run before anything is recorded.
 //!
 //! Columns: position, event_id, event_type, entity_type, entity_id, entity_version, user_id
@@ -166,7 +166,8 @@ fn writable(out: &Path) -> anyhow::Result<()> {
 }
 
 /// Removes, from the day folders, `.tmp` files and the event files an interrupted run of this
-/// database left: written, never recorded, and holding events of this log still unexported.
+/// database left: written, never recorded, and holding this log's events (its first event's
+/// position and id match the log's).
 /// Any other file (another database's export, one from before a reset) is never touched.
 async fn remove_leftovers(
     connection: &mut sqlx::PgConnection,
@@ -194,7 +195,7 @@ async fn remove_leftovers(
             } else if name.ends_with(".parquet") && !recorded.contains(&relative) {
                 match first_event(&file.path()) {
                     Some((position, event_id)) => {
-                        store::is_unexported(connection, position, event_id).await?
+                        store::is_logged(connection, position, event_id).await?
                     }
                     None => false,
                 }
