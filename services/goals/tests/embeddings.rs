@@ -402,3 +402,210 @@ async fn a_filtered_search_returns_k_of_the_users_and_unfiltered_ones_can_use_th
         "{plan:#?}"
     );
 }
+
+/// A deterministic pseudo-random component in [-0.5, 0.5).
+fn noise(seed: &mut u64) -> f32 {
+    *seed = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+}
+
+fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    1.0 - dot / (norm(a) * norm(b))
+}
+
+#[tokio::test]
+async fn a_search_by_a_rare_entity_type_returns_k_in_the_exact_order() {
+    let mut h = Harness::start().await;
+    register(&mut h.client, "mini-8", 8)
+        .await
+        .expect("registered");
+    let user = Uuid::new_v4().to_string();
+    let mut seed = 7;
+    // 4,000 tasks around the query's direction and 2,000 notes around its opposite: a third
+    // of the rows are notes (so PostgreSQL prefers the HNSW index), yet the index's widest
+    // candidate list (1,000) near the query holds no note at all.
+    let mut notes = Vec::new();
+    for chunk in 0..6 {
+        let batch: Vec<pb::Embedding> = (0..1000)
+            .map(|i| {
+                let id = format!("e{chunk}-{i}");
+                if chunk < 4 {
+                    let mut vector: Vec<f32> = (0..8).map(|_| noise(&mut seed) * 0.4).collect();
+                    vector[0] += 1.0;
+                    embedding("mini-8", &id, &user, vector)
+                } else {
+                    let mut vector: Vec<f32> = (0..8).map(|_| noise(&mut seed) * 0.8).collect();
+                    vector[0] -= 1.0;
+                    notes.push((id.clone(), vector.clone()));
+                    let mut note = embedding("mini-8", &id, &user, vector);
+                    note.entity_type = "note".into();
+                    note
+                }
+            })
+            .collect();
+        h.client
+            .upsert_embeddings(pb::UpsertEmbeddingsRequest { embeddings: batch })
+            .await
+            .expect("upserted");
+    }
+    sqlx::query("ANALYZE embeddings")
+        .execute(&h.goals.pool)
+        .await
+        .expect("analyzed");
+
+    let query = vec![1.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    let mut exact: Vec<(String, f64)> = notes
+        .iter()
+        .map(|(id, v)| (id.clone(), cosine_distance(&query, v)))
+        .collect();
+    exact.sort_by(|a, b| a.1.total_cmp(&b.1));
+    for k in [10, 100] {
+        let mut request = search("mini-8", query.clone(), k);
+        request.entity_type = "note".into();
+        let found = h
+            .client
+            .search_similar(request)
+            .await
+            .expect("found")
+            .into_inner();
+        let expected = &exact[..exact.len().min(k as usize)];
+        assert_eq!(found.results.len(), expected.len(), "k = {k}");
+        for (result, (id, distance)) in found.results.iter().zip(expected) {
+            assert_eq!(&result.entity_id, id, "k = {k}");
+            assert_eq!(result.entity_type, "note");
+            assert!((result.distance - distance).abs() < 1e-4, "k = {k}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn vectors_whose_length_pgvector_cannot_sum_are_refused() {
+    let mut h = Harness::start().await;
+    register(&mut h.client, "mini-2", 2)
+        .await
+        .expect("registered");
+    let user = h.user.clone();
+    // Finite, but their squares overflow (or vanish in) pgvector's float4 sums: the distance
+    // of such a row was NaN, and it was ranked first in every search of the model.
+    let status = h
+        .client
+        .upsert_embeddings(pb::UpsertEmbeddingsRequest {
+            embeddings: vec![
+                embedding("mini-2", "huge", &user, vec![3e38, 3e38]),
+                embedding("mini-2", "tiny", &user, vec![1e-30, 1e-30]),
+                embedding("mini-2", "fine", &user, vec![1.0, 2.0]),
+            ],
+        })
+        .await
+        .expect_err("lengths out of range");
+    assert_eq!(
+        field_reasons(&status),
+        [
+            (
+                "embeddings[0].vector".to_owned(),
+                "NORM_OUT_OF_RANGE".to_owned()
+            ),
+            (
+                "embeddings[1].vector".to_owned(),
+                "NORM_OUT_OF_RANGE".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(h.count("embeddings").await, 0, "nothing written");
+
+    let status = h
+        .client
+        .search_similar(search("mini-2", vec![3e38, 1.0], 5))
+        .await
+        .expect_err("query too long");
+    assert_refused(&status, Code::InvalidArgument, "NORM_OUT_OF_RANGE");
+    assert_eq!(field(&status), "vector");
+}
+
+#[tokio::test]
+async fn concurrent_upserts_of_the_same_entities_in_any_order_all_succeed() {
+    let mut h = Harness::start().await;
+    register(&mut h.client, "mini-3", 3)
+        .await
+        .expect("registered");
+    let user = h.user.clone();
+    let batch: Vec<pb::Embedding> = (0..1000)
+        .map(|i| embedding("mini-3", &format!("e{i}"), &user, vec![1.0, i as f32, 0.5]))
+        .collect();
+    let reversed: Vec<pb::Embedding> = batch.iter().rev().cloned().collect();
+    for round in 0..4 {
+        let calls = (0..4).map(|i| {
+            let mut client = h.client.clone();
+            let embeddings = if i % 2 == 0 {
+                batch.clone()
+            } else {
+                reversed.clone()
+            };
+            tokio::spawn(async move {
+                client
+                    .upsert_embeddings(pb::UpsertEmbeddingsRequest { embeddings })
+                    .await
+            })
+        });
+        for outcome in futures_util::future::join_all(calls).await {
+            let outcome = outcome.expect("joined");
+            assert!(outcome.is_ok(), "round {round}: {outcome:?}");
+        }
+    }
+    assert_eq!(h.count("embeddings").await, 1000);
+}
+
+#[tokio::test]
+async fn concurrent_registrations_agree_on_one_dimension_per_name() {
+    let h = Harness::start().await;
+    let calls = (0..8).map(|i| {
+        let mut client = h.client.clone();
+        tokio::spawn(async move {
+            // Four names, each registered twice at once: with 3 and with 4 dimensions.
+            let name = format!("model-{}", i % 4);
+            let dimensions = 3 + i / 4;
+            (
+                name.clone(),
+                dimensions,
+                register(&mut client, &name, dimensions).await,
+            )
+        })
+    });
+    let mut won = std::collections::BTreeMap::new();
+    for outcome in futures_util::future::join_all(calls).await {
+        let (name, dimensions, outcome) = outcome.expect("joined");
+        match outcome {
+            Ok(answer) => {
+                assert!(answer.created, "{name}: the first registration creates it");
+                assert_eq!(won.insert(name, dimensions), None, "one winner per name");
+            }
+            Err(status) => {
+                assert_refused(
+                    &status,
+                    Code::FailedPrecondition,
+                    "MODEL_DIMENSION_MISMATCH",
+                );
+                assert_eq!(field(&status), "model.dimensions");
+            }
+        }
+    }
+    assert_eq!(won.len(), 4);
+    let models = h.count("embedding_models").await;
+    assert_eq!(models, 4);
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw_%'",
+    )
+    .fetch_one(&h.goals.pool)
+    .await
+    .expect("indexes");
+    assert_eq!(indexes, 4);
+}

@@ -160,3 +160,43 @@ async fn oversized_content_and_bad_fields_are_refused_and_nothing_is_written() {
             .expect("count");
     assert_eq!(snapshot_events, 0);
 }
+
+#[tokio::test]
+async fn the_file_filter_of_a_listing_is_checked_and_trimmed_as_paths_are() {
+    let mut h = Harness::start().await;
+    let goal = h.goal("g").await;
+    let task = h.task(&goal, "t").await;
+    h.client
+        .create_code_snapshot(snapshot(&task, " src/main.rs ", "fn main() {}"))
+        .await
+        .expect("snapshot");
+    let list = |file_path: String| pb::ListCodeSnapshotsRequest {
+        task_id: task.id.clone(),
+        file_path,
+        ..Default::default()
+    };
+    // A NUL reached PostgreSQL and came back as a bare VALUE_NOT_STORABLE without a field.
+    let status = h
+        .client
+        .list_code_snapshots(list("src/\0main.rs".into()))
+        .await
+        .expect_err("NUL");
+    assert_refused(&status, Code::InvalidArgument, "CONTROL_CHARACTER");
+    assert_eq!(field(&status), "file_path");
+    let status = h
+        .client
+        .list_code_snapshots(list("a".repeat(1001)))
+        .await
+        .expect_err("too long");
+    assert_refused(&status, Code::InvalidArgument, "TOO_LONG");
+    assert_eq!(field(&status), "file_path");
+    // The stored path was trimmed; the filter is too, so it finds it.
+    let found = h
+        .client
+        .list_code_snapshots(list(" src/main.rs\n".into()))
+        .await
+        .expect("listed")
+        .into_inner();
+    assert_eq!(found.snapshots.len(), 1);
+    assert_eq!(found.snapshots[0].file_path, "src/main.rs");
+}

@@ -311,6 +311,85 @@ async fn concurrent_completions_each_count_once() {
 }
 
 #[tokio::test]
+async fn completions_racing_the_goal_closing_count_only_those_before_it() {
+    let mut h = Harness::start().await;
+    let goal = h.goal("g").await;
+    let mut started = goal.clone();
+    started.status = pb::GoalStatus::InProgress.into();
+    h.client
+        .update_goal(pb::UpdateGoalRequest {
+            goal: Some(started),
+            update_mask: mask(&["status"]),
+        })
+        .await
+        .expect("goal started");
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let task = h.task(&goal, &format!("t{i}")).await;
+        h.move_task(&task, pb::TaskStatus::InProgress)
+            .await
+            .expect("started");
+        tasks.push(task);
+    }
+    let completions = tasks.iter().map(|task| {
+        let mut client = h.client.clone();
+        let mut done = task.clone();
+        done.status = pb::TaskStatus::Done.into();
+        tokio::spawn(async move {
+            client
+                .update_task(pb::UpdateTaskRequest {
+                    task: Some(done),
+                    update_mask: mask(&["status"]),
+                })
+                .await
+        })
+    });
+    let completions: Vec<_> = completions.collect();
+    let mut closed = goal.clone();
+    closed.status = pb::GoalStatus::Cancelled.into();
+    h.client
+        .update_goal(pb::UpdateGoalRequest {
+            goal: Some(closed),
+            update_mask: mask(&["status"]),
+        })
+        .await
+        .expect("goal cancelled");
+    let mut done = 0;
+    for answer in futures_util::future::join_all(completions).await {
+        match answer.expect("joined") {
+            Ok(_) => done += 1,
+            Err(status) => {
+                assert_refused(&status, Code::FailedPrecondition, "GOAL_CLOSED");
+            }
+        }
+    }
+    let read = h
+        .client
+        .get_goal(pb::GetGoalRequest {
+            id: goal.id.clone(),
+        })
+        .await
+        .expect("goal")
+        .into_inner()
+        .goal
+        .expect("goal");
+    assert_eq!(read.status, i32::from(pb::GoalStatus::Cancelled));
+    assert_eq!((read.task_count, read.done_task_count), (8, done));
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE status = 'done'")
+        .fetch_one(&h.goals.pool)
+        .await
+        .expect("done tasks");
+    assert_eq!(stored, i64::from(done), "every DONE task counted, no other");
+    let completed_events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'phoenix.goals.v1.TaskCompleted'",
+    )
+    .fetch_one(&h.goals.pool)
+    .await
+    .expect("events");
+    assert_eq!(completed_events, i64::from(done));
+}
+
+#[tokio::test]
 async fn tasks_are_listed_by_priority_in_pages() {
     let mut h = Harness::start().await;
     let goal = h.goal("g").await;

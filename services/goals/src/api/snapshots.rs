@@ -10,7 +10,7 @@ use super::{
 };
 use crate::app::Goals;
 use crate::domain::NewSnapshot;
-use crate::domain::snapshot::SnapshotInput;
+use crate::domain::snapshot::{MAX_PATH_CHARS, SnapshotInput};
 use crate::proto;
 use crate::store::snapshots::SnapshotCursor;
 
@@ -62,11 +62,13 @@ pub async fn list(
     let task_id = v.uuid("task_id", &body.task_id);
     let limit = v.page_size(body.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     let after = v.page_token(&body.page_token, cursor);
+    // Checked and trimmed as a snapshot's own path is, so the filter names what was stored.
+    let file = v.optional_text("file_path", &body.file_path, MAX_PATH_CHARS);
     v.finish()?;
     if access.is_on() {
         access.owner(g.task(task_id).await?.user_id)?;
     }
-    let file = Some(body.file_path.as_str()).filter(|f| !f.is_empty());
+    let file = Some(file.as_str()).filter(|f| !f.is_empty());
     let (found, next) = g.snapshots(task_id, file, after, limit).await?;
     Ok(Response::new(pb::ListCodeSnapshotsResponse {
         snapshots: found.iter().map(|s| proto::snapshot(s, true)).collect(),

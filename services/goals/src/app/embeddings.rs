@@ -78,6 +78,8 @@ impl Goals {
             };
             embedding::check_dimensions(&model, &format!("embeddings[{i}].vector"), &row.vector)?;
         }
+        // Models in one order too, so that batches of several never lock in opposite orders.
+        models.sort_by_key(|m| m.id);
         let now = now();
         let mut transaction = self.pool.begin().await?;
         let mut answers = vec![(Uuid::nil(), false); rows.len()];
@@ -116,12 +118,23 @@ impl Goals {
     /// search scans the index iteratively where pgvector has it (0.8+); on an older pgvector a
     /// search of one user reads that user's rows exactly, and one of an entity type alone
     /// widens the candidate list to its cap and filters it.
+    ///
+    /// A filtered search always answers min(k, matching rows): when the index pass found
+    /// fewer than k (the filter left too few of its candidates, or an iterative scan stopped
+    /// at `hnsw.max_scan_tuples`), the search is run again exactly over the filtered rows.
     pub async fn search_similar(&self, mut search: Search) -> Result<SearchOutcome, Error> {
         let model = self.model(&search.model, "model").await?;
         embedding::check_dimensions(&model, "vector", &search.vector)?;
         let iterative = self.vector_support().await?.iterative_scan;
         let plan = plan(&mut search, iterative);
         let results = store::search(&self.pool, &model, &search, plan).await?;
+        if needs_exact_rerun(&search, plan, results.len()) {
+            let results = store::search(&self.pool, &model, &search, Plan::Exact).await?;
+            return Ok(SearchOutcome {
+                results,
+                approximate: false,
+            });
+        }
         Ok(SearchOutcome {
             results,
             approximate: plan != Plan::Exact,
@@ -142,6 +155,14 @@ pub fn plan(search: &mut Search, iterative_scan: bool) -> Plan {
     }
     search.ef_search = embedding::MAX_EF_SEARCH.max(search.k);
     Plan::Index { iterative: false }
+}
+
+/// Whether an index pass of a filtered search came back short of k, so that only an exact
+/// pass over the filtered rows can tell whether more of them match.
+pub fn needs_exact_rerun(search: &Search, plan: Plan, found: usize) -> bool {
+    search.is_filtered()
+        && matches!(plan, Plan::Index { .. })
+        && found < usize::try_from(search.k).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -176,5 +197,19 @@ mod tests {
         let mut s = search(false, true);
         assert_eq!(plan(&mut s, false), Plan::Index { iterative: false });
         assert_eq!(s.ef_search, embedding::MAX_EF_SEARCH);
+    }
+
+    #[test]
+    fn a_short_filtered_index_pass_is_rerun_exactly() {
+        let index = Plan::Index { iterative: false };
+        assert!(needs_exact_rerun(&search(false, true), index, 3));
+        assert!(needs_exact_rerun(
+            &search(true, true),
+            Plan::Index { iterative: true },
+            9
+        ));
+        assert!(!needs_exact_rerun(&search(false, true), index, 10));
+        assert!(!needs_exact_rerun(&search(false, false), index, 3));
+        assert!(!needs_exact_rerun(&search(true, false), Plan::Exact, 3));
     }
 }

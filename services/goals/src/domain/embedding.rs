@@ -3,7 +3,8 @@
 //!
 //! Every vector is checked before it is stored or searched with: exactly the model's
 //! dimension (`DIMENSION_MISMATCH`), every component finite (`NOT_FINITE`), not all zero
-//! (`ZERO_VECTOR`: its cosine distance to anything is undefined). A search asks for 1 to
+//! (`ZERO_VECTOR`: its cosine distance to anything is undefined), a length pgvector's
+//! single-precision sums can hold (`NORM_OUT_OF_RANGE`, [`MIN_NORM`] to [`MAX_NORM`]). A search asks for 1 to
 //! [`MAX_K`] neighbours; its HNSW candidate list (`hnsw.ef_search`) is the caller's choice up to
 //! [`MAX_EF_SEARCH`], never below k (a list shorter than k cannot hold k answers).
 
@@ -23,6 +24,11 @@ pub const DEFAULT_EF_SEARCH: i32 = 40;
 pub const MAX_CONTENT_CHARS: usize = 100_000;
 pub const MAX_CHUNK: i32 = 100_000;
 pub const MAX_ENTITY_ID_CHARS: usize = 100;
+/// Bounds of a vector's Euclidean length. pgvector (0.6) sums the squares of a cosine
+/// distance in `float4`: a length past ~1.8e19 overflows it, one below ~1e-19 vanishes, and
+/// the distance becomes NaN (ranked before every real answer). These bounds keep a margin.
+pub const MIN_NORM: f64 = 1e-15;
+pub const MAX_NORM: f64 = 1e15;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Model {
@@ -118,6 +124,23 @@ pub fn vector_shape(v: &mut Violations, field: &str, vector: &[f32]) {
             "ZERO_VECTOR",
             "must not be all zeros: its cosine distance is undefined",
         );
+    } else {
+        let norm = vector
+            .iter()
+            .map(|x| f64::from(*x).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        if !(MIN_NORM..=MAX_NORM).contains(&norm) {
+            v.add(
+                field,
+                "NORM_OUT_OF_RANGE",
+                format!(
+                    "must have a length between {MIN_NORM:e} and {MAX_NORM:e}, got {norm:e}: \
+                     pgvector sums squares in single precision, which overflow or vanish \
+                     beyond that, and its cosine distance would be NaN"
+                ),
+            );
+        }
     }
 }
 
@@ -228,6 +251,15 @@ mod tests {
             reasons(|v| vector_shape(v, "vector", &[])),
             [("vector".to_owned(), "REQUIRED".to_owned())]
         );
+        assert_eq!(
+            reasons(|v| vector_shape(v, "vector", &[3e38, 3e38])),
+            [("vector".to_owned(), "NORM_OUT_OF_RANGE".to_owned())]
+        );
+        assert_eq!(
+            reasons(|v| vector_shape(v, "vector", &[1e-30, 1e-30])),
+            [("vector".to_owned(), "NORM_OUT_OF_RANGE".to_owned())]
+        );
+        assert!(reasons(|v| vector_shape(v, "vector", &[1e-3, 1e5])).is_empty());
         assert_eq!(
             reasons(|v| vector_shape(v, "vector", &vec![1.0; 2001])),
             [("vector".to_owned(), "DIMENSION_MISMATCH".to_owned())]

@@ -7,7 +7,8 @@
 //! a run interrupted between writing a file and recording it leaves a file no record names:
 //! the next run (under the same advisory lock, so never while another export writes) removes
 //! such leftovers, and `.tmp` files, from the day folders before it writes, then exports those
-//! events again. A folder that cannot be written fails the run before anything is recorded.
+//! events again. A leftover is known by its first event: one of this log (same position and id). A
+//! file of any other origin is never removed nor overwritten: a name collision fails the run. A folder that cannot be written fails the run before anything is recorded.
 //!
 //! Columns: position, event_id, event_type, entity_type, entity_id, entity_version, user_id
 //! (the payload's user, when it names one), occurred_at (UTC microseconds), priority,
@@ -123,7 +124,7 @@ async fn export(
         .into_iter()
         .collect();
     let mut report = ExportReport {
-        removed: remove_leftovers(&args.out, &recorded)?,
+        removed: remove_leftovers(connection, &args.out, &recorded).await?,
         ..ExportReport::default()
     };
     let mut after = 0;
@@ -164,9 +165,15 @@ fn writable(out: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("the export folder {} is not writable", out.display()))
 }
 
-/// Removes, from the day folders, `.tmp` files and event files no record names: what a run
-/// interrupted between writing and recording left.
-fn remove_leftovers(out: &Path, recorded: &HashSet<String>) -> anyhow::Result<Vec<String>> {
+/// Removes, from the day folders, `.tmp` files and the event files an interrupted run of this
+/// database left: written, never recorded, and holding this log's events (its first event's
+/// position and id match the log's).
+/// Any other file (another database's export, one from before a reset) is never touched.
+async fn remove_leftovers(
+    connection: &mut sqlx::PgConnection,
+    out: &Path,
+    recorded: &HashSet<String>,
+) -> anyhow::Result<Vec<String>> {
     let mut removed = Vec::new();
     for day in fs::read_dir(out)? {
         let day = day?;
@@ -174,13 +181,27 @@ fn remove_leftovers(out: &Path, recorded: &HashSet<String>) -> anyhow::Result<Ve
         if !day_name.starts_with("date=") || !day.file_type()?.is_dir() {
             continue;
         }
-        for file in fs::read_dir(day.path())? {
+        let files = fs::read_dir(day.path())
+            .with_context(|| format!("reading the day folder {}", day.path().display()))?;
+        for file in files {
             let file = file?;
             let name = file.file_name().to_string_lossy().into_owned();
             let relative = format!("{day_name}/{name}");
-            let leftover = name.starts_with("events-")
-                && (name.ends_with(".parquet.tmp")
-                    || (name.ends_with(".parquet") && !recorded.contains(&relative)));
+            if !name.starts_with("events-") {
+                continue;
+            }
+            let leftover = if name.ends_with(".parquet.tmp") {
+                true
+            } else if name.ends_with(".parquet") && !recorded.contains(&relative) {
+                match first_event(&file.path()) {
+                    Some((position, event_id)) => {
+                        store::is_logged(connection, position, event_id).await?
+                    }
+                    None => false,
+                }
+            } else {
+                false
+            };
             if leftover {
                 fs::remove_file(file.path())
                     .with_context(|| format!("removing the leftover {}", file.path().display()))?;
@@ -191,12 +212,41 @@ fn remove_leftovers(out: &Path, recorded: &HashSet<String>) -> anyhow::Result<Ve
     Ok(removed)
 }
 
+/// The position and event id of an event file's first row; `None` when it is not one.
+fn first_event(path: &Path) -> Option<(i64, uuid::Uuid)> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::RowAccessor;
+    let reader = SerializedFileReader::new(File::open(path).ok()?).ok()?;
+    let row = reader.get_row_iter(None).ok()?.next()?.ok()?;
+    let position = row.get_long(0).ok()?;
+    let event_id = row.get_string(1).ok()?.parse().ok()?;
+    Some((position, event_id))
+}
+
 /// Writes `events` to `path` whole or not at all: a `.tmp` file, synced, then renamed.
 fn write_file(path: &Path, events: &[ExportedEvent]) -> anyhow::Result<()> {
     let folder = path.parent().context("an event file has a folder")?;
     fs::create_dir_all(folder)?;
+    // A file of that name that survived the leftover sweep is not this database's to replace.
+    anyhow::ensure!(
+        !path.exists(),
+        "{} exists and is not a file this database recorded (an export of another database, \
+         or of this one before a reset?): export to another folder, or move it away",
+        path.display()
+    );
     let tmp = path.with_extension("parquet.tmp");
-    let file = File::create(&tmp)?;
+    let written = write_tmp(&tmp, events).and_then(|()| Ok(fs::rename(&tmp, path)?));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    File::open(folder)?.sync_all()?;
+    Ok(())
+}
+
+/// Writes and syncs the events to the `.tmp` file.
+fn write_tmp(tmp: &Path, events: &[ExportedEvent]) -> anyhow::Result<()> {
+    let file = File::create(tmp)?;
     let schema = Arc::new(parse_message_type(SCHEMA)?);
     let properties = Arc::new(
         WriterProperties::builder()
@@ -209,8 +259,6 @@ fn write_file(path: &Path, events: &[ExportedEvent]) -> anyhow::Result<()> {
     group.close()?;
     let file = writer.into_inner()?;
     file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    File::open(folder)?.sync_all()?;
     Ok(())
 }
 

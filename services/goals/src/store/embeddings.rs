@@ -165,6 +165,9 @@ pub async fn models(executor: impl sqlx::PgExecutor<'_>) -> Result<Vec<Model>, E
 
 /// Writes the embeddings of one model (each key at most once), replacing those with the same
 /// entity and chunk; answers each one's id and whether it was new, in the order given.
+///
+/// Rows are written in key order, whatever the batch's order: two batches sharing keys then
+/// lock them in the same order and one waits for the other instead of deadlocking.
 pub async fn upsert(
     connection: &mut PgConnection,
     model: &Model,
@@ -181,7 +184,7 @@ pub async fn upsert(
                      $8::text[], $9::jsonb[])
               WITH ORDINALITY AS e(id, entity_type, entity_id, chunk, user_id, content,
                                    embedding, metadata, n)
-         ORDER BY e.n
+         ORDER BY e.entity_type, e.entity_id, e.chunk
          ON CONFLICT (model_id, entity_type, entity_id, chunk) DO UPDATE
              SET user_id = EXCLUDED.user_id, content = EXCLUDED.content,
                  embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata,

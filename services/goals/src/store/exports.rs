@@ -113,3 +113,21 @@ pub async fn recorded_paths(connection: &mut PgConnection) -> Result<Vec<String>
             .await?,
     )
 }
+
+/// Whether the event at `position` is this log's event `event_id`: how an unrecorded file is
+/// known to be a leftover of this database's own interrupted run (event ids are UUIDs, so
+/// another database's, or this one's before a reset, never match).
+pub async fn is_logged(
+    connection: &mut PgConnection,
+    position: i64,
+    event_id: Uuid,
+) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM event_positions p JOIN events e ON e.seq = p.seq
+                        WHERE p.position = $1 AND e.event_id = $2)",
+    )
+    .bind(position)
+    .bind(event_id)
+    .fetch_one(connection)
+    .await?)
+}
