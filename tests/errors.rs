@@ -339,3 +339,46 @@ async fn a_busy_pool_does_not_turn_the_service_away() {
     );
     drop(held);
 }
+
+/// A request prost cannot decode (here a `Struct` nested past its recursion limit) is the
+/// caller's malformed input: INVALID_ARGUMENT `MALFORMED_MESSAGE`, not tonic's INTERNAL.
+#[tokio::test]
+async fn an_undecodable_request_is_invalid_argument_not_internal() {
+    use prost_types::{Struct, Value as PbValue, value::Kind};
+    let service = spawn(registered("directory")).await;
+    let mut nested = PbValue {
+        kind: Some(Kind::StringValue("deep".into())),
+    };
+    for _ in 0..200 {
+        nested = PbValue {
+            kind: Some(Kind::StructValue(Struct {
+                fields: [("a".to_owned(), nested)].into_iter().collect(),
+            })),
+        };
+    }
+    let Some(Kind::StructValue(metadata)) = nested.kind else {
+        unreachable!("built as a struct")
+    };
+    let status = DirectoryServiceClient::new(service.channel.clone())
+        .create_user(CreateUserRequest {
+            email: "deep@example.com".into(),
+            display_name: "Deep".into(),
+            time_zone: "UTC".into(),
+            metadata: Some(metadata),
+            ..Default::default()
+        })
+        .await
+        .expect_err("too deep to decode");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(error_of(&status).reason, "MALFORMED_MESSAGE");
+    assert!(
+        status.message().contains("recursion limit"),
+        "{}",
+        status.message()
+    );
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&service.pool)
+        .await
+        .expect("count");
+    assert_eq!(users, 0, "nothing written");
+}

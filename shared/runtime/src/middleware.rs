@@ -29,7 +29,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::auth::Authenticator;
-use crate::error::{Error, RUNTIME_DOMAIN, Refusal, RefusalKind};
+use crate::error::{Error, RUNTIME_DOMAIN, Refusal, RefusalKind, quote};
 use crate::metrics::{self, MethodLabels, RpcLabels, ServiceLabels};
 use crate::telemetry;
 
@@ -232,7 +232,7 @@ where
                         tokio::time::timeout_at((started + timeout).into(), call).await
                     };
                     match outcome {
-                        Ok(Ok(response)) => response?,
+                        Ok(Ok(response)) => undecodable_as_invalid(response?),
                         Ok(Err(panic)) => handler_panicked(panic.as_ref()),
                         Err(_) => deadline_exceeded(timeout),
                     }
@@ -314,6 +314,40 @@ fn deadline_exceeded(timeout: Duration) -> http::Response<Body> {
     deadline_error(timeout)
         .into_status(RUNTIME_DOMAIN)
         .into_http::<Body>()
+}
+
+/// tonic answers a request body it cannot decode (a wrong wire type, a truncated field, a
+/// `Struct` nested past prost's recursion limit) with INTERNAL. That is the caller's malformed
+/// input, not a fault of the service: INVALID_ARGUMENT `MALFORMED_MESSAGE`, with what prost
+/// said (it describes the structure, never the values).
+fn undecodable_as_invalid(response: http::Response<Body>) -> http::Response<Body> {
+    const PREFIX: &str = "failed to decode Protobuf message";
+    let headers = response.headers();
+    if headers.get("grpc-status").is_none_or(|code| code != "13") {
+        return response;
+    }
+    let Some(message) = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .map(|m| m.replace("%20", " "))
+        .filter(|m| m.starts_with(PREFIX))
+    else {
+        return response;
+    };
+    // prost says "<field path>: <what went wrong>"; the path of a deep message is long.
+    let what = message[PREFIX.len()..].trim_start_matches(':').trim();
+    let (path, cause) = what.rsplit_once(": ").unwrap_or(("", what));
+    Error::from(Refusal::new(
+        RefusalKind::Invalid,
+        "MALFORMED_MESSAGE",
+        format!(
+            "the request is not a valid protobuf message of this method: {} (at {})",
+            quote(cause),
+            quote(path)
+        ),
+    ))
+    .into_status(RUNTIME_DOMAIN)
+    .into_http::<Body>()
 }
 
 fn handler_panicked(panic: &(dyn std::any::Any + Send)) -> http::Response<Body> {
