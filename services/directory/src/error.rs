@@ -52,11 +52,3 @@ pub fn username_taken(username: &str) -> Refusal {
 pub fn telegram_id_taken(telegram_id: i64) -> Refusal {
     taken("telegram_id", "TELEGRAM_ID_TAKEN", &telegram_id.to_string())
 }
-
-pub fn position_not_found(position: i64) -> Refusal {
-    Refusal::not_found(
-        "POSITION_NOT_FOUND",
-        format!("no event of the directory has position {position}"),
-    )
-    .with("after_position", position)
-}

@@ -4,27 +4,18 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use phoenix_runtime::ServiceContext;
-
-use crate::app::Directory;
 
 /// How often expired keys are deleted.
 const KEY_SWEEP: Duration = Duration::from_secs(60);
 /// Most keys deleted per sweep.
 const KEY_BATCH: i64 = 10_000;
 
-pub fn start(context: &ServiceContext, directory: &Directory) {
-    let pool = directory.pool().clone();
-    context.every("directory-remove-expired-keys", KEY_SWEEP, move || {
-        let pool = pool.clone();
-        async move {
-            let removed =
-                phoenix_runtime::idempotency::remove_expired(&pool, Utc::now(), KEY_BATCH).await?;
-            if removed > 0 {
-                tracing::info!(removed, "forgot expired idempotency keys");
-            }
-            Ok(())
-        }
-    });
+pub fn start(context: &ServiceContext) {
+    phoenix_runtime::idempotency::sweep_expired_keys(
+        context,
+        "directory-remove-expired-keys",
+        KEY_SWEEP,
+        KEY_BATCH,
+    );
 }

@@ -38,7 +38,7 @@ async fn audit_report(pool: sqlx::PgPool) -> anyhow::Result<AuditReport> {
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let directory = app::Directory::new(context.pool.clone(), context.shutdown.clone());
-    jobs::start(context, &directory);
+    jobs::start(context);
     // Answers may be larger than the configured limit: a full batch of users with the largest
     // metadata must still go out (the reference client decodes up to its own bound).
     let server = limited!(context, DirectoryServiceServer::new(directory))

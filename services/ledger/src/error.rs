@@ -137,11 +137,3 @@ pub fn import_batch_not_found(id: Uuid) -> Refusal {
     .at("batch_id")
     .with("batch_id", id)
 }
-
-pub fn position_not_found(position: i64) -> Refusal {
-    Refusal::not_found(
-        "POSITION_NOT_FOUND",
-        format!("no event of this tenant has position {position}"),
-    )
-    .at("after_position")
-}

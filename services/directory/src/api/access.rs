@@ -11,7 +11,7 @@
 //!   authenticated caller: every context resolves users here with its own token.
 
 use phoenix_runtime::Refusal;
-use phoenix_runtime::auth::{self, Caller};
+pub use phoenix_runtime::auth::Access;
 use uuid::Uuid;
 
 /// The role that may act on every user.
@@ -20,43 +20,16 @@ pub const ADMIN_ROLE: &str = "directory-admin";
 /// The profile fields a user may change on themselves.
 pub const SELF_SERVICE: &[&str] = &["email", "display_name", "time_zone", "username", "metadata"];
 
-/// The caller of one request (`None`: authentication is off).
-pub struct Access(Option<Caller>);
+/// The caller of `request`, checked against [`ADMIN_ROLE`].
+pub fn of<T>(request: &tonic::Request<T>) -> Access {
+    Access::of(request, ADMIN_ROLE)
+}
 
-impl Access {
-    pub fn of<T>(request: &tonic::Request<T>) -> Self {
-        Self(auth::caller(request).cloned())
+/// An update of `user`'s `paths`: the user may change the self-service fields, an admin any.
+pub fn update(access: &Access, user: Uuid, paths: &[String]) -> Result<(), Refusal> {
+    access.owner(user)?;
+    if paths.iter().all(|p| SELF_SERVICE.contains(&p.as_str())) {
+        return Ok(());
     }
-
-    /// PERMISSION_DENIED `ROLE_REQUIRED` unless the caller is an admin.
-    pub fn admin(&self) -> Result<(), Refusal> {
-        self.0
-            .as_ref()
-            .map_or(Ok(()), |c| c.require_role(ADMIN_ROLE))
-    }
-
-    /// PERMISSION_DENIED `NOT_OWNER` unless the caller is `user` or an admin.
-    pub fn owner(&self, user: Uuid) -> Result<(), Refusal> {
-        self.0
-            .as_ref()
-            .map_or(Ok(()), |c| c.require_owner(&user.to_string(), ADMIN_ROLE))
-    }
-
-    /// An update of `user`'s `paths`: the user may change the self-service fields, an admin
-    /// any.
-    pub fn update(&self, user: Uuid, paths: &[String]) -> Result<(), Refusal> {
-        self.owner(user)?;
-        let Some(caller) = &self.0 else {
-            return Ok(());
-        };
-        if caller.has_role(ADMIN_ROLE) || paths.iter().all(|p| SELF_SERVICE.contains(&p.as_str())) {
-            return Ok(());
-        }
-        caller.require_role(ADMIN_ROLE)
-    }
-
-    /// Whether authentication is on (some checks need a read first).
-    pub fn is_on(&self) -> bool {
-        self.0.is_some()
-    }
+    access.admin()
 }

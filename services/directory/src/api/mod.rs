@@ -38,50 +38,50 @@ impl DirectoryService for Directory {
         &self,
         r: Request<pb::CreateUserRequest>,
     ) -> Answer<pb::CreateUserResponse> {
-        users::create(self, r.get_ref(), &Access::of(&r)).await
+        users::create(self, r.get_ref(), &access::of(&r)).await
     }
     async fn get_user(&self, r: Request<pb::GetUserRequest>) -> Answer<pb::GetUserResponse> {
-        users::get(self, r.get_ref(), &Access::of(&r)).await
+        users::get(self, r.get_ref(), &access::of(&r)).await
     }
     async fn lookup_user(
         &self,
         r: Request<pb::LookupUserRequest>,
     ) -> Answer<pb::LookupUserResponse> {
-        users::lookup(self, r.get_ref(), &Access::of(&r)).await
+        users::lookup(self, r.get_ref(), &access::of(&r)).await
     }
     async fn batch_get_users(
         &self,
         r: Request<pb::BatchGetUsersRequest>,
     ) -> Answer<pb::BatchGetUsersResponse> {
-        users::batch_get(self, r.get_ref(), &Access::of(&r)).await
+        users::batch_get(self, r.get_ref(), &access::of(&r)).await
     }
     async fn list_users(&self, r: Request<pb::ListUsersRequest>) -> Answer<pb::ListUsersResponse> {
-        users::list(self, r.get_ref(), &Access::of(&r)).await
+        users::list(self, r.get_ref(), &access::of(&r)).await
     }
     async fn update_user(
         &self,
         r: Request<pb::UpdateUserRequest>,
     ) -> Answer<pb::UpdateUserResponse> {
-        users::update(self, r.get_ref(), &Access::of(&r)).await
+        users::update(self, r.get_ref(), &access::of(&r)).await
     }
     async fn deactivate_user(
         &self,
         r: Request<pb::DeactivateUserRequest>,
     ) -> Answer<pb::DeactivateUserResponse> {
-        users::deactivate(self, r.get_ref(), &Access::of(&r)).await
+        users::deactivate(self, r.get_ref(), &access::of(&r)).await
     }
 
     async fn check_vip(&self, r: Request<pb::CheckVipRequest>) -> Answer<pb::CheckVipResponse> {
-        vip::check(self, r.get_ref(), &Access::of(&r)).await
+        vip::check(self, r.get_ref(), &access::of(&r)).await
     }
     async fn grant_vip(&self, r: Request<pb::GrantVipRequest>) -> Answer<pb::GrantVipResponse> {
-        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        let membership = vip::change(self, r.get_ref(), &access::of(&r)).await?;
         Ok(Response::new(pb::GrantVipResponse {
             membership: Some(membership),
         }))
     }
     async fn extend_vip(&self, r: Request<pb::ExtendVipRequest>) -> Answer<pb::ExtendVipResponse> {
-        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        let membership = vip::change(self, r.get_ref(), &access::of(&r)).await?;
         Ok(Response::new(pb::ExtendVipResponse {
             membership: Some(membership),
         }))
@@ -90,19 +90,19 @@ impl DirectoryService for Directory {
         &self,
         r: Request<pb::StartVipTrialRequest>,
     ) -> Answer<pb::StartVipTrialResponse> {
-        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        let membership = vip::change(self, r.get_ref(), &access::of(&r)).await?;
         Ok(Response::new(pb::StartVipTrialResponse {
             membership: Some(membership),
         }))
     }
     async fn cancel_vip(&self, r: Request<pb::CancelVipRequest>) -> Answer<pb::CancelVipResponse> {
-        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        let membership = vip::change(self, r.get_ref(), &access::of(&r)).await?;
         Ok(Response::new(pb::CancelVipResponse {
             membership: Some(membership),
         }))
     }
     async fn revoke_vip(&self, r: Request<pb::RevokeVipRequest>) -> Answer<pb::RevokeVipResponse> {
-        let membership = vip::change(self, r.get_ref(), &Access::of(&r)).await?;
+        let membership = vip::change(self, r.get_ref(), &access::of(&r)).await?;
         Ok(Response::new(pb::RevokeVipResponse {
             membership: Some(membership),
         }))
@@ -111,76 +111,76 @@ impl DirectoryService for Directory {
         &self,
         r: Request<pb::ListVipHistoryRequest>,
     ) -> Answer<pb::ListVipHistoryResponse> {
-        vip::history(self, r.get_ref(), &Access::of(&r)).await
+        vip::history(self, r.get_ref(), &access::of(&r)).await
     }
 
     async fn join_channel(
         &self,
         r: Request<pb::JoinChannelRequest>,
     ) -> Answer<pb::JoinChannelResponse> {
-        channels::join(self, r.get_ref(), &Access::of(&r)).await
+        channels::join(self, r.get_ref(), &access::of(&r)).await
     }
     async fn leave_channel(
         &self,
         r: Request<pb::LeaveChannelRequest>,
     ) -> Answer<pb::LeaveChannelResponse> {
-        channels::leave(self, r.get_ref(), &Access::of(&r)).await
+        channels::leave(self, r.get_ref(), &access::of(&r)).await
     }
     async fn list_channel_memberships(
         &self,
         r: Request<pb::ListChannelMembershipsRequest>,
     ) -> Answer<pb::ListChannelMembershipsResponse> {
-        channels::list(self, r.get_ref(), &Access::of(&r)).await
+        channels::list(self, r.get_ref(), &access::of(&r)).await
     }
     async fn ensure_channel_membership(
         &self,
         r: Request<pb::EnsureChannelMembershipRequest>,
     ) -> Answer<pb::EnsureChannelMembershipResponse> {
-        channels::ensure(self, r.get_ref(), &Access::of(&r)).await
+        channels::ensure(self, r.get_ref(), &access::of(&r)).await
     }
 
     async fn create_course(
         &self,
         r: Request<pb::CreateCourseRequest>,
     ) -> Answer<pb::CreateCourseResponse> {
-        courses::create(self, r.get_ref(), &Access::of(&r)).await
+        courses::create(self, r.get_ref(), &access::of(&r)).await
     }
     async fn get_course(&self, r: Request<pb::GetCourseRequest>) -> Answer<pb::GetCourseResponse> {
-        courses::get(self, r.get_ref(), &Access::of(&r)).await
+        courses::get(self, r.get_ref(), &access::of(&r)).await
     }
     async fn batch_get_courses(
         &self,
         r: Request<pb::BatchGetCoursesRequest>,
     ) -> Answer<pb::BatchGetCoursesResponse> {
-        courses::batch_get(self, r.get_ref(), &Access::of(&r)).await
+        courses::batch_get(self, r.get_ref(), &access::of(&r)).await
     }
     async fn list_courses(
         &self,
         r: Request<pb::ListCoursesRequest>,
     ) -> Answer<pb::ListCoursesResponse> {
-        courses::list(self, r.get_ref(), &Access::of(&r)).await
+        courses::list(self, r.get_ref(), &access::of(&r)).await
     }
     async fn update_course(
         &self,
         r: Request<pb::UpdateCourseRequest>,
     ) -> Answer<pb::UpdateCourseResponse> {
-        courses::update(self, r.get_ref(), &Access::of(&r)).await
+        courses::update(self, r.get_ref(), &access::of(&r)).await
     }
 
     type SubscribeStream = ResponseStream<pb::SubscribeResponse>;
 
     async fn subscribe(&self, r: Request<pb::SubscribeRequest>) -> Answer<Self::SubscribeStream> {
-        Access::of(&r).admin()?;
-        let mut violations = Violations::new();
-        let after = stream::after_position(&mut violations, r.get_ref().after_position);
-        violations.finish()?;
-        let events = self.follow_events(after).await?;
-        Ok(Response::new(stream::response_stream(events, |event| {
-            pb::SubscribeResponse {
+        access::of(&r).admin()?;
+        let answer = stream::subscription(
+            r.get_ref().after_position,
+            |after| self.follow_events(after),
+            |event| pb::SubscribeResponse {
                 position: event.position,
                 event: Some(event.envelope()),
-            }
-        })))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
     }
 }
 

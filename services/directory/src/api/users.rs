@@ -203,7 +203,7 @@ pub async fn update(
     };
     v.take(Profile::check_paths(&input, &paths, "user."));
     v.finish()?;
-    access.update(id, &paths)?;
+    super::access::update(access, id, &paths)?;
     let user = d.update_user(id, &input, &paths).await?;
     Ok(Response::new(pb::UpdateUserResponse {
         user: Some(proto::user(&user)),

@@ -2,10 +2,9 @@
 
 use futures_util::Stream;
 use phoenix_runtime::Error;
-use phoenix_runtime::stream::{self, StoredEvent};
+use phoenix_runtime::stream::StoredEvent;
 
 use super::Directory;
-use crate::error;
 
 impl Directory {
     /// The events after position `after` (0: from the first), then each new one as it gets its
@@ -15,10 +14,7 @@ impl Directory {
         &self,
         after: i64,
     ) -> Result<impl Stream<Item = Result<StoredEvent, Error>> + Send + 'static, Error> {
-        if !stream::is_resumable(&self.pool, None, after).await? {
-            return Err(error::position_not_found(after).into());
-        }
-        Ok(self.events.subscribe(None, after))
+        self.events.follow(None, after).await
     }
 
     /// Runs one sequencer pass now (tools and tests).

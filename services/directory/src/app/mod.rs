@@ -39,10 +39,6 @@ impl Directory {
         Self { pool, events }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// The time of a change, to the microsecond PostgreSQL keeps: what is answered is what is
     /// stored.
     pub fn now(&self) -> DateTime<Utc> {

@@ -11,10 +11,9 @@ use clap::Args;
 use phoenix_directory_client::{ClientSettings, DirectoryClient, Outage};
 use phoenix_proto::directory::v1 as pb;
 use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
-use phoenix_runtime::bench::{Phase, drive};
+use phoenix_runtime::bench::{LoadArgs, Phase, channels, drive, pick};
 use phoenix_runtime::client::ClientBuilder;
 use sqlx::PgPool;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Args)]
@@ -22,15 +21,9 @@ pub struct BenchArgs {
     /// Users written before measuring.
     #[arg(long, default_value_t = 100_000)]
     pub users: usize,
-    /// Concurrent clients, each on its own connection.
-    #[arg(long, default_value_t = 32)]
-    pub clients: usize,
-    /// Length of each measured phase.
-    #[arg(long, default_value = "10s", value_parser = phoenix_runtime::config::positive_duration)]
-    pub duration: Duration,
-    /// Unmeasured GetUser calls first (connections open, statements prepared, caches warm).
-    #[arg(long, default_value = "3s", value_parser = phoenix_runtime::config::positive_duration)]
-    pub warmup: Duration,
+    /// Clients, phase length, warm-up (of GetUser calls).
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Cached resolves timed (after one resolve of each of 10,000 ids fills the cache).
     #[arg(long, default_value_t = 1_000_000)]
     pub resolves: usize,
@@ -92,27 +85,6 @@ async fn load_users(pool: &PgPool, count: usize) -> anyhow::Result<Vec<Uuid>> {
     )
 }
 
-async fn clients(url: &str, count: usize) -> anyhow::Result<Vec<DirectoryServiceClient<Channel>>> {
-    let mut clients = Vec::with_capacity(count);
-    for _ in 0..count {
-        let channel = Channel::from_shared(url.to_owned())?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
-        clients.push(DirectoryServiceClient::new(channel));
-    }
-    Ok(clients)
-}
-
-/// A cheap pseudo-random index per call (xorshift on a per-call seed).
-fn pick(seed: u64, len: usize) -> usize {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    usize::try_from(x % (len.max(1) as u64)).unwrap_or(0)
-}
-
 pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Results> {
     anyhow::ensure!(args.users >= 100, "--users must be at least 100");
     eprintln!("bench: writing {} users", args.users);
@@ -120,7 +92,13 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&pool)
         .await?;
-    let connections = std::sync::Arc::new(clients(url, args.clients).await?);
+    let connections = std::sync::Arc::new(
+        channels(url, args.load.clients)
+            .await?
+            .into_iter()
+            .map(DirectoryServiceClient::new)
+            .collect::<Vec<_>>(),
+    );
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
 
     let get_user = {
@@ -136,8 +114,8 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
             }
         }
     };
-    drive(args.clients, args.warmup, get_user.clone()).await?;
-    let get_user = drive(args.clients, args.duration, get_user).await?;
+    drive(args.load.clients, args.load.warmup, get_user.clone()).await?;
+    let get_user = drive(args.load.clients, args.load.duration, get_user).await?;
     get_user.report("GetUser", "calls");
 
     let batch = {
@@ -156,7 +134,7 @@ pub async fn run(url: &str, pool: PgPool, args: &BenchArgs) -> anyhow::Result<Re
             }
         }
     };
-    let batch100 = drive(args.clients, args.duration, batch).await?;
+    let batch100 = drive(args.load.clients, args.load.duration, batch).await?;
     batch100.report("BatchGetUsers(100)", "calls");
 
     let cached_resolve_ns = cached_resolve(url, &ids, args.resolves).await?;

@@ -59,10 +59,7 @@ impl Ledger {
         after: i64,
     ) -> Result<impl Stream<Item = Result<StoredEvent, Error>> + Send + 'static, Error> {
         existing_tenant(&self.pool, tenant_id).await?;
-        if !stream::is_resumable(&self.pool, Some(tenant_id), after).await? {
-            return Err(error::position_not_found(after).into());
-        }
-        Ok(self.events.subscribe(Some(tenant_id), after))
+        self.events.follow(Some(tenant_id), after).await
     }
 
     /// The account's balances rebuilt from its latest snapshot and the events after it.
