@@ -66,11 +66,13 @@ fn purchases(
     engine.register(purchase::saga::definition(&participants))?;
     Ok(Some(purchase::Purchases {
         engine: engine.clone(),
-        participants,
-        directory: phoenix_directory_client::DirectoryClient::new(
-            context.peer("directory")?,
-            phoenix_directory_client::ClientSettings::default(),
-        ),
+        planner: purchase::Planner {
+            participants,
+            directory: phoenix_directory_client::DirectoryClient::new(
+                context.peer("directory")?,
+                phoenix_directory_client::ClientSettings::default(),
+            ),
+        },
     }))
 }
 
