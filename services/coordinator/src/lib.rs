@@ -4,12 +4,14 @@
 //! (`coordinator`). Its sagas run on the durable engine in [`saga`] (README: "The saga
 //! engine").
 
+pub mod api;
 pub mod saga;
 
 use include_dir::{Dir, include_dir};
 use phoenix_proto::coordinator::v1::coordinator_service_server::{
     CoordinatorService, CoordinatorServiceServer,
 };
+use phoenix_proto::coordinator::v1::saga_service_server::SagaServiceServer;
 use phoenix_runtime::stream::EventStream;
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
@@ -31,10 +33,15 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     // saga adopted from a crashed replica finds its definition:
     //     engine.register(purchase::definition(context)?)?;
     engine.start_background(context.shutdown.clone());
-    Ok(GrpcServices::new().serve(limited!(
-        context,
-        CoordinatorServiceServer::new(CoordinatorApi)
-    )))
+    Ok(GrpcServices::new()
+        .serve(limited!(
+            context,
+            CoordinatorServiceServer::new(CoordinatorApi)
+        ))
+        .serve(limited!(
+            context,
+            SagaServiceServer::new(api::sagas::SagaApi::new(engine.clone()))
+        )))
 }
 
 /// The gRPC face of the context; it has no RPCs yet.
