@@ -4,6 +4,7 @@
 //! (`coordinator`). Its sagas run on the durable engine in [`saga`] (README: "The saga
 //! engine").
 
+pub mod api;
 pub mod purchase;
 pub mod saga;
 
@@ -11,6 +12,7 @@ use include_dir::{Dir, include_dir};
 use phoenix_proto::coordinator::v1::coordinator_service_server::{
     CoordinatorService, CoordinatorServiceServer,
 };
+use phoenix_proto::coordinator::v1::saga_service_server::SagaServiceServer;
 use phoenix_runtime::stream::EventStream;
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
@@ -37,10 +39,15 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     //     engine.register(purchase::definition(context)?)?;
     let purchases = purchases(context, &engine)?;
     engine.start_background(context.shutdown.clone());
-    Ok(GrpcServices::new().serve(limited!(
-        context,
-        CoordinatorServiceServer::new(CoordinatorApi { purchases })
-    )))
+    Ok(GrpcServices::new()
+        .serve(limited!(
+            context,
+            CoordinatorServiceServer::new(CoordinatorApi { purchases })
+        ))
+        .serve(limited!(
+            context,
+            SagaServiceServer::new(api::sagas::SagaApi::new(engine.clone()))
+        )))
 }
 
 /// Purchase's use case with its saga registered, when the ledger, narrative and directory
