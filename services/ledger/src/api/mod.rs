@@ -61,6 +61,15 @@ pub fn caller_tenant<T>(request: &Request<T>) -> Result<Option<Uuid>, Refusal> {
     }
 }
 
+/// The response, or the error as gRPC sees it.
+pub fn answer<T>(
+    result: Result<T, phoenix_runtime::Error>,
+) -> Result<tonic::Response<T>, tonic::Status> {
+    result
+        .map(tonic::Response::new)
+        .map_err(tonic::Status::from)
+}
+
 /// A page token that is a version or position: empty is the start (0).
 pub fn version_token(violations: &mut Violations, token: &str) -> i64 {
     violations

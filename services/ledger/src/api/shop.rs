@@ -5,7 +5,7 @@ use phoenix_proto::ledger::v1::shop_service_server::ShopService;
 use phoenix_runtime::{Error, Violations};
 use tonic::{Request, Response, Status};
 
-use super::{keyed, tenant_of};
+use super::{answer, keyed, tenant_of};
 use crate::app::Ledger;
 use crate::domain::shop::{ShopItemFields, ShopItemSpec};
 use crate::domain::stock::check_code;
@@ -36,11 +36,6 @@ impl ShopService for Ledger {
     ) -> Result<Response<pb::ListShopItemsResponse>, Status> {
         answer(list_shop_items(self, request).await)
     }
-}
-
-/// The response, or the error as gRPC sees it.
-fn answer<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 async fn upsert_shop_item(

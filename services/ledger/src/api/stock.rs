@@ -5,7 +5,7 @@ use phoenix_proto::ledger::v1::stock_service_server::StockService;
 use phoenix_runtime::{Error, Violations};
 use tonic::{Request, Response, Status};
 
-use super::{keyed, tenant_of};
+use super::{answer, keyed, tenant_of};
 use crate::app::Ledger;
 use crate::app::stock::HoldingMove;
 use crate::domain::owner::check_owner_ref;
@@ -95,11 +95,6 @@ impl StockService for Ledger {
     ) -> Result<Response<pb::ListHoldingsResponse>, Status> {
         answer(list_holdings(self, request).await)
     }
-}
-
-/// The response, or the error as gRPC sees it.
-fn answer<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 async fn create_inventory_item(
