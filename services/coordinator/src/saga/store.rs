@@ -140,10 +140,7 @@ pub async fn find_by_key(pool: &PgPool, scope: &str, key: &str) -> Result<Option
 
 pub async fn load(pool: &PgPool, saga_id: Uuid) -> Result<Option<SagaRow>, Error> {
     let sql = format!("SELECT {SAGA_COLUMNS} FROM sagas WHERE saga_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(saga_id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(&sql).bind(saga_id).fetch_optional(pool).await?;
     row.as_ref().map(saga_row).transpose()
 }
 
@@ -450,7 +447,8 @@ pub async fn count_stuck(pool: &PgPool) -> Result<i64, Error> {
     )
 }
 
-const SUMMARY: &str = "SELECT s.saga_id, s.saga_type, s.definition_version, s.user_id, s.idempotency_key,
+const SUMMARY: &str =
+    "SELECT s.saga_id, s.saga_type, s.definition_version, s.user_id, s.idempotency_key,
         s.state, s.input, s.created_at, s.updated_at, s.finished_at, s.deadline_at, s.owner_id,
         s.lease_generation, s.traceparent, f.step_name AS failed_step, f.failure
      FROM sagas s
