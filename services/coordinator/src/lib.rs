@@ -4,12 +4,11 @@
 //! (`coordinator`). Its sagas run on the durable engine in [`saga`] (README: "The saga
 //! engine").
 
+pub mod operations;
 pub mod saga;
 
 use include_dir::{Dir, include_dir};
-use phoenix_proto::coordinator::v1::coordinator_service_server::{
-    CoordinatorService, CoordinatorServiceServer,
-};
+use phoenix_proto::coordinator::v1::coordinator_service_server::CoordinatorServiceServer;
 use phoenix_runtime::stream::EventStream;
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
@@ -30,15 +29,16 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     // Each operation registers its saga definitions here, before recovery starts, so that a
     // saga adopted from a crashed replica finds its definition:
     //     engine.register(purchase::definition(context)?)?;
+    // TakeDecision, ClaimMissionReward, ReactToContent, … (module `operations`):
+    let operations = operations::Operations::new(
+        engine.clone(),
+        context.pool.clone(),
+        operations::participants::Participants::of(context)?,
+        operations::settings::OperationsSettings::parse(&context.config.service_args)?,
+    )?;
     engine.start_background(context.shutdown.clone());
     Ok(GrpcServices::new().serve(limited!(
         context,
-        CoordinatorServiceServer::new(CoordinatorApi)
+        CoordinatorServiceServer::new(operations::api::CoordinatorApi { operations })
     )))
 }
-
-/// The gRPC face of the context; it has no RPCs yet.
-#[derive(Debug)]
-struct CoordinatorApi;
-
-impl CoordinatorService for CoordinatorApi {}

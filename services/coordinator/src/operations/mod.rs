@@ -14,6 +14,7 @@
 //! decisions and plans are refused there with the owning context's NOT_FOUND reason, before
 //! anything is written.
 
+pub mod api;
 pub mod claim_reward;
 pub mod facts;
 pub mod participants;
@@ -166,14 +167,23 @@ pub fn settled(outcome: &SagaOutcome) -> Result<Option<Failure>, Error> {
             ));
         }
     };
-    let (step, failure) = outcome.failure.clone().unwrap_or_default();
-    Ok(Some(Failure {
-        step,
-        code: failure.code,
-        reason: failure.reason,
-        message: failure.message,
-        state: state.to_owned(),
-    }))
+    let failure = match &outcome.failure {
+        Some((step, failure)) => Failure {
+            step: step.clone(),
+            code: failure.code.clone(),
+            reason: failure.reason.clone(),
+            message: failure.message.clone(),
+            state: state.to_owned(),
+        },
+        None => Failure {
+            step: String::new(),
+            code: String::new(),
+            reason: "SAGA_CANCELLED".to_owned(),
+            message: "the saga was cancelled before it finished".to_owned(),
+            state: state.to_owned(),
+        },
+    };
+    Ok(Some(failure))
 }
 
 /// A saga refused at its first step for naming something that does not exist (NOT_FOUND,
