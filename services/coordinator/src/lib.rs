@@ -20,7 +20,11 @@ pub fn spec() -> ServiceSpec {
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
-    let events = EventStream::start("coordinator", context.pool.clone(), context.shutdown.clone());
+    let events = EventStream::start(
+        "coordinator",
+        context.pool.clone(),
+        context.shutdown.clone(),
+    );
     let engine = saga::SagaEngine::new(
         context.pool.clone(),
         Some(events),

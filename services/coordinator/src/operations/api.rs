@@ -27,7 +27,10 @@ impl CoordinatorService for CoordinatorApi {
         &self,
         request: Request<pb::ClaimMissionRewardRequest>,
     ) -> Result<Response<pb::ClaimMissionRewardResponse>, Status> {
-        let answer = self.operations.claim_mission_reward(request.get_ref()).await?;
+        let answer = self
+            .operations
+            .claim_mission_reward(request.get_ref())
+            .await?;
         Ok(Response::new(answer))
     }
 

@@ -199,7 +199,9 @@ fn credit(
                 code: "mission_reward",
                 key: &key,
             };
-            Ok(Some(book.grant(&mut ledger, &grant, ctx.remaining()).await?))
+            Ok(Some(
+                book.grant(&mut ledger, &grant, ctx.remaining()).await?,
+            ))
         }
     })
 }
@@ -215,8 +217,15 @@ fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
             let claimed = claimed(&ctx)?;
             for (item, quantity) in &claimed.items {
                 let key = format!("claim:{}:item:{item}", claimed.claim_id);
-                book.add_holding(&mut stock, &input.user_id, item, *quantity, key, ctx.remaining())
-                    .await?;
+                book.add_holding(
+                    &mut stock,
+                    &input.user_id,
+                    item,
+                    *quantity,
+                    key,
+                    ctx.remaining(),
+                )
+                .await?;
             }
             Ok(claimed.items.len())
         }

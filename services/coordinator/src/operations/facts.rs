@@ -80,7 +80,10 @@ pub fn required(check: &narrative::RequirementCheck) -> Required {
 }
 
 /// Whether the user has VIP access now (directory CheckVip).
-pub async fn vip(participants: &Participants, user_id: &str) -> Result<directory::VipMembership, Error> {
+pub async fn vip(
+    participants: &Participants,
+    user_id: &str,
+) -> Result<directory::VipMembership, Error> {
     let mut client = participants.directory.clone();
     client
         .check_vip(within(

@@ -105,7 +105,10 @@ impl LedgerBook {
         kind: &str,
         timeout: Duration,
     ) -> Result<String, Status> {
-        if let Some(id) = self.find_account(client, owner, asset, kind, timeout).await? {
+        if let Some(id) = self
+            .find_account(client, owner, asset, kind, timeout)
+            .await?
+        {
             return Ok(id);
         }
         let limit = if kind == "issuer" {

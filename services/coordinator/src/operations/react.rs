@@ -104,8 +104,7 @@ pub fn definition(
         .step(pay_reward(participants, book))
         .on_commit(|saga| {
             let input: ReactInput = saga.input()?;
-            let registered: Registered =
-                saga.output_of("register_reaction")?.unwrap_or_default();
+            let registered: Registered = saga.output_of("register_reaction")?.unwrap_or_default();
             Ok(vec![SagaEvent::json(
                 "coordinator.content_reacted",
                 &serde_json::json!({
@@ -165,7 +164,9 @@ fn register_reaction(participants: &Participants) -> Step {
             let registered = match ctx.output::<Registered>()? {
                 Some(registered) => registered,
                 // Unknown outcome: the registration's replay says whether it created it.
-                None => register(&mut narrative, &ctx, &input, ctx.action_idempotency_key()).await?,
+                None => {
+                    register(&mut narrative, &ctx, &input, ctx.action_idempotency_key()).await?
+                }
             };
             if !registered.created {
                 return Ok(()); // the user's earlier reaction stays
@@ -197,7 +198,9 @@ fn pay_reward(participants: &Participants, book: &LedgerBook) -> Step {
             }
             let key = ctx.idempotency_key();
             let grant = reaction_grant(&input, registered.besitos, &key);
-            Ok(Some(book.grant(&mut ledger, &grant, ctx.remaining()).await?))
+            Ok(Some(
+                book.grant(&mut ledger, &grant, ctx.remaining()).await?,
+            ))
         }
     })
     .compensate(move |ctx: StepContext| {
@@ -218,8 +221,13 @@ fn pay_reward(participants: &Participants, book: &LedgerBook) -> Step {
                 }
             };
             if let Some(transfer) = transfer {
-                book.reverse(&mut ledger, &transfer, ctx.idempotency_key(), ctx.remaining())
-                    .await?;
+                book.reverse(
+                    &mut ledger,
+                    &transfer,
+                    ctx.idempotency_key(),
+                    ctx.remaining(),
+                )
+                .await?;
             }
             Ok(())
         }

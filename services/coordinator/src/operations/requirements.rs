@@ -183,7 +183,9 @@ pub fn missing(required: &Required, facts: &Facts) -> Vec<Missing> {
             id: fragment.clone(),
             required: 1,
             current: 0,
-            suggestion: format!("unlock fragment {fragment} first (take the decision that leads to it)"),
+            suggestion: format!(
+                "unlock fragment {fragment} first (take the decision that leads to it)"
+            ),
         });
     }
     found
@@ -218,7 +220,10 @@ mod tests {
         let facts = Facts {
             vip: Some(false),
             xp: Some((180, curve())),
-            holdings: Some(BTreeMap::from([("key".to_owned(), 1), ("rose".to_owned(), 1)])),
+            holdings: Some(BTreeMap::from([
+                ("key".to_owned(), 1),
+                ("rose".to_owned(), 1),
+            ])),
             badges: Some(vec!["badge-a".into()]),
         };
         let found = missing(&required, &facts);
@@ -235,7 +240,11 @@ mod tests {
             ]
         );
         assert_eq!((found[1].required, found[1].current), (3, 2));
-        assert!(found[1].suggestion.contains("earn 120 more XP"), "{}", found[1].suggestion);
+        assert!(
+            found[1].suggestion.contains("earn 120 more XP"),
+            "{}",
+            found[1].suggestion
+        );
         assert_eq!((found[2].required, found[2].current), (2, 1));
         assert!(found.iter().all(|m| !m.suggestion.is_empty()));
     }

@@ -12,14 +12,22 @@ pub struct OperationsSettings {
     #[arg(long, env = "PHOENIX_COORDINATOR_LEDGER_TENANT")]
     pub ledger_tenant: Option<Uuid>,
     /// Asset of the besitos rewards grant and plans are usually priced in.
-    #[arg(long, env = "PHOENIX_COORDINATOR_CURRENCY_ASSET", default_value = "BESITOS")]
+    #[arg(
+        long,
+        env = "PHOENIX_COORDINATOR_CURRENCY_ASSET",
+        default_value = "BESITOS"
+    )]
     pub currency_asset: String,
     /// Asset of experience points.
     #[arg(long, env = "PHOENIX_COORDINATOR_XP_ASSET", default_value = "XP")]
     pub xp_asset: String,
     /// Owner of the issuer accounts rewards are paid from (one per asset, kind `issuer`, no
     /// balance limit), opened on first use.
-    #[arg(long, env = "PHOENIX_COORDINATOR_ISSUER_OWNER", default_value = "coordinator")]
+    #[arg(
+        long,
+        env = "PHOENIX_COORDINATOR_ISSUER_OWNER",
+        default_value = "coordinator"
+    )]
     pub issuer_owner: String,
 }
 

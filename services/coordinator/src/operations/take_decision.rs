@@ -159,7 +159,12 @@ impl Operations {
     ) -> Result<pb::TakeDecisionResponse, Error> {
         let call = TakeDecision::validate(request)?;
         let (participants, book) = self.ready()?;
-        let key = RequestKey::new(&call.user_id, &call.idempotency_key, "TakeDecision", request);
+        let key = RequestKey::new(
+            &call.user_id,
+            &call.idempotency_key,
+            "TakeDecision",
+            request,
+        );
         let gate = match recorded::<Gate>(&self.pool, &key).await? {
             Some(gate) => gate,
             None => {
@@ -282,8 +287,7 @@ pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinit
         .on_commit(|saga| {
             let input: DecisionInput = saga.input()?;
             let applied: Applied = saga.output_of("apply_decision")?.unwrap_or_default();
-            let progressed: Progressed =
-                saga.output_of("progress_experience")?.unwrap_or_default();
+            let progressed: Progressed = saga.output_of("progress_experience")?.unwrap_or_default();
             Ok(vec![SagaEvent::json(
                 "coordinator.decision_taken",
                 &DecisionTaken {
@@ -357,7 +361,9 @@ fn grant_besitos(participants: &Participants, book: &LedgerBook) -> Step {
             }
             let key = ctx.idempotency_key();
             let grant = decision_grant(&input, besitos, &key);
-            Ok(Some(book.grant(&mut ledger, &grant, ctx.remaining()).await?))
+            Ok(Some(
+                book.grant(&mut ledger, &grant, ctx.remaining()).await?,
+            ))
         }
     })
     .compensate(move |ctx: StepContext| {
@@ -379,8 +385,13 @@ fn grant_besitos(participants: &Participants, book: &LedgerBook) -> Step {
                 }
             };
             if let Some(transfer) = transfer {
-                book.reverse(&mut ledger, &transfer, ctx.idempotency_key(), ctx.remaining())
-                    .await?;
+                book.reverse(
+                    &mut ledger,
+                    &transfer,
+                    ctx.idempotency_key(),
+                    ctx.remaining(),
+                )
+                .await?;
             }
             Ok(())
         }
@@ -408,8 +419,15 @@ fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
             let items = applied(&ctx)?.rewards.items;
             for (item, quantity) in &items {
                 let key = format!("{}:{item}", ctx.idempotency_key());
-                book.add_holding(&mut stock, &input.user_id, item, *quantity, key, ctx.remaining())
-                    .await?;
+                book.add_holding(
+                    &mut stock,
+                    &input.user_id,
+                    item,
+                    *quantity,
+                    key,
+                    ctx.remaining(),
+                )
+                .await?;
             }
             Ok(items)
         }
@@ -428,12 +446,26 @@ fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
                 if known.is_none() {
                     // Unknown outcome: the add under its own key happens once, now or before.
                     let key = format!("{}:{item}", ctx.action_idempotency_key());
-                    book.add_holding(&mut stock, &input.user_id, item, *quantity, key, ctx.remaining())
-                        .await?;
+                    book.add_holding(
+                        &mut stock,
+                        &input.user_id,
+                        item,
+                        *quantity,
+                        key,
+                        ctx.remaining(),
+                    )
+                    .await?;
                 }
                 let key = format!("{}:{item}", ctx.idempotency_key());
-                book.remove_holding(&mut stock, &input.user_id, item, *quantity, key, ctx.remaining())
-                    .await?;
+                book.remove_holding(
+                    &mut stock,
+                    &input.user_id,
+                    item,
+                    *quantity,
+                    key,
+                    ctx.remaining(),
+                )
+                .await?;
             }
             Ok(())
         }
@@ -460,7 +492,14 @@ fn unlock_fragments(participants: &Participants) -> Step {
                 None => {
                     // Unknown outcome: the unlock's replay answers what it unlocked.
                     let ids = applied(&ctx)?.rewards.unlock_fragment_ids;
-                    unlock(&mut narrative, &ctx, &input, ids, ctx.action_idempotency_key()).await?
+                    unlock(
+                        &mut narrative,
+                        &ctx,
+                        &input,
+                        ids,
+                        ctx.action_idempotency_key(),
+                    )
+                    .await?
                 }
             };
             if unlocked.is_empty() {
