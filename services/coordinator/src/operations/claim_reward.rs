@@ -118,7 +118,7 @@ pub fn definition(
             let input: ClaimInput = saga.input()?;
             let claimed: Claimed = saga.output_of("claim")?.unwrap_or_default();
             Ok(vec![SagaEvent::json(
-                "gamification.mission_reward_claimed",
+                "gamification.mission_completed",
                 &serde_json::json!({
                     "user_id": input.user_id,
                     "season_id": input.season_id,
