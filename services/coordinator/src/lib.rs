@@ -4,11 +4,13 @@
 //! (`coordinator`). Its sagas run on the durable engine in [`saga`] (README: "The saga
 //! engine").
 
+pub mod api;
 pub mod operations;
 pub mod saga;
 
 use include_dir::{Dir, include_dir};
 use phoenix_proto::coordinator::v1::coordinator_service_server::CoordinatorServiceServer;
+use phoenix_proto::coordinator::v1::saga_service_server::SagaServiceServer;
 use phoenix_runtime::stream::EventStream;
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
@@ -41,8 +43,13 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         operations::settings::OperationsSettings::parse(&context.config.service_args)?,
     )?;
     engine.start_background(context.shutdown.clone());
-    Ok(GrpcServices::new().serve(limited!(
-        context,
-        CoordinatorServiceServer::new(operations::api::CoordinatorApi { operations })
-    )))
+    Ok(GrpcServices::new()
+        .serve(limited!(
+            context,
+            CoordinatorServiceServer::new(operations::api::CoordinatorApi { operations })
+        ))
+        .serve(limited!(
+            context,
+            SagaServiceServer::new(api::sagas::SagaApi::new(engine.clone()))
+        )))
 }
