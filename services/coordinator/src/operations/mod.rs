@@ -14,14 +14,16 @@
 //! decisions and plans are refused there with the owning context's NOT_FOUND reason, before
 //! anything is written.
 
-pub mod api;
 pub mod claim_reward;
 pub mod facts;
 pub mod participants;
+pub mod plans;
 pub mod react;
 pub mod requirements;
 pub mod settings;
+pub mod subscribe_vip;
 pub mod take_decision;
+pub mod vip_access;
 
 use std::time::Duration;
 
@@ -86,6 +88,7 @@ impl Operations {
                 &operations.settings,
             ))?;
             engine.register(react::definition(participants, book, &operations.settings))?;
+            engine.register(subscribe_vip::definition(participants, book))?;
         }
         Ok(operations)
     }
