@@ -312,3 +312,53 @@ fn join_channel(participants: &Participants) -> Step {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        key: &str,
+        status: directory::VipStatus,
+        at: i64,
+        end: i64,
+    ) -> directory::VipHistoryEntry {
+        directory::VipHistoryEntry {
+            idempotency_key: key.into(),
+            status: status.into(),
+            change_time: Some(prost_types::Timestamp {
+                seconds: at,
+                nanos: 0,
+            }),
+            period_end_time: Some(prost_types::Timestamp {
+                seconds: end,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn vip_before_reads_the_entry_before_the_grant() {
+        use directory::VipStatus::{Active, Cancelled};
+        let renewal = [
+            entry("a", Active, 0, 1_000),
+            entry("saga", Active, 500, 2_000),
+        ];
+        assert!(vip_before(&renewal, "saga"), "active until after the grant");
+        let lapsed = [
+            entry("a", Active, 0, 100),
+            entry("saga", Active, 500, 2_000),
+        ];
+        assert!(!vip_before(&lapsed, "saga"), "ended before the grant");
+        let cancelled = [
+            entry("a", Cancelled, 0, 1_000),
+            entry("saga", Active, 500, 2_000),
+        ];
+        assert!(!vip_before(&cancelled, "saga"));
+        assert!(
+            !vip_before(&[entry("saga", Active, 500, 2_000)], "saga"),
+            "first grant"
+        );
+    }
+}
