@@ -117,10 +117,11 @@ impl Operations {
 /// retryable; anything else is an internal failure of that peer.
 pub fn peer_error(peer: &'static str, status: &Status) -> Error {
     let remote = RemoteError::from_status(status);
-    if let Some(refusal) = remote.refusal() {
-        if remote.code != tonic::Code::Aborted && remote.code != tonic::Code::ResourceExhausted {
-            return refusal.with("peer", peer).into();
-        }
+    if let Some(refusal) = remote.refusal()
+        && remote.code != tonic::Code::Aborted
+        && remote.code != tonic::Code::ResourceExhausted
+    {
+        return refusal.with("peer", peer).into();
     }
     match remote.code {
         tonic::Code::DeadlineExceeded => Error::DeadlineExceeded {
