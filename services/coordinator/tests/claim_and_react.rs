@@ -1,12 +1,12 @@
 //! ClaimMissionReward and ReactToContent through gRPC across the real services.
 
-mod support;
+mod world;
 
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::missions::v1 as missions;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_testkit::{assert_refused, fields};
-use support::{SEASON, World, id};
+use world::{SEASON, World, id};
 use tonic::Code;
 
 fn reward() -> missions::Reward {

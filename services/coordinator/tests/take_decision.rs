@@ -1,11 +1,11 @@
 //! TakeDecision through gRPC across the real directory, narrative, ledger and missions.
 
-mod support;
+mod world;
 
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_testkit::{assert_refused, fields};
-use support::{World, id};
+use world::{World, id};
 use tonic::Code;
 
 fn fragment(id: &str, title: &str) -> narrative::Fragment {

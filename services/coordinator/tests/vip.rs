@@ -1,12 +1,12 @@
 //! SubscribeVip, AccessVipNarrative and the VIP plans, through gRPC across the real services.
 
-mod support;
+mod world;
 
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::directory::v1 as directory;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_testkit::{assert_refused, fields};
-use support::{World, id};
+use world::{World, id};
 use tonic::Code;
 
 fn days(n: i64) -> prost_types::Duration {

@@ -221,7 +221,11 @@ const APPEND: &str = "WITH owned AS (
                      $11::text[], $12::text[], $13::timestamptz[])
                   AS r(seq, kind, step_index, step_name, attempt, output, failure, direction,
                        started_at))
-     SELECT cancel_requested FROM owned";
+     SELECT cancel_requested,
+            -- A transition the saga can replay (see `append`) does not wait for the WAL flush.
+            CASE WHEN $3 IN ('COMPLETED', 'COMPENSATED', 'STUCK') THEN ''
+                 ELSE set_config('synchronous_commit', 'off', true) END AS relaxed
+     FROM owned";
 
 fn bind_append<'q>(
     saga_id: Uuid,
@@ -272,6 +276,15 @@ fn bind_append<'q>(
 }
 
 /// Appends `records` and sets the cached state, as the owner of `generation`.
+///
+/// Only the ends (COMPLETED, COMPENSATED, STUCK) wait for their commit to be flushed; the
+/// transitions between commit asynchronously (`synchronous_commit = off` for that transaction
+/// alone). That is safe because of what a lost transition means: PostgreSQL flushes the WAL in
+/// order, so a crash of the database can only lose the last few transitions, never one before
+/// a durable record. The saga then resumes from the durable prefix and calls the lost steps
+/// again with the same idempotency keys, which the participants answer with what they did the
+/// first time. The start of a saga is durable (the caller's key names it) and so is every end
+/// (a caller is answered only after it), so nothing a caller saw is lost.
 pub async fn append(
     pool: &PgPool,
     saga_id: Uuid,

@@ -1,401 +1,239 @@
-//! What the operations' tests share: every participant (directory, narrative, ledger,
-//! missions) on its own database and the coordinator calling them over gRPC, with clients
-//! and shortcuts for the stories the tests tell.
+//! What the saga tests share: a fake participant whose answers are scripted per step and
+//! whose effects are keyed by the idempotency key the engine derives (as every Phoenix
+//! participant's are), a test saga definition over it, and engines with short leases.
 #![allow(dead_code)]
 
-use phoenix_proto::coordinator::v1 as pb;
-use phoenix_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
-use phoenix_proto::directory::v1 as directory;
-use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
-use phoenix_proto::ledger::v1 as ledger;
-use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
-use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
-use phoenix_proto::missions::v1 as missions;
-use phoenix_proto::missions::v1::catalog_service_client::CatalogServiceClient;
-use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
-use phoenix_proto::narrative::v1 as narrative;
-use phoenix_proto::narrative::v1::narrative_service_client::NarrativeServiceClient;
-use phoenix_testkit::TestService;
-use tonic::transport::Channel;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use phoenix_coordinator::saga::{
+    EngineConfig, RetryPolicy, SagaDefinition, SagaEngine, SagaEvent, SagaRequest, Step,
+    StepContext, StepResult,
+};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub const SEASON: &str = "2026-S4";
-
-pub struct World {
-    pub directory_service: TestService,
-    pub narrative_service: TestService,
-    pub ledger_service: TestService,
-    pub missions_service: TestService,
-    pub coordinator_service: TestService,
-    pub tenant: String,
-    pub coordinator: CoordinatorServiceClient<Channel>,
-    pub directory: DirectoryServiceClient<Channel>,
-    pub narrative: NarrativeServiceClient<Channel>,
-    pub ledger: LedgerServiceClient<Channel>,
-    pub stock: StockServiceClient<Channel>,
-    pub missions: MissionsServiceClient<Channel>,
-    pub catalog: CatalogServiceClient<Channel>,
+/// What the fake participant answers to the next call of a step.
+#[derive(Clone)]
+pub enum Answer {
+    Unavailable,
+    Refuse,
+    Internal,
+    /// Never answers (the step's deadline passes).
+    Hang,
+    /// Answers once `Notify` is notified (or never, if the engine gives up first).
+    Wait(Arc<Notify>),
 }
 
-pub fn id() -> String {
-    Uuid::now_v7().to_string()
+#[derive(Default)]
+pub struct Books {
+    /// Effects in place, by the action's idempotency key.
+    pub effects: HashSet<String>,
+    /// How many times each key's effect was applied (must never exceed 1).
+    pub applied: HashMap<String, u32>,
+    /// Compensations that undid an effect, in order, as step names.
+    pub undone: Vec<String>,
+    /// Calls per step (actions as `step`, compensations as `undo:step`).
+    pub calls: HashMap<String, u32>,
+    /// Idempotency keys seen per step, in order.
+    pub keys: HashMap<String, Vec<String>>,
+    /// Scripted answers per step (`step` or `undo:step`), consumed in order.
+    pub script: HashMap<String, VecDeque<Answer>>,
+    /// The trace id each call ran under.
+    pub trace_ids: Vec<String>,
+    /// Calls in flight per saga: two drivers of one saga would show 2.
+    pub in_flight: HashMap<Uuid, u32>,
+    pub overlapped: bool,
 }
 
-impl World {
-    pub async fn start() -> Self {
-        let directory_service = phoenix_testkit::spawn(phoenix_directory::spec()).await;
-        let narrative_service = phoenix_testkit::spawn(phoenix_narrative::spec()).await;
-        let ledger_service = phoenix_testkit::spawn(phoenix_ledger::spec()).await;
-        let missions_service = phoenix_testkit::spawn(phoenix_missions::spec()).await;
-        let mut ledger = LedgerServiceClient::new(ledger_service.channel.clone());
-        let tenant = ledger
-            .create_tenant(ledger::CreateTenantRequest {
-                slug: "coordinator-tests".into(),
-                name: "Coordinator tests".into(),
-                idempotency_key: "tenant".into(),
-            })
-            .await
-            .expect("tenant")
-            .into_inner()
-            .tenant
-            .expect("tenant")
-            .id;
-        let urls = [
-            directory_service.url(),
-            narrative_service.url(),
-            ledger_service.url(),
-            missions_service.url(),
-        ];
-        let args = vec![format!("--ledger-tenant={tenant}")];
-        let coordinator_service =
-            phoenix_testkit::spawn_with(phoenix_coordinator::spec(), move |config| {
-                config.peers.directory_url = Some(urls[0].clone());
-                config.peers.narrative_url = Some(urls[1].clone());
-                config.peers.ledger_url = Some(urls[2].clone());
-                config.peers.missions_url = Some(urls[3].clone());
-                config.service_args = args;
-            })
-            .await;
-        Self {
-            coordinator: CoordinatorServiceClient::new(coordinator_service.channel.clone()),
-            directory: DirectoryServiceClient::new(directory_service.channel.clone()),
-            narrative: NarrativeServiceClient::new(narrative_service.channel.clone()),
-            ledger,
-            stock: StockServiceClient::new(ledger_service.channel.clone()),
-            missions: MissionsServiceClient::new(missions_service.channel.clone()),
-            catalog: CatalogServiceClient::new(missions_service.channel.clone()),
-            directory_service,
-            narrative_service,
-            ledger_service,
-            missions_service,
-            coordinator_service,
-            tenant,
-        }
+#[derive(Default, Clone)]
+pub struct Participant(Arc<Mutex<Books>>);
+
+impl Participant {
+    pub fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.0.lock().expect("books")
     }
 
-    /// A new user of the directory.
-    pub async fn user(&self) -> String {
-        phoenix_testkit::directory_user(
-            &self.directory_service.channel,
-            &format!("{}@example.com", Uuid::new_v4()),
-            "UTC",
-        )
-        .await
+    pub fn script(&self, call: &str, answers: &[Answer]) {
+        self.books()
+            .script
+            .entry(call.to_owned())
+            .or_default()
+            .extend(answers.iter().cloned());
     }
 
-    /// The posted balance of `owner`'s `asset` wallet (0 when it has none).
-    pub async fn balance(&mut self, owner: &str, asset: &str) -> i64 {
-        self.ledger
-            .list_accounts(ledger::ListAccountsRequest {
-                tenant_id: self.tenant.clone(),
-                owner_ref: owner.into(),
-            })
-            .await
-            .expect("accounts")
-            .into_inner()
-            .accounts
-            .into_iter()
-            .find(|a| a.asset_code == asset && a.kind == "wallet")
-            .and_then(|a| a.balance)
-            .map_or(0, |b| b.posted)
+    pub fn calls(&self, call: &str) -> u32 {
+        self.books().calls.get(call).copied().unwrap_or(0)
     }
 
-    /// Every account entry of `owner`'s `asset` wallet: how many transfers touched it.
-    pub async fn entries(&mut self, owner: &str, asset: &str) -> usize {
-        let account = self
-            .ledger
-            .list_accounts(ledger::ListAccountsRequest {
-                tenant_id: self.tenant.clone(),
-                owner_ref: owner.into(),
-            })
-            .await
-            .expect("accounts")
-            .into_inner()
-            .accounts
-            .into_iter()
-            .find(|a| a.asset_code == asset && a.kind == "wallet");
-        match account {
-            Some(account) => account.version as usize,
-            None => 0,
-        }
-    }
-
-    /// Item code → quantity `owner` holds.
-    pub async fn holdings(&mut self, owner: &str) -> Vec<(String, i64)> {
-        self.stock
-            .list_holdings(ledger::ListHoldingsRequest {
-                tenant_id: self.tenant.clone(),
-                owner_ref: owner.into(),
-            })
-            .await
-            .expect("holdings")
-            .into_inner()
-            .holdings
-            .into_iter()
-            .map(|h| (h.item_code, h.quantity))
-            .collect()
-    }
-
-    /// Gives `owner` `quantity` of `item`.
-    pub async fn give_item(&mut self, owner: &str, item: &str, quantity: i64) {
-        self.stock
-            .add_holding(ledger::AddHoldingRequest {
-                tenant_id: self.tenant.clone(),
-                owner_ref: owner.into(),
-                item_code: item.into(),
-                quantity,
-                idempotency_key: id(),
-            })
-            .await
-            .expect("add a holding");
-    }
-
-    /// Credits `owner`'s wallet of `asset` with `amount` from a funding account.
-    pub async fn fund(&mut self, owner: &str, asset: &str, amount: i64) {
-        let source = self.account("funding", asset, "issuer").await;
-        let wallet = self.account(owner, asset, "wallet").await;
-        self.ledger
-            .create_transfer(ledger::CreateTransferRequest {
-                tenant_id: self.tenant.clone(),
-                transfer: Some(ledger::TransferSpec {
-                    debit_account_id: source,
-                    credit_account_id: wallet,
-                    amount,
-                    code: "funding".into(),
-                    ..Default::default()
-                }),
-                idempotency_key: id(),
-            })
-            .await
-            .expect("fund");
-    }
-
-    /// The account of `owner` in `asset` of `kind`, opened when missing.
-    pub async fn account(&mut self, owner: &str, asset: &str, kind: &str) -> String {
-        let found = self
-            .ledger
-            .list_accounts(ledger::ListAccountsRequest {
-                tenant_id: self.tenant.clone(),
-                owner_ref: owner.into(),
-            })
-            .await
-            .expect("accounts")
-            .into_inner()
-            .accounts
-            .into_iter()
-            .find(|a| a.asset_code == asset && a.kind == kind);
-        if let Some(account) = found {
-            return account.id;
-        }
-        let limit = if kind == "wallet" {
-            ledger::BalanceLimit::DebitsMustNotExceedCredits
-        } else {
-            ledger::BalanceLimit::None
+    async fn call(&self, context: &StepContext, name: String) -> StepResult<()> {
+        let answer = {
+            let mut books = self.books();
+            *books.calls.entry(name.clone()).or_default() += 1;
+            books
+                .keys
+                .entry(name.clone())
+                .or_default()
+                .push(context.idempotency_key());
+            let trace = phoenix_runtime::telemetry::current_trace_headers().0;
+            let trace_id = trace.split('-').nth(1).unwrap_or_default().to_owned();
+            books.trace_ids.push(trace_id);
+            let in_flight = books.in_flight.entry(context.saga_id()).or_default();
+            *in_flight += 1;
+            if *in_flight > 1 {
+                books.overlapped = true;
+            }
+            books.script.get_mut(&name).and_then(VecDeque::pop_front)
         };
-        self.ledger
-            .create_account(ledger::CreateAccountRequest {
-                tenant_id: self.tenant.clone(),
-                asset_code: asset.into(),
-                asset_scale: 0,
-                owner_ref: owner.into(),
-                kind: kind.into(),
-                balance_limit: limit.into(),
-                idempotency_key: id(),
-                ..Default::default()
-            })
-            .await
-            .expect("open an account")
-            .into_inner()
-            .account
-            .expect("account")
-            .id
-    }
-
-    /// Upserts a fragment.
-    pub async fn fragment(&mut self, fragment: narrative::Fragment) {
-        self.narrative
-            .upsert_fragment(narrative::UpsertFragmentRequest {
-                fragment: Some(fragment),
-            })
-            .await
-            .expect("upsert the fragment");
-    }
-
-    /// Upserts a decision of `fragment` with `rewards`; answers its id.
-    pub async fn decision(&mut self, fragment: &str, rewards: narrative::Rewards) -> String {
-        let id = id();
-        self.narrative
-            .upsert_decision(narrative::UpsertDecisionRequest {
-                decision: Some(narrative::Decision {
-                    id: id.clone(),
-                    fragment_id: fragment.into(),
-                    label: "Go on".into(),
-                    rewards: Some(rewards),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("upsert the decision");
-        id
-    }
-
-    pub async fn progress(&mut self, user: &str) -> narrative::GetUserProgressResponse {
-        self.narrative
-            .get_user_progress(narrative::GetUserProgressRequest {
-                user_id: user.into(),
-            })
-            .await
-            .expect("progress")
-            .into_inner()
-    }
-
-    pub async fn take(
-        &mut self,
-        user: &str,
-        fragment: &str,
-        decision: &str,
-        key: &str,
-    ) -> Result<pb::TakeDecisionResponse, tonic::Status> {
-        self.coordinator
-            .take_decision(pb::TakeDecisionRequest {
-                user_id: user.into(),
-                fragment_id: fragment.into(),
-                decision_id: decision.into(),
-                idempotency_key: key.into(),
-            })
-            .await
-            .map(tonic::Response::into_inner)
-    }
-
-    /// The coordinator's events of `event_type`, as JSON payloads.
-    pub async fn events(&self, event_type: &str) -> Vec<serde_json::Value> {
-        let payloads: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT payload FROM events WHERE event_type = $1 ORDER BY seq")
-                .bind(event_type)
-                .fetch_all(&self.coordinator_service.pool)
-                .await
-                .expect("events");
-        payloads
-            .iter()
-            .map(|p| serde_json::from_slice(p).expect("a JSON payload"))
-            .collect()
-    }
-
-    /// Sagas of `saga_type` in the coordinator's database.
-    pub async fn sagas(&self, saga_type: &str) -> Vec<(String, String)> {
-        sqlx::query_as("SELECT saga_id::text, state FROM sagas WHERE saga_type = $1")
-            .bind(saga_type)
-            .fetch_all(&self.coordinator_service.pool)
-            .await
-            .expect("sagas")
-    }
-
-    /// A main-slot mission granting `reward`, the only one offered; a board for `user` with a
-    /// run of it that succeeded. Answers the run id.
-    pub async fn succeeded_run(&mut self, user: &str, reward: missions::Reward) -> String {
-        let catalog = self
-            .catalog
-            .get_catalog(missions::GetCatalogRequest {})
-            .await
-            .expect("catalog")
-            .into_inner();
-        for mut other in catalog.missions {
-            if other.slot_key == i32::from(missions::SlotKey::Main) && other.active {
-                other.active = false;
-                self.catalog
-                    .upsert_mission(missions::UpsertMissionRequest {
-                        mission: Some(other),
-                    })
-                    .await
-                    .expect("retire a default mission");
+        struct Leave(Participant, Uuid);
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                if let Some(n) = self.0.books().in_flight.get_mut(&self.1) {
+                    *n -= 1;
+                }
             }
         }
-        self.catalog
-            .upsert_mission(missions::UpsertMissionRequest {
-                mission: Some(missions::Mission {
-                    slot_key: missions::SlotKey::Main.into(),
-                    name: "Coordinated mission".into(),
-                    summary: "for tests".into(),
-                    requirements: "none".into(),
-                    objective: "finish".into(),
-                    difficulty: missions::Difficulty::Medium.into(),
-                    duration_days: 7,
-                    progress_target: 1,
-                    progress_unit: missions::ProgressUnit::Tasks.into(),
-                    reward: Some(reward),
-                    active: true,
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("upsert the mission");
-        self.missions
-            .create_board(missions::CreateBoardRequest {
-                user_id: user.into(),
-                season_id: SEASON.into(),
-                time_zone: "UTC".into(),
-            })
-            .await
-            .expect("board");
-        let run = self
-            .missions
-            .activate_slot(missions::ActivateSlotRequest {
-                user_id: user.into(),
-                season_id: SEASON.into(),
-                slot_key: missions::SlotKey::Main.into(),
-            })
-            .await
-            .expect("activate")
-            .into_inner()
-            .slot
-            .and_then(|s| s.run)
-            .expect("run")
-            .run_id;
-        self.missions
-            .record_progress(missions::RecordProgressRequest {
-                user_id: user.into(),
-                season_id: SEASON.into(),
-                run_id: run.clone(),
-                current: 1,
-            })
-            .await
-            .expect("progress");
-        run
+        let _leave = Leave(self.clone(), context.saga_id());
+        match answer {
+            None => Ok(()),
+            Some(Answer::Unavailable) => Err(tonic::Status::unavailable("participant down").into()),
+            Some(Answer::Refuse) => Err(phoenix_runtime::Error::from(
+                phoenix_runtime::Refusal::precondition("INSUFFICIENT_FUNDS", "not enough"),
+            )
+            .into_status("fake.phoenix")
+            .into()),
+            Some(Answer::Internal) => Err(tonic::Status::internal("boom").into()),
+            Some(Answer::Hang) => std::future::pending().await,
+            Some(Answer::Wait(release)) => {
+                release.notified().await;
+                Ok(())
+            }
+        }
     }
 
-    /// Grants `user` a VIP membership in the directory.
-    pub async fn make_vip(&mut self, user: &str) {
-        self.directory
-            .grant_vip(directory::GrantVipRequest {
-                user_id: user.into(),
-                duration: Some(prost_types::Duration {
-                    seconds: 30 * 86_400,
-                    nanos: 0,
-                }),
-                idempotency_key: id(),
-                ..Default::default()
-            })
-            .await
-            .expect("grant VIP");
+    pub async fn act(&self, context: StepContext) -> StepResult<serde_json::Value> {
+        self.call(&context, context.step().to_owned()).await?;
+        let key = context.idempotency_key();
+        let mut books = self.books();
+        if books.effects.insert(key.clone()) {
+            *books.applied.entry(key.clone()).or_default() += 1;
+        }
+        Ok(json!({ "key": key, "step": context.step() }))
     }
+
+    pub async fn undo(&self, context: StepContext) -> StepResult<()> {
+        self.call(&context, format!("undo:{}", context.step()))
+            .await?;
+        // Safe when the action never happened: nothing to remove, still OK.
+        let output: Option<serde_json::Value> = context.output()?;
+        if let Some(output) = &output {
+            assert_eq!(output["key"], json!(context.action_idempotency_key()));
+        }
+        let mut books = self.books();
+        if books.effects.remove(&context.action_idempotency_key()) {
+            books.undone.push(context.step().to_owned());
+        }
+        Ok(())
+    }
+
+    /// Effects applied more than once.
+    pub fn doubled(&self) -> Vec<String> {
+        self.books()
+            .applied
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+pub fn quick() -> RetryPolicy {
+    RetryPolicy {
+        initial_delay: Duration::from_millis(5),
+        multiplier: 2.0,
+        max_delay: Duration::from_millis(20),
+        max_attempts: 3,
+        jitter: 0.5,
+    }
+}
+
+pub fn step(participant: &Participant, name: &'static str) -> Step {
+    let actor = participant.clone();
+    let undoer = participant.clone();
+    Step::new(name, move |context: StepContext| {
+        let actor = actor.clone();
+        async move { actor.act(context).await }
+    })
+    .compensate(move |context: StepContext| {
+        let undoer = undoer.clone();
+        async move { undoer.undo(context).await }
+    })
+    .retry(quick())
+    .compensation_retry(quick())
+    .deadline(Duration::from_millis(300))
+}
+
+/// `three` v1: steps a, b, c; a `test.three_completed` event on commit.
+pub fn three(participant: &Participant) -> SagaDefinition {
+    SagaDefinition::new("three", 1)
+        .deadline(Duration::from_secs(20))
+        .step(step(participant, "a"))
+        .step(step(participant, "b"))
+        .step(step(participant, "c"))
+        .on_commit(|saga| {
+            let input: serde_json::Value = saga.input()?;
+            Ok(vec![SagaEvent::json("test.three_completed", &input)?])
+        })
+        .on_compensated(|saga| {
+            let reason = saga.failure().map(|(_, f)| f.reason.clone());
+            Ok(vec![SagaEvent::json("test.three_compensated", &reason)?])
+        })
+}
+
+pub fn config(lease_ms: u64) -> EngineConfig {
+    EngineConfig {
+        owner_id: Uuid::new_v4(),
+        lease: Duration::from_millis(lease_ms),
+        recovery_interval: Duration::from_millis(50),
+        recovery_batch: 100,
+        replay_wait: Duration::from_secs(10),
+    }
+}
+
+pub fn engine(pool: &PgPool, participant: &Participant, lease_ms: u64) -> SagaEngine {
+    let engine = SagaEngine::new(pool.clone(), None, config(lease_ms));
+    engine.register(three(participant)).expect("register");
+    engine
+}
+
+pub async fn database() -> (phoenix_testkit::TestDatabase, PgPool) {
+    phoenix_runtime::telemetry::init_for_tests();
+    phoenix_testkit::migrated_database(&phoenix_coordinator::spec()).await
+}
+
+pub fn request(key: &str, input: serde_json::Value) -> SagaRequest {
+    SagaRequest::new("three", key, &input)
+        .expect("valid request")
+        .user("user-1")
+}
+
+pub async fn log_kinds(pool: &PgPool, saga_id: Uuid) -> Vec<String> {
+    sqlx::query_scalar("SELECT kind || CASE WHEN step_name <> '' THEN ':' || step_name ELSE '' END FROM saga_log WHERE saga_id = $1 ORDER BY seq")
+        .bind(saga_id)
+        .fetch_all(pool)
+        .await
+        .expect("log")
+}
+
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
 }
