@@ -206,8 +206,8 @@ async fn met_requirements_run_the_saga_and_every_effect_lands_exactly_once() {
     assert!(!answer.saga_id.is_empty());
     let rewards = answer.rewards_granted.clone().expect("rewards");
     assert_eq!(rewards.besitos, 15);
-    assert_eq!(rewards.unlock_fragment_ids, [s.next.clone()]);
-    assert_eq!(answer.experiences_updated, [s.experience.clone()]);
+    assert_eq!(rewards.unlock_fragment_ids, std::slice::from_ref(&s.next));
+    assert_eq!(answer.experiences_updated, std::slice::from_ref(&s.experience));
 
     effects_once(&mut w, &s).await;
     assert_eq!(w.events("coordinator.decision_taken").await.len(), 1);
