@@ -296,6 +296,10 @@ pub async fn append(
     let row = bind_append(saga_id, generation, state, lease, records)
         .fetch_optional(pool)
         .await?;
+    appended(row.as_ref())
+}
+
+fn appended(row: Option<&sqlx::postgres::PgRow>) -> Result<Appended, Error> {
     Ok(match row {
         Some(row) => Appended::Written {
             cancel_requested: row.try_get("cancel_requested")?,
@@ -323,10 +327,10 @@ pub async fn append_with_events(
     let row = bind_append(saga_id, generation, state, lease, records)
         .fetch_optional(&mut *transaction)
         .await?;
-    let Some(row) = row else {
+    if row.is_none() {
         transaction.rollback().await?;
         return Ok(Appended::Fenced);
-    };
+    }
     let sql = EventRows::insert(1, 2);
     EventRows::new(events, origin)
         .bind(sqlx::query(&sql).bind(Uuid::nil()))
@@ -334,9 +338,7 @@ pub async fn append_with_events(
         .await
         .map_err(phoenix_runtime::stream::version_conflict)?;
     transaction.commit().await?;
-    Ok(Appended::Written {
-        cancel_requested: row.try_get("cancel_requested")?,
-    })
+    appended(row.as_ref())
 }
 
 /// Why a saga is taken over.
