@@ -9,6 +9,8 @@ use phoenix_proto::coordinator::v1::coordinator_service_server::{
 };
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
+pub mod bus;
+
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/coordinator");
 
 /// The coordinator service, for the runtime.
