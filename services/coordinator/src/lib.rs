@@ -9,6 +9,7 @@ use phoenix_proto::coordinator::v1::coordinator_service_server::{
 };
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
+pub mod analytics;
 pub mod bus;
 
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/coordinator");
@@ -19,10 +20,12 @@ pub fn spec() -> ServiceSpec {
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
-    Ok(GrpcServices::new().serve(limited!(
+    let services = GrpcServices::new().serve(limited!(
         context,
         CoordinatorServiceServer::new(CoordinatorApi)
-    )))
+    ));
+    let services = bus::start(context, services)?;
+    Ok(services)
 }
 
 /// The gRPC face of the context; it has no RPCs yet.
