@@ -152,7 +152,11 @@ impl AnalyticsService for AnalyticsApi {
         let to = day(&mut violations, "to_day", &r.to_day);
         if let (Some(from), Some(to)) = (from, to) {
             if to < from {
-                violations.add("to_day", "INVALID_TIME_RANGE", "must not be before from_day");
+                violations.add(
+                    "to_day",
+                    "INVALID_TIME_RANGE",
+                    "must not be before from_day",
+                );
             } else if (to - from).num_days() > MAX_RANGE_DAYS {
                 violations.add(
                     "to_day",

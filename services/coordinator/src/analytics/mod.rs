@@ -52,7 +52,11 @@ impl Retention {
                     .parse::<u32>()
                     .ok()
                     .filter(|v| (1..=120).contains(v))
-                    .ok_or_else(|| anyhow::anyhow!("{name}: must be a number of months from 1 to 120, got {value:?}")),
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{name}: must be a number of months from 1 to 120, got {value:?}"
+                        )
+                    }),
                 Err(_) => Ok(default),
             }
         };
@@ -142,7 +146,10 @@ impl Writer {
             Err(error) => {
                 tracing::warn!(%error, "analytics writer could not record a batch");
                 let reason = error.to_string();
-                (Vec::new(), ids.into_iter().map(|id| (id, reason.clone())).collect())
+                (
+                    Vec::new(),
+                    ids.into_iter().map(|id| (id, reason.clone())).collect(),
+                )
             }
         }
     }

@@ -55,7 +55,12 @@ pub async fn record(pool: &PgPool, events: &[Recorded]) -> Result<u64, Error> {
     )
     .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(
         events
             .iter()
@@ -64,8 +69,18 @@ pub async fn record(pool: &PgPool, events: &[Recorded]) -> Result<u64, Error> {
     )
     .bind(events.iter().map(|e| e.user_id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.payload_type.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.payload.as_slice()).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.payload_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.payload.as_slice())
+            .collect::<Vec<_>>(),
+    )
     .fetch_one(pool)
     .await?;
     Ok(u64::try_from(new).unwrap_or(0))
@@ -87,7 +102,10 @@ pub fn partition_name(month: NaiveDate) -> String {
 
 /// Creates the partitions of `months` that were never made (a month already made, attached or
 /// detached, is left alone). Answers the months created.
-pub async fn create_partitions(pool: &PgPool, months: &[NaiveDate]) -> Result<Vec<NaiveDate>, Error> {
+pub async fn create_partitions(
+    pool: &PgPool,
+    months: &[NaiveDate],
+) -> Result<Vec<NaiveDate>, Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(PARTITION_LOCK)
@@ -136,9 +154,11 @@ pub async fn detach_partitions(pool: &PgPool, before: NaiveDate) -> Result<Vec<N
     .fetch_all(&mut *tx)
     .await?;
     for (month, name) in &old {
-        sqlx::query(&format!("ALTER TABLE analytics_events DETACH PARTITION {name}"))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "ALTER TABLE analytics_events DETACH PARTITION {name}"
+        ))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE analytics_partitions SET detached_at = now() WHERE month = $1")
             .bind(month)
             .execute(&mut *tx)
@@ -174,7 +194,16 @@ pub struct EventQuery {
 
 /// Recorded events matching `query`, newest first.
 pub async fn query_events(pool: &PgPool, query: &EventQuery) -> Result<Vec<Recorded>, Error> {
-    type Row = (Uuid, DateTime<Utc>, String, Option<String>, Option<Uuid>, String, String, Vec<u8>);
+    type Row = (
+        Uuid,
+        DateTime<Utc>,
+        String,
+        Option<String>,
+        Option<Uuid>,
+        String,
+        String,
+        Vec<u8>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT event_id, occurred_at, event_type, catalog_type, user_id, source, payload_type,
                 payload

@@ -72,7 +72,11 @@ fn known_group(exists: bool, group: &GroupName) -> Result<(), Error> {
 }
 
 /// A published event, validated, as it goes on the bus.
-fn published(violations: &mut Violations, i: usize, event: &events::Event) -> Option<store::Ingest> {
+fn published(
+    violations: &mut Violations,
+    i: usize,
+    event: &events::Event,
+) -> Option<store::Ingest> {
     let field = |name: &str| format!("events[{i}].{name}");
     violations.uuid(&field("id"), &event.id);
     domain::check_event_type(violations, &field("type"), &event.r#type);
@@ -87,7 +91,11 @@ fn published(violations: &mut Violations, i: usize, event: &events::Event) -> Op
         );
     }
     if event.payload.as_ref().is_none_or(|p| p.type_url.is_empty()) {
-        violations.add(field("payload"), "REQUIRED", "is required: a typed payload (Any)");
+        violations.add(
+            field("payload"),
+            "REQUIRED",
+            "is required: a typed payload (Any)",
+        );
     }
     if let Some(at) = &event.occurred_at {
         violations.check(
@@ -183,11 +191,14 @@ impl EventBusService for EventBusApi {
             DEFAULT_IN_FLIGHT,
             MAX_IN_FLIGHT,
         );
-        let ack_timeout = r.ack_timeout.as_ref().map_or(Some(DEFAULT_ACK_TIMEOUT), |d| {
-            phoenix_runtime::convert::duration_from_proto(d)
-                .and_then(|d| d.to_std().ok())
-                .filter(|d| *d >= Duration::from_millis(100) && *d <= Duration::from_secs(600))
-        });
+        let ack_timeout = r
+            .ack_timeout
+            .as_ref()
+            .map_or(Some(DEFAULT_ACK_TIMEOUT), |d| {
+                phoenix_runtime::convert::duration_from_proto(d)
+                    .and_then(|d| d.to_std().ok())
+                    .filter(|d| *d >= Duration::from_millis(100) && *d <= Duration::from_secs(600))
+            });
         if ack_timeout.is_none() {
             violations.add(
                 "ack_timeout",
@@ -202,7 +213,9 @@ impl EventBusService for EventBusApi {
                 violations.add(
                     "max_deliveries",
                     "OUT_OF_RANGE",
-                    format!("must be between 0 (keep the group's, 5 for a new one) and 100, got {n}"),
+                    format!(
+                        "must be between 0 (keep the group's, 5 for a new one) and 100, got {n}"
+                    ),
                 );
                 None
             }
@@ -254,7 +267,10 @@ impl EventBusService for EventBusApi {
         )))
     }
 
-    async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
+    async fn ack(
+        &self,
+        request: Request<pb::AckRequest>,
+    ) -> Result<Response<pb::AckResponse>, Status> {
         admin(&request)?;
         let r = request.get_ref();
         let mut violations = Violations::new();
@@ -305,7 +321,10 @@ impl EventBusService for EventBusApi {
         let limit = violations.page_size(r.page_size, 50, 500);
         let after = violations.page_token(&r.page_token, parse_dead_token);
         violations.finish()?;
-        known_group(store::group_exists(self.bus.pool(), group.as_str()).await?, &group)?;
+        known_group(
+            store::group_exists(self.bus.pool(), group.as_str()).await?,
+            &group,
+        )?;
         let dead = store::dead_letters(self.bus.pool(), group.as_str(), after, limit + 1).await?;
         let more = dead.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         let page: Vec<_> = dead
@@ -355,7 +374,10 @@ impl EventBusService for EventBusApi {
             );
         }
         violations.finish()?;
-        known_group(store::group_exists(self.bus.pool(), group.as_str()).await?, &group)?;
+        known_group(
+            store::group_exists(self.bus.pool(), group.as_str()).await?,
+            &group,
+        )?;
         let replayed = store::replay(
             self.bus.pool(),
             group.as_str(),

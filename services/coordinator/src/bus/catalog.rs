@@ -181,8 +181,20 @@ pub const CATALOG: &[CatalogType] = &[
         High,
         COORDINATOR,
     ),
-    changed("experience.unlocked", EXPERIENCE, "unlocked", High, NARRATIVE),
-    changed("experience.started", EXPERIENCE, "started", Normal, NARRATIVE),
+    changed(
+        "experience.unlocked",
+        EXPERIENCE,
+        "unlocked",
+        High,
+        NARRATIVE,
+    ),
+    changed(
+        "experience.started",
+        EXPERIENCE,
+        "started",
+        Normal,
+        NARRATIVE,
+    ),
     changed(
         "experience.component_completed",
         EXPERIENCE,
@@ -190,8 +202,20 @@ pub const CATALOG: &[CatalogType] = &[
         Normal,
         NARRATIVE,
     ),
-    changed("experience.completed", EXPERIENCE, "completed", High, NARRATIVE),
-    changed("experience.abandoned", EXPERIENCE, "abandoned", Low, NARRATIVE),
+    changed(
+        "experience.completed",
+        EXPERIENCE,
+        "completed",
+        High,
+        NARRATIVE,
+    ),
+    changed(
+        "experience.abandoned",
+        EXPERIENCE,
+        "abandoned",
+        Low,
+        NARRATIVE,
+    ),
     own(
         "admin.user_joined_channel",
         "phoenix.directory.v1.UserJoinedChannel",
@@ -320,14 +344,18 @@ pub fn user_of(event_type: &str, catalog: Option<&str>, payload: &[u8]) -> Optio
     use phoenix_proto::narrative::v1 as narrative;
     use prost::Message;
     let user = match event_type {
-        "phoenix.narrative.v1.DecisionTaken" => narrative::DecisionTaken::decode(payload)
-            .ok()?
-            .decision?
-            .user_id,
-        "phoenix.narrative.v1.ReactionChanged" => narrative::ReactionChanged::decode(payload)
-            .ok()?
-            .reaction?
-            .user_id,
+        "phoenix.narrative.v1.DecisionTaken" => {
+            narrative::DecisionTaken::decode(payload)
+                .ok()?
+                .decision?
+                .user_id
+        }
+        "phoenix.narrative.v1.ReactionChanged" => {
+            narrative::ReactionChanged::decode(payload)
+                .ok()?
+                .reaction?
+                .user_id
+        }
         _ if catalog.is_some() => UserField::decode(payload).ok()?.user_id,
         _ => return None,
     };

@@ -37,7 +37,10 @@ impl GroupName {
         } else if value.len() > MAX_GROUP_NAME {
             Some((
                 "INVALID_CONSUMER_GROUP",
-                format!("must be at most {MAX_GROUP_NAME} characters, got {}", value.len()),
+                format!(
+                    "must be at most {MAX_GROUP_NAME} characters, got {}",
+                    value.len()
+                ),
             ))
         } else if !value
             .bytes()
@@ -89,7 +92,10 @@ fn type_problem(value: &str, wildcard: bool) -> Option<String> {
         .find(|c| !(c.is_ascii_alphanumeric() || "_-.".contains(*c)))
     {
         return Some(if bad == '*' {
-            format!("{}: '*' is only allowed as the last character", quote(value))
+            format!(
+                "{}: '*' is only allowed as the last character",
+                quote(value)
+            )
         } else {
             format!(
                 "{}: {bad:?} is not allowed (letters, digits, '_', '-', '.'{})",
@@ -258,8 +264,19 @@ mod tests {
 
     #[test]
     fn patterns_are_exact_types_or_prefixes() {
-        assert!(reasons(&["*", "commerce.*", "phoenix.goals.v1.TaskCompleted", "a-b_c"]).is_empty());
-        for bad in ["", "com*merce", "commerce..x", ".x", "x.", "a b", "*.x", "x.**"] {
+        assert!(
+            reasons(&["*", "commerce.*", "phoenix.goals.v1.TaskCompleted", "a-b_c"]).is_empty()
+        );
+        for bad in [
+            "",
+            "com*merce",
+            "commerce..x",
+            ".x",
+            "x.",
+            "a b",
+            "*.x",
+            "x.**",
+        ] {
             assert_eq!(
                 reasons(&[bad]),
                 vec![("patterns[0]".to_owned(), "INVALID_PATTERN".to_owned())],
@@ -298,7 +315,10 @@ mod tests {
         ] {
             let mut violations = Violations::new();
             GroupName::parse(&mut violations, "consumer_group", value);
-            let got = violations.finish().err().map(|r| r.violations[0].reason.clone());
+            let got = violations
+                .finish()
+                .err()
+                .map(|r| r.violations[0].reason.clone());
             assert_eq!(got.as_deref(), reason, "{value:?}");
         }
     }

@@ -97,11 +97,7 @@ fn get() -> &'static BusMetrics {
             "Deliveries handed out again (after a timeout or a failure)",
             metrics.redeliveries.clone(),
         );
-        registry.register(
-            "bus_acks",
-            "Deliveries acknowledged",
-            metrics.acks.clone(),
-        );
+        registry.register("bus_acks", "Deliveries acknowledged", metrics.acks.clone());
         registry.register(
             "bus_failed_deliveries",
             "Deliveries their consumer reported failed",
@@ -135,7 +131,10 @@ fn group(name: &str) -> GroupLabels {
 
 pub(super) fn relayed(name: &str, position: i64, newest: Option<DateTime<Utc>>, events: usize) {
     let metrics = get();
-    metrics.source_position.get_or_create(&source(name)).set(position);
+    metrics
+        .source_position
+        .get_or_create(&source(name))
+        .set(position);
     metrics
         .relayed
         .get_or_create(&source(name))
@@ -177,7 +176,10 @@ pub(super) fn delivered(name: &str, leased: &[Leased]) {
 pub(super) fn acknowledged(name: &str, acks: u64, failures: u64) {
     let metrics = get();
     metrics.acks.get_or_create(&group(name)).inc_by(acks);
-    metrics.failures.get_or_create(&group(name)).inc_by(failures);
+    metrics
+        .failures
+        .get_or_create(&group(name))
+        .inc_by(failures);
 }
 
 /// Refreshes the per-group gauges from the database.

@@ -65,7 +65,10 @@ pub fn start(
             let tenant = Uuid::try_parse(tenant).map_err(|_| {
                 anyhow::anyhow!("PHOENIX_BUS_LEDGER_TENANTS: {tenant:?} is not a tenant UUID")
             })?;
-            sources.push(relay::Source::ledger_tenant(tenant, context.peer("ledger")?));
+            sources.push(relay::Source::ledger_tenant(
+                tenant,
+                context.peer("ledger")?,
+            ));
         }
     }
     for source in sources {
@@ -83,13 +86,17 @@ pub fn start(
         }
     });
     let pool = context.pool.clone();
-    context.every("analytics-partitions", Duration::from_secs(3600), move || {
-        let pool = pool.clone();
-        async move {
-            crate::analytics::maintain(&pool, retention, chrono::Utc::now()).await?;
-            Ok(())
-        }
-    });
+    context.every(
+        "analytics-partitions",
+        Duration::from_secs(3600),
+        move || {
+            let pool = pool.clone();
+            async move {
+                crate::analytics::maintain(&pool, retention, chrono::Utc::now()).await?;
+                Ok(())
+            }
+        },
+    );
     let pool = context.pool.clone();
     context.every("bus-metrics", Duration::from_secs(5), move || {
         let pool = pool.clone();
@@ -111,10 +118,11 @@ pub fn start(
 
 /// Relays the coordinator's own `events` table (the sagas' on-commit events) once it exists.
 async fn relay_own_stream(bus: Bus, shutdown: CancellationToken) {
-    let exists: Result<bool, sqlx::Error> =
-        sqlx::query_scalar("SELECT to_regclass('events') IS NOT NULL AND to_regclass('event_sequencer') IS NOT NULL")
-            .fetch_one(bus.pool())
-            .await;
+    let exists: Result<bool, sqlx::Error> = sqlx::query_scalar(
+        "SELECT to_regclass('events') IS NOT NULL AND to_regclass('event_sequencer') IS NOT NULL",
+    )
+    .fetch_one(bus.pool())
+    .await;
     match exists {
         Ok(true) => {
             let stream = phoenix_runtime::stream::EventStream::start(
@@ -124,7 +132,9 @@ async fn relay_own_stream(bus: Bus, shutdown: CancellationToken) {
             );
             relay::run(bus, relay::Source::own(stream), shutdown).await;
         }
-        Ok(false) => tracing::info!("the coordinator has no events table yet: its own stream is not relayed"),
+        Ok(false) => {
+            tracing::info!("the coordinator has no events table yet: its own stream is not relayed")
+        }
         Err(error) => tracing::warn!(%error, "could not look for the coordinator's events table"),
     }
 }
@@ -187,7 +197,10 @@ impl Bus {
 
     /// Waits until something may have become deliverable: a wake-up of this process, the poll
     /// interval, or shutdown (false).
-    pub async fn wait(&self, woken: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
+    pub async fn wait(
+        &self,
+        woken: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    ) -> bool {
         tokio::select! {
             () = self.shutdown.cancelled() => false,
             () = woken => true,
@@ -270,9 +283,12 @@ pub fn ingest_of(
     source: &str,
     source_position: i64,
 ) -> Result<store::Ingest, String> {
-    let event_id = Uuid::try_parse(&event.id)
-        .map_err(|_| format!("event id {:?} is not a UUID", event.id))?;
-    let payload = event.payload.as_ref().map_or(&[][..], |p| p.value.as_slice());
+    let event_id =
+        Uuid::try_parse(&event.id).map_err(|_| format!("event id {:?} is not a UUID", event.id))?;
+    let payload = event
+        .payload
+        .as_ref()
+        .map_or(&[][..], |p| p.value.as_slice());
     let catalog_type = catalog::catalog_name(&event.r#type, payload).map(str::to_owned);
     let priority = match pb::Priority::try_from(event.priority) {
         Ok(pb::Priority::Unspecified) | Err(_) => {

@@ -99,55 +99,75 @@ async fn open(origin: &Origin, after: i64) -> Result<Events, String> {
                 "directory" => {
                     use phoenix_proto::directory::v1 as d;
                     let stream = d::directory_service_client::DirectoryServiceClient::new(channel)
-                        .subscribe(request(d::SubscribeRequest { after_position: after }))
+                        .subscribe(request(d::SubscribeRequest {
+                            after_position: after,
+                        }))
                         .await
                         .map_err(failed)?;
-                    Ok(events(stream.into_inner(), |m| Some((m.position, m.event?))))
+                    Ok(events(stream.into_inner(), |m| {
+                        Some((m.position, m.event?))
+                    }))
                 }
                 "narrative" => {
                     use phoenix_proto::narrative::v1 as n;
                     let stream = n::narrative_service_client::NarrativeServiceClient::new(channel)
-                        .subscribe(request(n::SubscribeRequest { after_position: after }))
+                        .subscribe(request(n::SubscribeRequest {
+                            after_position: after,
+                        }))
                         .await
                         .map_err(failed)?;
-                    Ok(events(stream.into_inner(), |m| Some((m.position, m.event?))))
+                    Ok(events(stream.into_inner(), |m| {
+                        Some((m.position, m.event?))
+                    }))
                 }
                 "goals" => {
                     use phoenix_proto::goals::v1 as g;
                     let stream = g::goals_service_client::GoalsServiceClient::new(channel)
-                        .subscribe(request(g::SubscribeRequest { after_position: after }))
+                        .subscribe(request(g::SubscribeRequest {
+                            after_position: after,
+                        }))
                         .await
                         .map_err(failed)?;
-                    Ok(events(stream.into_inner(), |m| Some((m.position, m.event?))))
+                    Ok(events(stream.into_inner(), |m| {
+                        Some((m.position, m.event?))
+                    }))
                 }
                 "conversations" => {
                     use phoenix_proto::conversations::v1 as c;
                     let stream =
                         c::conversations_service_client::ConversationsServiceClient::new(channel)
-                            .subscribe(request(c::SubscribeRequest { after_position: after }))
+                            .subscribe(request(c::SubscribeRequest {
+                                after_position: after,
+                            }))
                             .await
                             .map_err(failed)?;
-                    Ok(events(stream.into_inner(), |m| Some((m.position, m.event?))))
+                    Ok(events(stream.into_inner(), |m| {
+                        Some((m.position, m.event?))
+                    }))
                 }
                 other => Err(format!("{other} has no event stream the bus can follow")),
             }
         }
         Origin::LedgerTenant(tenant, channel) => {
             use phoenix_proto::ledger::v1 as l;
-            let stream = l::event_store_service_client::EventStoreServiceClient::new(channel.clone())
-                .subscribe(request(l::SubscribeRequest {
-                    tenant_id: tenant.to_string(),
-                    after_position: after,
-                }))
-                .await
-                .map_err(failed)?;
+            let stream =
+                l::event_store_service_client::EventStoreServiceClient::new(channel.clone())
+                    .subscribe(request(l::SubscribeRequest {
+                        tenant_id: tenant.to_string(),
+                        after_position: after,
+                    }))
+                    .await
+                    .map_err(failed)?;
             Ok(events(stream.into_inner(), |m| {
                 let stored = m.event?;
                 Some((stored.position, stored.event?))
             }))
         }
         Origin::Own(stream) => {
-            let events = stream.follow(None, after).await.map_err(|e| e.to_string())?;
+            let events = stream
+                .follow(None, after)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(Box::pin(events.map(|item| {
                 item.map(|event| (event.position, event.envelope()))
                     .map_err(|e| e.to_string())
@@ -169,7 +189,9 @@ pub async fn run(bus: Bus, source: Source, shutdown: CancellationToken) {
                 }
             }
             Ok(None) => {}
-            Err(error) => tracing::warn!(source = %source.name, %error, "could not take the relay lease"),
+            Err(error) => {
+                tracing::warn!(source = %source.name, %error, "could not take the relay lease")
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => break,

@@ -84,17 +84,32 @@ pub async fn ingest(
     .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.source_position).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(
         events
             .iter()
             .map(|e| e.catalog_type.as_deref())
             .collect::<Vec<_>>(),
     )
-    .bind(events.iter().map(|e| e.aggregate_key.as_str()).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.aggregate_key.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(events.iter().map(|e| e.priority).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.envelope.as_slice()).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.envelope.as_slice())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -128,13 +143,11 @@ pub async fn lease_source(
 
 /// Gives up `owner`'s lease of a source (at shutdown), so another coordinator takes over at once.
 pub async fn release_source(pool: &PgPool, source: &str, owner: Uuid) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE bus_sources SET lease_until = NULL WHERE source = $1 AND lease_owner = $2",
-    )
-    .bind(source)
-    .bind(owner)
-    .execute(pool)
-    .await?;
+    sqlx::query("UPDATE bus_sources SET lease_until = NULL WHERE source = $1 AND lease_owner = $2")
+        .bind(source)
+        .bind(owner)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -445,7 +458,15 @@ pub async fn dead_letters(
     after: Option<(DateTime<Utc>, i64)>,
     limit: i64,
 ) -> Result<Vec<Dead>, Error> {
-    type Row = (i64, Vec<u8>, Option<String>, i32, String, DateTime<Utc>, String);
+    type Row = (
+        i64,
+        Vec<u8>,
+        Option<String>,
+        i32,
+        String,
+        DateTime<Utc>,
+        String,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT d.bus_seq, e.envelope, e.catalog_type, d.attempts, d.last_error, d.dead_at,
                 e.source
