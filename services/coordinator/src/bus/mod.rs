@@ -5,7 +5,7 @@
 //! - [`domain`]: group names, patterns, the line's order, the backoff (pure rules);
 //! - [`store`]: every statement;
 //! - [`relay`]: one task per source, each holding the source's lease while it relays;
-//! - [`api`]: `EventBusService`;
+//! - [`api`]: the `EventBusService` RPCs;
 //! - [`catalog`]: the seed's event catalogue with default priorities.
 //!
 //! Consumers inside the coordinator (the analytics writer) use [`Bus::consume`], the same
