@@ -24,7 +24,7 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         context,
         CoordinatorServiceServer::new(CoordinatorApi)
     ));
-    let services = bus::start(context, services)?;
+    let services = bus::start(context, services, None)?;
     Ok(services)
 }
 

@@ -193,3 +193,72 @@ async fn two_coordinators_on_one_database_deliver_each_event_once_per_group() {
         .await
         .expect("the second coordinator stops");
 }
+
+/// The layout of every context's stream (phoenix_runtime::stream), for a schema that lacks it.
+const STREAM_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id uuid NOT NULL,
+    event_id uuid NOT NULL UNIQUE, aggregate_type text NOT NULL, aggregate_id text NOT NULL,
+    aggregate_version bigint NOT NULL CHECK (aggregate_version > 0), event_type text NOT NULL,
+    payload bytea NOT NULL, occurred_at timestamptz NOT NULL, priority smallint NOT NULL DEFAULT 2,
+    traceparent text NOT NULL DEFAULT '', tracestate text NOT NULL DEFAULT '',
+    correlation_id text NOT NULL DEFAULT '', txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    CONSTRAINT events_stream_version UNIQUE (tenant_id, aggregate_type, aggregate_id, aggregate_version));
+CREATE INDEX IF NOT EXISTS events_txid ON events (txid);
+CREATE TABLE IF NOT EXISTS event_positions (position bigint PRIMARY KEY, seq bigint NOT NULL UNIQUE, tenant_id uuid NOT NULL);
+CREATE TABLE IF NOT EXISTS event_sequencer (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), next_position bigint NOT NULL,
+    from_txid xid8 NOT NULL, open_txids xid8[] NOT NULL DEFAULT '{}');
+INSERT INTO event_sequencer VALUES (true, 1, '1', '{}') ON CONFLICT DO NOTHING;
+";
+
+#[tokio::test]
+async fn the_coordinators_own_events_reach_the_bus() {
+    let (database, pool) = phoenix_testkit::migrated_database(&phoenix_coordinator::spec()).await;
+    sqlx::raw_sql(STREAM_TABLES)
+        .execute(&pool)
+        .await
+        .expect("the stream tables");
+    let (running, channel) = instance_on(&database.url, None).await;
+    let mut client = bus(&channel);
+    let mut stream = subscribe(&mut client, "own", &["commerce.*"], 10, 30_000, 0).await;
+
+    let payload = phoenix_proto::events::v1::CommercePurchaseCompleted {
+        user_id: uuid::Uuid::new_v4().to_string(),
+        purchase_id: "saga-1".into(),
+        quantity: 2,
+        ..Default::default()
+    };
+    let mut tx = pool.begin().await.unwrap();
+    let mut event = phoenix_runtime::stream::NewEvent::new(
+        "saga",
+        "saga-1",
+        1,
+        "commerce.purchase_completed",
+        &payload,
+        chrono::Utc::now(),
+    );
+    event.priority = phoenix_runtime::stream::Priority::Critical;
+    phoenix_runtime::stream::append(&mut tx, uuid::Uuid::nil(), &[event])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let delivery = next(&mut stream, WAIT).await.expect("the saga's event");
+    let event = delivery.event.as_ref().unwrap();
+    assert_eq!(
+        (delivery.source.as_str(), event.r#type.as_str()),
+        ("coordinator", "commerce.purchase_completed")
+    );
+    assert_eq!(delivery.source_position, 1);
+    assert_eq!(
+        event.priority,
+        phoenix_proto::events::v1::Priority::Critical as i32
+    );
+    assert_eq!(
+        event.payload.as_ref().unwrap().type_url,
+        "type.googleapis.com/phoenix.events.v1.CommercePurchaseCompleted",
+        "the Any names the catalogue's message"
+    );
+    running.shutdown().await.expect("stops");
+}

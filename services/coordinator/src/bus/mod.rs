@@ -45,10 +45,13 @@ pub const PEER_SOURCES: [&str; 4] = ["directory", "narrative", "goals", "convers
 /// Starts the bus of this coordinator — a relay per source (the configured peers' streams, the
 /// ledger's for each tenant of `PHOENIX_BUS_LEDGER_TENANTS`, the coordinator's own), the
 /// analytics writer and its partition upkeep, the metrics refresh — and adds
-/// `EventBusService` and `AnalyticsService` to `services`.
+/// `EventBusService` and `AnalyticsService` to `services`. `own` is the coordinator's own
+/// event stream when the caller has started it; without it, the bus starts one on the
+/// coordinator's `events` table if the schema has one.
 pub fn start(
     context: &phoenix_runtime::ServiceContext,
     services: phoenix_runtime::GrpcServices,
+    own: Option<phoenix_runtime::stream::EventStream>,
 ) -> anyhow::Result<phoenix_runtime::GrpcServices> {
     use phoenix_proto::coordinator::v1::analytics_service_server::AnalyticsServiceServer;
     use phoenix_proto::coordinator::v1::event_bus_service_server::EventBusServiceServer;
@@ -74,7 +77,18 @@ pub fn start(
     for source in sources {
         tokio::spawn(relay::run(bus.clone(), source, context.shutdown.clone()));
     }
-    tokio::spawn(relay_own_stream(bus.clone(), context.shutdown.clone()));
+    match own {
+        Some(stream) => {
+            tokio::spawn(relay::run(
+                bus.clone(),
+                relay::Source::own(stream),
+                context.shutdown.clone(),
+            ));
+        }
+        None => {
+            tokio::spawn(relay_own_stream(bus.clone(), context.shutdown.clone()));
+        }
+    }
 
     let retention = crate::analytics::Retention::from_env()?;
     let writer = crate::analytics::Writer::new(context.pool.clone(), retention);
@@ -290,6 +304,13 @@ pub fn ingest_of(
         .as_ref()
         .map_or(&[][..], |p| p.value.as_slice());
     let catalog_type = catalog::catalog_name(&event.r#type, payload).map(str::to_owned);
+    // A stream names a payload after its event type; a catalogue type's payload is the
+    // catalogue's message, so the Any says which one.
+    if let (Some(entry), Some(any)) = (catalog::by_name(&event.r#type), event.payload.as_mut())
+        && any.type_url.rsplit('/').next() == Some(event.r#type.as_str())
+    {
+        any.type_url = format!("type.googleapis.com/{}", entry.payload);
+    }
     let priority = match pb::Priority::try_from(event.priority) {
         Ok(pb::Priority::Unspecified) | Err(_) => {
             catalog::default_priority(catalog_type.as_deref().unwrap_or(&event.r#type)) as i32

@@ -32,12 +32,17 @@ pub async fn second_instance(
     first: &TestService,
     directory: Option<&TestService>,
 ) -> (RunningService, Channel) {
+    instance_on(&first.database.url, directory).await
+}
+
+/// A coordinator on the database at `url`.
+pub async fn instance_on(url: &str, directory: Option<&TestService>) -> (RunningService, Channel) {
     let mut config = phoenix_testkit::test_config();
     if let Some(directory) = directory {
         config.peers.set_url("directory", directory.url());
     }
     let config = Arc::new(config);
-    let pool = phoenix_runtime::server::connect_pool(&first.database.url, "coordinator", &config)
+    let pool = phoenix_runtime::server::connect_pool(url, "coordinator", &config)
         .await
         .expect("connect the pool");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
