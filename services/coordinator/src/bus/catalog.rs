@@ -343,6 +343,12 @@ fn change_of(event_type: &str, payload: &[u8]) -> Option<String> {
 pub fn user_of(event_type: &str, catalog: Option<&str>, payload: &[u8]) -> Option<String> {
     use phoenix_proto::narrative::v1 as narrative;
     use prost::Message;
+    if is_json(payload) {
+        // An emitter that has no typed message yet writes JSON with a `user_id` member.
+        let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+        let user = value.get("user_id")?.as_str()?;
+        return (!user.is_empty()).then(|| user.to_owned());
+    }
     let user = match event_type {
         "phoenix.narrative.v1.DecisionTaken" => {
             narrative::DecisionTaken::decode(payload)
@@ -362,9 +368,156 @@ pub fn user_of(event_type: &str, catalog: Option<&str>, payload: &[u8]) -> Optio
     (!user.is_empty()).then_some(user)
 }
 
+/// Whether a payload is a JSON object rather than a protobuf message (no catalogue message
+/// starts with `{`, which would be field 15 as a group).
+pub fn is_json(payload: &[u8]) -> bool {
+    payload
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+}
+
 /// Field 1 of a catalogue payload, whatever its message (prost skips the other fields).
 #[derive(Clone, PartialEq, prost::Message)]
 struct UserField {
     #[prost(string, tag = "1")]
     user_id: String,
+}
+
+/// The catalogue as the Markdown table of the README.
+pub fn markdown_table() -> String {
+    let mut table = String::from(
+        "| type | payload message | default priority | emitted by |\n|---|---|---|---|\n",
+    );
+    for entry in CATALOG {
+        let payload = match entry.change {
+            Some(change) => format!("`{}` (`change = \"{change}\"`)", entry.payload),
+            None => format!("`{}`", entry.payload),
+        };
+        let priority = match entry.priority {
+            Priority::Low => "LOW",
+            Priority::Normal => "NORMAL",
+            Priority::High => "HIGH",
+            Priority::Critical => "CRITICAL",
+        };
+        table.push_str(&format!(
+            "| `{}` | {payload} | {priority} | {} |\n",
+            entry.name, entry.emitted_by
+        ));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message of catalog.proto is in the table, and every payload of the table exists.
+    #[test]
+    fn the_table_and_the_contracts_agree() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(phoenix_proto::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set");
+        let mut messages = std::collections::HashSet::new();
+        let mut catalog_messages = Vec::new();
+        for file in &set.file {
+            let package = file.package();
+            for message in &file.message_type {
+                let name = format!("{package}.{}", message.name());
+                if file.name().ends_with("events/v1/catalog.proto")
+                    && message.name() != "MissingRequirement"
+                {
+                    catalog_messages.push(name.clone());
+                }
+                messages.insert(name);
+            }
+        }
+        for entry in CATALOG {
+            assert!(
+                messages.contains(entry.payload),
+                "{} names no message",
+                entry.payload
+            );
+        }
+        for message in catalog_messages {
+            assert!(
+                CATALOG.iter().any(|entry| entry.payload == message),
+                "{message} is not in the catalogue table"
+            );
+        }
+        let names: std::collections::HashSet<_> = CATALOG.iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), CATALOG.len(), "a type is listed twice");
+    }
+
+    /// Both READMEs show this table (regenerate: `PHOENIX_PRINT_CATALOG=1 cargo test -p
+    /// phoenix-coordinator --lib catalog -- --nocapture`).
+    #[test]
+    fn the_readme_shows_the_table() {
+        let table = markdown_table();
+        if std::env::var_os("PHOENIX_PRINT_CATALOG").is_some() {
+            println!("{table}");
+        }
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&table),
+            "services/coordinator/README.md lacks the current catalogue table"
+        );
+        let main = include_str!("../../../../README.md");
+        assert!(
+            main.contains(&table),
+            "README.md lacks the current catalogue table"
+        );
+    }
+
+    fn encoded_user(user: &str) -> Vec<u8> {
+        use prost::Message;
+        phoenix_proto::events::v1::CoordinatorDecisionTaken {
+            user_id: user.into(),
+            fragment_id: "f".into(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn context_messages_are_known_by_their_catalogue_name() {
+        use phoenix_proto::narrative::v1 as narrative;
+        use prost::Message;
+        let started = narrative::ExperienceChanged {
+            change: "started".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert_eq!(
+            catalog_name("phoenix.narrative.v1.ExperienceChanged", &started),
+            Some("experience.started")
+        );
+        assert_eq!(
+            catalog_name("phoenix.directory.v1.VipStatusChanged", &[]),
+            Some("admin.vip_status_changed")
+        );
+        assert_eq!(catalog_name("phoenix.goals.v1.TaskCompleted", &[]), None);
+        assert_eq!(
+            default_priority("commerce.purchase_completed"),
+            Priority::Critical
+        );
+        assert_eq!(
+            user_of(
+                "coordinator.access_denied",
+                Some("coordinator.access_denied"),
+                br#" {"user_id":"u1"}"#
+            ),
+            Some("u1".to_owned())
+        );
+        let typed = crate::bus::catalog::tests::encoded_user("u2");
+        assert_eq!(
+            user_of(
+                "coordinator.decision_taken",
+                Some("coordinator.decision_taken"),
+                &typed
+            ),
+            Some("u2".to_owned())
+        );
+        assert!(!is_json(&typed));
+    }
 }

@@ -305,9 +305,10 @@ pub fn ingest_of(
         .map_or(&[][..], |p| p.value.as_slice());
     let catalog_type = catalog::catalog_name(&event.r#type, payload).map(str::to_owned);
     // A stream names a payload after its event type; a catalogue type's payload is the
-    // catalogue's message, so the Any says which one.
+    // catalogue's message, so the Any says which one (a JSON payload keeps the type's name).
     if let (Some(entry), Some(any)) = (catalog::by_name(&event.r#type), event.payload.as_mut())
         && any.type_url.rsplit('/').next() == Some(event.r#type.as_str())
+        && !catalog::is_json(&any.value)
     {
         any.type_url = format!("type.googleapis.com/{}", entry.payload);
     }
