@@ -421,3 +421,53 @@ async fn malformed_groups_patterns_and_events_are_refused_with_each_field() {
     assert_refused(&status, Code::InvalidArgument, "INVALID_ID");
     assert_eq!(field_reasons(&status)[0].0, "delivery_ids[0]");
 }
+
+#[tokio::test]
+async fn old_events_every_group_is_done_with_are_purged() {
+    let coordinator = coordinator(None).await;
+    let mut bus = bus(&coordinator.channel);
+    let mut stream = subscribe(&mut bus, "purge", &["coordinator.*"], 10, 30_000, 0).await;
+    let done = event("coordinator.decision_taken", "x", 1, Priority::Normal, "");
+    let pending = event("coordinator.decision_taken", "y", 1, Priority::Normal, "");
+    publish(&mut bus, vec![done.clone(), pending.clone()]).await;
+    for _ in 0..2 {
+        let delivery = next(&mut stream, WAIT).await.expect("delivered");
+        if delivery.event.as_ref().unwrap().id == done.id {
+            ack(&mut bus, "purge", vec![delivery.delivery_id]).await;
+        }
+    }
+    // The analytics writer's group has recorded (and acknowledged) both.
+    for _ in 0..100 {
+        let outstanding: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM bus_deliveries WHERE group_name = 'analytics'",
+        )
+        .fetch_one(&coordinator.pool)
+        .await
+        .unwrap();
+        let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics_events")
+            .fetch_one(&coordinator.pool)
+            .await
+            .unwrap();
+        if outstanding == 0 && recorded == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let retention = Duration::from_secs(7 * 24 * 3600);
+    let purge = || phoenix_coordinator::bus::store::purge(&coordinator.pool, retention, 100);
+    assert_eq!(purge().await.unwrap(), 0, "recent events are kept");
+    sqlx::query("UPDATE bus_events SET received_at = now() - interval '8 days'")
+        .execute(&coordinator.pool)
+        .await
+        .unwrap();
+    assert_eq!(purge().await.unwrap(), 1, "the acknowledged one goes");
+    let left: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT event_id FROM bus_events")
+        .fetch_all(&coordinator.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        vec![uuid::Uuid::parse_str(&pending.id).unwrap()],
+        "the unacknowledged one stays"
+    );
+}

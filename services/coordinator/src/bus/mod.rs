@@ -111,6 +111,20 @@ pub fn start(
             }
         },
     );
+    let retention = bus_retention()?;
+    let pool = context.pool.clone();
+    context.every("bus-purge", Duration::from_secs(60), move || {
+        let pool = pool.clone();
+        async move {
+            // Up to 100,000 a minute, in batches, so one pass never holds locks for long.
+            for _ in 0..20 {
+                if store::purge(&pool, retention, 5_000).await? < 5_000 {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    });
     let pool = context.pool.clone();
     context.every("bus-metrics", Duration::from_secs(5), move || {
         let pool = pool.clone();
@@ -128,6 +142,22 @@ pub fn start(
                 context.pool.clone()
             ))
         )))
+}
+
+/// How long the bus keeps an event every group is done with: `PHOENIX_BUS_RETENTION` (a
+/// duration such as `7d` or `12h`; default 7 days).
+fn bus_retention() -> anyhow::Result<Duration> {
+    match std::env::var("PHOENIX_BUS_RETENTION") {
+        Ok(value) => humantime::parse_duration(&value)
+            .ok()
+            .filter(|d| *d >= Duration::from_secs(60))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "PHOENIX_BUS_RETENTION: expected a duration of at least 1m such as 12h or 7d, got {value:?}"
+                )
+            }),
+        Err(_) => Ok(Duration::from_secs(7 * 24 * 3600)),
+    }
 }
 
 /// Relays the coordinator's own `events` table (the sagas' on-commit events) once it exists.

@@ -512,12 +512,12 @@ pub async fn replay(pool: &PgPool, group: &str, event_ids: Option<&[Uuid]>) -> R
     .rows_affected())
 }
 
-/// Per group: events on the bus it has not had delivered and acknowledged yet (not fanned out
-/// or outstanding), and its dead letters.
+/// Per group: events on the bus it has not had delivered and acknowledged yet (those past its
+/// position, whether they match or not, plus its outstanding deliveries), and its dead letters.
 pub async fn group_lag(pool: &PgPool) -> Result<Vec<(String, i64, i64)>, Error> {
     Ok(sqlx::query_as(
         "SELECT g.name,
-                coalesce((SELECT count(*) FROM bus_events e WHERE e.bus_seq > g.position), 0)
+                greatest(coalesce((SELECT max(bus_seq) FROM bus_events), 0) - g.position, 0)
                   + (SELECT count(*) FROM bus_deliveries d
                      WHERE d.group_name = g.name AND d.state <> 'dead'),
                 (SELECT count(*) FROM bus_deliveries d
@@ -526,6 +526,25 @@ pub async fn group_lag(pool: &PgPool) -> Result<Vec<(String, i64, i64)>, Error> 
     )
     .fetch_all(pool)
     .await?)
+}
+
+/// Deletes up to `limit` events that reached the bus more than `retention` ago, that every
+/// group's position has passed and that no delivery (outstanding or dead) still needs.
+/// Answers how many.
+pub async fn purge(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        "DELETE FROM bus_events WHERE bus_seq IN (
+             SELECT e.bus_seq FROM bus_events e
+             WHERE e.received_at < now() - $1 * interval '1 millisecond'
+               AND e.bus_seq <= coalesce((SELECT min(position) FROM bus_groups), e.bus_seq)
+               AND NOT EXISTS (SELECT 1 FROM bus_deliveries d WHERE d.bus_seq = e.bus_seq)
+             ORDER BY e.bus_seq LIMIT $2)",
+    )
+    .bind(millis(retention))
+    .bind(limit)
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 fn millis(duration: Duration) -> i64 {
