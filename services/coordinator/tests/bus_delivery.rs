@@ -48,19 +48,13 @@ async fn a_delivery_not_acknowledged_in_time_is_delivered_again() {
     .await;
     assert_eq!((answer.acknowledged, answer.unknown), (1, 1));
     assert!(
-        next(&mut stream, Duration::from_millis(800))
-            .await
-            .is_none(),
+        quiet(&mut stream, 800).await,
         "acknowledged: not delivered again"
     );
     // The same event published again is a duplicate, not a new delivery.
     let answer = publish(&mut bus, vec![sent]).await;
     assert_eq!((answer.accepted, answer.duplicates), (0, 1));
-    assert!(
-        next(&mut stream, Duration::from_millis(500))
-            .await
-            .is_none()
-    );
+    assert!(quiet(&mut stream, 500).await);
 }
 
 #[tokio::test]
@@ -111,22 +105,13 @@ async fn failed_deliveries_become_dead_letters_and_can_be_replayed() {
         }
     }
     assert!(
-        next(&mut stream, Duration::from_millis(800))
-            .await
-            .is_none(),
+        quiet(&mut stream, 800).await,
         "a dead letter is not delivered"
     );
 
-    let dead = bus
-        .list_dead_letters(pb::ListDeadLettersRequest {
-            consumer_group: "dead".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("listed")
-        .into_inner();
-    assert_eq!(dead.dead_letters.len(), 1);
-    let letter = &dead.dead_letters[0];
+    let dead = dead_letters(&mut bus, "dead").await;
+    assert_eq!(dead.len(), 1);
+    let letter = &dead[0];
     assert_eq!(letter.event.as_ref().unwrap().id, poison_id);
     assert_eq!((letter.attempts, letter.last_error.as_str()), (3, "boom 3"));
     assert_eq!(letter.catalog_type, "commerce.purchase_completed");
@@ -152,15 +137,8 @@ async fn failed_deliveries_become_dead_letters_and_can_be_replayed() {
         (poison_id.as_str(), 1)
     );
     ack(&mut bus, "dead", vec![delivery.delivery_id]).await;
-    let dead = bus
-        .list_dead_letters(pb::ListDeadLettersRequest {
-            consumer_group: "dead".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("listed")
-        .into_inner();
-    assert!(dead.dead_letters.is_empty());
+    let dead = dead_letters(&mut bus, "dead").await;
+    assert!(dead.is_empty());
 }
 
 #[tokio::test]
@@ -245,12 +223,7 @@ async fn an_aggregates_next_event_waits_while_its_previous_one_is_unacknowledged
     .await;
     let other = next(&mut stream, WAIT).await.expect("b-1");
     assert_eq!(label(&other), "b-1", "another aggregate goes on");
-    assert!(
-        next(&mut stream, Duration::from_millis(600))
-            .await
-            .is_none(),
-        "a-2 waits for a-1's ack"
-    );
+    assert!(quiet(&mut stream, 600).await, "a-2 waits for a-1's ack");
     ack(&mut bus, "ordered", vec![one.delivery_id]).await;
     assert_eq!(label(&next(&mut stream, WAIT).await.expect("a-2")), "a-2");
 }
@@ -293,9 +266,7 @@ async fn a_groups_position_survives_a_restart() {
     assert_eq!(label(&delivery), "r-3");
     ack(&mut client, "restart", vec![delivery.delivery_id]).await;
     assert!(
-        next(&mut stream, Duration::from_millis(600))
-            .await
-            .is_none(),
+        quiet(&mut stream, 600).await,
         "nothing acknowledged comes back"
     );
 }

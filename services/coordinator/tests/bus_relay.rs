@@ -12,6 +12,21 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The group `users`, following the directory's UserCreated.
+async fn follow_users(
+    client: &mut Bus,
+) -> tonic::Streaming<phoenix_proto::coordinator::v1::SubscribeResponse> {
+    subscribe(
+        client,
+        "users",
+        &["phoenix.directory.v1.UserCreated"],
+        100,
+        30_000,
+        0,
+    )
+    .await
+}
+
 async fn relayed(pool: &sqlx::PgPool, source: &str) -> (i64, i64) {
     sqlx::query_as("SELECT position, relayed FROM bus_sources WHERE source = $1")
         .bind(source)
@@ -39,15 +54,7 @@ async fn a_contexts_events_reach_a_subscriber_and_the_relay_resumes_from_its_pos
     let directory = phoenix_testkit::spawn(phoenix_directory::spec()).await;
     let coordinator = coordinator(Some(&directory)).await;
     let mut client = bus(&coordinator.channel);
-    let mut stream = subscribe(
-        &mut client,
-        "users",
-        &["phoenix.directory.v1.UserCreated"],
-        100,
-        30_000,
-        0,
-    )
-    .await;
+    let mut stream = follow_users(&mut client).await;
 
     let mut users = HashSet::new();
     for n in 0..3 {
@@ -85,15 +92,7 @@ async fn a_contexts_events_reach_a_subscriber_and_the_relay_resumes_from_its_pos
     let coordinator = coordinator.restart().await;
     let user = directory_user(&directory.channel, "late@example.com", "Europe/Madrid").await;
     let mut client = bus(&coordinator.channel);
-    let mut stream = subscribe(
-        &mut client,
-        "users",
-        &["phoenix.directory.v1.UserCreated"],
-        100,
-        30_000,
-        0,
-    )
-    .await;
+    let mut stream = follow_users(&mut client).await;
     let delivery = next(&mut stream, WAIT).await.expect("the new user's event");
     assert_eq!(delivery.event.as_ref().unwrap().aggregate_id, user);
     let after = relayed(&coordinator.pool, "directory").await;
@@ -103,11 +102,7 @@ async fn a_contexts_events_reach_a_subscriber_and_the_relay_resumes_from_its_pos
         after.0 - before.0,
         "only the new events were relayed: {before:?} {after:?}"
     );
-    assert!(
-        next(&mut stream, Duration::from_millis(600))
-            .await
-            .is_none()
-    );
+    assert!(quiet(&mut stream, 600).await);
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@ use phoenix_runtime::error::Error;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::bus::store::column;
+
 /// An event to record.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -53,34 +55,14 @@ pub async fn record(pool: &PgPool, events: &[Recorded]) -> Result<u64, Error> {
              RETURNING 1)
          SELECT count(*) FROM new",
     )
-    .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(
-        events
-            .iter()
-            .map(|e| e.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|e| e.catalog_type.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(events.iter().map(|e| e.user_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
-    .bind(
-        events
-            .iter()
-            .map(|e| e.payload_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|e| e.payload.as_slice())
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(events, |e| e.event_id))
+    .bind(column(events, |e| e.occurred_at))
+    .bind(column(events, |e| e.event_type.as_str()))
+    .bind(column(events, |e| e.catalog_type.as_deref()))
+    .bind(column(events, |e| e.user_id))
+    .bind(column(events, |e| e.source.as_str()))
+    .bind(column(events, |e| e.payload_type.as_str()))
+    .bind(column(events, |e| e.payload.as_slice()))
     .fetch_one(pool)
     .await?;
     Ok(u64::try_from(new).unwrap_or(0))

@@ -47,13 +47,9 @@ const fn changed(
     priority: Priority,
     emitted_by: &'static str,
 ) -> CatalogType {
-    CatalogType {
-        name,
-        payload,
-        priority,
-        emitted_by,
-        change: Some(change),
-    }
+    let mut entry = own(name, payload, priority, emitted_by);
+    entry.change = Some(change);
+    entry
 }
 
 use Priority::{Critical, High, Low, Normal};

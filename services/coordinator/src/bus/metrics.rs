@@ -45,75 +45,51 @@ struct BusMetrics {
     dead_letters: Family<GroupLabels, Gauge>,
 }
 
+/// A metric registered in the process-wide registry under `phoenix_<name>`.
+fn registered<M: prometheus_client::registry::Metric + Clone + Default>(
+    name: &str,
+    help: &str,
+) -> M {
+    let metric = M::default();
+    global().register(name, help, metric.clone());
+    metric
+}
+
 fn get() -> &'static BusMetrics {
     static METRICS: OnceLock<BusMetrics> = OnceLock::new();
-    METRICS.get_or_init(|| {
-        let metrics = BusMetrics {
-            source_position: Family::default(),
-            source_lag: Family::default(),
-            relayed: Family::default(),
-            relay_failures: Family::default(),
-            relay_skipped: Family::default(),
-            deliveries: Family::default(),
-            redeliveries: Family::default(),
-            acks: Family::default(),
-            failures: Family::default(),
-            group_lag: Family::default(),
-            dead_letters: Family::default(),
-        };
-        let registry = global();
-        registry.register(
+    METRICS.get_or_init(|| BusMetrics {
+        source_position: registered(
             "bus_source_position",
             "Position of each source stream put on the bus",
-            metrics.source_position.clone(),
-        );
-        registry.register(
+        ),
+        source_lag: registered(
             "bus_source_lag_seconds",
             "Age of the newest event of a relay's last batch when it reached the bus",
-            metrics.source_lag.clone(),
-        );
-        registry.register(
-            "bus_relayed_events",
-            "Events relayed from each source",
-            metrics.relayed.clone(),
-        );
-        registry.register(
+        ),
+        relayed: registered("bus_relayed_events", "Events relayed from each source"),
+        relay_failures: registered(
             "bus_relay_failures",
             "Relay streams that failed and were resumed",
-            metrics.relay_failures.clone(),
-        );
-        registry.register(
+        ),
+        relay_skipped: registered(
             "bus_relay_skipped",
             "Events of a source that could not be put on the bus (no UUID id)",
-            metrics.relay_skipped.clone(),
-        );
-        registry.register(
-            "bus_deliveries",
-            "Deliveries handed out per consumer group",
-            metrics.deliveries.clone(),
-        );
-        registry.register(
+        ),
+        deliveries: registered("bus_deliveries", "Deliveries handed out per consumer group"),
+        redeliveries: registered(
             "bus_redeliveries",
             "Deliveries handed out again (after a timeout or a failure)",
-            metrics.redeliveries.clone(),
-        );
-        registry.register("bus_acks", "Deliveries acknowledged", metrics.acks.clone());
-        registry.register(
+        ),
+        acks: registered("bus_acks", "Deliveries acknowledged"),
+        failures: registered(
             "bus_failed_deliveries",
             "Deliveries their consumer reported failed",
-            metrics.failures.clone(),
-        );
-        registry.register(
+        ),
+        group_lag: registered(
             "bus_group_lag",
             "Events of each consumer group not yet delivered and acknowledged",
-            metrics.group_lag.clone(),
-        );
-        registry.register(
-            "bus_dead_letters",
-            "Dead letters of each consumer group",
-            metrics.dead_letters.clone(),
-        );
-        metrics
+        ),
+        dead_letters: registered("bus_dead_letters", "Dead letters of each consumer group"),
     })
 }
 

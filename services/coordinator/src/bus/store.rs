@@ -81,35 +81,15 @@ pub async fn ingest(
          ORDER BY e.n
          ON CONFLICT (event_id) DO NOTHING",
     )
-    .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.source_position).collect::<Vec<_>>())
-    .bind(
-        events
-            .iter()
-            .map(|e| e.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|e| e.catalog_type.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|e| e.aggregate_key.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(events.iter().map(|e| e.priority).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(
-        events
-            .iter()
-            .map(|e| e.envelope.as_slice())
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(events, |e| e.event_id))
+    .bind(column(events, |e| e.source.as_str()))
+    .bind(column(events, |e| e.source_position))
+    .bind(column(events, |e| e.event_type.as_str()))
+    .bind(column(events, |e| e.catalog_type.as_deref()))
+    .bind(column(events, |e| e.aggregate_key.as_str()))
+    .bind(column(events, |e| e.priority))
+    .bind(column(events, |e| e.occurred_at))
+    .bind(column(events, |e| e.envelope.as_slice()))
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -545,6 +525,11 @@ pub async fn purge(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64
     .execute(pool)
     .await?
     .rows_affected())
+}
+
+/// One column of `rows`, as an array parameter of an `UNNEST` insert.
+pub(crate) fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(value).collect()
 }
 
 fn millis(duration: Duration) -> i64 {

@@ -177,3 +177,20 @@ pub fn label(delivery: &pb::Delivery) -> String {
         .expect("the test payload")
         .fragment_id
 }
+
+/// Whether nothing is delivered for `millis`.
+pub async fn quiet(stream: &mut tonic::Streaming<pb::SubscribeResponse>, millis: u64) -> bool {
+    next(stream, Duration::from_millis(millis)).await.is_none()
+}
+
+/// The first page of a group's dead letters.
+pub async fn dead_letters(bus: &mut Bus, group: &str) -> Vec<pb::DeadLetter> {
+    bus.list_dead_letters(pb::ListDeadLettersRequest {
+        consumer_group: group.into(),
+        ..Default::default()
+    })
+    .await
+    .expect("listed")
+    .into_inner()
+    .dead_letters
+}
