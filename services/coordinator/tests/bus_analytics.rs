@@ -276,4 +276,19 @@ async fn the_writer_deduplicates_on_event_id_and_partitions_follow_the_retention
         .await
         .unwrap();
     assert_eq!(total, 0);
+
+    // Reverting the migration removes the detached partitions too.
+    let spec = phoenix_coordinator::spec();
+    let set = spec.migration_set().unwrap();
+    phoenix_runtime::migrate::Migrator::new(&set, &pool)
+        .to(3, false)
+        .await
+        .expect("down to 0003");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'coordinator' AND tablename LIKE 'analytics%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
 }
