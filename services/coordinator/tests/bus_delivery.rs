@@ -442,3 +442,38 @@ async fn old_events_every_group_is_done_with_are_purged() {
         "the unacknowledged one stays"
     );
 }
+
+#[tokio::test]
+async fn patterns_match_catalogue_names_of_contexts_messages() {
+    let coordinator = coordinator(None).await;
+    let mut bus = bus(&coordinator.channel);
+    let mut admin = subscribe(&mut bus, "admin-events", &["admin.*"], 10, 30_000, 0).await;
+    let mut native = subscribe(
+        &mut bus,
+        "directory-events",
+        &["phoenix.directory.*"],
+        10,
+        30_000,
+        0,
+    )
+    .await;
+    let mut vip = event("x", "u1", 1, Priority::Unspecified, "");
+    vip.r#type = "phoenix.directory.v1.VipStatusChanged".into();
+    vip.payload = Some(prost_types::Any {
+        type_url: "type.googleapis.com/phoenix.directory.v1.VipStatusChanged".into(),
+        value: Vec::new(),
+    });
+    let other = event("coordinator.decision_taken", "u1", 2, Priority::Normal, "");
+    publish(&mut bus, vec![vip.clone(), other]).await;
+    for stream in [&mut admin, &mut native] {
+        let delivery = next(stream, WAIT).await.expect("the VIP change");
+        let event = delivery.event.as_ref().unwrap();
+        assert_eq!(
+            (event.id.as_str(), delivery.catalog_type.as_str()),
+            (vip.id.as_str(), "admin.vip_status_changed")
+        );
+        // Its catalogue default: CRITICAL.
+        assert_eq!(event.priority, Priority::Critical as i32);
+        assert!(quiet(stream, 400).await, "the decision matches neither");
+    }
+}

@@ -230,6 +230,7 @@ impl EventBusService for EventBusApi {
         let group = group.as_str().to_owned();
         tokio::spawn(async move {
             let member = Uuid::new_v4();
+            let mut idle = 0;
             loop {
                 let woken = bus.woken();
                 tokio::pin!(woken);
@@ -244,9 +245,10 @@ impl EventBusService for EventBusApi {
                         if sender.is_closed() {
                             break;
                         }
+                        idle = 0;
                         continue;
                     }
-                    Ok(_) => {}
+                    Ok(_) => idle += 1,
                     Err(error) => {
                         let _ = sender.send(Err(error.into_status(&domain))).await;
                         break;
@@ -254,7 +256,7 @@ impl EventBusService for EventBusApi {
                 }
                 tokio::select! {
                     () = sender.closed() => break,
-                    more = bus.wait(woken) => if !more { break },
+                    more = bus.wait(woken, idle) => if !more { break },
                 }
             }
             // What this stream held goes back to the line for the group's other members.

@@ -57,6 +57,11 @@ pub fn start(
     use phoenix_proto::coordinator::v1::event_bus_service_server::EventBusServiceServer;
 
     let bus = Bus::new(context.pool.clone(), context.shutdown.clone());
+    let relays = match std::env::var("PHOENIX_BUS_RELAYS").as_deref() {
+        Err(_) | Ok("true") => true,
+        Ok("false") => false,
+        Ok(other) => anyhow::bail!("PHOENIX_BUS_RELAYS: expected true or false, got {other:?}"),
+    };
     let mut sources = Vec::new();
     for service in PEER_SOURCES {
         if context.config.peers.url(service).is_some() {
@@ -74,10 +79,17 @@ pub fn start(
             ));
         }
     }
+    if !relays {
+        tracing::warn!(
+            "PHOENIX_BUS_RELAYS=false: the bus follows no stream, only Publish feeds it"
+        );
+        sources.clear();
+    }
     for source in sources {
         tokio::spawn(relay::run(bus.clone(), source, context.shutdown.clone()));
     }
     match own {
+        _ if !relays => {}
         Some(stream) => {
             tokio::spawn(relay::run(
                 bus.clone(),
@@ -240,15 +252,18 @@ impl Bus {
     }
 
     /// Waits until something may have become deliverable: a wake-up of this process, the poll
-    /// interval, or shutdown (false).
+    /// interval (doubled after each of the first two empty passes in a row, `idle`, so an idle
+    /// subscriber costs a pass every 400 ms), or shutdown (false).
     pub async fn wait(
         &self,
         woken: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        idle: u32,
     ) -> bool {
+        let poll = POLL_INTERVAL * 2_u32.pow(idle.min(2));
         tokio::select! {
             () = self.shutdown.cancelled() => false,
             () = woken => true,
-            () = tokio::time::sleep(POLL_INTERVAL) => true,
+            () = tokio::time::sleep(poll) => true,
         }
     }
 
@@ -289,6 +304,7 @@ impl Bus {
     {
         let member = Uuid::new_v4();
         let mut joined = false;
+        let mut idle = 0;
         while !self.shutdown.is_cancelled() {
             let woken = self.woken();
             tokio::pin!(woken);
@@ -307,13 +323,16 @@ impl Bus {
                 Ok(true)
             };
             match pass.await {
-                Ok(true) => continue,
-                Ok(false) => {}
+                Ok(true) => {
+                    idle = 0;
+                    continue;
+                }
+                Ok(false) => idle += 1,
                 Err(error) => {
                     tracing::warn!(group, error = %error, "bus consumer pass failed; retrying");
                 }
             }
-            if !self.wait(woken).await {
+            if !self.wait(woken, idle).await {
                 break;
             }
         }
