@@ -11,8 +11,9 @@ use super::domain::{self, Patterns, Waiting};
 
 /// Advisory lock every ingesting transaction takes, so `bus_seq` order is commit order.
 const INGEST_LOCK: i64 = 0x7068_6f65_6e69_7862; // "phoenixb"
-/// Deliveries fanned out from `bus_events` per lease pass.
+/// Events looked at per fan-out statement, and statements per lease pass at most.
 const FANOUT_BATCH: i64 = 5_000;
+const FANOUT_ROUNDS: usize = 10;
 /// Rows of the line read per query while looking for deliveries to hand out.
 const LINE_PAGE: i64 = 1_000;
 /// Rows of the line a lease pass looks at, at most (leased and backed-off ones included).
@@ -213,7 +214,13 @@ pub async fn lease(
         .bind(group)
         .execute(&mut *tx)
         .await?;
-    fan_out(&mut tx, group).await?;
+    // A group far behind is fanned out a few batches per pass, so its line soon holds enough
+    // of the backlog for priorities to count.
+    for _ in 0..FANOUT_ROUNDS {
+        if fan_out(&mut tx, group).await? < FANOUT_BATCH {
+            break;
+        }
+    }
     sqlx::query(
         "UPDATE bus_deliveries d
          SET state = CASE WHEN d.attempts >= g.max_deliveries THEN 'dead' ELSE 'ready' END,
@@ -289,8 +296,8 @@ pub async fn lease(
 }
 
 /// Makes the group's deliveries of the events that reached the bus since its position.
-async fn fan_out(tx: &mut sqlx::PgConnection, group: &str) -> Result<(), Error> {
-    sqlx::query(
+async fn fan_out(tx: &mut sqlx::PgConnection, group: &str) -> Result<i64, Error> {
+    let scanned: Option<i64> = sqlx::query_scalar(
         "WITH g AS (SELECT position, like_patterns FROM bus_groups WHERE name = $1),
          batch AS (
              SELECT e.bus_seq, e.priority, e.aggregate_key, e.event_type, e.catalog_type
@@ -303,13 +310,14 @@ async fn fan_out(tx: &mut sqlx::PgConnection, group: &str) -> Result<(), Error> 
                 OR b.catalog_type LIKE ANY (g.like_patterns)
              ON CONFLICT DO NOTHING)
          UPDATE bus_groups SET position = (SELECT max(bus_seq) FROM batch)
-         WHERE name = $1 AND EXISTS (SELECT 1 FROM batch)",
+         WHERE name = $1 AND EXISTS (SELECT 1 FROM batch)
+         RETURNING (SELECT count(*) FROM batch)",
     )
     .bind(group)
     .bind(FANOUT_BATCH)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(())
+    Ok(scanned.unwrap_or(0))
 }
 
 /// Reads the line in order until `room` deliveries can be handed out
