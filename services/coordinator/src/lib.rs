@@ -18,6 +18,9 @@ use phoenix_proto::coordinator::v1::saga_service_server::SagaServiceServer;
 use phoenix_runtime::stream::EventStream;
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
+pub mod analytics;
+pub mod bus;
+
 static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrations/coordinator");
 
 /// The coordinator service, for the runtime.
@@ -33,7 +36,7 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     );
     let engine = saga::SagaEngine::new(
         context.pool.clone(),
-        Some(events),
+        Some(events.clone()),
         saga::EngineConfig::from_env()?,
     );
     // Each operation registers its saga definitions here, before recovery starts, so that a
@@ -49,7 +52,7 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         operations::settings::OperationsSettings::parse(&context.config.service_args)?,
     )?;
     engine.start_background(context.shutdown.clone());
-    Ok(GrpcServices::new()
+    let services = GrpcServices::new()
         .serve(limited!(
             context,
             CoordinatorServiceServer::new(CoordinatorApi {
@@ -60,7 +63,9 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         .serve(limited!(
             context,
             SagaServiceServer::new(api::sagas::SagaApi::new(engine.clone()))
-        )))
+        ));
+    // The event bus relays every context's stream, the coordinator's own included.
+    bus::start(context, services, Some(events))
 }
 
 /// Purchase's use case with its saga registered, when the ledger, narrative and directory
