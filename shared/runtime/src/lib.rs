@@ -10,6 +10,7 @@ pub mod config;
 pub mod convert;
 pub mod embedded;
 pub mod error;
+pub mod fault;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
