@@ -38,6 +38,7 @@ pub fn spec() -> ServiceSpec {
         migrations: &MIGRATIONS,
         build,
         audit: Some(|pool| Box::pin(audit_report(pool))),
+        peer_audit: None,
     }
 }
 

@@ -26,7 +26,9 @@ pub use config::RuntimeConfig;
 pub use error::{
     Error, FieldViolation, Refusal, RefusalKind, RemoteError, Retry, Violations, fact, quote,
 };
-pub use server::{Audit, AuditReport, GrpcServices, RunningService, ServiceContext, ServiceSpec};
+pub use server::{
+    Audit, AuditReport, GrpcServices, PeerAudit, RunningService, ServiceContext, ServiceSpec,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Name of the database the embedded server prepares for all services.

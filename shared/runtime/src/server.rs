@@ -41,7 +41,17 @@ pub struct ServiceSpec {
     /// Re-checks every invariant of the service against its database (`phoenix audit <name>`),
     /// for services that have an auditor.
     pub audit: Option<Audit>,
+    /// Compares the service's records with its peers' state over gRPC (`phoenix audit <name>`
+    /// for a service whose invariants span contexts: the coordinator's reconciliation).
+    pub peer_audit: Option<PeerAudit>,
 }
+
+/// An auditor that also asks the service's peers: it gets the service's pool and the
+/// configuration its peer channels are built from ([`ServiceContext::peer`]).
+pub type PeerAudit = fn(
+    PgPool,
+    Arc<RuntimeConfig>,
+) -> futures_util::future::BoxFuture<'static, anyhow::Result<AuditReport>>;
 
 /// A service's auditor: reads the database on a pool on the service's schema.
 pub type Audit =
@@ -70,7 +80,14 @@ impl ServiceSpec {
             migrations,
             build,
             audit: None,
+            peer_audit: None,
         }
+    }
+
+    /// The same service with `audit` as its auditor, one that asks its peers too.
+    pub const fn with_peer_audit(mut self, audit: PeerAudit) -> Self {
+        self.peer_audit = Some(audit);
+        self
     }
 
     /// The same service with `audit` as its auditor.
