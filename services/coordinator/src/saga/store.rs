@@ -1,0 +1,464 @@
+//! Every SQL statement of the saga engine. A step transition is one statement: it appends the
+//! log records, refreshes the cached state and renews the lease, and does nothing when the
+//! writer's lease generation is no longer the saga's (the `UPDATE … WHERE lease_generation`
+//! re-checks the row after a concurrent adoption, so a stale owner is fenced off).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use phoenix_runtime::Error;
+use phoenix_runtime::stream::{EventRows, NewEvent, Origin};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use super::log::{Direction, LogRecord, RecordKind, SagaState, StepFailure};
+
+/// A saga's row.
+#[derive(Debug, Clone)]
+pub struct SagaRow {
+    pub saga_id: Uuid,
+    pub saga_type: String,
+    pub version: u32,
+    pub idempotency_key: String,
+    pub fingerprint: Vec<u8>,
+    pub user_id: String,
+    pub input: serde_json::Value,
+    pub traceparent: String,
+    pub tracestate: String,
+    pub state: SagaState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub owner_id: Uuid,
+    pub generation: i64,
+    /// By the database's clock, so replicas with skewed clocks agree.
+    pub lease_expired: bool,
+    pub cancel_requested: bool,
+}
+
+/// A saga about to begin.
+#[derive(Debug)]
+pub struct NewSaga<'a> {
+    pub saga_id: Uuid,
+    pub saga_type: &'a str,
+    pub version: u32,
+    pub key_scope: &'a str,
+    pub idempotency_key: &'a str,
+    pub fingerprint: &'a [u8],
+    pub user_id: &'a str,
+    pub input: &'a serde_json::Value,
+    pub traceparent: &'a str,
+    pub tracestate: &'a str,
+    pub deadline: Duration,
+    pub owner_id: Uuid,
+    pub lease: Duration,
+}
+
+/// A record to append (its `seq`, generation and time are the writer's).
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub seq: i64,
+    pub kind: RecordKind,
+    pub step: Option<usize>,
+    pub step_name: &'static str,
+    pub attempt: u32,
+    pub output: Option<serde_json::Value>,
+    pub failure: Option<StepFailure>,
+    pub direction: Option<Direction>,
+    pub started_at: DateTime<Utc>,
+}
+
+const SAGA_COLUMNS: &str = "saga_id, saga_type, definition_version, idempotency_key, fingerprint,
+    user_id, input, traceparent, tracestate, state, created_at, updated_at, deadline_at,
+    finished_at, owner_id, lease_generation, lease_expires_at < now() AS lease_expired,
+    cancel_requested";
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn saga_row(row: &sqlx::postgres::PgRow) -> Result<SagaRow, Error> {
+    let state: String = row.try_get("state")?;
+    let version: i32 = row.try_get("definition_version")?;
+    Ok(SagaRow {
+        saga_id: row.try_get("saga_id")?,
+        saga_type: row.try_get("saga_type")?,
+        version: u32::try_from(version)
+            .map_err(|_| Error::invariant("SAGA_VERSION_NEGATIVE", version.to_string()))?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        fingerprint: row.try_get("fingerprint")?,
+        user_id: row.try_get("user_id")?,
+        input: row.try_get("input")?,
+        traceparent: row.try_get("traceparent")?,
+        tracestate: row.try_get("tracestate")?,
+        state: SagaState::parse(&state)
+            .ok_or_else(|| Error::invariant("SAGA_STATE_UNKNOWN", state.clone()))?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deadline_at: row.try_get("deadline_at")?,
+        finished_at: row.try_get("finished_at")?,
+        owner_id: row.try_get("owner_id")?,
+        generation: row.try_get("lease_generation")?,
+        lease_expired: row.try_get("lease_expired")?,
+        cancel_requested: row.try_get("cancel_requested")?,
+    })
+}
+
+/// Creates the saga and its `started` record in one statement; `false` when the caller's key
+/// is taken (a concurrent creator with the same key waits here for the first to commit).
+pub async fn create(pool: &PgPool, saga: &NewSaga<'_>) -> Result<bool, Error> {
+    let created = sqlx::query(
+        "WITH created AS (
+             INSERT INTO sagas (saga_id, saga_type, definition_version, key_scope, idempotency_key,
+                                fingerprint, user_id, input, traceparent, tracestate, state,
+                                created_at, updated_at, deadline_at, owner_id, lease_generation,
+                                lease_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'RUNNING', now(), now(),
+                     now() + $11 * interval '1 millisecond', $12, 1,
+                     now() + $13 * interval '1 millisecond')
+             ON CONFLICT (key_scope, idempotency_key) DO NOTHING
+             RETURNING saga_id, created_at)
+         INSERT INTO saga_log (saga_id, seq, generation, kind, started_at, recorded_at)
+         SELECT saga_id, 1, 1, 'started', created_at, created_at FROM created",
+    )
+    .bind(saga.saga_id)
+    .bind(saga.saga_type)
+    .bind(saga.version as i32)
+    .bind(saga.key_scope)
+    .bind(saga.idempotency_key)
+    .bind(saga.fingerprint)
+    .bind(saga.user_id)
+    .bind(saga.input)
+    .bind(saga.traceparent)
+    .bind(saga.tracestate)
+    .bind(millis(saga.deadline))
+    .bind(saga.owner_id)
+    .bind(millis(saga.lease))
+    .execute(pool)
+    .await?;
+    Ok(created.rows_affected() == 1)
+}
+
+pub async fn find_by_key(pool: &PgPool, scope: &str, key: &str) -> Result<Option<SagaRow>, Error> {
+    let sql =
+        format!("SELECT {SAGA_COLUMNS} FROM sagas WHERE key_scope = $1 AND idempotency_key = $2");
+    let row = sqlx::query(&sql)
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(saga_row).transpose()
+}
+
+pub async fn load(pool: &PgPool, saga_id: Uuid) -> Result<Option<SagaRow>, Error> {
+    let sql = format!("SELECT {SAGA_COLUMNS} FROM sagas WHERE saga_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(saga_id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(saga_row).transpose()
+}
+
+/// The saga's log, in `seq` order.
+pub async fn load_log(pool: &PgPool, saga_id: Uuid) -> Result<Vec<LogRecord>, Error> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, step_index, step_name, attempt, output, failure, direction,
+                generation, started_at, recorded_at
+         FROM saga_log WHERE saga_id = $1 ORDER BY seq",
+    )
+    .bind(saga_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(log_record).collect()
+}
+
+fn log_record(row: &sqlx::postgres::PgRow) -> Result<LogRecord, Error> {
+    let kind: String = row.try_get("kind")?;
+    let step: Option<i32> = row.try_get("step_index")?;
+    let attempt: i32 = row.try_get("attempt")?;
+    let failure: Option<serde_json::Value> = row.try_get("failure")?;
+    let direction: Option<String> = row.try_get("direction")?;
+    Ok(LogRecord {
+        seq: row.try_get("seq")?,
+        kind: RecordKind::parse(&kind)
+            .ok_or_else(|| Error::invariant("SAGA_LOG_KIND_UNKNOWN", kind.clone()))?,
+        step: step.map(|s| s as usize),
+        step_name: row.try_get("step_name")?,
+        attempt: attempt.max(0) as u32,
+        output: row.try_get("output")?,
+        failure: failure
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| Error::invariant("SAGA_LOG_FAILURE_UNREADABLE", e.to_string()))?,
+        direction: direction.map(|d| {
+            if d == "backward" {
+                Direction::Backward
+            } else {
+                Direction::Forward
+            }
+        }),
+        generation: row.try_get("generation")?,
+        started_at: row.try_get("started_at")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+fn direction_text(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Forward => "forward",
+        Direction::Backward => "backward",
+    }
+}
+
+/// What an append found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Written; `cancel_requested` is the saga's flag as the write saw it.
+    Written { cancel_requested: bool },
+    /// Not written: another owner holds the saga now.
+    Fenced,
+}
+
+const APPEND: &str = "WITH owned AS (
+         UPDATE sagas
+         SET state = $3, updated_at = now(),
+             lease_expires_at = now() + $4 * interval '1 millisecond',
+             finished_at = CASE WHEN $3 IN ('COMPLETED', 'COMPENSATED') THEN now() END
+         WHERE saga_id = $1 AND lease_generation = $2
+         RETURNING saga_id, cancel_requested),
+     logged AS (
+         INSERT INTO saga_log (saga_id, seq, generation, kind, step_index, step_name, attempt,
+                               output, failure, direction, started_at)
+         SELECT owned.saga_id, r.seq, $2, r.kind, r.step_index, r.step_name, r.attempt,
+                r.output::jsonb, r.failure::jsonb, r.direction, r.started_at
+         FROM owned,
+              UNNEST($5::bigint[], $6::text[], $7::int[], $8::text[], $9::int[], $10::text[],
+                     $11::text[], $12::text[], $13::timestamptz[])
+                  AS r(seq, kind, step_index, step_name, attempt, output, failure, direction,
+                       started_at))
+     SELECT cancel_requested FROM owned";
+
+fn bind_append<'q>(
+    saga_id: Uuid,
+    generation: i64,
+    state: SagaState,
+    lease: Duration,
+    records: &[NewRecord],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let json = |value: Option<String>| value;
+    sqlx::query(APPEND)
+        .bind(saga_id)
+        .bind(generation)
+        .bind(state.as_str())
+        .bind(millis(lease))
+        .bind(records.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| r.step.map(|s| s as i32))
+                .collect::<Vec<_>>(),
+        )
+        .bind(records.iter().map(|r| r.step_name).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.attempt as i32).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| json(r.output.as_ref().map(ToString::to_string)))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| {
+                    r.failure
+                        .as_ref()
+                        .and_then(|f| serde_json::to_string(f).ok())
+                })
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.direction.map(direction_text))
+                .collect::<Vec<_>>(),
+        )
+        .bind(records.iter().map(|r| r.started_at).collect::<Vec<_>>())
+}
+
+/// Appends `records` and sets the cached state, as the owner of `generation`.
+pub async fn append(
+    pool: &PgPool,
+    saga_id: Uuid,
+    generation: i64,
+    state: SagaState,
+    lease: Duration,
+    records: &[NewRecord],
+) -> Result<Appended, Error> {
+    let row = bind_append(saga_id, generation, state, lease, records)
+        .fetch_optional(pool)
+        .await?;
+    Ok(match row {
+        Some(row) => Appended::Written {
+            cancel_requested: row.try_get("cancel_requested")?,
+        },
+        None => Appended::Fenced,
+    })
+}
+
+/// [`append`] and the saga's end events in one transaction: both commit or neither.
+#[allow(clippy::too_many_arguments)]
+pub async fn append_with_events(
+    pool: &PgPool,
+    saga_id: Uuid,
+    generation: i64,
+    state: SagaState,
+    lease: Duration,
+    records: &[NewRecord],
+    events: &[NewEvent],
+    origin: &Origin,
+) -> Result<Appended, Error> {
+    if events.is_empty() {
+        return append(pool, saga_id, generation, state, lease, records).await;
+    }
+    let mut transaction = pool.begin().await?;
+    let row = bind_append(saga_id, generation, state, lease, records)
+        .fetch_optional(&mut *transaction)
+        .await?;
+    let Some(row) = row else {
+        transaction.rollback().await?;
+        return Ok(Appended::Fenced);
+    };
+    let sql = EventRows::insert(1, 2);
+    EventRows::new(events, origin)
+        .bind(sqlx::query(&sql).bind(Uuid::nil()))
+        .execute(&mut *transaction)
+        .await
+        .map_err(phoenix_runtime::stream::version_conflict)?;
+    transaction.commit().await?;
+    Ok(Appended::Written {
+        cancel_requested: row.try_get("cancel_requested")?,
+    })
+}
+
+/// Why a saga is taken over.
+#[derive(Debug, Clone, Copy)]
+pub enum Takeover {
+    /// Its owner's lease expired (a crash, a stall): recovery.
+    Expired,
+    /// It is stuck and an operator resumes it (`RetrySaga`), in `state`.
+    Retry(SagaState),
+}
+
+/// Takes the saga over for `owner` with the next lease generation and records it (`adopted`
+/// or `retry_requested`), in one statement; `None` when the saga is not in a state to be taken
+/// (another replica adopted it first, its lease is live, it is not stuck). The new generation
+/// fences off the previous owner.
+pub async fn take_over(
+    pool: &PgPool,
+    saga_id: Uuid,
+    owner: Uuid,
+    lease: Duration,
+    takeover: Takeover,
+) -> Result<Option<i64>, Error> {
+    let (condition, new_state, kind) = match takeover {
+        Takeover::Expired => (
+            "state IN ('RUNNING', 'COMPENSATING') AND lease_expires_at < now()",
+            None,
+            RecordKind::Adopted,
+        ),
+        Takeover::Retry(state) => ("state = 'STUCK'", Some(state), RecordKind::RetryRequested),
+    };
+    let sql = format!(
+        "WITH taken AS (
+             UPDATE sagas
+             SET owner_id = $2, lease_generation = lease_generation + 1,
+                 lease_expires_at = now() + $3 * interval '1 millisecond',
+                 state = coalesce($4, state), updated_at = now()
+             WHERE saga_id = $1 AND {condition}
+             RETURNING saga_id, lease_generation),
+         logged AS (
+             INSERT INTO saga_log (saga_id, seq, generation, kind, started_at)
+             SELECT taken.saga_id,
+                    (SELECT max(seq) + 1 FROM saga_log WHERE saga_id = $1),
+                    taken.lease_generation, $5, now()
+             FROM taken)
+         SELECT lease_generation FROM taken"
+    );
+    let row = sqlx::query(&sql)
+        .bind(saga_id)
+        .bind(owner)
+        .bind(millis(lease))
+        .bind(new_state.map(SagaState::as_str))
+        .bind(kind.as_str())
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| row.try_get("lease_generation"))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// Active sagas whose lease expired (id, type, version), longest expired first.
+pub async fn expired(pool: &PgPool, limit: i64) -> Result<Vec<(Uuid, String, u32)>, Error> {
+    let rows = sqlx::query(
+        "SELECT saga_id, saga_type, definition_version FROM sagas
+         WHERE state IN ('RUNNING', 'COMPENSATING') AND lease_expires_at < now()
+         ORDER BY lease_expires_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let version: i32 = row.try_get("definition_version")?;
+            Ok((
+                row.try_get("saga_id")?,
+                row.try_get("saga_type")?,
+                version.max(0) as u32,
+            ))
+        })
+        .collect()
+}
+
+/// Renews the leases of `held` (saga, generation); answers the sagas still held.
+pub async fn renew(
+    pool: &PgPool,
+    held: &[(Uuid, i64)],
+    lease: Duration,
+) -> Result<Vec<Uuid>, Error> {
+    let rows = sqlx::query(
+        "UPDATE sagas s SET lease_expires_at = now() + $3 * interval '1 millisecond'
+         FROM UNNEST($1::uuid[], $2::bigint[]) AS h(saga_id, generation)
+         WHERE s.saga_id = h.saga_id AND s.lease_generation = h.generation
+         RETURNING s.saga_id",
+    )
+    .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
+    .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
+    .bind(millis(lease))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| row.try_get("saga_id").map_err(Into::into))
+        .collect()
+}
+
+/// Sets the cancel flag of a running saga; `false` when it is not running.
+pub async fn request_cancel(pool: &PgPool, saga_id: Uuid) -> Result<bool, Error> {
+    let done = sqlx::query(
+        "UPDATE sagas SET cancel_requested = true WHERE saga_id = $1 AND state = 'RUNNING'",
+    )
+    .bind(saga_id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How many sagas are stuck.
+pub async fn count_stuck(pool: &PgPool) -> Result<i64, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM sagas WHERE state = 'STUCK'")
+            .fetch_one(pool)
+            .await?,
+    )
+}
