@@ -4,6 +4,7 @@
 //! (`coordinator`). Its sagas run on the durable engine in [`saga`] (README: "The saga
 //! engine").
 
+pub mod reconcile;
 pub mod saga;
 
 use include_dir::{Dir, include_dir};
@@ -17,11 +18,15 @@ static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrat
 
 /// The coordinator service, for the runtime.
 pub fn spec() -> ServiceSpec {
-    ServiceSpec::new("coordinator", &MIGRATIONS, build)
+    ServiceSpec::new("coordinator", &MIGRATIONS, build).with_peer_audit(reconcile::audit)
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
-    let events = EventStream::start("coordinator", context.pool.clone(), context.shutdown.clone());
+    let events = EventStream::start(
+        "coordinator",
+        context.pool.clone(),
+        context.shutdown.clone(),
+    );
     let engine = saga::SagaEngine::new(
         context.pool.clone(),
         Some(events),
@@ -31,6 +36,7 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     // saga adopted from a crashed replica finds its definition:
     //     engine.register(purchase::definition(context)?)?;
     engine.start_background(context.shutdown.clone());
+    reconcile::schedule(context)?;
     Ok(GrpcServices::new().serve(limited!(
         context,
         CoordinatorServiceServer::new(CoordinatorApi)

@@ -48,7 +48,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
             let mut peers = args.runtime.clone();
             for (index, name) in phoenix_registry::names().into_iter().enumerate() {
                 let port = phoenix_registry::port(args.base_port, index)?;
-                peers.peers.set_url(name, format!("http://127.0.0.1:{port}"));
+                peers
+                    .peers
+                    .set_url(name, format!("http://127.0.0.1:{port}"));
             }
             return audit(pool, Arc::new(peers)).await;
         }

@@ -86,7 +86,11 @@ impl From<serde_json::Error> for StepError {
 impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let failure = self.failure();
-        write!(f, "{} {}: {}", failure.code, failure.reason, failure.message)
+        write!(
+            f,
+            "{} {}: {}",
+            failure.code, failure.reason, failure.message
+        )
     }
 }
 
@@ -426,10 +430,7 @@ mod tests {
             Status::resource_exhausted("x"),
             Status::aborted("x"),
         ] {
-            assert!(matches!(
-                StepError::from(status),
-                StepError::Transient(_)
-            ));
+            assert!(matches!(StepError::from(status), StepError::Transient(_)));
         }
         for status in [
             Status::failed_precondition("x"),

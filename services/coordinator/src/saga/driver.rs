@@ -160,7 +160,9 @@ impl Driver {
         let past_pivot = self.past_pivot(index);
         if !past_pivot && (self.cancel_requested || tokens.cancel.is_cancelled()) {
             let cancelled = Entry::new(RecordKind::Cancelled, None).failure(cancelled());
-            return self.write(vec![cancelled], SagaState::Compensating, None).await;
+            return self
+                .write(vec![cancelled], SagaState::Compensating, None)
+                .await;
         }
         if index >= self.steps() {
             // Every step succeeded, but the end could not be written with them (its events
@@ -172,16 +174,15 @@ impl Driver {
         let mut attempt = self.progress.attempts.get(&index).copied().unwrap_or(0) + 1;
         loop {
             if !forward_only && Instant::now() >= self.deadline {
-                let unknown = Entry::new(RecordKind::StepUnknown, Some(index)).failure(
-                    StepFailure::new(
+                let unknown =
+                    Entry::new(RecordKind::StepUnknown, Some(index)).failure(StepFailure::new(
                         "DEADLINE_EXCEEDED",
                         "SAGA_DEADLINE_EXCEEDED",
                         format!(
                             "the saga's deadline of {:?} passed",
                             self.definition.deadline
                         ),
-                    ),
-                );
+                    ));
                 return self
                     .write(vec![unknown], SagaState::Compensating, None)
                     .await;
@@ -278,7 +279,13 @@ impl Driver {
                 step.name,
             )));
         };
-        let mut attempt = self.progress.undo_attempts.get(&index).copied().unwrap_or(0) + 1;
+        let mut attempt = self
+            .progress
+            .undo_attempts
+            .get(&index)
+            .copied()
+            .unwrap_or(0)
+            + 1;
         loop {
             let started_at = Utc::now();
             let until = Instant::now() + step.deadline;
@@ -400,7 +407,13 @@ impl Driver {
         span
     }
 
-    fn context(&self, step: usize, attempt: u32, compensating: bool, until: Instant) -> StepContext {
+    fn context(
+        &self,
+        step: usize,
+        attempt: u32,
+        compensating: bool,
+        until: Instant,
+    ) -> StepContext {
         StepContext {
             saga: self.saga.clone(),
             outputs: Arc::new(self.progress.outputs.clone()),
@@ -596,7 +609,11 @@ impl Driver {
 }
 
 fn cancelled() -> StepFailure {
-    StepFailure::new("CANCELLED", "SAGA_CANCELLED", "an operator cancelled the saga")
+    StepFailure::new(
+        "CANCELLED",
+        "SAGA_CANCELLED",
+        "an operator cancelled the saga",
+    )
 }
 
 fn events_failed(error: &StepError) -> StepFailure {

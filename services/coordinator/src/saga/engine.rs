@@ -282,7 +282,11 @@ impl SagaEngine {
         }
     }
 
-    pub(crate) fn definition(&self, saga_type: &str, version: Option<u32>) -> Option<Arc<SagaDefinition>> {
+    pub(crate) fn definition(
+        &self,
+        saga_type: &str,
+        version: Option<u32>,
+    ) -> Option<Arc<SagaDefinition>> {
         let definitions = self
             .0
             .definitions

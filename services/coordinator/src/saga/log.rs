@@ -265,7 +265,9 @@ impl Progress {
 
     /// The first step that has not succeeded.
     pub fn next_step(&self) -> usize {
-        (0..).find(|step| !self.outputs.contains_key(step)).unwrap_or(0)
+        (0..)
+            .find(|step| !self.outputs.contains_key(step))
+            .unwrap_or(0)
     }
 
     /// The steps still to undo, in the order to undo them (last step first).

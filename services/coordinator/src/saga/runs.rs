@@ -292,7 +292,10 @@ pub(crate) async fn retry(engine: &SagaEngine, saga_id: Uuid) -> Result<SagaOutc
         Direction::Forward => SagaState::Running,
         Direction::Backward => SagaState::Compensating,
     };
-    if engine.definition(&row.saga_type, Some(row.version)).is_none() {
+    if engine
+        .definition(&row.saga_type, Some(row.version))
+        .is_none()
+    {
         return Err(Error::unavailable(
             "SAGA_DEFINITION_MISSING",
             format!(

@@ -153,10 +153,7 @@ pub async fn find_by_key(pool: &PgPool, scope: &str, key: &str) -> Result<Option
 
 pub async fn load(pool: &PgPool, saga_id: Uuid) -> Result<Option<SagaRow>, Error> {
     let sql = format!("SELECT {SAGA_COLUMNS} FROM sagas WHERE saga_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(saga_id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(&sql).bind(saga_id).fetch_optional(pool).await?;
     row.as_ref().map(saga_row).transpose()
 }
 
