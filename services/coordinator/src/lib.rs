@@ -4,6 +4,7 @@
 //! (`coordinator`). Its sagas run on the durable engine in [`saga`] (README: "The saga
 //! engine").
 
+pub mod purchase;
 pub mod reconcile;
 pub mod saga;
 
@@ -35,16 +36,69 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     // Each operation registers its saga definitions here, before recovery starts, so that a
     // saga adopted from a crashed replica finds its definition:
     //     engine.register(purchase::definition(context)?)?;
+    let purchases = purchases(context, &engine)?;
     engine.start_background(context.shutdown.clone());
     reconcile::schedule(context)?;
     Ok(GrpcServices::new().serve(limited!(
         context,
-        CoordinatorServiceServer::new(CoordinatorApi)
+        CoordinatorServiceServer::new(CoordinatorApi { purchases })
     )))
 }
 
-/// The gRPC face of the context; it has no RPCs yet.
-#[derive(Debug)]
-struct CoordinatorApi;
+/// Purchase's use case with its saga registered, when the ledger, narrative and directory
+/// addresses are configured (`phoenix up` sets them); without them Purchase is UNAVAILABLE.
+fn purchases(
+    context: &ServiceContext,
+    engine: &saga::SagaEngine,
+) -> anyhow::Result<Option<purchase::Purchases>> {
+    let peers = &context.config.peers;
+    if ["ledger", "narrative", "directory"]
+        .iter()
+        .any(|peer| peers.url(peer).is_none())
+    {
+        tracing::warn!(
+            "Purchase is off: PHOENIX_LEDGER_URL, _NARRATIVE_URL and _DIRECTORY_URL are needed"
+        );
+        return Ok(None);
+    }
+    let participants = purchase::participants::Participants::new(
+        context.peer("ledger")?,
+        context.peer("narrative")?,
+    );
+    engine.register(purchase::saga::definition(&participants))?;
+    Ok(Some(purchase::Purchases {
+        engine: engine.clone(),
+        participants,
+        directory: phoenix_directory_client::DirectoryClient::new(
+            context.peer("directory")?,
+            phoenix_directory_client::ClientSettings::default(),
+        ),
+    }))
+}
 
-impl CoordinatorService for CoordinatorApi {}
+/// The gRPC face of the context: one use-case call per RPC.
+#[derive(Debug)]
+struct CoordinatorApi {
+    purchases: Option<purchase::Purchases>,
+}
+
+#[tonic::async_trait]
+impl CoordinatorService for CoordinatorApi {
+    async fn purchase(
+        &self,
+        request: tonic::Request<phoenix_proto::coordinator::v1::PurchaseRequest>,
+    ) -> Result<tonic::Response<phoenix_proto::coordinator::v1::PurchaseResponse>, tonic::Status>
+    {
+        let purchases = self.purchases.as_ref().ok_or_else(|| {
+            tonic::Status::from(phoenix_runtime::Error::unavailable(
+                "PURCHASE_NOT_CONFIGURED",
+                "this coordinator has no ledger, narrative or directory address configured",
+                None,
+            ))
+        })?;
+        purchase::api::purchase(purchases, request.into_inner())
+            .await
+            .map(tonic::Response::new)
+            .map_err(tonic::Status::from)
+    }
+}

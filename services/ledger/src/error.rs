@@ -137,3 +137,28 @@ pub fn import_batch_not_found(id: Uuid) -> Refusal {
     .at("batch_id")
     .with("batch_id", id)
 }
+
+pub fn shop_item_not_found(shop_item_id: &str) -> Refusal {
+    Refusal::not_found(
+        "SHOP_ITEM_NOT_FOUND",
+        format!("no shop item has id {}", quote(shop_item_id)),
+    )
+    .at("shop_item_id")
+    .with("shop_item_id", fact(shop_item_id))
+}
+
+/// A shop item's revenue account must hold the asset its price is in.
+pub fn revenue_asset_mismatch(account_id: Uuid, account_asset: &str, price_asset: &str) -> Refusal {
+    Refusal::precondition(
+        "REVENUE_ASSET_MISMATCH",
+        format!(
+            "revenue account {account_id} holds {}, but the price is in {}",
+            quote(account_asset),
+            quote(price_asset)
+        ),
+    )
+    .at("revenue_account_id")
+    .with("revenue_account_id", account_id)
+    .with("account_asset_code", fact(account_asset))
+    .with("price_asset_code", fact(price_asset))
+}

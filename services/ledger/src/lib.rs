@@ -26,6 +26,7 @@ use phoenix_proto::ledger::v1::event_store_service_server::EventStoreServiceServ
 use phoenix_proto::ledger::v1::firebase_import_service_server::FirebaseImportServiceServer;
 use phoenix_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use phoenix_proto::ledger::v1::policy_service_server::PolicyServiceServer;
+use phoenix_proto::ledger::v1::shop_service_server::ShopServiceServer;
 use phoenix_proto::ledger::v1::stock_service_server::StockServiceServer;
 use phoenix_runtime::{AuditReport, GrpcServices, ServiceContext, ServiceSpec, limited};
 
@@ -64,6 +65,7 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         .serve(limited!(context, LedgerServiceServer::new(ledger.clone())))
         .serve(limited!(context, PolicyServiceServer::new(ledger.clone())))
         .serve(limited!(context, StockServiceServer::new(ledger.clone())))
+        .serve(limited!(context, ShopServiceServer::new(ledger.clone())))
         .serve(limited!(
             context,
             FirebaseImportServiceServer::new(ledger.clone())

@@ -235,3 +235,37 @@ pub fn import_report(report: &ImportReport) -> pb::ImportReport {
             .unwrap_or_default(),
     }
 }
+
+// Shop.
+
+pub fn shop_item(item: &crate::domain::shop::ShopItem) -> pb::ShopItem {
+    let spec = &item.spec;
+    pb::ShopItem {
+        tenant_id: item.tenant_id.to_string(),
+        shop_item_id: spec.shop_item_id.clone(),
+        name: spec.name.clone(),
+        price: Some(pb::Price {
+            asset_code: spec.price.asset_code.clone(),
+            amount: spec.price.amount,
+        }),
+        sku: spec.sku.clone(),
+        revenue_account_id: spec.revenue_account_id.to_string(),
+        unlocks: Some(pb::ShopItemUnlocks {
+            fragment_ids: spec
+                .unlocks
+                .fragment_ids
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            experience_ids: spec
+                .unlocks
+                .experience_ids
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }),
+        available: spec.available,
+        version: item.version,
+        update_time: Some(timestamp(item.updated_at)),
+    }
+}

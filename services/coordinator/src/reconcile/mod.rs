@@ -219,6 +219,10 @@ pub fn schedule(context: &ServiceContext) -> anyhow::Result<()> {
         tracing::info!("the scheduled reconciliation is off");
         return Ok(());
     }
+    if context.config.peers.url("ledger").is_none() {
+        tracing::warn!("the scheduled reconciliation is off: PHOENIX_LEDGER_URL is needed");
+        return Ok(());
+    }
     let participants = Participants::connect(context)?;
     let pool = context.pool.clone();
     let interval = settings.reconcile_interval;

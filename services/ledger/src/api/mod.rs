@@ -6,6 +6,7 @@ pub mod event_store;
 pub mod governance;
 mod import;
 pub mod ledger;
+pub mod shop;
 pub mod stock;
 
 use phoenix_runtime::idempotency::RequestKey;

@@ -8,6 +8,7 @@ pub mod events;
 pub mod import;
 pub mod policies;
 pub mod posting;
+pub mod shop;
 pub mod stock;
 pub mod tenants;
 

@@ -6,6 +6,7 @@ pub mod import;
 pub mod ledger;
 pub mod owner;
 pub mod policy;
+pub mod shop;
 pub mod stock;
 pub mod tenant;
 

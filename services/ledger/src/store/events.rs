@@ -53,6 +53,7 @@ pub mod types {
     pub const POLICY_CHANGED: &str = "phoenix.ledger.v1.PolicyChanged";
     pub const INVENTORY_CHANGED: &str = "phoenix.ledger.v1.InventoryChanged";
     pub const HOLDING_CHANGED: &str = "phoenix.ledger.v1.HoldingChanged";
+    pub const SHOP_ITEM_CHANGED: &str = "phoenix.ledger.v1.ShopItemChanged";
     pub const IMPORT_BATCH_STARTED: &str = "phoenix.ledger.v1.ImportBatchStarted";
     pub const IMPORT_RECORDS_APPLIED: &str = "phoenix.ledger.v1.ImportRecordsApplied";
     pub const IMPORT_BATCH_FINISHED: &str = "phoenix.ledger.v1.ImportBatchFinished";

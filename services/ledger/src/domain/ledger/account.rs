@@ -183,7 +183,7 @@ impl NewAccount {
     }
 }
 
-fn is_asset_code(code: &str) -> bool {
+pub(crate) fn is_asset_code(code: &str) -> bool {
     (1..=16).contains(&code.len())
         && code.starts_with(|c: char| c.is_ascii_uppercase())
         && code

@@ -14,6 +14,7 @@ mod engine;
 mod plan;
 mod transfer;
 
+pub(crate) use account::is_asset_code;
 pub use account::{Account, BalanceDelta, BalanceLimit, Balances, NewAccount, check_metadata};
 pub use engine::{
     AccountChange, AccountState, BatchRefusal, CallContext, Entry, LedgerView, Linking, Posting,

@@ -1,0 +1,2 @@
+DROP TABLE shop_items;
+ALTER TABLE accounts DROP CONSTRAINT accounts_id_asset;
