@@ -1,8 +1,9 @@
 //! The purchase checks: what the ledger must show for each purchase saga that ended.
 //!
-//! Ids are read from the saga's input and its steps' outputs (the engine's log), by field name
-//! wherever a step recorded them, so a new version of the saga that moves a field from one step
-//! to another is still checked.
+//! What a saga did is read from its input (the [`PurchasePlan`]) and its steps' outputs in the
+//! engine's log. A step whose outcome is unknown left no output; its compensation found the
+//! effect by the action's key, which the reconciliation cannot: the ledger-wide checks of
+//! `phoenix chaos sagas` (no open reservation, no pending debit left) cover those.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +13,11 @@ use uuid::Uuid;
 
 use super::store::EndedSaga;
 use super::{Finding, Participants};
+use crate::purchase::participants::PurchasePlan;
+use crate::purchase::saga::{Pending, Reserved, steps};
 use crate::saga::{SagaOutcome, SagaState};
 
-pub const SAGA_TYPE: &str = "purchase";
+pub use crate::purchase::saga::SAGA_TYPE;
 
 /// The checks of one reconciliation run, and the holdings the completed purchases add up to.
 pub struct Check {
@@ -24,54 +27,24 @@ pub struct Check {
 }
 
 /// What a purchase saga recorded about itself.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Purchase {
-    tenant_id: String,
-    user_id: String,
-    quantity: i64,
-    item_code: Option<String>,
-    reservation_id: Option<String>,
-    transfer_id: Option<String>,
+    plan: PurchasePlan,
+    reserved: Option<Reserved>,
+    pending: Option<Pending>,
 }
 
 impl Purchase {
-    fn of(saga: &EndedSaga, outcome: &SagaOutcome) -> Self {
-        let outputs: Vec<&serde_json::Value> = outcome.outputs.values().collect();
-        let from_outputs = |names: &[&str]| outputs.iter().find_map(|o| text(o, names));
-        Self {
-            tenant_id: text(&saga.input, &["tenant_id"]).unwrap_or_default(),
-            user_id: text(&saga.input, &["user_id"]).unwrap_or_else(|| saga.user_id.clone()),
-            quantity: saga
-                .input
-                .get("quantity")
-                .and_then(serde_json::Value::as_i64)
-                .unwrap_or(0),
-            item_code: from_outputs(&["item_code", "sku"])
-                .or_else(|| text(&saga.input, &["sku", "item_code"])),
-            reservation_id: from_outputs(&["reservation_id"]),
-            transfer_id: from_outputs(&["transfer_id", "pending_transfer_id", "pending_id"]),
-        }
+    fn of(saga: &EndedSaga, outcome: &SagaOutcome) -> Result<Self, String> {
+        let plan = serde_json::from_value(saga.input.clone())
+            .map_err(|e| format!("the saga's input is not a purchase plan: {e}"))?;
+        let output = |step: &str| outcome.outputs.get(step).cloned();
+        Ok(Self {
+            plan,
+            reserved: output(steps::RESERVE_STOCK).and_then(|v| serde_json::from_value(v).ok()),
+            pending: output(steps::PENDING_TRANSFER).and_then(|v| serde_json::from_value(v).ok()),
+        })
     }
-}
-
-/// The first of `names` that `value` (an object, searched one level of nesting deep too)
-/// holds as a non-empty string.
-fn text(value: &serde_json::Value, names: &[&str]) -> Option<String> {
-    let object = value.as_object()?;
-    names
-        .iter()
-        .find_map(|name| {
-            object
-                .get(*name)
-                .and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-        })
-        .map(str::to_owned)
-        .or_else(|| {
-            object
-                .values()
-                .find_map(|nested| nested.as_object().and_then(|_| text(nested, names)))
-        })
 }
 
 impl Check {
@@ -89,7 +62,6 @@ impl Check {
         outcome: &SagaOutcome,
         findings: &mut Vec<Finding>,
     ) -> anyhow::Result<()> {
-        let purchase = Purchase::of(saga, outcome);
         let mut found = |check: &'static str, detail: String| {
             findings.push(Finding {
                 saga_id: Some(saga.saga_id),
@@ -98,15 +70,25 @@ impl Check {
                 detail,
             });
         };
+        let purchase = match Purchase::of(saga, outcome) {
+            Ok(purchase) => purchase,
+            Err(detail) => {
+                found("PURCHASE_UNREADABLE", detail);
+                return Ok(());
+            }
+        };
+        let tenant = purchase.plan.tenant_id.clone();
         match outcome.state {
             SagaState::Completed => {
-                match &purchase.transfer_id {
+                match &purchase.pending {
                     None => found(
                         "TRANSFER_MISSING",
                         "the completed purchase recorded no transfer".into(),
                     ),
-                    Some(id) => {
-                        let state = self.transfer_state(&purchase.tenant_id, id).await?;
+                    Some(pending) => {
+                        let id = &pending.transfer_id;
+                        let transfer = self.transfer(&tenant, id).await?;
+                        let state = transfer.as_ref().map(pending_state);
                         if state != Some(pb::PendingState::Posted) {
                             found(
                                 "TRANSFER_NOT_POSTED",
@@ -116,15 +98,31 @@ impl Check {
                                 ),
                             );
                         }
+                        let plan = &purchase.plan;
+                        if let Some(transfer) = transfer
+                            && (transfer.amount != plan.amount
+                                || transfer.debit_account_id != plan.wallet_account_id)
+                        {
+                            found(
+                                "TRANSFER_MISMATCH",
+                                format!(
+                                    "the completed purchase's transfer {id} took {} from {}; the purchase costs {} from {}",
+                                    transfer.amount,
+                                    transfer.debit_account_id,
+                                    plan.amount,
+                                    plan.wallet_account_id
+                                ),
+                            );
+                        }
                     }
                 }
-                match &purchase.reservation_id {
+                match &purchase.reserved {
                     None => found(
                         "RESERVATION_MISSING",
                         "the completed purchase recorded no reservation".into(),
                     ),
-                    Some(id) => {
-                        let state = self.reservation_state(&purchase.tenant_id, id).await?;
+                    Some(Reserved { reservation_id: id }) => {
+                        let state = self.reservation_state(&tenant, id).await?;
                         if state != Some(pb::ReservationState::Committed) {
                             found(
                                 "RESERVATION_NOT_COMMITTED",
@@ -136,28 +134,17 @@ impl Check {
                         }
                     }
                 }
-                match &purchase.item_code {
-                    None => found(
-                        "ITEM_MISSING",
-                        "the completed purchase recorded no item code".into(),
-                    ),
-                    Some(code) => {
-                        let entry = self
-                            .bought
-                            .entry((
-                                purchase.tenant_id.clone(),
-                                purchase.user_id.clone(),
-                                code.clone(),
-                            ))
-                            .or_default();
-                        entry.0 += purchase.quantity;
-                        entry.1.push(saga.saga_id);
-                    }
-                }
+                let plan = &purchase.plan;
+                let entry = self
+                    .bought
+                    .entry((tenant.clone(), plan.user_id.clone(), plan.sku.clone()))
+                    .or_default();
+                entry.0 += plan.quantity;
+                entry.1.push(saga.saga_id);
             }
             SagaState::Compensated => {
-                if let Some(id) = &purchase.transfer_id {
-                    let state = self.transfer_state(&purchase.tenant_id, id).await?;
+                if let Some(Pending { transfer_id: id, .. }) = &purchase.pending {
+                    let state = self.transfer(&tenant, id).await?.as_ref().map(pending_state);
                     match state {
                         Some(pb::PendingState::Posted) => found(
                             "COMPENSATED_BUT_PAID",
@@ -172,8 +159,8 @@ impl Check {
                         _ => {}
                     }
                 }
-                if let Some(id) = &purchase.reservation_id {
-                    let state = self.reservation_state(&purchase.tenant_id, id).await?;
+                if let Some(Reserved { reservation_id: id }) = &purchase.reserved {
+                    let state = self.reservation_state(&tenant, id).await?;
                     match state {
                         Some(pb::ReservationState::Committed) => found(
                             "COMPENSATED_BUT_STOCK_TAKEN",
@@ -223,11 +210,7 @@ impl Check {
         Ok(())
     }
 
-    async fn transfer_state(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> anyhow::Result<Option<pb::PendingState>> {
+    async fn transfer(&self, tenant: &str, id: &str) -> anyhow::Result<Option<pb::Transfer>> {
         let request = pb::GetTransferRequest {
             tenant_id: tenant.to_owned(),
             transfer_id: id.to_owned(),
@@ -239,10 +222,7 @@ impl Check {
         })
         .await;
         match answer {
-            Ok(answer) => Ok(answer
-                .into_inner()
-                .transfer
-                .map(|t| pb::PendingState::try_from(t.pending_state).unwrap_or_default())),
+            Ok(answer) => Ok(answer.into_inner().transfer),
             Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
             Err(status) => Err(anyhow::anyhow!("ledger GetTransfer {id}: {status}")),
         }
@@ -292,6 +272,10 @@ impl Check {
             .map(|h| (h.item_code, h.quantity))
             .collect())
     }
+}
+
+fn pending_state(transfer: &pb::Transfer) -> pb::PendingState {
+    pb::PendingState::try_from(transfer.pending_state).unwrap_or_default()
 }
 
 fn transfer_text(state: Option<pb::PendingState>) -> String {
