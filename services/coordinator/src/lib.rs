@@ -4,6 +4,7 @@
 //! (`coordinator`). Its sagas run on the durable engine in [`saga`] (README: "The saga
 //! engine").
 
+pub mod api;
 pub mod purchase;
 pub mod reconcile;
 pub mod saga;
@@ -12,6 +13,7 @@ use include_dir::{Dir, include_dir};
 use phoenix_proto::coordinator::v1::coordinator_service_server::{
     CoordinatorService, CoordinatorServiceServer,
 };
+use phoenix_proto::coordinator::v1::saga_service_server::SagaServiceServer;
 use phoenix_runtime::stream::EventStream;
 use phoenix_runtime::{GrpcServices, ServiceContext, ServiceSpec, limited};
 
@@ -39,10 +41,15 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let purchases = purchases(context, &engine)?;
     engine.start_background(context.shutdown.clone());
     reconcile::schedule(context)?;
-    Ok(GrpcServices::new().serve(limited!(
-        context,
-        CoordinatorServiceServer::new(CoordinatorApi { purchases })
-    )))
+    Ok(GrpcServices::new()
+        .serve(limited!(
+            context,
+            CoordinatorServiceServer::new(CoordinatorApi { purchases })
+        ))
+        .serve(limited!(
+            context,
+            SagaServiceServer::new(api::sagas::SagaApi::new(engine.clone()))
+        )))
 }
 
 /// Purchase's use case with its saga registered, when the ledger, narrative and directory
@@ -68,11 +75,13 @@ fn purchases(
     engine.register(purchase::saga::definition(&participants))?;
     Ok(Some(purchase::Purchases {
         engine: engine.clone(),
-        participants,
-        directory: phoenix_directory_client::DirectoryClient::new(
-            context.peer("directory")?,
-            phoenix_directory_client::ClientSettings::default(),
-        ),
+        planner: purchase::Planner {
+            participants,
+            directory: phoenix_directory_client::DirectoryClient::new(
+                context.peer("directory")?,
+                phoenix_directory_client::ClientSettings::default(),
+            ),
+        },
     }))
 }
 

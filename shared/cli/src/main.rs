@@ -12,6 +12,7 @@ mod legacy;
 mod migrate;
 mod progress;
 mod reached;
+mod sagas;
 mod seed;
 mod test;
 mod up;
@@ -66,6 +67,8 @@ enum Command {
         #[command(subcommand)]
         service: export::ExportTarget,
     },
+    /// The coordinator's sagas: list, show, retry a STUCK one, cancel a running one.
+    Sagas(sagas::SagasArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { service } => import::run(service).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Export { service } => export::run(service).await,
+        Command::Sagas(args) => sagas::run(args).await,
     }
 }
 

@@ -13,6 +13,7 @@
 //! protobuf request, not the plan, so a replay is recognised even if the item's price changed.
 
 pub mod api;
+pub mod fixture;
 pub mod participants;
 pub mod saga;
 
@@ -40,10 +41,16 @@ pub struct PurchaseOrder {
     pub idempotency_key: String,
 }
 
-/// The purchase use case: the saga engine, the participants' clients and the directory.
+/// The purchase use case: the saga engine and what resolves an order.
 #[derive(Debug, Clone)]
 pub struct Purchases {
     pub engine: SagaEngine,
+    pub planner: Planner,
+}
+
+/// Resolves orders into plans: the participants' clients and the directory.
+#[derive(Debug, Clone)]
+pub struct Planner {
     pub participants: Participants,
     pub directory: DirectoryClient,
 }
@@ -56,13 +63,15 @@ impl Purchases {
         order: PurchaseOrder,
         fingerprint: &impl prost::Message,
     ) -> Result<SagaOutcome, Error> {
-        let plan = self.plan(&order).await?;
+        let plan = self.planner.plan(&order).await?;
         let request = SagaRequest::new(saga::SAGA_TYPE, &order.idempotency_key, &plan)?
             .user(order.user_id.to_string())
             .fingerprint_of(fingerprint);
         self.engine.run(request).await
     }
+}
 
+impl Planner {
     /// What the purchase acts on; refused when it cannot be bought at all.
     pub async fn plan(&self, order: &PurchaseOrder) -> Result<PurchasePlan, Error> {
         if self

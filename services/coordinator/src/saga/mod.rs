@@ -150,6 +150,7 @@ mod metrics;
 mod recovery;
 mod runs;
 mod store;
+pub mod view;
 
 pub use context::{FinishedSaga, StepContext, TraceContext};
 pub use definition::{
@@ -157,5 +158,6 @@ pub use definition::{
 };
 pub use engine::{EngineConfig, SagaEngine, SagaOutcome, SagaRequest};
 pub use log::{Direction, SagaState, StepFailure};
+pub use view::{SagaCursor, SagaDetail, SagaFilter, SagaSummary, StepState, StepView};
 
 pub use phoenix_runtime::RemoteError;

@@ -19,19 +19,13 @@ pub struct SagaRow {
     pub saga_id: Uuid,
     pub saga_type: String,
     pub version: u32,
-    pub idempotency_key: String,
     pub fingerprint: Vec<u8>,
     pub user_id: String,
     pub input: serde_json::Value,
     pub traceparent: String,
     pub tracestate: String,
     pub state: SagaState,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
     pub deadline_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub owner_id: Uuid,
-    pub generation: i64,
     /// By the database's clock, so replicas with skewed clocks agree.
     pub lease_expired: bool,
     pub cancel_requested: bool,
@@ -69,9 +63,8 @@ pub struct NewRecord {
     pub started_at: DateTime<Utc>,
 }
 
-const SAGA_COLUMNS: &str = "saga_id, saga_type, definition_version, idempotency_key, fingerprint,
-    user_id, input, traceparent, tracestate, state, created_at, updated_at, deadline_at,
-    finished_at, owner_id, lease_generation, lease_expires_at < now() AS lease_expired,
+const SAGA_COLUMNS: &str = "saga_id, saga_type, definition_version, fingerprint, user_id, input,
+    traceparent, tracestate, state, deadline_at, lease_expires_at < now() AS lease_expired,
     cancel_requested";
 
 fn millis(duration: Duration) -> f64 {
@@ -86,7 +79,6 @@ fn saga_row(row: &sqlx::postgres::PgRow) -> Result<SagaRow, Error> {
         saga_type: row.try_get("saga_type")?,
         version: u32::try_from(version)
             .map_err(|_| Error::invariant("SAGA_VERSION_NEGATIVE", version.to_string()))?,
-        idempotency_key: row.try_get("idempotency_key")?,
         fingerprint: row.try_get("fingerprint")?,
         user_id: row.try_get("user_id")?,
         input: row.try_get("input")?,
@@ -94,12 +86,7 @@ fn saga_row(row: &sqlx::postgres::PgRow) -> Result<SagaRow, Error> {
         tracestate: row.try_get("tracestate")?,
         state: SagaState::parse(&state)
             .ok_or_else(|| Error::invariant("SAGA_STATE_UNKNOWN", state.clone()))?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
         deadline_at: row.try_get("deadline_at")?,
-        finished_at: row.try_get("finished_at")?,
-        owner_id: row.try_get("owner_id")?,
-        generation: row.try_get("lease_generation")?,
         lease_expired: row.try_get("lease_expired")?,
         cancel_requested: row.try_get("cancel_requested")?,
     })
@@ -458,4 +445,89 @@ pub async fn count_stuck(pool: &PgPool) -> Result<i64, Error> {
             .fetch_one(pool)
             .await?,
     )
+}
+
+const SUMMARY: &str = "SELECT s.saga_id, s.saga_type, s.definition_version, s.user_id, s.idempotency_key,
+        s.state, s.input, s.created_at, s.updated_at, s.finished_at, s.deadline_at, s.owner_id,
+        s.lease_generation, s.traceparent, f.step_name AS failed_step, f.failure
+     FROM sagas s
+     LEFT JOIN LATERAL (
+         SELECT step_name, failure FROM saga_log l
+         WHERE l.saga_id = s.saga_id
+           AND l.kind IN ('step_refused', 'step_unknown', 'cancelled', 'stuck')
+         ORDER BY seq LIMIT 1) f ON true";
+
+fn summary(row: &sqlx::postgres::PgRow) -> Result<super::view::SagaSummary, Error> {
+    let state: String = row.try_get("state")?;
+    let version: i32 = row.try_get("definition_version")?;
+    let failed_step: Option<String> = row.try_get("failed_step")?;
+    let failure: Option<serde_json::Value> = row.try_get("failure")?;
+    let failure = match (failed_step, failure) {
+        (Some(step), Some(failure)) => Some((
+            step,
+            serde_json::from_value(failure)
+                .map_err(|e| Error::invariant("SAGA_LOG_FAILURE_UNREADABLE", e.to_string()))?,
+        )),
+        _ => None,
+    };
+    Ok(super::view::SagaSummary {
+        saga_id: row.try_get("saga_id")?,
+        saga_type: row.try_get("saga_type")?,
+        version: version.max(0) as u32,
+        user_id: row.try_get("user_id")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        state: SagaState::parse(&state)
+            .ok_or_else(|| Error::invariant("SAGA_STATE_UNKNOWN", state.clone()))?,
+        input: row.try_get("input")?,
+        failure,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        finished_at: row.try_get("finished_at")?,
+        deadline_at: row.try_get("deadline_at")?,
+        owner_id: row.try_get("owner_id")?,
+        generation: row.try_get("lease_generation")?,
+        traceparent: row.try_get("traceparent")?,
+    })
+}
+
+/// Sagas matching `filter`, newest first, after `after`.
+pub async fn list(
+    pool: &PgPool,
+    filter: &super::view::SagaFilter,
+    after: Option<super::view::SagaCursor>,
+    limit: i64,
+) -> Result<Vec<super::view::SagaSummary>, Error> {
+    let sql = format!(
+        "{SUMMARY}
+         WHERE ($1::text IS NULL OR s.state = $1)
+           AND ($2::text IS NULL OR s.saga_type = $2)
+           AND ($3::text IS NULL OR s.user_id = $3)
+           AND ($4::timestamptz IS NULL OR s.created_at >= $4)
+           AND ($5::timestamptz IS NULL OR s.created_at < $5)
+           AND ($6::timestamptz IS NULL OR (s.created_at, s.saga_id) < ($6, $7))
+         ORDER BY s.created_at DESC, s.saga_id DESC
+         LIMIT $8"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(filter.state.map(SagaState::as_str))
+        .bind(filter.saga_type.as_deref())
+        .bind(filter.user_id.as_deref())
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(after.map(|a| a.created_at))
+        .bind(after.map_or(Uuid::nil(), |a| a.saga_id))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(summary).collect()
+}
+
+/// The one saga `saga_id`, as listed (empty when there is none).
+pub async fn list_one(
+    pool: &PgPool,
+    saga_id: Uuid,
+) -> Result<Vec<super::view::SagaSummary>, Error> {
+    let sql = format!("{SUMMARY} WHERE s.saga_id = $1");
+    let rows = sqlx::query(&sql).bind(saga_id).fetch_all(pool).await?;
+    rows.iter().map(summary).collect()
 }

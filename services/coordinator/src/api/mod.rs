@@ -1,0 +1,3 @@
+//! The coordinator's gRPC face: decode and validate, call one use case, encode.
+
+pub mod sagas;

@@ -1,0 +1,519 @@
+//! Purchase through gRPC across the real services (directory, ledger, narrative, coordinator,
+//! each on its own database): a completed purchase with its holding, posted transfer,
+//! committed reservation, unlocks and event; refusals inside the saga (no funds, no stock, a
+//! narrative id that does not exist) compensated with their reason and nothing left behind;
+//! replays and reused keys; and bad input refused before any saga.
+
+use phoenix_coordinator::purchase::fixture::{Offer, ShopFixture};
+use phoenix_proto::coordinator::v1 as pb;
+use phoenix_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
+use phoenix_proto::ledger::v1 as ledger;
+use phoenix_proto::narrative::v1 as narrative;
+use phoenix_proto::narrative::v1::narrative_service_client::NarrativeServiceClient;
+use phoenix_testkit::{TestService, assert_refused, field_reasons, spawn, spawn_with};
+use tonic::Code;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const PRICE: i64 = 30;
+
+struct World {
+    // Kept so the services run for the whole test.
+    _directory: TestService,
+    _ledger: TestService,
+    _narrative: TestService,
+    coordinator: TestService,
+    client: CoordinatorServiceClient<Channel>,
+    narrative: NarrativeServiceClient<Channel>,
+    shop: ShopFixture,
+    fragment_id: String,
+    experience_id: String,
+}
+
+async fn start() -> World {
+    let directory = spawn(phoenix_directory::spec()).await;
+    let ledger = spawn(phoenix_ledger::spec()).await;
+    let narrative = spawn(phoenix_narrative::spec()).await;
+    let urls = (directory.url(), ledger.url(), narrative.url());
+    let coordinator = spawn_with(phoenix_coordinator::spec(), move |config| {
+        config.peers.directory_url = Some(urls.0);
+        config.peers.ledger_url = Some(urls.1);
+        config.peers.narrative_url = Some(urls.2);
+    })
+    .await;
+    let mut story = NarrativeServiceClient::new(narrative.channel.clone());
+    let fragment_id = Uuid::new_v4().to_string();
+    story
+        .upsert_fragment(narrative::UpsertFragmentRequest {
+            fragment: Some(narrative::Fragment {
+                id: fragment_id.clone(),
+                title: "The locked door".into(),
+                content: "Behind it, the garden.".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("fragment");
+    let experience_id = Uuid::new_v4().to_string();
+    story
+        .upsert_experience(narrative::UpsertExperienceRequest {
+            experience: Some(narrative::Experience {
+                id: experience_id.clone(),
+                title: "The garden".into(),
+                components: vec![narrative::ExperienceComponent {
+                    sequence: 1,
+                    target: Some(narrative::experience_component::Target::FragmentId(
+                        fragment_id.clone(),
+                    )),
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("experience");
+    let shop = ShopFixture::open(ledger.channel.clone(), directory.channel.clone(), "shop")
+        .await
+        .expect("shop");
+    World {
+        client: CoordinatorServiceClient::new(coordinator.channel.clone()),
+        narrative: story,
+        _directory: directory,
+        _ledger: ledger,
+        _narrative: narrative,
+        coordinator,
+        shop,
+        fragment_id,
+        experience_id,
+    }
+}
+
+impl World {
+    /// A user of the directory with a wallet holding `funds`: (user id, wallet id).
+    async fn buyer(&mut self, funds: i64) -> (String, String) {
+        let user = self
+            .shop
+            .user(&format!("{}@example.com", Uuid::new_v4()))
+            .await
+            .expect("user");
+        let wallet = self.shop.fund(&user, funds).await.expect("wallet");
+        (user, wallet)
+    }
+
+    /// A shop item `id` selling `on_hand` units of `SKU-<id>` that unlocks the world's fragment
+    /// and experience (plus `extra_experiences`).
+    async fn offer(&mut self, id: &str, on_hand: i64, extra_experiences: &[String]) {
+        let mut experience_ids = vec![self.experience_id.clone()];
+        experience_ids.extend_from_slice(extra_experiences);
+        self.shop
+            .offer(Offer {
+                shop_item_id: id,
+                sku: &format!("SKU-{id}"),
+                on_hand,
+                price: PRICE,
+                fragment_ids: vec![self.fragment_id.clone()],
+                experience_ids,
+            })
+            .await
+            .expect("offer");
+    }
+
+    fn request(&self, user: &str, item: &str, quantity: i64) -> pb::PurchaseRequest {
+        pb::PurchaseRequest {
+            tenant_id: self.shop.tenant_id.clone(),
+            user_id: user.to_owned(),
+            shop_item_id: item.to_owned(),
+            quantity,
+            idempotency_key: Uuid::new_v4().to_string(),
+        }
+    }
+
+    async fn buy(&mut self, request: pb::PurchaseRequest) -> pb::PurchaseResponse {
+        self.client
+            .purchase(request)
+            .await
+            .expect("the purchase answers")
+            .into_inner()
+    }
+
+    async fn balance(&mut self, account: &str) -> ledger::Balance {
+        self.shop
+            .ledger
+            .get_account(ledger::GetAccountRequest {
+                tenant_id: self.shop.tenant_id.clone(),
+                account_id: account.to_owned(),
+            })
+            .await
+            .expect("account")
+            .into_inner()
+            .account
+            .and_then(|a| a.balance)
+            .expect("balance")
+    }
+
+    async fn item(&mut self, sku: &str) -> ledger::InventoryItem {
+        self.shop
+            .stock
+            .get_inventory_item(ledger::GetInventoryItemRequest {
+                tenant_id: self.shop.tenant_id.clone(),
+                sku: sku.to_owned(),
+            })
+            .await
+            .expect("item")
+            .into_inner()
+            .item
+            .expect("item")
+    }
+
+    async fn holdings(&mut self, user: &str) -> Vec<(String, i64)> {
+        self.shop
+            .stock
+            .list_holdings(ledger::ListHoldingsRequest {
+                tenant_id: self.shop.tenant_id.clone(),
+                owner_ref: user.to_owned(),
+            })
+            .await
+            .expect("holdings")
+            .into_inner()
+            .holdings
+            .into_iter()
+            .map(|h| (h.item_code, h.quantity))
+            .collect()
+    }
+
+    async fn progress(&mut self, user: &str) -> narrative::GetUserProgressResponse {
+        self.narrative
+            .get_user_progress(narrative::GetUserProgressRequest {
+                user_id: user.to_owned(),
+            })
+            .await
+            .expect("progress")
+            .into_inner()
+    }
+
+    /// The event types the coordinator recorded for a saga.
+    async fn events(&self, saga_id: &str) -> Vec<(String, serde_json::Value)> {
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT event_type, payload FROM events WHERE aggregate_id = $1 ORDER BY seq",
+        )
+        .bind(saga_id)
+        .fetch_all(&self.coordinator.pool)
+        .await
+        .expect("events");
+        rows.into_iter()
+            .map(|(kind, payload)| {
+                (
+                    kind,
+                    serde_json::from_slice(&payload).expect("a JSON payload"),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_purchase_pays_holds_unlocks_and_takes_the_stock() {
+    let mut world = start().await;
+    world.offer("gem", 5, &[]).await;
+    let (user, wallet) = world.buyer(100).await;
+    let answer = world.buy(world.request(&user, "gem", 2)).await;
+    assert!(answer.success, "{answer:?}");
+    assert_eq!(answer.state(), pb::PurchaseState::Completed);
+    assert!(answer.failure.is_none());
+    let receipt = answer.receipt.clone().expect("receipt");
+    assert_eq!(
+        (
+            receipt.amount,
+            receipt.asset_code.as_str(),
+            receipt.item_code.as_str()
+        ),
+        (2 * PRICE, "BESITOS", "SKU-gem")
+    );
+    assert_eq!(receipt.holding_quantity, 2);
+    assert_eq!(receipt.unlocked_fragment_ids, [world.fragment_id.clone()]);
+    assert_eq!(
+        receipt.unlocked_experience_ids,
+        [world.experience_id.clone()]
+    );
+
+    // Paid: posted, nothing pending, the revenue credited.
+    let paid = world.balance(&wallet).await;
+    assert_eq!((paid.posted, paid.debits_pending), (100 - 2 * PRICE, 0));
+    let revenue = world.shop.revenue_account_id.clone();
+    assert_eq!(world.balance(&revenue).await.posted, 2 * PRICE);
+    let transfer = world
+        .shop
+        .ledger
+        .get_transfer(ledger::GetTransferRequest {
+            tenant_id: world.shop.tenant_id.clone(),
+            transfer_id: receipt.transfer_id.clone(),
+        })
+        .await
+        .expect("transfer")
+        .into_inner()
+        .transfer
+        .expect("transfer");
+    assert_eq!(transfer.pending_state(), ledger::PendingState::Posted);
+
+    // The stock left for good; the reservation is committed.
+    let item = world.item("SKU-gem").await;
+    assert_eq!((item.on_hand, item.reserved), (3, 0));
+    let reservation = world
+        .shop
+        .stock
+        .get_reservation(ledger::GetReservationRequest {
+            tenant_id: world.shop.tenant_id.clone(),
+            reservation_id: receipt.reservation_id.clone(),
+        })
+        .await
+        .expect("reservation")
+        .into_inner()
+        .reservation
+        .expect("reservation");
+    assert_eq!(reservation.state(), ledger::ReservationState::Committed);
+
+    assert_eq!(world.holdings(&user).await, [("SKU-gem".to_owned(), 2)]);
+    let progress = world.progress(&user).await;
+    assert_eq!(progress.unlocked_fragment_ids, [world.fragment_id.clone()]);
+    assert_eq!(
+        progress
+            .experiences
+            .iter()
+            .map(|e| e.experience_id.clone())
+            .collect::<Vec<_>>(),
+        [world.experience_id.clone()]
+    );
+
+    let events = world.events(&answer.saga_id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "commerce.purchase_completed");
+    assert_eq!(events[0].1["user_id"], user.as_str());
+    assert_eq!(events[0].1["amount"], 2 * PRICE);
+    assert_eq!(events[0].1["transfer_id"], receipt.transfer_id.as_str());
+}
+
+#[tokio::test]
+async fn insufficient_funds_compensate_with_the_reason_and_leave_nothing_held() {
+    let mut world = start().await;
+    world.offer("gem", 5, &[]).await;
+    let (user, wallet) = world.buyer(PRICE - 1).await;
+    let answer = world.buy(world.request(&user, "gem", 1)).await;
+    assert!(!answer.success);
+    assert_eq!(answer.state(), pb::PurchaseState::Compensated);
+    let failure = answer.failure.clone().expect("failure");
+    assert_eq!(
+        (failure.step.as_str(), failure.reason.as_str()),
+        ("pending_transfer", "INSUFFICIENT_FUNDS")
+    );
+    assert!(answer.receipt.is_none());
+
+    // The reservation was released, no money moved or stays reserved, nothing was given.
+    let item = world.item("SKU-gem").await;
+    assert_eq!((item.on_hand, item.reserved), (5, 0));
+    let balance = world.balance(&wallet).await;
+    assert_eq!((balance.posted, balance.debits_pending), (PRICE - 1, 0));
+    assert!(world.holdings(&user).await.is_empty());
+    assert!(world.progress(&user).await.unlocked_fragment_ids.is_empty());
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE state = 'OPEN'")
+        .fetch_one(&world._ledger.pool)
+        .await
+        .expect("count");
+    assert_eq!(open, 0, "no reservation left open");
+
+    let events = world.events(&answer.saga_id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "commerce.purchase_failed");
+    assert_eq!(events[0].1["reason"], "INSUFFICIENT_FUNDS");
+}
+
+#[tokio::test]
+async fn out_of_stock_is_a_compensated_purchase_not_an_error() {
+    let mut world = start().await;
+    world.offer("gem", 1, &[]).await;
+    let (user, wallet) = world.buyer(1000).await;
+    let answer = world.buy(world.request(&user, "gem", 2)).await;
+    assert_eq!(answer.state(), pb::PurchaseState::Compensated);
+    let failure = answer.failure.expect("failure");
+    assert_eq!(
+        (failure.step.as_str(), failure.reason.as_str()),
+        ("reserve_stock", "INSUFFICIENT_STOCK")
+    );
+    assert_eq!(world.balance(&wallet).await.posted, 1000);
+    let item = world.item("SKU-gem").await;
+    assert_eq!((item.on_hand, item.reserved), (1, 0));
+}
+
+#[tokio::test]
+async fn a_refused_unlock_undoes_every_step_before_it() {
+    let mut world = start().await;
+    // The second experience does not exist: the narrative refuses it after the payment was
+    // reserved, the holding added and the first unlocks made.
+    let missing = Uuid::new_v4().to_string();
+    world.offer("gem", 5, std::slice::from_ref(&missing)).await;
+    let (user, wallet) = world.buyer(100).await;
+    let answer = world.buy(world.request(&user, "gem", 1)).await;
+    assert_eq!(answer.state(), pb::PurchaseState::Compensated, "{answer:?}");
+    let failure = answer.failure.expect("failure");
+    assert_eq!(
+        (failure.step.as_str(), failure.reason.as_str()),
+        ("unlock_experiences", "EXPERIENCE_NOT_FOUND")
+    );
+    let progress = world.progress(&user).await;
+    assert!(
+        progress.unlocked_fragment_ids.is_empty(),
+        "fragment re-locked"
+    );
+    assert!(
+        progress.experiences.is_empty(),
+        "experience re-locked: {:?}",
+        progress.experiences
+    );
+    assert_eq!(world.holdings(&user).await, []);
+    let balance = world.balance(&wallet).await;
+    assert_eq!((balance.posted, balance.debits_pending), (100, 0));
+    let item = world.item("SKU-gem").await;
+    assert_eq!((item.on_hand, item.reserved), (5, 0));
+}
+
+#[tokio::test]
+async fn the_same_key_answers_the_same_purchase_and_another_request_with_it_is_refused() {
+    let mut world = start().await;
+    world.offer("gem", 5, &[]).await;
+    let (user, wallet) = world.buyer(100).await;
+    let request = world.request(&user, "gem", 1);
+    let first = world.buy(request.clone()).await;
+    assert!(first.success && !first.replayed);
+    let again = world.buy(request.clone()).await;
+    assert!(again.replayed);
+    assert_eq!(
+        (again.saga_id.as_str(), again.receipt.as_ref()),
+        (first.saga_id.as_str(), first.receipt.as_ref())
+    );
+    assert_eq!(world.holdings(&user).await, [("SKU-gem".to_owned(), 1)]);
+    assert_eq!(world.balance(&wallet).await.posted, 100 - PRICE);
+
+    let other = pb::PurchaseRequest {
+        quantity: 2,
+        ..request
+    };
+    let status = world.client.purchase(other).await.expect_err("reused");
+    assert_refused(&status, Code::InvalidArgument, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(world.holdings(&user).await, [("SKU-gem".to_owned(), 1)]);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_any_saga_with_every_field() {
+    let mut world = start().await;
+    world.offer("gem", 5, &[]).await;
+    let status = world
+        .client
+        .purchase(pb::PurchaseRequest {
+            tenant_id: "x".into(),
+            user_id: String::new(),
+            shop_item_id: "no spaces".into(),
+            quantity: 0,
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect_err("bad");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let found = field_reasons(&status);
+    let found: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(f, r)| (f.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("tenant_id", "INVALID_ID"),
+            ("user_id", "REQUIRED"),
+            ("shop_item_id", "INVALID_CODE"),
+            ("quantity", "INVALID_QUANTITY"),
+            ("idempotency_key", "IDEMPOTENCY_KEY_REQUIRED"),
+        ]
+    );
+    let (user, _) = world.buyer(100).await;
+    let negative = world.request(&user, "gem", -3);
+    let status = world.client.purchase(negative).await.expect_err("negative");
+    assert_eq!(
+        field_reasons(&status),
+        [("quantity".to_owned(), "INVALID_QUANTITY".to_owned())]
+    );
+
+    let stranger = world.request(&Uuid::new_v4().to_string(), "gem", 1);
+    let status = world.client.purchase(stranger).await.expect_err("no user");
+    assert_refused(&status, Code::NotFound, "USER_NOT_FOUND");
+
+    let nothing = world.request(&user, "ghost", 1);
+    let status = world.client.purchase(nothing).await.expect_err("no item");
+    assert_refused(&status, Code::NotFound, "SHOP_ITEM_NOT_FOUND");
+
+    let elsewhere = pb::PurchaseRequest {
+        tenant_id: Uuid::new_v4().to_string(),
+        ..world.request(&user, "gem", 1)
+    };
+    let status = world
+        .client
+        .purchase(elsewhere)
+        .await
+        .expect_err("no tenant");
+    assert_refused(&status, Code::NotFound, "TENANT_NOT_FOUND");
+
+    let poor = world
+        .shop
+        .user(&format!("{}@example.com", Uuid::new_v4()))
+        .await
+        .expect("user");
+    let status = world
+        .client
+        .purchase(world.request(&poor, "gem", 1))
+        .await
+        .expect_err("no wallet");
+    assert_refused(&status, Code::FailedPrecondition, "WALLET_NOT_FOUND");
+
+    let sagas: i64 = sqlx::query_scalar("SELECT count(*) FROM sagas")
+        .fetch_one(&world.coordinator.pool)
+        .await
+        .expect("count");
+    assert_eq!(sagas, 0, "no saga was started for a refused request");
+}
+
+#[tokio::test]
+async fn an_item_taken_off_sale_is_refused() {
+    let mut world = start().await;
+    world.offer("gem", 5, &[]).await;
+    let item = world
+        .shop
+        .shop
+        .get_shop_item(ledger::GetShopItemRequest {
+            tenant_id: world.shop.tenant_id.clone(),
+            shop_item_id: "gem".into(),
+        })
+        .await
+        .expect("item")
+        .into_inner()
+        .item
+        .expect("item");
+    world
+        .shop
+        .shop
+        .upsert_shop_item(ledger::UpsertShopItemRequest {
+            tenant_id: item.tenant_id,
+            shop_item_id: item.shop_item_id,
+            name: item.name,
+            price: item.price,
+            sku: item.sku,
+            revenue_account_id: item.revenue_account_id,
+            unlocks: item.unlocks,
+            available: false,
+            idempotency_key: Uuid::new_v4().to_string(),
+        })
+        .await
+        .expect("off sale");
+    let (user, _) = world.buyer(100).await;
+    let status = world
+        .client
+        .purchase(world.request(&user, "gem", 1))
+        .await
+        .expect_err("not for sale");
+    assert_refused(&status, Code::FailedPrecondition, "SHOP_ITEM_UNAVAILABLE");
+}
