@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use phoenix_coordinator::saga::{
-    EngineConfig, RetryPolicy, SagaDefinition, SagaEngine, SagaEvent, SagaRequest, SagaState,
-    Step, StepContext, StepResult,
+    EngineConfig, RetryPolicy, SagaDefinition, SagaEngine, SagaEvent, SagaRequest, SagaState, Step,
+    StepContext, StepResult,
 };
 use phoenix_runtime::{Error, RefusalKind};
 use serde_json::json;
@@ -280,7 +280,10 @@ async fn a_saga_completes_once_per_key_with_its_events_and_trace() {
     // One trace: every step ran under the caller's trace id.
     let traces = participant.books().trace_ids.clone();
     assert_eq!(traces.len(), 3);
-    assert!(traces.iter().all(|t| *t == trace_id), "{traces:?} vs {trace_id}");
+    assert!(
+        traces.iter().all(|t| *t == trace_id),
+        "{traces:?} vs {trace_id}"
+    );
 
     // The on-commit event was appended with the completion, on the saga's aggregate.
     let events: Vec<(String, String, String)> = sqlx::query_as(
@@ -347,7 +350,10 @@ async fn unavailable_is_retried_and_a_refusal_compensates_in_reverse_order() {
     assert_eq!(outcome.state, SagaState::Completed);
     assert_eq!(participant.calls("b"), 3);
     let keys = participant.books().keys["b"].clone();
-    assert!(keys.iter().all(|k| *k == keys[0]), "one key on every retry: {keys:?}");
+    assert!(
+        keys.iter().all(|k| *k == keys[0]),
+        "one key on every retry: {keys:?}"
+    );
     let kinds = log_kinds(&pool, outcome.saga_id).await;
     assert_eq!(
         kinds
@@ -380,13 +386,11 @@ async fn unavailable_is_retried_and_a_refusal_compensates_in_reverse_order() {
             "compensated"
         ]
     );
-    let event: String = sqlx::query_scalar(
-        "SELECT event_type FROM events WHERE aggregate_id = $1",
-    )
-    .bind(outcome.saga_id.to_string())
-    .fetch_one(&pool)
-    .await
-    .expect("the compensation's event");
+    let event: String = sqlx::query_scalar("SELECT event_type FROM events WHERE aggregate_id = $1")
+        .bind(outcome.saga_id.to_string())
+        .fetch_one(&pool)
+        .await
+        .expect("the compensation's event");
     assert_eq!(event, "test.three_compensated");
 }
 
@@ -400,13 +404,27 @@ async fn a_step_whose_outcome_is_unknown_is_compensated_too() {
     participant.script("b", &[Answer::Hang, Answer::Hang, Answer::Hang]);
     let outcome = engine.run(request("hangs", json!({}))).await.expect("runs");
     assert_eq!(outcome.state, SagaState::Compensated);
-    assert_eq!(outcome.failure().expect("why").reason, "STEP_DEADLINE_EXCEEDED");
-    assert_eq!(participant.calls("undo:b"), 1, "the unknown step is compensated");
-    assert_eq!(participant.books().undone, vec!["a"], "b had no effect to undo");
+    assert_eq!(
+        outcome.failure().expect("why").reason,
+        "STEP_DEADLINE_EXCEEDED"
+    );
+    assert_eq!(
+        participant.calls("undo:b"),
+        1,
+        "the unknown step is compensated"
+    );
+    assert_eq!(
+        participant.books().undone,
+        vec!["a"],
+        "b had no effect to undo"
+    );
 
     // INTERNAL: not retried, compensated as unknown.
     participant.script("c", &[Answer::Internal]);
-    let outcome = engine.run(request("internal", json!({}))).await.expect("runs");
+    let outcome = engine
+        .run(request("internal", json!({})))
+        .await
+        .expect("runs");
     assert_eq!(outcome.state, SagaState::Compensated);
     assert_eq!(participant.calls("c"), 1);
     assert_eq!(participant.calls("undo:c"), 1);
@@ -436,10 +454,16 @@ async fn a_failing_compensation_is_stuck_until_retry_saga_completes_it() {
     assert_eq!(kinds.last().map(String::as_str), Some("stuck:a"));
     // Still stuck after a recovery pass: a stuck saga is never dropped nor silently resumed.
     assert_eq!(engine.recover_now().await.expect("pass"), 0);
-    assert_eq!(engine.outcome(outcome.saga_id).await.expect("read").state, SagaState::Stuck);
+    assert_eq!(
+        engine.outcome(outcome.saga_id).await.expect("read").state,
+        SagaState::Stuck
+    );
 
     // The replayed key answers STUCK too.
-    let again = engine.run(request("stuck", json!({}))).await.expect("replay");
+    let again = engine
+        .run(request("stuck", json!({})))
+        .await
+        .expect("replay");
     assert_eq!((again.state, again.replayed), (SagaState::Stuck, true));
 
     let retried = engine.retry(outcome.saga_id).await.expect("retries");
@@ -457,7 +481,10 @@ async fn a_failing_compensation_is_stuck_until_retry_saga_completes_it() {
         (RefusalKind::Precondition, "SAGA_NOT_STUCK".to_owned())
     );
     let error = engine.retry(Uuid::new_v4()).await.expect_err("unknown");
-    assert_eq!(refused(&error), (RefusalKind::NotFound, "SAGA_NOT_FOUND".to_owned()));
+    assert_eq!(
+        refused(&error),
+        (RefusalKind::NotFound, "SAGA_NOT_FOUND".to_owned())
+    );
 }
 
 /// Runs a saga on `first` with step `blocked` held, crashes `first` while it waits there, and
@@ -482,23 +509,28 @@ async fn crash_at(
                 .await
         }
     });
-    until("the blocked step", || participant.calls(blocked) > calls_before).await;
+    until("the blocked step", || {
+        participant.calls(blocked) > calls_before
+    })
+    .await;
     first.abandon_all();
     let error = running.await.expect("joins").expect_err("abandoned");
     assert_eq!(error.reason(), "SAGA_ABANDONED");
-    let saga_id: Uuid = sqlx::query_scalar(
-        "SELECT saga_id FROM sagas WHERE idempotency_key = $1",
-    )
-    .bind(key)
-    .fetch_one(pool)
-    .await
-    .expect("the saga");
+    let saga_id: Uuid = sqlx::query_scalar("SELECT saga_id FROM sagas WHERE idempotency_key = $1")
+        .bind(key)
+        .fetch_one(pool)
+        .await
+        .expect("the saga");
 
     // The successor knows version 1 and a newer version 2 with one more step: the adopted
     // saga must resume on the version it began with.
     let second = engine(pool, participant, 5_000);
     second
-        .register(three(participant).step(step(participant, "d")).on_commit(|_| Ok(vec![])))
+        .register(
+            three(participant)
+                .step(step(participant, "d"))
+                .on_commit(|_| Ok(vec![])),
+        )
         .expect_err("same version twice is refused");
     let v2 = SagaDefinition::new("three", 2)
         .step(step(participant, "a"))
@@ -519,7 +551,11 @@ async fn a_crash_between_any_two_steps_is_recovered_with_the_same_keys() {
         let key = format!("crash-{blocked}");
         let (saga_id, second) = crash_at(&pool, &participant, blocked, &key).await;
         let outcome = wait_final(&second, saga_id).await;
-        assert_eq!(outcome.state, SagaState::Completed, "crashed before {blocked}");
+        assert_eq!(
+            outcome.state,
+            SagaState::Completed,
+            "crashed before {blocked}"
+        );
         assert_eq!(outcome.version, 1, "resumed on the version it began with");
         let keys = participant.books().keys[blocked].clone();
         let tail = &keys[keys.len() - 2..];
@@ -537,7 +573,11 @@ async fn a_crash_between_any_two_steps_is_recovered_with_the_same_keys() {
         assert!(!kinds.iter().any(|k| k.ends_with(":d")), "{kinds:?}");
     }
     assert_eq!(participant.calls("d"), 0);
-    assert!(participant.doubled().is_empty(), "{:?}", participant.doubled());
+    assert!(
+        participant.doubled().is_empty(),
+        "{:?}",
+        participant.doubled()
+    );
     assert_eq!(participant.books().effects.len(), 9);
 
     // A crash in the middle of compensation: the successor finishes undoing.
@@ -547,7 +587,11 @@ async fn a_crash_between_any_two_steps_is_recovered_with_the_same_keys() {
     assert_eq!(outcome.state, SagaState::Compensated);
     let undone = participant.books().undone.clone();
     assert_eq!(undone[undone.len() - 2..], ["b", "a"]);
-    assert_eq!(participant.books().effects.len(), 9, "the compensated saga left nothing");
+    assert_eq!(
+        participant.books().effects.len(),
+        9,
+        "the compensated saga left nothing"
+    );
 }
 
 async fn wait_final(engine: &SagaEngine, saga_id: Uuid) -> phoenix_coordinator::saga::SagaOutcome {
@@ -573,10 +617,15 @@ async fn two_coordinators_on_one_database_never_drive_the_same_saga() {
     for n in 0..sagas {
         let crashed = crashed.clone();
         runs.push(tokio::spawn(async move {
-            crashed.run(request(&format!("pair-{n}"), json!({"n": n}))).await
+            crashed
+                .run(request(&format!("pair-{n}"), json!({"n": n})))
+                .await
         }));
     }
-    until("every saga at b", || participant.calls("b") as usize == sagas).await;
+    until("every saga at b", || {
+        participant.calls("b") as usize == sagas
+    })
+    .await;
     crashed.abandon_all();
     for run in runs {
         assert!(run.await.expect("joins").is_err());
@@ -601,7 +650,11 @@ async fn two_coordinators_on_one_database_never_drive_the_same_saga() {
             n
         }
     );
-    assert_eq!(adopted_one + adopted_two, sagas, "each saga adopted exactly once");
+    assert_eq!(
+        adopted_one + adopted_two,
+        sagas,
+        "each saga adopted exactly once"
+    );
     let ids: Vec<Uuid> = sqlx::query_scalar("SELECT saga_id FROM sagas")
         .fetch_all(&pool)
         .await
@@ -617,7 +670,10 @@ async fn two_coordinators_on_one_database_never_drive_the_same_saga() {
         .expect("count");
         assert_eq!(adoptions, 1);
     }
-    assert!(!participant.books().overlapped, "two drivers called for one saga at once");
+    assert!(
+        !participant.books().overlapped,
+        "two drivers called for one saga at once"
+    );
     assert!(participant.doubled().is_empty());
     assert_eq!(participant.books().effects.len(), sagas * 3);
 }
@@ -643,7 +699,10 @@ async fn a_stale_owners_writes_are_refused_by_the_generation() {
         .fetch_one(&pool)
         .await
         .expect("id");
-    assert_eq!(wait_final(&successor, saga_id).await.state, SagaState::Completed);
+    assert_eq!(
+        wait_final(&successor, saga_id).await.state,
+        SagaState::Completed
+    );
 
     // Now the stale owner's step answers: its write is fenced off, and its caller gets the
     // outcome the successor reached.
@@ -680,7 +739,11 @@ async fn the_log_refuses_update_delete_and_truncate() {
             .expect_err(statement);
         let database = error.as_database_error().expect("database error");
         assert_eq!(database.code().as_deref(), Some("23000"), "{statement}");
-        assert!(database.message().contains("append-only"), "{}", database.message());
+        assert!(
+            database.message().contains("append-only"),
+            "{}",
+            database.message()
+        );
     }
     let records: i64 = sqlx::query_scalar("SELECT count(*) FROM saga_log")
         .fetch_one(&pool)
@@ -707,7 +770,11 @@ async fn cancel_compensates_a_running_saga_with_its_step_in_flight() {
     let cancelled = engine.cancel(saga_id).await.expect("cancels");
     assert_eq!(cancelled.state, SagaState::Compensated);
     assert_eq!(cancelled.failure().expect("why").reason, "SAGA_CANCELLED");
-    assert_eq!(participant.calls("undo:b"), 1, "the step in flight is compensated");
+    assert_eq!(
+        participant.calls("undo:b"),
+        1,
+        "the step in flight is compensated"
+    );
     assert_eq!(participant.books().undone, vec!["a"]);
     assert_eq!(
         running.await.expect("joins").expect("answers").state,

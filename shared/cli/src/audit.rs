@@ -85,3 +85,24 @@ pub fn print(report: &AuditReport) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_with_a_violation_is_an_error_so_the_command_exits_non_zero() {
+        let clean = AuditReport {
+            lines: vec!["checked 2 ended saga(s)".into()],
+            violations: 0,
+            scope: Some("2 ended sagas".into()),
+        };
+        assert!(print(&clean).is_ok());
+        let dirty = AuditReport {
+            violations: 1,
+            ..clean
+        };
+        let error = print(&dirty).expect_err("a violation fails the command");
+        assert_eq!(error.to_string(), "1 violation(s) found in 2 ended sagas");
+    }
+}

@@ -122,8 +122,12 @@ mod tests {
         );
         assert!(audit.contains("goals"), "{audit}");
         assert!(
-            !audit.contains("coordinator"),
-            "the coordinator has no auditor: {audit}"
+            audit.contains("coordinator"),
+            "the coordinator's reconciliation is an audit: {audit}"
+        );
+        assert!(
+            !audit.contains("narrative"),
+            "narrative has no auditor: {audit}"
         );
         let serve = refused(&["phoenix", "serve", "nope"]);
         for name in phoenix_registry::names() {

@@ -200,7 +200,11 @@ async fn act(
                     "  {:>3} {} {} attempt={} generation={} at={}{error}",
                     record.seq,
                     record.kind,
-                    if record.step.is_empty() { "-" } else { &record.step },
+                    if record.step.is_empty() {
+                        "-"
+                    } else {
+                        &record.step
+                    },
                     record.attempt,
                     record.generation,
                     when(record.record_time.as_ref()),
@@ -262,15 +266,27 @@ fn summary_line(saga: &pb::Saga) -> String {
         saga.saga_type,
         saga.definition_version,
         state_name(saga.state()),
-        if saga.user_id.is_empty() { "-" } else { &saga.user_id },
+        if saga.user_id.is_empty() {
+            "-"
+        } else {
+            &saga.user_id
+        },
         when(saga.create_time.as_ref()),
     )
 }
 
 fn print_saga(saga: &pb::Saga) {
     println!("{}", summary_line(saga));
-    println!("  key={} owner={} generation={}", saga.idempotency_key, saga.owner_id, saga.lease_generation);
-    println!("  deadline={} finished={} traceparent={}", when(saga.deadline_time.as_ref()), when(saga.finish_time.as_ref()), saga.traceparent);
+    println!(
+        "  key={} owner={} generation={}",
+        saga.idempotency_key, saga.owner_id, saga.lease_generation
+    );
+    println!(
+        "  deadline={} finished={} traceparent={}",
+        when(saga.deadline_time.as_ref()),
+        when(saga.finish_time.as_ref()),
+        saga.traceparent
+    );
     println!("  input={}", saga.input_json);
     println!("steps:");
     for step in &saga.steps {

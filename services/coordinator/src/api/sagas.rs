@@ -41,8 +41,14 @@ impl pb::saga_service_server::SagaService for SagaApi {
         let body = r.get_ref();
         let mut v = Violations::new();
         let state = saga_state_filter(&mut v, body.state);
-        let from = body.start_time.as_ref().and_then(|t| time(&mut v, "start_time", t));
-        let to = body.end_time.as_ref().and_then(|t| time(&mut v, "end_time", t));
+        let from = body
+            .start_time
+            .as_ref()
+            .and_then(|t| time(&mut v, "start_time", t));
+        let to = body
+            .end_time
+            .as_ref()
+            .and_then(|t| time(&mut v, "end_time", t));
         if let (Some(from), Some(to)) = (from, to) {
             v.check(
                 from < to,
@@ -178,7 +184,11 @@ fn cursor(token: &str) -> Option<SagaCursor> {
 }
 
 fn next_token(cursor: SagaCursor) -> String {
-    format!("{}/{}", cursor.created_at.timestamp_micros(), cursor.saga_id)
+    format!(
+        "{}/{}",
+        cursor.created_at.timestamp_micros(),
+        cursor.saga_id
+    )
 }
 
 fn error(failure: &StepFailure) -> pb::StepError {

@@ -143,8 +143,15 @@ impl Check {
                 entry.1.push(saga.saga_id);
             }
             SagaState::Compensated => {
-                if let Some(Pending { transfer_id: id, .. }) = &purchase.pending {
-                    let state = self.transfer(&tenant, id).await?.as_ref().map(pending_state);
+                if let Some(Pending {
+                    transfer_id: id, ..
+                }) = &purchase.pending
+                {
+                    let state = self
+                        .transfer(&tenant, id)
+                        .await?
+                        .as_ref()
+                        .map(pending_state);
                     match state {
                         Some(pb::PendingState::Posted) => found(
                             "COMPENSATED_BUT_PAID",

@@ -447,7 +447,8 @@ pub async fn count_stuck(pool: &PgPool) -> Result<i64, Error> {
     )
 }
 
-const SUMMARY: &str = "SELECT s.saga_id, s.saga_type, s.definition_version, s.user_id, s.idempotency_key,
+const SUMMARY: &str =
+    "SELECT s.saga_id, s.saga_type, s.definition_version, s.user_id, s.idempotency_key,
         s.state, s.input, s.created_at, s.updated_at, s.finished_at, s.deadline_at, s.owner_id,
         s.lease_generation, s.traceparent, f.step_name AS failed_step, f.failure
      FROM sagas s
