@@ -4,6 +4,7 @@
 
 mod audit;
 mod bench;
+mod chaos;
 mod conversations;
 mod export;
 mod import;
@@ -47,6 +48,12 @@ enum Command {
     /// Checks every invariant of a service against its database, prints each violation, and
     /// exits non-zero when there is one (the nightly reconciliation).
     Audit(audit::AuditArgs),
+    /// Proves a service survives faults and crashes: `phoenix chaos sagas` kills the coordinator
+    /// with SIGKILL under load with faulting participants, then reconciles.
+    Chaos {
+        #[command(subcommand)]
+        target: chaos::ChaosTarget,
+    },
     /// The move off a legacy store: backfill, rebuild from events, compare, export (rollback).
     Legacy {
         #[command(subcommand)]
@@ -86,6 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test(args) => test::run(&args),
         Command::Bench { service } => bench::run(service).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Chaos { target } => chaos::run(target).await,
         Command::Legacy { store } => legacy::run(store).await,
         Command::Seed(args) => seed::run(args).await,
         Command::Import { service } => import::run(service).await,

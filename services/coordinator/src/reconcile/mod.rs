@@ -50,6 +50,9 @@ pub struct StuckSaga {
     pub saga_id: Uuid,
     pub saga_type: String,
     pub user_id: String,
+    /// The gRPC code of the answer that stopped it (`FAILED_PRECONDITION`: a participant
+    /// refused; `UNAVAILABLE`: its budget ran out on transient failures).
+    pub code: String,
     /// The step and the answer that stopped it.
     pub failure: String,
 }
@@ -153,6 +156,11 @@ pub async fn reconcile(
                 saga_id: saga.saga_id,
                 saga_type: saga.saga_type.clone(),
                 user_id: saga.user_id.clone(),
+                code: outcome
+                    .failure
+                    .as_ref()
+                    .map(|(_, failure)| failure.code.clone())
+                    .unwrap_or_default(),
                 failure: outcome.failure.as_ref().map_or_else(
                     || "no failure recorded".to_owned(),
                     |(step, failure)| {
@@ -170,6 +178,24 @@ pub async fn reconcile(
     }
     purchases.finish(&mut run.findings).await?;
     Ok(run)
+}
+
+/// The plans of the purchases that ended, with the state they ended in.
+pub async fn ended_purchases(
+    pool: &PgPool,
+) -> anyhow::Result<Vec<(Uuid, SagaState, crate::purchase::participants::PurchasePlan)>> {
+    let mut purchases = Vec::new();
+    for saga in store::ended_sagas(pool, None).await? {
+        if saga.saga_type != purchase::SAGA_TYPE {
+            continue;
+        }
+        let state = SagaState::parse(&saga.state)
+            .ok_or_else(|| anyhow::anyhow!("saga {} has the state {:?}", saga.saga_id, saga.state))?;
+        let plan = serde_json::from_value(saga.input)
+            .map_err(|e| anyhow::anyhow!("saga {}: not a purchase plan: {e}", saga.saga_id))?;
+        purchases.push((saga.saga_id, state, plan));
+    }
+    Ok(purchases)
 }
 
 /// `phoenix audit coordinator`: every ended saga against the participants the configuration

@@ -69,15 +69,6 @@ impl Participants {
         &self.config
     }
 
-    /// The URL `name` is served on.
-    pub fn url_of(&self, name: &str) -> anyhow::Result<String> {
-        self.config
-            .peers
-            .url(name)
-            .map(str::to_owned)
-            .with_context(|| format!("no {name} in this cluster"))
-    }
-
     /// Stops the participants and serves them again on the same addresses with `faults`.
     pub async fn restart(&mut self, faults: &FaultConfig) -> anyhow::Result<()> {
         self.stop().await;

@@ -1,0 +1,188 @@
+//! The verdict of a chaos run. The coordinator's reconciliation judges each saga; on top, since
+//! the run owns its whole shop, the ledger must add up exactly: every user paid the sum of their
+//! completed purchases and nothing more (no lost payment, no double charge), holds exactly what
+//! they bought (no double grant), has nothing pending; every item's stock went down by what was
+//! sold and holds no reservation (no leak); the revenue is the sum of the payments.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use phoenix_coordinator::saga::SagaState;
+use phoenix_proto::coordinator::v1 as pb;
+use phoenix_proto::ledger::v1 as ledger;
+use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
+use tonic::transport::Channel;
+
+use super::load::{Answers, Shop};
+
+/// What the run checked, and what failed.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// Sagas of this run per state.
+    pub by_state: BTreeMap<&'static str, usize>,
+    pub failures: Vec<String>,
+}
+
+/// Checks the ledger against the sagas of `shop` that ended, and the clients' answers against
+/// the sagas. Users and items of a stuck saga are left out of the exact sums (an operator owes
+/// them a `RetrySaga`); the caller lists those sagas.
+pub async fn ledger_adds_up(
+    pool: &sqlx::PgPool,
+    ledger_channel: Channel,
+    shop: &Shop,
+    answers: &Answers,
+) -> anyhow::Result<Verdict> {
+    let mut verdict = Verdict::default();
+    let ended: Vec<_> = phoenix_coordinator::reconcile::ended_purchases(pool)
+        .await?
+        .into_iter()
+        .filter(|(_, _, plan)| plan.tenant_id == shop.tenant_id)
+        .collect();
+    let states: BTreeMap<String, SagaState> = ended
+        .iter()
+        .map(|(id, state, _)| (id.to_string(), *state))
+        .collect();
+    for (saga_id, answered) in &answers.sagas {
+        let expected = match answered {
+            pb::PurchaseState::Completed => SagaState::Completed,
+            pb::PurchaseState::Compensated => SagaState::Compensated,
+            pb::PurchaseState::Stuck => SagaState::Stuck,
+            other => {
+                verdict
+                    .failures
+                    .push(format!("saga {saga_id}: the client was answered {other:?}"));
+                continue;
+            }
+        };
+        match states.get(saga_id) {
+            Some(state) if *state == expected => {}
+            found => verdict.failures.push(format!(
+                "saga {saga_id}: the client was answered {expected:?}, the saga is {found:?}"
+            )),
+        }
+    }
+    let mut stuck_users = BTreeSet::new();
+    let mut stuck_items = BTreeSet::new();
+    // Per user: paid, and units per sku; per sku: units sold.
+    let mut paid: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut bought: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    let mut sold: BTreeMap<&str, i64> = BTreeMap::new();
+    for (_, state, plan) in &ended {
+        *verdict.by_state.entry(state.as_str()).or_default() += 1;
+        match state {
+            SagaState::Completed => {
+                *paid.entry(&plan.user_id).or_default() += plan.amount;
+                *bought.entry((&plan.user_id, &plan.sku)).or_default() += plan.quantity;
+                *sold.entry(&plan.sku).or_default() += plan.quantity;
+            }
+            SagaState::Stuck => {
+                stuck_users.insert(plan.user_id.as_str());
+                stuck_items.insert(plan.sku.as_str());
+            }
+            _ => {}
+        }
+    }
+    let mut ledger_client = LedgerServiceClient::new(ledger_channel.clone());
+    let mut stock = StockServiceClient::new(ledger_channel);
+    for (user, wallet) in &shop.users {
+        if stuck_users.contains(user.as_str()) {
+            continue;
+        }
+        let balance = ledger_client
+            .get_account(ledger::GetAccountRequest {
+                tenant_id: shop.tenant_id.clone(),
+                account_id: wallet.clone(),
+            })
+            .await?
+            .into_inner()
+            .account
+            .and_then(|a| a.balance)
+            .unwrap_or_default();
+        let spent = paid.get(user.as_str()).copied().unwrap_or(0);
+        if balance.posted != shop.funds - spent {
+            verdict.failures.push(format!(
+                "user {user}: wallet at {} but {} funded - {spent} paid by completed purchases = {} (a {} payment)",
+                balance.posted,
+                shop.funds,
+                shop.funds - spent,
+                if balance.posted > shop.funds - spent { "lost" } else { "double" }
+            ));
+        }
+        if balance.debits_pending != 0 {
+            verdict.failures.push(format!(
+                "user {user}: {} still pending: a pending transfer left behind",
+                balance.debits_pending
+            ));
+        }
+        let held: BTreeMap<String, i64> = stock
+            .list_holdings(ledger::ListHoldingsRequest {
+                tenant_id: shop.tenant_id.clone(),
+                owner_ref: user.clone(),
+            })
+            .await?
+            .into_inner()
+            .holdings
+            .into_iter()
+            .map(|h| (h.item_code, h.quantity))
+            .collect();
+        for (_, sku) in &shop.items {
+            let owned = held.get(sku).copied().unwrap_or(0);
+            let expected = bought.get(&(user.as_str(), sku.as_str())).copied().unwrap_or(0);
+            if owned != expected {
+                verdict.failures.push(format!(
+                    "user {user}: holds {owned} of {sku}, completed purchases bought {expected} ({})",
+                    if owned > expected { "a double grant" } else { "a lost holding" }
+                ));
+            }
+        }
+    }
+    for (_, sku) in &shop.items {
+        if stuck_items.contains(sku.as_str()) {
+            continue;
+        }
+        let item = stock
+            .get_inventory_item(ledger::GetInventoryItemRequest {
+                tenant_id: shop.tenant_id.clone(),
+                sku: sku.clone(),
+            })
+            .await?
+            .into_inner()
+            .item
+            .unwrap_or_default();
+        let sold = sold.get(sku.as_str()).copied().unwrap_or(0);
+        if item.reserved != 0 {
+            verdict.failures.push(format!(
+                "item {sku}: {} units still reserved: a reservation leaked",
+                item.reserved
+            ));
+        }
+        if item.on_hand != shop.stock - sold {
+            verdict.failures.push(format!(
+                "item {sku}: {} on hand, {} stocked - {sold} sold = {}",
+                item.on_hand,
+                shop.stock,
+                shop.stock - sold
+            ));
+        }
+    }
+    if stuck_users.is_empty() {
+        let revenue = ledger_client
+            .get_account(ledger::GetAccountRequest {
+                tenant_id: shop.tenant_id.clone(),
+                account_id: shop.revenue_account_id.clone(),
+            })
+            .await?
+            .into_inner()
+            .account
+            .and_then(|a| a.balance)
+            .unwrap_or_default();
+        let total: i64 = paid.values().sum();
+        if revenue.posted != total {
+            verdict.failures.push(format!(
+                "revenue at {}, completed purchases paid {total}",
+                revenue.posted
+            ));
+        }
+    }
+    Ok(verdict)
+}
