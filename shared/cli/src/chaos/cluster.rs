@@ -155,7 +155,7 @@ impl CoordinatorProcess {
             ("DATABASE_URL".to_owned(), database_url.to_owned()),
             ("PHOENIX_GRPC_ADDR".to_owned(), addr.to_string()),
             ("PHOENIX_METRICS_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-            ("PHOENIX_LOG_FORMAT".to_owned(), "text".to_owned()),
+            ("PHOENIX_LOG_FORMAT".to_owned(), "json".to_owned()),
         ];
         for spec in phoenix_registry::specs() {
             if let Some(url) = config.peers.url(spec.name) {

@@ -272,18 +272,30 @@ fn report(
     }
     let passed = failures.is_empty() && survived == args.kills;
     println!(
-        "chaos-sagas kills={survived}/{} sagas={} completed={} compensated={} stuck={} client_retries={} failures={} result={}",
+        "chaos-sagas kills={survived}/{} sagas={} completed={} compensated={} stuck={} faults_injected={} client_retries={} failures={} result={}",
         args.kills,
         verdict.by_state.values().sum::<usize>(),
         count("COMPLETED"),
         count("COMPENSATED"),
         count("STUCK"),
+        faults_injected(),
         answers.retries,
         failures.len(),
         if passed { "PASS" } else { "FAIL" }
     );
     anyhow::ensure!(passed, "the chaos run failed: {} failure(s)", failures.len());
     Ok(())
+}
+
+/// Calls the participants' fault layer refused or stalled (they run in this process, so their
+/// counter is in this process's metrics).
+fn faults_injected() -> u64 {
+    phoenix_runtime::metrics::global()
+        .render()
+        .lines()
+        .filter(|line| line.starts_with("phoenix_faults_injected_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// Waits until no saga is RUNNING or COMPENSATING.
