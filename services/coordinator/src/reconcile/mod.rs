@@ -189,8 +189,9 @@ pub async fn ended_purchases(
         if saga.saga_type != purchase::SAGA_TYPE {
             continue;
         }
-        let state = SagaState::parse(&saga.state)
-            .ok_or_else(|| anyhow::anyhow!("saga {} has the state {:?}", saga.saga_id, saga.state))?;
+        let state = SagaState::parse(&saga.state).ok_or_else(|| {
+            anyhow::anyhow!("saga {} has the state {:?}", saga.saga_id, saga.state)
+        })?;
         let plan = serde_json::from_value(saga.input)
             .map_err(|e| anyhow::anyhow!("saga {}: not a purchase plan: {e}", saga.saga_id))?;
         purchases.push((saga.saga_id, state, plan));

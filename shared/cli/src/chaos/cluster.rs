@@ -45,7 +45,9 @@ impl Participants {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             listeners.push((spec, listener));
         }
-        config.peers.set_url(COORDINATOR, format!("http://{coordinator_addr}"));
+        config
+            .peers
+            .set_url(COORDINATOR, format!("http://{coordinator_addr}"));
         let mut addrs = Vec::new();
         for (spec, listener) in &listeners {
             let addr = listener.local_addr()?;

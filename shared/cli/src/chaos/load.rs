@@ -162,7 +162,9 @@ impl Client {
         };
         loop {
             if self.give_up.is_cancelled() {
-                self.answers().unanswered.push(request.idempotency_key.clone());
+                self.answers()
+                    .unanswered
+                    .push(request.idempotency_key.clone());
                 return;
             }
             let mut call = tonic::Request::new(request.clone());
@@ -184,9 +186,11 @@ impl Client {
                 }
                 Err(status) => {
                     let reason = phoenix_runtime::RemoteError::from_status(&status).reason;
-                    self.answers()
-                        .refused
-                        .push(format!("{:?} {reason}: {}", status.code(), status.message()));
+                    self.answers().refused.push(format!(
+                        "{:?} {reason}: {}",
+                        status.code(),
+                        status.message()
+                    ));
                     return;
                 }
             }

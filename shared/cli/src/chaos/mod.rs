@@ -128,11 +128,22 @@ async fn drive(
     runtime.database_url = Some(url.to_owned());
     let coordinator_addr = free_addr().await?;
     let mut participants = Participants::start(url, runtime, coordinator_addr).await?;
-    let log = std::env::temp_dir().join(format!("phoenix-chaos-coordinator-{}.log", std::process::id()));
+    let log = std::env::temp_dir().join(format!(
+        "phoenix-chaos-coordinator-{}.log",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&log);
-    let mut coordinator =
-        CoordinatorProcess::new(coordinator_addr, url, participants.config(), &[], log.clone());
-    eprintln!("chaos: participants up; coordinator log at {}", log.display());
+    let mut coordinator = CoordinatorProcess::new(
+        coordinator_addr,
+        url,
+        participants.config(),
+        &[],
+        log.clone(),
+    );
+    eprintln!(
+        "chaos: participants up; coordinator log at {}",
+        log.display()
+    );
 
     let peers = participants.config().peers.clone();
     let channel = |name: &str| -> anyhow::Result<tonic::transport::Channel> {
@@ -163,7 +174,8 @@ async fn drive(
         faults.fault_stall_ratio
     );
     coordinator.start().await?;
-    let pool = phoenix_runtime::server::connect_pool(url, COORDINATOR, participants.config()).await?;
+    let pool =
+        phoenix_runtime::server::connect_pool(url, COORDINATOR, participants.config()).await?;
 
     let stop = CancellationToken::new();
     let give_up = CancellationToken::new();
@@ -249,8 +261,18 @@ fn report(
         reconciliation
             .stuck
             .iter()
-            .filter(|s| matches!(s.code.as_str(), "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "ABORTED" | "RESOURCE_EXHAUSTED" | ""))
-            .map(|s| format!("saga {} stuck on a transient failure: {}", s.saga_id, s.failure)),
+            .filter(|s| {
+                matches!(
+                    s.code.as_str(),
+                    "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "ABORTED" | "RESOURCE_EXHAUSTED" | ""
+                )
+            })
+            .map(|s| {
+                format!(
+                    "saga {} stuck on a transient failure: {}",
+                    s.saga_id, s.failure
+                )
+            }),
     );
     if !answers.unanswered.is_empty() {
         failures.push(format!(
@@ -283,7 +305,11 @@ fn report(
         failures.len(),
         if passed { "PASS" } else { "FAIL" }
     );
-    anyhow::ensure!(passed, "the chaos run failed: {} failure(s)", failures.len());
+    anyhow::ensure!(
+        passed,
+        "the chaos run failed: {} failure(s)",
+        failures.len()
+    );
     Ok(())
 }
 

@@ -127,7 +127,10 @@ pub async fn ledger_adds_up(
             .collect();
         for (_, sku) in &shop.items {
             let owned = held.get(sku).copied().unwrap_or(0);
-            let expected = bought.get(&(user.as_str(), sku.as_str())).copied().unwrap_or(0);
+            let expected = bought
+                .get(&(user.as_str(), sku.as_str()))
+                .copied()
+                .unwrap_or(0);
             if owned != expected {
                 verdict.failures.push(format!(
                     "user {user}: holds {owned} of {sku}, completed purchases bought {expected} ({})",
