@@ -283,6 +283,38 @@ async fn a_purchase_pays_holds_unlocks_and_takes_the_stock() {
         [world.experience_id.clone()]
     );
 
+    // Every participant call carried its step's derived key.
+    let keys = |pool: sqlx::PgPool| async move {
+        let mut keys: Vec<String> = sqlx::query_scalar(
+            "SELECT idempotency_key FROM request_keys WHERE idempotency_key LIKE 'saga:%'",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("keys");
+        keys.sort();
+        keys
+    };
+    let saga = &answer.saga_id;
+    let mut expected: Vec<String> = [
+        "add_holding",
+        "commit_reservation",
+        "pending_transfer",
+        "post_transfer",
+        "reserve_stock",
+    ]
+    .iter()
+    .map(|step| format!("saga:{saga}:{step}"))
+    .collect();
+    expected.sort();
+    assert_eq!(keys(world._ledger.pool.clone()).await, expected);
+    assert_eq!(
+        keys(world._narrative.pool.clone()).await,
+        [
+            format!("saga:{saga}:unlock_experiences:{}", world.experience_id),
+            format!("saga:{saga}:unlock_fragments"),
+        ]
+    );
+
     let events = world.events(&answer.saga_id).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].0, "commerce.purchase_completed");

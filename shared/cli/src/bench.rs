@@ -54,10 +54,22 @@ pub enum BenchTarget {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// Purchase sagas through the coordinator (directory, ledger, narrative and coordinator in
+    /// this process), vs the same participant calls made directly without the saga log.
+    Sagas {
+        #[command(flatten)]
+        args: phoenix_coordinator::purchase::bench::BenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
 }
 
 pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
     match target {
+        BenchTarget::Sagas { args, runtime } => {
+            println!("{}", crate::bench_sagas::run(args, runtime).await?.line());
+            Ok(())
+        }
         BenchTarget::Directory { args, runtime } => {
             let reached =
                 Reached::start(phoenix_directory::spec(), args.target.clone(), runtime).await?;

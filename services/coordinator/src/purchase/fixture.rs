@@ -156,8 +156,7 @@ impl ShopFixture {
                 idempotency_key: key(),
             })
             .await?;
-        Ok(self
-            .shop
+        self.shop
             .upsert_shop_item(ledger::UpsertShopItemRequest {
                 tenant_id: self.tenant_id.clone(),
                 shop_item_id: offer.shop_item_id.to_owned(),
@@ -178,6 +177,6 @@ impl ShopFixture {
             .await?
             .into_inner()
             .item
-            .ok_or_else(|| anyhow::anyhow!("no shop item answered"))?)
+            .ok_or_else(|| anyhow::anyhow!("no shop item answered"))
     }
 }

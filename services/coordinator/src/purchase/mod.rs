@@ -13,6 +13,7 @@
 //! protobuf request, not the plan, so a replay is recognised even if the item's price changed.
 
 pub mod api;
+pub mod bench;
 pub mod fixture;
 pub mod participants;
 pub mod saga;

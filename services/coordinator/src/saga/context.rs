@@ -120,12 +120,7 @@ impl StepContext {
 
     /// The output of another step if it succeeded.
     pub fn output_of_if_any<T: DeserializeOwned>(&self, step: &str) -> StepResult<Option<T>> {
-        let index = self.saga.step_names.iter().position(|name| *name == step);
-        index
-            .and_then(|index| self.outputs.get(&index))
-            .map(|value| serde_json::from_value(value.clone()))
-            .transpose()
-            .map_err(Into::into)
+        output_named(&self.saga, &self.outputs, step)
     }
 
     /// The saga's trace context. Steps need not send it: every step runs in a span that
@@ -170,12 +165,7 @@ impl FinishedSaga {
 
     /// The output of a step that succeeded (every step, on completion).
     pub fn output_of<T: DeserializeOwned>(&self, step: &str) -> StepResult<Option<T>> {
-        let index = self.saga.step_names.iter().position(|name| *name == step);
-        index
-            .and_then(|index| self.outputs.get(&index))
-            .map(|value| serde_json::from_value(value.clone()))
-            .transpose()
-            .map_err(Into::into)
+        output_named(&self.saga, &self.outputs, step)
     }
 
     /// On compensation: the step that made the saga go back and what it answered.
@@ -184,4 +174,18 @@ impl FinishedSaga {
             .as_ref()
             .map(|(step, failure)| (step.as_str(), failure))
     }
+}
+
+/// The output of the step named `step`, decoded, if it succeeded.
+fn output_named<T: DeserializeOwned>(
+    saga: &SagaData,
+    outputs: &BTreeMap<usize, serde_json::Value>,
+    step: &str,
+) -> StepResult<Option<T>> {
+    let index = saga.step_names.iter().position(|name| *name == step);
+    index
+        .and_then(|index| outputs.get(&index))
+        .map(|value| serde_json::from_value(value.clone()))
+        .transpose()
+        .map_err(Into::into)
 }

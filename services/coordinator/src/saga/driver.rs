@@ -424,46 +424,51 @@ impl Driver {
         }
     }
 
-    async fn complete(&mut self, mut entries: Vec<Entry>) -> Result<(), Stop> {
+    async fn complete(&mut self, entries: Vec<Entry>) -> Result<(), Stop> {
         let mut outputs = self.progress.outputs.clone();
         for entry in &entries {
             if let (Some(step), Some(output)) = (entry.step, &entry.output) {
                 outputs.insert(step, output.clone());
             }
         }
-        match self.events(self.definition.on_commit.clone(), outputs, None) {
-            Ok(events) => {
-                entries.push(Entry::new(RecordKind::Completed, None));
-                self.write(entries, SagaState::Completed, Some(events))
-                    .await?;
-                metrics::saga_finished(self.saga.saga_type, SagaState::Completed);
-                Ok(())
-            }
-            Err(error) => {
-                let mut stuck = Entry::new(RecordKind::Stuck, None).failure(events_failed(&error));
-                stuck.direction = Some(Direction::Forward);
-                entries.push(stuck);
-                self.write(entries, SagaState::Stuck, None).await?;
-                self.report_stuck();
-                Ok(())
-            }
-        }
+        let builder = self.definition.on_commit.clone();
+        self.end(entries, SagaState::Completed, builder, outputs, None)
+            .await
     }
 
-    async fn compensated(&mut self, mut entries: Vec<Entry>) -> Result<(), Stop> {
+    async fn compensated(&mut self, entries: Vec<Entry>) -> Result<(), Stop> {
         let failure = self.progress.failure.clone();
         let outputs = self.progress.outputs.clone();
-        match self.events(self.definition.on_compensated.clone(), outputs, failure) {
+        let builder = self.definition.on_compensated.clone();
+        self.end(entries, SagaState::Compensated, builder, outputs, failure)
+            .await
+    }
+
+    /// Writes `entries` and the end `state` (completed or compensated) with its events; when
+    /// the events cannot be built, the saga is STUCK instead, so no end goes without them.
+    async fn end(
+        &mut self,
+        mut entries: Vec<Entry>,
+        state: SagaState,
+        builder: Option<EventsOf>,
+        outputs: std::collections::BTreeMap<usize, serde_json::Value>,
+        failure: Option<(String, StepFailure)>,
+    ) -> Result<(), Stop> {
+        let (kind, direction) = if state == SagaState::Completed {
+            (RecordKind::Completed, Direction::Forward)
+        } else {
+            (RecordKind::Compensated, Direction::Backward)
+        };
+        match self.events(builder, outputs, failure) {
             Ok(events) => {
-                entries.push(Entry::new(RecordKind::Compensated, None));
-                self.write(entries, SagaState::Compensated, Some(events))
-                    .await?;
-                metrics::saga_finished(self.saga.saga_type, SagaState::Compensated);
+                entries.push(Entry::new(kind, None));
+                self.write(entries, state, Some(events)).await?;
+                metrics::saga_finished(self.saga.saga_type, state);
                 Ok(())
             }
             Err(error) => {
                 let mut stuck = Entry::new(RecordKind::Stuck, None).failure(events_failed(&error));
-                stuck.direction = Some(Direction::Backward);
+                stuck.direction = Some(direction);
                 entries.push(stuck);
                 self.write(entries, SagaState::Stuck, None).await?;
                 self.report_stuck();

@@ -78,6 +78,17 @@ pub(crate) async fn pass(engine: &SagaEngine) -> Result<usize, Error> {
     let expired = store::expired(&engine.0.pool, config.recovery_batch).await?;
     let mut adopted = 0;
     for (saga_id, saga_type, version) in expired {
+        // Still driven here (a lease lapsed while its renewal failed): the driver's next write
+        // tells it whether it still holds the saga; adopting it here would run it twice.
+        let driven_here = engine
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&saga_id);
+        if driven_here {
+            continue;
+        }
         if engine.definition(&saga_type, Some(version)).is_none() {
             let first = reported()
                 .lock()

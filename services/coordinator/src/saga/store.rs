@@ -221,7 +221,11 @@ const APPEND: &str = "WITH owned AS (
                      $11::text[], $12::text[], $13::timestamptz[])
                   AS r(seq, kind, step_index, step_name, attempt, output, failure, direction,
                        started_at))
-     SELECT cancel_requested FROM owned";
+     SELECT cancel_requested,
+            -- A transition the saga can replay (see `append`) does not wait for the WAL flush.
+            CASE WHEN $3 IN ('COMPLETED', 'COMPENSATED', 'STUCK') THEN ''
+                 ELSE set_config('synchronous_commit', 'off', true) END AS relaxed
+     FROM owned";
 
 fn bind_append<'q>(
     saga_id: Uuid,
@@ -272,6 +276,15 @@ fn bind_append<'q>(
 }
 
 /// Appends `records` and sets the cached state, as the owner of `generation`.
+///
+/// Only the ends (COMPLETED, COMPENSATED, STUCK) wait for their commit to be flushed; the
+/// transitions between commit asynchronously (`synchronous_commit = off` for that transaction
+/// alone). That is safe because of what a lost transition means: PostgreSQL flushes the WAL in
+/// order, so a crash of the database can only lose the last few transitions, never one before
+/// a durable record. The saga then resumes from the durable prefix and calls the lost steps
+/// again with the same idempotency keys, which the participants answer with what they did the
+/// first time. The start of a saga is durable (the caller's key names it) and so is every end
+/// (a caller is answered only after it), so nothing a caller saw is lost.
 pub async fn append(
     pool: &PgPool,
     saga_id: Uuid,
@@ -283,6 +296,10 @@ pub async fn append(
     let row = bind_append(saga_id, generation, state, lease, records)
         .fetch_optional(pool)
         .await?;
+    appended(row.as_ref())
+}
+
+fn appended(row: Option<&sqlx::postgres::PgRow>) -> Result<Appended, Error> {
     Ok(match row {
         Some(row) => Appended::Written {
             cancel_requested: row.try_get("cancel_requested")?,
@@ -310,10 +327,10 @@ pub async fn append_with_events(
     let row = bind_append(saga_id, generation, state, lease, records)
         .fetch_optional(&mut *transaction)
         .await?;
-    let Some(row) = row else {
+    if row.is_none() {
         transaction.rollback().await?;
         return Ok(Appended::Fenced);
-    };
+    }
     let sql = EventRows::insert(1, 2);
     EventRows::new(events, origin)
         .bind(sqlx::query(&sql).bind(Uuid::nil()))
@@ -321,9 +338,7 @@ pub async fn append_with_events(
         .await
         .map_err(phoenix_runtime::stream::version_conflict)?;
     transaction.commit().await?;
-    Ok(Appended::Written {
-        cancel_requested: row.try_get("cancel_requested")?,
-    })
+    appended(row.as_ref())
 }
 
 /// Why a saga is taken over.

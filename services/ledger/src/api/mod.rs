@@ -61,6 +61,25 @@ pub fn caller_tenant<T>(request: &Request<T>) -> Result<Option<Uuid>, Refusal> {
     }
 }
 
+/// The response, or the error as gRPC sees it.
+pub fn answer<T>(
+    result: Result<T, phoenix_runtime::Error>,
+) -> Result<tonic::Response<T>, tonic::Status> {
+    result
+        .map(tonic::Response::new)
+        .map_err(tonic::Status::from)
+}
+
+/// A page token that is the last code (sku, shop item id) of the previous page: empty is the
+/// start (`None`).
+pub fn code_token<'t>(violations: &mut Violations, token: &'t str) -> Option<&'t str> {
+    if token.is_empty() {
+        return None;
+    }
+    violations.take(crate::domain::stock::check_code("page_token", token));
+    Some(token)
+}
+
 /// A page token that is a version or position: empty is the start (0).
 pub fn version_token(violations: &mut Violations, token: &str) -> i64 {
     violations

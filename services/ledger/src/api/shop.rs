@@ -5,7 +5,7 @@ use phoenix_proto::ledger::v1::shop_service_server::ShopService;
 use phoenix_runtime::{Error, Violations};
 use tonic::{Request, Response, Status};
 
-use super::{keyed, tenant_of};
+use super::{answer, code_token, keyed, tenant_of};
 use crate::app::Ledger;
 use crate::domain::shop::{ShopItemFields, ShopItemSpec};
 use crate::domain::stock::check_code;
@@ -36,11 +36,6 @@ impl ShopService for Ledger {
     ) -> Result<Response<pb::ListShopItemsResponse>, Status> {
         answer(list_shop_items(self, request).await)
     }
-}
-
-/// The response, or the error as gRPC sees it.
-fn answer<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 async fn upsert_shop_item(
@@ -104,14 +99,7 @@ async fn list_shop_items(
     let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
     let limit = violations.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-    // The token is the last shop item id of the previous page.
-    let after = match request.page_token.as_str() {
-        "" => None,
-        token => {
-            violations.take(check_code("page_token", token));
-            Some(token)
-        }
-    };
+    let after = code_token(&mut violations, &request.page_token);
     violations.finish()?;
     let page = ledger
         .shop_items(tenant, after, request.only_available, limit)

@@ -5,7 +5,7 @@ use phoenix_proto::ledger::v1::stock_service_server::StockService;
 use phoenix_runtime::{Error, Violations};
 use tonic::{Request, Response, Status};
 
-use super::{keyed, tenant_of};
+use super::{answer, code_token, keyed, tenant_of};
 use crate::app::Ledger;
 use crate::app::stock::HoldingMove;
 use crate::domain::owner::check_owner_ref;
@@ -97,11 +97,6 @@ impl StockService for Ledger {
     }
 }
 
-/// The response, or the error as gRPC sees it.
-fn answer<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
-}
-
 async fn create_inventory_item(
     ledger: &Ledger,
     request: Request<pb::CreateInventoryItemRequest>,
@@ -151,14 +146,7 @@ async fn list_inventory_items(
     let tenant = tenant_of(&request, &request.get_ref().tenant_id, &mut violations)?;
     let request = request.into_inner();
     let limit = violations.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-    // The token is the last sku of the previous page.
-    let after = match request.page_token.as_str() {
-        "" => None,
-        token => {
-            violations.take(check_code("page_token", token));
-            Some(token)
-        }
-    };
+    let after = code_token(&mut violations, &request.page_token);
     violations.finish()?;
     let page = ledger.items(tenant, after, limit).await?;
     Ok(pb::ListInventoryItemsResponse {

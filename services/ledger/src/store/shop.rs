@@ -120,25 +120,15 @@ pub async fn insert_shop_item(
     spec: &ShopItemSpec,
     now: DateTime<Utc>,
 ) -> Result<Option<ShopItem>, Error> {
-    let row: Option<ShopItemRow> = sqlx::query_as(&format!(
+    let sql = format!(
         "INSERT INTO shop_items ({COLUMNS})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11)
          ON CONFLICT (tenant_id, shop_item_id) DO NOTHING
          RETURNING {COLUMNS}"
-    ))
-    .bind(tenant_id)
-    .bind(&spec.shop_item_id)
-    .bind(&spec.name)
-    .bind(&spec.price.asset_code)
-    .bind(spec.price.amount)
-    .bind(&spec.sku)
-    .bind(spec.revenue_account_id)
-    .bind(&spec.unlocks.fragment_ids)
-    .bind(&spec.unlocks.experience_ids)
-    .bind(spec.available)
-    .bind(now)
-    .fetch_optional(&mut *connection)
-    .await?;
+    );
+    let row: Option<ShopItemRow> = with_spec(sqlx::query_as(&sql), tenant_id, spec, now)
+        .fetch_optional(&mut *connection)
+        .await?;
     let Some(item) = row.map(shop_item) else {
         return Ok(None);
     };
@@ -153,30 +143,44 @@ pub async fn replace_shop_item(
     spec: &ShopItemSpec,
     now: DateTime<Utc>,
 ) -> Result<ShopItem, Error> {
-    let row: ShopItemRow = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE shop_items SET
              name = $3, price_asset_code = $4, price_amount = $5, sku = $6,
              revenue_account_id = $7, unlock_fragment_ids = $8, unlock_experience_ids = $9,
              available = $10, version = version + 1, updated_at = $11
          WHERE tenant_id = $1 AND shop_item_id = $2
          RETURNING {COLUMNS}"
-    ))
-    .bind(tenant_id)
-    .bind(&spec.shop_item_id)
-    .bind(&spec.name)
-    .bind(&spec.price.asset_code)
-    .bind(spec.price.amount)
-    .bind(&spec.sku)
-    .bind(spec.revenue_account_id)
-    .bind(&spec.unlocks.fragment_ids)
-    .bind(&spec.unlocks.experience_ids)
-    .bind(spec.available)
-    .bind(now)
-    .fetch_one(&mut *connection)
-    .await?;
+    );
+    let row: ShopItemRow = with_spec(sqlx::query_as(&sql), tenant_id, spec, now)
+        .fetch_one(&mut *connection)
+        .await?;
     let item = shop_item(row);
     append_event(connection, &item, actions::REPLACED, now).await?;
     Ok(item)
+}
+
+type ShopItemQuery<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Postgres, ShopItemRow, sqlx::postgres::PgArguments>;
+
+/// Binds $1..$11 of the insert and the replace: the key, the spec's fields, the time.
+fn with_spec<'q>(
+    query: ShopItemQuery<'q>,
+    tenant_id: Uuid,
+    spec: &'q ShopItemSpec,
+    now: DateTime<Utc>,
+) -> ShopItemQuery<'q> {
+    query
+        .bind(tenant_id)
+        .bind(&spec.shop_item_id)
+        .bind(&spec.name)
+        .bind(&spec.price.asset_code)
+        .bind(spec.price.amount)
+        .bind(&spec.sku)
+        .bind(spec.revenue_account_id)
+        .bind(&spec.unlocks.fragment_ids)
+        .bind(&spec.unlocks.experience_ids)
+        .bind(spec.available)
+        .bind(now)
 }
 
 /// What a shop item's event says happened.
