@@ -5,11 +5,13 @@
 //! engine").
 
 pub mod api;
+pub mod operations;
 pub mod purchase;
 pub mod reconcile;
 pub mod saga;
 
 use include_dir::{Dir, include_dir};
+use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::coordinator::v1::coordinator_service_server::{
     CoordinatorService, CoordinatorServiceServer,
 };
@@ -39,12 +41,23 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     // saga adopted from a crashed replica finds its definition:
     //     engine.register(purchase::definition(context)?)?;
     let purchases = purchases(context, &engine)?;
+    // TakeDecision, ClaimMissionReward, ReactToContent, SubscribeVip, AccessVipNarrative
+    // (module `operations`) register theirs in `Operations::new`:
+    let operations = operations::Operations::new(
+        engine.clone(),
+        context.pool.clone(),
+        operations::participants::Participants::of(context)?,
+        operations::settings::OperationsSettings::parse(&context.config.service_args)?,
+    )?;
     engine.start_background(context.shutdown.clone());
     reconcile::schedule(context)?;
     Ok(GrpcServices::new()
         .serve(limited!(
             context,
-            CoordinatorServiceServer::new(CoordinatorApi { purchases })
+            CoordinatorServiceServer::new(CoordinatorApi {
+                purchases,
+                operations,
+            })
         ))
         .serve(limited!(
             context,
@@ -89,6 +102,7 @@ fn purchases(
 #[derive(Debug)]
 struct CoordinatorApi {
     purchases: Option<purchase::Purchases>,
+    operations: operations::Operations,
 }
 
 #[tonic::async_trait]
@@ -110,4 +124,73 @@ impl CoordinatorService for CoordinatorApi {
             .map(tonic::Response::new)
             .map_err(tonic::Status::from)
     }
+
+    // The operations of module `operations`: one use case each.
+
+    async fn take_decision(
+        &self,
+        request: tonic::Request<pb::TakeDecisionRequest>,
+    ) -> Result<tonic::Response<pb::TakeDecisionResponse>, tonic::Status> {
+        answer(self.operations.take_decision(request.get_ref()).await)
+    }
+
+    async fn claim_mission_reward(
+        &self,
+        request: tonic::Request<pb::ClaimMissionRewardRequest>,
+    ) -> Result<tonic::Response<pb::ClaimMissionRewardResponse>, tonic::Status> {
+        answer(
+            self.operations
+                .claim_mission_reward(request.get_ref())
+                .await,
+        )
+    }
+
+    async fn react_to_content(
+        &self,
+        request: tonic::Request<pb::ReactToContentRequest>,
+    ) -> Result<tonic::Response<pb::ReactToContentResponse>, tonic::Status> {
+        answer(self.operations.react_to_content(request.get_ref()).await)
+    }
+
+    async fn subscribe_vip(
+        &self,
+        request: tonic::Request<pb::SubscribeVipRequest>,
+    ) -> Result<tonic::Response<pb::SubscribeVipResponse>, tonic::Status> {
+        answer(self.operations.subscribe_vip(request.get_ref()).await)
+    }
+
+    async fn access_vip_narrative(
+        &self,
+        request: tonic::Request<pb::AccessVipNarrativeRequest>,
+    ) -> Result<tonic::Response<pb::AccessVipNarrativeResponse>, tonic::Status> {
+        answer(
+            self.operations
+                .access_vip_narrative(request.get_ref())
+                .await,
+        )
+    }
+
+    async fn upsert_vip_plan(
+        &self,
+        request: tonic::Request<pb::UpsertVipPlanRequest>,
+    ) -> Result<tonic::Response<pb::UpsertVipPlanResponse>, tonic::Status> {
+        operations::plans::require_admin(&request)?;
+        answer(self.operations.upsert_vip_plan(request.get_ref()).await)
+    }
+
+    async fn list_vip_plans(
+        &self,
+        _request: tonic::Request<pb::ListVipPlansRequest>,
+    ) -> Result<tonic::Response<pb::ListVipPlansResponse>, tonic::Status> {
+        answer(self.operations.list_vip_plans().await)
+    }
+}
+
+/// A use case's answer on the wire.
+fn answer<T>(
+    result: Result<T, phoenix_runtime::Error>,
+) -> Result<tonic::Response<T>, tonic::Status> {
+    result
+        .map(tonic::Response::new)
+        .map_err(tonic::Status::from)
 }

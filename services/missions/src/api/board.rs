@@ -219,6 +219,20 @@ impl MissionsService for Missions {
         }))
     }
 
+    async fn list_user_badges(
+        &self,
+        request: Request<pb::ListUserBadgesRequest>,
+    ) -> Result<Response<pb::ListUserBadgesResponse>, Status> {
+        let mut violations = Violations::new();
+        let user_id = violations.uuid("user_id", &request.get_ref().user_id);
+        violations.finish()?;
+        require_owner(&request, user_id)?;
+        let badges = self.user_badges(user_id).await?;
+        Ok(Response::new(pb::ListUserBadgesResponse {
+            badges: badges.iter().map(proto::earned_badge).collect(),
+        }))
+    }
+
     async fn grant_effect(
         &self,
         request: Request<pb::GrantEffectRequest>,

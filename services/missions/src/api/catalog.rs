@@ -17,6 +17,7 @@ use crate::domain::catalog::{
     MAX_NAME_CHARS, Mission, MissionTarget,
 };
 use crate::domain::json_holds_nul;
+use crate::domain::levels::{Level, MAX_LEVEL_NAME_CHARS, curve_violations};
 
 /// Longest free text (a summary, a description, a target's name), in characters.
 const MAX_TEXT: usize = 2_000;
@@ -393,6 +394,73 @@ impl CatalogService for Missions {
         let stored = self.upsert_boss(&boss).await?;
         Ok(Response::new(pb::UpsertBossResponse {
             boss: Some(proto::boss(&stored)),
+        }))
+    }
+
+    async fn get_level_curve(
+        &self,
+        _request: Request<pb::GetLevelCurveRequest>,
+    ) -> Result<Response<pb::GetLevelCurveResponse>, Status> {
+        let levels = self.level_curve().await?;
+        Ok(Response::new(pb::GetLevelCurveResponse {
+            levels: levels.iter().map(proto::level).collect(),
+        }))
+    }
+
+    async fn set_level_curve(
+        &self,
+        request: Request<pb::SetLevelCurveRequest>,
+    ) -> Result<Response<pb::SetLevelCurveResponse>, Status> {
+        require_admin(&request)?;
+        let mut violations = Violations::new();
+        let given = &request.get_ref().levels;
+        if given.is_empty() {
+            violations.add("levels", "REQUIRED", "at least level 1 is required");
+        }
+        let given = bounded(&mut violations, "levels", given);
+        let levels: Vec<Level> = given
+            .iter()
+            .enumerate()
+            .map(|(i, level)| Level {
+                level: level.level,
+                min_xp: level.min_xp,
+                name: text(
+                    &mut violations,
+                    &format!("levels[{i}].name"),
+                    &level.name,
+                    MAX_LEVEL_NAME_CHARS,
+                    false,
+                ),
+            })
+            .collect();
+        for found in curve_violations(&levels) {
+            violations.add(
+                format!("levels[{}].{}", found.index, found.field),
+                found.reason,
+                found.message,
+            );
+        }
+        violations.finish()?;
+        let stored = self.set_level_curve(&levels).await?;
+        Ok(Response::new(pb::SetLevelCurveResponse {
+            levels: stored.iter().map(proto::level).collect(),
+        }))
+    }
+
+    async fn resolve_level(
+        &self,
+        request: Request<pb::ResolveLevelRequest>,
+    ) -> Result<Response<pb::ResolveLevelResponse>, Status> {
+        let xp = request.get_ref().xp;
+        let mut violations = Violations::new();
+        if xp < 0 {
+            violations.add("xp", "NEGATIVE_XP", "must be 0 or more");
+        }
+        violations.finish()?;
+        let (level, next) = self.resolve_level(xp).await?;
+        Ok(Response::new(pb::ResolveLevelResponse {
+            level: Some(proto::level(&level)),
+            next_level: next.as_ref().map(proto::level),
         }))
     }
 }

@@ -368,6 +368,23 @@ fn mission_target(target: &MissionTarget) -> pb::MissionTarget {
     }
 }
 
+pub fn level(level: &crate::domain::levels::Level) -> pb::Level {
+    pb::Level {
+        level: level.level,
+        min_xp: level.min_xp,
+        name: level.name.clone(),
+    }
+}
+
+pub fn earned_badge(badge: &crate::app::levels::EarnedBadge) -> pb::EarnedBadge {
+    pb::EarnedBadge {
+        badge_id: badge.badge_id.to_string(),
+        season_id: badge.season_id.clone(),
+        claim_id: badge.claim_id.to_string(),
+        claim_time: Some(timestamp(badge.claimed_at)),
+    }
+}
+
 pub fn badge(badge: &Badge) -> pb::Badge {
     pb::Badge {
         badge_id: badge.badge_id.to_string(),

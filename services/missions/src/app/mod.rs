@@ -14,6 +14,7 @@ pub mod analytics;
 pub mod board;
 pub mod catalog;
 pub mod clock;
+pub mod levels;
 pub mod migration;
 
 use std::path::PathBuf;

@@ -12,6 +12,7 @@ pub mod board;
 pub mod catalog;
 pub mod diff;
 pub mod legacy;
+pub mod levels;
 pub mod rules;
 pub mod storable;
 

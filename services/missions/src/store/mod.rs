@@ -28,6 +28,7 @@ pub mod analytics;
 pub mod audit;
 pub mod catalog;
 pub mod file;
+pub mod levels;
 pub mod repo;
 pub mod sql;
 

@@ -1,0 +1,2 @@
+DROP TABLE vip_plans;
+DROP TABLE request_keys;

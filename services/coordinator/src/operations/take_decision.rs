@@ -1,0 +1,692 @@
+//! TakeDecision (seed 001 `TOMAR_DECISION`): the composite requirements, then the saga
+//!
+//! apply_decision → grant_besitos → add_items → unlock_fragments → unlock_experiences →
+//! progress_experience, with `coordinator.decision_taken` on commit.
+//!
+//! Each compensation is safe when its action never happened: the narrative's reverts answer
+//! NOT_APPLIED, and the ledger's undo first repeats the action under the action's own key
+//! (which answers the first call's result, or makes it now) and then reverses it.
+//!
+//! A refusal of `progress_experience` on the experience's own rules (the user has not reached
+//! this component yet, abandoned or completed the experience) does not undo the decision: the
+//! step answers "not progressed" with the narrative's reason.
+
+use phoenix_proto::coordinator::v1 as pb;
+use phoenix_proto::narrative::v1 as narrative;
+use phoenix_runtime::idempotency::RequestKey;
+use phoenix_runtime::stream::Priority;
+use phoenix_runtime::{Error, Violations};
+use serde::{Deserialize, Serialize};
+
+use super::facts;
+use super::participants::{Grant, LedgerBook, Participants};
+use super::requirements::{Missing, RequirementKind, missing};
+use super::{Operations, operation_event, record, recorded, settled};
+use crate::saga::{
+    SagaDefinition, SagaEvent, SagaRequest, Step, StepContext, StepError, StepResult,
+};
+
+/// The saga's type name.
+pub const SAGA_TYPE: &str = "take_decision";
+
+/// What the saga runs on, decided before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionInput {
+    pub user_id: String,
+    pub fragment_id: String,
+    pub decision_id: String,
+    /// The experience the fragment is a component of, if any.
+    pub experience_id: Option<String>,
+    /// The asset besitos are paid in.
+    pub currency_asset: String,
+}
+
+/// The rewards the narrative answered, as the saga keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardsGranted {
+    pub besitos: i64,
+    pub items: Vec<(String, i64)>,
+    pub unlock_fragment_ids: Vec<String>,
+    pub unlock_experience_ids: Vec<String>,
+    pub achievement_ids: Vec<String>,
+}
+
+impl RewardsGranted {
+    fn of(rewards: Option<narrative::Rewards>) -> Self {
+        let rewards = rewards.unwrap_or_default();
+        Self {
+            besitos: rewards.besitos,
+            items: facts::items(&rewards.items).into_iter().collect(),
+            unlock_fragment_ids: rewards.unlock_fragment_ids,
+            unlock_experience_ids: rewards.unlock_experience_ids,
+            achievement_ids: rewards.achievement_ids,
+        }
+    }
+
+    fn to_proto(&self) -> narrative::Rewards {
+        narrative::Rewards {
+            besitos: self.besitos,
+            items: self
+                .items
+                .iter()
+                .map(|(item_id, quantity)| narrative::ItemAmount {
+                    item_id: item_id.clone(),
+                    quantity: *quantity,
+                })
+                .collect(),
+            unlock_fragment_ids: self.unlock_fragment_ids.clone(),
+            unlock_experience_ids: self.unlock_experience_ids.clone(),
+            achievement_ids: self.achievement_ids.clone(),
+        }
+    }
+}
+
+/// The output of `apply_decision`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub rewards: RewardsGranted,
+    pub next_fragment_id: String,
+    pub completed_level: i32,
+}
+
+/// The output of `progress_experience`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progressed {
+    /// The experience progressed; None when the fragment is in none or it was not progressed.
+    pub experience_id: Option<String>,
+    pub completed_now: bool,
+    /// Why the narrative did not progress it (e.g. COMPONENT_OUT_OF_ORDER).
+    pub not_progressed: Option<String>,
+}
+
+/// What the key's record holds: the answer when requirements were unmet, or the saga's input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Gate {
+    Unmet(Vec<Missing>),
+    Saga(DecisionInput),
+}
+
+/// The payload of `coordinator.requirements_failed` (JSON until the event catalogue has it).
+#[derive(Debug, Serialize)]
+struct RequirementsFailed<'a> {
+    user_id: &'a str,
+    fragment_id: &'a str,
+    decision_id: &'a str,
+    missing: &'a [Missing],
+}
+
+/// The payload of `coordinator.decision_taken` (JSON until the event catalogue has it).
+#[derive(Debug, Serialize)]
+struct DecisionTaken {
+    user_id: String,
+    fragment_id: String,
+    decision_id: String,
+    rewards: RewardsGranted,
+    experiences_affected: Vec<String>,
+}
+
+/// The validated request.
+pub struct TakeDecision {
+    pub user_id: String,
+    pub fragment_id: String,
+    pub decision_id: String,
+    pub idempotency_key: String,
+}
+
+impl TakeDecision {
+    /// Every field checked at once.
+    pub fn validate(request: &pb::TakeDecisionRequest) -> Result<Self, Error> {
+        let mut v = Violations::new();
+        let user = v.uuid("user_id", &request.user_id);
+        let fragment = v.uuid("fragment_id", &request.fragment_id);
+        let decision = v.uuid("decision_id", &request.decision_id);
+        let key = v.idempotency_key(&request.idempotency_key);
+        v.finish()?;
+        Ok(Self {
+            user_id: user.to_string(),
+            fragment_id: fragment.to_string(),
+            decision_id: decision.to_string(),
+            idempotency_key: key,
+        })
+    }
+}
+
+impl Operations {
+    /// TakeDecision: see the module documentation.
+    pub async fn take_decision(
+        &self,
+        request: &pb::TakeDecisionRequest,
+    ) -> Result<pb::TakeDecisionResponse, Error> {
+        let call = TakeDecision::validate(request)?;
+        let (participants, book) = self.ready()?;
+        let key = RequestKey::new(
+            &call.user_id,
+            &call.idempotency_key,
+            "TakeDecision",
+            request,
+        );
+        let gate = match recorded::<Gate>(&self.pool, &key).await? {
+            Some(gate) => gate,
+            None => {
+                let gate = self.decision_gate(&participants, &book, &call).await?;
+                let events = match &gate {
+                    Gate::Unmet(missing) => vec![operation_event(
+                        "coordinator.requirements_failed",
+                        &RequirementsFailed {
+                            user_id: &call.user_id,
+                            fragment_id: &call.fragment_id,
+                            decision_id: &call.decision_id,
+                            missing,
+                        },
+                        Priority::Normal,
+                    )?],
+                    Gate::Saga(_) => Vec::new(),
+                };
+                record(&self.pool, &key, gate, events).await?
+            }
+        };
+        let input = match gate {
+            Gate::Unmet(missing) => {
+                return Ok(pb::TakeDecisionResponse {
+                    success: false,
+                    missing_requirements: missing.iter().map(missing_to_proto).collect(),
+                    ..Default::default()
+                });
+            }
+            Gate::Saga(input) => input,
+        };
+        let saga = SagaRequest::new(SAGA_TYPE, &call.idempotency_key, &input)?
+            .user(&call.user_id)
+            .fingerprint_of(request);
+        let outcome = self.engine.run(saga).await?;
+        let failure = settled(&outcome)?;
+        let mut answer = pb::TakeDecisionResponse {
+            success: failure.is_none(),
+            saga_id: outcome.saga_id.to_string(),
+            failure: failure.map(Into::into),
+            ..Default::default()
+        };
+        if answer.success {
+            let applied: Applied = outcome.output("apply_decision")?;
+            let progressed: Progressed = outcome.output("progress_experience")?;
+            answer.next_fragment_id = applied.next_fragment_id;
+            answer.completed_level = applied.completed_level;
+            answer.rewards_granted = Some(applied.rewards.to_proto());
+            answer.experiences_updated = progressed.experience_id.into_iter().collect();
+        }
+        Ok(answer)
+    }
+
+    /// The user, the fragment and its decision must exist (NOT_FOUND otherwise); then either
+    /// the missing requirements or the saga's input.
+    async fn decision_gate(
+        &self,
+        participants: &Participants,
+        book: &LedgerBook,
+        call: &TakeDecision,
+    ) -> Result<Gate, Error> {
+        facts::user(participants, &call.user_id).await?;
+        let answer = facts::fragment(participants, &call.user_id, &call.fragment_id, false).await?;
+        let fragment = answer.fragment.unwrap_or_default();
+        if !fragment.decisions.iter().any(|d| d.id == call.decision_id) {
+            return Err(phoenix_runtime::Refusal::not_found(
+                "DECISION_NOT_FOUND",
+                format!(
+                    "fragment {} has no decision {}",
+                    call.fragment_id, call.decision_id
+                ),
+            )
+            .at("decision_id")
+            .into());
+        }
+        let required = facts::required(&answer.check.unwrap_or_default());
+        let facts =
+            facts::facts(participants, book, &self.settings, &call.user_id, &required).await?;
+        let missing = missing(&required, &facts);
+        if !missing.is_empty() {
+            return Ok(Gate::Unmet(missing));
+        }
+        Ok(Gate::Saga(DecisionInput {
+            user_id: call.user_id.clone(),
+            fragment_id: call.fragment_id.clone(),
+            decision_id: call.decision_id.clone(),
+            experience_id: (!fragment.experience_id.is_empty()).then_some(fragment.experience_id),
+            currency_asset: self.settings.currency_asset.clone(),
+        }))
+    }
+}
+
+/// A missing requirement on the wire.
+pub fn missing_to_proto(missing: &Missing) -> pb::MissingRequirement {
+    let kind = match missing.kind {
+        RequirementKind::Vip => pb::RequirementKind::Vip,
+        RequirementKind::Level => pb::RequirementKind::Level,
+        RequirementKind::Item => pb::RequirementKind::Item,
+        RequirementKind::Achievement => pb::RequirementKind::Achievement,
+        RequirementKind::Experience => pb::RequirementKind::Experience,
+        RequirementKind::Fragment => pb::RequirementKind::Fragment,
+    };
+    pb::MissingRequirement {
+        kind: kind.into(),
+        id: missing.id.clone(),
+        required: missing.required,
+        current: missing.current,
+        suggestion: missing.suggestion.clone(),
+    }
+}
+
+/// The saga.
+pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinition {
+    SagaDefinition::new(SAGA_TYPE, 1)
+        .step(apply_decision(participants))
+        .step(grant_besitos(participants, book))
+        .step(add_items(participants, book))
+        .step(unlock_fragments(participants))
+        .step(unlock_experiences(participants))
+        .step(progress_experience(participants))
+        .on_commit(|saga| {
+            let input: DecisionInput = saga.input()?;
+            let applied: Applied = saga.output_of("apply_decision")?.unwrap_or_default();
+            let progressed: Progressed = saga.output_of("progress_experience")?.unwrap_or_default();
+            Ok(vec![SagaEvent::json(
+                "coordinator.decision_taken",
+                &DecisionTaken {
+                    user_id: input.user_id,
+                    fragment_id: input.fragment_id,
+                    decision_id: input.decision_id,
+                    rewards: applied.rewards,
+                    experiences_affected: progressed.experience_id.into_iter().collect(),
+                },
+            )?])
+        })
+}
+
+fn apply_decision(participants: &Participants) -> Step {
+    let action = participants.clone();
+    let undo = participants.clone();
+    Step::new("apply_decision", move |ctx: StepContext| {
+        let mut narrative = action.narrative.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let answer = narrative
+                .apply_decision(ctx.request(narrative::ApplyDecisionRequest {
+                    user_id: input.user_id,
+                    fragment_id: input.fragment_id,
+                    decision_id: input.decision_id,
+                    idempotency_key: ctx.idempotency_key(),
+                }))
+                .await?
+                .into_inner();
+            Ok(Applied {
+                rewards: RewardsGranted::of(answer.rewards),
+                next_fragment_id: answer.next_fragment_id,
+                completed_level: answer.completed_level,
+            })
+        }
+    })
+    .compensate(move |ctx: StepContext| {
+        let mut narrative = undo.narrative.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            // NOT_APPLIED when the decision was never recorded: nothing to undo.
+            narrative
+                .revert_decision(ctx.request(narrative::RevertDecisionRequest {
+                    user_id: input.user_id,
+                    fragment_id: input.fragment_id,
+                    decision_id: input.decision_id,
+                    idempotency_key: ctx.idempotency_key(),
+                }))
+                .await?;
+            Ok(())
+        }
+    })
+}
+
+/// The rewards `apply_decision` answered (it succeeded before any later step ran).
+fn applied(ctx: &StepContext) -> StepResult<Applied> {
+    ctx.output_of("apply_decision")
+}
+
+fn grant_besitos(participants: &Participants, book: &LedgerBook) -> Step {
+    let (action, action_book) = (participants.clone(), book.clone());
+    let (undo, undo_book) = (participants.clone(), book.clone());
+    Step::new("grant_besitos", move |ctx: StepContext| {
+        let mut ledger = action.ledger.clone();
+        let book = action_book.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let besitos = applied(&ctx)?.rewards.besitos;
+            if besitos <= 0 {
+                return Ok(None);
+            }
+            let key = ctx.idempotency_key();
+            let grant = decision_grant(&input, besitos, &key);
+            Ok(Some(
+                book.grant(&mut ledger, &grant, ctx.remaining()).await?,
+            ))
+        }
+    })
+    .compensate(move |ctx: StepContext| {
+        let mut ledger = undo.ledger.clone();
+        let book = undo_book.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let transfer = match ctx.output::<Option<String>>()? {
+                Some(transfer) => transfer,
+                // Unknown outcome: make sure it happened exactly once, then reverse it.
+                None => {
+                    let besitos = applied(&ctx)?.rewards.besitos;
+                    if besitos <= 0 {
+                        return Ok(());
+                    }
+                    let key = ctx.action_idempotency_key();
+                    let grant = decision_grant(&input, besitos, &key);
+                    Some(book.grant(&mut ledger, &grant, ctx.remaining()).await?)
+                }
+            };
+            if let Some(transfer) = transfer {
+                book.reverse(
+                    &mut ledger,
+                    &transfer,
+                    ctx.idempotency_key(),
+                    ctx.remaining(),
+                )
+                .await?;
+            }
+            Ok(())
+        }
+    })
+}
+
+fn decision_grant<'a>(input: &'a DecisionInput, besitos: i64, key: &'a str) -> Grant<'a> {
+    Grant {
+        user: &input.user_id,
+        asset: &input.currency_asset,
+        amount: besitos,
+        code: "decision_reward",
+        key,
+    }
+}
+
+fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
+    let (action, action_book) = (participants.clone(), book.clone());
+    let (undo, undo_book) = (participants.clone(), book.clone());
+    Step::new("add_items", move |ctx: StepContext| {
+        let mut stock = action.stock.clone();
+        let book = action_book.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let items = applied(&ctx)?.rewards.items;
+            for (item, quantity) in &items {
+                let key = format!("{}:{item}", ctx.idempotency_key());
+                book.add_holding(
+                    &mut stock,
+                    &input.user_id,
+                    item,
+                    *quantity,
+                    key,
+                    ctx.remaining(),
+                )
+                .await?;
+            }
+            Ok(items)
+        }
+    })
+    .compensate(move |ctx: StepContext| {
+        let mut stock = undo.stock.clone();
+        let book = undo_book.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let known = ctx.output::<Vec<(String, i64)>>()?;
+            let items = match &known {
+                Some(items) => items.clone(),
+                None => applied(&ctx)?.rewards.items,
+            };
+            for (item, quantity) in &items {
+                if known.is_none() {
+                    // Unknown outcome: the add under its own key happens once, now or before.
+                    let key = format!("{}:{item}", ctx.action_idempotency_key());
+                    book.add_holding(
+                        &mut stock,
+                        &input.user_id,
+                        item,
+                        *quantity,
+                        key,
+                        ctx.remaining(),
+                    )
+                    .await?;
+                }
+                let key = format!("{}:{item}", ctx.idempotency_key());
+                book.remove_holding(
+                    &mut stock,
+                    &input.user_id,
+                    item,
+                    *quantity,
+                    key,
+                    ctx.remaining(),
+                )
+                .await?;
+            }
+            Ok(())
+        }
+    })
+}
+
+fn unlock_fragments(participants: &Participants) -> Step {
+    let action = participants.clone();
+    let undo = participants.clone();
+    Step::new("unlock_fragments", move |ctx: StepContext| {
+        let mut narrative = action.narrative.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let ids = applied(&ctx)?.rewards.unlock_fragment_ids;
+            unlock(&mut narrative, &ctx, &input, ids, ctx.idempotency_key()).await
+        }
+    })
+    .compensate(move |ctx: StepContext| {
+        let mut narrative = undo.narrative.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let unlocked = match ctx.output::<Vec<String>>()? {
+                Some(unlocked) => unlocked,
+                None => {
+                    // Unknown outcome: the unlock's replay answers what it unlocked.
+                    let ids = applied(&ctx)?.rewards.unlock_fragment_ids;
+                    unlock(
+                        &mut narrative,
+                        &ctx,
+                        &input,
+                        ids,
+                        ctx.action_idempotency_key(),
+                    )
+                    .await?
+                }
+            };
+            if unlocked.is_empty() {
+                return Ok(());
+            }
+            narrative
+                .lock_fragments(ctx.request(narrative::LockFragmentsRequest {
+                    user_id: input.user_id,
+                    fragment_ids: unlocked,
+                    idempotency_key: ctx.idempotency_key(),
+                }))
+                .await?;
+            Ok(())
+        }
+    })
+}
+
+/// Unlocks `ids` under `key`; answers the ones this unlock unlocked (not those unlocked before).
+async fn unlock(
+    narrative: &mut narrative::narrative_service_client::NarrativeServiceClient<
+        phoenix_runtime::client::PeerChannel,
+    >,
+    ctx: &StepContext,
+    input: &DecisionInput,
+    ids: Vec<String>,
+    key: String,
+) -> StepResult<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(narrative
+        .unlock_fragments(ctx.request(narrative::UnlockFragmentsRequest {
+            user_id: input.user_id.clone(),
+            fragment_ids: ids,
+            idempotency_key: key,
+        }))
+        .await?
+        .into_inner()
+        .unlocked_fragment_ids)
+}
+
+fn unlock_experiences(participants: &Participants) -> Step {
+    let action = participants.clone();
+    let undo = participants.clone();
+    Step::new("unlock_experiences", move |ctx: StepContext| {
+        let mut narrative = action.narrative.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let ids = applied(&ctx)?.rewards.unlock_experience_ids;
+            unlock_each(&mut narrative, &ctx, &input, ids, ctx.idempotency_key()).await
+        }
+    })
+    .compensate(move |ctx: StepContext| {
+        let mut narrative = undo.narrative.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let newly = match ctx.output::<Vec<String>>()? {
+                Some(newly) => newly,
+                // Unknown outcome: the unlocks' replays answer which ones they unlocked.
+                None => {
+                    let ids = applied(&ctx)?.rewards.unlock_experience_ids;
+                    let key = ctx.action_idempotency_key();
+                    unlock_each(&mut narrative, &ctx, &input, ids, key).await?
+                }
+            };
+            for id in newly {
+                narrative
+                    .lock_experience(ctx.request(narrative::LockExperienceRequest {
+                        user_id: input.user_id.clone(),
+                        experience_id: id.clone(),
+                        idempotency_key: format!("{}:{id}", ctx.idempotency_key()),
+                    }))
+                    .await?;
+            }
+            Ok(())
+        }
+    })
+}
+
+/// Unlocks each experience under `key:<id>`; answers the ones newly unlocked by these calls.
+async fn unlock_each(
+    narrative: &mut narrative::narrative_service_client::NarrativeServiceClient<
+        phoenix_runtime::client::PeerChannel,
+    >,
+    ctx: &StepContext,
+    input: &DecisionInput,
+    ids: Vec<String>,
+    key: String,
+) -> StepResult<Vec<String>> {
+    let mut newly = Vec::new();
+    for id in ids {
+        let answer = narrative
+            .unlock_experience(ctx.request(narrative::UnlockExperienceRequest {
+                user_id: input.user_id.clone(),
+                experience_id: id.clone(),
+                idempotency_key: format!("{key}:{id}"),
+            }))
+            .await?
+            .into_inner();
+        if answer.newly_unlocked {
+            newly.push(id);
+        }
+    }
+    Ok(newly)
+}
+
+/// Refusals of the experience's own rules that leave the decision standing.
+const NOT_PROGRESSED: [&str; 4] = [
+    "COMPONENT_OUT_OF_ORDER",
+    "EXPERIENCE_ABANDONED",
+    "EXPERIENCE_COMPLETED",
+    "EXPERIENCE_NOT_UNLOCKED",
+];
+
+fn progress_experience(participants: &Participants) -> Step {
+    let action = participants.clone();
+    let undo = participants.clone();
+    Step::new("progress_experience", move |ctx: StepContext| {
+        let mut narrative = action.narrative.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let Some(experience_id) = input.experience_id.clone() else {
+                return Ok(Progressed::default());
+            };
+            let answer = narrative
+                .progress_experience_component(ctx.request(
+                    narrative::ProgressExperienceComponentRequest {
+                        user_id: input.user_id,
+                        experience_id: experience_id.clone(),
+                        component: Some(fragment_component(&input.fragment_id)),
+                        idempotency_key: ctx.idempotency_key(),
+                    },
+                ))
+                .await;
+            match answer {
+                Ok(answer) => Ok(Progressed {
+                    experience_id: Some(experience_id),
+                    completed_now: answer.into_inner().completed_now,
+                    not_progressed: None,
+                }),
+                Err(status) => match StepError::from_status(&status) {
+                    StepError::Refused(failure)
+                        if NOT_PROGRESSED.contains(&failure.reason.as_str()) =>
+                    {
+                        Ok(Progressed {
+                            experience_id: None,
+                            completed_now: false,
+                            not_progressed: Some(failure.reason),
+                        })
+                    }
+                    other => Err(other),
+                },
+            }
+        }
+    })
+    .compensate(move |ctx: StepContext| {
+        let mut narrative = undo.narrative.clone();
+        async move {
+            let input: DecisionInput = ctx.input()?;
+            let Some(experience_id) = input.experience_id.clone() else {
+                return Ok(());
+            };
+            if let Some(progressed) = ctx.output::<Progressed>()?
+                && progressed.experience_id.is_none()
+            {
+                return Ok(()); // not progressed: nothing to undo
+            }
+            // NOT_APPLIED when the component was never completed by this saga's call.
+            narrative
+                .revert_experience_component(ctx.request(
+                    narrative::RevertExperienceComponentRequest {
+                        user_id: input.user_id,
+                        experience_id,
+                        component: Some(fragment_component(&input.fragment_id)),
+                        idempotency_key: ctx.idempotency_key(),
+                    },
+                ))
+                .await?;
+            Ok(())
+        }
+    })
+}
+
+fn fragment_component(fragment_id: &str) -> narrative::ComponentRef {
+    narrative::ComponentRef {
+        target: Some(narrative::component_ref::Target::FragmentId(
+            fragment_id.to_owned(),
+        )),
+    }
+}
