@@ -199,6 +199,35 @@ pub async fn ended_purchases(
     Ok(purchases)
 }
 
+/// A saga that ended (or is stuck), with its input and its steps' outputs.
+#[derive(Debug, Clone)]
+pub struct EndedRun {
+    pub saga_id: Uuid,
+    pub state: SagaState,
+    pub input: serde_json::Value,
+    /// Outputs of the steps that succeeded, by step name.
+    pub outputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// Every saga of `saga_type` that ended or is stuck, with its steps' outputs (from the log).
+pub async fn ended_runs(pool: &PgPool, saga_type: &str) -> anyhow::Result<Vec<EndedRun>> {
+    let engine = SagaEngine::new(pool.clone(), None, EngineConfig::default());
+    let mut runs = Vec::new();
+    for saga in store::ended_sagas(pool, None).await? {
+        if saga.saga_type != saga_type {
+            continue;
+        }
+        let outcome = engine.outcome(saga.saga_id).await?;
+        runs.push(EndedRun {
+            saga_id: saga.saga_id,
+            state: outcome.state,
+            input: saga.input,
+            outputs: outcome.outputs,
+        });
+    }
+    Ok(runs)
+}
+
 /// `phoenix audit coordinator`: every ended saga against the participants the configuration
 /// names.
 pub fn audit(

@@ -24,6 +24,9 @@ pub struct Shop {
     pub items: Vec<(String, String)>,
     /// (user id, wallet id), each funded with `funds`.
     pub users: Vec<(String, String)>,
+    /// (fragment id, decision id) of the story TakeDecision is called on; each decision grants
+    /// [`DECISION_BESITOS`] and one [`DECISION_ITEM`]. Empty: no TakeDecision load.
+    pub decisions: Vec<(String, String)>,
     pub stock: i64,
     pub funds: i64,
 }
@@ -47,6 +50,7 @@ pub async fn open_shop(
         users: Vec::new(),
         stock,
         funds,
+        decisions: Vec::new(),
     };
     for index in 0..items {
         let id = format!("chaos-item-{index}");
@@ -73,11 +77,60 @@ pub async fn open_shop(
     Ok(shop)
 }
 
+/// Besitos each decision of the chaos story grants.
+pub const DECISION_BESITOS: i64 = 5;
+/// The item each decision of the chaos story grants, one unit.
+pub const DECISION_ITEM: &str = "CHAOS-TOKEN";
+
+/// Writes `count` fragments without requirements, each with one decision, in the narrative.
+pub async fn write_story(narrative: Channel, shop: &mut Shop, count: usize) -> anyhow::Result<()> {
+    use phoenix_proto::narrative::v1 as story;
+    let mut client = story::narrative_service_client::NarrativeServiceClient::new(narrative);
+    for index in 0..count {
+        let fragment = uuid::Uuid::new_v4().to_string();
+        client
+            .upsert_fragment(story::UpsertFragmentRequest {
+                fragment: Some(story::Fragment {
+                    id: fragment.clone(),
+                    title: format!("Chaos {index}"),
+                    content: "A door, and a choice.".into(),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        let decision = uuid::Uuid::new_v4().to_string();
+        client
+            .upsert_decision(story::UpsertDecisionRequest {
+                decision: Some(story::Decision {
+                    id: decision.clone(),
+                    fragment_id: fragment.clone(),
+                    label: "Open it".into(),
+                    rewards: Some(story::Rewards {
+                        besitos: DECISION_BESITOS,
+                        items: vec![story::ItemAmount {
+                            item_id: DECISION_ITEM.into(),
+                            quantity: 1,
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        shop.decisions.push((fragment, decision));
+    }
+    Ok(())
+}
+
 /// Where each purchase the clients sent ended, as the coordinator answered it.
 #[derive(Debug, Default)]
 pub struct Answers {
     /// Saga id → the state the last answer named.
     pub sagas: BTreeMap<String, pb::PurchaseState>,
+    /// TakeDecision's saga id → whether the answer said it succeeded.
+    pub decisions: BTreeMap<String, bool>,
+    /// TakeDecisions answered with unmet requirements (no saga).
+    pub unmet: u64,
     /// Purchases refused before any saga (an error that is not transient), with the reason.
     pub refused: Vec<String>,
     /// Keys that never got a final answer before the clients gave up.
@@ -121,7 +174,12 @@ pub async fn run(
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             while !stop.is_cancelled() {
-                client.one_purchase().await;
+                let decide = !client.shop.decisions.is_empty() && rand::rng().random_bool(0.5);
+                if decide {
+                    client.one_decision().await;
+                } else {
+                    client.one_purchase().await;
+                }
             }
         }));
     }
@@ -188,6 +246,59 @@ impl Client {
                     let reason = phoenix_runtime::RemoteError::from_status(&status).reason;
                     self.answers().refused.push(format!(
                         "{:?} {reason}: {}",
+                        status.code(),
+                        status.message()
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One TakeDecision, sent again with its key until its saga has ended.
+    async fn one_decision(&self) {
+        let (user, (fragment, decision)) = {
+            let mut random = rand::rng();
+            let user = &self.users[random.random_range(0..self.users.len())].0;
+            let story = &self.shop.decisions[random.random_range(0..self.shop.decisions.len())];
+            (user.clone(), story.clone())
+        };
+        let request = pb::TakeDecisionRequest {
+            user_id: user,
+            fragment_id: fragment,
+            decision_id: decision,
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+        };
+        loop {
+            if self.give_up.is_cancelled() {
+                self.answers()
+                    .unanswered
+                    .push(request.idempotency_key.clone());
+                return;
+            }
+            let mut call = tonic::Request::new(request.clone());
+            call.set_timeout(Duration::from_secs(20));
+            match self.coordinator.clone().take_decision(call).await {
+                Ok(answer) => {
+                    let answer = answer.into_inner();
+                    if answer.saga_id.is_empty() {
+                        self.answers().unmet += 1;
+                    } else {
+                        self.answers()
+                            .decisions
+                            .insert(answer.saga_id, answer.success);
+                    }
+                    return;
+                }
+                // SAGA_IN_PROGRESS is UNAVAILABLE too: ask again.
+                Err(status) if transient(status.code()) => {
+                    self.answers().retries += 1;
+                    self.pause().await;
+                }
+                Err(status) => {
+                    let reason = phoenix_runtime::RemoteError::from_status(&status).reason;
+                    self.answers().refused.push(format!(
+                        "TakeDecision {:?} {reason}: {}",
                         status.code(),
                         status.message()
                     ));

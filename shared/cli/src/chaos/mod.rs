@@ -48,6 +48,10 @@ pub struct SagasArgs {
     /// Shop items.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub items: u32,
+    /// Story fragments (each with one decision granting besitos and an item) the clients call
+    /// TakeDecision on, half of their calls; 0: Purchase only.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub decisions: u32,
     /// Units of each item in stock: when they run out, purchases compensate.
     #[arg(long, default_value_t = 60)]
     pub stock: i64,
@@ -128,23 +132,6 @@ async fn drive(
     runtime.database_url = Some(url.to_owned());
     let coordinator_addr = free_addr().await?;
     let mut participants = Participants::start(url, runtime, coordinator_addr).await?;
-    let log = std::env::temp_dir().join(format!(
-        "phoenix-chaos-coordinator-{}.log",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&log);
-    let mut coordinator = CoordinatorProcess::new(
-        coordinator_addr,
-        url,
-        participants.config(),
-        &[],
-        log.clone(),
-    );
-    eprintln!(
-        "chaos: participants up; coordinator log at {}",
-        log.display()
-    );
-
     let peers = participants.config().peers.clone();
     let channel = |name: &str| -> anyhow::Result<tonic::transport::Channel> {
         let url = peers
@@ -152,24 +139,45 @@ async fn drive(
             .with_context(|| format!("no {name} in this cluster"))?;
         Ok(tonic::transport::Channel::from_shared(url.to_owned())?.connect_lazy())
     };
-    let shop = Arc::new(
-        load::open_shop(
-            channel("ledger")?,
-            channel("directory")?,
-            args.items as usize,
-            args.users as usize,
-            args.stock,
-            args.funds,
-            args.price,
-        )
+    let mut shop = load::open_shop(
+        channel("ledger")?,
+        channel("directory")?,
+        args.items as usize,
+        args.users as usize,
+        args.stock,
+        args.funds,
+        args.price,
+    )
+    .await
+    .context("opening the shop")?;
+    load::write_story(channel("narrative")?, &mut shop, args.decisions as usize)
         .await
-        .context("opening the shop")?,
+        .context("writing the story")?;
+    let shop = Arc::new(shop);
+    let log = std::env::temp_dir().join(format!(
+        "phoenix-chaos-coordinator-{}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&log);
+    // TakeDecision pays its besitos in the shop's tenant.
+    let settings = [(
+        "PHOENIX_COORDINATOR_LEDGER_TENANT".to_owned(),
+        shop.tenant_id.clone(),
+    )];
+    let mut coordinator = CoordinatorProcess::new(
+        coordinator_addr,
+        url,
+        participants.config(),
+        &settings,
+        log.clone(),
     );
+    eprintln!("chaos: coordinator log at {}", log.display());
     participants.restart(&faults).await?;
     eprintln!(
-        "chaos: shop open ({} users, {} items); participants faulting (unavailable {}, stall {})",
+        "chaos: shop open ({} users, {} items, {} decisions); participants faulting (unavailable {}, stall {})",
         shop.users.len(),
         shop.items.len(),
+        shop.decisions.len(),
         faults.fault_unavailable_ratio,
         faults.fault_stall_ratio
     );
@@ -293,13 +301,17 @@ fn report(
         println!("FAIL {failure}");
     }
     let passed = failures.is_empty() && survived == args.kills;
+    let decided = |state: &str| verdict.decisions_by_state.get(state).copied().unwrap_or(0);
+    let purchases = verdict.by_state.values().sum::<usize>();
+    let decisions = verdict.decisions_by_state.values().sum::<usize>();
     println!(
-        "chaos-sagas kills={survived}/{} sagas={} completed={} compensated={} stuck={} faults_injected={} client_retries={} failures={} result={}",
+        "chaos-sagas kills={survived}/{} sagas={} completed={} compensated={} stuck={} purchases={purchases} decisions={decisions} decisions_unmet={} faults_injected={} client_retries={} failures={} result={}",
         args.kills,
-        verdict.by_state.values().sum::<usize>(),
-        count("COMPLETED"),
-        count("COMPENSATED"),
-        count("STUCK"),
+        purchases + decisions,
+        count("COMPLETED") + decided("COMPLETED"),
+        count("COMPENSATED") + decided("COMPENSATED"),
+        count("STUCK") + decided("STUCK"),
+        answers.unmet,
         faults_injected(),
         answers.retries,
         failures.len(),

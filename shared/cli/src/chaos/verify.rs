@@ -13,13 +13,19 @@ use phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
 use tonic::transport::Channel;
 
-use super::load::{Answers, Shop};
+use phoenix_coordinator::operations::take_decision::{
+    Applied, DecisionInput, SAGA_TYPE as DECISION,
+};
+
+use super::load::{Answers, DECISION_ITEM, Shop};
 
 /// What the run checked, and what failed.
 #[derive(Debug, Default)]
 pub struct Verdict {
-    /// Sagas of this run per state.
+    /// Purchase sagas of this run per state.
     pub by_state: BTreeMap<&'static str, usize>,
+    /// TakeDecision sagas of this run per state.
+    pub decisions_by_state: BTreeMap<&'static str, usize>,
     pub failures: Vec<String>,
 }
 
@@ -82,10 +88,57 @@ pub async fn ledger_adds_up(
             _ => {}
         }
     }
+    // TakeDecision: its besitos land in the same wallet, its items in the same holdings.
+    let users: BTreeSet<&str> = shop.users.iter().map(|(user, _)| user.as_str()).collect();
+    let mut granted: BTreeMap<String, i64> = BTreeMap::new();
+    let mut granted_items: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut decided: BTreeMap<String, SagaState> = BTreeMap::new();
+    let mut stuck_deciders = BTreeSet::new();
+    for run in phoenix_coordinator::reconcile::ended_runs(pool, DECISION).await? {
+        let Ok(input) = serde_json::from_value::<DecisionInput>(run.input.clone()) else {
+            continue;
+        };
+        if !users.contains(input.user_id.as_str()) {
+            continue;
+        }
+        *verdict
+            .decisions_by_state
+            .entry(run.state.as_str())
+            .or_default() += 1;
+        decided.insert(run.saga_id.to_string(), run.state);
+        match run.state {
+            SagaState::Completed => {
+                let applied: Applied = run
+                    .outputs
+                    .get("apply_decision")
+                    .and_then(|o| serde_json::from_value(o.clone()).ok())
+                    .unwrap_or_default();
+                *granted.entry(input.user_id.clone()).or_default() += applied.rewards.besitos;
+                for (item, quantity) in applied.rewards.items {
+                    *granted_items
+                        .entry((input.user_id.clone(), item))
+                        .or_default() += quantity;
+                }
+            }
+            SagaState::Stuck => {
+                stuck_deciders.insert(input.user_id.clone());
+            }
+            _ => {}
+        }
+    }
+    for (saga_id, success) in &answers.decisions {
+        match decided.get(saga_id) {
+            Some(SagaState::Completed) if *success => {}
+            Some(SagaState::Compensated | SagaState::Stuck) if !*success => {}
+            found => verdict.failures.push(format!(
+                "TakeDecision saga {saga_id}: the client was answered success={success}, the saga is {found:?}"
+            )),
+        }
+    }
     let mut ledger_client = LedgerServiceClient::new(ledger_channel.clone());
     let mut stock = StockServiceClient::new(ledger_channel);
     for (user, wallet) in &shop.users {
-        if stuck_users.contains(user.as_str()) {
+        if stuck_users.contains(user.as_str()) || stuck_deciders.contains(user) {
             continue;
         }
         let balance = ledger_client
@@ -99,13 +152,14 @@ pub async fn ledger_adds_up(
             .and_then(|a| a.balance)
             .unwrap_or_default();
         let spent = paid.get(user.as_str()).copied().unwrap_or(0);
-        if balance.posted != shop.funds - spent {
+        let rewarded = granted.get(user).copied().unwrap_or(0);
+        let expected = shop.funds - spent + rewarded;
+        if balance.posted != expected {
             verdict.failures.push(format!(
-                "user {user}: wallet at {} but {} funded - {spent} paid by completed purchases = {} (a {} payment)",
+                "user {user}: wallet at {} but {} funded - {spent} paid by completed purchases + {rewarded} granted by completed decisions = {expected} (a {})",
                 balance.posted,
                 shop.funds,
-                shop.funds - spent,
-                if balance.posted > shop.funds - spent { "lost" } else { "double" }
+                if balance.posted > expected { "lost payment or a double grant" } else { "double charge or a lost grant" }
             ));
         }
         if balance.debits_pending != 0 {
@@ -125,15 +179,22 @@ pub async fn ledger_adds_up(
             .into_iter()
             .map(|h| (h.item_code, h.quantity))
             .collect();
-        for (_, sku) in &shop.items {
+        let mut codes: BTreeSet<String> = held.keys().cloned().collect();
+        codes.extend(shop.items.iter().map(|(_, sku)| sku.clone()));
+        codes.insert(DECISION_ITEM.to_owned());
+        for sku in &codes {
             let owned = held.get(sku).copied().unwrap_or(0);
             let expected = bought
                 .get(&(user.as_str(), sku.as_str()))
                 .copied()
-                .unwrap_or(0);
+                .unwrap_or(0)
+                + granted_items
+                    .get(&(user.clone(), sku.clone()))
+                    .copied()
+                    .unwrap_or(0);
             if owned != expected {
                 verdict.failures.push(format!(
-                    "user {user}: holds {owned} of {sku}, completed purchases bought {expected} ({})",
+                    "user {user}: holds {owned} of {sku}, completed purchases and decisions gave {expected} ({})",
                     if owned > expected { "a double grant" } else { "a lost holding" }
                 ));
             }
