@@ -218,40 +218,28 @@ impl Client {
             quantity,
             idempotency_key: uuid::Uuid::new_v4().to_string(),
         };
-        loop {
-            if self.give_up.is_cancelled() {
-                self.answers()
-                    .unanswered
-                    .push(request.idempotency_key.clone());
-                return;
-            }
-            let mut call = tonic::Request::new(request.clone());
-            call.set_timeout(Duration::from_secs(20));
-            match self.coordinator.clone().purchase(call).await {
-                Ok(answer) => {
-                    let answer = answer.into_inner();
-                    let state = answer.state();
-                    if state == pb::PurchaseState::InProgress {
-                        self.pause().await;
-                        continue;
+        let coordinator = self.coordinator.clone();
+        let answer = self
+            .until_answered(&request.idempotency_key, || {
+                let mut coordinator = coordinator.clone();
+                let mut call = tonic::Request::new(request.clone());
+                call.set_timeout(Duration::from_secs(20));
+                async move {
+                    let answer = coordinator.purchase(call).await?.into_inner();
+                    if answer.state() == pb::PurchaseState::InProgress {
+                        return Err(tonic::Status::unavailable("the saga is still running"));
                     }
-                    self.answers().sagas.insert(answer.saga_id, state);
-                    return;
+                    Ok(answer)
                 }
-                Err(status) if transient(status.code()) => {
-                    self.answers().retries += 1;
-                    self.pause().await;
-                }
-                Err(status) => {
-                    let reason = phoenix_runtime::RemoteError::from_status(&status).reason;
-                    self.answers().refused.push(format!(
-                        "{:?} {reason}: {}",
-                        status.code(),
-                        status.message()
-                    ));
-                    return;
-                }
+            })
+            .await;
+        match answer {
+            None => {}
+            Some(Ok(answer)) => {
+                let state = answer.state();
+                self.answers().sagas.insert(answer.saga_id, state);
             }
+            Some(Err(status)) => self.refused("Purchase", &status),
         }
     }
 
@@ -269,43 +257,61 @@ impl Client {
             decision_id: decision,
             idempotency_key: uuid::Uuid::new_v4().to_string(),
         };
+        let coordinator = self.coordinator.clone();
+        // SAGA_IN_PROGRESS is UNAVAILABLE: asked again like any transient answer.
+        let answer = self
+            .until_answered(&request.idempotency_key, || {
+                let mut coordinator = coordinator.clone();
+                let mut call = tonic::Request::new(request.clone());
+                call.set_timeout(Duration::from_secs(20));
+                async move { Ok(coordinator.take_decision(call).await?.into_inner()) }
+            })
+            .await;
+        match answer {
+            None => {}
+            Some(Ok(answer)) if answer.saga_id.is_empty() => self.answers().unmet += 1,
+            Some(Ok(answer)) => {
+                self.answers()
+                    .decisions
+                    .insert(answer.saga_id, answer.success);
+            }
+            Some(Err(status)) => self.refused("TakeDecision", &status),
+        }
+    }
+
+    /// Sends `call` (the same request, the same key) again until it answers something other
+    /// than a transient error; `None` when the clients give up first.
+    async fn until_answered<T, F, Fut>(
+        &self,
+        key: &str,
+        call: F,
+    ) -> Option<Result<T, tonic::Status>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
         loop {
             if self.give_up.is_cancelled() {
-                self.answers()
-                    .unanswered
-                    .push(request.idempotency_key.clone());
-                return;
+                self.answers().unanswered.push(key.to_owned());
+                return None;
             }
-            let mut call = tonic::Request::new(request.clone());
-            call.set_timeout(Duration::from_secs(20));
-            match self.coordinator.clone().take_decision(call).await {
-                Ok(answer) => {
-                    let answer = answer.into_inner();
-                    if answer.saga_id.is_empty() {
-                        self.answers().unmet += 1;
-                    } else {
-                        self.answers()
-                            .decisions
-                            .insert(answer.saga_id, answer.success);
-                    }
-                    return;
-                }
-                // SAGA_IN_PROGRESS is UNAVAILABLE too: ask again.
+            match call().await {
                 Err(status) if transient(status.code()) => {
                     self.answers().retries += 1;
                     self.pause().await;
                 }
-                Err(status) => {
-                    let reason = phoenix_runtime::RemoteError::from_status(&status).reason;
-                    self.answers().refused.push(format!(
-                        "TakeDecision {:?} {reason}: {}",
-                        status.code(),
-                        status.message()
-                    ));
-                    return;
-                }
+                answer => return Some(answer),
             }
         }
+    }
+
+    fn refused(&self, operation: &str, status: &tonic::Status) {
+        let reason = phoenix_runtime::RemoteError::from_status(status).reason;
+        self.answers().refused.push(format!(
+            "{operation} {:?} {reason}: {}",
+            status.code(),
+            status.message()
+        ));
     }
 
     async fn pause(&self) {
