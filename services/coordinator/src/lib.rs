@@ -7,6 +7,7 @@
 pub mod api;
 pub mod operations;
 pub mod purchase;
+pub mod reconcile;
 pub mod saga;
 
 use include_dir::{Dir, include_dir};
@@ -25,7 +26,7 @@ static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../migrat
 
 /// The coordinator service, for the runtime.
 pub fn spec() -> ServiceSpec {
-    ServiceSpec::new("coordinator", &MIGRATIONS, build)
+    ServiceSpec::new("coordinator", &MIGRATIONS, build).with_peer_audit(reconcile::audit)
 }
 
 fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
@@ -52,6 +53,7 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         operations::settings::OperationsSettings::parse(&context.config.service_args)?,
     )?;
     engine.start_background(context.shutdown.clone());
+    reconcile::schedule(context)?;
     let services = GrpcServices::new()
         .serve(limited!(
             context,

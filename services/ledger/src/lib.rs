@@ -39,6 +39,7 @@ pub fn spec() -> ServiceSpec {
         migrations: &MIGRATIONS,
         build,
         audit: Some(|pool| Box::pin(audit_report(pool))),
+        peer_audit: None,
     }
 }
 

@@ -43,6 +43,7 @@ pub fn spec() -> ServiceSpec {
         migrations: &MIGRATIONS,
         build,
         audit: Some(audit_report),
+        peer_audit: None,
     }
 }
 

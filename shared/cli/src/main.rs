@@ -5,6 +5,7 @@
 mod audit;
 mod bench;
 mod bench_sagas;
+mod chaos;
 mod conversations;
 mod export;
 mod import;
@@ -48,6 +49,12 @@ enum Command {
     /// Checks every invariant of a service against its database, prints each violation, and
     /// exits non-zero when there is one (the nightly reconciliation).
     Audit(audit::AuditArgs),
+    /// Proves a service survives faults and crashes: `phoenix chaos sagas` kills the coordinator
+    /// with SIGKILL under load with faulting participants, then reconciles.
+    Chaos {
+        #[command(subcommand)]
+        target: chaos::ChaosTarget,
+    },
     /// The move off a legacy store: backfill, rebuild from events, compare, export (rollback).
     Legacy {
         #[command(subcommand)]
@@ -87,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test(args) => test::run(&args),
         Command::Bench { service } => bench::run(service).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Chaos { target } => chaos::run(target).await,
         Command::Legacy { store } => legacy::run(store).await,
         Command::Seed(args) => seed::run(args).await,
         Command::Import { service } => import::run(service).await,
@@ -123,8 +131,12 @@ mod tests {
         );
         assert!(audit.contains("goals"), "{audit}");
         assert!(
-            !audit.contains("coordinator"),
-            "the coordinator has no auditor: {audit}"
+            audit.contains("coordinator"),
+            "the coordinator's reconciliation is an audit: {audit}"
+        );
+        assert!(
+            !audit.contains("narrative"),
+            "narrative has no auditor: {audit}"
         );
         let serve = refused(&["phoenix", "serve", "nope"]);
         for name in phoenix_registry::names() {

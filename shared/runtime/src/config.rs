@@ -103,6 +103,10 @@ pub struct RuntimeConfig {
 
     #[command(flatten)]
     pub peer_credentials: PeerCredentialsConfig,
+
+    /// Faults injected on purpose (off by default): see [`crate::fault`].
+    #[command(flatten)]
+    pub faults: crate::fault::FaultConfig,
 }
 
 impl RuntimeConfig {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod convert;
 pub mod embedded;
 pub mod error;
+pub mod fault;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
@@ -25,7 +26,9 @@ pub use config::RuntimeConfig;
 pub use error::{
     Error, FieldViolation, Refusal, RefusalKind, RemoteError, Retry, Violations, fact, quote,
 };
-pub use server::{Audit, AuditReport, GrpcServices, RunningService, ServiceContext, ServiceSpec};
+pub use server::{
+    Audit, AuditReport, GrpcServices, PeerAudit, RunningService, ServiceContext, ServiceSpec,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Name of the database the embedded server prepares for all services.

@@ -7,9 +7,10 @@
 //! 3. sheds load: past `PHOENIX_MAX_CONCURRENT_RPCS` calls in flight, RESOURCE_EXHAUSTED at once
 //!    instead of a queue that grows until everything times out;
 //! 4. authenticates the bearer token when authentication is on;
-//! 5. records the call's status code and latency in the metrics, and writes one log line.
+//! 5. injects the configured faults (`PHOENIX_FAULT_*`, off by default: see [`crate::fault`]);
+//! 6. records the call's status code and latency in the metrics, and writes one log line.
 //!
-//! Health and reflection are exempt from 2–4: probes must work when the service is saturated,
+//! Health and reflection are exempt from 2–5: probes must work when the service is saturated,
 //! and `Watch` streams outlive any deadline.
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::auth::Authenticator;
 use crate::error::{Error, RUNTIME_DOMAIN, Refusal, RefusalKind, quote};
+use crate::fault::{Fault, FaultPlan, StallPhase};
 use crate::metrics::{self, MethodLabels, RpcLabels, ServiceLabels};
 use crate::telemetry;
 
@@ -83,6 +85,8 @@ pub struct RpcPolicy {
     pub max_deadline: Duration,
     pub permits: Arc<Semaphore>,
     pub authenticator: Option<Arc<Authenticator>>,
+    /// Faults injected on purpose (`PHOENIX_FAULT_*`); `None` when off.
+    pub faults: Option<FaultPlan>,
     /// What the health watcher last learned about the database: while it is known down, calls
     /// answer UNAVAILABLE at once instead of waiting for a connection that will not come.
     pub database: DatabaseState,
@@ -215,6 +219,12 @@ where
                 Err(error) => error.into_status(RUNTIME_DOMAIN).into_http::<Body>(),
                 Ok((timeout, permit)) => {
                     record.permit = permit;
+                    let fault = match &policy.faults {
+                        Some(plan) if !exempt => {
+                            plan.draw(request.uri().path().trim_start_matches('/'))
+                        }
+                        _ => None,
+                    };
                     let context = RequestContext {
                         service: policy.service,
                         request_id: request_id.clone(),
@@ -226,6 +236,7 @@ where
                         context,
                         AssertUnwindSafe(inner.call(request)).catch_unwind(),
                     );
+                    let call = with_fault(fault, call);
                     let outcome = if exempt {
                         Ok(call.await)
                     } else {
@@ -253,6 +264,30 @@ where
             ))
         };
         Box::pin(future.instrument(span))
+    }
+}
+
+/// The call as an injected fault changes it: refused before its handler, or held before or
+/// after it (inside the deadline, which then passes).
+async fn with_fault<F, E>(fault: Option<Fault>, call: F) -> F::Output
+where
+    F: Future<Output = Result<Result<http::Response<Body>, E>, Box<dyn std::any::Any + Send>>>,
+{
+    match fault {
+        None => call.await,
+        Some(Fault::Unavailable) => Ok(Ok(Fault::unavailable_error()
+            .into_status(RUNTIME_DOMAIN)
+            .into_http::<Body>())),
+        Some(Fault::Stall { hold, phase }) => {
+            if phase == StallPhase::Before {
+                Fault::hold(hold).await;
+            }
+            let outcome = call.await;
+            if phase == StallPhase::After {
+                Fault::hold(hold).await;
+            }
+            outcome
+        }
     }
 }
 
@@ -558,6 +593,7 @@ mod tests {
             max_deadline: Duration::from_secs(5),
             permits: Arc::new(Semaphore::new(4)),
             authenticator: None,
+            faults: None,
             database: DatabaseState::default(),
         }
     }

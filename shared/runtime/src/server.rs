@@ -25,6 +25,7 @@ use tonic_health::server::HealthReporter;
 use crate::auth::Authenticator;
 use crate::client::{ClientBuilder, PeerChannel};
 use crate::config::RuntimeConfig;
+use crate::fault::FaultPlan;
 use crate::middleware::{DatabaseState, RpcLayer, RpcPolicy};
 use crate::migrate::{MigrationSet, Migrator};
 
@@ -40,7 +41,17 @@ pub struct ServiceSpec {
     /// Re-checks every invariant of the service against its database (`phoenix audit <name>`),
     /// for services that have an auditor.
     pub audit: Option<Audit>,
+    /// Compares the service's records with its peers' state over gRPC (`phoenix audit <name>`
+    /// for a service whose invariants span contexts: the coordinator's reconciliation).
+    pub peer_audit: Option<PeerAudit>,
 }
+
+/// An auditor that also asks the service's peers: it gets the service's pool and the
+/// configuration its peer channels are built from ([`ServiceContext::peer`]).
+pub type PeerAudit = fn(
+    PgPool,
+    Arc<RuntimeConfig>,
+) -> futures_util::future::BoxFuture<'static, anyhow::Result<AuditReport>>;
 
 /// A service's auditor: reads the database on a pool on the service's schema.
 pub type Audit =
@@ -69,7 +80,14 @@ impl ServiceSpec {
             migrations,
             build,
             audit: None,
+            peer_audit: None,
         }
+    }
+
+    /// The same service with `audit` as its auditor, one that asks its peers too.
+    pub const fn with_peer_audit(mut self, audit: PeerAudit) -> Self {
+        self.peer_audit = Some(audit);
+        self
     }
 
     /// The same service with `audit` as its auditor.
@@ -308,9 +326,12 @@ pub async fn start(
         );
     }
     let database = DatabaseState::default();
+    let known_methods = known_methods(&services.names)?;
+    let faults = fault_plan(spec.name, &config, &known_methods)?;
     let layer = RpcLayer::new(RpcPolicy {
         service: spec.name,
-        known_methods: known_methods(&services.names)?,
+        known_methods,
+        faults,
         max_deadline: config.max_deadline,
         permits: Arc::new(Semaphore::new(config.max_concurrent_rpcs as usize)),
         authenticator,
@@ -394,10 +415,58 @@ pub async fn start(
     })
 }
 
+/// The service's fault layer as `PHOENIX_FAULT_*` say, refused at start when they are wrong,
+/// and announced loudly when it is on.
+fn fault_plan(
+    service: &'static str,
+    config: &RuntimeConfig,
+    known: &std::collections::HashSet<String>,
+) -> anyhow::Result<Option<FaultPlan>> {
+    let served = known
+        .iter()
+        .filter(|method| {
+            !crate::middleware::EXEMPT_SERVICES
+                .iter()
+                .any(|exempt| method.starts_with(&format!("{exempt}/")))
+        })
+        .cloned()
+        .collect();
+    let plan = FaultPlan::from_config(&config.faults, service, &served, &contract_methods(None)?)?;
+    if let Some(plan) = &plan {
+        tracing::warn!(
+            service,
+            faults = %plan.describe(),
+            "FAULTS ARE ON: calls are refused or stalled on purpose (PHOENIX_FAULT_*)"
+        );
+    }
+    Ok(plan)
+}
+
+/// `package.Service/Method` of every RPC of the services in `only` (all when `None`) in the
+/// descriptors that reflection serves.
+fn contract_methods(only: Option<&[&str]>) -> anyhow::Result<std::collections::HashSet<String>> {
+    use prost::Message;
+    let descriptors = prost_types::FileDescriptorSet::decode(phoenix_proto::FILE_DESCRIPTOR_SET)?;
+    let mut methods = std::collections::HashSet::new();
+    for file in &descriptors.file {
+        for service in &file.service {
+            let name = format!("{}.{}", file.package(), service.name());
+            if only.is_none_or(|only| only.contains(&name.as_str())) {
+                methods.extend(
+                    service
+                        .method
+                        .iter()
+                        .map(|method| format!("{name}/{}", method.name())),
+                );
+            }
+        }
+    }
+    Ok(methods)
+}
+
 /// `package.Service/Method` of every RPC of `served` and of health and reflection, read from the
 /// descriptors that reflection serves.
 fn known_methods(served: &[&str]) -> anyhow::Result<std::collections::HashSet<String>> {
-    use prost::Message;
     let mut known: std::collections::HashSet<String> = [
         "grpc.health.v1.Health/Check",
         "grpc.health.v1.Health/Watch",
@@ -407,20 +476,7 @@ fn known_methods(served: &[&str]) -> anyhow::Result<std::collections::HashSet<St
     .into_iter()
     .map(str::to_owned)
     .collect();
-    let descriptors = prost_types::FileDescriptorSet::decode(phoenix_proto::FILE_DESCRIPTOR_SET)?;
-    for file in &descriptors.file {
-        for service in &file.service {
-            let name = format!("{}.{}", file.package(), service.name());
-            if served.contains(&name.as_str()) {
-                known.extend(
-                    service
-                        .method
-                        .iter()
-                        .map(|method| format!("{name}/{}", method.name())),
-                );
-            }
-        }
-    }
+    known.extend(contract_methods(Some(served))?);
     Ok(known)
 }
 
