@@ -62,7 +62,10 @@ impl EngineConfig {
             Ok(())
         };
         read("PHOENIX_SAGA_LEASE", &mut config.lease)?;
-        read("PHOENIX_SAGA_RECOVERY_INTERVAL", &mut config.recovery_interval)?;
+        read(
+            "PHOENIX_SAGA_RECOVERY_INTERVAL",
+            &mut config.recovery_interval,
+        )?;
         read("PHOENIX_SAGA_REPLAY_WAIT", &mut config.replay_wait)?;
         Ok(config)
     }
