@@ -15,7 +15,9 @@ use phoenix_proto::coordinator::v1::saga_service_client::SagaServiceClient;
 use phoenix_proto::ledger::v1 as ledger;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_proto::narrative::v1::narrative_service_client::NarrativeServiceClient;
-use phoenix_testkit::{TestService, assert_refused, field_reasons, spawn, spawn_with};
+use phoenix_testkit::{
+    TEST_SECRET, TestService, assert_refused, bearer, field_reasons, signed, spawn, spawn_with,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -91,6 +93,11 @@ struct World {
 }
 
 async fn start() -> World {
+    start_with(false).await
+}
+
+/// The world; with `auth`, the coordinator checks bearer tokens signed with `TEST_SECRET`.
+async fn start_with(auth: bool) -> World {
     let directory = spawn(phoenix_directory::spec()).await;
     let ledger = spawn(phoenix_ledger::spec()).await;
     let narrative = spawn(phoenix_narrative::spec()).await;
@@ -100,6 +107,9 @@ async fn start() -> World {
         config.peers.directory_url = Some(urls.0);
         config.peers.ledger_url = Some(urls.1);
         config.peers.narrative_url = Some(urls.2);
+        if auth {
+            config.auth.hs256_secret = Some(TEST_SECRET.into());
+        }
     })
     .await;
     let mut story = NarrativeServiceClient::new(narrative.channel.clone());
@@ -788,4 +798,39 @@ async fn a_coordinator_that_crashes_mid_purchase_is_taken_over_and_nothing_happe
     assert_eq!((balance.posted, balance.debits_pending), (100 - PRICE, 0));
     let item = world.item("SKU-gem").await;
     assert_eq!((item.on_hand, item.reserved), (4, 0));
+}
+
+#[tokio::test]
+async fn with_authentication_on_a_user_buys_only_for_themselves() {
+    let mut world = start_with(true).await;
+    world.offer("gem", 5, &[]).await;
+    let (ada, _) = world.buyer(100).await;
+    let (bob, _) = world.buyer(100).await;
+    let as_ada = bearer(TEST_SECRET, serde_json::json!({"sub": ada}));
+    let status = world
+        .client
+        .purchase(signed(world.request(&bob, "gem", 1), &as_ada))
+        .await
+        .expect_err("not hers");
+    assert_refused(&status, Code::PermissionDenied, "NOT_OWNER");
+    assert!(world.holdings(&bob).await.is_empty());
+
+    let answer = world
+        .client
+        .purchase(signed(world.request(&ada, "gem", 1), &as_ada))
+        .await
+        .expect("her own")
+        .into_inner();
+    assert!(answer.success, "{answer:?}");
+    let admin = bearer(
+        TEST_SECRET,
+        serde_json::json!({"sub": "ops", "roles": ["coordinator-admin"]}),
+    );
+    let answer = world
+        .client
+        .purchase(signed(world.request(&bob, "gem", 1), &admin))
+        .await
+        .expect("an admin buys for anyone")
+        .into_inner();
+    assert!(answer.success, "{answer:?}");
 }
