@@ -62,7 +62,10 @@ impl EngineConfig {
             Ok(())
         };
         read("PHOENIX_SAGA_LEASE", &mut config.lease)?;
-        read("PHOENIX_SAGA_RECOVERY_INTERVAL", &mut config.recovery_interval)?;
+        read(
+            "PHOENIX_SAGA_RECOVERY_INTERVAL",
+            &mut config.recovery_interval,
+        )?;
         read("PHOENIX_SAGA_REPLAY_WAIT", &mut config.replay_wait)?;
         Ok(config)
     }
@@ -135,8 +138,8 @@ pub struct SagaOutcome {
     pub saga_type: String,
     pub version: u32,
     pub state: SagaState,
-    /// Outputs of the steps that succeeded (and were not undone... they stay listed after
-    /// compensation too: what the step returned), by step name.
+    /// What each step that succeeded returned, by step name (still listed after the step was
+    /// compensated).
     pub outputs: BTreeMap<String, serde_json::Value>,
     /// What made the saga compensate or get stuck: the step and its answer.
     pub failure: Option<(String, StepFailure)>,

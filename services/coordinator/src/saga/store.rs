@@ -404,7 +404,19 @@ pub async fn take_over(
         .bind(new_state.map(SagaState::as_str))
         .bind(kind.as_str())
         .fetch_optional(pool)
-        .await?;
+        .await;
+    // The previous owner appended a record after this statement's snapshot was taken: its
+    // `seq` is taken, so nothing was done; the next look takes the saga over.
+    let row = match row {
+        Err(error)
+            if error
+                .as_database_error()
+                .is_some_and(|e| e.constraint() == Some("saga_log_pkey")) =>
+        {
+            return Ok(None);
+        }
+        row => row?,
+    };
     row.map(|row| row.try_get("lease_generation"))
         .transpose()
         .map_err(Into::into)
