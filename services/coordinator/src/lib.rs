@@ -124,7 +124,8 @@ impl CoordinatorService for CoordinatorApi {
                 None,
             ))
         })?;
-        purchase::api::purchase(purchases, request.into_inner())
+        let access = phoenix_runtime::auth::Access::of(&request, api::sagas::ADMIN_ROLE);
+        purchase::api::purchase(purchases, &access, request.into_inner())
             .await
             .map(tonic::Response::new)
             .map_err(tonic::Status::from)

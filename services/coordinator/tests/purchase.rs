@@ -15,7 +15,9 @@ use phoenix_proto::coordinator::v1::saga_service_client::SagaServiceClient;
 use phoenix_proto::ledger::v1 as ledger;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_proto::narrative::v1::narrative_service_client::NarrativeServiceClient;
-use phoenix_testkit::{TestService, assert_refused, field_reasons, spawn, spawn_with};
+use phoenix_testkit::{
+    TEST_SECRET, TestService, assert_refused, bearer, field_reasons, signed, spawn, spawn_with,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -91,6 +93,11 @@ struct World {
 }
 
 async fn start() -> World {
+    start_with(false).await
+}
+
+/// The world; with `auth`, the coordinator checks bearer tokens signed with `TEST_SECRET`.
+async fn start_with(auth: bool) -> World {
     let directory = spawn(phoenix_directory::spec()).await;
     let ledger = spawn(phoenix_ledger::spec()).await;
     let narrative = spawn(phoenix_narrative::spec()).await;
@@ -100,6 +107,9 @@ async fn start() -> World {
         config.peers.directory_url = Some(urls.0);
         config.peers.ledger_url = Some(urls.1);
         config.peers.narrative_url = Some(urls.2);
+        if auth {
+            config.auth.hs256_secret = Some(TEST_SECRET.into());
+        }
     })
     .await;
     let mut story = NarrativeServiceClient::new(narrative.channel.clone());
@@ -702,4 +712,125 @@ async fn a_long_narrative_outage_parks_the_purchase_stuck_and_retry_undoes_it_wh
             .collect::<Vec<_>>(),
         ["commerce.purchase_failed"]
     );
+}
+
+#[tokio::test]
+async fn a_coordinator_that_crashes_mid_purchase_is_taken_over_and_nothing_happens_twice() {
+    use phoenix_coordinator::purchase::participants::Participants;
+    use phoenix_coordinator::purchase::{Planner, PurchaseOrder, saga};
+    use phoenix_coordinator::saga::{EngineConfig, SagaEngine, SagaRequest};
+    use phoenix_runtime::client::ClientBuilder;
+
+    let mut world = start().await;
+    world.offer("gem", 5, &[]).await;
+    let (user, wallet) = world.buyer(100).await;
+    // A second coordinator process, as a crashed replica would be: its own engine on the same
+    // database, with short leases, running the same purchase definition.
+    let peer = |url: String| ClientBuilder::new(url).connect_lazy().expect("channel");
+    let participants = Participants::new(peer(world._ledger.url()), peer(world.proxy.url()));
+    let engine = SagaEngine::new(
+        world.coordinator.pool.clone(),
+        None,
+        EngineConfig {
+            lease: Duration::from_secs(1),
+            ..EngineConfig::default()
+        },
+    );
+    engine
+        .register(saga::definition(&participants))
+        .expect("registered");
+    let planner = Planner {
+        participants,
+        directory: phoenix_directory_client::DirectoryClient::new(
+            peer(world._directory.url()),
+            Default::default(),
+        ),
+    };
+    let request = world.request(&user, "gem", 1);
+    let order = PurchaseOrder {
+        tenant_id: request.tenant_id.parse().expect("uuid"),
+        user_id: user.parse().expect("uuid"),
+        shop_item_id: "gem".into(),
+        quantity: 1,
+        idempotency_key: request.idempotency_key.clone(),
+    };
+    let plan = planner.plan(&order).await.expect("plan");
+    let saga_request = SagaRequest::new(saga::SAGA_TYPE, &order.idempotency_key, &plan)
+        .expect("request")
+        .user(user.clone())
+        .fingerprint_of(&request);
+
+    // It gets as far as the unlocks (the narrative is down), then dies.
+    world.proxy.set_down(true);
+    let crashed = engine.clone();
+    let running = tokio::spawn(async move { crashed.run(saga_request).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    engine.abandon_all();
+    running.abort();
+    world.proxy.set_down(false);
+
+    // The service's coordinator adopts it once the lease expires and finishes it, with the
+    // same keys: the caller's retry answers the finished purchase.
+    let mut sagas = SagaServiceClient::new(world.coordinator.channel.clone());
+    let mut state = pb::PurchaseState::Unspecified;
+    for _ in 0..100 {
+        let answer = world.buy(request.clone()).await;
+        state = answer.state();
+        if state != pb::PurchaseState::InProgress {
+            assert!(answer.replayed, "{answer:?}");
+            let saga = sagas
+                .get_saga(phoenix_proto::coordinator::v1::GetSagaRequest {
+                    saga_id: answer.saga_id.clone(),
+                })
+                .await
+                .expect("saga")
+                .into_inner()
+                .saga
+                .expect("saga");
+            assert!(saga.lease_generation > 1, "taken over: {saga:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, pb::PurchaseState::Completed);
+    assert_eq!(world.holdings(&user).await, [("SKU-gem".to_owned(), 1)]);
+    let balance = world.balance(&wallet).await;
+    assert_eq!((balance.posted, balance.debits_pending), (100 - PRICE, 0));
+    let item = world.item("SKU-gem").await;
+    assert_eq!((item.on_hand, item.reserved), (4, 0));
+}
+
+#[tokio::test]
+async fn with_authentication_on_a_user_buys_only_for_themselves() {
+    let mut world = start_with(true).await;
+    world.offer("gem", 5, &[]).await;
+    let (ada, _) = world.buyer(100).await;
+    let (bob, _) = world.buyer(100).await;
+    let as_ada = bearer(TEST_SECRET, serde_json::json!({"sub": ada}));
+    let status = world
+        .client
+        .purchase(signed(world.request(&bob, "gem", 1), &as_ada))
+        .await
+        .expect_err("not hers");
+    assert_refused(&status, Code::PermissionDenied, "NOT_OWNER");
+    assert!(world.holdings(&bob).await.is_empty());
+
+    let answer = world
+        .client
+        .purchase(signed(world.request(&ada, "gem", 1), &as_ada))
+        .await
+        .expect("her own")
+        .into_inner();
+    assert!(answer.success, "{answer:?}");
+    let admin = bearer(
+        TEST_SECRET,
+        serde_json::json!({"sub": "ops", "roles": ["coordinator-admin"]}),
+    );
+    let answer = world
+        .client
+        .purchase(signed(world.request(&bob, "gem", 1), &admin))
+        .await
+        .expect("an admin buys for anyone")
+        .into_inner();
+    assert!(answer.success, "{answer:?}");
 }

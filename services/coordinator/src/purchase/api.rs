@@ -2,6 +2,7 @@
 //! seed 001's result shape.
 
 use phoenix_proto::coordinator::v1 as pb;
+use phoenix_runtime::auth::Access;
 use phoenix_runtime::{Error, Violations};
 
 use super::{PurchaseOrder, Purchases, receipt};
@@ -10,12 +11,16 @@ use crate::saga::{SagaOutcome, SagaState};
 /// Most units one purchase buys.
 pub const MAX_QUANTITY: i64 = 1000;
 
-/// Validates `request`, runs the purchase and answers its outcome.
+/// Validates `request`, runs the purchase and answers its outcome. With authentication on, a
+/// user buys for themselves only (PERMISSION_DENIED `NOT_OWNER`), unless the caller holds the
+/// role `coordinator-admin`.
 pub async fn purchase(
     purchases: &Purchases,
+    access: &Access,
     request: pb::PurchaseRequest,
 ) -> Result<pb::PurchaseResponse, Error> {
     let order = validate(&request)?;
+    access.owner(order.user_id)?;
     let outcome = purchases.purchase(order, &request).await?;
     answer(&outcome)
 }

@@ -68,7 +68,7 @@ struct Buyer {
     shop_item_id: String,
 }
 
-/// Sets the shop up, then runs the warmup, the saga phase and the floor.
+/// Sets the shop up, then runs each phase after its own warmup: the sagas, then the floor.
 pub async fn run(endpoints: &Endpoints, args: &BenchArgs) -> anyhow::Result<Results> {
     let load = args.load;
     let clients = load.clients.max(1);
@@ -105,7 +105,7 @@ pub async fn run(endpoints: &Endpoints, args: &BenchArgs) -> anyhow::Result<Resu
     sagas.report("Purchase sagas", "sagas");
 
     let planners = Arc::new(planners(endpoints, clients)?);
-    let raw = drive(clients, load.duration, move |index: usize| {
+    let direct = move |index: usize| {
         let planner = planners[index].clone();
         let buyer = buyers[index].clone();
         let tenant_id = tenant_id.clone();
@@ -113,8 +113,10 @@ pub async fn run(endpoints: &Endpoints, args: &BenchArgs) -> anyhow::Result<Resu
             raw_purchase(&planner, &tenant_id, &buyer).await?;
             Ok(1)
         }
-    })
-    .await?;
+    };
+    // Its own warmup: the floor's connections are new.
+    drive(clients, load.warmup, direct.clone()).await?;
+    let raw = drive(clients, load.duration, direct).await?;
     raw.report("the same calls, no saga", "purchases");
     Ok(Results {
         clients,
