@@ -2,7 +2,7 @@
 //! and time with page tokens, rolled up per day; monthly partitions created ahead and detached
 //! after the retention.
 
-mod support;
+mod bus_support;
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use phoenix_proto::coordinator::v1::analytics_service_client::AnalyticsServiceCl
 use phoenix_proto::events::v1::Priority;
 use phoenix_testkit::{assert_refused, field_reasons};
 use prost::Message;
-use support::*;
+use bus_support::*;
 use tonic::Code;
 
 async fn partitions(pool: &sqlx::PgPool) -> Vec<String> {

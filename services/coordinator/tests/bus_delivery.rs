@@ -2,7 +2,7 @@
 //! redelivery after a missed ack, dead letters and their replay, priorities under backlog with
 //! each aggregate's order kept, a group's position across a restart, and refused input.
 
-mod support;
+mod bus_support;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::events::v1::Priority;
 use phoenix_testkit::{assert_refused, field_reasons};
-use support::*;
+use bus_support::*;
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(5);

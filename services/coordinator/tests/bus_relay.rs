@@ -2,13 +2,13 @@
 //! resumes from its stored position after a restart, and two coordinators on one database
 //! relay each event once and deliver it once per group.
 
-mod support;
+mod bus_support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use phoenix_testkit::directory_user;
-use support::*;
+use bus_support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
