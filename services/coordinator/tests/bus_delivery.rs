@@ -7,10 +7,10 @@ mod bus_support;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bus_support::*;
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::events::v1::Priority;
 use phoenix_testkit::{assert_refused, field_reasons};
-use bus_support::*;
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(5);
