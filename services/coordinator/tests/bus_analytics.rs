@@ -2,11 +2,11 @@
 //! and time with page tokens, rolled up per day; monthly partitions created ahead and detached
 //! after the retention.
 
-#[path = "bus_support/mod.rs"]
-mod support;
+mod bus_support;
 
 use std::time::Duration;
 
+use bus_support::*;
 use chrono::{NaiveDate, TimeZone, Utc};
 use phoenix_coordinator::analytics::{self, Retention, Writer};
 use phoenix_coordinator::bus::Leased;
@@ -15,7 +15,6 @@ use phoenix_proto::coordinator::v1::analytics_service_client::AnalyticsServiceCl
 use phoenix_proto::events::v1::Priority;
 use phoenix_testkit::{assert_refused, field_reasons};
 use prost::Message;
-use support::*;
 use tonic::Code;
 
 async fn partitions(pool: &sqlx::PgPool) -> Vec<String> {

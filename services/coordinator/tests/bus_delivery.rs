@@ -2,16 +2,15 @@
 //! redelivery after a missed ack, dead letters and their replay, priorities under backlog with
 //! each aggregate's order kept, a group's position across a restart, and refused input.
 
-#[path = "bus_support/mod.rs"]
-mod support;
+mod bus_support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bus_support::*;
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::events::v1::Priority;
 use phoenix_testkit::{assert_refused, field_reasons};
-use support::*;
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -2,14 +2,13 @@
 //! resumes from its stored position after a restart, and two coordinators on one database
 //! relay each event once and deliver it once per group.
 
-#[path = "bus_support/mod.rs"]
-mod support;
+mod bus_support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use bus_support::*;
 use phoenix_testkit::directory_user;
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -235,7 +234,16 @@ async fn the_coordinators_own_events_reach_the_bus() {
         chrono::Utc::now(),
     );
     event.priority = phoenix_runtime::stream::Priority::Critical;
-    phoenix_runtime::stream::append(&mut tx, uuid::Uuid::nil(), &[event])
+    // Left at NORMAL, the stream's default: the bus gives it the catalogue's HIGH.
+    let failed = phoenix_runtime::stream::NewEvent::new(
+        "saga",
+        "saga-2",
+        1,
+        "commerce.purchase_failed",
+        &payload,
+        chrono::Utc::now(),
+    );
+    phoenix_runtime::stream::append(&mut tx, uuid::Uuid::nil(), &[event, failed])
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -255,6 +263,13 @@ async fn the_coordinators_own_events_reach_the_bus() {
         event.payload.as_ref().unwrap().type_url,
         "type.googleapis.com/phoenix.events.v1.CommercePurchaseCompleted",
         "the Any names the catalogue's message"
+    );
+    let failed = next(&mut stream, WAIT).await.expect("the failed purchase");
+    let event = failed.event.as_ref().unwrap();
+    assert_eq!(event.r#type, "commerce.purchase_failed");
+    assert_eq!(
+        event.priority,
+        phoenix_proto::events::v1::Priority::High as i32
     );
     running.shutdown().await.expect("stops");
 }

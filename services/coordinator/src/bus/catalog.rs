@@ -56,7 +56,6 @@ use Priority::{Critical, High, Low, Normal};
 
 const NARRATIVE: &str = "narrative (its stream)";
 const DIRECTORY: &str = "directory (its stream)";
-const COORDINATOR: &str = "coordinator (saga on commit)";
 const NOT_YET: &str = "not emitted yet";
 const EXPERIENCE: &str = "phoenix.narrative.v1.ExperienceChanged";
 
@@ -108,7 +107,7 @@ pub const CATALOG: &[CatalogType] = &[
         "gamification.mission_completed",
         "phoenix.events.v1.GamificationMissionCompleted",
         High,
-        NOT_YET,
+        "coordinator (ClaimMissionReward)",
     ),
     own(
         "gamification.achievement_unlocked",
@@ -120,7 +119,7 @@ pub const CATALOG: &[CatalogType] = &[
         "gamification.item_acquired",
         "phoenix.events.v1.GamificationItemAcquired",
         High,
-        COORDINATOR,
+        NOT_YET,
     ),
     changed(
         "gamification.reaction_registered",
@@ -145,37 +144,37 @@ pub const CATALOG: &[CatalogType] = &[
         "commerce.purchase_initiated",
         "phoenix.events.v1.CommercePurchaseInitiated",
         Normal,
-        COORDINATOR,
+        NOT_YET,
     ),
     own(
         "commerce.purchase_completed",
         "phoenix.events.v1.CommercePurchaseCompleted",
         Critical,
-        COORDINATOR,
+        "coordinator (Purchase)",
     ),
     own(
         "commerce.purchase_failed",
         "phoenix.events.v1.CommercePurchaseFailed",
         High,
-        COORDINATOR,
+        "coordinator (Purchase)",
     ),
     own(
         "commerce.vip_subscribed",
         "phoenix.events.v1.CommerceVipSubscribed",
         Critical,
-        COORDINATOR,
+        "coordinator (SubscribeVip)",
     ),
     own(
         "commerce.vip_renewed",
         "phoenix.events.v1.CommerceVipRenewed",
         Critical,
-        COORDINATOR,
+        NOT_YET,
     ),
     own(
         "commerce.vip_cancelled",
         "phoenix.events.v1.CommerceVipCancelled",
         High,
-        COORDINATOR,
+        NOT_YET,
     ),
     changed(
         "experience.unlocked",
@@ -240,19 +239,19 @@ pub const CATALOG: &[CatalogType] = &[
         "coordinator.decision_taken",
         "phoenix.events.v1.CoordinatorDecisionTaken",
         High,
-        COORDINATOR,
+        "coordinator (TakeDecision)",
     ),
     own(
         "coordinator.content_reacted",
         "phoenix.events.v1.CoordinatorContentReacted",
         Normal,
-        COORDINATOR,
+        "coordinator (ReactToContent)",
     ),
     own(
         "coordinator.purchase_completed",
         "phoenix.events.v1.CoordinatorPurchaseCompleted",
         Critical,
-        COORDINATOR,
+        NOT_YET,
     ),
     own(
         "coordinator.access_denied",

@@ -361,12 +361,17 @@ pub fn ingest_of(
     {
         any.type_url = format!("type.googleapis.com/{}", entry.payload);
     }
+    // A stream cannot say "unspecified" (its priority column defaults to NORMAL), so a relayed
+    // catalogue event at NORMAL takes the catalogue's default too.
+    let relayed_default = source_position > 0 && catalog_type.is_some();
     let priority = match pb::Priority::try_from(event.priority) {
-        Ok(pb::Priority::Unspecified) | Err(_) => {
-            catalog::default_priority(catalog_type.as_deref().unwrap_or(&event.r#type)) as i32
-        }
-        Ok(given) => given as i32,
-    };
+        Ok(pb::Priority::Unspecified) | Err(_) => None,
+        Ok(pb::Priority::Normal) if relayed_default => None,
+        Ok(given) => Some(given as i32),
+    }
+    .unwrap_or_else(|| {
+        catalog::default_priority(catalog_type.as_deref().unwrap_or(&event.r#type)) as i32
+    });
     event.priority = priority;
     let occurred_at = event
         .occurred_at
