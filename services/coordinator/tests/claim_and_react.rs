@@ -6,8 +6,8 @@ use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::missions::v1 as missions;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_testkit::{assert_refused, fields};
-use world::{SEASON, World, id};
 use tonic::Code;
+use world::{SEASON, World, id};
 
 fn reward() -> missions::Reward {
     missions::Reward {

@@ -5,8 +5,8 @@ mod world;
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_testkit::{assert_refused, fields};
-use world::{World, id};
 use tonic::Code;
+use world::{World, id};
 
 fn fragment(id: &str, title: &str) -> narrative::Fragment {
     narrative::Fragment {
@@ -207,7 +207,10 @@ async fn met_requirements_run_the_saga_and_every_effect_lands_exactly_once() {
     let rewards = answer.rewards_granted.clone().expect("rewards");
     assert_eq!(rewards.besitos, 15);
     assert_eq!(rewards.unlock_fragment_ids, std::slice::from_ref(&s.next));
-    assert_eq!(answer.experiences_updated, std::slice::from_ref(&s.experience));
+    assert_eq!(
+        answer.experiences_updated,
+        std::slice::from_ref(&s.experience)
+    );
 
     effects_once(&mut w, &s).await;
     assert_eq!(w.events("coordinator.decision_taken").await.len(), 1);

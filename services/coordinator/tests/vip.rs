@@ -6,8 +6,8 @@ use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::directory::v1 as directory;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_testkit::{assert_refused, fields};
-use world::{World, id};
 use tonic::Code;
+use world::{World, id};
 
 fn days(n: i64) -> prost_types::Duration {
     prost_types::Duration {

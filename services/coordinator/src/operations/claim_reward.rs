@@ -15,7 +15,7 @@ use phoenix_proto::narrative::v1::ItemAmount;
 use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
 
-use super::participants::{Grant, LedgerBook, Participants};
+use super::participants::{Grant, HoldingChange, LedgerBook, Participants};
 use super::settings::OperationsSettings;
 use super::{Operations, facts, not_found_first, settled};
 use crate::saga::{SagaDefinition, SagaEvent, SagaRequest, Step, StepContext, StepResult};
@@ -219,10 +219,12 @@ fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
                 let key = format!("claim:{}:item:{item}", claimed.claim_id);
                 book.add_holding(
                     &mut stock,
-                    &input.user_id,
-                    item,
-                    *quantity,
-                    key,
+                    HoldingChange {
+                        user: &input.user_id,
+                        item,
+                        quantity: *quantity,
+                        key,
+                    },
                     ctx.remaining(),
                 )
                 .await?;

@@ -21,6 +21,7 @@ pub mod plans;
 pub mod react;
 pub mod requirements;
 pub mod settings;
+pub mod steps;
 pub mod subscribe_vip;
 pub mod take_decision;
 pub mod vip_access;

@@ -248,20 +248,18 @@ impl LedgerBook {
     pub async fn add_holding(
         &self,
         client: &mut StockServiceClient<PeerChannel>,
-        user: &str,
-        item: &str,
-        quantity: i64,
-        key: String,
+        holding: HoldingChange<'_>,
         timeout: Duration,
     ) -> Result<(), Status> {
+        let (tenant_id, owner_ref, item_code, quantity, idempotency_key) = holding.fields(self);
         client
             .add_holding(within(
                 ledger::AddHoldingRequest {
-                    tenant_id: self.tenant.to_string(),
-                    owner_ref: user.to_owned(),
-                    item_code: item.to_owned(),
+                    tenant_id,
+                    owner_ref,
+                    item_code,
                     quantity,
-                    idempotency_key: key,
+                    idempotency_key,
                 },
                 timeout,
             ))
@@ -273,20 +271,18 @@ impl LedgerBook {
     pub async fn remove_holding(
         &self,
         client: &mut StockServiceClient<PeerChannel>,
-        user: &str,
-        item: &str,
-        quantity: i64,
-        key: String,
+        holding: HoldingChange<'_>,
         timeout: Duration,
     ) -> Result<(), Status> {
+        let (tenant_id, owner_ref, item_code, quantity, idempotency_key) = holding.fields(self);
         client
             .remove_holding(within(
                 ledger::RemoveHoldingRequest {
-                    tenant_id: self.tenant.to_string(),
-                    owner_ref: user.to_owned(),
-                    item_code: item.to_owned(),
+                    tenant_id,
+                    owner_ref,
+                    item_code,
                     quantity,
-                    idempotency_key: key,
+                    idempotency_key,
                 },
                 timeout,
             ))
@@ -326,4 +322,26 @@ pub struct Grant<'a> {
     pub amount: i64,
     pub code: &'a str,
     pub key: &'a str,
+}
+
+/// Units of an item added to or removed from a user's holdings, under `key`.
+#[derive(Debug, Clone)]
+pub struct HoldingChange<'a> {
+    pub user: &'a str,
+    pub item: &'a str,
+    pub quantity: i64,
+    pub key: String,
+}
+
+impl HoldingChange<'_> {
+    /// tenant, owner, item, quantity, key: the fields AddHolding and RemoveHolding share.
+    fn fields(self, book: &LedgerBook) -> (String, String, String, i64, String) {
+        (
+            book.tenant.to_string(),
+            self.user.to_owned(),
+            self.item.to_owned(),
+            self.quantity,
+            self.key,
+        )
+    }
 }

@@ -12,8 +12,9 @@ use phoenix_runtime::client::PeerChannel;
 use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
 
-use super::participants::{Grant, LedgerBook, Participants};
+use super::participants::{LedgerBook, Participants};
 use super::settings::OperationsSettings;
+use super::steps::{Payment, reversible_grant};
 use super::{Operations, facts, not_found_first, settled};
 use crate::saga::{SagaDefinition, SagaEvent, SagaRequest, Step, StepContext, StepResult};
 
@@ -101,7 +102,7 @@ pub fn definition(
 ) -> SagaDefinition {
     SagaDefinition::new(SAGA_TYPE, 1)
         .step(register_reaction(participants))
-        .step(pay_reward(participants, book))
+        .step(reversible_grant("pay_reward", participants, book, reward))
         .on_commit(|saga| {
             let input: ReactInput = saga.input()?;
             let registered: Registered = saga.output_of("register_reaction")?.unwrap_or_default();
@@ -184,62 +185,14 @@ fn register_reaction(participants: &Participants) -> Step {
     })
 }
 
-fn pay_reward(participants: &Participants, book: &LedgerBook) -> Step {
-    let (action, action_book) = (participants.clone(), book.clone());
-    let (undo, undo_book) = (participants.clone(), book.clone());
-    Step::new("pay_reward", move |ctx: StepContext| {
-        let mut ledger = action.ledger.clone();
-        let book = action_book.clone();
-        async move {
-            let input: ReactInput = ctx.input()?;
-            let registered: Registered = ctx.output_of("register_reaction")?;
-            if registered.besitos <= 0 {
-                return Ok(None);
-            }
-            let key = ctx.idempotency_key();
-            let grant = reaction_grant(&input, registered.besitos, &key);
-            Ok(Some(
-                book.grant(&mut ledger, &grant, ctx.remaining()).await?,
-            ))
-        }
-    })
-    .compensate(move |ctx: StepContext| {
-        let mut ledger = undo.ledger.clone();
-        let book = undo_book.clone();
-        async move {
-            let input: ReactInput = ctx.input()?;
-            let transfer = match ctx.output::<Option<String>>()? {
-                Some(transfer) => transfer,
-                None => {
-                    let registered: Registered = ctx.output_of("register_reaction")?;
-                    if registered.besitos <= 0 {
-                        return Ok(());
-                    }
-                    let key = ctx.action_idempotency_key();
-                    let grant = reaction_grant(&input, registered.besitos, &key);
-                    Some(book.grant(&mut ledger, &grant, ctx.remaining()).await?)
-                }
-            };
-            if let Some(transfer) = transfer {
-                book.reverse(
-                    &mut ledger,
-                    &transfer,
-                    ctx.idempotency_key(),
-                    ctx.remaining(),
-                )
-                .await?;
-            }
-            Ok(())
-        }
-    })
-}
-
-fn reaction_grant<'a>(input: &'a ReactInput, besitos: i64, key: &'a str) -> Grant<'a> {
-    Grant {
-        user: &input.user_id,
-        asset: &input.currency_asset,
-        amount: besitos,
+/// The besitos the reaction's reward pays (answered only to the call that registered it).
+fn reward(ctx: &StepContext) -> StepResult<Option<Payment>> {
+    let input: ReactInput = ctx.input()?;
+    let registered: Registered = ctx.output_of("register_reaction")?;
+    Ok(Some(Payment {
+        user: input.user_id,
+        asset: input.currency_asset,
+        amount: registered.besitos,
         code: "reaction_reward",
-        key,
-    }
+    }))
 }

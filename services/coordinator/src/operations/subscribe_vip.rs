@@ -17,7 +17,12 @@ use serde::{Deserialize, Serialize};
 use super::participants::{LedgerBook, Participants};
 use super::plans::{self, VipPlan};
 use super::{Operations, facts, settled};
-use crate::saga::{SagaDefinition, SagaEvent, SagaRequest, Step, StepContext, StepError};
+use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
+use phoenix_runtime::client::PeerChannel;
+
+use crate::saga::{
+    SagaDefinition, SagaEvent, SagaRequest, Step, StepContext, StepError, StepResult,
+};
 
 /// The saga's type name.
 pub const SAGA_TYPE: &str = "subscribe_vip";
@@ -193,13 +198,7 @@ fn grant_vip(participants: &Participants) -> Step {
         let mut client = action.directory.clone();
         async move {
             let input: SubscribeInput = ctx.input()?;
-            let history = client
-                .list_vip_history(ctx.request(directory::ListVipHistoryRequest {
-                    user_id: input.user_id.clone(),
-                }))
-                .await?
-                .into_inner()
-                .entries;
+            let history = vip_history(&mut client, &ctx, &input.user_id).await?;
             let was_vip = vip_before(&history, &ctx.idempotency_key());
             client
                 .grant_vip(ctx.request(directory::GrantVipRequest {
@@ -219,13 +218,7 @@ fn grant_vip(participants: &Participants) -> Step {
         let mut client = undo.directory.clone();
         async move {
             let input: SubscribeInput = ctx.input()?;
-            let history = client
-                .list_vip_history(ctx.request(directory::ListVipHistoryRequest {
-                    user_id: input.user_id.clone(),
-                }))
-                .await?
-                .into_inner()
-                .entries;
+            let history = vip_history(&mut client, &ctx, &input.user_id).await?;
             let action_key = ctx.action_idempotency_key();
             if !history
                 .iter()
@@ -250,6 +243,21 @@ fn grant_vip(participants: &Participants) -> Step {
             Ok(())
         }
     })
+}
+
+/// The user's VIP history, oldest first.
+async fn vip_history(
+    client: &mut DirectoryServiceClient<PeerChannel>,
+    ctx: &StepContext,
+    user_id: &str,
+) -> StepResult<Vec<directory::VipHistoryEntry>> {
+    Ok(client
+        .list_vip_history(ctx.request(directory::ListVipHistoryRequest {
+            user_id: user_id.to_owned(),
+        }))
+        .await?
+        .into_inner()
+        .entries)
 }
 
 /// Whether the history shows VIP access right before the change made with `key` (or now, when

@@ -19,8 +19,9 @@ use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
 
 use super::facts;
-use super::participants::{Grant, LedgerBook, Participants};
+use super::participants::{HoldingChange, LedgerBook, Participants};
 use super::requirements::{Missing, RequirementKind, missing};
+use super::steps::{Payment, Unlockable, reversible_grant, reversible_unlock};
 use super::{Operations, operation_event, record, recorded, settled};
 use crate::saga::{
     SagaDefinition, SagaEvent, SagaRequest, Step, StepContext, StepError, StepResult,
@@ -279,10 +280,25 @@ pub fn missing_to_proto(missing: &Missing) -> pb::MissingRequirement {
 pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinition {
     SagaDefinition::new(SAGA_TYPE, 1)
         .step(apply_decision(participants))
-        .step(grant_besitos(participants, book))
+        .step(reversible_grant(
+            "grant_besitos",
+            participants,
+            book,
+            besitos,
+        ))
         .step(add_items(participants, book))
-        .step(unlock_fragments(participants))
-        .step(unlock_experiences(participants))
+        .step(reversible_unlock(
+            "unlock_fragments",
+            Unlockable::Fragments,
+            participants,
+            fragments,
+        ))
+        .step(reversible_unlock(
+            "unlock_experiences",
+            Unlockable::Experiences,
+            participants,
+            experiences,
+        ))
         .step(progress_experience(participants))
         .on_commit(|saga| {
             let input: DecisionInput = saga.input()?;
@@ -347,65 +363,27 @@ fn applied(ctx: &StepContext) -> StepResult<Applied> {
     ctx.output_of("apply_decision")
 }
 
-fn grant_besitos(participants: &Participants, book: &LedgerBook) -> Step {
-    let (action, action_book) = (participants.clone(), book.clone());
-    let (undo, undo_book) = (participants.clone(), book.clone());
-    Step::new("grant_besitos", move |ctx: StepContext| {
-        let mut ledger = action.ledger.clone();
-        let book = action_book.clone();
-        async move {
-            let input: DecisionInput = ctx.input()?;
-            let besitos = applied(&ctx)?.rewards.besitos;
-            if besitos <= 0 {
-                return Ok(None);
-            }
-            let key = ctx.idempotency_key();
-            let grant = decision_grant(&input, besitos, &key);
-            Ok(Some(
-                book.grant(&mut ledger, &grant, ctx.remaining()).await?,
-            ))
-        }
-    })
-    .compensate(move |ctx: StepContext| {
-        let mut ledger = undo.ledger.clone();
-        let book = undo_book.clone();
-        async move {
-            let input: DecisionInput = ctx.input()?;
-            let transfer = match ctx.output::<Option<String>>()? {
-                Some(transfer) => transfer,
-                // Unknown outcome: make sure it happened exactly once, then reverse it.
-                None => {
-                    let besitos = applied(&ctx)?.rewards.besitos;
-                    if besitos <= 0 {
-                        return Ok(());
-                    }
-                    let key = ctx.action_idempotency_key();
-                    let grant = decision_grant(&input, besitos, &key);
-                    Some(book.grant(&mut ledger, &grant, ctx.remaining()).await?)
-                }
-            };
-            if let Some(transfer) = transfer {
-                book.reverse(
-                    &mut ledger,
-                    &transfer,
-                    ctx.idempotency_key(),
-                    ctx.remaining(),
-                )
-                .await?;
-            }
-            Ok(())
-        }
-    })
+/// The besitos the decision pays.
+fn besitos(ctx: &StepContext) -> StepResult<Option<Payment>> {
+    let input: DecisionInput = ctx.input()?;
+    Ok(Some(Payment {
+        user: input.user_id,
+        asset: input.currency_asset,
+        amount: applied(ctx)?.rewards.besitos,
+        code: "decision_reward",
+    }))
 }
 
-fn decision_grant<'a>(input: &'a DecisionInput, besitos: i64, key: &'a str) -> Grant<'a> {
-    Grant {
-        user: &input.user_id,
-        asset: &input.currency_asset,
-        amount: besitos,
-        code: "decision_reward",
-        key,
-    }
+/// The fragments the decision unlocks.
+fn fragments(ctx: &StepContext) -> StepResult<(String, Vec<String>)> {
+    let input: DecisionInput = ctx.input()?;
+    Ok((input.user_id, applied(ctx)?.rewards.unlock_fragment_ids))
+}
+
+/// The experiences the decision unlocks.
+fn experiences(ctx: &StepContext) -> StepResult<(String, Vec<String>)> {
+    let input: DecisionInput = ctx.input()?;
+    Ok((input.user_id, applied(ctx)?.rewards.unlock_experience_ids))
 }
 
 fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
@@ -415,20 +393,8 @@ fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
         let mut stock = action.stock.clone();
         let book = action_book.clone();
         async move {
-            let input: DecisionInput = ctx.input()?;
             let items = applied(&ctx)?.rewards.items;
-            for (item, quantity) in &items {
-                let key = format!("{}:{item}", ctx.idempotency_key());
-                book.add_holding(
-                    &mut stock,
-                    &input.user_id,
-                    item,
-                    *quantity,
-                    key,
-                    ctx.remaining(),
-                )
-                .await?;
-            }
+            add_each(&mut stock, &book, &ctx, &items, ctx.idempotency_key()).await?;
             Ok(items)
         }
     })
@@ -437,141 +403,24 @@ fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
         let book = undo_book.clone();
         async move {
             let input: DecisionInput = ctx.input()?;
-            let known = ctx.output::<Vec<(String, i64)>>()?;
-            let items = match &known {
-                Some(items) => items.clone(),
-                None => applied(&ctx)?.rewards.items,
+            let items = match ctx.output::<Vec<(String, i64)>>()? {
+                Some(items) => items,
+                None => {
+                    // Unknown outcome: the adds under their own keys happen once, now or before.
+                    let items = applied(&ctx)?.rewards.items;
+                    let key = ctx.action_idempotency_key();
+                    add_each(&mut stock, &book, &ctx, &items, key).await?;
+                    items
+                }
             };
             for (item, quantity) in &items {
-                if known.is_none() {
-                    // Unknown outcome: the add under its own key happens once, now or before.
-                    let key = format!("{}:{item}", ctx.action_idempotency_key());
-                    book.add_holding(
-                        &mut stock,
-                        &input.user_id,
-                        item,
-                        *quantity,
-                        key,
-                        ctx.remaining(),
-                    )
-                    .await?;
-                }
-                let key = format!("{}:{item}", ctx.idempotency_key());
-                book.remove_holding(
-                    &mut stock,
-                    &input.user_id,
+                let change = HoldingChange {
+                    user: &input.user_id,
                     item,
-                    *quantity,
-                    key,
-                    ctx.remaining(),
-                )
-                .await?;
-            }
-            Ok(())
-        }
-    })
-}
-
-fn unlock_fragments(participants: &Participants) -> Step {
-    let action = participants.clone();
-    let undo = participants.clone();
-    Step::new("unlock_fragments", move |ctx: StepContext| {
-        let mut narrative = action.narrative.clone();
-        async move {
-            let input: DecisionInput = ctx.input()?;
-            let ids = applied(&ctx)?.rewards.unlock_fragment_ids;
-            unlock(&mut narrative, &ctx, &input, ids, ctx.idempotency_key()).await
-        }
-    })
-    .compensate(move |ctx: StepContext| {
-        let mut narrative = undo.narrative.clone();
-        async move {
-            let input: DecisionInput = ctx.input()?;
-            let unlocked = match ctx.output::<Vec<String>>()? {
-                Some(unlocked) => unlocked,
-                None => {
-                    // Unknown outcome: the unlock's replay answers what it unlocked.
-                    let ids = applied(&ctx)?.rewards.unlock_fragment_ids;
-                    unlock(
-                        &mut narrative,
-                        &ctx,
-                        &input,
-                        ids,
-                        ctx.action_idempotency_key(),
-                    )
-                    .await?
-                }
-            };
-            if unlocked.is_empty() {
-                return Ok(());
-            }
-            narrative
-                .lock_fragments(ctx.request(narrative::LockFragmentsRequest {
-                    user_id: input.user_id,
-                    fragment_ids: unlocked,
-                    idempotency_key: ctx.idempotency_key(),
-                }))
-                .await?;
-            Ok(())
-        }
-    })
-}
-
-/// Unlocks `ids` under `key`; answers the ones this unlock unlocked (not those unlocked before).
-async fn unlock(
-    narrative: &mut narrative::narrative_service_client::NarrativeServiceClient<
-        phoenix_runtime::client::PeerChannel,
-    >,
-    ctx: &StepContext,
-    input: &DecisionInput,
-    ids: Vec<String>,
-    key: String,
-) -> StepResult<Vec<String>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(narrative
-        .unlock_fragments(ctx.request(narrative::UnlockFragmentsRequest {
-            user_id: input.user_id.clone(),
-            fragment_ids: ids,
-            idempotency_key: key,
-        }))
-        .await?
-        .into_inner()
-        .unlocked_fragment_ids)
-}
-
-fn unlock_experiences(participants: &Participants) -> Step {
-    let action = participants.clone();
-    let undo = participants.clone();
-    Step::new("unlock_experiences", move |ctx: StepContext| {
-        let mut narrative = action.narrative.clone();
-        async move {
-            let input: DecisionInput = ctx.input()?;
-            let ids = applied(&ctx)?.rewards.unlock_experience_ids;
-            unlock_each(&mut narrative, &ctx, &input, ids, ctx.idempotency_key()).await
-        }
-    })
-    .compensate(move |ctx: StepContext| {
-        let mut narrative = undo.narrative.clone();
-        async move {
-            let input: DecisionInput = ctx.input()?;
-            let newly = match ctx.output::<Vec<String>>()? {
-                Some(newly) => newly,
-                // Unknown outcome: the unlocks' replays answer which ones they unlocked.
-                None => {
-                    let ids = applied(&ctx)?.rewards.unlock_experience_ids;
-                    let key = ctx.action_idempotency_key();
-                    unlock_each(&mut narrative, &ctx, &input, ids, key).await?
-                }
-            };
-            for id in newly {
-                narrative
-                    .lock_experience(ctx.request(narrative::LockExperienceRequest {
-                        user_id: input.user_id.clone(),
-                        experience_id: id.clone(),
-                        idempotency_key: format!("{}:{id}", ctx.idempotency_key()),
-                    }))
+                    quantity: *quantity,
+                    key: format!("{}:{item}", ctx.idempotency_key()),
+                };
+                book.remove_holding(&mut stock, change, ctx.remaining())
                     .await?;
             }
             Ok(())
@@ -579,31 +428,27 @@ fn unlock_experiences(participants: &Participants) -> Step {
     })
 }
 
-/// Unlocks each experience under `key:<id>`; answers the ones newly unlocked by these calls.
-async fn unlock_each(
-    narrative: &mut narrative::narrative_service_client::NarrativeServiceClient<
+/// Adds each item to the user's holdings under `key:<item>`.
+async fn add_each(
+    stock: &mut phoenix_proto::ledger::v1::stock_service_client::StockServiceClient<
         phoenix_runtime::client::PeerChannel,
     >,
+    book: &LedgerBook,
     ctx: &StepContext,
-    input: &DecisionInput,
-    ids: Vec<String>,
+    items: &[(String, i64)],
     key: String,
-) -> StepResult<Vec<String>> {
-    let mut newly = Vec::new();
-    for id in ids {
-        let answer = narrative
-            .unlock_experience(ctx.request(narrative::UnlockExperienceRequest {
-                user_id: input.user_id.clone(),
-                experience_id: id.clone(),
-                idempotency_key: format!("{key}:{id}"),
-            }))
-            .await?
-            .into_inner();
-        if answer.newly_unlocked {
-            newly.push(id);
-        }
+) -> StepResult<()> {
+    let input: DecisionInput = ctx.input()?;
+    for (item, quantity) in items {
+        let change = HoldingChange {
+            user: &input.user_id,
+            item,
+            quantity: *quantity,
+            key: format!("{key}:{item}"),
+        };
+        book.add_holding(stock, change, ctx.remaining()).await?;
     }
-    Ok(newly)
+    Ok(())
 }
 
 /// Refusals of the experience's own rules that leave the decision standing.

@@ -103,8 +103,18 @@ impl World {
         .await
     }
 
-    /// The posted balance of `owner`'s `asset` wallet (0 when it has none).
-    pub async fn balance(&mut self, owner: &str, asset: &str) -> i64 {
+    /// `owner`'s wallet in `asset`, if it has one.
+    pub async fn wallet(&mut self, owner: &str, asset: &str) -> Option<ledger::Account> {
+        self.find_account(owner, asset, "wallet").await
+    }
+
+    /// `owner`'s account in `asset` of `kind`, if it has one.
+    pub async fn find_account(
+        &mut self,
+        owner: &str,
+        asset: &str,
+        kind: &str,
+    ) -> Option<ledger::Account> {
         self.ledger
             .list_accounts(ledger::ListAccountsRequest {
                 tenant_id: self.tenant.clone(),
@@ -115,29 +125,19 @@ impl World {
             .into_inner()
             .accounts
             .into_iter()
-            .find(|a| a.asset_code == asset && a.kind == "wallet")
-            .and_then(|a| a.balance)
-            .map_or(0, |b| b.posted)
+            .find(|a| a.asset_code == asset && a.kind == kind)
     }
 
-    /// Every account entry of `owner`'s `asset` wallet: how many transfers touched it.
+    /// The posted balance of `owner`'s `asset` wallet (0 when it has none).
+    pub async fn balance(&mut self, owner: &str, asset: &str) -> i64 {
+        let wallet = self.wallet(owner, asset).await;
+        wallet.and_then(|a| a.balance).map_or(0, |b| b.posted)
+    }
+
+    /// How many entries `owner`'s `asset` wallet has: how many transfers touched it.
     pub async fn entries(&mut self, owner: &str, asset: &str) -> usize {
-        let account = self
-            .ledger
-            .list_accounts(ledger::ListAccountsRequest {
-                tenant_id: self.tenant.clone(),
-                owner_ref: owner.into(),
-            })
-            .await
-            .expect("accounts")
-            .into_inner()
-            .accounts
-            .into_iter()
-            .find(|a| a.asset_code == asset && a.kind == "wallet");
-        match account {
-            Some(account) => account.version as usize,
-            None => 0,
-        }
+        let wallet = self.wallet(owner, asset).await;
+        wallet.map_or(0, |a| a.version as usize)
     }
 
     /// Item code → quantity `owner` holds.
@@ -192,18 +192,7 @@ impl World {
 
     /// The account of `owner` in `asset` of `kind`, opened when missing.
     pub async fn account(&mut self, owner: &str, asset: &str, kind: &str) -> String {
-        let found = self
-            .ledger
-            .list_accounts(ledger::ListAccountsRequest {
-                tenant_id: self.tenant.clone(),
-                owner_ref: owner.into(),
-            })
-            .await
-            .expect("accounts")
-            .into_inner()
-            .accounts
-            .into_iter()
-            .find(|a| a.asset_code == asset && a.kind == kind);
+        let found = self.find_account(owner, asset, kind).await;
         if let Some(account) = found {
             return account.id;
         }

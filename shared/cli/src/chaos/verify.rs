@@ -250,3 +250,109 @@ pub async fn ledger_adds_up(
     }
     Ok(verdict)
 }
+
+#[cfg(test)]
+mod tests {
+    use phoenix_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
+    use phoenix_testkit::{spawn, spawn_with};
+
+    use super::*;
+
+    /// The verdict over one completed purchase, then over the same ledger tampered with.
+    #[tokio::test]
+    async fn the_verdict_is_clean_for_a_true_ledger_and_names_a_double_grant_and_a_lost_payment() {
+        let directory = spawn(phoenix_directory::spec()).await;
+        let ledger_service = spawn(phoenix_ledger::spec()).await;
+        let narrative = spawn(phoenix_narrative::spec()).await;
+        let urls = (directory.url(), ledger_service.url(), narrative.url());
+        let coordinator = spawn_with(phoenix_coordinator::spec(), move |config| {
+            config.peers.directory_url = Some(urls.0);
+            config.peers.ledger_url = Some(urls.1);
+            config.peers.narrative_url = Some(urls.2);
+        })
+        .await;
+        let shop = super::super::load::open_shop(
+            ledger_service.channel.clone(),
+            directory.channel.clone(),
+            1,
+            1,
+            10,
+            100,
+            10,
+        )
+        .await
+        .expect("shop");
+        let (user, wallet) = shop.users[0].clone();
+        let answer = CoordinatorServiceClient::new(coordinator.channel.clone())
+            .purchase(pb::PurchaseRequest {
+                tenant_id: shop.tenant_id.clone(),
+                user_id: user.clone(),
+                shop_item_id: shop.items[0].0.clone(),
+                quantity: 2,
+                idempotency_key: "k1".into(),
+            })
+            .await
+            .expect("purchase")
+            .into_inner();
+        assert_eq!(answer.state(), pb::PurchaseState::Completed, "{answer:?}");
+        let mut answers = Answers::default();
+        answers.sagas.insert(answer.saga_id.clone(), answer.state());
+        let clean = ledger_adds_up(
+            &coordinator.pool,
+            ledger_service.channel.clone(),
+            &shop,
+            &answers,
+        )
+        .await
+        .expect("verdict");
+        assert!(clean.failures.is_empty(), "{:#?}", clean.failures);
+        assert_eq!(clean.by_state.get("COMPLETED"), Some(&1));
+
+        // One unit more than bought, and the payment handed back: what a double grant and a
+        // lost payment look like in the ledger.
+        let mut stock = StockServiceClient::new(ledger_service.channel.clone());
+        stock
+            .add_holding(ledger::AddHoldingRequest {
+                tenant_id: shop.tenant_id.clone(),
+                owner_ref: user.clone(),
+                item_code: shop.items[0].1.clone(),
+                quantity: 1,
+                idempotency_key: "tamper-holding".into(),
+            })
+            .await
+            .expect("extra holding");
+        LedgerServiceClient::new(ledger_service.channel.clone())
+            .create_transfer(ledger::CreateTransferRequest {
+                tenant_id: shop.tenant_id.clone(),
+                transfer: Some(ledger::TransferSpec {
+                    debit_account_id: shop.revenue_account_id.clone(),
+                    credit_account_id: wallet,
+                    amount: 20,
+                    ..Default::default()
+                }),
+                idempotency_key: "tamper-refund".into(),
+            })
+            .await
+            .expect("refund");
+        answers
+            .sagas
+            .insert(answer.saga_id.clone(), pb::PurchaseState::Compensated);
+
+        let tampered = ledger_adds_up(
+            &coordinator.pool,
+            ledger_service.channel.clone(),
+            &shop,
+            &answers,
+        )
+        .await
+        .expect("verdict");
+        let failures = tampered.failures.join("\n");
+        assert!(failures.contains("a double grant"), "{failures}");
+        assert!(failures.contains("lost payment"), "{failures}");
+        assert!(failures.contains("revenue at 0"), "{failures}");
+        assert!(
+            failures.contains("the client was answered Compensated, the saga is Some(Completed)"),
+            "{failures}"
+        );
+    }
+}
