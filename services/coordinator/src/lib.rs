@@ -34,7 +34,7 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     let engine = saga::SagaEngine::new(
         context.pool.clone(),
         Some(events),
-        saga::EngineConfig::default(),
+        saga::EngineConfig::from_env()?,
     );
     // Each operation registers its saga definitions here, before recovery starts, so that a
     // saga adopted from a crashed replica finds its definition:

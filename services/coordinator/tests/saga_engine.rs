@@ -233,6 +233,11 @@ async fn a_failing_compensation_is_stuck_until_retry_saga_completes_it() {
     assert_eq!(state, "STUCK");
     let kinds = log_kinds(&pool, outcome.saga_id).await;
     assert_eq!(kinds.last().map(String::as_str), Some("stuck:a"));
+    let metrics = phoenix_runtime::metrics::global().render();
+    assert!(
+        metrics.contains(r#"phoenix_sagas_ended_total{saga_type="three",outcome="stuck"}"#),
+        "counted: {metrics}"
+    );
     // Still stuck after a recovery pass: a stuck saga is never dropped nor silently resumed.
     assert_eq!(engine.recover_now().await.expect("pass"), 0);
     assert_eq!(
@@ -612,4 +617,104 @@ async fn a_pivot_is_never_compensated_and_later_steps_only_go_forward() {
     let outcome = engine.run(run("p2")).await.expect("runs");
     assert_eq!(outcome.state, SagaState::Compensated);
     assert_eq!(participant.books().undone, vec!["check"]);
+}
+
+#[tokio::test]
+async fn the_whole_saga_deadline_compensates_the_step_in_flight() {
+    let (_db, pool) = database().await;
+    let participant = Participant::default();
+    let engine = SagaEngine::new(pool.clone(), None, config(5_000));
+    engine
+        .register(
+            SagaDefinition::new("short", 1)
+                .deadline(Duration::from_millis(400))
+                .step(step(&participant, "a"))
+                .step(step(&participant, "b").deadline(Duration::from_secs(5))),
+        )
+        .expect("register");
+    participant.script("b", &[Answer::Hang]);
+    let started = std::time::Instant::now();
+    let outcome = engine
+        .run(SagaRequest::new("short", "late", &json!({})).expect("valid"))
+        .await
+        .expect("runs");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome.state, SagaState::Compensated);
+    assert_eq!(
+        outcome.failure().expect("why").reason,
+        "SAGA_DEADLINE_EXCEEDED"
+    );
+    assert_eq!(participant.calls("undo:b"), 1);
+    assert_eq!(participant.books().undone, vec!["a"]);
+}
+
+#[tokio::test]
+async fn recovery_runs_by_itself_and_a_saga_it_cannot_resume_stops_no_other() {
+    let (_db, pool) = database().await;
+    let participant = Participant::default();
+    // The crashed engine knew a saga type its successor does not.
+    let crashed = engine(&pool, &participant, 200);
+    crashed
+        .register(SagaDefinition::new("retired", 1).step(step(&participant, "x")))
+        .expect("register");
+    let release = Arc::new(Notify::new());
+    participant.script("b", &[Answer::Wait(release.clone())]);
+    participant.script("x", &[Answer::Wait(release)]);
+    let runs = [
+        tokio::spawn({
+            let crashed = crashed.clone();
+            async move { crashed.run(request("known", json!({}))).await }
+        }),
+        tokio::spawn({
+            let crashed = crashed.clone();
+            async move {
+                crashed
+                    .run(SagaRequest::new("retired", "unknown", &json!({})).expect("valid"))
+                    .await
+            }
+        }),
+    ];
+    until("both held", || {
+        participant.calls("b") == 1 && participant.calls("x") == 1
+    })
+    .await;
+    crashed.abandon_all();
+    for run in runs {
+        assert!(run.await.expect("joins").is_err());
+    }
+
+    let successor = engine(&pool, &participant, 5_000);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    successor.start_background(shutdown.clone());
+    let known: uuid::Uuid =
+        sqlx::query_scalar("SELECT saga_id FROM sagas WHERE saga_type = 'three'")
+            .fetch_one(&pool)
+            .await
+            .expect("id");
+    assert_eq!(
+        wait_final(&successor, known).await.state,
+        SagaState::Completed
+    );
+    let (state, adopted): (String, i64) = sqlx::query_as(
+        "SELECT state, (SELECT count(*) FROM saga_log l WHERE l.saga_id = s.saga_id AND kind = 'adopted')
+         FROM sagas s WHERE saga_type = 'retired'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("row");
+    assert_eq!(
+        (state.as_str(), adopted),
+        ("RUNNING", 0),
+        "left, not dropped, for a coordinator that has its definition"
+    );
+    let metrics = phoenix_runtime::metrics::global().render();
+    assert!(metrics.contains("phoenix_sagas_adopted_total"), "{metrics}");
+    assert!(
+        metrics.contains(r#"phoenix_sagas_ended_total{saga_type="three",outcome="completed"}"#)
+    );
+    shutdown.cancel();
 }

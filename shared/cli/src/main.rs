@@ -133,4 +133,32 @@ mod tests {
         let migrate = refused(&["phoenix", "migrate", "nope", "status"]);
         assert!(migrate.contains("all"), "{migrate}");
     }
+
+    #[test]
+    fn sagas_subcommands_parse_and_refuse_an_unknown_state() {
+        for args in [
+            &[
+                "phoenix", "sagas", "list", "--state", "stuck", "--type", "purchase",
+            ][..],
+            &[
+                "phoenix",
+                "sagas",
+                "show",
+                "0190c5c4-0000-7000-8000-000000000000",
+            ],
+            &[
+                "phoenix",
+                "sagas",
+                "retry",
+                "x",
+                "--target",
+                "http://127.0.0.1:50055",
+            ],
+            &["phoenix", "sagas", "cancel", "x"],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        let error = refused(&["phoenix", "sagas", "list", "--state", "lost"]);
+        assert!(error.contains("stuck"), "{error}");
+    }
 }

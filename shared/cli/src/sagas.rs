@@ -213,14 +213,11 @@ async fn act(
             Ok(())
         }
         SagasAction::Retry { saga_id, .. } => {
-            let saga = client
+            let answer = client
                 .retry_saga(request(pb::RetrySagaRequest { saga_id }, token)?)
-                .await
-                .map_err(failed)?
-                .into_inner()
-                .saga
-                .unwrap_or_default();
-            println!("{}", summary_line(&saga));
+                .await;
+            let saga = answer.map_err(failed)?.into_inner().saga;
+            let saga = print_after(saga);
             anyhow::ensure!(
                 saga.state() != pb::SagaState::Stuck,
                 "the saga is STUCK again: see `phoenix sagas show {}`",
@@ -229,17 +226,20 @@ async fn act(
             Ok(())
         }
         SagasAction::Cancel { saga_id, .. } => {
-            let saga = client
+            let answer = client
                 .cancel_saga(request(pb::CancelSagaRequest { saga_id }, token)?)
-                .await
-                .map_err(failed)?
-                .into_inner()
-                .saga
-                .unwrap_or_default();
-            println!("{}", summary_line(&saga));
+                .await;
+            print_after(answer.map_err(failed)?.into_inner().saga);
             Ok(())
         }
     }
+}
+
+/// Prints the saga an operator's call answered with.
+fn print_after(saga: Option<pb::Saga>) -> pb::Saga {
+    let saga = saga.unwrap_or_default();
+    println!("{}", summary_line(&saga));
+    saga
 }
 
 fn state_name(state: pb::SagaState) -> &'static str {

@@ -17,7 +17,7 @@ use super::definition::{EventsOf, SagaDefinition, StepError};
 use super::engine::{RunningSaga, SagaEngine};
 use super::log::{Direction, LogRecord, Progress, RecordKind, SagaState, StepFailure};
 use super::metrics;
-use super::store::{self, Appended, NewRecord};
+use super::store::{self, Appended, NewRecord, Transition};
 
 /// Why a driver stopped before the saga ended or got stuck.
 #[derive(Debug)]
@@ -560,6 +560,10 @@ impl Driver {
             .collect();
         let pool = &self.engine.0.pool;
         let lease = self.engine.0.config.lease;
+        let state = Transition {
+            state,
+            durable: state != self.progress.state,
+        };
         let saga_id = self.saga.saga_id;
         let written = match &events {
             Some(events) if !events.is_empty() => {

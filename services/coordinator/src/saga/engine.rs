@@ -47,6 +47,30 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// The defaults, with `PHOENIX_SAGA_LEASE`, `PHOENIX_SAGA_RECOVERY_INTERVAL` and
+    /// `PHOENIX_SAGA_REPLAY_WAIT` (durations such as `10s`, `500ms`) when set.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut config = Self::default();
+        let read = |name: &str, into: &mut Duration| -> anyhow::Result<()> {
+            if let Ok(text) = std::env::var(name) {
+                let value = humantime::parse_duration(&text)
+                    .map_err(|e| anyhow::anyhow!("{name}={text:?}: not a duration: {e}"))?;
+                anyhow::ensure!(!value.is_zero(), "{name} must be longer than 0");
+                *into = value;
+            }
+            Ok(())
+        };
+        read("PHOENIX_SAGA_LEASE", &mut config.lease)?;
+        read(
+            "PHOENIX_SAGA_RECOVERY_INTERVAL",
+            &mut config.recovery_interval,
+        )?;
+        read("PHOENIX_SAGA_REPLAY_WAIT", &mut config.replay_wait)?;
+        Ok(config)
+    }
+}
+
 /// A request to run a saga: its type, the caller's idempotency key, and the input.
 #[derive(Debug, Clone)]
 pub struct SagaRequest {
@@ -114,8 +138,8 @@ pub struct SagaOutcome {
     pub saga_type: String,
     pub version: u32,
     pub state: SagaState,
-    /// Outputs of the steps that succeeded (and were not undone... they stay listed after
-    /// compensation too: what the step returned), by step name.
+    /// What each step that succeeded returned, by step name (still listed after the step was
+    /// compensated).
     pub outputs: BTreeMap<String, serde_json::Value>,
     /// What made the saga compensate or get stuck: the step and its answer.
     pub failure: Option<(String, StepFailure)>,

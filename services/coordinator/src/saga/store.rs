@@ -223,14 +223,14 @@ const APPEND: &str = "WITH owned AS (
                        started_at))
      SELECT cancel_requested,
             -- A transition the saga can replay (see `append`) does not wait for the WAL flush.
-            CASE WHEN $3 IN ('COMPLETED', 'COMPENSATED', 'STUCK') THEN ''
-                 ELSE set_config('synchronous_commit', 'off', true) END AS relaxed
+            CASE WHEN $14 THEN '' ELSE set_config('synchronous_commit', 'off', true) END
+                AS relaxed
      FROM owned";
 
 fn bind_append<'q>(
     saga_id: Uuid,
     generation: i64,
-    state: SagaState,
+    state: Transition,
     lease: Duration,
     records: &[NewRecord],
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
@@ -238,7 +238,7 @@ fn bind_append<'q>(
     sqlx::query(APPEND)
         .bind(saga_id)
         .bind(generation)
-        .bind(state.as_str())
+        .bind(state.state.as_str())
         .bind(millis(lease))
         .bind(records.iter().map(|r| r.seq).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
@@ -273,23 +273,35 @@ fn bind_append<'q>(
                 .collect::<Vec<_>>(),
         )
         .bind(records.iter().map(|r| r.started_at).collect::<Vec<_>>())
+        .bind(state.durable)
+}
+
+/// The state a write leaves the saga in, and whether it must be flushed before it is
+/// acted on.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition {
+    pub state: SagaState,
+    /// Whether the commit waits for the WAL flush.
+    pub durable: bool,
 }
 
 /// Appends `records` and sets the cached state, as the owner of `generation`.
 ///
-/// Only the ends (COMPLETED, COMPENSATED, STUCK) wait for their commit to be flushed; the
-/// transitions between commit asynchronously (`synchronous_commit = off` for that transaction
-/// alone). That is safe because of what a lost transition means: PostgreSQL flushes the WAL in
-/// order, so a crash of the database can only lose the last few transitions, never one before
-/// a durable record. The saga then resumes from the durable prefix and calls the lost steps
-/// again with the same idempotency keys, which the participants answer with what they did the
-/// first time. The start of a saga is durable (the caller's key names it) and so is every end
-/// (a caller is answered only after it), so nothing a caller saw is lost.
+/// A write that changes the state (a decision: compensate, the end, stuck) waits for its
+/// commit to be flushed; a write within a state (a step done, an attempt failed, a step
+/// undone) commits asynchronously (`synchronous_commit = off` for that transaction alone).
+/// That is safe because of what losing such a write means: PostgreSQL flushes the WAL in
+/// order, so a crash of the database can only lose the writes after the last durable one, and
+/// no decision rests on them. The saga then resumes from the durable prefix, in the same
+/// direction, and calls the lost steps (or compensations) again with the same idempotency
+/// keys, which the participants answer with what they did the first time. The start of a
+/// saga is durable too (the caller's key names it), and a caller is answered only after a
+/// durable end, so nothing a caller saw is lost.
 pub async fn append(
     pool: &PgPool,
     saga_id: Uuid,
     generation: i64,
-    state: SagaState,
+    state: Transition,
     lease: Duration,
     records: &[NewRecord],
 ) -> Result<Appended, Error> {
@@ -314,7 +326,7 @@ pub async fn append_with_events(
     pool: &PgPool,
     saga_id: Uuid,
     generation: i64,
-    state: SagaState,
+    state: Transition,
     lease: Duration,
     records: &[NewRecord],
     events: &[NewEvent],
@@ -392,7 +404,19 @@ pub async fn take_over(
         .bind(new_state.map(SagaState::as_str))
         .bind(kind.as_str())
         .fetch_optional(pool)
-        .await?;
+        .await;
+    // The previous owner appended a record after this statement's snapshot was taken: its
+    // `seq` is taken, so nothing was done; the next look takes the saga over.
+    let row = match row {
+        Err(error)
+            if error
+                .as_database_error()
+                .is_some_and(|e| e.constraint() == Some("saga_log_pkey")) =>
+        {
+            return Ok(None);
+        }
+        row => row?,
+    };
     row.map(|row| row.try_get("lease_generation"))
         .transpose()
         .map_err(Into::into)
