@@ -4,20 +4,80 @@
 //! narrative id that does not exist) compensated with their reason and nothing left behind;
 //! replays and reused keys; and bad input refused before any saga.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use phoenix_coordinator::purchase::fixture::{Offer, ShopFixture};
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
+use phoenix_proto::coordinator::v1::saga_service_client::SagaServiceClient;
 use phoenix_proto::ledger::v1 as ledger;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_proto::narrative::v1::narrative_service_client::NarrativeServiceClient;
 use phoenix_testkit::{TestService, assert_refused, field_reasons, spawn, spawn_with};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 const PRICE: i64 = 30;
 
+/// A TCP proxy that can be taken down: while down it refuses new connections and cuts the
+/// ones it carries, as a participant that is down does.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    down: Arc<AtomicBool>,
+    cut: Arc<Mutex<CancellationToken>>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy = Self {
+            addr: listener.local_addr().expect("address"),
+            down: Arc::new(AtomicBool::new(false)),
+            cut: Arc::new(Mutex::new(CancellationToken::new())),
+        };
+        let (down, cut) = (proxy.down.clone(), proxy.cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if down.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let cut = cut.lock().expect("lock").clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = cut.cancelled() => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            let mut cut = self.cut.lock().expect("lock");
+            cut.cancel();
+            *cut = CancellationToken::new();
+        }
+    }
+}
+
 struct World {
+    /// Between the coordinator and the narrative.
+    proxy: Proxy,
     // Kept so the services run for the whole test.
     _directory: TestService,
     _ledger: TestService,
@@ -34,7 +94,8 @@ async fn start() -> World {
     let directory = spawn(phoenix_directory::spec()).await;
     let ledger = spawn(phoenix_ledger::spec()).await;
     let narrative = spawn(phoenix_narrative::spec()).await;
-    let urls = (directory.url(), ledger.url(), narrative.url());
+    let proxy = Proxy::start(narrative.addr).await;
+    let urls = (directory.url(), ledger.url(), proxy.url());
     let coordinator = spawn_with(phoenix_coordinator::spec(), move |config| {
         config.peers.directory_url = Some(urls.0);
         config.peers.ledger_url = Some(urls.1);
@@ -75,6 +136,7 @@ async fn start() -> World {
         .await
         .expect("shop");
     World {
+        proxy,
         client: CoordinatorServiceClient::new(coordinator.channel.clone()),
         narrative: story,
         _directory: directory,
@@ -548,4 +610,182 @@ async fn an_item_taken_off_sale_is_refused() {
         .await
         .expect_err("not for sale");
     assert_refused(&status, Code::FailedPrecondition, "SHOP_ITEM_UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn a_short_narrative_outage_is_waited_out_and_the_purchase_completes() {
+    let mut world = start().await;
+    world.offer("gem", 5, &[]).await;
+    let (user, wallet) = world.buyer(100).await;
+    // The narrative is first called at unlock_fragments, after the payment is reserved.
+    world.proxy.set_down(true);
+    let down = world.proxy.down.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        down.store(false, Ordering::SeqCst);
+    });
+    let answer = world.buy(world.request(&user, "gem", 1)).await;
+    assert!(answer.success, "{answer:?}");
+    let saga = SagaServiceClient::new(world.coordinator.channel.clone())
+        .get_saga(phoenix_proto::coordinator::v1::GetSagaRequest {
+            saga_id: answer.saga_id.clone(),
+        })
+        .await
+        .expect("saga")
+        .into_inner()
+        .saga
+        .expect("saga");
+    let unlock = saga
+        .steps
+        .iter()
+        .find(|step| step.name == "unlock_fragments")
+        .expect("the step");
+    assert!(unlock.attempts > 1, "the outage was retried: {unlock:?}");
+    assert_eq!(world.holdings(&user).await, [("SKU-gem".to_owned(), 1)]);
+    assert_eq!(world.balance(&wallet).await.posted, 100 - PRICE);
+    assert_eq!(
+        world.progress(&user).await.unlocked_fragment_ids,
+        [world.fragment_id.clone()]
+    );
+}
+
+#[tokio::test]
+async fn a_long_narrative_outage_parks_the_purchase_stuck_and_retry_undoes_it_whole() {
+    let mut world = start().await;
+    world.offer("gem", 5, &[]).await;
+    let (user, wallet) = world.buyer(100).await;
+    world.proxy.set_down(true);
+    let answer = world.buy(world.request(&user, "gem", 1)).await;
+    // unlock_fragments never answered: its outcome is unknown, so it is compensated too, and
+    // that compensation cannot reach the narrative either.
+    assert_eq!(answer.state(), pb::PurchaseState::Stuck, "{answer:?}");
+    assert!(!answer.success);
+    assert_eq!(
+        answer.failure.as_ref().map(|f| f.step.as_str()),
+        Some("unlock_fragments")
+    );
+
+    world.proxy.set_down(false);
+    let retried = SagaServiceClient::new(world.coordinator.channel.clone())
+        .retry_saga(phoenix_proto::coordinator::v1::RetrySagaRequest {
+            saga_id: answer.saga_id.clone(),
+        })
+        .await
+        .expect("retried")
+        .into_inner()
+        .saga
+        .expect("saga");
+    assert_eq!(
+        retried.state(),
+        phoenix_proto::coordinator::v1::SagaState::Compensated,
+        "{retried:?}"
+    );
+    // Undone whole: the unlock the retry's replay made is locked again, the holding removed,
+    // the payment voided, the reservation released.
+    assert!(world.progress(&user).await.unlocked_fragment_ids.is_empty());
+    assert!(
+        world
+            .holdings(&user)
+            .await
+            .iter()
+            .all(|(_, units)| *units == 0)
+    );
+    let balance = world.balance(&wallet).await;
+    assert_eq!((balance.posted, balance.debits_pending), (100, 0));
+    let item = world.item("SKU-gem").await;
+    assert_eq!((item.on_hand, item.reserved), (5, 0));
+    let events = world.events(&answer.saga_id).await;
+    assert_eq!(
+        events
+            .iter()
+            .map(|(kind, _)| kind.as_str())
+            .collect::<Vec<_>>(),
+        ["commerce.purchase_failed"]
+    );
+}
+
+#[tokio::test]
+async fn a_coordinator_that_crashes_mid_purchase_is_taken_over_and_nothing_happens_twice() {
+    use phoenix_coordinator::purchase::participants::Participants;
+    use phoenix_coordinator::purchase::{Planner, PurchaseOrder, saga};
+    use phoenix_coordinator::saga::{EngineConfig, SagaEngine, SagaRequest};
+    use phoenix_runtime::client::ClientBuilder;
+
+    let mut world = start().await;
+    world.offer("gem", 5, &[]).await;
+    let (user, wallet) = world.buyer(100).await;
+    // A second coordinator process, as a crashed replica would be: its own engine on the same
+    // database, with short leases, running the same purchase definition.
+    let peer = |url: String| ClientBuilder::new(url).connect_lazy().expect("channel");
+    let participants = Participants::new(peer(world._ledger.url()), peer(world.proxy.url()));
+    let engine = SagaEngine::new(
+        world.coordinator.pool.clone(),
+        None,
+        EngineConfig {
+            lease: Duration::from_secs(1),
+            ..EngineConfig::default()
+        },
+    );
+    engine
+        .register(saga::definition(&participants))
+        .expect("registered");
+    let planner = Planner {
+        participants,
+        directory: phoenix_directory_client::DirectoryClient::new(
+            peer(world._directory.url()),
+            Default::default(),
+        ),
+    };
+    let request = world.request(&user, "gem", 1);
+    let order = PurchaseOrder {
+        tenant_id: request.tenant_id.parse().expect("uuid"),
+        user_id: user.parse().expect("uuid"),
+        shop_item_id: "gem".into(),
+        quantity: 1,
+        idempotency_key: request.idempotency_key.clone(),
+    };
+    let plan = planner.plan(&order).await.expect("plan");
+    let saga_request = SagaRequest::new(saga::SAGA_TYPE, &order.idempotency_key, &plan)
+        .expect("request")
+        .user(user.clone())
+        .fingerprint_of(&request);
+
+    // It gets as far as the unlocks (the narrative is down), then dies.
+    world.proxy.set_down(true);
+    let crashed = engine.clone();
+    let running = tokio::spawn(async move { crashed.run(saga_request).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    engine.abandon_all();
+    running.abort();
+    world.proxy.set_down(false);
+
+    // The service's coordinator adopts it once the lease expires and finishes it, with the
+    // same keys: the caller's retry answers the finished purchase.
+    let mut sagas = SagaServiceClient::new(world.coordinator.channel.clone());
+    let mut state = pb::PurchaseState::Unspecified;
+    for _ in 0..100 {
+        let answer = world.buy(request.clone()).await;
+        state = answer.state();
+        if state != pb::PurchaseState::InProgress {
+            assert!(answer.replayed, "{answer:?}");
+            let saga = sagas
+                .get_saga(phoenix_proto::coordinator::v1::GetSagaRequest {
+                    saga_id: answer.saga_id.clone(),
+                })
+                .await
+                .expect("saga")
+                .into_inner()
+                .saga
+                .expect("saga");
+            assert!(saga.lease_generation > 1, "taken over: {saga:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, pb::PurchaseState::Completed);
+    assert_eq!(world.holdings(&user).await, [("SKU-gem".to_owned(), 1)]);
+    let balance = world.balance(&wallet).await;
+    assert_eq!((balance.posted, balance.debits_pending), (100 - PRICE, 0));
+    let item = world.item("SKU-gem").await;
+    assert_eq!((item.on_hand, item.reserved), (4, 0));
 }

@@ -394,3 +394,44 @@ async fn another_tenant_sees_none_of_the_shop() {
         .expect_err("sku and account are the first tenant's");
     assert_refused(&status, Code::NotFound, "ITEM_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn a_nul_or_a_huge_value_in_any_text_field_is_refused_naming_the_field() {
+    let mut shop = start().await;
+    type Edit = fn(&mut pb::UpsertShopItemRequest, String);
+    let cases: [(&str, &str, Edit); 6] = [
+        ("shop_item_id", "INVALID_CODE", |r, v| r.shop_item_id = v),
+        ("name", "INVALID_NAME", |r, v| r.name = v),
+        ("price.asset_code", "INVALID_ASSET_CODE", |r, v| {
+            r.price = Some(pb::Price {
+                asset_code: v,
+                amount: 5,
+            })
+        }),
+        ("sku", "INVALID_CODE", |r, v| r.sku = v),
+        ("revenue_account_id", "INVALID_ID", |r, v| {
+            r.revenue_account_id = v
+        }),
+        ("unlocks.fragment_ids[0]", "INVALID_ID", |r, v| {
+            r.unlocks = Some(pb::ShopItemUnlocks {
+                fragment_ids: vec![v],
+                experience_ids: Vec::new(),
+            })
+        }),
+    ];
+    for (field, reason, edit) in cases {
+        for value in ["a\0b".to_owned(), "x".repeat(20_000)] {
+            let mut request = shop.upsert("gem.red", 5);
+            edit(&mut request, value);
+            let status = shop.shop.upsert_shop_item(request).await.expect_err(field);
+            assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+            assert_eq!(
+                field_reasons(&status),
+                [(field.to_owned(), reason.to_owned())],
+                "{field}"
+            );
+            assert!(status.message().len() < 2_000, "{field}: a bounded message");
+        }
+    }
+    assert_eq!(count(&shop.harness.service.pool, "shop_items").await, 0);
+}

@@ -73,14 +73,17 @@ impl Purchases {
 }
 
 impl Planner {
-    /// What the purchase acts on; refused when it cannot be bought at all.
+    /// What the purchase acts on; refused when it cannot be bought at all. The three lookups
+    /// (user, shop item, the user's accounts) go out together; their refusals are answered in
+    /// that order.
     pub async fn plan(&self, order: &PurchaseOrder) -> Result<PurchasePlan, Error> {
-        if self
-            .directory
-            .user(order.user_id, Outage::Strict)
-            .await?
-            .is_none()
-        {
+        let tenant_id = order.tenant_id.to_string();
+        let (user, item, accounts) = tokio::join!(
+            self.directory.user(order.user_id, Outage::Strict),
+            self.shop_item(&tenant_id, &order.shop_item_id),
+            self.accounts(&tenant_id, order.user_id),
+        );
+        if user?.is_none() {
             return Err(Refusal::not_found(
                 "USER_NOT_FOUND",
                 format!("the directory has no user {}", order.user_id),
@@ -89,20 +92,7 @@ impl Planner {
             .with("user_id", order.user_id)
             .into());
         }
-        let tenant_id = order.tenant_id.to_string();
-        let item = self
-            .participants
-            .shop
-            .clone()
-            .get_shop_item(ledger::GetShopItemRequest {
-                tenant_id: tenant_id.clone(),
-                shop_item_id: order.shop_item_id.clone(),
-            })
-            .await
-            .map_err(|status| peer_error("ledger", &status))?
-            .into_inner()
-            .item
-            .ok_or_else(|| missing_field("GetShopItemResponse.item"))?;
+        let item = item?;
         if !item.available {
             return Err(Refusal::precondition(
                 "SHOP_ITEM_UNAVAILABLE",
@@ -126,9 +116,23 @@ impl Planner {
                 ),
             )
         })?;
-        let wallet = self
-            .wallet(&tenant_id, order.user_id, &price.asset_code)
-            .await?;
+        let wallet = accounts?
+            .into_iter()
+            .find(|a| a.asset_code == price.asset_code && a.kind == WALLET_KIND)
+            .map(|a| a.id)
+            .ok_or_else(|| {
+                Refusal::precondition(
+                    "WALLET_NOT_FOUND",
+                    format!(
+                        "user {} has no {} wallet to pay with",
+                        order.user_id,
+                        quote(&price.asset_code)
+                    ),
+                )
+                .at("user_id")
+                .with("user_id", order.user_id)
+                .with("asset_code", &price.asset_code)
+            })?;
         let unlocks = item.unlocks.unwrap_or_default();
         Ok(PurchasePlan {
             tenant_id,
@@ -145,14 +149,32 @@ impl Planner {
         })
     }
 
-    /// The user's wallet in `asset_code`: FAILED_PRECONDITION `WALLET_NOT_FOUND` without one.
-    async fn wallet(
+    async fn shop_item(
+        &self,
+        tenant_id: &str,
+        shop_item_id: &str,
+    ) -> Result<ledger::ShopItem, Error> {
+        self.participants
+            .shop
+            .clone()
+            .get_shop_item(ledger::GetShopItemRequest {
+                tenant_id: tenant_id.to_owned(),
+                shop_item_id: shop_item_id.to_owned(),
+            })
+            .await
+            .map_err(|status| peer_error("ledger", &status))?
+            .into_inner()
+            .item
+            .ok_or_else(|| missing_field("GetShopItemResponse.item"))
+    }
+
+    /// The user's ledger accounts (their wallet is among them, if they have one).
+    async fn accounts(
         &self,
         tenant_id: &str,
         user_id: Uuid,
-        asset_code: &str,
-    ) -> Result<String, Error> {
-        let accounts = self
+    ) -> Result<Vec<ledger::Account>, Error> {
+        Ok(self
             .participants
             .ledger
             .clone()
@@ -163,24 +185,7 @@ impl Planner {
             .await
             .map_err(|status| peer_error("ledger", &status))?
             .into_inner()
-            .accounts;
-        accounts
-            .into_iter()
-            .find(|a| a.asset_code == asset_code && a.kind == WALLET_KIND)
-            .map(|a| a.id)
-            .ok_or_else(|| {
-                Refusal::precondition(
-                    "WALLET_NOT_FOUND",
-                    format!(
-                        "user {user_id} has no {} wallet to pay with",
-                        quote(asset_code)
-                    ),
-                )
-                .at("user_id")
-                .with("user_id", user_id)
-                .with("asset_code", asset_code)
-                .into()
-            })
+            .accounts)
     }
 }
 
