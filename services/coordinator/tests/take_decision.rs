@@ -109,8 +109,9 @@ async fn unmet_requirements_are_listed_with_suggestions_and_start_no_saga() {
     assert_refused(&reused, Code::InvalidArgument, "IDEMPOTENCY_KEY_REUSED");
 }
 
-/// A fragment in an experience whose decision grants besitos and items and unlocks a
-/// fragment; the user meets its VIP, level and item requirements.
+/// A fragment, the only component of an experience (20 besitos and a crown when completed),
+/// whose decision grants besitos and items and unlocks a fragment; the user meets its VIP,
+/// level and item requirements.
 struct Story {
     user: String,
     fragment: String,
@@ -119,7 +120,11 @@ struct Story {
     decision: String,
 }
 
-async fn story(w: &mut World, decision_items: Vec<narrative::ItemAmount>) -> Story {
+async fn story(
+    w: &mut World,
+    decision_items: Vec<narrative::ItemAmount>,
+    experience_item: &str,
+) -> Story {
     let user = w.user().await;
     let (start, next, experience) = (id(), id(), id());
     w.fragment(fragment(&next, "Next")).await;
@@ -129,6 +134,11 @@ async fn story(w: &mut World, decision_items: Vec<narrative::ItemAmount>) -> Sto
             experience: Some(narrative::Experience {
                 id: experience.clone(),
                 title: "Journey".into(),
+                rewards: Some(narrative::Rewards {
+                    besitos: 20,
+                    items: vec![item(experience_item, 1)],
+                    ..Default::default()
+                }),
                 components: vec![narrative::ExperienceComponent {
                     sequence: 1,
                     target: Some(narrative::experience_component::Target::FragmentId(
@@ -177,13 +187,25 @@ async fn story(w: &mut World, decision_items: Vec<narrative::ItemAmount>) -> Sto
     }
 }
 
-/// The decision's effects, each exactly once.
+/// The decision's effects, each exactly once: its own rewards and those of the experience it
+/// completed (20 besitos and a crown).
 async fn effects_once(w: &mut World, s: &Story) {
-    assert_eq!(w.balance(&s.user, "BESITOS").await, 15);
-    assert_eq!(w.entries(&s.user, "BESITOS").await, 1, "one grant");
+    assert_eq!(w.balance(&s.user, "BESITOS").await, 15 + 20);
+    assert_eq!(
+        w.entries(&s.user, "BESITOS").await,
+        2,
+        "the decision's and the experience's"
+    );
     let mut held = w.holdings(&s.user).await;
     held.sort();
-    assert_eq!(held, [("gem".to_owned(), 2), ("key".to_owned(), 1)]);
+    assert_eq!(
+        held,
+        [
+            ("crown".to_owned(), 1),
+            ("gem".to_owned(), 2),
+            ("key".to_owned(), 1)
+        ]
+    );
     let progress = w.progress(&s.user).await;
     assert_eq!(progress.decisions.len(), 1);
     assert_eq!(progress.decisions[0].decision_id, s.decision);
@@ -195,7 +217,7 @@ async fn effects_once(w: &mut World, s: &Story) {
 #[tokio::test]
 async fn met_requirements_run_the_saga_and_every_effect_lands_exactly_once() {
     let mut w = World::start().await;
-    let s = story(&mut w, vec![item("gem", 2)]).await;
+    let s = story(&mut w, vec![item("gem", 2)], "crown").await;
 
     let answer = w
         .take(&s.user, &s.fragment, &s.decision, "k1")
@@ -236,7 +258,7 @@ async fn a_failing_later_step_compensates_the_earlier_ones() {
     let mut w = World::start().await;
     // The ledger refuses this item code (a '/' is not allowed): add_items fails after the
     // decision was applied and the besitos granted.
-    let s = story(&mut w, vec![item("bad/item", 1)]).await;
+    let s = story(&mut w, vec![item("bad/item", 1)], "crown").await;
 
     let answer = w
         .take(&s.user, &s.fragment, &s.decision, "k1")
@@ -298,4 +320,45 @@ async fn unknown_users_fragments_and_decisions_are_refused_with_their_reason() {
     );
     assert!(w.sagas("take_decision").await.is_empty());
     assert!(w.events("coordinator.requirements_failed").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_last_step_undoes_every_step_before_it() {
+    let mut w = World::start().await;
+    // The experience's item is refused by the ledger: the last step fails after the decision,
+    // its besitos and items, the unlock, the experience's progress and its besitos.
+    let s = story(&mut w, vec![item("gem", 2)], "bad/crown").await;
+
+    let answer = w
+        .take(&s.user, &s.fragment, &s.decision, "k1")
+        .await
+        .expect("answered, not an error");
+    assert!(!answer.success);
+    let failure = answer.failure.expect("why");
+    assert_eq!(
+        (failure.step.as_str(), failure.state.as_str()),
+        ("add_experience_items", "compensated")
+    );
+    assert_eq!(w.balance(&s.user, "BESITOS").await, 0);
+    assert_eq!(
+        w.entries(&s.user, "BESITOS").await,
+        4,
+        "two grants, two reversals"
+    );
+    assert_eq!(
+        w.holdings(&s.user).await,
+        [("key".to_owned(), 1)],
+        "gems removed"
+    );
+    let progress = w.progress(&s.user).await;
+    assert!(progress.decisions.is_empty());
+    assert!(!progress.unlocked_fragment_ids.contains(&s.next));
+    assert!(
+        progress
+            .experiences
+            .iter()
+            .all(|e| e.completed_sequences.is_empty()),
+        "the component was reverted: {:?}",
+        progress.experiences
+    );
 }

@@ -1,5 +1,6 @@
 //! Saga steps more than one operation uses: a reward paid from the issuer that its
-//! compensation reverses, and unlocks in the narrative that their compensation locks again.
+//! compensation reverses, items added to holdings that it removes, and unlocks in the
+//! narrative that it locks again.
 //!
 //! Both follow the rule of [`super::participants`] for an action whose outcome is unknown:
 //! the compensation repeats the action under the action's own key (the participant answers the
@@ -9,7 +10,9 @@ use phoenix_proto::narrative::v1 as narrative;
 use phoenix_proto::narrative::v1::narrative_service_client::NarrativeServiceClient;
 use phoenix_runtime::client::PeerChannel;
 
-use super::participants::{Grant, LedgerBook, Participants};
+use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
+
+use super::participants::{Grant, HoldingChange, LedgerBook, Participants};
 use crate::saga::{Step, StepContext, StepResult};
 
 /// A reward payment a step makes: `amount` of `asset` to `user`.
@@ -88,6 +91,74 @@ async fn pay(
         key: &key,
     };
     Ok(Some(book.grant(ledger, &grant, ctx.remaining()).await?))
+}
+
+/// The user and the items (code, quantity) a step adds, read from the saga.
+pub type ItemsOf = fn(&StepContext) -> StepResult<(String, Vec<(String, i64)>)>;
+
+/// A step adding `items_of` to the user's holdings (key `<step key>:<item>` each; output: the
+/// items), compensated by removing exactly those.
+pub fn reversible_items(
+    name: &'static str,
+    participants: &Participants,
+    book: &LedgerBook,
+    items_of: ItemsOf,
+) -> Step {
+    let (action, action_book) = (participants.clone(), book.clone());
+    let (undo, undo_book) = (participants.clone(), book.clone());
+    Step::new(name, move |ctx: StepContext| {
+        let mut stock = action.stock.clone();
+        let book = action_book.clone();
+        async move {
+            let (user, items) = items_of(&ctx)?;
+            let key = ctx.idempotency_key();
+            change_each(&mut stock, &book, &ctx, (&user, &items), key, true).await?;
+            Ok(items)
+        }
+    })
+    .compensate(move |ctx: StepContext| {
+        let mut stock = undo.stock.clone();
+        let book = undo_book.clone();
+        async move {
+            let (user, planned) = items_of(&ctx)?;
+            let items = match ctx.output::<Vec<(String, i64)>>()? {
+                Some(items) => items,
+                None => {
+                    // Unknown outcome: the adds under their own keys happen once, now or before.
+                    let key = ctx.action_idempotency_key();
+                    change_each(&mut stock, &book, &ctx, (&user, &planned), key, true).await?;
+                    planned
+                }
+            };
+            let key = ctx.idempotency_key();
+            change_each(&mut stock, &book, &ctx, (&user, &items), key, false).await
+        }
+    })
+}
+
+/// Adds (or removes) each item of the user's under `key:<item>`.
+async fn change_each(
+    stock: &mut StockServiceClient<PeerChannel>,
+    book: &LedgerBook,
+    ctx: &StepContext,
+    (user, items): (&str, &[(String, i64)]),
+    key: String,
+    add: bool,
+) -> StepResult<()> {
+    for (item, quantity) in items {
+        let change = HoldingChange {
+            user,
+            item,
+            quantity: *quantity,
+            key: format!("{key}:{item}"),
+        };
+        if add {
+            book.add_holding(stock, change, ctx.remaining()).await?;
+        } else {
+            book.remove_holding(stock, change, ctx.remaining()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// What a narrative unlock step unlocks.

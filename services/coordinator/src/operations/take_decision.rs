@@ -19,9 +19,9 @@ use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
 
 use super::facts;
-use super::participants::{HoldingChange, LedgerBook, Participants};
+use super::participants::{LedgerBook, Participants};
 use super::requirements::{Missing, RequirementKind, missing};
-use super::steps::{Payment, Unlockable, reversible_grant, reversible_unlock};
+use super::steps::{Payment, Unlockable, reversible_grant, reversible_items, reversible_unlock};
 use super::{Operations, operation_event, record, recorded, settled};
 use crate::saga::{
     SagaDefinition, SagaEvent, SagaRequest, Step, StepContext, StepError, StepResult,
@@ -98,6 +98,8 @@ pub struct Progressed {
     pub completed_now: bool,
     /// Why the narrative did not progress it (e.g. COMPONENT_OUT_OF_ORDER).
     pub not_progressed: Option<String>,
+    /// The experience's rewards, when this progress completed it.
+    pub rewards: Option<RewardsGranted>,
 }
 
 /// What the key's record holds: the answer when requirements were unmet, or the saga's input.
@@ -286,7 +288,7 @@ pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinit
             book,
             besitos,
         ))
-        .step(add_items(participants, book))
+        .step(reversible_items("add_items", participants, book, items))
         .step(reversible_unlock(
             "unlock_fragments",
             Unlockable::Fragments,
@@ -300,6 +302,18 @@ pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinit
             experiences,
         ))
         .step(progress_experience(participants))
+        .step(reversible_grant(
+            "grant_experience_besitos",
+            participants,
+            book,
+            experience_besitos,
+        ))
+        .step(reversible_items(
+            "add_experience_items",
+            participants,
+            book,
+            experience_items,
+        ))
         .on_commit(|saga| {
             let input: DecisionInput = saga.input()?;
             let applied: Applied = saga.output_of("apply_decision")?.unwrap_or_default();
@@ -386,69 +400,36 @@ fn experiences(ctx: &StepContext) -> StepResult<(String, Vec<String>)> {
     Ok((input.user_id, applied(ctx)?.rewards.unlock_experience_ids))
 }
 
-fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
-    let (action, action_book) = (participants.clone(), book.clone());
-    let (undo, undo_book) = (participants.clone(), book.clone());
-    Step::new("add_items", move |ctx: StepContext| {
-        let mut stock = action.stock.clone();
-        let book = action_book.clone();
-        async move {
-            let items = applied(&ctx)?.rewards.items;
-            add_each(&mut stock, &book, &ctx, &items, ctx.idempotency_key()).await?;
-            Ok(items)
-        }
-    })
-    .compensate(move |ctx: StepContext| {
-        let mut stock = undo.stock.clone();
-        let book = undo_book.clone();
-        async move {
-            let input: DecisionInput = ctx.input()?;
-            let items = match ctx.output::<Vec<(String, i64)>>()? {
-                Some(items) => items,
-                None => {
-                    // Unknown outcome: the adds under their own keys happen once, now or before.
-                    let items = applied(&ctx)?.rewards.items;
-                    let key = ctx.action_idempotency_key();
-                    add_each(&mut stock, &book, &ctx, &items, key).await?;
-                    items
-                }
-            };
-            for (item, quantity) in &items {
-                let change = HoldingChange {
-                    user: &input.user_id,
-                    item,
-                    quantity: *quantity,
-                    key: format!("{}:{item}", ctx.idempotency_key()),
-                };
-                book.remove_holding(&mut stock, change, ctx.remaining())
-                    .await?;
-            }
-            Ok(())
-        }
-    })
+/// The items the decision grants.
+fn items(ctx: &StepContext) -> StepResult<(String, Vec<(String, i64)>)> {
+    let input: DecisionInput = ctx.input()?;
+    Ok((input.user_id, applied(ctx)?.rewards.items))
 }
 
-/// Adds each item to the user's holdings under `key:<item>`.
-async fn add_each(
-    stock: &mut phoenix_proto::ledger::v1::stock_service_client::StockServiceClient<
-        phoenix_runtime::client::PeerChannel,
-    >,
-    book: &LedgerBook,
-    ctx: &StepContext,
-    items: &[(String, i64)],
-    key: String,
-) -> StepResult<()> {
+/// The rewards of the experience this decision completed (none when it completed none).
+fn completed(ctx: &StepContext) -> StepResult<RewardsGranted> {
+    let progressed: Progressed = ctx.output_of("progress_experience")?;
+    Ok(progressed
+        .rewards
+        .filter(|_| progressed.completed_now)
+        .unwrap_or_default())
+}
+
+/// The besitos of the experience this decision completed.
+fn experience_besitos(ctx: &StepContext) -> StepResult<Option<Payment>> {
     let input: DecisionInput = ctx.input()?;
-    for (item, quantity) in items {
-        let change = HoldingChange {
-            user: &input.user_id,
-            item,
-            quantity: *quantity,
-            key: format!("{key}:{item}"),
-        };
-        book.add_holding(stock, change, ctx.remaining()).await?;
-    }
-    Ok(())
+    Ok(Some(Payment {
+        user: input.user_id,
+        asset: input.currency_asset,
+        amount: completed(ctx)?.besitos,
+        code: "experience_reward",
+    }))
+}
+
+/// The items of the experience this decision completed.
+fn experience_items(ctx: &StepContext) -> StepResult<(String, Vec<(String, i64)>)> {
+    let input: DecisionInput = ctx.input()?;
+    Ok((input.user_id, completed(ctx)?.items))
 }
 
 /// Refusals of the experience's own rules that leave the decision standing.
@@ -480,11 +461,17 @@ fn progress_experience(participants: &Participants) -> Step {
                 ))
                 .await;
             match answer {
-                Ok(answer) => Ok(Progressed {
-                    experience_id: Some(experience_id),
-                    completed_now: answer.into_inner().completed_now,
-                    not_progressed: None,
-                }),
+                Ok(answer) => {
+                    let answer = answer.into_inner();
+                    Ok(Progressed {
+                        experience_id: Some(experience_id),
+                        completed_now: answer.completed_now,
+                        not_progressed: None,
+                        rewards: answer
+                            .completed_now
+                            .then(|| RewardsGranted::of(answer.rewards)),
+                    })
+                }
                 Err(status) => match StepError::from_status(&status) {
                     StepError::Refused(failure)
                         if NOT_PROGRESSED.contains(&failure.reason.as_str()) =>
@@ -493,6 +480,7 @@ fn progress_experience(participants: &Participants) -> Step {
                             experience_id: None,
                             completed_now: false,
                             not_progressed: Some(failure.reason),
+                            rewards: None,
                         })
                     }
                     other => Err(other),
