@@ -141,16 +141,7 @@ pub async fn ledger_adds_up(
         if stuck_users.contains(user.as_str()) || stuck_deciders.contains(user) {
             continue;
         }
-        let balance = ledger_client
-            .get_account(ledger::GetAccountRequest {
-                tenant_id: shop.tenant_id.clone(),
-                account_id: wallet.clone(),
-            })
-            .await?
-            .into_inner()
-            .account
-            .and_then(|a| a.balance)
-            .unwrap_or_default();
+        let balance = balance(&mut ledger_client, &shop.tenant_id, wallet).await?;
         let spent = paid.get(user.as_str()).copied().unwrap_or(0);
         let rewarded = granted.get(user).copied().unwrap_or(0);
         let expected = shop.funds - spent + rewarded;
@@ -230,16 +221,12 @@ pub async fn ledger_adds_up(
         }
     }
     if stuck_users.is_empty() {
-        let revenue = ledger_client
-            .get_account(ledger::GetAccountRequest {
-                tenant_id: shop.tenant_id.clone(),
-                account_id: shop.revenue_account_id.clone(),
-            })
-            .await?
-            .into_inner()
-            .account
-            .and_then(|a| a.balance)
-            .unwrap_or_default();
+        let revenue = balance(
+            &mut ledger_client,
+            &shop.tenant_id,
+            &shop.revenue_account_id,
+        )
+        .await?;
         let total: i64 = paid.values().sum();
         if revenue.posted != total {
             verdict.failures.push(format!(
@@ -249,6 +236,24 @@ pub async fn ledger_adds_up(
         }
     }
     Ok(verdict)
+}
+
+/// The balances of `account`.
+async fn balance(
+    ledger: &mut LedgerServiceClient<Channel>,
+    tenant: &str,
+    account: &str,
+) -> anyhow::Result<ledger::Balance> {
+    Ok(ledger
+        .get_account(ledger::GetAccountRequest {
+            tenant_id: tenant.to_owned(),
+            account_id: account.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .account
+        .and_then(|a| a.balance)
+        .unwrap_or_default())
 }
 
 #[cfg(test)]
