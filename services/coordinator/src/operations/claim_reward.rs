@@ -217,7 +217,7 @@ fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
             let claimed = claimed(&ctx)?;
             for (item, quantity) in &claimed.items {
                 let key = format!("claim:{}:item:{item}", claimed.claim_id);
-                book.add_holding(
+                book.change_holding(
                     &mut stock,
                     HoldingChange {
                         user: &input.user_id,
@@ -225,6 +225,7 @@ fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
                         quantity: *quantity,
                         key,
                     },
+                    true,
                     ctx.remaining(),
                 )
                 .await?;

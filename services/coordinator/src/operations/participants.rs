@@ -244,49 +244,34 @@ impl LedgerBook {
         Ok(())
     }
 
-    /// Adds `quantity` of `item` to the user's holdings under `key`.
-    pub async fn add_holding(
+    /// Adds `change.quantity` of `change.item` to the user's holdings (`add`), or removes
+    /// them, under `change.key`.
+    pub async fn change_holding(
         &self,
         client: &mut StockServiceClient<PeerChannel>,
-        holding: HoldingChange<'_>,
+        change: HoldingChange<'_>,
+        add: bool,
         timeout: Duration,
     ) -> Result<(), Status> {
-        let (tenant_id, owner_ref, item_code, quantity, idempotency_key) = holding.fields(self);
-        client
-            .add_holding(within(
-                ledger::AddHoldingRequest {
-                    tenant_id,
-                    owner_ref,
-                    item_code,
-                    quantity,
-                    idempotency_key,
-                },
-                timeout,
-            ))
-            .await?;
-        Ok(())
-    }
-
-    /// Removes `quantity` of `item` from the user's holdings under `key`.
-    pub async fn remove_holding(
-        &self,
-        client: &mut StockServiceClient<PeerChannel>,
-        holding: HoldingChange<'_>,
-        timeout: Duration,
-    ) -> Result<(), Status> {
-        let (tenant_id, owner_ref, item_code, quantity, idempotency_key) = holding.fields(self);
-        client
-            .remove_holding(within(
-                ledger::RemoveHoldingRequest {
-                    tenant_id,
-                    owner_ref,
-                    item_code,
-                    quantity,
-                    idempotency_key,
-                },
-                timeout,
-            ))
-            .await?;
+        let added = ledger::AddHoldingRequest {
+            tenant_id: self.tenant.to_string(),
+            owner_ref: change.user.to_owned(),
+            item_code: change.item.to_owned(),
+            quantity: change.quantity,
+            idempotency_key: change.key,
+        };
+        if add {
+            client.add_holding(within(added, timeout)).await?;
+            return Ok(());
+        }
+        let removed = ledger::RemoveHoldingRequest {
+            tenant_id: added.tenant_id,
+            owner_ref: added.owner_ref,
+            item_code: added.item_code,
+            quantity: added.quantity,
+            idempotency_key: added.idempotency_key,
+        };
+        client.remove_holding(within(removed, timeout)).await?;
         Ok(())
     }
 
@@ -331,17 +316,4 @@ pub struct HoldingChange<'a> {
     pub item: &'a str,
     pub quantity: i64,
     pub key: String,
-}
-
-impl HoldingChange<'_> {
-    /// tenant, owner, item, quantity, key: the fields AddHolding and RemoveHolding share.
-    fn fields(self, book: &LedgerBook) -> (String, String, String, i64, String) {
-        (
-            book.tenant.to_string(),
-            self.user.to_owned(),
-            self.item.to_owned(),
-            self.quantity,
-            self.key,
-        )
-    }
 }

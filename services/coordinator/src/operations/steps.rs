@@ -152,11 +152,8 @@ async fn change_each(
             quantity: *quantity,
             key: format!("{key}:{item}"),
         };
-        if add {
-            book.add_holding(stock, change, ctx.remaining()).await?;
-        } else {
-            book.remove_holding(stock, change, ctx.remaining()).await?;
-        }
+        book.change_holding(stock, change, add, ctx.remaining())
+            .await?;
     }
     Ok(())
 }
