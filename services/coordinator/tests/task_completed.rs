@@ -88,7 +88,11 @@ impl World {
             .expect("task")
     }
 
-    async fn move_task(&mut self, task: &goals_pb::Task, status: goals_pb::TaskStatus) -> goals_pb::Task {
+    async fn move_task(
+        &mut self,
+        task: &goals_pb::Task,
+        status: goals_pb::TaskStatus,
+    ) -> goals_pb::Task {
         let mut changed = task.clone();
         changed.status = status.into();
         self.goals_client
@@ -153,7 +157,10 @@ impl World {
             if let Some(boards) = boards {
                 return boards;
             }
-            assert!(started.elapsed() < WAIT, "missions never processed {event_id}");
+            assert!(
+                started.elapsed() < WAIT,
+                "missions never processed {event_id}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -178,7 +185,10 @@ impl World {
                     return id;
                 }
             }
-            assert!(started.elapsed() < WAIT, "the bus never got the TaskCompleted of {task}");
+            assert!(
+                started.elapsed() < WAIT,
+                "the bus never got the TaskCompleted of {task}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -194,7 +204,10 @@ impl World {
     async fn wait_acked(&self) {
         let started = Instant::now();
         while self.outstanding().await > 0 {
-            assert!(started.elapsed() < WAIT, "missions never acknowledged its deliveries");
+            assert!(
+                started.elapsed() < WAIT,
+                "missions never acknowledged its deliveries"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
