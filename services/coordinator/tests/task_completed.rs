@@ -219,6 +219,16 @@ impl World {
     }
 }
 
+/// Missions' `missions_task_events_total{kind}` in this process (shared by the tests here).
+fn task_events(kind: &str) -> u64 {
+    phoenix_missions::metrics::get()
+        .task_events
+        .get_or_create(&phoenix_runtime::metrics::KindLabels {
+            kind: kind.to_owned(),
+        })
+        .get()
+}
+
 fn boss(board: &missions_pb::Board) -> &missions_pb::BossRun {
     board.boss.as_ref().expect("a boss")
 }
@@ -237,6 +247,7 @@ async fn a_completed_task_takes_the_linked_bosss_shield_down_through_the_bus() {
     assert_eq!(w.processed(event).await, 1, "one board moved");
     w.wait_acked().await;
 
+    assert!(task_events("applied") >= 1, "counted as applied");
     let after = w.board().await;
     assert_eq!(boss(&after).shield_current, 0, "the shield is down");
     assert_eq!(boss(&after).phase, 2, "phase 2 begins");
@@ -257,12 +268,17 @@ async fn the_same_event_delivered_twice_changes_nothing() {
     // The bus delivers at least once: the same event again (a lost ack, another replica).
     let user = Uuid::parse_str(&w.user).expect("user");
     let task_id = Uuid::parse_str(&task.id).expect("task");
+    let duplicates = task_events("duplicate");
     let outcome = w
         .replica()
         .apply_task_completed(event, user, task_id)
         .await
         .expect("applied");
     assert_eq!(outcome, TaskOutcome::Duplicate);
+    assert!(
+        task_events("duplicate") > duplicates,
+        "counted as a duplicate"
+    );
     assert_eq!(w.board().await, once, "the board did not change");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM missions_v2_task_events")
         .fetch_one(&w.missions.pool)
@@ -309,6 +325,7 @@ async fn an_event_for_a_task_no_boss_links_is_acked_and_changes_nothing() {
     assert_eq!(published.accepted, 1);
 
     assert_eq!(w.processed(event_id).await, 0, "no board moved");
+    assert!(task_events("unlinked") >= 1, "counted as unlinked");
     w.wait_acked().await;
     let after = w.board().await;
     assert_eq!(boss(&after), boss(&before), "the boss did not change");

@@ -161,3 +161,66 @@ fn decode(delivery: &bus::Delivery) -> Result<(Uuid, Uuid, Uuid), String> {
         Uuid::parse_str(&task.id).map_err(|_| format!("task id {:?} is not a UUID", task.id))?;
     Ok((event_id, user_id, task_id))
 }
+
+#[cfg(test)]
+mod tests {
+    use phoenix_proto::events::v1::Event;
+    use phoenix_proto::goals::v1::Task;
+
+    use super::*;
+
+    fn delivery(id: &str, payload: Vec<u8>) -> bus::Delivery {
+        bus::Delivery {
+            delivery_id: "d".into(),
+            event: Some(Event {
+                id: id.into(),
+                payload: Some(prost_types::Any {
+                    type_url: "type.googleapis.com/phoenix.goals.v1.TaskCompleted".into(),
+                    value: payload,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn completed(user: &str, task: &str) -> Vec<u8> {
+        TaskCompleted {
+            task: Some(Task {
+                id: task.into(),
+                user_id: user.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn a_task_completed_gives_its_event_user_and_task() {
+        let (event, user, task) = (Uuid::now_v7(), Uuid::new_v4(), Uuid::new_v4());
+        let decoded = decode(&delivery(
+            &event.to_string(),
+            completed(&user.to_string(), &task.to_string()),
+        ));
+        assert_eq!(decoded, Ok((event, user, task)));
+    }
+
+    #[test]
+    fn what_can_never_be_applied_is_named() {
+        let task = Uuid::new_v4().to_string();
+        let user = Uuid::new_v4().to_string();
+        let event = Uuid::now_v7().to_string();
+        let cases = [
+            (delivery("e-1", completed(&user, &task)), "is not a UUID"),
+            (delivery(&event, vec![0xff, 0xff]), "is not a TaskCompleted"),
+            (delivery(&event, completed("someone", &task)), "user_id"),
+            (delivery(&event, completed(&user, "t-1")), "task id"),
+            (delivery(&event, Vec::new()), "has no task"),
+        ];
+        for (delivery, reason) in cases {
+            let error = decode(&delivery).expect_err(reason);
+            assert!(error.contains(reason), "{error} names {reason}");
+        }
+    }
+}
