@@ -11,6 +11,7 @@
 mod api;
 pub mod app;
 pub mod config;
+mod consumer;
 pub mod domain;
 pub mod error;
 mod jobs;
@@ -63,6 +64,17 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
     }
     metrics::get();
     jobs::start(context, &missions, &settings);
+    if context.config.peers.url("coordinator").is_some() {
+        consumer::start(
+            missions.clone(),
+            context.peer("coordinator")?,
+            context.shutdown.clone(),
+        );
+    } else {
+        tracing::warn!(
+            "PHOENIX_COORDINATOR_URL is not set: goals' TaskCompleted does not reach the bosses"
+        );
+    }
     let mut services = GrpcServices::new()
         .serve(limited!(
             context,

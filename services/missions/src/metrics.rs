@@ -23,6 +23,9 @@ pub struct MissionsMetrics {
     pub day_closes_refused: Counter,
     /// DUAL differences between the primary and the secondary store, by kind.
     pub divergences: Family<KindLabels, Counter>,
+    /// Goals' TaskCompleted events consumed from the bus, by outcome (`applied`, `unlinked`,
+    /// `duplicate`).
+    pub task_events: Family<KindLabels, Counter>,
 }
 
 pub fn get() -> &'static MissionsMetrics {
@@ -52,6 +55,10 @@ pub fn get() -> &'static MissionsMetrics {
         divergences: metrics::counter_family(
             "missions_divergences",
             "DUAL differences between the primary and the secondary board store, by kind",
+        ),
+        task_events: metrics::counter_family(
+            "missions_task_events",
+            "Goals' TaskCompleted events consumed from the bus, by outcome (applied, unlinked, duplicate)",
         ),
     })
 }
@@ -89,6 +96,16 @@ pub fn divergence(kind: &str) {
         .divergences
         .get_or_create(&KindLabels {
             kind: kind.to_owned(),
+        })
+        .inc();
+}
+
+/// A TaskCompleted event consumed, with its outcome (see `app::tasks`).
+pub fn task_event(outcome: &str) {
+    get()
+        .task_events
+        .get_or_create(&KindLabels {
+            kind: outcome.to_owned(),
         })
         .inc();
 }

@@ -8,7 +8,8 @@
 //! - [`analytics`]: the weekly views;
 //! - [`migration`]: the tooling off the legacy JSON store (backfill, rebuild, compare, export)
 //!   and the audit;
-//! - [`clock`]: the time the rules judge by.
+//! - [`clock`]: the time the rules judge by;
+//! - [`tasks`]: goals' completed tasks (from the bus) taking linked bosses' shields down.
 
 pub mod analytics;
 pub mod board;
@@ -16,6 +17,7 @@ pub mod catalog;
 pub mod clock;
 pub mod levels;
 pub mod migration;
+pub mod tasks;
 
 use std::path::PathBuf;
 use std::sync::Arc;

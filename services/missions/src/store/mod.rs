@@ -31,6 +31,7 @@ pub mod file;
 pub mod levels;
 pub mod repo;
 pub mod sql;
+pub mod task_events;
 
 use crate::domain::board::{Board, BoardKey};
 

@@ -1,0 +1,1 @@
+DROP TABLE missions_v2_task_events;
