@@ -815,3 +815,45 @@ async fn health_over_plaintext(
         .await
         .map(|_| ())
 }
+
+/// `phoenix audit coordinator` runs beside `phoenix up` on the same data folder: PostgreSQL
+/// allows one server per folder, so a second Phoenix process joins the running one instead of
+/// failing on its lock file, and starts its own once that one is gone.
+#[tokio::test]
+async fn a_second_process_joins_the_server_already_running_in_its_data_folder() {
+    use phoenix_runtime::embedded::{Durability, EmbeddedPostgres, running_server_url};
+
+    let mut config = phoenix_runtime::RuntimeConfig::defaults();
+    config.embedded.data_dir =
+        std::env::temp_dir().join(format!("phoenix-join-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = config.embedded.data_dir.clone();
+    assert_eq!(running_server_url(&data_dir, "postgres"), None);
+
+    let settings = config.embedded.clone();
+    let server = tokio::task::spawn_blocking(move || {
+        EmbeddedPostgres::start(&settings, &settings.data_dir, Durability::Ephemeral)
+    })
+    .await
+    .expect("start task")
+    .expect("the first process starts PostgreSQL");
+    let url = running_server_url(&server.data_dir().to_path_buf(), "postgres")
+        .expect("the running server is found");
+    assert_eq!(url, server.url("postgres"));
+    let pool = sqlx::PgPool::connect(&url).await.expect("the second process connects");
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.expect("query");
+    assert_eq!(one, 1);
+    pool.close().await;
+
+    let joined = phoenix_runtime::Database::open(&config)
+        .await
+        .expect("a second Database::open joins the running server");
+    assert!(joined.embedded.is_none(), "it must not start (or later stop) a server of its own");
+    assert_eq!(joined.url, server.url(phoenix_runtime::EMBEDDED_DATABASE));
+
+    let folder = server.data_dir().to_path_buf();
+    tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .expect("stop task");
+    assert_eq!(running_server_url(&folder, "postgres"), None, "a stopped server is not joined");
+    let _ = std::fs::remove_dir_all(&folder);
+}

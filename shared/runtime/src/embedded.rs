@@ -374,6 +374,30 @@ async fn prepare_wal(admin: &mut sqlx::PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The URL of `database` on a server that another Phoenix process (`phoenix up`, say) already
+/// runs in `data_dir`, when there is one: its `postmaster.pid` says it is ready and its port
+/// answers. PostgreSQL allows one server per data folder, so an operator's command
+/// (`phoenix audit coordinator` next to `phoenix up`) joins that server instead of failing on
+/// its lock file.
+pub fn running_server_url(data_dir: &Path, database: &str) -> Option<String> {
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let pid = lines.first()?.trim().parse::<i32>().ok()?;
+    let port = lines.get(3)?.trim().parse::<u16>().ok()?;
+    // The eighth line is the server's status; anything but "ready" is starting or stopping.
+    if lines.get(7).map(|l| l.trim()) != Some("ready") || pid <= 0 {
+        return None;
+    }
+    // SAFETY: kill with signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !alive {
+        return None;
+    }
+    TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(1)).ok()?;
+    Some(format!("postgres://postgres@127.0.0.1:{port}/{database}"))
+}
+
 /// Whether `postmaster.pid` in `data_dir` names this process and port (its first and fourth
 /// lines, as PostgreSQL writes them).
 fn postmaster_is(data_dir: &Path, pid: i32, port: u16) -> bool {

@@ -51,6 +51,18 @@ impl Database {
                 embedded: None,
             });
         }
+        if let Some(url) =
+            embedded::running_server_url(&config.embedded.data_dir, EMBEDDED_DATABASE)
+        {
+            tracing::info!(
+                data_dir = %config.embedded.data_dir.display(),
+                "joining the PostgreSQL another Phoenix process runs in PHOENIX_DATA_DIR"
+            );
+            return Ok(Self {
+                url,
+                embedded: None,
+            });
+        }
         let settings = config.embedded.clone();
         let server = tokio::task::spawn_blocking(move || {
             embedded::EmbeddedPostgres::start(
