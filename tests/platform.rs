@@ -836,24 +836,36 @@ async fn a_second_process_joins_the_server_already_running_in_its_data_folder() 
     .await
     .expect("start task")
     .expect("the first process starts PostgreSQL");
-    let url = running_server_url(&server.data_dir().to_path_buf(), "postgres")
-        .expect("the running server is found");
+    let url =
+        running_server_url(server.data_dir(), "postgres").expect("the running server is found");
     assert_eq!(url, server.url("postgres"));
-    let pool = sqlx::PgPool::connect(&url).await.expect("the second process connects");
-    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.expect("query");
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("the second process connects");
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .expect("query");
     assert_eq!(one, 1);
     pool.close().await;
 
     let joined = phoenix_runtime::Database::open(&config)
         .await
         .expect("a second Database::open joins the running server");
-    assert!(joined.embedded.is_none(), "it must not start (or later stop) a server of its own");
+    assert!(
+        joined.embedded.is_none(),
+        "it must not start (or later stop) a server of its own"
+    );
     assert_eq!(joined.url, server.url(phoenix_runtime::EMBEDDED_DATABASE));
 
     let folder = server.data_dir().to_path_buf();
     tokio::task::spawn_blocking(move || server.stop())
         .await
         .expect("stop task");
-    assert_eq!(running_server_url(&folder, "postgres"), None, "a stopped server is not joined");
+    assert_eq!(
+        running_server_url(&folder, "postgres"),
+        None,
+        "a stopped server is not joined"
+    );
     let _ = std::fs::remove_dir_all(&folder);
 }

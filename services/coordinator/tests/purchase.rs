@@ -32,6 +32,8 @@ struct Proxy {
     addr: std::net::SocketAddr,
     down: Arc<AtomicBool>,
     cut: Arc<Mutex<CancellationToken>>,
+    /// Connections refused while down: a test knows its outage was actually met.
+    refused: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Proxy {
@@ -41,11 +43,13 @@ impl Proxy {
             addr: listener.local_addr().expect("address"),
             down: Arc::new(AtomicBool::new(false)),
             cut: Arc::new(Mutex::new(CancellationToken::new())),
+            refused: Arc::default(),
         };
-        let (down, cut) = (proxy.down.clone(), proxy.cut.clone());
+        let (down, cut, refused) = (proxy.down.clone(), proxy.cut.clone(), proxy.refused.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if down.load(Ordering::SeqCst) {
+                    refused.fetch_add(1, Ordering::SeqCst);
                     continue;
                 }
                 let cut = cut.lock().expect("lock").clone();
@@ -629,8 +633,13 @@ async fn a_short_narrative_outage_is_waited_out_and_the_purchase_completes() {
     let (user, wallet) = world.buyer(100).await;
     // The narrative is first called at unlock_fragments, after the payment is reserved.
     world.proxy.set_down(true);
-    let down = world.proxy.down.clone();
+    let (down, refused) = (world.proxy.down.clone(), world.proxy.refused.clone());
+    // Back up 150 ms after the saga first met the outage (not after a fixed time from here: on
+    // a loaded machine the saga may reach the narrative later than that).
     tokio::spawn(async move {
+        while refused.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tokio::time::sleep(Duration::from_millis(150)).await;
         down.store(false, Ordering::SeqCst);
     });
