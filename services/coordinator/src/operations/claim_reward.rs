@@ -10,6 +10,7 @@
 //! another key, credits nothing twice.
 
 use phoenix_proto::coordinator::v1 as pb;
+use phoenix_proto::events::v1 as events;
 use phoenix_proto::missions::v1 as missions;
 use phoenix_proto::narrative::v1::ItemAmount;
 use phoenix_runtime::{Error, Violations};
@@ -117,19 +118,20 @@ pub fn definition(
         .on_commit(|saga| {
             let input: ClaimInput = saga.input()?;
             let claimed: Claimed = saga.output_of("claim")?.unwrap_or_default();
-            Ok(vec![SagaEvent::json(
+            Ok(vec![SagaEvent::new(
                 "gamification.mission_completed",
-                &serde_json::json!({
-                    "user_id": input.user_id,
-                    "season_id": input.season_id,
-                    "run_id": input.run_id,
-                    "claim_id": claimed.claim_id,
-                    "xp": claimed.xp,
-                    "currency": claimed.currency,
-                    "items": claimed.items,
-                    "badge_id": claimed.badge_id,
-                }),
-            )?])
+                &events::GamificationMissionCompleted {
+                    user_id: input.user_id,
+                    mission_id: String::new(),
+                    run_id: input.run_id,
+                    season_id: input.season_id,
+                    claim_id: claimed.claim_id,
+                    xp: claimed.xp,
+                    currency: claimed.currency,
+                    item_ids: claimed.items.into_iter().map(|(item, _)| item).collect(),
+                    badge_id: claimed.badge_id,
+                },
+            )])
         })
 }
 

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use phoenix_runtime::idempotency::{self, RequestKey};
-use phoenix_runtime::stream::{NewEvent, Priority};
+use phoenix_runtime::stream::NewEvent;
 use phoenix_runtime::{Error, Refusal, RemoteError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -219,23 +219,19 @@ impl From<Failure> for phoenix_proto::coordinator::v1::SagaFailure {
 }
 
 /// An event of an operation that ran no saga, appended with the answer it belongs to: its own
-/// aggregate (`operation` / a fresh id), version 1.
-pub fn operation_event(
-    event_type: &'static str,
-    payload: &impl Serialize,
-    priority: Priority,
-) -> Result<NewEvent, Error> {
-    Ok(NewEvent {
-        aggregate_type: "operation",
-        aggregate_id: Uuid::now_v7().to_string(),
-        version: 1,
+/// aggregate (`operation` / a fresh id), version 1, its catalogue message as the payload, at
+/// the catalogue's default priority for `event_type`.
+pub fn operation_event(event_type: &'static str, payload: &impl prost::Message) -> NewEvent {
+    let mut event = NewEvent::new(
+        "operation",
+        Uuid::now_v7(),
+        1,
         event_type,
-        payload: serde_json::to_vec(payload)
-            .map_err(|e| Error::invariant("EVENT_PAYLOAD_UNSERIALIZABLE", e.to_string()))?,
-        occurred_at: Utc::now(),
-        priority,
-        origin: None,
-    })
+        payload,
+        Utc::now(),
+    );
+    event.priority = crate::bus::catalog::default_priority(event_type);
+    event
 }
 
 /// The answer recorded under `key`, if a request with it ran before; IDEMPOTENCY_KEY_REUSED

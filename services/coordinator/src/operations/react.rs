@@ -7,6 +7,7 @@
 //! registered it (a reaction the user had before stays).
 
 use phoenix_proto::coordinator::v1 as pb;
+use phoenix_proto::events::v1 as events;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_runtime::client::PeerChannel;
 use phoenix_runtime::{Error, Violations};
@@ -106,17 +107,16 @@ pub fn definition(
         .on_commit(|saga| {
             let input: ReactInput = saga.input()?;
             let registered: Registered = saga.output_of("register_reaction")?.unwrap_or_default();
-            Ok(vec![SagaEvent::json(
+            Ok(vec![SagaEvent::new(
                 "coordinator.content_reacted",
-                &serde_json::json!({
-                    "user_id": input.user_id,
-                    "content_kind": input.content_kind,
-                    "content_id": input.content_id,
-                    "reaction": input.reaction,
-                    "created": registered.created,
-                    "besitos": registered.besitos,
-                }),
-            )?])
+                &events::CoordinatorContentReacted {
+                    user_id: input.user_id,
+                    content_id: input.content_id,
+                    reaction: input.reaction,
+                    reward: registered.besitos,
+                    saga_id: saga.saga_id().to_string(),
+                },
+            )])
         })
 }
 

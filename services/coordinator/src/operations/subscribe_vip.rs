@@ -8,9 +8,12 @@
 //! extra period and the refund: nothing is taken from the user silently. The channel step's
 //! compensation leaves the VIP channel only when this saga put the user there.
 
+use chrono::{DateTime, Utc};
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::directory::v1 as directory;
+use phoenix_proto::events::v1 as events;
 use phoenix_proto::ledger::v1 as ledger;
+use phoenix_runtime::convert::{optional_timestamp, time_from_proto};
 use phoenix_runtime::{Error, Refusal, Violations};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +42,11 @@ pub struct SubscribeInput {
 pub struct Granted {
     /// Whether the user had VIP access right before the grant.
     pub was_vip: bool,
+    /// The membership's period right after the grant.
+    #[serde(default)]
+    pub period_start: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub period_end: Option<DateTime<Utc>>,
 }
 
 impl Operations {
@@ -97,16 +105,17 @@ pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinit
         .step(join_channel(participants))
         .on_commit(|saga| {
             let input: SubscribeInput = saga.input()?;
-            Ok(vec![SagaEvent::json(
+            let granted: Granted = saga.output_of("grant_vip")?.unwrap_or_default();
+            Ok(vec![SagaEvent::new(
                 "commerce.vip_subscribed",
-                &serde_json::json!({
-                    "user_id": input.user_id,
-                    "plan_id": input.plan.plan_id,
-                    "price": input.plan.price,
-                    "asset_code": input.plan.asset_code,
-                    "period_seconds": input.plan.period_seconds,
-                }),
-            )?])
+                &events::CommerceVipSubscribed {
+                    user_id: input.user_id,
+                    plan_id: input.plan.plan_id,
+                    subscription_id: saga.saga_id().to_string(),
+                    starts_at: optional_timestamp(granted.period_start),
+                    ends_at: optional_timestamp(granted.period_end),
+                },
+            )])
         })
 }
 
@@ -200,7 +209,7 @@ fn grant_vip(participants: &Participants) -> Step {
             let input: SubscribeInput = ctx.input()?;
             let history = vip_history(&mut client, &ctx, &input.user_id).await?;
             let was_vip = vip_before(&history, &ctx.idempotency_key());
-            client
+            let membership = client
                 .grant_vip(ctx.request(directory::GrantVipRequest {
                     user_id: input.user_id,
                     duration: Some(prost_types::Duration {
@@ -210,8 +219,16 @@ fn grant_vip(participants: &Participants) -> Step {
                     idempotency_key: ctx.idempotency_key(),
                     reason: format!("VIP plan {}", input.plan.plan_id),
                 }))
-                .await?;
-            Ok(Granted { was_vip })
+                .await?
+                .into_inner()
+                .membership
+                .unwrap_or_default();
+            let time = |t: Option<prost_types::Timestamp>| t.as_ref().and_then(time_from_proto);
+            Ok(Granted {
+                was_vip,
+                period_start: time(membership.period_start_time),
+                period_end: time(membership.period_end_time),
+            })
         }
     })
     .compensate(move |ctx: StepContext| {
