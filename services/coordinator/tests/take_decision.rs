@@ -5,7 +5,7 @@ mod world;
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::events::v1 as events;
 use phoenix_proto::narrative::v1 as narrative;
-use phoenix_testkit::{assert_refused, fields};
+use phoenix_testkit::{assert_refused, field_reasons, fields};
 use tonic::Code;
 use world::{World, id};
 
@@ -345,6 +345,32 @@ async fn unknown_users_fragments_and_decisions_are_refused_with_their_reason() {
         .expect_err("unknown decision");
     assert_refused(&status, Code::NotFound, "DECISION_NOT_FOUND");
     assert_eq!(fields(&status), ["decision_id"]);
+
+    // The ledger tenant is the request's: an unknown one is the ledger's NOT_FOUND, a
+    // malformed one a violation of its own.
+    let request = |tenant: String| pb::TakeDecisionRequest {
+        user_id: user.clone(),
+        fragment_id: f.clone(),
+        decision_id: d.clone(),
+        idempotency_key: "k".into(),
+        tenant_id: tenant,
+    };
+    let status = w
+        .coordinator
+        .take_decision(request(id()))
+        .await
+        .expect_err("unknown tenant");
+    assert_refused(&status, Code::NotFound, "TENANT_NOT_FOUND");
+    let status = w
+        .coordinator
+        .take_decision(request("acme".into()))
+        .await
+        .expect_err("malformed tenant");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        field_reasons(&status),
+        [("tenant_id".to_owned(), "INVALID_ID".to_owned())]
+    );
 
     let status = w.take("nope", &f, "", "").await.expect_err("bad input");
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -15,8 +15,9 @@ use phoenix_proto::missions::v1 as missions;
 use phoenix_proto::narrative::v1::ItemAmount;
 use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use super::participants::{Grant, HoldingChange, LedgerBook, Participants};
+use super::participants::{Grant, HoldingChange, LedgerBooks, Participants};
 use super::settings::OperationsSettings;
 use super::{Operations, facts, not_found_first, settled};
 use crate::saga::{SagaDefinition, SagaEvent, SagaRequest, Step, StepContext, StepResult};
@@ -27,6 +28,8 @@ pub const SAGA_TYPE: &str = "claim_mission_reward";
 /// What the saga runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimInput {
+    /// The ledger tenant of the user's accounts and holdings.
+    pub tenant_id: Uuid,
     pub user_id: String,
     pub season_id: String,
     pub run_id: String,
@@ -55,10 +58,12 @@ impl Operations {
         let season = v.text("season_id", &request.season_id, 64);
         let run = v.uuid("run_id", &request.run_id);
         let key = v.idempotency_key(&request.idempotency_key);
+        let tenant = v.uuid("tenant_id", &request.tenant_id);
         v.finish()?;
-        let (participants, _) = self.ready()?;
+        let (participants, _) = self.ready(tenant).await?;
         facts::user(&participants, &user.to_string()).await?;
         let input = ClaimInput {
+            tenant_id: tenant,
             user_id: user.to_string(),
             season_id: season,
             run_id: run.to_string(),
@@ -95,7 +100,7 @@ impl Operations {
 /// The saga.
 pub fn definition(
     participants: &Participants,
-    book: &LedgerBook,
+    book: &LedgerBooks,
     settings: &OperationsSettings,
 ) -> SagaDefinition {
     SagaDefinition::new(SAGA_TYPE, 1)
@@ -176,7 +181,7 @@ fn claimed(ctx: &StepContext) -> StepResult<Claimed> {
 fn credit(
     name: &'static str,
     participants: &Participants,
-    book: &LedgerBook,
+    book: &LedgerBooks,
     asset: String,
     amount: fn(&Claimed) -> i64,
 ) -> Step {
@@ -187,6 +192,7 @@ fn credit(
         let book = book.clone();
         let asset = asset.clone();
         async move {
+            let book = book.in_saga(&ctx)?;
             let input: ClaimInput = ctx.input()?;
             let claimed = claimed(&ctx)?;
             let amount = amount(&claimed);
@@ -208,13 +214,14 @@ fn credit(
     })
 }
 
-fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
+fn add_items(participants: &Participants, book: &LedgerBooks) -> Step {
     let action = participants.clone();
     let book = book.clone();
     Step::new("add_items", move |ctx: StepContext| {
         let mut stock = action.stock.clone();
         let book = book.clone();
         async move {
+            let book = book.in_saga(&ctx)?;
             let input: ClaimInput = ctx.input()?;
             let claimed = claimed(&ctx)?;
             for (item, quantity) in &claimed.items {

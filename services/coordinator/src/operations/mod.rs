@@ -38,7 +38,7 @@ use sqlx::PgPool;
 use tonic::Status;
 use uuid::Uuid;
 
-use self::participants::{LedgerBook, Participants};
+use self::participants::{LedgerBook, LedgerBooks, Participants};
 use self::settings::OperationsSettings;
 use crate::saga::{SagaEngine, SagaOutcome, SagaState};
 
@@ -53,7 +53,7 @@ pub struct Operations {
     pub engine: SagaEngine,
     pub pool: PgPool,
     pub participants: Option<Participants>,
-    pub book: Option<LedgerBook>,
+    pub books: LedgerBooks,
     pub settings: OperationsSettings,
 }
 
@@ -66,22 +66,16 @@ impl Operations {
         participants: Option<Participants>,
         settings: OperationsSettings,
     ) -> anyhow::Result<Self> {
-        let book = LedgerBook::of(&settings);
-        if book.is_none() {
-            tracing::warn!(
-                "PHOENIX_COORDINATOR_LEDGER_TENANT is not set: the operations answer \
-                 FAILED_PRECONDITION LEDGER_TENANT_NOT_CONFIGURED"
-            );
-        }
+        let books = LedgerBooks::of(&settings);
         let operations = Self {
             engine,
             pool,
             participants,
-            book,
+            books,
             settings,
         };
-        if let (Some(participants), Some(book)) = (&operations.participants, &operations.book) {
-            let engine = &operations.engine;
+        if let Some(participants) = &operations.participants {
+            let (engine, book) = (&operations.engine, &operations.books);
             engine.register(take_decision::definition(participants, book))?;
             engine.register(claim_reward::definition(
                 participants,
@@ -94,8 +88,10 @@ impl Operations {
         Ok(operations)
     }
 
-    /// The participants and the ledger book, or why the operations cannot run.
-    pub fn ready(&self) -> Result<(Participants, LedgerBook), Refusal> {
+    /// The participants and the ledger book of `tenant`, or why the operations cannot run:
+    /// PARTICIPANTS_NOT_CONFIGURED, or the ledger's NOT_FOUND `TENANT_NOT_FOUND` for a tenant
+    /// it does not have (checked before anything is written, so no saga starts on it).
+    pub async fn ready(&self, tenant: Uuid) -> Result<(Participants, LedgerBook), Error> {
         let participants = self.participants.clone().ok_or_else(|| {
             Refusal::precondition(
                 "PARTICIPANTS_NOT_CONFIGURED",
@@ -103,13 +99,17 @@ impl Operations {
                  (PHOENIX_<NAME>_URL)",
             )
         })?;
-        let book = self.book.clone().ok_or_else(|| {
-            Refusal::precondition(
-                "LEDGER_TENANT_NOT_CONFIGURED",
-                "the coordinator has no ledger tenant (PHOENIX_COORDINATOR_LEDGER_TENANT)",
-            )
-        })?;
-        Ok((participants, book))
+        let mut ledger = participants.ledger.clone();
+        ledger
+            .get_tenant(participants::within(
+                phoenix_proto::ledger::v1::GetTenantRequest {
+                    tenant_id: tenant.to_string(),
+                },
+                READ_TIMEOUT,
+            ))
+            .await
+            .map_err(|status| peer_error("ledger", &status))?;
+        Ok((participants, self.books.at(tenant)))
     }
 }
 

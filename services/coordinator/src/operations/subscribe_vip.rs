@@ -16,8 +16,9 @@ use phoenix_proto::ledger::v1 as ledger;
 use phoenix_runtime::convert::{optional_timestamp, time_from_proto};
 use phoenix_runtime::{Error, Refusal, Violations};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use super::participants::{LedgerBook, Participants};
+use super::participants::{LedgerBook, LedgerBooks, Participants};
 use super::plans::{self, VipPlan};
 use super::{Operations, facts, settled};
 use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
@@ -33,6 +34,8 @@ pub const SAGA_TYPE: &str = "subscribe_vip";
 /// What the saga runs on: the plan as it was when the subscription began.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubscribeInput {
+    /// The ledger tenant of the user's wallet and the plan's revenue account.
+    pub tenant_id: Uuid,
     pub user_id: String,
     pub plan: VipPlan,
 }
@@ -59,8 +62,9 @@ impl Operations {
         let user = v.uuid("user_id", &request.user_id);
         let plan_id = plans::plan_id(&mut v, "plan_id", &request.plan_id);
         let key = v.idempotency_key(&request.idempotency_key);
+        let tenant = v.uuid("tenant_id", &request.tenant_id);
         v.finish()?;
-        let (participants, _) = self.ready()?;
+        let (participants, _) = self.ready(tenant).await?;
         facts::user(&participants, &user.to_string()).await?;
         let plan = plans::get(&self.pool, &plan_id).await?.ok_or_else(|| {
             Refusal::not_found("PLAN_NOT_FOUND", format!("no VIP plan has id {plan_id}"))
@@ -74,7 +78,19 @@ impl Operations {
             .at("plan_id")
             .into());
         }
+        if plan.tenant_id != tenant {
+            return Err(Refusal::precondition(
+                "PLAN_TENANT_MISMATCH",
+                format!(
+                    "VIP plan {plan_id} is sold in ledger tenant {}, not {tenant}",
+                    plan.tenant_id
+                ),
+            )
+            .at("tenant_id")
+            .into());
+        }
         let input = SubscribeInput {
+            tenant_id: tenant,
             user_id: user.to_string(),
             plan,
         };
@@ -98,7 +114,7 @@ impl Operations {
 }
 
 /// The saga.
-pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinition {
+pub fn definition(participants: &Participants, book: &LedgerBooks) -> SagaDefinition {
     SagaDefinition::new(SAGA_TYPE, 1)
         .step(pay(participants, book))
         .step(grant_vip(participants))
@@ -155,12 +171,13 @@ async fn payment(
     Ok(answer.transfer.map(|t| t.id).unwrap_or_default())
 }
 
-fn pay(participants: &Participants, book: &LedgerBook) -> Step {
+fn pay(participants: &Participants, book: &LedgerBooks) -> Step {
     let (action, action_book) = (participants.clone(), book.clone());
     let (undo, undo_book) = (participants.clone(), book.clone());
     Step::new("pay", move |ctx: StepContext| {
         let (participants, book) = (action.clone(), action_book.clone());
         async move {
+            let book = book.in_saga(&ctx)?;
             let input: SubscribeInput = ctx.input()?;
             payment(&participants, &book, &ctx, &input, ctx.idempotency_key()).await
         }
@@ -168,6 +185,7 @@ fn pay(participants: &Participants, book: &LedgerBook) -> Step {
     .compensate(move |ctx: StepContext| {
         let (participants, book) = (undo.clone(), undo_book.clone());
         async move {
+            let book = book.in_saga(&ctx)?;
             let input: SubscribeInput = ctx.input()?;
             let transfer = match ctx.output::<String>()? {
                 Some(transfer) => transfer,

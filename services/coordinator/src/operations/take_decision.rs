@@ -17,9 +17,10 @@ use phoenix_proto::narrative::v1 as narrative;
 use phoenix_runtime::idempotency::RequestKey;
 use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::facts;
-use super::participants::{LedgerBook, Participants};
+use super::participants::{LedgerBook, LedgerBooks, Participants};
 use super::requirements::{Missing, RequirementKind, missing};
 use super::steps::{Payment, Unlockable, reversible_grant, reversible_items, reversible_unlock};
 use super::{Operations, operation_event, record, recorded, settled};
@@ -33,6 +34,8 @@ pub const SAGA_TYPE: &str = "take_decision";
 /// What the saga runs on, decided before it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionInput {
+    /// The ledger tenant of the user's accounts and holdings.
+    pub tenant_id: Uuid,
     pub user_id: String,
     pub fragment_id: String,
     pub decision_id: String,
@@ -111,6 +114,7 @@ enum Gate {
 
 /// The validated request.
 pub struct TakeDecision {
+    pub tenant_id: Uuid,
     pub user_id: String,
     pub fragment_id: String,
     pub decision_id: String,
@@ -125,8 +129,10 @@ impl TakeDecision {
         let fragment = v.uuid("fragment_id", &request.fragment_id);
         let decision = v.uuid("decision_id", &request.decision_id);
         let key = v.idempotency_key(&request.idempotency_key);
+        let tenant = v.uuid("tenant_id", &request.tenant_id);
         v.finish()?;
         Ok(Self {
+            tenant_id: tenant,
             user_id: user.to_string(),
             fragment_id: fragment.to_string(),
             decision_id: decision.to_string(),
@@ -142,7 +148,7 @@ impl Operations {
         request: &pb::TakeDecisionRequest,
     ) -> Result<pb::TakeDecisionResponse, Error> {
         let call = TakeDecision::validate(request)?;
-        let (participants, book) = self.ready()?;
+        let (participants, book) = self.ready(call.tenant_id).await?;
         let key = RequestKey::new(
             &call.user_id,
             &call.idempotency_key,
@@ -230,6 +236,7 @@ impl Operations {
             return Ok(Gate::Unmet(missing));
         }
         Ok(Gate::Saga(DecisionInput {
+            tenant_id: call.tenant_id,
             user_id: call.user_id.clone(),
             fragment_id: call.fragment_id.clone(),
             decision_id: call.decision_id.clone(),
@@ -282,7 +289,7 @@ pub fn missing_to_event(missing: &Missing) -> events::MissingRequirement {
 }
 
 /// The saga.
-pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinition {
+pub fn definition(participants: &Participants, book: &LedgerBooks) -> SagaDefinition {
     SagaDefinition::new(SAGA_TYPE, 1)
         .step(apply_decision(participants))
         .step(reversible_grant(

@@ -101,21 +101,23 @@ impl Operations {
         let user = v.uuid("user_id", &request.user_id).to_string();
         let fragment = v.uuid("fragment_id", &request.fragment_id).to_string();
         let key = v.idempotency_key(&request.idempotency_key);
+        let tenant = v.uuid("tenant_id", &request.tenant_id);
         v.finish()?;
         let key = RequestKey::new(&user, &key, "AccessVipNarrative", request);
         if let Some(access) = recorded::<Access>(&self.pool, &key).await? {
             return Ok(access.to_proto());
         }
-        let (access, events) = self.judge_access(&user, &fragment).await?;
+        let (access, events) = self.judge_access(tenant, &user, &fragment).await?;
         Ok(record(&self.pool, &key, access, events).await?.to_proto())
     }
 
     async fn judge_access(
         &self,
+        tenant: uuid::Uuid,
         user_id: &str,
         fragment_id: &str,
     ) -> Result<(Access, Vec<NewEvent>), Error> {
-        let (participants, book) = self.ready()?;
+        let (participants, book) = self.ready(tenant).await?;
         let user = facts::user(&participants, user_id).await?;
         let answer = facts::fragment(&participants, user_id, fragment_id, true).await?;
         let fragment = answer.fragment.unwrap_or_default();
@@ -128,7 +130,8 @@ impl Operations {
         if !membership.vip {
             access.reason = "vip_required".to_owned();
             if user.vip_trial_used {
-                let plans = plans::list(&self.pool).await?;
+                let mut plans = plans::list(&self.pool).await?;
+                plans.retain(|plan| plan.tenant_id == tenant);
                 access.plan_offered =
                     plans::offer_for(&plans, user.conversion_score.unwrap_or(0.0)).cloned();
             } else {

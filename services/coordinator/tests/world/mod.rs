@@ -85,14 +85,12 @@ impl World {
             ledger_service.url(),
             missions_service.url(),
         ];
-        let args = vec![format!("--ledger-tenant={tenant}")];
         let coordinator_service =
             phoenix_testkit::spawn_with(phoenix_coordinator::spec(), move |config| {
                 config.peers.directory_url = Some(urls[0].clone());
                 config.peers.narrative_url = Some(urls[1].clone());
                 config.peers.ledger_url = Some(urls[2].clone());
                 config.peers.missions_url = Some(urls[3].clone());
-                config.service_args = args;
             })
             .await;
         Self {
@@ -290,6 +288,7 @@ impl World {
                 fragment_id: fragment.into(),
                 decision_id: decision.into(),
                 idempotency_key: key.into(),
+                tenant_id: self.tenant.clone(),
             })
             .await
             .map(tonic::Response::into_inner)
