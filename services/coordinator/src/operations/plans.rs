@@ -190,27 +190,16 @@ impl Operations {
 type PlanRow = (String, String, String, i64, i64, Uuid, bool, f64, Uuid);
 
 fn plan_of(row: PlanRow) -> VipPlan {
-    let (
-        plan_id,
-        name,
-        asset_code,
-        price,
-        period_seconds,
-        revenue_account_id,
-        active,
-        score,
-        tenant,
-    ) = row;
     VipPlan {
-        plan_id,
-        name,
-        asset_code,
-        price,
-        period_seconds,
-        revenue_account_id,
-        active,
-        min_conversion_score: score,
-        tenant_id: tenant,
+        plan_id: row.0,
+        name: row.1,
+        asset_code: row.2,
+        price: row.3,
+        period_seconds: row.4,
+        revenue_account_id: row.5,
+        active: row.6,
+        min_conversion_score: row.7,
+        tenant_id: row.8,
     }
 }
 
