@@ -27,5 +27,7 @@ CREATE TABLE vip_plans (
     active               boolean          NOT NULL,
     min_conversion_score double precision NOT NULL
         CHECK (min_conversion_score BETWEEN 0 AND 100),
+    -- The ledger tenant of the revenue account: the plan is sold to requests naming it.
+    tenant_id            uuid             NOT NULL,
     updated_at           timestamptz      NOT NULL
 );

@@ -33,6 +33,7 @@ async fn claim(
             season_id: SEASON.into(),
             run_id: run.into(),
             idempotency_key: key.into(),
+            tenant_id: w.tenant.clone(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -104,7 +105,10 @@ async fn a_claim_missions_refuses_grants_nothing() {
         .await
         .expect_err("bad input");
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(fields(&status), ["season_id", "run_id", "idempotency_key"]);
+    assert_eq!(
+        fields(&status),
+        ["season_id", "run_id", "idempotency_key", "tenant_id"]
+    );
     assert_eq!(w.balance(&user, "XP").await, 0);
     assert!(w.holdings(&user).await.is_empty());
 }
@@ -125,6 +129,7 @@ async fn react(
             }),
             reaction: reaction.into(),
             idempotency_key: key.into(),
+            tenant_id: w.tenant.clone(),
         })
         .await
         .map(tonic::Response::into_inner)

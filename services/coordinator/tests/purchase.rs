@@ -12,12 +12,14 @@ use phoenix_coordinator::purchase::fixture::{Offer, ShopFixture};
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
 use phoenix_proto::coordinator::v1::saga_service_client::SagaServiceClient;
+use phoenix_proto::events::v1 as events;
 use phoenix_proto::ledger::v1 as ledger;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_proto::narrative::v1::narrative_service_client::NarrativeServiceClient;
 use phoenix_testkit::{
     TEST_SECRET, TestService, assert_refused, bearer, field_reasons, signed, spawn, spawn_with,
 };
+use prost::Message;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -266,23 +268,16 @@ impl World {
             .into_inner()
     }
 
-    /// The event types the coordinator recorded for a saga.
-    async fn events(&self, saga_id: &str) -> Vec<(String, serde_json::Value)> {
-        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT event_type, payload FROM events WHERE aggregate_id = $1 ORDER BY seq",
+    /// The events the coordinator recorded for a saga: type, encoded payload, priority.
+    async fn events(&self, saga_id: &str) -> Vec<(String, Vec<u8>, i16)> {
+        sqlx::query_as(
+            "SELECT event_type, payload, priority FROM events WHERE aggregate_id = $1 \
+             ORDER BY seq",
         )
         .bind(saga_id)
         .fetch_all(&self.coordinator.pool)
         .await
-        .expect("events");
-        rows.into_iter()
-            .map(|(kind, payload)| {
-                (
-                    kind,
-                    serde_json::from_slice(&payload).expect("a JSON payload"),
-                )
-            })
-            .collect()
+        .expect("events")
     }
 }
 
@@ -394,9 +389,21 @@ async fn a_purchase_pays_holds_unlocks_and_takes_the_stock() {
     let events = world.events(&answer.saga_id).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].0, "commerce.purchase_completed");
-    assert_eq!(events[0].1["user_id"], user.as_str());
-    assert_eq!(events[0].1["amount"], 2 * PRICE);
-    assert_eq!(events[0].1["transfer_id"], receipt.transfer_id.as_str());
+    assert_eq!(events[0].2, 4, "the catalogue's CRITICAL");
+    let completed =
+        events::CommercePurchaseCompleted::decode(events[0].1.as_slice()).expect("its message");
+    assert_eq!(
+        completed,
+        events::CommercePurchaseCompleted {
+            user_id: user.clone(),
+            purchase_id: answer.saga_id.clone(),
+            shop_item_id: "gem".into(),
+            quantity: 2,
+            asset: receipt.asset_code.clone(),
+            total_price: 2 * PRICE,
+            transfer_id: receipt.transfer_id.clone(),
+        }
+    );
 }
 
 #[tokio::test]
@@ -430,7 +437,19 @@ async fn insufficient_funds_compensate_with_the_reason_and_leave_nothing_held() 
     let events = world.events(&answer.saga_id).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].0, "commerce.purchase_failed");
-    assert_eq!(events[0].1["reason"], "INSUFFICIENT_FUNDS");
+    assert_eq!(events[0].2, 3, "the catalogue's HIGH");
+    let failed =
+        events::CommercePurchaseFailed::decode(events[0].1.as_slice()).expect("its message");
+    assert_eq!(
+        failed,
+        events::CommercePurchaseFailed {
+            user_id: user.clone(),
+            purchase_id: answer.saga_id.clone(),
+            shop_item_id: "gem".into(),
+            quantity: 1,
+            reason: "INSUFFICIENT_FUNDS".into(),
+        }
+    );
 }
 
 #[tokio::test]
@@ -717,7 +736,7 @@ async fn a_long_narrative_outage_parks_the_purchase_stuck_and_retry_undoes_it_wh
     assert_eq!(
         events
             .iter()
-            .map(|(kind, _)| kind.as_str())
+            .map(|(kind, _, _)| kind.as_str())
             .collect::<Vec<_>>(),
         ["commerce.purchase_failed"]
     );

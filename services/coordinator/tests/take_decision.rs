@@ -3,8 +3,9 @@
 mod world;
 
 use phoenix_proto::coordinator::v1 as pb;
+use phoenix_proto::events::v1 as events;
 use phoenix_proto::narrative::v1 as narrative;
-use phoenix_testkit::{assert_refused, fields};
+use phoenix_testkit::{assert_refused, field_reasons, fields};
 use tonic::Code;
 use world::{World, id};
 
@@ -92,7 +93,20 @@ async fn unmet_requirements_are_listed_with_suggestions_and_start_no_saga() {
     assert!(w.progress(&user).await.decisions.is_empty());
     let failed = w.events("coordinator.requirements_failed").await;
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0]["fragment_id"], gate.as_str());
+    assert_eq!(failed[0].priority, 2, "the catalogue's NORMAL");
+    let failed: events::CoordinatorRequirementsFailed = failed[0].decode();
+    assert_eq!(
+        (failed.user_id.as_str(), failed.fragment_id.as_str()),
+        (user.as_str(), gate.as_str())
+    );
+    assert_eq!(failed.decision_id, decision);
+    assert_eq!(failed.missing.len(), answer.missing_requirements.len());
+    assert_eq!(failed.missing[1].kind, "level");
+    assert_eq!(
+        failed.missing[1].suggestion,
+        answer.missing_requirements[1].suggestion
+    );
+    assert_eq!(failed.missing[4].requirement, other);
 
     // A replay answers the same and records nothing again.
     let replay = w
@@ -235,7 +249,27 @@ async fn met_requirements_run_the_saga_and_every_effect_lands_exactly_once() {
     );
 
     effects_once(&mut w, &s).await;
-    assert_eq!(w.events("coordinator.decision_taken").await.len(), 1);
+    let taken = w.events("coordinator.decision_taken").await;
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].priority, 3, "the catalogue's HIGH");
+    let taken: events::CoordinatorDecisionTaken = taken[0].decode();
+    assert_eq!(
+        (
+            taken.user_id.as_str(),
+            taken.fragment_id.as_str(),
+            taken.decision_id.as_str(),
+            taken.saga_id.as_str()
+        ),
+        (
+            s.user.as_str(),
+            s.fragment.as_str(),
+            s.decision.as_str(),
+            answer.saga_id.as_str()
+        )
+    );
+    assert!(taken.besitos_granted >= rewards.besitos);
+    assert_eq!(taken.unlocked_fragment_ids, rewards.unlock_fragment_ids);
+    assert_eq!(taken.experience_ids, answer.experiences_updated);
 
     let replay = w
         .take(&s.user, &s.fragment, &s.decision, "k1")
@@ -311,6 +345,32 @@ async fn unknown_users_fragments_and_decisions_are_refused_with_their_reason() {
         .expect_err("unknown decision");
     assert_refused(&status, Code::NotFound, "DECISION_NOT_FOUND");
     assert_eq!(fields(&status), ["decision_id"]);
+
+    // The ledger tenant is the request's: an unknown one is the ledger's NOT_FOUND, a
+    // malformed one a violation of its own.
+    let request = |tenant: String| pb::TakeDecisionRequest {
+        user_id: user.clone(),
+        fragment_id: f.clone(),
+        decision_id: d.clone(),
+        idempotency_key: "k".into(),
+        tenant_id: tenant,
+    };
+    let status = w
+        .coordinator
+        .take_decision(request(id()))
+        .await
+        .expect_err("unknown tenant");
+    assert_refused(&status, Code::NotFound, "TENANT_NOT_FOUND");
+    let status = w
+        .coordinator
+        .take_decision(request("acme".into()))
+        .await
+        .expect_err("malformed tenant");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        field_reasons(&status),
+        [("tenant_id".to_owned(), "INVALID_ID".to_owned())]
+    );
 
     let status = w.take("nope", &f, "", "").await.expect_err("bad input");
     assert_eq!(status.code(), Code::InvalidArgument);

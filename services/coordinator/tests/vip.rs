@@ -31,6 +31,7 @@ async fn plans(w: &mut World) -> String {
                     revenue_account_id: revenue.clone(),
                     active: true,
                     min_conversion_score: score,
+                    tenant_id: w.tenant.clone(),
                 }),
             })
             .await
@@ -50,6 +51,7 @@ async fn subscribe(
             user_id: user.into(),
             plan_id: plan.into(),
             idempotency_key: key.into(),
+            tenant_id: w.tenant.clone(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -188,6 +190,7 @@ async fn unknown_plans_and_users_and_bad_plans_are_refused() {
             "plan.asset_code",
             "plan.price",
             "plan.period",
+            "plan.tenant_id",
             "plan.min_conversion_score"
         ]
     );
@@ -203,6 +206,7 @@ async fn unknown_plans_and_users_and_bad_plans_are_refused() {
                 period: Some(days(1)),
                 revenue_account_id: xp_account,
                 active: true,
+                tenant_id: w.tenant.clone(),
                 ..Default::default()
             }),
         })
@@ -231,6 +235,7 @@ async fn access(
             user_id: user.into(),
             fragment_id: fragment.into(),
             idempotency_key: key.into(),
+            tenant_id: w.tenant.clone(),
         })
         .await
         .map(tonic::Response::into_inner)

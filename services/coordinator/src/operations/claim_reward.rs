@@ -10,12 +10,14 @@
 //! another key, credits nothing twice.
 
 use phoenix_proto::coordinator::v1 as pb;
+use phoenix_proto::events::v1 as events;
 use phoenix_proto::missions::v1 as missions;
 use phoenix_proto::narrative::v1::ItemAmount;
 use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use super::participants::{Grant, HoldingChange, LedgerBook, Participants};
+use super::participants::{Grant, HoldingChange, LedgerBooks, Participants};
 use super::settings::OperationsSettings;
 use super::{Operations, facts, not_found_first, settled};
 use crate::saga::{SagaDefinition, SagaEvent, SagaRequest, Step, StepContext, StepResult};
@@ -26,6 +28,8 @@ pub const SAGA_TYPE: &str = "claim_mission_reward";
 /// What the saga runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimInput {
+    /// The ledger tenant of the user's accounts and holdings.
+    pub tenant_id: Uuid,
     pub user_id: String,
     pub season_id: String,
     pub run_id: String,
@@ -54,10 +58,12 @@ impl Operations {
         let season = v.text("season_id", &request.season_id, 64);
         let run = v.uuid("run_id", &request.run_id);
         let key = v.idempotency_key(&request.idempotency_key);
+        let tenant = v.uuid("tenant_id", &request.tenant_id);
         v.finish()?;
-        let (participants, _) = self.ready()?;
+        let (participants, _) = self.ready(tenant).await?;
         facts::user(&participants, &user.to_string()).await?;
         let input = ClaimInput {
+            tenant_id: tenant,
             user_id: user.to_string(),
             season_id: season,
             run_id: run.to_string(),
@@ -94,7 +100,7 @@ impl Operations {
 /// The saga.
 pub fn definition(
     participants: &Participants,
-    book: &LedgerBook,
+    book: &LedgerBooks,
     settings: &OperationsSettings,
 ) -> SagaDefinition {
     SagaDefinition::new(SAGA_TYPE, 1)
@@ -117,19 +123,20 @@ pub fn definition(
         .on_commit(|saga| {
             let input: ClaimInput = saga.input()?;
             let claimed: Claimed = saga.output_of("claim")?.unwrap_or_default();
-            Ok(vec![SagaEvent::json(
+            Ok(vec![SagaEvent::new(
                 "gamification.mission_completed",
-                &serde_json::json!({
-                    "user_id": input.user_id,
-                    "season_id": input.season_id,
-                    "run_id": input.run_id,
-                    "claim_id": claimed.claim_id,
-                    "xp": claimed.xp,
-                    "currency": claimed.currency,
-                    "items": claimed.items,
-                    "badge_id": claimed.badge_id,
-                }),
-            )?])
+                &events::GamificationMissionCompleted {
+                    user_id: input.user_id,
+                    mission_id: String::new(),
+                    run_id: input.run_id,
+                    season_id: input.season_id,
+                    claim_id: claimed.claim_id,
+                    xp: claimed.xp,
+                    currency: claimed.currency,
+                    item_ids: claimed.items.into_iter().map(|(item, _)| item).collect(),
+                    badge_id: claimed.badge_id,
+                },
+            )])
         })
 }
 
@@ -174,7 +181,7 @@ fn claimed(ctx: &StepContext) -> StepResult<Claimed> {
 fn credit(
     name: &'static str,
     participants: &Participants,
-    book: &LedgerBook,
+    book: &LedgerBooks,
     asset: String,
     amount: fn(&Claimed) -> i64,
 ) -> Step {
@@ -185,6 +192,7 @@ fn credit(
         let book = book.clone();
         let asset = asset.clone();
         async move {
+            let book = book.in_saga(&ctx)?;
             let input: ClaimInput = ctx.input()?;
             let claimed = claimed(&ctx)?;
             let amount = amount(&claimed);
@@ -206,13 +214,14 @@ fn credit(
     })
 }
 
-fn add_items(participants: &Participants, book: &LedgerBook) -> Step {
+fn add_items(participants: &Participants, book: &LedgerBooks) -> Step {
     let action = participants.clone();
     let book = book.clone();
     Step::new("add_items", move |ctx: StepContext| {
         let mut stock = action.stock.clone();
         let book = book.clone();
         async move {
+            let book = book.in_saga(&ctx)?;
             let input: ClaimInput = ctx.input()?;
             let claimed = claimed(&ctx)?;
             for (item, quantity) in &claimed.items {

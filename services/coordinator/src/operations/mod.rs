@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use phoenix_runtime::idempotency::{self, RequestKey};
-use phoenix_runtime::stream::{NewEvent, Priority};
+use phoenix_runtime::stream::NewEvent;
 use phoenix_runtime::{Error, Refusal, RemoteError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,7 +38,7 @@ use sqlx::PgPool;
 use tonic::Status;
 use uuid::Uuid;
 
-use self::participants::{LedgerBook, Participants};
+use self::participants::{LedgerBook, LedgerBooks, Participants};
 use self::settings::OperationsSettings;
 use crate::saga::{SagaEngine, SagaOutcome, SagaState};
 
@@ -53,7 +53,7 @@ pub struct Operations {
     pub engine: SagaEngine,
     pub pool: PgPool,
     pub participants: Option<Participants>,
-    pub book: Option<LedgerBook>,
+    pub books: LedgerBooks,
     pub settings: OperationsSettings,
 }
 
@@ -66,22 +66,16 @@ impl Operations {
         participants: Option<Participants>,
         settings: OperationsSettings,
     ) -> anyhow::Result<Self> {
-        let book = LedgerBook::of(&settings);
-        if book.is_none() {
-            tracing::warn!(
-                "PHOENIX_COORDINATOR_LEDGER_TENANT is not set: the operations answer \
-                 FAILED_PRECONDITION LEDGER_TENANT_NOT_CONFIGURED"
-            );
-        }
+        let books = LedgerBooks::of(&settings);
         let operations = Self {
             engine,
             pool,
             participants,
-            book,
+            books,
             settings,
         };
-        if let (Some(participants), Some(book)) = (&operations.participants, &operations.book) {
-            let engine = &operations.engine;
+        if let Some(participants) = &operations.participants {
+            let (engine, book) = (&operations.engine, &operations.books);
             engine.register(take_decision::definition(participants, book))?;
             engine.register(claim_reward::definition(
                 participants,
@@ -94,8 +88,10 @@ impl Operations {
         Ok(operations)
     }
 
-    /// The participants and the ledger book, or why the operations cannot run.
-    pub fn ready(&self) -> Result<(Participants, LedgerBook), Refusal> {
+    /// The participants and the ledger book of `tenant`, or why the operations cannot run:
+    /// PARTICIPANTS_NOT_CONFIGURED, or the ledger's NOT_FOUND `TENANT_NOT_FOUND` for a tenant
+    /// it does not have (checked before anything is written, so no saga starts on it).
+    pub async fn ready(&self, tenant: Uuid) -> Result<(Participants, LedgerBook), Error> {
         let participants = self.participants.clone().ok_or_else(|| {
             Refusal::precondition(
                 "PARTICIPANTS_NOT_CONFIGURED",
@@ -103,13 +99,17 @@ impl Operations {
                  (PHOENIX_<NAME>_URL)",
             )
         })?;
-        let book = self.book.clone().ok_or_else(|| {
-            Refusal::precondition(
-                "LEDGER_TENANT_NOT_CONFIGURED",
-                "the coordinator has no ledger tenant (PHOENIX_COORDINATOR_LEDGER_TENANT)",
-            )
-        })?;
-        Ok((participants, book))
+        let mut ledger = participants.ledger.clone();
+        ledger
+            .get_tenant(participants::within(
+                phoenix_proto::ledger::v1::GetTenantRequest {
+                    tenant_id: tenant.to_string(),
+                },
+                READ_TIMEOUT,
+            ))
+            .await
+            .map_err(|status| peer_error("ledger", &status))?;
+        Ok((participants, self.books.at(tenant)))
     }
 }
 
@@ -219,23 +219,19 @@ impl From<Failure> for phoenix_proto::coordinator::v1::SagaFailure {
 }
 
 /// An event of an operation that ran no saga, appended with the answer it belongs to: its own
-/// aggregate (`operation` / a fresh id), version 1.
-pub fn operation_event(
-    event_type: &'static str,
-    payload: &impl Serialize,
-    priority: Priority,
-) -> Result<NewEvent, Error> {
-    Ok(NewEvent {
-        aggregate_type: "operation",
-        aggregate_id: Uuid::now_v7().to_string(),
-        version: 1,
+/// aggregate (`operation` / a fresh id), version 1, its catalogue message as the payload, at
+/// the catalogue's default priority for `event_type`.
+pub fn operation_event(event_type: &'static str, payload: &impl prost::Message) -> NewEvent {
+    let mut event = NewEvent::new(
+        "operation",
+        Uuid::now_v7(),
+        1,
         event_type,
-        payload: serde_json::to_vec(payload)
-            .map_err(|e| Error::invariant("EVENT_PAYLOAD_UNSERIALIZABLE", e.to_string()))?,
-        occurred_at: Utc::now(),
-        priority,
-        origin: None,
-    })
+        payload,
+        Utc::now(),
+    );
+    event.priority = crate::bus::catalog::default_priority(event_type);
+    event
 }
 
 /// The answer recorded under `key`, if a request with it ran before; IDEMPOTENCY_KEY_REUSED

@@ -23,6 +23,7 @@ use tonic::{Code, Request, Status};
 use uuid::Uuid;
 
 use super::settings::OperationsSettings;
+use crate::saga::{StepContext, StepResult};
 
 /// A client of every context the operations call.
 #[derive(Clone)]
@@ -86,14 +87,38 @@ pub struct LedgerBook {
     pub issuer_owner: String,
 }
 
-impl LedgerBook {
-    pub fn of(settings: &OperationsSettings) -> Option<Self> {
-        Some(Self {
-            tenant: settings.ledger_tenant?,
+/// The operations' books in any tenant: a saga's book is its input's `tenant_id`.
+#[derive(Debug, Clone)]
+pub struct LedgerBooks {
+    pub issuer_owner: String,
+}
+
+impl LedgerBooks {
+    pub fn of(settings: &OperationsSettings) -> Self {
+        Self {
             issuer_owner: settings.issuer_owner.clone(),
-        })
+        }
     }
 
+    /// The book of `tenant`.
+    pub fn at(&self, tenant: Uuid) -> LedgerBook {
+        LedgerBook {
+            tenant,
+            issuer_owner: self.issuer_owner.clone(),
+        }
+    }
+
+    /// The book of the saga's tenant (its input's `tenant_id`).
+    pub fn in_saga(&self, ctx: &StepContext) -> StepResult<LedgerBook> {
+        #[derive(serde::Deserialize)]
+        struct Tenant {
+            tenant_id: Uuid,
+        }
+        Ok(self.at(ctx.input::<Tenant>()?.tenant_id))
+    }
+}
+
+impl LedgerBook {
     /// The account of `owner` in `asset` of `kind`, opened (scale 0) when it does not exist
     /// yet. Opening uses a key derived from the owner, asset and kind, so two sagas opening it
     /// at once open one; one opened by someone else is found by listing again.
@@ -126,7 +151,10 @@ impl LedgerBook {
                     kind: kind.to_owned(),
                     balance_limit: limit.into(),
                     metadata: Default::default(),
-                    idempotency_key: format!("coordinator:account:{owner}:{asset}:{kind}"),
+                    idempotency_key: format!(
+                        "coordinator:account:{}:{owner}:{asset}:{kind}",
+                        self.tenant
+                    ),
                 },
                 timeout,
             ))

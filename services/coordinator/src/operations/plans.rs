@@ -32,6 +32,8 @@ pub struct VipPlan {
     pub revenue_account_id: Uuid,
     pub active: bool,
     pub min_conversion_score: f64,
+    /// The ledger tenant of the revenue account.
+    pub tenant_id: Uuid,
 }
 
 impl VipPlan {
@@ -48,6 +50,7 @@ impl VipPlan {
             revenue_account_id: self.revenue_account_id.to_string(),
             active: self.active,
             min_conversion_score: self.min_conversion_score,
+            tenant_id: self.tenant_id.to_string(),
         }
     }
 }
@@ -110,6 +113,7 @@ fn validate(plan: Option<&pb::VipPlan>) -> Result<VipPlan, Error> {
         );
     }
     let revenue = v.uuid("plan.revenue_account_id", &given.revenue_account_id);
+    let tenant = v.uuid("plan.tenant_id", &given.tenant_id);
     if !(0.0..=100.0).contains(&given.min_conversion_score) {
         v.add(
             "plan.min_conversion_score",
@@ -127,6 +131,7 @@ fn validate(plan: Option<&pb::VipPlan>) -> Result<VipPlan, Error> {
         revenue_account_id: revenue,
         active: given.active,
         min_conversion_score: given.min_conversion_score,
+        tenant_id: tenant,
     })
 }
 
@@ -137,7 +142,7 @@ impl Operations {
         request: &pb::UpsertVipPlanRequest,
     ) -> Result<pb::UpsertVipPlanResponse, Error> {
         let plan = validate(request.plan.as_ref())?;
-        let (participants, book) = self.ready()?;
+        let (participants, book) = self.ready(plan.tenant_id).await?;
         let mut client = participants.ledger.clone();
         let account = client
             .get_account(within(
@@ -182,34 +187,35 @@ impl Operations {
 }
 
 /// A `vip_plans` row, in COLUMNS order.
-type PlanRow = (String, String, String, i64, i64, Uuid, bool, f64);
+type PlanRow = (String, String, String, i64, i64, Uuid, bool, f64, Uuid);
 
 fn plan_of(row: PlanRow) -> VipPlan {
-    let (plan_id, name, asset_code, price, period_seconds, revenue_account_id, active, score) = row;
     VipPlan {
-        plan_id,
-        name,
-        asset_code,
-        price,
-        period_seconds,
-        revenue_account_id,
-        active,
-        min_conversion_score: score,
+        plan_id: row.0,
+        name: row.1,
+        asset_code: row.2,
+        price: row.3,
+        period_seconds: row.4,
+        revenue_account_id: row.5,
+        active: row.6,
+        min_conversion_score: row.7,
+        tenant_id: row.8,
     }
 }
 
 const COLUMNS: &str = "plan_id, name, asset_code, price, period_seconds, revenue_account_id, \
-                       active, min_conversion_score";
+                       active, min_conversion_score, tenant_id";
 
 /// Creates or replaces the plan; answers it as stored.
 pub async fn upsert(pool: &PgPool, plan: &VipPlan) -> Result<VipPlan, Error> {
     let row: PlanRow = sqlx::query_as(&format!(
-        "INSERT INTO vip_plans ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "INSERT INTO vip_plans ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (plan_id) DO UPDATE SET
              name = EXCLUDED.name, asset_code = EXCLUDED.asset_code, price = EXCLUDED.price,
              period_seconds = EXCLUDED.period_seconds,
              revenue_account_id = EXCLUDED.revenue_account_id, active = EXCLUDED.active,
-             min_conversion_score = EXCLUDED.min_conversion_score, updated_at = EXCLUDED.updated_at
+             min_conversion_score = EXCLUDED.min_conversion_score,
+             tenant_id = EXCLUDED.tenant_id, updated_at = EXCLUDED.updated_at
          RETURNING {COLUMNS}"
     ))
     .bind(&plan.plan_id)
@@ -220,6 +226,7 @@ pub async fn upsert(pool: &PgPool, plan: &VipPlan) -> Result<VipPlan, Error> {
     .bind(plan.revenue_account_id)
     .bind(plan.active)
     .bind(plan.min_conversion_score)
+    .bind(plan.tenant_id)
     .bind(Utc::now())
     .fetch_one(pool)
     .await?;
@@ -273,6 +280,7 @@ mod tests {
             revenue_account_id: Uuid::nil(),
             active,
             min_conversion_score: score,
+            tenant_id: Uuid::nil(),
         }
     }
 

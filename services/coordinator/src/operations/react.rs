@@ -7,12 +7,14 @@
 //! registered it (a reaction the user had before stays).
 
 use phoenix_proto::coordinator::v1 as pb;
+use phoenix_proto::events::v1 as events;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_runtime::client::PeerChannel;
 use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use super::participants::{LedgerBook, Participants};
+use super::participants::{LedgerBooks, Participants};
 use super::settings::OperationsSettings;
 use super::steps::{Payment, reversible_grant};
 use super::{Operations, facts, not_found_first, settled};
@@ -27,6 +29,8 @@ const MAX_REACTION_CHARS: usize = 32;
 /// What the saga runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReactInput {
+    /// The ledger tenant of the user's wallet.
+    pub tenant_id: Uuid,
     pub user_id: String,
     pub content_kind: i32,
     pub content_id: String,
@@ -63,10 +67,12 @@ impl Operations {
         }
         let reaction = v.text("reaction", &request.reaction, MAX_REACTION_CHARS);
         let key = v.idempotency_key(&request.idempotency_key);
+        let tenant = v.uuid("tenant_id", &request.tenant_id);
         v.finish()?;
-        let (participants, _) = self.ready()?;
+        let (participants, _) = self.ready(tenant).await?;
         facts::user(&participants, &user.to_string()).await?;
         let input = ReactInput {
+            tenant_id: tenant,
             user_id: user.to_string(),
             content_kind: content.kind,
             content_id: content.content_id.trim().to_owned(),
@@ -97,7 +103,7 @@ impl Operations {
 /// The saga.
 pub fn definition(
     participants: &Participants,
-    book: &LedgerBook,
+    book: &LedgerBooks,
     _settings: &OperationsSettings,
 ) -> SagaDefinition {
     SagaDefinition::new(SAGA_TYPE, 1)
@@ -106,17 +112,16 @@ pub fn definition(
         .on_commit(|saga| {
             let input: ReactInput = saga.input()?;
             let registered: Registered = saga.output_of("register_reaction")?.unwrap_or_default();
-            Ok(vec![SagaEvent::json(
+            Ok(vec![SagaEvent::new(
                 "coordinator.content_reacted",
-                &serde_json::json!({
-                    "user_id": input.user_id,
-                    "content_kind": input.content_kind,
-                    "content_id": input.content_id,
-                    "reaction": input.reaction,
-                    "created": registered.created,
-                    "besitos": registered.besitos,
-                }),
-            )?])
+                &events::CoordinatorContentReacted {
+                    user_id: input.user_id,
+                    content_id: input.content_id,
+                    reaction: input.reaction,
+                    reward: registered.besitos,
+                    saga_id: saga.saga_id().to_string(),
+                },
+            )])
         })
 }
 

@@ -1,16 +1,11 @@
 //! The operations' own settings, read from the environment next to the runtime's.
 
 use clap::Parser;
-use uuid::Uuid;
 
 /// Where the operations' money and XP live in the ledger.
 #[derive(Debug, Clone, Parser)]
 #[command(no_binary_name = true)]
 pub struct OperationsSettings {
-    /// The ledger tenant whose accounts and holdings the operations use (UUID). Unset: the
-    /// operations answer FAILED_PRECONDITION `LEDGER_TENANT_NOT_CONFIGURED`.
-    #[arg(long, env = "PHOENIX_COORDINATOR_LEDGER_TENANT")]
-    pub ledger_tenant: Option<Uuid>,
     /// Asset of the besitos rewards grant and plans are usually priced in.
     #[arg(
         long,
@@ -36,14 +31,9 @@ impl OperationsSettings {
     /// Arguments meant for other parts of the coordinator are ignored here.
     pub fn parse(args: &[String]) -> anyhow::Result<Self> {
         Ok(Self::try_parse_from(args.iter().filter(|arg| {
-            [
-                "--ledger-tenant",
-                "--currency-asset",
-                "--xp-asset",
-                "--issuer-owner",
-            ]
-            .iter()
-            .any(|known| arg.starts_with(known))
+            ["--currency-asset", "--xp-asset", "--issuer-owner"]
+                .iter()
+                .any(|known| arg.starts_with(known))
         }))?)
     }
 }

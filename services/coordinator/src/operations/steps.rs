@@ -12,7 +12,7 @@ use phoenix_runtime::client::PeerChannel;
 
 use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
 
-use super::participants::{Grant, HoldingChange, LedgerBook, Participants};
+use super::participants::{Grant, HoldingChange, LedgerBook, LedgerBooks, Participants};
 use crate::saga::{Step, StepContext, StepResult};
 
 /// A reward payment a step makes: `amount` of `asset` to `user`.
@@ -32,7 +32,7 @@ pub type PaymentOf = fn(&StepContext) -> StepResult<Option<Payment>>;
 pub fn reversible_grant(
     name: &'static str,
     participants: &Participants,
-    book: &LedgerBook,
+    book: &LedgerBooks,
     payment_of: PaymentOf,
 ) -> Step {
     let (action, action_book) = (participants.clone(), book.clone());
@@ -40,12 +40,16 @@ pub fn reversible_grant(
     Step::new(name, move |ctx: StepContext| {
         let mut ledger = action.ledger.clone();
         let book = action_book.clone();
-        async move { pay(&mut ledger, &book, &ctx, payment_of, ctx.idempotency_key()).await }
+        async move {
+            let book = book.in_saga(&ctx)?;
+            pay(&mut ledger, &book, &ctx, payment_of, ctx.idempotency_key()).await
+        }
     })
     .compensate(move |ctx: StepContext| {
         let mut ledger = undo.ledger.clone();
         let book = undo_book.clone();
         async move {
+            let book = book.in_saga(&ctx)?;
             let transfer = match ctx.output::<Option<String>>()? {
                 Some(transfer) => transfer,
                 None => {
@@ -101,7 +105,7 @@ pub type ItemsOf = fn(&StepContext) -> StepResult<(String, Vec<(String, i64)>)>;
 pub fn reversible_items(
     name: &'static str,
     participants: &Participants,
-    book: &LedgerBook,
+    book: &LedgerBooks,
     items_of: ItemsOf,
 ) -> Step {
     let (action, action_book) = (participants.clone(), book.clone());
@@ -110,6 +114,7 @@ pub fn reversible_items(
         let mut stock = action.stock.clone();
         let book = action_book.clone();
         async move {
+            let book = book.in_saga(&ctx)?;
             let (user, items) = items_of(&ctx)?;
             let key = ctx.idempotency_key();
             change_each(&mut stock, &book, &ctx, (&user, &items), key, true).await?;
@@ -120,6 +125,7 @@ pub fn reversible_items(
         let mut stock = undo.stock.clone();
         let book = undo_book.clone();
         async move {
+            let book = book.in_saga(&ctx)?;
             let (user, planned) = items_of(&ctx)?;
             let items = match ctx.output::<Vec<(String, i64)>>()? {
                 Some(items) => items,

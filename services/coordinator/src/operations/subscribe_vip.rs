@@ -8,13 +8,17 @@
 //! extra period and the refund: nothing is taken from the user silently. The channel step's
 //! compensation leaves the VIP channel only when this saga put the user there.
 
+use chrono::{DateTime, Utc};
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::directory::v1 as directory;
+use phoenix_proto::events::v1 as events;
 use phoenix_proto::ledger::v1 as ledger;
+use phoenix_runtime::convert::{optional_timestamp, time_from_proto};
 use phoenix_runtime::{Error, Refusal, Violations};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use super::participants::{LedgerBook, Participants};
+use super::participants::{LedgerBook, LedgerBooks, Participants};
 use super::plans::{self, VipPlan};
 use super::{Operations, facts, settled};
 use phoenix_proto::directory::v1::directory_service_client::DirectoryServiceClient;
@@ -30,6 +34,8 @@ pub const SAGA_TYPE: &str = "subscribe_vip";
 /// What the saga runs on: the plan as it was when the subscription began.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubscribeInput {
+    /// The ledger tenant of the user's wallet and the plan's revenue account.
+    pub tenant_id: Uuid,
     pub user_id: String,
     pub plan: VipPlan,
 }
@@ -39,6 +45,11 @@ pub struct SubscribeInput {
 pub struct Granted {
     /// Whether the user had VIP access right before the grant.
     pub was_vip: bool,
+    /// The membership's period right after the grant.
+    #[serde(default)]
+    pub period_start: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub period_end: Option<DateTime<Utc>>,
 }
 
 impl Operations {
@@ -51,8 +62,9 @@ impl Operations {
         let user = v.uuid("user_id", &request.user_id);
         let plan_id = plans::plan_id(&mut v, "plan_id", &request.plan_id);
         let key = v.idempotency_key(&request.idempotency_key);
+        let tenant = v.uuid("tenant_id", &request.tenant_id);
         v.finish()?;
-        let (participants, _) = self.ready()?;
+        let (participants, _) = self.ready(tenant).await?;
         facts::user(&participants, &user.to_string()).await?;
         let plan = plans::get(&self.pool, &plan_id).await?.ok_or_else(|| {
             Refusal::not_found("PLAN_NOT_FOUND", format!("no VIP plan has id {plan_id}"))
@@ -66,7 +78,19 @@ impl Operations {
             .at("plan_id")
             .into());
         }
+        if plan.tenant_id != tenant {
+            return Err(Refusal::precondition(
+                "PLAN_TENANT_MISMATCH",
+                format!(
+                    "VIP plan {plan_id} is sold in ledger tenant {}, not {tenant}",
+                    plan.tenant_id
+                ),
+            )
+            .at("tenant_id")
+            .into());
+        }
         let input = SubscribeInput {
+            tenant_id: tenant,
             user_id: user.to_string(),
             plan,
         };
@@ -90,23 +114,24 @@ impl Operations {
 }
 
 /// The saga.
-pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinition {
+pub fn definition(participants: &Participants, book: &LedgerBooks) -> SagaDefinition {
     SagaDefinition::new(SAGA_TYPE, 1)
         .step(pay(participants, book))
         .step(grant_vip(participants))
         .step(join_channel(participants))
         .on_commit(|saga| {
             let input: SubscribeInput = saga.input()?;
-            Ok(vec![SagaEvent::json(
+            let granted: Granted = saga.output_of("grant_vip")?.unwrap_or_default();
+            Ok(vec![SagaEvent::new(
                 "commerce.vip_subscribed",
-                &serde_json::json!({
-                    "user_id": input.user_id,
-                    "plan_id": input.plan.plan_id,
-                    "price": input.plan.price,
-                    "asset_code": input.plan.asset_code,
-                    "period_seconds": input.plan.period_seconds,
-                }),
-            )?])
+                &events::CommerceVipSubscribed {
+                    user_id: input.user_id,
+                    plan_id: input.plan.plan_id,
+                    subscription_id: saga.saga_id().to_string(),
+                    starts_at: optional_timestamp(granted.period_start),
+                    ends_at: optional_timestamp(granted.period_end),
+                },
+            )])
         })
 }
 
@@ -146,12 +171,13 @@ async fn payment(
     Ok(answer.transfer.map(|t| t.id).unwrap_or_default())
 }
 
-fn pay(participants: &Participants, book: &LedgerBook) -> Step {
+fn pay(participants: &Participants, book: &LedgerBooks) -> Step {
     let (action, action_book) = (participants.clone(), book.clone());
     let (undo, undo_book) = (participants.clone(), book.clone());
     Step::new("pay", move |ctx: StepContext| {
         let (participants, book) = (action.clone(), action_book.clone());
         async move {
+            let book = book.in_saga(&ctx)?;
             let input: SubscribeInput = ctx.input()?;
             payment(&participants, &book, &ctx, &input, ctx.idempotency_key()).await
         }
@@ -159,6 +185,7 @@ fn pay(participants: &Participants, book: &LedgerBook) -> Step {
     .compensate(move |ctx: StepContext| {
         let (participants, book) = (undo.clone(), undo_book.clone());
         async move {
+            let book = book.in_saga(&ctx)?;
             let input: SubscribeInput = ctx.input()?;
             let transfer = match ctx.output::<String>()? {
                 Some(transfer) => transfer,
@@ -200,7 +227,7 @@ fn grant_vip(participants: &Participants) -> Step {
             let input: SubscribeInput = ctx.input()?;
             let history = vip_history(&mut client, &ctx, &input.user_id).await?;
             let was_vip = vip_before(&history, &ctx.idempotency_key());
-            client
+            let membership = client
                 .grant_vip(ctx.request(directory::GrantVipRequest {
                     user_id: input.user_id,
                     duration: Some(prost_types::Duration {
@@ -210,8 +237,16 @@ fn grant_vip(participants: &Participants) -> Step {
                     idempotency_key: ctx.idempotency_key(),
                     reason: format!("VIP plan {}", input.plan.plan_id),
                 }))
-                .await?;
-            Ok(Granted { was_vip })
+                .await?
+                .into_inner()
+                .membership
+                .unwrap_or_default();
+            let time = |t: Option<prost_types::Timestamp>| t.as_ref().and_then(time_from_proto);
+            Ok(Granted {
+                was_vip,
+                period_start: time(membership.period_start_time),
+                period_end: time(membership.period_end_time),
+            })
         }
     })
     .compensate(move |ctx: StepContext| {

@@ -12,14 +12,15 @@
 //! step answers "not progressed" with the narrative's reason.
 
 use phoenix_proto::coordinator::v1 as pb;
+use phoenix_proto::events::v1 as events;
 use phoenix_proto::narrative::v1 as narrative;
 use phoenix_runtime::idempotency::RequestKey;
-use phoenix_runtime::stream::Priority;
 use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::facts;
-use super::participants::{LedgerBook, Participants};
+use super::participants::{LedgerBook, LedgerBooks, Participants};
 use super::requirements::{Missing, RequirementKind, missing};
 use super::steps::{Payment, Unlockable, reversible_grant, reversible_items, reversible_unlock};
 use super::{Operations, operation_event, record, recorded, settled};
@@ -33,6 +34,8 @@ pub const SAGA_TYPE: &str = "take_decision";
 /// What the saga runs on, decided before it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionInput {
+    /// The ledger tenant of the user's accounts and holdings.
+    pub tenant_id: Uuid,
     pub user_id: String,
     pub fragment_id: String,
     pub decision_id: String,
@@ -109,27 +112,9 @@ enum Gate {
     Saga(DecisionInput),
 }
 
-/// The payload of `coordinator.requirements_failed` (JSON until the event catalogue has it).
-#[derive(Debug, Serialize)]
-struct RequirementsFailed<'a> {
-    user_id: &'a str,
-    fragment_id: &'a str,
-    decision_id: &'a str,
-    missing: &'a [Missing],
-}
-
-/// The payload of `coordinator.decision_taken` (JSON until the event catalogue has it).
-#[derive(Debug, Serialize)]
-struct DecisionTaken {
-    user_id: String,
-    fragment_id: String,
-    decision_id: String,
-    rewards: RewardsGranted,
-    experiences_affected: Vec<String>,
-}
-
 /// The validated request.
 pub struct TakeDecision {
+    pub tenant_id: Uuid,
     pub user_id: String,
     pub fragment_id: String,
     pub decision_id: String,
@@ -144,8 +129,10 @@ impl TakeDecision {
         let fragment = v.uuid("fragment_id", &request.fragment_id);
         let decision = v.uuid("decision_id", &request.decision_id);
         let key = v.idempotency_key(&request.idempotency_key);
+        let tenant = v.uuid("tenant_id", &request.tenant_id);
         v.finish()?;
         Ok(Self {
+            tenant_id: tenant,
             user_id: user.to_string(),
             fragment_id: fragment.to_string(),
             decision_id: decision.to_string(),
@@ -161,7 +148,7 @@ impl Operations {
         request: &pb::TakeDecisionRequest,
     ) -> Result<pb::TakeDecisionResponse, Error> {
         let call = TakeDecision::validate(request)?;
-        let (participants, book) = self.ready()?;
+        let (participants, book) = self.ready(call.tenant_id).await?;
         let key = RequestKey::new(
             &call.user_id,
             &call.idempotency_key,
@@ -175,14 +162,13 @@ impl Operations {
                 let events = match &gate {
                     Gate::Unmet(missing) => vec![operation_event(
                         "coordinator.requirements_failed",
-                        &RequirementsFailed {
-                            user_id: &call.user_id,
-                            fragment_id: &call.fragment_id,
-                            decision_id: &call.decision_id,
-                            missing,
+                        &events::CoordinatorRequirementsFailed {
+                            user_id: call.user_id.clone(),
+                            fragment_id: call.fragment_id.clone(),
+                            decision_id: call.decision_id.clone(),
+                            missing: missing.iter().map(missing_to_event).collect(),
                         },
-                        Priority::Normal,
-                    )?],
+                    )],
                     Gate::Saga(_) => Vec::new(),
                 };
                 record(&self.pool, &key, gate, events).await?
@@ -250,6 +236,7 @@ impl Operations {
             return Ok(Gate::Unmet(missing));
         }
         Ok(Gate::Saga(DecisionInput {
+            tenant_id: call.tenant_id,
             user_id: call.user_id.clone(),
             fragment_id: call.fragment_id.clone(),
             decision_id: call.decision_id.clone(),
@@ -278,8 +265,31 @@ pub fn missing_to_proto(missing: &Missing) -> pb::MissingRequirement {
     }
 }
 
+/// A missing requirement in `coordinator.requirements_failed`.
+pub fn missing_to_event(missing: &Missing) -> events::MissingRequirement {
+    let kind = match missing.kind {
+        RequirementKind::Vip => "vip",
+        RequirementKind::Level => "level",
+        RequirementKind::Item => "item",
+        RequirementKind::Achievement => "achievement",
+        RequirementKind::Experience => "experience",
+        RequirementKind::Fragment => "unlock",
+    };
+    events::MissingRequirement {
+        kind: kind.to_owned(),
+        requirement: if missing.id.is_empty() {
+            missing.required.to_string()
+        } else {
+            missing.id.clone()
+        },
+        suggestion: missing.suggestion.clone(),
+        required: missing.required,
+        current: missing.current,
+    }
+}
+
 /// The saga.
-pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinition {
+pub fn definition(participants: &Participants, book: &LedgerBooks) -> SagaDefinition {
     SagaDefinition::new(SAGA_TYPE, 1)
         .step(apply_decision(participants))
         .step(reversible_grant(
@@ -318,16 +328,24 @@ pub fn definition(participants: &Participants, book: &LedgerBook) -> SagaDefinit
             let input: DecisionInput = saga.input()?;
             let applied: Applied = saga.output_of("apply_decision")?.unwrap_or_default();
             let progressed: Progressed = saga.output_of("progress_experience")?.unwrap_or_default();
-            Ok(vec![SagaEvent::json(
+            let mut rewards = vec![&applied.rewards];
+            rewards.extend(progressed.rewards.as_ref());
+            Ok(vec![SagaEvent::new(
                 "coordinator.decision_taken",
-                &DecisionTaken {
+                &events::CoordinatorDecisionTaken {
                     user_id: input.user_id,
                     fragment_id: input.fragment_id,
                     decision_id: input.decision_id,
-                    rewards: applied.rewards,
-                    experiences_affected: progressed.experience_id.into_iter().collect(),
+                    saga_id: saga.saga_id().to_string(),
+                    besitos_granted: rewards.iter().map(|r| r.besitos).sum(),
+                    item_ids: rewards
+                        .iter()
+                        .flat_map(|r| r.items.iter().map(|(item, _)| item.clone()))
+                        .collect(),
+                    unlocked_fragment_ids: applied.rewards.unlock_fragment_ids.clone(),
+                    experience_ids: progressed.experience_id.into_iter().collect(),
                 },
-            )?])
+            )])
         })
 }
 

@@ -12,8 +12,9 @@
 
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::directory::v1 as directory;
+use phoenix_proto::events::v1 as events;
 use phoenix_runtime::idempotency::RequestKey;
-use phoenix_runtime::stream::{NewEvent, Priority};
+use phoenix_runtime::stream::NewEvent;
 use phoenix_runtime::{Error, Violations};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,31 @@ struct Access {
 }
 
 impl Access {
+    /// The offer as the events name it: "trial", the plan's id, or empty.
+    fn offer_name(&self) -> String {
+        if self.trial_offered {
+            "trial".to_owned()
+        } else {
+            self.plan_offered
+                .as_ref()
+                .map(|plan| plan.plan_id.clone())
+                .unwrap_or_default()
+        }
+    }
+
+    /// `coordinator.access_denied` for this answer.
+    fn denied(&self, user_id: &str, fragment_id: &str) -> NewEvent {
+        operation_event(
+            "coordinator.access_denied",
+            &events::CoordinatorAccessDenied {
+                user_id: user_id.to_owned(),
+                fragment_id: fragment_id.to_owned(),
+                reason: self.reason.clone(),
+                offer: self.offer_name(),
+            },
+        )
+    }
+
     fn to_proto(&self) -> pb::AccessVipNarrativeResponse {
         let offer = if self.trial_offered {
             Some(pb::vip_offer::Offer::Trial(prost_types::Duration {
@@ -75,21 +101,23 @@ impl Operations {
         let user = v.uuid("user_id", &request.user_id).to_string();
         let fragment = v.uuid("fragment_id", &request.fragment_id).to_string();
         let key = v.idempotency_key(&request.idempotency_key);
+        let tenant = v.uuid("tenant_id", &request.tenant_id);
         v.finish()?;
         let key = RequestKey::new(&user, &key, "AccessVipNarrative", request);
         if let Some(access) = recorded::<Access>(&self.pool, &key).await? {
             return Ok(access.to_proto());
         }
-        let (access, events) = self.judge_access(&user, &fragment).await?;
+        let (access, events) = self.judge_access(tenant, &user, &fragment).await?;
         Ok(record(&self.pool, &key, access, events).await?.to_proto())
     }
 
     async fn judge_access(
         &self,
+        tenant: uuid::Uuid,
         user_id: &str,
         fragment_id: &str,
     ) -> Result<(Access, Vec<NewEvent>), Error> {
-        let (participants, book) = self.ready()?;
+        let (participants, book) = self.ready(tenant).await?;
         let user = facts::user(&participants, user_id).await?;
         let answer = facts::fragment(&participants, user_id, fragment_id, true).await?;
         let fragment = answer.fragment.unwrap_or_default();
@@ -99,36 +127,31 @@ impl Operations {
             vip_status: vip_status(&membership),
             ..Access::default()
         };
-        let context = serde_json::json!({ "user_id": user_id, "fragment_id": fragment_id });
         if !membership.vip {
             access.reason = "vip_required".to_owned();
             if user.vip_trial_used {
-                let plans = plans::list(&self.pool).await?;
+                let mut plans = plans::list(&self.pool).await?;
+                plans.retain(|plan| plan.tenant_id == tenant);
                 access.plan_offered =
                     plans::offer_for(&plans, user.conversion_score.unwrap_or(0.0)).cloned();
             } else {
                 access.trial_offered = true;
             }
-            let offer = serde_json::json!({
-                "trial": access.trial_offered,
-                "plan_id": access.plan_offered.as_ref().map(|plan| plan.plan_id.clone()),
-            });
+            let offer = access.offer_name();
             let events = vec![
-                operation_event(
-                    "coordinator.access_denied",
-                    &serde_json::json!({ "context": context, "reason": access.reason }),
-                    Priority::Normal,
-                )?,
+                access.denied(user_id, fragment_id),
                 operation_event(
                     "analytics.conversion_opportunity",
-                    &serde_json::json!({
-                        "context": context,
-                        "trigger": "vip_content_access_denied",
-                        "offer": offer,
-                        "conversion_score": user.conversion_score,
-                    }),
-                    Priority::Low,
-                )?,
+                    &events::AnalyticsConversionOpportunity {
+                        user_id: user_id.to_owned(),
+                        fragment_id: fragment_id.to_owned(),
+                        offer,
+                        // 0.00–100.00 as hundredths of a percent.
+                        conversion_score: (user.conversion_score.unwrap_or(0.0) * 100.0)
+                            .round()
+                            .clamp(0.0, 10_000.0) as i32,
+                    },
+                ),
             ];
             return Ok((access, events));
         }
@@ -149,28 +172,18 @@ impl Operations {
         access.missing = missing(&required, &facts);
         if !access.missing.is_empty() {
             access.reason = "additional_requirements".to_owned();
-            let event = operation_event(
-                "coordinator.access_denied",
-                &serde_json::json!({
-                    "context": context,
-                    "reason": access.reason,
-                    "missing": access.missing,
-                }),
-                Priority::Normal,
-            )?;
+            let event = access.denied(user_id, fragment_id);
             return Ok((access, vec![event]));
         }
         access.granted = true;
         access.content = fragment.content;
         let event = operation_event(
             "analytics.vip_content_accessed",
-            &serde_json::json!({
-                "user_id": user_id,
-                "fragment_id": fragment_id,
-                "channel_repaired": access.channel_repaired,
-            }),
-            Priority::Low,
-        )?;
+            &events::AnalyticsVipContentAccessed {
+                user_id: user_id.to_owned(),
+                fragment_id: fragment_id.to_owned(),
+            },
+        );
         Ok((access, vec![event]))
     }
 }

@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use phoenix_proto::events::v1 as events;
 use phoenix_runtime::RemoteError;
 use serde::{Deserialize, Serialize};
 use tonic::{Code, Status};
@@ -104,54 +105,37 @@ pub fn definition(participants: &Participants) -> SagaDefinition {
         ))
         .on_commit(|saga| {
             let plan: PurchasePlan = saga.input()?;
-            let reserved: Option<Reserved> = saga.output_of(steps::RESERVE_STOCK)?;
             let pending: Option<Pending> = saga.output_of(steps::PENDING_TRANSFER)?;
-            let payload = PurchaseEvent {
-                saga_id: saga.saga_id().to_string(),
-                plan,
-                reservation_id: reserved.map(|r| r.reservation_id).unwrap_or_default(),
-                transfer_id: pending.map(|p| p.transfer_id).unwrap_or_default(),
-                step: String::new(),
-                reason: String::new(),
-            };
-            Ok(vec![SagaEvent::json(
+            Ok(vec![SagaEvent::new(
                 "commerce.purchase_completed",
-                &payload,
-            )?])
+                &events::CommercePurchaseCompleted {
+                    user_id: plan.user_id,
+                    purchase_id: saga.saga_id().to_string(),
+                    shop_item_id: plan.shop_item_id,
+                    quantity: plan.quantity,
+                    asset: plan.asset_code,
+                    total_price: plan.amount,
+                    transfer_id: pending.map(|p| p.transfer_id).unwrap_or_default(),
+                },
+            )])
         })
         .on_compensated(|saga| {
-            let (step, reason) = saga
+            let plan: PurchasePlan = saga.input()?;
+            let reason = saga
                 .failure()
-                .map(|(step, failure)| (step.to_owned(), failure.reason.clone()))
-                .unwrap_or_default();
-            let payload = PurchaseEvent {
-                saga_id: saga.saga_id().to_string(),
-                plan: saga.input()?,
-                reservation_id: String::new(),
-                transfer_id: String::new(),
-                step,
-                reason,
-            };
-            Ok(vec![SagaEvent::json("commerce.purchase_failed", &payload)?])
+                .map(|(_, failure)| failure.reason.clone())
+                .unwrap_or_else(|| "SAGA_CANCELLED".to_owned());
+            Ok(vec![SagaEvent::new(
+                "commerce.purchase_failed",
+                &events::CommercePurchaseFailed {
+                    user_id: plan.user_id,
+                    purchase_id: saga.saga_id().to_string(),
+                    shop_item_id: plan.shop_item_id,
+                    quantity: plan.quantity,
+                    reason,
+                },
+            )])
         })
-}
-
-/// The JSON payload of `commerce.purchase_completed` and `commerce.purchase_failed` (until the
-/// event catalogue has typed messages for them): the plan, what the saga made, and on failure
-/// the step and reason.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PurchaseEvent {
-    pub saga_id: String,
-    #[serde(flatten)]
-    pub plan: PurchasePlan,
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub reservation_id: String,
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub transfer_id: String,
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub step: String,
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub reason: String,
 }
 
 /// A step function over cloned participants, as the engine's `Fn(StepContext)` wants it.

@@ -260,30 +260,23 @@ impl Step {
 pub struct SagaEvent {
     /// The event type, e.g. `commerce.purchase_completed` (seed 001, section 3.2).
     pub event_type: &'static str,
-    /// The encoded payload: a `phoenix.events.v1` catalogue message, or JSON until one exists.
+    /// The encoded payload: the type's `phoenix.events.v1` catalogue message.
     pub payload: Vec<u8>,
     pub priority: Priority,
 }
 
 impl SagaEvent {
-    /// An event whose payload is a protobuf message.
+    /// An event of the catalogue: its payload message, at the catalogue's default priority for
+    /// `event_type` (`bus::catalog`), so an emitter cannot drift from the documented table.
     pub fn new(event_type: &'static str, payload: &impl prost::Message) -> Self {
         Self {
             event_type,
             payload: payload.encode_to_vec(),
-            priority: Priority::Normal,
+            priority: crate::bus::catalog::default_priority(event_type),
         }
     }
 
-    /// An event whose payload is JSON (until the catalogue has a typed message for it).
-    pub fn json(event_type: &'static str, payload: &impl Serialize) -> StepResult<Self> {
-        Ok(Self {
-            event_type,
-            payload: serde_json::to_vec(payload)?,
-            priority: Priority::Normal,
-        })
-    }
-
+    /// Another priority than the catalogue's default.
     pub fn priority(mut self, priority: Priority) -> Self {
         self.priority = priority;
         self

@@ -53,7 +53,8 @@
 //!     .step(/* … */)
 //!     .on_commit(|saga: &FinishedSaga| {
 //!         let input: PurchaseInput = saga.input()?;
-//!         Ok(vec![SagaEvent::json("commerce.purchase_completed", &input)?])
+//!         // The catalogue's message, at the catalogue's default priority for the type.
+//!         Ok(vec![SagaEvent::new("commerce.purchase_completed", &completed_of(&input))])
 //!     });
 //! engine.register(purchase)?;   // in lib.rs `build`, before `engine.start_background(…)`
 //! ```

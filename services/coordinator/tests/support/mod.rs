@@ -185,12 +185,25 @@ pub fn three(participant: &Participant) -> SagaDefinition {
         .step(step(participant, "c"))
         .on_commit(|saga| {
             let input: serde_json::Value = saga.input()?;
-            Ok(vec![SagaEvent::json("test.three_completed", &input)?])
+            Ok(vec![SagaEvent::new(
+                "test.three_completed",
+                &text(input.to_string()),
+            )])
         })
         .on_compensated(|saga| {
             let reason = saga.failure().map(|(_, f)| f.reason.clone());
-            Ok(vec![SagaEvent::json("test.three_compensated", &reason)?])
+            Ok(vec![SagaEvent::new(
+                "test.three_compensated",
+                &text(reason.unwrap_or_default()),
+            )])
         })
+}
+
+/// A text payload for the test events (a protobuf `Value`).
+fn text(value: String) -> prost_types::Value {
+    prost_types::Value {
+        kind: Some(prost_types::value::Kind::StringValue(value)),
+    }
 }
 
 pub fn config(lease_ms: u64) -> EngineConfig {

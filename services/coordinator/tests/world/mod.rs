@@ -17,6 +17,25 @@ use phoenix_proto::narrative::v1 as narrative;
 use phoenix_proto::narrative::v1::narrative_service_client::NarrativeServiceClient;
 use phoenix_testkit::TestService;
 use tonic::transport::Channel;
+
+/// One event of the coordinator's `events` table: its encoded payload and its priority
+/// (`phoenix.events.v1.Priority`: 1 LOW, 2 NORMAL, 3 HIGH, 4 CRITICAL).
+#[derive(Debug)]
+pub struct Recorded {
+    pub payload: Vec<u8>,
+    pub priority: i16,
+}
+
+impl Recorded {
+    /// The payload as the catalogue message `M` (panics when it is not one, e.g. JSON).
+    pub fn decode<M: prost::Message + Default>(&self) -> M {
+        assert!(
+            !phoenix_coordinator::bus::catalog::is_json(&self.payload),
+            "a JSON payload, not a catalogue message"
+        );
+        M::decode(self.payload.as_slice()).expect("the catalogue message")
+    }
+}
 use uuid::Uuid;
 
 pub const SEASON: &str = "2026-S4";
@@ -66,14 +85,12 @@ impl World {
             ledger_service.url(),
             missions_service.url(),
         ];
-        let args = vec![format!("--ledger-tenant={tenant}")];
         let coordinator_service =
             phoenix_testkit::spawn_with(phoenix_coordinator::spec(), move |config| {
                 config.peers.directory_url = Some(urls[0].clone());
                 config.peers.narrative_url = Some(urls[1].clone());
                 config.peers.ledger_url = Some(urls[2].clone());
                 config.peers.missions_url = Some(urls[3].clone());
-                config.service_args = args;
             })
             .await;
         Self {
@@ -271,22 +288,21 @@ impl World {
                 fragment_id: fragment.into(),
                 decision_id: decision.into(),
                 idempotency_key: key.into(),
+                tenant_id: self.tenant.clone(),
             })
             .await
             .map(tonic::Response::into_inner)
     }
 
-    /// The coordinator's events of `event_type`, as JSON payloads.
-    pub async fn events(&self, event_type: &str) -> Vec<serde_json::Value> {
-        let payloads: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT payload FROM events WHERE event_type = $1 ORDER BY seq")
-                .bind(event_type)
-                .fetch_all(&self.coordinator_service.pool)
-                .await
-                .expect("events");
-        payloads
-            .iter()
-            .map(|p| serde_json::from_slice(p).expect("a JSON payload"))
+    /// The coordinator's events of `event_type`, in the order they were appended.
+    pub async fn events(&self, event_type: &str) -> Vec<Recorded> {
+        sqlx::query_as("SELECT payload, priority FROM events WHERE event_type = $1 ORDER BY seq")
+            .bind(event_type)
+            .fetch_all(&self.coordinator_service.pool)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|(payload, priority)| Recorded { payload, priority })
             .collect()
     }
 

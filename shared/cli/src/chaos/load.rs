@@ -256,6 +256,8 @@ impl Client {
             fragment_id: fragment,
             decision_id: decision,
             idempotency_key: uuid::Uuid::new_v4().to_string(),
+            // TakeDecision pays its besitos in the shop's tenant.
+            tenant_id: self.shop.tenant_id.clone(),
         };
         let coordinator = self.coordinator.clone();
         // SAGA_IN_PROGRESS is UNAVAILABLE: asked again like any transient answer.

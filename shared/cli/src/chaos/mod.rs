@@ -159,16 +159,11 @@ async fn drive(
         std::process::id()
     ));
     let _ = std::fs::remove_file(&log);
-    // TakeDecision pays its besitos in the shop's tenant.
-    let settings = [(
-        "PHOENIX_COORDINATOR_LEDGER_TENANT".to_owned(),
-        shop.tenant_id.clone(),
-    )];
     let mut coordinator = CoordinatorProcess::new(
         coordinator_addr,
         url,
         participants.config(),
-        &settings,
+        &[],
         log.clone(),
     );
     eprintln!("chaos: coordinator log at {}", log.display());
