@@ -20,6 +20,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
+mod replicas;
+pub use replicas::{
+    TestReplicas, await_job_ticks, job_runs, spawn_replicas, sweeps_expired_keys_once,
+};
+
 enum Server {
     Embedded(EmbeddedPostgres),
     External(String),
@@ -221,90 +226,7 @@ pub async fn spawn_with(
     start_on(spec, Arc::new(config), database, pool).await
 }
 
-/// Replicas of one service on one database, as a Deployment with several pods runs them.
-pub struct TestReplicas {
-    pub database: TestDatabase,
-    /// A pool of the test's own on the service's schema, to create work and read results.
-    pub pool: PgPool,
-    /// The replicas, each with its own pool, address and channel.
-    pub replicas: Vec<TestService>,
-}
-
-impl TestReplicas {
-    /// Stops every replica and waits until they have.
-    pub async fn shutdown(self) {
-        for replica in self.replicas {
-            replica.shutdown().await;
-        }
-    }
-}
-
-/// Starts `count` replicas of `spec` on port 0 over ONE fresh, migrated database, each with the
-/// test configuration adjusted by `configure` and its own pool, so their background jobs
-/// (shorten them with `config.jobs.set("*", …)`) and RPCs meet on the same rows as separate
-/// pods would. Every replica runs its migrations at start too, which finds nothing to do.
-pub async fn spawn_replicas(
-    spec: ServiceSpec,
-    count: usize,
-    configure: impl Fn(&mut RuntimeConfig),
-) -> TestReplicas {
-    let (database, pool) = migrated_database(&spec).await;
-    let mut config = test_config();
-    configure(&mut config);
-    let config = Arc::new(config);
-    let mut replicas = Vec::with_capacity(count);
-    for _ in 0..count {
-        let own = phoenix_runtime::server::connect_pool(&database.url, spec.name, &config)
-            .await
-            .expect("connect the pool");
-        replicas.push(start_on(spec, config.clone(), database.clone(), own).await);
-    }
-    TestReplicas {
-        database,
-        pool,
-        replicas,
-    }
-}
-
-/// Ticks of the background job `job` in this process (every replica) that ended with `outcome`:
-/// `phoenix_background_job_runs_total{job, outcome}`.
-pub fn job_runs(job: &str, outcome: phoenix_runtime::jobs::Outcome) -> u64 {
-    phoenix_runtime::jobs::runs(job, outcome)
-}
-
-/// Waits until every job of `jobs` has completed at least `runs` more ticks (done or skipped)
-/// than `since` counted, or panics after `limit`; then asserts none of them failed.
-pub async fn await_job_ticks(jobs: &[&str], runs: u64, limit: Duration) {
-    use phoenix_runtime::jobs::Outcome;
-    let ticks = |job: &str| job_runs(job, Outcome::Done) + job_runs(job, Outcome::Skipped);
-    let since: Vec<u64> = jobs.iter().map(|job| ticks(job)).collect();
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let behind: Vec<&str> = jobs
-            .iter()
-            .zip(&since)
-            .filter(|(job, since)| ticks(job) < *since + runs)
-            .map(|(job, _)| *job)
-            .collect();
-        if behind.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "background jobs {behind:?} did not tick {runs} times within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for job in jobs {
-        assert_eq!(
-            job_runs(job, Outcome::Failed),
-            0,
-            "background job {job} failed (see its warning in the log, PHOENIX_TEST_LOG=warn)"
-        );
-    }
-}
-
-async fn start_on(
+pub(crate) async fn start_on(
     spec: ServiceSpec,
     config: Arc<RuntimeConfig>,
     database: TestDatabase,
