@@ -38,12 +38,12 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         "{} has no auditor",
         spec.name
     );
-    let database = Database::open(&args.runtime).await?;
+    let database = Database::open_for(&args.runtime, &[spec.name]).await?;
     // An audit reads every row: the statement timeout that bounds a call does not bound it.
     let mut config = args.runtime.clone();
     config.max_deadline = AUDIT_STATEMENT_TIMEOUT;
     let result = async {
-        let pool = phoenix_runtime::server::connect_pool(&database.url, spec.name, &config).await?;
+        let pool = database.connect(spec.name, &config).await?;
         if let Some(audit) = spec.peer_audit {
             let mut peers = args.runtime.clone();
             for (index, name) in phoenix_registry::names().into_iter().enumerate() {

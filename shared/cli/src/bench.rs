@@ -76,7 +76,7 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
             let result = match reached.pool.clone() {
                 Some(pool) => phoenix_directory::ops::bench::run(&reached.url, pool, &args).await,
                 None => Err(anyhow::anyhow!(
-                    "loading the users needs the database: set DATABASE_URL with --target"
+                    "loading the users needs the database: set DATABASE_URL (or the service's PHOENIX_<SERVICE>_DATABASE_URL) with --target"
                 )),
             };
             reached.close().await;
@@ -89,7 +89,7 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
             let result = match reached.pool.clone() {
                 Some(pool) => phoenix_goals::ops::bench::run(&reached.url, pool, &args).await,
                 None => Err(anyhow::anyhow!(
-                    "loading the vectors needs the database: set DATABASE_URL with --target"
+                    "loading the vectors needs the database: set DATABASE_URL (or the service's PHOENIX_<SERVICE>_DATABASE_URL) with --target"
                 )),
             };
             reached.close().await;
@@ -114,7 +114,7 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
                     phoenix_conversations::ops::bench::run(&reached.url, pool, &args).await
                 }
                 None => Err(anyhow::anyhow!(
-                    "loading the contacts needs the database: set DATABASE_URL with --target"
+                    "loading the contacts needs the database: set DATABASE_URL (or the service's PHOENIX_<SERVICE>_DATABASE_URL) with --target"
                 )),
             };
             reached.close().await;
@@ -133,7 +133,7 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
             let result = match reached.pool.clone() {
                 Some(pool) => phoenix_missions::ops::bench::run(&reached.url, pool, &args).await,
                 None => Err(anyhow::anyhow!(
-                    "loading the boards needs the database: set DATABASE_URL with --target"
+                    "loading the boards needs the database: set DATABASE_URL (or the service's PHOENIX_<SERVICE>_DATABASE_URL) with --target"
                 )),
             };
             reached.close().await;
@@ -146,7 +146,7 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
             let result = match reached.pool.clone() {
                 Some(pool) => phoenix_narrative::ops::bench::run(&reached.url, pool, &args).await,
                 None => Err(anyhow::anyhow!(
-                    "loading the story needs the database: set DATABASE_URL with --target"
+                    "loading the story needs the database: set DATABASE_URL (or the service's PHOENIX_<SERVICE>_DATABASE_URL) with --target"
                 )),
             };
             reached.close().await;

@@ -1,5 +1,5 @@
 //! `phoenix bench sagas`: the directory, ledger, narrative and coordinator started here, in this
-//! process, on one database (the embedded PostgreSQL, or DATABASE_URL), each in its own schema
+//! process, on their databases (the embedded PostgreSQL, DATABASE_URL or their own URLs), each in its own schema
 //! and on its own port, with the coordinator pointed at the others; then the coordinator's
 //! purchase benchmark.
 
@@ -9,7 +9,8 @@ use phoenix_coordinator::purchase::bench::{BenchArgs, Endpoints, Results};
 use phoenix_runtime::{Database, RunningService, RuntimeConfig, ServiceSpec};
 
 pub async fn run(args: BenchArgs, config: RuntimeConfig) -> anyhow::Result<Results> {
-    let database = Database::open(&config).await?;
+    let names = ["directory", "ledger", "narrative", "coordinator"];
+    let database = Database::open_for(&config, &names).await?;
     let mut running = Vec::new();
     let result = async {
         let endpoints = start_all(&database, config, &mut running).await?;
@@ -63,7 +64,7 @@ async fn start(
     config: Arc<RuntimeConfig>,
     database: &Database,
 ) -> anyhow::Result<RunningService> {
-    let pool = phoenix_runtime::server::connect_pool(&database.url, spec.name, &config).await?;
+    let pool = database.connect(spec.name, &config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     phoenix_runtime::server::start(
         spec,

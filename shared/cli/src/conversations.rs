@@ -25,7 +25,7 @@ pub async fn run(
     let reached = Reached::start(phoenix_conversations::spec(), target, runtime).await?;
     let result = async {
         let pool = reached.pool.clone().ok_or_else(|| {
-            anyhow::anyhow!("the legacy files need the database: set DATABASE_URL with --target")
+            anyhow::anyhow!("the legacy files need the database: set DATABASE_URL (or the service's PHOENIX_<SERVICE>_DATABASE_URL) with --target")
         })?;
         let shutdown = CancellationToken::new();
         let conversations = Conversations::new(pool, shutdown.clone());

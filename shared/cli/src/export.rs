@@ -45,9 +45,9 @@ async fn goals_events(
     runtime: &RuntimeConfig,
 ) -> anyhow::Result<()> {
     let spec = phoenix_goals::spec();
-    let database = Database::open(runtime).await?;
+    let database = Database::open_for(runtime, &[spec.name]).await?;
     let result = async {
-        let pool = phoenix_runtime::server::connect_pool(&database.url, spec.name, runtime).await?;
+        let pool = database.connect(spec.name, runtime).await?;
         let set = spec.migration_set()?;
         let status = Migrator::new(&set, &pool).status().await?;
         anyhow::ensure!(

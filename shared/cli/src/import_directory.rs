@@ -15,7 +15,7 @@ pub async fn run(
     let reached = Reached::start(phoenix_directory::spec(), target, runtime).await?;
     let result = async {
         let pool = reached.pool.clone().ok_or_else(|| {
-            anyhow::anyhow!("importing needs the database: set DATABASE_URL with --target")
+            anyhow::anyhow!("importing needs the database: set DATABASE_URL (or the service's PHOENIX_<SERVICE>_DATABASE_URL) with --target")
         })?;
         let shutdown = CancellationToken::new();
         let directory = phoenix_directory::app::Directory::new(pool, shutdown.clone());

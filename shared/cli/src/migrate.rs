@@ -100,13 +100,13 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         );
     }
     // Migrations are the one command that logs to the terminal only on failure.
-    let database = Database::open(&config).await?;
+    let names: Vec<&str> = specs.iter().map(|spec| spec.name).collect();
+    let database = Database::open_for(&config, &names).await?;
     let config = Arc::new(config);
     let result = async {
         for spec in &specs {
             let set = spec.migration_set()?;
-            let pool =
-                phoenix_runtime::server::connect_pool(&database.url, spec.name, &config).await?;
+            let pool = database.connect(spec.name, &config).await?;
             let migrator = Migrator::new(&set, &pool);
             run_action(spec.name, &set, &migrator, &action).await?;
             pool.close().await;

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use phoenix_runtime::config::DatabaseSource;
 use phoenix_runtime::{Database, RuntimeConfig, ServiceSpec};
 
 /// A service a command talks to: one already running (`--target`), or one started here, in
-/// this process, on the embedded database (or DATABASE_URL). Either way, a pool on the
+/// this process, on its database (its PHOENIX_<SERVICE>_DATABASE_URL, DATABASE_URL or the embedded one). Either way, a pool on the
 /// service's schema when a database is known, for what a command does below the API.
 pub struct Reached {
     /// Where the service listens.
@@ -29,11 +30,12 @@ impl Reached {
                 .connect()
                 .await
                 .with_context(|| format!("cannot reach {url}"))?;
-            let pool = match &config.database_url {
-                Some(url) => {
+            let pool = match config.database_of(spec.name) {
+                DatabaseSource::Own { url, .. } | DatabaseSource::Shared { url } => {
+                    config.check_database_urls([spec.name])?;
                     Some(phoenix_runtime::server::connect_pool(url, spec.name, &config).await?)
                 }
-                None => None,
+                DatabaseSource::Embedded => None,
             };
             return Ok(Self {
                 url,
@@ -42,10 +44,9 @@ impl Reached {
                 local: None,
             });
         }
-        let database = Database::open(&config).await?;
+        let database = Database::open_for(&config, &[spec.name]).await?;
         let started = async {
-            let pool =
-                phoenix_runtime::server::connect_pool(&database.url, spec.name, &config).await?;
+            let pool = database.connect(spec.name, &config).await?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let running = phoenix_runtime::server::start(
                 &spec,

@@ -34,9 +34,13 @@ pub struct RuntimeConfig {
     #[arg(skip)]
     pub service_args: Vec<String>,
 
-    /// PostgreSQL connection URL. Unset: Phoenix starts its own embedded PostgreSQL.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    /// PostgreSQL connection URL of every service without one of its own (below). Unset:
+    /// Phoenix starts its own embedded PostgreSQL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = postgres_url)]
     pub database_url: Option<String>,
+
+    #[command(flatten)]
+    pub databases: ServiceDatabases,
 
     /// Largest number of pooled database connections per service.
     #[arg(long, env = "PHOENIX_DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -127,6 +131,152 @@ impl RuntimeConfig {
             .map(|d| d.config)
             .unwrap_or_else(|e| panic!("the default configuration must parse: {e}"))
     }
+}
+
+/// Each service's own PostgreSQL, for a context that outgrew the shared server: set, it wins
+/// over `DATABASE_URL` for that service alone (see [`RuntimeConfig::database_of`]).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServiceDatabases {
+    /// PostgreSQL URL of the directory service (default: DATABASE_URL).
+    #[arg(long, env = "PHOENIX_DIRECTORY_DATABASE_URL", hide_env_values = true, value_parser = postgres_url)]
+    pub directory_database_url: Option<String>,
+    /// PostgreSQL URL of the goals service (default: DATABASE_URL).
+    #[arg(long, env = "PHOENIX_GOALS_DATABASE_URL", hide_env_values = true, value_parser = postgres_url)]
+    pub goals_database_url: Option<String>,
+    /// PostgreSQL URL of the missions service (default: DATABASE_URL).
+    #[arg(long, env = "PHOENIX_MISSIONS_DATABASE_URL", hide_env_values = true, value_parser = postgres_url)]
+    pub missions_database_url: Option<String>,
+    /// PostgreSQL URL of the ledger service (default: DATABASE_URL).
+    #[arg(long, env = "PHOENIX_LEDGER_DATABASE_URL", hide_env_values = true, value_parser = postgres_url)]
+    pub ledger_database_url: Option<String>,
+    /// PostgreSQL URL of the coordinator service (default: DATABASE_URL).
+    #[arg(long, env = "PHOENIX_COORDINATOR_DATABASE_URL", hide_env_values = true, value_parser = postgres_url)]
+    pub coordinator_database_url: Option<String>,
+    /// PostgreSQL URL of the conversations service (default: DATABASE_URL).
+    #[arg(long, env = "PHOENIX_CONVERSATIONS_DATABASE_URL", hide_env_values = true, value_parser = postgres_url)]
+    pub conversations_database_url: Option<String>,
+    /// PostgreSQL URL of the narrative service (default: DATABASE_URL).
+    #[arg(long, env = "PHOENIX_NARRATIVE_DATABASE_URL", hide_env_values = true, value_parser = postgres_url)]
+    pub narrative_database_url: Option<String>,
+}
+
+impl ServiceDatabases {
+    /// The URL a service has of its own, by the service's name.
+    pub fn url(&self, service: &str) -> Option<&str> {
+        self.slot(service)?.as_deref()
+    }
+
+    /// Gives a service a database of its own (what `--<service>-database-url` does).
+    pub fn set_url(&mut self, service: &str, url: String) -> anyhow::Result<()> {
+        let slot = self.slot_mut(service).ok_or_else(|| {
+            anyhow::anyhow!("{service} is not a Phoenix service; it has no database setting")
+        })?;
+        *slot = Some(url);
+        Ok(())
+    }
+
+    fn slot(&self, service: &str) -> Option<&Option<String>> {
+        Some(match service {
+            "directory" => &self.directory_database_url,
+            "goals" => &self.goals_database_url,
+            "missions" => &self.missions_database_url,
+            "ledger" => &self.ledger_database_url,
+            "coordinator" => &self.coordinator_database_url,
+            "conversations" => &self.conversations_database_url,
+            "narrative" => &self.narrative_database_url,
+            _ => return None,
+        })
+    }
+
+    fn slot_mut(&mut self, service: &str) -> Option<&mut Option<String>> {
+        Some(match service {
+            "directory" => &mut self.directory_database_url,
+            "goals" => &mut self.goals_database_url,
+            "missions" => &mut self.missions_database_url,
+            "ledger" => &mut self.ledger_database_url,
+            "coordinator" => &mut self.coordinator_database_url,
+            "conversations" => &mut self.conversations_database_url,
+            "narrative" => &mut self.narrative_database_url,
+            _ => return None,
+        })
+    }
+}
+
+/// The variable that gives `service` a database of its own: `PHOENIX_LEDGER_DATABASE_URL`.
+pub fn database_variable(service: &str) -> String {
+    format!("PHOENIX_{}_DATABASE_URL", service.to_ascii_uppercase())
+}
+
+/// Where a service's database is, and which setting said so (for errors and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseSource<'a> {
+    /// `PHOENIX_<SERVICE>_DATABASE_URL`: a server (or database) of its own.
+    Own { variable: String, url: &'a str },
+    /// `DATABASE_URL`, shared with the other services without a URL of their own.
+    Shared { url: &'a str },
+    /// Neither is set: the embedded PostgreSQL.
+    Embedded,
+}
+
+impl DatabaseSource<'_> {
+    /// The setting behind it, as an operator would look it up.
+    pub fn variable(&self) -> String {
+        match self {
+            Self::Own { variable, .. } => variable.clone(),
+            Self::Shared { .. } => "DATABASE_URL".to_owned(),
+            Self::Embedded => "the embedded PostgreSQL (DATABASE_URL unset)".to_owned(),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The database of `service`: its own `PHOENIX_<SERVICE>_DATABASE_URL`, else the shared
+    /// `DATABASE_URL`, else the embedded server. Each service keeps its own schema wherever it
+    /// is, so moving one to another server changes no code and no table name.
+    pub fn database_of(&self, service: &str) -> DatabaseSource<'_> {
+        if let Some(url) = self.databases.url(service) {
+            return DatabaseSource::Own {
+                variable: database_variable(service),
+                url,
+            };
+        }
+        match &self.database_url {
+            Some(url) => DatabaseSource::Shared { url },
+            None => DatabaseSource::Embedded,
+        }
+    }
+
+    /// Checks every database URL the given services would use, before anything starts: an error
+    /// names the variable and what is wrong, never the URL (it holds a password).
+    pub fn check_database_urls<'a>(
+        &self,
+        services: impl IntoIterator<Item = &'a str>,
+    ) -> anyhow::Result<()> {
+        for service in services {
+            let source = self.database_of(service);
+            let url = match &source {
+                DatabaseSource::Own { url, .. } | DatabaseSource::Shared { url } => *url,
+                DatabaseSource::Embedded => continue,
+            };
+            postgres_url(url).map_err(|reason| {
+                anyhow::anyhow!("{} (database of {service}): {reason}", source.variable())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A PostgreSQL URL: `postgres://user:password@host:5432/database`. The reason never repeats
+/// the value, which holds a password.
+pub fn postgres_url(value: &str) -> Result<String, String> {
+    const EXPECTED: &str = "expected postgres://user:password@host:5432/database";
+    if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) {
+        return Err(format!("not a PostgreSQL URL ({EXPECTED})"));
+    }
+    value
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .map_err(|e| format!("not a valid PostgreSQL URL ({EXPECTED}): {e}"))?;
+    Ok(value.to_owned())
 }
 
 /// PostgreSQL's `plan_cache_mode`, set on every pooled connection.
@@ -370,16 +520,26 @@ pub fn parse_or_exit<P: clap::Parser>() -> P {
         && let Some(variable) = env_of(&P::command(), long)
     {
         let value = match error.get(ContextKind::InvalidValue) {
-            Some(ContextValue::String(value)) => value.clone(),
+            // A secret (a database URL with its password) is not echoed to the logs.
+            _ if is_secret(&P::command(), long) => String::new(),
+            Some(ContextValue::String(value)) => format!(" {value:?}"),
             _ => String::new(),
         };
         let reason = std::error::Error::source(&error)
             .map(ToString::to_string)
             .unwrap_or_else(|| error.kind().to_string());
-        eprintln!("error: {variable} (--{long}) has an invalid value {value:?}: {reason}");
+        eprintln!("error: {variable} (--{long}) has an invalid value{value}: {reason}");
         std::process::exit(2);
     }
     error.exit()
+}
+
+fn is_secret(command: &clap::Command, long: &str) -> bool {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .map(clap::Arg::is_hide_env_values_set)
+        .unwrap_or_else(|| command.get_subcommands().any(|sub| is_secret(sub, long)))
 }
 
 fn env_of(command: &clap::Command, long: &str) -> Option<String> {
@@ -389,4 +549,147 @@ fn env_of(command: &clap::Command, long: &str) -> Option<String> {
         .and_then(|arg| arg.get_env())
         .map(|env| env.to_string_lossy().into_owned())
         .or_else(|| command.get_subcommands().find_map(|sub| env_of(sub, long)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_urls(shared: Option<&str>, own: &[(&str, &str)]) -> RuntimeConfig {
+        let mut config = RuntimeConfig::defaults();
+        config.database_url = shared.map(str::to_owned);
+        config.databases = ServiceDatabases::default();
+        for (service, url) in own {
+            config
+                .databases
+                .set_url(service, (*url).to_owned())
+                .expect("a known service");
+        }
+        config
+    }
+
+    #[test]
+    fn a_service_url_wins_over_the_shared_one_for_that_service_only() {
+        let config = with_urls(
+            Some("postgres://shared/phoenix"),
+            &[("ledger", "postgres://ledger-db/ledger")],
+        );
+        assert_eq!(
+            config.database_of("ledger"),
+            DatabaseSource::Own {
+                variable: "PHOENIX_LEDGER_DATABASE_URL".to_owned(),
+                url: "postgres://ledger-db/ledger",
+            }
+        );
+        assert_eq!(
+            config.database_of("directory"),
+            DatabaseSource::Shared {
+                url: "postgres://shared/phoenix"
+            }
+        );
+    }
+
+    #[test]
+    fn without_any_url_a_service_uses_the_embedded_server() {
+        let config = with_urls(None, &[("goals", "postgres://goals-db/goals")]);
+        assert_eq!(config.database_of("missions"), DatabaseSource::Embedded);
+        assert_eq!(
+            config.database_of("goals").variable(),
+            "PHOENIX_GOALS_DATABASE_URL"
+        );
+        assert_eq!(config.database_of("nonexistent"), DatabaseSource::Embedded);
+    }
+
+    #[test]
+    fn every_service_has_its_own_variable() {
+        let mut databases = ServiceDatabases::default();
+        for service in [
+            "directory",
+            "goals",
+            "missions",
+            "ledger",
+            "coordinator",
+            "conversations",
+            "narrative",
+        ] {
+            databases
+                .set_url(service, format!("postgres://h/{service}"))
+                .expect("a known service");
+            assert_eq!(
+                databases.url(service),
+                Some(format!("postgres://h/{service}").as_str())
+            );
+        }
+        let error = databases
+            .set_url("billing", "postgres://h/billing".to_owned())
+            .expect_err("an unknown service");
+        assert!(
+            error
+                .to_string()
+                .contains("billing is not a Phoenix service")
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_naming_its_variable_and_not_its_password() {
+        let config = with_urls(
+            Some("postgres://phoenix:pw@db/phoenix"),
+            &[("ledger", "mysql://root:secret-password@db/ledger")],
+        );
+        config
+            .check_database_urls(["directory"])
+            .expect("the shared URL is fine");
+        let error = config
+            .check_database_urls(["directory", "ledger"])
+            .expect_err("the ledger's URL is not PostgreSQL's")
+            .to_string();
+        assert!(
+            error.starts_with(
+                "PHOENIX_LEDGER_DATABASE_URL (database of ledger): not a PostgreSQL URL"
+            ),
+            "{error}"
+        );
+        assert!(!error.contains("secret-password"), "{error}");
+
+        let config = with_urls(Some("postgres://phoenix:pw@db:notaport/phoenix"), &[]);
+        let error = config
+            .check_database_urls(["goals"])
+            .expect_err("a port that is not a number")
+            .to_string();
+        assert!(
+            error.starts_with("DATABASE_URL (database of goals): not a valid PostgreSQL URL"),
+            "{error}"
+        );
+        assert!(!error.contains("pw@"), "{error}");
+    }
+
+    #[test]
+    fn the_variables_are_read_from_the_command_line_too() {
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            config: RuntimeConfig,
+        }
+        let args = <Args as clap::Parser>::try_parse_from([
+            "phoenix",
+            "--database-url",
+            "postgres://shared/phoenix",
+            "--ledger-database-url",
+            "postgres://ledger-db/ledger",
+        ])
+        .expect("valid URLs");
+        assert_eq!(
+            args.config.database_of("ledger").variable(),
+            "PHOENIX_LEDGER_DATABASE_URL"
+        );
+        assert_eq!(args.config.database_of("goals").variable(), "DATABASE_URL");
+        let refused = <Args as clap::Parser>::try_parse_from([
+            "phoenix",
+            "--coordinator-database-url",
+            "http://not-a-database",
+        ]);
+        let error = refused.err().expect("not a PostgreSQL URL").to_string();
+        assert!(error.contains("--coordinator-database-url"), "{error}");
+        assert!(error.contains("not a PostgreSQL URL"), "{error}");
+    }
 }

@@ -35,23 +35,55 @@ use tokio_util::sync::CancellationToken;
 /// Name of the database the embedded server prepares for all services.
 pub const EMBEDDED_DATABASE: &str = "phoenix";
 
-/// The database the services use, and the embedded server behind it when there is one.
+/// The databases the services use, and the embedded server behind them when there is one.
 #[derive(Debug)]
 pub struct Database {
-    pub url: String,
+    /// `DATABASE_URL`, or the embedded server's database: the database of every service without
+    /// a URL of its own. `None` when each service it was opened for has its own.
+    shared: Option<String>,
+    /// `PHOENIX_<SERVICE>_DATABASE_URL`s, as configured.
+    own: config::ServiceDatabases,
     pub embedded: Option<embedded::EmbeddedPostgres>,
 }
 
 impl Database {
-    /// `DATABASE_URL` if set; otherwise the embedded server in `PHOENIX_DATA_DIR`, started and
-    /// prepared here.
+    /// The shared database, as for a service without a URL of its own: see [`Self::open_for`].
     pub async fn open(config: &RuntimeConfig) -> anyhow::Result<Self> {
-        if let Some(url) = &config.database_url {
-            return Ok(Self {
-                url: url.clone(),
-                embedded: None,
-            });
+        Self::open_for(config, &[]).await
+    }
+
+    /// The databases of `services` (see [`RuntimeConfig::database_of`]): the URLs are checked
+    /// first, and the embedded server in `PHOENIX_DATA_DIR` is started (or joined) only when a
+    /// service has no URL at all. An empty list asks for the shared database.
+    pub async fn open_for(config: &RuntimeConfig, services: &[&str]) -> anyhow::Result<Self> {
+        config.check_database_urls(services.iter().copied())?;
+        let needs_shared =
+            services.is_empty() || services.iter().any(|s| config.databases.url(s).is_none());
+        let (shared, embedded) = if !needs_shared {
+            (None, None)
+        } else if let Some(url) = &config.database_url {
+            config::postgres_url(url)
+                .map_err(|reason| anyhow::anyhow!("DATABASE_URL: {reason}"))?;
+            (Some(url.clone()), None)
+        } else {
+            let (url, server) = Self::embedded(config).await?;
+            (Some(url), server)
+        };
+        for service in services {
+            if let config::DatabaseSource::Own { variable, .. } = config.database_of(service) {
+                tracing::info!(service, variable, "the service uses a database of its own");
+            }
         }
+        Ok(Self {
+            shared,
+            own: config.databases.clone(),
+            embedded,
+        })
+    }
+
+    async fn embedded(
+        config: &RuntimeConfig,
+    ) -> anyhow::Result<(String, Option<embedded::EmbeddedPostgres>)> {
         if let Some(url) =
             embedded::running_server_url(&config.embedded.data_dir, EMBEDDED_DATABASE)
         {
@@ -59,10 +91,7 @@ impl Database {
                 data_dir = %config.embedded.data_dir.display(),
                 "joining the PostgreSQL another Phoenix process runs in PHOENIX_DATA_DIR"
             );
-            return Ok(Self {
-                url,
-                embedded: None,
-            });
+            return Ok((url, None));
         }
         let settings = config.embedded.clone();
         let server = tokio::task::spawn_blocking(move || {
@@ -74,10 +103,36 @@ impl Database {
         })
         .await??;
         let url = embedded::prepare_database(&server, EMBEDDED_DATABASE).await?;
-        Ok(Self {
-            url,
-            embedded: Some(server),
-        })
+        Ok((url, Some(server)))
+    }
+
+    /// The shared database's URL (`DATABASE_URL` or the embedded server's), if it was opened.
+    pub fn shared_url(&self) -> Option<&str> {
+        self.shared.as_deref()
+    }
+
+    /// The URL `service` connects to: its own, or the shared one.
+    pub fn url_for(&self, service: &str) -> anyhow::Result<&str> {
+        self.own
+            .url(service)
+            .or(self.shared.as_deref())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no database for {service}: it was not among the services this database was opened for"
+                )
+            })
+    }
+
+    /// A pool on `service`'s database and schema; errors name the setting the URL came from.
+    pub async fn connect(
+        &self,
+        service: &str,
+        config: &RuntimeConfig,
+    ) -> anyhow::Result<sqlx::PgPool> {
+        let url = self.url_for(service)?;
+        server::connect_pool(url, service, config)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:#} (from {})", config.database_of(service).variable()))
     }
 
     /// Stops the embedded server, if there is one.
@@ -114,13 +169,14 @@ pub async fn run_services(
     config: RuntimeConfig,
     on_ready: impl FnOnce(&[RunningService]),
 ) -> anyhow::Result<()> {
-    let database = Database::open(&config).await?;
+    let names: Vec<&str> = specs.iter().map(|(spec, _)| spec.name).collect();
+    let database = Database::open_for(&config, &names).await?;
     let config = Arc::new(config);
     let shutdown = CancellationToken::new();
     let metrics_addr = metrics::serve(config.metrics_addr, shutdown.clone()).await?;
     tracing::info!(%metrics_addr, "metrics at http://{metrics_addr}/metrics");
 
-    let started = start_all(specs, &config, &database.url, &shutdown).await;
+    let started = start_all(specs, &config, &database, &shutdown).await;
     let running = match started {
         Ok(running) => running,
         Err(error) => {
@@ -143,10 +199,12 @@ pub async fn run_services(
     result
 }
 
-async fn start_all(
+/// Starts `specs` on their addresses, each on its own database from `database` (what
+/// [`run_services`] does before it waits for a signal).
+pub async fn start_all(
     specs: &[(ServiceSpec, SocketAddr)],
     config: &Arc<RuntimeConfig>,
-    url: &str,
+    database: &Database,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<RunningService>> {
     let mut running = Vec::new();
@@ -154,7 +212,7 @@ async fn start_all(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("{}: cannot listen on {addr}: {e}", spec.name))?;
-        let pool = server::connect_pool(url, spec.name, config).await?;
+        let pool = database.connect(spec.name, config).await?;
         running.push(server::start(spec, config.clone(), pool, listener, shutdown.clone()).await?);
     }
     Ok(running)

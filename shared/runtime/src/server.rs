@@ -206,7 +206,7 @@ pub async fn connect_pool(
 ) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url
         .parse()
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL: not a PostgreSQL URL: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("not a PostgreSQL URL for {schema}: {e}"))?;
     // No statement may outlive the longest deadline: a query abandoned by its call would
     // otherwise keep its connection, and enough of them would drain the pool.
     let statement_timeout = format!("{}ms", config.max_deadline.as_millis());

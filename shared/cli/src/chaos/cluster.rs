@@ -155,6 +155,11 @@ impl CoordinatorProcess {
     ) -> Self {
         let mut env = vec![
             ("DATABASE_URL".to_owned(), database_url.to_owned()),
+            // Not a database of its own from the caller's shell: the run checks this one.
+            (
+                phoenix_runtime::config::database_variable("coordinator"),
+                database_url.to_owned(),
+            ),
             ("PHOENIX_GRPC_ADDR".to_owned(), addr.to_string()),
             ("PHOENIX_METRICS_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
             ("PHOENIX_LOG_FORMAT".to_owned(), "json".to_owned()),

@@ -102,7 +102,17 @@ pub async fn run(target: ChaosTarget) -> anyhow::Result<()> {
         fault_stall_ratio: args.stall_ratio,
         ..FaultConfig::default()
     };
-    // A fresh server of its own unless DATABASE_URL names one: the run judges every saga.
+    // A fresh server of its own unless DATABASE_URL names one: the run judges every saga, from
+    // every service's tables, on that one database.
+    if let Some(service) = phoenix_registry::names()
+        .into_iter()
+        .find(|name| runtime.databases.url(name).is_some())
+    {
+        anyhow::bail!(
+            "phoenix chaos runs every service on one database (DATABASE_URL or a fresh server): unset {}",
+            phoenix_runtime::config::database_variable(service)
+        );
+    }
     let (url, server) = match &runtime.database_url {
         Some(url) => (url.clone(), None),
         None => {
