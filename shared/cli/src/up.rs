@@ -34,7 +34,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         listen_ip,
         runtime: mut config,
     } = args;
-    let _telemetry = phoenix_runtime::telemetry::init(&config.telemetry, "phoenix")?;
+    // One process, but each service's spans carry its own `service.name` (`phoenix-ledger`).
+    let names: Vec<&'static str> = phoenix_registry::specs().iter().map(|s| s.name).collect();
+    let _telemetry =
+        phoenix_runtime::telemetry::init_for_services(&config.telemetry, "phoenix", &names)?;
     let specs = phoenix_registry::specs()
         .into_iter()
         .enumerate()

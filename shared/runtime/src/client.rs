@@ -1,10 +1,15 @@
 //! Service-to-service calls. [`ClientBuilder`] makes a channel whose every call carries a deadline
 //! (the caller's remaining time or a default), the current W3C trace context and request id, and
 //! optionally a bearer token (fixed, or read from a file that may be rotated: [`BearerToken`]).
+//! Every call is a CLIENT span ([`ClientSpans`]), the parent of the peer's server span.
 //! [`ServiceContext::peer`](crate::ServiceContext::peer) builds one from the
 //! `PHOENIX_PEER_*` settings. [`call_idempotent`] retries a call marked idempotent, with
 //! exponential backoff and jitter, while the peer's answer says a retry can help, waiting at
 //! least the delay of the peer's RetryInfo.
+
+mod spans;
+
+pub use spans::{ClientBody, ClientSpans, Peer};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -20,8 +25,8 @@ use tonic::{Code, Status};
 use crate::error::{RemoteError, Retry};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// A channel to a peer service with the outgoing interceptor installed.
-pub type PeerChannel = InterceptedService<Channel, OutgoingCall>;
+/// A channel to a peer service with the outgoing interceptor installed and a span per call.
+pub type PeerChannel = ClientSpans<InterceptedService<Channel, OutgoingCall>>;
 
 /// Builds a [`PeerChannel`].
 #[derive(Debug, Clone)]
@@ -120,17 +125,22 @@ impl ClientBuilder {
         if let Some(tls) = self.tls {
             endpoint = endpoint.tls_config(tls)?;
         }
-        Ok(InterceptedService::new(
-            endpoint.connect_lazy(),
-            OutgoingCall {
-                deadline: self.deadline,
-                authorization: self.bearer_token,
-            },
+        let peer = Peer::of(endpoint.uri());
+        Ok(ClientSpans::new(
+            InterceptedService::new(
+                endpoint.connect_lazy(),
+                OutgoingCall {
+                    deadline: self.deadline,
+                    authorization: self.bearer_token,
+                },
+            ),
+            peer,
         ))
     }
 }
 
-/// Stamps every outgoing call with deadline, trace context and credentials.
+/// Stamps every outgoing call with deadline, trace context and credentials. The trace context
+/// is the current span's: inside [`ClientSpans`], the call's client span.
 #[derive(Debug, Clone)]
 pub struct OutgoingCall {
     deadline: Duration,

@@ -328,6 +328,15 @@ pub struct TelemetryConfig {
     /// OTLP/gRPC endpoint for traces, e.g. `http://otel-collector:4317`. Unset: no export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+
+    /// Which spans are traced, in `tracing` filter syntax; apart from the log filter, so quieter
+    /// logs do not thin the traces.
+    #[arg(
+        long = "trace-filter",
+        env = "PHOENIX_TRACE_FILTER",
+        default_value = "info,sqlx=warn,opentelemetry=warn,opentelemetry_sdk=warn"
+    )]
+    pub trace_filter: String,
 }
 
 /// Bearer-token authentication. Off unless a key is configured.

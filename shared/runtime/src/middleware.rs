@@ -8,7 +8,9 @@
 //!    instead of a queue that grows until everything times out;
 //! 4. authenticates the bearer token when authentication is on;
 //! 5. injects the configured faults (`PHOENIX_FAULT_*`, off by default: see [`crate::fault`]);
-//! 6. records the call's status code and latency in the metrics, and writes one log line.
+//! 6. records the call's status code and latency in the metrics, writes one log line, and
+//!    ends the span with the code (`rpc.grpc.status_code`) and, for the codes that say the
+//!    server failed, status error (see [`telemetry::rpc`]).
 //!
 //! Health and reflection are exempt from 2–5: probes must work when the service is saturated,
 //! and `Watch` streams outlive any deadline.
@@ -185,17 +187,19 @@ where
         let request_id = request_id(request.headers());
         let span = tracing::info_span!(
             "rpc",
-            otel.name = %request.uri().path(),
+            otel.name = %request.uri().path().trim_start_matches('/'),
             otel.kind = "server",
             rpc.system = "grpc",
             rpc.service = %grpc_service,
             rpc.method = %grpc_method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
             request_id = %request_id,
             trace_id = tracing::field::Empty,
             caller = tracing::field::Empty,
         );
-        // A malformed traceparent just starts a new trace.
-        let _ = span.set_parent(telemetry::extract_context(request.headers()));
+        let _ = span.set_parent(telemetry::server_parent(request.headers(), policy.service));
         let trace_context = span.context();
         span.record(
             "trace_id",
@@ -253,7 +257,7 @@ where
                 response.headers_mut().insert(REQUEST_ID_HEADER, value);
             }
             telemetry::inject_context(&trace_context, response.headers_mut());
-            record.code = response.headers().get("grpc-status").and_then(parse_code);
+            record.status = telemetry::rpc::status_in(response.headers());
             let (parts, body) = response.into_parts();
             Ok(http::Response::from_parts(
                 parts,
@@ -429,10 +433,6 @@ fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
     })
 }
 
-fn parse_code(value: &http::HeaderValue) -> Option<Code> {
-    value.to_str().ok()?.parse::<i32>().ok().map(Code::from_i32)
-}
-
 /// Follows one call to its end (the last response byte, or the client going away): then it
 /// counts the call, observes its latency and writes the access log line.
 struct RpcRecord {
@@ -441,7 +441,8 @@ struct RpcRecord {
     grpc_method: String,
     started: Instant,
     span: tracing::Span,
-    code: Option<Code>,
+    /// The `grpc-status` seen, and its `grpc-message`.
+    status: Option<(Code, Option<String>)>,
     permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -465,7 +466,7 @@ impl RpcRecord {
             grpc_method: grpc_method.to_owned(),
             started,
             span,
-            code: None,
+            status: None,
             permit: None,
         }
     }
@@ -474,7 +475,7 @@ impl RpcRecord {
 impl Drop for RpcRecord {
     fn drop(&mut self) {
         // No status seen means the client went away before the end of the response.
-        let code = self.code.unwrap_or(Code::Cancelled);
+        let (code, message) = self.status.take().unwrap_or((Code::Cancelled, None));
         let elapsed = self.started.elapsed();
         let metrics = metrics::global();
         metrics
@@ -500,6 +501,12 @@ impl Drop for RpcRecord {
                 grpc_method: self.grpc_method.clone(),
             })
             .observe(elapsed.as_secs_f64());
+        telemetry::rpc::record_status(
+            &self.span,
+            telemetry::rpc::Side::Server,
+            code,
+            message.as_deref(),
+        );
         let _entered = self.span.enter();
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         match code {
@@ -536,12 +543,9 @@ impl http_body::Body for MeteredBody {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(code) = frame
-                .trailers_ref()
-                .and_then(|trailers| trailers.get("grpc-status"))
-                .and_then(parse_code)
+            && let Some(status) = frame.trailers_ref().and_then(telemetry::rpc::status_in)
         {
-            this.record.code = Some(code);
+            this.record.status = Some(status);
         }
         polled
     }
@@ -615,7 +619,7 @@ mod tests {
             .expect("a response, not a dropped connection");
 
         assert_eq!(
-            response.headers().get("grpc-status").and_then(parse_code),
+            telemetry::rpc::status_in(response.headers()).map(|(code, _)| code),
             Some(Code::Internal)
         );
         drop(response);

@@ -152,7 +152,10 @@ async fn drive_to_end(
     driver: Driver,
 ) -> Result<SagaOutcome, Error> {
     let definition = driver.definition.clone();
-    let ended = tokio::spawn(driver.drive())
+    // With the caller's context: the saga's spans belong to the coordinator's traces.
+    let ended = tokio::spawn(phoenix_runtime::telemetry::with_current_context(
+        driver.drive(),
+    ))
         .await
         .map_err(|e| Error::internal(format!("the driver of saga {saga_id} crashed: {e}")))?;
     match ended {

@@ -127,6 +127,7 @@ impl Error {
     /// a serialization failure or deadlock is ABORTED (retry the call), a statement or lock
     /// timeout is DEADLINE_EXCEEDED, anything else INTERNAL.
     pub fn database(error: sqlx::Error) -> Self {
+        crate::telemetry::sql::statement_failed(&error);
         let sqlstate = error
             .as_database_error()
             .and_then(|e| e.code())
