@@ -25,22 +25,34 @@ const PARTITION_LOCK: i64 = 0x7068_6f65_6e69_7861; // "phoenixa"
 
 /// Records `events` (their partitions exist) and rolls them into the daily metrics, in one
 /// transaction; an event id already recorded is skipped. Answers how many were new.
+///
+/// Every insert goes in key order, so the writers of several coordinators, whose batches
+/// share days and types, wait for each other's rows instead of deadlocking on them.
 pub async fn record(pool: &PgPool, events: &[Recorded]) -> Result<u64, Error> {
     if events.is_empty() {
         return Ok(0);
     }
+    let mut events: Vec<&Recorded> = events.iter().collect();
+    events.sort_unstable_by_key(|e| (e.event_id, e.occurred_at));
+    let events = events.as_slice();
     let new: i64 = sqlx::query_scalar(
         "WITH new AS (
              INSERT INTO analytics_events (event_id, occurred_at, event_type, catalog_type,
                                            user_id, source, payload_type, payload)
-             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],
-                                  $5::uuid[], $6::text[], $7::text[], $8::bytea[])
+             SELECT e.id, e.at, e.type, e.catalog, e.user_id, e.source, e.payload_type,
+                    e.payload
+             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],
+                         $5::uuid[], $6::text[], $7::text[], $8::bytea[])
+                  WITH ORDINALITY AS e(id, at, type, catalog, user_id, source, payload_type,
+                                       payload, n)
+             ORDER BY e.n
              ON CONFLICT DO NOTHING
              RETURNING (occurred_at AT TIME ZONE 'UTC')::date AS day,
                        coalesce(catalog_type, event_type) AS event_type, user_id),
          counted_users AS (
              INSERT INTO analytics_daily_users (day, event_type, user_id)
              SELECT DISTINCT day, event_type, user_id FROM new WHERE user_id IS NOT NULL
+             ORDER BY day, event_type, user_id
              ON CONFLICT DO NOTHING
              RETURNING day, event_type),
          users AS (SELECT day, event_type, count(*) AS users FROM counted_users GROUP BY 1, 2),
@@ -49,6 +61,7 @@ pub async fn record(pool: &PgPool, events: &[Recorded]) -> Result<u64, Error> {
              INSERT INTO analytics_daily_metrics (day, event_type, events, users)
              SELECT c.day, c.event_type, c.events, coalesce(u.users, 0)
              FROM counts c LEFT JOIN users u USING (day, event_type)
+             ORDER BY c.day, c.event_type
              ON CONFLICT (day, event_type) DO UPDATE
                  SET events = analytics_daily_metrics.events + excluded.events,
                      users = analytics_daily_metrics.users + excluded.users

@@ -221,15 +221,21 @@ pub async fn lease(
             break;
         }
     }
+    // A late ack (or a member's release) may hold some of these rows: they are skipped, not
+    // waited for, so the two never deadlock; what is left expires on the next pass.
     sqlx::query(
-        "UPDATE bus_deliveries d
+        "WITH expired AS (
+             SELECT bus_seq FROM bus_deliveries
+             WHERE group_name = $1 AND state = 'leased' AND lease_until < now()
+             FOR UPDATE SKIP LOCKED)
+         UPDATE bus_deliveries d
          SET state = CASE WHEN d.attempts >= g.max_deliveries THEN 'dead' ELSE 'ready' END,
              dead_at = CASE WHEN d.attempts >= g.max_deliveries THEN now() END,
              visible_at = now(),
              last_error = 'not acknowledged within the ack timeout',
              lease_until = NULL, delivery_id = NULL, member = NULL
-         FROM bus_groups g
-         WHERE g.name = $1 AND d.group_name = $1 AND d.state = 'leased' AND d.lease_until < now()",
+         FROM bus_groups g, expired x
+         WHERE g.name = $1 AND d.group_name = $1 AND d.bus_seq = x.bus_seq",
     )
     .bind(group)
     .execute(&mut *tx)
@@ -518,7 +524,8 @@ pub async fn group_lag(pool: &PgPool) -> Result<Vec<(String, i64, i64)>, Error> 
 
 /// Deletes up to `limit` events that reached the bus more than `retention` ago, that every
 /// group's position has passed and that no delivery (outstanding or dead) still needs.
-/// Answers how many.
+/// Answers how many. Every coordinator purges: rows another one is deleting are skipped, so
+/// two purges share the work instead of waiting on (or deadlocking over) the same rows.
 pub async fn purge(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64, Error> {
     Ok(sqlx::query(
         "DELETE FROM bus_events WHERE bus_seq IN (
@@ -526,7 +533,8 @@ pub async fn purge(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64
              WHERE e.received_at < now() - $1 * interval '1 millisecond'
                AND e.bus_seq <= coalesce((SELECT min(position) FROM bus_groups), e.bus_seq)
                AND NOT EXISTS (SELECT 1 FROM bus_deliveries d WHERE d.bus_seq = e.bus_seq)
-             ORDER BY e.bus_seq LIMIT $2)",
+             ORDER BY e.bus_seq LIMIT $2
+             FOR UPDATE OF e SKIP LOCKED)",
     )
     .bind(millis(retention))
     .bind(limit)

@@ -14,7 +14,8 @@
 //! (a stuck saga included); inside the coordinator, [`schedule`] runs it every
 //! `PHOENIX_COORDINATOR_RECONCILE_INTERVAL` over the sagas that ended in the last two
 //! intervals, records each run and its findings (`reconciliation_runs`,
-//! `reconciliation_findings`) and sets `phoenix_reconciliation_inconsistencies`.
+//! `reconciliation_findings`) and sets `phoenix_reconciliation_inconsistencies`; of several
+//! coordinators on one database, one makes each period's run ([`scheduled_tick`]).
 
 mod purchase;
 pub mod store;
@@ -285,9 +286,29 @@ pub fn schedule(context: &ServiceContext) -> anyhow::Result<()> {
     context.every("reconciliation", interval, move || {
         let pool = pool.clone();
         let participants = participants.clone();
-        async move { scheduled_run(&pool, &participants, interval).await }
+        async move {
+            scheduled_tick(&pool, &participants, interval).await?;
+            Ok(())
+        }
     });
     Ok(())
+}
+
+/// What the schedule runs at each tick: [`scheduled_run`], unless another coordinator on the
+/// database makes this period's ([`store::claim_period`]), so N replicas reconcile about once
+/// per interval and never at the same time.
+pub async fn scheduled_tick(
+    pool: &PgPool,
+    participants: &Participants,
+    interval: Duration,
+) -> anyhow::Result<bool> {
+    let Some(claim) = store::claim_period(pool, interval).await? else {
+        tracing::debug!("another coordinator makes this period's reconciliation");
+        return Ok(false);
+    };
+    let ran = scheduled_run(pool, participants, interval).await;
+    claim.release().await;
+    ran.map(|()| true)
 }
 
 /// One scheduled run: reconciles, records, sets the metrics, logs each finding at error level.
