@@ -1,0 +1,173 @@
+//! The `phoenix` command on several databases: `migrate` and `up` put each service where its
+//! `PHOENIX_<SERVICE>_DATABASE_URL` says, the others on `DATABASE_URL`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use phoenix_testkit::TestDatabase;
+
+const SERVICES: [&str; 7] = [
+    "directory",
+    "goals",
+    "missions",
+    "ledger",
+    "coordinator",
+    "conversations",
+    "narrative",
+];
+
+/// `phoenix <args>` with `DATABASE_URL` = `shared`, `own` as each named service's own URL,
+/// and nothing else from the caller's environment that could choose a database.
+fn phoenix(args: &[&str], shared: &TestDatabase, own: &[(&str, &TestDatabase)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_phoenix"));
+    command
+        .args(args)
+        .env("DATABASE_URL", &shared.url)
+        .env("PHOENIX_METRICS_ADDR", "127.0.0.1:0")
+        .env("PHOENIX_LOG", "warn");
+    for service in SERVICES {
+        command.env_remove(phoenix_runtime::config::database_variable(service));
+    }
+    for (service, database) in own {
+        command.env(
+            phoenix_runtime::config::database_variable(service),
+            &database.url,
+        );
+    }
+    command
+}
+
+/// The Phoenix schemas present in `database`, sorted.
+async fn schemas_in(database: &TestDatabase) -> Vec<String> {
+    let pool = database.pool("public").await;
+    let names: Vec<String> = SERVICES.iter().map(|s| (*s).to_owned()).collect();
+    let mut found: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = ANY($1)")
+            .bind(&names)
+            .fetch_all(&pool)
+            .await
+            .expect("list the schemas");
+    pool.close().await;
+    found.sort();
+    found
+}
+
+fn all_but(excluded: &[&str]) -> Vec<String> {
+    let mut rest: Vec<String> = SERVICES
+        .iter()
+        .filter(|s| !excluded.contains(s))
+        .map(|s| (*s).to_owned())
+        .collect();
+    rest.sort();
+    rest
+}
+
+#[tokio::test]
+async fn migrate_all_puts_each_schema_on_its_services_database() {
+    let shared = TestDatabase::create().await;
+    let own = TestDatabase::create().await;
+    let output = phoenix(
+        &["migrate", "all", "up"],
+        &shared,
+        &[("ledger", &own), ("conversations", &own)],
+    )
+    .output()
+    .expect("run phoenix migrate");
+    assert!(
+        output.status.success(),
+        "phoenix migrate all up failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(schemas_in(&own).await, ["conversations", "ledger"]);
+    assert_eq!(
+        schemas_in(&shared).await,
+        all_but(&["ledger", "conversations"])
+    );
+}
+
+#[tokio::test]
+async fn a_bad_service_url_stops_the_command_naming_the_variable() {
+    let shared = TestDatabase::create().await;
+    let output = phoenix(&["migrate", "all", "status"], &shared, &[])
+        .env(
+            "PHOENIX_NARRATIVE_DATABASE_URL",
+            "mysql://root:hunter2@db/narrative",
+        )
+        .output()
+        .expect("run phoenix migrate");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: PHOENIX_NARRATIVE_DATABASE_URL (--narrative-database-url) has an invalid value: not a PostgreSQL URL"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is not echoed: {stderr}"
+    );
+    assert!(schemas_in(&shared).await.is_empty(), "nothing was migrated");
+}
+
+#[tokio::test]
+async fn up_serves_on_two_servers_and_stops_on_sigterm() {
+    let shared = TestDatabase::create().await;
+    let own = TestDatabase::create().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    // Seven consecutive ports from a free one; a clash only fails this test loudly.
+    let base = listener
+        .local_addr()
+        .expect("an address")
+        .port()
+        .min(60_000);
+    drop(listener);
+    let mut child = phoenix(
+        &["up", "--base-port", &base.to_string()],
+        &shared,
+        &[("goals", &own), ("coordinator", &own)],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start phoenix up");
+    let stdout = child.stdout.take().expect("stdout");
+    let ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("Phoenix is up"))
+    });
+    let started = Instant::now();
+    let up = tokio::time::timeout(Duration::from_secs(60), ready).await;
+    if !matches!(up, Ok(Ok(true))) {
+        let _ = child.kill();
+        let output = child.wait_with_output().expect("wait");
+        panic!(
+            "phoenix up did not come up within {:?}: {}",
+            started.elapsed(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(schemas_in(&own).await, ["coordinator", "goals"]);
+    assert_eq!(
+        schemas_in(&shared).await,
+        all_but(&["goals", "coordinator"])
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait for phoenix up");
+    assert!(
+        output.status.success(),
+        "phoenix up stopped with an error: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
