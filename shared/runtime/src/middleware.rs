@@ -187,7 +187,7 @@ where
         let request_id = request_id(request.headers());
         let span = tracing::info_span!(
             "rpc",
-            otel.name = %request.uri().path().trim_start_matches('/'),
+            otel.name = %format_args!("{grpc_service}/{grpc_method}"),
             otel.kind = "server",
             rpc.system = "grpc",
             rpc.service = %grpc_service,
