@@ -161,11 +161,7 @@ fn trace_of(spans: &[Received], trace_id: &[u8]) -> HashMap<Vec<u8>, Received> {
 }
 
 /// Whether `ancestor` is `span`'s parent, or its parent's, and so on.
-fn descends_from(
-    trace: &HashMap<Vec<u8>, Received>,
-    span: &Received,
-    ancestor: &Received,
-) -> bool {
+fn descends_from(trace: &HashMap<Vec<u8>, Received>, span: &Received, ancestor: &Received) -> bool {
     let mut parent = span.span.parent_span_id.clone();
     while let Some(up) = trace.get(&parent) {
         if up.span.span_id == ancestor.span.span_id {
@@ -192,14 +188,20 @@ async fn a_purchase_arrives_as_one_tree_from_the_coordinator_to_the_ledger_s_sql
             .expect("telemetry exporting to the receiver"),
     );
 
-    let directory = spawn(phoenix_directory::spec()).await;
-    let ledger = spawn(phoenix_ledger::spec()).await;
-    let narrative = spawn(phoenix_narrative::spec()).await;
-    let urls = (directory.url(), ledger.url(), narrative.url());
+    let (directory, ledger, narrative) = tokio::join!(
+        spawn(phoenix_directory::spec()),
+        spawn(phoenix_ledger::spec()),
+        spawn(phoenix_narrative::spec()),
+    );
+    let peers = [
+        ("directory", directory.url()),
+        ("ledger", ledger.url()),
+        ("narrative", narrative.url()),
+    ];
     let coordinator = spawn_with(phoenix_coordinator::spec(), move |config| {
-        config.peers.directory_url = Some(urls.0);
-        config.peers.ledger_url = Some(urls.1);
-        config.peers.narrative_url = Some(urls.2);
+        for (name, url) in peers {
+            config.peers.set_url(name, url);
+        }
     })
     .await;
     let mut shop = ShopFixture::open(ledger.channel.clone(), directory.channel.clone(), "shop")
@@ -268,7 +270,9 @@ async fn a_purchase_arrives_as_one_tree_from_the_coordinator_to_the_ledger_s_sql
                     })?;
                     let statements: Vec<Received> = trace
                         .values()
-                        .filter(|s| s.string("db.system").is_some() && descends_from(&trace, s, server))
+                        .filter(|s| {
+                            s.string("db.system").is_some() && descends_from(&trace, s, server)
+                        })
                         .cloned()
                         .collect();
                     (!statements.is_empty()).then(|| (client.clone(), server.clone(), statements))
@@ -278,7 +282,10 @@ async fn a_purchase_arrives_as_one_tree_from_the_coordinator_to_the_ledger_s_sql
         })
         .await;
     for (client, server, statements) in &calls {
-        assert!(descends_from(&trace, client, &root), "{client:?} under the purchase");
+        assert!(
+            descends_from(&trace, client, &root),
+            "{client:?} under the purchase"
+        );
         assert_eq!(client.service, "phoenix-coordinator", "{client:?}");
         assert_eq!(client.string("rpc.system"), Some("grpc"));
         assert_eq!(
@@ -326,50 +333,39 @@ async fn a_purchase_arrives_as_one_tree_from_the_coordinator_to_the_ledger_s_sql
             .connect_lazy()
             .expect("channel"),
     );
-    let missing = |tenant_id: &str| ledger::GetAccountRequest {
-        tenant_id: tenant_id.to_owned(),
-        account_id: Uuid::new_v4().to_string(),
-    };
-    let refused = accounts
-        .get_account(missing(&shop.tenant_id))
-        .await
-        .expect_err("no such account");
-    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
-    let (client, server) = receiver
-        .wait_for(&telemetry, "the NOT_FOUND call", |spans| {
-            call_with_code(spans, GET_ACCOUNT, 5)
-        })
-        .await;
-    assert_eq!(client.status().0, StatusCode::Error, "{client:?}");
+    let (client, server) = failed_call(
+        &receiver,
+        &telemetry,
+        &mut accounts,
+        &shop.tenant_id,
+        Code::NotFound,
+    )
+    .await;
     assert!(!client.status().1.is_empty(), "the client span says why");
     assert_eq!(server.status().0, StatusCode::Unset, "{server:?}");
     assert_eq!(server.service, "phoenix-ledger");
 
-    // An INTERNAL: the ledger's accounts table is gone.
+    // An INTERNAL: the ledger's accounts table is gone. An error on both sides, and for the
+    // statement that failed.
     sqlx::query("ALTER TABLE accounts RENAME TO accounts_gone")
         .execute(&ledger.pool)
         .await
         .expect("rename");
-    let failed = accounts
-        .get_account(missing(&shop.tenant_id))
-        .await
-        .expect_err("the table is gone");
-    assert_eq!(failed.code(), Code::Internal, "{failed:?}");
-    let (client, server) = receiver
-        .wait_for(&telemetry, "the INTERNAL call", |spans| {
-            call_with_code(spans, GET_ACCOUNT, 13)
-        })
-        .await;
-    assert_eq!(client.status().0, StatusCode::Error, "{client:?}");
+    let (_, server) = failed_call(
+        &receiver,
+        &telemetry,
+        &mut accounts,
+        &shop.tenant_id,
+        Code::Internal,
+    )
+    .await;
     assert_eq!(server.status().0, StatusCode::Error, "{server:?}");
     let failed_statement = receiver
         .wait_for(&telemetry, "the failed statement", |spans| {
-            spans
-                .iter()
-                .find(|s| {
-                    s.span.parent_span_id == server.span.span_id
-                        && s.status().0 == StatusCode::Error
-                })
+            let trace = trace_of(spans, &server.span.trace_id);
+            trace
+                .values()
+                .find(|s| descends_from(&trace, s, &server) && s.status().0 == StatusCode::Error)
                 .cloned()
         })
         .await;
@@ -379,6 +375,32 @@ async fn a_purchase_arrives_as_one_tree_from_the_coordinator_to_the_ledger_s_sql
         "{:?}",
         failed_statement.status()
     );
+}
+
+/// Asks the ledger for an account that does not exist, expecting `code`, and returns the
+/// call's client span (status error, whatever the code) and the ledger's server span under it.
+async fn failed_call(
+    receiver: &Receiver,
+    telemetry: &Arc<TelemetryGuard>,
+    accounts: &mut LedgerServiceClient<phoenix_runtime::client::PeerChannel>,
+    tenant_id: &str,
+    code: Code,
+) -> (Received, Received) {
+    let error = accounts
+        .get_account(ledger::GetAccountRequest {
+            tenant_id: tenant_id.to_owned(),
+            account_id: Uuid::new_v4().to_string(),
+        })
+        .await
+        .expect_err("the call fails");
+    assert_eq!(error.code(), code, "{error:?}");
+    let (client, server) = receiver
+        .wait_for(telemetry, &format!("the {code:?} call"), |spans| {
+            call_with_code(spans, GET_ACCOUNT, code as i64)
+        })
+        .await;
+    assert_eq!(client.status().0, StatusCode::Error, "{client:?}");
+    (client, server)
 }
 
 /// The client span of a call to `method` that ended with `code`, and the server span under it.

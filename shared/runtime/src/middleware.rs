@@ -21,13 +21,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::FutureExt;
 use opentelemetry::trace::TraceContextExt;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::body::Body;
-use tonic::{Code, Status};
+use tonic::Code;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -187,7 +186,7 @@ where
         let request_id = request_id(request.headers());
         let span = tracing::info_span!(
             "rpc",
-            otel.name = %request.uri().path().trim_start_matches('/'),
+            otel.name = %format_args!("{grpc_service}/{grpc_method}"),
             otel.kind = "server",
             rpc.system = "grpc",
             rpc.service = %grpc_service,
@@ -261,10 +260,7 @@ where
             let (parts, body) = response.into_parts();
             Ok(http::Response::from_parts(
                 parts,
-                Body::new(MeteredBody {
-                    inner: body,
-                    record,
-                }),
+                Body::new(telemetry::rpc::StatusWatch::new(body, record)),
             ))
         };
         Box::pin(future.instrument(span))
@@ -442,7 +438,7 @@ struct RpcRecord {
     started: Instant,
     span: tracing::Span,
     /// The `grpc-status` seen, and its `grpc-message`.
-    status: Option<(Code, Option<String>)>,
+    status: Option<telemetry::rpc::CallStatus>,
     permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -523,39 +519,9 @@ impl Drop for RpcRecord {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The response body, watched for the `grpc-status` trailer.
-    struct MeteredBody {
-        #[pin]
-        inner: Body,
-        record: RpcRecord,
-    }
-}
-
-impl http_body::Body for MeteredBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(status) = frame.trailers_ref().and_then(telemetry::rpc::status_in)
-        {
-            this.record.status = Some(status);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+impl telemetry::rpc::AwaitsStatus for RpcRecord {
+    fn status_seen(&mut self, status: telemetry::rpc::CallStatus) {
+        self.status = Some(status);
     }
 }
 

@@ -156,8 +156,8 @@ async fn drive_to_end(
     let ended = tokio::spawn(phoenix_runtime::telemetry::with_current_context(
         driver.drive(),
     ))
-        .await
-        .map_err(|e| Error::internal(format!("the driver of saga {saga_id} crashed: {e}")))?;
+    .await
+    .map_err(|e| Error::internal(format!("the driver of saga {saga_id} crashed: {e}")))?;
     match ended {
         Ok(progress) => Ok(outcome_of(
             saga_id,

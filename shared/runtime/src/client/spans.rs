@@ -13,7 +13,12 @@ use std::task::{Context, Poll};
 use tonic::{Code, Status};
 use tracing::Instrument;
 
-use crate::telemetry::rpc::{Side, record_status, status_in};
+use crate::telemetry::rpc::{
+    AwaitsStatus, CallStatus, Side, StatusWatch, record_status, status_in,
+};
+
+/// The response body of a call through [`ClientSpans`]: the span ends with it.
+pub type ClientBody<B> = StatusWatch<B, CallRecord>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -99,10 +104,7 @@ where
                         let (parts, body) = response.into_parts();
                         Ok(http::Response::from_parts(
                             parts,
-                            ClientBody {
-                                inner: body,
-                                record,
-                            },
+                            StatusWatch::new(body, record),
                         ))
                     }
                     Err(error) => {
@@ -121,9 +123,9 @@ where
 }
 
 /// Follows the call to its status, and ends the span with it.
-struct CallRecord {
+pub struct CallRecord {
     span: tracing::Span,
-    status: Option<(Code, Option<String>)>,
+    status: Option<CallStatus>,
 }
 
 impl Drop for CallRecord {
@@ -138,38 +140,8 @@ impl Drop for CallRecord {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The response body, watched for the `grpc-status` trailer.
-    pub struct ClientBody<B> {
-        #[pin]
-        inner: B,
-        record: CallRecord,
-    }
-}
-
-impl<B: http_body::Body> http_body::Body for ClientBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(status) = frame.trailers_ref().and_then(status_in)
-        {
-            this.record.status = Some(status);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+impl AwaitsStatus for CallRecord {
+    fn status_seen(&mut self, status: CallStatus) {
+        self.status = Some(status);
     }
 }

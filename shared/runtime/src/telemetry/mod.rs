@@ -211,6 +211,19 @@ fn install_propagation(provider: &SdkTracerProvider) {
     opentelemetry::global::set_tracer_provider(provider.clone());
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut: what a span
+/// carries of a statement or a message.
+fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// Reads W3C trace context from HTTP/2 headers (gRPC metadata) into the current context, so
 /// what it carries (the service the work belongs to, [`ServiceRoute`]) is kept.
 pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
@@ -260,5 +273,14 @@ impl Injector for HeaderWriter<'_> {
         ) {
             self.0.insert(name, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary() {
+        assert_eq!(super::bounded("short", 10), "short");
+        assert_eq!(super::bounded("ééé", 3), "é…");
     }
 }

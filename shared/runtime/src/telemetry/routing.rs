@@ -140,7 +140,9 @@ mod tests {
 
         let in_ledger = Context::new().with_value(ServiceRoute("ledger"));
         tracer.start_with_context("served", &in_ledger).end();
-        tracer.start_with_context("background", &Context::new()).end();
+        tracer
+            .start_with_context("background", &Context::new())
+            .end();
         let elsewhere = Context::new().with_value(ServiceRoute("missing"));
         tracer
             .start_with_context("unknown service", &elsewhere)

@@ -2,10 +2,63 @@
 //! call record when it ends, as OpenTelemetry's RPC conventions for gRPC say: the numeric
 //! `rpc.grpc.status_code`, and span status error for the codes that are errors on that side.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use tonic::Code;
 
 /// Longest status message a span carries, in bytes.
 const MAX_MESSAGE_BYTES: usize = 512;
+
+/// A call's status, as [`status_in`] reads it: the code and its message.
+pub type CallStatus = (Code, Option<String>);
+
+/// What follows a call to its end and wants its status when the trailers bring it.
+pub trait AwaitsStatus {
+    fn status_seen(&mut self, status: CallStatus);
+}
+
+pin_project_lite::pin_project! {
+    /// A response body watched for the `grpc-status` trailer, which it hands to `record`.
+    pub struct StatusWatch<B, R> {
+        #[pin]
+        inner: B,
+        record: R,
+    }
+}
+
+impl<B, R> StatusWatch<B, R> {
+    pub fn new(inner: B, record: R) -> Self {
+        Self { inner, record }
+    }
+}
+
+impl<B: http_body::Body, R: AwaitsStatus> http_body::Body for StatusWatch<B, R> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(status) = frame.trailers_ref().and_then(status_in)
+        {
+            this.record.status_seen(status);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Which side of the call a span describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +88,7 @@ impl Side {
 }
 
 /// The gRPC status in `headers` (response headers of a trailers-only answer, or trailers).
-pub fn status_in(headers: &http::HeaderMap) -> Option<(Code, Option<String>)> {
+pub fn status_in(headers: &http::HeaderMap) -> Option<CallStatus> {
     let code = headers
         .get("grpc-status")?
         .to_str()
@@ -59,7 +112,10 @@ pub fn record_status(span: &tracing::Span, side: Side, code: Code, message: Opti
             Some(message) if !message.is_empty() => message,
             _ => code.description(),
         };
-        span.record("otel.status_description", bounded(message));
+        span.record(
+            "otel.status_description",
+            super::bounded(message, MAX_MESSAGE_BYTES),
+        );
     }
 }
 
@@ -85,17 +141,6 @@ fn percent_decode(value: &[u8]) -> String {
         }
     }
     String::from_utf8_lossy(&decoded).into_owned()
-}
-
-fn bounded(message: &str) -> String {
-    if message.len() <= MAX_MESSAGE_BYTES {
-        return message.to_owned();
-    }
-    let mut end = MAX_MESSAGE_BYTES;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
 }
 
 #[cfg(test)]

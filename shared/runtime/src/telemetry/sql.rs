@@ -31,6 +31,8 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::bounded;
+
 /// The target of sqlx's statement events.
 pub const SQLX_TARGET: &str = "sqlx::query";
 
@@ -141,10 +143,9 @@ pub fn statement_failed(error: &sqlx::Error) {
             ),
             None => error.to_string(),
         };
-        pending.span.set_status(Status::error(bounded(
-            &message,
-            MAX_MESSAGE_BYTES,
-        )));
+        pending
+            .span
+            .set_status(Status::error(bounded(&message, MAX_MESSAGE_BYTES)));
         pending.end();
     });
 }
@@ -242,18 +243,6 @@ fn top_level_words(sql: &str) -> impl Iterator<Item = &str> {
     words.into_iter()
 }
 
-/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut.
-fn bounded(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,11 +264,5 @@ mod tests {
         );
         assert_eq!(operation("BEGIN"), "BEGIN");
         assert_eq!(operation(""), "SQL");
-    }
-
-    #[test]
-    fn long_text_is_cut_on_a_character_boundary() {
-        assert_eq!(bounded("short", 10), "short");
-        assert_eq!(bounded("ééé", 3), "é…");
     }
 }
