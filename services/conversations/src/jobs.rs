@@ -1,7 +1,9 @@
 //! The context's background work: the cleanup (expired cache entries, empty acknowledged
-//! buffers, expired leases, old typing stamps) every [`CLEANUP_INTERVAL`]. Each replica runs
-//! it; concurrent deletes of the same rows are safe, and it never removes an unacknowledged
-//! message.
+//! buffers, expired leases, old typing stamps) every [`CLEANUP_INTERVAL`] (or as
+//! `PHOENIX_JOB_INTERVALS` says). It is a singleton
+//! ([`ServiceContext::singleton`]): with several replicas one runs it at a time and the others
+//! skip their tick, so no two cleanups contend for the same rows. It never removes an
+//! unacknowledged message.
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
 
 pub fn start(context: &ServiceContext, conversations: &Conversations) {
     let conversations = conversations.clone();
-    context.every("conversations-cleanup", CLEANUP_INTERVAL, move || {
+    context.singleton("conversations-cleanup", CLEANUP_INTERVAL, move || {
         let conversations = conversations.clone();
         async move {
             let removed = conversations.cleanup().await?;

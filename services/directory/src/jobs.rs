@@ -1,6 +1,6 @@
 //! The directory's background work: forgetting the idempotency keys of VIP changes once they
 //! expire ([`IDEMPOTENCY_TTL`](crate::app::IDEMPOTENCY_TTL)), so `request_keys` does not grow
-//! without end. Each replica runs it; concurrent deletes of the same expired rows are safe.
+//! without end. One replica at a time runs it (a singleton); the others skip their tick.
 
 use std::time::Duration;
 

@@ -48,7 +48,7 @@ fn build(context: &ServiceContext) -> anyhow::Result<GrpcServices> {
         None
     };
     let goals = app::Goals::new(context.pool.clone(), context.shutdown.clone(), directory);
-    // Every minute each replica forgets up to 10,000 expired keys of the creates.
+    // Every minute one replica (a singleton job) forgets up to 10,000 expired keys of the creates.
     phoenix_runtime::idempotency::sweep_expired_keys(
         context,
         "goals-remove-expired-keys",

@@ -1,6 +1,9 @@
 //! Background work of the ledger: releasing expired pending transfers and stock reservations,
-//! failing import batches whose client stopped, and forgetting expired idempotency keys. Each job runs on every replica; they are safe to run concurrently because
-//! each change takes the same row locks as the RPCs do.
+//! failing import batches whose client stopped, and forgetting expired idempotency keys. Each
+//! job is a singleton ([`ServiceContext::singleton`]): with several replicas, one runs it at a
+//! time and the others skip their tick, so a pending or reservation expires once, with one
+//! event. Each change still takes the same row locks as the RPCs do (reservations are claimed
+//! `FOR UPDATE SKIP LOCKED`), so an RPC racing a sweep is safe too.
 
 use std::time::Duration;
 
@@ -20,7 +23,7 @@ const KEY_BATCH: i64 = 10_000;
 pub fn start(context: &ServiceContext, ledger: &Ledger) {
     let interval = ledger.settings().sweep_interval;
     let sweep = ledger.clone();
-    context.every("expire-pendings", interval, move || {
+    context.singleton("expire-pendings", interval, move || {
         let ledger = sweep.clone();
         async move {
             ledger.expire_pendings().await?;
@@ -28,7 +31,7 @@ pub fn start(context: &ServiceContext, ledger: &Ledger) {
         }
     });
     let sweep = ledger.clone();
-    context.every("expire-reservations", interval, move || {
+    context.singleton("expire-reservations", interval, move || {
         let ledger = sweep.clone();
         async move {
             ledger.expire_reservations(Utc::now(), EXPIRY_BATCH).await?;
@@ -36,7 +39,7 @@ pub fn start(context: &ServiceContext, ledger: &Ledger) {
         }
     });
     let sweep = ledger.clone();
-    context.every("fail-stale-import-batches", STALE_SWEEP, move || {
+    context.singleton("fail-stale-import-batches", STALE_SWEEP, move || {
         let ledger = sweep.clone();
         async move {
             ledger.fail_stale_imports(Utc::now()).await?;
@@ -44,7 +47,7 @@ pub fn start(context: &ServiceContext, ledger: &Ledger) {
         }
     });
     let pool = ledger.pool().clone();
-    context.every("remove-expired-keys", Duration::from_secs(60), move || {
+    context.singleton("remove-expired-keys", Duration::from_secs(60), move || {
         let pool = pool.clone();
         async move {
             let removed =

@@ -1,6 +1,9 @@
 //! The service's schedules: the batch day close, the analytics refresh and the catalog reload.
-//! Each replica runs them; the day close skips boards another replica holds (SKIP LOCKED) and
-//! a concurrent refresh waits for the other, so running them everywhere is safe.
+//! The catalog reload refreshes this process's cache, so every replica runs it. The day close
+//! and the analytics refresh work on the shared database, so they are singletons
+//! ([`ServiceContext::singleton`](phoenix_runtime::ServiceContext::singleton)): one replica at a
+//! time runs each, the others skip their tick. The day close also skips boards an RPC holds
+//! (SKIP LOCKED), so a board's day closes once however many replicas there are.
 
 use std::time::Duration;
 
@@ -27,7 +30,7 @@ pub fn start(
         return;
     }
     let day_close = missions.clone();
-    context.every(
+    context.singleton(
         "missions-day-close",
         settings.day_close_interval,
         move || {
@@ -42,7 +45,7 @@ pub fn start(
         },
     );
     let analytics = missions.clone();
-    context.every(
+    context.singleton(
         "missions-analytics-refresh",
         settings.analytics_refresh_interval,
         move || {

@@ -1,6 +1,6 @@
 //! The narrative's background work: forgetting the idempotency keys of progress changes once
 //! they expire ([`IDEMPOTENCY_TTL`](crate::app::IDEMPOTENCY_TTL)), so `request_keys` does not
-//! grow without end.
+//! grow without end. One replica at a time runs it (a singleton); the others skip their tick.
 
 use std::time::Duration;
 

@@ -107,6 +107,10 @@ pub struct RuntimeConfig {
     /// Faults injected on purpose (off by default): see [`crate::fault`].
     #[command(flatten)]
     pub faults: crate::fault::FaultConfig,
+
+    /// Intervals of the background jobs (`PHOENIX_JOB_INTERVALS`): see [`crate::jobs`].
+    #[command(flatten)]
+    pub jobs: crate::jobs::JobConfig,
 }
 
 impl RuntimeConfig {

@@ -254,7 +254,9 @@ fn expiry(now: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
         .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
 }
 
-/// Deletes keys that expired before `now`, at most `limit` at a time; returns how many.
+/// Deletes keys that expired before `now`, at most `limit` at a time; returns how many. Rows
+/// another transaction holds are left for the next sweep (`SKIP LOCKED`), so concurrent sweeps
+/// delete disjoint rows and never wait for each other.
 pub async fn remove_expired(
     pool: &sqlx::PgPool,
     now: DateTime<Utc>,
@@ -262,7 +264,7 @@ pub async fn remove_expired(
 ) -> Result<u64, sqlx::Error> {
     let removed = sqlx::query(
         "DELETE FROM request_keys WHERE ctid IN (
-             SELECT ctid FROM request_keys WHERE expires_at <= $1 LIMIT $2)",
+             SELECT ctid FROM request_keys WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
     )
     .bind(now)
     .bind(limit)
@@ -272,8 +274,8 @@ pub async fn remove_expired(
 }
 
 /// Runs [`remove_expired`] as the background job `name` of the service of `context`: every
-/// `interval`, at most `batch` keys a sweep. Each replica runs it; concurrent deletes of the
-/// same expired rows are safe.
+/// `interval`, at most `batch` keys a sweep, on one replica at a time
+/// ([`ServiceContext::singleton`](crate::ServiceContext::singleton)).
 pub fn sweep_expired_keys(
     context: &crate::ServiceContext,
     name: &'static str,
@@ -281,7 +283,7 @@ pub fn sweep_expired_keys(
     batch: i64,
 ) {
     let pool = context.pool.clone();
-    context.every(name, interval, move || {
+    context.singleton(name, interval, move || {
         let pool = pool.clone();
         async move {
             let removed = remove_expired(&pool, Utc::now(), batch).await?;

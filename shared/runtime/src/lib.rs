@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod error;
 pub mod fault;
 pub mod idempotency;
+pub mod jobs;
 pub mod metrics;
 pub mod middleware;
 pub mod migrate;

@@ -129,29 +129,25 @@ impl ServiceContext {
     }
 
     /// Runs `job` every `interval` (the first time one interval from now) until shutdown, in the
-    /// background: the service's sweepers and schedules. A failed run is logged and the next one still happens.
+    /// background, on **every replica**: for work on this process's own state (a cache reload).
+    /// A failed run is logged and the next one still happens. See [`crate::jobs`].
     pub fn every<F, Fut>(&self, name: &'static str, interval: Duration, job: F)
     where
         F: Fn() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
     {
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            // The first run is one interval after the start, not at it: a service that just
-            // started (or a test that just spawned one) is not raced by its own schedules.
-            let mut ticks =
-                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = ticks.tick() => {}
-                }
-                if let Err(error) = job().await {
-                    tracing::warn!(job = name, error = %format!("{error:#}"), "background job failed");
-                }
-            }
-        });
+        crate::jobs::schedule(self, name, interval, crate::jobs::Replicas::Each, job);
+    }
+
+    /// Like [`every`](Self::every), but on **one replica at a time**: the service's sweepers
+    /// and schedules on the shared database. A tick that finds another replica running the job
+    /// (its advisory lock, keyed by schema and `name`) skips. See [`crate::jobs`].
+    pub fn singleton<F, Fut>(&self, name: &'static str, interval: Duration, job: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+    {
+        crate::jobs::schedule(self, name, interval, crate::jobs::Replicas::One, job);
     }
 
     /// Largest message a service accepts or sends; apply to each generated server with

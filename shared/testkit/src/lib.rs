@@ -20,6 +20,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
+mod replicas;
+pub use replicas::{
+    TestReplicas, await_job_ticks, job_runs, spawn_replicas, sweeps_expired_keys_once,
+};
+
 enum Server {
     Embedded(EmbeddedPostgres),
     External(String),
@@ -221,7 +226,7 @@ pub async fn spawn_with(
     start_on(spec, Arc::new(config), database, pool).await
 }
 
-async fn start_on(
+pub(crate) async fn start_on(
     spec: ServiceSpec,
     config: Arc<RuntimeConfig>,
     database: TestDatabase,

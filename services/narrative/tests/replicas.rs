@@ -1,0 +1,11 @@
+//! Two replicas of the narrative on one database: its background job (the idempotency-key sweep)
+//! runs on one replica at a time and does its work once.
+
+#[tokio::test]
+async fn two_replicas_sweep_expired_keys_once_without_failures() {
+    phoenix_testkit::sweeps_expired_keys_once(
+        phoenix_narrative::spec(),
+        "narrative-remove-expired-keys",
+    )
+    .await;
+}
