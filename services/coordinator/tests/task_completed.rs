@@ -14,6 +14,7 @@ use phoenix_proto::goals::v1::goals_service_client::GoalsServiceClient;
 use phoenix_proto::missions::v1 as missions_pb;
 use phoenix_proto::missions::v1::missions_service_client::MissionsServiceClient;
 use phoenix_testkit::{TestService, directory_user, spawn, spawn_with};
+
 use prost::Message;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -33,6 +34,12 @@ struct World {
 
 impl World {
     async fn start() -> Self {
+        Self::start_replicas(1).await.0
+    }
+
+    /// The world with `count` missions replicas on one database: the world's `missions` is the
+    /// first, the others are answered beside it.
+    async fn start_replicas(count: usize) -> (Self, Vec<TestService>) {
         let directory = spawn(phoenix_directory::spec()).await;
         let directory_url = directory.url();
         let goals = spawn_with(phoenix_goals::spec(), move |config| {
@@ -45,12 +52,15 @@ impl World {
         })
         .await;
         let coordinator_url = coordinator.url();
-        let missions = spawn_with(phoenix_missions::spec(), move |config| {
-            config.peers.set_url("coordinator", coordinator_url);
-        })
-        .await;
+        let mut others =
+            phoenix_testkit::spawn_replicas(phoenix_missions::spec(), count, |config| {
+                config.peers.set_url("coordinator", coordinator_url.clone());
+            })
+            .await
+            .replicas;
+        let missions = others.remove(0);
         let user = directory_user(&directory.channel, "boss@example.com", "UTC").await;
-        Self {
+        let world = Self {
             goals_client: GoalsServiceClient::new(goals.channel.clone()),
             board_client: MissionsServiceClient::new(missions.channel.clone()),
             _directory: directory,
@@ -58,7 +68,8 @@ impl World {
             coordinator,
             missions,
             user,
-        }
+        };
+        (world, others)
     }
 
     /// A TODO task of a new goal of the user.
@@ -339,4 +350,52 @@ async fn an_event_for_a_task_no_boss_links_is_acked_and_changes_nothing() {
         .await
         .expect("applied");
     assert_eq!(outcome, TaskOutcome::Duplicate);
+}
+
+#[tokio::test]
+async fn two_missions_replicas_credit_each_task_completed_once() {
+    let (mut w, _second) = World::start_replicas(2).await;
+    let mut done = Vec::new();
+    for n in 0..6 {
+        w.user = directory_user(
+            &w._directory.channel,
+            &format!("boss{n}@example.com"),
+            "UTC",
+        )
+        .await;
+        let task = w.task().await;
+        w.linked_board(&task.id).await;
+        let task = w.move_task(&task, goals_pb::TaskStatus::InProgress).await;
+        w.move_task(&task, goals_pb::TaskStatus::Done).await;
+        done.push((w.user.clone(), task.id));
+    }
+    for (user, task) in &done {
+        let event = w.bus_event_of(task).await;
+        assert_eq!(w.processed(event).await, 1, "{user}: one board moved");
+    }
+    w.wait_acked().await;
+    // Each event credited once by one of the two replicas, whichever the bus leased it to.
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM missions_v2_task_events")
+            .fetch_all(&w.missions.pool)
+            .await
+            .expect("task events");
+    assert_eq!(rows, [(6, 6)]);
+    for (user, _) in done {
+        w.user = user;
+        let board = w.board().await;
+        assert_eq!(
+            (boss(&board).shield_current, boss(&board).phase),
+            (0, 2),
+            "{}: the shield went down once",
+            w.user
+        );
+    }
+    let dead: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bus_deliveries WHERE group_name = 'missions' AND state = 'dead'",
+    )
+    .fetch_one(&w.coordinator.pool)
+    .await
+    .expect("dead letters");
+    assert_eq!(dead, 0);
 }

@@ -111,8 +111,10 @@ pub fn start(
             tracing::warn!(%error, "analytics partitions could not be prepared");
         }
     });
+    // The upkeep and the purge work on the shared tables: one replica at a time. The metrics
+    // refresh reads into this process's gauges, so every replica runs it.
     let pool = context.pool.clone();
-    context.every(
+    context.singleton(
         "analytics-partitions",
         Duration::from_secs(3600),
         move || {
@@ -125,7 +127,7 @@ pub fn start(
     );
     let retention = bus_retention()?;
     let pool = context.pool.clone();
-    context.every("bus-purge", Duration::from_secs(60), move || {
+    context.singleton("bus-purge", Duration::from_secs(60), move || {
         let pool = pool.clone();
         async move {
             // Up to 100,000 a minute, in batches, so one pass never holds locks for long.

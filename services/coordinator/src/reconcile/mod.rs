@@ -282,8 +282,12 @@ pub fn schedule(context: &ServiceContext) -> anyhow::Result<()> {
     }
     let participants = Participants::connect(context)?;
     let pool = context.pool.clone();
-    let interval = settings.reconcile_interval;
-    context.every("reconciliation", interval, move || {
+    // The period is the job's interval as run (PHOENIX_JOB_INTERVALS may override it).
+    let interval = context
+        .config
+        .jobs
+        .interval_of("reconciliation", settings.reconcile_interval);
+    context.singleton("reconciliation", interval, move || {
         let pool = pool.clone();
         let participants = participants.clone();
         async move {
@@ -294,21 +298,21 @@ pub fn schedule(context: &ServiceContext) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the schedule runs at each tick: [`scheduled_run`], unless another coordinator on the
-/// database makes this period's ([`store::claim_period`]), so N replicas reconcile about once
-/// per interval and never at the same time.
+/// What the schedule runs at each tick, on one replica at a time (a singleton job): a
+/// [`scheduled_run`], unless another replica made this period's already
+/// ([`store::ran_this_period`]), so N replicas reconcile about once per `interval`. Answers
+/// whether it ran.
 pub async fn scheduled_tick(
     pool: &PgPool,
     participants: &Participants,
     interval: Duration,
 ) -> anyhow::Result<bool> {
-    let Some(claim) = store::claim_period(pool, interval).await? else {
-        tracing::debug!("another coordinator makes this period's reconciliation");
+    if store::ran_this_period(pool, interval).await? {
+        tracing::debug!("another coordinator made this period's reconciliation");
         return Ok(false);
-    };
-    let ran = scheduled_run(pool, participants, interval).await;
-    claim.release().await;
-    ran.map(|()| true)
+    }
+    scheduled_run(pool, participants, interval).await?;
+    Ok(true)
 }
 
 /// One scheduled run: reconciles, records, sets the metrics, logs each finding at error level.

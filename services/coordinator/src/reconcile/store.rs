@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use sqlx::pool::PoolConnection;
 use uuid::Uuid;
 
 use super::{Finding, Reconciliation};
@@ -119,63 +118,16 @@ pub async fn record_run(
     Ok(run_id)
 }
 
-/// The session lock a scheduled run holds while it runs ("phoenixr"), so two coordinators
-/// never reconcile at the same time.
-const SCHEDULED_RUN_LOCK: i64 = 0x7068_6f65_6e69_7872;
-
-/// A coordinator's right to make this period's scheduled run: the lock, on the connection that
-/// took it. [`PeriodClaim::release`] gives it back; a crash ends the session, and the lock.
-#[derive(Debug)]
-pub struct PeriodClaim(PoolConnection<sqlx::Postgres>);
-
-impl PeriodClaim {
-    pub async fn release(mut self) {
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(SCHEDULED_RUN_LOCK)
-            .execute(&mut *self.0)
-            .await;
-        if unlocked.is_err() {
-            // The session (and its lock) ends with the connection instead.
-            self.0.close_on_drop();
-        }
-    }
-}
-
-/// Claims the scheduled run of the period `interval` for this coordinator: `None` while
-/// another one runs, or when a run that finished started less than 9/10 of `interval` ago
-/// (another replica's, whose schedule is offset from this one's). So with N replicas the
-/// reconciliation runs about once per interval, never twice at once; a failed run does not
+/// Whether a run that finished cleanly started less than 9/10 of `interval` ago: another
+/// replica's (their schedules are offset), which makes this period's. A failed run does not
 /// count, so another replica tries again at its next tick.
-pub async fn claim_period(
-    pool: &PgPool,
-    interval: Duration,
-) -> anyhow::Result<Option<PeriodClaim>> {
-    let mut connection = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(SCHEDULED_RUN_LOCK)
-        .fetch_one(&mut *connection)
-        .await?;
-    if !locked {
-        return Ok(None);
-    }
-    let mut claim = PeriodClaim(connection);
-    let recent = sqlx::query_scalar(
+pub async fn ran_this_period(pool: &PgPool, interval: Duration) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM reconciliation_runs
                          WHERE error IS NULL
                            AND started_at > now() - $1 * interval '1 millisecond')",
     )
     .bind(i64::try_from(interval.as_millis() * 9 / 10).unwrap_or(i64::MAX))
-    .fetch_one(&mut *claim.0);
-    let recent: Result<bool, sqlx::Error> = recent.await;
-    match recent {
-        Ok(false) => Ok(Some(claim)),
-        Ok(true) => {
-            claim.release().await;
-            Ok(None)
-        }
-        Err(error) => {
-            claim.release().await;
-            Err(error.into())
-        }
-    }
+    .fetch_one(pool)
+    .await?)
 }
