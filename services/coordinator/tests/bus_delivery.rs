@@ -15,9 +15,19 @@ use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-#[tokio::test]
-async fn a_delivery_not_acknowledged_in_time_is_delivered_again() {
-    let coordinator = coordinator(None).await;
+on_both_backends!(
+    a_delivery_not_acknowledged_in_time_is_delivered_again,
+    failed_deliveries_become_dead_letters_and_can_be_replayed,
+    a_behind_consumer_gets_higher_priorities_first_and_each_aggregates_events_in_order,
+    an_aggregates_next_event_waits_while_its_previous_one_is_unacknowledged,
+    a_groups_position_survives_a_restart,
+    malformed_groups_patterns_and_events_are_refused_with_each_field,
+    patterns_match_catalogue_names_of_contexts_messages,
+);
+
+async fn a_delivery_not_acknowledged_in_time_is_delivered_again(backend: Backend) {
+    let backend = BusBackend::start(backend).await;
+    let coordinator = coordinator_on(&backend, None).await;
     let mut bus = bus(&coordinator.channel);
     let mut stream = subscribe(&mut bus, "redelivery", &["coordinator.*"], 10, 300, 0).await;
     let sent = event("coordinator.decision_taken", "s1", 1, Priority::Normal, "");
@@ -57,9 +67,9 @@ async fn a_delivery_not_acknowledged_in_time_is_delivered_again() {
     assert!(quiet(&mut stream, 500).await);
 }
 
-#[tokio::test]
-async fn failed_deliveries_become_dead_letters_and_can_be_replayed() {
-    let coordinator = coordinator(None).await;
+async fn failed_deliveries_become_dead_letters_and_can_be_replayed(backend: Backend) {
+    let backend = BusBackend::start(backend).await;
+    let coordinator = coordinator_on(&backend, None).await;
     let mut bus = bus(&coordinator.channel);
     let mut stream = subscribe(&mut bus, "dead", &["*"], 10, 30_000, 3).await;
     let poison = event(
@@ -141,9 +151,11 @@ async fn failed_deliveries_become_dead_letters_and_can_be_replayed() {
     assert!(dead.is_empty());
 }
 
-#[tokio::test]
-async fn a_behind_consumer_gets_higher_priorities_first_and_each_aggregates_events_in_order() {
-    let coordinator = coordinator(None).await;
+async fn a_behind_consumer_gets_higher_priorities_first_and_each_aggregates_events_in_order(
+    backend: Backend,
+) {
+    let backend = BusBackend::start(backend).await;
+    let coordinator = coordinator_on(&backend, None).await;
     let mut bus = bus(&coordinator.channel);
     // The group exists (and its position is 0) before the backlog builds up.
     drop(subscribe(&mut bus, "behind", &["coordinator.*"], 1, 30_000, 0).await);
@@ -204,9 +216,9 @@ async fn a_behind_consumer_gets_higher_priorities_first_and_each_aggregates_even
     assert_eq!(last.len(), 4, "a and c at HIGH, a and b at LOW: {order:?}");
 }
 
-#[tokio::test]
-async fn an_aggregates_next_event_waits_while_its_previous_one_is_unacknowledged() {
-    let coordinator = coordinator(None).await;
+async fn an_aggregates_next_event_waits_while_its_previous_one_is_unacknowledged(backend: Backend) {
+    let backend = BusBackend::start(backend).await;
+    let coordinator = coordinator_on(&backend, None).await;
     let mut bus = bus(&coordinator.channel);
     let mut stream = subscribe(&mut bus, "ordered", &["coordinator.*"], 10, 30_000, 0).await;
     let first = event("coordinator.decision_taken", "a", 1, Priority::Normal, "");
@@ -228,9 +240,9 @@ async fn an_aggregates_next_event_waits_while_its_previous_one_is_unacknowledged
     assert_eq!(label(&next(&mut stream, WAIT).await.expect("a-2")), "a-2");
 }
 
-#[tokio::test]
-async fn a_groups_position_survives_a_restart() {
-    let coordinator = coordinator(None).await;
+async fn a_groups_position_survives_a_restart(backend: Backend) {
+    let backend = BusBackend::start(backend).await;
+    let coordinator = coordinator_on(&backend, None).await;
     let mut client = bus(&coordinator.channel);
     let events: Vec<_> = (1..=3)
         .map(|v| event("coordinator.decision_taken", "r", v, Priority::Normal, ""))
@@ -271,9 +283,9 @@ async fn a_groups_position_survives_a_restart() {
     );
 }
 
-#[tokio::test]
-async fn malformed_groups_patterns_and_events_are_refused_with_each_field() {
-    let coordinator = coordinator(None).await;
+async fn malformed_groups_patterns_and_events_are_refused_with_each_field(backend: Backend) {
+    let backend = BusBackend::start(backend).await;
+    let coordinator = coordinator_on(&backend, None).await;
     let mut bus = bus(&coordinator.channel);
     let status = bus
         .subscribe(pb::SubscribeRequest {
@@ -443,9 +455,9 @@ async fn old_events_every_group_is_done_with_are_purged() {
     );
 }
 
-#[tokio::test]
-async fn patterns_match_catalogue_names_of_contexts_messages() {
-    let coordinator = coordinator(None).await;
+async fn patterns_match_catalogue_names_of_contexts_messages(backend: Backend) {
+    let backend = BusBackend::start(backend).await;
+    let coordinator = coordinator_on(&backend, None).await;
     let mut bus = bus(&coordinator.channel);
     let mut admin = subscribe(&mut bus, "admin-events", &["admin.*"], 10, 30_000, 0).await;
     let mut native = subscribe(

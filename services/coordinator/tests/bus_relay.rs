@@ -12,6 +12,11 @@ use phoenix_testkit::directory_user;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+on_both_backends!(
+    a_contexts_events_reach_a_subscriber_and_the_relay_resumes_from_its_position,
+    two_coordinators_on_one_database_deliver_each_event_once_per_group,
+);
+
 /// The group `users`, following the directory's UserCreated.
 async fn follow_users(
     client: &mut Bus,
@@ -49,10 +54,12 @@ async fn wait_relayed(pool: &sqlx::PgPool, source: &str, position: i64) {
     );
 }
 
-#[tokio::test]
-async fn a_contexts_events_reach_a_subscriber_and_the_relay_resumes_from_its_position() {
+async fn a_contexts_events_reach_a_subscriber_and_the_relay_resumes_from_its_position(
+    backend: Backend,
+) {
+    let backend = BusBackend::start(backend).await;
     let directory = phoenix_testkit::spawn(phoenix_directory::spec()).await;
-    let coordinator = coordinator(Some(&directory)).await;
+    let coordinator = coordinator_on(&backend, Some(&directory)).await;
     let mut client = bus(&coordinator.channel);
     let mut stream = follow_users(&mut client).await;
 
@@ -105,11 +112,11 @@ async fn a_contexts_events_reach_a_subscriber_and_the_relay_resumes_from_its_pos
     assert!(quiet(&mut stream, 600).await);
 }
 
-#[tokio::test]
-async fn two_coordinators_on_one_database_deliver_each_event_once_per_group() {
+async fn two_coordinators_on_one_database_deliver_each_event_once_per_group(backend: Backend) {
+    let backend = BusBackend::start(backend).await;
     let directory = phoenix_testkit::spawn(phoenix_directory::spec()).await;
-    let first = coordinator(Some(&directory)).await;
-    let (second, second_channel) = second_instance(&first, Some(&directory)).await;
+    let first = coordinator_on(&backend, Some(&directory)).await;
+    let (second, second_channel) = second_instance_on(&first, Some(&directory), &backend).await;
     let mut one = bus(&first.channel);
     let mut two = bus(&second_channel);
     let patterns = ["phoenix.directory.v1.UserCreated", "coordinator.*"];
@@ -166,15 +173,18 @@ async fn two_coordinators_on_one_database_deliver_each_event_once_per_group() {
     );
     assert!(expected.iter().all(|id| unique.contains(id)));
     // The directory's events were relayed once, by whichever coordinator holds the lease.
-    let relayed_rows: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM bus_events WHERE source = 'directory'")
-            .fetch_one(&first.pool)
-            .await
-            .unwrap();
     let directory_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&directory.pool)
         .await
         .unwrap();
+    let relayed_rows = match &backend.nats {
+        None => sqlx::query_scalar("SELECT count(*) FROM bus_events WHERE source = 'directory'")
+            .fetch_one(&first.pool)
+            .await
+            .unwrap(),
+        // The stream holds the directory's events and the 15 published ones, each once.
+        Some(nats) => stream_messages(&nats.url).await - 15,
+    };
     assert_eq!(relayed_rows, directory_events);
     // The other group gets every one of them too.
     let mut others = HashSet::new();

@@ -222,7 +222,9 @@ impl EventBusService for EventBusApi {
         };
         violations.finish()?;
         let ack_timeout = ack_timeout.unwrap_or(DEFAULT_ACK_TIMEOUT);
-        store::join_group(self.bus.pool(), group.as_str(), &patterns, max_deliveries).await?;
+        self.bus
+            .join(group.as_str(), &patterns, max_deliveries, ack_timeout)
+            .await?;
 
         let domain = phoenix_runtime::error::current_domain();
         let (sender, receiver) = tokio::sync::mpsc::channel(64);
@@ -260,7 +262,7 @@ impl EventBusService for EventBusApi {
                 }
             }
             // What this stream held goes back to the line for the group's other members.
-            if let Err(error) = store::release_member(bus.pool(), member).await {
+            if let Err(error) = bus.release_member(member).await {
                 tracing::warn!(%error, "could not hand a closed subscription's leases back");
             }
         });
@@ -327,7 +329,10 @@ impl EventBusService for EventBusApi {
             store::group_exists(self.bus.pool(), group.as_str()).await?,
             &group,
         )?;
-        let dead = store::dead_letters(self.bus.pool(), group.as_str(), after, limit + 1).await?;
+        let dead = self
+            .bus
+            .dead_letters(group.as_str(), after, limit + 1)
+            .await?;
         let more = dead.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         let page: Vec<_> = dead
             .into_iter()
@@ -380,15 +385,10 @@ impl EventBusService for EventBusApi {
             store::group_exists(self.bus.pool(), group.as_str()).await?,
             &group,
         )?;
-        let replayed = store::replay(
-            self.bus.pool(),
-            group.as_str(),
-            (!r.all).then_some(ids.as_slice()),
-        )
-        .await?;
-        if replayed > 0 {
-            self.bus.wake();
-        }
+        let replayed = self
+            .bus
+            .replay(group.as_str(), (!r.all).then_some(ids.as_slice()))
+            .await?;
         Ok(Response::new(pb::ReplayDeadLettersResponse {
             replayed: i32::try_from(replayed).unwrap_or(i32::MAX),
         }))

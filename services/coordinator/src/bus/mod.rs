@@ -6,7 +6,8 @@
 //! - [`store`]: every statement;
 //! - [`relay`]: one task per source, each holding the source's lease while it relays;
 //! - [`api`]: the `EventBusService` RPCs;
-//! - [`catalog`]: the seed's event catalogue with default priorities.
+//! - [`catalog`]: the seed's event catalogue with default priorities;
+//! - [`nats`]: the same bus on NATS JetStream (`PHOENIX_BUS_BACKEND=nats`), chosen in [`Bus`].
 //!
 //! Consumers inside the coordinator (the analytics writer) use [`Bus::consume`], the same
 //! lease/ack cycle a gRPC subscriber gets, without the network.
@@ -15,6 +16,7 @@ pub mod api;
 pub mod catalog;
 pub mod domain;
 pub mod metrics;
+pub mod nats;
 pub mod relay;
 pub mod store;
 
@@ -56,7 +58,20 @@ pub fn start(
     use phoenix_proto::coordinator::v1::analytics_service_server::AnalyticsServiceServer;
     use phoenix_proto::coordinator::v1::event_bus_service_server::EventBusServiceServer;
 
-    let bus = Bus::new(context.pool.clone(), context.shutdown.clone());
+    let mut bus = Bus::new(context.pool.clone(), context.shutdown.clone());
+    let settings = nats::BusSettings::parse(&context.config.service_args)?;
+    if settings.bus_backend == nats::Backend::Nats {
+        let backend = Arc::new(nats::NatsBus::new(
+            settings,
+            bus_retention()?,
+            context.pool.clone(),
+        ));
+        tokio::spawn({
+            let backend = backend.clone();
+            async move { backend.prepare().await }
+        });
+        bus = bus.on_nats(backend);
+    }
     let relays = match std::env::var("PHOENIX_BUS_RELAYS").as_deref() {
         Err(_) | Ok("true") => true,
         Ok("false") => false,
@@ -136,6 +151,7 @@ pub fn start(
                     break;
                 }
             }
+            nats::store::purge(&pool, retention).await?;
             Ok(())
         }
     });
@@ -204,6 +220,8 @@ pub struct Bus {
     /// Rung when events reached the bus or deliveries were acknowledged in this process.
     wake: Arc<Notify>,
     shutdown: CancellationToken,
+    /// The NATS JetStream backend, when the bus runs on it; PostgreSQL otherwise.
+    nats: Option<Arc<nats::NatsBus>>,
 }
 
 impl Bus {
@@ -212,7 +230,75 @@ impl Bus {
             pool,
             wake: Arc::new(Notify::new()),
             shutdown,
+            nats: None,
         }
+    }
+
+    /// The same bus on NATS JetStream.
+    pub fn on_nats(mut self, backend: Arc<nats::NatsBus>) -> Self {
+        self.nats = Some(backend);
+        self
+    }
+
+    /// A relay's batch, with the source's position fenced by its lease (see [`store::ingest`]).
+    pub async fn ingest(
+        &self,
+        events: &[store::Ingest],
+        relay: (&str, Uuid, i64),
+    ) -> Result<Option<u64>, Error> {
+        match &self.nats {
+            Some(nats) => nats.relay(events, relay).await,
+            None => store::ingest(&self.pool, events, Some(relay)).await,
+        }
+    }
+
+    /// Creates or joins `group` with `patterns` (see [`store::join_group`]); on NATS, its
+    /// durable consumers too.
+    pub async fn join(
+        &self,
+        group: &str,
+        patterns: &domain::Patterns,
+        max_deliveries: Option<i32>,
+        ack_timeout: Duration,
+    ) -> Result<(), Error> {
+        store::join_group(&self.pool, group, patterns, max_deliveries).await?;
+        if let Some(nats) = &self.nats {
+            nats.join(group, patterns, ack_timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands what `member` held back for redelivery at once (its stream ended).
+    pub async fn release_member(&self, member: Uuid) -> Result<(), Error> {
+        match &self.nats {
+            Some(nats) => nats.release_member(member).await,
+            None => store::release_member(&self.pool, member).await,
+        }
+    }
+
+    /// Up to `limit` dead letters of `group` after `after` (dead_at, sequence).
+    pub async fn dead_letters(
+        &self,
+        group: &str,
+        after: Option<(chrono::DateTime<chrono::Utc>, i64)>,
+        limit: i64,
+    ) -> Result<Vec<store::Dead>, Error> {
+        match &self.nats {
+            Some(nats) => nats.dead_letters(group, after, limit).await,
+            None => store::dead_letters(&self.pool, group, after, limit).await,
+        }
+    }
+
+    /// Puts dead letters of `group` back for delivery (those of `event_ids`, or all).
+    pub async fn replay(&self, group: &str, event_ids: Option<&[Uuid]>) -> Result<u64, Error> {
+        let replayed = match &self.nats {
+            Some(nats) => nats.replay(group, event_ids).await?,
+            None => store::replay(&self.pool, group, event_ids).await?,
+        };
+        if replayed > 0 {
+            self.wake();
+        }
+        Ok(replayed)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -230,6 +316,13 @@ impl Bus {
 
     /// Puts events on the bus: answers (accepted, duplicates).
     pub async fn publish(&self, events: &[store::Ingest]) -> Result<(u64, u64), Error> {
+        if let Some(nats) = &self.nats {
+            let (accepted, duplicates) = nats.publish(events).await?;
+            if accepted > 0 {
+                self.wake();
+            }
+            return Ok((accepted, duplicates));
+        }
         let accepted = store::ingest(&self.pool, events, None)
             .await?
             .unwrap_or_default();
@@ -248,7 +341,10 @@ impl Bus {
         limit: i64,
         ack_timeout: Duration,
     ) -> Result<Vec<Leased>, Error> {
-        let leased = store::lease(&self.pool, group, member, limit, ack_timeout).await?;
+        let leased = match &self.nats {
+            Some(nats) => nats.lease(group, member, limit, ack_timeout).await?,
+            None => store::lease(&self.pool, group, member, limit, ack_timeout).await?,
+        };
         metrics::delivered(group, &leased);
         Ok(leased)
     }
@@ -281,8 +377,13 @@ impl Bus {
         done: &[Uuid],
         failed: &[(Uuid, String)],
     ) -> Result<(u64, u64), Error> {
-        let acknowledged = store::ack(&self.pool, group, done).await?;
-        let failures = store::fail(&self.pool, group, failed).await?;
+        let (acknowledged, failures) = match &self.nats {
+            Some(nats) => nats.ack(group, done, failed).await?,
+            None => (
+                store::ack(&self.pool, group, done).await?,
+                store::fail(&self.pool, group, failed).await?,
+            ),
+        };
         metrics::acknowledged(group, acknowledged, failures);
         if acknowledged + failures > 0 {
             self.wake();
@@ -313,7 +414,7 @@ impl Bus {
             woken.as_mut().enable();
             let pass = async {
                 if !joined {
-                    store::join_group(&self.pool, group, patterns, None).await?;
+                    self.join(group, patterns, None, ack_timeout).await?;
                     joined = true;
                 }
                 let leased = self.lease(group, member, batch, ack_timeout).await?;

@@ -261,7 +261,8 @@ async fn relay(
                 }
             }
         }
-        let written = store::ingest(bus.pool(), &ingests, Some((&source.name, owner, last)))
+        let written = bus
+            .ingest(&ingests, (&source.name, owner, last))
             .await
             .map_err(|e| e.to_string())?;
         if written.is_none() {

@@ -1,5 +1,6 @@
-//! What the bus tests share: a coordinator (optionally following a directory), a second
-//! coordinator on the same database, events to publish, and reading deliveries.
+//! What the bus tests share: a coordinator (optionally following a directory) on either bus
+//! backend, a second coordinator on the same database, events to publish, and reading
+//! deliveries. [`on_both_backends!`] runs a test body on PostgreSQL and on NATS JetStream.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -16,13 +17,83 @@ use tonic::transport::Channel;
 
 pub type Bus = EventBusServiceClient<Channel>;
 
+pub use phoenix_coordinator::bus::nats::Backend;
+use phoenix_coordinator::bus::nats::server::LocalNatsServer;
+
+/// Runs each `async fn name(backend: Backend)` of the test file on both backends, as the
+/// tests `name::postgres` and `name::nats`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await
+            }
+            #[tokio::test]
+            async fn nats() {
+                super::$name(super::Backend::Nats).await
+            }
+        }
+    )*};
+}
+
+/// The bus backend of a test's coordinators: on NATS, a `nats-server -js` of the test's own
+/// (stopped when this is dropped: declare it before the coordinators).
+pub struct BusBackend {
+    pub backend: Backend,
+    pub nats: Option<LocalNatsServer>,
+    /// More `--bus-*` arguments for every coordinator on this backend.
+    pub extra: Vec<String>,
+}
+
+impl BusBackend {
+    /// Starts what `backend` needs; without nats-server the test fails saying how to get it.
+    pub async fn start(backend: Backend) -> Self {
+        let nats = match backend {
+            Backend::Postgres => None,
+            Backend::Nats => Some(
+                LocalNatsServer::start()
+                    .await
+                    .unwrap_or_else(|e| panic!("the NATS bus tests need nats-server: {e:#}")),
+            ),
+        };
+        Self {
+            backend,
+            nats,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The coordinator's service arguments for this backend.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(nats) = &self.nats {
+            args.push("--bus-backend=nats".to_owned());
+            args.push(format!("--bus-nats-url={}", nats.url));
+        }
+        args.extend(self.extra.iter().cloned());
+        args
+    }
+}
+
 /// A coordinator on a fresh database; `directory` (when given) is followed by its relay.
 pub async fn coordinator(directory: Option<&TestService>) -> TestService {
+    coordinator_with(directory, Vec::new()).await
+}
+
+/// A coordinator whose bus runs on `backend`.
+pub async fn coordinator_on(backend: &BusBackend, directory: Option<&TestService>) -> TestService {
+    coordinator_with(directory, backend.args()).await
+}
+
+async fn coordinator_with(directory: Option<&TestService>, args: Vec<String>) -> TestService {
     let url = directory.map(TestService::url);
     phoenix_testkit::spawn_with(phoenix_coordinator::spec(), move |config| {
         if let Some(url) = url {
             config.peers.set_url("directory", url);
         }
+        config.service_args.extend(args);
     })
     .await
 }
@@ -32,12 +103,31 @@ pub async fn second_instance(
     first: &TestService,
     directory: Option<&TestService>,
 ) -> (RunningService, Channel) {
-    instance_on(&first.database.url, directory).await
+    instance_with(&first.database.url, directory, Vec::new()).await
+}
+
+/// Like [`second_instance`], with its bus on `backend`.
+pub async fn second_instance_on(
+    first: &TestService,
+    directory: Option<&TestService>,
+    backend: &BusBackend,
+) -> (RunningService, Channel) {
+    instance_with(&first.database.url, directory, backend.args()).await
 }
 
 /// A coordinator on the database at `url`.
 pub async fn instance_on(url: &str, directory: Option<&TestService>) -> (RunningService, Channel) {
+    instance_with(url, directory, Vec::new()).await
+}
+
+/// A coordinator on the database at `url` with the service arguments `args`.
+pub async fn instance_with(
+    url: &str,
+    directory: Option<&TestService>,
+    args: Vec<String>,
+) -> (RunningService, Channel) {
     let mut config = phoenix_testkit::test_config();
+    config.service_args = args;
     if let Some(directory) = directory {
         config.peers.set_url("directory", directory.url());
     }
@@ -193,4 +283,15 @@ pub async fn dead_letters(bus: &mut Bus, group: &str) -> Vec<pb::DeadLetter> {
     .expect("listed")
     .into_inner()
     .dead_letters
+}
+
+/// How many messages the bus's stream (`PHOENIX_BUS`) on the NATS server at `url` holds.
+pub async fn stream_messages(url: &str) -> i64 {
+    let client = async_nats::connect(url).await.expect("connect to NATS");
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream("PHOENIX_BUS")
+        .await
+        .expect("the bus's stream");
+    let info = stream.info().await.expect("the stream's state");
+    i64::try_from(info.state.messages).unwrap()
 }
