@@ -9,21 +9,6 @@ use phoenix_runtime::{Database, ServiceSpec};
 use phoenix_testkit::{TestDatabase, test_config};
 use tokio_util::sync::CancellationToken;
 
-/// The services, of those in `names`, whose schema exists in `database`.
-async fn schemas_in(database: &TestDatabase, names: &[&str]) -> Vec<String> {
-    let pool = database.pool("public").await;
-    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-    let mut found: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = ANY($1)")
-            .bind(&names)
-            .fetch_all(&pool)
-            .await
-            .expect("list the schemas");
-    pool.close().await;
-    found.sort();
-    found
-}
-
 fn on_port_zero(specs: Vec<ServiceSpec>) -> Vec<(ServiceSpec, SocketAddr)> {
     specs
         .into_iter()
@@ -76,12 +61,12 @@ async fn services_with_their_own_url_migrate_and_serve_there_the_others_on_datab
         .collect();
     elsewhere.sort();
     assert_eq!(
-        schemas_in(&own, &names).await,
+        own.schemas(&names).await,
         ["ledger", "narrative"],
         "the services with their own URL migrated there, and only they"
     );
     assert_eq!(
-        schemas_in(&shared, &names).await,
+        shared.schemas(&names).await,
         elsewhere,
         "every other service fell back to DATABASE_URL, and the two did not"
     );

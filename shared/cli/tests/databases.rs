@@ -7,16 +7,6 @@ use std::time::{Duration, Instant};
 
 use phoenix_testkit::TestDatabase;
 
-const SERVICES: [&str; 7] = [
-    "directory",
-    "goals",
-    "missions",
-    "ledger",
-    "coordinator",
-    "conversations",
-    "narrative",
-];
-
 /// `phoenix <args>` with `DATABASE_URL` = `shared`, `own` as each named service's own URL,
 /// and nothing else from the caller's environment that could choose a database.
 fn phoenix(args: &[&str], shared: &TestDatabase, own: &[(&str, &TestDatabase)]) -> Command {
@@ -26,7 +16,7 @@ fn phoenix(args: &[&str], shared: &TestDatabase, own: &[(&str, &TestDatabase)]) 
         .env("DATABASE_URL", &shared.url)
         .env("PHOENIX_METRICS_ADDR", "127.0.0.1:0")
         .env("PHOENIX_LOG", "warn");
-    for service in SERVICES {
+    for service in phoenix_registry::names() {
         command.env_remove(phoenix_runtime::config::database_variable(service));
     }
     for (service, database) in own {
@@ -40,22 +30,12 @@ fn phoenix(args: &[&str], shared: &TestDatabase, own: &[(&str, &TestDatabase)]) 
 
 /// The Phoenix schemas present in `database`, sorted.
 async fn schemas_in(database: &TestDatabase) -> Vec<String> {
-    let pool = database.pool("public").await;
-    let names: Vec<String> = SERVICES.iter().map(|s| (*s).to_owned()).collect();
-    let mut found: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = ANY($1)")
-            .bind(&names)
-            .fetch_all(&pool)
-            .await
-            .expect("list the schemas");
-    pool.close().await;
-    found.sort();
-    found
+    database.schemas(&phoenix_registry::names()).await
 }
 
 fn all_but(excluded: &[&str]) -> Vec<String> {
-    let mut rest: Vec<String> = SERVICES
-        .iter()
+    let mut rest: Vec<String> = phoenix_registry::names()
+        .into_iter()
         .filter(|s| !excluded.contains(s))
         .map(|s| (*s).to_owned())
         .collect();
@@ -132,22 +112,36 @@ async fn up_serves_on_two_servers_and_stops_on_sigterm() {
     .stderr(Stdio::piped())
     .spawn()
     .expect("start phoenix up");
+    // Read stdout to its end (a closed pipe would fail phoenix's later prints), telling when
+    // the services are up.
     let stdout = child.stdout.take().expect("stdout");
-    let ready = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("Phoenix is up"))
+    let (up_tx, up_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut up_tx = Some(up_tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Phoenix is up")
+                && let Some(tx) = up_tx.take()
+            {
+                let _ = tx.send(());
+            }
+        }
+    });
+    // Its logs too, so that a full pipe never blocks it; kept for the failure messages.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = std::thread::spawn(move || {
+        let mut logs = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut logs);
+        logs
     });
     let started = Instant::now();
-    let up = tokio::time::timeout(Duration::from_secs(60), ready).await;
-    if !matches!(up, Ok(Ok(true))) {
+    let up = tokio::time::timeout(Duration::from_secs(60), up_rx).await;
+    if !matches!(up, Ok(Ok(()))) {
         let _ = child.kill();
-        let output = child.wait_with_output().expect("wait");
+        let _ = child.wait();
         panic!(
             "phoenix up did not come up within {:?}: {}",
             started.elapsed(),
-            String::from_utf8_lossy(&output.stderr)
+            logs.join().unwrap_or_default()
         );
     }
     assert_eq!(schemas_in(&own).await, ["coordinator", "goals"]);
@@ -161,13 +155,13 @@ async fn up_serves_on_two_servers_and_stops_on_sigterm() {
         .status()
         .expect("send SIGTERM");
     assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+    let exit = tokio::task::spawn_blocking(move || child.wait())
         .await
         .expect("join")
         .expect("wait for phoenix up");
     assert!(
-        output.status.success(),
-        "phoenix up stopped with an error: {}",
-        String::from_utf8_lossy(&output.stderr)
+        exit.success(),
+        "phoenix up stopped with an error ({exit}): {}",
+        logs.join().unwrap_or_default()
     );
 }

@@ -127,6 +127,21 @@ impl TestDatabase {
             .await
             .expect("connect the pool")
     }
+
+    /// Which of the schemas `among` exist in this database, sorted: where a service migrated.
+    pub async fn schemas(&self, among: &[&str]) -> Vec<String> {
+        let pool = self.pool("public").await;
+        let among: Vec<String> = among.iter().map(|name| (*name).to_owned()).collect();
+        let mut found: Vec<String> =
+            sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = ANY($1)")
+                .bind(&among)
+                .fetch_all(&pool)
+                .await
+                .expect("list the schemas");
+        pool.close().await;
+        found.sort();
+        found
+    }
 }
 
 /// A fresh database with `spec`'s migrations applied, and a pool on the service's schema.
