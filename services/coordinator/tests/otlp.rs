@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
-use phoenix_coordinator::purchase::fixture::{Offer, ShopFixture};
+use phoenix_coordinator::purchase::fixture::ShopFixture;
 use phoenix_proto::coordinator::v1 as pb;
 use phoenix_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
 use phoenix_proto::ledger::v1 as ledger;
@@ -207,16 +207,9 @@ async fn a_purchase_arrives_as_one_tree_from_the_coordinator_to_the_ledger_s_sql
     let mut shop = ShopFixture::open(ledger.channel.clone(), directory.channel.clone(), "shop")
         .await
         .expect("shop");
-    shop.offer(Offer {
-        shop_item_id: "gem",
-        sku: "SKU-gem",
-        on_hand: 5,
-        price: 30,
-        fragment_ids: vec![],
-        experience_ids: vec![],
-    })
-    .await
-    .expect("offer");
+    shop.offer_plain("gem", "SKU-gem", 5, 30)
+        .await
+        .expect("offer");
     let user = shop.user("traced@example.com").await.expect("user");
     shop.fund(&user, 100).await.expect("wallet");
 

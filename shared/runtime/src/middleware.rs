@@ -25,8 +25,8 @@ use futures_util::FutureExt;
 use opentelemetry::trace::TraceContextExt;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::body::Body;
 use tonic::Code;
+use tonic::body::Body;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 

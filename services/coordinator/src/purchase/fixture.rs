@@ -145,6 +145,25 @@ impl ShopFixture {
         Ok(wallet)
     }
 
+    /// Puts `on_hand` units of `sku` on sale as shop item `id` at `price`, unlocking nothing.
+    pub async fn offer_plain(
+        &mut self,
+        id: &str,
+        sku: &str,
+        on_hand: i64,
+        price: i64,
+    ) -> anyhow::Result<ledger::ShopItem> {
+        self.offer(Offer {
+            shop_item_id: id,
+            sku,
+            on_hand,
+            price,
+            fragment_ids: Vec::new(),
+            experience_ids: Vec::new(),
+        })
+        .await
+    }
+
     /// Creates the offer's inventory item and puts it on sale.
     pub async fn offer(&mut self, offer: Offer<'_>) -> anyhow::Result<ledger::ShopItem> {
         self.stock

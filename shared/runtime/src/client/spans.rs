@@ -86,7 +86,7 @@ where
             rpc.service = %service,
             rpc.method = %method,
             server.address = %self.peer.address,
-            server.port = self.peer.port,
+            server.port = i64::from(self.peer.port),
             rpc.grpc.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             otel.status_description = tracing::field::Empty,
@@ -143,5 +143,130 @@ impl Drop for CallRecord {
 impl AwaitsStatus for CallRecord {
     fn status_seen(&mut self, status: CallStatus) {
         self.status = Some(status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use bytes::Bytes;
+    use opentelemetry::trace::{SpanKind, Status as SpanStatus, TracerProvider as _};
+    use opentelemetry::{Key, Value};
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData};
+    use tower::ServiceExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+    use crate::telemetry::testing::Collect;
+
+    /// A response body that yields its frames, then ends.
+    struct Frames(VecDeque<http_body::Frame<Bytes>>);
+
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    fn trailers(code: &'static str) -> http_body::Frame<Bytes> {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static(code));
+        trailers.insert("grpc-message", http::HeaderValue::from_static("not%20here"));
+        http_body::Frame::trailers(trailers)
+    }
+
+    /// Calls a fake peer that streams two messages and then `code` in its trailers, reading
+    /// the response to its end, or dropping it after the first message (`read_all` false).
+    async fn stream_ending_with(code: &'static str, read_all: bool) -> SpanData {
+        use http_body::Body as _;
+        let collect = Collect::default();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(collect.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        let peer = tower::service_fn(move |_request: http::Request<()>| async move {
+            let frames = VecDeque::from([
+                http_body::Frame::data(Bytes::from_static(b"one")),
+                http_body::Frame::data(Bytes::from_static(b"two")),
+                trailers(code),
+            ]);
+            Ok::<_, BoxError>(http::Response::new(Frames(frames)))
+        });
+        let channel = ClientSpans::new(peer, Peer::of(&"http://ledger:50051".parse().unwrap()));
+        let request = http::Request::builder()
+            .uri("http://ledger:50051/phoenix.ledger.v1.LedgerService/Follow")
+            .body(())
+            .expect("request");
+        let response = channel.oneshot(request).await.expect("a response");
+        let mut body = Box::pin(response.into_body());
+        let reads = if read_all { 3 } else { 1 };
+        for _ in 0..reads {
+            std::future::poll_fn(|cx| body.as_mut().poll_frame(cx))
+                .await
+                .expect("a frame")
+                .expect("not an error");
+        }
+        drop(body);
+        let spans = collect.spans();
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        spans.into_iter().next().expect("the client span")
+    }
+
+    fn attribute(span: &SpanData, key: &'static str) -> Option<Value> {
+        let key = Key::from_static_str(key);
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value.clone())
+    }
+
+    #[tokio::test]
+    async fn a_stream_s_span_ends_with_the_code_of_its_trailers() {
+        let span = stream_ending_with("5", true).await;
+        assert_eq!(span.name, "phoenix.ledger.v1.LedgerService/Follow");
+        assert_eq!(span.span_kind, SpanKind::Client);
+        assert_eq!(
+            attribute(&span, "rpc.service"),
+            Some("phoenix.ledger.v1.LedgerService".into())
+        );
+        assert_eq!(attribute(&span, "rpc.method"), Some("Follow".into()));
+        assert_eq!(attribute(&span, "server.address"), Some("ledger".into()));
+        assert_eq!(attribute(&span, "server.port"), Some(Value::I64(50051)));
+        assert_eq!(
+            attribute(&span, "rpc.grpc.status_code"),
+            Some(Value::I64(5))
+        );
+        assert_eq!(span.status, SpanStatus::error("not here"));
+
+        let span = stream_ending_with("0", true).await;
+        assert_eq!(
+            attribute(&span, "rpc.grpc.status_code"),
+            Some(Value::I64(0))
+        );
+        assert_eq!(span.status, SpanStatus::Unset);
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_caller_stops_reading_is_cancelled() {
+        let span = stream_ending_with("0", false).await;
+        assert_eq!(
+            attribute(&span, "rpc.grpc.status_code"),
+            Some(Value::I64(1))
+        );
+        assert!(
+            matches!(span.status, SpanStatus::Error { .. }),
+            "{:?}",
+            span.status
+        );
     }
 }

@@ -276,6 +276,47 @@ impl Injector for HeaderWriter<'_> {
     }
 }
 
+/// What the unit tests of spans share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use opentelemetry::Context;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+
+    /// Keeps the spans it is handed.
+    #[derive(Debug, Clone, Default)]
+    pub struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+    impl Collect {
+        pub fn spans(&self) -> Vec<SpanData> {
+            self.0.lock().expect("lock").clone()
+        }
+
+        pub fn names(&self) -> Vec<String> {
+            self.spans()
+                .iter()
+                .map(|span| span.name.to_string())
+                .collect()
+        }
+    }
+
+    impl SpanProcessor for Collect {
+        fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+        fn on_end(&self, span: SpanData) {
+            self.0.lock().expect("lock").push(span);
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

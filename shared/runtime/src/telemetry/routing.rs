@@ -100,33 +100,9 @@ fn first_error(results: impl Iterator<Item = OTelSdkResult>) -> OTelSdkResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::testing::Collect;
     use opentelemetry::trace::{Tracer as _, TracerProvider as _};
     use opentelemetry_sdk::trace::SdkTracerProvider;
-    use std::sync::{Arc, Mutex};
-
-    /// Keeps the names of the spans it is handed.
-    #[derive(Debug, Clone, Default)]
-    struct Collect(Arc<Mutex<Vec<SpanData>>>);
-
-    impl Collect {
-        fn names(&self) -> Vec<String> {
-            let spans = self.0.lock().expect("lock");
-            spans.iter().map(|span| span.name.to_string()).collect()
-        }
-    }
-
-    impl SpanProcessor for Collect {
-        fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-        fn on_end(&self, span: SpanData) {
-            self.0.lock().expect("lock").push(span);
-        }
-        fn force_flush(&self) -> OTelSdkResult {
-            Ok(())
-        }
-        fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-            Ok(())
-        }
-    }
 
     #[test]
     fn spans_go_to_the_processor_of_the_service_in_their_context() {
@@ -150,7 +126,7 @@ mod tests {
 
         assert_eq!(ledger.names(), ["served"]);
         assert_eq!(process.names(), ["background", "unknown service"]);
-        let spans = ledger.0.lock().expect("lock");
+        let spans = ledger.spans();
         assert!(
             spans[0]
                 .attributes
