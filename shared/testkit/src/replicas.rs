@@ -91,6 +91,27 @@ pub async fn await_job_ticks(jobs: &[&str], runs: u64, limit: Duration) {
     }
 }
 
+/// Waits until `count` (SQL answering one `bigint`) answers `expected` on `pool`, polling every
+/// 20 ms; panics after `limit` with the last answer: for a test that waits for background jobs
+/// to finish some work.
+pub async fn await_count(pool: &PgPool, count: &str, expected: i64, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let now: i64 = sqlx::query_scalar(count)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{count}: {e}"));
+        if now == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} still answers {now}, not {expected}, after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Proves `spec`'s idempotency-key sweep `job` (see `phoenix_runtime::idempotency`) with two
 /// replicas on one database and sweeps every 40 ms: expired keys are all removed, live ones all
 /// kept, and no sweep of either replica fails (no lock waits or errors from the other).
