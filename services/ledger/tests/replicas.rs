@@ -1,7 +1,8 @@
 //! Two replicas of the ledger on one database, their sweepers every 50 ms: every expired
 //! pending transfer and stock reservation is released once (one EXPIRE_PENDING transfer, one
 //! `expired` event, balances and stock back), every stale import batch fails once, every
-//! expired idempotency key goes, and no sweep of either replica fails.
+//! expired idempotency key goes, every event gets one stream position from the two replicas'
+//! sequencers, and no sweep of either replica fails.
 
 mod support;
 
@@ -10,7 +11,9 @@ use std::time::Duration;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
 use phoenix_runtime::metrics::KindLabels;
-use phoenix_testkit::{await_count, await_job_ticks, spawn_replicas};
+use phoenix_testkit::{
+    assert_events_positioned_once, await_count, await_job_ticks, spawn_replicas,
+};
 use support::{Harness, key, spec};
 
 const PENDINGS: usize = 12;
@@ -185,6 +188,8 @@ async fn two_replicas_release_each_expired_pending_and_reservation_once() {
         (PENDINGS as u64, RESERVATIONS as u64, KEYS as u64),
         "the sweepers counted each unit once"
     );
+    // The sequencers of both replicas took turns: every event has one stream position.
+    assert_events_positioned_once(&pool, Duration::from_secs(10)).await;
     assert!(
         phoenix_ledger::store::stock::audit(&pool)
             .await
