@@ -174,7 +174,13 @@ pub(crate) fn schedule<F, Fut>(
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
-    let interval = context.config.jobs.interval_of(name, interval);
+    let configured = context.config.jobs.interval_of(name, interval);
+    if configured != interval {
+        // Said once at start, so an operator sees the override took (a name that matches no
+        // job is ignored).
+        tracing::info!(job = name, interval = ?configured, default = ?interval, "job interval from PHOENIX_JOB_INTERVALS");
+    }
+    let interval = configured;
     let shutdown = context.shutdown.clone();
     let mut lease = match replicas {
         Replicas::Each => None,
