@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use phoenix_runtime::metrics::KindLabels;
-use phoenix_testkit::{await_job_ticks, spawn_replicas};
+use phoenix_testkit::{await_count, await_job_ticks, spawn_replicas};
 
 /// Contacts with stale rows, and as many with live ones.
 const CONTACTS: i64 = 200;
@@ -89,14 +89,15 @@ async fn two_replicas_clean_each_stale_row_once() {
     }
     transaction.commit().await.expect("commit");
 
-    let cleaned_up = async {
-        while rows(&pool).await != vec![CONTACTS; 6] {
-            tokio::time::sleep(Duration::from_millis(40)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(15), cleaned_up)
-        .await
-        .expect("the stale rows removed within 15 s");
+    await_count(
+        &pool,
+        "SELECT (SELECT count(*) FROM buffers) + (SELECT count(*) FROM cache_entries)
+              + (SELECT count(*) FROM processing_leases) + (SELECT count(*) FROM request_keys)
+              + (SELECT count(*) FROM typing_stamps)",
+        6 * CONTACTS,
+        Duration::from_secs(15),
+    )
+    .await;
     await_job_ticks(&["conversations-cleanup"], 6, Duration::from_secs(15)).await;
 
     assert_eq!(rows(&pool).await, vec![CONTACTS; 6], "the live rows stay");
