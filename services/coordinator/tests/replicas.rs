@@ -587,7 +587,8 @@ async fn two_replicas_on_one_database_do_each_unit_of_work_once_and_survive_a_ki
         |pool| async move { scalar(&pool, "SELECT count(*) FROM reconciliation_runs").await >= 3 },
     )
     .await;
-    let runs: Vec<(DateTime<Utc>, DateTime<Utc>, Option<String>, i32, i32)> = sqlx::query_as(
+    type Run = (DateTime<Utc>, DateTime<Utc>, Option<String>, i32, i32);
+    let runs: Vec<Run> = sqlx::query_as(
         "SELECT started_at, finished_at, error, inconsistencies, stuck
          FROM reconciliation_runs ORDER BY started_at",
     )
