@@ -14,7 +14,7 @@ pub mod app;
 pub mod domain;
 pub mod error;
 mod jobs;
-mod metrics;
+pub mod metrics;
 pub mod ops;
 pub mod proto;
 mod store;

@@ -1,7 +1,8 @@
 //! Two replicas of the ledger on one database, their sweepers every 50 ms: every expired
 //! pending transfer and stock reservation is released once (one EXPIRE_PENDING transfer, one
 //! `expired` event, balances and stock back), every stale import batch fails once, every
-//! expired idempotency key goes, and no sweep of either replica fails.
+//! expired idempotency key goes, every event gets one stream position from the two replicas'
+//! sequencers, and no sweep of either replica fails.
 
 mod support;
 
@@ -10,7 +11,9 @@ use std::time::Duration;
 use phoenix_proto::ledger::v1 as pb;
 use phoenix_proto::ledger::v1::stock_service_client::StockServiceClient;
 use phoenix_runtime::metrics::KindLabels;
-use phoenix_testkit::{await_job_ticks, spawn_replicas};
+use phoenix_testkit::{
+    assert_events_positioned_once, await_count, await_job_ticks, spawn_replicas,
+};
 use support::{Harness, key, spec};
 
 const PENDINGS: usize = 12;
@@ -51,9 +54,8 @@ async fn two_replicas_release_each_expired_pending_and_reservation_once() {
     let (_, wallet) = h.funded_wallet("user-1", 1_000).await;
     let shop = h.account("shop", "BESITOS", pb::BalanceLimit::None).await;
     let channels = [h.service.channel.clone(), second.channel.clone()];
-    let mut pending_ids = Vec::new();
     for n in 0..PENDINGS {
-        let created = phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient::new(
+        phoenix_proto::ledger::v1::ledger_service_client::LedgerServiceClient::new(
             channels[n % 2].clone(),
         )
         .create_transfer(pb::CreateTransferRequest {
@@ -69,11 +71,7 @@ async fn two_replicas_release_each_expired_pending_and_reservation_once() {
             idempotency_key: key(),
         })
         .await
-        .expect("a pending transfer")
-        .into_inner()
-        .transfer
-        .expect("transfer");
-        pending_ids.push(created.id);
+        .expect("a pending transfer");
     }
     let mut stock = StockServiceClient::new(channels[0].clone());
     stock
@@ -119,25 +117,15 @@ async fn two_replicas_release_each_expired_pending_and_reservation_once() {
     .expect("expired keys");
 
     // Until everything is due and swept, then a few more sweeps of both replicas.
-    let swept = async {
-        loop {
-            let open: (i64, i64, i64) = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM open_pendings),
-                        (SELECT count(*) FROM reservations WHERE state = 'OPEN'),
-                        (SELECT count(*) FROM import_batches WHERE status = 'RUNNING')",
-            )
-            .fetch_one(&pool)
-            .await
-            .expect("count open work");
-            if open == (0, 0, 0) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(15), swept)
-        .await
-        .expect("every pending, reservation and stale batch swept within 15 s");
+    await_count(
+        &pool,
+        "SELECT (SELECT count(*) FROM open_pendings)
+              + (SELECT count(*) FROM reservations WHERE state = 'OPEN')
+              + (SELECT count(*) FROM import_batches WHERE status = 'RUNNING')",
+        0,
+        Duration::from_secs(15),
+    )
+    .await;
     await_job_ticks(&JOBS, 6, Duration::from_secs(15)).await;
 
     // Each pending released by exactly one EXPIRE_PENDING transfer; the wallet whole again.
@@ -200,6 +188,8 @@ async fn two_replicas_release_each_expired_pending_and_reservation_once() {
         (PENDINGS as u64, RESERVATIONS as u64, KEYS as u64),
         "the sweepers counted each unit once"
     );
+    // The sequencers of both replicas took turns: every event has one stream position.
+    assert_events_positioned_once(&pool, Duration::from_secs(10)).await;
     assert!(
         phoenix_ledger::store::stock::audit(&pool)
             .await

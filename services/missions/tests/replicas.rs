@@ -7,9 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use phoenix_proto::missions::v1 as pb;
-use phoenix_proto::missions::v1::clock_service_client::ClockServiceClient;
-use phoenix_testkit::{await_job_ticks, spawn_replicas};
+use phoenix_testkit::{await_count, await_job_ticks, spawn_replicas};
 use support::{Harness, main_mission, tempdir};
 use uuid::Uuid;
 
@@ -20,19 +18,6 @@ const JOBS: [&str; 3] = [
     "missions-catalog-reload",
 ];
 
-async fn set_time(channel: &tonic::transport::Channel, now: &str) {
-    let now = chrono::DateTime::parse_from_rfc3339(now).expect("an RFC 3339 time");
-    ClockServiceClient::new(channel.clone())
-        .set_time(pb::SetTimeRequest {
-            now: Some(prost_types::Timestamp {
-                seconds: now.timestamp(),
-                nanos: 0,
-            }),
-        })
-        .await
-        .expect("set the clock");
-}
-
 #[tokio::test]
 async fn two_replicas_close_each_ended_day_once() {
     let mut replicas = spawn_replicas(phoenix_missions::spec(), 2, |config| {
@@ -41,14 +26,18 @@ async fn two_replicas_close_each_ended_day_once() {
     })
     .await;
     let pool = replicas.pool.clone();
-    let second = replicas.replicas.pop().expect("two replicas");
-    // Each replica has its own manual clock: both show the same time.
-    set_time(&second.channel, "2026-06-01T12:00:00Z").await;
+    let mut second = Harness::on(
+        replicas.replicas.pop().expect("two replicas"),
+        tempdir::Dir::new(),
+    )
+    .await;
     let mut h = Harness::on(
         replicas.replicas.pop().expect("two replicas"),
         tempdir::Dir::new(),
     )
     .await;
+    // Each replica has its own manual clock: both show the same time.
+    second.set_time("2026-06-01T12:00:00Z").await;
     h.set_time("2026-06-01T12:00:00Z").await;
     let metrics = phoenix_missions::metrics::get();
     let (lost_before, refused_before) =
@@ -64,25 +53,15 @@ async fn two_replicas_close_each_ended_day_once() {
         h.activate_main(*user).await;
     }
     // June 1 and 2 missed by everyone; both replicas' day closes find every board due.
-    set_time(&second.channel, "2026-06-03T12:00:00Z").await;
+    second.set_time("2026-06-03T12:00:00Z").await;
     h.set_time("2026-06-03T12:00:00Z").await;
-    let closed = async {
-        loop {
-            let due: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM missions_v2_state WHERE due_at <= $1")
-                    .bind(chrono::DateTime::parse_from_rfc3339("2026-06-03T12:00:00Z").unwrap())
-                    .fetch_one(&pool)
-                    .await
-                    .expect("due boards");
-            if due == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(15), closed)
-        .await
-        .expect("every board closed within 15 s");
+    await_count(
+        &pool,
+        "SELECT count(*) FROM missions_v2_state WHERE due_at <= '2026-06-03T12:00:00Z'",
+        0,
+        Duration::from_secs(15),
+    )
+    .await;
     await_job_ticks(&JOBS, 6, Duration::from_secs(15)).await;
 
     let closes: Vec<(String, i64)> = sqlx::query_as(
@@ -104,6 +83,6 @@ async fn two_replicas_close_each_ended_day_once() {
         (2 * BOARDS as u64, 0),
         "each day lost its petal once; no close collided with another"
     );
-    second.shutdown().await;
+    second.service.shutdown().await;
     h.service.shutdown().await;
 }

@@ -174,7 +174,13 @@ pub(crate) fn schedule<F, Fut>(
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
-    let interval = context.config.jobs.interval_of(name, interval);
+    let configured = context.config.jobs.interval_of(name, interval);
+    if configured != interval {
+        // Said once at start, so an operator sees the override took (a name that matches no
+        // job is ignored).
+        tracing::info!(job = name, interval = ?configured, default = ?interval, "job interval from PHOENIX_JOB_INTERVALS");
+    }
+    let interval = configured;
     let shutdown = context.shutdown.clone();
     let mut lease = match replicas {
         Replicas::Each => None,
@@ -264,13 +270,28 @@ impl Lease {
         }
     }
 
+    /// Tries the lock on the kept connection; when that connection no longer answers (it sat
+    /// idle past a proxy's or the server's timeout, the database restarted), once more on a
+    /// new one, so only a database that is really away fails the tick.
     async fn try_lock(&mut self) -> Result<bool, sqlx::Error> {
-        let connection = match &mut self.connection {
-            Some(connection) => connection,
-            empty => empty.insert(PgConnection::connect_with(&self.options).await?),
-        };
+        if let Some(connection) = &mut self.connection {
+            match Self::try_lock_on(connection, self.job).await {
+                Ok(taken) => return Ok(taken),
+                Err(error) => {
+                    tracing::debug!(job = self.job, %error, "job lock connection lost; reconnecting");
+                    self.connection = None;
+                }
+            }
+        }
+        let connection = self
+            .connection
+            .insert(PgConnection::connect_with(&self.options).await?);
+        Self::try_lock_on(connection, self.job).await
+    }
+
+    async fn try_lock_on(connection: &mut PgConnection, job: &str) -> Result<bool, sqlx::Error> {
         sqlx::query_scalar(TRY_LOCK)
-            .bind(self.job)
+            .bind(job)
             .fetch_one(connection)
             .await
     }

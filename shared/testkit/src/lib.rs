@@ -22,7 +22,8 @@ use tonic::transport::Channel;
 
 mod replicas;
 pub use replicas::{
-    TestReplicas, await_job_ticks, job_runs, spawn_replicas, sweeps_expired_keys_once,
+    TestReplicas, assert_events_positioned_once, await_count, await_job_ticks, job_runs,
+    spawn_replicas, sweeps_expired_keys_once,
 };
 
 enum Server {

@@ -91,6 +91,54 @@ pub async fn await_job_ticks(jobs: &[&str], runs: u64, limit: Duration) {
     }
 }
 
+/// Waits until `count` (SQL answering one `bigint`) answers `expected` on `pool`, polling every
+/// 20 ms; panics after `limit` with the last answer: for a test that waits for background jobs
+/// to finish some work.
+pub async fn await_count(pool: &PgPool, count: &str, expected: i64, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let now: i64 = sqlx::query_scalar(count)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{count}: {e}"));
+        if now == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} still answers {now}, not {expected}, after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every event of the schema's `events` table has its stream position (the
+/// sequencers of every replica take turns giving them), then asserts each has exactly one and
+/// the positions have no gap.
+pub async fn assert_events_positioned_once(pool: &PgPool, limit: Duration) {
+    await_count(
+        pool,
+        "SELECT count(*) FROM events e
+         WHERE NOT EXISTS (SELECT 1 FROM event_positions p WHERE p.seq = e.seq)",
+        0,
+        limit,
+    )
+    .await;
+    let (events, positioned, positions, span): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM events), count(DISTINCT seq), count(*),
+                coalesce(max(position) - min(position) + 1, 0)
+         FROM event_positions",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count positions");
+    assert_eq!(
+        (positioned, positions, span),
+        (events, events, events),
+        "each of {events} events has one position, without a gap"
+    );
+}
+
 /// Proves `spec`'s idempotency-key sweep `job` (see `phoenix_runtime::idempotency`) with two
 /// replicas on one database and sweeps every 40 ms: expired keys are all removed, live ones all
 /// kept, and no sweep of either replica fails (no lock waits or errors from the other).

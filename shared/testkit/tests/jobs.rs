@@ -127,3 +127,38 @@ async fn a_failing_or_panicking_job_is_counted_and_runs_again() {
     // The lock went back after each failure and panic: the same replica took it again.
     assert_eq!(job_runs("test-failing", Outcome::Skipped), 0);
 }
+
+#[tokio::test]
+async fn a_singleton_whose_lock_connection_was_cut_takes_it_again_without_failing() {
+    let database = TestDatabase::create().await;
+    let shutdown = CancellationToken::new();
+    let context = replicas(&database, &shutdown).await.remove(0);
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
+    context.singleton("test-reconnecting", Duration::from_millis(20), move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    let admin = database.pool("public").await;
+    for _ in 0..3 {
+        let before = runs.load(Ordering::SeqCst);
+        while runs.load(Ordering::SeqCst) < before + 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Every other session of the database ends, the job's lock connection with them.
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND application_name = 'phoenix-public' AND backend_type = 'client backend'",
+        )
+        .fetch_all(&admin)
+        .await
+        .expect("end the sessions");
+        assert!(!ended.is_empty(), "the job's connection was there to end");
+    }
+    let before = runs.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    shutdown.cancel();
+    assert!(runs.load(Ordering::SeqCst) > before, "it kept running");
+    assert_eq!(job_runs("test-reconnecting", Outcome::Failed), 0);
+}
