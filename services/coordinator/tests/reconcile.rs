@@ -286,3 +286,42 @@ async fn a_run_without_its_participants_records_why_it_could_not_finish() {
         .expect("the failed run is recorded");
     assert!(recorded.is_some_and(|e| e.contains("GetTransfer")));
 }
+
+/// What each replica's schedule runs: a period another replica reconciled cleanly is skipped;
+/// one whose run failed is not.
+#[tokio::test]
+async fn a_scheduled_tick_skips_a_period_another_replica_reconciled() {
+    let mut world = start().await;
+    let (_, bought) = world.purchase(100, 1).await;
+    assert_eq!(bought.state(), pb::PurchaseState::Completed, "{bought:?}");
+    let pool = world.coordinator.pool.clone();
+    let period = Duration::from_secs(3600);
+    let mut config = (*world.config).clone();
+    config.peers.ledger_url = Some("http://127.0.0.1:9".into());
+    let unreachable = Participants::connect(&ServiceContext {
+        pool: pool.clone(),
+        config: Arc::new(config),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    })
+    .expect("participants");
+
+    let failed = reconcile::scheduled_tick(&pool, &unreachable, period).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let participants = world.participants();
+    let ran = reconcile::scheduled_tick(&pool, &participants, period)
+        .await
+        .expect("a clean run");
+    assert!(ran, "a failed run leaves the period to the next tick");
+    let again = reconcile::scheduled_tick(&pool, &participants, period)
+        .await
+        .expect("a skipped tick");
+    assert!(!again, "the period was reconciled already");
+
+    let runs: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT sagas_checked, error IS NULL FROM reconciliation_runs ORDER BY started_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("runs");
+    assert_eq!(runs, [(0, false), (1, true)]);
+}

@@ -587,7 +587,8 @@ async fn two_replicas_on_one_database_do_each_unit_of_work_once_and_survive_a_ki
         |pool| async move { scalar(&pool, "SELECT count(*) FROM reconciliation_runs").await >= 3 },
     )
     .await;
-    let runs: Vec<(DateTime<Utc>, DateTime<Utc>, Option<String>, i32, i32)> = sqlx::query_as(
+    type Run = (DateTime<Utc>, DateTime<Utc>, Option<String>, i32, i32);
+    let runs: Vec<Run> = sqlx::query_as(
         "SELECT started_at, finished_at, error, inconsistencies, stuck
          FROM reconciliation_runs ORDER BY started_at",
     )
@@ -629,4 +630,46 @@ async fn two_replicas_on_one_database_do_each_unit_of_work_once_and_survive_a_ki
         .collect();
     assert!(logged.is_empty(), "this process logged: {logged:#?}");
     running.shutdown().await.expect("the coordinator stops");
+}
+
+/// Two replicas preparing the analytics partitions at the same moment (both start together,
+/// or the writers of both meet an old month at once): every call succeeds and each month is
+/// made once.
+#[tokio::test]
+async fn replicas_racing_for_the_same_partitions_make_each_month_once() {
+    use phoenix_coordinator::analytics::{self, Retention, store};
+    captured::install();
+    let (_database, pool) = phoenix_testkit::migrated_database(&phoenix_coordinator::spec()).await;
+    let retention = Retention::default();
+    let now = Utc::now();
+    let old = analytics::month_of(now)
+        .checked_sub_months(chrono::Months::new(5))
+        .expect("a month");
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        let (one, two, three, four) = tokio::join!(
+            analytics::maintain(&pool, retention, now),
+            analytics::maintain(&pool, retention, now),
+            store::create_partitions(&pool, &[old]),
+            store::create_partitions(&pool, &[old]),
+        );
+        made.extend(one.expect("maintained").created);
+        made.extend(two.expect("maintained").created);
+        made.extend(three.expect("created"));
+        made.extend(four.expect("created"));
+    }
+    let unique: HashSet<_> = made.iter().collect();
+    assert_eq!(
+        (made.len(), unique.len()),
+        (5, 5),
+        "each month made once: {made:?}"
+    );
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'analytics_events'::regclass"
+        )
+        .await,
+        5
+    );
 }
