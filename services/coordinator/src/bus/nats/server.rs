@@ -1,26 +1,41 @@
 //! A `nats-server -js` of its own, for tests and `phoenix bench bus`: on a free loopback port,
 //! its store in a fresh temporary directory, stopped (and the directory removed) when dropped.
 
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Where `nats-server` is looked for: `PHOENIX_NATS_SERVER`, then `PATH`, then `/usr/sbin`
 /// (where the Debian package puts it).
 pub fn binary() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("PHOENIX_NATS_SERVER") {
-        return Ok(PathBuf::from(path));
+    find(
+        std::env::var_os("PHOENIX_NATS_SERVER"),
+        &std::env::var_os("PATH").unwrap_or_default(),
+        Path::new("/usr/sbin"),
+    )
+}
+
+fn find(given: Option<OsString>, path: &OsStr, fallback: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(given) = given {
+        let given = PathBuf::from(given);
+        anyhow::ensure!(
+            given.is_file(),
+            "PHOENIX_NATS_SERVER={} is not a file",
+            given.display()
+        );
+        return Ok(given);
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
+    std::env::split_paths(path)
+        .chain([fallback.to_path_buf()])
         .map(|dir| dir.join("nats-server"))
         .find(|candidate| candidate.is_file())
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "nats-server was not found on PATH nor in /usr/sbin: install it \
+                "nats-server was not found on PATH nor in {}: install it \
                  (`apt-get install nats-server` on Debian; .ci/run does) or point \
-                 PHOENIX_NATS_SERVER at the binary"
+                 PHOENIX_NATS_SERVER at the binary",
+                fallback.display()
             )
         })
 }
@@ -81,5 +96,27 @@ impl Drop for LocalNatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_binary_says_how_to_install_it() {
+        let nowhere = Path::new("/nonexistent-phoenix");
+        let error = find(None, OsStr::new("/nonexistent-phoenix/bin"), nowhere)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("apt-get install nats-server"), "{error}");
+        let error = find(
+            Some("/nonexistent-phoenix/nats".into()),
+            OsStr::new(""),
+            nowhere,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("PHOENIX_NATS_SERVER"), "{error}");
     }
 }
