@@ -45,7 +45,7 @@ async fn two_replicas_close_each_ended_day_once() {
 
     h.only_mission(main_mission(20, 100)).await;
     // The other replica reloads its catalog and sees the mission.
-    await_job_ticks(&["missions-catalog-reload"], 4, Duration::from_secs(10)).await;
+    await_job_ticks(&["missions-catalog-reload"], 8, Duration::from_secs(10)).await;
     let mut users: Vec<Uuid> = (0..BOARDS).map(|_| Uuid::new_v4()).collect();
     users.sort();
     for user in &users {
