@@ -65,18 +65,26 @@ fn provide_nats_server() -> anyhow::Result<Option<std::path::PathBuf>> {
             ])
             .status()
             .context("cannot run apt-get")?;
-        anyhow::ensure!(installed.success(), "apt-get could not install nats-server: {how}");
+        anyhow::ensure!(
+            installed.success(),
+            "apt-get could not install nats-server: {how}"
+        );
         return Ok(None);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
-    let folder = std::path::Path::new(&target).join("tools").join("nats-server");
+    let folder = std::path::Path::new(&target)
+        .join("tools")
+        .join("nats-server");
     let binary = folder.join("usr/sbin/nats-server");
     if !binary.is_file() {
         eprintln!("nats-server not found: unpacking the Debian package under {folder:?}");
         std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {folder:?}"))?;
         let unpacked = Command::new("sh")
             .current_dir(&folder)
-            .args(["-c", "apt-get download nats-server && dpkg-deb -x nats-server_*.deb ."])
+            .args([
+                "-c",
+                "apt-get download nats-server && dpkg-deb -x nats-server_*.deb .",
+            ])
             .status()
             .context("cannot run apt-get download")?;
         anyhow::ensure!(
