@@ -28,9 +28,11 @@ async fn partitions(pool: &sqlx::PgPool) -> Vec<String> {
     .unwrap()
 }
 
-#[tokio::test]
-async fn published_events_are_recorded_once_and_queried_by_user_type_and_time() {
-    let coordinator = coordinator(None).await;
+on_both_backends!(published_events_are_recorded_once_and_queried_by_user_type_and_time);
+
+async fn published_events_are_recorded_once_and_queried_by_user_type_and_time(backend: Backend) {
+    let backend = BusBackend::start(backend).await;
+    let coordinator = coordinator_on(&backend, None).await;
     let mut bus = bus(&coordinator.channel);
     let mut analytics = AnalyticsServiceClient::new(coordinator.channel.clone());
     let alice = uuid::Uuid::new_v4().to_string();

@@ -62,10 +62,23 @@ pub enum BenchTarget {
         #[command(flatten)]
         runtime: RuntimeConfig,
     },
+    /// The coordinator's bus end to end (Publish -> delivered to a subscriber -> acknowledged)
+    /// on PostgreSQL and on NATS JetStream (nats-server from PATH, started here): events/s and
+    /// delivery latency, one line per backend.
+    Bus {
+        #[command(flatten)]
+        args: phoenix_coordinator::bus::bench::BusBenchArgs,
+        #[command(flatten)]
+        runtime: RuntimeConfig,
+    },
 }
 
 pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
     match target {
+        BenchTarget::Bus { args, runtime } => {
+            crate::bench_bus::run(args, runtime).await?;
+            Ok(())
+        }
         BenchTarget::Sagas { args, runtime } => {
             println!("{}", crate::bench_sagas::run(args, runtime).await?.line());
             Ok(())

@@ -4,6 +4,7 @@
 
 mod audit;
 mod bench;
+mod bench_bus;
 mod bench_sagas;
 mod chaos;
 mod conversations;

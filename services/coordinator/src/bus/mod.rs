@@ -13,6 +13,7 @@
 //! lease/ack cycle a gRPC subscriber gets, without the network.
 
 pub mod api;
+pub mod bench;
 pub mod catalog;
 pub mod domain;
 pub mod metrics;

@@ -57,10 +57,12 @@ pub use settings::{Backend, BusSettings};
 const PRIORITIES: [i16; 4] = [4, 3, 2, 1];
 /// Messages of other groups or types a pass acknowledges unseen per consumer, at most.
 const SKIPS_PER_PASS: usize = 64;
-/// How long a fetch waits for the server's answer. JetStream answers at once with a message
-/// or "none"; it answers only at expiry while the consumer's one message is out (failed and
-/// waiting out its backoff, or handed out by another coordinator this instant).
-const FETCH_EXPIRES: Duration = Duration::from_millis(20);
+/// How long a fetch waits for the server's answer. JetStream answers a no-wait pull at once
+/// with a message or 404; it does not answer while the consumer's one message is out (failed
+/// and waiting out its backoff, or handed out by another coordinator this instant), and does
+/// not keep the request either. (With `expires`, it would answer every empty consumer only at
+/// expiry.) The lease pass skips the consumers it knows are busy, so this wait is rare.
+const FETCH_WAIT: Duration = Duration::from_millis(50);
 
 const EVENT_ID: &str = "Phoenix-Event-Id";
 const SOURCE: &str = "Phoenix-Source";
@@ -383,6 +385,23 @@ impl NatsBus {
             .map_err(|e| unavailable("acknowledge", e))
     }
 
+    /// Acknowledges messages and waits until JetStream has applied each acknowledgement (its
+    /// reply), so the partition's next message can be fetched at once after it.
+    async fn acknowledge(&self, replies: &[&str]) -> Result<(), Error> {
+        let link = self.link().await?;
+        let acks = replies
+            .iter()
+            .map(|reply| link.client.request((*reply).to_owned(), "+ACK".into()));
+        for answer in futures_util::future::join_all(acks).await {
+            // An ack whose reply was lost was still sent: at worst the message comes back after
+            // the ack wait and is dropped as processed.
+            if let Err(error) = answer {
+                tracing::debug!(%error, "bus ack: no confirmation");
+            }
+        }
+        Ok(())
+    }
+
     async fn flush(&self) -> Result<(), Error> {
         self.link()
             .await?
@@ -486,7 +505,7 @@ impl NatsBus {
                     .patterns
                     .matches(&one.leased.event_type, one.leased.catalog_type.as_deref());
                 if !mine || !matches {
-                    self.answer(&reply, "+ACK".into()).await?;
+                    self.acknowledge(&[&reply]).await?;
                     continue;
                 }
                 if attempt > max_deliveries {
@@ -556,11 +575,7 @@ impl NatsBus {
             .subscribe(inbox.clone())
             .await
             .map_err(|e| unavailable("fetch", e))?;
-        let request = serde_json::json!({
-            "batch": 1,
-            "no_wait": true,
-            "expires": u64::try_from(FETCH_EXPIRES.as_nanos()).unwrap_or(u64::MAX),
-        });
+        let request = serde_json::json!({ "batch": 1, "no_wait": true });
         link.client
             .publish_with_reply(
                 format!(
@@ -572,7 +587,7 @@ impl NatsBus {
             )
             .await
             .map_err(|e| unavailable("fetch", e))?;
-        let answer = tokio::time::timeout(FETCH_EXPIRES + Duration::from_secs(5), answers.next())
+        let answer = tokio::time::timeout(FETCH_WAIT, answers.next())
             .await
             .ok()
             .flatten();
@@ -629,9 +644,8 @@ impl NatsBus {
         failed: &[(Uuid, String)],
     ) -> Result<(u64, u64), Error> {
         let acknowledged = store::ack(&self.pool, group, done).await?;
-        for delivery in &acknowledged {
-            self.answer(&delivery.reply, "+ACK".into()).await?;
-        }
+        let replies: Vec<&str> = acknowledged.iter().map(|d| d.reply.as_str()).collect();
+        self.acknowledge(&replies).await?;
         let ids: Vec<Uuid> = failed.iter().map(|f| f.0).collect();
         let taken = store::take(&self.pool, group, &ids).await?;
         if !taken.is_empty() {
