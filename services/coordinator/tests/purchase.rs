@@ -214,18 +214,7 @@ impl World {
     }
 
     async fn balance(&mut self, account: &str) -> ledger::Balance {
-        self.shop
-            .ledger
-            .get_account(ledger::GetAccountRequest {
-                tenant_id: self.shop.tenant_id.clone(),
-                account_id: account.to_owned(),
-            })
-            .await
-            .expect("account")
-            .into_inner()
-            .account
-            .and_then(|a| a.balance)
-            .expect("balance")
+        self.shop.balance(account).await.expect("balance")
     }
 
     async fn item(&mut self, sku: &str) -> ledger::InventoryItem {
@@ -243,19 +232,7 @@ impl World {
     }
 
     async fn holdings(&mut self, user: &str) -> Vec<(String, i64)> {
-        self.shop
-            .stock
-            .list_holdings(ledger::ListHoldingsRequest {
-                tenant_id: self.shop.tenant_id.clone(),
-                owner_ref: user.to_owned(),
-            })
-            .await
-            .expect("holdings")
-            .into_inner()
-            .holdings
-            .into_iter()
-            .map(|h| (h.item_code, h.quantity))
-            .collect()
+        self.shop.holdings(user).await.expect("holdings")
     }
 
     async fn progress(&mut self, user: &str) -> narrative::GetUserProgressResponse {

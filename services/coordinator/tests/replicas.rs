@@ -77,7 +77,6 @@ use phoenix_proto::ledger::v1 as ledger;
 use phoenix_runtime::RunningService;
 use phoenix_testkit::{TestDatabase, TestService, spawn};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -190,25 +189,7 @@ async fn in_process(database_url: &str, peers: &Participants) -> (RunningService
         config.jobs.set(&interval.job, interval.interval);
     }
     let config = Arc::new(config);
-    let pool = phoenix_runtime::server::connect_pool(database_url, "coordinator", &config)
-        .await
-        .expect("connect the pool");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let running = phoenix_runtime::server::start(
-        &phoenix_coordinator::spec(),
-        config,
-        pool,
-        listener,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("start the in-process coordinator");
-    let channel = Channel::from_shared(format!("http://{}", running.addr))
-        .expect("url")
-        .connect_lazy();
-    (running, channel)
+    phoenix_testkit::serve_on(&phoenix_coordinator::spec(), database_url, config).await
 }
 
 /// A buyer with a funded wallet: (user id, wallet id).
@@ -316,19 +297,7 @@ async fn assert_books(shop: &mut ShopFixture, buyers: &[(String, String, bool)])
         "each purchase paid once"
     );
     for (user, wallet, completed) in buyers {
-        let holdings: Vec<(String, i64)> = shop
-            .stock
-            .list_holdings(ledger::ListHoldingsRequest {
-                tenant_id: shop.tenant_id.clone(),
-                owner_ref: user.clone(),
-            })
-            .await
-            .expect("holdings")
-            .into_inner()
-            .holdings
-            .into_iter()
-            .map(|h| (h.item_code, h.quantity))
-            .collect();
+        let holdings = shop.holdings(user).await.expect("holdings");
         if *completed {
             assert_eq!(holdings, [("SKU-gem".to_owned(), QUANTITY)], "{user}");
             assert_eq!(balance(shop, wallet).await, (FUNDS - PRICE * QUANTITY, 0));
@@ -341,18 +310,7 @@ async fn assert_books(shop: &mut ShopFixture, buyers: &[(String, String, bool)])
 
 /// (posted, pending debits) of an account.
 async fn balance(shop: &mut ShopFixture, account: &str) -> (i64, i64) {
-    let balance = shop
-        .ledger
-        .get_account(ledger::GetAccountRequest {
-            tenant_id: shop.tenant_id.clone(),
-            account_id: account.to_owned(),
-        })
-        .await
-        .expect("account")
-        .into_inner()
-        .account
-        .and_then(|a| a.balance)
-        .expect("balance");
+    let balance = shop.balance(account).await.expect("balance");
     (balance.posted, balance.debits_pending)
 }
 

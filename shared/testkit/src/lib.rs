@@ -242,29 +242,46 @@ pub async fn spawn_with(
     start_on(spec, Arc::new(config), database, pool).await
 }
 
+/// Starts `spec` on the database at `url` (one a test already has, e.g. for another replica),
+/// with `config`: the running service and a channel to it.
+pub async fn serve_on(
+    spec: &ServiceSpec,
+    url: &str,
+    config: Arc<RuntimeConfig>,
+) -> (RunningService, Channel) {
+    let pool = phoenix_runtime::server::connect_pool(url, spec.name, &config)
+        .await
+        .expect("connect the pool");
+    serve(spec, config, pool).await
+}
+
+async fn serve(
+    spec: &ServiceSpec,
+    config: Arc<RuntimeConfig>,
+    pool: PgPool,
+) -> (RunningService, Channel) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let running =
+        phoenix_runtime::server::start(spec, config, pool, listener, CancellationToken::new())
+            .await
+            .expect("start the service");
+    // Lazy, so a test of a TLS-only service can still be handed a (plaintext) channel.
+    let channel = Channel::from_shared(format!("http://{}", running.addr))
+        .expect("valid url")
+        .connect_lazy();
+    (running, channel)
+}
+
 pub(crate) async fn start_on(
     spec: ServiceSpec,
     config: Arc<RuntimeConfig>,
     database: TestDatabase,
     pool: PgPool,
 ) -> TestService {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
-    let running = phoenix_runtime::server::start(
-        &spec,
-        config.clone(),
-        pool.clone(),
-        listener,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("start the service");
+    let (running, channel) = serve(&spec, config.clone(), pool.clone()).await;
     let addr = running.addr;
-    // Lazy, so a test of a TLS-only service can still be handed a (plaintext) channel.
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("valid url")
-        .connect_lazy();
     TestService {
         addr,
         database,

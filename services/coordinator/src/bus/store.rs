@@ -445,6 +445,33 @@ pub struct Dead {
     pub source: String,
 }
 
+/// A dead letter as read: (bus_seq, envelope, catalog_type, attempts, last_error, dead_at,
+/// source), from either backend's table.
+pub(crate) type DeadRow = (
+    i64,
+    Vec<u8>,
+    Option<String>,
+    i32,
+    String,
+    DateTime<Utc>,
+    String,
+);
+
+impl From<DeadRow> for Dead {
+    fn from(row: DeadRow) -> Self {
+        let (bus_seq, envelope, catalog_type, attempts, last_error, dead_at, source) = row;
+        Self {
+            bus_seq,
+            envelope,
+            catalog_type,
+            attempts,
+            last_error,
+            dead_at,
+            source,
+        }
+    }
+}
+
 /// Up to `limit` dead letters of `group` after `after` (dead_at, bus_seq), oldest first.
 pub async fn dead_letters(
     pool: &PgPool,
@@ -452,16 +479,7 @@ pub async fn dead_letters(
     after: Option<(DateTime<Utc>, i64)>,
     limit: i64,
 ) -> Result<Vec<Dead>, Error> {
-    type Row = (
-        i64,
-        Vec<u8>,
-        Option<String>,
-        i32,
-        String,
-        DateTime<Utc>,
-        String,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<DeadRow> = sqlx::query_as(
         "SELECT d.bus_seq, e.envelope, e.catalog_type, d.attempts, d.last_error, d.dead_at,
                 e.source
          FROM bus_deliveries d JOIN bus_events e ON e.bus_seq = d.bus_seq
@@ -475,18 +493,7 @@ pub async fn dead_letters(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Dead {
-            bus_seq: r.0,
-            envelope: r.1,
-            catalog_type: r.2,
-            attempts: r.3,
-            last_error: r.4,
-            dead_at: r.5,
-            source: r.6,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Dead::from).collect())
 }
 
 /// Puts dead letters of `group` back in its line with a fresh count: those of `event_ids`, or

@@ -198,4 +198,34 @@ impl ShopFixture {
             .item
             .ok_or_else(|| anyhow::anyhow!("no shop item answered"))
     }
+
+    /// The balance of `account_id`.
+    pub async fn balance(&mut self, account_id: &str) -> anyhow::Result<ledger::Balance> {
+        self.ledger
+            .get_account(ledger::GetAccountRequest {
+                tenant_id: self.tenant_id.clone(),
+                account_id: account_id.to_owned(),
+            })
+            .await?
+            .into_inner()
+            .account
+            .and_then(|a| a.balance)
+            .ok_or_else(|| anyhow::anyhow!("no balance answered for {account_id}"))
+    }
+
+    /// What `owner` holds: (item code, quantity).
+    pub async fn holdings(&mut self, owner: &str) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(self
+            .stock
+            .list_holdings(ledger::ListHoldingsRequest {
+                tenant_id: self.tenant_id.clone(),
+                owner_ref: owner.to_owned(),
+            })
+            .await?
+            .into_inner()
+            .holdings
+            .into_iter()
+            .map(|h| (h.item_code, h.quantity))
+            .collect())
+    }
 }

@@ -12,7 +12,6 @@ use phoenix_proto::events::v1 as events;
 use phoenix_runtime::RunningService;
 use phoenix_testkit::TestService;
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 pub type Bus = EventBusServiceClient<Channel>;
@@ -132,25 +131,7 @@ pub async fn instance_with(
         config.peers.set_url("directory", directory.url());
     }
     let config = Arc::new(config);
-    let pool = phoenix_runtime::server::connect_pool(url, "coordinator", &config)
-        .await
-        .expect("connect the pool");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let running = phoenix_runtime::server::start(
-        &phoenix_coordinator::spec(),
-        config,
-        pool,
-        listener,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("start the second coordinator");
-    let channel = Channel::from_shared(format!("http://{}", running.addr))
-        .expect("url")
-        .connect_lazy();
-    (running, channel)
+    phoenix_testkit::serve_on(&phoenix_coordinator::spec(), url, config).await
 }
 
 pub fn bus(channel: &Channel) -> Bus {

@@ -7,7 +7,7 @@ use phoenix_runtime::error::Error;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::super::store::{Dead, column};
+use super::super::store::{Dead, DeadRow, column};
 
 /// A delivery as handed out: recorded so any coordinator can acknowledge it.
 #[derive(Debug, Clone)]
@@ -239,16 +239,7 @@ pub async fn dead_letters(
     after: Option<(DateTime<Utc>, i64)>,
     limit: i64,
 ) -> Result<Vec<Dead>, Error> {
-    type Row = (
-        i64,
-        Vec<u8>,
-        Option<String>,
-        i32,
-        String,
-        DateTime<Utc>,
-        String,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<DeadRow> = sqlx::query_as(
         "SELECT seq, envelope, catalog_type, attempts, last_error, dead_at, source
          FROM bus_nats_dead
          WHERE group_name = $1
@@ -261,18 +252,7 @@ pub async fn dead_letters(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Dead {
-            bus_seq: r.0,
-            envelope: r.1,
-            catalog_type: r.2,
-            attempts: r.3,
-            last_error: r.4,
-            dead_at: r.5,
-            source: r.6,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Dead::from).collect())
 }
 
 /// Takes dead letters of `group` out for replay: those of `event_ids`, or every one.
