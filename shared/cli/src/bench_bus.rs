@@ -14,7 +14,7 @@ pub async fn run(args: BusBenchArgs, config: RuntimeConfig) -> anyhow::Result<Ve
     if args.backends.contains(&Backend::Nats) {
         phoenix_coordinator::bus::nats::server::binary()?;
     }
-    let database = Database::open(&config).await?;
+    let database = Database::open_for(&config, &["coordinator"]).await?;
     let mut results = Vec::new();
     let mut outcome = Ok(());
     for backend in args.backends.clone() {
@@ -52,7 +52,7 @@ async fn one(
     }
     let spec = phoenix_coordinator::spec();
     let config = Arc::new(config);
-    let pool = phoenix_runtime::server::connect_pool(&database.url, spec.name, &config).await?;
+    let pool = database.connect(spec.name, &config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let coordinator = phoenix_runtime::server::start(
         &spec,
