@@ -39,13 +39,25 @@ const MAX_PER_PASS: i64 = 10_000;
 /// The pass, after the sequencer row is locked: `$1` is the next position, `$2`
 /// [`MAX_PER_PASS`]; `{from}` and `{open}` are the transactions the last pass left open, written
 /// into the text (see [`pass_reporting`]). Answers (events positioned, next position).
+///
+/// Its cost follows the events of those transactions, never the size of the tables: the
+/// candidates come through the `txid` index alone (materialized, so no `ORDER BY seq LIMIT`
+/// can turn them into a walk of `events` in `seq` order), and each is looked up in
+/// `event_positions` by its own index probe. A `NOT EXISTS` was planned as a hash anti-join
+/// that read every position on every pass: passes of 20–70 ms, growing with the table, in a
+/// short ledger benchmark (85,000 events), 13 ms of a 55 ms pass spent hashing them.
 const PASS: &str = "
-WITH unpositioned AS (
+WITH candidates AS MATERIALIZED (
     SELECT e.seq, e.tenant_id, e.aggregate_type, e.aggregate_id, e.aggregate_version
     FROM events e
-    WHERE (e.txid >= '{from}'::xid8 OR e.txid = ANY ('{open}'::xid8[]))
-      AND NOT EXISTS (SELECT 1 FROM event_positions p WHERE p.seq = e.seq)
-    ORDER BY e.seq
+    WHERE e.txid >= '{from}'::xid8 OR e.txid = ANY ('{open}'::xid8[])
+), unpositioned AS (
+    SELECT c.seq, c.tenant_id, c.aggregate_type, c.aggregate_id, c.aggregate_version
+    FROM candidates c
+    LEFT JOIN LATERAL (SELECT true AS positioned FROM event_positions p
+                       WHERE p.seq = c.seq LIMIT 1) p ON true
+    WHERE p.positioned IS NULL
+    ORDER BY c.seq
     LIMIT $2
 ), ranked AS (
     SELECT seq, tenant_id, aggregate_type, aggregate_id,
