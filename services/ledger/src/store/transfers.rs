@@ -293,7 +293,9 @@ static POSTING_WRITE: LazyLock<String> = LazyLock::new(|| {
                FROM UNNEST($23::uuid[], $24::bigint[], $25::bigint[], $26::bigint[],
                            $27::bigint[], $28::bigint[], $29::bigint[])
                     AS u(id, dp, cp, dpe, cpe, ev, vv)
-               WHERE a.tenant_id = $1 AND a.id = u.id),
+               -- `id = ANY`: the accounts are found by their key; joined on `u` alone, the
+               -- generic plan hashed `u` and read every account of the tenant.
+               WHERE a.tenant_id = $1 AND a.id = ANY($23) AND a.id = u.id),
          o AS (INSERT INTO open_pendings (tenant_id, transfer_id, debit_account_id,
                    credit_account_id, amount, expires_at)
                SELECT $1, u.id, u.debit, u.credit, u.amount, u.expires_at
