@@ -307,6 +307,40 @@ async fn a_database_that_comes_back_is_served_again() {
 }
 
 #[tokio::test]
+async fn connections_the_server_ended_while_idle_are_replaced_before_use() {
+    let service = spawn(registered("directory")).await;
+    assert_serving(&service.channel).await;
+    let mut client = DirectoryServiceClient::new(service.channel.clone());
+    let get = || GetUserRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+    };
+    client.get_user(get()).await.expect_err("an unknown user");
+    // The server ends every session of the service's pool but the one asking (a restart, a
+    // proxy's idle timeout), and the pool's connections then sit idle past the ping threshold.
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND application_name = 'phoenix-directory' AND backend_type = 'client backend'",
+    )
+    .fetch_all(&service.pool)
+    .await
+    .expect("sessions ended");
+    assert!(ended.iter().all(|&ended| ended), "{ended:?}");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // Connections idle that long are pinged before use, and sqlx checks every connection it
+    // takes back: whatever the pool held, calls reach the database on live connections.
+    for _ in 0..4 {
+        let status = client.get_user(get()).await.expect_err("an unknown user");
+        let read = error_of(&status);
+        assert_eq!(
+            (read.code, read.reason.as_str()),
+            (Code::NotFound, "USER_NOT_FOUND"),
+            "the call reached the database on a live connection"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_busy_pool_does_not_turn_the_service_away() {
     let service = spawn_with(registered("directory"), |config| {
         config.db_max_connections = 2;

@@ -22,6 +22,9 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+/// How long a pooled connection may sit unused and still be handed out without a ping.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 use crate::auth::Authenticator;
 use crate::client::{ClientBuilder, PeerChannel};
 use crate::config::RuntimeConfig;
@@ -224,6 +227,20 @@ pub async fn connect_pool(
     PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.db_acquire_timeout)
+        // A connection is pinged before use only after a quiet second. sqlx already pings
+        // every connection it takes back (and drops one that does not answer), so the ping
+        // before use only re-checks, on the caller's time, one round trip per transaction,
+        // what the last release found; it matters only for a connection left idle long
+        // enough for the server to end it.
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the database for {schema}: {e}"))
