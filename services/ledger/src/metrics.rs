@@ -22,6 +22,8 @@ pub struct LedgerMetrics {
     /// ratio is the mean group size.
     pub coalesced_groups: Counter,
     pub coalesced_calls: Counter,
+    /// Posting calls held back behind a group being written that names one of their accounts.
+    pub coalesce_deferred: Counter,
 }
 
 pub fn get() -> &'static LedgerMetrics {
@@ -47,6 +49,10 @@ pub fn get() -> &'static LedgerMetrics {
         coalesced_calls: metrics::counter(
             "ledger_coalesced_calls",
             "Posting calls written in coalesced groups",
+        ),
+        coalesce_deferred: metrics::counter(
+            "ledger_coalesce_deferred",
+            "Posting calls held back because a group being written names one of their accounts",
         ),
     })
 }
@@ -86,6 +92,11 @@ pub fn expired(kind: &str, count: u64) {
             kind: kind.to_owned(),
         })
         .inc_by(count);
+}
+
+/// Counts a posting call held back behind a group being written.
+pub fn deferred() {
+    get().coalesce_deferred.inc();
 }
 
 /// Counts a group of `calls` coalesced posting calls.

@@ -300,3 +300,93 @@ async fn coalesced_calls_append_one_event_per_call_and_account_in_order() {
     assert_eq!(amounts, vec![1, 2, 3, 4, 5]);
     audit_is_clean(&h).await;
 }
+
+/// Posts `spec` under a fresh key, from a task of its own.
+fn post_alone(
+    h: &Harness,
+    ledger: &Ledger,
+    tenant: Uuid,
+    spec: TransferSpec,
+) -> tokio::task::JoinHandle<Result<BatchOutcome, Error>> {
+    let key = keyed(h, &key(), &spec);
+    let ledger = ledger.clone();
+    tokio::spawn(async move {
+        ledger
+            .post(
+                &key,
+                tenant,
+                vec![Operation::Transfer(spec)],
+                Linking::Linked,
+                Located::Single(Some("transfer")),
+            )
+            .await
+    })
+}
+
+#[tokio::test]
+async fn a_call_on_an_account_a_group_holds_waits_behind_it_while_other_calls_go() {
+    let Direct {
+        mut h,
+        tenant,
+        ledger,
+        issuer,
+        wallet,
+        ..
+    } = direct().await;
+    let (other_issuer, other_wallet) = h.funded_wallet("bea", 0).await;
+    // The test holds the wallet's row, so the first call's group waits in the database
+    // holding the wallet (and the issuer) for as long as the test says.
+    let mut holder = h.service.pool.begin().await.expect("a transaction");
+    sqlx::query("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE")
+        .bind(wallet.parse::<Uuid>().expect("an account id"))
+        .execute(&mut *holder)
+        .await
+        .expect("the wallet locked");
+    let first = post_alone(&h, &ledger, tenant, transfer(&issuer, &wallet, 1));
+    let waiting: i64 = loop {
+        let waiting = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&h.service.pool)
+        .await
+        .expect("activity");
+        if waiting > 0 {
+            break waiting;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(waiting, 1, "the first group waits for the wallet");
+
+    let second = post_alone(&h, &ledger, tenant, transfer(&issuer, &wallet, 2));
+    let unrelated = post_alone(
+        &h,
+        &ledger,
+        tenant,
+        transfer(&other_issuer, &other_wallet, 3),
+    );
+    // The call on other accounts is written meanwhile by the other writer, alone: the call
+    // on the wallet was held back rather than put in its group, where it would have made the
+    // group wait for the wallet too.
+    let unrelated = tokio::time::timeout(std::time::Duration::from_secs(10), unrelated)
+        .await
+        .expect("the unrelated call is answered while the wallet is held")
+        .expect("the task");
+    assert_eq!(made(&unrelated).amount, 3);
+    assert!(
+        !second.is_finished(),
+        "the call on the wallet waits for the group holding it"
+    );
+
+    holder.rollback().await.expect("the wallet released");
+    let (first, second) = (
+        first.await.expect("the task"),
+        second.await.expect("the task"),
+    );
+    assert_eq!((made(&first).amount, made(&second).amount), (1, 2));
+    // Held back, it comes after the call that holds its accounts: the wallet's entries in the
+    // calls' order.
+    let amounts: Vec<i64> = h.entries(&wallet).await.iter().map(|e| e.amount).collect();
+    assert_eq!(amounts, vec![1, 2]);
+    audit_is_clean(&h).await;
+}

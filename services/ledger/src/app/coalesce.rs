@@ -3,24 +3,32 @@
 //! A posting's cost is per round trip and per commit, not per row (a batch of 8,000 transfers
 //! takes a few times one transfer's time), so calls that arrive together are written together,
 //! as TigerBeetle batches its requests. Calls queue; a few writers take turns collecting them:
-//! the collecting writer takes what is queued and, under load (other calls in flight, or the
-//! last group held more than one call), waits up to the window for more (a lone call at low
-//! load never waits), then writes the group of each tenant with
-//! [`PostingWriter::write`] while the next writer collects. Each call keeps its own outcome,
-//! key and events; its caller is answered after the commit (durability is the database's:
-//! `synchronous_commit` stays on).
+//! the collecting writer takes what is queued and, under load (other calls in flight, or fewer
+//! calls than the last group held), waits up to the window for more (a lone call at low load
+//! never waits), then writes the group of each tenant with [`PostingWriter::write`] while the
+//! next writer collects. Each call keeps its own outcome, key and events; its caller is
+//! answered after the commit (durability is the database's: `synchronous_commit` stays on).
+//!
+//! Groups written at once never wait for each other's account locks: a call that names an
+//! account a group being written holds is deferred (kept, in arrival order, ahead of the
+//! queue) until that group ends, and so is a later call naming an account of a deferred one,
+//! so calls on one account keep their order. The locks still decide; the deferral only keeps
+//! two writers from spending a transaction each waiting on the other. Calls whose accounts
+//! are known only from the database (post, void, reverse) are never deferred.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use phoenix_runtime::Error;
 use phoenix_runtime::stream::Origin;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::posting::{BatchOutcome, PostingCall, PostingWriter};
+use crate::domain::ledger;
 use crate::metrics;
 
 /// Calls queued beyond this wait to be queued (backpressure on the callers).
@@ -41,21 +49,70 @@ pub struct Coalescer {
     load: Arc<Load>,
 }
 
-/// What the collecting writer reads to tell whether more calls are coming.
+/// What the collecting writer reads to tell whether more calls are coming, and which accounts
+/// the groups being written hold.
 #[derive(Debug, Default)]
 struct Load {
     /// Calls submitted and not yet answered.
     in_flight: AtomicUsize,
     /// Calls taken by the writers and not yet answered: in flight, but not to be queued.
     writing: AtomicUsize,
-    /// The size of the group taken last: above one, calls arrive faster than they are
-    /// written.
+    /// The size of the group taken last: the calls a busy ledger can expect back (a client
+    /// answered sends its next call).
     last_group: AtomicUsize,
+    /// The accounts of the groups being written, with how many groups name each.
+    busy: std::sync::Mutex<HashMap<Uuid, usize>>,
+    /// Rung when a group ends: deferred calls may go now.
+    freed: Notify,
+}
+
+impl Load {
+    fn busy_accounts(&self) -> HashSet<Uuid> {
+        self.busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    fn hold(&self, accounts: &HashSet<Uuid>) {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        for &account in accounts {
+            *busy.entry(account).or_default() += 1;
+        }
+    }
+
+    fn release(&self, accounts: &HashSet<Uuid>) {
+        {
+            let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+            for account in accounts {
+                if let Some(groups) = busy.get_mut(account) {
+                    *groups -= 1;
+                    if *groups == 0 {
+                        busy.remove(account);
+                    }
+                }
+            }
+        }
+        self.freed.notify_one();
+    }
+}
+
+/// The queue of calls, and the calls deferred behind a group being written (ahead of it).
+#[derive(Debug)]
+struct Queue {
+    receiver: mpsc::Receiver<Queued>,
+    deferred: VecDeque<Queued>,
 }
 
 #[derive(Debug)]
 struct Queued {
     call: PostingCall,
+    /// The accounts the call names (none when only the database knows them).
+    accounts: Vec<Uuid>,
+    /// Whether it was ever deferred (counted once).
+    deferred: bool,
     answer: oneshot::Sender<Result<BatchOutcome, Error>>,
 }
 
@@ -72,7 +129,10 @@ impl Coalescer {
     /// Starts `coalescing.writers` writers writing with `writer`.
     pub fn start(writer: PostingWriter, coalescing: Coalescing) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let receiver = Arc::new(Mutex::new(receiver));
+        let receiver = Arc::new(Mutex::new(Queue {
+            receiver,
+            deferred: VecDeque::new(),
+        }));
         let load = Arc::new(Load::default());
         for _ in 0..coalescing.writers.max(1) {
             tokio::spawn(run_writer(
@@ -90,9 +150,19 @@ impl Coalescer {
         self.load.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(self.load.clone());
         call.origin = Some(Origin::current());
+        let accounts = call
+            .operations
+            .iter()
+            .flat_map(|operation| ledger::accounts_of(operation, &HashMap::new()))
+            .collect();
         let (answer, answered) = oneshot::channel();
         self.queue
-            .send(Queued { call, answer })
+            .send(Queued {
+                call,
+                accounts,
+                deferred: false,
+                answer,
+            })
             .await
             .map_err(|_| stopping())?;
         answered.await.map_err(|_| stopping())?
@@ -109,16 +179,14 @@ fn stopping() -> Error {
 
 async fn run_writer(
     writer: PostingWriter,
-    receiver: Arc<Mutex<mpsc::Receiver<Queued>>>,
+    queue: Arc<Mutex<Queue>>,
     load: Arc<Load>,
     coalescing: Coalescing,
 ) {
     loop {
-        let Some(group) = collect(&receiver, &load, coalescing).await else {
+        let Some((group, held)) = collect(&queue, &load, coalescing).await else {
             return;
         };
-        load.writing.fetch_add(group.len(), Ordering::Relaxed);
-        load.last_group.store(group.len(), Ordering::Relaxed);
         metrics::coalesced(group.len());
         for (_, members) in by_tenant(group) {
             let (calls, answers): (Vec<PostingCall>, Vec<_>) = members
@@ -133,43 +201,123 @@ async fn run_writer(
                 let _ = answer.send(result);
             }
         }
+        load.release(&held);
     }
 }
 
-/// Takes the next group: the first queued call, what else is queued, and, under load, what
-/// arrives within the window. `None` once the queue is closed.
+/// Takes the next group: the first call that may go (deferred ones first), what else is
+/// queued and may go, and, under load, what arrives within the window; holds the group's
+/// accounts. `None` once the queue is closed and nothing is deferred.
 async fn collect(
-    receiver: &Mutex<mpsc::Receiver<Queued>>,
+    queue: &Mutex<Queue>,
     load: &Load,
     coalescing: Coalescing,
-) -> Option<Vec<Queued>> {
-    let mut receiver = receiver.lock().await;
-    let first = receiver.recv().await?;
+) -> Option<(Vec<Queued>, HashSet<Uuid>)> {
+    let mut queue = queue.lock().await;
+    let mut forming = Forming::default();
+    loop {
+        forming.blocked = load.busy_accounts();
+        for queued in std::mem::take(&mut queue.deferred) {
+            if let Some(deferred) = forming.place(queued, coalescing.max_calls) {
+                queue.deferred.push_back(deferred);
+            }
+        }
+        if !forming.group.is_empty() {
+            break;
+        }
+        // A group ending while this waits wakes it (`notify_one` keeps the wake-up for it).
+        let closed = tokio::select! {
+            queued = queue.receiver.recv() => match queued {
+                Some(queued) => {
+                    if let Some(deferred) = forming.place(queued, coalescing.max_calls) {
+                        queue.deferred.push_back(deferred);
+                    }
+                    false
+                }
+                None => true,
+            },
+            () = load.freed.notified() => false,
+        };
+        if !forming.group.is_empty() {
+            break;
+        }
+        if closed {
+            if queue.deferred.is_empty() {
+                return None;
+            }
+            // Closed, with calls deferred behind groups being written: they go when those end.
+            load.freed.notified().await;
+        }
+    }
     let deadline = Instant::now() + coalescing.window;
-    let mut group = vec![first];
-    while group.len() < coalescing.max_calls {
-        match receiver.try_recv() {
+    while forming.group.len() < coalescing.max_calls {
+        match queue.receiver.try_recv() {
             Ok(queued) => {
-                group.push(queued);
+                if let Some(deferred) = forming.place(queued, coalescing.max_calls) {
+                    queue.deferred.push_back(deferred);
+                }
                 continue;
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
             Err(mpsc::error::TryRecvError::Empty) => {}
         }
-        // Calls submitted but not yet queued or written, e.g. racing this writer.
-        let others = load
+        // Calls submitted but neither written, deferred nor in this group: racing this
+        // writer to the queue.
+        let racing = load
             .in_flight
             .load(Ordering::Relaxed)
-            .saturating_sub(load.writing.load(Ordering::Relaxed));
-        if others <= group.len() && load.last_group.load(Ordering::Relaxed) <= 1 {
+            .saturating_sub(load.writing.load(Ordering::Relaxed))
+            .saturating_sub(queue.deferred.len())
+            .saturating_sub(forming.group.len());
+        // Nothing racing and as many calls as the last group: the clients that group answered
+        // are back (or, at low load, a lone call), and waiting would only delay them.
+        if racing == 0 && forming.group.len() >= load.last_group.load(Ordering::Relaxed) {
             break;
         }
-        match tokio::time::timeout_at(deadline, receiver.recv()).await {
-            Ok(Some(queued)) => group.push(queued),
+        match tokio::time::timeout_at(deadline, queue.receiver.recv()).await {
+            Ok(Some(queued)) => {
+                if let Some(deferred) = forming.place(queued, coalescing.max_calls) {
+                    queue.deferred.push_back(deferred);
+                }
+            }
             Ok(None) | Err(_) => break,
         }
     }
-    Some(group)
+    let Forming { group, held, .. } = forming;
+    load.hold(&held);
+    load.writing.fetch_add(group.len(), Ordering::Relaxed);
+    load.last_group.store(group.len(), Ordering::Relaxed);
+    Some((group, held))
+}
+
+/// A group being collected.
+#[derive(Debug, Default)]
+struct Forming {
+    group: Vec<Queued>,
+    /// The accounts the group names.
+    held: HashSet<Uuid>,
+    /// Accounts the group must not name: those of the groups being written and of the calls
+    /// deferred so far.
+    blocked: HashSet<Uuid>,
+}
+
+impl Forming {
+    /// Puts `queued` in the group, or hands it back to be deferred: it names a blocked account,
+    /// or the group is full.
+    fn place(&mut self, mut queued: Queued, max_calls: usize) -> Option<Queued> {
+        let blocked = queued.accounts.iter().any(|a| self.blocked.contains(a));
+        if blocked || self.group.len() >= max_calls {
+            self.blocked.extend(queued.accounts.iter().copied());
+            if blocked && !queued.deferred {
+                queued.deferred = true;
+                metrics::deferred();
+            }
+            return Some(queued);
+        }
+        self.held.extend(queued.accounts.iter().copied());
+        self.group.push(queued);
+        None
+    }
 }
 
 /// The group's calls by tenant, in arrival order within each: a transaction is one tenant's.
