@@ -86,18 +86,30 @@ async fn post_together(
     tenant: Uuid,
     calls: Vec<(RequestKey, TransferSpec)>,
 ) -> Vec<Result<BatchOutcome, Error>> {
-    futures_util::future::join_all(calls.into_iter().map(|(key, spec)| async move {
-        ledger
-            .post(
-                &key,
-                tenant,
-                vec![Operation::Transfer(spec)],
-                Linking::Linked,
-                Located::Single(Some("transfer")),
-            )
-            .await
-    }))
+    futures_util::future::join_all(
+        calls
+            .into_iter()
+            .map(|(key, spec)| post_transfer(ledger, key, tenant, spec)),
+    )
     .await
+}
+
+/// CreateTransfer's use case: `spec` under `key`.
+async fn post_transfer(
+    ledger: &Ledger,
+    key: RequestKey,
+    tenant: Uuid,
+    spec: TransferSpec,
+) -> Result<BatchOutcome, Error> {
+    ledger
+        .post(
+            &key,
+            tenant,
+            vec![Operation::Transfer(spec)],
+            Linking::Linked,
+            Located::Single(Some("transfer")),
+        )
+        .await
 }
 
 fn made(answer: &Result<BatchOutcome, Error>) -> &phoenix_ledger::domain::ledger::Transfer {
@@ -310,17 +322,7 @@ fn post_alone(
 ) -> tokio::task::JoinHandle<Result<BatchOutcome, Error>> {
     let key = keyed(h, &key(), &spec);
     let ledger = ledger.clone();
-    tokio::spawn(async move {
-        ledger
-            .post(
-                &key,
-                tenant,
-                vec![Operation::Transfer(spec)],
-                Linking::Linked,
-                Located::Single(Some("transfer")),
-            )
-            .await
-    })
+    tokio::spawn(async move { post_transfer(&ledger, key, tenant, spec).await })
 }
 
 #[tokio::test]
