@@ -13,15 +13,23 @@ use phoenix_proto::ledger::v1::{
     InventoryItem, ListHoldingsRequest, ListInventoryItemsRequest, ReleaseReservationRequest,
     RemoveHoldingRequest, Reservation, ReservationState, ReserveStockRequest,
 };
-use phoenix_testkit::{TestService, spawn};
+use phoenix_testkit::{TestService, spawn_with};
 use phoenix_testkit::{fields, metadata, reason};
 use tonic::Code;
 use tonic::transport::Channel;
 
 type Client = StockServiceClient<Channel>;
 
+/// A ledger service whose own reservation sweeper stays out of the way: the tests run
+/// [`sweeper`] when they say (a reservation a test lets expire was otherwise, now and then,
+/// released by the service's sweep first).
 async fn start() -> (TestService, Client) {
-    let service = spawn(phoenix_ledger::spec()).await;
+    let service = spawn_with(phoenix_ledger::spec(), |config| {
+        config
+            .jobs
+            .set("expire-reservations", std::time::Duration::from_secs(3600));
+    })
+    .await;
     let client = StockServiceClient::new(service.channel.clone());
     (service, client)
 }
