@@ -20,6 +20,13 @@ use serde_json::Value;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+/// A GetUser of a user nobody created.
+fn unknown_user() -> GetUserRequest {
+    GetUserRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
 fn registered(name: &str) -> phoenix_runtime::ServiceSpec {
     (phoenix_registry::find(name).expect("registered").spec)()
 }
@@ -237,9 +244,7 @@ async fn while_the_database_is_known_down_calls_answer_unavailable_at_once() {
 
     let started = Instant::now();
     let status = DirectoryServiceClient::new(service.channel.clone())
-        .get_user(GetUserRequest {
-            id: uuid::Uuid::new_v4().to_string(),
-        })
+        .get_user(unknown_user())
         .await
         .expect_err("no database");
     let waited = started.elapsed();
@@ -268,9 +273,6 @@ async fn a_database_that_comes_back_is_served_again() {
     let service = spawn(registered("directory")).await;
     assert_serving(&service.channel).await;
     let mut client = DirectoryServiceClient::new(service.channel.clone());
-    let get = || GetUserRequest {
-        id: uuid::Uuid::new_v4().to_string(),
-    };
 
     service.database.set_accepting_connections(false).await;
     let status = wait_for_health(
@@ -281,7 +283,10 @@ async fn a_database_that_comes_back_is_served_again() {
     )
     .await;
     assert_eq!(status, ServingStatus::NotServing);
-    let down = client.get_user(get()).await.expect_err("no database");
+    let down = client
+        .get_user(unknown_user())
+        .await
+        .expect_err("no database");
     assert_eq!(error_of(&down).reason, "DATABASE_UNAVAILABLE");
 
     service.database.set_accepting_connections(true).await;
@@ -297,7 +302,10 @@ async fn a_database_that_comes_back_is_served_again() {
         ServingStatus::Serving,
         "health finds the database again"
     );
-    let back = client.get_user(get()).await.expect_err("an unknown user");
+    let back = client
+        .get_user(unknown_user())
+        .await
+        .expect_err("an unknown user");
     let read = error_of(&back);
     assert_eq!(
         (read.code, read.reason.as_str()),
@@ -311,10 +319,10 @@ async fn connections_the_server_ended_while_idle_are_replaced_before_use() {
     let service = spawn(registered("directory")).await;
     assert_serving(&service.channel).await;
     let mut client = DirectoryServiceClient::new(service.channel.clone());
-    let get = || GetUserRequest {
-        id: uuid::Uuid::new_v4().to_string(),
-    };
-    client.get_user(get()).await.expect_err("an unknown user");
+    client
+        .get_user(unknown_user())
+        .await
+        .expect_err("an unknown user");
     // The server ends every session of the service's pool but the one asking (a restart, a
     // proxy's idle timeout), and the pool's connections then sit idle past the ping threshold.
     let ended: Vec<bool> = sqlx::query_scalar(
@@ -330,7 +338,10 @@ async fn connections_the_server_ended_while_idle_are_replaced_before_use() {
     // Connections idle that long are pinged before use, and sqlx checks every connection it
     // takes back: whatever the pool held, calls reach the database on live connections.
     for _ in 0..4 {
-        let status = client.get_user(get()).await.expect_err("an unknown user");
+        let status = client
+            .get_user(unknown_user())
+            .await
+            .expect_err("an unknown user");
         let read = error_of(&status);
         assert_eq!(
             (read.code, read.reason.as_str()),
@@ -361,9 +372,7 @@ async fn a_busy_pool_does_not_turn_the_service_away() {
     );
     let started = Instant::now();
     let status = DirectoryServiceClient::new(service.channel.clone())
-        .get_user(GetUserRequest {
-            id: uuid::Uuid::new_v4().to_string(),
-        })
+        .get_user(unknown_user())
         .await
         .expect_err("no connection free");
     assert_eq!(error_of(&status).reason, "DATABASE_UNAVAILABLE");

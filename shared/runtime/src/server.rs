@@ -22,15 +22,15 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-/// How long a pooled connection may sit unused and still be handed out without a ping.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
-
 use crate::auth::Authenticator;
 use crate::client::{ClientBuilder, PeerChannel};
 use crate::config::RuntimeConfig;
 use crate::fault::FaultPlan;
 use crate::middleware::{DatabaseState, RpcLayer, RpcPolicy};
 use crate::migrate::{MigrationSet, Migrator};
+
+/// How long a pooled connection may sit unused and still be handed out without a ping.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// What a service crate hands the runtime.
 #[derive(Debug, Clone, Copy)]

@@ -218,9 +218,7 @@ async fn collect(
     loop {
         forming.blocked = load.busy_accounts();
         for queued in std::mem::take(&mut queue.deferred) {
-            if let Some(deferred) = forming.place(queued, coalescing.max_calls) {
-                queue.deferred.push_back(deferred);
-            }
+            forming.place(queued, &mut queue.deferred, coalescing.max_calls);
         }
         if !forming.group.is_empty() {
             break;
@@ -229,9 +227,7 @@ async fn collect(
         let closed = tokio::select! {
             queued = queue.receiver.recv() => match queued {
                 Some(queued) => {
-                    if let Some(deferred) = forming.place(queued, coalescing.max_calls) {
-                        queue.deferred.push_back(deferred);
-                    }
+                    forming.place(queued, &mut queue.deferred, coalescing.max_calls);
                     false
                 }
                 None => true,
@@ -253,9 +249,7 @@ async fn collect(
     while forming.group.len() < coalescing.max_calls {
         match queue.receiver.try_recv() {
             Ok(queued) => {
-                if let Some(deferred) = forming.place(queued, coalescing.max_calls) {
-                    queue.deferred.push_back(deferred);
-                }
+                forming.place(queued, &mut queue.deferred, coalescing.max_calls);
                 continue;
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -276,9 +270,7 @@ async fn collect(
         }
         match tokio::time::timeout_at(deadline, queue.receiver.recv()).await {
             Ok(Some(queued)) => {
-                if let Some(deferred) = forming.place(queued, coalescing.max_calls) {
-                    queue.deferred.push_back(deferred);
-                }
+                forming.place(queued, &mut queue.deferred, coalescing.max_calls);
             }
             Ok(None) | Err(_) => break,
         }
@@ -302,9 +294,9 @@ struct Forming {
 }
 
 impl Forming {
-    /// Puts `queued` in the group, or hands it back to be deferred: it names a blocked account,
-    /// or the group is full.
-    fn place(&mut self, mut queued: Queued, max_calls: usize) -> Option<Queued> {
+    /// Puts `queued` in the group, or at the back of `deferred`: it names a blocked account, or
+    /// the group is full.
+    fn place(&mut self, mut queued: Queued, deferred: &mut VecDeque<Queued>, max_calls: usize) {
         let blocked = queued.accounts.iter().any(|a| self.blocked.contains(a));
         if blocked || self.group.len() >= max_calls {
             self.blocked.extend(queued.accounts.iter().copied());
@@ -312,11 +304,11 @@ impl Forming {
                 queued.deferred = true;
                 metrics::deferred();
             }
-            return Some(queued);
+            deferred.push_back(queued);
+            return;
         }
         self.held.extend(queued.accounts.iter().copied());
         self.group.push(queued);
-        None
     }
 }
 
