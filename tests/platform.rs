@@ -600,6 +600,118 @@ async fn metrics_count_calls_by_method_and_status_code() {
     );
 }
 
+/// How many calls of `method` the metrics have counted with `code`.
+fn handled(method: &str, code: &str) -> f64 {
+    let text = phoenix_runtime::metrics::global().render();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("phoenix_grpc_server_handled_total")
+                && l.contains(&format!("grpc_method=\"{method}\""))
+                && l.contains(&format!("grpc_code=\"{code}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |total, count| total + count)
+}
+
+/// The first 3 bytes of a gRPC frame's 5-byte header, and then nothing: the rest of the
+/// request never comes.
+struct HalfAMessage {
+    sent: bool,
+}
+
+impl http_body::Body for HalfAMessage {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.sent {
+            return std::task::Poll::Pending;
+        }
+        self.sent = true;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            &[0, 0, 0],
+        )))))
+    }
+}
+
+/// A caller that dies halfway through sending its request (its process killed, its socket
+/// closed, no RST_STREAM, no status) is a cancelled call, not a fault of the server: tonic
+/// reads the broken request body as UNKNOWN, which would count and log as a server error on
+/// every client crash.
+#[tokio::test]
+async fn a_caller_gone_halfway_through_its_request_is_counted_cancelled_not_unknown() {
+    const METHOD: &str = "BatchGetCourses";
+    let service = spawn(phoenix_directory::spec()).await;
+    let cancelled = handled(METHOD, "Cancelled");
+    let socket = std::net::TcpStream::connect(service.addr).expect("connect");
+    // A second handle on the socket, to close it under hyper as the kernel does when a process dies.
+    let killer = socket.try_clone().expect("a second handle");
+    socket.set_nonblocking(true).expect("non-blocking");
+    let socket = tokio::net::TcpStream::from_std(socket).expect("a tokio socket");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(socket),
+    )
+    .await
+    .expect("an HTTP/2 connection");
+    let connection = tokio::spawn(connection);
+    let request = http::Request::post(format!(
+        "{}/phoenix.directory.v1.DirectoryService/{METHOD}",
+        service.url()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(HalfAMessage { sent: false })
+    .expect("a request");
+    let call = tokio::spawn(sender.send_request(request));
+    // The server has the call once it counts one in flight for the directory.
+    let in_flight = || {
+        phoenix_runtime::metrics::global()
+            .render()
+            .lines()
+            .any(|l| {
+                l.starts_with("phoenix_grpc_server_in_flight{service=\"directory\"} ")
+                    && !l.ends_with(" 0")
+            })
+    };
+    let started = std::time::Instant::now();
+    while !in_flight() && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(in_flight(), "the server never saw the call");
+    // Other tests' calls count too: give this one's HEADERS the time to arrive.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // The caller's process dies: its connection closes with nothing more said.
+    killer
+        .shutdown(std::net::Shutdown::Both)
+        .expect("close the socket");
+    let _ = call.await;
+    connection.abort();
+
+    let started = std::time::Instant::now();
+    while handled(METHOD, "Cancelled") == cancelled && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        (
+            handled(METHOD, "Cancelled") - cancelled,
+            handled(METHOD, "Unknown")
+        ),
+        (1.0, 0.0),
+        "the call is counted once, as cancelled:\n{}",
+        phoenix_runtime::metrics::global()
+            .render()
+            .lines()
+            .filter(|l| l.contains(METHOD) || l.contains("in_flight"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 /// Holds an exclusive lock on `directory.users`, so every directory call touching it waits.
 async fn lock_users_table(
     service: &phoenix_testkit::TestService,

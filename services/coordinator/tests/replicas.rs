@@ -589,7 +589,8 @@ async fn two_replicas_on_one_database_do_each_unit_of_work_once_and_survive_a_ki
 }
 
 /// What the participants here log because the child replica was killed, not from contention:
-/// its calls and streams cancelled (`rpc finished grpc.code=Cancelled`), and sqlx's notices
+/// its calls and streams cancelled (`rpc finished grpc.code=Cancelled`, also for a call it was
+/// halfway through sending), and sqlx's notices
 /// "there is already / no transaction in progress" on connections whose call was cancelled
 /// mid-transaction (a cancelled COMMIT explains the second; where the first comes from is not
 /// yet known).

@@ -18,6 +18,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -153,10 +154,14 @@ pub struct RpcService<S> {
 
 impl<S, B> tower::Service<http::Request<B>> for RpcService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -166,7 +171,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
         // The clone that was polled ready is the one that must serve the call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -212,6 +217,12 @@ where
             started,
             span.clone(),
         );
+        let mut request = request.map(|body| {
+            Body::new(RequestWatch {
+                inner: body,
+                broken: record.request_broken.clone(),
+            })
+        });
         let future = async move {
             let admitted = if exempt {
                 Ok((policy.max_deadline, None))
@@ -439,7 +450,44 @@ struct RpcRecord {
     span: tracing::Span,
     /// The `grpc-status` seen, and its `grpc-message`.
     status: Option<telemetry::rpc::CallStatus>,
+    /// Set when reading the request failed in the transport: the caller went away mid-request.
+    request_broken: Arc<AtomicBool>,
     permit: Option<OwnedSemaphorePermit>,
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that notes when the transport breaks it (the caller's connection closed
+    /// or its stream reset before the request was all sent).
+    struct RequestWatch<B> {
+        #[pin]
+        inner: B,
+        broken: Arc<AtomicBool>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for RequestWatch<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            this.broken.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl RpcRecord {
@@ -463,6 +511,7 @@ impl RpcRecord {
             started,
             span,
             status: None,
+            request_broken: Arc::default(),
             permit: None,
         }
     }
@@ -470,8 +519,17 @@ impl RpcRecord {
 
 impl Drop for RpcRecord {
     fn drop(&mut self) {
-        // No status seen means the client went away before the end of the response.
-        let (code, message) = self.status.take().unwrap_or((Code::Cancelled, None));
+        // No status seen means the client went away before the end of the response. A request
+        // the transport broke means it went away before the end of the request: tonic answers
+        // that UNKNOWN (or INTERNAL), to nobody, and it is no fault of this service.
+        let (code, message) = if self.request_broken.load(Ordering::Relaxed) {
+            (
+                Code::Cancelled,
+                Some("the caller went away before the end of its request".to_owned()),
+            )
+        } else {
+            self.status.take().unwrap_or((Code::Cancelled, None))
+        };
         let elapsed = self.started.elapsed();
         let metrics = metrics::global();
         metrics
