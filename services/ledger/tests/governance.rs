@@ -217,3 +217,67 @@ async fn the_dry_run_answers_without_writing() {
     );
     assert_eq!(h.balance(&wallet).await.posted, 50);
 }
+
+/// A policy change holds the tenant's gate exclusively until it commits; a transfer arriving
+/// meanwhile waits at the gate, and is then checked against the policy that change made: what
+/// it reads after the gate is never from a snapshot older than the change.
+#[tokio::test]
+async fn a_transfer_that_waits_for_a_policy_change_is_checked_against_the_new_policy() {
+    let mut h = Harness::start().await;
+    let (issuer, wallet) = h.funded_wallet("user-1", 1_000).await;
+    let tenant: uuid::Uuid = h.tenant.parse().expect("a tenant id");
+    // What SetPolicy does, held open: the gate taken exclusively, then the new policy.
+    let mut change = h.service.pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(phoenix_ledger::store::POLICY_GATE)
+        .bind(tenant)
+        .execute(&mut *change)
+        .await
+        .expect("the gate");
+    sqlx::query(
+        "INSERT INTO policies (tenant_id, id, kind, asset_code, limit_amount, effective_from)
+         VALUES ($1, $2, 'MAX_TRANSFER_AMOUNT', 'BESITOS', 100, clock_timestamp())",
+    )
+    .bind(tenant)
+    .bind(uuid::Uuid::now_v7())
+    .execute(&mut *change)
+    .await
+    .expect("a policy");
+
+    let mut client = h.ledger.clone();
+    let request = pb::CreateTransferRequest {
+        tenant_id: h.tenant.clone(),
+        transfer: Some(spec(&wallet, &issuer, 101)),
+        idempotency_key: key(),
+    };
+    let transfer = tokio::spawn(async move { client.create_transfer(request).await });
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .fetch_one(&h.service.pool)
+        .await
+        .expect("locks")
+    };
+    let started = std::time::Instant::now();
+    while waiting().await == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the transfer never waited at the gate"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    change.commit().await.expect("the policy change commits");
+
+    let refused = transfer
+        .await
+        .expect("joined")
+        .expect_err("over the new limit");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(reason(&refused), "POLICY_VIOLATION");
+    assert_eq!(
+        h.balance(&wallet).await.posted,
+        1_000,
+        "nothing was debited"
+    );
+}

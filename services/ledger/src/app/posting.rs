@@ -2,13 +2,14 @@
 //! made idempotent per call, and its dry run. Concurrent single-operation calls are written
 //! together (see [`super::coalesce`]); every call keeps its own outcome.
 //!
-//! One transaction for one or several calls: read the transfers the calls refer to → lock the
-//! accounts involved, in id order (no deadlocks), holding the tenant's policy gate shared →
-//! read the clock, the active policies, which pendings are still open and how much was
-//! reversed → the engine (`domain::ledger::post`, pure) decides each call in turn on one view,
-//! so a later call sees an earlier one's balances → one statement writes transfers, entries,
-//! the account events, balances, pendings, due snapshots and each call's idempotency key with
-//! its outcome → commit. Five round trips, whatever the number of calls.
+//! One transaction for one or several calls: BEGIN with the tenant's policy gate held shared →
+//! read the transfers the calls refer to → lock the accounts involved, in id order (no
+//! deadlocks), then read the clock and the active policies, in one statement → for posts,
+//! voids and reversals, which pendings are still open and how much was reversed → the engine
+//! (`domain::ledger::post`, pure) decides each call in turn on one view, so a later call sees
+//! an earlier one's balances → one statement writes transfers, entries, the account events,
+//! balances, pendings, due snapshots and each call's idempotency key with its outcome →
+//! commit. Four round trips for transfers, whatever the number of calls.
 
 use std::collections::{HashMap, HashSet};
 
@@ -243,7 +244,10 @@ impl PostingWriter {
                 "posting calls written together must be of one tenant and of one operation each",
             ));
         }
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self
+            .pool
+            .begin_with(store::transfers::begin_posting(tenant_id))
+            .await?;
         let members_calls: Vec<&PostingCall> = members.iter().map(|&i| &calls[i]).collect();
         let (decided, now) = decide(&mut transaction, tenant_id, &members_calls).await?;
         let mut keys = KeyRows::new(Utc::now());
@@ -471,7 +475,10 @@ impl Ledger {
             located: Located::Single(None),
             origin: None,
         };
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self
+            .pool
+            .begin_with(store::transfers::begin_posting(tenant_id))
+            .await?;
         let decided = decide(&mut transaction, tenant_id, &[&call]).await;
         transaction.rollback().await?;
         match decided?.0.pop() {
@@ -520,7 +527,8 @@ impl Ledger {
 
 /// Loads what the calls touch, locks the accounts and runs the engine on each call in turn;
 /// writes nothing. Returns each call's posting (or its refusal as a whole) and the time they
-/// take.
+/// take. `connection` is in a transaction [`store::transfers::begin_posting`] began (it holds
+/// the policy gate).
 async fn decide(
     connection: &mut PgConnection,
     tenant_id: Uuid,
@@ -556,24 +564,25 @@ async fn decide(
         .into_iter()
         .collect();
     account_ids.sort();
-    let accounts = store::transfers::lock_accounts(connection, tenant_id, &account_ids).await?;
-    // After the locks, in a statement of its own: a statement sees the data as of its start,
-    // and the locks may have been waited for.
-    let context = store::transfers::posting_context(connection, tenant_id, &referenced_ids).await?;
-    for (id, entry) in &mut referenced {
-        entry.open = context.open.contains(id);
-        entry.reversed = context.reversed.get(id).copied().unwrap_or(0);
+    let locked = store::transfers::lock_accounts(connection, tenant_id, &account_ids).await?;
+    if !referenced.is_empty() {
+        let state =
+            store::transfers::referenced_state(connection, tenant_id, &referenced_ids).await?;
+        for (id, entry) in &mut referenced {
+            entry.open = state.open.contains(id);
+            entry.reversed = state.reversed.get(id).copied().unwrap_or(0);
+        }
     }
-    let debited_today = if policy::needs_daily_debits(&context.policies) {
-        store::transfers::debited_today(connection, tenant_id, &account_ids, context.now).await?
+    let now = locked.now;
+    let debited_today = if policy::needs_daily_debits(&locked.policies) {
+        store::transfers::debited_today(connection, tenant_id, &account_ids, now).await?
     } else {
         HashMap::new()
     };
-    let now = context.now;
     let mut view = LedgerView {
-        accounts,
+        accounts: locked.accounts,
         referenced,
-        policies: context.policies,
+        policies: locked.policies,
         debited_today,
     };
     let decided = calls

@@ -108,51 +108,114 @@ pub async fn get_transfers(
     rows.into_iter().map(transfer).collect()
 }
 
-/// id, asset, limit, the four sums, entry version, event version.
-type LockedRow = (Uuid, String, String, i64, i64, i64, i64, i64, i64);
+/// The statement that begins a posting transaction holding the tenant's policy gate shared,
+/// in one round trip, so every statement after it takes its snapshot with the gate held and
+/// sees the policies in force. The gate comes first: a `BEGIN` after other statements of one
+/// simple query takes them into its transaction, and should the gate fail (waited for past the
+/// statement timeout) the query ends before its `BEGIN`, and the connection outside any
+/// transaction. A simple query takes no parameters: the tenant id is written in, as the 36
+/// characters a `Uuid` prints.
+pub fn begin_posting(tenant_id: Uuid) -> String {
+    format!(
+        "SELECT pg_advisory_xact_lock_shared({POLICY_GATE}, hashtext('{}')); BEGIN",
+        tenant_id.hyphenated()
+    )
+}
 
-/// The accounts among `ids` (sorted, so concurrent postings lock in the same order and never
-/// deadlock), locked for the transaction, while holding the tenant's policy gate shared.
+/// id, asset, limit, the four sums, entry version, event version; `None` on the one row a
+/// posting of no known account gets.
+type LockedRow = (
+    DateTime<Utc>,
+    serde_json::Value,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// What a posting transaction reads in one statement once [`begin_posting`] holds the gate:
+/// the accounts it names, locked, the database clock read after the locks (which it may have
+/// waited for) and the tenant's active policies.
+#[derive(Debug)]
+pub struct Locked {
+    pub accounts: HashMap<Uuid, AccountState>,
+    pub now: DateTime<Utc>,
+    pub policies: Vec<Policy>,
+}
+
+/// Locks the accounts among `ids` (sorted, so concurrent postings lock in the same order and
+/// never deadlock) and reads the clock and the policies, in one statement. The policies are
+/// as of the statement's start, which is after the gate: no policy change can commit between.
+/// The clock is read from the count of the locked rows, so only once every lock is held.
 pub async fn lock_accounts(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, AccountState>, Error> {
+) -> Result<Locked, Error> {
     let rows: Vec<LockedRow> = sqlx::query_as(
-        "WITH gate AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($3, hashtext($1::text)))
-         SELECT a.id, a.asset_code, a.balance_limit, a.debits_posted, a.credits_posted,
-                a.debits_pending, a.credits_pending, a.entry_version, a.event_version
-         FROM accounts a
-         WHERE a.tenant_id = $1 AND a.id = ANY($2) AND EXISTS (SELECT FROM gate)
-         ORDER BY a.id
-         FOR UPDATE OF a",
+        "WITH locked AS MATERIALIZED (
+             SELECT a.id, a.asset_code, a.balance_limit, a.debits_posted, a.credits_posted,
+                    a.debits_pending, a.credits_pending, a.entry_version, a.event_version
+             FROM accounts a
+             WHERE a.tenant_id = $1 AND a.id = ANY($2)
+             ORDER BY a.id
+             FOR UPDATE OF a),
+         context AS MATERIALIZED (
+             SELECT (SELECT clock_timestamp() FROM (SELECT count(*) FROM locked) held) AS now,
+                    (SELECT coalesce(json_agg(json_build_object(
+                         'id', id, 'kind', kind, 'asset_code', asset_code,
+                         'limit_amount', limit_amount, 'effective_from', effective_from)), '[]')
+                     FROM policies WHERE tenant_id = $1 AND effective_to IS NULL) AS policies)
+         SELECT c.now, c.policies, l.id, l.asset_code, l.balance_limit, l.debits_posted,
+                l.credits_posted, l.debits_pending, l.credits_pending, l.entry_version,
+                l.event_version
+         FROM context c LEFT JOIN locked l ON true",
     )
     .bind(tenant_id)
     .bind(ids)
-    .bind(POLICY_GATE)
     .fetch_all(&mut *connection)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok((
-                row.0,
-                AccountState {
-                    id: row.0,
-                    asset_code: row.1,
-                    balance_limit: BalanceLimit::parse(&row.2)
-                        .ok_or_else(|| error::unknown_stored("balance_limit", &row.2))?,
-                    balances: Balances {
-                        debits_posted: row.3,
-                        credits_posted: row.4,
-                        debits_pending: row.5,
-                        credits_pending: row.6,
-                    },
-                    entry_version: row.7,
-                    event_version: row.8,
+    let Some((now, policies)) = rows.first().map(|row| (row.0, row.1.clone())) else {
+        return Err(Error::invariant(
+            "POSTING_CONTEXT_READ",
+            "locking the accounts of a posting returned no row",
+        ));
+    };
+    let mut accounts = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let (Some(id), Some(asset_code), Some(limit)) = (row.2, row.3, row.4) else {
+            continue;
+        };
+        let balance_limit = BalanceLimit::parse(&limit)
+            .ok_or_else(|| error::unknown_stored("balance_limit", &limit))?;
+        let number = |value: Option<i64>| value.unwrap_or_default();
+        accounts.insert(
+            id,
+            AccountState {
+                id,
+                asset_code,
+                balance_limit,
+                balances: Balances {
+                    debits_posted: number(row.5),
+                    credits_posted: number(row.6),
+                    debits_pending: number(row.7),
+                    credits_pending: number(row.8),
                 },
-            ))
-        })
-        .collect()
+                entry_version: number(row.9),
+                event_version: number(row.10),
+            },
+        );
+    }
+    Ok(Locked {
+        accounts,
+        now,
+        policies: decode_policies(tenant_id, policies)?,
+    })
 }
 
 fn decode_policies(tenant_id: Uuid, value: serde_json::Value) -> Result<Vec<Policy>, Error> {
@@ -174,7 +237,7 @@ fn decode_policies(tenant_id: Uuid, value: serde_json::Value) -> Result<Vec<Poli
         .collect()
 }
 
-/// A policy as [`posting_context`] reads it.
+/// A policy as [`lock_accounts`] reads it.
 #[derive(Debug, Deserialize)]
 struct PolicyRow {
     id: Uuid,
@@ -184,35 +247,24 @@ struct PolicyRow {
     effective_from: DateTime<Utc>,
 }
 
-/// What the posting transaction reads once the accounts are locked: the database clock (read
-/// after the locks, which it may have waited for), the tenant's active policies, which of the
-/// referenced pendings are still open and how much of each referenced transfer was reversed.
-#[derive(Debug)]
-pub struct PostingContext {
-    pub now: DateTime<Utc>,
-    pub policies: Vec<Policy>,
+/// What a posting of posts, voids or reversals reads once the accounts are locked: which of
+/// the transfers it refers to are pendings still open, and how much of each was reversed.
+#[derive(Debug, Default)]
+pub struct ReferencedState {
     pub open: Vec<Uuid>,
     pub reversed: HashMap<Uuid, i64>,
 }
 
-/// Reads the [`PostingContext`] in one statement.
-pub async fn posting_context(
+/// Reads the [`ReferencedState`] of `referenced` in one statement. After the locks, in a
+/// statement of its own: a statement sees the data as of its start, and the locks may have
+/// been waited for (a concurrent post of the same pending, committed meanwhile).
+pub async fn referenced_state(
     connection: &mut PgConnection,
     tenant_id: Uuid,
     referenced: &[Uuid],
-) -> Result<PostingContext, Error> {
-    let (now, policies, open, reversed): (
-        DateTime<Utc>,
-        serde_json::Value,
-        Vec<Uuid>,
-        serde_json::Value,
-    ) = sqlx::query_as(
-        "SELECT clock_timestamp(),
-                (SELECT coalesce(json_agg(json_build_object(
-                     'id', id, 'kind', kind, 'asset_code', asset_code,
-                     'limit_amount', limit_amount, 'effective_from', effective_from)), '[]')
-                 FROM policies WHERE tenant_id = $1 AND effective_to IS NULL),
-                ARRAY(SELECT transfer_id FROM open_pendings
+) -> Result<ReferencedState, Error> {
+    let (open, reversed): (Vec<Uuid>, serde_json::Value) = sqlx::query_as(
+        "SELECT ARRAY(SELECT transfer_id FROM open_pendings
                       WHERE tenant_id = $1 AND transfer_id = ANY($2)),
                 (SELECT coalesce(json_object_agg(reversal_of, reversed), '{}') FROM (
                      SELECT reversal_of, sum(amount) AS reversed FROM transfers
@@ -228,12 +280,7 @@ pub async fn posting_context(
         .into_iter()
         .map(|(id, sum)| (id, sum.as_i64().unwrap_or(i64::MAX)))
         .collect();
-    Ok(PostingContext {
-        now,
-        policies: decode_policies(tenant_id, policies)?,
-        open,
-        reversed,
-    })
+    Ok(ReferencedState { open, reversed })
 }
 
 /// New debits (posted or pending) of each account since the start of `now`'s UTC day.
