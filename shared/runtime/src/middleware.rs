@@ -218,10 +218,10 @@ where
             span.clone(),
         );
         let mut request = request.map(|body| {
-            Body::new(RequestWatch {
-                inner: body,
-                broken: record.request_broken.clone(),
-            })
+            Body::new(telemetry::rpc::Watched::new(
+                body,
+                RequestBroken(record.request_broken.clone()),
+            ))
         });
         let future = async move {
             let admitted = if exempt {
@@ -271,7 +271,10 @@ where
             let (parts, body) = response.into_parts();
             Ok(http::Response::from_parts(
                 parts,
-                Body::new(telemetry::rpc::StatusWatch::new(body, record)),
+                Body::new(telemetry::rpc::StatusWatch::new(
+                    body,
+                    telemetry::rpc::Trailers(record),
+                )),
             ))
         };
         Box::pin(future.instrument(span))
@@ -455,38 +458,15 @@ struct RpcRecord {
     permit: Option<OwnedSemaphorePermit>,
 }
 
-pin_project_lite::pin_project! {
-    /// A request body that notes when the transport breaks it (the caller's connection closed
-    /// or its stream reset before the request was all sent).
-    struct RequestWatch<B> {
-        #[pin]
-        inner: B,
-        broken: Arc<AtomicBool>,
-    }
-}
+/// Watches a request body for an error: the transport broke it (the caller's connection
+/// closed, or its stream was reset, before the request was all sent).
+struct RequestBroken(Arc<AtomicBool>);
 
-impl<B: http_body::Body> http_body::Body for RequestWatch<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            this.broken.store(true, Ordering::Relaxed);
+impl<D, E> telemetry::rpc::WatchesFrames<D, E> for RequestBroken {
+    fn polled(&mut self, polled: &Option<Result<http_body::Frame<D>, E>>) {
+        if let Some(Err(_)) = polled {
+            self.0.store(true, Ordering::Relaxed);
         }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

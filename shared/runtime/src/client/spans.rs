@@ -14,7 +14,7 @@ use tonic::{Code, Status};
 use tracing::Instrument;
 
 use crate::telemetry::rpc::{
-    AwaitsStatus, CallStatus, Side, StatusWatch, record_status, status_in,
+    AwaitsStatus, CallStatus, Side, StatusWatch, Trailers, record_status, status_in,
 };
 
 /// The response body of a call through [`ClientSpans`]: the span ends with it.
@@ -104,7 +104,7 @@ where
                         let (parts, body) = response.into_parts();
                         Ok(http::Response::from_parts(
                             parts,
-                            StatusWatch::new(body, record),
+                            StatusWatch::new(body, Trailers(record)),
                         ))
                     }
                     Err(error) => {

@@ -18,22 +18,27 @@ pub trait AwaitsStatus {
     fn status_seen(&mut self, status: CallStatus);
 }
 
+/// What a [`Watched`] body shows each frame it yields, or the error that broke it.
+pub trait WatchesFrames<D, E> {
+    fn polled(&mut self, polled: &Option<Result<http_body::Frame<D>, E>>);
+}
+
 pin_project_lite::pin_project! {
-    /// A response body watched for the `grpc-status` trailer, which it hands to `record`.
-    pub struct StatusWatch<B, R> {
+    /// A body passed through unchanged, each of its frames shown to `watcher`.
+    pub struct Watched<B, W> {
         #[pin]
         inner: B,
-        record: R,
+        watcher: W,
     }
 }
 
-impl<B, R> StatusWatch<B, R> {
-    pub fn new(inner: B, record: R) -> Self {
-        Self { inner, record }
+impl<B, W> Watched<B, W> {
+    pub fn new(inner: B, watcher: W) -> Self {
+        Self { inner, watcher }
     }
 }
 
-impl<B: http_body::Body, R: AwaitsStatus> http_body::Body for StatusWatch<B, R> {
+impl<B: http_body::Body, W: WatchesFrames<B::Data, B::Error>> http_body::Body for Watched<B, W> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -43,10 +48,8 @@ impl<B: http_body::Body, R: AwaitsStatus> http_body::Body for StatusWatch<B, R> 
     ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(status) = frame.trailers_ref().and_then(status_in)
-        {
-            this.record.status_seen(status);
+        if let Poll::Ready(frame) = &polled {
+            this.watcher.polled(frame);
         }
         polled
     }
@@ -59,6 +62,23 @@ impl<B: http_body::Body, R: AwaitsStatus> http_body::Body for StatusWatch<B, R> 
         self.inner.size_hint()
     }
 }
+
+/// Watches a response body for the `grpc-status` trailer, which it hands to its record.
+#[derive(Debug)]
+pub struct Trailers<R>(pub R);
+
+impl<R: AwaitsStatus, D, E> WatchesFrames<D, E> for Trailers<R> {
+    fn polled(&mut self, polled: &Option<Result<http_body::Frame<D>, E>>) {
+        if let Some(Ok(frame)) = polled
+            && let Some(status) = frame.trailers_ref().and_then(status_in)
+        {
+            self.0.status_seen(status);
+        }
+    }
+}
+
+/// A response body watched for its `grpc-status` trailer.
+pub type StatusWatch<B, R> = Watched<B, Trailers<R>>;
 
 /// Which side of the call a span describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
