@@ -29,7 +29,7 @@ pub struct LedgerSettings {
     pub coalesce_window: Duration,
     /// How many posting writers take turns writing coalesced groups (each holds a pooled
     /// connection while it writes).
-    #[arg(long, env = "PHOENIX_LEDGER_COALESCE_WRITERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "PHOENIX_LEDGER_COALESCE_WRITERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub coalesce_writers: u16,
     /// Most calls written in one coalesced transaction.
     #[arg(long, env = "PHOENIX_LEDGER_COALESCE_MAX_CALLS", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
