@@ -580,20 +580,11 @@ async fn metrics_count_calls_by_method_and_status_code() {
             .await;
     }
     let text = phoenix_runtime::metrics::global().render();
-    let line = text
-        .lines()
-        .find(|l| {
-            l.starts_with("phoenix_grpc_server_handled_total")
-                && l.contains("grpc_method=\"GetUser\"")
-                && l.contains("InvalidArgument")
-        })
-        .unwrap_or_else(|| panic!("no counter for GetUser/InvalidArgument in:\n{text}"));
-    let count: f64 = line
-        .rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("a number");
-    assert!(count >= 3.0, "{line}");
+    let count = handled("GetUser", "InvalidArgument");
+    assert!(
+        count >= 3.0,
+        "{count} GetUser/InvalidArgument counted in:\n{text}"
+    );
     assert!(
         text.contains("phoenix_db_pool_max_connections{service=\"directory\"}"),
         "pool stats are exported"

@@ -253,7 +253,9 @@ async fn a_transfer_that_waits_for_a_policy_change_is_checked_against_the_new_po
     let transfer = tokio::spawn(async move { client.create_transfer(request).await });
     let waiting = || async {
         sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            "SELECT count(*) FROM pg_locks
+             WHERE locktype = 'advisory' AND NOT granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .fetch_one(&h.service.pool)
         .await

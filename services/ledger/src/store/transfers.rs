@@ -188,12 +188,25 @@ pub async fn lock_accounts(
     };
     let mut accounts = HashMap::with_capacity(rows.len());
     for row in rows {
-        let (Some(id), Some(asset_code), Some(limit)) = (row.2, row.3, row.4) else {
+        // The account columns are NOT NULL: all of them, or none (no account found).
+        let (
+            _,
+            _,
+            Some(id),
+            Some(asset_code),
+            Some(limit),
+            Some(dp),
+            Some(cp),
+            Some(dpe),
+            Some(cpe),
+            Some(ev),
+            Some(vv),
+        ) = row
+        else {
             continue;
         };
         let balance_limit = BalanceLimit::parse(&limit)
             .ok_or_else(|| error::unknown_stored("balance_limit", &limit))?;
-        let number = |value: Option<i64>| value.unwrap_or_default();
         accounts.insert(
             id,
             AccountState {
@@ -201,13 +214,13 @@ pub async fn lock_accounts(
                 asset_code,
                 balance_limit,
                 balances: Balances {
-                    debits_posted: number(row.5),
-                    credits_posted: number(row.6),
-                    debits_pending: number(row.7),
-                    credits_pending: number(row.8),
+                    debits_posted: dp,
+                    credits_posted: cp,
+                    debits_pending: dpe,
+                    credits_pending: cpe,
                 },
-                entry_version: number(row.9),
-                event_version: number(row.10),
+                entry_version: ev,
+                event_version: vv,
             },
         );
     }
@@ -249,7 +262,7 @@ struct PolicyRow {
 
 /// What a posting of posts, voids or reversals reads once the accounts are locked: which of
 /// the transfers it refers to are pendings still open, and how much of each was reversed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReferencedState {
     pub open: Vec<Uuid>,
     pub reversed: HashMap<Uuid, i64>,
