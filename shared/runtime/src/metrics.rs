@@ -44,6 +44,7 @@ pub struct Metrics {
     pub rpcs_shed: Family<ServiceLabels, Counter>,
     pub idempotent_replays: Family<ServiceLabels, Counter>,
     pub events_sequenced: Family<ServiceLabels, Counter>,
+    pub connections_discarded: Family<ServiceLabels, Counter>,
     pool_connections: Family<ServiceLabels, Gauge>,
     pool_idle: Family<ServiceLabels, Gauge>,
     pool_max: Family<ServiceLabels, Gauge>,
@@ -61,6 +62,7 @@ impl Metrics {
         let rpcs_shed = Family::<ServiceLabels, Counter>::default();
         let idempotent_replays = Family::<ServiceLabels, Counter>::default();
         let events_sequenced = Family::<ServiceLabels, Counter>::default();
+        let connections_discarded = Family::<ServiceLabels, Counter>::default();
         let pool_connections = Family::<ServiceLabels, Gauge>::default();
         let pool_idle = Family::<ServiceLabels, Gauge>::default();
         let pool_max = Family::<ServiceLabels, Gauge>::default();
@@ -95,6 +97,11 @@ impl Metrics {
             events_sequenced.clone(),
         );
         registry.register(
+            "db_pool_discarded_connections",
+            "Connections closed on release because they were left inside a transaction",
+            connections_discarded.clone(),
+        );
+        registry.register(
             "db_pool_connections",
             "Open database connections",
             pool_connections.clone(),
@@ -118,6 +125,7 @@ impl Metrics {
             rpcs_shed,
             idempotent_replays,
             events_sequenced,
+            connections_discarded,
             pool_connections,
             pool_idle,
             pool_max,
@@ -156,6 +164,14 @@ impl Metrics {
     }
 
     /// Reports a service's pool on every scrape.
+    pub fn count_discarded_connection(&self, service: &str) {
+        self.connections_discarded
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn watch_pool(&self, service: &str, pool: PgPool) {
         let mut pools = lock(&self.pools);
         pools.retain(|(name, _)| name != service);

@@ -224,6 +224,7 @@ pub async fn connect_pool(
                 config.db_plan_cache_mode.as_setting().to_owned(),
             ),
         ]);
+    let schema_label: std::sync::Arc<str> = schema.into();
     PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.db_acquire_timeout)
@@ -241,9 +242,45 @@ pub async fn connect_pool(
                 Ok(true)
             })
         })
+        .after_release(move |connection, _| {
+            let schema_label = schema_label.clone();
+            Box::pin(async move {
+                let outside = outside_any_transaction(connection).await;
+                if !outside {
+                    tracing::warn!(
+                        schema = &*schema_label,
+                        "a connection came back inside a transaction block nothing holds (a \
+                         call cancelled while its BEGIN was on the wire, say); closing it, which \
+                         rolls the block back"
+                    );
+                    crate::metrics::global().count_discarded_connection(&schema_label);
+                }
+                Ok(outside)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the database for {schema}: {e}"))
+}
+
+/// Whether the session on `connection` is outside any transaction block: what a connection
+/// must be to go back to the pool. sqlx 0.8 counts a transaction only once its BEGIN answered,
+/// so a future dropped while BEGIN was on the wire (a cancelled call, a timeout) leaves the
+/// session inside a block sqlx knows nothing of, and nothing rolls it back: the next borrower's
+/// statements would run in it, hold its locks, and be lost when the connection closes
+/// (transact-rs/sqlx#4393). sqlx's own check on release reads the server's answer but not its
+/// transaction status, so this asks: within a block, the transaction began before this
+/// statement. A simple query, because only then does a statement outside a block start its
+/// transaction at its own timestamp (a prepared one is bound, which starts the transaction,
+/// before it executes). An error (an aborted block refuses every statement) also means no.
+async fn outside_any_transaction(connection: &mut sqlx::PgConnection) -> bool {
+    use sqlx::{Executor, Row};
+    // Text without parameters goes as a simple query.
+    connection
+        .fetch_one("SELECT transaction_timestamp() = statement_timestamp()")
+        .await
+        .and_then(|row| row.try_get::<bool, _>(0))
+        .unwrap_or(false)
 }
 
 /// A service that is serving. Cancel its token (or call [`RunningService::shutdown`]) to stop.

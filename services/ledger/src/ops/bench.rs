@@ -278,10 +278,11 @@ const FLOOR_SCHEMA: &str = "ledger_bench_floor";
 
 /// The floor: the same transfers as durable double-entry writes in plain SQL, on copies of the
 /// ledger's accounts, transfers and entries (same columns, checks and indexes; no triggers,
-/// events, idempotency keys or policies), one transaction each: both balances updated in one
-/// statement (locked in id order, so concurrent writers never deadlock), the transfer row and
-/// the two entries with the versions and balances that update returned. The copies are
-/// dropped afterwards, so the audit sees the ledger's tables only.
+/// events, idempotency keys or policies), on a plain pool of the service pool's size, one
+/// transaction each: both balances updated in one statement (locked in id order, so
+/// concurrent writers never deadlock), the transfer row and the two entries with the versions
+/// and balances that update returned. The copies are dropped afterwards, so the audit sees
+/// the ledger's tables only.
 async fn floor_transfers(
     pool: &PgPool,
     tenant: &str,
@@ -290,6 +291,13 @@ async fn floor_transfers(
     duration: Duration,
 ) -> anyhow::Result<Phase> {
     let tenant_id: Uuid = tenant.parse()?;
+    // The same server, settings and number of connections, but no check before use or on
+    // release beyond sqlx's own: what the cheapest correct writer would run on.
+    let pool = &sqlx::postgres::PgPoolOptions::new()
+        .max_connections(pool.options().get_max_connections())
+        .test_before_acquire(false)
+        .connect_with((*pool.connect_options()).clone())
+        .await?;
     let mut setup = pool.acquire().await?;
     for statement in [
         format!("DROP SCHEMA IF EXISTS {FLOOR_SCHEMA} CASCADE"),
@@ -362,6 +370,7 @@ async fn floor_transfers(
     sqlx::query(&format!("DROP SCHEMA IF EXISTS {FLOOR_SCHEMA} CASCADE"))
         .execute(pool)
         .await?;
+    pool.close().await;
     phase
 }
 
