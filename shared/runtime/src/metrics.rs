@@ -163,7 +163,6 @@ impl Metrics {
             .inc_by(events);
     }
 
-    /// Reports a service's pool on every scrape.
     pub fn count_discarded_connection(&self, service: &str) {
         self.connections_discarded
             .get_or_create(&ServiceLabels {
@@ -172,6 +171,7 @@ impl Metrics {
             .inc();
     }
 
+    /// Reports a service's pool on every scrape.
     pub fn watch_pool(&self, service: &str, pool: PgPool) {
         let mut pools = lock(&self.pools);
         pools.retain(|(name, _)| name != service);

@@ -224,7 +224,8 @@ pub async fn connect_pool(
                 config.db_plan_cache_mode.as_setting().to_owned(),
             ),
         ]);
-    let schema_label: std::sync::Arc<str> = schema.into();
+    // Pools are named after their service's schema, which is the service's name.
+    let service: std::sync::Arc<str> = schema.into();
     PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.db_acquire_timeout)
@@ -243,17 +244,17 @@ pub async fn connect_pool(
             })
         })
         .after_release(move |connection, _| {
-            let schema_label = schema_label.clone();
+            let service = service.clone();
             Box::pin(async move {
                 let outside = outside_any_transaction(connection).await;
                 if !outside {
                     tracing::warn!(
-                        schema = &*schema_label,
+                        service = &*service,
                         "a connection came back inside a transaction block nothing holds (a \
                          call cancelled while its BEGIN was on the wire, say); closing it, which \
                          rolls the block back"
                     );
-                    crate::metrics::global().count_discarded_connection(&schema_label);
+                    crate::metrics::global().count_discarded_connection(&service);
                 }
                 Ok(outside)
             })
