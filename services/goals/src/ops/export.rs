@@ -103,8 +103,9 @@ pub async fn run(pool: &PgPool, args: &ExportArgs) -> anyhow::Result<ExportRepor
         );
     }
     writable(&args.out)?;
-    // Events committed but not positioned yet get their positions first.
-    phoenix_runtime::stream::sequencer::pass(pool).await?;
+    // Events committed but not positioned yet get their positions first, waiting for the
+    // service's own sequencer should it be mid-pass (skipping it would export nothing new).
+    phoenix_runtime::stream::sequencer::pass_waiting(pool).await?;
     let mut connection = pool.acquire().await?;
     anyhow::ensure!(
         store::try_lock(&mut connection).await?,

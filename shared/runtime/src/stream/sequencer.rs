@@ -109,7 +109,7 @@ pub(super) async fn run(
             () = tokio::time::sleep(IDLE_INTERVAL) => {}
         }
         loop {
-            match pass_reporting(&pool).await {
+            match pass_reporting(&pool, Waiting::SkipIfBusy).await {
                 Ok((given, next)) => {
                     if failing {
                         tracing::info!(service, "event sequencer recovered");
@@ -164,10 +164,29 @@ impl From<sqlx::Error> for Failed {
     }
 }
 
-/// One pass; returns how many events got a position.
+/// One pass; returns how many events got a position. A pass already running elsewhere is
+/// not waited for: this one then positions nothing.
 pub async fn pass(pool: &PgPool) -> Result<u64, Error> {
+    pass_with(pool, Waiting::SkipIfBusy).await
+}
+
+/// One pass that waits for a pass running elsewhere (the service's own job) to commit, then
+/// positions what is still unpositioned: when it returns, every event committed before the
+/// call has a position. What a reader that must see all of them (an export) calls.
+pub async fn pass_waiting(pool: &PgPool) -> Result<u64, Error> {
+    pass_with(pool, Waiting::Wait).await
+}
+
+/// What a pass does when another one holds the sequencer's row.
+#[derive(Debug, Clone, Copy)]
+enum Waiting {
+    SkipIfBusy,
+    Wait,
+}
+
+async fn pass_with(pool: &PgPool, waiting: Waiting) -> Result<u64, Error> {
     loop {
-        match pass_reporting(pool).await {
+        match pass_reporting(pool, waiting).await {
             Ok((given, _)) => return Ok(given),
             Err(Failed::Raced) => continue,
             Err(Failed::Broken(error)) => return Err(error),
@@ -177,12 +196,18 @@ pub async fn pass(pool: &PgPool) -> Result<u64, Error> {
 
 /// One pass: (events given a position, the next position to give). The row lock comes first,
 /// in its own statement, so the pass's statement sees everything the previous pass committed.
-async fn pass_reporting(pool: &PgPool) -> Result<(u64, i64), Failed> {
+async fn pass_reporting(pool: &PgPool, waiting: Waiting) -> Result<(u64, i64), Failed> {
     let mut transaction = pool.begin().await?;
-    let head: Option<(i64, String, Vec<String>)> = sqlx::query_as(
-        "SELECT next_position, from_txid::text, open_txids::text[]
-         FROM event_sequencer FOR UPDATE SKIP LOCKED",
-    )
+    let head: Option<(i64, String, Vec<String>)> = sqlx::query_as(match waiting {
+        Waiting::SkipIfBusy => {
+            "SELECT next_position, from_txid::text, open_txids::text[]
+             FROM event_sequencer FOR UPDATE SKIP LOCKED"
+        }
+        Waiting::Wait => {
+            "SELECT next_position, from_txid::text, open_txids::text[]
+             FROM event_sequencer FOR UPDATE"
+        }
+    })
     .fetch_optional(&mut *transaction)
     .await?;
     let Some((next_position, from_txid, open_txids)) = head else {
