@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use phoenix_runtime::metrics::{self, KindLabels, ReasonLabels};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
@@ -24,6 +27,42 @@ pub struct LedgerMetrics {
     pub coalesced_calls: Counter,
     /// Posting calls held back behind a group being written that names one of their accounts.
     pub coalesce_deferred: Counter,
+    /// Posting transactions begun (alone or coalesced, committed or not), and the seconds they
+    /// spent in each [`PostingPhase`]: a phase's seconds over the transactions is its mean.
+    pub posting_transactions: Counter,
+    pub posting_seconds: Family<PhaseLabels, Counter<f64, AtomicU64>>,
+}
+
+/// Labels of the posting phases' seconds (`phase="write"`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: &'static str,
+}
+
+/// The steps of a posting transaction, one after the other on its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostingPhase {
+    /// Taking a pooled connection, the tenant's policy gate and `BEGIN`.
+    Begin,
+    /// Locking the accounts, reading what the rules need, and deciding every call.
+    Decide,
+    /// The one statement that writes the transaction's calls.
+    Write,
+    /// `COMMIT` (its WAL flush), or the rollback of a try whose keys were taken.
+    End,
+}
+
+impl PostingPhase {
+    pub const ALL: [Self; 4] = [Self::Begin, Self::Decide, Self::Write, Self::End];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Begin => "begin",
+            Self::Decide => "decide",
+            Self::Write => "write",
+            Self::End => "end",
+        }
+    }
 }
 
 pub fn get() -> &'static LedgerMetrics {
@@ -54,7 +93,58 @@ pub fn get() -> &'static LedgerMetrics {
             "ledger_coalesce_deferred",
             "Posting calls held back because a group being written names one of their accounts",
         ),
+        posting_transactions: metrics::counter(
+            "ledger_posting_transactions",
+            "Posting transactions begun, alone or coalesced, committed or not",
+        ),
+        posting_seconds: {
+            let family = Family::default();
+            metrics::global().register(
+                "ledger_posting_seconds",
+                "Seconds posting transactions spent in each phase (begin, decide, write, end)",
+                family.clone(),
+            );
+            family
+        },
     })
+}
+
+/// The seconds posting transactions have spent in `phase` so far.
+pub fn posting_seconds(phase: PostingPhase) -> f64 {
+    get()
+        .posting_seconds
+        .get_or_create(&PhaseLabels {
+            phase: phase.as_str(),
+        })
+        .get()
+}
+
+/// Times one posting transaction's phases into [`LedgerMetrics::posting_seconds`], counting
+/// the transaction when started. A phase the transaction failed in counts nothing.
+#[derive(Debug)]
+pub struct PostingClock {
+    lap_start: Instant,
+}
+
+impl PostingClock {
+    pub fn start() -> Self {
+        get().posting_transactions.inc();
+        Self {
+            lap_start: Instant::now(),
+        }
+    }
+
+    /// Counts the time since the last lap (or the start) as `phase`'s.
+    pub fn lap(&mut self, phase: PostingPhase) {
+        let now = Instant::now();
+        get()
+            .posting_seconds
+            .get_or_create(&PhaseLabels {
+                phase: phase.as_str(),
+            })
+            .inc_by((now - self.lap_start).as_secs_f64());
+        self.lap_start = now;
+    }
 }
 
 /// Counts committed transfers by kind (after the commit: a replay's rolled-back effect and a

@@ -338,12 +338,7 @@ async fn a_call_on_an_account_a_group_holds_waits_behind_it_while_other_calls_go
     let (other_issuer, other_wallet) = h.funded_wallet("bea", 0).await;
     // The test holds the wallet's row, so the first call's group waits in the database
     // holding the wallet (and the issuer) for as long as the test says.
-    let mut holder = h.service.pool.begin().await.expect("a transaction");
-    sqlx::query("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE")
-        .bind(wallet.parse::<Uuid>().expect("an account id"))
-        .execute(&mut *holder)
-        .await
-        .expect("the wallet locked");
+    let holder = support::lock_account(&h.service.pool, &wallet).await;
     let first = post_alone(&h, &ledger, tenant, transfer(&issuer, &wallet, 1));
     let waiting: i64 = loop {
         let waiting = sqlx::query_scalar(

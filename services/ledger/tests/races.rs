@@ -83,12 +83,7 @@ async fn a_posting_dropped_while_waiting_on_a_lock_writes_nothing_and_frees_its_
     };
     let discarded_before = discarded();
 
-    let mut holder = h.service.pool.begin().await.expect("begin");
-    sqlx::query("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE")
-        .bind(wallet.parse::<Uuid>().expect("an account id"))
-        .execute(&mut *holder)
-        .await
-        .expect("the wallet's lock");
+    let holder = support::lock_account(&h.service.pool, &wallet).await;
     let request = pb::CreateTransferRequest {
         tenant_id: h.tenant.clone(),
         transfer: Some(support::spec(&wallet, &issuer, 40)),
@@ -116,26 +111,9 @@ async fn a_posting_dropped_while_waiting_on_a_lock_writes_nothing_and_frees_its_
         Linking::Linked,
         Located::Single(Some("transfer")),
     ));
-    // A row lock is waited for on its holder's transaction id, a lock of no database.
-    let waiting_on_a_lock = async {
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_locks
-                 WHERE NOT granted AND pid IN (
-                     SELECT pid FROM pg_stat_activity WHERE datname = current_database())",
-            )
-            .fetch_one(&h.service.pool)
-            .await
-            .expect("pg_locks");
-            if waiting > 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
     tokio::select! {
         answer = &mut posting => panic!("the posting went past the wallet's lock: {answer:?}"),
-        () = waiting_on_a_lock => {}
+        () = support::until_a_lock_is_waited_for(&h.service.pool) => {}
         () = tokio::time::sleep(Duration::from_secs(10)) => panic!("the posting never waited on the lock"),
     }
     drop(posting);

@@ -27,6 +27,7 @@ use crate::domain::ledger::{
     TransferSpec,
 };
 use crate::domain::policy;
+use crate::metrics::{PostingClock, PostingPhase};
 use crate::store::transfers::PostingWrite;
 use crate::{error, metrics, store};
 
@@ -244,10 +245,12 @@ impl PostingWriter {
                 "posting calls written together must be of one tenant and of one operation each",
             ));
         }
+        let mut clock = PostingClock::start();
         let mut transaction = self
             .pool
             .begin_with(store::transfers::begin_posting(tenant_id))
             .await?;
+        clock.lap(PostingPhase::Begin);
         let members_calls: Vec<&PostingCall> = members.iter().map(|&i| &calls[i]).collect();
         let (decided, now) = decide(&mut transaction, tenant_id, &members_calls).await?;
         let mut keys = KeyRows::new(Utc::now());
@@ -281,6 +284,7 @@ impl PostingWriter {
                 })
             })
             .collect();
+        clock.lap(PostingPhase::Decide);
         let taken = store::transfers::write_postings(
             &mut transaction,
             tenant_id,
@@ -290,6 +294,7 @@ impl PostingWriter {
             keys,
         )
         .await?;
+        clock.lap(PostingPhase::Write);
         let not_taken: Vec<usize> = outcomes
             .iter()
             .filter(|(_, outcome)| outcome.is_ok())
@@ -300,9 +305,11 @@ impl PostingWriter {
             .collect();
         if !not_taken.is_empty() {
             transaction.rollback().await?;
+            clock.lap(PostingPhase::End);
             return Ok(Tried::KeysTaken(not_taken));
         }
         transaction.commit().await?;
+        clock.lap(PostingPhase::End);
         Ok(Tried::Committed(
             outcomes
                 .into_iter()

@@ -22,6 +22,7 @@ use crate::app::Ledger;
 use crate::app::posting::Located;
 use crate::config::LedgerSettings;
 use crate::domain::ledger::{Linking, Operation, TransferSpec};
+use crate::metrics::PostingPhase;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -111,22 +112,22 @@ pub async fn run(
     );
 
     single_transfers_over_grpc(&client, &tenant, &accounts, args.clients, args.warmup).await?;
-    let groups = GroupSizes::now();
+    let counters = PostingCounters::now();
     let grpc = single_transfers_over_grpc(&client, &tenant, &accounts, args.clients, args.duration)
         .await?;
     grpc.report("gRPC single transfers", "transfers");
-    groups.report();
-    let groups = GroupSizes::now();
+    counters.report();
+    let counters = PostingCounters::now();
     let grpc_one_client =
         single_transfers_over_grpc(&client, &tenant, &accounts, 1, args.duration).await?;
     grpc_one_client.report("gRPC single transfers, 1 client", "transfers");
-    groups.report();
+    counters.report();
     let (sql, app) = match &pool {
         Some(pool) => {
             let floor =
                 floor_transfers(pool, &tenant, &accounts, args.clients, args.duration).await?;
             floor.report("SQL floor, plain write", "transfers");
-            let groups = GroupSizes::now();
+            let counters = PostingCounters::now();
             let app = single_transfers_through_the_use_case(
                 pool,
                 tenant.clone(),
@@ -136,7 +137,7 @@ pub async fn run(
             )
             .await?;
             app.report("use case, no gRPC", "transfers");
-            groups.report();
+            counters.report();
             (Some(floor), Some(app))
         }
         None => {
@@ -144,8 +145,10 @@ pub async fn run(
             (None, None)
         }
     };
+    let counters = PostingCounters::now();
     let batch = batches_over_grpc(&client, &tenant, &accounts, args).await?;
     batch.report("gRPC batches", "transfers");
+    counters.report();
     Ok(Results {
         clients: args.clients,
         grpc,
@@ -244,19 +247,24 @@ async fn single_transfers_over_grpc(
     .await
 }
 
-/// The coalescing counters at the start of a phase, to print the phase's mean group size.
-/// They count in this process only: with `--target`, the service's are in its own metrics.
-struct GroupSizes {
+/// The coalescing and posting counters at the start of a phase, to print the phase's mean
+/// group size and where its posting transactions spent their time. They count in this process
+/// only: with `--target`, the service's are in its own metrics.
+struct PostingCounters {
     groups: u64,
     calls: u64,
+    transactions: u64,
+    seconds: [f64; PostingPhase::ALL.len()],
 }
 
-impl GroupSizes {
+impl PostingCounters {
     fn now() -> Self {
         let metrics = crate::metrics::get();
         Self {
             groups: metrics.coalesced_groups.get(),
             calls: metrics.coalesced_calls.get(),
+            transactions: metrics.posting_transactions.get(),
+            seconds: PostingPhase::ALL.map(crate::metrics::posting_seconds),
         }
     }
 
@@ -268,6 +276,21 @@ impl GroupSizes {
                 "bench:   {} calls coalesced in {groups} groups ({:.1} calls a group)",
                 now.calls - self.calls,
                 (now.calls - self.calls) as f64 / groups as f64
+            );
+        }
+        let transactions = now.transactions - self.transactions;
+        if transactions > 0 {
+            let phases: Vec<String> = PostingPhase::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, phase)| {
+                    let ms = (now.seconds[i] - self.seconds[i]) * 1e3 / transactions as f64;
+                    format!("{} {ms:.2}", phase.as_str())
+                })
+                .collect();
+            eprintln!(
+                "bench:   {transactions} posting transactions, ms each: {}",
+                phases.join(", ")
             );
         }
     }

@@ -193,3 +193,43 @@ pub async fn count(pool: &sqlx::PgPool, table: &str) -> i64 {
         .await
         .expect("count")
 }
+
+/// A transaction holding `account`'s row lock, as a concurrent posting would: postings naming
+/// the account wait until it ends.
+pub async fn lock_account(
+    pool: &sqlx::PgPool,
+    account: &str,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut holder = pool.begin().await.expect("a transaction");
+    sqlx::query("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE")
+        .bind(account.parse::<uuid::Uuid>().expect("an account id"))
+        .execute(&mut *holder)
+        .await
+        .expect("the account's lock");
+    holder
+}
+
+/// Returns once a session of this database waits on a lock (a row lock is waited for on its
+/// holder's transaction id, a lock of no database; `pg_locks` is the cluster's), or fails the
+/// test after 10 s.
+pub async fn until_a_lock_is_waited_for(pool: &sqlx::PgPool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks
+             WHERE NOT granted AND pid IN (
+                 SELECT pid FROM pg_stat_activity WHERE datname = current_database())",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("pg_locks");
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no session waited on a lock within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
