@@ -1,5 +1,6 @@
 //! Background work of the ledger: releasing expired pending transfers and stock reservations,
-//! failing import batches whose client stopped, and forgetting expired idempotency keys. Each
+//! failing import batches whose client stopped, forgetting expired idempotency keys, and
+//! keeping new tables analyzed while they grow. Each
 //! job is a singleton ([`ServiceContext::singleton`]): with several replicas, one runs it at a
 //! time and the others skip their tick, so a pending or reservation expires once, with one
 //! event. Each change still takes the same row locks as the RPCs do (reservations are claimed
@@ -17,6 +18,9 @@ use crate::metrics;
 const EXPIRY_BATCH: i64 = 500;
 /// How often running import batches are checked for staleness.
 const STALE_SWEEP: Duration = Duration::from_secs(60);
+/// How often new tables are checked for statistics to refresh
+/// ([`phoenix_runtime::jobs::analyze_growing_tables`]).
+const GROWING_TABLES: Duration = Duration::from_secs(2);
 /// Most idempotency keys deleted per sweep.
 const KEY_BATCH: i64 = 10_000;
 
@@ -43,6 +47,14 @@ pub fn start(context: &ServiceContext, ledger: &Ledger) {
         let ledger = sweep.clone();
         async move {
             ledger.fail_stale_imports(Utc::now()).await?;
+            Ok(())
+        }
+    });
+    let pool = ledger.pool().clone();
+    context.singleton("analyze-growing-tables", GROWING_TABLES, move || {
+        let pool = pool.clone();
+        async move {
+            phoenix_runtime::jobs::analyze_growing_tables(&pool).await?;
             Ok(())
         }
     });

@@ -1,0 +1,99 @@
+//! The runtime's statistics job for new tables (`jobs::analyze_growing_tables`). A binary of
+//! its own: its database work would otherwise run beside the timing-bound job tests.
+
+use phoenix_testkit::TestDatabase;
+
+/// Inserts `rows` rows into `table` on one connection, and flushes that session's statistics
+/// at its end, as a backend does once idle (at most every second).
+async fn insert(pool: &sqlx::PgPool, table: &str, rows: i64) {
+    let mut connection = pool.acquire().await.expect("a connection");
+    sqlx::query(&format!(
+        "INSERT INTO {table} (n, v) SELECT g, 0 FROM generate_series(1, $1) g"
+    ))
+    .bind(rows)
+    .execute(&mut *connection)
+    .await
+    .expect("insert");
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut *connection)
+        .await
+        .expect("flush");
+    connection.close().await.expect("close");
+}
+
+/// A new table is analyzed once it holds 500 rows and again each time it has doubled; a table
+/// whose rows only change, or that has not doubled, is left alone, and so are other schemas'.
+#[tokio::test]
+async fn growing_tables_are_analyzed_each_time_they_double() {
+    let database = TestDatabase::create().await;
+    let setup = database.pool("public").await;
+    for statement in [
+        "CREATE SCHEMA growth",
+        "CREATE TABLE growth.grows (n int, v int)",
+        "CREATE TABLE growth.changes (n int, v int)",
+        "CREATE TABLE growth.small (n int, v int)",
+        "CREATE TABLE public.elsewhere (n int, v int)",
+    ] {
+        sqlx::query(statement)
+            .execute(&setup)
+            .await
+            .expect(statement);
+    }
+    let pool = database.pool("growth").await;
+    insert(&pool, "grows", 600).await;
+    insert(&pool, "changes", 600).await;
+    insert(&pool, "small", 499).await;
+    insert(&setup, "elsewhere", 600).await;
+    let analyzed = |tables: &[&str]| {
+        tables
+            .iter()
+            .map(|t| format!("growth.{t}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        phoenix_runtime::jobs::analyze_growing_tables(&pool)
+            .await
+            .expect("first pass"),
+        analyzed(&["changes", "grows"]),
+        "never analyzed and 500 rows or more: analyzed; 499 rows and the other schema: not"
+    );
+    assert_eq!(
+        phoenix_runtime::jobs::analyze_growing_tables(&pool)
+            .await
+            .expect("second pass"),
+        analyzed(&[]),
+        "nothing grew"
+    );
+
+    insert(&pool, "grows", 599).await;
+    sqlx::query("UPDATE growth.changes SET v = v + 1")
+        .execute(&pool)
+        .await
+        .expect("update");
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&pool)
+        .await
+        .expect("flush");
+    assert_eq!(
+        phoenix_runtime::jobs::analyze_growing_tables(&pool)
+            .await
+            .expect("third pass"),
+        analyzed(&[]),
+        "1,199 rows is not twice 600, and changed rows are not new ones"
+    );
+    insert(&pool, "grows", 1).await;
+    assert_eq!(
+        phoenix_runtime::jobs::analyze_growing_tables(&pool)
+            .await
+            .expect("fourth pass"),
+        analyzed(&["grows"]),
+        "1,200 rows: doubled"
+    );
+    let reltuples: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'growth.grows'::regclass")
+            .fetch_one(&pool)
+            .await
+            .expect("reltuples");
+    assert_eq!(reltuples, 1200.0, "the analysis saw the table as it is");
+    database.drop_database().await;
+}
