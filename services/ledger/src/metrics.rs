@@ -111,12 +111,16 @@ pub fn get() -> &'static LedgerMetrics {
 
 /// The seconds posting transactions have spent in `phase` so far.
 pub fn posting_seconds(phase: PostingPhase) -> f64 {
-    get()
-        .posting_seconds
-        .get_or_create(&PhaseLabels {
-            phase: phase.as_str(),
-        })
-        .get()
+    phase_seconds(phase).get()
+}
+
+/// The counter of `phase`'s seconds.
+fn phase_seconds(
+    phase: PostingPhase,
+) -> impl std::ops::Deref<Target = Counter<f64, AtomicU64>> + 'static {
+    get().posting_seconds.get_or_create(&PhaseLabels {
+        phase: phase.as_str(),
+    })
 }
 
 /// Times one posting transaction's phases into [`LedgerMetrics::posting_seconds`], counting
@@ -137,12 +141,7 @@ impl PostingClock {
     /// Counts the time since the last lap (or the start) as `phase`'s.
     pub fn lap(&mut self, phase: PostingPhase) {
         let now = Instant::now();
-        get()
-            .posting_seconds
-            .get_or_create(&PhaseLabels {
-                phase: phase.as_str(),
-            })
-            .inc_by((now - self.lap_start).as_secs_f64());
+        phase_seconds(phase).inc_by((now - self.lap_start).as_secs_f64());
         self.lap_start = now;
     }
 }

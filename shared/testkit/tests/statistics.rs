@@ -3,22 +3,28 @@
 
 use phoenix_testkit::TestDatabase;
 
-/// Inserts `rows` rows into `table` on one connection, and flushes that session's statistics
-/// at its end, as a backend does once idle (at most every second).
-async fn insert(pool: &sqlx::PgPool, table: &str, rows: i64) {
+/// Runs `statement` on one connection, then flushes that session's statistics, as a backend
+/// does once idle (at most every second): `pg_stat_force_next_flush` acts on its own session.
+async fn run_and_flush(pool: &sqlx::PgPool, statement: &str) {
     let mut connection = pool.acquire().await.expect("a connection");
-    sqlx::query(&format!(
-        "INSERT INTO {table} (n, v) SELECT g, 0 FROM generate_series(1, $1) g"
-    ))
-    .bind(rows)
-    .execute(&mut *connection)
-    .await
-    .expect("insert");
+    sqlx::query(statement)
+        .execute(&mut *connection)
+        .await
+        .expect(statement);
     sqlx::query("SELECT pg_stat_force_next_flush()")
         .execute(&mut *connection)
         .await
         .expect("flush");
     connection.close().await.expect("close");
+}
+
+/// Inserts `rows` rows into `table`, its statistics flushed.
+async fn insert(pool: &sqlx::PgPool, table: &str, rows: i64) {
+    run_and_flush(
+        pool,
+        &format!("INSERT INTO {table} (n, v) SELECT g, 0 FROM generate_series(1, {rows}) g"),
+    )
+    .await;
 }
 
 /// The first pass that analyzes anything, within 5 s: a backend's statistics reach the
@@ -80,14 +86,7 @@ async fn growing_tables_are_analyzed_each_time_they_double() {
     );
 
     insert(&pool, "grows", 599).await;
-    sqlx::query("UPDATE growth.changes SET v = v + 1")
-        .execute(&pool)
-        .await
-        .expect("update");
-    sqlx::query("SELECT pg_stat_force_next_flush()")
-        .execute(&pool)
-        .await
-        .expect("flush");
+    run_and_flush(&pool, "UPDATE growth.changes SET v = v + 1").await;
     assert_eq!(
         phoenix_runtime::jobs::analyze_growing_tables(&pool)
             .await
