@@ -1,9 +1,10 @@
 //! Background work of the ledger: releasing expired pending transfers and stock reservations,
 //! failing import batches whose client stopped, forgetting expired idempotency keys, and
-//! keeping new tables analyzed while they grow. Each job is a singleton ([`ServiceContext::singleton`]): with several replicas, one runs it at a
-//! time and the others skip their tick, so a pending or reservation expires once, with one
-//! event. Each change still takes the same row locks as the RPCs do (reservations are claimed
-//! `FOR UPDATE SKIP LOCKED`), so an RPC racing a sweep is safe too.
+//! keeping new tables analyzed while they grow. Each job is a singleton
+//! ([`ServiceContext::singleton`]): with several replicas, one runs it at a time and the others
+//! skip their tick, so a pending or reservation expires once, with one event. Each change still
+//! takes the same row locks as the RPCs do (reservations are claimed `FOR UPDATE SKIP LOCKED`),
+//! so an RPC racing a sweep is safe too.
 
 use std::time::Duration;
 

@@ -27,14 +27,19 @@ async fn insert(pool: &sqlx::PgPool, table: &str, rows: i64) {
     .await;
 }
 
+/// One pass of the job: the tables it analyzed.
+async fn pass(pool: &sqlx::PgPool) -> Vec<String> {
+    phoenix_runtime::jobs::analyze_growing_tables(pool)
+        .await
+        .expect("a pass")
+}
+
 /// The first pass that analyzes anything, within 5 s: a backend's statistics reach the
 /// others' view only once flushed, so a pass may run before they have.
 async fn first_analyses(pool: &sqlx::PgPool) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let analyzed = phoenix_runtime::jobs::analyze_growing_tables(pool)
-            .await
-            .expect("a pass");
+        let analyzed = pass(pool).await;
         if !analyzed.is_empty() || tokio::time::Instant::now() > deadline {
             return analyzed;
         }
@@ -77,20 +82,12 @@ async fn growing_tables_are_analyzed_each_time_they_double() {
         analyzed(&["changes", "grows"]),
         "never analyzed and 500 rows or more: analyzed; 499 rows and the other schema: not"
     );
-    assert_eq!(
-        phoenix_runtime::jobs::analyze_growing_tables(&pool)
-            .await
-            .expect("second pass"),
-        analyzed(&[]),
-        "nothing grew"
-    );
+    assert_eq!(pass(&pool).await, analyzed(&[]), "nothing grew");
 
     insert(&pool, "grows", 599).await;
     run_and_flush(&pool, "UPDATE growth.changes SET v = v + 1").await;
     assert_eq!(
-        phoenix_runtime::jobs::analyze_growing_tables(&pool)
-            .await
-            .expect("third pass"),
+        pass(&pool).await,
         analyzed(&[]),
         "1,199 rows is not twice 600, and changed rows are not new ones"
     );
