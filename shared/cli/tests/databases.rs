@@ -91,18 +91,34 @@ async fn a_bad_service_url_stops_the_command_naming_the_variable() {
     assert!(schemas_in(&shared).await.is_empty(), "nothing was migrated");
 }
 
+/// The first of `count` consecutive ports free now, below the kernel's ephemeral range (32768
+/// on), which outgoing connections take their ports from. A port found by binding port 0 comes
+/// from that range, and one of the run's own connections (a database's, a peer's) could take it
+/// before `phoenix up` binds it: "Address already in use". Below the range only a program that
+/// binds a fixed port can clash; the start depends on the process id, so two runs rarely
+/// look at the same ports.
+fn free_ports(count: u16) -> u16 {
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let offset = std::process::id() % SPAN;
+    (0..SPAN)
+        .step_by(usize::from(count))
+        .map(|step| (FIRST + (offset + step) % (SPAN - u32::from(count))) as u16)
+        .find(|&base| {
+            // Held together while checked, then all released.
+            let bound: Vec<_> = (base..base + count)
+                .map_while(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
+                .collect();
+            bound.len() == usize::from(count)
+        })
+        .expect("consecutive free ports between 20000 and 32000")
+}
+
 #[tokio::test]
 async fn up_serves_on_two_servers_and_stops_on_sigterm() {
     let shared = TestDatabase::create().await;
     let own = TestDatabase::create().await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    // Seven consecutive ports from a free one; a clash only fails this test loudly.
-    let base = listener
-        .local_addr()
-        .expect("an address")
-        .port()
-        .min(60_000);
-    drop(listener);
+    let base = free_ports(7);
     let mut child = phoenix(
         &["up", "--base-port", &base.to_string()],
         &shared,
