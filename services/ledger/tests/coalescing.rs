@@ -387,3 +387,49 @@ async fn a_call_on_an_account_a_group_holds_waits_behind_it_while_other_calls_go
     assert_eq!(amounts, vec![1, 2]);
     audit_is_clean(&h).await;
 }
+
+/// A writer keeps its connection from one group to the next while calls keep coming, and gives
+/// it back once they stop: after the server ends the ledger's sessions (a restart, a proxy's
+/// idle timeout) and a quiet spell, the next call is written on a live connection, not on the
+/// dead one the writer held. One writer, so the call after the spell is its.
+#[tokio::test]
+async fn a_writer_gives_its_connection_back_when_calls_stop() {
+    let mut h = Harness::start().await;
+    let (issuer, wallet) = h.funded_wallet("ana", 0).await;
+    let tenant: Uuid = h.tenant.parse().expect("a tenant id");
+    let shutdown = CancellationToken::new();
+    let ledger = Ledger::new(
+        h.service.pool.clone(),
+        LedgerSettings::parse(&[
+            "--coalesce-window=1ms".to_owned(),
+            "--coalesce-writers=1".to_owned(),
+        ])
+        .expect("settings"),
+        shutdown.clone(),
+    );
+    let _stop = shutdown.drop_guard();
+    let before = post_alone(&h, &ledger, tenant, transfer(&issuer, &wallet, 1))
+        .await
+        .expect("the task");
+    assert_eq!(made(&before).amount, 1);
+
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND application_name = 'phoenix-ledger' AND backend_type = 'client backend'",
+    )
+    .fetch_all(&h.service.pool)
+    .await
+    .expect("sessions ended");
+    assert!(!ended.is_empty(), "the writer's session was among them");
+    // Past the writer's hold and the pool's ping threshold (a connection idle a second is
+    // pinged before it is lent).
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+
+    let after = post_alone(&h, &ledger, tenant, transfer(&issuer, &wallet, 2))
+        .await
+        .expect("the task");
+    assert_eq!(made(&after).amount, 2);
+    let amounts: Vec<i64> = h.entries(&wallet).await.iter().map(|e| e.amount).collect();
+    assert_eq!(amounts, vec![1, 2]);
+}

@@ -27,12 +27,17 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::posting::{BatchOutcome, PostingCall, PostingWriter};
+use super::posting::{BatchOutcome, HeldConnection, PostingCall, PostingWriter};
 use crate::domain::ledger;
 use crate::metrics;
 
 /// Calls queued beyond this wait to be queued (backpressure on the callers).
 const QUEUE: usize = 4_096;
+
+/// A writer that waited this long for a call gives its connection back to the pool, which
+/// checks idle connections before lending them: after a quiet spell (or a database restart) the
+/// next call is written on a connection known to work.
+const HOLD_IDLE: Duration = Duration::from_millis(200);
 
 /// How calls are coalesced.
 #[derive(Debug, Clone, Copy)]
@@ -134,12 +139,18 @@ impl Coalescer {
             deferred: VecDeque::new(),
         }));
         let load = Arc::new(Load::default());
-        for _ in 0..coalescing.writers.max(1) {
+        let writers = coalescing.writers.max(1);
+        // Writers keep their connections between groups only when the pool has more than one
+        // per writer: the rest of the service (reads, replays' lookups) must still get one.
+        let hold = usize::try_from(writer.pool.options().get_max_connections())
+            .is_ok_and(|connections| connections > writers);
+        for _ in 0..writers {
             tokio::spawn(run_writer(
                 writer.clone(),
                 receiver.clone(),
                 load.clone(),
                 coalescing,
+                hold,
             ));
         }
         Self { queue, load }
@@ -182,9 +193,11 @@ async fn run_writer(
     queue: Arc<Mutex<Queue>>,
     load: Arc<Load>,
     coalescing: Coalescing,
+    hold: bool,
 ) {
+    let mut connection: HeldConnection = None;
     loop {
-        let Some((group, held)) = collect(&queue, &load, coalescing).await else {
+        let Some((group, held)) = collect(&queue, &load, coalescing, &mut connection).await else {
             return;
         };
         metrics::coalesced(group.len());
@@ -193,13 +206,16 @@ async fn run_writer(
                 .into_iter()
                 .map(|queued| (queued.call, queued.answer))
                 .unzip();
-            let written = writer.write(&calls).await;
+            let written = writer.write(&calls, &mut connection).await;
             load.writing.fetch_sub(calls.len(), Ordering::Relaxed);
             for (answer, result) in answers.into_iter().zip(written) {
                 // The caller may have gone (deadline, cancellation): its call stands, as a
                 // lone call's committed transaction would.
                 let _ = answer.send(result);
             }
+        }
+        if !hold {
+            connection = None;
         }
         load.release(&held);
     }
@@ -212,6 +228,7 @@ async fn collect(
     queue: &Mutex<Queue>,
     load: &Load,
     coalescing: Coalescing,
+    connection: &mut HeldConnection,
 ) -> Option<(Vec<Queued>, HashSet<Uuid>)> {
     let mut queue = queue.lock().await;
     let mut forming = Forming::default();
@@ -233,6 +250,10 @@ async fn collect(
                 None => true,
             },
             () = load.freed.notified() => false,
+            () = tokio::time::sleep(HOLD_IDLE), if connection.is_some() => {
+                *connection = None;
+                false
+            }
         };
         if !forming.group.is_empty() {
             break;

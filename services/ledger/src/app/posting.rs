@@ -18,7 +18,8 @@ use phoenix_runtime::idempotency::{self, KeyRows, RequestKey};
 use phoenix_runtime::stream::{EventStream, Origin};
 use phoenix_runtime::{Error, Refusal, RefusalKind};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use super::Ledger;
@@ -118,6 +119,12 @@ pub struct PostingWriter {
     pub(super) events: EventStream,
 }
 
+/// A writer's connection, kept from one transaction to the next while calls keep coming: a
+/// connection given back to the pool costs a round trip (the check that it is outside any
+/// transaction block) and taking one a wake-up. `None` takes one from the pool; a transaction
+/// that fails gives it back, for the pool to check or close.
+pub type HeldConnection = Option<PoolConnection<Postgres>>;
+
 /// How one call of a transaction ended.
 enum Decided {
     Made(BatchOutcome),
@@ -138,7 +145,11 @@ impl PostingWriter {
     /// Writes `calls` (all of one tenant, each [`PostingCall::coalescible`] when there are
     /// several) and answers each as if it had been written alone: its outcome or its
     /// refusal, a replay of an earlier call with its key, or the error that stopped it.
-    pub async fn write(&self, calls: &[PostingCall]) -> Vec<Result<BatchOutcome, Error>> {
+    pub async fn write(
+        &self,
+        calls: &[PostingCall],
+        held: &mut HeldConnection,
+    ) -> Vec<Result<BatchOutcome, Error>> {
         let mut answers: Vec<Option<Result<BatchOutcome, Error>>> =
             calls.iter().map(|_| None).collect();
         // A key twice among the calls: the later call waits for a later round, where it
@@ -152,7 +163,7 @@ impl PostingWriter {
                     .as_ref()
                     .is_none_or(|key| seen.insert((&key.scope, &key.key)))
             });
-            self.write_round(calls, round, &mut answers).await;
+            self.write_round(calls, round, &mut answers, held).await;
             left = later;
         }
         self.events.appended();
@@ -164,7 +175,7 @@ impl PostingWriter {
 
     /// Writes one call alone, and answers it.
     pub async fn write_one(&self, call: &PostingCall) -> Result<BatchOutcome, Error> {
-        self.write(std::slice::from_ref(call))
+        self.write(std::slice::from_ref(call), &mut None)
             .await
             .pop()
             .unwrap_or_else(|| Err(unanswered()))
@@ -177,17 +188,41 @@ impl PostingWriter {
         calls: &[PostingCall],
         mut members: Vec<usize>,
         answers: &mut [Option<Result<BatchOutcome, Error>>],
+        held: &mut HeldConnection,
     ) {
         let mut conflicts = 0;
         while !members.is_empty() {
-            match self.try_transaction(calls, &members).await {
+            let connection = match held {
+                Some(connection) => connection,
+                None => match self.pool.acquire().await {
+                    Ok(connection) => held.insert(connection),
+                    Err(error) => {
+                        let error = Error::from(error);
+                        for &index in &members {
+                            answers[index] = Some(Err(error.clone()));
+                        }
+                        return;
+                    }
+                },
+            };
+            let tried = self.try_transaction(connection, calls, &members).await;
+            if tried.is_err() {
+                *held = None;
+            }
+            match tried {
                 Ok(Tried::Committed(decided)) => {
                     for (index, decided) in decided {
+                        if matches!(decided, Decided::Refused(_)) {
+                            // Its answer may read the pool: a writer must not hold one
+                            // connection while it waits for another.
+                            *held = None;
+                        }
                         answers[index] = Some(self.answer(&calls[index], decided).await);
                     }
                     return;
                 }
                 Ok(Tried::KeysTaken(taken)) => {
+                    *held = None;
                     for &index in &taken {
                         answers[index] = Some(self.replay_taken(&calls[index]).await);
                     }
@@ -196,7 +231,7 @@ impl PostingWriter {
                 Err(error) if members.len() > 1 && retryable(&error) => {
                     conflicts += 1;
                     if conflicts > CONFLICT_RETRIES {
-                        self.write_one_by_one(calls, &members, answers).await;
+                        self.write_one_by_one(calls, &members, answers, held).await;
                         return;
                     }
                 }
@@ -204,7 +239,7 @@ impl PostingWriter {
                 // fail the others: each is written alone, and answers for itself.
                 Err(error) if members.len() > 1 && !matches!(error, Error::Unavailable { .. }) => {
                     tracing::warn!(%error, calls = members.len(), "a coalesced posting failed; writing its calls one by one");
-                    self.write_one_by_one(calls, &members, answers).await;
+                    self.write_one_by_one(calls, &members, answers, held).await;
                     return;
                 }
                 // The database is down, or a lone call failed: every member gets the error,
@@ -224,15 +259,17 @@ impl PostingWriter {
         calls: &[PostingCall],
         members: &[usize],
         answers: &mut [Option<Result<BatchOutcome, Error>>],
+        held: &mut HeldConnection,
     ) {
         for &index in members {
-            Box::pin(self.write_round(calls, vec![index], answers)).await;
+            Box::pin(self.write_round(calls, vec![index], answers, held)).await;
         }
     }
 
     /// One transaction of the calls `members`: decide each on one view, write them all.
     async fn try_transaction(
         &self,
+        connection: &mut PgConnection,
         calls: &[PostingCall],
         members: &[usize],
     ) -> Result<Tried, Error> {
@@ -246,8 +283,7 @@ impl PostingWriter {
             ));
         }
         let mut clock = PostingClock::start();
-        let mut transaction = self
-            .pool
+        let mut transaction = connection
             .begin_with(store::transfers::begin_posting(tenant_id))
             .await?;
         clock.lap(PostingPhase::Begin);
