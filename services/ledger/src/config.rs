@@ -27,8 +27,8 @@ pub struct LedgerSettings {
     /// `0` turns coalescing off: each call is its own transaction.
     #[arg(long, env = "PHOENIX_LEDGER_COALESCE_WINDOW", default_value = "1ms", value_parser = coalesce_window)]
     pub coalesce_window: Duration,
-    /// How many posting writers take turns writing coalesced groups (each holds a pooled
-    /// connection while it writes).
+    /// How many posting writers take turns writing coalesced groups (each keeps a pooled
+    /// connection while calls keep coming, when the pool has more connections than writers).
     #[arg(long, env = "PHOENIX_LEDGER_COALESCE_WRITERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub coalesce_writers: u16,
     /// Most calls written in one coalesced transaction.
